@@ -1,0 +1,1 @@
+"""Test side: the pytest plugin, cluster profiles, launchers, probes, results, baselines and tickets."""

@@ -1,0 +1,1 @@
+"""The hpcos pytest plugin (registered through the ``pytest11`` entry point)."""

@@ -1,0 +1,1 @@
+"""Build side: overlay specs, Jenkins job generation and the steps the generated jobs run."""
