@@ -1,0 +1,1 @@
+"""Placeholder: the issue that owns this plugin replaces this module."""

@@ -1,0 +1,57 @@
+"""Where everything lives under the store root (``--store``, ``$HPCOS_STORE`` or ``site.yaml`` store.root).
+
+One place names every path, so the build side, the repository side and the harness agree without
+importing each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class StoreLayout:
+    root: Path
+
+    @property
+    def content(self) -> Path:
+        """Content-addressed RPMs (by sha256); snapshots hard-link into it."""
+        return self.root / "content"
+
+    @property
+    def snapshots(self) -> Path:
+        """Immutable snapshots: ``snapshots/<id>/<repo>/`` (RPMs + repodata)."""
+        return self.root / "snapshots"
+
+    @property
+    def environments(self) -> Path:
+        """Environment pointers: ``environments/<env>`` symlinks to a snapshot, plus their records."""
+        return self.root / "environments"
+
+    def overlay_repo(self, overlay: str, target: str) -> Path:
+        """The working overlay repository that ``hpcos build`` publishes into (RPMs + repodata)."""
+        return self.root / "overlays" / overlay / target
+
+    def build_dir(self, package: str, target: str) -> Path:
+        """Per-build work areas and logs: ``builds/<package>/<target>/<build id>/``."""
+        return self.root / "builds" / package / target
+
+    @property
+    def nightly_records(self) -> Path:
+        """One record per nightly run: which testing snapshot it tested and whether it passed."""
+        return self.root / "nightly"
+
+    @property
+    def ticket_queue(self) -> Path:
+        """Tickets that could not be sent yet (tracker down); flushed on the next run."""
+        return self.root / "tickets" / "queue"
+
+    @property
+    def results_db(self) -> Path:
+        """Every measurement of every run (SQLite), for baselines and trends."""
+        return self.root / "results.sqlite"
+
+    @property
+    def locks(self) -> Path:
+        return self.root / "locks"
