@@ -101,6 +101,10 @@ def loads(text: str, path: str | Path = "<string>") -> SourcedDoc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else 0
         problem = getattr(exc, "problem", None) or str(exc)
+        context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+        if context and context_mark and context_mark.line != getattr(mark, "line", None):
+            # The mistake is often where the construct began (an unclosed bracket), not where it broke.
+            problem += f" ({context} started on line {context_mark.line + 1})"
         raise InvalidInput([InputError(doc.name, line, "", f"YAML syntax error: {problem}")]) from None
     if node is None:
         doc.data = {}
@@ -213,7 +217,12 @@ def explain(model: type[pydantic.BaseModel], doc: SourcedDoc,
     for err in errors:
         walk = _walk(model, tuple(err["loc"]))
         located.append(_Located(err, walk.loc, walk.unions))
-    return [_explain_one(model, doc, item) for item in _resolve_unions(located)]
+    explained = [_explain_one(model, doc, item) for item in _resolve_unions(located)]
+    # "unknown key 'ownr'; did you mean 'owner'?" already says what "owner: required field is missing" would.
+    meant = {(e.field.rsplit(".", 1)[0] + "." if "." in e.field else "") + hint
+             for e in explained for hint in re.findall(r"did you mean '([^']*)'\?$", e.message)
+             if e.message.startswith("unknown key")}
+    return [e for e in explained if not (e.message == MISSING and e.field in meant)]
 
 
 def _resolve_unions(located: list[_Located]) -> list[_Located]:
@@ -242,6 +251,9 @@ def _merged(at: Loc, group: list[_Located]) -> _Located:
     return _Located(err, at, [])
 
 
+MISSING = "required field is missing"
+
+
 def _explain_one(model: type[pydantic.BaseModel], doc: SourcedDoc, item: _Located) -> InputError:
     err, loc = item.err, item.loc
     kind = err["type"]
@@ -253,7 +265,7 @@ def _explain_one(model: type[pydantic.BaseModel], doc: SourcedDoc, item: _Locate
         msg += f"; did you mean {hint[0]!r}?" if hint else f"; expected one of: {', '.join(sorted(known))}"
         return doc.error(loc, msg)
     if kind == "missing":
-        return doc.error(loc, "required field is missing")
+        return doc.error(loc, MISSING)
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         # A discriminated union: the discriminator key chose no member (or is absent).
         key = err["ctx"]["discriminator"].strip("'\"")
@@ -267,7 +279,7 @@ def _explain_one(model: type[pydantic.BaseModel], doc: SourcedDoc, item: _Locate
     if kind in ("value_error", "assertion_error"):
         # Our validators word their messages as "expected ..."; pydantic prefixes them.
         message = err["msg"].split(", ", 1)[1] if ", " in err["msg"] else err["msg"]
-        return doc.error(loc, f"{message}; found {_show(found)}")
+        return doc.error(loc, message if "; found " in message else f"{message}; found {_show(found)}")
     hint = _did_you_mean(found, err["ctx"]["expected"]) if kind == "literal_error" else ""
     return doc.error(loc, f"expected {_expected(err)}; found {_show(found)}{hint}")
 

@@ -167,8 +167,10 @@ class Upstream(Strict):
 
     @model_validator(mode="after")
     def _exactly_one_source(self) -> Upstream:
-        if len([k for k in UPSTREAM_SOURCES if getattr(self, k)]) != 1:
-            raise ValueError(f"expected exactly one of {', '.join(UPSTREAM_SOURCES)}")
+        given = [k for k in UPSTREAM_SOURCES if getattr(self, k)]
+        if len(given) != 1:
+            raise ValueError(f"expected exactly one of {', '.join(UPSTREAM_SOURCES)}; found "
+                             f"{', '.join(given) or 'none'}")
         return self
 
 
@@ -258,7 +260,7 @@ def load_specs(root: str | Path) -> SpecSet:
     site_doc, site = _parse(root / SITE_FILE, Site, display_root, errors)
     if site_doc is not None:
         docs[str(root / SITE_FILE)] = site_doc
-        errors.extend(_site_checks(site_doc))
+        errors.extend(_not_reported(_site_checks(site_doc), errors))
     names = _SiteNames.of(site_doc.data if site_doc is not None else None)
 
     for path in sorted(root.glob("*.yml")):
@@ -274,7 +276,7 @@ def load_specs(root: str | Path) -> SpecSet:
         if doc is None:
             continue
         docs[str(path)] = doc
-        errors.extend(_package_checks(root, names, doc, already=errors))
+        errors.extend(_not_reported(_package_checks(root, names, doc, _reported(errors, doc)), errors))
         name = doc.data.get("name") if isinstance(doc.data, dict) else None
         if isinstance(name, str) and name in first_doc:
             errors.append(doc.error(("name",), f"expected a package name not used before; found {name!r}, "
@@ -287,6 +289,16 @@ def load_specs(root: str | Path) -> SpecSet:
     if errors:
         raise InvalidInput(errors)
     return SpecSet(root=root, site=site, packages=packages, docs=docs)
+
+
+def _reported(errors: list[InputError], doc: SourcedDoc) -> set[str]:
+    return {e.field for e in errors if e.file == doc.name}
+
+
+def _not_reported(new: list[InputError], errors: list[InputError]) -> list[InputError]:
+    """Cross-file checks say nothing more about a field the model already rejected."""
+    seen = {(e.file, e.field) for e in errors}
+    return [e for e in new if (e.file, e.field) not in seen]
 
 
 def _parse(path: Path, model, display_root: Path, errors: list[InputError]):
@@ -451,16 +463,13 @@ def _cycle_errors(doc: SourcedDoc, environments: dict) -> list[InputError]:
     return errors
 
 
-def _package_checks(root: Path, names: _SiteNames, doc: SourcedDoc, already: list[InputError]) -> list[InputError]:
-    """Checks that need the site and the file system; a field the model already rejected is skipped."""
+def _package_checks(root: Path, names: _SiteNames, doc: SourcedDoc, rejected: set[str]) -> list[InputError]:
+    """Checks that need the site and the file system (``rejected``: fields the model already refused)."""
     data = _mapping(doc.data)
-    rejected = {(e.file, e.field) for e in already}
     errors: list[InputError] = []
 
     def add(loc, message):
-        error = doc.error(loc, message)
-        if (error.file, error.field) not in rejected:
-            errors.append(error)
+        errors.append(doc.error(loc, message))
 
     overlay = data.get("overlay")
     if isinstance(overlay, str) and names.overlays is not None and overlay not in names.overlays:
@@ -511,7 +520,8 @@ def _package_checks(root: Path, names: _SiteNames, doc: SourcedDoc, already: lis
                 add(("upstream", "srpm_path"), problem)
                 break
 
-    name = data.get("name")
+    # The patch directory and the replaced globs follow the name: only a valid one says where to look.
+    name = data.get("name") if "name" not in rejected else None
     replaces = data.get("replaces")
     if isinstance(name, str) and isinstance(replaces, list) and replaces and all(isinstance(g, str) for g in replaces):
         if not any(fnmatch.fnmatchcase(name, glob) for glob in replaces):
