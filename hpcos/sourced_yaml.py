@@ -93,10 +93,14 @@ def load(path: str | Path, display_root: Path | None = None) -> SourcedDoc:
     return loads(text, shown)
 
 
+# libyaml's composer keeps the same marks and is several times faster than the pure-Python one.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def loads(text: str, path: str | Path = "<string>") -> SourcedDoc:
     doc = SourcedDoc(Path(path), None)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else 0

@@ -39,9 +39,6 @@ def errors(root: Path) -> list[str]:
 
 CASES = {
     # --- YAML itself
-    "yaml-syntax": ("mpich.yaml", "targets: [el9-x86_64, el9-aarch64]", "targets: [el9-x86_64, el9-aarch64",
-                    "overlay_specs/mpich.yaml:9: YAML syntax error: expected ',' or ']', but got '?' "
-                    "(while parsing a flow sequence started on line 7)"),
     "duplicate-key": ("mpich.yaml", "builder: rpmbuild\n", "builder: rpmbuild\nbuilder: mock\n",
                       "overlay_specs/mpich.yaml:10: builder: key given twice (first on line 9)"),
     "not-a-mapping": ("mpich.yaml", None, "- mpich\n- ucx\n",
@@ -255,6 +252,15 @@ def test_error_names_file_line_and_field(specs, file, old, new, expected):
     assert len(found) == 1, found
     for secret in SECRETS:
         assert secret not in "\n".join(found)
+
+
+def test_yaml_syntax_error_names_where_the_construct_began(specs):
+    edit(specs, "mpich.yaml", "targets: [el9-x86_64, el9-aarch64]", "targets: [el9-x86_64, el9-aarch64")
+    [found] = errors(specs)
+    # The problem's wording is libyaml's or PyYAML's, whichever is installed; the places are ours.
+    assert found.startswith("overlay_specs/mpich.yaml:9: YAML syntax error: ")
+    assert "expected ',' or ']'" in found
+    assert found.endswith("(while parsing a flow sequence started on line 7)")
 
 
 def test_credentials_are_reported_even_when_other_fields_are_wrong(specs):
