@@ -33,6 +33,9 @@ ReleaseTag = described_pattern(r"^\.[A-Za-z][A-Za-z0-9_]*$", "a release tag: a d
                                                             "digits or _ (e.g. '.hpc1')")
 Identifier = described_pattern(r"^[A-Za-z][A-Za-z0-9_.-]*$", "a name of letters, digits and _ . - starting "
                                                             "with a letter")
+# fnmatch globs over binary package names, as dnf's excludepkgs takes them.
+NameGlob = described_pattern(r"^[A-Za-z0-9._+*?\[\]-]+$", "a glob of RPM names (letters, digits, . _ + - "
+                                                           "and the wildcards * ? [ ])")
 Sha256 = described_pattern(r"^[0-9a-f]{64}$", "a SHA-256 digest (64 lower-case hex digits)")
 # Placeholders that URLs and paths may use; they expand per build target.
 PLACEHOLDERS = ("release", "arch", "target")
@@ -90,7 +93,7 @@ class Mirror(Strict):
 
     url: FetchUrl
     """Repository base URL (http, https or file); may use {release}, {arch}, {target}."""
-    exclude: list[str] = []
+    exclude: list[NameGlob] = []
     """Globs of binary package names never mirrored from this repository."""
     gpgkey: str | None = None
     """Key that signs this repository's packages (and the SRPMs taken from it)."""
@@ -169,7 +172,7 @@ class Site(Strict):
     """Build targets by name (e.g. el9-x86_64); packages list the ones they build for."""
     mirrors: dict[Identifier, Mirror]
     """Upstream repositories mirrored daily, by name."""
-    exclude: list[str] = []
+    exclude: list[NameGlob] = []
     """Globs of binary package names left out of every mirror, on top of what the overlays replace."""
     overlays: dict[Identifier, Overlay]
     environments: dict[Identifier, Environment]
@@ -237,7 +240,7 @@ class Package(Strict):
     owner: str
     """Who answers for this package: tickets about it are addressed here."""
     patches: list[Patch] = []
-    replaces: list[str] = []
+    replaces: list[NameGlob] = []
     """Globs of binary packages the overlay replaces, left out of every mirror; default: NAME, NAME-*."""
     tests: list[PytestExpression] = Field(min_length=1)
     """Integration tests (pytest -k expressions) that must pass after this package changes."""

@@ -124,6 +124,9 @@ CASES = {
     "unknown-target": ("mpich.yaml", "targets: [el9-x86_64, el9-aarch64]", "targets: [el9-x86_64, el9-arm64]",
                        "overlay_specs/mpich.yaml:7: targets[1]: expected one of: el8-aarch64, el8-x86_64, "
                        "el9-aarch64, el9-x86_64; found 'el9-arm64'; did you mean 'el9-aarch64'?"),
+    "glob-with-space": ("site.yaml", '"kmod-nvidia*"]', '"kmod nvidia*"]',
+                        "overlay_specs/site.yaml:31: exclude[2]: expected a glob of RPM names (letters, digits, "
+                        ". _ + - and the wildcards * ? [ ]); found 'kmod nvidia*'"),
     "duplicate-target": ("mpich.yaml", "targets: [el9-x86_64, el9-aarch64]", "targets: [el9-x86_64, el9-x86_64]",
                          "overlay_specs/mpich.yaml:7: targets[1]: expected each target once; found 'el9-x86_64' "
                          "again"),
