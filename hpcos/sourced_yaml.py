@@ -144,8 +144,9 @@ def _construct(node: yaml.Node, loc: Loc, lines: dict[Loc, int], duplicate) -> A
 
 # Keys that hold secrets.  Specs and profiles live in git and are copied into Jenkins jobs and reports,
 # so a secret in them is a leak even before anything reads it.
-CREDENTIAL_KEY = re.compile(r"(?i)^(user(name)?|login|pass(word|wd)?|secret|(api|auth|access)?[_-]?(token|key)"
-                            r"|api[_-]?key|credentials?|auth)$")
+# A bare "key" is not among them: next to a URL it is usually a misspelt "gpgkey", which is public.
+CREDENTIAL_KEY = re.compile(r"(?i)^(user(name)?|login|pass(word|wd)?|secret|(api|auth|access)?[_-]?token"
+                            r"|(api|auth|access|secret|private)[_-]?key|credentials?|auth)$")
 _URL_USERINFO = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/@\s]*:[^/@\s]*)@")
 
 

@@ -234,6 +234,10 @@ CASES = {
     "mirror-password": ("site.yaml", "    # EPEL's own MPI builds", "    password: s3cret-mirror-pw\n    # EPEL's",
                         "overlay_specs/site.yaml:27: mirrors.epel.password: credentials do not belong in "
                         "overlay_specs/site.yaml; give them as a `machine` entry for that host in ~/.netrc"),
+    "gpg-key-is-no-secret": ("site.yaml", "    gpgkey: https://dl.fedoraproject.org/pub/epel/RPM-GPG-KEY-EPEL",
+                             "    key: https://dl.fedoraproject.org/pub/epel/RPM-GPG-KEY-EPEL",
+                             "overlay_specs/site.yaml:26: mirrors.epel.key: unknown key 'key'; did you mean "
+                             "'gpgkey'?"),
     "url-with-password": ("site.yaml", "url: https://jenkins.example.org/",
                           "url: https://admin:s3cret-in-url@jenkins.example.org/",
                           "overlay_specs/site.yaml:46: jenkins.url: URL contains a user name and password; give "
