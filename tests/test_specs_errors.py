@@ -163,6 +163,11 @@ CASES = {
                              "  srpm_url: https://www.mpich.org/el{relase}/mpich-4.2.3-1.src.rpm\n",
                              "overlay_specs/mpich.yaml:5: upstream.srpm_url: expected only the placeholders "
                              "{release}, {arch}, {target}; found {relase}"),
+    "unbalanced-placeholder": ("mpich.yaml", "  mirror: appstream\n",
+                               "  srpm_url: https://www.mpich.org/el{release/mpich-4.2.3-1.src.rpm\n",
+                               "overlay_specs/mpich.yaml:5: upstream.srpm_url: expected text with only the "
+                               "placeholders {release}, {arch}, {target} (expected '}' before end of string); found "
+                               "'https://www.mpich.org/el{release/mpich-4.2.3-1.src.rpm'"),
     "mirror-url-placeholder": ("site.yaml", "AppStream/{arch}/os/", "AppStream/{basearch}/os/",
                                "overlay_specs/site.yaml:22: mirrors.appstream.url: expected only the placeholders "
                                "{release}, {arch}, {target}; found {basearch}"),
@@ -331,6 +336,20 @@ def test_duplicate_package_name(specs):
     shutil.copy(specs / "mpich.yaml", specs / "mpich4.yaml")
     assert errors(specs) == ["overlay_specs/mpich4.yaml:2: name: expected a package name not used before; found "
                              "'mpich', already defined in overlay_specs/mpich.yaml"]
+
+
+def test_unreadable_package_file(specs):
+    (specs / "ghost.yaml").symlink_to("nowhere.yaml")
+    assert errors(specs) == ["overlay_specs/ghost.yaml: cannot read: No such file or directory"]
+
+
+def test_site_without_overlays_says_so(specs):
+    for package in ("kernel", "rdma-core", "ucx", "openmpi"):
+        (specs / f"{package}.yaml").unlink()
+    edit(specs, "site.yaml", "overlays:\n", "overlays: {}\nunused:\n")
+    found = errors(specs)
+    assert "overlay_specs/mpich.yaml:3: overlay: expected a name defined in site.yaml (none are); found " \
+           "'hpc-overlay'" in found
 
 
 def test_yml_files_are_not_silently_ignored(specs):
