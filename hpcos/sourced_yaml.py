@@ -93,10 +93,14 @@ def load(path: str | Path, display_root: Path | None = None) -> SourcedDoc:
     return loads(text, shown)
 
 
+# libyaml's composer keeps the same marks and is several times faster than the pure-Python one.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def loads(text: str, path: str | Path = "<string>") -> SourcedDoc:
     doc = SourcedDoc(Path(path), None)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else 0
@@ -140,8 +144,9 @@ def _construct(node: yaml.Node, loc: Loc, lines: dict[Loc, int], duplicate) -> A
 
 # Keys that hold secrets.  Specs and profiles live in git and are copied into Jenkins jobs and reports,
 # so a secret in them is a leak even before anything reads it.
-CREDENTIAL_KEY = re.compile(r"(?i)^(user(name)?|login|pass(word|wd)?|secret|(api|auth|access)?[_-]?(token|key)"
-                            r"|api[_-]?key|credentials?|auth)$")
+# A bare "key" is not among them: next to a URL it is usually a misspelt "gpgkey", which is public.
+CREDENTIAL_KEY = re.compile(r"(?i)^(user(name)?|login|pass(word|wd)?|secret|(api|auth|access)?[_-]?token"
+                            r"|(api|auth|access|secret|private)[_-]?key|credentials?|auth)$")
 _URL_USERINFO = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/@\s]*:[^/@\s]*)@")
 
 
@@ -217,12 +222,22 @@ def explain(model: type[pydantic.BaseModel], doc: SourcedDoc,
     for err in errors:
         walk = _walk(model, tuple(err["loc"]))
         located.append(_Located(err, walk.loc, walk.unions))
-    explained = [_explain_one(model, doc, item) for item in _resolve_unions(located)]
+    resolved = _resolve_unions(located)
     # "unknown key 'ownr'; did you mean 'owner'?" already says what "owner: required field is missing" would.
-    meant = {(e.field.rsplit(".", 1)[0] + "." if "." in e.field else "") + hint
-             for e in explained for hint in re.findall(r"did you mean '([^']*)'\?$", e.message)
-             if e.message.startswith("unknown key")}
-    return [e for e in explained if not (e.message == MISSING and e.field in meant)]
+    meant = {item.loc[:-1] + (hint,) for item in resolved if item.err["type"] == "extra_forbidden"
+             for hint in [_closest_key(model, item)] if hint}
+    return [_explain_one(model, doc, item) for item in resolved
+            if not (item.err["type"] == "missing" and item.loc in meant)]
+
+
+def _closest_key(model: type[pydantic.BaseModel], item: _Located) -> str | None:
+    hint = difflib.get_close_matches(str(item.loc[-1]), _known_keys(model, item), n=1)
+    return hint[0] if hint else None
+
+
+def _known_keys(model: type[pydantic.BaseModel], item: _Located) -> list[str]:
+    # The raw location still names the union member, so only that member's keys are offered.
+    return _keys_of(_walk(model, tuple(item.err["loc"])[:-1]).annotation)
 
 
 def _resolve_unions(located: list[_Located]) -> list[_Located]:
@@ -251,21 +266,17 @@ def _merged(at: Loc, group: list[_Located]) -> _Located:
     return _Located(err, at, [])
 
 
-MISSING = "required field is missing"
-
-
 def _explain_one(model: type[pydantic.BaseModel], doc: SourcedDoc, item: _Located) -> InputError:
     err, loc = item.err, item.loc
     kind = err["type"]
     found = err.get("input")
     if kind == "extra_forbidden":
-        known = _keys_of(_walk(model, tuple(err["loc"])[:-1]).annotation)
-        hint = difflib.get_close_matches(str(loc[-1]), known, n=1)
-        msg = f"unknown key {loc[-1]!r}"
-        msg += f"; did you mean {hint[0]!r}?" if hint else f"; expected one of: {', '.join(sorted(known))}"
-        return doc.error(loc, msg)
+        hint = _closest_key(model, item)
+        known = ", ".join(sorted(_known_keys(model, item)))
+        return doc.error(loc, f"unknown key {loc[-1]!r}; " + (f"did you mean {hint!r}?" if hint
+                                                                else f"expected one of: {known}"))
     if kind == "missing":
-        return doc.error(loc, MISSING)
+        return doc.error(loc, "required field is missing")
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         # A discriminated union: the discriminator key chose no member (or is absent).
         key = err["ctx"]["discriminator"].strip("'\"")
@@ -277,8 +288,8 @@ def _explain_one(model: type[pydantic.BaseModel], doc: SourcedDoc, item: _Locate
     if kind == "union_merged":
         return doc.error(loc, f"expected {err['msg']}; found {_show(found)}")
     if kind in ("value_error", "assertion_error"):
-        # Our validators word their messages as "expected ..."; pydantic prefixes them.
-        message = err["msg"].split(", ", 1)[1] if ", " in err["msg"] else err["msg"]
+        message = _validator_message(err["msg"])
+        # A validator that says what it found (without echoing a whole mapping) is taken at its word.
         return doc.error(loc, message if "; found " in message else f"{message}; found {_show(found)}")
     hint = _did_you_mean(found, err["ctx"]["expected"]) if kind == "literal_error" else ""
     return doc.error(loc, f"expected {_expected(err)}; found {_show(found)}{hint}")
@@ -304,10 +315,15 @@ def _expected(err: Mapping[str, Any]) -> str:
         count = ctx["min_length"] if kind == "string_too_short" else ctx["max_length"]
         return f"{word} {count} character{'s' if count != 1 else ''}"
     if kind in ("value_error", "assertion_error"):
-        return msg.split(", ", 1)[1] if ", " in msg else msg
+        return _validator_message(msg)
     # "Input should be a valid integer, unable to parse string as an integer" -> "a valid integer"
     text = msg.removeprefix("Input should be ").split(", unable")[0]
     return text[0].lower() + text[1:] if text else text
+
+
+def _validator_message(msg: str) -> str:
+    # Our validators word their messages as "expected ..."; pydantic prefixes them.
+    return msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
 
 
 def _did_you_mean(found: Any, expected: str) -> str:

@@ -33,6 +33,9 @@ ReleaseTag = described_pattern(r"^\.[A-Za-z][A-Za-z0-9_]*$", "a release tag: a d
                                                             "digits or _ (e.g. '.hpc1')")
 Identifier = described_pattern(r"^[A-Za-z][A-Za-z0-9_.-]*$", "a name of letters, digits and _ . - starting "
                                                             "with a letter")
+# fnmatch globs over binary package names, as dnf's excludepkgs takes them.
+NameGlob = described_pattern(r"^[A-Za-z0-9._+*?\[\]-]+$", "a glob of RPM names (letters, digits, . _ + - "
+                                                           "and the wildcards * ? [ ])")
 Sha256 = described_pattern(r"^[0-9a-f]{64}$", "a SHA-256 digest (64 lower-case hex digits)")
 # Placeholders that URLs and paths may use; they expand per build target.
 PLACEHOLDERS = ("release", "arch", "target")
@@ -70,48 +73,64 @@ PytestExpression = Annotated[str, AfterValidator(_check_pytest_expression)]
 
 class Strict(BaseModel):
     # Unknown keys are errors: JJB itself silently ignores a misspelled component, so we must not.
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Attribute docstrings become the JSON Schema's descriptions, which editors show on hover.
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class Target(Strict):
     """A build target: distribution release and architecture, and the mock config that builds it."""
 
     release: int = Field(ge=7, le=10)
+    """Major release of the distribution (8 for EL8); ``{release}`` in URLs."""
     arch: Literal[ARCHES]
+    """Architecture; ``{arch}`` in URLs."""
     mock_config: str
+    """Fedora mock config (``mock -r``) that builds for this target on the build hosts."""
 
 
 class Mirror(Strict):
     """An upstream repository mirrored daily. ``{release}`` and ``{arch}`` expand per target."""
 
     url: FetchUrl
-    exclude: list[str] = []
+    """Repository base URL (http, https or file); may use {release}, {arch}, {target}."""
+    exclude: list[NameGlob] = []
+    """Globs of binary package names never mirrored from this repository."""
     gpgkey: str | None = None
-
+    """Key that signs this repository's packages (and the SRPMs taken from it)."""
 
 
 class Overlay(Strict):
+    """A repository of the site's rebuilt packages, published and promoted on its own."""
+
     description: str
-    # An overlay that may skip the testing phase (the seed's security fast path for the kernel).
     fastpath: bool = False
+    """May skip the testing phase (the security fast path, meant for the kernel)."""
 
 
 class Environment(Strict):
     """A promotion environment; ``source`` is where it is promoted from (none for the daily mirror)."""
 
     source: str | None = None
-    # "nightly": promotion into this environment needs a passing nightly run on the source snapshot.
+    """Environment this one is promoted from; none for the one the mirror sync fills."""
     gate: Literal["none", "nightly"] = "none"
+    """'nightly': promotion needs a passing nightly run on the source's snapshot."""
     schedule: str | None = None
+    """Jenkins cron spec for the automatic sync or promotion; none: by hand only."""
 
 
 class Jenkins(Strict):
+    """Where the generated jobs go. Credentials never live here: HPCOS_JENKINS_USER /
+    HPCOS_JENKINS_TOKEN or ~/.netrc."""
+
     url: WebUrl
     folder: Identifier
+    """Folder that holds every job hpcos manages."""
     build_label: str
+    """Node label of the RPM build hosts."""
     test_label: str
+    """Node label of the test cluster's front end (runs the nightly integration tests)."""
     publish_label: str = "master"
-    # Credentials never live here: HPCOS_JENKINS_USER / HPCOS_JENKINS_TOKEN or ~/.netrc.
+    """Node label of the host that owns the repository store."""
 
 
 class Tracker(Strict):
@@ -129,26 +148,35 @@ class Tracker(Strict):
 
 
 class Store(Strict):
-    # Where snapshots, environments, overlay repositories, queues and the results database live.
+    """Where snapshots, environments, overlay repositories, queues and the results database live."""
+
     root: str
+    """Store directory on the publishing host; --store or HPCOS_STORE override it."""
     keep_snapshots: int = Field(default=14, ge=1)
     keep_builds: int = Field(default=3, ge=1)
 
 
 class Harness(Strict):
     profile: str
+    """Cluster profile of the test cluster, relative to the repository."""
     results_db: str = "results.sqlite"
+    """Results database, relative to the store root unless absolute."""
 
 
 class Site(Strict):
+    """``site.yaml``: what the site mirrors, rebuilds, promotes and tests."""
+
     name: Identifier
     store: Store
     targets: dict[Identifier, Target]
+    """Build targets by name (e.g. el9-x86_64); packages list the ones they build for."""
     mirrors: dict[Identifier, Mirror]
-    # Site-wide excludes on top of what the overlays replace (globs on binary package names).
-    exclude: list[str] = []
+    """Upstream repositories mirrored daily, by name."""
+    exclude: list[NameGlob] = []
+    """Globs of binary package names left out of every mirror, on top of what the overlays replace."""
     overlays: dict[Identifier, Overlay]
     environments: dict[Identifier, Environment]
+    """Promotion environments (daily, testing, production), each naming its source."""
     jenkins: Jenkins
     tracker: Tracker = Tracker()
     harness: Harness
@@ -158,12 +186,17 @@ class Upstream(Strict):
     """Where the SRPM comes from: the mirrored base repository, a URL, or a local path (exactly one)."""
 
     mirror: str | None = None
-    # Source package name in the mirror when it differs from the overlay package name.
+    """Name of a site mirror whose source repository holds the SRPM."""
     srpm_name: RpmName | None = None
+    """Source package name in the mirror when it differs from the overlay package's name."""
     srpm_url: FetchUrl | None = None
+    """URL of the SRPM; may use {release}, {arch}, {target}."""
     srpm_path: str | None = None
+    """Path of the SRPM, relative to the specs directory unless absolute; may use placeholders."""
     sha256: Sha256 | None = None
+    """Expected SHA-256 of the SRPM from srpm_url or srpm_path."""
     gpgkey: str | None = None
+    """Key that signs the SRPM (default: the mirror's)."""
 
     @model_validator(mode="after")
     def _exactly_one_source(self) -> Upstream:
@@ -178,28 +211,41 @@ UPSTREAM_SOURCES = ("mirror", "srpm_url", "srpm_path")
 
 
 class Patch(Strict):
+    """A site patch, applied in the order listed."""
+
     file: str
+    """File name under patches/PACKAGE/ (a git format-patch or diff -u file)."""
     reason: Annotated[str, StringConstraints(min_length=10)]
+    """Why the site carries it: what breaks without it."""
     upstream: str | None = None
+    """Link to the upstream report, pull request or discussion."""
 
 
 class Package(Strict):
+    """One overlay package: ``overlay_specs/NAME.yaml``."""
+
     name: RpmName
+    """Source package name; also the patch directory patches/NAME/."""
     overlay: str
+    """Overlay repository (from site.yaml) the rebuilt packages are published into."""
     upstream: Upstream
     release_tag: ReleaseTag
+    """Appended to the upstream Release (1.el9 -> 1.el9.hpc1) so a site build is told apart and updates
+    cleanly when upstream moves on."""
     targets: list[str] = Field(min_length=1)
+    """Site targets this package is built for."""
     builder: Literal["mock", "rpmbuild"] = "mock"
-    # Per-target mock config overriding the site's (e.g. one that also enables a devel repo).
     mock_config: dict[str, str] = {}
+    """Per-target mock config overriding the site's (e.g. one with a bigger tmpfs)."""
     owner: str
+    """Who answers for this package: tickets about it are addressed here."""
     patches: list[Patch] = []
-    # Binary packages this overlay replaces in the base mirror (globs); default: NAME and NAME-*.
-    replaces: list[str] = []
-    # Integration tests (pytest -k expressions) that must pass after this package changes.
+    replaces: list[NameGlob] = []
+    """Globs of binary packages the overlay replaces, left out of every mirror; default: NAME, NAME-*."""
     tests: list[PytestExpression] = Field(min_length=1)
-    # Poll the mirror for a newer upstream build (cron spec for the Jenkins trigger).
+    """Integration tests (pytest -k expressions) that must pass after this package changes."""
     poll: str = "H 3 * * *"
+    """Jenkins cron spec: when to look for a newer upstream build."""
 
     @field_validator("poll")
     @classmethod
@@ -208,7 +254,6 @@ class Package(Strict):
         if not (len(spec.split()) == 5 or spec.strip() in CRON_ALIASES):
             raise ValueError("expected a Jenkins cron spec: five fields like 'H 3 * * *', or @daily, @hourly, ...")
         return spec
-
 
     @property
     def replaced_globs(self) -> list[str]:
