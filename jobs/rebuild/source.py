@@ -1,0 +1,141 @@
+"""Getting the upstream SRPM: from the mirrored base repository, a URL, or a local path; then its
+sha256 and, where a key is configured, its signature are checked before anything unpacks it."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import rpm
+
+from hpcos.errors import UserError
+from hpcos.store_layout import StoreLayout
+from jobs.rebuild import rpmtool
+from jobs.rebuild.release import Evr
+from jobs.specs import Package, SpecSet
+
+DOWNLOAD_TIMEOUT = 300
+
+
+class SourceError(UserError):
+    pass
+
+
+@dataclass(frozen=True)
+class Srpm:
+    path: Path
+    name: str
+    evr: Evr
+    sha256: str
+    origin: str
+
+
+def base_repo_url(spec_set: SpecSet, package: Package, target: str, layout: StoreLayout,
+                  source_repo: str | None = None) -> str:
+    """The repository holding the base build: ``--source-repo``, else the mirror's copy in the ``daily``
+    environment (the repository side names it ``<mirror>/<target>`` or ``<mirror>-<target>``)."""
+    if source_repo:
+        return source_repo if "://" in source_repo else Path(source_repo).resolve().as_uri()
+    mirror = package.upstream.mirror
+    daily = layout.environments / "daily"
+    candidates = [daily / mirror / target, daily / f"{mirror}-{target}", daily / target / mirror]
+    for candidate in candidates:
+        if (candidate / "repodata" / "repomd.xml").is_file():
+            return candidate.resolve().as_uri()
+    raise SourceError(f"{package.name}: no daily mirror of {mirror!r} for {target} under {daily} "
+                      f"(run `hpcos repo sync --mirror {mirror} --target {target}`, or pass --source-repo URL)")
+
+
+def fetch(spec_set: SpecSet, package: Package, target: str, layout: StoreLayout, dest: Path,
+          log: Path, source_repo: str | None = None) -> Srpm:
+    """Put the package's upstream SRPM into ``dest``, verified."""
+    upstream = package.upstream
+    dest.mkdir(parents=True, exist_ok=True)
+    fields = _target_fields(spec_set, target)
+    if upstream.srpm_path:
+        path = Path(upstream.srpm_path.format(**fields))
+        if not path.is_absolute():
+            path = spec_set.root / path
+        if not path.is_file():
+            raise SourceError(f"{package.name}: upstream.srpm_path not found: {path}")
+        origin = str(path)
+        srpm = dest / path.name
+        shutil.copyfile(path, srpm)
+    elif upstream.srpm_url:
+        origin = upstream.srpm_url.format(**fields)
+        srpm = dest / origin.rstrip("/").rsplit("/", 1)[-1]
+        _download(origin, srpm)
+    else:
+        origin = base_repo_url(spec_set, package, target, layout, source_repo)
+        srpm = _dnf_download_source(origin, upstream.srpm_name or package.name,
+                                    spec_set.site.targets[target].release, dest, log)
+
+    digest = sha256_of(srpm)
+    if upstream.sha256 and digest != upstream.sha256:
+        raise SourceError(f"{package.name}: {srpm.name} sha256 is {digest}, upstream.sha256 expects "
+                          f"{upstream.sha256}")
+    key = upstream.gpgkey or (spec_set.site.mirrors[upstream.mirror].gpgkey if upstream.mirror else None)
+    if key:
+        verify_signature(srpm, key.format(**fields), dest / "keys", log)
+    hdr = rpmtool.header(srpm)
+    if not hdr.isSource():
+        raise SourceError(f"{package.name}: {srpm.name} is a binary RPM, not a source RPM")
+    return Srpm(srpm, rpmtool.header_text(hdr, rpm.RPMTAG_NAME), rpmtool.evr(hdr), digest, origin)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_signature(path: Path, key: str, keyring_dir: Path, log: Path) -> None:
+    """``rpmkeys --checksig`` against only the configured key, in a private rpm database."""
+    keyring_dir.mkdir(parents=True, exist_ok=True)
+    key_file = keyring_dir / "signing-key.asc"
+    if "://" in key:
+        _download(key, key_file)
+    else:
+        shutil.copyfile(key, key_file)
+    with tempfile.TemporaryDirectory(dir=keyring_dir) as dbpath:
+        rpmtool.check(["rpmkeys", "--dbpath", dbpath, "--import", str(key_file)], log,
+                      what=f"importing signing key {key}", timeout=60)
+        proc = rpmtool.run(["rpmkeys", "--dbpath", dbpath, "--checksig", "-v", str(path)], log, timeout=60)
+    # An unsigned package passes a bare digest check, so require a verified signature line.
+    verified = [line for line in proc.stdout.splitlines() if "Signature" in line and line.rstrip().endswith("OK")]
+    if proc.returncode != 0 or not verified:
+        bad = next((line.strip() for line in proc.stdout.splitlines() if "BAD" in line or "NOKEY" in line),
+                   "no signature made with the configured key")
+        raise SourceError(f"{path.name}: signature check failed against {key}: {bad}")
+
+
+def _download(url: str, dest: Path) -> None:
+    try:
+        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as response, dest.open("wb") as f:
+            shutil.copyfileobj(response, f)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise SourceError(f"cannot download {url}: {getattr(exc, 'reason', exc)}") from None
+
+
+def _dnf_download_source(repo_url: str, name: str, releasever: int, dest: Path, log: Path) -> Path:
+    before = set(dest.glob("*.src.rpm"))
+    cmd = ["dnf", "download", "--source", *rpmtool.dnf_repo_args(repo_url, "base", releasever, dest / "dnf-cache"),
+           f"--destdir={dest}", name]
+    proc = rpmtool.run(cmd, log, timeout=DOWNLOAD_TIMEOUT)
+    fetched = sorted(set(dest.glob("*.src.rpm")) - before)
+    if proc.returncode != 0 or not fetched:
+        last = next((line for line in reversed(proc.stdout.splitlines()) if line.strip()), "")
+        raise SourceError(f"dnf download --source {name} from {repo_url} failed: {last.strip()}")
+    return fetched[-1]
+
+
+def _target_fields(spec_set: SpecSet, target: str) -> dict[str, str]:
+    t = spec_set.site.targets[target]
+    return {"release": str(t.release), "arch": t.arch, "target": target}
