@@ -67,7 +67,8 @@ def _check_upstream(args, spec_set, package, layout: StoreLayout) -> int:
         raise UserError(f"{package.name}: --check-upstream needs a mirrored upstream (upstream.mirror) "
                         "or --source-repo URL")
     repo = source.base_repo_url(spec_set, package, args.target, layout, args.source_repo)
-    log = layout.build_dir(package.name, args.target) / "check-upstream.log"
+    # Beside, not inside, the per-build directories, which hold one directory per build only.
+    log = layout.build_dir(package.name, args.target).parent / f"check-upstream-{args.target}.log"
     status = upstream_check.check(package, repo, layout.overlay_repo(package.overlay, args.target),
                                   spec_set.site.targets[args.target].release, log)
     print(status.describe(package.name))

@@ -57,7 +57,7 @@ STALE_PATCH = """\
      return 0;
  }
 """
-# Compiles only if the patch above was applied first: proves patches land in order before %build.
+# Applies cleanly to GREETING_C but no longer compiles: a site patch that breaks %build.
 BROKEN_PATCH = """\
 --- a/hello.c
 +++ b/hello.c
@@ -191,3 +191,41 @@ def site_patch(file: str, reason: str = "Site needs this behaviour on compute no
     if upstream:
         entry["upstream"] = upstream
     return entry
+
+
+# Removes "hello" from the greeting, so the package still compiles but its %check (grep hello) fails.
+CHECK_BREAKING_PATCH = """\
+--- a/hello.c
++++ b/hello.c
+@@ -1,6 +1,6 @@
+ #include <stdio.h>
+ int main(void)
+ {
+-    printf("hello from upstream\\n");
++    printf("greetings from upstream\\n");
+     return 0;
+ }
+"""
+
+
+def repoquery(repo: Path, *args: str) -> list[str]:
+    """Real ``dnf repoquery`` on a local repository, as DESIGN.md gives it (private cache, no system repos)."""
+    proc = subprocess.run(
+        ["dnf", "--setopt=reposdir=/dev/null", f"--setopt=cachedir={repo.parent / '.dnf-cache'}",
+         "--setopt=metadata_expire=0", "--releasever=9", f"--repofrompath=r,{repo.resolve().as_uri()}", "--repo", "r",
+         "-q", "repoquery", *args], capture_output=True, text=True, timeout=120, check=True)
+    return sorted(line for line in proc.stdout.splitlines() if line.strip())
+
+
+def rpm_query(path: Path, fmt: str) -> str:
+    return subprocess.run(["rpm", "-qp", "--qf", fmt, str(path)], capture_output=True, text=True, timeout=60,
+                          check=True).stdout
+
+
+def make_repo(directory: Path, *rpms: Path) -> Path:
+    """A local repository of the given RPMs (real createrepo_c), as the daily mirror would serve it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for path in rpms:
+        (directory / path.name).write_bytes(path.read_bytes())
+    subprocess.run(["createrepo_c", "--update", "-q", str(directory)], check=True, timeout=120)
+    return directory

@@ -59,6 +59,7 @@ _ERROR_LINE = re.compile(r"(: (?:fatal )?error: |^make(?:\[\d+\])?: \*\*\* |unde
                          r"^CMake Error|^configure: error: |^Error: |^error: (?!Bad exit status))")
 _TEST_LINE = re.compile(r"(^FAIL\b|\bFAILED\b|^not ok\b|^ERROR\b|^# FAIL: *[1-9]|Error \d+$|: error: |"
                         r"^make(?:\[\d+\])?: \*\*\* |Assertion .* failed|^Test .*\*\*\*Failed)")
+_COMPILER_CONTEXT = re.compile(r"^\s+\d*\s\|")
 _MOCK_BUILDER_NOISE = re.compile(r"^(?:DEBUG|INFO|WARNING|ERROR) [\w.]+:\d+: {1,2}")
 
 
@@ -78,7 +79,7 @@ def classify(build_log: str, root_log: str = "") -> Failure:
         if patch_failure:
             return patch_failure
     if section == "%build":
-        errors = _first(section_lines, _ERROR_LINE)
+        errors = _first(section_lines, _ERROR_LINE, context=True)
         return Failure(FailureKind.COMPILE, f"compile failure in %build: {_head(errors)}", details=errors)
     if section == "%check":
         errors = _first(section_lines, _TEST_LINE) or _first(section_lines, _ERROR_LINE)
@@ -177,8 +178,22 @@ def _patch_failure(lines: list[str]) -> Failure | None:
                    details=details, patch=patch, file=file, hunks=hunks)
 
 
-def _first(lines: list[str], pattern: re.Pattern) -> list[str]:
-    return [line for line in lines if pattern.search(line) and not line.startswith("+ ")][:FIRST_LINES]
+def _first(lines: list[str], pattern: re.Pattern, context: bool = False) -> list[str]:
+    """The first matching lines (not the shell's "+ " trace of them); with ``context``, the source line
+    and caret gcc and clang print under an error come along."""
+    found: list[str] = []
+    following = False
+    for line in lines:
+        if pattern.search(line) and not line.startswith("+ "):
+            found.append(line)
+            following = context
+        elif following and _COMPILER_CONTEXT.match(line):
+            found.append(line)
+        else:
+            following = False
+        if len(found) >= FIRST_LINES:
+            break
+    return found
 
 
 def _head(errors: list[str]) -> str:

@@ -20,7 +20,7 @@ from hpcos.errors import UserError
 from hpcos.store_layout import StoreLayout
 from jobs.rebuild import patching, publish, source
 from jobs.rebuild.builders import Builder
-from jobs.rebuild.failures import Failure, classify
+from jobs.rebuild.failures import FIRST_LINES, Failure, classify
 from jobs.rebuild.junit import StageResult
 from jobs.specs import Package, SpecSet
 
@@ -44,6 +44,12 @@ class BuildReport:
         return self.failure is None and self.error is None
 
 
+class BuildFailed(Exception):
+    def __init__(self, failure: Failure):
+        super().__init__(failure.summary)
+        self.failure = failure
+
+
 def new_build_dir(layout: StoreLayout, package: str, target: str) -> Path:
     """``<UTC time>`` or, under Jenkins, ``<UTC time>-jenkins<BUILD_NUMBER>``, so both sort by time."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
@@ -57,53 +63,63 @@ def run_build(spec_set: SpecSet, package: Package, target: str, layout: StoreLay
               source_repo: str | None = None, signer: publish.Signer | None = None) -> BuildReport:
     build_dir = new_build_dir(layout, package.name, target)
     report = BuildReport(package.name, target, build_dir)
-    console.print(f"hpcos build {package.name} for {target} with {builder.name}; logs in {build_dir}")
+    _say(f"hpcos build {package.name} for {target} with {builder.name}; logs in {build_dir}")
 
     def stage(name: str, log: Path | None, work: Callable[[], object]) -> object:
         number = len(report.stages) + 1
-        console.print(f"[{number}/{len(STAGES)}] {name} ...")
+        _say(f"[{number}/{len(STAGES)}] {name} ...")
         start = time.monotonic()
         try:
             value = work()
         except UserError as exc:
             report.error = exc
-            report.stages.append(StageResult(name, time.monotonic() - start, ("error", str(exc), str(exc)), log=log))
-            console.print(f"[{number}/{len(STAGES)}] {name} [red]failed[/red]: {exc}")
-            return None
-        report.stages.append(StageResult(name, time.monotonic() - start, log=log))
-        console.print(f"[{number}/{len(STAGES)}] {name} done in {time.monotonic() - start:.1f} s")
-        return value
+            failure = ("error", str(exc), str(exc))
+        except BuildFailed as exc:
+            report.failure = exc.failure
+            failure = (exc.failure.kind.value, exc.failure.summary, "\n".join(exc.failure.details))
+        else:
+            report.stages.append(StageResult(name, time.monotonic() - start, log=log))
+            _say(f"[{number}/{len(STAGES)}] {name} done in {time.monotonic() - start:.1f} s")
+            return value
+        report.stages.append(StageResult(name, time.monotonic() - start, failure, log=log))
+        _say(f"[{number}/{len(STAGES)}] {name} FAILED: {failure[1]}")
+        for line in report.failure.details[:FIRST_LINES] if report.failure else []:
+            _say(f"      {line}")
+        return None
+
+    def build():
+        result = builder.build(report.patched.srpm, build_dir / "result")
+        if not result.ok:
+            raise BuildFailed(classify(result.log("build.log"), result.log("root.log")))
+        return result
 
     logs = build_dir / "logs"
     report.base = stage("source", logs / "source.log", lambda: source.fetch(
         spec_set, package, target, layout, build_dir / "upstream", logs / "source.log", source_repo))
     if report.ok:
-        console.print(f"      upstream {report.base.name}-{report.base.evr} from {report.base.origin}")
+        _say(f"      upstream {report.base.name}-{report.base.evr} from {report.base.origin}")
         report.patched = stage("patch", logs / "patch.log", lambda: patching.prepare(
             spec_set, package, report.base, build_dir / "rpmbuild", logs / "patch.log"))
     if report.ok:
-        console.print(f"      overlay {report.base.name}-{report.patched.evr} ({len(package.patches)} site patches, "
+        _say(f"      overlay {report.base.name}-{report.patched.evr} ({len(package.patches)} site patches, "
                       f"{report.patched.style})")
-        result = stage("build", build_dir / "result" / "build.log",
-                       lambda: builder.build(report.patched.srpm, build_dir / "result"))
-        if result is not None and not result.ok:
-            report.failure = classify(result.log("build.log"), result.log("root.log"))
-            details = "\n".join(report.failure.details)
-            report.stages[-1].failure = (report.failure.kind.value, report.failure.summary, details)
-            console.print(f"[3/{len(STAGES)}] build [red]failed[/red]: {report.failure.summary}")
-            for line in report.failure.details[:5]:
-                console.print(f"      {line}", markup=False)
+        result = stage("build", build_dir / "result" / "build.log", build)
     if report.ok:
         report.published = stage("publish", logs / "publish.log", lambda: publish.publish(
             [*result.rpms, report.patched.srpm], layout, package.overlay, target, spec_set.site.store.keep_builds,
             logs / "publish.log", signer))
     if report.ok:
-        console.print(f"published {len(report.published.added)} RPMs to {report.published.repo}"
+        _say(f"published {len(report.published.added)} RPMs to {report.published.repo}"
                       + (f", removed {len(report.published.removed)} old" if report.published.removed else ""))
     for name in STAGES[len(report.stages):]:
         report.stages.append(StageResult(name, 0.0, skipped=True))
     _write_record(report)
     return report
+
+
+def _say(text: str) -> None:
+    # Jenkins' console is not a terminal: no wrapping of long paths, no markup read into file names.
+    console.print(text, soft_wrap=True, markup=False)
 
 
 def _write_record(report: BuildReport) -> None:
