@@ -59,12 +59,15 @@ _ERROR_LINE = re.compile(r"(: (?:fatal )?error: |^make(?:\[\d+\])?: \*\*\* |unde
                          r"^CMake Error|^configure: error: |^Error: |^error: (?!Bad exit status))")
 _TEST_LINE = re.compile(r"(^FAIL\b|\bFAILED\b|^not ok\b|^ERROR\b|^# FAIL: *[1-9]|Error \d+$|: error: |"
                         r"^make(?:\[\d+\])?: \*\*\* |Assertion .* failed|^Test .*\*\*\*Failed)")
+# state.log: "2026-11-26 10:00:01,234 - Start: build setup for x.src.rpm" (bootstrap phases say "Start(bootstrap)").
+_STATE = re.compile(r" - (Start|Finish)(?:\(bootstrap\))?: (.+)$")
 _COMPILER_CONTEXT = re.compile(r"^\s+\d*\s\|")
 _MOCK_BUILDER_NOISE = re.compile(r"^(?:DEBUG|INFO|WARNING|ERROR) [\w.]+:\d+: {1,2}")
 
 
-def classify(build_log: str, root_log: str = "") -> Failure:
-    """Classify a failed build from rpmbuild's output and, for mock, the chroot set-up log."""
+def classify(build_log: str, root_log: str = "", state_log: str = "") -> Failure:
+    """Classify a failed build from rpmbuild's output and, for mock, the chroot set-up log and the
+    phase log (which names the phase mock was in when nothing else explains the failure)."""
     lines = [_strip_mock_prefix(line) for line in build_log.splitlines()]
     root_lines = [_strip_mock_prefix(line) for line in root_log.splitlines()]
 
@@ -87,9 +90,25 @@ def classify(build_log: str, root_log: str = "") -> Failure:
     if section == "%install":
         errors = _first(section_lines, _ERROR_LINE)
         return Failure(FailureKind.INSTALL, f"failure in %install: {_head(errors)}", details=errors)
-    errors = _first(lines, _ERROR_LINE) or lines[-FIRST_LINES:]
-    where = f" in {section}" if section else ""
+    errors = _first(lines, _ERROR_LINE) or _first(root_lines, _ERROR_LINE) or lines[-FIRST_LINES:]
+    phase = unfinished_phase(state_log)
+    where = f" in {section}" if section else (f" during mock's {phase!r}" if phase else "")
     return Failure(FailureKind.UNKNOWN, f"build failed{where}: {_head(errors)}", details=errors)
+
+
+def unfinished_phase(state_log: str) -> str | None:
+    """The innermost phase of mock's state.log that started and never finished."""
+    open_phases: list[str] = []
+    for line in state_log.splitlines():
+        match = _STATE.search(line)
+        if not match:
+            continue
+        kind, phase = match.groups()
+        if kind == "Start":
+            open_phases.append(phase)
+        elif phase in open_phases:
+            open_phases.remove(phase)
+    return open_phases[-1] if open_phases else None
 
 
 def _strip_mock_prefix(line: str) -> str:
@@ -142,15 +161,17 @@ def _patch_failure(lines: list[str]) -> Failure | None:
     patch = file = None
     hunks: list[str] = []
     details: list[str] = []
-    last_target = None
+    # patch(1) prints "can't find file to patch" first and the diff header it could not place after it.
+    awaiting_target = False
     for line in lines:
         header = _PATCH_HEADER.match(line) or _PATCH_PIPE.match(line)
         if header:
             patch, file, hunks, details = header.group(1), None, [], []
             continue
         target = _PATCH_TARGET.match(line)
-        if target:
-            last_target = target.group(1)
+        if target and awaiting_target:
+            file, awaiting_target = target.group(1), False
+            continue
         match = _PATCHING_FILE.match(line)
         if match:
             file = match.group(1).strip("'")
@@ -168,7 +189,7 @@ def _patch_failure(lines: list[str]) -> Failure | None:
             details.append(line)
             continue
         if _CANT_FIND.match(line):
-            file = file or last_target
+            awaiting_target = file is None
             hunks.append("file to patch not found")
             details.append(line)
     if not hunks:

@@ -90,7 +90,9 @@ def run_build(spec_set: SpecSet, package: Package, target: str, layout: StoreLay
     def build():
         result = builder.build(report.patched.srpm, build_dir / "result")
         if not result.ok:
-            raise BuildFailed(classify(result.log("build.log"), result.log("root.log")))
+            # mock that dies before building (a bad -r config) leaves only its console output.
+            build_log = result.log("build.log") or result.log("mock-output.log")
+            raise BuildFailed(classify(build_log, result.log("root.log"), result.log("state.log")))
         return result
 
     logs = build_dir / "logs"
