@@ -39,7 +39,9 @@ class Signer:
     gnupg_home: str | None = None
 
     def sign(self, rpms: list[Path], log: Path) -> None:
-        cmd = ["rpmsign", "--define", f"_gpg_name {self.key}"]
+        # rpm's default %__gpg names gpg2 on some distributions (Debian) and gpg on others: use the one here.
+        gpg = shutil.which("gpg") or shutil.which("gpg2") or "gpg"
+        cmd = ["rpmsign", "--define", f"_gpg_name {self.key}", "--define", f"__gpg {gpg}"]
         if self.gnupg_home:
             cmd += ["--define", f"_gpg_path {self.gnupg_home}"]
         rpmtool.check(cmd + ["--addsign", *map(str, rpms)], log, what="rpmsign --addsign", timeout=PUBLISH_TIMEOUT)
