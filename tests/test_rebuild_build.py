@@ -5,6 +5,7 @@ and every failure class is recognised with nothing published."""
 from __future__ import annotations
 
 import json
+import platform
 import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -214,3 +215,13 @@ def test_user_mistakes_are_one_line_errors(tmp_path, capsys):
                                        "el9-x86_64\n")
     assert hpcos(specs, store, "build", "hello") == 2
     assert capsys.readouterr().err == "hpcos: --target is required (one of: el9-x86_64)\n"
+
+
+def test_rpmbuild_refuses_a_foreign_architecture_before_fetching_anything(tmp_path, capsys):
+    foreign = "aarch64" if platform.machine() != "aarch64" else "x86_64"
+    specs = site_for(tmp_path, tmp_path / "absent.src.rpm", {}, targets=[f"el9-{foreign}"])
+    assert hpcos(specs, tmp_path / "store", "build", "hello", "--target", f"el9-{foreign}") == 2
+    assert capsys.readouterr().err == (f"hpcos: the rpmbuild builder builds only for this host's architecture "
+                                       f"({platform.machine()}), not {foreign} (el9-{foreign}); build it with "
+                                       "mock on a build host\n")
+    assert not (tmp_path / "store").exists()

@@ -85,10 +85,6 @@ class RpmbuildBuilder:
         return ["rpmbuild", "--define", f"_topdir {result_dir / 'rpmbuild'}", "--rebuild", str(srpm)]
 
     def build(self, srpm: Path, result_dir: Path) -> BuildResult:
-        host = platform.machine()
-        if self.arch not in (host, "noarch"):
-            raise UserError(f"the rpmbuild builder builds only for this host's architecture ({host}), not "
-                            f"{self.arch}; use --builder mock on a build host")
         result_dir.mkdir(parents=True, exist_ok=True)
         cmd = self.command(srpm, result_dir)
         proc = rpmtool.run(cmd, result_dir / "build.log", timeout=self.timeout)
@@ -104,7 +100,12 @@ class RpmbuildBuilder:
 
 def make_builder(kind: str, spec_set: SpecSet, package: Package, target: str, layout: StoreLayout) -> Builder:
     if kind == "rpmbuild":
-        return RpmbuildBuilder(arch=spec_set.site.targets[target].arch)
+        arch, host = spec_set.site.targets[target].arch, platform.machine()
+        if arch != host:
+            # Checked before anything is fetched: the build could only fail later.
+            raise UserError(f"the rpmbuild builder builds only for this host's architecture ({host}), not "
+                            f"{arch} ({target}); build it with mock on a build host")
+        return RpmbuildBuilder(arch=arch)
     overlay_repo = layout.overlay_repo(package.overlay, target)
     # An empty overlay has no metadata yet; mock's dnf would refuse a repository without repomd.xml.
     addrepos = [overlay_repo.resolve().as_uri()] if (overlay_repo / "repodata" / "repomd.xml").is_file() else []
