@@ -95,6 +95,7 @@ def test_package_goes_from_srpm_to_published_overlay(tmp_path, capsys, prep):
     changelog = rpm_query(binary, "[%{changelogtext}\n]")
     assert "0001-greet.patch: Site needs this behaviour on compute nodes. (https://bugs.example.org/1234)" in changelog
     assert last_build(store)["ok"] is True
+    assert last_build(store)["site_patches"] == {"0001-greet.patch": 9000}
     build_log = (build_dirs(store)[-1] / "result" / "build.log").read_text()
     assert "+ make check" in build_log, "%check ran"
 

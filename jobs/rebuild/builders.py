@@ -23,7 +23,6 @@ from jobs.rebuild import rpmtool
 from jobs.specs import Package, SpecSet
 
 BUILD_TIMEOUT = 4 * 3600
-LOG_NAMES = ("build.log", "root.log", "state.log")
 
 
 @dataclass
@@ -37,10 +36,6 @@ class BuildResult:
     def log(self, name: str) -> str:
         path = self.result_dir / name
         return path.read_text(errors="replace") if path.is_file() else ""
-
-    @property
-    def logs(self) -> list[Path]:
-        return [self.result_dir / name for name in LOG_NAMES if (self.result_dir / name).is_file()]
 
 
 class Builder(Protocol):

@@ -29,7 +29,6 @@ class PatchingError(UserError):
 @dataclass(frozen=True)
 class PatchedSource:
     srpm: Path
-    spec: Path
     evr: Evr
     # "autosetup" (Patch tags are enough) or "explicit" (one %patch line per site patch).
     style: str
@@ -100,7 +99,7 @@ def build_srpm(spec_path: Path, topdir: Path, log: Path) -> Path:
 def prepare(spec_set: SpecSet, package: Package, base: Srpm, topdir: Path, log: Path) -> PatchedSource:
     spec_path = unpack(base.path, topdir, log)
     evr, style, numbers = apply_site_changes(spec_path, spec_set, package, base)
-    return PatchedSource(build_srpm(spec_path, topdir, log), spec_path, evr, style, numbers)
+    return PatchedSource(build_srpm(spec_path, topdir, log), evr, style, numbers)
 
 
 def _strip_level(patch: Path) -> int:

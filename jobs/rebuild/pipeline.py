@@ -133,6 +133,8 @@ def _write_record(report: BuildReport) -> None:
         "base": {"name": report.base.name, "evr": str(report.base.evr), "sha256": report.base.sha256,
                  "origin": report.base.origin} if report.base else None,
         "overlay_evr": str(report.patched.evr) if report.patched else None,
+        # Site patch file -> its Patch number in the overlay spec, to read rpmbuild's "Patch #N" lines.
+        "site_patches": report.patched.patch_numbers if report.patched else {},
         "failure": {"kind": report.failure.kind.value, "summary": report.failure.summary,
                     "details": report.failure.details} if report.failure else None,
         "error": str(report.error) if report.error else None,
