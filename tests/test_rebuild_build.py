@@ -226,3 +226,16 @@ def test_rpmbuild_refuses_a_foreign_architecture_before_fetching_anything(tmp_pa
                                        f"({platform.machine()}), not {foreign} (el9-{foreign}); build it with "
                                        "mock on a build host\n")
     assert not (tmp_path / "store").exists()
+
+
+def test_srpm_from_a_url_with_matching_sha256(tmp_path):
+    base = UpstreamPackage().build_srpm(tmp_path)
+    digest = subprocess.run(["sha256sum", str(base)], capture_output=True, text=True, check=True,
+                            timeout=60).stdout.split()[0]
+    make_site(tmp_path / "specs", {"name": "hello", "upstream": {"srpm_url": base.as_uri(), "sha256": digest}}, {})
+    store = tmp_path / "store"
+    assert hpcos(tmp_path / "specs", store, "build", "hello", "--target", TARGET) == 0
+    assert last_build(store)["base"] == {"name": "hello", "evr": "1.0-1.el9", "sha256": digest,
+                                         "origin": base.as_uri()}
+    assert repoquery(overlay_repo(store), "--arch", "x86_64", "--qf", "%{name}-%{version}-%{release}") == [
+        "hello-1.0-1.el9.hpc1"]
