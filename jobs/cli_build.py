@@ -63,13 +63,10 @@ def run(args) -> int:
 def _check_upstream(args, spec_set, package, layout: StoreLayout) -> int:
     from jobs.rebuild import source, upstream_check
 
-    if not package.upstream.mirror and not args.source_repo:
-        raise UserError(f"{package.name}: --check-upstream needs a mirrored upstream (upstream.mirror) "
-                        "or --source-repo URL")
-    repo = source.base_repo_url(spec_set, package, args.target, layout, args.source_repo)
+    repos = source.base_repos(spec_set, package, args.target, layout, args.source_repo)
     # Beside, not inside, the per-build directories, which hold one directory per build only.
     log = layout.build_dir(package.name, args.target).parent / f"check-upstream-{args.target}.log"
-    status = upstream_check.check(package, repo, layout.overlay_repo(package.overlay, args.target),
+    status = upstream_check.check(package, repos, layout.overlay_repo(package.overlay, args.target),
                                   spec_set.site.targets[args.target].release, log)
     print(status.describe(package.name))
     return upstream_check.REBUILD_DUE if status.rebuild_due else 0

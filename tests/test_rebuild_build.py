@@ -166,7 +166,7 @@ def test_check_upstream_follows_the_daily_mirror(tmp_path, capsys):
     """The base SRPM comes from the daily environment's mirror with `dnf download --source`; the
     overlay is current after a build and due again when upstream publishes 1.0-2."""
     store = tmp_path / "store"
-    daily_repo = StoreLayout(store).environments / "daily" / "appstream" / TARGET
+    daily_repo = StoreLayout(store).environments / "daily" / f"appstream-{TARGET}"
     make_repo(daily_repo, UpstreamPackage().build_srpm(tmp_path / "u1"))
     make_site(tmp_path / "specs", {"name": "hello", "upstream": {"mirror": "appstream"},
                                    "patches": [site_patch("0001-greet.patch")]}, {"0001-greet.patch": GOOD_PATCH})
@@ -185,6 +185,24 @@ def test_check_upstream_follows_the_daily_mirror(tmp_path, capsys):
     assert hpcos(specs, store, "build", "hello", "--target", TARGET, "--check-upstream") == 3
     assert capsys.readouterr().out == (
         "hello: upstream 1.0-2.el9 is newer than the base of overlay 1.0-1.el9.hpc1: rebuild due\n")
+
+
+def test_an_overlaid_package_left_out_of_the_daily_mirror_comes_from_upstream(tmp_path, capsys):
+    """`hpcos repo sync` leaves out what the overlays replace, so the daily entry lacks hello: the
+    base SRPM and the upstream check then come from the mirror's upstream URL."""
+    store = tmp_path / "store"
+    make_repo(StoreLayout(store).environments / "daily" / f"appstream-{TARGET}",
+              UpstreamPackage(name="other").build_srpm(tmp_path / "other"))
+    upstream_repo = make_repo(tmp_path / "upstream" / "9" / "x86_64", UpstreamPackage().build_srpm(tmp_path / "u1"))
+    url = f"{(tmp_path / 'upstream').as_uri()}/{{release}}/{{arch}}/"
+    make_site(tmp_path / "specs", {"name": "hello", "upstream": {"mirror": "appstream"}}, {},
+              {"mirrors": {"appstream": {"url": url}}})
+
+    assert hpcos(tmp_path / "specs", store, "build", "hello", "--target", TARGET) == 0
+    assert last_build(store)["base"]["origin"] == f"{upstream_repo.as_uri()}/"
+    capsys.readouterr()
+    assert hpcos(tmp_path / "specs", store, "build", "hello", "--target", TARGET, "--check-upstream") == 0
+    assert capsys.readouterr().out == "hello: overlay 1.0-1.el9.hpc1 is current (upstream 1.0-1.el9)\n"
 
 
 def test_source_repo_option_and_sha256_mismatch(tmp_path, capsys):

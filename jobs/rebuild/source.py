@@ -35,20 +35,25 @@ class Srpm:
     origin: str
 
 
-def base_repo_url(spec_set: SpecSet, package: Package, target: str, layout: StoreLayout,
-                  source_repo: str | None = None) -> str:
-    """The repository holding the base build: ``--source-repo``, else the mirror's copy in the ``daily``
-    environment (the repository side names it ``<mirror>/<target>`` or ``<mirror>-<target>``)."""
+def base_repos(spec_set: SpecSet, package: Package, target: str, layout: StoreLayout,
+               source_repo: str | None = None) -> list[str]:
+    """Repositories that may hold the base build, in the order they are asked.
+
+    ``--source-repo`` alone when given.  Otherwise the mirror's entry in the ``daily`` environment
+    (``<mirror>-<target>``, as ``hpcos repo sync`` names it), then the mirror's upstream URL: the
+    daily mirror leaves out the packages an overlay replaces, so their base builds are usually
+    only upstream."""
     if source_repo:
-        return source_repo if "://" in source_repo else Path(source_repo).resolve().as_uri()
+        return [source_repo if "://" in source_repo else Path(source_repo).resolve().as_uri()]
     mirror = package.upstream.mirror
-    daily = layout.environments / "daily"
-    candidates = [daily / mirror / target, daily / f"{mirror}-{target}", daily / target / mirror]
-    for candidate in candidates:
-        if (candidate / "repodata" / "repomd.xml").is_file():
-            return candidate.resolve().as_uri()
-    raise SourceError(f"{package.name}: no daily mirror of {mirror!r} for {target} under {daily} "
-                      f"(run `hpcos repo sync --mirror {mirror} --target {target}`, or pass --source-repo URL)")
+    if not mirror:
+        raise SourceError(f"{package.name}: upstream is not a mirror; pass --source-repo URL")
+    repos = []
+    daily = layout.environments / "daily" / f"{mirror}-{target}"
+    if (daily / "repodata" / "repomd.xml").is_file():
+        repos.append(daily.resolve().as_uri())
+    repos.append(spec_set.site.mirrors[mirror].url.format(**_target_fields(spec_set, target)))
+    return repos
 
 
 def fetch(spec_set: SpecSet, package: Package, target: str, layout: StoreLayout, dest: Path,
@@ -71,9 +76,9 @@ def fetch(spec_set: SpecSet, package: Package, target: str, layout: StoreLayout,
         srpm = dest / origin.rstrip("/").rsplit("/", 1)[-1]
         _download(origin, srpm)
     else:
-        origin = base_repo_url(spec_set, package, target, layout, source_repo)
-        srpm = _dnf_download_source(origin, upstream.srpm_name or package.name,
-                                    spec_set.site.targets[target].release, dest, log)
+        srpm, origin = _dnf_download_source(base_repos(spec_set, package, target, layout, source_repo),
+                                            upstream.srpm_name or package.name,
+                                            spec_set.site.targets[target].release, dest, log)
 
     digest = sha256_of(srpm)
     if upstream.sha256 and digest != upstream.sha256:
@@ -124,16 +129,21 @@ def _download(url: str, dest: Path) -> None:
         raise SourceError(f"cannot download {url}: {getattr(exc, 'reason', exc)}") from None
 
 
-def _dnf_download_source(repo_url: str, name: str, releasever: int, dest: Path, log: Path) -> Path:
-    before = set(dest.glob("*.src.rpm"))
-    cmd = ["dnf", "download", "--source", *rpmtool.dnf_repo_args(repo_url, "base", releasever, dest / "dnf-cache"),
-           f"--destdir={dest}", name]
-    proc = rpmtool.run(cmd, log, timeout=DOWNLOAD_TIMEOUT)
-    fetched = sorted(set(dest.glob("*.src.rpm")) - before)
-    if proc.returncode != 0 or not fetched:
+def _dnf_download_source(repos: list[str], name: str, releasever: int, dest: Path, log: Path) -> tuple[Path, str]:
+    """The newest ``name`` SRPM from the first repository that has it, and that repository."""
+    tried = []
+    for i, repo_url in enumerate(repos):
+        before = set(dest.glob("*.src.rpm"))
+        cmd = ["dnf", "download", "--source",
+               *rpmtool.dnf_repo_args(repo_url, "base", releasever, dest / f"dnf-cache-{i}"), f"--destdir={dest}", name]
+        proc = rpmtool.run(cmd, log, timeout=DOWNLOAD_TIMEOUT)
+        fetched = sorted(set(dest.glob("*.src.rpm")) - before)
+        if proc.returncode == 0 and fetched:
+            return fetched[-1], repo_url
         last = next((line for line in reversed(proc.stdout.splitlines()) if line.strip()), "")
-        raise SourceError(f"dnf download --source {name} from {repo_url} failed: {last.strip()}")
-    return fetched[-1]
+        tried.append(f"{repo_url} ({last.strip()})")
+    raise SourceError(f"no source package {name!r} in {'; '.join(tried)}; a binary-only repository has no "
+                      "SRPMs: pass --source-repo with the upstream source repository")
 
 
 def _target_fields(spec_set: SpecSet, target: str) -> dict[str, str]:

@@ -58,11 +58,12 @@ def newest(repo_url: str, name: str, releasever: int, arch: str | None, log: Pat
     return max(found, key=functools.cmp_to_key(lambda a, b: a.compare(b))) if found else None
 
 
-def check(package: Package, base_repo_url: str, overlay_repo: Path, releasever: int, log: Path) -> UpstreamStatus:
+def check(package: Package, base_repos: list[str], overlay_repo: Path, releasever: int, log: Path) -> UpstreamStatus:
+    """``base_repos`` in order (source.base_repos): the first that has the package answers."""
     name = package.upstream.srpm_name or package.name
-    upstream = newest(base_repo_url, name, releasever, None, log)
+    upstream = next((evr for evr in (newest(url, name, releasever, None, log) for url in base_repos) if evr), None)
     if upstream is None:
-        raise UserError(f"{package.name}: no package named {name!r} in the base repository {base_repo_url}")
+        raise UserError(f"{package.name}: no package named {name!r} in {', '.join(base_repos)}")
     overlay = None
     if (overlay_repo / "repodata" / "repomd.xml").is_file():
         # The overlay publishes the patched SRPM beside the binaries: its EVR is the build's.
