@@ -160,7 +160,7 @@ SITE = {
         "el9-x86_64": {"release": 9, "arch": "x86_64", "mock_config": "rocky+epel-9-x86_64"},
         "el9-aarch64": {"release": 9, "arch": "aarch64", "mock_config": "rocky+epel-9-aarch64"},
     },
-    "mirrors": {"appstream": {"url": "file:///nonexistent/{release}/{arch}/"}},
+    "mirrors": {"appstream": {"url": "file://localhost/nonexistent/{release}/{arch}/"}},
     "overlays": {"hpc-overlay": {"description": "test overlay"}},
     "environments": {"daily": {}, "testing": {"source": "daily"}, "production": {"source": "testing"}},
     "jenkins": {"url": "https://jenkins.example.org/", "folder": "hpcos", "build_label": "rpm",
@@ -206,6 +206,11 @@ CHECK_BREAKING_PATCH = """\
      return 0;
  }
 """
+
+
+def file_url(path: Path) -> str:
+    """``file://localhost/...``: the spec model wants a host part, and dnf and urllib take this form too."""
+    return "file://localhost" + str(path.resolve())
 
 
 def repoquery(repo: Path, *args: str) -> list[str]:

@@ -19,6 +19,7 @@ from rpm_fixtures import (
     GOOD_PATCH,
     STALE_PATCH,
     UpstreamPackage,
+    file_url,
     make_repo,
     make_site,
     repoquery,
@@ -194,26 +195,33 @@ def test_an_overlaid_package_left_out_of_the_daily_mirror_comes_from_upstream(tm
     make_repo(StoreLayout(store).environments / "daily" / f"appstream-{TARGET}",
               UpstreamPackage(name="other").build_srpm(tmp_path / "other"))
     upstream_repo = make_repo(tmp_path / "upstream" / "9" / "x86_64", UpstreamPackage().build_srpm(tmp_path / "u1"))
-    url = f"{(tmp_path / 'upstream').as_uri()}/{{release}}/{{arch}}/"
+    url = file_url(tmp_path / "upstream") + "/{release}/{arch}/"
     make_site(tmp_path / "specs", {"name": "hello", "upstream": {"mirror": "appstream"}}, {},
               {"mirrors": {"appstream": {"url": url}}})
 
     assert hpcos(tmp_path / "specs", store, "build", "hello", "--target", TARGET) == 0
-    assert last_build(store)["base"]["origin"] == f"{upstream_repo.as_uri()}/"
+    assert last_build(store)["base"]["origin"] == file_url(upstream_repo) + "/"
     capsys.readouterr()
     assert hpcos(tmp_path / "specs", store, "build", "hello", "--target", TARGET, "--check-upstream") == 0
     assert capsys.readouterr().out == "hello: overlay 1.0-1.el9.hpc1 is current (upstream 1.0-1.el9)\n"
 
 
-def test_source_repo_option_and_sha256_mismatch(tmp_path, capsys):
+def test_source_repo_option_names_the_base_repository(tmp_path):
+    mirror = make_repo(tmp_path / "mirror", UpstreamPackage().build_srpm(tmp_path))
+    make_site(tmp_path / "specs", {"name": "hello", "upstream": {"mirror": "appstream"}}, {})
+    store = tmp_path / "store"
+    assert hpcos(tmp_path / "specs", store, "build", "hello", "--target", TARGET, "--source-repo", str(mirror)) == 0
+    assert last_build(store)["base"]["origin"] == mirror.resolve().as_uri()
+    assert (overlay_repo(store) / "hello-1.0-1.el9.hpc1.x86_64.rpm").is_file()
+
+
+def test_sha256_mismatch_is_a_one_line_error_and_publishes_nothing(tmp_path, capsys):
     base = UpstreamPackage().build_srpm(tmp_path)
-    mirror = make_repo(tmp_path / "mirror", base)
-    make_site(tmp_path / "specs", {"name": "hello", "upstream": {"mirror": "appstream", "sha256": "0" * 64}}, {})
+    make_site(tmp_path / "specs", {"name": "hello", "upstream": {"srpm_path": str(base), "sha256": "0" * 64}}, {})
     store = tmp_path / "store"
     junit = tmp_path / "junit.xml"
 
-    rc = hpcos(tmp_path / "specs", store, "build", "hello", "--target", TARGET, "--source-repo", str(mirror),
-               "--junit", str(junit))
+    rc = hpcos(tmp_path / "specs", store, "build", "hello", "--target", TARGET, "--junit", str(junit))
 
     assert rc == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -250,10 +258,10 @@ def test_srpm_from_a_url_with_matching_sha256(tmp_path):
     base = UpstreamPackage().build_srpm(tmp_path)
     digest = subprocess.run(["sha256sum", str(base)], capture_output=True, text=True, check=True,
                             timeout=60).stdout.split()[0]
-    make_site(tmp_path / "specs", {"name": "hello", "upstream": {"srpm_url": base.as_uri(), "sha256": digest}}, {})
+    make_site(tmp_path / "specs", {"name": "hello", "upstream": {"srpm_url": file_url(base), "sha256": digest}}, {})
     store = tmp_path / "store"
     assert hpcos(tmp_path / "specs", store, "build", "hello", "--target", TARGET) == 0
     assert last_build(store)["base"] == {"name": "hello", "evr": "1.0-1.el9", "sha256": digest,
-                                         "origin": base.as_uri()}
+                                         "origin": file_url(base)}
     assert repoquery(overlay_repo(store), "--arch", "x86_64", "--qf", "%{name}-%{version}-%{release}") == [
         "hello-1.0-1.el9.hpc1"]

@@ -16,7 +16,7 @@ PLAIN_DIFF = GOOD_PATCH[GOOD_PATCH.index("--- a/hello.c"):GOOD_PATCH.rindex("--\
 
 def export(tmp_path: Path, capsys) -> Path:
     make_site(tmp_path / "specs", {
-        "name": "hello", "upstream": {"srpm_path": "hello.src.rpm"},
+        "name": "hello", "upstream": {"srpm_path": "/srv/srpms/hello-1.0-1.el9.src.rpm"},
         "patches": [site_patch("0001-greet.patch", "The site greets its users in the site's own words.",
                                "https://github.com/example/hello/issues/7"),
                     site_patch("0002-plain.patch", "A plain diff without mail headers, never sent upstream.", None)],

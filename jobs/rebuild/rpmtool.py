@@ -76,5 +76,8 @@ def evr(hdr: rpm.hdr) -> Evr:
 
 def dnf_repo_args(url: str, repo_id: str, releasever: int, cache_dir: Path) -> list[str]:
     """Point dnf at one repository and nothing else: no system repos, a private cache (never stale)."""
+    # dnf download treats file://localhost/ as remote and then fails its own checksum check.
+    if url.startswith("file://localhost/"):
+        url = "file:///" + url[len("file://localhost/"):]
     return ["--setopt=reposdir=/dev/null", f"--setopt=cachedir={cache_dir}", "--setopt=metadata_expire=0",
             f"--releasever={releasever}", f"--repofrompath={repo_id},{url}", f"--repo={repo_id}"]
