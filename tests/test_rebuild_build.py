@@ -161,6 +161,9 @@ def test_only_the_last_n_builds_of_a_package_are_kept(tmp_path):
     assert sorted(p.name for p in overlay_repo(store).glob("*.rpm")) == [
         "hello-1.0-2.el9.hpc1.src.rpm", "hello-1.0-2.el9.hpc1.x86_64.rpm",
         "hello-1.0-3.el9.hpc1.src.rpm", "hello-1.0-3.el9.hpc1.x86_64.rpm"]
+    # The work directories follow the same rule: the first build's is gone.
+    assert [json.loads((d / "build.json").read_text())["overlay_evr"] for d in build_dirs(store)] == [
+        "1.0-2.el9.hpc1", "1.0-3.el9.hpc1"]
 
 
 def test_check_upstream_follows_the_daily_mirror(tmp_path, capsys):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -116,7 +117,18 @@ def run_build(spec_set: SpecSet, package: Package, target: str, layout: StoreLay
     for name in STAGES[len(report.stages):]:
         report.stages.append(StageResult(name, 0.0, skipped=True))
     _write_record(report)
+    prune_build_dirs(layout, package.name, target, spec_set.site.store.keep_builds)
     return report
+
+
+def prune_build_dirs(layout: StoreLayout, package: str, target: str, keep: int) -> list[Path]:
+    """Keep the newest ``keep`` build directories of a package and target: a kernel build leaves a
+    gigabyte of sources and RPMs behind, and Jenkins has archived what it needs by then."""
+    dirs = sorted(p for p in layout.build_dir(package, target).iterdir() if p.is_dir())
+    old = dirs[:-keep]
+    for path in old:
+        shutil.rmtree(path, ignore_errors=True)
+    return old
 
 
 def _say(text: str) -> None:
