@@ -80,7 +80,7 @@ class UpstreamPackage:
     release: str = "1%{?dist}"
     dist: str = ".el9"
     epoch: int | None = None
-    prep: str = "setup"  # "setup" (explicit %patch lines) or "autosetup"
+    prep: str = "setup"  # "setup" (explicit %patch lines), "autosetup", or "autosetup-N" (%autosetup -N)
     build_requires: list[str] = field(default_factory=list)
     # Upstream's own patches, applied in the style above; the site patches go after them.
     upstream_patches: dict[str, str] = field(default_factory=dict)
@@ -90,6 +90,8 @@ class UpstreamPackage:
         patch_tags = "".join(f"Patch{i}: {name}\n" for i, name in enumerate(self.upstream_patches))
         if self.prep == "autosetup":
             prep = "%autosetup -p1\n"
+        elif self.prep == "autosetup-N":
+            prep = "%autosetup -N\n" + "".join(f"%patch -P {i} -p1\n" for i in range(len(self.upstream_patches)))
         else:
             prep = "%setup -q\n" + "".join(f"%patch -P {i} -p1\n" for i in range(len(self.upstream_patches)))
         return textwrap.dedent("""\

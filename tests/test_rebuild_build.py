@@ -268,3 +268,14 @@ def test_srpm_from_a_url_with_matching_sha256(tmp_path):
                                          "origin": file_url(base)}
     assert repoquery(overlay_repo(store), "--arch", "x86_64", "--qf", "%{name}-%{version}-%{release}") == [
         "hello-1.0-1.el9.hpc1"]
+
+
+def test_autosetup_without_patches_gets_explicit_patch_lines(tmp_path):
+    """`%autosetup -N` applies no patch: the site patch needs its own %patch line, or it is silently lost."""
+    base = UpstreamPackage(prep="autosetup-N").build_srpm(tmp_path)
+    specs = site_for(tmp_path, base, {"0001-greet.patch": GOOD_PATCH})
+    store = tmp_path / "store"
+    assert hpcos(specs, store, "build", "hello", "--target", TARGET) == 0
+    spec = (build_dirs(store)[-1] / "rpmbuild" / "SPECS" / "hello.spec").read_text()
+    assert "%autosetup -N\n%patch -P9000 -p1\n" in spec
+    assert "Patch #9000 (hpcos-hpc1-0001-greet.patch):" in (build_dirs(store)[-1] / "result" / "build.log").read_text()

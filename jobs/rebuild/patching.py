@@ -55,8 +55,10 @@ def apply_site_changes(spec_path: Path, spec_set: SpecSet, package: Package, bas
     with spec.prep() as prep:
         if prep is None:
             raise PatchingError(f"{spec_path.name}: no %prep section to apply site patches in")
-        names = {m.name for m in prep.macros}
-    style = "autosetup" if names & {"%autosetup", "%autopatch"} else "explicit"
+        # "%autosetup -N" applies nothing; such specs follow it with %autopatch or with %patch lines.
+        applies_all = any(m.name == "%autopatch" or (m.name == "%autosetup" and not m.options.N)
+                          for m in prep.macros)
+    style = "autosetup" if applies_all else "explicit"
 
     numbers: dict[str, int] = {}
     for patch in package.patches:

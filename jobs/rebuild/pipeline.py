@@ -105,7 +105,7 @@ def run_build(spec_set: SpecSet, package: Package, target: str, layout: StoreLay
             spec_set, package, report.base, build_dir / "rpmbuild", logs / "patch.log"))
     if report.ok:
         _say(f"      overlay {report.base.name}-{report.patched.evr} ({len(package.patches)} site patches, "
-                      f"{report.patched.style})")
+             f"{report.patched.style})")
         result = stage("build", build_dir / "result" / "build.log", build)
     if report.ok:
         report.published = stage("publish", logs / "publish.log", lambda: publish.publish(
@@ -113,7 +113,7 @@ def run_build(spec_set: SpecSet, package: Package, target: str, layout: StoreLay
             logs / "publish.log", signer))
     if report.ok:
         _say(f"published {len(report.published.added)} RPMs to {report.published.repo}"
-                      + (f", removed {len(report.published.removed)} old" if report.published.removed else ""))
+             + (f", removed {len(report.published.removed)} old" if report.published.removed else ""))
     for name in STAGES[len(report.stages):]:
         report.stages.append(StageResult(name, 0.0, skipped=True))
     _write_record(report)

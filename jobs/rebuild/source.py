@@ -86,7 +86,7 @@ def fetch(spec_set: SpecSet, package: Package, target: str, layout: StoreLayout,
                           f"{upstream.sha256}")
     key = upstream.gpgkey or (spec_set.site.mirrors[upstream.mirror].gpgkey if upstream.mirror else None)
     if key:
-        verify_signature(srpm, key.format(**fields), dest / "keys", log)
+        verify_signature(srpm, key.format(**fields), dest / "keys", log, spec_set.root)
     hdr = rpmtool.header(srpm)
     if not hdr.isSource():
         raise SourceError(f"{package.name}: {srpm.name} is a binary RPM, not a source RPM")
@@ -101,14 +101,18 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def verify_signature(path: Path, key: str, keyring_dir: Path, log: Path) -> None:
-    """``rpmkeys --checksig`` against only the configured key, in a private rpm database."""
+def verify_signature(path: Path, key: str, keyring_dir: Path, log: Path, specs_root: Path) -> None:
+    """``rpmkeys --checksig`` against only the configured key (a URL, or a file relative to the specs
+    directory), in a private rpm database."""
     keyring_dir.mkdir(parents=True, exist_ok=True)
     key_file = keyring_dir / "signing-key.asc"
     if "://" in key:
         _download(key, key_file)
     else:
-        shutil.copyfile(key, key_file)
+        local = specs_root / key
+        if not local.is_file():
+            raise SourceError(f"signing key not found: {local}")
+        shutil.copyfile(local, key_file)
     with tempfile.TemporaryDirectory(dir=keyring_dir) as dbpath:
         rpmtool.check(["rpmkeys", "--dbpath", dbpath, "--import", str(key_file)], log,
                       what=f"importing signing key {key}", timeout=60)
