@@ -28,8 +28,6 @@ BUILD_TIMEOUT = 4 * 3600
 @dataclass
 class BuildResult:
     ok: bool
-    returncode: int
-    command: list[str]
     result_dir: Path
     rpms: list[Path] = field(default_factory=list)
 
@@ -67,12 +65,11 @@ class MockBuilder:
         proc = rpmtool.run(cmd, result_dir / "mock-output.log", timeout=self.timeout)
         # mock also leaves the SRPM it rebuilt there; the caller publishes its own patched SRPM.
         rpms = sorted(p for p in result_dir.glob("*.rpm") if not p.name.endswith(".src.rpm"))
-        return BuildResult(proc.returncode == 0 and bool(rpms), proc.returncode, cmd, result_dir, rpms)
+        return BuildResult(proc.returncode == 0 and bool(rpms), result_dir, rpms)
 
 
 @dataclass
 class RpmbuildBuilder:
-    arch: str
     timeout: float = BUILD_TIMEOUT
     name: str = "rpmbuild"
 
@@ -88,9 +85,9 @@ class RpmbuildBuilder:
         if proc.returncode == 0:
             for built in sorted((topdir / "RPMS").glob("*/*.rpm")):
                 rpms.append(Path(shutil.copy2(built, result_dir / built.name)))
-        shutil.rmtree(topdir / "BUILD", ignore_errors=True)
-        shutil.rmtree(topdir / "BUILDROOT", ignore_errors=True)
-        return BuildResult(proc.returncode == 0 and bool(rpms), proc.returncode, cmd, result_dir, rpms)
+        # The RPMs are copied out and the log kept; the build tree is a second copy of the sources.
+        shutil.rmtree(topdir, ignore_errors=True)
+        return BuildResult(proc.returncode == 0 and bool(rpms), result_dir, rpms)
 
 
 def make_builder(kind: str, spec_set: SpecSet, package: Package, target: str, layout: StoreLayout) -> Builder:
@@ -100,7 +97,7 @@ def make_builder(kind: str, spec_set: SpecSet, package: Package, target: str, la
             # Checked before anything is fetched: the build could only fail later.
             raise UserError(f"the rpmbuild builder builds only for this host's architecture ({host}), not "
                             f"{arch} ({target}); build it with mock on a build host")
-        return RpmbuildBuilder(arch=arch)
+        return RpmbuildBuilder()
     overlay_repo = layout.overlay_repo(package.overlay, target)
     # An empty overlay has no metadata yet; mock's dnf would refuse a repository without repomd.xml.
     addrepos = [overlay_repo.resolve().as_uri()] if (overlay_repo / "repodata" / "repomd.xml").is_file() else []
