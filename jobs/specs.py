@@ -45,7 +45,9 @@ CRON_ALIASES = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midni
 
 def _url_type(*schemes: str):
     def check(url: str) -> str:
-        if not re.match(rf"^({'|'.join(schemes)})://[^/\s]", url):
+        # file:///path (empty host) is the usual form for local repositories, as dnf and createrepo_c write it.
+        if not re.match(rf"^({'|'.join(schemes)})://[^/\s]", url) and not (
+                "file" in schemes and re.match(r"^file:///[^\s]", url)):
             raise ValueError(f"expected a URL starting with {' or '.join(s + '://' for s in schemes)}")
         return url
 
@@ -93,6 +95,9 @@ class Mirror(Strict):
 
     url: FetchUrl
     """Repository base URL (http, https or file); may use {release}, {arch}, {target}."""
+    source_url: FetchUrl | None = None
+    """The matching source (SRPM) repository. Rebuilds fetch overlay SRPMs from it: the daily mirror
+    leaves the overlaid packages out, and upstream keeps sources in a repository of their own."""
     exclude: list[NameGlob] = []
     """Globs of binary package names never mirrored from this repository."""
     gpgkey: str | None = None

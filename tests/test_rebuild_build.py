@@ -209,6 +209,21 @@ def test_an_overlaid_package_left_out_of_the_daily_mirror_comes_from_upstream(tm
     assert capsys.readouterr().out == "hello: overlay 1.0-1.el9.hpc1 is current (upstream 1.0-1.el9)\n"
 
 
+def test_the_mirrors_source_repository_provides_the_base_srpm(tmp_path):
+    """Upstream keeps SRPMs in a repository of their own (Rocky's .../source/tree/): `source_url`
+    names it, and a file:/// URL with an empty host is accepted as dnf writes it."""
+    binary = make_repo(tmp_path / "binary" / "9" / "x86_64", UpstreamPackage(name="other").build_srpm(tmp_path / "o"))
+    sources = make_repo(tmp_path / "sources" / "9", UpstreamPackage().build_srpm(tmp_path / "u1"))
+    make_site(tmp_path / "specs", {"name": "hello", "upstream": {"mirror": "appstream"}}, {},
+              {"mirrors": {"appstream": {"url": binary.resolve().as_uri().replace("/9/x86_64", "/{release}/{arch}"),
+                                         "source_url": (tmp_path / "sources").resolve().as_uri() + "/{release}/"}}})
+    assert (tmp_path / "specs" / "site.yaml").read_text().count("file:///") == 2
+    store = tmp_path / "store"
+    assert hpcos(tmp_path / "specs", store, "build", "hello", "--target", TARGET) == 0
+    assert last_build(store)["base"]["origin"] == sources.resolve().as_uri() + "/"
+    assert binary.is_dir()
+
+
 def test_source_repo_option_names_the_base_repository(tmp_path):
     mirror = make_repo(tmp_path / "mirror", UpstreamPackage().build_srpm(tmp_path))
     make_site(tmp_path / "specs", {"name": "hello", "upstream": {"mirror": "appstream"}}, {})

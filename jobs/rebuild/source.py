@@ -40,9 +40,9 @@ def base_repos(spec_set: SpecSet, package: Package, target: str, layout: StoreLa
     """Repositories that may hold the base build, in the order they are asked.
 
     ``--source-repo`` alone when given.  Otherwise the mirror's entry in the ``daily`` environment
-    (``<mirror>-<target>``, as ``hpcos repo sync`` names it), then the mirror's upstream URL: the
-    daily mirror leaves out the packages an overlay replaces, so their base builds are usually
-    only upstream."""
+    (``<mirror>-<target>``, as ``hpcos repo sync`` names it), then the mirror's upstream source
+    repository and its upstream URL: the daily mirror leaves out the packages an overlay replaces,
+    so their base builds are usually only upstream."""
     if source_repo:
         return [source_repo if "://" in source_repo else Path(source_repo).resolve().as_uri()]
     mirror = package.upstream.mirror
@@ -52,7 +52,11 @@ def base_repos(spec_set: SpecSet, package: Package, target: str, layout: StoreLa
     daily = layout.environments / "daily" / f"{mirror}-{target}"
     if (daily / "repodata" / "repomd.xml").is_file():
         repos.append(daily.resolve().as_uri())
-    repos.append(spec_set.site.mirrors[mirror].url.format(**_target_fields(spec_set, target)))
+    fields = _target_fields(spec_set, target)
+    upstream = spec_set.site.mirrors[mirror]
+    if upstream.source_url:
+        repos.append(upstream.source_url.format(**fields))
+    repos.append(upstream.url.format(**fields))
     return repos
 
 
