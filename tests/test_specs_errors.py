@@ -1,6 +1,6 @@
 """Every way an administrator can get the overlay specs wrong, and the one line hpcos answers with.
 
-Each case breaks one thing in a copy of the shipped sample site and asserts the exact
+Each case breaks one thing in a frozen copy of the sample site (tests/data/specs_site) and asserts the exact
 ``file:line: field: message`` line, so a message that loses its file, line or field fails here.
 """
 
@@ -18,7 +18,9 @@ from jobs.specs import load_specs
 @pytest.fixture
 def specs(repo_root, tmp_path) -> Path:
     root = tmp_path / "overlay_specs"
-    shutil.copytree(repo_root / "overlay_specs", root)
+    # A frozen copy of the sample site: these tests pin exact line numbers, which must not move
+    # whenever the shipped sample is edited.
+    shutil.copytree(repo_root / "tests" / "data" / "specs_site", root)
     return root
 
 
