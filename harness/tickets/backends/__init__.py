@@ -1,0 +1,76 @@
+"""The one small interface every tracker implements, and the factory that picks one from ``site.yaml``.
+
+A backend knows how its tracker stores the fingerprint (custom field, label, whiteboard or a marker
+line in the description) and how to find, create, comment, reopen and close.  Connection failures,
+timeouts and 5xx answers raise ``TrackerUnavailable`` so the caller queues instead of losing tickets.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.tickets.credentials import Credentials
+from jobs.specs import Tracker as TrackerSpec
+
+
+@dataclass
+class Ticket:
+    id: str
+    key: str  # the fingerprint key it carries
+    status: str  # the tracker's own status word
+    closed: bool
+    resolution: str = ""
+    url: str = ""
+
+
+class TrackerError(Exception):
+    """The tracker refused a request (bad credentials, missing project, invalid field)."""
+
+
+class TrackerUnavailable(TrackerError):
+    """The tracker is down, too slow or answered 5xx: try again later."""
+
+
+class TrackerBackend(ABC):
+    markup = "plain"
+    can_reopen = True
+
+    @abstractmethod
+    def find(self, key: str) -> Ticket | None:
+        """The open ticket carrying ``key``; else the most recent closed one; else None."""
+
+    @abstractmethod
+    def create(self, summary: str, description: str, key: str) -> Ticket: ...
+
+    @abstractmethod
+    def comment(self, ticket: Ticket, text: str) -> None: ...
+
+    @abstractmethod
+    def reopen(self, ticket: Ticket, text: str) -> None: ...
+
+    @abstractmethod
+    def close(self, ticket: Ticket, text: str) -> None: ...
+
+
+def pick(tickets: list[Ticket]) -> Ticket | None:
+    """``find``'s rule over candidates listed newest first: open beats closed."""
+    return next((t for t in tickets if not t.closed), tickets[0] if tickets else None)
+
+
+BACKENDS = {
+    "local": "harness.tickets.backends.local:LocalTracker",
+    "trac": "harness.tickets.backends.trac:TracTracker",
+    "bugzilla": "harness.tickets.backends.bugzilla:BugzillaTracker",
+    "jira": "harness.tickets.backends.jira:JiraTracker",
+    "github": "harness.tickets.backends.github:GitHubTracker",
+    "gitlab": "harness.tickets.backends.gitlab:GitLabTracker",
+    "redmine": "harness.tickets.backends.redmine:RedmineTracker",
+}
+
+
+def open_backend(spec: TrackerSpec, store_root: Path, credentials: Credentials) -> TrackerBackend:
+    module, _, cls = BACKENDS[spec.backend].partition(":")
+    return getattr(importlib.import_module(module), cls).from_spec(spec, store_root, credentials)

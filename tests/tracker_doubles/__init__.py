@@ -1,0 +1,1 @@
+"""HTTP doubles of the trackers that cannot run here (Bugzilla, Jira, GitHub, GitLab, Redmine)."""
