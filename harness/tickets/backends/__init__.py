@@ -34,9 +34,18 @@ class TrackerUnavailable(TrackerError):
     """The tracker is down, too slow or answered 5xx: try again later."""
 
 
+# Markup of ticket text per tracker (see ``content.render``); known without connecting.
+MARKUP = {"local": "plain", "trac": "trac", "bugzilla": "plain", "jira": "jira", "github": "markdown",
+          "gitlab": "markdown", "redmine": "textile"}
+
+
 class TrackerBackend(ABC):
-    markup = "plain"
+    name: str
     can_reopen = True
+
+    @property
+    def markup(self) -> str:
+        return MARKUP[self.name]
 
     @abstractmethod
     def find(self, key: str) -> Ticket | None:

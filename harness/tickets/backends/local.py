@@ -25,7 +25,7 @@ def _now() -> str:
 
 
 class LocalTracker(TrackerBackend):
-    markup = "plain"
+    name = "local"
 
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -133,7 +133,7 @@ class TracWebTransport(TracTransport):
 
 
 class TracTracker(TrackerBackend):
-    markup = "trac"
+    name = "trac"
 
     def __init__(self, transport: TracTransport, url: str, field: str = "fingerprint",
                  fields: dict[str, str] | None = None, close_resolution: str = "fixed"):
