@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import importlib
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import requests
 from harness.tickets.credentials import Credentials
 from jobs.specs import Tracker as TrackerSpec
 
@@ -83,3 +86,30 @@ BACKENDS = {
 def open_backend(spec: TrackerSpec, store_root: Path, credentials: Credentials) -> TrackerBackend:
     module, _, cls = BACKENDS[spec.backend].partition(":")
     return getattr(importlib.import_module(module), cls).from_spec(spec, store_root, credentials)
+
+
+@contextmanager
+def translated(tracker: str, errors: tuple[type[BaseException], ...],
+               status: Callable[[BaseException], int | None]) -> Iterator[None]:
+    """Turn a client library's exceptions into TrackerUnavailable (retry later) or TrackerError.
+
+    ``status`` extracts the HTTP status from the library's exception; an unknown status counts as
+    unavailable, since queueing is harmless and losing a ticket is not.
+    """
+    try:
+        yield
+    except (requests.ConnectionError, requests.Timeout) as exc:
+        raise TrackerUnavailable(f"{tracker} unreachable: {type(exc).__name__}") from exc
+    except errors as exc:
+        code = status(exc)
+        if code is None or code >= 500 or code == 429:
+            raise TrackerUnavailable(f"{tracker} answered {code or 'an error'}: {exc}") from exc
+        raise TrackerError(f"{tracker} refused the request ({code}): {exc}") from exc
+
+
+def credential(credentials: Credentials, tracker: str) -> str:
+    """The API token (or password used as one) a token-based tracker needs."""
+    secret = credentials.token or credentials.password
+    if not secret:
+        raise TrackerError(f"{tracker} needs an API token: set HPCOS_TRACKER_TOKEN, a ~/.netrc entry or the keyring")
+    return secret
