@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+
 from harness.tickets.credentials import Credentials
 from jobs.specs import Tracker as TrackerSpec
 

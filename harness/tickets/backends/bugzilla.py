@@ -6,11 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import bugzilla
-from bugzilla.exceptions import BugzillaError
+from bugzilla.exceptions import BugzillaError, BugzillaHTTPError
 
 from harness.tickets.backends import Ticket, TrackerBackend, TrackerError, credential, pick, translated
 
 CLOSED = ("RESOLVED", "VERIFIED", "CLOSED")
+_ERRORS = (BugzillaError, BugzillaHTTPError)
 
 
 def _status(exc) -> int | None:
@@ -37,7 +38,7 @@ class BugzillaTracker(TrackerBackend):
         if not (spec.url and spec.project and spec.component):
             raise TrackerError("tracker.url, tracker.project (product) and tracker.component are required "
                                "for bugzilla")
-        with translated("Bugzilla", (BugzillaError, bugzilla.exceptions.BugzillaHTTPError), _status):
+        with translated("Bugzilla", _ERRORS, _status):
             # No config files, cookies or token caches: credentials come from hpcos only.
             client = bugzilla.Bugzilla(spec.url, api_key=credential(credentials, "Bugzilla"), force_rest=True,
                                        configpaths=[], cookiefile=None, tokenfile=None, use_creds=False)
@@ -45,7 +46,7 @@ class BugzillaTracker(TrackerBackend):
                    spec.reopen_status or "CONFIRMED")
 
     def _errors(self):
-        return translated("Bugzilla", (BugzillaError, bugzilla.exceptions.BugzillaHTTPError), _status)
+        return translated("Bugzilla", _ERRORS, _status)
 
     def _ticket(self, bug, key: str) -> Ticket:
         return Ticket(id=str(bug.id), key=key, status=bug.status, closed=bug.status in CLOSED,
@@ -62,7 +63,9 @@ class BugzillaTracker(TrackerBackend):
     def create(self, summary: str, description: str, key: str) -> Ticket:
         with self._errors():
             data = self.client.build_createbug(product=self.product, component=self.component, summary=summary,
-                                               description=description, whiteboard=key, **self.fields)
+                                               description=description, **self.fields)
+            # Bug.create maps ``whiteboard`` like Bug.update does: the fingerprint is there atomically.
+            data["whiteboard"] = key
             bug = self.client.createbug(data)
         return Ticket(id=str(bug.id), key=key, status="NEW", closed=False)
 
