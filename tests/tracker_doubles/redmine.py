@@ -1,7 +1,8 @@
 """Redmine REST API (redmine.org/projects/redmine/wiki/Rest_Issues): GET /issues.json with
 ``project_id``, ``status_id`` (default open only, ``*`` all), ``cf_<id>`` custom field filters,
 ``sort``, ``offset``/``limit`` and ``total_count``; POST /issues.json (201); PUT /issues/{id}.json with
-``notes`` and ``status_id`` (204 No Content); POST /projects/{id}/issues.json as well; GET /issue_statuses.json.  Auth: X-Redmine-API-Key."""
+``notes`` and ``status_id`` (204 No Content); POST /projects/{id}/issues.json as well;
+GET /issue_statuses.json.  Auth: X-Redmine-API-Key."""
 
 from __future__ import annotations
 
