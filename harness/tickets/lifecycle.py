@@ -66,7 +66,8 @@ def plan(run: RunResults, state: TicketState, spec: TrackerSpec, markup: str,
     day = _day(run)
     result = Plan()
     reports = []
-    for group in group_failures(run):
+    groups = group_failures(run)
+    for group in groups:
         reports.append(Action(
             "report", group.key, group.test_id, run.run_id, day,
             summary=redact(content.summary(group)),
@@ -80,8 +81,8 @@ def plan(run: RunResults, state: TicketState, spec: TrackerSpec, markup: str,
                          f"{max(allowed_today, 0)} left of {spec.max_new_per_day} today")
         new_keys = {a.key for a in new}
         reports = [a for a in reports if a.key not in new_keys]
-        groups = [g for g in group_failures(run) if g.key in new_keys]
-        summary, description = content.run_wide(groups, run, result.capped, markup)
+        summary, description = content.run_wide([g for g in groups if g.key in new_keys], run, result.capped,
+                                                markup)
         reports.append(Action("report", RUN_WIDE_KEY, RUN_WIDE_TEST, run.run_id, day,
                               summary=redact(summary), description=redact(description),
                               comment=redact(description), new=state.tracked(RUN_WIDE_KEY) is None))

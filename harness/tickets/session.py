@@ -71,11 +71,18 @@ class TicketSession:
             outcome = lifecycle.Outcome(error=str(exc))
             outcome.queued = sum(self.queue.put(action) for action in decided.actions)
             return decided, outcome
-        return lifecycle.file_run(run, backend, self.state, self.spec, self.queue, self.credentials.redact,
-                                  progress)
+        decided, outcome = lifecycle.file_run(run, backend, self.state, self.spec, self.queue,
+                                              self.credentials.redact, progress)
+        return decided, self._redacted(outcome)
 
     def flush(self) -> lifecycle.Outcome:
-        return lifecycle.flush(self.backend, self.state, self.spec, self.queue)
+        return self._redacted(lifecycle.flush(self.backend, self.state, self.spec, self.queue))
+
+    def _redacted(self, outcome: lifecycle.Outcome) -> lifecycle.Outcome:
+        """A client library's error message may quote a request URL with its api-key parameter."""
+        if outcome.error:
+            outcome.error = self.credentials.redact(outcome.error)
+        return outcome
 
 
 def describe(decided: lifecycle.Plan) -> str:
