@@ -156,3 +156,15 @@ def test_plan_is_read_only(site):
     decided = plan(run("n1", {HCA: (IBV_MISSING, nodes(2))}), site.state, site.spec, "plain")
     assert [a.kind for a in decided.actions] == ["report"]
     assert site.tracker.tickets() == [] and site.state.open_tickets() == []
+
+
+def test_new_fingerprint_algorithm_finds_tickets_filed_under_the_old_one(site, monkeypatch):
+    from harness.tickets import fingerprint
+
+    site.night(run("n1", {HCA: (IBV_MISSING, nodes(4))}))
+    monkeypatch.setitem(fingerprint.ALGORITHMS, 2, lambda line: fingerprint.ALGORITHMS[1](line).lower())
+    decided, out = site.night(run("n2", {HCA: (IBV_MISSING, nodes(4))}))
+    [action] = decided.actions
+    assert action.key.startswith("hpcos-v2-") and action.aliases[0].startswith("hpcos-v1-")
+    assert out.done == ["#1: commented"]
+    assert len(site.tracker.tickets()) == 1

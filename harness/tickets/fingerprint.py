@@ -3,13 +3,14 @@
 A fingerprint is the test id (without the node), the failure class, and the first meaningful error
 line with everything that varies between nodes, jobs and nights replaced by placeholders.  The
 algorithm is versioned: the version is part of every key, so a later change of the rules produces
-new keys and ``ALGORITHM_VERSION`` history lets a site re-group without orphaning old tickets.
+new keys, and the keys the earlier versions give (``aliases``) still find the tickets filed under them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 ALGORITHM_VERSION = 1
@@ -59,11 +60,20 @@ _ERRORISH = re.compile(
 _SPACE = re.compile(r"\s+")
 
 
-def normalise(line: str) -> str:
-    """The line with variable parts replaced by placeholders and whitespace collapsed."""
+def _normalise_v1(line: str) -> str:
     for pattern, replacement in _RULES:
         line = pattern.sub(replacement, line)
     return _SPACE.sub(" ", line).strip()
+
+
+# Every algorithm ever released, by version; the highest is current.  Old ones stay, so a ticket
+# filed under an old key is still found (``Fingerprint.aliases``) after the rules change.
+ALGORITHMS: dict[int, Callable[[str], str]] = {1: _normalise_v1}
+
+
+def normalise(line: str) -> str:
+    """The line with variable parts replaced by placeholders and whitespace collapsed."""
+    return ALGORITHMS[max(ALGORITHMS)](line)
 
 
 def first_meaningful_line(message: str) -> str:
@@ -79,19 +89,28 @@ def first_meaningful_line(message: str) -> str:
     return candidates[0] if candidates else ""
 
 
+def _key(version: int, test_id: str, failure_class: str, signature: str) -> str:
+    text = "\x1f".join((str(version), test_id, failure_class, signature))
+    return f"hpcos-v{version}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+
+
 @dataclass(frozen=True)
 class Fingerprint:
     test_id: str
     failure_class: str
     signature: str  # the normalised first meaningful line
     version: int = ALGORITHM_VERSION
+    aliases: tuple[str, ...] = ()  # the same failure's keys under earlier algorithm versions
 
     @property
     def key(self) -> str:
         """Short stable key stored in the tracker: ``hpcos-v1-<16 hex>``."""
-        text = "\x1f".join((str(self.version), self.test_id, self.failure_class, self.signature))
-        return f"hpcos-v{self.version}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+        return _key(self.version, self.test_id, self.failure_class, self.signature)
 
 
 def fingerprint(test_id: str, failure_class: str | None, message: str) -> Fingerprint:
-    return Fingerprint(test_id, failure_class or "error", normalise(first_meaningful_line(message)))
+    failure_class = failure_class or "error"
+    line = first_meaningful_line(message)
+    current = max(ALGORITHMS)
+    aliases = tuple(_key(v, test_id, failure_class, ALGORITHMS[v](line)) for v in sorted(ALGORITHMS) if v != current)
+    return Fingerprint(test_id, failure_class, ALGORITHMS[current](line), current, aliases)

@@ -44,6 +44,7 @@ class Action:
     comment: str = ""
     close: bool = False
     new: bool = False  # no ticket known for this fingerprint when planned (what the caps count)
+    aliases: list[str] = field(default_factory=list)  # keys of earlier fingerprint algorithms
 
 
 @dataclass
@@ -73,7 +74,8 @@ def plan(run: RunResults, state: TicketState, spec: TrackerSpec, markup: str,
             summary=redact(content.summary(group)),
             description=redact(content.description(group, run, markup)),
             comment=redact(content.seen_again(group, run, markup)),
-            new=state.tracked(group.key) is None))
+            new=all(state.tracked(key) is None for key in (group.key, *group.fingerprint.aliases)),
+            aliases=list(group.fingerprint.aliases)))
     new = [a for a in reports if a.new]
     allowed_today = spec.max_new_per_day - state.created_on(day)
     if len(new) > spec.max_new_per_run or len(new) > allowed_today:
@@ -116,6 +118,9 @@ def recurrence(spec: TrackerSpec, ticket: Ticket) -> str:
 def apply(action: Action, backend: TrackerBackend, state: TicketState, spec: TrackerSpec) -> str:
     """Do one action against the tracker; returns what was done, for the log."""
     ticket = backend.find(action.key)
+    for alias in action.aliases:  # filed before the fingerprint algorithm changed
+        if ticket is None:
+            ticket = backend.find(alias)
     if action.kind == "resolve":
         if ticket is None or ticket.closed:
             if ticket is not None:
