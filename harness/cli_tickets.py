@@ -57,7 +57,7 @@ def _read_results(path: str):
 
 
 def _file(args) -> int:
-    from harness.tickets.session import describe, progress_bar, summarise
+    from harness.tickets.session import describe, progress_bar
 
     run = _read_results(args.results)
     with _session(args) as session:
@@ -66,24 +66,25 @@ def _file(args) -> int:
             return 0
         with progress_bar() as progress:
             _, outcome = session.file(run, progress)
-        for line in outcome.done:
-            print(line)
-        console.print(f"tickets ({session.spec.backend}): {summarise(outcome)}", markup=False)
-        return 1 if outcome.error else 0
+        return _report("tickets", session, outcome)
 
 
 def _flush(args) -> int:
-    from harness.tickets.session import summarise
-
     with _session(args) as session:
         if not len(session.queue):
             console.print("queue empty")
             return 0
-        outcome = session.flush()
-        for line in outcome.done:
-            print(line)
-        console.print(f"flush ({session.spec.backend}): {summarise(outcome)}", markup=False)
-        return 1 if outcome.error else 0
+        return _report("flush", session, session.flush())
+
+
+def _report(what: str, session, outcome) -> int:
+    """Each action on stdout, the summary on stderr; exit 1 when the tracker failed (tickets queued)."""
+    from harness.tickets.session import summarise
+
+    for line in outcome.done:
+        print(line)
+    console.print(f"{what} ({session.spec.backend}): {summarise(outcome)}", markup=False)
+    return 1 if outcome.error else 0
 
 
 def _list(args) -> int:

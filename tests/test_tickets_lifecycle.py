@@ -75,21 +75,20 @@ def test_a_streak_is_broken_by_the_failure_and_not_advanced_by_a_run_without_the
     assert out.done == ["#1: closed after passing runs"]
 
 
-def test_recurrence_policy_by_status_files_new_ticket_referencing_the_old(tmp_path):
-    site = Site(tmp_path, recurrence_by_status={"fixed": "new"}, close_after_passing_runs=1)
+@pytest.mark.parametrize(("policy", "done", "tickets"), [
+    ("reopen", "#1: reopened", 1),
+    ("new", "#2: created (follows #1)", 2),
+    ("ignore", "#1: closed as fixed, ignored by policy", 1),
+])
+def test_recurrence_after_close_follows_the_policy_for_that_resolution(tmp_path, policy, done, tickets):
+    site = Site(tmp_path, recurrence="reopen", recurrence_by_status={"FIXED": policy}, close_after_passing_runs=1)
     site.night(run("n1", {HCA: (IBV_MISSING, nodes(2))}))
     site.night(run("n2", {}, passing={HCA: nodes(2)}))
     _, out = site.night(run("n3", {HCA: (IBV_MISSING, nodes(2))}))
-    assert out.done == ["#2: created (follows #1)"]
-    assert "tracked before in #1 (closed as fixed)" in site.tracker.ticket("2")[1]
-
-
-def test_recurrence_ignore_leaves_a_wontfix_alone(tmp_path):
-    site = Site(tmp_path, recurrence_by_status={"fixed": "ignore"}, close_after_passing_runs=1)
-    site.night(run("n1", {HCA: (IBV_MISSING, nodes(2))}))
-    site.night(run("n2", {}, passing={HCA: nodes(2)}))
-    _, out = site.night(run("n3", {HCA: (IBV_MISSING, nodes(2))}))
-    assert out.done == ["#1: closed as fixed, ignored by policy"]
+    assert out.done == [done]
+    assert len(site.tracker.tickets(include_closed=True)) == tickets
+    if policy == "new":
+        assert "tracked before in #1 (closed as fixed)" in site.tracker.ticket("2")[1]
 
 
 def test_caps_file_one_run_wide_ticket_instead_of_hundreds(tmp_path):
