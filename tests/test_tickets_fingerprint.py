@@ -87,3 +87,14 @@ def test_300_nodes_one_cause_make_one_group_in_clustershell_notation():
     rows = groups[1].nodes_by_message()
     assert sum(count for _, _, count in rows) == 300
     assert passing_tests(night) == {"integration_tests/test_mpi.py::test_allreduce[mpich]"}
+
+
+def test_site_specific_node_names_known_to_the_run_are_normalised():
+    template = "ssh: connect to host {node}.ib.cluster port 22: No route to host\n"
+    night = run("r1", {"t::reach": (template, ["r1i2n3", "r4i0n17", "sn042"])})
+    [group] = group_failures(night)
+    assert group.fingerprint.signature == "ssh: connect to host <node> port <n>: No route to host"
+    assert str(group.nodes) == "r1i2n3,r4i0n17,sn042"
+    # Without the run's node list, such names stay apart.
+    assert fingerprint("t", "error", template.format(node="r1i2n3")).key != \
+        fingerprint("t", "error", template.format(node="sn042")).key

@@ -30,12 +30,12 @@ def tracd(tmp_path_factory):
 
 
 def backend(tracd) -> TracTracker:
-    return TracTracker(TracWebTransport(tracd.url, tracd.user, tracd.password, timeout=10), tracd.url)
+    return TracTracker(TracWebTransport(tracd.url, tracd.user, tracd.password, timeout=30), tracd.url)
 
 
 def trac_tickets(tracd, key: str) -> list[dict[str, str]]:
     """What Trac itself says, through an anonymous CSV query (independent of the backend under test)."""
-    response = requests.get(f"{tracd.url}/query", timeout=10, params=[
+    response = requests.get(f"{tracd.url}/query", timeout=30, params=[
         ("fingerprint", key), ("format", "csv"), ("col", "id"), ("col", "status"), ("col", "summary"),
         ("col", "resolution"), ("max", "0")])
     return list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
@@ -98,7 +98,7 @@ class StopsMidway(TracTracker):
     """Stops the real tracd right after the second ticket is created (the outage hits mid-run)."""
 
     def __init__(self, tracd):
-        super().__init__(TracWebTransport(tracd.url, tracd.user, tracd.password, timeout=5), tracd.url)
+        super().__init__(TracWebTransport(tracd.url, tracd.user, tracd.password, timeout=30), tracd.url)
         self.tracd = tracd
         self.created = 0
 
@@ -134,7 +134,7 @@ class Colliding(TracWebTransport):
     """Someone else comments on the ticket between our reading its form and posting to it, twice."""
 
     def __init__(self, tracd, other):
-        super().__init__(tracd.url, tracd.user, tracd.password, timeout=10)
+        super().__init__(tracd.url, tracd.user, tracd.password, timeout=30)
         self.other = other
         self.collisions = 2
 
@@ -184,3 +184,14 @@ def test_password_never_reaches_tickets_logs_or_queue(tracd, tmp_path, caplog):
     assert caplog.records and "********" in caplog.text
     for text in [*texts, *queued, caplog.text]:
         assert tracd.password not in text
+
+
+def test_a_trac_without_the_custom_field_is_refused_not_answered_with_every_ticket(tracd):
+    """Trac ignores unknown query fields; hpcos must not take "all tickets" as "the ticket"."""
+    from harness.tickets.backends import TrackerError
+
+    plain = backend(tracd)
+    plain.create("someone else's ticket", "body", "hpcos-v1-stranger0000000")
+    misconfigured = TracTracker(plain.transport, tracd.url, field="fingerprint_typo")
+    with pytest.raises(TrackerError, match=r"no ticket field 'fingerprint_typo': add `fingerprint_typo = text`"):
+        misconfigured.find("hpcos-v1-stranger0000000")

@@ -55,7 +55,7 @@ CLOSED = {"github": "closed", "gitlab": "closed", "jira": "Done", "bugzilla": "R
 @pytest.fixture(params=sorted(DOUBLES))
 def tracker(request, tmp_path):
     double, spec = DOUBLES[request.param]()
-    spec = Tracker(**spec, close_after_passing_runs=2, timeout=5)
+    spec = Tracker(**spec, close_after_passing_runs=2, timeout=30)
     backend = open_backend(spec, tmp_path, resolve(spec.url, {"HPCOS_TRACKER_USER": "hpcos-bot",
                                                               "HPCOS_TRACKER_TOKEN": TOKEN}))
     yield double, spec, backend
@@ -128,3 +128,16 @@ def test_find_uses_the_documented_immediate_endpoint(tracker):
     if never:
         assert double.called("GET", never) == [] and double.called("POST", never) == []
     assert backend.find("hpcos-v1-ffffffffffffffff") is None
+
+
+def test_a_slow_tracker_times_out_into_the_queue(tmp_path):
+    double, spec = gitlab()
+    try:
+        spec = Tracker(**spec, timeout=0.5)
+        backend = open_backend(spec, tmp_path, resolve(spec.url, {"HPCOS_TRACKER_TOKEN": TOKEN}))
+        double.delay = 1.5
+        out = nights(tmp_path, spec, backend)(run("night-1", {PINGPONG: (OPENMPI_UNREACHABLE, nodes(4))}))
+        assert out.queued == 1 and out.error == "TrackerUnavailable: GitLab unreachable: ReadTimeout"
+    finally:
+        double.delay = 0
+        double.stop()

@@ -54,16 +54,16 @@ class TracServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 30) -> None:
+    def start(self, timeout: float = 90) -> None:
         subprocess.run([_tool("tracd"), "-d", "-p", str(self.port), "-b", "127.0.0.1",
                         f"--auth=*,{self.env / 'htdigest'},{REALM}", "--pidfile", str(self.pidfile),
                         "-s", str(self.env)], check=True, timeout=60, capture_output=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                if requests.get(self.url + "/", timeout=2).status_code == 200:
+                if requests.get(self.url + "/", timeout=10).status_code == 200:
                     return
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or still loading the environment
                 pass
             time.sleep(0.1)
         self.stop()

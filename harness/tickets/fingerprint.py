@@ -108,9 +108,23 @@ class Fingerprint:
         return _key(self.version, self.test_id, self.failure_class, self.signature)
 
 
-def fingerprint(test_id: str, failure_class: str | None, message: str) -> Fingerprint:
+_WORD = re.compile(r"[A-Za-z0-9][\w.-]*[A-Za-z0-9]|[A-Za-z0-9]")
+
+
+def without_nodes(line: str, nodes: frozenset[str]) -> str:
+    """Replace the run's own node names (and their FQDNs) first: site naming schemes such as
+    ``r1i2n3`` or ``sn042`` fit no general rule, but the run knows every node it tested."""
+    if not nodes:
+        return line
+    return _WORD.sub(lambda m: "<node>" if m.group() in nodes or m.group().split(".", 1)[0] in nodes
+                     else m.group(), line)
+
+
+def fingerprint(test_id: str, failure_class: str | None, message: str,
+                nodes: frozenset[str] = frozenset()) -> Fingerprint:
+    """``nodes``: every node name of the run, so they normalise whatever the site calls them."""
     failure_class = failure_class or "error"
-    line = first_meaningful_line(message)
+    line = without_nodes(first_meaningful_line(message), nodes)
     current = max(ALGORITHMS)
     aliases = tuple(_key(v, test_id, failure_class, ALGORITHMS[v](line)) for v in sorted(ALGORITHMS) if v != current)
     return Fingerprint(test_id, failure_class, ALGORITHMS[current](line), current, aliases)

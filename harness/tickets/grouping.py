@@ -54,11 +54,21 @@ class FailureGroup:
         return rows
 
 
+def run_nodes(run: RunResults) -> frozenset[str]:
+    """Every node name the run tested (node sets expanded)."""
+    nodes = NodeSet()
+    for result in run.results:
+        if result.node:
+            nodes.update(result.node)
+    return frozenset(nodes)
+
+
 def group_failures(run: RunResults) -> list[FailureGroup]:
     """One group per fingerprint, in a stable order (test id, then key)."""
+    names = run_nodes(run)
     groups: dict[str, FailureGroup] = {}
     for result in run.failures():
-        fp = fingerprint(result.test_id, result.failure_class, result.message)
+        fp = fingerprint(result.test_id, result.failure_class, result.message, names)
         groups.setdefault(fp.key, FailureGroup(fp)).results.append(result)
     return sorted(groups.values(), key=lambda g: (g.test_id, g.key))
 

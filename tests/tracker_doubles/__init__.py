@@ -3,7 +3,7 @@
 Each double serves, on 127.0.0.1 and a free port, the endpoints its client library calls, with the
 request and response shapes of that tracker's documented REST API; it keeps issues in memory and
 records every request so a test can check which endpoints were used.  ``fail_with`` makes every
-request answer that status, as a tracker behind a failing proxy does.
+request answer that status, as a tracker behind a failing proxy does; ``delay`` makes it slow.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -52,6 +53,7 @@ class TrackerDouble:
     def __init__(self):
         self.requests: list[Request] = []
         self.fail_with: int | None = None
+        self.delay = 0.0  # seconds before answering: a tracker that is up but too slow
         self._routes = [getattr(self, name).route + (getattr(self, name),) for name in dir(type(self))
                         if hasattr(getattr(type(self), name), "route")]
         self._server: ThreadingHTTPServer | None = None
@@ -78,6 +80,8 @@ class TrackerDouble:
 
     def dispatch(self, request: Request) -> Reply:
         self.requests.append(request)
+        if self.delay:
+            time.sleep(self.delay)
         if self.fail_with:
             return Reply(self.fail_with, {"message": "Service Unavailable"})
         for method, pattern, handler in self._routes:
@@ -108,8 +112,11 @@ class TrackerDouble:
                 for name, value in reply.headers.items():
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                try:
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up waiting (a ``delay`` longer than its timeout)
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 

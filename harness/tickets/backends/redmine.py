@@ -61,8 +61,10 @@ class RedmineTracker(TrackerBackend):
         with self._errors():
             issues = self.client.issue.filter(project_id=self.project, status_id="*", sort="id:desc",
                                               **{f"cf_{self.field_id}": key})
+            # Redmine ignores a filter on a custom field it does not have: check the value ourselves.
+            mine = [i for i in issues if any(f.id == self.field_id and f.value == key for f in i.custom_fields)]
             return pick([Ticket(id=str(i.id), key=key, status=i.status.name, closed=self._closed(i.status.id),
-                                url=f"{self.client.url}/issues/{i.id}") for i in issues])
+                                url=f"{self.client.url}/issues/{i.id}") for i in mine])
 
     def create(self, summary: str, description: str, key: str) -> Ticket:
         with self._errors():

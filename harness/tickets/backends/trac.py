@@ -96,12 +96,18 @@ class TracWebTransport(TracTransport):
     def query(self, field: str, value: str) -> list[dict[str, str]]:
         self._login()
         params = [(field, value), ("format", "csv"), ("col", "id"), ("col", "status"), ("col", "resolution"),
-                  ("order", "id"), ("desc", "1"), ("max", "0")]
+                  ("col", field), ("order", "id"), ("desc", "1"), ("max", "0")]
         response = self._request("GET", "/query", params=params)
         if response.status_code != 200 or "csv" not in response.headers.get("Content-Type", ""):
             raise TrackerError(f"Trac query for {field}={value} failed: {self._warning(response)}")
-        rows = csv.DictReader(io.StringIO(response.content.decode("utf-8-sig")))
-        return [{k.lower(): v for k, v in row.items()} for row in rows]
+        reader = csv.DictReader(io.StringIO(response.content.decode("utf-8-sig")))
+        rows = [{k.lower(): v for k, v in row.items()} for row in reader]
+        # Trac drops filters and columns on fields it does not know, and would answer with every
+        # ticket: without the field, hpcos would comment on strangers' tickets.
+        if field not in [name.lower() for name in reader.fieldnames or []]:
+            raise TrackerError(f"Trac at {self.url} has no ticket field {field!r}: add `{field} = text` under "
+                               "[ticket-custom] in trac.ini")
+        return [row for row in rows if row[field] == value]
 
     def create(self, fields: dict[str, str]) -> str:
         self._login()
