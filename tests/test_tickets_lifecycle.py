@@ -46,7 +46,7 @@ def test_lifecycle_files_once_comments_closes_after_streak_and_reopens(site):
 
     _, out = site.night(run("n2", {PINGPONG: (OPENMPI_UNREACHABLE, nodes(40))}))
     assert out.done == ["#1: commented"]
-    assert "Seen again in run n2 on 40 node(s): node[001-040]" in site.tracker.comments("1")[0]
+    assert "Seen again in run n2 on 40 node(s):\n\nNodes (40): node[001-040]\n" in site.tracker.comments("1")[0]
     # Filing the same results again (a Jenkins retry) does not comment twice.
     _, out = site.night(run("n2", {PINGPONG: (OPENMPI_UNREACHABLE, nodes(40))}))
     assert out.done == ["#1: already commented in run n2"]
@@ -57,7 +57,7 @@ def test_lifecycle_files_once_comments_closes_after_streak_and_reopens(site):
     _, out = site.night(run("n4", {}, passing=fixed))
     assert out.done == ["#1: closed after passing runs"]
     assert site.tracker.tickets(include_closed=True)[0][1:3] == ("closed", "fixed")
-    assert "passed on all nodes for 2 consecutive runs" in site.tracker.comments("1")[-1]
+    assert "Passed on all nodes for 2 consecutive runs" in site.tracker.comments("1")[-1]
 
     _, out = site.night(run("n5", {PINGPONG: (OPENMPI_UNREACHABLE, ["node007"])}))
     assert out.done == ["#1: reopened"]

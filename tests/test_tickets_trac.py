@@ -74,7 +74,7 @@ def test_nights_one_ticket_comment_close_after_passing_and_reopen(tracd, tmp_pat
     assert ticket["Summary"] == (f"{test_id}: error on 300 nodes: "
                                  "At least one pair of MPI processes are unable to reach each other for")
     text = ticket_text(tracd, ticket["id"])
-    assert "Nodes (300): node[001-300]" in text
+    assert " * Nodes (300): `node[001-300]`\n" in text
     assert "300  node[001-300]  At least one pair of MPI processes" in text
     assert "https://jenkins.example.org/job/hpcos/job/nightly/101/" in text
     assert "--nodes 'node[001-300]'" in text and "kernel: 5.14.0-427.el9.hpc1" in text
@@ -82,7 +82,8 @@ def test_nights_one_ticket_comment_close_after_passing_and_reopen(tracd, tmp_pat
     _, out = night(run("night-2", {test_id: (OPENMPI_UNREACHABLE, nodes(120)[60:])}))
     assert out.done == [f"#{ticket['id']}: commented"]
     assert len(trac_tickets(tracd, key)) == 1
-    assert "Seen again in run night-2 on 60 node(s): node[061-120]" in ticket_text(tracd, ticket["id"])
+    assert "Seen again in run night-2 on 60 node(s):\n\n * Nodes (60): `node[061-120]`" in \
+        ticket_text(tracd, ticket["id"])
 
     for n in (3, 4):
         _, out = night(run(f"night-{n}", {}, passing={test_id: nodes(300)}))

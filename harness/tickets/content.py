@@ -11,23 +11,37 @@ from harness.tickets.grouping import FailureGroup
 SUMMARY_MAX = 200  # below every tracker's limit (Jira and Bugzilla: 255)
 ERROR_LINES = 15
 MEASUREMENT_ROWS = 10
-Block = tuple[str, str]  # ("text" | "pre", content)
+# ("text", paragraph) | ("pre", preformatted text) | ("fields", [(label, value), ...])
+Block = tuple[str, "str | list[tuple[str, str]]"]
+_FENCES = {"trac": ("{{{", "}}}"), "markdown": ("```", "```"), "jira": ("{noformat}", "{noformat}"),
+           "textile": ("<pre>", "</pre>")}
+# Values (test ids, node sets) are shown as inline code so that no markup reads ``node[001-300]`` as
+# a link or ``test_x_y`` as emphasis; the bullet keeps one field per line where newlines would join.
+_FIELD = {"trac": " * {label}: `{value}`", "markdown": "- {label}: `{value}`", "jira": "* {label}: {{{{{value}}}}}",
+          "textile": "* {label}: @{value}@"}
+
+
+def _field(label: str, value: str, markup: str) -> str:
+    if markup not in _FIELD:
+        return f"{label}: {value}"
+    if value.startswith(("http://", "https://")):  # links stay links
+        return _FIELD[markup].split(":", 1)[0].format(label=label) + f": {value}"
+    return _FIELD[markup].format(label=label, value=value)
 
 
 def render(blocks: Iterable[Block], markup: str) -> str:
     """Trac wiki, Markdown (GitHub, GitLab), Jira wiki, Textile (Redmine) or plain text (Bugzilla)."""
-    fences = {"trac": ("{{{", "}}}"), "markdown": ("```", "```"), "jira": ("{noformat}", "{noformat}"),
-              "textile": ("<pre>", "</pre>")}
     out = []
-    for kind, text in blocks:
-        if kind == "pre":
-            if markup in fences:
-                start, end = fences[markup]
-                out.append(f"{start}\n{text}\n{end}")
-            else:
-                out.append("\n".join("    " + line for line in text.splitlines()))
+    for kind, body in blocks:
+        if kind == "fields":
+            out.append("\n".join(_field(label, value, markup) for label, value in body))
+        elif kind == "pre" and markup in _FENCES:
+            start, end = _FENCES[markup]
+            out.append(f"{start}\n{body}\n{end}")
+        elif kind == "pre":
+            out.append("\n".join("    " + line for line in body.splitlines()))
         else:
-            out.append(text)
+            out.append(body)
     return "\n\n".join(out) + "\n"
 
 
@@ -76,24 +90,27 @@ def _error_lines(message: str) -> str:
     return "\n".join(lines[:ERROR_LINES])
 
 
-def _run_lines(run: RunResults) -> list[str]:
-    lines = [f"Run: {run.run_id} on cluster {run.cluster} (started {run.started})"]
+def _run_fields(run: RunResults, first: bool = True) -> list[tuple[str, str]]:
+    fields = [("Run", f"{run.run_id} on {run.cluster}, started {run.started}")] if first else []
     if run.testing_snapshot:
-        lines.append(f"Testing snapshot: {run.testing_snapshot}")
+        fields.append(("Testing snapshot", run.testing_snapshot))
     if run.build_url:
-        lines.append(f"Jenkins build: {run.build_url}")
-    return lines
+        fields.append(("Jenkins build", run.build_url))
+    return fields
+
+
+def _nodes_field(nodes) -> tuple[str, str]:
+    return (f"Nodes ({len(nodes)})", str(nodes)) if len(nodes) else ("Nodes", "none (node-less test)")
 
 
 def description(group: FailureGroup, run: RunResults, markup: str) -> str:
     fp = group.fingerprint
     first = group.results[0]
     nodes = group.nodes
-    blocks: list[Block] = [
-        ("text", f"Test: {fp.test_id}\nFailure class: {fp.failure_class}\n" + "\n".join(_run_lines(run))),
-        ("text", f"Nodes ({len(nodes)}): {nodes}" if len(nodes) else "Nodes: none (node-less test)"),
-    ]
+    blocks: list[Block] = [("fields", [("Test", fp.test_id), ("Failure class", fp.failure_class),
+                                        _nodes_field(nodes), *_run_fields(run)])]
     by_message = group.nodes_by_message()
+    blocks.append(("text", "Failing results by first error line (count, nodes, line as printed):"))
     blocks.append(("pre", "\n".join(f"{count:>5}  {ns}  {line}" for line, ns, count in by_message[:20])))
     rows = _measurement_rows(group.results)
     if rows:
@@ -109,15 +126,16 @@ def description(group: FailureGroup, run: RunResults, markup: str) -> str:
     if first.command:
         commands.append(f"# what ran on {first.node or 'the node'}:\n{first.command}")
     blocks.append(("pre", "\n".join(commands)))
-    blocks.append(("text", f"{marker(group.key)} (fingerprint algorithm v{fp.version}; "
-                           f"normalised line: {fp.signature})"))
+    blocks.append(("fields", [("Normalised error line", fp.signature),
+                              ("Fingerprint algorithm", f"v{fp.version}")]))
+    blocks.append(("text", marker(group.key)))
     return render(blocks, markup)
 
 
 def seen_again(group: FailureGroup, run: RunResults, markup: str) -> str:
     nodes = group.nodes
-    blocks: list[Block] = [("text", f"Seen again in run {run.run_id} on {len(nodes)} node(s): {nodes or '-'}\n"
-                                    + "\n".join(_run_lines(run)[1:]))]
+    blocks: list[Block] = [("text", f"Seen again in run {run.run_id} on {len(nodes)} node(s):"),
+                           ("fields", [_nodes_field(nodes), *_run_fields(run, first=False)])]
     first = group.results[0]
     blocks.append(("pre", _error_lines(first.message) or "(no output)"))
     rows = _measurement_rows(group.results)
@@ -127,12 +145,10 @@ def seen_again(group: FailureGroup, run: RunResults, markup: str) -> str:
 
 
 def passing(test_id: str, runs: int, run: RunResults, closing: bool, markup: str) -> str:
-    text = f"{test_id} passed on all nodes for {runs} consecutive runs (last: {run.run_id})."
-    if run.build_url:
-        text += f"\nJenkins build: {run.build_url}"
+    text = f"Passed on all nodes for {runs} consecutive runs (last: {run.run_id})."
     if closing:
-        text += "\nClosing; hpcos reopens this ticket if the failure comes back."
-    return render([("text", text)], markup)
+        text += " Closing; hpcos reopens this ticket if the failure comes back."
+    return render([("text", text), ("fields", [("Test", test_id), *_run_fields(run, first=False)])], markup)
 
 
 def run_wide(groups: list[FailureGroup], run: RunResults, cap: str, markup: str) -> tuple[str, str]:
@@ -142,7 +158,7 @@ def run_wide(groups: list[FailureGroup], run: RunResults, cap: str, markup: str)
     table = "\n".join(f"{len(g.nodes):>5}  {g.test_id}  {g.fingerprint.failure_class}: {g.fingerprint.signature}"
                       for g in groups)
     blocks: list[Block] = [
-        ("text", "\n".join(_run_lines(run))),
+        ("fields", _run_fields(run)),
         ("text", f"This run would have filed {len(groups)} new tickets ({nodes} failing node results), "
                  f"more than allowed ({cap}). Something common is probably broken (repository, "
                  f"network, scheduler). New failure groups, by node count:"),
