@@ -58,6 +58,13 @@ class TracServer:
         subprocess.run([_tool("tracd"), "-d", "-p", str(self.port), "-b", "127.0.0.1",
                         f"--auth=*,{self.env / 'htdigest'},{REALM}", "--pidfile", str(self.pidfile),
                         "-s", str(self.env)], check=True, timeout=60, capture_output=True)
+        try:
+            self._wait(timeout)
+        except BaseException:  # never leave a daemon behind a failed start
+            self.stop()
+            raise
+
+    def _wait(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -66,7 +73,6 @@ class TracServer:
             except requests.RequestException:  # not listening yet, or still loading the environment
                 pass
             time.sleep(0.1)
-        self.stop()
         raise RuntimeError(f"tracd did not answer on {self.url} within {timeout} s")
 
     def stop(self, timeout: float = 10) -> None:
