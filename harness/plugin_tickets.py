@@ -40,7 +40,9 @@ def pytest_hpcos_run_finished(config: pytest.Config, run) -> None:
         return
     from harness.tickets.session import TicketSession, describe, progress_bar, summarise
 
-    write = config.get_terminal_writer().line
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    # The reporter's write_line starts a new line first (the progress line may still be open).
+    write = reporter.write_line if reporter else config.get_terminal_writer().line
     try:
         spec_set = context.specs(types.SimpleNamespace(specs=None))
         spec = spec_set.site.tracker

@@ -20,6 +20,8 @@ from harness.tickets.queue import TicketQueue
 from harness.tickets.state import TicketState
 from jobs.specs import Tracker
 
+pytest_plugins = ["pytester"]
+
 
 @pytest.fixture(scope="module")
 def tracd(tmp_path_factory):
@@ -196,3 +198,64 @@ def test_a_trac_without_the_custom_field_is_refused_not_answered_with_every_tick
     misconfigured = TracTracker(plain.transport, tracd.url, field="fingerprint_typo")
     with pytest.raises(TrackerError, match=r"no ticket field 'fingerprint_typo': add `fingerprint_typo = text`"):
         misconfigured.find("hpcos-v1-stranger0000000")
+
+
+CONFTEST = """
+import os
+from harness.results import RunResults
+
+def pytest_sessionfinish(session):
+    # What the harness plugin does at the end of a run: hand the whole run to the hook.
+    run = RunResults.read(os.environ["HPCOS_TEST_RUN"])
+    session.config.hook.pytest_hpcos_run_finished(config=session.config, run=run)
+"""
+
+
+def test_site_on_trac_end_to_end_plugin_queues_while_down_and_cli_flushes(tracd, tmp_path, pytester, monkeypatch,
+                                                                           repo_root):
+    """site.yaml names the real Trac; the nightly session ends while tracd is down, so the plugin
+    queues; `hpcos tickets flush` sends once tracd is back; the next night only comments."""
+    import shutil
+
+    import yaml
+
+    from hpcos.cli import main
+
+    specs = tmp_path / "specs"
+    shutil.copytree(repo_root / "overlay_specs", specs)
+    site = yaml.safe_load((specs / "site.yaml").read_text())
+    site["tracker"] = {"backend": "trac", "url": tracd.url, "timeout": 30, "close_after_passing_runs": 2}
+    (specs / "site.yaml").write_text(yaml.safe_dump(site))
+    for name, value in {"HPCOS_SPECS": str(specs), "HPCOS_STORE": str(tmp_path / "store"),
+                        "HPCOS_TRACKER_USER": tracd.user, "HPCOS_TRACKER_PASSWORD": tracd.password}.items():
+        monkeypatch.setenv(name, value)
+    test_id = "integration_tests/test_ib.py::test_hca_present[e2e]"
+    night1 = tmp_path / "night1.json"
+    run("e2e-1", {test_id: (IBV_MISSING, nodes(64, "cn", 4))}).write(night1)
+    monkeypatch.setenv("HPCOS_TEST_RUN", str(night1))
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile("def test_nothing():\n    pass\n")
+
+    tracd.stop()
+    try:
+        result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    finally:
+        tracd.start()
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["hpcos tickets (trac): nothing sent, 1 queued (TrackerUnavailable: Trac at *"])
+    queued = list((tmp_path / "store" / "tickets" / "queue").glob("*.json"))
+    assert len(queued) == 1 and tracd.password not in queued[0].read_text()
+
+    assert main(["tickets", "flush"]) == 0
+    assert main(["tickets", "flush"]) == 0
+    night2 = tmp_path / "night2.json"
+    run("e2e-2", {test_id: (IBV_MISSING, nodes(8, "cn", 4))}).write(night2)
+    monkeypatch.setenv("HPCOS_TEST_RUN", str(night2))
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(["hpcos tickets (trac): 1 commented"])
+    with closing(sqlite3.connect(tracd.env / "db" / "trac.db")) as db:
+        tickets = db.execute("SELECT id FROM ticket WHERE summary LIKE ?", ("%test_hca_present[e2e]%",)).fetchall()
+    [(ticket_id,)] = tickets
+    text = ticket_text(tracd, str(ticket_id))
+    assert " * Nodes (64): `cn[0001-0064]`" in text and " * Nodes (8): `cn[0001-0008]`" in text
+    assert tracd.password not in text
