@@ -11,7 +11,7 @@ from contextlib import closing
 import pytest
 import requests
 from trac_fixture import create_trac
-from tracker_doubles.runs import IBV_MISSING, OPENMPI_UNREACHABLE, SRUN_FAILED, nodes, run
+from tracker_doubles.runs import IBV_MISSING, OPENMPI_UNREACHABLE, SRUN_FAILED, nodes, run, site_with_tracker
 
 from harness.tickets.backends.trac import TracTracker, TracWebTransport
 from harness.tickets.credentials import Credentials, RedactingFilter
@@ -212,20 +212,12 @@ def pytest_sessionfinish(session):
 
 
 def test_site_on_trac_end_to_end_plugin_queues_while_down_and_cli_flushes(tracd, tmp_path, pytester, monkeypatch,
-                                                                           repo_root):
+                                                                           repo_root, capsys):
     """site.yaml names the real Trac; the nightly session ends while tracd is down, so the plugin
     queues; `hpcos tickets flush` sends once tracd is back; the next night only comments."""
-    import shutil
-
-    import yaml
-
     from hpcos.cli import main
 
-    specs = tmp_path / "specs"
-    shutil.copytree(repo_root / "overlay_specs", specs)
-    site = yaml.safe_load((specs / "site.yaml").read_text())
-    site["tracker"] = {"backend": "trac", "url": tracd.url, "timeout": 30, "close_after_passing_runs": 2}
-    (specs / "site.yaml").write_text(yaml.safe_dump(site))
+    specs = site_with_tracker(tmp_path, repo_root, {"backend": "trac", "url": tracd.url, "timeout": 30})
     for name, value in {"HPCOS_SPECS": str(specs), "HPCOS_STORE": str(tmp_path / "store"),
                         "HPCOS_TRACKER_USER": tracd.user, "HPCOS_TRACKER_PASSWORD": tracd.password}.items():
         monkeypatch.setenv(name, value)
@@ -248,6 +240,10 @@ def test_site_on_trac_end_to_end_plugin_queues_while_down_and_cli_flushes(tracd,
 
     assert main(["tickets", "flush"]) == 0
     assert main(["tickets", "flush"]) == 0
+    monkeypatch.setenv("COLUMNS", "250")
+    assert main(["tickets", "list"]) == 0
+    listing = capsys.readouterr()
+    assert "test_hca_present[e2e]" in listing.out and "queued, waiting for the tracker: 0" in listing.err
     night2 = tmp_path / "night2.json"
     run("e2e-2", {test_id: (IBV_MISSING, nodes(8, "cn", 4))}).write(night2)
     monkeypatch.setenv("HPCOS_TEST_RUN", str(night2))

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 
 import pytest
-from tracker_doubles.runs import IBV_MISSING, OPENMPI_UNREACHABLE, nodes, run
+from tracker_doubles.runs import IBV_MISSING, OPENMPI_UNREACHABLE, nodes, run, site_with_tracker
 
 from hpcos.cli import main
 
@@ -63,33 +64,26 @@ def test_bad_results_file_is_one_line_error(site_env, capsys):
     assert "results file not found" in capsys.readouterr().err
 
 
-def test_unreachable_tracker_queues_then_flush_sends(site_env, capsys, monkeypatch):
+def test_unreachable_tracker_queues_then_flush_sends(site_env, capsys, monkeypatch, repo_root):
     """A Trac URL where nothing listens: the run's tickets wait in the queue; flush sends them later."""
-    import socket
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    from jobs.specs import Tracker
-
-    original = Tracker.model_copy
-
-    def to_dead_trac(self, update=None, deep=False):
-        update = {**(update or {}), "url": f"http://127.0.0.1:{port}", "timeout": 2}
-        return original(self, update=update, deep=deep)
-
-    monkeypatch.setattr(Tracker, "model_copy", to_dead_trac)
+    specs = site_with_tracker(site_env, repo_root, {"backend": "trac", "url": f"http://127.0.0.1:{port}"})
+    monkeypatch.setenv("HPCOS_SPECS", str(specs))
     monkeypatch.setenv("HPCOS_TRACKER_USER", "bot")
     monkeypatch.setenv("HPCOS_TRACKER_PASSWORD", "hunter2-do-not-leak")
     path = saved(site_env, run("n1", {PINGPONG: (OPENMPI_UNREACHABLE, nodes(4)),
                                       "t::hca": (IBV_MISSING + "pw hunter2-do-not-leak", nodes(2))}))
-    assert main(["tickets", "file", "--backend", "trac", path]) == 1
+    assert main(["tickets", "file", path]) == 1
     err = capsys.readouterr().err
     assert "2 queued (TrackerUnavailable: Trac at http://127.0.0.1:" in err
     queue = list((site_env / "store" / "tickets" / "queue").glob("*.json"))
     assert len(queue) == 2 and all("hunter2" not in p.read_text() for p in queue)
-    # Tracker back (here: the local one takes over), flush sends each once.
-    monkeypatch.setattr(Tracker, "model_copy", original)
+    assert main(["tickets", "flush"]) == 1
+    assert "flush (trac): nothing sent, 2 queued" in capsys.readouterr().err
+    # The site moves to its local tracker; what waited is sent there, each once.
+    site_with_tracker(site_env, repo_root, {"backend": "local"})
     assert main(["tickets", "flush"]) == 0
     assert capsys.readouterr().out == "#1: created\n#2: created\n"
     assert main(["tickets", "flush"]) == 0

@@ -1,6 +1,12 @@
-"""Nightly runs for the ticket tests: real error texts on many nodes, as the harness reports them."""
+"""Nightly runs for the ticket tests (real error texts on many nodes, as the harness reports them),
+and sites whose tracker points at a test server."""
 
 from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import yaml
 
 from harness.results import Measurement, Reference, RunResults, TestResult
 
@@ -60,3 +66,14 @@ def latency_regression(run_id: str, nodes: list[str]) -> RunResults:
 
 def nodes(count: int, prefix: str = "node", width: int = 3) -> list[str]:
     return [f"{prefix}{i:0{width}d}" for i in range(1, count + 1)]
+
+
+def site_with_tracker(tmp_path, repo_root, tracker: dict) -> Path:
+    """A copy of the sample site whose site.yaml names ``tracker``."""
+    specs = tmp_path / "specs"
+    if not specs.exists():
+        shutil.copytree(repo_root / "overlay_specs", specs)
+    site = yaml.safe_load((specs / "site.yaml").read_text())
+    site["tracker"] = tracker
+    (specs / "site.yaml").write_text(yaml.safe_dump(site))
+    return specs
