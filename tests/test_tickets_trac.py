@@ -255,3 +255,13 @@ def test_site_on_trac_end_to_end_plugin_queues_while_down_and_cli_flushes(tracd,
     text = ticket_text(tracd, str(ticket_id))
     assert " * Nodes (64): `cn[0001-0064]`" in text and " * Nodes (8): `cn[0001-0008]`" in text
     assert tracd.password not in text
+
+
+def test_wrong_password_is_a_clear_error_that_does_not_quote_it(tracd):
+    from harness.tickets.backends import TrackerError, TrackerUnavailable
+
+    wrong = TracTracker(TracWebTransport(tracd.url, tracd.user, "not-the-password", timeout=30), tracd.url)
+    with pytest.raises(TrackerError, match=r"refused /login \(401\): check HPCOS_TRACKER_USER") as raised:
+        wrong.find("hpcos-v1-0000000000000000")
+    assert not isinstance(raised.value, TrackerUnavailable)  # not worth queueing as "down"
+    assert "not-the-password" not in str(raised.value)
