@@ -109,6 +109,8 @@ class Tracker(Strict):
     # Extra fields set on every new ticket (e.g. Bugzilla `version`, Trac `milestone`).
     fields: dict[str, str] = {}
     timeout: float = Field(default=30.0, gt=0)
+    # Trac only: the stock web UI, or the XML-RPC plugin where the site runs a Python 3 build of it.
+    trac_transport: Literal["web", "xmlrpc"] = "web"
     # Credentials never live here: HPCOS_TRACKER_USER / HPCOS_TRACKER_PASSWORD (or _TOKEN), netrc, keyring.
 
 

@@ -105,9 +105,12 @@ class TrackerDouble:
                 request = Request(self.command, parts.path, parse_qs(parts.query, keep_blank_values=True),
                                   {k.lower(): v for k, v in self.headers.items()}, self.rfile.read(length))
                 reply = double.dispatch(request)
-                body = b"" if reply.body is None else json.dumps(reply.body).encode()
+                if isinstance(reply.body, bytes):  # already encoded (XML-RPC); headers name its type
+                    body = reply.body
+                else:
+                    body = b"" if reply.body is None else json.dumps(reply.body).encode()
                 self.send_response(reply.status)
-                if reply.body is not None:
+                if reply.body is not None and not isinstance(reply.body, bytes):
                     self.send_header("Content-Type", "application/json; charset=utf-8")
                 for name, value in reply.headers.items():
                     self.send_header(name, value)

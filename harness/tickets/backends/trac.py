@@ -1,4 +1,4 @@
-"""Trac: a stock Trac (1.4+) through its web interface; the transport is replaceable (XML-RPC).
+"""Trac: a stock Trac (1.4+) through its web interface, or through the XML-RPC plugin where a site has it.
 
 The fingerprint is a ``[ticket-custom]`` text field (``fingerprint = text`` by default, name set by
 ``tracker.fingerprint_field``).  Web transport: log in with HTTP digest (GET /login), create through
@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import xmlrpc.client
 from abc import ABC, abstractmethod
 from pathlib import Path
 
@@ -138,6 +139,69 @@ class TracWebTransport(TracTransport):
         raise MidAirCollision(f"Trac ticket #{ticket_id} kept changing under us ({COLLISION_RETRIES} tries)")
 
 
+class TracXmlRpcTransport(TracTransport):
+    """The trac-hacks XmlRpcPlugin's ``ticket.*`` API at /login/rpc (digest auth as for the web UI).
+
+    ``ticket.update`` takes the ``_ts`` that ``ticket.get`` returned; a stale one is the XML-RPC
+    form of a mid-air collision, so the ticket is read again and the change sent again.
+    """
+
+    def __init__(self, url: str, user: str | None, password: str | None, timeout: float = 30):
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self.session = requests.Session()
+        self.session.auth = HTTPDigestAuth(user, password) if user and password else None
+        self.endpoint = self.url + ("/login/rpc" if self.session.auth else "/rpc")
+        self._fields: set[str] = set()
+
+    def _call(self, method: str, *params):
+        body = xmlrpc.client.dumps(params, method, allow_none=False)
+        try:
+            response = self.session.post(self.endpoint, data=body.encode(), timeout=self.timeout,
+                                         headers={"Content-Type": "text/xml"})
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise TrackerUnavailable(f"Trac XML-RPC at {self.url} unreachable: {type(exc).__name__}") from exc
+        if response.status_code >= 500:
+            raise TrackerUnavailable(f"Trac XML-RPC at {self.url} answered {response.status_code}")
+        if response.status_code != 200:
+            raise TrackerError(f"Trac XML-RPC at {self.url} refused {method} ({response.status_code})")
+        try:
+            return xmlrpc.client.loads(response.content)[0][0]
+        except xmlrpc.client.Fault as fault:
+            if "modified" in fault.faultString or "updated since" in fault.faultString:
+                raise MidAirCollision(fault.faultString) from fault
+            raise TrackerError(f"Trac XML-RPC {method}: {fault.faultString}") from fault
+
+    def query(self, field: str, value: str) -> list[dict[str, str]]:
+        if not self._fields:
+            self._fields = {f["name"] for f in self._call("ticket.getTicketFields")}
+        if field not in self._fields:  # the query would ignore the filter and answer every ticket
+            raise TrackerError(f"Trac at {self.url} has no ticket field {field!r}: add `{field} = text` under "
+                               "[ticket-custom] in trac.ini")
+        rows = []
+        for ticket_id in self._call("ticket.query", f"{field}={value}&order=id&desc=1&max=0"):
+            _, _, _, attributes = self._call("ticket.get", ticket_id)
+            if attributes.get(field) == value:
+                rows.append({"id": str(ticket_id), "status": attributes.get("status", ""),
+                             "resolution": attributes.get("resolution", "")})
+        return rows
+
+    def create(self, fields: dict[str, str]) -> str:
+        attributes = {k: v for k, v in fields.items() if k not in ("summary", "description")}
+        return str(self._call("ticket.create", fields["summary"], fields["description"], attributes, False))
+
+    def update(self, ticket_id: str, action: str, comment: str, options: dict[str, str]) -> None:
+        for _ in range(COLLISION_RETRIES):
+            _, _, _, attributes = self._call("ticket.get", int(ticket_id))
+            try:
+                self._call("ticket.update", int(ticket_id), comment,
+                           {"action": action, "_ts": attributes["_ts"], **options}, False)
+                return
+            except MidAirCollision:
+                continue
+        raise MidAirCollision(f"Trac ticket #{ticket_id} kept changing under us ({COLLISION_RETRIES} tries)")
+
+
 class TracTracker(TrackerBackend):
     name = "trac"
 
@@ -153,7 +217,8 @@ class TracTracker(TrackerBackend):
     def from_spec(cls, spec, store_root: Path, credentials) -> TracTracker:
         if not spec.url:
             raise TrackerError("tracker.url is required for the trac backend")
-        transport = TracWebTransport(spec.url, credentials.user, credentials.password, spec.timeout)
+        kind = TracXmlRpcTransport if spec.trac_transport == "xmlrpc" else TracWebTransport
+        transport = kind(spec.url, credentials.user, credentials.password, spec.timeout)
         fields = dict(spec.fields)
         if spec.component:
             fields.setdefault("component", spec.component)
@@ -180,3 +245,4 @@ class TracTracker(TrackerBackend):
     def close(self, ticket: Ticket, text: str) -> None:
         self.transport.update(ticket.id, "resolve", text,
                               {"action_resolve_resolve_resolution": self.close_resolution})
+
