@@ -1,4 +1,4 @@
-"""``hpcos tickets list|file RESULTS.json|flush``: the tickets side of the nightly run, by hand."""
+"""``hpcos tickets list|show ID|file RESULTS.json|flush``: the tickets side of the nightly run, by hand."""
 
 from __future__ import annotations
 
@@ -26,6 +26,10 @@ def register(sub) -> None:
     filing.add_argument("--dry-run", action="store_true", help="print what would be filed, send nothing")
     filing.add_argument("--backend", help="override site.yaml's tracker.backend")
     filing.set_defaults(func=_file)
+
+    showing = actions.add_parser("show", help="one ticket of the local tracker: description and comments")
+    showing.add_argument("ticket", metavar="ID")
+    showing.set_defaults(func=_show)
 
     flushing = actions.add_parser("flush", help="send the tickets queued while the tracker was unreachable")
     flushing.set_defaults(func=_flush)
@@ -85,6 +89,20 @@ def _report(what: str, session, outcome) -> int:
         print(line)
     console.print(f"{what} ({session.spec.backend}): {summarise(outcome)}", markup=False)
     return 1 if outcome.error else 0
+
+
+def _show(args) -> int:
+    with _session(args) as session:
+        if session.spec.backend != "local":
+            raise UserError(f"`hpcos tickets show` reads the local tracker; this site uses {session.spec.backend}")
+        found = session.backend.ticket(args.ticket) if args.ticket.isdigit() else None
+        if found is None:
+            raise UserError(f"no local ticket #{args.ticket}")
+        summary, description, status = found
+        print(f"#{args.ticket} [{status}] {summary}\n\n{description}")
+        for number, text in enumerate(session.backend.comments(args.ticket), 1):
+            print(f"--- comment {number}\n{text}")
+    return 0
 
 
 def _list(args) -> int:

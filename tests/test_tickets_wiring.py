@@ -44,6 +44,12 @@ def test_file_then_list_then_file_again_comments(site_env, capsys):
     night2 = saved(site_env, run("n2", {PINGPONG: (OPENMPI_UNREACHABLE, nodes(3))}), "r2.json")
     assert main(["tickets", "file", night2]) == 0
     assert capsys.readouterr().out == "#1: commented\n"
+    assert main(["tickets", "show", "1"]) == 0
+    shown = capsys.readouterr().out
+    assert shown.startswith("#1 [new] integration_tests/test_mpi.py::test_pingpong[openmpi]: error on 300 nodes")
+    assert "--- comment 1\nSeen again in run n2 on 3 node(s):" in shown
+    assert main(["tickets", "show", "7"]) == 2
+    assert "no local ticket #7" in capsys.readouterr().err
 
 
 def test_dry_run_prints_and_files_nothing(site_env, capsys):
