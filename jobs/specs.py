@@ -149,6 +149,24 @@ class Tracker(Strict):
     max_new_per_day: int = Field(default=30, ge=1)
     close_after_passing_runs: int = Field(default=3, ge=1)
     close: bool = True
+    # A failure that comes back after its ticket was closed: what to do, by the tracker's status or
+    # resolution word (case-insensitive, e.g. {wontfix: ignore, duplicate: new}); otherwise `recurrence`.
+    # "new" files a new ticket that references the old one (also used where the tracker cannot reopen).
+    recurrence: Literal["reopen", "new", "ignore"] = "reopen"
+    recurrence_by_status: dict[str, Literal["reopen", "new", "ignore"]] = {}
+    # Where the fingerprint lives: Trac custom field name, Redmine custom field id; others use labels
+    # (GitHub, GitLab, Jira) or the status whiteboard (Bugzilla).
+    fingerprint_field: str = "fingerprint"
+    # Status/resolution words used to close and reopen (Trac/Bugzilla resolution, Jira transition,
+    # Redmine status); the backend's usual default when unset.
+    close_status: str | None = None
+    reopen_status: str | None = None
+    issue_type: str = "Bug"  # Jira issue type; Trac ticket type "defect" when unset there
+    # Extra fields set on every new ticket (e.g. Bugzilla `version`, Trac `milestone`).
+    fields: dict[str, str] = {}
+    timeout: float = Field(default=30.0, gt=0)
+    # Trac only: the stock web UI, or the XML-RPC plugin where the site runs a Python 3 build of it.
+    trac_transport: Literal["web", "xmlrpc"] = "web"
     # Credentials never live here: HPCOS_TRACKER_USER / HPCOS_TRACKER_PASSWORD (or _TOKEN), netrc, keyring.
 
 
