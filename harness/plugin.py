@@ -30,6 +30,8 @@ MARKERS = {
     "ib": "needs InfiniBand (skipped when the profile expects none)",
     "perf": "measures performance against the profile's references",
 }
+HARNESS_FIXTURES = frozenset({"hpcos_session", "profile", "nodes", "node", "mpi_stack", "launcher", "run",
+                              "mpi_run", "measure"})
 # (option, ini name, help)
 OPTIONS = [
     ("--cluster", "hpcos_cluster", f"cluster profile name or YAML path (default: {DEFAULT_CLUSTER})"),
@@ -58,7 +60,8 @@ def pytest_configure(config: pytest.Config) -> None:
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
     selection = Selection(cluster=_setting(config, "hpcos_cluster") or DEFAULT_CLUSTER,
-                          nodes=_setting(config, "hpcos_nodes"), mpi=_setting(config, "hpcos_mpi"))
+                          nodes=_setting(config, "hpcos_nodes"), mpi=_setting(config, "hpcos_mpi"),
+                          explicit=bool(_setting(config, "hpcos_cluster") or _setting(config, "hpcos_results")))
     config.stash[SESSION_KEY] = HarnessSession(selection, Path(config.rootpath))
 
 
@@ -84,7 +87,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker("mpi")
 
 
+def _is_harness_test(item: pytest.Item) -> bool:
+    """Tests of a cluster run, as opposed to other tests in a session where the plugin is merely installed."""
+    return harness_session(item.config).selection.explicit or bool(
+        HARNESS_FIXTURES.intersection(getattr(item, "fixturenames", ())))
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
+    if not _is_harness_test(item):
+        return
     state = item_state(item)
     if state.node is None:
         return
@@ -97,6 +108,8 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report: pytest.TestReport = yield
+    if not _is_harness_test(item):
+        return report
     session = harness_session(item.config)
     state = item_state(item)
     if report.when == "call" and report.passed and state.violations:
@@ -111,7 +124,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
                 report.sections.append(("hpcos rerun", rerun))
             state.result = _result(item, report, call, rerun)
             session.results.append(state.result)
-            report.user_properties.extend(_properties(state.result))
+            item.user_properties.extend(_properties(state.result))  # junitxml reads them at teardown
     return report
 
 
