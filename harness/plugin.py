@@ -8,6 +8,7 @@ hook (baselines, tickets), then to the ``--hpcos-results`` file.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from harness.launchers import CommandFailed
 from harness.results import TestResult
 from harness.session import DEFAULT_CLUSTER, HarnessSession, Selection
 from harness.state import SESSION_KEY, harness_session, item_state
+from hpcos.errors import UserError
 
 pytest_plugins = ["harness.fixtures"]
 
@@ -62,7 +64,19 @@ def pytest_configure(config: pytest.Config) -> None:
     selection = Selection(cluster=_setting(config, "hpcos_cluster") or DEFAULT_CLUSTER,
                           nodes=_setting(config, "hpcos_nodes"), mpi=_setting(config, "hpcos_mpi"),
                           explicit=bool(_setting(config, "hpcos_cluster") or _setting(config, "hpcos_results")))
-    config.stash[SESSION_KEY] = HarnessSession(selection, Path(config.rootpath))
+    session = config.stash[SESSION_KEY] = HarnessSession(selection, Path(config.rootpath))
+    if selection.explicit:
+        # A wrong profile, node set or stack is the user's mistake: say so before collecting anything.
+        with _usage_errors():
+            session.nodes, session.stacks()
+
+
+@contextlib.contextmanager
+def _usage_errors():
+    try:
+        yield
+    except UserError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -71,10 +85,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if not (wants_node or wants_stack):
         return
     session = harness_session(metafunc.config)
-    if wants_node:
-        metafunc.parametrize("node", list(session.nodes), ids=str)
-    if wants_stack:
-        metafunc.parametrize("mpi_stack", session.stacks(), ids=lambda s: s.name)
+    with _usage_errors():
+        if wants_node:
+            metafunc.parametrize("node", list(session.nodes), ids=str)
+        if wants_stack:
+            metafunc.parametrize("mpi_stack", session.stacks(), ids=lambda s: s.name)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
