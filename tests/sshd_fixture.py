@@ -67,7 +67,10 @@ def loopback_sshd(tmp_path_factory) -> LoopbackSshd:
     client = directory / "ssh_config"
     common = (f"    User {os.environ.get('USER') or 'root'}\n    IdentityFile {directory / 'client_key'}\n"
               "    IdentitiesOnly yes\n    UserKnownHostsFile /dev/null\n    StrictHostKeyChecking no\n"
-              "    LogLevel ERROR\n    BatchMode yes\n")
+              "    LogLevel ERROR\n    BatchMode yes\n"
+              # One handshake per node name for the whole session, as a site would set up clush/pdsh:
+              # this machine is shared and each loopback handshake costs about half a second.
+              f"    ControlMaster auto\n    ControlPath {directory}/cm-%n\n    ControlPersist 120\n")
     client.write_text(f"Host node*\n    HostName 127.0.0.1\n    Port {port}\n{common}"
                       f"Host down*\n    HostName 127.0.0.1\n    Port {closed_port}\n{common}")
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation directory
@@ -80,6 +83,8 @@ def loopback_sshd(tmp_path_factory) -> LoopbackSshd:
             pytest.fail(f"sshd did not start: {(directory / 'sshd.log').read_text()}", pytrace=False)
         time.sleep(0.05)
     yield LoopbackSshd(port, closed_port, client, directory)
+    for socket_path in directory.glob("cm-*"):  # the persistent masters, one per node name
+        subprocess.run(["ssh", "-S", str(socket_path), "-O", "exit", "node"], capture_output=True, timeout=10)
     proc.send_signal(signal.SIGTERM)
     try:
         proc.wait(timeout=10)
