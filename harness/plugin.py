@@ -159,8 +159,10 @@ def _result(item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo,
     else:
         outcome = "passed"
     node = state.node
-    if node is None and session.used and (item.get_closest_marker("job") or state.commands):
+    if node is None and session.used and item.get_closest_marker("job"):
         node = str(session.nodes)
+    elif node is None and state.commands:
+        node = str(NodeSet.fromlist([c.node for c in state.commands if c.node]))
     failure_class = None
     message = ""
     if report.failed:

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 from ClusterShell.NodeSet import NodeSet
-from conftest import REPO, require_tool
+from conftest import REPO
 
 from harness.launchers import launcher_for
 from harness.profiles import load_profile
@@ -64,20 +64,6 @@ def test_sbatch_wait_returns_the_jobs_exit_code_and_output(launcher, slurm_env):
     assert result.stdout.strip() == f"batch on {slurm_env.node}"
 
 
-@pytest.fixture(scope="module")
-def pingpong(tmp_path_factory):
-    """The shared ping-pong probe, built with each stack's own mpicc."""
-    out = tmp_path_factory.mktemp("probes")
-    binaries = {}
-    for stack, mpicc, package in (("openmpi", "mpicc.openmpi", "libopenmpi-dev"),
-                                  ("mpich", "mpicc.mpich", "libmpich-dev")):
-        require_tool(mpicc, package)
-        binaries[stack] = out / f"pingpong-{stack}"
-        subprocess.run([mpicc, "-O2", "-o", str(binaries[stack]), str(REPO / "integration_tests/probes/pingpong.c")],
-                       check=True, capture_output=True, timeout=120)
-    return binaries
-
-
 @pytest.mark.parametrize("stack", ["openmpi", "mpich"])
 def test_mpi_job_through_srun_with_the_stacks_pmi(launcher, pingpong, stack):
     chosen = launcher.profile.mpi[stack]
@@ -94,8 +80,8 @@ def test_integration_node_tests_pass_through_slurm(slurm_env, tmp_path):
     profile = tmp_path / "slurm.yaml"
     profile.write_text(slurm_env.profile_yaml())
     results = tmp_path / "results.json"
-    done = subprocess.run([sys.executable, "-m", "hpcos.cli", "test", "--cluster", str(profile), "--results", str(results), "-q",
-                           str(REPO / "integration_tests/test_nodes.py")],
+    done = subprocess.run([sys.executable, "-m", "hpcos.cli", "test", "--cluster", str(profile),
+                           "--results", str(results), "-q", str(REPO / "integration_tests/test_nodes.py")],
                           cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     run = RunResults.read(results)
