@@ -111,10 +111,12 @@ def _is_harness_test(item: pytest.Item) -> bool:
 def pytest_runtest_setup(item: pytest.Item) -> None:
     if not _is_harness_test(item):
         return
+    session = harness_session(item.config)
+    if item.get_closest_marker("ib") and not session.profile.infiniband.expected:
+        pytest.skip(f"profile {session.profile.name!r} expects no InfiniBand (infiniband.expected: false)")
     state = item_state(item)
     if state.node is None:
         return
-    session = harness_session(item.config)
     gone = session.unreachable.get(state.node)
     if gone is not None and gone.reported_by != state.test_id:
         pytest.skip(f"node unreachable: {state.node} (reported once, by {gone.reported_by})")
@@ -169,7 +171,7 @@ def _result(item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo,
         failure_class = _failure_class(session, state, call)
         message = _message(report)
     elif report.skipped and isinstance(report.longrepr, tuple):
-        message = report.longrepr[2]
+        message = report.longrepr[2].removeprefix("Skipped: ")
     last = state.commands[-1] if state.commands else None
     return TestResult(
         test_id=state.test_id, node=node, outcome=outcome, duration=report.duration,

@@ -243,3 +243,16 @@ def test_mpi_run_starts_one_job_per_stack_and_a_hung_job_is_killed(pytester, clu
     assert all("-np 2 sleep 300" in r.command for r in hung)
     rerun = next(r.rerun for r in hung if r.mpi == "mpich")
     assert rerun.endswith("-k 'test_deadlock[mpich]' --nodes 'n[1-3]' --mpi mpich")
+
+
+def test_ib_tests_skip_with_a_reason_when_the_profile_expects_no_infiniband(pytester, cluster):
+    pytester.makepyfile(test_ib="""
+        import pytest
+
+        @pytest.mark.ib
+        def test_port_state(run):
+            raise AssertionError("must not run")
+    """)
+    outcome, run, _ = _run(pytester, cluster)
+    outcome.assert_outcomes(skipped=1)
+    assert run.results[0].message == "profile 'three' expects no InfiniBand (infiniband.expected: false)"

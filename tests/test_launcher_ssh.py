@@ -70,7 +70,7 @@ def test_node_tests_fan_out_over_ssh(pytester, loopback_sshd):
     assert [(r.test_id, r.node) for r in unreachable] == [("test_fleet.py::test_kernel", "down01")]
     skipped = [r for r in run.results if r.outcome == "skipped"]
     assert {r.node for r in skipped} == {"down01"}
-    assert all("reported once, by test_fleet.py::test_kernel" in r.message for r in skipped)
+    assert all(r.message == "node unreachable: down01 (reported once, by test_fleet.py::test_kernel)" for r in skipped)
     missing = [r for r in run.results if r.test_id.endswith("test_missing_tool") and r.failed]
     assert len(missing) == 32 and all("not found" in r.message for r in missing)
     text = outcome.stdout.str()
