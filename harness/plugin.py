@@ -17,7 +17,7 @@ from ClusterShell.MsgTree import MsgTree
 from ClusterShell.NodeSet import NodeSet
 
 from harness import hookspecs
-from harness.launchers import CommandFailed
+from harness.launchers import CommandFailed, CommandResult
 from harness.results import TestResult
 from harness.session import DEFAULT_CLUSTER, HarnessSession, Selection
 from harness.state import SESSION_KEY, harness_session, item_state
@@ -169,7 +169,8 @@ def _result(item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo,
     message = ""
     if report.failed:
         failure_class = _failure_class(session, state, call)
-        message = _message(report)
+        failed_command = _failed_command(call)
+        message = failed_command.describe() if failed_command else _message(report)
     elif report.skipped and isinstance(report.longrepr, tuple):
         message = report.longrepr[2].removeprefix("Skipped: ")
     last = state.commands[-1] if state.commands else None
@@ -180,10 +181,15 @@ def _result(item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo,
     )
 
 
-def _failure_class(session: HarnessSession, state, call: pytest.CallInfo) -> str:
-    failed_command = None
+def _failed_command(call: pytest.CallInfo) -> CommandResult | None:
+    """The command whose ``.check()`` failed the test, if that is what failed it."""
     if call.excinfo is not None and isinstance(call.excinfo.value, CommandFailed):
-        failed_command = call.excinfo.value.result
+        return call.excinfo.value.result
+    return None
+
+
+def _failure_class(session: HarnessSession, state, call: pytest.CallInfo) -> str:
+    failed_command = _failed_command(call)
     candidates = [failed_command] if failed_command else [c for c in state.commands if not c.ok]
     for result in candidates:
         if result.unreachable:
