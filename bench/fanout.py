@@ -13,6 +13,7 @@ launcher overhead proper, printed separately from the ssh clients' CPU.
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import sys
 import tempfile
@@ -32,6 +33,13 @@ from harness.profiles import load_profile  # noqa: E402
 COMMAND_TIMEOUT = 600
 
 
+def _cpu_with_children(pid: int) -> float:
+    """CPU seconds of ``pid`` and its reaped children (sshd's per-login processes)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    utime, stime, cutime, cstime = (int(f) for f in fields[11:15])
+    return (utime + stime + cutime + cstime) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=1000)
@@ -45,6 +53,7 @@ def main() -> int:
             profile_file.write_text(sshd.profile_yaml(str(nodes), fanout=args.fanout,
                                                       command_timeout=COMMAND_TIMEOUT))
             launcher = launcher_for(load_profile(profile_file))
+            sshd_before = _cpu_with_children(proc.pid)
             own_before = resource.getrusage(resource.RUSAGE_SELF)
             kids_before = resource.getrusage(resource.RUSAGE_CHILDREN)
             started = time.perf_counter()
@@ -52,6 +61,7 @@ def main() -> int:
             wall = time.perf_counter() - started
             own = resource.getrusage(resource.RUSAGE_SELF)
             kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+            sshd_cpu = _cpu_with_children(proc.pid) - sshd_before
         finally:
             stop_loopback_sshd(sshd, proc)
     ok = sum(r.ok for r in results.values())
@@ -63,6 +73,7 @@ def main() -> int:
     print(f"  wall time:                     {wall:7.2f} s   ({wall / n * 1000:.1f} ms per node)")
     print(f"  launcher CPU (ClusterShell):   {own_cpu:7.2f} s   ({own_cpu / n * 1000:.2f} ms per node)")
     print(f"  ssh clients' CPU:              {ssh_cpu:7.2f} s   ({ssh_cpu / n * 1000:.2f} ms per node)")
+    print(f"  sshd's CPU (the 'nodes'):      {sshd_cpu:7.2f} s   ({sshd_cpu / n * 1000:.2f} ms per node)")
     return 0 if ok == n else 1
 
 
