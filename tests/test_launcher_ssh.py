@@ -1,12 +1,14 @@
 """The ssh launcher over a real sshd on loopback: 32 node names fanned out by ClusterShell,
 identical outputs grouped, an unreachable node (a closed port) reported once."""
 
+import json
+
 import pytest
 from ClusterShell.NodeSet import NodeSet
 
 from harness.launchers import launcher_for
 from harness.plugin import group_failures
-from harness.profiles import load_profile
+from harness.profiles import MpiStack, load_profile
 from harness.results import RunResults, TestResult
 
 NODES = "node[001-032],down01"
@@ -89,3 +91,13 @@ def test_failures_group_by_text_with_node_names_set_aside():
     assert sorted((str(nodes), text) for _, nodes, text in groups) == [
         ("n3", "[error] exit 1 on <node>: other"), ("n[1-2]", "[error] exit 1 on <node>: boom")]
 
+
+
+def test_mpi_job_starts_on_the_first_node_over_ssh(ssh_profile, pingpong):
+    profile = load_profile(ssh_profile)
+    stack = MpiStack(name="mpich", mpicc="mpicc.mpich", mpirun=["mpiexec.mpich"])
+    result = launcher_for(profile).mpi(str(pingpong["mpich"]), ["-s", "8", "-i", "10", "-r", "1", "-w", "0"],
+                                       np=2, stack=stack, nodes=NodeSet("node[001-002]"), timeout=60)
+    assert result.ok, result.describe()
+    assert json.loads(result.stdout.splitlines()[0])["ranks"] == 2
+    assert result.node == "node[001-002]"
