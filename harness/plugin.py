@@ -167,16 +167,17 @@ def _result(item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo,
         node = str(NodeSet.fromlist([c.node for c in state.commands if c.node]))
     failure_class = None
     message = ""
+    shown = state.commands[-1] if state.commands else None
     if report.failed:
         failure_class = _failure_class(session, state, call)
         failed_command = _failed_command(call)
         message = failed_command.describe() if failed_command else _message(report)
+        shown = failed_command or shown
     elif report.skipped and isinstance(report.longrepr, tuple):
         message = report.longrepr[2].removeprefix("Skipped: ")
-    last = state.commands[-1] if state.commands else None
     return TestResult(
         test_id=state.test_id, node=node, outcome=outcome, duration=report.duration,
-        failure_class=failure_class, message=message, command=last.command if last else "",
+        failure_class=failure_class, message=message, command=shown.command if shown else "",
         rerun=rerun, mpi=state.mpi, measurements=list(state.measurements),
     )
 
