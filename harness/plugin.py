@@ -16,7 +16,7 @@ import pytest
 from ClusterShell.MsgTree import MsgTree
 from ClusterShell.NodeSet import NodeSet
 
-from harness import hookspecs
+from harness import fixtures, hookspecs
 from harness.launchers import CommandFailed, CommandResult
 from harness.results import TestResult
 from harness.session import DEFAULT_CLUSTER, HarnessSession, Selection
@@ -79,9 +79,16 @@ def _usage_errors():
         raise pytest.UsageError(str(exc)) from None
 
 
+def _ours(name2fixturedefs, name: str) -> bool:
+    """Whether ``name`` resolves to this plugin's fixture, not to a same-named one of another suite."""
+    defs = name2fixturedefs.get(name)
+    return bool(defs) and defs[-1].func.__module__ == fixtures.__name__
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    wants_node = "node" in metafunc.fixturenames
-    wants_stack = "mpi_stack" in metafunc.fixturenames
+    defs = metafunc._arg2fixturedefs  # pytest keeps no public accessor for the resolved fixtures
+    wants_node = _ours(defs, "node")
+    wants_stack = _ours(defs, "mpi_stack")
     if not (wants_node or wants_stack):
         return
     session = harness_session(metafunc.config)
@@ -104,8 +111,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def _is_harness_test(item: pytest.Item) -> bool:
     """Tests of a cluster run, as opposed to other tests in a session where the plugin is merely installed."""
-    return harness_session(item.config).selection.explicit or bool(
-        HARNESS_FIXTURES.intersection(getattr(item, "fixturenames", ())))
+    if harness_session(item.config).selection.explicit:
+        return True
+    info = getattr(item, "_fixtureinfo", None)
+    return info is not None and any(_ours(info.name2fixturedefs, name) for name in HARNESS_FIXTURES)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

@@ -272,3 +272,15 @@ def test_a_node_test_runs_each_command_once_per_node(pytester, cluster, tmp_path
     outcome, run, _ = _run(pytester, cluster)
     outcome.assert_outcomes(passed=6)
     assert sorted(log.read_text().split()) == ["own-n1", "own-n2", "own-n3", "shared", "shared", "shared"]
+
+
+def test_same_named_fixtures_of_other_suites_are_left_alone(pytester):
+    pytester.makeconftest("""
+        import pytest
+
+        @pytest.fixture
+        def node():
+            return "their own node"
+    """)
+    pytester.makepyfile(test_other="def test_theirs(node): assert node == 'their own node'")
+    pytester.runpytest().assert_outcomes(passed=1)
