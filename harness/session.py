@@ -140,8 +140,11 @@ class HarnessSession:
         )
 
     def versions(self) -> dict[str, str]:
-        """Kernel and MPI versions on the first selected node: what this run tested."""
-        first = self.nodes[0]
+        """Kernel and MPI versions on the first reachable node: what this run tested."""
+        reachable = self.nodes - NodeSet.fromlist(self.unreachable)
+        if not reachable:
+            return {}
+        first = reachable[0]
         probes = {"kernel": "uname -r"}
         for stack in self.stacks():
             probes[stack.name] = with_module(f"{shlex.join(stack.mpirun[:1])} --version", stack)

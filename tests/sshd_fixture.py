@@ -32,7 +32,8 @@ class LoopbackSshd:
         """An ssh cluster profile for these node names."""
         return (f"name: loopback-ssh\nlauncher: ssh\nnodes: '{nodes}'\nnode_class: loopback\n"
                 f"timeouts: {{command: {command_timeout}, mpi: 60}}\n"
-                f"ssh: {{fanout: {fanout}, connect_timeout: 5, config: '{self.client_config}'}}\n")
+                # Generous: on a loaded shared machine a loopback handshake can take seconds.
+                f"ssh: {{fanout: {fanout}, connect_timeout: 30, config: '{self.client_config}'}}\n")
 
 
 def free_port() -> int:
