@@ -50,7 +50,7 @@ def test_reference_lookup_and_bounds(tmp_path):
 
 
 @pytest.mark.parametrize(("change", "line", "expected"), [
-    (("launcher: ssh", "launcher: pbs"), 2, "launcher: expected input should be 'local', 'ssh' or 'slurm'"),
+    (("launcher: ssh", "launcher: pbs"), 2, "launcher: expected one of 'local', 'ssh', 'slurm'; found 'pbs'"),
     (("nodes: node[01-04]", "nodes: node[04-"), 3, "nodes: expected a ClusterShell node set"),
     (("  openmpi: {mpicc", "  openmpi: {mpcc: x, mpicc"), 5,
      "mpi.openmpi.mpcc: unknown key 'mpcc'; did you mean 'mpicc'?"),
