@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.parsers import ParseError, probe
+from harness.parsers import ParseError, mpi_errors, probe
 from harness.probe_build import ProbeBuildError, build_probe
 
 pytestmark = [pytest.mark.mpi, pytest.mark.job]
@@ -30,7 +30,11 @@ def run_probe(mpi_stack, mpi_run, nodes):
             binary = build_probe(name, mpi_stack.mpicc, module=mpi_stack.module, env=mpi_stack.env)
         except ProbeBuildError as exc:
             pytest.fail(str(exc), pytrace=False)
-        result = mpi_run(binary, args, np=np, stack=mpi_stack).check()
+        result = mpi_run(binary, args, np=np, stack=mpi_stack)
+        if not result.ok:
+            # The MPI library's own explanation first: Open MPI prints it at the top of a long stderr.
+            why = mpi_errors.summary(result.stderr)
+            pytest.fail(f"{why}\n{result.describe()}" if why else result.describe(), pytrace=False)
         try:
             out = probe.parse(result.stdout, name)
         except ParseError as exc:
