@@ -8,6 +8,7 @@ hook (baselines, tickets), then to the ``--hpcos-results`` file.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from harness.launchers import CommandFailed
 from harness.results import TestResult
 from harness.session import DEFAULT_CLUSTER, HarnessSession, Selection
 from harness.state import SESSION_KEY, harness_session, item_state
+from hpcos.errors import UserError
 
 pytest_plugins = ["harness.fixtures"]
 
@@ -30,6 +32,8 @@ MARKERS = {
     "ib": "needs InfiniBand (skipped when the profile expects none)",
     "perf": "measures performance against the profile's references",
 }
+HARNESS_FIXTURES = frozenset({"hpcos_session", "profile", "nodes", "node", "mpi_stack", "launcher", "run",
+                              "mpi_run", "measure"})
 # (option, ini name, help)
 OPTIONS = [
     ("--cluster", "hpcos_cluster", f"cluster profile name or YAML path (default: {DEFAULT_CLUSTER})"),
@@ -58,8 +62,21 @@ def pytest_configure(config: pytest.Config) -> None:
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
     selection = Selection(cluster=_setting(config, "hpcos_cluster") or DEFAULT_CLUSTER,
-                          nodes=_setting(config, "hpcos_nodes"), mpi=_setting(config, "hpcos_mpi"))
-    config.stash[SESSION_KEY] = HarnessSession(selection, Path(config.rootpath))
+                          nodes=_setting(config, "hpcos_nodes"), mpi=_setting(config, "hpcos_mpi"),
+                          explicit=bool(_setting(config, "hpcos_cluster") or _setting(config, "hpcos_results")))
+    session = config.stash[SESSION_KEY] = HarnessSession(selection, Path(config.rootpath))
+    if selection.explicit:
+        # A wrong profile, node set or stack is the user's mistake: say so before collecting anything.
+        with _usage_errors():
+            session.nodes, session.stacks()
+
+
+@contextlib.contextmanager
+def _usage_errors():
+    try:
+        yield
+    except UserError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -68,10 +85,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if not (wants_node or wants_stack):
         return
     session = harness_session(metafunc.config)
-    if wants_node:
-        metafunc.parametrize("node", list(session.nodes), ids=str)
-    if wants_stack:
-        metafunc.parametrize("mpi_stack", session.stacks(), ids=lambda s: s.name)
+    with _usage_errors():
+        if wants_node:
+            metafunc.parametrize("node", list(session.nodes), ids=str)
+        if wants_stack:
+            metafunc.parametrize("mpi_stack", session.stacks(), ids=lambda s: s.name)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -84,11 +102,21 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker("mpi")
 
 
+def _is_harness_test(item: pytest.Item) -> bool:
+    """Tests of a cluster run, as opposed to other tests in a session where the plugin is merely installed."""
+    return harness_session(item.config).selection.explicit or bool(
+        HARNESS_FIXTURES.intersection(getattr(item, "fixturenames", ())))
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
+    if not _is_harness_test(item):
+        return
+    session = harness_session(item.config)
+    if item.get_closest_marker("ib") and not session.profile.infiniband.expected:
+        pytest.skip(f"profile {session.profile.name!r} expects no InfiniBand (infiniband.expected: false)")
     state = item_state(item)
     if state.node is None:
         return
-    session = harness_session(item.config)
     gone = session.unreachable.get(state.node)
     if gone is not None and gone.reported_by != state.test_id:
         pytest.skip(f"node unreachable: {state.node} (reported once, by {gone.reported_by})")
@@ -97,6 +125,8 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report: pytest.TestReport = yield
+    if not _is_harness_test(item):
+        return report
     session = harness_session(item.config)
     state = item_state(item)
     if report.when == "call" and report.passed and state.violations:
@@ -111,7 +141,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
                 report.sections.append(("hpcos rerun", rerun))
             state.result = _result(item, report, call, rerun)
             session.results.append(state.result)
-            report.user_properties.extend(_properties(state.result))
+            item.user_properties.extend(_properties(state.result))  # junitxml reads them at teardown
     return report
 
 
@@ -131,15 +161,17 @@ def _result(item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo,
     else:
         outcome = "passed"
     node = state.node
-    if node is None and session.used and (item.get_closest_marker("job") or state.commands):
+    if node is None and session.used and item.get_closest_marker("job"):
         node = str(session.nodes)
+    elif node is None and state.commands:
+        node = str(NodeSet.fromlist([c.node for c in state.commands if c.node]))
     failure_class = None
     message = ""
     if report.failed:
         failure_class = _failure_class(session, state, call)
         message = _message(report)
     elif report.skipped and isinstance(report.longrepr, tuple):
-        message = report.longrepr[2]
+        message = report.longrepr[2].removeprefix("Skipped: ")
     last = state.commands[-1] if state.commands else None
     return TestResult(
         test_id=state.test_id, node=node, outcome=outcome, duration=report.duration,

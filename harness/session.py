@@ -41,6 +41,7 @@ class Selection:
     cluster: str = DEFAULT_CLUSTER
     nodes: str | None = None
     mpi: str | None = None
+    explicit: bool = False  # a cluster or results file was asked for: every test is a harness test
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import pytest
@@ -12,6 +13,7 @@ from harness.session import HarnessSession
 
 SESSION_KEY = pytest.StashKey[HarnessSession]()
 ITEM_KEY = pytest.StashKey["ItemState"]()
+K_WORD = re.compile(r"[\w:+\-.\[\]\\/]+")  # what pytest's -k grammar reads as one identifier
 
 
 @dataclass
@@ -38,10 +40,10 @@ def item_state(item: pytest.Item) -> ItemState:
         stack = params.get("mpi_stack")
         others = [str(v) for k, v in params.items() if k not in ("node", "mpi_stack")]
         base = item.nodeid.split("[", 1)[0]
-        name = getattr(item, "originalname", item.name)
         item.stash[ITEM_KEY] = ItemState(
             test_id=f"{base}[{'-'.join(others)}]" if others else base,
-            keyword=" and ".join([name, *others]),
+            # The full item name selects exactly this (test, node) when -k accepts it as one word.
+            keyword=item.name if K_WORD.fullmatch(item.name) else getattr(item, "originalname", item.name),
             node=params.get("node"),
             mpi=getattr(stack, "name", stack),
         )

@@ -71,9 +71,6 @@ class SshLauncher(Launcher):
         result.node = str(nodes)
         return result
 
-    def reachability(self, nodes: NodeSet, *, timeout: float) -> dict[str, CommandResult]:
-        return self.run("true", nodes, timeout=timeout)
-
 
 def _is_ssh_error(stderr: str) -> bool:
     # ssh's own complaints, as opposed to a remote command that happens to exit 255.
