@@ -20,6 +20,12 @@ PINGPONG_SIZES = [8, 1024, 65536, 1048576]
 ALLREDUCE_SIZES = [8, 1024, 65536]
 
 
+def sizes_to_measure(defaults: list[int], profile, stack: str, *metrics: str) -> list[int]:
+    """The default sizes plus every size the profile has a reference for, so no reference goes unchecked."""
+    referenced = {size for metric in metrics for size in profile.references.get(metric, {}).get(stack, {})}
+    return sorted(set(defaults) | referenced)
+
+
 @pytest.fixture
 def run_probe(mpi_stack, mpi_run, nodes):
     """``run_probe(name, args, np=None) -> ProbeOutput``: build, launch, parse, check the rank count."""
@@ -60,22 +66,23 @@ def test_ring(run_probe):
     assert lap["ok"], f"ring token {lap['token']} after {lap['laps']} laps, expected {lap['expected']}"
 
 
-def test_pingpong(run_probe, measure):
-    out = run_probe("pingpong", ["-s", ",".join(map(str, PINGPONG_SIZES)), "-i", "500", "-r", "5", "-w", "1"],
-                    np=2)
-    assert out.sizes() == PINGPONG_SIZES
-    for size in PINGPONG_SIZES:
+def test_pingpong(run_probe, measure, profile, mpi_stack):
+    sizes = sizes_to_measure(PINGPONG_SIZES, profile, mpi_stack.name, "pingpong_latency", "pingpong_bandwidth")
+    out = run_probe("pingpong", ["-s", ",".join(map(str, sizes)), "-i", "500", "-r", "5", "-w", "1"], np=2)
+    assert out.sizes() == sizes
+    for size in sizes:
         measure("pingpong_latency", out.median("latency_us", size), "us", "lower", size=size,
                 samples=out.samples("latency_us", size))
         measure("pingpong_bandwidth", out.median("bandwidth_MBps", size), "MB/s", "higher", size=size,
                 samples=out.samples("bandwidth_MBps", size))
 
 
-def test_allreduce(run_probe, measure):
-    out = run_probe("allreduce", ["-s", ",".join(map(str, ALLREDUCE_SIZES)), "-i", "100", "-r", "5", "-w", "1"])
+def test_allreduce(run_probe, measure, profile, mpi_stack):
+    sizes = sizes_to_measure(ALLREDUCE_SIZES, profile, mpi_stack.name, "allreduce_latency")
+    out = run_probe("allreduce", ["-s", ",".join(map(str, sizes)), "-i", "100", "-r", "5", "-w", "1"])
     wrong = [r for r in out.records if r["errors"]]
     assert not wrong, "MPI_Allreduce gave wrong sums: " + "; ".join(
         f"{r['errors']} of {r['count']} elements at {r['size']} B (rep {r['rep']})" for r in wrong)
-    for size in ALLREDUCE_SIZES:
+    for size in sizes:
         measure("allreduce_latency", out.median("latency_us", size), "us", "lower", size=size,
                 samples=out.samples("latency_us", size))

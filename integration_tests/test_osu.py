@@ -24,7 +24,9 @@ OSU_BENCHMARKS = {
 
 
 def osu_binary(directory: str, name: str, subdir: str) -> str:
-    for candidate in (Path(directory) / name, Path(directory) / "mpi" / subdir / name, Path(directory) / subdir / name):
+    base = Path(directory)
+    # The profile may name the install root, its mpi/ directory, or one of pt2pt/ and collective/.
+    for candidate in (base / name, base / "mpi" / subdir / name, base / subdir / name, base.parent / subdir / name):
         if candidate.exists():
             return str(candidate)
     return str(Path(directory) / name)  # on a remote-only path, let the launcher report it missing
