@@ -60,27 +60,30 @@ def profile_variant(tmp_path: Path, **changes) -> str:
     return str(path)
 
 
+# Open MPI's own explanations of a job whose processes cannot reach each other.
 OPEN_MPI_UNREACHABLE = (
     "At least one pair of MPI processes are unable to reach each other",
     "MPI_INIT has failed because at least one MPI process is unreachable",
-    "*** An error occurred in MPI_Init",
 )
+# Open MPI 4.1.4 relays those help texts through mpirun, and under load loses some or all of them
+# there, printing this instead (seen in 2 of 10 runs at load average 30 on this machine).
+OPEN_MPI_LOST_HELP = "ORTE_ERROR_LOG: Data unpack would read past end of buffer in file ../../../orte/util/show_help.c"
 
 
 def test_btl_self_fails_every_open_mpi_test_with_mpi_own_words(tmp_path, probe_cache):
     done, run = hpcos_test(tmp_path, probe_cache, "--cluster", "local", "--mpi", "openmpi",
-                           "integration_tests/test_mpi.py", "-k", "rank_count or allreduce",
-                           env={"OMPI_MCA_btl": "self"})
+                           "integration_tests/test_mpi.py", env={"OMPI_MCA_btl": "self"})
     assert done.returncode == 1
-    results = by_test(run, "test_rank_count") + by_test(run, "test_allreduce")
-    assert len(results) == 2
+    results = [r for r in run.results if r.mpi == "openmpi"]
+    assert len(results) == 4
     for result in results:
-        assert (result.outcome, result.failure_class, result.mpi) == ("failed", "error", "openmpi")
-        # Open MPI 4.1.4 relays its help texts through mpirun and, in about a third of the runs here,
-        # loses one or both there ("ORTE_ERROR_LOG: Data unpack would read past end of buffer" in
-        # show_help.c); whichever of its own explanations arrived must be in the message.
-        assert any(text in result.message for text in OPEN_MPI_UNREACHABLE), result.message
+        assert (result.outcome, result.failure_class) == ("failed", "error"), result.test_id
         assert result.rerun.startswith("hpcos test --cluster local -k")
+        # Whatever Open MPI printed comes first in the message, ahead of the command description.
+        assert any(text in result.message.split("exit code 1 on localhost")[0]
+                   for text in (*OPEN_MPI_UNREACHABLE, "*** An error occurred in MPI_Init", OPEN_MPI_LOST_HELP))
+    # Four failed jobs: Open MPI's explanation reached mpirun in at least one (about 8 in 10 each).
+    assert any(text in r.message for r in results for text in OPEN_MPI_UNREACHABLE)
 
 
 def test_btl_tcp_fails_the_latency_reference_with_measured_vs_expected(tmp_path, probe_cache):
