@@ -37,17 +37,17 @@ def run_probe(mpi_stack, mpi_run, nodes):
         except ProbeBuildError as exc:
             pytest.fail(str(exc), pytrace=False)
         result = mpi_run(binary, args, np=np, stack=mpi_stack)
-        if not result.ok:
-            # The MPI library's own explanation first: Open MPI prints it at the top of a long stderr.
-            why = mpi_errors.summary(result.stderr)
-            pytest.fail(f"{why}\n{result.describe()}" if why else result.describe(), pytrace=False)
         try:
-            out = probe.parse(result.stdout, name)
+            out, unreadable = probe.parse(result.stdout, name), None
         except ParseError as exc:
-            pytest.fail(f"{exc}\n{result.describe()}", pytrace=False)
-        problem = out.rank_problem(np)
-        if problem:
-            pytest.fail(f"{problem}\n{result.describe()}", pytrace=False)
+            out, unreadable = None, str(exc)
+        # Lead with the diagnosis: the rank count (even when the job failed, the other launcher's
+        # singletons say so), then the MPI library's own words, then the command and its output.
+        # (A job that succeeded may still print MPI warnings: those are not a failure.)
+        lead = [out.rank_problem(np) if out else None,
+                mpi_errors.summary(result.stderr) if not result.ok else None, unreadable if result.ok else None]
+        if not result.ok or any(lead):
+            pytest.fail("\n".join([*filter(None, lead), result.describe()]), pytrace=False)
         return out
 
     return run_probe
