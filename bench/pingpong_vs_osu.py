@@ -9,7 +9,12 @@ script says so and compares against the independent ping-pong that *is* packaged
 (``netpipe-openmpi`` / ``netpipe-mpich2``).  NetPIPE is a different methodology (it reports the best
 of three trials, the probe the median of its repetitions), so its ratio is context, not the 5% check.
 
-    .venv/bin/python bench/pingpong_vs_osu.py [--rounds 5] [--sizes 8,1024] [--mpi openmpi,mpich]
+Repetition length matters on a loaded machine: the probe's default repetition (1000 exchanges,
+well under a millisecond) fits in one scheduler time slice and so mostly measures the quiet
+latency, while NetPIPE's trials last about a second and absorb the neighbours' load.  ``--iters``
+sets the probe's exchanges per repetition, to compare like with like.
+
+    .venv/bin/python bench/pingpong_vs_osu.py [--rounds 5] [--sizes 8,1024] [--mpi openmpi,mpich] [--iters 1000]
 """
 
 from __future__ import annotations
@@ -48,9 +53,10 @@ def run(argv: list[str], cwd: str | None = None) -> str:
     return done.stdout
 
 
-def probe_latency(launcher: list[str], binary: Path, sizes: list[int]) -> dict[int, list[float]]:
+def probe_latency(launcher: list[str], binary: Path, sizes: list[int], iters: int) -> dict[int, list[float]]:
     """Every timed repetition per size (warm-up dropped)."""
-    out = probe.parse(run([*launcher, str(binary), "-s", ",".join(map(str, sizes)), "-r", "5"]), "pingpong")
+    argv = [*launcher, str(binary), "-s", ",".join(map(str, sizes)), "-r", "5", "-i", str(iters)]
+    out = probe.parse(run(argv), "pingpong")
     return {s: out.samples("latency_us", s) for s in sizes}
 
 
@@ -85,6 +91,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--sizes", default="8,1024")
     parser.add_argument("--mpi", default="openmpi,mpich")
+    parser.add_argument("--iters", type=int, default=1000, help="probe exchanges per repetition")
     parser.add_argument("--osu-dir", help="directory of an OSU Micro-Benchmarks install (built for the stack)")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -92,7 +99,8 @@ def main() -> int:
     osu_binary = find_osu(args.osu_dir)
 
     print(f"ping-pong probe vs osu_latency, 2 ranks on one node ({os.uname().nodename}), "
-          f"{args.rounds} alternating rounds, medians; load average {os.getloadavg()[0]:.1f}")
+          f"{args.rounds} alternating rounds, medians, probe at {args.iters} exchanges per repetition; "
+          f"load average {os.getloadavg()[0]:.1f}")
     if osu_binary is None:
         print("OSU Micro-Benchmarks: NOT AVAILABLE here. Debian 12 packages no OSU (apt-cache search osu), "
               "PyPI has none, and this machine cannot fetch the source.")
@@ -116,7 +124,7 @@ def main() -> int:
             ours: dict[int, list[float]] = {s: [] for s in sizes}
             theirs: dict[int, list[float]] = {s: [] for s in sizes}
             for _ in range(args.rounds):
-                for size, values in probe_latency(launcher, binary, sizes).items():
+                for size, values in probe_latency(launcher, binary, sizes, args.iters).items():
                     ours[size].extend(values)
                 if osu_binary:
                     for size, value in osu_latency(launcher, osu_binary, sizes).items():
