@@ -78,3 +78,12 @@ def test_unknown_profile_is_one_line(checkout):
     assert done.returncode == 2
     assert done.stderr.startswith("hpcos: no cluster profile 'nope'") and "pair)" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_node_checks_pass_on_the_local_profile(repo_root, tmp_path):
+    """The shipped suite's node-level checks on this machine (what `bash .ci/setup demo` runs)."""
+    done = hpcos(repo_root, "--cluster", "local", "-m", "node", "--results", str(tmp_path / "r.json"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    run = RunResults.read(tmp_path / "r.json")
+    node_checks = [r for r in run.results if r.test_id.startswith("integration_tests/test_nodes.py")]
+    assert len(node_checks) >= 4 and all(r.outcome == "passed" and r.node == "localhost" for r in node_checks)

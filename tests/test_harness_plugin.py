@@ -256,3 +256,31 @@ def test_ib_tests_skip_with_a_reason_when_the_profile_expects_no_infiniband(pyte
     outcome, run, _ = _run(pytester, cluster)
     outcome.assert_outcomes(skipped=1)
     assert run.results[0].message == "profile 'three' expects no InfiniBand (infiniband.expected: false)"
+
+
+def test_a_node_test_runs_each_command_once_per_node(pytester, cluster, tmp_path):
+    """The first item fans a command out to every node; the others read their share.  A command
+    that names its node runs on that node only, so neither kind runs N times per node."""
+    log = tmp_path / "log"
+    pytester.makepyfile(test_once=f"""
+        def test_shared(run, node):
+            run("echo shared >> {log}").check()
+
+        def test_own(run, node):
+            run(f"echo own-{{node}} >> {log}").check()
+    """)
+    outcome, run, _ = _run(pytester, cluster)
+    outcome.assert_outcomes(passed=6)
+    assert sorted(log.read_text().split()) == ["own-n1", "own-n2", "own-n3", "shared", "shared", "shared"]
+
+
+def test_same_named_fixtures_of_other_suites_are_left_alone(pytester):
+    pytester.makeconftest("""
+        import pytest
+
+        @pytest.fixture
+        def node():
+            return "their own node"
+    """)
+    pytester.makepyfile(test_other="def test_theirs(node): assert node == 'their own node'")
+    pytester.runpytest().assert_outcomes(passed=1)

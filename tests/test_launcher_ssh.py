@@ -1,12 +1,14 @@
 """The ssh launcher over a real sshd on loopback: 32 node names fanned out by ClusterShell,
 identical outputs grouped, an unreachable node (a closed port) reported once."""
 
+import json
+
 import pytest
 from ClusterShell.NodeSet import NodeSet
 
 from harness.launchers import launcher_for
 from harness.plugin import group_failures
-from harness.profiles import load_profile
+from harness.profiles import MpiStack, load_profile
 from harness.results import RunResults, TestResult
 
 NODES = "node[001-032],down01"
@@ -23,8 +25,9 @@ def test_fanout_gathers_identical_output_and_names_the_unreachable_node(ssh_prof
     launcher = launcher_for(load_profile(ssh_profile))
     results = launcher.run("echo same; echo $((1 + 1)) >&2", NodeSet(NODES), timeout=20)
     assert set(results) == set(NodeSet(NODES))
-    up = [r for node, r in results.items() if node != "down01"]
-    assert all((r.ok, r.stdout, r.stderr) == (True, "same", "2") for r in up)
+    bad = {node: r.describe() for node, r in results.items()
+           if node != "down01" and (r.ok, r.stdout, r.stderr) != (True, "same", "2")}
+    assert not bad
     down = results["down01"]
     assert down.unreachable and not down.ok
     assert "Connection refused" in down.describe()
@@ -64,7 +67,8 @@ def test_node_tests_fan_out_over_ssh(pytester, loopback_sshd):
     results = pytester.path / "results.json"
     outcome = pytester.runpytest("--cluster", str(ssh_profile), "--hpcos-results", str(results), "-p",
                                  "no:cacheprovider")
-    outcome.assert_outcomes(passed=64, failed=33, skipped=2)
+    counts = {k: v for k, v in outcome.parseoutcomes().items() if k in ("passed", "failed", "skipped")}
+    assert counts == {"passed": 64, "failed": 33, "skipped": 2}, outcome.stdout.str()[-4000:]
     run = RunResults.read(results)
     unreachable = [r for r in run.results if r.failure_class == "node unreachable"]
     assert [(r.test_id, r.node) for r in unreachable] == [("test_fleet.py::test_kernel", "down01")]
@@ -88,3 +92,13 @@ def test_failures_group_by_text_with_node_names_set_aside():
     assert sorted((str(nodes), text) for _, nodes, text in groups) == [
         ("n3", "[error] exit 1 on <node>: other"), ("n[1-2]", "[error] exit 1 on <node>: boom")]
 
+
+
+def test_mpi_job_starts_on_the_first_node_over_ssh(ssh_profile, pingpong):
+    profile = load_profile(ssh_profile)
+    stack = MpiStack(name="mpich", mpicc="mpicc.mpich", mpirun=["mpiexec.mpich"])
+    result = launcher_for(profile).mpi(str(pingpong["mpich"]), ["-s", "8", "-i", "10", "-r", "1", "-w", "0"],
+                                       np=2, stack=stack, nodes=NodeSet("node[001-002]"), timeout=60)
+    assert result.ok, result.describe()
+    assert json.loads(result.stdout.splitlines()[0])["ranks"] == 2
+    assert result.node == "node[001-002]"
