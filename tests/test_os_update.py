@@ -13,10 +13,10 @@ import sys
 
 import pytest
 import yaml
+from conftest import REPO, require_tool
 
 from harness import os_update
 from harness.results import RunResults
-from tests.conftest import REPO, require_tool
 
 PACKAGES = {"kernel": ("5.14.0", "427.13.1.el9_4"), "openmpi": ("4.1.6", "1.el9"), "mpich": ("4.1.2", "1.el9")}
 

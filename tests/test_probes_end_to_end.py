@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import REPO, require_tool
 
 from harness.results import RunResults
-from tests.conftest import REPO, require_tool
 
 HPCOS = str(Path(sys.executable).with_name("hpcos"))
 LOCAL = REPO / "integration_tests" / "clusters" / "local.yaml"
@@ -84,6 +84,20 @@ def test_btl_self_fails_every_open_mpi_test_with_mpi_own_words(tmp_path, probe_c
                    for text in (*OPEN_MPI_UNREACHABLE, "*** An error occurred in MPI_Init", OPEN_MPI_LOST_HELP))
     # Four failed jobs: Open MPI's explanation reached mpirun in at least one (about 8 in 10 each).
     assert any(text in r.message for r in results for text in OPEN_MPI_UNREACHABLE)
+
+
+def test_mpi_tests_pass_through_a_real_slurm(tmp_path, probe_cache, local_slurm):
+    """The same integration tests, launched by srun --mpi=pmix (Open MPI) and --mpi=pmi2 (MPICH)."""
+    profile = tmp_path / "slurm.yaml"
+    profile.write_text(local_slurm.profile_yaml(mpi_timeout=90))
+    done, run = hpcos_test(tmp_path, probe_cache, "--cluster", str(profile), "integration_tests/test_mpi.py",
+                           env=local_slurm.env)
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert len(run.results) == 8 and {r.outcome for r in run.results} == {"passed"}
+    assert {r.node for r in run.results} == {local_slurm.node}
+    assert {r.mpi for r in run.results} == {"openmpi", "mpich"}
+    pingpong = by_test(run, "test_pingpong", "mpich")[0]
+    assert {m.size for m in pingpong.measurements if m.metric == "pingpong_latency"} == {8, 1024, 65536, 1048576}
 
 
 def test_btl_tcp_fails_the_latency_reference_with_measured_vs_expected(tmp_path, probe_cache):
