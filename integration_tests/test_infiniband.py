@@ -10,6 +10,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from ClusterShell.NodeSet import NodeSet
 
 from harness import ib_checks
 from harness.parsers import ParseError, ibstat, ibv_devinfo, perftest
@@ -42,7 +43,7 @@ def test_ibv_devinfo_ports(run, node, ib):
     ("ib_write_bw", "ib_write_bw", "bw_average", None, "higher"),
     ("ib_read_lat", "ib_read_lat", "t_typical_us", "us", "lower"),
 ])
-def test_perftest(tool, metric, key, unit, better, run, node, ib, measure, profile):
+def test_perftest(tool, metric, key, unit, better, launcher, node, ib, measure, profile):
     if ib.perftest is None:
         pytest.skip("profile sets no infiniband.perftest (peer node for the server side)")
     peer = ib.perftest.peer
@@ -53,11 +54,13 @@ def test_perftest(tool, metric, key, unit, better, run, node, ib, measure, profi
     timeout = profile.timeouts.command
     server_cmd = ib_checks.perftest_command(tool, device=device, server=None, extra=extra, json=False)
     client_cmd = ib_checks.perftest_command(tool, device=device, server=peer, extra=extra)
-    # The server must be listening while the client runs: start it first, in the background.
+    # One client at a time against the peer, so the launcher is used directly: the ``run`` fixture
+    # would fan the client out over every node at once.  The server must be listening while the
+    # client runs: it starts first, in the background.
     with ThreadPoolExecutor(1) as pool:
-        server = pool.submit(run, server_cmd, node=peer, timeout=timeout)
-        client = run(f"sleep 1; {client_cmd}", node=node, timeout=timeout)
-        server_result = server.result()
+        server = pool.submit(launcher.run, server_cmd, NodeSet(peer), timeout=timeout)
+        client = launcher.run(f"sleep 1; {client_cmd}", NodeSet(node), timeout=timeout)[node]
+        server_result = server.result()[peer]
     client.check()
     text, report = ib_checks.split_perftest_output(client.stdout)
     try:
