@@ -16,14 +16,15 @@ import pytest
 from ClusterShell.MsgTree import MsgTree
 from ClusterShell.NodeSet import NodeSet
 
-from harness import fixtures, hookspecs
+from harness import hookspecs
 from harness.launchers import CommandFailed, CommandResult
 from harness.results import TestResult
 from harness.session import DEFAULT_CLUSTER, HarnessSession, Selection
 from harness.state import SESSION_KEY, harness_session, item_state
 from hpcos.errors import UserError
 
-pytest_plugins = ["harness.fixtures"]
+FIXTURES_MODULE = "harness.fixtures"  # registered by pytest itself, so its asserts are rewritten
+pytest_plugins = [FIXTURES_MODULE]
 
 MARKERS = {
     "node": "runs on every selected node (parametrized per node, fanned out through the launcher)",
@@ -82,7 +83,7 @@ def _usage_errors():
 def _ours(name2fixturedefs, name: str) -> bool:
     """Whether ``name`` resolves to this plugin's fixture, not to a same-named one of another suite."""
     defs = name2fixturedefs.get(name)
-    return bool(defs) and defs[-1].func.__module__ == fixtures.__name__
+    return bool(defs) and defs[-1].func.__module__ == FIXTURES_MODULE
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

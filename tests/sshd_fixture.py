@@ -58,12 +58,17 @@ def start_loopback_sshd(directory: Path, *, multiplex: bool = True) -> tuple[Loo
                        check=True, timeout=30)
     (directory / "authorized_keys").write_text((directory / "client_key.pub").read_text())
     port, closed_port = free_port(), free_port()
+    home = directory / "home"
+    home.mkdir()
     (directory / "sshd_config").write_text(
         f"Port {port}\nListenAddress 127.0.0.1\nHostKey {directory / 'host_key'}\n"
         f"AuthorizedKeysFile {directory / 'authorized_keys'}\nPidFile {directory / 'sshd.pid'}\n"
         # Without these, parallel logins get dropped (MaxStartups) or refused (StrictModes on tmp dirs).
         "StrictModes no\nUsePAM no\nMaxStartups 256\nMaxSessions 256\nPermitRootLogin yes\n"
-        "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUseDNS no\nLogLevel ERROR\n")
+        "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUseDNS no\nLogLevel ERROR\n"
+        # The "nodes" get their own home: this machine's root ~/.bashrc runs `pyenv rehash`, which
+        # races between parallel logins and sprinkles errors into some nodes' stderr.
+        f"SetEnv HOME={home}\n")
     client = directory / "ssh_config"
     common = (f"    User {os.environ.get('USER') or 'root'}\n    IdentityFile {directory / 'client_key'}\n"
               "    IdentitiesOnly yes\n    UserKnownHostsFile /dev/null\n    StrictHostKeyChecking no\n"
