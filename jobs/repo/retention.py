@@ -1,0 +1,42 @@
+"""Keep the last N snapshots (``site.store.keep_snapshots``); never delete one still needed.
+
+Needed: every pointer's current snapshot and the one a rollback would return to, and every snapshot
+whose directories a kept snapshot links to.  Content no remaining snapshot links to goes too.
+Runs under the store lock (callers hold it).
+"""
+
+from __future__ import annotations
+
+from hpcos.store_layout import StoreLayout
+from jobs.repo.content_store import ContentStore
+from jobs.repo.environments import Environments
+from jobs.repo.snapshots import SnapshotStore
+from jobs.specs import SpecSet
+
+
+def needed_by_pointers(layout: StoreLayout) -> set[str]:
+    needed = set()
+    for pointer in Environments(layout).all_pointers():
+        needed.update(s for s in (pointer.current(), pointer.previous()) if s)
+    return needed
+
+
+def apply(spec_set: SpecSet, layout: StoreLayout) -> list[str]:
+    """Delete what retention allows; returns the deleted snapshot ids."""
+    store = SnapshotStore(layout.snapshots)
+    snapshots = store.all()
+    by_id = {s.id: s for s in snapshots}
+    keep = {s.id for s in snapshots[-spec_set.site.store.keep_snapshots:]} | needed_by_pointers(layout)
+    pending = list(keep)
+    while pending:
+        snapshot = by_id.get(pending.pop())
+        for ref in snapshot.references if snapshot else ():
+            if ref not in keep:
+                keep.add(ref)
+                pending.append(ref)
+    deleted = [s.id for s in snapshots if s.id not in keep]
+    for snapshot_id in deleted:
+        store.delete(snapshot_id)
+    if deleted:
+        ContentStore(layout.content).collect_garbage()
+    return deleted
