@@ -98,3 +98,92 @@ def repoquery(baseurl: str, cachedir: Path) -> set[str]:
     )
     assert proc.returncode == 0, proc.stderr
     return {line for line in proc.stdout.splitlines() if line.strip()}
+
+
+SITE_YAML = """\
+name: repo-test-site
+store: {{root: {store}, keep_snapshots: {keep}}}
+targets:
+  el9-x86_64: {{release: 9, arch: x86_64, mock_config: rocky+epel-9-x86_64}}
+mirrors:
+  base:
+    url: file://{upstream}/base/{{release}}/{{arch}}/
+  tools:
+    url: file://{upstream}/tools/{{release}}/{{arch}}/
+    exclude: ["legacy*"]
+exclude: ["*-debuginfo"]
+overlays:
+  kernel-overlay: {{description: site kernel, fastpath: true}}
+  hpc-overlay: {{description: MPI stacks}}
+environments:
+  daily: {{schedule: "H 1 * * *"}}
+  testing: {{source: daily}}
+  production: {{source: testing, gate: nightly}}
+jenkins: {{url: "http://127.0.0.1:9/", folder: hpcos, build_label: rpm, test_label: cluster}}
+harness: {{profile: profile.yaml}}
+"""
+
+PACKAGE_YAML = """\
+name: {name}
+overlay: {overlay}
+upstream: {{mirror: base}}
+release_tag: .hpc1
+targets: [el9-x86_64]
+builder: rpmbuild
+owner: hpc@example.org
+tests: ["mpi"]
+"""
+
+TARGET = "el9-x86_64"
+
+# Upstream on two days.  openmpi* and kernel* are overlaid (left out of the mirror), *-debuginfo is a
+# site exclude, legacy* a mirror exclude, zeta is another architecture.
+BASE_DAY1 = [Rpm("alpha", "1.0"), Rpm("beta", "1.0"), Rpm("gamma", "1.0", arch="x86_64"),
+             Rpm("openmpi", "4.1.1", arch="x86_64"), Rpm("openmpi-devel", "4.1.1", arch="x86_64"),
+             Rpm("kernel", "5.14.0", arch="x86_64"), Rpm("alpha-debuginfo", "1.0"),
+             Rpm("zeta", "1.0", arch="aarch64")]
+BASE_DAY2 = [Rpm("alpha", "1.1"), Rpm("gamma", "1.0", arch="x86_64"), Rpm("delta", "2.0"),
+             Rpm("openmpi", "4.1.2", arch="x86_64"), Rpm("kernel", "5.14.1", arch="x86_64"),
+             Rpm("alpha-debuginfo", "1.1")]
+TOOLS = [Rpm("tool", "3.0"), Rpm("legacy-tool", "0.1")]
+HPC_OVERLAY = [Rpm("openmpi", "4.1.1", "1.hpc1", "x86_64"), Rpm("openmpi-devel", "4.1.1", "1.hpc1", "x86_64")]
+KERNEL_V1 = [Rpm("kernel", "5.14.0", "1.hpc1", "x86_64")]
+KERNEL_V2 = [Rpm("kernel", "5.14.0", "2.hpc1", "x86_64")]
+
+
+def nevras(rpms: list[Rpm]) -> set[str]:
+    return {r.nevra for r in rpms}
+
+
+@dataclass
+class RepoSite:
+    """A site whose mirrors are local upstream repositories made by the test."""
+
+    factory: RpmFactory
+    specs: Path
+    store: Path
+    upstream: Path
+
+    def set_upstream(self, mirror: str, rpms: list[Rpm]) -> None:
+        make_repo(self.factory, self.upstream / mirror / "9" / "x86_64", rpms)
+
+    def set_overlay(self, overlay: str, rpms: list[Rpm]) -> None:
+        make_repo(self.factory, self.store / "overlays" / overlay / TARGET, rpms)
+
+    def argv(self, *args: str) -> list[str]:
+        return ["--specs", str(self.specs), "--store", str(self.store), "repo", *args]
+
+    def env_url(self, env: str, repo: str) -> str:
+        return f"file://{self.store}/environments/{env}/{repo}"
+
+
+def make_site(factory: RpmFactory, root: Path, keep: int = 3) -> RepoSite:
+    specs = root / "specs"
+    specs.mkdir(parents=True)
+    site = RepoSite(factory, specs, root / "store", root / "upstream")
+    (specs / "site.yaml").write_text(SITE_YAML.format(store=site.store, keep=keep, upstream=site.upstream))
+    (specs / "openmpi.yaml").write_text(PACKAGE_YAML.format(name="openmpi", overlay="hpc-overlay"))
+    (specs / "kernel.yaml").write_text(PACKAGE_YAML.format(name="kernel", overlay="kernel-overlay"))
+    site.set_upstream("base", BASE_DAY1)
+    site.set_upstream("tools", TOOLS)
+    return site

@@ -76,7 +76,7 @@ def reposync(job: MirrorJob, dest: Path, cache: Path) -> None:
         for line in proc.stdout:
             line = line.rstrip()
             if line:
-                console.print(f"  [dim]{job.entry}[/dim] {line}", markup=True, highlight=False)
+                console.print(f"  [dim]{job.entry}[/dim] {line}", soft_wrap=True)
                 tail = (tail + [line])[-5:]
         if proc.wait(timeout=3600):
             raise UserError(f"dnf reposync of {job.url} failed: {' / '.join(tail)}")
