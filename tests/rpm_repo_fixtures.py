@@ -89,15 +89,24 @@ def make_repo(factory: RpmFactory, directory: Path, rpms: list[Rpm]) -> Path:
 
 def repoquery(baseurl: str, cachedir: Path) -> set[str]:
     """NEVRAs that real dnf sees at ``baseurl`` (a file:// or http:// URL)."""
+    return repoquery_many({"q": baseurl}, cachedir)["q"]
+
+
+def repoquery_many(baseurls: dict[str, str], cachedir: Path) -> dict[str, set[str]]:
+    """NEVRAs per repository id that one real dnf run sees, each repository at its own baseurl."""
     dnf = require_tool("dnf", "dnf")
-    proc = subprocess.run(
-        [dnf, "--setopt=reposdir=/dev/null", f"--setopt=cachedir={cachedir}", "--releasever=9", "-q",
-         f"--repofrompath=q,{baseurl}", "--repo", "q", "repoquery",
-         "--qf", "%{name}-%{epoch}:%{version}-%{release}.%{arch}"],
-        capture_output=True, text=True, timeout=120,
-    )
+    cmd = [dnf, "--setopt=reposdir=/dev/null", f"--setopt=cachedir={cachedir}", "--releasever=9", "-q"]
+    for repoid, url in baseurls.items():
+        cmd += [f"--repofrompath={repoid},{url}", "--repo", repoid]
+    cmd += ["repoquery", "--qf", "%{repoid} %{name}-%{epoch}:%{version}-%{release}.%{arch}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    return {line for line in proc.stdout.splitlines() if line.strip()}
+    seen: dict[str, set[str]] = {repoid: set() for repoid in baseurls}
+    for line in proc.stdout.splitlines():
+        if line.strip():
+            repoid, nevra = line.split()
+            seen[repoid].add(nevra)
+    return seen
 
 
 SITE_YAML = """\

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from filelock import FileLock
+from rich.markup import escape
 
 from hpcos.console import console
 from hpcos.errors import UserError
@@ -76,7 +77,7 @@ def reposync(job: MirrorJob, dest: Path, cache: Path) -> None:
         for line in proc.stdout:
             line = line.rstrip()
             if line:
-                console.print(f"  [dim]{job.entry}[/dim] {line}", soft_wrap=True)
+                console.print(f"  [dim]{job.entry}[/dim] {escape(line)}", soft_wrap=True)
                 tail = (tail + [line])[-5:]
         if proc.wait(timeout=3600):
             raise UserError(f"dnf reposync of {job.url} failed: {' / '.join(tail)}")
