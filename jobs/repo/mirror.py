@@ -33,6 +33,7 @@ class MirrorJob:
     mirror: str
     target: str
     url: str
+    release: int
     arches: list[str]
     excludes: list[str]
 
@@ -53,7 +54,8 @@ def plan(spec_set: SpecSet, mirrors: list[str] | None = None, targets: list[str]
                 raise UserError(f"unknown {what} {name!r}; expected one of: {', '.join(sorted(known))}")
     return [
         MirrorJob(mirror=m, target=t, url=mirror_url(site.mirrors[m], site.targets[t]),
-                  arches=ARCHES[site.targets[t].arch], excludes=spec_set.mirror_excludes(m))
+                  release=site.targets[t].release, arches=ARCHES[site.targets[t].arch],
+                  excludes=spec_set.mirror_excludes(m))
         for m in (mirrors or site.mirrors) for t in (targets or site.targets)
     ]
 
@@ -66,8 +68,10 @@ def reposync(job: MirrorJob, dest: Path, cache: Path) -> None:
     dnf = shutil.which("dnf")
     if not dnf:
         raise UserError("dnf not found: apt-get install dnf dnf-plugins-core (or dnf install dnf-plugins-core)")
-    cmd = [dnf, "--setopt=reposdir=/dev/null", f"--setopt=cachedir={cache}", "--releasever=9",
-           "--setopt=skip_if_unavailable=False", f"--repofrompath=hpcos-sync,{job.url}", "--repo", "hpcos-sync",
+    # metadata_expire=0: dnf would otherwise trust cached upstream metadata for 48 hours.
+    cmd = [dnf, "--setopt=reposdir=/dev/null", f"--setopt=cachedir={cache}", f"--releasever={job.release}",
+           "--setopt=metadata_expire=0", "--setopt=skip_if_unavailable=False",
+           f"--repofrompath=hpcos-sync,{job.url}", "--repo", "hpcos-sync",
            "reposync", "--download-path", str(dest), "--norepopath", "--download-metadata", "--delete"]
     cmd += [f"--arch={arch}" for arch in job.arches]
     cmd += [f"--exclude={glob}" for glob in job.excludes]
@@ -91,7 +95,7 @@ def sync_entry(job: MirrorJob, layout: StoreLayout, content: ContentStore, entry
     layout.locks.mkdir(parents=True, exist_ok=True)
     with FileLock(str(layout.locks / f"download-{job.entry}.lock")):
         console.print(f"[bold]{job.entry}[/bold]: dnf reposync {job.url}")
-        reposync(job, downloads, layout.root / "downloads" / ".dnf-cache")
+        reposync(job, downloads, layout.root / "downloads" / ".dnf-cache" / job.entry)
         records = repodata.read_packages(downloads)
         packages_dir = entry_dir / "Packages"
         packages_dir.mkdir()

@@ -21,8 +21,13 @@ def needed_by_pointers(layout: StoreLayout) -> set[str]:
     return needed
 
 
-def apply(spec_set: SpecSet, layout: StoreLayout) -> list[str]:
-    """Delete what retention allows; returns the deleted snapshot ids."""
+def apply(spec_set: SpecSet, layout: StoreLayout, sweep_content: bool = False) -> list[str]:
+    """Delete what retention allows; returns the deleted snapshot ids.
+
+    Content is swept when a snapshot went, or when asked (sync: it also removes partial copies a
+    killed run left).  Sweeping stats every stored RPM, so promotions only pay for it when they
+    free something -- and always after their pointer switch.
+    """
     store = SnapshotStore(layout.snapshots)
     snapshots = store.all()
     by_id = {s.id: s for s in snapshots}
@@ -37,6 +42,6 @@ def apply(spec_set: SpecSet, layout: StoreLayout) -> list[str]:
     deleted = [s.id for s in snapshots if s.id not in keep]
     for snapshot_id in deleted:
         store.delete(snapshot_id)
-    if deleted:
+    if deleted or sweep_content:
         ContentStore(layout.content).collect_garbage()
     return deleted

@@ -53,7 +53,7 @@ def sync(spec_set: SpecSet, layout: StoreLayout, mirrors: list[str] | None = Non
             snapshot = staging.commit(mirrors=sorted({j.mirror for j in jobs}),
                                       targets=sorted({j.target for j in jobs}))
             pointer.switch(snapshot.id, "sync", reason=f"synced {', '.join(j.entry for j in jobs)}")
-            retention.apply(spec_set, layout)
+            retention.apply(spec_set, layout, sweep_content=True)
     except BaseException:
         staging.drop()
         raise
