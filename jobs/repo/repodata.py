@@ -1,9 +1,10 @@
 """Read and write RPM repository metadata.
 
-Reading parses ``repomd.xml`` and the primary XML directly (streamed with iterparse): for the NEVRA
-lists that diff and sync verification need this is many times faster than ``dnf repoquery``, which
-first builds a solver cache (see bench/repodata.py), and it reads any compression createrepo_c or
-an upstream uses.  Writing is createrepo_c's job.
+Reading parses ``repomd.xml`` and the primary XML directly (streamed with iterparse).  Measured by
+bench/repodata.py on 20,000 packages it is somewhat faster than ``dnf repoquery --repofrompath``
+(about 0.5 s against 0.7 s here) and gives the same NEVRAs, without a dnf cache directory or a dnf
+process per repository, and it reads whatever compression an upstream uses.  Writing is
+createrepo_c's job.
 """
 
 from __future__ import annotations
