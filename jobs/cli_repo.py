@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -17,7 +18,10 @@ from jobs.repo import diff, nightly, promotion, publish, sync
 from jobs.repo.environments import Environments
 from jobs.repo.snapshots import SnapshotStore
 
-out = Console(highlight=False, soft_wrap=True)
+
+def _stdout() -> Console:
+    """Results go to stdout; piped into a file or a Jenkins log, tables keep their ids unwrapped."""
+    return Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 250)
 
 
 def register(sub) -> None:
@@ -121,6 +125,7 @@ def diff_command(args) -> int:
     layout = _layout(args)
     a, b = diff.resolve(layout, args.a), diff.resolve(layout, args.b)
     changes = diff.diff(a, b)
+    out = _stdout()
     if args.json:
         print(json.dumps({"from": a.id, "to": b.id, "repositories": {k: asdict(v) for k, v in changes.items()}},
                          indent=2, sort_keys=True))
@@ -163,6 +168,7 @@ def status_command(args) -> int:
         table.add_row(f"published/{pointer.name}" if is_overlay else pointer.name, current or "-",
                       last.time if last else "", last.user if last else "", last.action if last else "",
                       last.reason if last else "", run.verdict if run else "")
+    out = _stdout()
     if not table.rows:
         out.print(f"no environments yet in {layout.root} (run `hpcos repo sync`)")
         return 0
@@ -176,6 +182,7 @@ def _status_one(layout: StoreLayout, envs: Environments, name: str) -> int:
     if current is None:
         raise UserError(f"environment {name!r} points at nothing (store {layout.root})")
     snapshot = SnapshotStore(layout.snapshots).get(current)
+    out = _stdout()
     out.print(f"[bold]{name}[/bold] -> {snapshot.id}  (previous: {pointer.previous() or '-'})")
     run = nightly.last_run_on(layout, snapshot.id)
     out.print(f"last nightly run on it: {f'{run.run_id} {run.verdict}' if run else 'none recorded'}")

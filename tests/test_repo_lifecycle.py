@@ -63,9 +63,9 @@ def seen(site: RepoSite, env: str, cache: Path) -> dict[str, set[str]]:
             for repo in sorted(env_dir.iterdir()) if repo.is_dir()}
 
 
-def run_results(path: Path, snapshot: str, outcome: str, run_id: str) -> Path:
-    results.RunResults(run_id=run_id, cluster="test", started="2026-11-26T02:00:00+00:00",
-               finished=f"2026-11-26T03:00:{len(run_id):02d}+00:00", testing_snapshot=snapshot,
+def run_results(path: Path, snapshot: str, outcome: str, run_id: str, night: int = 1) -> Path:
+    results.RunResults(run_id=run_id, cluster="test", started=f"2026-11-{night:02d}T02:00:00+00:00",
+               finished=f"2026-11-{night:02d}T03:00:00+00:00", testing_snapshot=snapshot,
                results=[results.TestResult(test_id="integration_tests/test_mpi.py::test_pingpong", node="node001",
                                    outcome=outcome)]).write(path)
     return path
@@ -96,13 +96,19 @@ def test_lifecycle_sync_publish_promote_diff_rollback(site, tmp_path, capsys):
     assert hpcos(site, "status", "testing", "--id") == 0
     testing_id = capsys.readouterr().out.strip()
     assert testing_id == current(site, "testing")
-    assert hpcos(site, "record-run", str(run_results(tmp_path / "r1.json", testing_id, "failed", "n1"))) == 0
+    assert hpcos(site, "record-run", str(run_results(tmp_path / "r1.json", testing_id, "failed", "n1", 1))) == 0
     assert hpcos(site, "promote", "testing", "production") == 2
     assert "failed (1 of 1 results failed)" in capsys.readouterr().err
-    assert hpcos(site, "record-run", str(run_results(tmp_path / "r2.json", testing_id, "passed", "n2"))) == 0
+    assert hpcos(site, "record-run", str(run_results(tmp_path / "r2.json", testing_id, "passed", "n2", 2))) == 0
     assert hpcos(site, "promote", "testing", "production", "--reason", "nightly green") == 0
     assert current(site, "production") == testing_id
     assert seen(site, "production", cache / "3") == testing1
+    capsys.readouterr()
+    assert hpcos(site, "status") == 0
+    table = capsys.readouterr().out
+    for line in ("daily", "testing", "production", "published/hpc-overlay", "published/kernel-overlay"):
+        assert line in table
+    assert "nightly green" in table and "passed (1 results)" in table
 
     # Day 2: the mirror moves on; testing and production do not until promoted.
     site.set_upstream("base", BASE_DAY2)
