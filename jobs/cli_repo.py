@@ -75,44 +75,28 @@ def register(sub) -> None:
     p.add_argument("results", type=Path)
 
 
-def _site(args):
-    spec_set = context.specs(args)
-    return spec_set, StoreLayout(context.store_root(args, spec_set))
+def _change(run):
+    """A command that changes the store: ``run(spec_set, layout, args)`` with the site loaded."""
+    def command(args) -> int:
+        spec_set = context.specs(args)
+        run(spec_set, StoreLayout(context.store_root(args, spec_set)), args)
+        return 0
+    return command
 
 
 def _layout(args) -> StoreLayout:
     return StoreLayout(context.store_root(args))
 
 
-def sync_command(args) -> int:
-    spec_set, layout = _site(args)
-    sync.sync(spec_set, layout, args.mirror, args.target, wait=not args.no_wait)
-    return 0
-
-
-def publish_command(args) -> int:
-    spec_set, layout = _site(args)
-    publish.publish(spec_set, layout, args.overlay, reason=args.reason, wait=not args.no_wait)
-    return 0
-
-
-def promote_command(args) -> int:
-    spec_set, layout = _site(args)
-    promotion.promote(spec_set, layout, args.source, args.dest, force=args.force, reason=args.reason,
-                      wait=not args.no_wait)
-    return 0
-
-
-def fastpath_command(args) -> int:
-    spec_set, layout = _site(args)
-    promotion.fastpath(spec_set, layout, args.overlay, args.reason, wait=not args.no_wait)
-    return 0
-
-
-def rollback_command(args) -> int:
-    spec_set, layout = _site(args)
-    promotion.rollback(spec_set, layout, args.env, reason=args.reason, wait=not args.no_wait)
-    return 0
+sync_command = _change(lambda s, layout, a: sync.sync(s, layout, a.mirror, a.target, wait=not a.no_wait))
+publish_command = _change(lambda s, layout, a: publish.publish(s, layout, a.overlay, reason=a.reason,
+                                                               wait=not a.no_wait))
+promote_command = _change(lambda s, layout, a: promotion.promote(s, layout, a.source, a.dest, force=a.force,
+                                                                 reason=a.reason, wait=not a.no_wait))
+fastpath_command = _change(lambda s, layout, a: promotion.fastpath(s, layout, a.overlay, a.reason,
+                                                                   wait=not a.no_wait))
+rollback_command = _change(lambda s, layout, a: promotion.rollback(s, layout, a.env, reason=a.reason,
+                                                                   wait=not a.no_wait))
 
 
 def record_run_command(args) -> int:

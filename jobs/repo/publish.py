@@ -41,8 +41,10 @@ def publish(spec_set: SpecSet, layout: StoreLayout, overlay: str, reason: str = 
             entry = staging.new_entry(overlay_entry(overlay, target))
             _freeze(source, entry / "Packages", content)
             repodata.create(entry)
-        pointer = Environments(layout).published(overlay)
+        envs = Environments(layout)
+        pointer = envs.published(overlay)
         with store_lock(layout, f"repo publish {overlay}", wait=wait):
+            envs.clean_leftovers()
             snapshot = staging.commit(overlay=overlay)
             pointer.switch(snapshot.id, "publish", reason=reason or f"published {', '.join(sorted(working))}")
             retention.apply(spec_set, layout)
