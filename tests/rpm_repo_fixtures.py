@@ -116,9 +116,9 @@ targets:
   el9-x86_64: {{release: 9, arch: x86_64, mock_config: rocky+epel-9-x86_64}}
 mirrors:
   base:
-    url: file://{upstream}/base/{{release}}/{{arch}}/
+    url: {upstream}/base/{{release}}/{{arch}}/
   tools:
-    url: file://{upstream}/tools/{{release}}/{{arch}}/
+    url: {upstream}/tools/{{release}}/{{arch}}/
     exclude: ["legacy*"]
 exclude: ["*-debuginfo"]
 overlays:
@@ -186,11 +186,13 @@ class RepoSite:
         return f"file://{self.store}/environments/{env}/{repo}"
 
 
-def make_site(factory: RpmFactory, root: Path, keep: int = 3) -> RepoSite:
+def make_site(factory: RpmFactory, root: Path, keep: int = 3, upstream_url: str | None = None) -> RepoSite:
+    """A site with two mirrors; ``upstream_url`` serves ``root/upstream`` (default: file://)."""
     specs = root / "specs"
     specs.mkdir(parents=True)
     site = RepoSite(factory, specs, root / "store", root / "upstream")
-    (specs / "site.yaml").write_text(SITE_YAML.format(store=site.store, keep=keep, upstream=site.upstream))
+    url = upstream_url or f"file://{site.upstream}"
+    (specs / "site.yaml").write_text(SITE_YAML.format(store=site.store, keep=keep, upstream=url))
     (specs / "openmpi.yaml").write_text(PACKAGE_YAML.format(name="openmpi", overlay="hpc-overlay"))
     (specs / "kernel.yaml").write_text(PACKAGE_YAML.format(name="kernel", overlay="kernel-overlay"))
     site.set_upstream("base", BASE_DAY1)

@@ -1,0 +1,73 @@
+"""Mirroring from an http:// upstream and serving the environment pointers over HTTP.
+
+The web server is Python's http.server on 127.0.0.1 at a free port: like nginx and httpd with
+FollowSymLinks it follows symlinks, which is all the pointers need (docs/repositories.md has the
+nginx and httpd configuration).  dnf reposync and dnf repoquery are real.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from rpm_repo_fixtures import BASE_DAY2, HPC_OVERLAY, KERNEL_V1, RpmFactory, make_site, nevras, repoquery
+from test_repo_lifecycle import BASE, DAILY1, DAILY2, HPC, KERNEL, hpcos, rpm_factory  # noqa: F401
+
+
+class QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):  # noqa: A002 - the base class's signature
+        pass
+
+
+@pytest.fixture
+def http_root(tmp_path):
+    """An HTTP server on 127.0.0.1 serving ``tmp_path``; stopped at teardown."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(tmp_path)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=10)
+
+
+def test_sync_from_http_and_serve_pointers_over_http(rpm_factory: RpmFactory, tmp_path, http_root):  # noqa: F811
+    site = make_site(rpm_factory, tmp_path, upstream_url=f"{http_root}/upstream")
+    site.set_overlay("hpc-overlay", HPC_OVERLAY)
+    site.set_overlay("kernel-overlay", KERNEL_V1)
+    assert hpcos(site, "sync") == 0
+    for overlay in ("hpc-overlay", "kernel-overlay"):
+        assert hpcos(site, "publish", overlay) == 0
+    assert hpcos(site, "promote", "daily", "testing") == 0
+    served = f"{http_root}/store/environments"
+    for repo, expected in DAILY1.items():
+        assert repoquery(f"{served}/testing/{repo}", tmp_path / "c1" / repo) == expected
+    assert repoquery(f"{served}/testing/{HPC}", tmp_path / "c2") == nevras(HPC_OVERLAY)
+    assert repoquery(f"{served}/testing/{KERNEL}", tmp_path / "c3") == nevras(KERNEL_V1)
+
+    # The next day's sync fetches upstream's new metadata (no stale dnf cache) and moves daily only.
+    site.set_upstream("base", BASE_DAY2)
+    assert hpcos(site, "sync") == 0
+    assert repoquery(f"{served}/daily/{BASE}", tmp_path / "c4") == DAILY2[BASE]
+    assert repoquery(f"{served}/testing/{BASE}", tmp_path / "c5") == DAILY1[BASE]
+
+
+def test_sync_refuses_a_package_that_fails_its_checksum(rpm_factory, tmp_path, capsys):  # noqa: F811
+    site = make_site(rpm_factory, tmp_path)
+    assert hpcos(site, "sync") == 0
+    before = (site.store / "environments" / "daily").readlink()
+    site.set_upstream("base", BASE_DAY2)
+    # The package changes after createrepo_c listed it: what a broken or tampered mirror serves.
+    tampered = site.upstream / "base" / "9" / "x86_64" / "Packages" / "delta-2.0-1.noarch.rpm"
+    data = bytearray(tampered.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    tampered.write_bytes(bytes(data))
+    capsys.readouterr()
+    assert hpcos(site, "sync") == 2
+    err = capsys.readouterr().err
+    assert "delta-2.0-1.noarch.rpm" in err and "checksum doesn't match" in err and "Traceback" not in err, err
+    assert (site.store / "environments" / "daily").readlink() == before
+    assert repoquery(site.env_url("daily", BASE), tmp_path / "cache") == DAILY1[BASE]
+    assert not [p for p in (site.store / "snapshots").iterdir() if p.name.startswith(".tmp-")]
