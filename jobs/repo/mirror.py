@@ -111,7 +111,7 @@ def sync_entry(job: MirrorJob, layout: StoreLayout, content: ContentStore, entry
                 local = downloads / record.location
                 if not local.is_file():
                     continue  # upstream lists it but reposync's arch/exclude filter left it out
-                sha256 = _verified_sha256(local, record)
+                sha256 = verified_sha256(local, record)
                 content.link_into(local, sha256, packages_dir / Path(record.location).name)
                 kept += 1
                 if i % 200 == 0:
@@ -121,7 +121,7 @@ def sync_entry(job: MirrorJob, layout: StoreLayout, content: ContentStore, entry
     return kept
 
 
-def _verified_sha256(path: Path, record: repodata.PackageRecord) -> str:
+def verified_sha256(path: Path, record: repodata.PackageRecord) -> str:
     sha256 = file_digest(path, "sha256")
     # "sha" is what old createrepo wrote for sha1.
     expected_type = {"sha": "sha1"}.get(record.checksum_type, record.checksum_type)
