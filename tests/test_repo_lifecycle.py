@@ -210,6 +210,8 @@ def test_retention_keeps_last_n_and_everything_still_needed(site, tmp_path):
 def test_bad_input_gets_one_line_errors(site, tmp_path, capsys):
     assert hpcos(site, "status", "testing", "--id") == 2
     assert "points at nothing" in capsys.readouterr().err
+    assert hpcos(site, "diff", "testing", "nosuch") == 2
+    assert "'testing' is neither an environment with a snapshot nor a snapshot id" in capsys.readouterr().err
     assert hpcos(site, "sync", "--mirror", "nosuch") == 2
     assert "unknown mirror 'nosuch'; expected one of: base, tools" in capsys.readouterr().err
     assert hpcos(site, "promote", "daily", "production") == 2

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from hpcos.errors import UserError
 from hpcos.store_layout import StoreLayout
 from jobs.repo import repodata
 from jobs.repo.environments import Environments
@@ -30,9 +31,11 @@ class RepoDiff:
 def resolve(layout: StoreLayout, name: str) -> Snapshot:
     """An environment (or published overlay) name, else a snapshot id."""
     store = SnapshotStore(layout.snapshots)
-    pointer = Environments(layout).environment(name)
-    current = pointer.current()
-    return store.get(current if current else name)
+    current = Environments(layout).environment(name).current()
+    if current is None and not store.exists(name):
+        raise UserError(f"{name!r} is neither an environment with a snapshot nor a snapshot id "
+                        f"(see `hpcos repo status`)")
+    return store.get(current or name)
 
 
 def diff_packages(old: list[repodata.PackageRecord], new: list[repodata.PackageRecord]) -> RepoDiff:
