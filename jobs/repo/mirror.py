@@ -118,6 +118,9 @@ def sync_entry(job: MirrorJob, layout: StoreLayout, content: ContentStore, entry
                     status.update(f"{job.entry}: verified and linked {i}/{len(records)} packages")
         console.print(f"{job.entry}: {kept} packages; writing metadata with createrepo_c")
         repodata.create(entry_dir, reuse_from=previous_entry)
+        carried = repodata.carry_over(downloads, entry_dir)
+        if carried:
+            console.print(f"{job.entry}: kept upstream {', '.join(carried)} metadata")
     return kept
 
 

@@ -52,16 +52,10 @@ class RepodataError(UserError):
 
 
 def primary_location(repo_dir: Path) -> Path:
-    repomd = repo_dir / "repodata" / "repomd.xml"
-    try:
-        root = ET.parse(repomd).getroot()
-    except (OSError, ET.ParseError) as exc:
-        raise RepodataError(f"{repomd}: cannot read repository metadata: {exc}") from None
-    for data in root.iter(f"{REPO_NS}data"):
-        if data.get("type") == "primary":
-            href = data.find(f"{REPO_NS}location").get("href")
-            return repo_dir / href
-    raise RepodataError(f"{repomd}: no primary metadata listed")
+    primary = _locations(repo_dir).get("primary")
+    if primary is None:
+        raise RepodataError(f"{repo_dir / 'repodata' / 'repomd.xml'}: no primary metadata listed")
+    return primary
 
 
 def _open_compressed(path: Path) -> IO[bytes]:
@@ -81,6 +75,44 @@ def _open_compressed(path: Path) -> IO[bytes]:
             raise RepodataError(f"{path}: zstd failed: {proc.stderr.decode(errors='replace').strip()}")
         return io.BytesIO(proc.stdout)
     return open(path, "rb")
+
+
+# Upstream metadata a mirror must keep beside the package lists: package groups (comps), module
+# streams (without them EL8/9 AppStream's modular packages lose their filtering) and errata.
+CARRIED_TYPES = ("group", "modules", "updateinfo")
+
+
+def _locations(repo_dir: Path) -> dict[str, Path]:
+    repomd = repo_dir / "repodata" / "repomd.xml"
+    try:
+        root = ET.parse(repomd).getroot()
+    except (OSError, ET.ParseError) as exc:
+        raise RepodataError(f"{repomd}: cannot read repository metadata: {exc}") from None
+    return {data.get("type"): repo_dir / data.find(f"{REPO_NS}location").get("href")
+            for data in root.iter(f"{REPO_NS}data")}
+
+
+def carry_over(upstream_dir: Path, repo_dir: Path) -> list[str]:
+    """Add ``upstream_dir``'s groups, modules and errata to ``repo_dir``'s fresh metadata."""
+    modifyrepo = shutil.which("modifyrepo_c")
+    carried = []
+    for mdtype, source in _locations(upstream_dir).items():
+        if mdtype not in CARRIED_TYPES:
+            continue
+        if not modifyrepo:
+            raise UserError("modifyrepo_c not found: apt-get install createrepo-c (or dnf install createrepo_c)")
+        plain = repo_dir / f".{mdtype}.{'yaml' if mdtype == 'modules' else 'xml'}"
+        with _open_compressed(source) as stream:
+            plain.write_bytes(stream.read())
+        try:
+            proc = subprocess.run([modifyrepo, f"--mdtype={mdtype}", "--compress-type=gz", str(plain),
+                                   str(repo_dir / "repodata")], capture_output=True, text=True, timeout=600)
+        finally:
+            plain.unlink()
+        if proc.returncode:
+            raise UserError(f"modifyrepo_c {mdtype} into {repo_dir} failed: {proc.stderr.strip()}")
+        carried.append(mdtype)
+    return carried
 
 
 def read_packages(repo_dir: Path) -> list[PackageRecord]:
