@@ -3,7 +3,8 @@
 ``dnf reposync`` downloads into a per-(mirror, target) download cache under the store (so an
 unchanged package is not fetched again tomorrow), leaving out the excludes; every downloaded RPM is
 then checked against the checksum in the upstream metadata, stored once in the content store and
-hard-linked into the new snapshot, which gets its own createrepo_c metadata.
+hard-linked into the new snapshot, which gets its own createrepo_c metadata plus upstream's groups,
+module streams and errata.
 """
 
 from __future__ import annotations
