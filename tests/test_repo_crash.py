@@ -18,7 +18,16 @@ import signal
 import time
 
 from rpm_repo_fixtures import BASE_DAY1, BASE_DAY2, HPC_OVERLAY, KERNEL_V1, TOOLS, make_site, nevras, repoquery_many
-from test_repo_lifecycle import BASE, HPC, KERNEL, TOOLS_REPO, hpcos, mirrored, rpm_factory  # noqa: F401
+from test_repo_lifecycle import (  # noqa: F401
+    BASE,
+    HPC,
+    KERNEL,
+    TOOLS_REPO,
+    hpcos,
+    mirrored,
+    rpm_factory,
+    synced_and_published,
+)
 
 from hpcos.cli import main
 from hpcos.store_layout import StoreLayout
@@ -70,12 +79,7 @@ def leftovers(store) -> list[str]:
 def test_sigkill_during_sync_and_promote_never_breaks_an_environment(rpm_factory, tmp_path):  # noqa: F811
     seed = int(os.environ.get("HPCOS_CRASH_SEED", "20261126"))
     rng = random.Random(seed)
-    site = make_site(rpm_factory, tmp_path, keep=2)
-    site.set_overlay("hpc-overlay", HPC_OVERLAY)
-    site.set_overlay("kernel-overlay", KERNEL_V1)
-    assert hpcos(site, "sync") == 0
-    assert hpcos(site, "publish", "hpc-overlay") == 0
-    assert hpcos(site, "publish", "kernel-overlay") == 0
+    site = synced_and_published(make_site(rpm_factory, tmp_path, keep=2))
     assert hpcos(site, "promote", "daily", "testing") == 0
     assert hpcos(site, "promote", "testing", "production", "--force", "--reason", "crash test") == 0
     states = complete_states()

@@ -15,7 +15,16 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from conftest import require_tool
 from rpm_repo_fixtures import BASE_DAY2, HPC_OVERLAY, KERNEL_V1, RpmFactory, make_site, nevras, repoquery
-from test_repo_lifecycle import BASE, DAILY1, DAILY2, HPC, KERNEL, hpcos, rpm_factory  # noqa: F401
+from test_repo_lifecycle import (  # noqa: F401
+    BASE,
+    DAILY1,
+    DAILY2,
+    HPC,
+    KERNEL,
+    hpcos,
+    rpm_factory,
+    synced_and_published,
+)
 
 
 class QuietHandler(SimpleHTTPRequestHandler):
@@ -36,12 +45,7 @@ def http_root(tmp_path):
 
 
 def test_sync_from_http_and_serve_pointers_over_http(rpm_factory: RpmFactory, tmp_path, http_root):  # noqa: F811
-    site = make_site(rpm_factory, tmp_path, upstream_url=f"{http_root}/upstream")
-    site.set_overlay("hpc-overlay", HPC_OVERLAY)
-    site.set_overlay("kernel-overlay", KERNEL_V1)
-    assert hpcos(site, "sync") == 0
-    for overlay in ("hpc-overlay", "kernel-overlay"):
-        assert hpcos(site, "publish", overlay) == 0
+    site = synced_and_published(make_site(rpm_factory, tmp_path, upstream_url=f"{http_root}/upstream"))
     assert hpcos(site, "promote", "daily", "testing") == 0
     served = f"{http_root}/store/environments"
     for repo, expected in DAILY1.items():

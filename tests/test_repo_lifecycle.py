@@ -56,6 +56,16 @@ def hpcos(site: RepoSite, *args: str) -> int:
     return main(site.argv(*args))
 
 
+def synced_and_published(site: RepoSite) -> RepoSite:
+    """Day 1 mirrored into daily, and both overlays built (hpc: Open MPI, kernel: v1) and published."""
+    site.set_overlay("hpc-overlay", HPC_OVERLAY)
+    site.set_overlay("kernel-overlay", KERNEL_V1)
+    assert hpcos(site, "sync") == 0
+    for overlay in ("hpc-overlay", "kernel-overlay"):
+        assert hpcos(site, "publish", overlay) == 0
+    return site
+
+
 def seen(site: RepoSite, env: str, cache: Path) -> dict[str, set[str]]:
     """What dnf sees through each repository of environment ``env``."""
     env_dir = site.store / "environments" / env
@@ -150,11 +160,7 @@ def test_lifecycle_sync_publish_promote_diff_rollback(site, tmp_path, capsys):
 
 def test_fastpath_puts_one_overlay_into_testing_and_production(site, tmp_path, capsys):
     cache = tmp_path / "dnf-cache"
-    site.set_overlay("hpc-overlay", HPC_OVERLAY)
-    site.set_overlay("kernel-overlay", KERNEL_V1)
-    assert hpcos(site, "sync") == 0
-    for overlay in ("hpc-overlay", "kernel-overlay"):
-        assert hpcos(site, "publish", overlay) == 0
+    synced_and_published(site)
     assert hpcos(site, "promote", "daily", "testing") == 0
     assert hpcos(site, "promote", "testing", "production", "--force", "--reason", "bootstrap") == 0
     production_log = (site.store / "environments" / "production.log").read_text()

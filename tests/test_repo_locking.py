@@ -7,24 +7,15 @@ import subprocess
 import sys
 import time
 
-from rpm_repo_fixtures import HPC_OVERLAY, KERNEL_V1, make_site
-from test_repo_lifecycle import hpcos, rpm_factory  # noqa: F401
+from rpm_repo_fixtures import make_site
+from test_repo_lifecycle import rpm_factory, synced_and_published  # noqa: F401
 
 from hpcos.store_layout import StoreLayout
 from jobs.repo.locking import store_lock
 
 
-def ready_site(rpm_factory, tmp_path):  # noqa: F811
-    site = make_site(rpm_factory, tmp_path)
-    site.set_overlay("hpc-overlay", HPC_OVERLAY)
-    site.set_overlay("kernel-overlay", KERNEL_V1)
-    assert hpcos(site, "sync") == 0
-    assert hpcos(site, "publish", "hpc-overlay") == 0
-    return site
-
-
 def test_two_promotions_at_once_serialise(rpm_factory, tmp_path):  # noqa: F811
-    site = ready_site(rpm_factory, tmp_path)
+    site = synced_and_published(make_site(rpm_factory, tmp_path))
     layout = StoreLayout(site.store)
     # Hold the lock until both promotions say they are waiting for it, then let go.
     logs = [tmp_path / f"promote{i}.err" for i in range(2)]
@@ -48,7 +39,7 @@ def test_two_promotions_at_once_serialise(rpm_factory, tmp_path):  # noqa: F811
 
 
 def test_no_wait_fails_at_once_naming_the_holder(rpm_factory, tmp_path, capsys):  # noqa: F811
-    site = ready_site(rpm_factory, tmp_path)
+    site = synced_and_published(make_site(rpm_factory, tmp_path))
     with store_lock(StoreLayout(site.store), "repo promote testing production"):
         proc = subprocess.run([sys.executable, "-m", "hpcos.cli",
                                *site.argv("promote", "daily", "testing", "--no-wait")],
