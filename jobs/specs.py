@@ -305,6 +305,11 @@ class SpecSet:
     def is_excluded(self, mirror: str, binary_name: str) -> bool:
         return any(fnmatch.fnmatchcase(binary_name, glob) for glob in self.mirror_excludes(mirror))
 
+    def expand(self, template: str, target: str) -> str:
+        """A URL or path with ``{release}``, ``{arch}`` and ``{target}`` filled in for ``target``."""
+        t = self.site.targets[target]
+        return template.format(release=t.release, arch=t.arch, target=target)
+
     def mock_config(self, package: Package, target: str) -> str:
         return package.mock_config.get(target) or self.site.targets[target].mock_config
 

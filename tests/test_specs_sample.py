@@ -53,3 +53,10 @@ def test_sample_patches_are_well_formed_unified_diffs(repo_root):
         assert int(added) + int(removed) > 0 and path.strip()
         head = patch.read_text().splitlines()
         assert head[0].startswith("From ") and head[1].startswith("From: ") and head[3].startswith("Subject: ")
+
+
+def test_urls_expand_per_target(repo_root):
+    spec_set = load_specs(repo_root / "overlay_specs")
+    assert spec_set.expand(spec_set.site.mirrors["baseos"].url, "el9-aarch64") == (
+        "https://dl.rockylinux.org/pub/rocky/9/BaseOS/aarch64/os/")
+    assert spec_set.expand("/srv/{target}/{release}", "el8-x86_64") == "/srv/el8-x86_64/8"

@@ -52,11 +52,10 @@ def base_repos(spec_set: SpecSet, package: Package, target: str, layout: StoreLa
     daily = layout.environments / "daily" / f"{mirror}-{target}"
     if (daily / "repodata" / "repomd.xml").is_file():
         repos.append(daily.resolve().as_uri())
-    fields = _target_fields(spec_set, target)
     upstream = spec_set.site.mirrors[mirror]
     if upstream.source_url:
-        repos.append(upstream.source_url.format(**fields))
-    repos.append(upstream.url.format(**fields))
+        repos.append(spec_set.expand(upstream.source_url, target))
+    repos.append(spec_set.expand(upstream.url, target))
     return repos
 
 
@@ -65,9 +64,8 @@ def fetch(spec_set: SpecSet, package: Package, target: str, layout: StoreLayout,
     """Put the package's upstream SRPM into ``dest``, verified."""
     upstream = package.upstream
     dest.mkdir(parents=True, exist_ok=True)
-    fields = _target_fields(spec_set, target)
     if upstream.srpm_path:
-        path = Path(upstream.srpm_path.format(**fields))
+        path = Path(spec_set.expand(upstream.srpm_path, target))
         if not path.is_absolute():
             path = spec_set.root / path
         if not path.is_file():
@@ -76,7 +74,7 @@ def fetch(spec_set: SpecSet, package: Package, target: str, layout: StoreLayout,
         srpm = dest / path.name
         shutil.copyfile(path, srpm)
     elif upstream.srpm_url:
-        origin = upstream.srpm_url.format(**fields)
+        origin = spec_set.expand(upstream.srpm_url, target)
         srpm = dest / origin.rstrip("/").rsplit("/", 1)[-1]
         _download(origin, srpm)
     else:
@@ -90,7 +88,7 @@ def fetch(spec_set: SpecSet, package: Package, target: str, layout: StoreLayout,
                           f"{upstream.sha256}")
     key = upstream.gpgkey or (spec_set.site.mirrors[upstream.mirror].gpgkey if upstream.mirror else None)
     if key:
-        verify_signature(srpm, key.format(**fields), dest / "keys", log, spec_set.root)
+        verify_signature(srpm, spec_set.expand(key, target), dest / "keys", log, spec_set.root)
     hdr = rpmtool.header(srpm)
     if not hdr.isSource():
         raise SourceError(f"{package.name}: {srpm.name} is a binary RPM, not a source RPM")
@@ -152,8 +150,3 @@ def _dnf_download_source(repos: list[str], name: str, releasever: int, dest: Pat
         tried.append(f"{repo_url} ({last.strip()})")
     raise SourceError(f"no source package {name!r} in {'; '.join(tried)}; a binary-only repository has no "
                       "SRPMs: pass --source-repo with the upstream source repository")
-
-
-def _target_fields(spec_set: SpecSet, target: str) -> dict[str, str]:
-    t = spec_set.site.targets[target]
-    return {"release": str(t.release), "arch": t.arch, "target": target}

@@ -23,7 +23,7 @@ from hpcos.errors import UserError
 from hpcos.store_layout import StoreLayout
 from jobs.repo import repodata
 from jobs.repo.content_store import ContentStore, file_digest
-from jobs.specs import Mirror, SpecSet, Target
+from jobs.specs import SpecSet
 
 # Multilib: EL x86_64 repositories carry i686 libraries that x86_64 hosts install.
 ARCHES = {"x86_64": ["x86_64", "i686", "noarch"], "aarch64": ["aarch64", "noarch"], "ppc64le": ["ppc64le", "noarch"]}
@@ -43,10 +43,6 @@ class MirrorJob:
         return f"{self.mirror}-{self.target}"
 
 
-def mirror_url(mirror: Mirror, target: Target) -> str:
-    return mirror.url.replace("{release}", str(target.release)).replace("{arch}", target.arch)
-
-
 def plan(spec_set: SpecSet, mirrors: list[str] | None = None, targets: list[str] | None = None) -> list[MirrorJob]:
     site = spec_set.site
     for what, asked, known in (("mirror", mirrors, site.mirrors), ("target", targets, site.targets)):
@@ -54,7 +50,7 @@ def plan(spec_set: SpecSet, mirrors: list[str] | None = None, targets: list[str]
             if name not in known:
                 raise UserError(f"unknown {what} {name!r}; expected one of: {', '.join(sorted(known))}")
     return [
-        MirrorJob(mirror=m, target=t, url=mirror_url(site.mirrors[m], site.targets[t]),
+        MirrorJob(mirror=m, target=t, url=spec_set.expand(site.mirrors[m].url, t),
                   release=site.targets[t].release, arches=ARCHES[site.targets[t].arch],
                   excludes=spec_set.mirror_excludes(m))
         for m in (mirrors or site.mirrors) for t in (targets or site.targets)
