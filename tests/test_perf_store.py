@@ -42,6 +42,7 @@ def test_every_measurement_and_sample_is_stored_with_its_context(tmp_path):
     with sqlite3.connect(store.path) as db:
         assert db.execute("SELECT testing_snapshot, node_class FROM measurements LIMIT 1").fetchone() == \
             ("snap-r1", "workstation")
+    assert [(r["node"], r["outcome"]) for r in store.results("r1")] == [("node001", "passed"), ("node002", "passed")]
     run = store.run("r1")
     assert run["versions"]["openmpi"] == "4.1.4" and run["accepted"] is False
 
@@ -91,8 +92,9 @@ def test_series_is_oldest_first_and_verdicts_are_kept(tmp_path):
     for day in (3, 1, 2):
         ids[day] = store.record(make_run(f"r{day}", f"2026-11-0{day}T01:00:00+00:00", [float(day)] * 5),
                                 "workstation")
-    store.set_verdicts({ids[2][(TEST, "node001", "latency", 8, "openmpi")]: "regression"})
+    store.set_verdicts({ids[2][(TEST, "node001", "latency", 8, "openmpi")]: ("regression", "effect +20%")})
     series = store.series(KEY)
     assert [m.run_id for m in series] == ["r1", "r2", "r3"]
     assert [m.verdict for m in series] == [None, "regression", None]
+    assert series[1].detail == "effect +20%"
     assert [m.run_id for m in store.series(KEY, limit=2)] == ["r2", "r3"]

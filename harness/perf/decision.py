@@ -50,6 +50,9 @@ class DecisionPolicy:
     resamples: int = 2000
 
 
+DEFAULT_POLICY = DecisionPolicy()
+
+
 @dataclass(frozen=True)
 class Assessment:
     verdict: Verdict
@@ -93,7 +96,7 @@ def assess(
     direction: Direction,
     baseline: Baseline | None = None,
     reference: Reference | None = None,
-    policy: DecisionPolicy = DecisionPolicy(),
+    policy: DecisionPolicy = DEFAULT_POLICY,
     rng: np.random.Generator | None = None,
 ) -> Assessment:
     """The verdict on one measurement's samples (warm-up already dropped)."""

@@ -32,6 +32,15 @@ CREATE TABLE IF NOT EXISTS runs (
     accepted_at TEXT,
     recorded_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS results (  -- one row per (test, node): the report's pass/fail matrix
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    test_id TEXT NOT NULL,
+    node TEXT,
+    mpi TEXT,
+    outcome TEXT NOT NULL,
+    failure_class TEXT,
+    message TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS measurements (
     id INTEGER PRIMARY KEY,
     run_id TEXT NOT NULL REFERENCES runs(run_id),
@@ -50,7 +59,8 @@ CREATE TABLE IF NOT EXISTS measurements (
     kernel TEXT,
     ofed TEXT,
     mpi_version TEXT,
-    verdict TEXT
+    verdict TEXT,
+    detail TEXT                      -- the decision in words: effect size, interval, noise floor
 );
 CREATE INDEX IF NOT EXISTS measurements_key
     ON measurements (cluster, node_class, test_id, metric, size);
@@ -93,6 +103,7 @@ class StoredMeasurement:
     time: str
     accepted: bool
     verdict: str | None
+    detail: str | None
     kernel: str | None
     ofed: str | None
     mpi_version: str | None
@@ -138,6 +149,7 @@ class ResultsStore:
                  previous[0] if previous else 0, previous[1] if previous else None, _now()),
             )
             when = run.finished or run.started
+            self._insert_results(db, run)
             for result in run.results:
                 mpi_version = _version(run.versions, result.mpi) if result.mpi else None
                 for m in result.measurements:
@@ -154,16 +166,43 @@ class ResultsStore:
                                    [(cur.lastrowid, i, v) for i, v in enumerate(m.samples)])
         return ids
 
+    def update_outcomes(self, run: RunResults) -> None:
+        """Store the run's outcomes again after the decision failed some of them."""
+        with self._db() as db:
+            db.execute("DELETE FROM results WHERE run_id = ?", (run.run_id,))
+            self._insert_results(db, run)
+
+    @staticmethod
+    def _insert_results(db: sqlite3.Connection, run: RunResults) -> None:
+        db.executemany("INSERT INTO results (run_id, test_id, node, mpi, outcome, failure_class, message)"
+                       " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       [(run.run_id, r.test_id, r.node, r.mpi, r.outcome, r.failure_class, r.message)
+                        for r in run.results])
+
     @staticmethod
     def _delete(db: sqlite3.Connection, run_id: str) -> None:
         db.execute("DELETE FROM samples WHERE measurement_id IN (SELECT id FROM measurements WHERE run_id = ?)",
                    (run_id,))
         db.execute("DELETE FROM measurements WHERE run_id = ?", (run_id,))
+        db.execute("DELETE FROM results WHERE run_id = ?", (run_id,))
         db.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
 
-    def set_verdicts(self, verdicts: dict[int, str]) -> None:
+    def set_verdicts(self, verdicts: dict[int, tuple[str, str]]) -> None:
+        """Record each measurement's (verdict, detail) once the decision is made."""
         with self._db() as db:
-            db.executemany("UPDATE measurements SET verdict = ? WHERE id = ?", [(v, i) for i, v in verdicts.items()])
+            db.executemany("UPDATE measurements SET verdict = ?, detail = ? WHERE id = ?",
+                           [(v, d, i) for i, (v, d) in verdicts.items()])
+
+    def results(self, run_id: str) -> list[dict]:
+        """The run's (test, node) outcomes as recorded, in run order."""
+        with self._db() as db:
+            db.row_factory = sqlite3.Row
+            return [dict(r) for r in db.execute("SELECT * FROM results WHERE run_id = ? ORDER BY rowid", (run_id,))]
+
+    def runs(self) -> list[dict]:
+        with self._db() as db:
+            db.row_factory = sqlite3.Row
+            return [dict(r) for r in db.execute("SELECT run_id, cluster, started, accepted FROM runs ORDER BY started")]
 
     def accept(self, run_id: str) -> int:
         """Make a run part of the baselines; returns how many measurements it brings."""
@@ -234,6 +273,6 @@ def _stored(row: sqlite3.Row, samples: tuple[float, ...]) -> StoredMeasurement:
     return StoredMeasurement(
         id=row["id"], run_id=row["run_id"], test_id=row["test_id"], node=row["node"], mpi=row["mpi"],
         metric=row["metric"], size=row["size"], value=row["value"], unit=row["unit"], direction=row["direction"],
-        time=row["time"], accepted=bool(row["accepted"]), verdict=row["verdict"], kernel=row["kernel"],
-        ofed=row["ofed"], mpi_version=row["mpi_version"], samples=samples,
+        time=row["time"], accepted=bool(row["accepted"]), verdict=row["verdict"], detail=row["detail"],
+        kernel=row["kernel"], ofed=row["ofed"], mpi_version=row["mpi_version"], samples=samples,
     )
