@@ -199,11 +199,6 @@ class ResultsStore:
             db.row_factory = sqlite3.Row
             return [dict(r) for r in db.execute("SELECT * FROM results WHERE run_id = ? ORDER BY rowid", (run_id,))]
 
-    def runs(self) -> list[dict]:
-        with self._db() as db:
-            db.row_factory = sqlite3.Row
-            return [dict(r) for r in db.execute("SELECT run_id, cluster, started, accepted FROM runs ORDER BY started")]
-
     def accept(self, run_id: str) -> int:
         """Make a run part of the baselines; returns how many measurements it brings."""
         with self._db() as db:
@@ -247,6 +242,22 @@ class ResultsStore:
             rows = db.execute(sql, params).fetchall()
             samples = self._samples(db, [r["id"] for r in rows])
         return [_stored(r, samples.get(r["id"], ())) for r in reversed(rows)]
+
+    def series_of_test(self, test: str, *, metric: str | None = None, size: int | None = None,
+                       node_class: str | None = None) -> list[StoredMeasurement]:
+        """Every measurement of the tests whose id is ``test`` or contains it, oldest first."""
+        sql = ("SELECT m.*, r.accepted FROM measurements m JOIN runs r USING (run_id)"
+               " WHERE (m.test_id = ? OR instr(m.test_id, ?) > 0)")
+        params: list = [test, test]
+        for column, value in (("metric", metric), ("size", size), ("node_class", node_class)):
+            if value is not None:
+                sql += f" AND m.{column} = ?"
+                params.append(value)
+        with self._db() as db:
+            db.row_factory = sqlite3.Row
+            rows = db.execute(sql + " ORDER BY r.started, m.id", params).fetchall()
+            samples = self._samples(db, [r["id"] for r in rows])
+        return [_stored(r, samples.get(r["id"], ())) for r in rows]
 
     def run_measurements(self, run_id: str) -> list[StoredMeasurement]:
         with self._db() as db:

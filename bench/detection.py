@@ -1,0 +1,229 @@
+"""How well does the regression decision see real slowdowns on real noise, and how often does it cry wolf?
+
+1. Collect (once, cached in a JSON file): repeated real Open MPI ping-pong runs on this machine
+   (``integration_tests/probes/pingpong.c``, 8-byte latency), with shared memory (the healthy
+   stack) and with ``OMPI_MCA_btl=self,tcp`` (a real fault: TCP instead of shared memory).
+   Every run is bounded by a timeout and the whole collection by a time budget: the machine is shared.
+2. Trials, by resampling the real runs: a baseline of K accepted runs, a candidate run, and -- when
+   the candidate is suspect -- one confirming rerun, all drawn from different real runs.
+   * false alarms: the candidate is an unchanged shared-memory run;
+   * detection: the candidate's samples are slowed down by 5%, 10% and 20%;
+   * real fault: the candidate is a TCP run against a shared-memory baseline.
+
+Run:  .venv/bin/python bench/detection.py [--data FILE] [--trials 1000] [--chart FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import replace
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.progress import Progress  # noqa: E402
+
+from harness.perf.baselines import Baseline  # noqa: E402
+from harness.perf.decision import DEFAULT_POLICY, assess, confirm  # noqa: E402
+from harness.perf.store import SeriesKey  # noqa: E402
+
+console = Console(stderr=True)
+ROOT_ENV = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
+PROBE_ARGS = ["-s", "8", "-i", "500", "-r", "7", "-w", "2"]
+SLOWDOWNS = (0.05, 0.10, 0.20)
+KEY = SeriesKey("bench", "this-machine", "pingpong", "latency", 8)
+POLICY = DEFAULT_POLICY
+
+
+def compile_probe(workdir: Path) -> Path:
+    binary = workdir / "pingpong"
+    subprocess.run(["mpicc.openmpi", "-O2", "-o", str(binary), str(REPO / "integration_tests/probes/pingpong.c")],
+                   check=True, timeout=120)
+    return binary
+
+
+def one_run(binary: Path, extra_env: dict[str, str], timeout: float) -> list[float] | None:
+    """The non-warm-up 8-byte latencies of one real mpirun, or None when it failed or timed out."""
+    env = {**os.environ, **ROOT_ENV, **extra_env}
+    try:
+        proc = subprocess.run(["mpirun.openmpi", "--oversubscribe", "-np", "2", str(binary), *PROBE_ARGS],
+                              capture_output=True, text=True, env=env, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None
+    if proc.returncode != 0:
+        return None
+    rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    return [r["latency_us"] for r in rows if "latency_us" in r and not r["warmup"]]
+
+
+def collect(path: Path, shm_runs: int, tcp_runs: int, budget: float, timeout: float) -> dict:
+    for tool in ("mpicc.openmpi", "mpirun.openmpi"):
+        if not shutil.which(tool):
+            sys.exit(f"{tool} not found: apt-get install openmpi-bin libopenmpi-dev")
+    data: dict = {"probe_args": PROBE_ARGS, "shm": [], "tcp": [], "collected": time.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    deadline = time.monotonic() + budget
+    with tempfile.TemporaryDirectory() as tmp:
+        binary = compile_probe(Path(tmp))
+        # Interleave the two configurations so both see the same background load over time.
+        plan = ["shm"] * shm_runs
+        for i in range(tcp_runs):
+            plan.insert((i + 1) * len(plan) // (tcp_runs + 1) + i, "tcp")
+        with Progress(console=console) as progress:
+            task = progress.add_task("ping-pong runs", total=len(plan))
+            for kind in plan:
+                if time.monotonic() > deadline:
+                    console.print(f"time budget of {budget:.0f} s spent; stopping collection")
+                    break
+                samples = one_run(binary, {"OMPI_MCA_btl": "self,tcp"} if kind == "tcp" else {}, timeout)
+                if samples:
+                    data[kind].append(samples)
+                progress.advance(task)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=1))
+    return data
+
+
+def _launch_medians(runs: list[list[float]]) -> list[float]:
+    return [float(np.median(r)) for r in runs]
+
+
+def trial(pool: list[list[float]], fault_pool: list[list[float]] | None, slowdown: float, design: str,
+          rng: np.random.Generator, baseline_runs: int, launches: int) -> tuple[bool, bool]:
+    """One nightly decision on resampled real runs: (suspected at first, confirmed by the rerun).
+
+    design "launch": a measurement is one mpirun, its samples the repetitions inside it.
+    design "launches": a measurement is ``launches`` separate mpiruns, its samples their medians
+    (Hoefler & Belli: launch-to-launch variation is part of what is measured).
+    """
+    per = 1 if design == "launch" else launches
+    need_base = baseline_runs * per
+    own = 2 * per if fault_pool is None else 0
+    picks = rng.choice(len(pool), size=need_base + own, replace=False)
+    base_runs = [pool[i] for i in picks[:need_base]]
+    if fault_pool is None:
+        cand = [pool[i] for i in picks[need_base:need_base + per]]
+        again = [pool[i] for i in picks[need_base + per:]]
+    else:
+        fp = rng.choice(len(fault_pool), size=2 * per, replace=False)
+        cand, again = [fault_pool[i] for i in fp[:per]], [fault_pool[i] for i in fp[per:]]
+
+    def samples(runs):
+        values = runs[0] if design == "launch" else _launch_medians(runs)
+        return np.asarray(values) * (1 + slowdown)
+
+    if design == "launch":
+        baseline = Baseline(KEY, tuple(map(str, range(baseline_runs))), tuple(tuple(r) for r in base_runs))
+    else:
+        baseline = Baseline(KEY, tuple(map(str, range(baseline_runs))),
+                            tuple(tuple(_launch_medians(base_runs[i * per:(i + 1) * per]))
+                                  for i in range(baseline_runs)))
+    first = assess(samples(cand), "lower", baseline, None, POLICY, rng)
+    if first.verdict != "suspect":
+        return False, False
+    second = assess(samples(again), "lower", baseline, None, POLICY, rng)
+    return True, confirm(first, second).verdict == "regression"
+
+
+def run_trials(data: dict, args) -> int:
+    rng = np.random.default_rng(args.seed)
+    rows = []
+    cases = [("no change", 0.0, None), *((f"{s:.0%} slower", s, None) for s in SLOWDOWNS),
+             ("btl=self,tcp fault", 0.0, data["tcp"])]
+    designs = ("launch", "launches")
+    with Progress(console=console) as progress:
+        task = progress.add_task("trials", total=len(cases) * len(designs) * args.trials)
+        for design in designs:
+            for name, slowdown, fault in cases:
+                suspected = confirmed = 0
+                for _ in range(args.trials):
+                    s, c = trial(data["shm"], fault, slowdown, design, rng, args.baseline_runs, args.launches)
+                    suspected += s
+                    confirmed += c
+                    progress.advance(task)
+                rows.append((design, name, slowdown, suspected / args.trials, confirmed / args.trials))
+    label = {"launch": "1 mpirun x 7 reps", "launches": f"{args.launches} mpiruns (median of each)"}
+    print(f"real ping-pong noise: {len(data['shm'])} shared-memory and {len(data['tcp'])} TCP runs of "
+          f"`mpirun.openmpi -np 2 pingpong {' '.join(data['probe_args'])}` (8-byte latency), collected "
+          f"{data['collected']}")
+    print(f"policy: alpha={POLICY.alpha}, noise floor = {POLICY.noise_quantile:.0%} quantile of leave-one-out "
+          f"run worsening (min {POLICY.min_noise_floor:.0%}), baseline = last {args.baseline_runs} accepted runs, "
+          f"one confirming rerun; {args.trials} trials per row")
+    print(f"{'measurement':34} {'case':20} {'suspected':>10} {'after rerun':>12}")
+    for design, name, _, s, c in rows:
+        kind = "false alarm" if name == "no change" else "detected"
+        print(f"{label[design]:34} {name:20} {s:10.1%} {c:11.1%}  ({kind})")
+    _chart(rows, label, args.chart)
+    print(f"chart: {args.chart}")
+    return 0
+
+
+def _chart(rows, label, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cases = list(dict.fromkeys(r[1] for r in rows))
+    fig, ax = plt.subplots(figsize=(8, 4))
+    width = 0.38
+    for i, design in enumerate(dict.fromkeys(r[0] for r in rows)):
+        values = [next(r[4] for r in rows if r[0] == design and r[1] == c) for c in cases]
+        xs = [x + (i - 0.5) * width for x in range(len(cases))]
+        ax.bar(xs, values, width, label=label[design])
+        for x, v in zip(xs, values, strict=True):
+            ax.text(x, v + 0.01, f"{v:.0%}", ha="center", fontsize=7)
+    ax.axhline(0.95, color="green", ls="--", lw=1, label="goal: detect 10% in 95%")
+    ax.axhline(0.01, color="red", ls="--", lw=1, label="goal: <= 1% false alarms")
+    ax.set_xticks(range(len(cases)))
+    ax.set_xticklabels(cases, fontsize=8)
+    ax.set_ylabel("flagged as regression (after one rerun)")
+    ax.set_ylim(0, 1.08)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, help="cache of the real samples (collected when missing)")
+    parser.add_argument("--recollect", action="store_true", help="collect the real samples again")
+    parser.add_argument("--collect-only", action="store_true")
+    parser.add_argument("--shm-runs", type=int, default=60)
+    parser.add_argument("--tcp-runs", type=int, default=20)
+    parser.add_argument("--budget", type=float, default=900, help="seconds for the whole collection")
+    parser.add_argument("--run-timeout", type=float, default=60)
+    parser.add_argument("--trials", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--chart", type=Path, default=Path("out/detection.png"))
+    parser.add_argument("--baseline-runs", type=int, default=10)
+    parser.add_argument("--launches", type=int, default=5)
+    parser.add_argument("--noise-quantile", type=float, default=DEFAULT_POLICY.noise_quantile)
+    args = parser.parse_args()
+    global POLICY
+    POLICY = replace(DEFAULT_POLICY, noise_quantile=args.noise_quantile)
+    args.data = args.data or Path(tempfile.gettempdir()) / "hpcos-bench" / "pingpong-noise.json"
+
+    if args.recollect or not args.data.exists():
+        data = collect(args.data, args.shm_runs, args.tcp_runs, args.budget, args.run_timeout)
+    else:
+        data = json.loads(args.data.read_text())
+    console.print(f"real samples: {len(data['shm'])} shared-memory runs, {len(data['tcp'])} TCP runs ({args.data})")
+    if args.collect_only:
+        return 0
+    return run_trials(data, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
