@@ -22,8 +22,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import replace
 import time
+from dataclasses import replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent

@@ -62,8 +62,8 @@ def node_groups(results: list[dict]) -> tuple[list[str], list[tuple[str, dict[st
         label = str(NodeSet.fromlist(named)) if named else "-"
         if named and "-" in nodes:
             label += ",-"
-        groups.append((label, cells[nodes[0]]))
-    return tests, sorted(groups, key=lambda g: g[0])
+        groups.append((min(nodes), label, cells[nodes[0]]))
+    return tests, [(label, cells) for _, label, cells in sorted(groups, key=lambda g: g[0])]
 
 
 def _series_key(run: dict, m: StoredMeasurement) -> SeriesKey:
