@@ -32,3 +32,7 @@ def require_tool(tool: str, debian_package: str) -> str:
 @pytest.fixture
 def repo_root() -> Path:
     return REPO
+
+
+# Real sshd on loopback and real single-node Slurm, for the harness and launcher tests.
+pytest_plugins = ["pytester", "sshd_fixture", "slurm_fixture"]

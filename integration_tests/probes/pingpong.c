@@ -12,34 +12,7 @@
  *
  * usage: pingpong [-s 0,8,1024,...] [-i iters] [-r reps] [-w warmup_reps]
  */
-#include <mpi.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-static void print_library(int ranks)
-{
-    char version[MPI_MAX_LIBRARY_VERSION_STRING];
-    int len = 0;
-    MPI_Get_library_version(version, &len);
-    /* Keep the first line only, and nothing that would need JSON escaping. */
-    for (int i = 0; i < len; i++) {
-        if (version[i] == '\n' || version[i] == '\r') { version[i] = '\0'; break; }
-        if (version[i] == '"' || version[i] == '\\' || (unsigned char)version[i] < 32) version[i] = ' ';
-    }
-    printf("{\"probe\": \"pingpong\", \"ranks\": %d, \"library\": \"%s\"}\n", ranks, version);
-    fflush(stdout);
-}
-
-static int parse_sizes(const char *text, long *sizes, int max)
-{
-    int n = 0;
-    char *copy = strdup(text), *save = NULL;
-    for (char *tok = strtok_r(copy, ",", &save); tok && n < max; tok = strtok_r(NULL, ",", &save))
-        sizes[n++] = atol(tok);
-    free(copy);
-    return n;
-}
+#include "probe.h"
 
 int main(int argc, char **argv)
 {
@@ -52,12 +25,12 @@ int main(int argc, char **argv)
     MPI_Comm_size(MPI_COMM_WORLD, &ranks);
 
     for (int i = 1; i < argc - 1; i++) {
-        if (!strcmp(argv[i], "-s")) nsizes = parse_sizes(argv[++i], sizes, 64);
+        if (!strcmp(argv[i], "-s")) nsizes = probe_parse_sizes(argv[++i], sizes, 64);
         else if (!strcmp(argv[i], "-i")) iters = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-r")) reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-w")) warmup = atoi(argv[++i]);
     }
-    if (rank == 0) print_library(ranks);
+    if (rank == 0) probe_header("pingpong", ranks);
     if (ranks < 2) {
         fprintf(stderr, "pingpong: needs at least 2 ranks, got %d\n", ranks);
         MPI_Finalize();
