@@ -132,3 +132,9 @@ def test_imb_4_several_blocks_and_process_counts():
 def test_imb_without_results_is_an_error():
     with pytest.raises(ParseError, match="no '# Benchmarking"):
         imb.parse("#    Intel(R) MPI Benchmarks 2021.3, MPI-1 part\n# Benchmarking PingPong\n")
+
+
+def test_osu_output_of_two_single_rank_jobs_is_counted():
+    text = osu_text("osu_allreduce_5.6.3.txt")
+    assert osu.parse(text).jobs == 1
+    assert osu.parse(text + text).jobs == 2

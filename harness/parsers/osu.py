@@ -45,6 +45,9 @@ class OsuResult:
     datatype: str | None  # "MPI_CHAR"; None before 7.x
     columns: list[str]  # canonical keys, in table order
     rows: list[dict[str, float | int | str]] = field(default_factory=list)
+    # Title lines seen: more than one means several jobs wrote here, e.g. single-rank copies
+    # started by another MPI's launcher.
+    jobs: int = 1
 
     def column(self, key: str) -> dict[int, float]:
         """``{size: value}`` of one column; KeyError names the columns this output has."""
@@ -86,6 +89,7 @@ def split_header(header: str) -> list[str]:
 
 def parse(text: str) -> OsuResult:
     benchmark = version = None
+    jobs = 0
     datatype = None
     columns: list[str] | None = None
     rows: list[dict] = []
@@ -96,6 +100,7 @@ def parse(text: str) -> OsuResult:
         if stripped.startswith("#"):
             if m := _TITLE.match(stripped):
                 benchmark, version = m["name"], m["version"]
+                jobs += 1
             elif m := _DATATYPE.match(stripped):
                 datatype = m["dt"]
             elif stripped.lstrip("#").split()[:1] == ["Size"]:
@@ -113,7 +118,7 @@ def parse(text: str) -> OsuResult:
         raise ParseError("osu", "no '# OSU MPI ... Test vX' title line")
     if not rows:
         raise ParseError("osu", f"no result rows in OSU {benchmark} output")
-    return OsuResult(benchmark, version, datatype, columns, rows)
+    return OsuResult(benchmark, version, datatype, columns, rows, jobs)
 
 
 def _cell(key: str, cell: str, line: str) -> float | int | str:
