@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 from argparse import Namespace
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ import pytest
 from harness.results import RunResults, TestResult
 
 CONFIRMING = "HPCOS_PERF_CONFIRMING"
+REGRESSIONS = pytest.StashKey[int]()
 
 
 def pytest_addoption(parser):
@@ -56,14 +58,14 @@ def node_class(config: pytest.Config, run: RunResults) -> str:
         return run.cluster
 
 
-def rerun_by_command(result: TestResult, timeout: float) -> TestResult | None:
+def rerun_by_command(result: TestResult, timeout: float, options: Sequence[str] = ()) -> TestResult | None:
     """Run the result's own rerun command once and return its fresh (test, node) result."""
     argv = shlex.split(result.rerun)
     if argv[:2] != ["hpcos", "test"]:
         return None
     with tempfile.TemporaryDirectory(prefix="hpcos-confirm-") as tmp:
         out = Path(tmp) / "results.json"
-        command = [sys.executable, "-m", "hpcos.cli", "test", "--results", str(out), "--tickets", "off", *argv[2:]]
+        command = [sys.executable, "-m", "hpcos.cli", "test", "--results", str(out), *options, *argv[2:]]
         try:
             subprocess.run(command, env={**os.environ, CONFIRMING: "1"}, capture_output=True, timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -88,10 +90,21 @@ def pytest_hpcos_run_finished(config: pytest.Config, run: RunResults) -> None:
     from harness.perf.store import ResultsStore
 
     timeout = config.getoption("perf_rerun_timeout")
+    missing = object()
+    # The rerun must not file tickets of its own: its failures are this session's to report.
+    quiet = ["--tickets", "off"] if config.getoption("--tickets", missing) is not missing else []
     judgements = judge_run(ResultsStore(db), run, node_class(config, run),
-                           rerun=lambda result: rerun_by_command(result, timeout),
+                           rerun=lambda result: rerun_by_command(result, timeout, quiet),
                            charts=Path(config.getoption("perf_charts")))
+    regressions = [j for j in judgements if j.assessment.verdict == "regression"]
+    config.stash[REGRESSIONS] = len(regressions)
     if reporter:
-        regressions = [j for j in judgements if j.assessment.verdict == "regression"]
         reporter.write_line(f"hpcos perf: {len(judgements)} measurements recorded in {db}, "
                             f"{len(regressions)} confirmed regressions")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A run whose only failures are regressions must not exit 0: Jenkins goes by the exit code."""
+    if session.config.stash.get(REGRESSIONS, 0) and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
