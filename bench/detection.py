@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,9 +31,12 @@ import numpy as np  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.progress import Progress  # noqa: E402
 
+from harness.parsers.probe import parse  # noqa: E402
 from harness.perf.baselines import Baseline  # noqa: E402
 from harness.perf.decision import DEFAULT_POLICY, assess, confirm  # noqa: E402
 from harness.perf.store import SeriesKey  # noqa: E402
+from harness.probe_build import build_probe  # noqa: E402
+from harness.process import run_process  # noqa: E402
 
 console = Console(stderr=True)
 ROOT_ENV = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
@@ -45,49 +46,41 @@ KEY = SeriesKey("bench", "this-machine", "pingpong", "latency", 8)
 POLICY = DEFAULT_POLICY
 
 
-def compile_probe(workdir: Path) -> Path:
-    binary = workdir / "pingpong"
-    subprocess.run(["mpicc.openmpi", "-O2", "-o", str(binary), str(REPO / "integration_tests/probes/pingpong.c")],
-                   check=True, timeout=120)
-    return binary
-
-
 def one_run(binary: Path, extra_env: dict[str, str], timeout: float) -> list[float] | None:
     """The non-warm-up 8-byte latencies of one real mpirun, or None when it failed or timed out."""
-    env = {**os.environ, **ROOT_ENV, **extra_env}
-    try:
-        proc = subprocess.run(["mpirun.openmpi", "--oversubscribe", "-np", "2", str(binary), *PROBE_ARGS],
-                              capture_output=True, text=True, env=env, timeout=timeout)
-    except subprocess.TimeoutExpired:
+    proc = run_process(["mpirun.openmpi", "--oversubscribe", "-np", "2", str(binary), *PROBE_ARGS],
+                       env={**ROOT_ENV, **extra_env}, timeout=timeout)
+    if proc.timed_out or proc.exit_code != 0:
         return None
-    if proc.returncode != 0:
-        return None
-    rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
-    return [r["latency_us"] for r in rows if "latency_us" in r and not r["warmup"]]
+    return parse(proc.stdout, "pingpong").samples("latency_us", 8)
 
 
-def collect(path: Path, shm_runs: int, tcp_runs: int, budget: float, timeout: float) -> dict:
+def collect(path: Path, shm_runs: int, tcp_runs: int, budget: float, timeout: float, append: bool) -> dict:
+    """Real runs into ``path``; with ``append`` added to the runs already there."""
     for tool in ("mpicc.openmpi", "mpirun.openmpi"):
         if not shutil.which(tool):
             sys.exit(f"{tool} not found: apt-get install openmpi-bin libopenmpi-dev")
-    data: dict = {"probe_args": PROBE_ARGS, "shm": [], "tcp": [], "collected": time.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    data: dict = {"probe_args": PROBE_ARGS, "shm": [], "tcp": [], "collected": stamp}
+    if append and path.exists():
+        data = json.loads(path.read_text())
+        data["collected"] += f" + {stamp}"
     deadline = time.monotonic() + budget
-    with tempfile.TemporaryDirectory() as tmp:
-        binary = compile_probe(Path(tmp))
-        # Interleave the two configurations so both see the same background load over time.
-        plan = ["shm"] * shm_runs
-        for i in range(tcp_runs):
-            plan.insert((i + 1) * len(plan) // (tcp_runs + 1) + i, "tcp")
-        with Progress(console=console) as progress:
-            task = progress.add_task("ping-pong runs", total=len(plan))
-            for kind in plan:
-                if time.monotonic() > deadline:
-                    console.print(f"time budget of {budget:.0f} s spent; stopping collection")
-                    break
-                samples = one_run(binary, {"OMPI_MCA_btl": "self,tcp"} if kind == "tcp" else {}, timeout)
-                if samples:
-                    data[kind].append(samples)
-                progress.advance(task)
+    binary = build_probe("pingpong", "mpicc.openmpi")
+    # Interleave the two configurations so both see the same background load over time.
+    plan = ["shm"] * shm_runs
+    for i in range(tcp_runs):
+        plan.insert((i + 1) * len(plan) // (tcp_runs + 1) + i, "tcp")
+    with Progress(console=console) as progress:
+        task = progress.add_task("ping-pong runs", total=len(plan))
+        for kind in plan:
+            if time.monotonic() > deadline:
+                console.print(f"time budget of {budget:.0f} s spent; stopping collection")
+                break
+            samples = one_run(binary, {"OMPI_MCA_btl": "self,tcp"} if kind == "tcp" else {}, timeout)
+            if samples:
+                data[kind].append(samples)
+            progress.advance(task)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=1))
     return data
@@ -199,6 +192,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, help="cache of the real samples (collected when missing)")
     parser.add_argument("--recollect", action="store_true", help="collect the real samples again")
+    parser.add_argument("--append", action="store_true", help="collect more real samples into --data")
     parser.add_argument("--collect-only", action="store_true")
     parser.add_argument("--shm-runs", type=int, default=60)
     parser.add_argument("--tcp-runs", type=int, default=20)
@@ -215,8 +209,8 @@ def main() -> int:
     POLICY = replace(DEFAULT_POLICY, noise_quantile=args.noise_quantile)
     args.data = args.data or Path(tempfile.gettempdir()) / "hpcos-bench" / "pingpong-noise.json"
 
-    if args.recollect or not args.data.exists():
-        data = collect(args.data, args.shm_runs, args.tcp_runs, args.budget, args.run_timeout)
+    if args.recollect or args.append or not args.data.exists():
+        data = collect(args.data, args.shm_runs, args.tcp_runs, args.budget, args.run_timeout, args.append)
     else:
         data = json.loads(args.data.read_text())
     console.print(f"real samples: {len(data['shm'])} shared-memory runs, {len(data['tcp'])} TCP runs ({args.data})")

@@ -89,8 +89,8 @@ def _record(args) -> int:
     noteworthy = [j for j in judgements if j.assessment.verdict not in ("ok", "no baseline", "within reference")]
     console.print(f"recorded run {run.run_id}: {len(judgements)} measurements")
     for j in noteworthy:
-        console.print(f"  {j.result.test_id} {j.result.node or ''} {j.measurement.metric}: "
-                      f"{j.assessment.describe(j.measurement.unit)} [{j.assessment.verdict}]")
+        console.print(f"  {j.assessment.verdict}: {j.result.test_id} {j.result.node or ''} {j.measurement.metric}: "
+                      f"{j.assessment.describe(j.measurement.unit)}", markup=False, highlight=False)
     return 0
 
 
