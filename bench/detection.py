@@ -90,41 +90,41 @@ def _launch_medians(runs: list[list[float]]) -> list[float]:
     return [float(np.median(r)) for r in runs]
 
 
-def trial(pool: list[list[float]], fault_pool: list[list[float]] | None, slowdown: float, design: str,
-          rng: np.random.Generator, baseline_runs: int, launches: int) -> tuple[bool, bool]:
+def trial(pool: list[list[float]], fault_pool: list[list[float]] | None, slowdown: float, launches: int,
+          rng: np.random.Generator, baseline_runs: int) -> tuple[bool, bool]:
     """One nightly decision on resampled real runs: (suspected at first, confirmed by the rerun).
 
-    design "launch": a measurement is one mpirun, its samples the repetitions inside it.
-    design "launches": a measurement is ``launches`` separate mpiruns, its samples their medians
+    ``launches`` == 1: a measurement is one mpirun, its samples the repetitions inside it.
+    ``launches`` > 1: a measurement is that many separate mpiruns, its samples their medians
     (Hoefler & Belli: launch-to-launch variation is part of what is measured).
+    Baseline, candidate and rerun are distinct real runs.
     """
-    per = 1 if design == "launch" else launches
-    need_base = baseline_runs * per
-    own = 2 * per if fault_pool is None else 0
+    need_base = baseline_runs * launches
+    own = 0 if fault_pool is not None else 2 * launches
     picks = rng.choice(len(pool), size=need_base + own, replace=False)
     base_runs = [pool[i] for i in picks[:need_base]]
     if fault_pool is None:
-        cand = [pool[i] for i in picks[need_base:need_base + per]]
-        again = [pool[i] for i in picks[need_base + per:]]
+        cand = [pool[i] for i in picks[need_base:need_base + launches]]
+        again = [pool[i] for i in picks[need_base + launches:]]
     else:
-        fp = rng.choice(len(fault_pool), size=2 * per, replace=False)
-        cand, again = [fault_pool[i] for i in fp[:per]], [fault_pool[i] for i in fp[per:]]
+        fp = rng.choice(len(fault_pool), size=2 * launches, replace=False)
+        cand, again = [fault_pool[i] for i in fp[:launches]], [fault_pool[i] for i in fp[launches:]]
 
     def samples(runs):
-        values = runs[0] if design == "launch" else _launch_medians(runs)
-        return np.asarray(values) * (1 + slowdown)
+        return runs[0] if launches == 1 else _launch_medians(runs)
 
-    if design == "launch":
-        baseline = Baseline(KEY, tuple(map(str, range(baseline_runs))), tuple(tuple(r) for r in base_runs))
-    else:
-        baseline = Baseline(KEY, tuple(map(str, range(baseline_runs))),
-                            tuple(tuple(_launch_medians(base_runs[i * per:(i + 1) * per]))
-                                  for i in range(baseline_runs)))
-    first = assess(samples(cand), "lower", baseline, None, POLICY, rng)
+    baseline = Baseline(KEY, tuple(map(str, range(baseline_runs))),
+                        tuple(tuple(samples(base_runs[i * launches:(i + 1) * launches]))
+                              for i in range(baseline_runs)))
+    first = assess(np.asarray(samples(cand)) * (1 + slowdown), "lower", baseline, None, POLICY, rng)
     if first.verdict != "suspect":
         return False, False
-    second = assess(samples(again), "lower", baseline, None, POLICY, rng)
+    second = assess(np.asarray(samples(again)) * (1 + slowdown), "lower", baseline, None, POLICY, rng)
     return True, confirm(first, second).verdict == "regression"
+
+
+def label(launches: int) -> str:
+    return "1 mpirun, its reps" if launches == 1 else f"{launches} mpiruns, their medians"
 
 
 def run_trials(data: dict, args) -> int:
@@ -132,35 +132,41 @@ def run_trials(data: dict, args) -> int:
     rows = []
     cases = [("no change", 0.0, None), *((f"{s:.0%} slower", s, None) for s in SLOWDOWNS),
              ("btl=self,tcp fault", 0.0, data["tcp"])]
-    designs = ("launch", "launches")
+    designs = [n for n in args.launches if args.baseline_runs * n + 2 * n <= len(data["shm"])
+               and 2 * n <= len(data["tcp"])]
+    if len(designs) < len(args.launches):
+        console.print(f"too few real runs for {sorted(set(args.launches) - set(designs))} launches per measurement")
     with Progress(console=console) as progress:
         task = progress.add_task("trials", total=len(cases) * len(designs) * args.trials)
-        for design in designs:
+        for launches in designs:
             for name, slowdown, fault in cases:
                 suspected = confirmed = 0
                 for _ in range(args.trials):
-                    s, c = trial(data["shm"], fault, slowdown, design, rng, args.baseline_runs, args.launches)
+                    s, c = trial(data["shm"], fault, slowdown, launches, rng, args.baseline_runs)
                     suspected += s
                     confirmed += c
                     progress.advance(task)
-                rows.append((design, name, slowdown, suspected / args.trials, confirmed / args.trials))
-    label = {"launch": "1 mpirun x 7 reps", "launches": f"{args.launches} mpiruns (median of each)"}
+                rows.append((label(launches), name, suspected / args.trials, confirmed / args.trials))
+    medians = np.array(_launch_medians(data["shm"]))
     print(f"real ping-pong noise: {len(data['shm'])} shared-memory and {len(data['tcp'])} TCP runs of "
-          f"`mpirun.openmpi -np 2 pingpong {' '.join(data['probe_args'])}` (8-byte latency), collected "
-          f"{data['collected']}")
-    print(f"policy: alpha={POLICY.alpha}, noise floor = {POLICY.noise_quantile:.0%} quantile of leave-one-out "
-          f"run worsening (min {POLICY.min_noise_floor:.0%}), baseline = last {args.baseline_runs} accepted runs, "
-          f"one confirming rerun; {args.trials} trials per row")
-    print(f"{'measurement':34} {'case':20} {'suspected':>10} {'after rerun':>12}")
-    for design, name, _, s, c in rows:
+          f"`mpirun.openmpi --oversubscribe -np 2 pingpong {' '.join(data['probe_args'])}`, 8-byte latency, "
+          f"collected {data['collected']}")
+    q = np.quantile(medians, [0.05, 0.25, 0.5, 0.75, 0.95])
+    print("shared-memory run medians (us): 5%/25%/50%/75%/95% = " + " / ".join(f"{v:.3f}" for v in q)
+          + f"; TCP median of medians {np.median(_launch_medians(data['tcp'])):.2f} us")
+    print(f"policy: Mann-Whitney alpha={POLICY.alpha}, noise floor = {POLICY.noise_quantile:.0%} quantile of "
+          f"leave-one-out run worsening (min {POLICY.min_noise_floor:.0%}), baseline = last {args.baseline_runs} "
+          f"accepted runs, one confirming rerun; {args.trials} trials per row")
+    print(f"{'measurement':28} {'case':20} {'suspected':>10} {'after rerun':>12}")
+    for design, name, s, c in rows:
         kind = "false alarm" if name == "no change" else "detected"
-        print(f"{label[design]:34} {name:20} {s:10.1%} {c:11.1%}  ({kind})")
-    _chart(rows, label, args.chart)
+        print(f"{design:28} {name:20} {s:10.1%} {c:11.1%}  ({kind})")
+    _chart(rows, args.chart)
     print(f"chart: {args.chart}")
     return 0
 
 
-def _chart(rows, label, path: Path) -> None:
+def _chart(rows, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -169,11 +175,12 @@ def _chart(rows, label, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     cases = list(dict.fromkeys(r[1] for r in rows))
     fig, ax = plt.subplots(figsize=(8, 4))
-    width = 0.38
-    for i, design in enumerate(dict.fromkeys(r[0] for r in rows)):
-        values = [next(r[4] for r in rows if r[0] == design and r[1] == c) for c in cases]
-        xs = [x + (i - 0.5) * width for x in range(len(cases))]
-        ax.bar(xs, values, width, label=label[design])
+    designs = list(dict.fromkeys(r[0] for r in rows))
+    width = 0.8 / max(1, len(designs))
+    for i, design in enumerate(designs):
+        values = [next(r[3] for r in rows if r[0] == design and r[1] == c) for c in cases]
+        xs = [x + (i - (len(designs) - 1) / 2) * width for x in range(len(cases))]
+        ax.bar(xs, values, width, label=design)
         for x, v in zip(xs, values, strict=True):
             ax.text(x, v + 0.01, f"{v:.0%}", ha="center", fontsize=7)
     ax.axhline(0.95, color="green", ls="--", lw=1, label="goal: detect 10% in 95%")
@@ -202,7 +209,8 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--chart", type=Path, default=Path("out/detection.png"))
     parser.add_argument("--baseline-runs", type=int, default=10)
-    parser.add_argument("--launches", type=int, default=5)
+    parser.add_argument("--launches", type=lambda t: [int(x) for x in t.split(",")], default=[1, 5, 20],
+                        help="mpiruns per measurement, comma-separated designs to compare (default: 1,5,20)")
     parser.add_argument("--noise-quantile", type=float, default=DEFAULT_POLICY.noise_quantile)
     args = parser.parse_args()
     global POLICY
