@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from rich.console import Console
 from rich.table import Table
 
 from hpcos.console import console
@@ -62,8 +63,6 @@ def _history(args) -> int:
         table.add_row(m.run_id, m.time, m.node or "-", m.mpi or "-", m.metric, "" if m.size is None else str(m.size),
                       f"{m.value:.4g} {m.unit}", str(len(m.samples)), "yes" if m.accepted else "",
                       m.verdict or "")
-    from rich.console import Console
-
     Console(width=200).print(table)  # the table is the command's output: stdout
     if args.chart:
         series = {(m.metric, m.size) for m in rows}
