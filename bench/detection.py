@@ -166,7 +166,33 @@ def run_trials(data: dict, args) -> int:
         print(f"{design:28} {name:20} {s:10.1%} {c:11.1%}  ({kind})")
     _chart(rows, args.chart)
     print(f"chart: {args.chart}")
+    if args.synthetic_spread:
+        synthetic(args, rng)
     return 0
+
+
+def synthetic(args, rng: np.random.Generator) -> None:
+    """For comparison only, NOT measured: the same decision on a quiet cluster whose runs differ by a
+    lognormal factor of the given spread (7 repetitions per run, 0.5% within a run)."""
+    print(f"for comparison, synthetic (not measured) run-to-run noise, 1 run of 7 reps, {args.trials} trials:")
+    print(f"{'run-to-run spread':18} {'false alarm':>12} " + " ".join(f"{f'{s:.0%} slower':>11}" for s in SLOWDOWNS))
+
+    def run(level, spread):
+        return level * np.exp(rng.normal(0, spread)) * np.exp(rng.normal(0, 0.005, 7))
+
+    for spread in args.synthetic_spread:
+        rates = []
+        for slowdown in (0.0, *SLOWDOWNS):
+            hits = 0
+            for _ in range(args.trials):
+                base = Baseline(KEY, tuple(map(str, range(args.baseline_runs))),
+                                tuple(tuple(run(1.0, spread)) for _ in range(args.baseline_runs)))
+                first = assess(run(1 + slowdown, spread), "lower", base, None, POLICY, rng)
+                if first.verdict == "suspect":
+                    again = assess(run(1 + slowdown, spread), "lower", base, None, POLICY, rng)
+                    hits += confirm(first, again).verdict == "regression"
+            rates.append(hits / args.trials)
+        print(f"{spread:<18.0%} {rates[0]:12.1%} " + " ".join(f"{r:11.1%}" for r in rates[1:]))
 
 
 def _chart(rows, path: Path) -> None:
@@ -214,6 +240,8 @@ def main() -> int:
     parser.add_argument("--baseline-runs", type=int, default=10)
     parser.add_argument("--launches", type=lambda t: [int(x) for x in t.split(",")], default=[1, 5, 20],
                         help="mpiruns per measurement, comma-separated designs to compare (default: 1,5,20)")
+    parser.add_argument("--synthetic-spread", type=lambda t: [float(x) for x in t.split(",") if x],
+                        default=[0.01, 0.02, 0.03], help="also show synthetic quiet clusters (not measured)")
     parser.add_argument("--noise-quantile", type=float, default=DEFAULT_POLICY.noise_quantile)
     args = parser.parse_args()
     global POLICY

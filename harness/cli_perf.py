@@ -2,30 +2,12 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 from rich.console import Console
 from rich.table import Table
 
+from harness.perf.store import results_db
 from hpcos.console import console
-from hpcos.context import specs
 from hpcos.errors import UserError
-from hpcos.store_layout import StoreLayout
-
-
-def results_db(args) -> Path:
-    """--db; else the store root (--store, $HPCOS_STORE or site.yaml) joined with site.harness.results_db."""
-    if getattr(args, "db", None):
-        return Path(args.db)
-    explicit = getattr(args, "store", None) or os.environ.get("HPCOS_STORE")
-    try:
-        site = specs(args).site
-    except UserError as exc:
-        if explicit:  # a store without specs at hand still names its default database
-            return StoreLayout(Path(explicit)).results_db
-        raise UserError(f"cannot find the results database: pass --db FILE or --store DIR ({exc})") from None
-    return Path(explicit or site.store.root) / site.harness.results_db
 
 
 def _store(args):

@@ -39,7 +39,7 @@ def pytest_addoption(parser):
 
 
 def results_db(config: pytest.Config) -> Path | None:
-    from harness.cli_perf import results_db as locate
+    from harness.perf.store import results_db as locate
     from hpcos.errors import UserError
 
     try:

@@ -101,7 +101,8 @@ def assess(
 ) -> Assessment:
     """The verdict on one measurement's samples (warm-up already dropped)."""
     if len(samples) < policy.min_repeats:
-        return Assessment("too few samples", direction, median_ci(samples, policy.confidence) if samples else None)
+        return Assessment("too few samples", direction,
+                          median_ci(samples, policy.confidence) if len(samples) else None)
     measured = median_ci(samples, policy.confidence)
     if baseline is None or len(baseline.runs) < policy.min_baseline_runs:
         if reference is None:

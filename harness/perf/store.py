@@ -9,6 +9,7 @@ kernel, OFED and MPI produced a point.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
@@ -17,6 +18,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from harness.results import RunResults
+from hpcos.context import specs
+from hpcos.errors import UserError
+from hpcos.store_layout import StoreLayout
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -71,6 +75,20 @@ CREATE TABLE IF NOT EXISTS samples (
     PRIMARY KEY (measurement_id, idx)
 );
 """
+
+
+def results_db(args) -> Path:
+    """--db; else the store root (--store, $HPCOS_STORE or site.yaml) joined with site.harness.results_db."""
+    if getattr(args, "db", None):
+        return Path(args.db)
+    explicit = getattr(args, "store", None) or os.environ.get("HPCOS_STORE")
+    try:
+        site = specs(args).site
+    except UserError as exc:
+        if explicit:  # a store without specs at hand still names its default database
+            return StoreLayout(Path(explicit)).results_db
+        raise UserError(f"cannot find the results database: pass --db FILE or --store DIR ({exc})") from None
+    return Path(explicit or site.store.root) / site.harness.results_db
 
 
 class UnknownRun(LookupError):
