@@ -90,3 +90,30 @@ def test_unchanged_performance_is_recorded_without_rerun(site, tmp_path):
     assert result.outcome == "passed"
     [stored] = store.run_measurements(run.run_id)
     assert stored.verdict == "ok" and stored.node == "localhost"
+
+
+def test_one_rerun_per_test_and_node_however_many_suspects(tmp_path):
+    """Two slow metrics of one (test, node) share its single rerun; a second rerun never happens."""
+    from harness.perf.judge import judge_run
+
+    def night(run_id, day, level):
+        samples = [level * (1 + 0.002 * i) for i in range(7)]
+        return RunResults(run_id, "local", f"2026-11-{day:02d}T01:00:00+00:00", results=[
+            TestResult(TEST_ID, "localhost", "passed", rerun="hpcos test -k x", measurements=[
+                Measurement("latency", samples[3], "us", "lower", 8, samples),
+                Measurement("latency", samples[3], "us", "lower", 64, samples)])])
+
+    store = ResultsStore(tmp_path / "results.sqlite")
+    for day in range(1, 6):
+        judge_run(store, night(f"n{day}", day, 1.0 + 0.003 * (day % 2)), "workstation")
+        store.accept(f"n{day}")
+    calls = []
+
+    def rerun(result):
+        calls.append(result.node)
+        return night("again", 7, 1.0).results[0]  # the rerun is fast again
+
+    judgements = judge_run(store, night("n6", 6, 1.5), "workstation", rerun=rerun)
+    assert calls == ["localhost"]
+    assert [j.assessment.verdict for j in judgements] == ["not confirmed", "not confirmed"]
+    assert judgements[0].result.outcome == "passed"
