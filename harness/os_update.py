@@ -25,7 +25,9 @@ class RepoQueryFailed(RuntimeError):
 
 
 def repoquery_argv(repo_url: str, packages: list[str], cachedir: str, releasever: str = "9") -> list[str]:
-    return ["dnf", "-q", "--setopt=reposdir=/dev/null", f"--setopt=cachedir={cachedir}", f"--releasever={releasever}",
+    # skip_if_unavailable=False: an unreachable testing repo must be an error, not "no packages".
+    return ["dnf", "-q", "--setopt=reposdir=/dev/null", "--setopt=skip_if_unavailable=False",
+            f"--setopt=cachedir={cachedir}", f"--releasever={releasever}",
             f"--repofrompath=testing,{repo_url}", "--repo", "testing", "repoquery", "--latest-limit", "1",
             "--qf", QUERY_FORMAT, *packages]
 

@@ -17,13 +17,14 @@ from ClusterShell.MsgTree import MsgTree
 from ClusterShell.NodeSet import NodeSet
 
 from harness import hookspecs
-from harness.launchers import CommandFailed
+from harness.launchers import CommandFailed, CommandResult
 from harness.results import TestResult
 from harness.session import DEFAULT_CLUSTER, HarnessSession, Selection
 from harness.state import SESSION_KEY, harness_session, item_state
 from hpcos.errors import UserError
 
-pytest_plugins = ["harness.fixtures"]
+FIXTURES_MODULE = "harness.fixtures"  # registered by pytest itself, so its asserts are rewritten
+pytest_plugins = [FIXTURES_MODULE]
 
 MARKERS = {
     "node": "runs on every selected node (parametrized per node, fanned out through the launcher)",
@@ -79,9 +80,16 @@ def _usage_errors():
         raise pytest.UsageError(str(exc)) from None
 
 
+def _ours(name2fixturedefs, name: str) -> bool:
+    """Whether ``name`` resolves to this plugin's fixture, not to a same-named one of another suite."""
+    defs = name2fixturedefs.get(name)
+    return bool(defs) and defs[-1].func.__module__ == FIXTURES_MODULE
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    wants_node = "node" in metafunc.fixturenames
-    wants_stack = "mpi_stack" in metafunc.fixturenames
+    defs = metafunc._arg2fixturedefs  # pytest keeps no public accessor for the resolved fixtures
+    wants_node = _ours(defs, "node")
+    wants_stack = _ours(defs, "mpi_stack")
     if not (wants_node or wants_stack):
         return
     session = harness_session(metafunc.config)
@@ -104,17 +112,21 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def _is_harness_test(item: pytest.Item) -> bool:
     """Tests of a cluster run, as opposed to other tests in a session where the plugin is merely installed."""
-    return harness_session(item.config).selection.explicit or bool(
-        HARNESS_FIXTURES.intersection(getattr(item, "fixturenames", ())))
+    if harness_session(item.config).selection.explicit:
+        return True
+    info = getattr(item, "_fixtureinfo", None)
+    return info is not None and any(_ours(info.name2fixturedefs, name) for name in HARNESS_FIXTURES)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
     if not _is_harness_test(item):
         return
+    session = harness_session(item.config)
+    if item.get_closest_marker("ib") and not session.profile.infiniband.expected:
+        pytest.skip(f"profile {session.profile.name!r} expects no InfiniBand (infiniband.expected: false)")
     state = item_state(item)
     if state.node is None:
         return
-    session = harness_session(item.config)
     gone = session.unreachable.get(state.node)
     if gone is not None and gone.reported_by != state.test_id:
         pytest.skip(f"node unreachable: {state.node} (reported once, by {gone.reported_by})")
@@ -160,27 +172,36 @@ def _result(item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo,
     else:
         outcome = "passed"
     node = state.node
-    if node is None and session.used and (item.get_closest_marker("job") or state.commands):
+    if node is None and session.used and item.get_closest_marker("job"):
         node = str(session.nodes)
+    elif node is None and state.commands:
+        node = str(NodeSet.fromlist([c.node for c in state.commands if c.node]))
     failure_class = None
     message = ""
+    shown = state.commands[-1] if state.commands else None
     if report.failed:
         failure_class = _failure_class(session, state, call)
-        message = _message(report)
+        failed_command = _failed_command(call)
+        message = failed_command.describe() if failed_command else _message(report)
+        shown = failed_command or shown
     elif report.skipped and isinstance(report.longrepr, tuple):
-        message = report.longrepr[2]
-    last = state.commands[-1] if state.commands else None
+        message = report.longrepr[2].removeprefix("Skipped: ")
     return TestResult(
         test_id=state.test_id, node=node, outcome=outcome, duration=report.duration,
-        failure_class=failure_class, message=message, command=last.command if last else "",
+        failure_class=failure_class, message=message, command=shown.command if shown else "",
         rerun=rerun, mpi=state.mpi, measurements=list(state.measurements),
     )
 
 
-def _failure_class(session: HarnessSession, state, call: pytest.CallInfo) -> str:
-    failed_command = None
+def _failed_command(call: pytest.CallInfo) -> CommandResult | None:
+    """The command whose ``.check()`` failed the test, if that is what failed it."""
     if call.excinfo is not None and isinstance(call.excinfo.value, CommandFailed):
-        failed_command = call.excinfo.value.result
+        return call.excinfo.value.result
+    return None
+
+
+def _failure_class(session: HarnessSession, state, call: pytest.CallInfo) -> str:
+    failed_command = _failed_command(call)
     candidates = [failed_command] if failed_command else [c for c in state.commands if not c.ok]
     for result in candidates:
         if result.unreachable:

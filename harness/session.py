@@ -94,10 +94,13 @@ class HarnessSession:
         timeout = timeout or self.profile.timeouts.command
         if test_id != self._fanout_test:
             self._fanout, self._fanout_test = {}, test_id  # one test's outputs at a time
-        key = (command_text(command), tuple(sorted((env or {}).items())), timeout)
+        text = command_text(command)
+        key = (text, tuple(sorted((env or {}).items())), timeout)
         if key not in self._fanout or node not in self._fanout[key]:
             targets = NodeSet(node)
-            if node in self.nodes:
+            # A command that names its node is meant for that node only: fanning it out would run
+            # it N times per test instead of once per node.
+            if node in self.nodes and node not in text:
                 targets.update(self.nodes - NodeSet.fromlist(self.unreachable))
             self._fanout[key] = self.launcher.run(command, targets, timeout=timeout, env=env)
         return self._fanout[key][node]
@@ -137,8 +140,11 @@ class HarnessSession:
         )
 
     def versions(self) -> dict[str, str]:
-        """Kernel and MPI versions on the first selected node: what this run tested."""
-        first = self.nodes[0]
+        """Kernel and MPI versions on the first reachable node: what this run tested."""
+        reachable = self.nodes - NodeSet.fromlist(self.unreachable)
+        if not reachable:
+            return {}
+        first = reachable[0]
         probes = {"kernel": "uname -r"}
         for stack in self.stacks():
             probes[stack.name] = with_module(f"{shlex.join(stack.mpirun[:1])} --version", stack)

@@ -35,4 +35,13 @@ def repo_root() -> Path:
 
 
 # Real sshd on loopback and real single-node Slurm, for the harness and launcher tests.
-pytest_plugins = ["pytester", "sshd_fixture", "slurm_fixture"]
+pytest_plugins = ["pytester", "sshd_fixture", "slurm_fixture", "mpi_probe_fixture"]
+
+
+def process_alive(pid: int) -> bool:
+    """True while ``pid`` runs; a zombie (dead, not yet reaped by init) counts as gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

@@ -9,6 +9,7 @@ import json
 import xml.etree.ElementTree as ET
 
 import pytest
+from conftest import process_alive
 
 from harness.results import RunResults
 
@@ -19,7 +20,10 @@ nodes: n[1-3]
 node_class: workstation
 timeouts: {command: 20, mpi: 30}
 mpi:
-  openmpi: {mpicc: mpicc.openmpi, mpirun: [mpirun.openmpi, --oversubscribe]}
+  openmpi:
+    mpicc: mpicc.openmpi
+    mpirun: [mpirun.openmpi, --oversubscribe]
+    env: {OMPI_ALLOW_RUN_AS_ROOT: "1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: "1"}
   mpich: {mpicc: mpicc.mpich, mpirun: [mpiexec.mpich], srun_mpi: pmi2}
 references:
   latency:
@@ -33,6 +37,7 @@ def cluster(pytester):
     path = pytester.path / "three.yaml"
     path.write_text(PROFILE)
     return str(path)
+
 
 
 def _run(pytester, cluster, *args):
@@ -151,11 +156,9 @@ def test_hung_command_is_killed_reported_as_timeout_and_the_run_goes_on(pytester
     hung = next(r for r in run.results if r.test_id.endswith("test_hangs"))
     assert hung.failure_class == "timeout"
     assert "timed out after" in hung.message and "process tree killed" in hung.message
+    assert hung.node == "n1"  # not a node test: it ran on the first selected node
     grandchild = int(pids.read_text())
-    with pytest.raises(ProcessLookupError):
-        import os
-
-        os.kill(grandchild, 0)
+    assert not process_alive(grandchild)
 
 
 def test_measurements_are_checked_against_references_and_all_recorded(pytester, cluster):
@@ -213,3 +216,71 @@ def test_project_tests_are_left_alone(pytester):
     pytester.makepyfile(test_plain="def test_fails(): assert False")
     text = pytester.runpytest().stdout.str()
     assert "hpcos rerun" not in text and "hpcos:" not in text
+
+
+def test_mpi_run_starts_one_job_per_stack_and_a_hung_job_is_killed(pytester, cluster, pingpong):
+    pytester.makepyfile(test_mpi=f"""
+        import json
+        import pytest
+
+        BINARIES = {{"openmpi": {str(pingpong["openmpi"])!r}, "mpich": {str(pingpong["mpich"])!r}}}
+
+        @pytest.mark.job
+        def test_ranks(mpi_run, mpi_stack):
+            result = mpi_run(BINARIES[mpi_stack.name], ["-s", "8", "-i", "10", "-r", "1", "-w", "0"],
+                             np=2, stack=mpi_stack).check()
+            assert json.loads(result.stdout.splitlines()[0])["ranks"] == 2
+
+        @pytest.mark.job
+        def test_deadlock(mpi_run, mpi_stack):
+            mpi_run("sleep", ["300"], np=2, stack=mpi_stack, timeout=1).check()
+    """)
+    outcome, run, junit = _run(pytester, cluster)
+    outcome.assert_outcomes(passed=2, failed=2)
+    hung = [r for r in run.results if r.test_id.endswith("test_deadlock")]
+    assert sorted(r.mpi for r in hung) == ["mpich", "openmpi"]
+    assert all(r.failure_class == "timeout" and r.node == "n[1-3]" for r in hung)
+    assert all("-np 2 sleep 300" in r.command for r in hung)
+    rerun = next(r.rerun for r in hung if r.mpi == "mpich")
+    assert rerun.endswith("-k 'test_deadlock[mpich]' --nodes 'n[1-3]' --mpi mpich")
+
+
+def test_ib_tests_skip_with_a_reason_when_the_profile_expects_no_infiniband(pytester, cluster):
+    pytester.makepyfile(test_ib="""
+        import pytest
+
+        @pytest.mark.ib
+        def test_port_state(run):
+            raise AssertionError("must not run")
+    """)
+    outcome, run, _ = _run(pytester, cluster)
+    outcome.assert_outcomes(skipped=1)
+    assert run.results[0].message == "profile 'three' expects no InfiniBand (infiniband.expected: false)"
+
+
+def test_a_node_test_runs_each_command_once_per_node(pytester, cluster, tmp_path):
+    """The first item fans a command out to every node; the others read their share.  A command
+    that names its node runs on that node only, so neither kind runs N times per node."""
+    log = tmp_path / "log"
+    pytester.makepyfile(test_once=f"""
+        def test_shared(run, node):
+            run("echo shared >> {log}").check()
+
+        def test_own(run, node):
+            run(f"echo own-{{node}} >> {log}").check()
+    """)
+    outcome, run, _ = _run(pytester, cluster)
+    outcome.assert_outcomes(passed=6)
+    assert sorted(log.read_text().split()) == ["own-n1", "own-n2", "own-n3", "shared", "shared", "shared"]
+
+
+def test_same_named_fixtures_of_other_suites_are_left_alone(pytester):
+    pytester.makeconftest("""
+        import pytest
+
+        @pytest.fixture
+        def node():
+            return "their own node"
+    """)
+    pytester.makepyfile(test_other="def test_theirs(node): assert node == 'their own node'")
+    pytester.runpytest().assert_outcomes(passed=1)

@@ -1,18 +1,9 @@
 """harness.process: every launch is bounded, and a timeout kills the whole process tree."""
 
-import os
+
+from conftest import process_alive
 
 from harness.process import run_process
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie is dead for our purposes; only the reaping parent (init here) can clear it.
-    with open(f"/proc/{pid}/stat") as stat:
-        return stat.read().split()[2] != "Z"
 
 
 def test_timeout_kills_the_whole_process_tree(tmp_path):
@@ -24,7 +15,7 @@ def test_timeout_kills_the_whole_process_tree(tmp_path):
     assert result.duration >= 0.5
     recorded = [int(p) for p in pids.read_text().split()]
     assert len(recorded) == 2
-    assert not [pid for pid in recorded if _alive(pid)]
+    assert not [pid for pid in recorded if process_alive(pid)]
 
 
 def test_output_and_exit_code_are_kept():
@@ -47,4 +38,4 @@ def test_a_term_ignoring_process_is_killed(tmp_path):
     pid_file = tmp_path / "pid"
     result = run_process(f"trap '' TERM; echo $$ > {pid_file}; while :; do sleep 0.1; done", timeout=0.3)
     assert result.timed_out
-    assert not _alive(int(pid_file.read_text()))
+    assert not process_alive(int(pid_file.read_text()))

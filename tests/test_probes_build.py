@@ -12,9 +12,9 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
+from conftest import require_tool
 
 from harness.probe_build import PROBES_DIR, ProbeBuildError, build_probe
-from tests.conftest import require_tool
 
 
 @pytest.fixture

@@ -102,7 +102,3 @@ class Launcher(ABC):
         """Run a batch script; without a batch scheduler it runs as a shell script on the first node."""
         first = NodeSet(nodes[0])
         return self.run(["sh", "-c", script], first, timeout=timeout, env=env)[str(first)]
-
-    def reachability(self, nodes: NodeSet, *, timeout: float) -> dict[str, CommandResult]:
-        """Which nodes answer at all; only the ssh launcher can fail to reach one."""
-        return {}

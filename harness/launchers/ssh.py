@@ -12,16 +12,20 @@ import shlex
 import time
 from collections.abc import Mapping, Sequence
 
+from ClusterShell.Event import EventHandler
 from ClusterShell.NodeSet import NodeSet
 from ClusterShell.Task import task_self
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from harness.launchers.base import Command, CommandResult, Launcher, command_text, with_env
 from harness.profiles import MpiStack
+from hpcos.console import console
 
 SSH_FAILED = 255  # ssh's own exit code when it cannot connect or authenticate
 TIMEOUT_EXIT = 124  # coreutils timeout's exit code when the command ran out of time
 REMOTE_KILL_GRACE = 2  # seconds between the remote TERM and KILL
 BACKSTOP = 5  # seconds ClusterShell waits beyond the remote timeout before it gives up on a node
+PROGRESS_FROM = 64  # nodes; smaller fan-outs finish before a progress bar would help
 
 
 class SshLauncher(Launcher):
@@ -41,9 +45,12 @@ class SshLauncher(Launcher):
         task.set_info("ssh_options", shlex.join(options))
         task.set_info("ssh_user", self.profile.ssh.user)
         started = time.monotonic()
-        worker = task.shell(remote, nodes=str(nodes), stderr=True,
-                            timeout=timeout + REMOTE_KILL_GRACE + BACKSTOP + self.profile.ssh.connect_timeout)
-        task.run()
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=console, transient=True, disable=len(nodes) < PROGRESS_FROM) as progress:
+            bar = progress.add_task(f"ssh {text[:40]}", total=len(nodes))
+            worker = task.shell(remote, nodes=str(nodes), stderr=True, handler=_Advance(progress, bar),
+                                timeout=timeout + REMOTE_KILL_GRACE + BACKSTOP + self.profile.ssh.connect_timeout)
+            task.run()
         duration = time.monotonic() - started
         stdout = {node: bytes(buf).decode(errors="replace") for buf, ns in worker.iter_buffers() for node in ns}
         stderr = {node: bytes(buf).decode(errors="replace") for buf, ns in worker.iter_errors() for node in ns}
@@ -71,8 +78,16 @@ class SshLauncher(Launcher):
         result.node = str(nodes)
         return result
 
-    def reachability(self, nodes: NodeSet, *, timeout: float) -> dict[str, CommandResult]:
-        return self.run("true", nodes, timeout=timeout)
+
+class _Advance(EventHandler):
+    """Moves the progress bar as each node's ssh finishes."""
+
+    def __init__(self, progress: Progress, bar: TaskID):
+        super().__init__()
+        self.progress, self.bar = progress, bar
+
+    def ev_hup(self, worker, node, rc):
+        self.progress.advance(self.bar)
 
 
 def _is_ssh_error(stderr: str) -> bool:

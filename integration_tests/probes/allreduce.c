@@ -14,29 +14,23 @@
 
 int main(int argc, char **argv)
 {
-    long sizes[64] = {8, 64, 1024, 8192, 65536};
-    int nsizes = 5, iters = 200, reps = 5, warmup = 1;
+    struct probe_options opt = {{8, 64, 1024, 8192, 65536}, 5, 200, 5, 1};
     int rank, ranks;
 
     MPI_Init(&argc, &argv);
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &ranks);
-    for (int i = 1; i < argc - 1; i++) {
-        if (!strcmp(argv[i], "-s")) nsizes = probe_parse_sizes(argv[++i], sizes, 64);
-        else if (!strcmp(argv[i], "-i")) iters = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "-r")) reps = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "-w")) warmup = atoi(argv[++i]);
-    }
+    probe_parse_options(argc, argv, &opt);
     if (rank == 0) probe_header("allreduce", ranks);
 
-    for (int s = 0; s < nsizes; s++) {
-        long count = sizes[s] / (long)sizeof(double);
+    for (int s = 0; s < opt.nsizes; s++) {
+        long count = opt.sizes[s] / (long)sizeof(double);
         if (count < 1) count = 1;
         double *in = malloc(count * sizeof(double)), *out = malloc(count * sizeof(double));
         for (long i = 0; i < count; i++) in[i] = rank + 1 + (double)i;
-        int n = sizes[s] > 8192 ? (int)(iters * 8192L / sizes[s]) : iters;
+        int n = opt.sizes[s] > 8192 ? (int)(opt.iters * 8192L / opt.sizes[s]) : opt.iters;
         if (n < 5) n = 5;
-        for (int r = 0; r < warmup + reps; r++) {
+        for (int r = 0; r < opt.warmup + opt.reps; r++) {
             MPI_Barrier(MPI_COMM_WORLD);
             double t0 = MPI_Wtime();
             for (int k = 0; k < n; k++)
@@ -50,7 +44,7 @@ int main(int argc, char **argv)
             if (rank == 0) {
                 printf("{\"size\": %ld, \"count\": %ld, \"rep\": %d, \"warmup\": %s, \"iters\": %d, "
                        "\"latency_us\": %.4f, \"errors\": %ld}\n",
-                       count * (long)sizeof(double), count, r - warmup, r < warmup ? "true" : "false", n,
+                       count * (long)sizeof(double), count, r - opt.warmup, r < opt.warmup ? "true" : "false", n,
                        elapsed / n * 1e6, total);
                 fflush(stdout);
             }

@@ -32,15 +32,29 @@ static inline void probe_header(const char *probe, int ranks)
     fflush(stdout);
 }
 
-/* "0,8,1024" -> sizes; returns how many were read. */
-static inline int probe_parse_sizes(const char *text, long *sizes, int max)
+/* Options of the timed probes: message sizes, exchanges per repetition, repetitions, warm-up ones. */
+#define PROBE_MAX_SIZES 64
+struct probe_options {
+    long sizes[PROBE_MAX_SIZES];
+    int nsizes, iters, reps, warmup;
+};
+
+/* -s 0,8,1024  -i iters  -r reps  -w warmup_reps; anything not given keeps the caller's default. */
+static inline void probe_parse_options(int argc, char **argv, struct probe_options *opt)
 {
-    int n = 0;
-    char *copy = strdup(text), *save = NULL;
-    for (char *tok = strtok_r(copy, ",", &save); tok && n < max; tok = strtok_r(NULL, ",", &save))
-        sizes[n++] = atol(tok);
-    free(copy);
-    return n;
+    for (int i = 1; i < argc - 1; i++) {
+        if (!strcmp(argv[i], "-s")) {
+            int n = 0;
+            char *copy = strdup(argv[++i]), *save = NULL;
+            for (char *tok = strtok_r(copy, ",", &save); tok && n < PROBE_MAX_SIZES; tok = strtok_r(NULL, ",", &save))
+                opt->sizes[n++] = atol(tok);
+            free(copy);
+            opt->nsizes = n;
+        }
+        else if (!strcmp(argv[i], "-i")) opt->iters = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "-r")) opt->reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "-w")) opt->warmup = atoi(argv[++i]);
+    }
 }
 
 #endif
