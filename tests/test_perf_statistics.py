@@ -127,3 +127,10 @@ def test_description_gives_effect_size_with_interval():
     base = _baseline(rng)
     text = assess(rng.normal(1.25, 0.01, 7), "lower", base).describe("us")
     assert "effect +2" in text and "95% CI" in text and "noise floor" in text and "from 10 accepted runs" in text
+
+
+def test_effect_of_a_broken_stack_reads_as_a_factor():
+    rng = np.random.default_rng(4)
+    base = _baseline(rng)
+    text = assess(rng.normal(20.0, 0.1, 7), "lower", base).describe("us")
+    assert "effect x20 worse (95% CI x19" in text

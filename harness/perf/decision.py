@@ -79,16 +79,17 @@ class Assessment:
             text += f", baseline {self.baseline:.4g} {unit} from {self.baseline_runs} accepted runs"
         if self.effect is not None:
             e = self.effect
-            text += (f", effect {_percent(e.estimate)} worse"
-                     f" ({e.confidence:.0%} CI {_percent(e.low)}..{_percent(e.high)})"
+            text += (f", effect {_effect(e.estimate)} worse"
+                     f" ({e.confidence:.0%} CI {_effect(e.low)}..{_effect(e.high)})"
                      f", p={self.p_value:.2g}, noise floor {self.noise_floor:.1%}")
         if self.rerun is not None and self.rerun.measured is not None:
             text += f"; rerun measured {self.rerun.measured.estimate:.4g} {unit} ({self.rerun.verdict})"
         return text
 
 
-def _percent(ratio: float) -> str:
-    return f"{(ratio - 1) * 100:+.1f}%"
+def _effect(ratio: float) -> str:
+    """+12.3% for changes a person reads as percentages, x313 for a broken stack."""
+    return f"x{ratio:.3g}" if ratio >= 3 else f"{(ratio - 1) * 100:+.1f}%"
 
 
 def assess(
