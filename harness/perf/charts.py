@@ -51,6 +51,9 @@ def trend_chart(series: Sequence[StoredMeasurement], path: str | Path, title: st
             ax.plot(x, m.value, "o", color=color, mfc=color if (m.accepted or failing) else "white", ms=6)
             if m.run_id == highlight_run:
                 ax.plot(x, m.value, "o", ms=14, mfc="none", mec="#c53030" if failing else "#1a202c", mew=1.5)
+        values = [v for m in series for v in (m.value, *m.samples) if v > 0]
+        if values and max(values) / min(values) > 20:
+            ax.set_yscale("log")  # a broken stack next to healthy nights: both stay readable
         ax.set_xticks(range(len(runs)))
         ax.set_xticklabels([r[-12:] for r in runs], rotation=45, ha="right", fontsize=7)
         unit = series[0].unit if series else ""
