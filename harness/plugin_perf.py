@@ -22,7 +22,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.perf.store import results_db as locate
 from harness.results import RunResults, TestResult
+from harness.state import SESSION_KEY
+from hpcos.errors import UserError
 
 CONFIRMING = "HPCOS_PERF_CONFIRMING"
 REGRESSIONS = pytest.StashKey[int]()
@@ -39,9 +42,6 @@ def pytest_addoption(parser):
 
 
 def results_db(config: pytest.Config) -> Path | None:
-    from harness.perf.store import results_db as locate
-    from hpcos.errors import UserError
-
     try:
         return locate(Namespace(db=config.getoption("perf_db"), store=None, specs=None))
     except UserError:
@@ -51,10 +51,8 @@ def results_db(config: pytest.Config) -> Path | None:
 def node_class(config: pytest.Config, run: RunResults) -> str:
     """The profile's node class; the cluster name when the harness session does not say."""
     try:
-        from harness.state import SESSION_KEY
-
         return config.stash[SESSION_KEY].profile.node_class
-    except (ImportError, KeyError, AttributeError):
+    except KeyError:  # the run did not come from a harness session
         return run.cluster
 
 

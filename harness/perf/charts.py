@@ -12,9 +12,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from harness.perf.decision import FAILING  # noqa: E402
 from harness.perf.store import StoredMeasurement  # noqa: E402
-
-FAILING_VERDICTS = ("regression", "outside reference")
 
 
 def chart_path(directory: Path, *parts) -> Path:
@@ -43,7 +42,7 @@ def trend_chart(series: Sequence[StoredMeasurement], path: str | Path, title: st
                            label="noise floor")
         for m in series:
             x = x_of[m.run_id]
-            failing = m.verdict in FAILING_VERDICTS
+            failing = m.verdict in FAILING
             color = "#c53030" if failing else "#2f855a" if m.accepted else "#4a5568"
             if m.samples:
                 lo, hi = np.min(m.samples), np.max(m.samples)
