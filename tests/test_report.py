@@ -85,8 +85,12 @@ def test_matrix_groups_nodes_with_identical_results():
 def test_report_renders_in_headless_chromium(store_with_regression, tmp_path):
     chromium = require_tool("chromium", "chromium")
     changes = tmp_path / "changes.json"
-    changes.write_text(json.dumps([{"package": "openmpi", "production": "4.1.5-1", "testing": "4.1.6-1"},
-                                   {"package": "kernel", "production": "5.14.0-362", "testing": "5.14.0-427"}]))
+    # The shape of `hpcos repo diff production testing --json`.
+    changes.write_text(json.dumps({"from": "snap-prod", "to": "snap-test", "repositories": {
+        "overlay-openmpi": {"added": [], "removed": [], "status": "changed",
+                            "updated": [["openmpi.x86_64", "4.1.5-1.el9", "4.1.6-1.el9"]]},
+        "baseos": {"added": ["kernel-5.14.0-427.el9.x86_64"], "removed": ["kernel-5.14.0-362.el9.x86_64"],
+                   "updated": [], "status": "changed"}}}))
     out = tmp_path / "report"
     assert main(["report", "night-11", "-o", str(out), "--db", str(tmp_path / "results.sqlite"),
                  "--package-changes", str(changes)]) == 0
@@ -117,7 +121,9 @@ def test_report_renders_in_headless_chromium(store_with_regression, tmp_path):
     assert "failed (error)" in dom and "failed (performance regression)" in dom
     assert 'id="regressions"' in dom and "no-regressions" not in dom
     assert '<img src="charts/' in dom and "node003" in dom
-    assert "4.1.6-1" in dom and "5.14.0-427.el9" in dom
+    assert "<th>snap-prod</th><th>snap-test</th>" in dom
+    assert "<td>openmpi.x86_64</td><td>4.1.5-1.el9</td><td>4.1.6-1.el9</td>" in dom
+    assert "kernel-5.14.0-362.el9.x86_64" in dom and "5.14.0-427.el9" in dom
     assert 'id="regression-count">1 performance regressions' in dom
     charts = list((out / "charts").glob("*.png"))
     assert len(charts) == 1 and mpimg.imread(charts[0]).std() > 0.05
@@ -136,6 +142,15 @@ def test_plot_plugin_csvs_have_labels_then_values(store_with_regression, tmp_pat
     assert header == ["node001", "node002", "node003", "node004"]
     assert float(values[2]) == pytest.approx(1.4, rel=0.03)
     assert "not provided" in (out / "index.html").read_text().lower()
+
+
+def test_text_package_changes_keep_their_lines(tmp_path):
+    from harness.perf.report import read_package_changes
+
+    text = tmp_path / "diff.txt"
+    text.write_text("production (a1) -> testing (b2)\nbaseos\n  ~ openmpi.x86_64 4.1.5 -> 4.1.6\n")
+    assert read_package_changes(text) == ["production (a1) -> testing (b2)", "baseos",
+                                          "  ~ openmpi.x86_64 4.1.5 -> 4.1.6"]
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):

@@ -35,15 +35,34 @@ class ReportFiles:
 
 
 def read_package_changes(path: str | Path) -> list[dict[str, str]] | list[str]:
-    """``hpcos repo diff`` output: a JSON list (of objects or strings), or plain text, one change per line."""
+    """The output of ``hpcos repo diff production testing``, saved by the caller.
+
+    ``--json`` output becomes one row per package change; the text output, or any other JSON
+    list, is shown as it is.
+    """
     text = Path(path).read_text(encoding="utf-8")
     try:
         data = json.loads(text)
     except json.JSONDecodeError:
         return [line for line in text.splitlines() if line.strip()]
-    if isinstance(data, dict):  # {"changes": [...]} or similar wrappers
+    if isinstance(data, dict) and isinstance(data.get("repositories"), dict):
+        return _repo_diff_rows(data)
+    if isinstance(data, dict):
         data = next((v for v in data.values() if isinstance(v, list)), [])
     return [d if isinstance(d, dict) else str(d) for d in data]
+
+
+def _repo_diff_rows(data: dict) -> list[dict[str, str]]:
+    old, new = str(data.get("from", "from")), str(data.get("to", "to"))
+    rows = []
+    for repo, change in sorted(data["repositories"].items()):
+        for nevra in change.get("added", []):
+            rows.append({"repository": repo, "change": "added", "package": nevra, old: "", new: nevra})
+        for nevra in change.get("removed", []):
+            rows.append({"repository": repo, "change": "removed", "package": nevra, old: nevra, new: ""})
+        for name, before, after in change.get("updated", []):
+            rows.append({"repository": repo, "change": "updated", "package": name, old: before, new: after})
+    return rows
 
 
 def node_groups(results: list[dict]) -> tuple[list[str], list[tuple[str, dict[str, dict]]]]:
@@ -216,4 +235,4 @@ def _changes_html(changes: list | None) -> str:
                        for c in changes)
         return (f"<table id='package-changes'><tr>{''.join(f'<th>{escape(k)}</th>' for k in columns)}</tr>"
                 f"{rows}</table>")
-    return "<ul id='package-changes'>" + "".join(f"<li>{escape(str(c))}</li>" for c in changes) + "</ul>"
+    return "<pre id='package-changes'>" + escape("\n".join(str(c) for c in changes)) + "</pre>"
