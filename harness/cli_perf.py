@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rich.console import Console
 from rich.table import Table
 
@@ -56,16 +58,21 @@ def _history(args) -> int:
     return 0
 
 
-def _record(args) -> int:
-    from harness.perf.judge import judge_run
+def _read_results(path: str):
     from harness.results import RunResults
 
     try:
-        run = RunResults.read(args.results)
+        return RunResults.read(path)
     except FileNotFoundError:
-        raise UserError(f"{args.results}: no such file") from None
+        raise UserError(f"{path}: no such file") from None
     except (ValueError, TypeError, KeyError) as exc:
-        raise UserError(f"{args.results}: not an hpcos results file: {exc}") from None
+        raise UserError(f"{path}: not an hpcos results file: {exc}") from None
+
+
+def _record(args) -> int:
+    from harness.perf.judge import judge_run
+
+    run = _read_results(args.results)
     judgements = judge_run(_store(args), run, args.node_class or run.cluster)
     noteworthy = [j for j in judgements if j.assessment.verdict not in ("ok", "no baseline", "within reference")]
     console.print(f"recorded run {run.run_id}: {len(judgements)} measurements")
@@ -86,8 +93,11 @@ def _report(args) -> int:
         except OSError as exc:
             raise UserError(f"{args.package_changes}: {exc.strerror}") from None
     args.perf_command = "report"
+    run_id = args.run
+    if run_id.endswith(".json") and Path(run_id).is_file():  # the nightly job has the results file at hand
+        run_id = _read_results(run_id).run_id
     try:
-        files = render_report(_store(args), args.run, args.output, changes)
+        files = render_report(_store(args), run_id, args.output, changes)
     except UnknownRun:
         raise UserError(f"run {args.run!r} is not in {results_db(args)}") from None
     console.print(f"report: {files.page} ({len(files.charts)} charts, {len(files.csvs)} CSV files)")
@@ -120,7 +130,7 @@ def register(sub) -> None:
     p.set_defaults(func=_record)
 
     p = with_db(sub.add_parser("report", help="static HTML report of a run, with CSV files for Jenkins' Plot plugin"))
-    p.add_argument("run", metavar="RUN")
+    p.add_argument("run", metavar="RUN", help="run id, or the run's results JSON file")
     p.add_argument("-o", "--output", required=True, metavar="DIR")
     p.add_argument("--package-changes", metavar="FILE", help="output of `hpcos repo diff` (JSON or text lines)")
     p.set_defaults(func=_report)

@@ -130,8 +130,11 @@ def test_report_renders_in_headless_chromium(store_with_regression, tmp_path):
 
 
 def test_plot_plugin_csvs_have_labels_then_values(store_with_regression, tmp_path):
+    _, run, _ = store_with_regression
+    run.write(tmp_path / "results.json")  # the nightly job names the run by its results file
     out = tmp_path / "report"
-    assert main(["report", "night-11", "-o", str(out), "--db", str(tmp_path / "results.sqlite")]) == 0
+    db = str(tmp_path / "results.sqlite")
+    assert main(["report", str(tmp_path / "results.json"), "-o", str(out), "--db", db]) == 0
     with (out / "plots" / "summary.csv").open() as f:
         header, values = list(csv.reader(f))
     summary = dict(zip(header, values, strict=True))
