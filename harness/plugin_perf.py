@@ -3,10 +3,12 @@
 It runs first at the end of a session (``tryfirst``), so the results file and the tickets see the
 regressions as ordinary failures of class "performance regression".
 
-Confirm-by-rerun uses the harness's public contract only: every (test, node) result carries the
-``hpcos test ... -k ...`` command that reruns exactly it.  A suspect's result is rerun once, in a
-child session (``--results`` to a temporary file, ``--tickets off``, and ``HPCOS_PERF_CONFIRMING``
-set so the child neither records nor reruns); the child's measurement is the rerun's verdict.
+Confirm-by-rerun uses the harness's results contract: every measured (test, node) result carries
+the ``hpcos test ... -k ITEM --nodes NODE --mpi STACK`` command that reruns exactly it.  All
+suspects are rerun once, together, in one child session per profile: their keywords joined with
+``or``, their nodes and stacks united (``--results`` to a temporary file, ``--tickets off``, and
+``HPCOS_PERF_CONFIRMING`` set so the child neither records nor reruns).  Each suspect's fresh
+measurement decides it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from ClusterShell.NodeSet import NodeSet
 
 from harness.perf.store import results_db as locate
 from harness.results import RunResults, TestResult
@@ -56,22 +59,62 @@ def node_class(config: pytest.Config, run: RunResults) -> str:
         return run.cluster
 
 
-def rerun_by_command(result: TestResult, timeout: float, options: Sequence[str] = ()) -> TestResult | None:
-    """Run the result's own rerun command once and return its fresh (test, node) result."""
-    argv = shlex.split(result.rerun)
+def _split_rerun(command: str) -> tuple[tuple[str, ...], str, str | None, str | None] | None:
+    """(the other options, -k, --nodes, --mpi) of an ``hpcos test`` rerun command, or None."""
+    argv = shlex.split(command)
     if argv[:2] != ["hpcos", "test"]:
         return None
-    with tempfile.TemporaryDirectory(prefix="hpcos-confirm-") as tmp:
-        out = Path(tmp) / "results.json"
-        command = [sys.executable, "-m", "hpcos.cli", "test", "--results", str(out), *options, *argv[2:]]
-        try:
-            subprocess.run(command, env={**os.environ, CONFIRMING: "1"}, capture_output=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return None
-        if not out.exists():
-            return None
-        again = RunResults.read(out)
-    return next((r for r in again.results if (r.test_id, r.node) == (result.test_id, result.node)), None)
+    rest, picked = [], {"-k": None, "--nodes": None, "--mpi": None}
+    args = iter(argv[2:])
+    for arg in args:
+        if arg in picked:
+            picked[arg] = next(args, None)
+        else:
+            rest.append(arg)
+    if picked["-k"] is None:
+        return None
+    return tuple(rest), picked["-k"], picked["--nodes"], picked["--mpi"]
+
+
+def rerun_commands(results: Sequence[TestResult]) -> list[list[str]]:
+    """``hpcos test`` argument lists that rerun all of ``results`` once: one session per profile
+    (and other options), selecting every suspect item by keyword and every suspect node."""
+    groups: dict[tuple[str, ...], list[tuple[str, str | None, str | None]]] = {}
+    for result in results:
+        parts = _split_rerun(result.rerun)
+        if parts is not None:
+            groups.setdefault(parts[0], []).append(parts[1:])
+    commands = []
+    for rest, picks in groups.items():
+        argv = ["test", *rest, "-k", " or ".join(dict.fromkeys(f"({k})" for k, _, _ in picks))]
+        nodes = [n for _, n, _ in picks if n]
+        if nodes:
+            argv += ["--nodes", str(NodeSet.fromlist(nodes))]
+        stacks = [s for _, _, m in picks if m for s in m.split(",")]
+        if stacks:
+            argv += ["--mpi", ",".join(dict.fromkeys(stacks))]
+        commands.append(argv)
+    return commands
+
+
+def rerun_by_command(results: Sequence[TestResult], timeout: float,
+                     options: Sequence[str] = ()) -> dict[tuple[str, str | None], TestResult]:
+    """Run the suspects' own rerun commands once, together, and return their fresh results."""
+    fresh: dict[tuple[str, str | None], TestResult] = {}
+    wanted = {(r.test_id, r.node) for r in results}
+    for argv in rerun_commands(results):
+        with tempfile.TemporaryDirectory(prefix="hpcos-confirm-") as tmp:
+            out = Path(tmp) / "results.json"
+            command = [sys.executable, "-m", "hpcos.cli", argv[0], "--results", str(out), *options, *argv[1:]]
+            try:
+                subprocess.run(command, env={**os.environ, CONFIRMING: "1"}, capture_output=True, timeout=timeout)
+            except subprocess.TimeoutExpired:
+                continue
+            if not out.exists():
+                continue
+            again = RunResults.read(out)
+        fresh.update({(r.test_id, r.node): r for r in again.results if (r.test_id, r.node) in wanted})
+    return fresh
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -92,7 +135,7 @@ def pytest_hpcos_run_finished(config: pytest.Config, run: RunResults) -> None:
     # The rerun must not file tickets of its own: its failures are this session's to report.
     quiet = ["--tickets", "off"] if config.getoption("--tickets", missing) is not missing else []
     judgements = judge_run(ResultsStore(db), run, node_class(config, run),
-                           rerun=lambda result: rerun_by_command(result, timeout, quiet),
+                           rerun=lambda results: rerun_by_command(results, timeout, quiet),
                            charts=Path(config.getoption("perf_charts")))
     regressions = [j for j in judgements if j.assessment.verdict == "regression"]
     config.stash[REGRESSIONS] = len(regressions)

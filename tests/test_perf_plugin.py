@@ -109,11 +109,34 @@ def test_one_rerun_per_test_and_node_however_many_suspects(tmp_path):
         store.accept(f"n{day}")
     calls = []
 
-    def rerun(result):
-        calls.append(result.node)
-        return night("again", 7, 1.0).results[0]  # the rerun is fast again
+    def rerun(results):
+        calls.extend(r.node for r in results)
+        fresh = night("again", 7, 1.0).results[0]  # the rerun is fast again
+        return {(fresh.test_id, fresh.node): fresh}
 
     judgements = judge_run(store, night("n6", 6, 1.5), "workstation", rerun=rerun)
     assert calls == ["localhost"]
     assert [j.assessment.verdict for j in judgements] == ["not confirmed", "not confirmed"]
     assert judgements[0].result.outcome == "passed"
+
+
+def test_suspects_on_many_nodes_are_rerun_in_one_session():
+    from harness.plugin_perf import rerun_commands
+
+    def suspect(node, mpi="openmpi", cluster="big"):
+        return TestResult("t.py::test_pingpong", node, "passed", mpi=mpi,
+                          rerun=f"hpcos test --cluster {cluster} -k 'test_pingpong[{mpi}-{node}]' --nodes {node} "
+                                f"--mpi {mpi}")
+
+    commands = rerun_commands([suspect(f"node{i:03d}") for i in range(1, 65)] + [suspect("node001", "mpich"),
+                                                                                 suspect("gpu01", cluster="gpu")])
+    assert len(commands) == 2
+    big = commands[0]
+    assert big[:3] == ["test", "--cluster", "big"]
+    assert big[big.index("--nodes") + 1] == "node[001-064]"
+    assert big[big.index("--mpi") + 1] == "openmpi,mpich"
+    keyword = big[big.index("-k") + 1]
+    assert keyword.count(" or ") == 64 and "(test_pingpong[mpich-node001])" in keyword
+    assert commands[1][:3] == ["test", "--cluster", "gpu"]
+    # Something that is not an hpcos test command is never run.
+    assert rerun_commands([TestResult("t", "n", "passed", rerun="rm -rf /")]) == []

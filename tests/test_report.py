@@ -52,9 +52,9 @@ def store_with_regression(tmp_path):
     slow.measurements[0].samples = [s * 1.4 for s in slow.measurements[0].samples]
     slow.measurements[0].value *= 1.4
 
-    def rerun(result):
-        return TestResult(result.test_id, result.node, "passed", measurements=[
-            Measurement("latency", 1.41, "us", "lower", 8, [1.40, 1.41, 1.42, 1.40, 1.43])])
+    def rerun(results):
+        return {(r.test_id, r.node): TestResult(r.test_id, r.node, "passed", measurements=[
+            Measurement("latency", 1.41, "us", "lower", 8, [1.40, 1.41, 1.42, 1.40, 1.43])]) for r in results}
 
     judgements = judge_run(store, run, "compute", rerun=rerun, charts=tmp_path / "charts")
     return store, run, judgements

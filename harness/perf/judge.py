@@ -16,8 +16,8 @@ from harness.perf.decision import DEFAULT_POLICY, Assessment, DecisionPolicy, as
 from harness.perf.store import ResultsStore, SeriesKey
 from harness.results import Measurement, RunResults, TestResult
 
-# Reruns one (test, node) and returns its fresh result, or None when the rerun could not run.
-Rerun = Callable[[TestResult], TestResult | None]
+# Reruns the given (test, node) results once; returns the fresh results it got, by (test id, node).
+Rerun = Callable[[list[TestResult]], dict[tuple[str, str | None], TestResult]]
 MeasurementKey = tuple[str, str | None, str, int | None, str | None]
 
 
@@ -42,22 +42,26 @@ def judge_run(store: ResultsStore, run: RunResults, node_class: str, *, rerun: R
     suspect is as likely noise as not.
     """
     ids = store.record(run, node_class)
-    judgements = []
-    reruns: dict[tuple[str, str | None], TestResult | None] = {}
+    judgements, baselines = [], []
     for result in run.results:
         for m in result.measurements:
             key = SeriesKey(run.cluster, node_class, result.test_id, m.metric, m.size)
             baseline = baseline_for(store, key, mpi=result.mpi, before=run.run_id, runs=baseline_runs)
-            a = assess(m.samples or [m.value], m.direction, baseline, m.reference, policy)
-            if a.verdict == "suspect" and rerun is not None:
-                # One rerun per (test, node), however many of its measurements are suspect.
-                if (result.test_id, result.node) not in reruns:
-                    reruns[(result.test_id, result.node)] = rerun(result)
-                again = _same_measurement(reruns[(result.test_id, result.node)], m)
-                if again is not None:
-                    a = confirm(a, assess(again.samples or [again.value], again.direction, baseline,
-                                          again.reference, policy))
-            judgements.append(Judgement(result, m, a))
+            judgements.append(Judgement(result, m, assess(m.samples or [m.value], m.direction, baseline,
+                                                          m.reference, policy)))
+            baselines.append(baseline)
+    suspects = [j for j in judgements if j.assessment.verdict == "suspect"]
+    if suspects and rerun is not None:
+        # One rerun per suspect (test, node), however many of its measurements are suspect, all in
+        # one go: a cluster-wide regression must not cost one session per node.
+        again = rerun(list({(j.result.test_id, j.result.node): j.result for j in suspects}.values()))
+        for j, baseline in zip(judgements, baselines, strict=True):
+            if j.assessment.verdict != "suspect":
+                continue
+            m2 = _same_measurement(again.get((j.result.test_id, j.result.node)), j.measurement)
+            if m2 is not None:
+                j.assessment = confirm(j.assessment, assess(m2.samples or [m2.value], m2.direction, baseline,
+                                                            m2.reference, policy))
     store.set_verdicts({ids[_key(j.result, j.measurement)]: (j.assessment.verdict,
                                                               j.assessment.describe(j.measurement.unit))
                         for j in judgements})
