@@ -39,18 +39,18 @@ def test_ibv_devinfo_ports(run, node, ib):
 
 
 @pytest.mark.perf
-@pytest.mark.parametrize("tool, metric, key, unit, better", [
-    ("ib_write_bw", "ib_write_bw", "bw_average", None, "higher"),
-    ("ib_read_lat", "ib_read_lat", "t_typical_us", "us", "lower"),
+@pytest.mark.parametrize("tool, key, unit, better, gbits", [
+    ("ib_write_bw", "bw_average_Gbps", "Gb/s", "higher", True),
+    ("ib_read_lat", "t_typical_us", "us", "lower", False),
 ])
-def test_perftest(tool, metric, key, unit, better, launcher, node, ib, measure, profile):
+def test_perftest(tool, key, unit, better, gbits, launcher, node, ib, measure, profile):
     if ib.perftest is None:
         pytest.skip("profile sets no infiniband.perftest (peer node for the server side)")
     peer = ib.perftest.peer
     if node == peer:
         pytest.skip(f"{node} is the perftest server (infiniband.perftest.peer)")
     device = ib.perftest.device or (ib.devices[0] if ib.devices else None)
-    extra = list(ib.perftest.extra_args) + (["--report_gbits"] if tool.endswith("_bw") else [])
+    extra = list(ib.perftest.extra_args) + (["--report_gbits"] if gbits else [])
     timeout = profile.timeouts.command
     server_cmd = ib_checks.perftest_command(tool, device=device, server=None, extra=extra, json=False)
     client_cmd = ib_checks.perftest_command(tool, device=device, server=peer, extra=extra)
@@ -64,10 +64,8 @@ def test_perftest(tool, metric, key, unit, better, launcher, node, ib, measure, 
     client.check()
     text, report = ib_checks.split_perftest_output(client.stdout)
     try:
-        parsed = perftest.parse_json(report) if report else perftest.parse_text(text)
+        parsed = perftest.parse_json(report, report_gbits=gbits) if report else perftest.parse_text(text)
     except ParseError as exc:
         pytest.fail(f"{exc}\n{client.describe()}\n{server_result.describe()}", pytrace=False)
     for row in parsed.rows:
-        name = key if unit else f"{key}_{'Gbps' if parsed.bw_unit.startswith('Gb') else 'MBps'}"
-        measure(metric, row[name], unit or ("Gb/s" if parsed.bw_unit.startswith("Gb") else "MB/s"), better,
-                size=row["size"])
+        measure(tool, row[key], unit, better, size=row["size"])

@@ -44,10 +44,11 @@ def run_probe(mpi_stack, mpi_run, nodes):
         # Lead with the diagnosis: the rank count (even when the job failed, the other launcher's
         # singletons say so), then the MPI library's own words, then the command and its output.
         # (A job that succeeded may still print MPI warnings: those are not a failure.)
-        lead = [out.rank_problem(np) if out else None,
-                mpi_errors.summary(result.stderr) if not result.ok else None, unreadable if result.ok else None]
-        if not result.ok or any(lead):
-            pytest.fail("\n".join([*filter(None, lead), result.describe()]), pytrace=False)
+        problem = out.rank_problem(np) if out else None
+        if not result.ok:
+            pytest.fail("\n".join(filter(None, [problem, mpi_errors.explain(result)])), pytrace=False)
+        if problem or unreadable:
+            pytest.fail(f"{problem or unreadable}\n{result.describe()}", pytrace=False)
         return out
 
     return run_probe

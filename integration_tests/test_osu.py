@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.parsers import ParseError, imb, osu
+from harness.parsers import ParseError, imb, mpi_errors, osu
 
 pytestmark = [pytest.mark.mpi, pytest.mark.job, pytest.mark.perf]
 
@@ -38,7 +38,9 @@ def test_osu(benchmark, mpi_stack, mpi_run, nodes, measure):
         pytest.skip(f"profile names no OSU Micro-Benchmarks for {mpi_stack.name} (mpi.{mpi_stack.name}.osu)")
     subdir, metric, column, unit, better, ranks = OSU_BENCHMARKS[benchmark]
     np = ranks or max(2, len(nodes))
-    result = mpi_run(osu_binary(mpi_stack.osu, benchmark, subdir), np=np, stack=mpi_stack).check()
+    result = mpi_run(osu_binary(mpi_stack.osu, benchmark, subdir), np=np, stack=mpi_stack)
+    if not result.ok:
+        pytest.fail(mpi_errors.explain(result), pytrace=False)
     try:
         parsed = osu.parse(result.stdout)
     except ParseError as exc:
@@ -54,7 +56,9 @@ def test_osu(benchmark, mpi_stack, mpi_run, nodes, measure):
 def test_imb_pingpong(mpi_stack, mpi_run, measure):
     if not mpi_stack.imb:
         pytest.skip(f"profile names no IMB-MPI1 for {mpi_stack.name} (mpi.{mpi_stack.name}.imb)")
-    result = mpi_run(mpi_stack.imb, ["PingPong"], np=2, stack=mpi_stack).check()
+    result = mpi_run(mpi_stack.imb, ["PingPong"], np=2, stack=mpi_stack)
+    if not result.ok:
+        pytest.fail(mpi_errors.explain(result), pytrace=False)
     try:
         parsed = imb.parse(result.stdout)
         block = parsed.benchmark("PingPong")

@@ -72,6 +72,12 @@ def test_perftest_latency_text_with_percentile_columns():
                             "p99_9_us": 4.87}]
 
 
+def test_perftest_json_in_gbits_when_asked():
+    text = (DATA / "perftest" / "ib_write_bw_4.5-0.20.json").read_text().replace("23581.06", "188.65")
+    result = perftest.parse_json(text, report_gbits=True)
+    assert result.bw_unit == "Gb/sec" and result.rows[0]["bw_average_Gbps"] == 188.65
+
+
 def test_perftest_gbits_text_header():
     text = (" #bytes     #iterations    BW peak[Gb/sec]    BW average[Gb/sec]   MsgRate[Mpps]\n"
             " 65536      5000             188.70             188.65		   0.359810\n")

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from harness.launchers import CommandResult
 from harness.parsers import mpi_errors
 
 DATA = Path(__file__).parent / "data" / "mpi_errors"
@@ -29,3 +30,12 @@ def test_mpich_failure():
 def test_clean_stderr_has_no_summary():
     assert mpi_errors.summary("") == ""
     assert mpi_errors.summary("pingpong: needs at least 2 ranks, got 1\n") == ""
+
+
+def test_explain_puts_mpi_words_before_the_command_description():
+    stderr = (DATA / "openmpi_btl_self.stderr").read_text()
+    result = CommandResult("localhost", "mpirun.openmpi -np 2 ./pingpong", 1, "", stderr, 0.4)
+    text = mpi_errors.explain(result)
+    assert text.index("At least one pair of MPI processes") < text.index("exit code 1 on localhost")
+    clean = CommandResult("localhost", "./x", 3, "", "x: needs 2 ranks\n", 0.1)
+    assert mpi_errors.explain(clean) == clean.describe()

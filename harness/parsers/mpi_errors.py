@@ -46,3 +46,10 @@ def summary(stderr: str, *, max_lines: int = 40) -> str:
             picked.append(text)
     lines = "\n".join(picked).splitlines()
     return "\n".join(lines[:max_lines])
+
+
+def explain(result) -> str:
+    """A failed MPI launch (a ``CommandResult``) in words: the MPI library's own lines first, then
+    the command with the tail of its output."""
+    why = summary(result.stderr)
+    return f"{why}\n{result.describe()}" if why else result.describe()

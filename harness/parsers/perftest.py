@@ -41,8 +41,7 @@ class PerftestResult:
     test: str | None  # "RDMA_Write BW Test", "RDMA_Read Latency Test"
     device: str | None
     rows: list[dict[str, float | int]] = field(default_factory=list)
-    # In JSON, the bandwidth unit depends on --report_gbits, which only test_info tells.
-    bw_unit: str = "MB/sec"
+    bw_unit: str = "MB/sec"  # or "Gb/sec" with --report_gbits
 
 
 def canonical(name: str) -> str:
@@ -50,7 +49,8 @@ def canonical(name: str) -> str:
     return _CANONICAL.get(squeezed, re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_"))
 
 
-def parse_json(text: str) -> PerftestResult:
+def parse_json(text: str, *, report_gbits: bool = False) -> PerftestResult:
+    """The JSON report.  It does not say whether ``--report_gbits`` was given, so the caller does."""
     try:
         data = json.loads(_TRAILING_COMMA.sub(r"\1", text))
     except json.JSONDecodeError as exc:
@@ -59,17 +59,16 @@ def parse_json(text: str) -> PerftestResult:
     results = data.get("results")
     if not isinstance(results, dict | list) or not results:
         raise ParseError("perftest", "JSON report has no 'results' (did the test finish?)")
-    gbits = any("gbit" in str(v).lower() for v in info.values()) or str(info.get("Report_gbits", "")).upper() == "ON"
     rows = []
     for item in results if isinstance(results, list) else [results]:
         row = {}
         for key, value in item.items():
             name = canonical(key)
             if name == "bw_peak" or name == "bw_average":
-                name += "_Gbps" if gbits else "_MBps"
+                name += "_Gbps" if report_gbits else "_MBps"
             row[name] = value
         rows.append(row)
-    return PerftestResult(info.get("test"), info.get("Device"), rows, "Gb/sec" if gbits else "MB/sec")
+    return PerftestResult(info.get("test"), info.get("Device"), rows, "Gb/sec" if report_gbits else "MB/sec")
 
 
 def parse_text(text: str) -> PerftestResult:
