@@ -146,8 +146,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         if state.result is not None and not state.result.failed:
             session.results.remove(state.result)  # a teardown failure turns a pass into an error
         if state.result is None or not state.result.failed:
-            rerun = _rerun(session, item) if report.failed else ""
-            if rerun:
+            # A measured test needs its rerun command too: the perf plugin confirms a suspect with it.
+            rerun = _rerun(session, item) if report.failed or state.measurements else ""
+            if rerun and report.failed:
                 report.sections.append(("hpcos rerun", rerun))
             state.result = _result(item, report, call, rerun)
             session.results.append(state.result)

@@ -1,1 +1,151 @@
-"""Placeholder: the issue that owns this plugin replaces this module."""
+"""The perf side of the hpcos pytest plugin: record every measurement, fail confirmed regressions.
+
+It runs first at the end of a session (``tryfirst``), so the results file and the tickets see the
+regressions as ordinary failures of class "performance regression".
+
+Confirm-by-rerun uses the harness's results contract: every measured (test, node) result carries
+the ``hpcos test ... -k ITEM --nodes NODE --mpi STACK`` command that reruns exactly it.  All
+suspects are rerun once, together, in one child session per profile: their keywords joined with
+``or``, their nodes and stacks united (``--results`` to a temporary file, ``--tickets off``, and
+``HPCOS_PERF_CONFIRMING`` set so the child neither records nor reruns).  Each suspect's fresh
+measurement decides it.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+from argparse import Namespace
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from ClusterShell.NodeSet import NodeSet
+
+from harness.perf.store import results_db as locate
+from harness.results import RunResults, TestResult
+from harness.state import SESSION_KEY
+from hpcos.errors import UserError
+
+CONFIRMING = "HPCOS_PERF_CONFIRMING"
+REGRESSIONS = pytest.StashKey[int]()
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("hpcos-perf", "hpcos performance history")
+    group.addoption("--perf-db", metavar="FILE",
+                    help="results database (default: the store's site.harness.results_db; none: not recorded)")
+    group.addoption("--perf-charts", metavar="DIR", default="perf-charts",
+                    help="where trend charts of regressions go (default: ./perf-charts)")
+    group.addoption("--perf-rerun-timeout", type=float, default=900.0, metavar="SECONDS",
+                    help="time limit of the one rerun that confirms a suspected regression")
+
+
+def results_db(config: pytest.Config) -> Path | None:
+    try:
+        return locate(Namespace(db=config.getoption("perf_db"), store=None, specs=None))
+    except UserError:
+        return None
+
+
+def node_class(config: pytest.Config, run: RunResults) -> str:
+    """The profile's node class; the cluster name when the harness session does not say."""
+    try:
+        return config.stash[SESSION_KEY].profile.node_class
+    except KeyError:  # the run did not come from a harness session
+        return run.cluster
+
+
+def _split_rerun(command: str) -> tuple[tuple[str, ...], str, str | None, str | None] | None:
+    """(the other options, -k, --nodes, --mpi) of an ``hpcos test`` rerun command, or None."""
+    argv = shlex.split(command)
+    if argv[:2] != ["hpcos", "test"]:
+        return None
+    rest, picked = [], {"-k": None, "--nodes": None, "--mpi": None}
+    args = iter(argv[2:])
+    for arg in args:
+        if arg in picked:
+            picked[arg] = next(args, None)
+        else:
+            rest.append(arg)
+    if picked["-k"] is None:
+        return None
+    return tuple(rest), picked["-k"], picked["--nodes"], picked["--mpi"]
+
+
+def rerun_commands(results: Sequence[TestResult]) -> list[list[str]]:
+    """``hpcos test`` argument lists that rerun all of ``results`` once: one session per profile
+    (and other options), selecting every suspect item by keyword and every suspect node."""
+    groups: dict[tuple[str, ...], list[tuple[str, str | None, str | None]]] = {}
+    for result in results:
+        parts = _split_rerun(result.rerun)
+        if parts is not None:
+            groups.setdefault(parts[0], []).append(parts[1:])
+    commands = []
+    for rest, picks in groups.items():
+        argv = ["test", *rest, "-k", " or ".join(dict.fromkeys(f"({k})" for k, _, _ in picks))]
+        nodes = [n for _, n, _ in picks if n]
+        if nodes:
+            argv += ["--nodes", str(NodeSet.fromlist(nodes))]
+        stacks = [s for _, _, m in picks if m for s in m.split(",")]
+        if stacks:
+            argv += ["--mpi", ",".join(dict.fromkeys(stacks))]
+        commands.append(argv)
+    return commands
+
+
+def rerun_by_command(results: Sequence[TestResult], timeout: float,
+                     options: Sequence[str] = ()) -> dict[tuple[str, str | None], TestResult]:
+    """Run the suspects' own rerun commands once, together, and return their fresh results."""
+    fresh: dict[tuple[str, str | None], TestResult] = {}
+    wanted = {(r.test_id, r.node) for r in results}
+    for argv in rerun_commands(results):
+        with tempfile.TemporaryDirectory(prefix="hpcos-confirm-") as tmp:
+            out = Path(tmp) / "results.json"
+            command = [sys.executable, "-m", "hpcos.cli", argv[0], "--results", str(out), *options, *argv[1:]]
+            try:
+                subprocess.run(command, env={**os.environ, CONFIRMING: "1"}, capture_output=True, timeout=timeout)
+            except subprocess.TimeoutExpired:
+                continue
+            if not out.exists():
+                continue
+            again = RunResults.read(out)
+        fresh.update({(r.test_id, r.node): r for r in again.results if (r.test_id, r.node) in wanted})
+    return fresh
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_hpcos_run_finished(config: pytest.Config, run: RunResults) -> None:
+    if os.environ.get(CONFIRMING):
+        return  # this session is a confirming rerun: the session that started it judges it
+    db = results_db(config)
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if db is None:
+        if reporter:
+            reporter.write_line("hpcos perf: no results database (--perf-db or a store); measurements not recorded")
+        return
+    from harness.perf.judge import judge_run
+    from harness.perf.store import ResultsStore
+
+    timeout = config.getoption("perf_rerun_timeout")
+    missing = object()
+    # The rerun must not file tickets of its own: its failures are this session's to report.
+    quiet = ["--tickets", "off"] if config.getoption("--tickets", missing) is not missing else []
+    judgements = judge_run(ResultsStore(db), run, node_class(config, run),
+                           rerun=lambda results: rerun_by_command(results, timeout, quiet),
+                           charts=Path(config.getoption("perf_charts")))
+    regressions = [j for j in judgements if j.assessment.verdict == "regression"]
+    config.stash[REGRESSIONS] = len(regressions)
+    if reporter:
+        reporter.write_line(f"hpcos perf: {len(judgements)} measurements recorded in {db}, "
+                            f"{len(regressions)} confirmed regressions")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A run whose only failures are regressions must not exit 0: Jenkins goes by the exit code."""
+    if session.config.stash.get(REGRESSIONS, 0) and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -1,0 +1,1 @@
+"""Performance history, baselines, the regression decision, and the nightly report."""
