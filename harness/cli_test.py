@@ -46,8 +46,22 @@ def pytest_argv(args) -> list[str]:
         if value:
             argv += [flag, value]
     extra = list(args.passthrough)
-    names_tests = any("::" in a or (not a.startswith("-") and Path(a).exists()) for a in extra)
+    names_tests = any(_names_tests(a, suite) for a in extra)
     return argv + extra + ([] if names_tests else [str(suite)])
+
+
+def _names_tests(arg: str, suite: Path) -> bool:
+    """Whether a pass-through argument selects tests (so the whole suite is not added).
+
+    Only a node id, a test module, or a directory of the suite counts: the value of an option
+    (``--perf-db FILE``, ``--basetemp DIR``) may name an existing file too, and must not turn a
+    nightly run into a run of whatever that file is."""
+    if arg.startswith("-"):
+        return False
+    path = Path(arg.split("::", 1)[0])
+    if "::" in arg or (path.suffix == ".py" and path.is_file()):
+        return True
+    return path.is_dir() and path.resolve().is_relative_to(suite.resolve())
 
 
 def test_command(args) -> int:

@@ -1,0 +1,25 @@
+"""How `hpcos test` turns its arguments into a pytest command line."""
+
+from argparse import Namespace
+
+from harness.cli_test import pytest_argv, suite_dir
+
+
+def args(*passthrough: str) -> Namespace:
+    return Namespace(cluster="local", nodes=None, mpi=None, results=None, junitxml=None, tickets=None,
+                     passthrough=list(passthrough))
+
+
+def test_the_whole_suite_runs_unless_tests_are_named(tmp_path):
+    db = tmp_path / "perf.sqlite"
+    db.write_text("")
+    # An option's value that names an existing file is not a test selection.
+    argv = pytest_argv(args("--perf-db", str(db), "--basetemp", str(tmp_path), "-k", "pingpong"))
+    assert argv[-1] == str(suite_dir())
+
+
+def test_named_tests_replace_the_suite():
+    module = str(suite_dir() / "test_mpi.py")
+    assert pytest_argv(args(module))[-1] == module
+    assert str(suite_dir()) not in pytest_argv(args(f"{module}::test_rank_count"))
+    assert str(suite_dir()) not in pytest_argv(args(str(suite_dir() / "clusters" / "..")))
