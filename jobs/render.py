@@ -9,7 +9,6 @@ from the tree (``jobs.xml_pretty``); everything else is JJB's code, so the bytes
 from __future__ import annotations
 
 import inspect
-import io
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +42,16 @@ class RenderedJob:
     @property
     def folder(self) -> str | None:
         return self.name.rpartition("/")[0] or None
+
+
+class _YamlText(str):
+    """YAML text that JJB's loader takes as a stream (it has ``read``) while PyYAML keeps the whole
+    buffer (it is a ``str``), which JJB needs to quote the offending lines in its error messages."""
+
+    NAME = "<unicode string>"  # what PyYAML calls a string source
+
+    def read(self, *_):
+        return str(self)
 
 
 class _ProjectModules:
@@ -119,8 +128,7 @@ def render_yaml(yaml_text: str, source_name: str = "hpcos-jobs.yaml") -> list[Re
 def _render(yaml_text: str, items: list[dict], source_name: str) -> list[RenderedJob]:
     config = JJBConfig(str(JJB_CONFIG))
     config.validate()
-    stream = io.StringIO(yaml_text)
-    stream.name = source_name
+    stream = _YamlText(yaml_text)
     pos = Pos.from_file(f"{source_name} (generated)", "")
     try:
         with _repeated_lookups_done_once():
@@ -135,7 +143,7 @@ def _render(yaml_text: str, items: list[dict], source_name: str) -> list[Rendere
             registry.amend_job_dicts(jobs)
             rendered = _generate(registry, jobs)
     except JenkinsJobsException as exc:
-        raise RenderError(f"{source_name}: {exc}") from None
+        raise RenderError(_one_line(exc, source_name)) from None
     return sorted(rendered, key=lambda job: job.name)
 
 
@@ -154,6 +162,16 @@ def _generate(registry: ModuleRegistry, jobs) -> list[RenderedJob]:
             raise exc.with_ctx_list(job.context) from None
         rendered.append(RenderedJob(data["name"], job_xml_bytes(xml, data["name"])))
     return rendered
+
+
+def _one_line(exc: JenkinsJobsException, source_name: str) -> str:
+    """JJB's innermost position and its message (its full report quotes YAML over many lines)."""
+    positions = [ctx.pos for ctx in exc.ctx if ctx.pos] + ([exc.pos] if exc.pos else [])
+    if not positions:
+        return f"{source_name}: {exc.message}"
+    pos = positions[-1]
+    path = source_name if str(pos.path) == _YamlText.NAME else pos.path
+    return f"{path}:{pos.line + 1}: {exc.message}"
 
 
 def write_jobs(jobs: list[RenderedJob], out_dir: Path) -> list[Path]:
