@@ -9,6 +9,10 @@ from the tree (``jobs.xml_pretty``); everything else is JJB's code, so the bytes
 from __future__ import annotations
 
 import inspect
+import itertools
+import multiprocessing
+import multiprocessing.pool
+import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +32,9 @@ from jobs.job_definitions import TEMPLATES_DIR, templates_text
 from jobs.xml_pretty import job_xml_bytes
 
 JJB_CONFIG = TEMPLATES_DIR / "jenkins_jobs.ini"
+# Below this many job entries in a project, one process is quicker than starting more.
+PARALLEL_MIN_ENTRIES = 64
+MAX_WORKERS = 4
 
 
 class RenderError(UserError):
@@ -113,11 +120,55 @@ def _located(value, pos: Pos):
     return value
 
 
-def render(project: dict, source_name: str = "hpcos-jobs.yaml") -> list[RenderedJob]:
+@dataclass(frozen=True)
+class RenderPool:
+    processes: multiprocessing.pool.Pool
+    size: int
+
+
+def render_workers() -> int:
+    return min(os.cpu_count() or 1, MAX_WORKERS)
+
+
+@contextmanager
+def render_pool(workers: int | None = None):
+    """Worker processes for ``render``, forked now: start them before any thread (a fork copies
+    locks that other threads hold)."""
+    workers = workers or render_workers()
+    if workers <= 1:
+        yield None
+        return
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        yield RenderPool(pool, workers)
+
+
+def render(project: dict, source_name: str = "hpcos-jobs.yaml", pool: RenderPool | None = None) -> list[RenderedJob]:
     """Render the templates instantiated by ``project`` (``jobs.job_definitions.project``), sorted by
-    name.  The same XML as `jenkins-jobs test` on ``jjb_yaml()``; the project is handed to JJB as
-    data because parsing its YAML text would be a sixth of the work."""
-    return _render(templates_text(), [project], source_name)
+    name.  The same XML as `jenkins-jobs test` on ``jjb_yaml()``.
+
+    The project is handed to JJB as data, because parsing its YAML text would be a sixth of the work;
+    a large project is split into one sub-project per worker process of ``pool`` (or of a pool made
+    here), since every job expands and renders independently of the others."""
+    entries = project["project"]["jobs"]
+    if len(entries) < PARALLEL_MIN_ENTRIES:
+        return _render(templates_text(), [project], source_name)
+    if pool is None:
+        with render_pool() as own_pool:
+            return _render_split(project, source_name, own_pool) if own_pool else _render(
+                templates_text(), [project], source_name)
+    return _render_split(project, source_name, pool)
+
+
+def _render_split(project: dict, source_name: str, pool: RenderPool) -> list[RenderedJob]:
+    entries = project["project"]["jobs"]
+    projects = [{"project": {**project["project"], "jobs": entries[i::pool.size]}} for i in range(pool.size)]
+    rendered = sorted(itertools.chain.from_iterable(
+        pool.processes.starmap(_render, [(templates_text(), [sub], source_name) for sub in projects])),
+        key=lambda job: job.name)
+    for before, after in itertools.pairwise(rendered):
+        if before.name == after.name:  # what JJB's allow_duplicates=False refuses within one render
+            raise RenderError(f"{source_name}: duplicate job name {after.name!r}")
+    return rendered
 
 
 def render_yaml(yaml_text: str, source_name: str = "hpcos-jobs.yaml") -> list[RenderedJob]:
