@@ -34,7 +34,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="hpcos-bench-") as tmp:
         specs = write_site(Path(tmp, "specs"), args.packages)
         rendered = Path(tmp, "rendered")
-        subprocess.run([HPCOS, "--specs", str(specs), "jobs", "render", "-o", str(rendered)], check=True, timeout=300)
+        subprocess.run([HPCOS, "--specs", str(specs), "jobs", "render", "-o", str(rendered)], check=True, timeout=300,
+                       stderr=subprocess.DEVNULL)
         jobs = len(list(rendered.rglob("config.xml")))
         token = "bench-token-not-a-secret"
         double = subprocess.Popen(
@@ -44,6 +45,7 @@ def main() -> int:
         try:
             url = double.stdout.readline().strip()
             env = dict(os.environ, HPCOS_JENKINS_USER="bench", HPCOS_JENKINS_TOKEN=token)
+            load = os.getloadavg()[0]
             start = time.perf_counter()
             run = subprocess.run([HPCOS, "--specs", str(specs), "jobs", "update", "--url", url,
                                   "--workers", str(args.workers)], env=env, capture_output=True, text=True,
@@ -59,6 +61,7 @@ def main() -> int:
             return 1
         requests = json.loads(log)
         writes = [r for r in requests if r[0] == "POST"]
+        print(f"load average before the run: {load:.1f} on {os.cpu_count()} CPUs")
         print(f"jobs: {jobs}  delay per request: {args.delay * 1000:.0f} ms  workers: {args.workers}")
         print(f"requests: {len(requests)}  config reads: {sum(r[1].endswith('/config.xml') for r in requests)}")
         print(f"write requests: {len(writes)}  (goal: 0)")

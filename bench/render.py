@@ -9,6 +9,7 @@ the median wall times (goal: at most 0.5).  The two output trees must be byte-id
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import subprocess
@@ -49,12 +50,14 @@ def main() -> int:
         theirs_cmd = [str(BIN / "jenkins-jobs"), "--conf", str(JJB_CONFIG), "-l", "error", "test", "--config-xml",
                       "-o", str(tmp / "jjb"), str(jjb_yaml)]
         ours, theirs = [], []
+        load = os.getloadavg()[0]
         for _ in range(args.rounds):
             for times, cmd, out in ((ours, ours_cmd, tmp / "hpcos"), (theirs, theirs_cmd, tmp / "jjb")):
                 shutil.rmtree(out, ignore_errors=True)
                 times.append(timed(cmd))
         hpcos_tree, jjb_tree = tree(tmp / "hpcos"), tree(tmp / "jjb")
         identical = hpcos_tree == jjb_tree
+        print(f"load average before the run: {load:.1f} on {os.cpu_count()} CPUs")
         print(f"jobs: {len(jjb_tree)}  rounds: {args.rounds}")
         print(f"hpcos jobs render:  median {statistics.median(ours):.2f} s  (min {min(ours):.2f} s)")
         print(f"jenkins-jobs test:  median {statistics.median(theirs):.2f} s  (min {min(theirs):.2f} s)")

@@ -32,18 +32,11 @@ def register(sub) -> None:
         cmd.set_defaults(func=_update if name == "update" else _diff)
 
 
-def _rendered(args):
-    from jobs.job_definitions import project
-    from jobs.render import render
-
-    spec_set = context.specs(args)
-    return spec_set, render(project(spec_set))
-
-
 def _render(args) -> int:
-    from jobs.render import write_jobs
+    from jobs.job_definitions import project
+    from jobs.render import render, write_jobs
 
-    _, jobs = _rendered(args)
+    jobs = render(project(context.specs(args)))
     write_jobs(jobs, args.output)
     console.print(f"wrote {len(jobs)} jobs to {args.output}")
     return 0
@@ -57,13 +50,20 @@ def _yaml(args) -> int:
 
 
 def _sync(args, write: bool) -> int:
-    from jobs import jenkins_sync
+    from concurrent.futures import ThreadPoolExecutor
 
-    spec_set, jobs = _rendered(args)
-    url = args.url or spec_set.site.jenkins.url
-    client = jenkins_sync.connect(url)
-    report = jenkins_sync.sync(client, jobs, site=spec_set.site.name, write=write, prune=args.prune,
-                               workers=args.workers)
+    from jobs import jenkins_sync
+    from jobs.job_definitions import project
+    from jobs.render import render, render_pool
+
+    spec_set = context.specs(args)
+    connection = jenkins_sync.connect(args.url or spec_set.site.jenkins.url)
+    # Jenkins is read while the jobs render; the render workers fork before the reading threads start.
+    with render_pool() as pool, ThreadPoolExecutor(max_workers=1) as background:
+        live = background.submit(jenkins_sync.read_live, connection, [spec_set.site.jenkins.folder], args.workers)
+        jobs = render(project(spec_set), pool=pool)
+        report = jenkins_sync.sync(connection, jobs, site=spec_set.site.name, write=write, prune=args.prune,
+                                   workers=args.workers, live=live.result())
     if not write:
         for diff in report.diffs:
             sys.stdout.write(diff)

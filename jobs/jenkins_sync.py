@@ -26,7 +26,6 @@ from jobs.job_definitions import is_managed
 from jobs.render import RenderedJob
 from jobs.xml_normalise import NotXml, normalise, pretty
 
-FOLDER_CLASS = "com.cloudbees.hudson.plugins.folder.Folder"
 # Levels of folders listed in one /api/json request (python-jenkins' own default).
 TREE_DEPTH = 10
 TIMEOUT = 30
@@ -150,25 +149,42 @@ def _parents(name: str) -> list[str]:
     return ["/".join(parts[: i + 1]) for i in range(len(parts))]
 
 
+@dataclass
+class LiveState:
+    jobs: dict[str, LiveJob]
+    configs: dict[str, str]  # of the jobs under the folders asked for
+    crumb: dict | bool | None = None
+
+
+def read_live(connection: Connection, folders: list[str], workers: int = 16) -> LiveState:
+    """Every job's name and description, and the config of every job in ``folders`` (read
+    concurrently).  Needs no rendered jobs, so it can run while they are rendered."""
+    main = connection.client()
+    jobs = list_jobs(main, connection.url)
+    names = [name for name in jobs if any(name == f or name.startswith(f + "/") for f in folders)]
+    return LiveState(jobs, _read_configs(connection, main.crumb, names, workers), main.crumb)
+
+
 def sync(connection: Connection, jobs: list[RenderedJob], *, site: str, write: bool, prune: bool = False,
-         workers: int = 16) -> SyncReport:
+         workers: int = 16, live: LiveState | None = None) -> SyncReport:
     """Compare every rendered job with its live config; with ``write``, make Jenkins match."""
     url = connection.url
     report = SyncReport(url)
-    main = connection.client()
-    live = list_jobs(main, url)
+    top_level = sorted({job.name.split("/")[0] for job in jobs})
+    live = live or read_live(connection, top_level, workers)
     wanted = {job.name: job for job in jobs}
 
-    missing_parents = sorted({p for job in jobs for p in _parents(job.name)} - set(wanted) - set(live))
+    missing_parents = sorted({p for job in jobs for p in _parents(job.name)} - set(wanted) - set(live.jobs))
     if missing_parents:
         raise JenkinsError(f"folder {missing_parents[0]!r} does not exist on {url} and hpcos does not define it; "
                            "create it in Jenkins or set jenkins.folder in site.yaml to an existing folder")
-    existing = [job for job in jobs if job.name in live]
-    live_configs = _read_configs(connection, main, [job.name for job in existing], workers)
 
-    plan: list[tuple[str, RenderedJob | None]] = []  # (action, job)
+    unread = [job.name for job in jobs if job.name in live.jobs and job.name not in live.configs]
+    live_configs = {**live.configs, **_read_configs(connection, live.crumb, unread, workers)}
+
+    plan: list[tuple[str, RenderedJob]] = []
     for job in jobs:
-        if job.name not in live:
+        if job.name not in live.jobs:
             plan.append(("create", job))
             report.diffs.append(_diff(job.name, None, job.xml))
             continue
@@ -186,7 +202,8 @@ def sync(connection: Connection, jobs: list[RenderedJob], *, site: str, write: b
 
     stale = []
     if prune:
-        stale = sorted((name for name, job in live.items() if name not in wanted and is_managed(job.description, site)),
+        stale = sorted((name for name, job in live.jobs.items()
+                        if name not in wanted and is_managed(job.description, site)),
                        key=lambda name: (-name.count("/"), name))  # contents before their folder
         report.diffs.extend(f"--- {name}\n+++ (deleted by --prune)\n" for name in stale)
 
@@ -194,17 +211,18 @@ def sync(connection: Connection, jobs: list[RenderedJob], *, site: str, write: b
         report.not_attempted = [job.name for _, job in plan] + stale
         return report
 
+    writer = connection.client()
     steps = [(action, job.name, job) for action, job in plan] + [("delete", name, None) for name in stale]
     for i, (action, name, job) in enumerate(steps):
         try:
             if action == "create":
-                main.create_job(name, job.xml.decode("utf-8"))
+                writer.create_job(name, job.xml.decode("utf-8"))
                 report.created.append(name)
             elif action == "update":
-                main.reconfig_job(name, job.xml.decode("utf-8"))
+                writer.reconfig_job(name, job.xml.decode("utf-8"))
                 report.updated.append(name)
             else:
-                main.delete_job(name)
+                writer.delete_job(name)
                 report.deleted.append(name)
         except Exception as exc:
             report.failed[name] = explain(exc, url, f"{action} {name}")
@@ -213,14 +231,16 @@ def sync(connection: Connection, jobs: list[RenderedJob], *, site: str, write: b
     return report
 
 
-def _read_configs(connection: Connection, main: jenkins.Jenkins, names: list[str], workers: int) -> dict[str, str]:
+def _read_configs(connection: Connection, crumb, names: list[str], workers: int) -> dict[str, str]:
+    if not names:
+        return {}
     local = threading.local()
 
     def client() -> jenkins.Jenkins:
         if not hasattr(local, "client"):
             local.client = connection.client()
-            # The crumb is per session user, not per connection: reuse the one already fetched.
-            local.client.crumb = main.crumb
+            # The crumb belongs to the user's session, not to a connection: reuse the one fetched.
+            local.client.crumb = crumb
         return local.client
 
     def read(name: str) -> str:

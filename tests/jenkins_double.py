@@ -303,7 +303,7 @@ class JenkinsDouble:
         if at_root:
             raise HttpError(404, "Not Found")
         if action == "config.xml" and method == "GET":
-            return 200, {"Content-Type": "application/xml"}, node.config.encode("utf-8")
+            return 200, {"Content-Type": "application/xml;charset=utf-8"}, node.config.encode("utf-8")
         if action == "config.xml" and method == "POST":
             try:
                 node.save(jenkins_saved(body.decode("utf-8")))
