@@ -14,11 +14,19 @@ from jenkins_jobs.xml_config import XmlJob
 
 from hpcos.cli import main
 from jobs.job_definitions import jjb_yaml, marker, project
-from jobs.render import JJB_CONFIG, RenderError, render, render_yaml
+from jobs.render import JJB_CONFIG, PARALLEL_MIN_ENTRIES, RenderError, render, render_pool, render_yaml
 from jobs.specs import load_specs
 from jobs.xml_pretty import job_xml_bytes
 
 JENKINS_JOBS = Path(sys.executable).parent / "jenkins-jobs"
+
+
+def add_packages(specs: Path, packages) -> Path:
+    for name, overlay, targets in packages:
+        (specs / f"{name}.yaml").write_text(yaml.safe_dump({
+            "name": name, "overlay": overlay, "upstream": {"mirror": "baseos"}, "release_tag": ".hpc1",
+            "targets": targets, "owner": "hpc-sysadmin@example.org", "tests": ["mpi"], "poll": "H 4 * * 1-5"}))
+    return specs
 
 
 @pytest.fixture
@@ -26,21 +34,26 @@ def bigger_site(tmp_path, repo_root) -> Path:
     """The sample site plus a kernel in kernel-overlay and MPICH on two targets."""
     specs = tmp_path / "specs"
     shutil.copytree(repo_root / "overlay_specs", specs)
-    for name, overlay, targets in (("kernel", "kernel-overlay", ["el9-x86_64", "el9-aarch64"]),
-                                   ("mpich", "hpc-overlay", ["el8-x86_64", "el9-x86_64"])):
-        (specs / f"{name}.yaml").write_text(yaml.safe_dump({
-            "name": name, "overlay": overlay, "upstream": {"mirror": "baseos"}, "release_tag": ".hpc1",
-            "targets": targets, "owner": "hpc-sysadmin@example.org", "tests": ["mpi"], "poll": "H 4 * * 1-5"}))
-    return specs
+    return add_packages(specs, [("kernel", "kernel-overlay", ["el9-x86_64", "el9-aarch64"]),
+                                ("mpich", "hpc-overlay", ["el8-x86_64", "el9-x86_64"])])
+
+
+@pytest.fixture
+def many_site(tmp_path, repo_root) -> Path:
+    """Enough packages that `render` splits the project over worker processes."""
+    specs = tmp_path / "many"
+    shutil.copytree(repo_root / "overlay_specs", specs)
+    return add_packages(specs, [(f"pkg{i:02d}", ["hpc-overlay", "kernel-overlay"][i % 2], ["el8-x86_64"])
+                                for i in range(PARALLEL_MIN_ENTRIES)])
 
 
 def files(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-@pytest.mark.parametrize("site", ["sample", "bigger"])
-def test_render_is_byte_identical_to_jenkins_jobs_test(site, repo_root, bigger_site, tmp_path, capsys):
-    specs = repo_root / "overlay_specs" if site == "sample" else bigger_site
+@pytest.mark.parametrize("site", ["sample", "bigger", "many"])
+def test_render_is_byte_identical_to_jenkins_jobs_test(site, repo_root, request, tmp_path, capsys):
+    specs = repo_root / "overlay_specs" if site == "sample" else request.getfixturevalue(f"{site}_site")
     assert main(["--specs", str(specs), "jobs", "yaml"]) == 0
     jjb_input = tmp_path / "hpcos-jobs.yaml"
     jjb_input.write_text(capsys.readouterr().out)
@@ -165,6 +178,18 @@ def test_yaml_is_templates_plus_the_generated_project(repo_root):
     kinds = [next(iter(item)) for item in data]
     assert kinds.count("job-template") == 8 and kinds[-1] == "project"
     assert data[-1] == project(spec_set)
+
+
+def test_split_render_equals_one_process_and_refuses_duplicates(many_site):
+    spec_set = load_specs(many_site)
+    data = project(spec_set)
+    with render_pool(2) as pool:
+        split = render(data, pool=pool)
+        # One process, through the YAML text that plain jenkins-jobs would read.
+        assert split == render_yaml(jjb_yaml(spec_set))
+        twice = {"project": {**data["project"], "jobs": data["project"]["jobs"] + data["project"]["jobs"][-1:]}}
+        with pytest.raises(RenderError, match="duplicate job name 'hpcos/fastpath-kernel-overlay'"):
+            render(twice, pool=pool)
 
 
 def test_jjb_errors_become_one_line_user_errors():
