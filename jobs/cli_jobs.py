@@ -61,9 +61,11 @@ def _sync(args, write: bool) -> int:
     # Jenkins is read while the jobs render; the render workers fork before the reading threads start.
     with render_pool() as pool, ThreadPoolExecutor(max_workers=1) as background:
         live = background.submit(jenkins_sync.read_live, connection, [spec_set.site.jenkins.folder], args.workers)
-        jobs = render(project(spec_set), pool=pool)
+        with console.status(f"rendering the jobs and reading {connection.url}"):
+            jobs = render(project(spec_set), pool=pool)
+            live_state = live.result()
         report = jenkins_sync.sync(connection, jobs, site=spec_set.site.name, write=write, prune=args.prune,
-                                   workers=args.workers, live=live.result())
+                                   workers=args.workers, live=live_state)
     if not write:
         for diff in report.diffs:
             sys.stdout.write(diff)

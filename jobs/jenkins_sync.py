@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import jenkins
 import requests
+from rich.progress import track
 
 from hpcos.console import console
 from hpcos.errors import UserError
@@ -213,7 +214,8 @@ def sync(connection: Connection, jobs: list[RenderedJob], *, site: str, write: b
 
     writer = connection.client()
     steps = [(action, job.name, job) for action, job in plan] + [("delete", name, None) for name in stale]
-    for i, (action, name, job) in enumerate(steps):
+    for i, (action, name, job) in enumerate(track(steps, description="writing to Jenkins", console=console,
+                                                  transient=True, disable=not steps)):
         try:
             if action == "create":
                 writer.create_job(name, job.xml.decode("utf-8"))

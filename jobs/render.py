@@ -46,10 +46,6 @@ class RenderedJob:
     name: str  # full name: folder/job
     xml: bytes  # byte for byte what `jenkins-jobs test --config-xml` writes
 
-    @property
-    def folder(self) -> str | None:
-        return self.name.rpartition("/")[0] or None
-
 
 class _YamlText(str):
     """YAML text that JJB's loader takes as a stream (it has ``read``) while PyYAML keeps the whole

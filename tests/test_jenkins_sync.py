@@ -93,6 +93,13 @@ def test_failure_halfway_reports_and_a_rerun_finishes(double, conn, jobs):
     assert double.all_names() == sorted(job.name for job in jobs)
 
 
+def test_job_vanishing_while_read_is_a_clear_404(double, conn, jobs):
+    sync(conn, jobs, site=SITE, write=True)
+    double.fail_next.append(("GET", r"/job/mirror-sync/config.xml$", 404))
+    with pytest.raises(JenkinsError, match="reading the config of hpcos/mirror-sync: not found .*404"):
+        sync(conn, jobs, site=SITE, write=False)
+
+
 def test_missing_parent_folder_is_named(double, conn):
     job = RenderedJob("elsewhere/x", b"<project/>")
     with pytest.raises(JenkinsError, match="folder 'elsewhere' does not exist"):
