@@ -34,10 +34,9 @@ def register(sub) -> None:
 
 def _render(args) -> int:
     from jobs.job_definitions import project
-    from jobs.render import render, write_jobs
+    from jobs.render import render
 
-    jobs = render(project(context.specs(args)))
-    write_jobs(jobs, args.output)
+    jobs = render(project(context.specs(args)), out_dir=args.output)
     console.print(f"wrote {len(jobs)} jobs to {args.output}")
     return 0
 

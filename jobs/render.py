@@ -138,28 +138,36 @@ def render_pool(workers: int | None = None):
         yield RenderPool(pool, workers)
 
 
-def render(project: dict, source_name: str = "hpcos-jobs.yaml", pool: RenderPool | None = None) -> list[RenderedJob]:
+def render(project: dict, source_name: str = "hpcos-jobs.yaml", pool: RenderPool | None = None,
+           out_dir: Path | None = None) -> list[RenderedJob]:
     """Render the templates instantiated by ``project`` (``jobs.job_definitions.project``), sorted by
-    name.  The same XML as `jenkins-jobs test` on ``jjb_yaml()``.
+    name, and write them under ``out_dir`` if given.  The same XML as `jenkins-jobs test` on
+    ``jjb_yaml()``.
 
     The project is handed to JJB as data, because parsing its YAML text would be a sixth of the work;
     a large project is split into one sub-project per worker process of ``pool`` (or of a pool made
-    here), since every job expands and renders independently of the others."""
-    entries = project["project"]["jobs"]
-    if len(entries) < PARALLEL_MIN_ENTRIES:
-        return _render(templates_text(), [project], source_name)
-    if pool is None:
+    here), since every job expands, renders and is written independently of the others."""
+    if len(project["project"]["jobs"]) >= PARALLEL_MIN_ENTRIES:
+        if pool is not None:
+            return _render_split(project, source_name, pool, out_dir)
         with render_pool() as own_pool:
-            return _render_split(project, source_name, own_pool) if own_pool else _render(
-                templates_text(), [project], source_name)
-    return _render_split(project, source_name, pool)
+            if own_pool is not None:
+                return _render_split(project, source_name, own_pool, out_dir)
+    return _render_part(project, source_name, out_dir)
 
 
-def _render_split(project: dict, source_name: str, pool: RenderPool) -> list[RenderedJob]:
+def _render_part(project: dict, source_name: str, out_dir: Path | None) -> list[RenderedJob]:
+    rendered = _render(templates_text(), [project], source_name)
+    if out_dir is not None:
+        write_jobs(rendered, out_dir)
+    return rendered
+
+
+def _render_split(project: dict, source_name: str, pool: RenderPool, out_dir: Path | None) -> list[RenderedJob]:
     entries = project["project"]["jobs"]
     projects = [{"project": {**project["project"], "jobs": entries[i::pool.size]}} for i in range(pool.size)]
     rendered = sorted(itertools.chain.from_iterable(
-        pool.processes.starmap(_render, [(templates_text(), [sub], source_name) for sub in projects])),
+        pool.processes.starmap(_render_part, [(sub, source_name, out_dir) for sub in projects])),
         key=lambda job: job.name)
     for before, after in itertools.pairwise(rendered):
         if before.name == after.name:  # what JJB's allow_duplicates=False refuses within one render
