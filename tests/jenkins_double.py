@@ -53,8 +53,6 @@ ITEM_CLASSES = {
 PLUGIN_OF_ELEMENT = {
     "hudson.plugins.timestamper.TimestamperBuildWrapper": "timestamper",
     "hudson.plugins.build__timeout.BuildTimeoutWrapper": "build-timeout",
-    "jenkins.triggers.ReverseBuildTrigger": None,  # core
-    "hudson.tasks.ArtifactArchiver": None,  # core
 }
 PLUGIN_VERSIONS = {
     "timestamper": "1.26",
@@ -72,8 +70,8 @@ def jenkins_saved(config: str) -> str:
     root = ET.fromstring(re.sub(r"^\s*<\?xml[^>]*\?>", "", config, count=1))
     for elem in root.iter():
         plugin = elem.get("plugin")
-        if plugin is None and PLUGIN_OF_ELEMENT.get(elem.tag):
-            plugin = PLUGIN_OF_ELEMENT[elem.tag]
+        if plugin is None:
+            plugin = PLUGIN_OF_ELEMENT.get(elem.tag)
         if plugin is not None and "@" not in plugin:
             elem.set("plugin", f"{plugin}@{PLUGIN_VERSIONS.get(plugin, '1.0')}")
         if elem.tag == "triggers" and elem.get("class") == "vector":
