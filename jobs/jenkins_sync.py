@@ -150,10 +150,16 @@ def _parents(name: str) -> list[str]:
     return ["/".join(parts[: i + 1]) for i in range(len(parts))]
 
 
+@dataclass(frozen=True)
+class LiveConfig:
+    text: str
+    normalised: str | None  # None: not well-formed XML, so never equal to a rendered job
+
+
 @dataclass
 class LiveState:
     jobs: dict[str, LiveJob]
-    configs: dict[str, str]  # of the jobs under the folders asked for
+    configs: dict[str, LiveConfig]  # of the jobs under the folders asked for
     crumb: dict | bool | None = None
 
 
@@ -189,15 +195,11 @@ def sync(connection: Connection, jobs: list[RenderedJob], *, site: str, write: b
             plan.append(("create", job))
             report.diffs.append(_diff(job.name, None, job.xml))
             continue
-        try:
-            same = normalise(live_configs[job.name]) == normalise(job.xml)
-        except NotXml:
-            same = False
-        if same:
+        if live_configs[job.name].normalised == normalise(job.xml):
             report.unchanged.append(job.name)
         else:
             plan.append(("update", job))
-            report.diffs.append(_diff(job.name, live_configs[job.name], job.xml))
+            report.diffs.append(_diff(job.name, live_configs[job.name].text, job.xml))
     # Folders before the jobs inside them: shallower names first, in name order within a level.
     plan.sort(key=lambda step: (step[1].name.count("/"), step[1].name))
 
@@ -233,7 +235,7 @@ def sync(connection: Connection, jobs: list[RenderedJob], *, site: str, write: b
     return report
 
 
-def _read_configs(connection: Connection, crumb, names: list[str], workers: int) -> dict[str, str]:
+def _read_configs(connection: Connection, crumb, names: list[str], workers: int) -> dict[str, LiveConfig]:
     if not names:
         return {}
     local = threading.local()
@@ -245,11 +247,16 @@ def _read_configs(connection: Connection, crumb, names: list[str], workers: int)
             local.client.crumb = crumb
         return local.client
 
-    def read(name: str) -> str:
+    def read(name: str) -> LiveConfig:
         try:
-            return client().get_job_config(name)
+            text = client().get_job_config(name)
         except Exception as exc:
             raise JenkinsError(explain(exc, connection.url, f"reading the config of {name}")) from None
+        # Normalised here, while the other threads wait on Jenkins.
+        try:
+            return LiveConfig(text, normalise(text))
+        except NotXml:
+            return LiveConfig(text, None)
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         return dict(zip(names, pool.map(read, names), strict=True))

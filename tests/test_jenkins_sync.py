@@ -66,6 +66,14 @@ def test_hand_edit_is_found_shown_and_put_back(double, conn, jobs):
     assert "--mirror epel" not in double.item("hpcos/mirror-sync").config
 
 
+def test_a_live_config_that_is_not_xml_is_rewritten(double, conn, jobs):
+    sync(conn, jobs, site=SITE, write=True)
+    double.item("hpcos/mirror-sync").config = "<project><description>truncated by a full disk"
+    report = sync(conn, jobs, site=SITE, write=True)
+    assert report.updated == ["hpcos/mirror-sync"]
+    assert "hpcos repo sync" in double.item("hpcos/mirror-sync").config
+
+
 def test_prune_deletes_only_this_sites_managed_jobs(double, conn, jobs):
     sync(conn, jobs, site=SITE, write=True)
     double.put("hpcos/rebuild-gone-el8-x86_64", f"<project><description>{marker(SITE)}</description></project>")
