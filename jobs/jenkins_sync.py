@@ -264,10 +264,7 @@ def _read_configs(connection: Connection, crumb, names: list[str], workers: int)
 
 def _diff(name: str, live: str | None, rendered: bytes) -> str:
     before = pretty(live) if live is not None else []
-    try:
-        after = pretty(rendered)
-    except NotXml:
-        after = rendered.decode("utf-8").splitlines(keepends=True)
+    after = pretty(rendered)
     return "".join(difflib.unified_diff(before, after, f"{name} (live)" if live is not None else "/dev/null",
                                         f"{name} (specs)"))
 

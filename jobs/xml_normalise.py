@@ -43,7 +43,12 @@ def normalise(config: str | bytes) -> str:
 
 
 def pretty(config: str | bytes) -> list[str]:
-    """The normalised config indented one element per line, for unified diffs people can read."""
-    root = ET.fromstring(normalise(config))
+    """The normalised config indented one element per line, for unified diffs people can read;
+    text that is not XML as it is."""
+    try:
+        root = ET.fromstring(normalise(config))
+    except NotXml:
+        text = config.decode("utf-8", "replace") if isinstance(config, bytes) else config
+        return text.splitlines(keepends=True)
     ET.indent(root)
     return ET.tostring(root, encoding="unicode").splitlines(keepends=True)
