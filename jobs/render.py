@@ -137,6 +137,9 @@ def render_pool(workers: int | None = None):
     if workers <= 1:
         yield None
         return
+    # Import JJB's component modules once, here, rather than once in every worker.
+    with _repeated_lookups_done_once():
+        ModuleRegistry(JJBConfig(str(JJB_CONFIG)), [])
     with multiprocessing.get_context("fork").Pool(workers) as pool:
         yield RenderPool(pool, workers)
 
