@@ -1,1 +1,60 @@
-"""Placeholder: the issue that owns this plugin replaces this module."""
+"""pytest plugin: file tickets for what failed, once the whole run is known.
+
+``--tickets BACKEND|dry-run|off`` (ini ``hpcos_tickets``, default ``site``: the backend site.yaml
+names).  Runs last among ``pytest_hpcos_run_finished`` implementations, after the perf plugin has
+turned regressions into failures and the results were written.  A tracker problem never fails the
+test session: what cannot be sent waits in the queue.
+"""
+
+from __future__ import annotations
+
+import types
+
+import pytest
+
+from hpcos import context
+from hpcos.errors import UserError
+
+CHOICES = ("site", "dry-run", "off", "local", "trac", "bugzilla", "jira", "github", "gitlab", "redmine")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("hpcos-tickets", "hpcos ticket filing")
+    group.addoption("--tickets", dest="hpcos_tickets", metavar="BACKEND|dry-run|off", choices=CHOICES,
+                    default=None, help="file tickets for failures at the end of the run: a backend name, "
+                                       "'site' (site.yaml's tracker), 'dry-run' (print only) or 'off'")
+    parser.addini("hpcos_tickets", "default for --tickets", default="site")
+
+
+def _mode(config: pytest.Config) -> str:
+    mode = config.getoption("hpcos_tickets") or config.getini("hpcos_tickets")
+    if mode not in CHOICES:
+        raise pytest.UsageError(f"hpcos_tickets = {mode!r}: expected one of {', '.join(CHOICES)}")
+    return mode
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_hpcos_run_finished(config: pytest.Config, run) -> None:
+    mode = _mode(config)
+    if mode == "off":
+        return
+    from harness.tickets.session import TicketSession, describe, progress_bar, summarise
+
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    # The reporter's write_line starts a new line first (the progress line may still be open).
+    write = reporter.write_line if reporter else config.get_terminal_writer().line
+    try:
+        spec_set = context.specs(types.SimpleNamespace(specs=None))
+        spec = spec_set.site.tracker
+        if mode not in ("site", "dry-run"):
+            spec = spec.model_copy(update={"backend": mode})
+        store = context.store_root(types.SimpleNamespace(store=None), spec_set)
+        with TicketSession(spec, store) as session:
+            if mode == "dry-run":
+                write(f"hpcos tickets (dry run, {spec.backend}):\n{describe(session.plan(run))}")
+                return
+            with progress_bar() as progress:
+                _, outcome = session.file(run, progress)
+            write(f"hpcos tickets ({spec.backend}): {summarise(outcome)}")
+    except UserError as exc:
+        write(f"hpcos tickets: not filed: {exc}", yellow=True)

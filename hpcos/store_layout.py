@@ -48,6 +48,11 @@ class StoreLayout:
         return self.root / "tickets" / "queue"
 
     @property
+    def ticket_state(self) -> Path:
+        """What hpcos remembers between runs about tickets: passing streaks, comments per run, caps."""
+        return self.root / "tickets" / "state.sqlite"
+
+    @property
     def results_db(self) -> Path:
         """Every measurement of every run (SQLite), for baselines and trends."""
         return self.root / "results.sqlite"

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import sys
 
 from hpcos import context
 from hpcos.console import console
+from hpcos.sourced_yaml import InvalidInput
+
+SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 
 def register(sub) -> None:
@@ -19,15 +23,28 @@ def register(sub) -> None:
 
 
 def check_command(args) -> int:
-    spec_set = context.specs(args)
+    try:
+        spec_set = context.specs(args)
+    except InvalidInput as exc:
+        # One `file:line: field: message` line per error, the form editors and CI logs link to.
+        for error in exc.errors:
+            print(error, file=sys.stderr)
+        count = len(exc.errors)
+        print(f"hpcos: {count} error{'s' if count != 1 else ''} in {context.specs_dir(args)}", file=sys.stderr)
+        return InvalidInput.exit_code
     console.print(f"{spec_set.root}: site {spec_set.site.name!r} and "
-                  f"{len(spec_set.packages)} overlay packages are valid")
+                  f"{len(spec_set.packages)} overlay packages are valid", soft_wrap=True)
     return 0
 
 
-def schema_command(args) -> int:
+def schema(kind: str) -> dict:
+    """JSON Schema of ``site.yaml`` (kind "site") or of a package spec (kind "package")."""
     from jobs.specs import Package, Site
 
-    model = Site if args.kind == "site" else Package
-    print(json.dumps(model.model_json_schema(), indent=2))
+    model = Site if kind == "site" else Package
+    return {"$schema": SCHEMA_DIALECT, **model.model_json_schema()}
+
+
+def schema_command(args) -> int:
+    print(json.dumps(schema(args.kind), indent=2))
     return 0

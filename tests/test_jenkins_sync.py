@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from jenkins_double import JenkinsDouble
+from jobs_site import write_site
 
 from jobs import jenkins_sync
 from jobs.jenkins_sync import Connection, JenkinsError, credentials, sync
@@ -16,9 +17,8 @@ TOKEN = "tok-9f2c-never-shown"
 
 
 @pytest.fixture(scope="module")
-def jobs(request) -> list[RenderedJob]:
-    root = request.config.rootpath
-    return render(project(load_specs(root / "overlay_specs")))
+def jobs(tmp_path_factory) -> list[RenderedJob]:
+    return render(project(load_specs(write_site(tmp_path_factory.mktemp("site")))))
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -11,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 from jenkins_jobs.xml_config import XmlJob
+from jobs_site import PACKAGES, package, write_site
 
 from hpcos.cli import main
 from jobs.job_definitions import jjb_yaml, marker, project
@@ -21,30 +21,24 @@ from jobs.xml_pretty import job_xml_bytes
 JENKINS_JOBS = Path(sys.executable).parent / "jenkins-jobs"
 
 
-def add_packages(specs: Path, packages) -> Path:
-    for name, overlay, targets in packages:
-        (specs / f"{name}.yaml").write_text(yaml.safe_dump({
-            "name": name, "overlay": overlay, "upstream": {"mirror": "baseos"}, "release_tag": ".hpc1",
-            "targets": targets, "owner": "hpc-sysadmin@example.org", "tests": ["mpi"], "poll": "H 4 * * 1-5"}))
-    return specs
+@pytest.fixture
+def small_site(tmp_path) -> Path:
+    return write_site(tmp_path / "small")
 
 
 @pytest.fixture
-def bigger_site(tmp_path, repo_root) -> Path:
-    """The sample site plus a kernel in kernel-overlay and MPICH on two targets."""
-    specs = tmp_path / "specs"
-    shutil.copytree(repo_root / "overlay_specs", specs)
-    return add_packages(specs, [("kernel", "kernel-overlay", ["el9-x86_64", "el9-aarch64"]),
-                                ("mpich", "hpc-overlay", ["el8-x86_64", "el9-x86_64"])])
+def bigger_site(tmp_path) -> Path:
+    """The small site plus a kernel in kernel-overlay and MPICH on two targets."""
+    return write_site(tmp_path / "specs", PACKAGES + [
+        package("kernel", "kernel-overlay", ["el9-x86_64", "el9-aarch64"], poll="H */4 * * *"),
+        package("mpich", "hpc-overlay", ["el8-x86_64", "el9-x86_64"])])
 
 
 @pytest.fixture
-def many_site(tmp_path, repo_root) -> Path:
+def many_site(tmp_path) -> Path:
     """Enough packages that `render` splits the project over worker processes."""
-    specs = tmp_path / "many"
-    shutil.copytree(repo_root / "overlay_specs", specs)
-    return add_packages(specs, [(f"pkg{i:02d}", ["hpc-overlay", "kernel-overlay"][i % 2], ["el8-x86_64"])
-                                for i in range(PARALLEL_MIN_ENTRIES)])
+    return write_site(tmp_path / "many", [package(f"pkg{i:02d}", ["hpc-overlay", "kernel-overlay"][i % 2],
+                                                  ["el8-x86_64"]) for i in range(PARALLEL_MIN_ENTRIES)])
 
 
 def files(root: Path) -> dict[str, bytes]:
@@ -96,8 +90,8 @@ def test_job_set_of_the_bigger_site(bigger_site):
 
 
 @pytest.fixture
-def sample_xml(repo_root) -> dict[str, ET.Element]:
-    spec_set = load_specs(repo_root / "overlay_specs")
+def sample_xml(small_site) -> dict[str, ET.Element]:
+    spec_set = load_specs(small_site)
     return {job.name: ET.fromstring(job.xml) for job in render(project(spec_set))}
 
 
@@ -152,9 +146,12 @@ def test_promotion_chain_and_nightly(sample_xml):
     assert not any(name.startswith("hpcos/fastpath-hpc") for name in sample_xml)
 
 
-def test_every_job_carries_the_marker_and_lives_in_the_folder(sample_xml):
-    assert sample_xml["hpcos"].tag == "com.cloudbees.hudson.plugins.folder.Folder"
-    for name, job in sample_xml.items():
+def test_every_job_of_the_sample_site_carries_the_marker_and_lives_in_the_folder(repo_root):
+    spec_set = load_specs(repo_root / "overlay_specs")
+    sample = {job.name: ET.fromstring(job.xml) for job in render(project(spec_set))}
+    assert sample["hpcos"].tag == "com.cloudbees.hudson.plugins.folder.Folder"
+    assert {f"hpcos/rebuild-{p.name}-{t}" for p in spec_set.packages.values() for t in p.targets} <= set(sample)
+    for name, job in sample.items():
         assert marker("emsl-cascade") in job.findtext("description"), name
         assert name == "hpcos" or name.startswith("hpcos/")
 

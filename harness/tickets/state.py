@@ -1,0 +1,76 @@
+"""What hpcos remembers between runs (SQLite under the store): tracked fingerprints, passing streaks,
+which tickets were touched in which run (one comment per run), and how many tickets each day created.
+
+The tracker stays the truth about tickets; this only holds what the tracker cannot answer cheaply.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS tracked (
+    key TEXT PRIMARY KEY, test_id TEXT NOT NULL, ticket TEXT NOT NULL, open INTEGER NOT NULL,
+    passing_runs INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS touched (key TEXT NOT NULL, run_id TEXT NOT NULL, PRIMARY KEY (key, run_id));
+CREATE TABLE IF NOT EXISTS created (day TEXT NOT NULL, key TEXT NOT NULL, ticket TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS counted (run_id TEXT PRIMARY KEY);
+"""
+
+
+class TicketState:
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
+        self.db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _one(self, sql: str, *args):
+        with closing(self.db.execute(sql, args)) as cur:
+            return cur.fetchone()
+
+    def tracked(self, key: str) -> tuple[str, bool, int] | None:
+        """(ticket, open, passing_runs) for a fingerprint hpcos has filed or found before."""
+        row = self._one("SELECT ticket, open, passing_runs FROM tracked WHERE key = ?", key)
+        return (row[0], bool(row[1]), row[2]) if row else None
+
+    def open_tickets(self) -> list[tuple[str, str, str, int]]:
+        """(key, test_id, ticket, passing_runs) of every ticket hpcos believes open."""
+        with closing(self.db.execute(
+                "SELECT key, test_id, ticket, passing_runs FROM tracked WHERE open = 1 ORDER BY key")) as cur:
+            return cur.fetchall()
+
+    def track(self, key: str, test_id: str, ticket: str, is_open: bool) -> None:
+        self.db.execute(
+            "INSERT INTO tracked (key, test_id, ticket, open) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET ticket = excluded.ticket, open = excluded.open",
+            (key, test_id, ticket, int(is_open)))
+
+    def touched(self, key: str, run_id: str) -> bool:
+        return self._one("SELECT 1 FROM touched WHERE key = ? AND run_id = ?", key, run_id) is not None
+
+    def touch(self, key: str, run_id: str) -> None:
+        self.db.execute("INSERT OR IGNORE INTO touched (key, run_id) VALUES (?, ?)", (key, run_id))
+
+    def record_created(self, day: str, key: str, ticket: str) -> None:
+        self.db.execute("INSERT INTO created (day, key, ticket) VALUES (?, ?, ?)", (day, key, ticket))
+
+    def created_on(self, day: str) -> int:
+        return self._one("SELECT COUNT(*) FROM created WHERE day = ?", day)[0]
+
+    def counted(self, run_id: str) -> bool:
+        return self._one("SELECT 1 FROM counted WHERE run_id = ?", run_id) is not None
+
+    def record_streaks(self, run_id: str, streaks: dict[str, int]) -> None:
+        """Store each tracked fingerprint's passing streak after ``run_id``, once per run."""
+        if self.counted(run_id):
+            return
+        self.db.execute("BEGIN")
+        for key, runs in streaks.items():
+            self.db.execute("UPDATE tracked SET passing_runs = ? WHERE key = ?", (runs, key))
+        self.db.execute("INSERT INTO counted (run_id) VALUES (?)", (run_id,))
+        self.db.execute("COMMIT")

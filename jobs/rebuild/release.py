@@ -1,0 +1,77 @@
+"""The release rule: where an overlay build sorts among the upstream builds it replaces.
+
+An overlay build keeps the upstream Epoch, Version and Release exactly and appends the site tag:
+
+    upstream 1.el9        ->  overlay 1.el9.hpc1
+    upstream 1.el9_3.1    ->  overlay 1.el9_3.1.hpc1
+
+rpm compares releases segment by segment (``rpm.labelCompare``, the same code as ``rpmdev-vercmp``):
+
+* the overlay is newer than the base build it replaces, because it has every base segment plus more
+  (``1.el9 < 1.el9.hpc1``), so dnf picks it over the mirrored build;
+* any upstream update is newer than the overlay, because upstream bumps a *numeric* segment where the
+  overlay has the *alphabetic* tag, and rpm ranks a numeric segment above an alphabetic one
+  (``1.el9.hpc1 < 2.el9``, ``1.el9.hpc1 < 1.el9_3.1``, ``1.el9.hpc1 < 1.el9.1``).
+
+That is why the site tag must start with a letter (``Package.release_tag`` enforces ``.[A-Za-z]...``):
+an overlay never hides an upstream update, and ``hpcos build --check-upstream`` sees the update and
+rebuilds the overlay on top of it.  Raising the tag (``.hpc1`` -> ``.hpc2``) supersedes an earlier
+overlay build of the same base.
+
+The base release comes from the SRPM header, not from re-expanding ``%{?dist}`` on the build host:
+a build host defines ``dist`` as ``.el9`` while the SRPM may carry ``.el9_3``, and rebuilding with
+the host's value would sort *below* the base build.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import rpm
+
+
+@dataclass(frozen=True, order=False)
+class Evr:
+    epoch: int
+    version: str
+    release: str
+
+    @classmethod
+    def parse(cls, text: str) -> Evr:
+        """``[E:]V-R``, as rpm prints it."""
+        epoch, _, rest = text.rpartition(":")
+        version, _, release = rest.rpartition("-")
+        if not version or not release:
+            raise ValueError(f"not an EVR (expected [E:]VERSION-RELEASE): {text!r}")
+        return cls(int(epoch or 0), version, release)
+
+    def compare(self, other: Evr) -> int:
+        """-1, 0 or 1, by rpm's own rule."""
+        return rpm.labelCompare(
+            (str(self.epoch), self.version, self.release), (str(other.epoch), other.version, other.release)
+        )
+
+    def __lt__(self, other: Evr) -> bool:
+        return self.compare(other) < 0
+
+    def __gt__(self, other: Evr) -> bool:
+        return self.compare(other) > 0
+
+    def __str__(self) -> str:
+        return f"{self.epoch}:{self.version}-{self.release}" if self.epoch else f"{self.version}-{self.release}"
+
+
+def overlay_release(base_release: str, tag: str) -> str:
+    """The overlay's Release for a base build's Release: ``1.el9`` + ``.hpc1`` -> ``1.el9.hpc1``."""
+    return base_release + tag
+
+
+def overlay_evr(base: Evr, tag: str) -> Evr:
+    return Evr(base.epoch, base.version, overlay_release(base.release, tag))
+
+
+def base_of(overlay: Evr, tag: str) -> Evr | None:
+    """The base build an overlay build was made from, or None when it was made with another site tag."""
+    if not overlay.release.endswith(tag) or len(overlay.release) == len(tag):
+        return None
+    return Evr(overlay.epoch, overlay.version, overlay.release[: -len(tag)])

@@ -1,0 +1,64 @@
+"""The release rule (jobs/rebuild/release.py), checked with rpm's own comparison (rpm.labelCompare,
+the code behind rpmdev-vercmp and dnf's upgrade decision)."""
+
+from __future__ import annotations
+
+import pytest
+import rpm
+
+from jobs.rebuild.release import Evr, base_of, overlay_evr, overlay_release
+
+
+def vercmp(a: str, b: str) -> int:
+    ea, eb = Evr.parse(a), Evr.parse(b)
+    return rpm.labelCompare((str(ea.epoch), ea.version, ea.release), (str(eb.epoch), eb.version, eb.release))
+
+
+@pytest.mark.parametrize("base, tag, overlay", [
+    ("1.el9", ".hpc1", "1.el9.hpc1"),
+    ("1.el9_3.1", ".hpc1", "1.el9_3.1.hpc1"),
+    ("5.module+el8.9.0+1234+abcd", ".hpc2", "5.module+el8.9.0+1234+abcd.hpc2"),
+])
+def test_overlay_release_appends_the_site_tag(base, tag, overlay):
+    assert overlay_release(base, tag) == overlay
+
+
+@pytest.mark.parametrize("base", ["1.el9", "1.el9_3.1", "0.rc1.el8", "5.module+el8.9.0+1234+abcd"])
+def test_overlay_sorts_above_the_base_it_replaces(base):
+    overlay = overlay_evr(Evr.parse(f"4.1.1-{base}"), ".hpc1")
+    assert vercmp(str(overlay), f"4.1.1-{base}") == 1
+
+
+@pytest.mark.parametrize("update", [
+    "4.1.1-2.el9",        # next upstream release
+    "4.1.1-1.el9_3.1",    # z-stream update of the same release
+    "4.1.1-1.el9.1",      # a rebuild that appends a numeric segment
+    "4.1.2-1.el9",        # new upstream version
+    "1:4.1.0-1.el9",      # epoch bump
+])
+def test_any_upstream_update_sorts_above_the_overlay(update):
+    overlay = overlay_evr(Evr.parse("4.1.1-1.el9"), ".hpc1")
+    assert vercmp(update, str(overlay)) == 1
+    assert Evr.parse(update) > overlay
+
+
+def test_a_raised_site_tag_supersedes_the_earlier_overlay_build():
+    assert vercmp("4.1.1-1.el9.hpc2", "4.1.1-1.el9.hpc1") == 1
+
+
+def test_an_alphabetic_tag_is_what_keeps_upstream_updates_on_top():
+    # Why Package.release_tag must start with a letter: a numeric tag would hide upstream's .1 update.
+    assert vercmp("4.1.1-1.el9.2", "4.1.1-1.el9.1") == 1
+    assert vercmp("4.1.1-1.el9.1", "4.1.1-1.el9.hpc1") == 1
+
+
+def test_base_of_strips_the_tag_and_refuses_another_tag():
+    overlay = Evr.parse("2:4.1.1-1.el9_3.1.hpc1")
+    assert base_of(overlay, ".hpc1") == Evr(2, "4.1.1", "1.el9_3.1")
+    assert base_of(overlay, ".hpc2") is None
+
+
+@pytest.mark.parametrize("text", ["4.1.1", "-1.el9", ""])
+def test_evr_parse_rejects_text_without_version_and_release(text):
+    with pytest.raises(ValueError):
+        Evr.parse(text)

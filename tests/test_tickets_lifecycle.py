@@ -1,0 +1,169 @@
+"""The ticket lifecycle against the embedded SQLite tracker: dedupe, comments, streaks, caps, queue."""
+
+from __future__ import annotations
+
+import pytest
+from tracker_doubles.runs import IBV_MISSING, OPENMPI_UNREACHABLE, SRUN_FAILED, latency_regression, nodes, run
+
+from harness.tickets.backends import TrackerUnavailable
+from harness.tickets.backends.local import LocalTracker
+from harness.tickets.lifecycle import RUN_WIDE_KEY, file_run, flush, plan
+from harness.tickets.queue import TicketQueue
+from harness.tickets.state import TicketState
+from jobs.specs import Tracker
+
+PINGPONG = "integration_tests/test_mpi.py::test_pingpong[openmpi]"
+HCA = "integration_tests/test_ib.py::test_hca_present"
+
+
+class Site:
+    def __init__(self, tmp_path, **spec):
+        self.spec = Tracker(**{"close_after_passing_runs": 2, **spec})
+        self.tracker = LocalTracker(tmp_path / "tickets.sqlite")
+        self.state = TicketState(tmp_path / "state.sqlite")
+        self.queue = TicketQueue(tmp_path / "queue")
+
+    def night(self, results, backend=None):
+        return file_run(results, backend or self.tracker, self.state, self.spec, self.queue)
+
+
+@pytest.fixture
+def site(tmp_path):
+    return Site(tmp_path)
+
+
+def test_lifecycle_files_once_comments_closes_after_streak_and_reopens(site):
+    failing = {PINGPONG: (OPENMPI_UNREACHABLE, nodes(300))}
+    _, out = site.night(run("n1", failing, build_url="https://jenkins.example.org/job/nightly/41/"))
+    assert out.done == ["#1: created"]
+    summary, description, _ = site.tracker.ticket("1")
+    assert "on 300 nodes" in summary and "unable to reach each other" in summary
+    assert "Nodes (300): node[001-300]" in description
+    assert "https://jenkins.example.org/job/nightly/41/" in description
+    assert "hpcos test --cluster test-cluster -k 'test_pingpong[openmpi]' --nodes 'node[001-300]' --mpi openmpi" \
+        in description
+    assert "openmpi: 4.1.6-2.el9.hpc1" in description
+
+    _, out = site.night(run("n2", {PINGPONG: (OPENMPI_UNREACHABLE, nodes(40))}))
+    assert out.done == ["#1: commented"]
+    assert "Seen again in run n2 on 40 node(s):\n\nNodes (40): node[001-040]\n" in site.tracker.comments("1")[0]
+    # Filing the same results again (a Jenkins retry) does not comment twice.
+    _, out = site.night(run("n2", {PINGPONG: (OPENMPI_UNREACHABLE, nodes(40))}))
+    assert out.done == ["#1: already commented in run n2"]
+
+    fixed = {PINGPONG: nodes(300)}
+    _, out = site.night(run("n3", {}, passing=fixed))
+    assert out.done == []
+    _, out = site.night(run("n4", {}, passing=fixed))
+    assert out.done == ["#1: closed after passing runs"]
+    assert site.tracker.tickets(include_closed=True)[0][1:3] == ("closed", "fixed")
+    assert "Passed on all nodes for 2 consecutive runs" in site.tracker.comments("1")[-1]
+
+    _, out = site.night(run("n5", {PINGPONG: (OPENMPI_UNREACHABLE, ["node007"])}))
+    assert out.done == ["#1: reopened"]
+    assert len(site.tracker.tickets(include_closed=True)) == 1
+
+
+def test_a_streak_is_broken_by_the_failure_and_not_advanced_by_a_run_without_the_test(site):
+    site.night(run("n1", {HCA: (IBV_MISSING, nodes(3))}))
+    site.night(run("n2", {}, passing={HCA: nodes(3)}))
+    site.night(run("n3", {}, passing={PINGPONG: nodes(3)}))  # HCA test not run: no evidence
+    site.night(run("n4", {HCA: (IBV_MISSING, ["node001"])}))
+    _, out = site.night(run("n5", {}, passing={HCA: nodes(3)}))
+    assert out.done == []
+    _, out = site.night(run("n6", {}, passing={HCA: nodes(3)}))
+    assert out.done == ["#1: closed after passing runs"]
+
+
+@pytest.mark.parametrize(("policy", "done", "tickets"), [
+    ("reopen", "#1: reopened", 1),
+    ("new", "#2: created (follows #1)", 2),
+    ("ignore", "#1: closed as fixed, ignored by policy", 1),
+])
+def test_recurrence_after_close_follows_the_policy_for_that_resolution(tmp_path, policy, done, tickets):
+    site = Site(tmp_path, recurrence="reopen", recurrence_by_status={"FIXED": policy}, close_after_passing_runs=1)
+    site.night(run("n1", {HCA: (IBV_MISSING, nodes(2))}))
+    site.night(run("n2", {}, passing={HCA: nodes(2)}))
+    _, out = site.night(run("n3", {HCA: (IBV_MISSING, nodes(2))}))
+    assert out.done == [done]
+    assert len(site.tracker.tickets(include_closed=True)) == tickets
+    if policy == "new":
+        assert "tracked before in #1 (closed as fixed)" in site.tracker.ticket("2")[1]
+
+
+def test_caps_file_one_run_wide_ticket_instead_of_hundreds(tmp_path):
+    site = Site(tmp_path, max_new_per_run=5, max_new_per_day=8)
+    broken = {f"integration_tests/test_mpi.py::test_case{i}": (SRUN_FAILED, nodes(50)) for i in range(40)}
+    decided, out = site.night(run("n1", broken))
+    assert decided.capped == "at most 5 new per run, 8 left of 8 today"
+    assert out.done == ["#1: created"]
+    assert site.tracker.find(RUN_WIDE_KEY).id == "1"
+    summary, description, _ = site.tracker.ticket("1")
+    assert summary.startswith("Run-wide failure: 40 new failure groups in run n1")
+    assert description.count("test_case") == 40
+    # Within the caps again: individual tickets, and the run-wide one keeps being commented while it lasts.
+    _, out = site.night(run("n2", dict(list(broken.items())[:4]), started="2026-11-26T03:00:00+00:00"))
+    assert sorted(out.done) == ["#2: created", "#3: created", "#4: created", "#5: created"]
+    # The day cap counts what was created today: 4 more would exceed 8 - 5.
+    more = {f"integration_tests/test_mpi.py::test_other{i}": (SRUN_FAILED, nodes(2)) for i in range(4)}
+    decided, out = site.night(run("n3", more, started="2026-11-26T04:00:00+00:00"))
+    assert decided.capped == "at most 5 new per run, 3 left of 8 today"
+    assert out.done == ["#1: commented"]
+
+
+def test_performance_regression_shows_measured_against_expected(site):
+    site.night(latency_regression("n1", ["cn0001", "cn0002"]))
+    summary, description, _ = site.tracker.ticket("1")
+    assert "performance regression on 2 nodes" in summary
+    assert "cn0001: latency 8 B: measured 3.61 us, expected 0.17 us within [-inf, 0.255]" in description
+
+
+class Down(LocalTracker):
+    """The local tracker with its server gone after ``ok`` successful requests."""
+
+    def __init__(self, path, ok):
+        super().__init__(path)
+        self.ok = ok
+
+    def find(self, key):
+        if self.ok <= 0:
+            raise TrackerUnavailable("connection refused")
+        self.ok -= 1
+        return super().find(key)
+
+
+def test_tracker_down_mid_run_queues_and_flush_files_each_once(tmp_path):
+    site = Site(tmp_path)
+    failing = {f"integration_tests/test_x.py::test_{i}": (IBV_MISSING, nodes(3)) for i in range(4)}
+    flaky = Down(tmp_path / "tickets.sqlite", ok=2)
+    _, out = site.night(run("n1", failing), backend=flaky)
+    assert out.done == ["#1: created", "#2: created"] and out.queued == 2
+    assert out.error == "TrackerUnavailable: connection refused"
+    assert len(site.queue) == 2
+    # A retried job with the tracker still down queues the two sent ones, not the queued ones again.
+    _, out = site.night(run("n1", failing), backend=Down(tmp_path / "tickets.sqlite", ok=0))
+    assert len(site.queue) == 4
+    out = flush(site.tracker, site.state, site.spec, site.queue)
+    assert out.done == ["#3: created", "#4: created",
+                        "#1: already commented in run n1", "#2: already commented in run n1"]
+    assert len(site.queue) == 0
+    assert len(site.tracker.tickets()) == 4
+    assert flush(site.tracker, site.state, site.spec, site.queue).done == []
+
+
+def test_plan_is_read_only(site):
+    decided = plan(run("n1", {HCA: (IBV_MISSING, nodes(2))}), site.state, site.spec, "plain")
+    assert [a.kind for a in decided.actions] == ["report"]
+    assert site.tracker.tickets() == [] and site.state.open_tickets() == []
+
+
+def test_new_fingerprint_algorithm_finds_tickets_filed_under_the_old_one(site, monkeypatch):
+    from harness.tickets import fingerprint
+
+    site.night(run("n1", {HCA: (IBV_MISSING, nodes(4))}))
+    monkeypatch.setitem(fingerprint.ALGORITHMS, 2, lambda line: fingerprint.ALGORITHMS[1](line).lower())
+    decided, out = site.night(run("n2", {HCA: (IBV_MISSING, nodes(4))}))
+    [action] = decided.actions
+    assert action.key.startswith("hpcos-v2-") and action.aliases[0].startswith("hpcos-v1-")
+    assert out.done == ["#1: commented"]
+    assert len(site.tracker.tickets()) == 1
