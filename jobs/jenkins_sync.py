@@ -29,6 +29,7 @@ from jobs.xml_normalise import NotXml, normalise, pretty
 
 # Levels of folders listed in one /api/json request (python-jenkins' own default).
 TREE_DEPTH = 10
+FOLDER_CLASS = "com.cloudbees.hudson.plugins.folder.Folder"
 TIMEOUT = 30
 
 
@@ -145,6 +146,10 @@ def list_jobs(client: jenkins.Jenkins, url: str) -> dict[str, LiveJob]:
     return found
 
 
+def _is_folder(job: RenderedJob) -> bool:
+    return job.xml.lstrip().split(b"\n", 1)[-1].lstrip().startswith(f"<{FOLDER_CLASS}".encode())
+
+
 def _parents(name: str) -> list[str]:
     parts = name.split("/")[:-1]
     return ["/".join(parts[: i + 1]) for i in range(len(parts))]
@@ -185,6 +190,13 @@ def sync(connection: Connection, jobs: list[RenderedJob], *, site: str, write: b
     if missing_parents:
         raise JenkinsError(f"folder {missing_parents[0]!r} does not exist on {url} and hpcos does not define it; "
                            "create it in Jenkins or set jenkins.folder in site.yaml to an existing folder")
+
+    # Jenkins cannot turn a job into a folder (or back) through config.xml: say so before writing anything.
+    for job in jobs:
+        if job.name in live.jobs and (live.jobs[job.name].kind == FOLDER_CLASS) != _is_folder(job):
+            raise JenkinsError(f"{job.name} exists on {url} as a {live.jobs[job.name].kind or 'item'}, but hpcos "
+                               f"defines it as a {'folder' if _is_folder(job) else 'job'}; rename or delete it "
+                               "in Jenkins, or choose another jenkins.folder")
 
     unread = [job.name for job in jobs if job.name in live.jobs and job.name not in live.configs]
     live_configs = {**live.configs, **_read_configs(connection, live.crumb, unread, workers)}

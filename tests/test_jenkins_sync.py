@@ -108,6 +108,14 @@ def test_job_vanishing_while_read_is_a_clear_404(double, conn, jobs):
         sync(conn, jobs, site=SITE, write=False)
 
 
+def test_a_job_where_the_folder_should_be_is_refused_before_any_write(double, conn, jobs):
+    double.put("hpcos", "<project><description>someone's job</description></project>")
+    with pytest.raises(JenkinsError, match="hpcos exists on .* as a hudson.model.FreeStyleProject, but hpcos "
+                                           "defines it as a folder"):
+        sync(conn, jobs, site=SITE, write=True)
+    assert double.writes() == []
+
+
 def test_missing_parent_folder_is_named(double, conn):
     job = RenderedJob("elsewhere/x", b"<project/>")
     with pytest.raises(JenkinsError, match="folder 'elsewhere' does not exist"):
