@@ -34,9 +34,10 @@ def register(sub) -> None:
 
 def _render(args) -> int:
     from jobs.job_definitions import project
-    from jobs.render import render
+    from jobs.render import render, render_pool
 
-    jobs = render(project(context.specs(args)), out_dir=args.output)
+    with render_pool() as pool:
+        jobs = render(project(context.specs(args)), pool=pool, out_dir=args.output)
     console.print(f"wrote {len(jobs)} jobs to {args.output}")
     return 0
 
@@ -55,10 +56,10 @@ def _sync(args, write: bool) -> int:
     from jobs.job_definitions import project
     from jobs.render import render, render_pool
 
-    spec_set = context.specs(args)
-    connection = jenkins_sync.connect(args.url or spec_set.site.jenkins.url)
     # Jenkins is read while the jobs render; the render workers fork before the reading threads start.
     with render_pool() as pool, ThreadPoolExecutor(max_workers=1) as background:
+        spec_set = context.specs(args)
+        connection = jenkins_sync.connect(args.url or spec_set.site.jenkins.url)
         live = background.submit(jenkins_sync.read_live, connection, [spec_set.site.jenkins.folder], args.workers)
         with console.status(f"rendering the jobs and reading {connection.url}"):
             jobs = render(project(spec_set), pool=pool)

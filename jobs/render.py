@@ -132,16 +132,19 @@ def render_workers() -> int:
 @contextmanager
 def render_pool(workers: int | None = None):
     """Worker processes for ``render``, forked now: start them before any thread (a fork copies
-    locks that other threads hold)."""
+    locks that other threads hold), and early, since they load JJB's modules while the caller
+    reads the specs."""
     workers = workers or render_workers()
     if workers <= 1:
         yield None
         return
-    # Import JJB's component modules once, here, rather than once in every worker.
+    with multiprocessing.get_context("fork").Pool(workers, initializer=_load_components) as pool:
+        yield RenderPool(pool, workers)
+
+
+def _load_components() -> None:
     with _repeated_lookups_done_once():
         ModuleRegistry(JJBConfig(str(JJB_CONFIG)), [])
-    with multiprocessing.get_context("fork").Pool(workers) as pool:
-        yield RenderPool(pool, workers)
 
 
 def render(project: dict, source_name: str = "hpcos-jobs.yaml", pool: RenderPool | None = None,
