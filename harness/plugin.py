@@ -1,7 +1,276 @@
-"""The hpcos pytest plugin (registered through the ``pytest11`` entry point)."""
+"""The hpcos pytest plugin (registered through the ``pytest11`` entry point).
+
+Options and ini settings are declared together; markers are registered; node tests are
+parametrized per selected node and MPI tests per stack, so JUnit shows one testcase per
+(test, node).  At the end of the session the run's results go to the ``pytest_hpcos_run_finished``
+hook (baselines, tickets), then to the ``--hpcos-results`` file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from pathlib import Path
+
+import pytest
+from ClusterShell.MsgTree import MsgTree
+from ClusterShell.NodeSet import NodeSet
 
 from harness import hookspecs
+from harness.launchers import CommandFailed, CommandResult
+from harness.results import TestResult
+from harness.session import DEFAULT_CLUSTER, HarnessSession, Selection
+from harness.state import SESSION_KEY, harness_session, item_state
+from hpcos.errors import UserError
+
+FIXTURES_MODULE = "harness.fixtures"  # registered by pytest itself, so its asserts are rewritten
+pytest_plugins = [FIXTURES_MODULE]
+
+MARKERS = {
+    "node": "runs on every selected node (parametrized per node, fanned out through the launcher)",
+    "job": "one MPI job across the selected nodes",
+    "mpi": "exercises an MPI stack (parametrized per stack, filtered by --mpi)",
+    "ib": "needs InfiniBand (skipped when the profile expects none)",
+    "perf": "measures performance against the profile's references",
+}
+HARNESS_FIXTURES = frozenset({"hpcos_session", "profile", "nodes", "node", "mpi_stack", "launcher", "run",
+                              "mpi_run", "measure"})
+# (option, ini name, help)
+OPTIONS = [
+    ("--cluster", "hpcos_cluster", f"cluster profile name or YAML path (default: {DEFAULT_CLUSTER})"),
+    ("--nodes", "hpcos_nodes", "ClusterShell node set to test, within the profile's nodes"),
+    ("--mpi", "hpcos_mpi", "MPI stack(s) to test, comma-separated (default: all of the profile's)"),
+    ("--hpcos-results", "hpcos_results", "write the run's results (JSON, harness.results) to this file"),
+]
 
 
 def pytest_addhooks(pluginmanager):
     pluginmanager.add_hookspecs(hookspecs)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("hpcos", "hpcos cluster integration tests")
+    for option, ini, help_text in OPTIONS:
+        group.addoption(option, dest=ini, default=None, help=help_text)
+        parser.addini(ini, help_text)
+
+
+def _setting(config: pytest.Config, name: str) -> str | None:
+    return config.getoption(name) or config.getini(name) or None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name, text in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {text}")
+    selection = Selection(cluster=_setting(config, "hpcos_cluster") or DEFAULT_CLUSTER,
+                          nodes=_setting(config, "hpcos_nodes"), mpi=_setting(config, "hpcos_mpi"),
+                          explicit=bool(_setting(config, "hpcos_cluster") or _setting(config, "hpcos_results")))
+    session = config.stash[SESSION_KEY] = HarnessSession(selection, Path(config.rootpath))
+    if selection.explicit:
+        # A wrong profile, node set or stack is the user's mistake: say so before collecting anything.
+        with _usage_errors():
+            session.nodes, session.stacks()
+
+
+@contextlib.contextmanager
+def _usage_errors():
+    try:
+        yield
+    except UserError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def _ours(name2fixturedefs, name: str) -> bool:
+    """Whether ``name`` resolves to this plugin's fixture, not to a same-named one of another suite."""
+    defs = name2fixturedefs.get(name)
+    return bool(defs) and defs[-1].func.__module__ == FIXTURES_MODULE
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    defs = metafunc._arg2fixturedefs  # pytest keeps no public accessor for the resolved fixtures
+    wants_node = _ours(defs, "node")
+    wants_stack = _ours(defs, "mpi_stack")
+    if not (wants_node or wants_stack):
+        return
+    session = harness_session(metafunc.config)
+    with _usage_errors():
+        if wants_node:
+            metafunc.parametrize("node", list(session.nodes), ids=str)
+        if wants_stack:
+            metafunc.parametrize("mpi_stack", session.stacks(), ids=lambda s: s.name)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        # ``-m node`` / ``-m mpi`` select a test by what it uses, marked or not.
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if "node" in params and not item.get_closest_marker("node"):
+            item.add_marker("node")
+        if "mpi_stack" in params and not item.get_closest_marker("mpi"):
+            item.add_marker("mpi")
+
+
+def _is_harness_test(item: pytest.Item) -> bool:
+    """Tests of a cluster run, as opposed to other tests in a session where the plugin is merely installed."""
+    if harness_session(item.config).selection.explicit:
+        return True
+    info = getattr(item, "_fixtureinfo", None)
+    return info is not None and any(_ours(info.name2fixturedefs, name) for name in HARNESS_FIXTURES)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if not _is_harness_test(item):
+        return
+    session = harness_session(item.config)
+    if item.get_closest_marker("ib") and not session.profile.infiniband.expected:
+        pytest.skip(f"profile {session.profile.name!r} expects no InfiniBand (infiniband.expected: false)")
+    state = item_state(item)
+    if state.node is None:
+        return
+    gone = session.unreachable.get(state.node)
+    if gone is not None and gone.reported_by != state.test_id:
+        pytest.skip(f"node unreachable: {state.node} (reported once, by {gone.reported_by})")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report: pytest.TestReport = yield
+    if not _is_harness_test(item):
+        return report
+    session = harness_session(item.config)
+    state = item_state(item)
+    if report.when == "call" and report.passed and state.violations:
+        report.outcome = "failed"
+        report.longrepr = "performance outside the profile's reference:\n" + "\n".join(state.violations)
+    if report.failed or report.when == "call" or (report.when == "setup" and report.skipped):
+        if state.result is not None and not state.result.failed:
+            session.results.remove(state.result)  # a teardown failure turns a pass into an error
+        if state.result is None or not state.result.failed:
+            rerun = _rerun(session, item) if report.failed else ""
+            if rerun:
+                report.sections.append(("hpcos rerun", rerun))
+            state.result = _result(item, report, call, rerun)
+            session.results.append(state.result)
+            item.user_properties.extend(_properties(state.result))  # junitxml reads them at teardown
+    return report
+
+
+def _rerun(session: HarnessSession, item: pytest.Item) -> str:
+    state = item_state(item)
+    nodes = state.node or (str(session.nodes) if session.used else None)
+    return session.rerun_command(state.keyword, nodes, state.mpi)
+
+
+def _result(item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo, rerun: str) -> TestResult:
+    session = harness_session(item.config)
+    state = item_state(item)
+    if report.skipped:
+        outcome = "skipped"
+    elif report.failed:
+        outcome = "failed" if report.when == "call" else "error"
+    else:
+        outcome = "passed"
+    node = state.node
+    if node is None and session.used and item.get_closest_marker("job"):
+        node = str(session.nodes)
+    elif node is None and state.commands:
+        node = str(NodeSet.fromlist([c.node for c in state.commands if c.node]))
+    failure_class = None
+    message = ""
+    shown = state.commands[-1] if state.commands else None
+    if report.failed:
+        failure_class = _failure_class(session, state, call)
+        failed_command = _failed_command(call)
+        message = failed_command.describe() if failed_command else _message(report)
+        shown = failed_command or shown
+    elif report.skipped and isinstance(report.longrepr, tuple):
+        message = report.longrepr[2].removeprefix("Skipped: ")
+    return TestResult(
+        test_id=state.test_id, node=node, outcome=outcome, duration=report.duration,
+        failure_class=failure_class, message=message, command=shown.command if shown else "",
+        rerun=rerun, mpi=state.mpi, measurements=list(state.measurements),
+    )
+
+
+def _failed_command(call: pytest.CallInfo) -> CommandResult | None:
+    """The command whose ``.check()`` failed the test, if that is what failed it."""
+    if call.excinfo is not None and isinstance(call.excinfo.value, CommandFailed):
+        return call.excinfo.value.result
+    return None
+
+
+def _failure_class(session: HarnessSession, state, call: pytest.CallInfo) -> str:
+    failed_command = _failed_command(call)
+    candidates = [failed_command] if failed_command else [c for c in state.commands if not c.ok]
+    for result in candidates:
+        if result.unreachable:
+            session.note_unreachable(result, state.test_id)
+            return "node unreachable"
+    if any(c.timed_out for c in candidates):
+        return "timeout"
+    if state.violations and call.excinfo is None:
+        return "performance regression"
+    return "error"
+
+
+def _message(report: pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    crash = getattr(longrepr, "reprcrash", None)
+    text = crash.message if crash is not None else str(longrepr)
+    return text[:20000]  # a runaway tool output must not blow up the results file
+
+
+def _properties(result: TestResult) -> list[tuple[str, str]]:
+    props = [("node", result.node or ""), ("mpi", result.mpi or "")]
+    if result.failure_class:
+        props.append(("failure_class", result.failure_class))
+    if result.rerun:
+        props.append(("rerun", result.rerun))
+    return props
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    session = harness_session(config)
+    failed = [r for r in session.results if r.failed]
+    if not failed:
+        return
+    terminalreporter.section("hpcos: failures grouped by identical output")
+    for test_id, nodes, text in group_failures(failed):
+        terminalreporter.write_line(f"{test_id} on {nodes} ({len(nodes)} node{'s' * (len(nodes) != 1)}):")
+        for line in text.splitlines()[:12]:
+            terminalreporter.write_line(f"    {line}")
+    terminalreporter.section("hpcos: rerun a failed (test, node) with")
+    for result in failed:
+        terminalreporter.write_line(result.rerun)
+
+
+def group_failures(failed: list[TestResult]) -> list[tuple[str, NodeSet, str]]:
+    """Failures of one test with the same text (node names aside) become one group of nodes,
+    gathered with ClusterShell's MsgTree as it gathers identical outputs of a fan-out."""
+    trees: dict[str, MsgTree] = {}
+    for result in failed:
+        node = result.node or "-"
+        text = f"[{result.failure_class}] {result.message}"
+        if result.node:
+            text = re.sub(rf"\b{re.escape(result.node)}\b", "<node>", text)
+        tree = trees.setdefault(result.test_id, MsgTree())
+        for line in text.splitlines() or [""]:
+            tree.add(node, line.encode())
+    groups = []
+    for test_id, tree in trees.items():
+        for msg, keys in tree.walk():
+            groups.append((test_id, NodeSet.fromlist(keys), bytes(msg).decode(errors="replace")))
+    return groups
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    harness = harness_session(config)
+    target = _setting(config, "hpcos_results")
+    if not (harness.used or target):
+        return  # a pytest session that never touched a cluster (the project's own tests)
+    run = harness.run_results()
+    config.hook.pytest_hpcos_run_finished(config=config, run=run)
+    if target:
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        run.write(target)

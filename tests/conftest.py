@@ -32,3 +32,16 @@ def require_tool(tool: str, debian_package: str) -> str:
 @pytest.fixture
 def repo_root() -> Path:
     return REPO
+
+
+# Real sshd on loopback and real single-node Slurm, for the harness and launcher tests.
+pytest_plugins = ["pytester", "sshd_fixture", "slurm_fixture", "mpi_probe_fixture"]
+
+
+def process_alive(pid: int) -> bool:
+    """True while ``pid`` runs; a zombie (dead, not yet reaped by init) counts as gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

@@ -12,52 +12,19 @@
  *
  * usage: pingpong [-s 0,8,1024,...] [-i iters] [-r reps] [-w warmup_reps]
  */
-#include <mpi.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-static void print_library(int ranks)
-{
-    char version[MPI_MAX_LIBRARY_VERSION_STRING];
-    int len = 0;
-    MPI_Get_library_version(version, &len);
-    /* Keep the first line only, and nothing that would need JSON escaping. */
-    for (int i = 0; i < len; i++) {
-        if (version[i] == '\n' || version[i] == '\r') { version[i] = '\0'; break; }
-        if (version[i] == '"' || version[i] == '\\' || (unsigned char)version[i] < 32) version[i] = ' ';
-    }
-    printf("{\"probe\": \"pingpong\", \"ranks\": %d, \"library\": \"%s\"}\n", ranks, version);
-    fflush(stdout);
-}
-
-static int parse_sizes(const char *text, long *sizes, int max)
-{
-    int n = 0;
-    char *copy = strdup(text), *save = NULL;
-    for (char *tok = strtok_r(copy, ",", &save); tok && n < max; tok = strtok_r(NULL, ",", &save))
-        sizes[n++] = atol(tok);
-    free(copy);
-    return n;
-}
+#include "probe.h"
 
 int main(int argc, char **argv)
 {
-    long sizes[64] = {0, 8, 64, 1024, 8192, 65536, 1048576};
-    int nsizes = 7, iters = 1000, reps = 5, warmup = 1;
+    struct probe_options opt = {{0, 8, 64, 1024, 8192, 65536, 1048576}, 7, 1000, 5, 1};
     int rank, ranks;
 
     MPI_Init(&argc, &argv);
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &ranks);
 
-    for (int i = 1; i < argc - 1; i++) {
-        if (!strcmp(argv[i], "-s")) nsizes = parse_sizes(argv[++i], sizes, 64);
-        else if (!strcmp(argv[i], "-i")) iters = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "-r")) reps = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "-w")) warmup = atoi(argv[++i]);
-    }
-    if (rank == 0) print_library(ranks);
+    probe_parse_options(argc, argv, &opt);
+    if (rank == 0) probe_header("pingpong", ranks);
     if (ranks < 2) {
         fprintf(stderr, "pingpong: needs at least 2 ranks, got %d\n", ranks);
         MPI_Finalize();
@@ -65,16 +32,16 @@ int main(int argc, char **argv)
     }
 
     long max_size = 0;
-    for (int s = 0; s < nsizes; s++) if (sizes[s] > max_size) max_size = sizes[s];
+    for (int s = 0; s < opt.nsizes; s++) if (opt.sizes[s] > max_size) max_size = opt.sizes[s];
     char *buf = malloc(max_size > 0 ? max_size : 1);
     memset(buf, rank + 1, max_size > 0 ? max_size : 1);
 
-    for (int s = 0; s < nsizes; s++) {
-        long size = sizes[s];
+    for (int s = 0; s < opt.nsizes; s++) {
+        long size = opt.sizes[s];
         /* Fewer exchanges for large messages keep a repetition near constant time. */
-        int n = size > 8192 ? (int)(iters * 8192L / size) : iters;
+        int n = size > 8192 ? (int)(opt.iters * 8192L / size) : opt.iters;
         if (n < 10) n = 10;
-        for (int r = 0; r < warmup + reps; r++) {
+        for (int r = 0; r < opt.warmup + opt.reps; r++) {
             MPI_Barrier(MPI_COMM_WORLD);
             double t0 = MPI_Wtime();
             for (int k = 0; k < n; k++) {
@@ -92,7 +59,7 @@ int main(int argc, char **argv)
                 double bandwidth = latency_us > 0 ? size / latency_us : 0.0; /* bytes/us == MB/s */
                 printf("{\"size\": %ld, \"rep\": %d, \"warmup\": %s, \"iters\": %d, "
                        "\"latency_us\": %.4f, \"bandwidth_MBps\": %.2f}\n",
-                       size, r - warmup, r < warmup ? "true" : "false", n, latency_us, bandwidth);
+                       size, r - opt.warmup, r < opt.warmup ? "true" : "false", n, latency_us, bandwidth);
                 fflush(stdout);
             }
         }

@@ -1,0 +1,33 @@
+"""The local launcher: this machine is the only node (a laptop, a CI host, the ``local`` profile)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from ClusterShell.NodeSet import NodeSet
+
+from harness.launchers.base import Command, CommandResult, Launcher, command_text, with_env
+from harness.process import run_process
+from harness.profiles import MpiStack
+
+
+class LocalLauncher(Launcher):
+    name = "local"
+
+    def run(self, command: Command, nodes: NodeSet, *, timeout: float,
+            env: Mapping[str, str] | None = None) -> dict[str, CommandResult]:
+        # Every node name stands for this machine; running it once per name keeps one result per node.
+        return {node: run_local(command, node=node, timeout=timeout, env=env) for node in nodes}
+
+    def mpi(self, binary: str, args: Sequence[str], *, np: int, stack: MpiStack, nodes: NodeSet,
+            timeout: float, env: Mapping[str, str] | None = None) -> CommandResult:
+        argv = [*stack.mpirun, "-np", str(np), binary, *args]
+        command = with_env(argv, None, stack.module) if stack.module else argv
+        return run_local(command, node=str(nodes), timeout=timeout, env={**stack.env, **(env or {})})
+
+
+def run_local(command: Command, *, node: str | None, timeout: float,
+              env: Mapping[str, str] | None = None) -> CommandResult:
+    done = run_process(command, timeout=timeout, env=env)
+    return CommandResult(node, command_text(command), done.exit_code, done.stdout, done.stderr,
+                         done.duration, done.timed_out)

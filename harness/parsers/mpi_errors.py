@@ -1,0 +1,55 @@
+"""The lines of an MPI job's stderr that say why it failed, in the MPI library's own words.
+
+A failed Open MPI job prints its explanation as help blocks between dashed lines at the *top* of
+stderr, followed by dozens of abort and ORTE lines; MPICH prints "Fatal error in ..." and a
+"BAD TERMINATION" banner.  A failure message that keeps only the tail of stderr would lose the one
+sentence that matters ("At least one pair of MPI processes are unable to reach each other"), so
+this picks those parts out, in order, without duplicates.
+"""
+
+from __future__ import annotations
+
+import re
+
+_RULE = re.compile(r"^-{20,}$")
+_KEY_LINE = re.compile(
+    r"(\*\*\* An error occurred in|\*\*\* MPI_ERRORS_ARE_FATAL|ORTE_ERROR_LOG|PMIX_ERROR|"
+    r"Fatal error in |BAD TERMINATION|YOUR APPLICATION TERMINATED|HYD_|HYDU_|\[proxy:|"
+    r"Abort\(\d+\)|MPI_ABORT was invoked|exited on signal|not enough slots)"
+)
+
+
+def summary(stderr: str, *, max_lines: int = 40) -> str:
+    """Open MPI help blocks and MPI error lines from ``stderr``; empty when there are none."""
+    picked: list[str] = []
+    seen: set[str] = set()
+    block: list[str] | None = None
+    for line in stderr.splitlines():
+        text = line.rstrip()
+        if _RULE.match(text.strip()):
+            if block is not None:  # a help block closes
+                body = "\n".join(block).strip()
+                if body and body not in seen:
+                    seen.add(body)
+                    picked.append(body)
+                block = None
+            else:
+                block = []
+            continue
+        if block is not None:
+            block.append(text)
+            continue
+        # "[vm:1234] *** An error ..." -> compare without the host:pid prefix
+        key = re.sub(r"^\[[^\]]*\]\s*", "", text)
+        if _KEY_LINE.search(text) and key not in seen:
+            seen.add(key)
+            picked.append(text)
+    lines = "\n".join(picked).splitlines()
+    return "\n".join(lines[:max_lines])
+
+
+def explain(result) -> str:
+    """A failed MPI launch (a ``CommandResult``) in words: the MPI library's own lines first, then
+    the command with the tail of its output."""
+    why = summary(result.stderr)
+    return f"{why}\n{result.describe()}" if why else result.describe()

@@ -1,0 +1,1 @@
+"""The integration tests run with the hpcos pytest plugin (``hpcos test``); its fixtures are in harness/fixtures.py."""

@@ -1,0 +1,89 @@
+"""MPI correctness and performance with the hpcos probes, once per MPI stack of the profile.
+
+Every test checks the rank count the job really had: a binary started by another MPI's launcher
+runs as N single-rank jobs that all exit 0, and only the probes' "ranks" field tells.  Probes are
+compiled with the stack's own mpicc (cached by content and compiler, harness.probe_build).
+Performance figures are the median of the timed repetitions (warm-up dropped, every sample kept)
+and are checked against the profile's ReFrame-style references.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.parsers import ParseError, mpi_errors, probe
+from harness.probe_build import ProbeBuildError, build_probe
+
+pytestmark = [pytest.mark.mpi, pytest.mark.job]
+
+PINGPONG_SIZES = [8, 1024, 65536, 1048576]
+ALLREDUCE_SIZES = [8, 1024, 65536]
+
+
+def sizes_to_measure(defaults: list[int], profile, stack: str, *metrics: str) -> list[int]:
+    """The default sizes plus every size the profile has a reference for, so no reference goes unchecked."""
+    referenced = {size for metric in metrics for size in profile.references.get(metric, {}).get(stack, {})}
+    return sorted(set(defaults) | referenced)
+
+
+@pytest.fixture
+def run_probe(mpi_stack, mpi_run, nodes):
+    """``run_probe(name, args, np=None) -> ProbeOutput``: build, launch, parse, check the rank count."""
+
+    def run_probe(name: str, args=(), *, np: int | None = None) -> probe.ProbeOutput:
+        np = np or max(2, len(nodes))
+        try:
+            binary = build_probe(name, mpi_stack.mpicc, module=mpi_stack.module, env=mpi_stack.env)
+        except ProbeBuildError as exc:
+            pytest.fail(str(exc), pytrace=False)
+        result = mpi_run(binary, args, np=np, stack=mpi_stack)
+        try:
+            out, unreadable = probe.parse(result.stdout, name), None
+        except ParseError as exc:
+            out, unreadable = None, str(exc)
+        # Lead with the diagnosis: the rank count (even when the job failed, the other launcher's
+        # singletons say so), then the MPI library's own words, then the command and its output.
+        # (A job that succeeded may still print MPI warnings: those are not a failure.)
+        problem = out.rank_problem(np) if out else None
+        if not result.ok:
+            pytest.fail("\n".join(filter(None, [problem, mpi_errors.explain(result)])), pytrace=False)
+        if problem or unreadable:
+            pytest.fail(f"{problem or unreadable}\n{result.describe()}", pytrace=False)
+        return out
+
+    return run_probe
+
+
+def test_rank_count(run_probe, nodes):
+    out = run_probe("hello")
+    assert [r["rank"] for r in out.records] == list(range(out.ranks))
+    hosts = {r["host"] for r in out.records}
+    assert hosts, "no rank reported its host"
+
+
+def test_ring(run_probe):
+    out = run_probe("ring", ["-l", "10"])
+    (lap,) = out.records
+    assert lap["ok"], f"ring token {lap['token']} after {lap['laps']} laps, expected {lap['expected']}"
+
+
+def test_pingpong(run_probe, measure, profile, mpi_stack):
+    sizes = sizes_to_measure(PINGPONG_SIZES, profile, mpi_stack.name, "pingpong_latency", "pingpong_bandwidth")
+    out = run_probe("pingpong", ["-s", ",".join(map(str, sizes)), "-i", "500", "-r", "5", "-w", "1"], np=2)
+    assert out.sizes() == sizes
+    for size in sizes:
+        measure("pingpong_latency", out.median("latency_us", size), "us", "lower", size=size,
+                samples=out.samples("latency_us", size))
+        measure("pingpong_bandwidth", out.median("bandwidth_MBps", size), "MB/s", "higher", size=size,
+                samples=out.samples("bandwidth_MBps", size))
+
+
+def test_allreduce(run_probe, measure, profile, mpi_stack):
+    sizes = sizes_to_measure(ALLREDUCE_SIZES, profile, mpi_stack.name, "allreduce_latency")
+    out = run_probe("allreduce", ["-s", ",".join(map(str, sizes)), "-i", "100", "-r", "5", "-w", "1"])
+    wrong = [r for r in out.records if r["errors"]]
+    assert not wrong, "MPI_Allreduce gave wrong sums: " + "; ".join(
+        f"{r['errors']} of {r['count']} elements at {r['size']} B (rep {r['rep']})" for r in wrong)
+    for size in sizes:
+        measure("allreduce_latency", out.median("latency_us", size), "us", "lower", size=size,
+                samples=out.samples("latency_us", size))
