@@ -34,10 +34,9 @@ def register(sub) -> None:
 
 def _render(args) -> int:
     from jobs.job_definitions import project
-    from jobs.render import render, render_pool
+    from jobs.render import render
 
-    with render_pool() as pool:
-        jobs = render(project(context.specs(args)), pool=pool, out_dir=args.output)
+    jobs = render(project(context.specs(args)), out_dir=args.output)
     console.print(f"wrote {len(jobs)} jobs to {args.output}")
     return 0
 
@@ -56,13 +55,14 @@ def _sync(args, write: bool) -> int:
     from jobs.job_definitions import project
     from jobs.render import render, render_pool
 
+    spec_set = context.specs(args)
+    connection = jenkins_sync.connect(args.url or spec_set.site.jenkins.url)
+    jobs_data = project(spec_set)
     # Jenkins is read while the jobs render; the render workers fork before the reading threads start.
-    with render_pool() as pool, ThreadPoolExecutor(max_workers=1) as background:
-        spec_set = context.specs(args)
-        connection = jenkins_sync.connect(args.url or spec_set.site.jenkins.url)
+    with render_pool(jobs_data) as pool, ThreadPoolExecutor(max_workers=1) as background:
         live = background.submit(jenkins_sync.read_live, connection, [spec_set.site.jenkins.folder], args.workers)
         with console.status(f"rendering the jobs and reading {connection.url}"):
-            jobs = render(project(spec_set), pool=pool)
+            jobs = render(jobs_data, pool=pool)
             live_state = live.result()
         report = jenkins_sync.sync(connection, jobs, site=spec_set.site.name, write=write, prune=args.prune,
                                    workers=args.workers, live=live_state)

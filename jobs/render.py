@@ -130,21 +130,20 @@ def render_workers() -> int:
 
 
 @contextmanager
-def render_pool(workers: int | None = None):
+def render_pool(project: dict | None = None, workers: int | None = None):
     """Worker processes for ``render``, forked now: start them before any thread (a fork copies
-    locks that other threads hold), and early, since they load JJB's modules while the caller
-    reads the specs."""
+    locks that other threads hold).  With ``project``, one job of each of its templates is rendered
+    first, here, so that JJB's modules are imported and its entry-point caches filled once for all
+    the workers rather than once in each."""
     workers = workers or render_workers()
     if workers <= 1:
         yield None
         return
-    with multiprocessing.get_context("fork").Pool(workers, initializer=_load_components) as pool:
+    if project is not None:
+        first_of_each = list({next(iter(entry)): entry for entry in reversed(project["project"]["jobs"])}.values())
+        _render(templates_text(), [{"project": {**project["project"], "jobs": first_of_each}}], "warm-up")
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
         yield RenderPool(pool, workers)
-
-
-def _load_components() -> None:
-    with _repeated_lookups_done_once():
-        ModuleRegistry(JJBConfig(str(JJB_CONFIG)), [])
 
 
 def render(project: dict, source_name: str = "hpcos-jobs.yaml", pool: RenderPool | None = None,
@@ -159,7 +158,7 @@ def render(project: dict, source_name: str = "hpcos-jobs.yaml", pool: RenderPool
     if len(project["project"]["jobs"]) >= PARALLEL_MIN_ENTRIES:
         if pool is not None:
             return _render_split(project, source_name, pool, out_dir)
-        with render_pool() as own_pool:
+        with render_pool(project) as own_pool:
             if own_pool is not None:
                 return _render_split(project, source_name, own_pool, out_dir)
     return _render_part(project, source_name, out_dir)

@@ -180,7 +180,7 @@ def test_yaml_is_templates_plus_the_generated_project(repo_root):
 def test_split_render_equals_one_process_and_refuses_duplicates(many_site):
     spec_set = load_specs(many_site)
     data = project(spec_set)
-    with render_pool(2) as pool:
+    with render_pool(data, workers=2) as pool:
         split = render(data, pool=pool)
         # One process, through the YAML text that plain jenkins-jobs would read.
         assert split == render_yaml(jjb_yaml(spec_set))
