@@ -53,6 +53,8 @@ class Measurement:
 
 @dataclass
 class TestResult:
+    __test__ = False  # a result record, not a pytest test class
+
     test_id: str  # pytest node id without the node parameter
     node: str | None  # one node, a node set (job-level tests), or None for node-less tests
     outcome: Outcome
