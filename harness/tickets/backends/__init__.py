@@ -14,8 +14,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import requests
-
 from harness.tickets.credentials import Credentials
 from jobs.specs import Tracker as TrackerSpec
 
@@ -97,6 +95,10 @@ def translated(tracker: str, errors: tuple[type[BaseException], ...],
     ``status`` extracts the HTTP status from the library's exception; an unknown status counts as
     unavailable, since queueing is harmless and losing a ticket is not.
     """
+    # Imported here: every nightly run opens the ticket session, most with the local SQLite
+    # tracker, and requests costs a tenth of a second to import.
+    import requests
+
     try:
         yield
     except (requests.ConnectionError, requests.Timeout) as exc:
