@@ -1,0 +1,216 @@
+"""One night and the next morning of the process, through the real ``hpcos`` command.
+
+Build -> test -> production as the seed describes it, with every real part this machine has:
+rpmbuild builds the upstream packages and the site's overlay rebuild, createrepo_c makes the
+upstream binary and source repositories, dnf mirrors and queries them, Open MPI runs the MPI test,
+and each step is a separate ``hpcos`` process, as the Jenkins jobs run it:
+
+  repo sync -> build hello (site patch) -> repo publish -> promote daily testing
+  -> nightly: test (an os_update check fails: this Debian machine has no such RPM installed)
+  -> record-run -> promote testing production is refused -> a ticket names the node -> report
+  -> a second nightly run that passes -> record-run -> promote testing production
+  -> dnf sees the overlay build through the production pointer -> kernel fast path, recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REPO, require_tool
+from rpm_fixtures import GOOD_PATCH, UpstreamPackage, file_url
+from rpm_fixtures import make_repo as make_srpm_repo
+from rpm_repo_fixtures import Rpm, RpmFactory, make_repo, repoquery_many
+
+TARGET = "el9-x86_64"
+OVERLAY_NEVRA = "hello-0:1.0-1.el9.hpc1.x86_64"
+BASE_HELLO = Rpm("hello", "1.0", "1.el9", "x86_64")
+BASE = [Rpm("alpha", "1.0"), BASE_HELLO, Rpm("kernel", "5.14.0", "1.el9", "x86_64")]
+KERNEL_V1 = Rpm("kernel", "5.14.0", "1.el9.hpc1", "x86_64")
+KERNEL_V2 = Rpm("kernel", "5.14.0", "2.el9.hpc1", "x86_64")  # the security fix
+
+# Fast tests that pass here, and the os_update check that cannot: `rpm -q hello` on this machine.
+PASSING = "test_hostname or test_rank_count"
+FAILING = "test_overlay_packages_are_installed"
+
+
+def site_yaml(store: Path, upstream: Path, profile: Path) -> dict:
+    return {
+        "name": "e2e-site",
+        "store": {"root": str(store), "keep_snapshots": 20},
+        "targets": {TARGET: {"release": 9, "arch": "x86_64", "mock_config": "rocky+epel-9-x86_64"}},
+        "mirrors": {"baseos": {"url": file_url(upstream / "base") + "/{release}/{arch}/",
+                               "source_url": file_url(upstream / "source") + "/{release}/"}},
+        "overlays": {"kernel-overlay": {"description": "site kernel", "fastpath": True},
+                     "hpc-overlay": {"description": "MPI stacks and friends"}},
+        "environments": {"daily": {"schedule": "H 1 * * *"}, "testing": {"source": "daily"},
+                         "production": {"source": "testing", "gate": "nightly"}},
+        "jenkins": {"url": "https://jenkins.example.org/", "folder": "hpcos", "build_label": "rpm",
+                    "test_label": "cluster"},
+        "tracker": {"backend": "local"},
+        "harness": {"profile": str(profile)},
+    }
+
+
+def package_yaml(name: str, overlay: str, patches: list[dict]) -> dict:
+    return {"name": name, "overlay": overlay, "upstream": {"mirror": "baseos"}, "release_tag": ".hpc1",
+            "targets": [TARGET], "builder": "rpmbuild", "owner": "HPC Admins <hpc@example.org>",
+            "patches": patches, "tests": ["test_rank_count"]}
+
+
+class Site:
+    """A site on disk and the ``hpcos`` command run against it, one process per step like Jenkins."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.specs = root / "specs"
+        self.store = root / "store"
+        self.upstream = root / "upstream"
+        self.profile = root / "e2e-cluster.yaml"
+        self.work = root / "workspace"  # the Jenkins job's workspace: results, JUnit, report
+        self.work.mkdir(parents=True)
+        self.factory = RpmFactory(root / "rpmbuild")
+
+    def set_kernel_build(self, rpm: Rpm) -> None:
+        """The kernel overlay's working repository, as ``hpcos build kernel`` leaves it."""
+        make_repo(self.factory, self.store / "overlays" / "kernel-overlay" / TARGET, [rpm])
+
+    def hpcos(self, *args: str, env: dict | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
+        # Only what this test gives: a Jenkins variable from the outer environment would leak into the results.
+        environ = {k: v for k, v in os.environ.items() if k not in ("BUILD_URL", "HPCOS_TESTING_SNAPSHOT")}
+        environ.update({"HPCOS_SPECS": str(self.specs), "HPCOS_STORE": str(self.store), **(env or {})})
+        return subprocess.run([sys.executable, "-m", "hpcos.cli", *args], cwd=self.work, env=environ,
+                              capture_output=True, text=True, timeout=timeout)
+
+    def ok(self, *args: str, env: dict | None = None) -> str:
+        done = self.hpcos(*args, env=env)
+        assert done.returncode == 0, f"hpcos {' '.join(args)} exited {done.returncode}:\n{done.stderr}{done.stdout}"
+        return done.stdout
+
+    def env_url(self, env: str, repo: str) -> str:
+        return (self.store / "environments" / env / repo).as_uri()
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Site:
+    for tool, package in (("rpmbuild", "rpm"), ("createrepo_c", "createrepo-c"), ("dnf", "dnf"),
+                          ("mpicc.openmpi", "libopenmpi-dev")):
+        require_tool(tool, package)
+    site = Site(tmp_path)
+    make_repo(site.factory, site.upstream / "base" / "9" / "x86_64", BASE)
+    srpm = UpstreamPackage(name="hello").build_srpm(tmp_path / "srpm")
+    make_srpm_repo(site.upstream / "source" / "9", srpm)
+
+    site.specs.mkdir()
+    (site.specs / "site.yaml").write_text(yaml.safe_dump(site_yaml(site.store, site.upstream, site.profile)))
+    patch = {"file": "0001-greet-the-site.patch", "reason": "Users must see which build they run.",
+             "upstream": "https://bugs.example.org/42"}
+    (site.specs / "hello.yaml").write_text(yaml.safe_dump(package_yaml("hello", "hpc-overlay", [patch])))
+    (site.specs / "kernel.yaml").write_text(yaml.safe_dump(package_yaml("kernel", "kernel-overlay", [])))
+    (site.specs / "patches" / "hello").mkdir(parents=True)
+    (site.specs / "patches" / "hello" / patch["file"]).write_text(GOOD_PATCH)
+
+    profile = yaml.safe_load((REPO / "integration_tests" / "clusters" / "local.yaml").read_text())
+    profile["name"] = "e2e-cluster"
+    profile["os_update"] = {"testing_repo": site.env_url("testing", f"hpc-overlay-{TARGET}"),
+                            "kernel_package": "kernel", "packages": ["hello"]}
+    site.profile.write_text(yaml.safe_dump(profile))
+    return site
+
+
+def nightly(site: Site, name: str, selection: str) -> tuple[subprocess.CompletedProcess, dict, Path]:
+    """What the nightly job runs: the testing snapshot id, then the harness with results and tickets."""
+    snapshot = site.ok("repo", "status", "testing", "--id").strip()
+    results, junit = site.work / f"{name}.json", site.work / f"{name}.xml"
+    done = site.hpcos("test", "--cluster", str(site.profile), "--mpi", "openmpi", "--results", str(results),
+                      "--junitxml", str(junit), "--tickets", "local", "-k", selection, "-p", "no:cacheprovider",
+                      env={"HPCOS_TESTING_SNAPSHOT": snapshot, "BUILD_URL": f"https://jenkins.example.org/{name}/"})
+    run = json.loads(results.read_text())
+    assert run["testing_snapshot"] == snapshot, run["testing_snapshot"]
+    assert run["build_url"] == f"https://jenkins.example.org/{name}/"
+    cases = list(ET.parse(junit).getroot().iter("testcase"))
+    assert len(cases) == len(run["results"]), "one JUnit test case per (test, node) result"
+    return done, run, results
+
+
+def test_one_night_and_the_next_morning(site: Site):
+    # The day before: production runs the plain mirror (its first deployment, forced with a reason).
+    site.ok("repo", "sync")
+    daily = repoquery_many({"base": site.env_url("daily", f"baseos-{TARGET}")}, site.root / "dnf")["base"]
+    assert daily == {"alpha-0:1.0-1.noarch"}, "the mirror leaves out what the overlays replace"
+    site.ok("repo", "promote", "daily", "testing")
+    unforced = site.hpcos("repo", "promote", "testing", "production")
+    assert unforced.returncode != 0 and "nightly" in unforced.stderr, unforced.stderr
+    site.ok("repo", "promote", "testing", "production", "--force", "--reason", "first deployment")
+
+    # Build phase: rebuild the overlay package with the site patch, publish it, compose testing.
+
+    site.ok("build", "hello", "--target", TARGET, "--junit", str(site.work / "build-junit.xml"))
+    site.ok("repo", "publish", "hpc-overlay")
+    site.set_kernel_build(KERNEL_V1)
+    site.ok("repo", "publish", "kernel-overlay")
+    site.ok("repo", "promote", "daily", "testing")
+    testing = repoquery_many({"o": site.env_url("testing", f"hpc-overlay-{TARGET}")}, site.root / "dnf")["o"]
+    assert OVERLAY_NEVRA in testing
+
+    # Test phase, night one: the os_update check fails (hello is not installed on this machine).
+    done, run, results = nightly(site, "night1", f"{PASSING} or {FAILING}")
+    assert done.returncode == 1, done.stdout + done.stderr
+    outcomes = {(r["test_id"].split("::")[-1], r["node"]): r["outcome"] for r in run["results"]}
+    failed = [key for key, outcome in outcomes.items() if outcome == "failed"]
+    assert failed == [(FAILING, "localhost")], outcomes
+    assert outcomes[("test_rank_count", "localhost")] == "passed", outcomes
+    failure = next(r for r in run["results"] if r["outcome"] == "failed")
+    assert "hello" in failure["message"] and OVERLAY_NEVRA.split("-0:")[1].rsplit(".", 1)[0] in failure["message"]
+    site.ok("repo", "record-run", str(results))
+
+    refused = site.hpcos("repo", "promote", "testing", "production")
+    assert refused.returncode != 0
+    assert run["testing_snapshot"] in refused.stderr and "fail" in refused.stderr.lower(), refused.stderr
+    assert "Traceback" not in refused.stderr
+
+    listing = site.ok("tickets", "list", env={"COLUMNS": "250"})
+    assert listing.count(f"::{FAILING}") == 1 and " new " in listing, listing
+    ticket = site.ok("tickets", "show", "1")
+    assert "Nodes (1): localhost" in ticket and run["testing_snapshot"] in ticket, ticket
+    assert "localhost: hello is not installed (testing has 1.0-1.el9.hpc1.x86_64)" in ticket, ticket
+    assert f"--cluster {site.profile}" in ticket, "the ticket's rerun command must work where the run's did"
+
+    changes = site.work / "changes.json"
+    changes.write_text(site.ok("repo", "diff", "production", "testing", "--json"))
+    assert json.loads(changes.read_text())["repositories"][f"hpc-overlay-{TARGET}"]["added"] == [OVERLAY_NEVRA]
+    site.ok("report", run["run_id"], "-o", str(site.work / "report"), "--package-changes", str(changes))
+    html = "\n".join(p.read_text() for p in (site.work / "report").rglob("*.html"))
+    assert FAILING in html and "localhost" in html
+    assert "hello" in html and "1.el9.hpc1" in html, "the report lists the package changes under test"
+
+    # Night two: only tests that pass here; the gate opens for that same testing snapshot.
+    done, run2, results2 = nightly(site, "night2", PASSING)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert run2["testing_snapshot"] == run["testing_snapshot"]
+    assert {r["outcome"] for r in run2["results"]} == {"passed"}
+    site.ok("repo", "record-run", str(results2))
+    site.ok("repo", "promote", "testing", "production")
+
+    # Production: dnf, through the production pointer, sees the site's build and not the base one.
+    seen = repoquery_many({"base": site.env_url("production", f"baseos-{TARGET}"),
+                           "overlay": site.env_url("production", f"hpc-overlay-{TARGET}")}, site.root / "dnf2")
+    hellos = {n for repo in seen.values() for n in repo if n.startswith("hello-")}
+    assert hellos == {OVERLAY_NEVRA}, seen
+
+    # Security fast path: the fixed kernel goes to testing and production the same day, reason on record.
+    site.set_kernel_build(KERNEL_V2)
+    site.ok("repo", "publish", "kernel-overlay")
+    site.ok("repo", "fastpath", "kernel-overlay", "--reason", "CVE-2026-0001 in the kernel")
+    status = site.ok("repo", "status", "production", env={"COLUMNS": "250"})
+    assert "fastpath" in status and "kernel-overlay: CVE-2026-0001 in the kernel" in status, status
+    kernels = repoquery_many({env: site.env_url(env, f"kernel-overlay-{TARGET}") for env in ("testing", "production")},
+                             site.root / "dnf3")
+    assert kernels == {"testing": {KERNEL_V2.nevra}, "production": {KERNEL_V2.nevra}}
+    assert site.ok("repo", "status", "production", "--id").strip() != run2["testing_snapshot"]
