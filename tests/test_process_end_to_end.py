@@ -82,11 +82,13 @@ class Site:
         make_repo(self.factory, self.store / "overlays" / "kernel-overlay" / TARGET, [rpm])
 
     def hpcos(self, *args: str, env: dict | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
-        # Only what this test gives: a Jenkins variable from the outer environment would leak into the results.
-        environ = {k: v for k, v in os.environ.items() if k not in ("BUILD_URL", "HPCOS_TESTING_SNAPSHOT")}
-        environ.update({"HPCOS_SPECS": str(self.specs), "HPCOS_STORE": str(self.store), **(env or {})})
-        return subprocess.run([sys.executable, "-m", "hpcos.cli", *args], cwd=self.work, env=environ,
-                              capture_output=True, text=True, timeout=timeout)
+        # Only what this test gives: the site comes from --specs/--store alone, and a variable from the
+        # outer environment would leak into the results.
+        environ = {k: v for k, v in os.environ.items()
+                   if k not in ("BUILD_URL", "HPCOS_TESTING_SNAPSHOT", "HPCOS_SPECS", "HPCOS_STORE")}
+        environ.update(env or {})
+        argv = [sys.executable, "-m", "hpcos.cli", "--specs", str(self.specs), "--store", str(self.store), *args]
+        return subprocess.run(argv, cwd=self.work, env=environ, capture_output=True, text=True, timeout=timeout)
 
     def ok(self, *args: str, env: dict | None = None) -> str:
         done = self.hpcos(*args, env=env)
