@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import REPO, require_tool
-from rpm_fixtures import GOOD_PATCH, UpstreamPackage, file_url
+from rpm_fixtures import GOOD_PATCH, UpstreamPackage, file_url, rpm_query
 from rpm_fixtures import make_repo as make_srpm_repo
 from rpm_repo_fixtures import Rpm, RpmFactory, make_repo, repoquery_many
 
@@ -153,7 +153,14 @@ def test_one_night_and_the_next_morning(site: Site):
 
     # Build phase: rebuild the overlay package with the site patch, publish it, compose testing.
 
+    due = site.hpcos("build", "hello", "--target", TARGET, "--check-upstream")
+    assert due.returncode == 3, f"no overlay build yet: a rebuild is due\n{due.stderr}"
     site.ok("build", "hello", "--target", TARGET, "--junit", str(site.work / "build-junit.xml"))
+    junit = ET.parse(site.work / "build-junit.xml").getroot()
+    assert [c.get("name") for c in junit.iter("testcase")] == ["source", "patch", "build", "publish"]
+    assert junit.get("failures") == "0" and junit.get("errors") == "0"
+    current = site.hpcos("build", "hello", "--target", TARGET, "--check-upstream")
+    assert current.returncode == 0, f"the overlay is current once built\n{current.stderr}"
     site.ok("repo", "publish", "hpc-overlay")
     site.set_kernel_build(KERNEL_V1)
     site.ok("repo", "publish", "kernel-overlay")
@@ -205,6 +212,9 @@ def test_one_night_and_the_next_morning(site: Site):
                            "overlay": site.env_url("production", f"hpc-overlay-{TARGET}")}, site.root / "dnf2")
     hellos = {n for repo in seen.values() for n in repo if n.startswith("hello-")}
     assert hellos == {OVERLAY_NEVRA}, seen
+    served = next((site.store / "environments" / "production" / f"hpc-overlay-{TARGET}").rglob("hello-*.x86_64.rpm"))
+    changelog = rpm_query(served, "[%{CHANGELOGTEXT}\n]")
+    assert "0001-greet-the-site.patch" in changelog and "https://bugs.example.org/42" in changelog, changelog
 
     # Security fast path: the fixed kernel goes to testing and production the same day, reason on record.
     site.set_kernel_build(KERNEL_V2)
