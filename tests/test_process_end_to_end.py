@@ -38,9 +38,11 @@ KERNEL_V2 = Rpm("kernel", "5.14.0", "2.el9.hpc1", "x86_64")  # the security fix
 # Fast tests that pass here, and the os_update check that cannot: `rpm -q hello` on this machine.
 PASSING = "test_hostname or test_rank_count"
 FAILING = "test_overlay_packages_are_installed"
+# site.yaml's harness.profile: relative to the site's repository, which the nightly job's workspace is not.
+PROFILE = "clusters/e2e-cluster.yaml"
 
 
-def site_yaml(store: Path, upstream: Path, profile: Path) -> dict:
+def site_yaml(store: Path, upstream: Path) -> dict:
     return {
         "name": "e2e-site",
         "store": {"root": str(store), "keep_snapshots": 20},
@@ -54,7 +56,7 @@ def site_yaml(store: Path, upstream: Path, profile: Path) -> dict:
         "jenkins": {"url": "https://jenkins.example.org/", "folder": "hpcos", "build_label": "rpm",
                     "test_label": "cluster"},
         "tracker": {"backend": "local"},
-        "harness": {"profile": str(profile)},
+        "harness": {"profile": PROFILE},
     }
 
 
@@ -72,7 +74,7 @@ class Site:
         self.specs = root / "specs"
         self.store = root / "store"
         self.upstream = root / "upstream"
-        self.profile = root / "e2e-cluster.yaml"
+        self.profile = root / PROFILE  # the specs are root/specs: root is the site's repository
         self.work = root / "workspace"  # the Jenkins job's workspace: results, JUnit, report
         self.work.mkdir(parents=True)
         self.factory = RpmFactory(root / "rpmbuild")
@@ -110,7 +112,7 @@ def site(tmp_path: Path) -> Site:
     make_srpm_repo(site.upstream / "source" / "9", srpm)
 
     site.specs.mkdir()
-    (site.specs / "site.yaml").write_text(yaml.safe_dump(site_yaml(site.store, site.upstream, site.profile)))
+    (site.specs / "site.yaml").write_text(yaml.safe_dump(site_yaml(site.store, site.upstream)))
     patch = {"file": "0001-greet-the-site.patch", "reason": "Users must see which build they run.",
              "upstream": "https://bugs.example.org/42"}
     (site.specs / "hello.yaml").write_text(yaml.safe_dump(package_yaml("hello", "hpc-overlay", [patch])))
@@ -122,6 +124,7 @@ def site(tmp_path: Path) -> Site:
     profile["name"] = "e2e-cluster"
     profile["os_update"] = {"testing_repo": site.env_url("testing", f"hpc-overlay-{TARGET}"),
                             "kernel_package": "kernel", "packages": ["hello"]}
+    site.profile.parent.mkdir()
     site.profile.write_text(yaml.safe_dump(profile))
     return site
 
@@ -130,7 +133,8 @@ def nightly(site: Site, name: str, selection: str) -> tuple[subprocess.Completed
     """What the nightly job runs: the testing snapshot id, then the harness with results and tickets."""
     snapshot = site.ok("repo", "status", "testing", "--id").strip()
     results, junit = site.work / f"{name}.json", site.work / f"{name}.xml"
-    done = site.hpcos("test", "--cluster", str(site.profile), "--mpi", "openmpi", "--results", str(results),
+    # The nightly job passes site.yaml's harness.profile as it is, from its own workspace.
+    done = site.hpcos("test", "--cluster", PROFILE, "--mpi", "openmpi", "--results", str(results),
                       "--junitxml", str(junit), "--tickets", "local", "-k", selection, "-p", "no:cacheprovider",
                       env={"HPCOS_TESTING_SNAPSHOT": snapshot, "BUILD_URL": f"https://jenkins.example.org/{name}/"})
     run = json.loads(results.read_text())
