@@ -194,6 +194,8 @@ def test_one_night_and_the_next_morning(site: Site):
     assert "Nodes (1): localhost" in ticket and run["testing_snapshot"] in ticket, ticket
     assert "localhost: hello is not installed (testing has 1.0-1.el9.hpc1.x86_64)" in ticket, ticket
     assert f"--cluster {site.profile}" in ticket, "the ticket's rerun command must work where the run's did"
+    # What the harness found on the node, under a heading that says so (not "in the testing repositories").
+    assert f"kernel: {os.uname().release}" in ticket and "Versions under test (kernel and MPI launchers" in ticket
 
     changes = site.work / "changes.json"
     changes.write_text(site.ok("repo", "diff", "production", "testing", "--json"))

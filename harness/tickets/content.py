@@ -129,7 +129,7 @@ def description(group: FailureGroup, run: RunResults, markup: str) -> str:
     blocks.append(("text", f"First error lines (from {first.node or 'the run'}):"))
     blocks.append(("pre", _error_lines(first.message) or "(no output)"))
     if run.versions:
-        blocks.append(("text", "Versions in the testing repositories:"))
+        blocks.append(("text", "Versions under test (kernel and MPI launchers on the first node):"))
         blocks.append(("pre", "\n".join(f"{k}: {v}" for k, v in sorted(run.versions.items()))))
     blocks.append(("text", "Reproduce locally:"))
     commands = [reproduce_command(group, run)]
