@@ -26,8 +26,7 @@ from jobs.specs import SpecSet, load_specs
 
 SPECS = REPO / "overlay_specs"
 # Sample values for what Jenkins or the script itself sets before a command runs.
-JENKINS_VARIABLES = {"REASON": "RHSA-2026:0001 kernel privilege escalation",
-                     "run_id": "example-test-cluster-20261126T020000-0a1b2c"}
+JENKINS_VARIABLES = {"REASON": "RHSA-2026:0001 kernel privilege escalation"}
 SHELL_KEYWORDS = {"if", "then", "else", "elif", "do", "!", "time"}
 ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 
@@ -133,9 +132,12 @@ def test_every_hpcos_command_in_the_jobs_is_accepted(rendered, capsys):
 def test_the_nightly_job_runs_the_documented_sequence(rendered):
     nightly = [argv for script in rendered["hpcos/nightly-integration-tests"] for argv in hpcos_invocations(script)]
     assert [argv[:2] for argv in nightly] == [["repo", "status"], ["test", "--cluster"], ["repo", "record-run"],
-                                              ["report", JENKINS_VARIABLES["run_id"]]]
+                                              ["repo", "status"], ["repo", "diff"], ["report", "results.json"],
+                                              ["report", "results.json"]]
     assert nightly[0] == ["repo", "status", "testing", "--id"]
     assert {"--junitxml", "--results"} <= set(nightly[1]) and nightly[2] == ["repo", "record-run", "results.json"]
+    assert nightly[4] == ["repo", "diff", "production", "testing", "--json"]
+    assert nightly[5][-2:] == ["--package-changes", "package-changes.json"]
 
 
 def test_gated_promotion_passes_the_reason_as_one_argument(rendered, capsys):
