@@ -1,14 +1,17 @@
-"""One night and the next morning of the process, through the real ``hpcos`` command.
+"""One night and the next morning of the process, through the real ``hpcos`` command and the
+Jenkins jobs hpcos generates for the site.
 
 Build -> test -> production as the seed describes it, with every real part this machine has:
 rpmbuild builds the upstream packages and the site's overlay rebuild, createrepo_c makes the
-upstream binary and source repositories, dnf mirrors and queries them, Open MPI runs the MPI test,
-and each step is a separate ``hpcos`` process, as the Jenkins jobs run it:
+upstream binary and source repositories, dnf mirrors and queries them, Open MPI runs the MPI test.
+Each step is the shell script of the site's rendered Jenkins job (``hpcos jobs render``), run with
+bash in an empty workspace as Jenkins would run it; what an administrator does by hand (status,
+tickets, diff, report) is a separate ``hpcos`` process:
 
-  repo sync -> build hello (site patch) -> repo publish -> promote daily testing
-  -> nightly: test (an os_update check fails: this Debian machine has no such RPM installed)
-  -> record-run -> promote testing production is refused -> a ticket names the node -> report
-  -> a second nightly run that passes -> record-run -> promote testing production
+  mirror-sync -> rebuild-hello (site patch) -> publish -> promote-daily-testing
+  -> nightly: test (an os_update check fails: this Debian machine has no such RPM installed),
+     record-run, report with the package changes -> promote-testing-production is refused
+  -> a ticket names the node -> a second nightly run that passes -> promote-testing-production
   -> dnf sees the overlay build through the production pointer -> kernel fast path, recorded.
 """
 
@@ -97,6 +100,27 @@ class Site:
         assert done.returncode == 0, f"hpcos {' '.join(args)} exited {done.returncode}:\n{done.stderr}{done.stdout}"
         return done.stdout
 
+    def job(self, name: str, workspace: Path, **variables: str) -> subprocess.CompletedProcess:
+        """The shell script of the rendered Jenkins job ``name``, run as Jenkins runs it: in an empty
+        workspace, the site given through the agent's environment, ``hpcos`` on PATH, the job's
+        parameters as environment variables."""
+        jobs = self.root / "jobs"
+        if not jobs.exists():
+            self.ok("jobs", "render", "-o", str(jobs))
+        script = ET.parse(jobs / "hpcos" / name / "config.xml").getroot().findtext(".//builders//command")
+        workspace.mkdir()
+        env = {k: v for k, v in os.environ.items() if k not in ("HPCOS_TESTING_SNAPSHOT", "PYTEST_ADDOPTS")}
+        env.update({"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "HPCOS_SPECS": str(self.specs),
+                    "HPCOS_STORE": str(self.store), **variables})
+        return subprocess.run(["bash", "-c", script], cwd=workspace, env=env, capture_output=True, text=True,
+                              timeout=300)
+
+    def job_ok(self, name: str, **variables: str) -> Path:
+        workspace = self.work / f"{name}-{len(list(self.work.iterdir()))}"
+        done = self.job(name, workspace, **variables)
+        assert done.returncode == 0, f"job {name} exited {done.returncode}:\n{done.stderr}{done.stdout}"
+        return workspace
+
     def env_url(self, env: str, repo: str) -> str:
         return (self.store / "environments" / env / repo).as_uri()
 
@@ -130,24 +154,13 @@ def site(tmp_path: Path) -> Site:
 
 
 def nightly(site: Site, name: str, selection: str) -> tuple[subprocess.CompletedProcess, dict, Path]:
-    """The shell script of the rendered nightly Jenkins job, run as Jenkins runs it: in an empty
-    workspace, the site given through the agent's environment, ``hpcos`` on PATH.  Only the test
-    selection is added (through PYTEST_ADDOPTS) to keep this fast."""
-    jobs = site.root / "jobs"
-    if not jobs.exists():
-        site.ok("jobs", "render", "-o", str(jobs))
-    script = ET.parse(jobs / "hpcos" / "nightly-integration-tests" / "config.xml").getroot().findtext(".//command")
+    """The rendered nightly job; only the test selection is added (through PYTEST_ADDOPTS), to keep this fast."""
     workspace = site.work / name
-    workspace.mkdir()
-    build_url = f"https://jenkins.example.org/job/hpcos/job/nightly-integration-tests/{name}/"
-    env = {k: v for k, v in os.environ.items() if k not in ("HPCOS_TESTING_SNAPSHOT", "PYTEST_ADDOPTS")}
-    env.update({"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "HPCOS_SPECS": str(site.specs),
-                "HPCOS_STORE": str(site.store), "BUILD_URL": build_url,
-                "PYTEST_ADDOPTS": f"--mpi openmpi -k '{selection}' -p no:cacheprovider"})
-    done = subprocess.run(["bash", "-c", script], cwd=workspace, env=env, capture_output=True, text=True, timeout=300)
+    done = site.job("nightly-integration-tests", workspace, BUILD_URL=f"https://jenkins.example.org/{name}/",
+                    PYTEST_ADDOPTS=f"--mpi openmpi -k '{selection}' -p no:cacheprovider")
     run = json.loads((workspace / "results.json").read_text())
     assert run["testing_snapshot"] == site.ok("repo", "status", "testing", "--id").strip()
-    assert run["build_url"] == build_url
+    assert run["build_url"] == f"https://jenkins.example.org/{name}/"
     cases = list(ET.parse(workspace / "junit.xml").getroot().iter("testcase"))
     assert len(cases) == len(run["results"]), "one JUnit test case per (test, node) result"
     return done, run, workspace
@@ -155,28 +168,28 @@ def nightly(site: Site, name: str, selection: str) -> tuple[subprocess.Completed
 
 def test_one_night_and_the_next_morning(site: Site):
     # The day before: production runs the plain mirror (its first deployment, forced with a reason).
-    site.ok("repo", "sync")
+    site.job_ok("mirror-sync")
     daily = repoquery_many({"base": site.env_url("daily", f"baseos-{TARGET}")}, site.root / "dnf")["base"]
     assert daily == {"alpha-0:1.0-1.noarch"}, "the mirror leaves out what the overlays replace"
-    site.ok("repo", "promote", "daily", "testing")
-    unforced = site.hpcos("repo", "promote", "testing", "production")
+    site.job_ok("promote-daily-testing")
+    unforced = site.job("promote-testing-production", site.work / "unforced", FORCE="false", REASON="")
     assert unforced.returncode != 0 and "nightly" in unforced.stderr, unforced.stderr
-    site.ok("repo", "promote", "testing", "production", "--force", "--reason", "first deployment")
+    site.job_ok("promote-testing-production", FORCE="true", REASON="first deployment")
 
     # Build phase: rebuild the overlay package with the site patch, publish it, compose testing.
 
     due = site.hpcos("build", "hello", "--target", TARGET, "--check-upstream")
     assert due.returncode == 3, f"no overlay build yet: a rebuild is due\n{due.stderr}"
-    site.ok("build", "hello", "--target", TARGET, "--junit", str(site.work / "build-junit.xml"))
-    junit = ET.parse(site.work / "build-junit.xml").getroot()
+    build = site.job_ok(f"rebuild-hello-{TARGET}")
+    junit = ET.parse(build / "build-junit.xml").getroot()
     assert [c.get("name") for c in junit.iter("testcase")] == ["source", "patch", "build", "publish"]
     assert junit.get("failures") == "0" and junit.get("errors") == "0"
     current = site.hpcos("build", "hello", "--target", TARGET, "--check-upstream")
     assert current.returncode == 0, f"the overlay is current once built\n{current.stderr}"
-    site.ok("repo", "publish", "hpc-overlay")
+    site.job_ok("publish-hpc-overlay")
     site.set_kernel_build(KERNEL_V1)
-    site.ok("repo", "publish", "kernel-overlay")
-    site.ok("repo", "promote", "daily", "testing")
+    site.job_ok("publish-kernel-overlay")
+    site.job_ok("promote-daily-testing")
     testing = repoquery_many({"o": site.env_url("testing", f"hpc-overlay-{TARGET}")}, site.root / "dnf")["o"]
     assert OVERLAY_NEVRA in testing
 
@@ -219,7 +232,7 @@ def test_one_night_and_the_next_morning(site: Site):
     assert done.returncode == 0, done.stdout + done.stderr
     assert run2["testing_snapshot"] == run["testing_snapshot"]
     assert {r["outcome"] for r in run2["results"]} == {"passed"}
-    site.ok("repo", "promote", "testing", "production")
+    site.job_ok("promote-testing-production", FORCE="false", REASON="")
 
     # Production: dnf, through the production pointer, sees the site's build and not the base one.
     seen = repoquery_many({"base": site.env_url("production", f"baseos-{TARGET}"),
@@ -232,8 +245,8 @@ def test_one_night_and_the_next_morning(site: Site):
 
     # Security fast path: the fixed kernel goes to testing and production the same day, reason on record.
     site.set_kernel_build(KERNEL_V2)
-    site.ok("repo", "publish", "kernel-overlay")
-    site.ok("repo", "fastpath", "kernel-overlay", "--reason", "CVE-2026-0001 in the kernel")
+    site.job_ok("publish-kernel-overlay")
+    site.job_ok("fastpath-kernel-overlay", REASON="CVE-2026-0001 in the kernel")
     status = site.ok("repo", "status", "production", env={"COLUMNS": "250"})
     assert "fastpath" in status and "kernel-overlay: CVE-2026-0001 in the kernel" in status, status
     kernels = repoquery_many({env: site.env_url(env, f"kernel-overlay-{TARGET}") for env in ("testing", "production")},
