@@ -100,14 +100,15 @@ class Site:
         assert done.returncode == 0, f"hpcos {' '.join(args)} exited {done.returncode}:\n{done.stderr}{done.stdout}"
         return done.stdout
 
-    def job(self, name: str, workspace: Path, **variables: str) -> subprocess.CompletedProcess:
+    def job(self, name: str, workspace: Path, part: str = ".//builders//command",
+            **variables: str) -> subprocess.CompletedProcess:
         """The shell script of the rendered Jenkins job ``name``, run as Jenkins runs it: in an empty
         workspace, the site given through the agent's environment, ``hpcos`` on PATH, the job's
-        parameters as environment variables."""
+        parameters as environment variables.  ``part``: which script of the job's XML."""
         jobs = self.root / "jobs"
         if not jobs.exists():
             self.ok("jobs", "render", "-o", str(jobs))
-        script = ET.parse(jobs / "hpcos" / name / "config.xml").getroot().findtext(".//builders//command")
+        script = ET.parse(jobs / "hpcos" / name / "config.xml").getroot().findtext(part)
         workspace.mkdir()
         env = {k: v for k, v in os.environ.items() if k not in ("HPCOS_TESTING_SNAPSHOT", "PYTEST_ADDOPTS")}
         env.update({"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "HPCOS_SPECS": str(self.specs),
@@ -178,13 +179,15 @@ def test_one_night_and_the_next_morning(site: Site):
 
     # Build phase: rebuild the overlay package with the site patch, publish it, compose testing.
 
-    due = site.hpcos("build", "hello", "--target", TARGET, "--check-upstream")
+    # The rebuild job's ScriptTrigger starts a build when its script exits 3.
+    trigger = ".//triggers//script"
+    due = site.job(f"rebuild-hello-{TARGET}", site.work / "poll-1", part=trigger)
     assert due.returncode == 3, f"no overlay build yet: a rebuild is due\n{due.stderr}"
     build = site.job_ok(f"rebuild-hello-{TARGET}")
     junit = ET.parse(build / "build-junit.xml").getroot()
     assert [c.get("name") for c in junit.iter("testcase")] == ["source", "patch", "build", "publish"]
     assert junit.get("failures") == "0" and junit.get("errors") == "0"
-    current = site.hpcos("build", "hello", "--target", TARGET, "--check-upstream")
+    current = site.job(f"rebuild-hello-{TARGET}", site.work / "poll-2", part=trigger)
     assert current.returncode == 0, f"the overlay is current once built\n{current.stderr}"
     site.job_ok("publish-hpc-overlay")
     site.set_kernel_build(KERNEL_V1)
