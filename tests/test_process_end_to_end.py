@@ -12,7 +12,8 @@ tickets, diff, report) is a separate ``hpcos`` process:
   -> nightly: test (an os_update check fails: this Debian machine has no such RPM installed),
      record-run, report with the package changes -> promote-testing-production is refused
   -> a ticket names the node -> a second nightly run that passes -> promote-testing-production
-  -> dnf sees the overlay build through the production pointer -> kernel fast path, recorded.
+  -> dnf sees the overlay build through the production pointer -> kernel fast path, recorded
+  -> a third night where Open MPI falls back to TCP: a performance regression, a ticket, no promotion.
 """
 
 from __future__ import annotations
@@ -154,11 +155,11 @@ def site(tmp_path: Path) -> Site:
     return site
 
 
-def nightly(site: Site, name: str, selection: str) -> tuple[subprocess.CompletedProcess, dict, Path]:
+def nightly(site: Site, name: str, selection: str, **variables: str) -> tuple[subprocess.CompletedProcess, dict, Path]:
     """The rendered nightly job; only the test selection is added (through PYTEST_ADDOPTS), to keep this fast."""
     workspace = site.work / name
     done = site.job("nightly-integration-tests", workspace, BUILD_URL=f"https://jenkins.example.org/{name}/",
-                    PYTEST_ADDOPTS=f"--mpi openmpi -k '{selection}' -p no:cacheprovider")
+                    PYTEST_ADDOPTS=f"--mpi openmpi -k '{selection}' -p no:cacheprovider", **variables)
     run = json.loads((workspace / "results.json").read_text())
     assert run["testing_snapshot"] == site.ok("repo", "status", "testing", "--id").strip()
     assert run["build_url"] == f"https://jenkins.example.org/{name}/"
@@ -256,3 +257,15 @@ def test_one_night_and_the_next_morning(site: Site):
                              site.root / "dnf3")
     assert kernels == {"testing": {KERNEL_V2.nevra}, "production": {KERNEL_V2.nevra}}
     assert site.ok("repo", "status", "production", "--id").strip() != run2["testing_snapshot"]
+
+    # Night three: Open MPI falls back to TCP (a realistic fault).  The profile's latency reference
+    # catches it, a ticket with the measurement is filed, the gate stays shut.
+    done, run3, _ = nightly(site, "night3", "test_pingpong", OMPI_MCA_btl="self,tcp")
+    assert done.returncode == 1, done.stdout + done.stderr
+    [slow] = run3["results"]
+    assert (slow["test_id"], slow["mpi"], slow["outcome"], slow["failure_class"]) == \
+        ("integration_tests/test_mpi.py::test_pingpong", "openmpi", "failed", "performance regression"), slow
+    assert "pingpong_latency at 8 B" in slow["message"]
+    assert site.hpcos("repo", "promote", "testing", "production").returncode != 0
+    ticket = site.ok("tickets", "show", "2")
+    assert "performance regression" in ticket and "pingpong_latency" in ticket and "Nodes (1): localhost" in ticket
