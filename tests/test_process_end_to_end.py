@@ -130,7 +130,7 @@ class Site:
 @pytest.fixture
 def site(tmp_path: Path) -> Site:
     for tool, package in (("rpmbuild", "rpm"), ("createrepo_c", "createrepo-c"), ("dnf", "dnf"),
-                          ("mpicc.openmpi", "libopenmpi-dev")):
+                          ("mpicc.openmpi", "libopenmpi-dev"), ("mpirun.openmpi", "openmpi-bin")):
         require_tool(tool, package)
     site = Site(tmp_path)
     make_repo(site.factory, site.upstream / "base" / "9" / "x86_64", BASE)
