@@ -21,7 +21,7 @@ from conftest import REPO
 
 from harness.profiles import load_profile, profile_path
 from harness.session import profile_dirs
-from hpcos.cli import _command_in, build_parser, main
+from hpcos.cli import main, parse
 from jobs.specs import SpecSet, load_specs
 
 SPECS = REPO / "overlay_specs"
@@ -43,12 +43,12 @@ def substitute(script: str) -> str:
 def hpcos_invocations(script: str) -> list[list[str]]:
     """The argument lists of every ``hpcos`` command in a shell script, ``$(...)`` included."""
     found = []
-    for line in substitute(script).splitlines():
+    for line in substitute(script).replace("\\\n", " ").splitlines():
         lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
         lexer.whitespace_split = True
         command: list[str] = []
         for token in [*lexer, ";"]:
-            if not set(token) <= set("();<>|&"):
+            if not token or not set(token) <= set("();<>|&"):  # "" is an (empty) argument
                 command.append(token)
                 continue
             while command and (command[0] in SHELL_KEYWORDS or ASSIGNMENT.match(command[0])):
@@ -61,12 +61,9 @@ def hpcos_invocations(script: str) -> list[list[str]]:
 
 
 def parse_like_main(argv: list[str], capsys) -> argparse.Namespace:
-    """``hpcos.cli.main``'s parsing, without running the command: SystemExit carries argparse's message."""
-    parser = build_parser(_command_in(argv))
+    """``hpcos.cli.main``'s parsing, without running the command."""
     try:
-        args, extra = parser.parse_known_args(argv)
-        if extra and not hasattr(args, "passthrough"):
-            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args = parse(argv)
     except SystemExit:
         pytest.fail(f"`hpcos {shlex.join(argv)}` is refused by the hpcos parser: {capsys.readouterr().err.strip()}",
                     pytrace=False)
@@ -149,8 +146,16 @@ def test_gated_promotion_passes_the_reason_as_one_argument(rendered, capsys):
 
 def test_the_checker_refuses_a_renamed_option(capsys):
     """The check can fail: a command line the parser does not know is reported, with argparse's words."""
-    argv = hpcos_invocations('hpcos repo promote testing production --froce --reason "$REASON"')[0]
+    argv = hpcos_invocations('hpcos repo promote testing production \\\n  --froce --reason "$REASON"')[0]
     with pytest.raises(pytest.fail.Exception, match="unrecognized arguments: --froce"):
         parse_like_main(argv, capsys)
     with pytest.raises(pytest.fail.Exception, match="invalid choice: 'promot'"):
         parse_like_main(["repo", "promot", "daily", "testing"], capsys)
+
+
+def test_reading_shell_lines():
+    assert hpcos_invocations('X=$(hpcos repo status testing --id) && hpcos repo fastpath k --reason ""') == \
+        [["repo", "status", "testing", "--id"], ["repo", "fastpath", "k", "--reason", ""]]
+    script = 'if [ "$FORCE" = true ]; then\n  hpcos repo promote a b --force --reason "$REASON"\nfi'
+    assert hpcos_invocations(script) == [["repo", "promote", "a", "b", "--force", "--reason",
+                                          JENKINS_VARIABLES["REASON"]]]
