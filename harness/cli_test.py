@@ -6,6 +6,7 @@ Options not listed here go to pytest unchanged (``-k``, ``-x``, ``-m node``, tes
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import harness
@@ -64,9 +65,32 @@ def _names_tests(arg: str, suite: Path) -> bool:
     return path.is_dir() and path.resolve().is_relative_to(suite.resolve())
 
 
+def pass_site_to_plugins(args) -> None:
+    """``hpcos --specs DIR --store DIR test``: the ticket and perf plugins (and the child session
+    that confirms a regression) find the site through the environment, as every command does."""
+    for option, variable in (("specs", "HPCOS_SPECS"), ("store", "HPCOS_STORE")):
+        if getattr(args, option, None):
+            os.environ[variable] = str(getattr(args, option))
+
+
+def site_relative_profile(cluster: str, specs_dir: Path) -> str:
+    """A relative profile path that is not under the current directory, taken relative to the
+    repository holding the specs, as site.yaml's ``harness.profile`` is: the nightly Jenkins job
+    passes that value from its own workspace."""
+    path = Path(cluster)
+    if path.is_absolute() or path.exists() or (path.suffix not in (".yaml", ".yml") and "/" not in cluster):
+        return cluster
+    candidate = specs_dir.resolve().parent / path
+    return str(candidate) if candidate.is_file() else cluster
+
+
 def test_command(args) -> int:
     import pytest
 
+    from hpcos import context
+
+    pass_site_to_plugins(args)
+    args.cluster = site_relative_profile(args.cluster, context.specs_dir(args))
     # A broken profile is the user's mistake: one line naming file:line: field, before pytest starts.
     load_profile(profile_path(args.cluster, profile_dirs(suite_dir().parent)))
     return int(pytest.main(pytest_argv(args)))

@@ -55,8 +55,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
+def parse(argv: list[str]) -> argparse.Namespace:
+    """``argv`` as ``main`` reads it; a mistake exits 2 with argparse's message (SystemExit)."""
     parser = build_parser(_command_in(argv))
     args, extra = parser.parse_known_args(argv)
     # A command that wraps another tool (``hpcos test`` -> pytest) takes the arguments it does not know.
@@ -64,6 +64,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if extra:
         args.passthrough = [*args.passthrough, *extra]
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(sys.argv[1:] if argv is None else list(argv))
     try:
         return int(args.func(args) or 0)
     except UserError as exc:

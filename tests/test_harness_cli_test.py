@@ -1,8 +1,9 @@
 """How `hpcos test` turns its arguments into a pytest command line."""
 
+import os
 from argparse import Namespace
 
-from harness.cli_test import pytest_argv, suite_dir
+from harness.cli_test import pass_site_to_plugins, pytest_argv, site_relative_profile, suite_dir
 
 
 def args(*passthrough: str) -> Namespace:
@@ -23,3 +24,28 @@ def test_named_tests_replace_the_suite():
     assert pytest_argv(args(module))[-1] == module
     assert str(suite_dir()) not in pytest_argv(args(f"{module}::test_rank_count"))
     assert str(suite_dir()) not in pytest_argv(args(str(suite_dir() / "clusters" / "..")))
+
+
+def test_global_specs_and_store_reach_the_plugins(monkeypatch, tmp_path):
+    monkeypatch.delenv("HPCOS_SPECS", raising=False)
+    monkeypatch.setenv("HPCOS_STORE", "/var/lib/hpcos")
+    pass_site_to_plugins(Namespace(specs=tmp_path / "specs", store=None))
+    assert os.environ["HPCOS_SPECS"] == str(tmp_path / "specs")
+    assert os.environ["HPCOS_STORE"] == "/var/lib/hpcos", "an option not given leaves the environment alone"
+
+
+def test_profile_path_is_relative_to_the_site_repository_when_not_in_the_workspace(tmp_path, monkeypatch):
+    site = tmp_path / "site"
+    (site / "clusters").mkdir(parents=True)
+    (site / "clusters" / "test-cluster.yaml").write_text("name: x\n")
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    monkeypatch.chdir(workspace)
+    assert site_relative_profile("clusters/test-cluster.yaml", site / "overlay_specs") == \
+        str(site / "clusters" / "test-cluster.yaml")
+    # A profile name, an absolute path, a path the workspace has, or one nowhere: left as given.
+    (workspace / "clusters").mkdir()
+    (workspace / "clusters" / "test-cluster.yaml").write_text("name: y\n")
+    for cluster in ("local", str(site / "clusters" / "test-cluster.yaml"), "clusters/test-cluster.yaml",
+                    "clusters/missing.yaml"):
+        assert site_relative_profile(cluster, site / "overlay_specs") == cluster

@@ -167,3 +167,16 @@ def test_new_fingerprint_algorithm_finds_tickets_filed_under_the_old_one(site, m
     assert action.key.startswith("hpcos-v2-") and action.aliases[0].startswith("hpcos-v1-")
     assert out.done == ["#1: commented"]
     assert len(site.tracker.tickets()) == 1
+
+
+def test_reproduce_command_keeps_the_profile_path_the_run_was_started_with():
+    """A site profile outside integration_tests/clusters/ does not resolve by its name: the ticket's
+    command takes ``--cluster`` from the harness's own rerun command."""
+    from harness.tickets.content import reproduce_command
+    from harness.tickets.grouping import group_failures
+
+    nightly = run("n1", {PINGPONG: (OPENMPI_UNREACHABLE, nodes(2))})
+    for result in nightly.results:
+        result.rerun = f"hpcos test --cluster /etc/hpcos/cluster.yaml -k 'test_pingpong[openmpi]' --nodes {result.node}"
+    assert reproduce_command(group_failures(nightly)[0], nightly) == \
+        "hpcos test --cluster /etc/hpcos/cluster.yaml -k 'test_pingpong[openmpi]' --nodes 'node[001-002]' --mpi openmpi"

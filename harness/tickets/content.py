@@ -58,9 +58,19 @@ def marker(key: str) -> str:
     return f"hpcos-fingerprint: {key}"
 
 
+def _cluster_argument(group: FailureGroup, run: RunResults) -> str:
+    """The ``--cluster`` the run was started with (a profile path outside integration_tests/clusters/
+    does not resolve by its name), as the harness wrote it into each failure's rerun command."""
+    for result in group.results:
+        argv = shlex.split(result.rerun) if result.rerun else []
+        if "--cluster" in argv[:-1]:
+            return argv[argv.index("--cluster") + 1]
+    return run.cluster
+
+
 def reproduce_command(group: FailureGroup, run: RunResults) -> str:
     name = group.test_id.split("::", 1)[-1]
-    words = ["hpcos", "test", "--cluster", run.cluster, "-k", name]
+    words = ["hpcos", "test", "--cluster", _cluster_argument(group, run), "-k", name]
     if len(group.nodes):
         words += ["--nodes", str(group.nodes)]
     mpi = group.results[0].mpi
@@ -119,7 +129,7 @@ def description(group: FailureGroup, run: RunResults, markup: str) -> str:
     blocks.append(("text", f"First error lines (from {first.node or 'the run'}):"))
     blocks.append(("pre", _error_lines(first.message) or "(no output)"))
     if run.versions:
-        blocks.append(("text", "Versions in the testing repositories:"))
+        blocks.append(("text", "Versions under test (kernel and MPI launchers on the first node):"))
         blocks.append(("pre", "\n".join(f"{k}: {v}" for k, v in sorted(run.versions.items()))))
     blocks.append(("text", "Reproduce locally:"))
     commands = [reproduce_command(group, run)]
