@@ -9,6 +9,7 @@ started by the other MPI's launcher, and this machine's missing HCA.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -66,8 +67,9 @@ OPEN_MPI_UNREACHABLE = (
     "MPI_INIT has failed because at least one MPI process is unreachable",
 )
 # Open MPI 4.1.4 relays those help texts through mpirun, and under load loses some or all of them
-# there, printing this instead (seen in 2 of 10 runs at load average 30 on this machine).
-OPEN_MPI_LOST_HELP = "ORTE_ERROR_LOG: Data unpack would read past end of buffer in file ../../../orte/util/show_help.c"
+# there, printing ORTE error-log lines from show_help.c instead, worded "Data unpack would read past end of
+# buffer" or "Out of resource" depending on where the race hits (2 of 10 runs at load 30, 1 of 25 at load 2).
+OPEN_MPI_LOST_HELP = re.compile(r"ORTE_ERROR_LOG: .* in file \S*orte/util/show_help\.c")
 
 
 def test_btl_self_fails_every_open_mpi_test_with_mpi_own_words(tmp_path, probe_cache):
@@ -80,8 +82,9 @@ def test_btl_self_fails_every_open_mpi_test_with_mpi_own_words(tmp_path, probe_c
         assert (result.outcome, result.failure_class) == ("failed", "error"), result.test_id
         assert result.rerun.startswith("hpcos test --cluster local -k")
         # Whatever Open MPI printed comes first in the message, ahead of the command description.
-        assert any(text in result.message.split("exit code 1 on localhost")[0]
-                   for text in (*OPEN_MPI_UNREACHABLE, "*** An error occurred in MPI_Init", OPEN_MPI_LOST_HELP))
+        head = result.message.split("exit code 1 on localhost")[0]
+        assert any(text in head for text in (*OPEN_MPI_UNREACHABLE, "*** An error occurred in MPI_Init")) or (
+            OPEN_MPI_LOST_HELP.search(head)), result.message[:2000]
     # Four failed jobs: Open MPI's explanation reached mpirun in at least one (about 8 in 10 each).
     assert any(text in r.message for r in results for text in OPEN_MPI_UNREACHABLE)
 
