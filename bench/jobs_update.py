@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import resource
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -38,7 +39,7 @@ def main() -> int:
         subprocess.run([HPCOS, "--specs", str(specs), "jobs", "render", "-o", str(rendered)], check=True, timeout=300,
                        stderr=subprocess.DEVNULL)
         jobs = len(list(rendered.rglob("config.xml")))
-        token = "bench-token-not-a-secret"
+        token = secrets.token_urlsafe(12)  # the double's API token, new every run
         double = subprocess.Popen(
             [sys.executable, str(ROOT / "tests" / "jenkins_double.py"), "--seed", str(rendered),
              "--delay", str(args.delay), "--user", "bench", "--token", token],
