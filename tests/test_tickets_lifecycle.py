@@ -180,3 +180,16 @@ def test_reproduce_command_keeps_the_profile_path_the_run_was_started_with():
         result.rerun = f"hpcos test --cluster /etc/hpcos/cluster.yaml -k 'test_pingpong[openmpi]' --nodes {result.node}"
     assert reproduce_command(group_failures(nightly)[0], nightly) == \
         "hpcos test --cluster /etc/hpcos/cluster.yaml -k 'test_pingpong[openmpi]' --nodes 'node[001-002]' --mpi openmpi"
+
+
+def test_summary_shows_the_raw_error_line_not_the_normalised_signature():
+    from harness.results import RunResults, TestResult
+    from harness.tickets.content import summary
+    from harness.tickets.grouping import group_failures
+
+    message = "openmpi is not installed (testing has 4.1.5-2.el9.hpc1.x86_64)"
+    results = [TestResult("integration_tests/test_os_update.py::test_overlay_packages_are_installed", node,
+                          "failed", failure_class="error", message=message) for node in ("cn01", "cn02")]
+    (group,) = group_failures(RunResults("r1", "cluster", "2026-11-26T00:00:00Z", results=results))
+    assert "<n>" in group.fingerprint.signature  # grouping still ignores the numbers
+    assert summary(group).endswith(f"error on 2 nodes: {message}")

@@ -49,7 +49,10 @@ def summary(group: FailureGroup) -> str:
     fp = group.fingerprint
     count = len(group.nodes)
     where = f" on {count} node{'s' if count != 1 else ''}" if count else ""
-    text = f"{fp.test_id}: {fp.failure_class}{where}: {fp.signature}"
+    # The raw line of the most common variant: the normalised signature is for grouping, and reads
+    # like "testing has <n>-<n>.<host>" in a tracker's list.
+    line = group.nodes_by_message()[0][0] if group.results else fp.signature
+    text = f"{fp.test_id}: {fp.failure_class}{where}: {line}"
     return text if len(text) <= SUMMARY_MAX else text[: SUMMARY_MAX - 3] + "..."
 
 
