@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from hpcos.files import write_text_atomically
+
 SCHEMA_VERSION = 1
 
 Outcome = Literal["passed", "failed", "error", "skipped"]
@@ -91,10 +93,7 @@ class RunResults:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
 
     def write(self, path: str | Path) -> None:
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(self.to_json(), encoding="utf-8")
-        tmp.replace(path)  # readers never see half a file
+        write_text_atomically(Path(path), self.to_json())
 
     @classmethod
     def from_dict(cls, data: dict) -> RunResults:

@@ -15,9 +15,10 @@ from test_repo_lifecycle import rpm_factory  # noqa: F401
 
 from harness.results import RunResults
 from hpcos.errors import UserError
+from hpcos.files import file_digest
 from hpcos.store_layout import StoreLayout
 from jobs.repo import nightly, repodata
-from jobs.repo.content_store import ContentStore, file_digest
+from jobs.repo.content_store import ContentStore
 from jobs.repo.diff import diff_packages
 from jobs.repo.environments import Environments
 from jobs.repo.mirror import verified_sha256

@@ -19,6 +19,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from harness.tickets.lifecycle import Action
+from hpcos.files import write_text_atomically
 
 
 class TicketQueue:
@@ -44,9 +45,7 @@ class TicketQueue:
             if any(path.stem.endswith(identity) for path in self._files()):
                 return False
             path = self.directory / f"{time.time_ns():020d}-{identity}.json"
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(asdict(action), indent=1, sort_keys=True), encoding="utf-8")
-            tmp.replace(path)
+            write_text_atomically(path, json.dumps(asdict(action), indent=1, sort_keys=True))
             return True
 
     def peek(self) -> list[Action]:

@@ -3,7 +3,6 @@ sha256 and, where a key is configured, its signature are checked before anything
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import tempfile
 import urllib.error
@@ -14,6 +13,7 @@ from pathlib import Path
 import rpm
 
 from hpcos.errors import UserError
+from hpcos.files import file_digest
 from hpcos.store_layout import StoreLayout
 from jobs.rebuild import rpmtool
 from jobs.rebuild.release import Evr
@@ -82,7 +82,7 @@ def fetch(spec_set: SpecSet, package: Package, target: str, layout: StoreLayout,
                                             upstream.srpm_name or package.name,
                                             spec_set.site.targets[target].release, dest, log)
 
-    digest = sha256_of(srpm)
+    digest = file_digest(srpm)
     if upstream.sha256 and digest != upstream.sha256:
         raise SourceError(f"{package.name}: {srpm.name} sha256 is {digest}, upstream.sha256 expects "
                           f"{upstream.sha256}")
@@ -93,14 +93,6 @@ def fetch(spec_set: SpecSet, package: Package, target: str, layout: StoreLayout,
     if not hdr.isSource():
         raise SourceError(f"{package.name}: {srpm.name} is a binary RPM, not a source RPM")
     return Srpm(srpm, rpmtool.header_text(hdr, rpm.RPMTAG_NAME), rpmtool.evr(hdr), digest, origin)
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def verify_signature(path: Path, key: str, keyring_dir: Path, log: Path, specs_root: Path) -> None:

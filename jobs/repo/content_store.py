@@ -11,20 +11,15 @@ a content file with one link is referenced by nothing else.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from pathlib import Path
 
 from hpcos.errors import UserError
+from hpcos.files import file_digest
 from jobs.repo.locking import process_alive
 
 TMP_PREFIX = ".tmp-"
-
-
-def file_digest(path: Path, algorithm: str = "sha256") -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, algorithm).hexdigest()
 
 
 class ContentStore:

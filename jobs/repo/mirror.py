@@ -20,9 +20,10 @@ from rich.markup import escape
 
 from hpcos.console import console
 from hpcos.errors import UserError
+from hpcos.files import file_digest
 from hpcos.store_layout import StoreLayout
 from jobs.repo import repodata
-from jobs.repo.content_store import ContentStore, file_digest
+from jobs.repo.content_store import ContentStore
 from jobs.specs import SpecSet
 
 # Multilib: EL x86_64 repositories carry i686 libraries that x86_64 hosts install.

@@ -7,13 +7,13 @@ the production gate reads them.  Records are small JSON files written by rename,
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from harness.results import RunResults
 from hpcos.errors import UserError
+from hpcos.files import write_text_atomically
 from hpcos.store_layout import StoreLayout
 
 
@@ -55,9 +55,7 @@ def record_run(layout: StoreLayout, results_path: Path) -> NightlyRecord:
     )
     layout.nightly_records.mkdir(parents=True, exist_ok=True)
     path = layout.nightly_records / f"{_safe(run.run_id)}.json"
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(asdict(record), indent=2, sort_keys=True), encoding="utf-8")
-    tmp.replace(path)
+    write_text_atomically(path, json.dumps(asdict(record), indent=2, sort_keys=True))
     return record
 
 

@@ -11,9 +11,10 @@ from pathlib import Path
 
 from hpcos.console import console
 from hpcos.errors import UserError
+from hpcos.files import file_digest
 from hpcos.store_layout import StoreLayout
 from jobs.repo import repodata, retention
-from jobs.repo.content_store import ContentStore, file_digest
+from jobs.repo.content_store import ContentStore
 from jobs.repo.environments import Environments
 from jobs.repo.locking import store_lock
 from jobs.repo.snapshots import Snapshot, SnapshotStore

@@ -1,0 +1,21 @@
+"""File operations that several parts of hpcos need done the same careful way."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+
+def file_digest(path: Path, algorithm: str = "sha256") -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, algorithm).hexdigest()
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """Write ``path`` through a temporary file beside it and a rename: a reader, or a run killed
+    half-way, sees the old file or the whole new one.  The temporary name (``.NAME.tmp-PID``) never
+    matches the ``*.json`` globs readers use, and two writers never share one."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
