@@ -23,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
-from rpm_fixtures import GOOD_PATCH, UpstreamPackage, make_site, site_patch  # noqa: E402
+from support.rpm_fixtures import GOOD_PATCH, UpstreamPackage, make_site, site_patch  # noqa: E402
 
 TIMEOUT = 900
 
@@ -31,7 +31,7 @@ TIMEOUT = 900
 def padded_source(files: int) -> str:
     """The greeting program plus ``files`` functions, so compiling takes longer (one translation unit
     keeps the Makefile unchanged)."""
-    from rpm_fixtures import GREETING_C
+    from support.rpm_fixtures import GREETING_C
 
     extra = "".join(f"double f{i}(double x) {{ double s = 0; for (int k = 0; k < {i + 10}; k++) s += x * k; "
                     f"return s; }}\n" for i in range(files * 50))

@@ -25,7 +25,7 @@ from ClusterShell.NodeSet import NodeSet
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
-from sshd_fixture import start_loopback_sshd, stop_loopback_sshd  # noqa: E402
+from support.sshd_fixture import start_loopback_sshd, stop_loopback_sshd  # noqa: E402
 
 from harness.launchers import launcher_for  # noqa: E402
 from harness.profiles import load_profile  # noqa: E402

@@ -41,9 +41,9 @@ def main() -> int:
         jobs = len(list(rendered.rglob("config.xml")))
         token = secrets.token_urlsafe(12)  # the double's API token, new every run
         double = subprocess.Popen(
-            [sys.executable, str(ROOT / "tests" / "jenkins_double.py"), "--seed", str(rendered),
+            [sys.executable, "-m", "support.jenkins_double", "--seed", str(rendered),
              "--delay", str(args.delay), "--user", "bench", "--token", token],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT / "tests")
         try:
             url = double.stdout.readline().strip()
             env = dict(os.environ, HPCOS_JENKINS_USER="bench", HPCOS_JENKINS_TOKEN=token)

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from harness.parsers import osu, probe  # noqa: E402
 from harness.probe_build import build_probe  # noqa: E402
-from harness.process import run_process  # noqa: E402
+from hpcos.core.runner import run as run_process  # noqa: E402
 
 ROOT_OK = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
 STACKS = {

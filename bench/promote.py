@@ -20,12 +20,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from hpcos.store_layout import StoreLayout
-from jobs.repo import promotion
-from jobs.repo.content_store import ContentStore
-from jobs.repo.environments import Environments
-from jobs.repo.snapshots import SnapshotStore
-from jobs.specs import load_specs
+from hpcos.core.store_layout import StoreLayout
+from hpcos.repo import promotion
+from hpcos.repo.content_store import ContentStore
+from hpcos.repo.environments import Environments
+from hpcos.repo.snapshots import SnapshotStore
+from hpcos.site.specs import load_specs
 
 SITE = """\
 name: bench

@@ -1,4 +1,4 @@
-"""Reading the NEVRAs of a repository: parsing primary.xml.gz (jobs.repo.repodata) against `dnf repoquery`.
+"""Reading the NEVRAs of a repository: parsing primary.xml.gz (hpcos.repo.repodata) against `dnf repoquery`.
 
     .venv/bin/python bench/repodata.py [--packages 20000]
 
@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from jobs.repo import repodata
+from hpcos.repo import repodata
 
 
 def fabricate(repo: Path, packages: int) -> None:

@@ -18,15 +18,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from trac_fixture import create_trac  # noqa: E402
-from tracker_doubles.runs import IBV_MISSING, OPENMPI_UNREACHABLE, SRUN_FAILED, nodes, run  # noqa: E402
+from support.trac_fixture import create_trac  # noqa: E402
+from support.tracker_doubles.runs import IBV_MISSING, OPENMPI_UNREACHABLE, SRUN_FAILED, nodes, run  # noqa: E402
 
-from harness.tickets.backends.trac import TracTracker, TracWebTransport  # noqa: E402
-from harness.tickets.grouping import group_failures  # noqa: E402
-from harness.tickets.lifecycle import file_run  # noqa: E402
-from harness.tickets.queue import TicketQueue  # noqa: E402
-from harness.tickets.state import TicketState  # noqa: E402
-from jobs.specs import Tracker  # noqa: E402
+from hpcos.site.specs import Tracker  # noqa: E402
+from hpcos.tickets.backends.trac import TracTracker, TracWebTransport  # noqa: E402
+from hpcos.tickets.grouping import group_failures  # noqa: E402
+from hpcos.tickets.lifecycle import file_run  # noqa: E402
+from hpcos.tickets.queue import TicketQueue  # noqa: E402
+from hpcos.tickets.state import TicketState  # noqa: E402
 
 
 def workload(run_id: str, total: int):

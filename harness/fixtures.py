@@ -14,9 +14,9 @@ from ClusterShell.NodeSet import NodeSet
 from harness.launchers import CommandResult, Launcher
 from harness.launchers.base import Command
 from harness.profiles import MpiStack, Profile
-from harness.results import Direction, Measurement
 from harness.session import HarnessSession
 from harness.state import ItemState, harness_session, item_state
+from hpcos.results.model import Direction, Measurement
 
 
 @pytest.fixture(scope="session")

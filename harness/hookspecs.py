@@ -7,7 +7,7 @@ into "performance regression" failures; then the results are written; then the t
 
 import pytest
 
-from harness.results import RunResults
+from hpcos.results.model import RunResults
 
 
 @pytest.hookspec

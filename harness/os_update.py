@@ -12,7 +12,7 @@ import re
 import tempfile
 from dataclasses import dataclass
 
-from harness.process import run_process
+from hpcos.core import runner
 
 # dnf repoquery prints one line per package; EVR without an epoch of 0, as rpm -q prints it.
 QUERY_FORMAT = "%{name} %{version}-%{release}.%{arch}"
@@ -49,7 +49,7 @@ def not_installed(text: str) -> list[str]:
 def newest_in_repo(repo_url: str, packages: list[str], *, timeout: float = 120) -> dict[str, set[str]]:
     """Newest version of each package in the testing repo (per arch), read with real dnf."""
     with tempfile.TemporaryDirectory(prefix="hpcos-dnf-") as cachedir:
-        done = run_process(repoquery_argv(repo_url, packages, cachedir), timeout=timeout)
+        done = runner.run(repoquery_argv(repo_url, packages, cachedir), timeout=timeout)
     if done.timed_out or done.exit_code != 0:
         why = "timed out" if done.timed_out else f"exit {done.exit_code}"
         raise RepoQueryFailed(f"dnf repoquery on {repo_url} {why}: {done.stderr.strip() or done.stdout.strip()}")

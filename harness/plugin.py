@@ -18,10 +18,10 @@ from ClusterShell.NodeSet import NodeSet
 
 from harness import hookspecs
 from harness.launchers import CommandFailed, CommandResult
-from harness.results import TestResult
 from harness.session import DEFAULT_CLUSTER, HarnessSession, Selection
-from harness.state import SESSION_KEY, harness_session, item_state
-from hpcos.errors import UserError
+from harness.state import SESSION_KEY, harness_session, item_state, site
+from hpcos.core.errors import UserError
+from hpcos.results.model import TestResult
 
 FIXTURES_MODULE = "harness.fixtures"  # registered by pytest itself, so its asserts are rewritten
 pytest_plugins = [FIXTURES_MODULE]
@@ -40,7 +40,7 @@ OPTIONS = [
     ("--cluster", "hpcos_cluster", f"cluster profile name or YAML path (default: {DEFAULT_CLUSTER})"),
     ("--nodes", "hpcos_nodes", "ClusterShell node set to test, within the profile's nodes"),
     ("--mpi", "hpcos_mpi", "MPI stack(s) to test, comma-separated (default: all of the profile's)"),
-    ("--hpcos-results", "hpcos_results", "write the run's results (JSON, harness.results) to this file"),
+    ("--hpcos-results", "hpcos_results", "write the run's results (JSON, hpcos.results.model) to this file"),
 ]
 
 
@@ -53,6 +53,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     for option, ini, help_text in OPTIONS:
         group.addoption(option, dest=ini, default=None, help=help_text)
         parser.addini(ini, help_text)
+    # The site, as `hpcos --specs DIR --store DIR test` names it (the plugins read it from the stash).
+    group.addoption("--hpcos-specs", dest="hpcos_specs", metavar="DIR", default=None,
+                    help="overlay specs directory (default: $HPCOS_SPECS or ./overlay_specs)")
+    group.addoption("--hpcos-store", dest="hpcos_store", metavar="DIR", default=None,
+                    help="the site's store (default: $HPCOS_STORE or site.yaml store.root)")
 
 
 def _setting(config: pytest.Config, name: str) -> str | None:
@@ -60,6 +65,7 @@ def _setting(config: pytest.Config, name: str) -> str | None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    site(config)
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
     selection = Selection(cluster=_setting(config, "hpcos_cluster") or DEFAULT_CLUSTER,

@@ -15,20 +15,18 @@ from __future__ import annotations
 
 import os
 import shlex
-import subprocess
 import sys
 import tempfile
-from argparse import Namespace
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 from ClusterShell.NodeSet import NodeSet
 
-from harness.perf.store import results_db as locate
-from harness.results import RunResults, TestResult
-from harness.state import SESSION_KEY
-from hpcos.errors import UserError
+from harness.state import SESSION_KEY, site
+from hpcos.core import runner
+from hpcos.core.errors import UserError
+from hpcos.results.model import RunResults, TestResult
 
 CONFIRMING = "HPCOS_PERF_CONFIRMING"
 REGRESSIONS = pytest.StashKey[int]()
@@ -45,8 +43,11 @@ def pytest_addoption(parser):
 
 
 def results_db(config: pytest.Config) -> Path | None:
+    """--perf-db, else the site's results database; None when neither can be found."""
+    if config.getoption("perf_db"):
+        return Path(config.getoption("perf_db"))
     try:
-        return locate(Namespace(db=config.getoption("perf_db"), store=None, specs=None))
+        return site(config).results_db
     except UserError:
         return None
 
@@ -106,11 +107,9 @@ def rerun_by_command(results: Sequence[TestResult], timeout: float,
         with tempfile.TemporaryDirectory(prefix="hpcos-confirm-") as tmp:
             out = Path(tmp) / "results.json"
             command = [sys.executable, "-m", "hpcos.cli", argv[0], "--results", str(out), *options, *argv[1:]]
-            try:
-                subprocess.run(command, env={**os.environ, CONFIRMING: "1"}, capture_output=True, timeout=timeout)
-            except subprocess.TimeoutExpired:
-                continue
-            if not out.exists():
+            # The runner kills the whole rerun tree (mpirun, srun, the ranks) when it runs out of time.
+            done = runner.run(command, env={CONFIRMING: "1"}, timeout=timeout)
+            if done.timed_out or not out.exists():
                 continue
             again = RunResults.read(out)
         fresh.update({(r.test_id, r.node): r for r in again.results if (r.test_id, r.node) in wanted})
@@ -127,13 +126,18 @@ def pytest_hpcos_run_finished(config: pytest.Config, run: RunResults) -> None:
         if reporter:
             reporter.write_line("hpcos perf: no results database (--perf-db or a store); measurements not recorded")
         return
-    from harness.perf.judge import judge_run
-    from harness.perf.store import ResultsStore
+    from hpcos.perf.judge import judge_run
+    from hpcos.perf.store import ResultsStore
 
     timeout = config.getoption("perf_rerun_timeout")
     missing = object()
     # The rerun must not file tickets of its own: its failures are this session's to report.
     quiet = ["--tickets", "off"] if config.getoption("--tickets", missing) is not missing else []
+    # The child works on the same site: named on its command line, not through this process's environment.
+    the_site = site(config)
+    quiet += ["--specs", str(the_site.specs_dir)]
+    if the_site.store_override is not None:
+        quiet += ["--store", str(the_site.store_override)]
     judgements = judge_run(ResultsStore(db), run, node_class(config, run),
                            rerun=lambda results: rerun_by_command(results, timeout, quiet),
                            charts=Path(config.getoption("perf_charts")))

@@ -8,14 +8,13 @@ test session: what cannot be sent waits in the queue.
 
 from __future__ import annotations
 
-import types
-
 import pytest
 
-from hpcos import context
-from hpcos.errors import UserError
+from harness.state import site
+from hpcos.core.errors import UserError
+from hpcos.site.trackers import TRACKERS
 
-CHOICES = ("site", "dry-run", "off", "local", "trac", "bugzilla", "jira", "github", "gitlab", "redmine")
+CHOICES = ("site", "dry-run", "off", *TRACKERS)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -38,23 +37,19 @@ def pytest_hpcos_run_finished(config: pytest.Config, run) -> None:
     mode = _mode(config)
     if mode == "off":
         return
-    from harness.tickets.session import TicketSession, describe, progress_bar, summarise
+    from hpcos.tickets.session import TicketSession, describe, summarise
 
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     # The reporter's write_line starts a new line first (the progress line may still be open).
     write = reporter.write_line if reporter else config.get_terminal_writer().line
     try:
-        spec_set = context.specs(types.SimpleNamespace(specs=None))
-        spec = spec_set.site.tracker
-        if mode not in ("site", "dry-run"):
-            spec = spec.model_copy(update={"backend": mode})
-        store = context.store_root(types.SimpleNamespace(store=None), spec_set)
-        with TicketSession(spec, store) as session:
+        the_site = site(config)
+        spec = the_site.tracker(None if mode in ("site", "dry-run") else mode)
+        with TicketSession(spec, the_site.store_root, the_site.environ) as session:
             if mode == "dry-run":
                 write(f"hpcos tickets (dry run, {spec.backend}):\n{describe(session.plan(run))}")
                 return
-            with progress_bar() as progress:
-                _, outcome = session.file(run, progress)
+            _, outcome = session.file(run)
             write(f"hpcos tickets ({spec.backend}): {summarise(outcome)}")
     except UserError as exc:
         write(f"hpcos tickets: not filed: {exc}", yellow=True)

@@ -17,12 +17,13 @@ import hashlib
 import os
 import shlex
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from filelock import FileLock
+
+from hpcos.core import runner
 
 PROBES_DIR = Path(__file__).resolve().parent.parent / "integration_tests" / "probes"
 COMPILE_TIMEOUT = 120
@@ -47,22 +48,21 @@ def _wrapper_command(mpicc: str | Sequence[str], module: str | None, args: Seque
     return ["bash", "-lc", f"module load {shlex.quote(module)} && {shlex.join(base + list(args))}"]
 
 
-def _run(cmd: list[str], env: Mapping[str, str] | None, timeout: float) -> subprocess.CompletedProcess:
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                              env={**os.environ, **(env or {})})
-    except FileNotFoundError:
-        raise ProbeBuildError(f"{cmd[0]}: not found (is this MPI stack installed?)") from None
-    except subprocess.TimeoutExpired:
-        raise ProbeBuildError(f"{shlex.join(cmd)}: no answer within {timeout:.0f} s") from None
+def _run(cmd: list[str], env: Mapping[str, str] | None, timeout: float) -> runner.ProcessResult:
+    done = runner.run(cmd, timeout=timeout, env=env)
+    if done.exit_code == 127 and not done.stdout:
+        raise ProbeBuildError(f"{cmd[0]}: not found (is this MPI stack installed?)")
+    if done.timed_out:
+        raise ProbeBuildError(f"{shlex.join(cmd)}: no answer within {timeout:.0f} s")
+    return done
 
 
 def compiler_identity(mpicc: str | Sequence[str], *, module: str | None = None,
                       env: Mapping[str, str] | None = None) -> str:
     """Everything about the compiler that changes the binary, as one text to hash."""
     show = _run(_wrapper_command(mpicc, module, ["-show"]), env, 30)
-    if show.returncode != 0:
-        raise ProbeBuildError(f"{mpicc} -show failed (exit {show.returncode}): {show.stderr.strip()}")
+    if show.exit_code != 0:
+        raise ProbeBuildError(f"{mpicc} -show failed (exit {show.exit_code}): {show.stderr.strip()}")
     version = _run(_wrapper_command(mpicc, module, ["--version"]), env, 30)
     first = mpicc if isinstance(mpicc, str) else mpicc[0]
     wrapper = shutil.which(first) or first
@@ -105,8 +105,8 @@ def build_probe(name: str, mpicc: str | Sequence[str], *, module: str | None = N
         try:
             cmd = _wrapper_command(mpicc, module, [*cflags, "-o", tmp, str(source)])
             done = _run(cmd, env, COMPILE_TIMEOUT)
-            if done.returncode != 0:
-                raise ProbeBuildError(f"{shlex.join(cmd)} failed (exit {done.returncode}):\n"
+            if done.exit_code != 0:
+                raise ProbeBuildError(f"{shlex.join(cmd)} failed (exit {done.exit_code}):\n"
                                       f"{(done.stderr or done.stdout).strip()}")
             os.chmod(tmp, 0o755)
             os.replace(tmp, binary)

@@ -3,7 +3,7 @@
 A profile says where the integration tests run (launcher, node set, timeouts), which MPI stacks
 exist there, what InfiniBand hardware is expected, how to check that an OS update landed, and the
 performance references.  Tests never choose a launcher or a node themselves: the profile does.
-Validated like the site specs, through ``hpcos.sourced_yaml``, so every error names file:line and field.
+Validated like the site specs, through ``hpcos.core.sourced_yaml``, so every error names file:line and field.
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ from typing import Annotated, Literal
 from ClusterShell.NodeSet import NodeSet, NodeSetParseError
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PositiveInt, field_validator, model_validator
 
-from harness.results import Reference
-from hpcos import sourced_yaml
-from hpcos.errors import UserError
+from harness.launcher_registry import LAUNCHERS
+from hpcos.core import sourced_yaml
+from hpcos.core.errors import UserError
+from hpcos.results.model import Reference
 
 PROFILE_SUFFIX = ".yaml"
 
@@ -120,7 +121,7 @@ References = dict[str, dict[str, dict[int, ReferenceEntry]]]
 class Profile(Strict):
     name: str
     description: str = ""
-    launcher: Literal["local", "ssh", "slurm"]
+    launcher: Literal[tuple(LAUNCHERS)]
     nodes: str = "localhost"  # a ClusterShell node set
     node_class: str = "default"  # baselines key on it
     timeouts: Timeouts = Timeouts()
@@ -207,5 +208,5 @@ def profile_path(name_or_path: str, search_dirs: list[Path]) -> Path:
 
 
 def load_profile(path: str | Path) -> Profile:
-    """Load and validate one profile; errors name file:line and field (``hpcos.sourced_yaml``)."""
+    """Load and validate one profile; errors name file:line and field (``hpcos.core.sourced_yaml``)."""
     return sourced_yaml.validate(Profile, sourced_yaml.load(path))

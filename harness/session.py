@@ -22,7 +22,7 @@ import harness
 from harness.launchers import CommandResult, Launcher, launcher_for
 from harness.launchers.base import Command, command_text
 from harness.profiles import MpiStack, Profile, load_profile, profile_path
-from harness.results import RunResults, TestResult
+from hpcos.results.model import RunResults, TestResult
 
 DEFAULT_CLUSTER = "local"
 

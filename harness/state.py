@@ -8,10 +8,12 @@ from dataclasses import dataclass, field
 import pytest
 
 from harness.launchers import CommandResult
-from harness.results import Measurement, TestResult
 from harness.session import HarnessSession
+from hpcos.results.model import Measurement, TestResult
+from hpcos.site import Site
 
 SESSION_KEY = pytest.StashKey[HarnessSession]()
+SITE_KEY = pytest.StashKey[Site]()
 ITEM_KEY = pytest.StashKey["ItemState"]()
 K_WORD = re.compile(r"[\w:+\-.\[\]\\/]+")  # what pytest's -k grammar reads as one identifier
 
@@ -28,6 +30,15 @@ class ItemState:
     measurements: list[Measurement] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)  # measurements outside their reference
     result: TestResult | None = None
+
+
+def site(config: pytest.Config) -> Site:
+    """The site of this run, built once in ``pytest_configure`` from --hpcos-specs/--hpcos-store and
+    the environment, as the command line builds it."""
+    if SITE_KEY not in config.stash:
+        config.stash[SITE_KEY] = Site.from_options(config.getoption("hpcos_specs", None),
+                                                   config.getoption("hpcos_store", None))
+    return config.stash[SITE_KEY]
 
 
 def harness_session(config: pytest.Config) -> HarnessSession:

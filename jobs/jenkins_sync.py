@@ -10,19 +10,15 @@ was and was not done; running again finishes the work, because everything is com
 from __future__ import annotations
 
 import difflib
-import netrc
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 import jenkins
 import requests
-from rich.progress import track
 
-from hpcos.console import console
-from hpcos.errors import UserError
+from hpcos.core.errors import UserError
+from hpcos.site.credentials import Credentials
 from jobs.job_definitions import is_managed
 from jobs.render import RenderedJob
 from jobs.xml_normalise import NotXml, normalise, pretty
@@ -37,25 +33,6 @@ class JenkinsError(UserError):
     """Jenkins refused or failed a request; the message says which and what to do."""
 
 
-def credentials(url: str) -> tuple[str | None, str | None]:
-    """HPCOS_JENKINS_USER / HPCOS_JENKINS_TOKEN, else the ~/.netrc entry for the Jenkins host, else anonymous."""
-    user, token = os.environ.get("HPCOS_JENKINS_USER"), os.environ.get("HPCOS_JENKINS_TOKEN")
-    if user and token:
-        return user, token
-    if user or token:
-        raise UserError("set both HPCOS_JENKINS_USER and HPCOS_JENKINS_TOKEN, or neither to use ~/.netrc")
-    try:
-        entry = netrc.netrc().authenticators(urlsplit(url).hostname or "")
-    except FileNotFoundError:
-        return None, None
-    except netrc.NetrcParseError as exc:
-        raise UserError(f"~/.netrc: {exc.msg} (line {exc.lineno})") from None
-    if entry is None:
-        return None, None
-    login, _, password = entry
-    return login, password
-
-
 @dataclass(frozen=True)
 class Connection:
     """Where and as whom; makes one python-jenkins client per thread (a client is not thread-safe)."""
@@ -68,9 +45,12 @@ class Connection:
         return jenkins.Jenkins(self.url, self.user, self.token, timeout=TIMEOUT)
 
 
-def connect(url: str) -> Connection:
-    user, token = credentials(url)
-    return Connection(url, user, token)
+def connect(url: str, credentials: Credentials) -> Connection:
+    """A connection as the user the site's credential rule found (HPCOS_JENKINS_USER/_TOKEN, netrc)."""
+    if bool(credentials.user) != bool(credentials.secret):
+        raise UserError("set both HPCOS_JENKINS_USER and HPCOS_JENKINS_TOKEN (or a ~/.netrc entry), "
+                        "or neither for anonymous access")
+    return Connection(url, credentials.user, credentials.secret)
 
 
 @dataclass
@@ -178,8 +158,9 @@ def read_live(connection: Connection, folders: list[str], workers: int = 16) -> 
 
 
 def sync(connection: Connection, jobs: list[RenderedJob], *, site: str, write: bool, prune: bool = False,
-         workers: int = 16, live: LiveState | None = None) -> SyncReport:
-    """Compare every rendered job with its live config; with ``write``, make Jenkins match."""
+         workers: int = 16, live: LiveState | None = None, progress=None) -> SyncReport:
+    """Compare every rendered job with its live config; with ``write``, make Jenkins match.
+    ``progress(total) -> tick`` is told of every write (the CLI shows a bar)."""
     url = connection.url
     report = SyncReport(url)
     top_level = sorted({job.name.split("/")[0] for job in jobs})
@@ -228,8 +209,8 @@ def sync(connection: Connection, jobs: list[RenderedJob], *, site: str, write: b
 
     writer = connection.client()
     steps = [(action, job.name, job) for action, job in plan] + [("delete", name, None) for name in stale]
-    for i, (action, name, job) in enumerate(track(steps, description="writing to Jenkins", console=console,
-                                                  transient=True, disable=not steps)):
+    tick = progress(len(steps)) if progress and steps else (lambda: None)
+    for i, (action, name, job) in enumerate(steps):
         try:
             if action == "create":
                 writer.create_job(name, job.xml.decode("utf-8"))
@@ -240,6 +221,7 @@ def sync(connection: Connection, jobs: list[RenderedJob], *, site: str, write: b
             else:
                 writer.delete_job(name)
                 report.deleted.append(name)
+            tick()
         except Exception as exc:
             report.failed[name] = explain(exc, url, f"{action} {name}")
             report.not_attempted = [n for _, n, _ in steps[i + 1:]]
@@ -279,23 +261,3 @@ def _diff(name: str, live: str | None, rendered: bytes) -> str:
     after = pretty(rendered)
     return "".join(difflib.unified_diff(before, after, f"{name} (live)" if live is not None else "/dev/null",
                                         f"{name} (specs)"))
-
-
-def print_report(report: SyncReport, write: bool) -> None:
-    def names(items):
-        shown = ", ".join(items[:5])
-        return shown + (f" and {len(items) - 5} more" if len(items) > 5 else "")
-
-    if write:
-        for label, items in (("created", report.created), ("updated", report.updated),
-                             ("deleted", report.deleted)):
-            if items:
-                console.print(f"{label} {len(items)}: {names(items)}")
-        console.print(f"unchanged {len(report.unchanged)}")
-        for name, message in report.failed.items():
-            console.print(f"[red]failed[/red] {name}: {message}")
-        if report.failed:
-            console.print(f"not attempted {len(report.not_attempted)}: {names(report.not_attempted)}")
-            console.print("run `hpcos jobs update` again to finish: every job is compared with Jenkins again")
-    else:
-        console.print(f"{len(report.not_attempted)} to change, {len(report.unchanged)} unchanged on {report.url}")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from jobs.specs import SpecSet
+from hpcos.site.specs import SpecSet
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 # Order matters only for readers of `hpcos jobs yaml`: defaults, then macros, then templates.

@@ -30,7 +30,7 @@ from jenkins_jobs.registry import ModuleRegistry
 from jenkins_jobs.roots import Roots, root_adders
 from jenkins_jobs.xml_config import XmlJobGenerator
 
-from hpcos.errors import UserError
+from hpcos.core.errors import UserError
 from jobs.job_definitions import TEMPLATES_DIR, templates_text
 from jobs.xml_pretty import job_xml_bytes
 

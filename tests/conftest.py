@@ -35,7 +35,7 @@ def repo_root() -> Path:
 
 
 # Real sshd on loopback and real single-node Slurm, for the harness and launcher tests.
-pytest_plugins = ["pytester", "sshd_fixture", "slurm_fixture", "mpi_probe_fixture"]
+pytest_plugins = ["pytester", "support.sshd_fixture", "support.slurm_fixture", "support.mpi_probe_fixture"]
 
 
 def process_alive(pid: int) -> bool:
@@ -45,3 +45,8 @@ def process_alive(pid: int) -> bool:
             return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def pytest_addoption(parser):
+    parser.addoption("--update-golden", action="store_true",
+                     help="rewrite tests/data/golden_jobs from the sample site instead of comparing")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from jenkins_double import JenkinsDouble
-from jobs_site import write_site
+from support.jenkins_double import JenkinsDouble
+from support.jobs_site import write_site
 
 from hpcos.cli import main
 

@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from harness.results import RunResults
+from hpcos.results.model import RunResults
 
 PROFILE = """\
 name: pair

@@ -3,7 +3,8 @@
 import os
 from argparse import Namespace
 
-from harness.cli_test import pass_site_to_plugins, pytest_argv, site_relative_profile, suite_dir
+from hpcos.cli.test import pytest_argv, site_relative_profile, suite_dir
+from hpcos.site import Site
 
 
 def args(*passthrough: str) -> Namespace:
@@ -26,12 +27,16 @@ def test_named_tests_replace_the_suite():
     assert str(suite_dir()) not in pytest_argv(args(str(suite_dir() / "clusters" / "..")))
 
 
-def test_global_specs_and_store_reach_the_plugins(monkeypatch, tmp_path):
+def test_global_specs_and_store_reach_the_plugins_on_the_command_line(monkeypatch, tmp_path):
+    """The site reaches the plugins as pytest options, never by changing this process's environment."""
     monkeypatch.delenv("HPCOS_SPECS", raising=False)
     monkeypatch.setenv("HPCOS_STORE", "/var/lib/hpcos")
-    pass_site_to_plugins(Namespace(specs=tmp_path / "specs", store=None))
-    assert os.environ["HPCOS_SPECS"] == str(tmp_path / "specs")
-    assert os.environ["HPCOS_STORE"] == "/var/lib/hpcos", "an option not given leaves the environment alone"
+    given = args()
+    given.site = Site.from_options(specs=tmp_path / "specs", store=tmp_path / "store")
+    argv = pytest_argv(given)
+    assert argv[argv.index("--hpcos-specs") + 1] == str(tmp_path / "specs")
+    assert argv[argv.index("--hpcos-store") + 1] == str(tmp_path / "store")
+    assert "HPCOS_SPECS" not in os.environ and os.environ["HPCOS_STORE"] == "/var/lib/hpcos"
 
 
 def test_profile_path_is_relative_to_the_site_repository_when_not_in_the_workspace(tmp_path, monkeypatch):

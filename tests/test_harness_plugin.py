@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 import pytest
 from conftest import process_alive
 
-from harness.results import RunResults
+from hpcos.results.model import RunResults
 
 PROFILE = """\
 name: three

@@ -4,8 +4,8 @@ import pytest
 
 from harness.profiles import load_profile, profile_path
 from hpcos.cli import main
-from hpcos.errors import UserError
-from hpcos.sourced_yaml import InvalidInput
+from hpcos.core.errors import UserError
+from hpcos.core.sourced_yaml import InvalidInput
 
 GOOD = """\
 name: tiny

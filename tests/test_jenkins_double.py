@@ -1,6 +1,6 @@
 """The Jenkins double answers as Jenkins' remote API is documented to, through python-jenkins and raw HTTP.
 
-Jenkins itself cannot run here (DESIGN.md); these tests pin the behaviour the sync tests rely on.
+Jenkins itself cannot run here; these tests pin the behaviour the sync tests rely on.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import jenkins
 import pytest
 import requests
-from jenkins_double import CRUMB_FIELD, FOLDER_CLASS, JENKINS_VERSION, JenkinsDouble
+from support.jenkins_double import CRUMB_FIELD, FOLDER_CLASS, JENKINS_VERSION, JenkinsDouble
 
 JOB = "<project><description>d</description><publishers><hudson.tasks.junit.JUnitResultArchiver " \
       'plugin="junit"><testResults>j.xml</testResults></hudson.tasks.junit.JUnitResultArchiver></publishers>' \

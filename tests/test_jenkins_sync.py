@@ -1,16 +1,17 @@
-"""`hpcos jobs update|diff` against the Jenkins double (Jenkins cannot run here; see jenkins_double.py)."""
+"""`hpcos jobs update|diff` against the Jenkins double (Jenkins cannot run here; see support/jenkins_double.py)."""
 
 from __future__ import annotations
 
 import pytest
-from jenkins_double import JenkinsDouble
-from jobs_site import write_site
+from support.jenkins_double import JenkinsDouble
+from support.jobs_site import write_site
 
+from hpcos.site.credentials import resolve
+from hpcos.site.specs import load_specs
 from jobs import jenkins_sync
-from jobs.jenkins_sync import Connection, JenkinsError, credentials, sync
+from jobs.jenkins_sync import Connection, JenkinsError, sync
 from jobs.job_definitions import marker, project
 from jobs.render import RenderedJob, render
-from jobs.specs import load_specs
 
 SITE = "emsl-cascade"
 TOKEN = "tok-9f2c-never-shown"
@@ -153,9 +154,15 @@ def test_unreachable_jenkins(jobs):
 
 
 def test_credentials_from_env_then_netrc(monkeypatch, tmp_path):
+    """Jenkins follows the site's one credential rule: environment, then ~/.netrc for the host."""
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.delenv("HPCOS_JENKINS_USER", raising=False)
     monkeypatch.delenv("HPCOS_JENKINS_TOKEN", raising=False)
+
+    def credentials(url):
+        found = resolve("jenkins", url)
+        return found.user, found.secret
+
     assert credentials("https://jenkins.example.org/") == (None, None)
     netrc = tmp_path / ".netrc"
     netrc.write_text("machine jenkins.example.org login deployer password from-netrc\n")
@@ -165,7 +172,9 @@ def test_credentials_from_env_then_netrc(monkeypatch, tmp_path):
     monkeypatch.setenv("HPCOS_JENKINS_USER", "ci")
     monkeypatch.setenv("HPCOS_JENKINS_TOKEN", "from-env")
     assert credentials("https://jenkins.example.org/") == ("ci", "from-env")
-    assert "from-env" not in repr(jenkins_sync.connect("https://jenkins.example.org/"))
+    url = "https://jenkins.example.org/"
+    assert "from-env" not in repr(jenkins_sync.connect(url, resolve("jenkins", url)))
     monkeypatch.delenv("HPCOS_JENKINS_TOKEN")
+    netrc.unlink()  # a user with no token anywhere: say what is missing rather than go anonymous
     with pytest.raises(jenkins_sync.UserError, match="set both"):
-        credentials("https://jenkins.example.org/")
+        jenkins_sync.connect(url, resolve("jenkins", url))

@@ -22,7 +22,7 @@ from conftest import REPO
 from harness.profiles import load_profile, profile_path
 from harness.session import profile_dirs
 from hpcos.cli import main, parse
-from jobs.specs import SpecSet, load_specs
+from hpcos.site.specs import SpecSet, load_specs
 
 SPECS = REPO / "overlay_specs"
 # Sample values for what Jenkins or the script itself sets before a command runs.

@@ -12,7 +12,7 @@ from conftest import REPO
 
 from harness.launchers import launcher_for
 from harness.profiles import load_profile
-from harness.results import RunResults
+from hpcos.results.model import RunResults
 
 
 @pytest.fixture

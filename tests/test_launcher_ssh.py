@@ -9,7 +9,7 @@ from ClusterShell.NodeSet import NodeSet
 from harness.launchers import launcher_for
 from harness.plugin import group_failures
 from harness.profiles import MpiStack, load_profile
-from harness.results import RunResults, TestResult
+from hpcos.results.model import RunResults, TestResult
 
 NODES = "node[001-032],down01"
 

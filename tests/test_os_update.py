@@ -16,7 +16,7 @@ import yaml
 from conftest import REPO, require_tool
 
 from harness import os_update
-from harness.results import RunResults
+from hpcos.results.model import RunResults
 
 PACKAGES = {"kernel": ("5.14.0", "427.13.1.el9_4"), "openmpi": ("4.1.6", "1.el9"), "mpich": ("4.1.2", "1.el9")}
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 from conftest import REPO, require_tool
 
-from harness.results import RunResults
+from hpcos.results.model import RunResults
 
 DATA = Path(__file__).parent / "data"
 STAND_IN = """#!/bin/sh

@@ -9,9 +9,9 @@ import sys
 import matplotlib.image as mpimg
 import pytest
 
-from harness.perf.store import ResultsStore
-from harness.results import Measurement, RunResults, TestResult
 from hpcos.cli import main
+from hpcos.perf.store import ResultsStore
+from hpcos.results.model import Measurement, RunResults, TestResult
 
 TEST = "integration_tests/test_mpi.py::test_pingpong"
 

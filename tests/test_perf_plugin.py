@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from harness.perf.store import ResultsStore
-from harness.results import Measurement, RunResults, TestResult
+from hpcos.perf.store import ResultsStore
+from hpcos.results.model import Measurement, RunResults, TestResult
 
 TEST_ID = "integration_tests/test_fake_latency.py::test_latency"
 
@@ -94,7 +94,7 @@ def test_unchanged_performance_is_recorded_without_rerun(site, tmp_path):
 
 def test_one_rerun_per_test_and_node_however_many_suspects(tmp_path):
     """Two slow metrics of one (test, node) share its single rerun; a second rerun never happens."""
-    from harness.perf.judge import judge_run
+    from hpcos.perf.judge import judge_run
 
     def night(run_id, day, level):
         samples = [level * (1 + 0.002 * i) for i in range(7)]

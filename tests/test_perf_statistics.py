@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.perf.baselines import Baseline
-from harness.perf.decision import DecisionPolicy, assess, confirm
-from harness.perf.statistics import bootstrap_ratio_ci, mann_whitney_worse, median_ci, noise_floor, worse_ratio
-from harness.perf.store import SeriesKey
-from harness.results import Reference
+from hpcos.perf.baselines import Baseline
+from hpcos.perf.decision import DecisionPolicy, assess, confirm
+from hpcos.perf.statistics import bootstrap_ratio_ci, mann_whitney_worse, median_ci, noise_floor, worse_ratio
+from hpcos.perf.store import SeriesKey
+from hpcos.results.model import Reference
 
 KEY = SeriesKey("local", "workstation", "test_pingpong[openmpi]", "latency", 8)
 

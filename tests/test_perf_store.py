@@ -6,9 +6,9 @@ import sqlite3
 
 import pytest
 
-from harness.perf.baselines import baseline_for
-from harness.perf.store import ResultsStore, SeriesKey, UnknownRun
-from harness.results import Measurement, RunResults, TestResult
+from hpcos.perf.baselines import baseline_for
+from hpcos.perf.store import ResultsStore, SeriesKey, UnknownRun
+from hpcos.results.model import Measurement, RunResults, TestResult
 
 TEST = "integration_tests/test_mpi.py::test_pingpong[openmpi]"
 KEY = SeriesKey("local", "workstation", TEST, "latency", 8)

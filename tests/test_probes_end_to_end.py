@@ -18,7 +18,7 @@ import pytest
 import yaml
 from conftest import REPO, require_tool
 
-from harness.results import RunResults
+from hpcos.results.model import RunResults
 
 HPCOS = str(Path(sys.executable).with_name("hpcos"))
 LOCAL = REPO / "integration_tests" / "clusters" / "local.yaml"

@@ -28,9 +28,9 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import REPO, require_tool
-from rpm_fixtures import GOOD_PATCH, UpstreamPackage, file_url, rpm_query
-from rpm_fixtures import make_repo as make_srpm_repo
-from rpm_repo_fixtures import Rpm, RpmFactory, make_repo, repoquery_many
+from support.rpm_fixtures import GOOD_PATCH, UpstreamPackage, file_url, rpm_query
+from support.rpm_fixtures import make_repo as make_srpm_repo
+from support.rpm_repo_fixtures import Rpm, RpmFactory, make_repo, repoquery_many
 
 TARGET = "el9-x86_64"
 OVERLAY_NEVRA = "hello-0:1.0-1.el9.hpc1.x86_64"

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import rpm
 from conftest import require_tool
-from rpm_fixtures import (
+from support.rpm_fixtures import (
     BROKEN_PATCH,
     CHECK_BREAKING_PATCH,
     GOOD_PATCH,
@@ -28,7 +28,7 @@ from rpm_fixtures import (
 )
 
 from hpcos.cli import main
-from hpcos.store_layout import StoreLayout
+from hpcos.core.store_layout import StoreLayout
 
 TARGET = "el9-x86_64"
 

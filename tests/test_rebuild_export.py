@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 from conftest import require_tool
-from rpm_fixtures import GOOD_PATCH, GREETING_C, make_site, site_patch
+from support.rpm_fixtures import GOOD_PATCH, GREETING_C, make_site, site_patch
 
 from hpcos.cli import main
 

@@ -4,7 +4,7 @@ The same classes are shown on real rpmbuild output in test_rebuild_build.py."""
 
 from __future__ import annotations
 
-from jobs.rebuild.failures import FailureKind, classify, unfinished_phase
+from hpcos.rebuild.failures import FailureKind, classify, unfinished_phase
 
 EL8_AUTOSETUP_PREP = """\
 Executing(%prep): /bin/sh -e /var/tmp/rpm-tmp.Zb3Ylk

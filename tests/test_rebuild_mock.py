@@ -1,5 +1,5 @@
 """The mock builder.  Fedora's mock is not packaged for Debian, so these tests check its exact command
-lines for the four targets and run it through tests/fake_mock/mock: a stand-in on PATH that takes
+lines for the four targets and run it through tests/support/fake_mock/mock: a stand-in on PATH that takes
 mock's documented command line (``-r``, ``--rebuild``, ``--resultdir``, ``--addrepo``) and writes a
 result directory in mock 5's real formats (build.log, root.log with "DEBUG util.py:NNN:" prefixes and
 dnf builddep's messages, state.log with timestamped Start:/Finish: phases), building with the real
@@ -13,14 +13,22 @@ from pathlib import Path
 
 import pytest
 from conftest import require_tool
-from rpm_fixtures import BROKEN_PATCH, GOOD_PATCH, STALE_PATCH, UpstreamPackage, make_site, repoquery, site_patch
+from support.rpm_fixtures import (
+    BROKEN_PATCH,
+    GOOD_PATCH,
+    STALE_PATCH,
+    UpstreamPackage,
+    make_site,
+    repoquery,
+    site_patch,
+)
 
 from hpcos.cli import main
-from hpcos.store_layout import StoreLayout
-from jobs.rebuild.builders import MockBuilder, make_builder
-from jobs.rebuild.failures import FailureKind, classify
+from hpcos.core.store_layout import StoreLayout
+from hpcos.rebuild.builders import MockBuilder, make_builder
+from hpcos.rebuild.failures import FailureKind, classify
 
-FAKE_MOCK_DIR = Path(__file__).parent / "fake_mock"
+FAKE_MOCK_DIR = Path(__file__).parent / "support" / "fake_mock"
 TARGETS = ["el8-x86_64", "el8-aarch64", "el9-x86_64", "el9-aarch64"]
 
 

@@ -1,4 +1,4 @@
-"""The release rule (jobs/rebuild/release.py), checked with rpm's own comparison (rpm.labelCompare,
+"""The release rule (hpcos/rebuild/release.py), checked with rpm's own comparison (rpm.labelCompare,
 the code behind rpmdev-vercmp and dnf's upgrade decision)."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import rpm
 
-from jobs.rebuild.release import Evr, base_of, overlay_evr, overlay_release
+from hpcos.rebuild.release import Evr, base_of, overlay_evr, overlay_release
 
 
 def vercmp(a: str, b: str) -> int:

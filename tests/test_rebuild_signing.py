@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 from conftest import require_tool
-from rpm_fixtures import GOOD_PATCH, UpstreamPackage, make_site, site_patch
+from support.rpm_fixtures import GOOD_PATCH, UpstreamPackage, make_site, site_patch
 
 from hpcos.cli import main
-from hpcos.store_layout import StoreLayout
+from hpcos.core.store_layout import StoreLayout
 
 KEY_ID = "rpm-signing@example.org"
 

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 import yaml
 from jenkins_jobs.xml_config import XmlJob
-from jobs_site import PACKAGES, package, write_site
+from support.jobs_site import PACKAGES, package, write_site
 
 from hpcos.cli import main
+from hpcos.site.specs import load_specs
 from jobs.job_definitions import jjb_yaml, marker, project
 from jobs.render import JJB_CONFIG, PARALLEL_MIN_ENTRIES, RenderError, render, render_pool, render_yaml
-from jobs.specs import load_specs
 from jobs.xml_pretty import job_xml_bytes
 
 JENKINS_JOBS = Path(sys.executable).parent / "jenkins-jobs"

@@ -17,7 +17,16 @@ import random
 import signal
 import time
 
-from rpm_repo_fixtures import BASE_DAY1, BASE_DAY2, HPC_OVERLAY, KERNEL_V1, TOOLS, make_site, nevras, repoquery_many
+from support.rpm_repo_fixtures import (
+    BASE_DAY1,
+    BASE_DAY2,
+    HPC_OVERLAY,
+    KERNEL_V1,
+    TOOLS,
+    make_site,
+    nevras,
+    repoquery_many,
+)
 from test_repo_lifecycle import (  # noqa: F401
     BASE,
     HPC,
@@ -30,8 +39,8 @@ from test_repo_lifecycle import (  # noqa: F401
 )
 
 from hpcos.cli import main
-from hpcos.store_layout import StoreLayout
-from jobs.repo import repodata
+from hpcos.core.store_layout import StoreLayout
+from hpcos.repo import repodata
 
 KILLS = 50
 ENVIRONMENTS = ("daily", "testing", "production")

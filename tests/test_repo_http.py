@@ -14,7 +14,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from conftest import require_tool
-from rpm_repo_fixtures import BASE_DAY2, HPC_OVERLAY, KERNEL_V1, RpmFactory, make_site, nevras, repoquery
+from support.rpm_repo_fixtures import BASE_DAY2, HPC_OVERLAY, KERNEL_V1, RpmFactory, make_site, nevras, repoquery
 from test_repo_lifecycle import (  # noqa: F401
     BASE,
     DAILY1,

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 import pytest
-from rpm_repo_fixtures import (
+from support.rpm_repo_fixtures import (
     BASE_DAY1,
     BASE_DAY2,
     HPC_OVERLAY,
@@ -25,9 +25,9 @@ from rpm_repo_fixtures import (
     repoquery,
 )
 
-from harness import results
 from hpcos.cli import main
-from hpcos.store_layout import StoreLayout
+from hpcos.core.store_layout import StoreLayout
+from hpcos.results import model as results
 
 BASE, TOOLS_REPO = "base-el9-x86_64", "tools-el9-x86_64"
 HPC, KERNEL = "hpc-overlay-el9-x86_64", "kernel-overlay-el9-x86_64"

@@ -7,11 +7,11 @@ import subprocess
 import sys
 import time
 
-from rpm_repo_fixtures import make_site
+from support.rpm_repo_fixtures import make_site
 from test_repo_lifecycle import rpm_factory, synced_and_published  # noqa: F401
 
-from hpcos.store_layout import StoreLayout
-from jobs.repo.locking import store_lock
+from hpcos.core.store_layout import StoreLayout
+from hpcos.repo.locking import store_lock
 
 
 def test_two_promotions_at_once_serialise(rpm_factory, tmp_path):  # noqa: F811

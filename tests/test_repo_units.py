@@ -10,18 +10,18 @@ import subprocess
 
 import pytest
 from conftest import require_tool
-from rpm_repo_fixtures import Rpm, make_repo
+from support.rpm_repo_fixtures import Rpm, make_repo
 from test_repo_lifecycle import rpm_factory  # noqa: F401
 
-from harness.results import RunResults
-from hpcos.errors import UserError
-from hpcos.files import file_digest
-from hpcos.store_layout import StoreLayout
-from jobs.repo import nightly, repodata
-from jobs.repo.content_store import ContentStore
-from jobs.repo.diff import diff_packages
-from jobs.repo.environments import Environments
-from jobs.repo.mirror import verified_sha256
+from hpcos.core.errors import UserError
+from hpcos.core.files import file_digest
+from hpcos.core.store_layout import StoreLayout
+from hpcos.repo import nightly, repodata
+from hpcos.repo.content_store import ContentStore
+from hpcos.repo.diff import diff_packages
+from hpcos.repo.environments import Environments
+from hpcos.repo.mirror import verified_sha256
+from hpcos.results.model import RunResults
 
 
 def record(name, version, release="1", arch="noarch"):

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from conftest import require_tool
 
-from harness.perf.judge import judge_run
-from harness.perf.report import node_groups
-from harness.perf.store import ResultsStore
-from harness.results import Measurement, RunResults, TestResult
 from hpcos.cli import main
+from hpcos.perf.judge import judge_run
+from hpcos.perf.report import node_groups
+from hpcos.perf.store import ResultsStore
+from hpcos.results.model import Measurement, RunResults, TestResult
 
 PINGPONG = "integration_tests/test_mpi.py::test_pingpong[openmpi]"
 HOSTNAME = "integration_tests/test_nodes.py::test_hostname"
@@ -148,7 +148,7 @@ def test_plot_plugin_csvs_have_labels_then_values(store_with_regression, tmp_pat
 
 
 def test_text_package_changes_keep_their_lines(tmp_path):
-    from harness.perf.report import read_package_changes
+    from hpcos.perf.report import read_package_changes
 
     text = tmp_path / "diff.txt"
     text.write_text("production (a1) -> testing (b2)\nbaseos\n  ~ openmpi.x86_64 4.1.5 -> 4.1.6\n")

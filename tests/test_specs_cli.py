@@ -12,8 +12,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from hpcos import sourced_yaml
 from hpcos.cli import main
+from hpcos.core import sourced_yaml
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from hpcos.sourced_yaml import InvalidInput
-from jobs.specs import load_specs
+from hpcos.core.sourced_yaml import InvalidInput
+from hpcos.site.specs import load_specs
 
 
 @pytest.fixture
@@ -291,7 +291,7 @@ def test_a_declared_field_is_not_taken_for_a_credential(specs):
     """``user`` is only a credential where the model does not declare it (an ssh login user is fine)."""
     from pydantic import BaseModel
 
-    from hpcos import sourced_yaml
+    from hpcos.core import sourced_yaml
 
     class Ssh(BaseModel):
         user: str

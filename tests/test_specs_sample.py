@@ -4,7 +4,7 @@ import subprocess
 
 from conftest import require_tool
 
-from jobs.specs import load_specs
+from hpcos.site.specs import load_specs
 
 
 def test_sample_site_loads(repo_root):

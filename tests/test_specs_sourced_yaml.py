@@ -1,4 +1,4 @@
-"""``hpcos.sourced_yaml``: pydantic errors become ``file:line: field: message`` lines.
+"""``hpcos.core.sourced_yaml``: pydantic errors become ``file:line: field: message`` lines.
 
 Unions are the hard part: pydantic reports one error per union member and puts the member's name
 (or the discriminator's value) into the location.  These models mirror what cluster profiles use
@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
-from hpcos import sourced_yaml
+from hpcos.core import sourced_yaml
 
 
 class Strict(BaseModel):

@@ -8,7 +8,7 @@ import keyring
 import pytest
 from keyring.backend import KeyringBackend
 
-from harness.tickets.credentials import Credentials, RedactingFilter, resolve
+from hpcos.site.credentials import Credentials, RedactingFilter, resolve
 
 URL = "https://trac.example.org/hpc"
 
@@ -16,7 +16,7 @@ URL = "https://trac.example.org/hpc"
 def test_environment_wins(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     (tmp_path / ".netrc").write_text("machine trac.example.org login netrc-user password netrc-pw\n")
-    creds = resolve(URL, {"HPCOS_TRACKER_USER": "env-user", "HPCOS_TRACKER_PASSWORD": "env-pw"})
+    creds = resolve("tracker", URL, {"HPCOS_TRACKER_USER": "env-user", "HPCOS_TRACKER_PASSWORD": "env-pw"})
     assert (creds.user, creds.password, creds.token) == ("env-user", "env-pw", None)
 
 
@@ -26,7 +26,7 @@ def test_netrc_entry_for_the_tracker_host(tmp_path, monkeypatch):
     netrc.write_text("machine other.example.org login x password y\n"
                      "machine trac.example.org login netrc-user password netrc-pw\n")
     netrc.chmod(0o600)
-    creds = resolve(URL, {})
+    creds = resolve("tracker", URL, {})
     assert (creds.user, creds.password) == ("netrc-user", "netrc-pw")
 
 
@@ -57,16 +57,16 @@ def memory_keyring():
 
 def test_keyring_when_no_environment_or_netrc(tmp_path, monkeypatch, memory_keyring):
     monkeypatch.setenv("HOME", str(tmp_path))
-    creds = resolve(URL, {"HPCOS_TRACKER_USER": "bot"})
+    creds = resolve("tracker", URL, {"HPCOS_TRACKER_USER": "bot"})
     assert (creds.user, creds.password) == ("bot", "keyring-pw")
-    assert resolve("https://elsewhere.example.org", {"HPCOS_TRACKER_USER": "bot"}).password is None
+    assert resolve("tracker", "https://elsewhere.example.org", {"HPCOS_TRACKER_USER": "bot"}).password is None
 
 
 def test_repr_and_logs_never_show_the_secret(caplog):
     creds = Credentials("bot", "pw-123456", "tok-abcdef")
     assert "pw-123456" not in repr(creds) and "tok-abcdef" not in repr(creds)
     logger = logging.getLogger("hpcos.tickets.test")
-    logger.addFilter(RedactingFilter(creds))
+    logger.addFilter(RedactingFilter(creds.secrets))
     with caplog.at_level(logging.INFO, logger="hpcos.tickets.test"):
         logger.info("request to %s failed", "https://x/rest/bug?Bugzilla_api_key=tok-abcdef&product=HPC")
     assert caplog.messages == ["request to https://x/rest/bug?Bugzilla_api_key=********&product=HPC failed"]

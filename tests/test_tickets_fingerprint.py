@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from tracker_doubles.runs import IBV_MISSING, OPENMPI_UNREACHABLE, SRUN_FAILED, nodes, run
+from support.tracker_doubles.runs import IBV_MISSING, OPENMPI_UNREACHABLE, SRUN_FAILED, nodes, run
 
-from harness.tickets.fingerprint import ALGORITHM_VERSION, fingerprint, first_meaningful_line, normalise
-from harness.tickets.grouping import group_failures, passing_tests
+from hpcos.tickets.fingerprint import ALGORITHM_VERSION, fingerprint, first_meaningful_line, normalise
+from hpcos.tickets.grouping import group_failures, passing_tests
 
 # (text as a node prints it, the same failure as another node/job/night prints it)
 SAME_CAUSE = [

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from tracker_doubles.runs import IBV_MISSING, OPENMPI_UNREACHABLE, SRUN_FAILED, latency_regression, nodes, run
+from support.tracker_doubles.runs import IBV_MISSING, OPENMPI_UNREACHABLE, SRUN_FAILED, latency_regression, nodes, run
 
-from harness.tickets.backends import TrackerUnavailable
-from harness.tickets.backends.local import LocalTracker
-from harness.tickets.lifecycle import RUN_WIDE_KEY, file_run, flush, plan
-from harness.tickets.queue import TicketQueue
-from harness.tickets.state import TicketState
-from jobs.specs import Tracker
+from hpcos.site.specs import Tracker
+from hpcos.tickets.backends import TrackerUnavailable
+from hpcos.tickets.backends.local import LocalTracker
+from hpcos.tickets.lifecycle import RUN_WIDE_KEY, file_run, flush, plan
+from hpcos.tickets.queue import TicketQueue
+from hpcos.tickets.state import TicketState
 
 PINGPONG = "integration_tests/test_mpi.py::test_pingpong[openmpi]"
 HCA = "integration_tests/test_ib.py::test_hca_present"
@@ -158,7 +158,7 @@ def test_plan_is_read_only(site):
 
 
 def test_new_fingerprint_algorithm_finds_tickets_filed_under_the_old_one(site, monkeypatch):
-    from harness.tickets import fingerprint
+    from hpcos.tickets import fingerprint
 
     site.night(run("n1", {HCA: (IBV_MISSING, nodes(4))}))
     monkeypatch.setitem(fingerprint.ALGORITHMS, 2, lambda line: fingerprint.ALGORITHMS[1](line).lower())
@@ -172,8 +172,8 @@ def test_new_fingerprint_algorithm_finds_tickets_filed_under_the_old_one(site, m
 def test_reproduce_command_keeps_the_profile_path_the_run_was_started_with():
     """A site profile outside integration_tests/clusters/ does not resolve by its name: the ticket's
     command takes ``--cluster`` from the harness's own rerun command."""
-    from harness.tickets.content import reproduce_command
-    from harness.tickets.grouping import group_failures
+    from hpcos.tickets.content import reproduce_command
+    from hpcos.tickets.grouping import group_failures
 
     nightly = run("n1", {PINGPONG: (OPENMPI_UNREACHABLE, nodes(2))})
     for result in nightly.results:
@@ -183,9 +183,9 @@ def test_reproduce_command_keeps_the_profile_path_the_run_was_started_with():
 
 
 def test_summary_shows_the_raw_error_line_not_the_normalised_signature():
-    from harness.results import RunResults, TestResult
-    from harness.tickets.content import summary
-    from harness.tickets.grouping import group_failures
+    from hpcos.results.model import RunResults, TestResult
+    from hpcos.tickets.content import summary
+    from hpcos.tickets.grouping import group_failures
 
     message = "openmpi is not installed (testing has 4.1.5-2.el9.hpc1.x86_64)"
     results = [TestResult("integration_tests/test_os_update.py::test_overlay_packages_are_installed", node,

@@ -1,4 +1,4 @@
-"""Tickets against a real Trac 1.6 (tracd on loopback, started by a fixture as DESIGN.md says)."""
+"""Tickets against a real Trac 1.6 (tracd on loopback, started by a fixture)."""
 
 from __future__ import annotations
 
@@ -10,15 +10,15 @@ from contextlib import closing
 
 import pytest
 import requests
-from trac_fixture import create_trac
-from tracker_doubles.runs import IBV_MISSING, OPENMPI_UNREACHABLE, SRUN_FAILED, nodes, run, site_with_tracker
+from support.trac_fixture import create_trac
+from support.tracker_doubles.runs import IBV_MISSING, OPENMPI_UNREACHABLE, SRUN_FAILED, nodes, run, site_with_tracker
 
-from harness.tickets.backends.trac import TracTracker, TracWebTransport
-from harness.tickets.credentials import Credentials, RedactingFilter
-from harness.tickets.lifecycle import file_run, flush
-from harness.tickets.queue import TicketQueue
-from harness.tickets.state import TicketState
-from jobs.specs import Tracker
+from hpcos.site.credentials import Credentials, RedactingFilter
+from hpcos.site.specs import Tracker
+from hpcos.tickets.backends.trac import TracTracker, TracWebTransport
+from hpcos.tickets.lifecycle import file_run, flush
+from hpcos.tickets.queue import TicketQueue
+from hpcos.tickets.state import TicketState
 
 pytest_plugins = ["pytester"]
 
@@ -165,7 +165,7 @@ def test_password_never_reaches_tickets_logs_or_queue(tracd, tmp_path, caplog):
     failing = {"integration_tests/test_ib.py::test_leaky": (leaky, nodes(3)),
                "integration_tests/test_ib.py::test_leaky2": (leaky, nodes(2))}
     logger = logging.getLogger("hpcos.tickets")
-    redacting = RedactingFilter(credentials)
+    redacting = RedactingFilter(credentials.secrets)
     logger.addFilter(redacting)
     caplog.set_level(logging.INFO, logger="hpcos.tickets")
     try:
@@ -191,7 +191,7 @@ def test_password_never_reaches_tickets_logs_or_queue(tracd, tmp_path, caplog):
 
 def test_a_trac_without_the_custom_field_is_refused_not_answered_with_every_ticket(tracd):
     """Trac ignores unknown query fields; hpcos must not take "all tickets" as "the ticket"."""
-    from harness.tickets.backends import TrackerError
+    from hpcos.tickets.backends import TrackerError
 
     plain = backend(tracd)
     plain.create("someone else's ticket", "body", "hpcos-v1-stranger0000000")
@@ -202,7 +202,7 @@ def test_a_trac_without_the_custom_field_is_refused_not_answered_with_every_tick
 
 CONFTEST = """
 import os
-from harness.results import RunResults
+from hpcos.results.model import RunResults
 
 def pytest_sessionfinish(session):
     # What the harness plugin does at the end of a run: hand the whole run to the hook.
@@ -258,7 +258,7 @@ def test_site_on_trac_end_to_end_plugin_queues_while_down_and_cli_flushes(tracd,
 
 
 def test_wrong_password_is_a_clear_error_that_does_not_quote_it(tracd):
-    from harness.tickets.backends import TrackerError, TrackerUnavailable
+    from hpcos.tickets.backends import TrackerError, TrackerUnavailable
 
     wrong = TracTracker(TracWebTransport(tracd.url, tracd.user, "not-the-password", timeout=30), tracd.url)
     with pytest.raises(TrackerError, match=r"refused /login \(401\): check HPCOS_TRACKER_USER") as raised:

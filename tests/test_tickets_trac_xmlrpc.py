@@ -5,16 +5,16 @@ the Trac 1.6 the other Trac tests run for real."""
 from __future__ import annotations
 
 import pytest
-from tracker_doubles.runs import IBV_MISSING, nodes, run
-from tracker_doubles.trac_xmlrpc import TracXmlRpcDouble
+from support.tracker_doubles.runs import IBV_MISSING, nodes, run
+from support.tracker_doubles.trac_xmlrpc import TracXmlRpcDouble
 
-from harness.tickets.backends import TrackerError, open_backend
-from harness.tickets.backends.trac import TracXmlRpcTransport
-from harness.tickets.credentials import resolve
-from harness.tickets.lifecycle import file_run
-from harness.tickets.queue import TicketQueue
-from harness.tickets.state import TicketState
-from jobs.specs import Tracker
+from hpcos.site.credentials import resolve
+from hpcos.site.specs import Tracker
+from hpcos.tickets.backends import TrackerError, open_backend
+from hpcos.tickets.backends.trac import TracXmlRpcTransport
+from hpcos.tickets.lifecycle import file_run
+from hpcos.tickets.queue import TicketQueue
+from hpcos.tickets.state import TicketState
 
 USER, PASSWORD = "hpcos-bot", "xmlrpc-secret-31337"
 HCA = "integration_tests/test_ib.py::test_hca_present"
@@ -29,7 +29,7 @@ def double():
 
 def backend_for(double, tmp_path):
     spec = Tracker(backend="trac", url=double.url, trac_transport="xmlrpc", close_after_passing_runs=1)
-    credentials = resolve(spec.url, {"HPCOS_TRACKER_USER": USER, "HPCOS_TRACKER_PASSWORD": PASSWORD})
+    credentials = resolve("tracker", spec.url, {"HPCOS_TRACKER_USER": USER, "HPCOS_TRACKER_PASSWORD": PASSWORD})
     return spec, open_backend(spec, tmp_path, credentials)
 
 

@@ -5,19 +5,19 @@ tracker's documented REST API (see tests/tracker_doubles/).  No such tracker can
 from __future__ import annotations
 
 import pytest
-from tracker_doubles.bugzilla import BugzillaDouble
-from tracker_doubles.github import GitHubDouble
-from tracker_doubles.gitlab import GitLabDouble
-from tracker_doubles.jira import JiraDouble
-from tracker_doubles.redmine import RedmineDouble
-from tracker_doubles.runs import IBV_MISSING, OPENMPI_UNREACHABLE, nodes, run
+from support.tracker_doubles.bugzilla import BugzillaDouble
+from support.tracker_doubles.github import GitHubDouble
+from support.tracker_doubles.gitlab import GitLabDouble
+from support.tracker_doubles.jira import JiraDouble
+from support.tracker_doubles.redmine import RedmineDouble
+from support.tracker_doubles.runs import IBV_MISSING, OPENMPI_UNREACHABLE, nodes, run
 
-from harness.tickets.backends import open_backend
-from harness.tickets.credentials import resolve
-from harness.tickets.lifecycle import file_run, flush
-from harness.tickets.queue import TicketQueue
-from harness.tickets.state import TicketState
-from jobs.specs import Tracker
+from hpcos.site.credentials import resolve
+from hpcos.site.specs import Tracker
+from hpcos.tickets.backends import open_backend
+from hpcos.tickets.lifecycle import file_run, flush
+from hpcos.tickets.queue import TicketQueue
+from hpcos.tickets.state import TicketState
 
 TOKEN = "tok-9f8e7d6c5b4a-never-print"
 PINGPONG = "integration_tests/test_mpi.py::test_pingpong[openmpi]"
@@ -56,7 +56,7 @@ CLOSED = {"github": "closed", "gitlab": "closed", "jira": "Done", "bugzilla": "R
 def tracker(request, tmp_path):
     double, spec = DOUBLES[request.param]()
     spec = Tracker(**spec, close_after_passing_runs=2, timeout=30)
-    backend = open_backend(spec, tmp_path, resolve(spec.url, {"HPCOS_TRACKER_USER": "hpcos-bot",
+    backend = open_backend(spec, tmp_path, resolve("tracker", spec.url, {"HPCOS_TRACKER_USER": "hpcos-bot",
                                                               "HPCOS_TRACKER_TOKEN": TOKEN}))
     yield double, spec, backend
     double.stop()
@@ -135,7 +135,7 @@ def test_a_slow_tracker_times_out_into_the_queue(tmp_path):
     double, spec = gitlab()
     try:
         spec = Tracker(**spec, timeout=0.5)
-        backend = open_backend(spec, tmp_path, resolve(spec.url, {"HPCOS_TRACKER_TOKEN": TOKEN}))
+        backend = open_backend(spec, tmp_path, resolve("tracker", spec.url, {"HPCOS_TRACKER_TOKEN": TOKEN}))
         double.delay = 1.5
         out = nights(tmp_path, spec, backend)(run("night-1", {PINGPONG: (OPENMPI_UNREACHABLE, nodes(4))}))
         assert out.queued == 1 and out.error == "TrackerUnavailable: GitLab unreachable: ReadTimeout"

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from tracker_doubles.runs import IBV_MISSING, OPENMPI_UNREACHABLE, nodes, run, site_with_tracker
+from support.tracker_doubles.runs import IBV_MISSING, OPENMPI_UNREACHABLE, nodes, run, site_with_tracker
 
 from hpcos.cli import main
 
@@ -98,7 +98,7 @@ def test_unreachable_tracker_queues_then_flush_sends(site_env, capsys, monkeypat
 
 CONFTEST = """
 import os
-from harness.results import RunResults
+from hpcos.results.model import RunResults
 
 def pytest_sessionfinish(session):
     # What the harness plugin does at the end of a run (issue 3): hand the whole run to the hook.

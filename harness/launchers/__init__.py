@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
+
+from harness.launcher_registry import LAUNCHERS
 from harness.launchers.base import CommandFailed, CommandResult, Launcher
 from harness.profiles import Profile
 
@@ -9,14 +12,5 @@ __all__ = ["CommandFailed", "CommandResult", "Launcher", "launcher_for"]
 
 
 def launcher_for(profile: Profile) -> Launcher:
-    if profile.launcher == "ssh":
-        from harness.launchers.ssh import SshLauncher
-
-        return SshLauncher(profile)
-    if profile.launcher == "slurm":
-        from harness.launchers.slurm import SlurmLauncher
-
-        return SlurmLauncher(profile)
-    from harness.launchers.local import LocalLauncher
-
-    return LocalLauncher(profile)
+    module, _, cls = LAUNCHERS[profile.launcher].partition(":")
+    return getattr(importlib.import_module(module), cls)(profile)

@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 from ClusterShell.NodeSet import NodeSet
 
 from harness.launchers.base import Command, CommandResult, Launcher, command_text, with_env
-from harness.process import run_process
 from harness.profiles import MpiStack
+from hpcos.core import runner
 
 
 class LocalLauncher(Launcher):
@@ -28,6 +28,6 @@ class LocalLauncher(Launcher):
 
 def run_local(command: Command, *, node: str | None, timeout: float,
               env: Mapping[str, str] | None = None) -> CommandResult:
-    done = run_process(command, timeout=timeout, env=env)
+    done = runner.run(command, timeout=timeout, env=env)
     return CommandResult(node, command_text(command), done.exit_code, done.stdout, done.stderr,
                          done.duration, done.timed_out)

@@ -1,6 +1,6 @@
 """The Slurm launcher: ``srun`` for node commands and MPI jobs, ``sbatch --wait`` for batch scripts.
 
-Every srun/sbatch runs under ``harness.process``'s timeout: a request the partition cannot satisfy
+Every srun/sbatch runs under ``hpcos.core.runner``'s timeout: a request the partition cannot satisfy
 stays pending forever.  Each launch gets its own job name so that, after a timeout, ``scancel --name``
 removes a pending or running job that the killed client left behind.
 """
@@ -18,8 +18,8 @@ from pathlib import Path
 from ClusterShell.NodeSet import NodeSet
 
 from harness.launchers.base import Command, CommandResult, Launcher, command_text, with_env
-from harness.process import run_process
 from harness.profiles import MpiStack
+from hpcos.core import runner
 
 SCANCEL_TIMEOUT = 10
 
@@ -51,7 +51,7 @@ class SlurmLauncher(Launcher):
         """``srun`` with the profile's partition, time limit and extra arguments, under a timeout."""
         name = _job_name()
         argv = ["srun", f"--job-name={name}", *self._allocation_args(), *args]
-        done = run_process(argv, timeout=timeout, env=env)
+        done = runner.run(argv, timeout=timeout, env=env)
         if done.timed_out:
             self._cancel(name)
         return CommandResult(node, shown or shlex.join(argv), done.exit_code, done.stdout, done.stderr,
@@ -67,7 +67,7 @@ class SlurmLauncher(Launcher):
             # --wait makes sbatch exit with the job's own exit code.
             argv = ["sbatch", "--wait", f"--job-name={name}", *self._allocation_args(),
                     "-N", "1", "-w", nodes[0], f"--output={output}", "--wrap", script]
-            done = run_process(argv, timeout=timeout, env=env)
+            done = runner.run(argv, timeout=timeout, env=env)
             if done.timed_out:
                 self._cancel(name)
             job_output = output.read_text(errors="replace") if output.exists() else ""
@@ -82,7 +82,7 @@ class SlurmLauncher(Launcher):
         return args + list(slurm.extra_args)
 
     def _cancel(self, name: str) -> None:
-        run_process(["scancel", f"--name={name}"], timeout=SCANCEL_TIMEOUT)
+        runner.run(["scancel", f"--name={name}"], timeout=SCANCEL_TIMEOUT)
 
 
 def _job_name() -> str:

@@ -15,16 +15,18 @@ from collections.abc import Mapping, Sequence
 from ClusterShell.Event import EventHandler
 from ClusterShell.NodeSet import NodeSet
 from ClusterShell.Task import task_self
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from harness.launchers.base import Command, CommandResult, Launcher, command_text, with_env
 from harness.profiles import MpiStack
-from hpcos.console import console
 
 SSH_FAILED = 255  # ssh's own exit code when it cannot connect or authenticate
 TIMEOUT_EXIT = 124  # coreutils timeout's exit code when the command ran out of time
 REMOTE_KILL_GRACE = 2  # seconds between the remote TERM and KILL
 BACKSTOP = 5  # seconds ClusterShell waits beyond the remote timeout before it gives up on a node
+# A fan-out of many nodes shows a bar on stderr while pytest waits (pytest's own output is on stdout).
+PROGRESS = Console(stderr=True, highlight=False)
 PROGRESS_FROM = 64  # nodes; smaller fan-outs finish before a progress bar would help
 
 
@@ -46,7 +48,7 @@ class SshLauncher(Launcher):
         task.set_info("ssh_user", self.profile.ssh.user)
         started = time.monotonic()
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=console, transient=True, disable=len(nodes) < PROGRESS_FROM) as progress:
+                      console=PROGRESS, transient=True, disable=len(nodes) < PROGRESS_FROM) as progress:
             bar = progress.add_task(f"ssh {text[:40]}", total=len(nodes))
             worker = task.shell(remote, nodes=str(nodes), stderr=True, handler=_Advance(progress, bar),
                                 timeout=timeout + REMOTE_KILL_GRACE + BACKSTOP + self.profile.ssh.connect_timeout)

@@ -1,0 +1,125 @@
+"""``hpcos``: one command whose subcommands read like the process (see README.md).
+
+The top layer: it parses the command line, builds the one ``Site`` the command works on, sets up
+where library log lines go (stderr, secrets masked), runs the command, and turns every user-facing
+error into one line and an exit code.  Nothing below this package reads argparse namespaces or
+prints for people.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from hpcos import __version__
+from hpcos.cli.console import console, install_log_handler
+from hpcos.core.errors import UserError
+from hpcos.site import Site
+
+# Each subcommand and the module of hpcos.cli that provides ``register(subparsers)`` for it; a
+# subcommand sets ``func(args) -> exit code``.  Only the module of the command being run is imported:
+# the spec model alone takes a third of a second to import, which every `hpcos test` on every node
+# would pay.
+COMMANDS = {
+    "specs": "hpcos.cli.specs",  # hpcos specs check|schema
+    "jobs": "hpcos.cli.jobs",  # hpcos jobs render|yaml|update|diff
+    "build": "hpcos.cli.build",  # hpcos build PKG
+    "repo": "hpcos.cli.repo",  # hpcos repo sync|publish|promote|rollback|diff|status|fastpath|record-run
+    "test": "hpcos.cli.test",  # hpcos test
+    "tickets": "hpcos.cli.tickets",  # hpcos tickets list|show|file|flush
+    "perf": "hpcos.cli.perf",  # hpcos perf accept|history|record
+    "report": "hpcos.cli.perf",  # hpcos report RUN
+}
+
+# Exit codes, in one place: the first class an error is an instance of decides.
+EXIT_CODES: list[tuple[type[BaseException], int]] = [(UserError, 2)]
+INTERRUPTED = 130
+
+
+def _site_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    """--specs/--store, accepted before the subcommand and after it (``hpcos specs check --specs DIR``).
+    After it they are SUPPRESSed by default, so an absent one does not undo one given before."""
+    default = argparse.SUPPRESS if suppress else None
+    parser.add_argument("--specs", metavar="DIR", default=default,
+                        help="overlay specs directory (default: $HPCOS_SPECS or ./overlay_specs)")
+    parser.add_argument("--store", metavar="DIR", default=default,
+                        help="repository and state store (default: $HPCOS_STORE, site.yaml store.root if "
+                             "writable, else ~/.local/state/hpcos/store)")
+
+
+class _SubParsers(argparse._SubParsersAction):
+    """Every subcommand (and sub-subcommand) parser gets the site options too."""
+
+    def add_parser(self, name, **kwargs):
+        parser = super().add_parser(name, **kwargs)
+        _site_options(parser, suppress=True)
+        parser.register("action", "parsers", _SubParsers)
+        return parser
+
+
+def _command_in(argv: list[str]) -> str | None:
+    """The subcommand named in ``argv``, if any, without building the full parser."""
+    pre = argparse.ArgumentParser(add_help=False)
+    _site_options(pre, suppress=False)
+    pre.add_argument("command", nargs="?")
+    known, _ = pre.parse_known_args(argv)
+    return known.command
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser for ``command`` alone when it is known, else for every command (help, typos)."""
+    parser = argparse.ArgumentParser(
+        prog="hpcos", description="Keep your own Linux OS on an HPC cluster: build, test, promote.")
+    parser.register("action", "parsers", _SubParsers)
+    parser.add_argument("--version", action="version", version=f"hpcos {__version__}")
+    _site_options(parser, suppress=False)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    modules = [COMMANDS[command]] if command in COMMANDS else COMMANDS.values()
+    for name in dict.fromkeys(modules):
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    """``argv`` as ``main`` reads it; a mistake exits 2 with argparse's message (SystemExit)."""
+    parser = build_parser(_command_in(argv))
+    args, extra = parser.parse_known_args(argv)
+    # A command that wraps another tool (``hpcos test`` -> pytest) takes the arguments it does not know.
+    if extra and not hasattr(args, "passthrough"):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if extra:
+        args.passthrough = [*args.passthrough, *extra]
+    return args
+
+
+def exit_code(exc: BaseException) -> int:
+    return next(code for cls, code in EXIT_CODES if isinstance(exc, cls))
+
+
+def report_error(exc: UserError) -> None:
+    text = str(exc)
+    print(f"hpcos: {text}" if "\n" not in text else f"hpcos: errors:\n{text}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(sys.argv[1:] if argv is None else list(argv))
+    args.site = Site.from_options(args.specs, args.store)
+    install_log_handler(args.site.environ)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        report_error(exc)
+        return exit_code(exc)
+    except KeyboardInterrupt:
+        print("hpcos: interrupted", file=sys.stderr)
+        return INTERRUPTED
+    finally:
+        for notice in args.site.notices:
+            console.print(f"note: {notice}", markup=False, soft_wrap=True)
+        logging.getLogger("hpcos").handlers.clear()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""What people read: one console on stderr (stdout stays machine-readable), and where library log
+lines go while a command runs."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import Progress
+
+from hpcos.site.credentials import RedactingFilter, known_secrets
+
+console = Console(stderr=True, highlight=False)
+
+
+class _ConsoleHandler(logging.Handler):
+    """Library code logs (``hpcos.*`` loggers); this prints each message as a plain line. Never as rich
+    markup: a package name, a reason or a node's output may hold ``[...]``."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = self.format(record)
+        if record.levelno >= logging.WARNING:
+            text = f"warning: {text}"
+        console.print(text, markup=False, soft_wrap=True)
+
+
+def install_log_handler(environ: Mapping[str, str]) -> None:
+    """Send ``hpcos.*`` log lines at INFO and above to the console, with every known secret masked."""
+    logger = logging.getLogger("hpcos")
+    logger.handlers.clear()
+    handler = _ConsoleHandler()
+    handler.addFilter(RedactingFilter(known_secrets(environ)))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
+@contextmanager
+def progress_bar(label: str):
+    """``start(total) -> tick``: a transient progress bar on stderr for work of known size."""
+    with Progress(console=console, transient=True) as bar:
+        def start(total: int):
+            task = bar.add_task(label, total=total)
+            return lambda: bar.advance(task)
+        yield start

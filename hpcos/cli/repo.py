@@ -1,0 +1,192 @@
+"""``hpcos repo sync|publish|promote|fastpath|rollback|diff|status|record-run`` (see docs/repositories.md)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from hpcos.cli.console import console
+from hpcos.core.errors import UserError
+from hpcos.core.store_layout import StoreLayout
+from hpcos.repo import diff, nightly, promotion, publish, sync
+from hpcos.repo.environments import Environments
+from hpcos.repo.snapshots import SnapshotStore
+
+
+def _stdout() -> Console:
+    """Results go to stdout; piped into a file or a Jenkins log, tables keep their ids unwrapped."""
+    return Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 250)
+
+
+def register(sub) -> None:
+    repo = sub.add_parser("repo", help="mirror, snapshot, promote and roll back the site's repositories")
+    actions = repo.add_subparsers(dest="repo_command", metavar="ACTION", required=True)
+
+    def action(name, func, help, locks=True):
+        parser = actions.add_parser(name, help=help, description=help)
+        if locks:
+            parser.add_argument("--no-wait", action="store_true",
+                                help="fail at once if another repository change holds the lock")
+        parser.set_defaults(func=func)
+        return parser
+
+    p = action("sync", sync_command, "mirror upstream (minus overlaid packages and excludes) into a new "
+                                     "snapshot and move the daily pointer to it")
+    p.add_argument("--mirror", action="append", metavar="NAME", help="only this mirror (repeatable)")
+    p.add_argument("--target", action="append", metavar="T", help="only this target (repeatable)")
+
+    p = action("publish", publish_command, "snapshot an overlay's working repositories so promotions pick them up")
+    p.add_argument("overlay")
+    p.add_argument("--reason", default="")
+
+    p = action("promote", promote_command, "promote daily to testing (composes base + overlays) or "
+                                           "testing to production (gated by the nightly run)")
+    p.add_argument("source")
+    p.add_argument("dest")
+    p.add_argument("--force", action="store_true", help="override the nightly gate (needs --reason)")
+    p.add_argument("--reason", default="")
+
+    p = action("fastpath", fastpath_command, "security fast path: put one overlay's latest published "
+                                             "packages into testing and production at once")
+    p.add_argument("overlay")
+    p.add_argument("--reason", required=True)
+
+    p = action("rollback", rollback_command, "return an environment to the snapshot it pointed at before")
+    p.add_argument("env")
+    p.add_argument("--reason", default="")
+
+    p = action("diff", diff_command, "NEVRAs added, removed and updated per repository", locks=False)
+    p.add_argument("a", help="environment or snapshot id")
+    p.add_argument("b", help="environment or snapshot id")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = action("status", status_command, "show every environment, or one in detail", locks=False)
+    p.add_argument("env", nargs="?")
+    p.add_argument("--id", action="store_true", help="print only the snapshot id ENV points at")
+    p.add_argument("--json", action="store_true", help="every pointer as one JSON document on stdout")
+
+    p = action("record-run", record_run_command, "record a nightly run's outcome for the production gate",
+               locks=False)
+    p.add_argument("results", type=Path)
+
+
+def _change(run):
+    """A command that changes the store: ``run(spec_set, layout, args)`` with the site loaded."""
+    def command(args) -> int:
+        run(args.site.specs, args.site.layout, args)
+        return 0
+    return command
+
+
+def _layout(args) -> StoreLayout:
+    return args.site.layout
+
+
+sync_command = _change(lambda s, layout, a: sync.sync(s, layout, a.mirror, a.target, wait=not a.no_wait))
+publish_command = _change(lambda s, layout, a: publish.publish(s, layout, a.overlay, reason=a.reason,
+                                                               wait=not a.no_wait))
+promote_command = _change(lambda s, layout, a: promotion.promote(s, layout, a.source, a.dest, force=a.force,
+                                                                 reason=a.reason, wait=not a.no_wait))
+fastpath_command = _change(lambda s, layout, a: promotion.fastpath(s, layout, a.overlay, a.reason,
+                                                                   wait=not a.no_wait))
+rollback_command = _change(lambda s, layout, a: promotion.rollback(s, layout, a.env, reason=a.reason,
+                                                                   wait=not a.no_wait))
+
+
+def record_run_command(args) -> int:
+    record = nightly.record_run(_layout(args), args.results)
+    console.print(f"run {record.run_id} on testing snapshot {record.testing_snapshot}: {record.verdict}")
+    return 0
+
+
+def diff_command(args) -> int:
+    layout = _layout(args)
+    a, b = diff.resolve(layout, args.a), diff.resolve(layout, args.b)
+    changes = diff.diff(a, b)
+    out = _stdout()
+    if args.json:
+        print(json.dumps({"from": a.id, "to": b.id, "repositories": {k: asdict(v) for k, v in changes.items()}},
+                         indent=2, sort_keys=True))
+        return 0
+    out.print(f"{args.a} ({a.id}) -> {args.b} ({b.id})")
+    if not changes:
+        out.print("no differences")
+    for entry, change in changes.items():
+        label = {"added": " (new repository)", "removed": " (repository removed)"}.get(change.status, "")
+        out.print(f"[bold]{entry}[/bold]{label}")
+        for nevra in change.added:
+            out.print(f"  + {nevra}")
+        for nevra in change.removed:
+            out.print(f"  - {nevra}")
+        for key, old, new in change.updated:
+            out.print(f"  ~ {key} {old} -> {new}")
+    return 0
+
+
+def status_command(args) -> int:
+    layout = _layout(args)
+    envs = Environments(layout)
+    if args.id:
+        if not args.env:
+            raise UserError("status --id needs an environment: hpcos repo status testing --id")
+        snapshot_id = envs.environment(args.env).current()
+        if snapshot_id is None:
+            raise UserError(f"environment {args.env!r} points at nothing (store {layout.root})")
+        print(snapshot_id)
+        return 0
+    if args.env and not args.json:
+        return _status_one(layout, envs, args.env)
+    columns = ("pointer", "snapshot", "since", "by", "action", "reason", "nightly")
+    rows = []
+    for pointer in envs.all_pointers():
+        records = pointer.records()
+        last = records[-1] if records else None
+        current = pointer.current()
+        run = nightly.last_run_on(layout, current) if current else None
+        is_overlay = pointer.directory != layout.environments
+        name = f"published/{pointer.name}" if is_overlay else pointer.name
+        if args.env and name != args.env:
+            continue
+        rows.append((name, current, last.time if last else None, last.user if last else None,
+                     last.action if last else None, last.reason if last else None, run.verdict if run else None))
+    if args.json:
+        print(json.dumps({"store": str(layout.root), "pointers": [dict(zip(columns, r, strict=True)) for r in rows]},
+                         indent=2))
+        return 0
+    table = Table(*columns)
+    for row in rows:
+        table.add_row(*(Text(str(v)) if v is not None else ("-" if i == 1 else "") for i, v in enumerate(row)))
+    out = _stdout()
+    if not table.rows:
+        out.print(f"no environments yet in {layout.root} (run `hpcos repo sync`)")
+        return 0
+    out.print(table)
+    return 0
+
+
+def _status_one(layout: StoreLayout, envs: Environments, name: str) -> int:
+    pointer = envs.environment(name)
+    current = pointer.current()
+    if current is None:
+        raise UserError(f"environment {name!r} points at nothing (store {layout.root})")
+    snapshot = SnapshotStore(layout.snapshots).get(current)
+    out = _stdout()
+    out.print(f"[bold]{name}[/bold] -> {snapshot.id}  (previous: {pointer.previous() or '-'})")
+    run = nightly.last_run_on(layout, snapshot.id)
+    out.print(f"last nightly run on it: {f'{run.run_id} {run.verdict}' if run else 'none recorded'}")
+    repos = Table("repository", "from snapshot", "baseurl (file://)")
+    for entry, holder in sorted(snapshot.entries.items()):
+        repos.add_row(entry, holder, f"file://{pointer.path}/{entry}")
+    out.print(repos)
+    history = Table("time", "action", "snapshot", "by", "reason", title="record (latest last)")
+    for record in pointer.records()[-10:]:
+        history.add_row(record.time, record.action + (" (forced)" if record.forced else ""), record.snapshot,
+                        record.user, record.reason)
+    out.print(history)
+    return 0

@@ -1,0 +1,49 @@
+"""``hpcos specs check|schema``."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from hpcos.cli.console import console
+from hpcos.core.sourced_yaml import InvalidInput
+
+SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+
+def register(sub) -> None:
+    specs = sub.add_parser("specs", help="validate the overlay specs or print their JSON Schema")
+    specs_sub = specs.add_subparsers(dest="specs_command", metavar="ACTION", required=True)
+    check = specs_sub.add_parser("check", help="validate site.yaml and every package spec")
+    check.set_defaults(func=check_command)
+    schema = specs_sub.add_parser("schema", help="print a JSON Schema for site.yaml or a package spec")
+    schema.add_argument("kind", choices=["site", "package"])
+    schema.set_defaults(func=schema_command)
+
+
+def check_command(args) -> int:
+    try:
+        spec_set = args.site.specs
+    except InvalidInput as exc:
+        # One `file:line: field: message` line per error, the form editors and CI logs link to.
+        for error in exc.errors:
+            print(error, file=sys.stderr)
+        count = len(exc.errors)
+        print(f"hpcos: {count} error{'s' if count != 1 else ''} in {args.site.specs_dir}", file=sys.stderr)
+        return InvalidInput.exit_code
+    console.print(f"{spec_set.root}: site {spec_set.site.name!r} and "
+                  f"{len(spec_set.packages)} overlay packages are valid", soft_wrap=True)
+    return 0
+
+
+def schema(kind: str) -> dict:
+    """JSON Schema of ``site.yaml`` (kind "site") or of a package spec (kind "package")."""
+    from hpcos.site.specs import Package, SiteSpec
+
+    model = SiteSpec if kind == "site" else Package
+    return {"$schema": SCHEMA_DIALECT, **model.model_json_schema()}
+
+
+def schema_command(args) -> int:
+    print(json.dumps(schema(args.kind), indent=2))
+    return 0

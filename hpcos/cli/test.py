@@ -1,0 +1,90 @@
+"""``hpcos test``: run ``integration_tests/`` with the hpcos plugin on a cluster profile.
+
+The nightly Jenkins job and a developer's laptop run the same thing; only the profile differs.
+Options not listed here go to pytest unchanged (``-k``, ``-x``, ``-m node``, test paths, ...).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import harness
+from harness.profiles import load_profile, profile_path
+from harness.session import DEFAULT_CLUSTER, profile_dirs
+
+SUITE = "integration_tests"
+
+
+def register(sub) -> None:
+    test = sub.add_parser(
+        "test", help="run the integration tests on a cluster profile",
+        description="Run integration_tests/ with the hpcos pytest plugin. Arguments not listed here "
+                    "(-k EXPR, -x, -m MARK, test paths) are passed to pytest.")
+    test.add_argument("--cluster", metavar="PROFILE", default=DEFAULT_CLUSTER,
+                      help=f"cluster profile name (integration_tests/clusters/NAME.yaml) or path (default: "
+                           f"{DEFAULT_CLUSTER})")
+    test.add_argument("--nodes", metavar="NODESET", help="test only these nodes (ClusterShell syntax)")
+    test.add_argument("--mpi", metavar="STACK", help="test only this MPI stack (comma-separated list)")
+    test.add_argument("--results", metavar="FILE", help="write the results JSON here")
+    test.add_argument("--junitxml", metavar="FILE", help="write JUnit XML here (one testcase per test and node)")
+    test.add_argument("--tickets", metavar="BACKEND", help="file tickets for failures: a backend, dry-run or off")
+    # Arguments hpcos does not know go to pytest (hpcos.cli collects them into ``passthrough``).
+    test.set_defaults(func=run_tests, passthrough=[])
+
+
+def suite_dir() -> Path:
+    """``integration_tests/`` of the current directory, else of the hpcos checkout."""
+    here = Path.cwd() / SUITE
+    return here if here.is_dir() else Path(harness.__file__).resolve().parent.parent / SUITE
+
+
+def pytest_argv(args) -> list[str]:
+    suite = suite_dir()
+    argv = ["--rootdir", str(suite.parent), "--cluster", args.cluster]
+    # The plugins build the same Site from these (kept in pytest's config stash).
+    site = getattr(args, "site", None)
+    if site is not None:
+        argv += ["--hpcos-specs", str(site.specs_dir)]
+        if site.store_override is not None:
+            argv += ["--hpcos-store", str(site.store_override)]
+    for flag, value in (("--nodes", args.nodes), ("--mpi", args.mpi), ("--hpcos-results", args.results),
+                        ("--junitxml", args.junitxml), ("--tickets", args.tickets)):
+        if value:
+            argv += [flag, value]
+    extra = list(args.passthrough)
+    names_tests = any(_names_tests(a, suite) for a in extra)
+    return argv + extra + ([] if names_tests else [str(suite)])
+
+
+def _names_tests(arg: str, suite: Path) -> bool:
+    """Whether a pass-through argument selects tests (so the whole suite is not added).
+
+    Only a node id, a test module, or a directory of the suite counts: the value of an option
+    (``--perf-db FILE``, ``--basetemp DIR``) may name an existing file too, and must not turn a
+    nightly run into a run of whatever that file is."""
+    if arg.startswith("-"):
+        return False
+    path = Path(arg.split("::", 1)[0])
+    if "::" in arg or (path.suffix == ".py" and path.is_file()):
+        return True
+    return path.is_dir() and path.resolve().is_relative_to(suite.resolve())
+
+
+def site_relative_profile(cluster: str, specs_dir: Path) -> str:
+    """A relative profile path that is not under the current directory, taken relative to the
+    repository holding the specs, as site.yaml's ``harness.profile`` is: the nightly Jenkins job
+    passes that value from its own workspace."""
+    path = Path(cluster)
+    if path.is_absolute() or path.exists() or (path.suffix not in (".yaml", ".yml") and "/" not in cluster):
+        return cluster
+    candidate = specs_dir.resolve().parent / path
+    return str(candidate) if candidate.is_file() else cluster
+
+
+def run_tests(args) -> int:
+    import pytest
+
+    args.cluster = site_relative_profile(args.cluster, args.site.specs_dir)
+    # A broken profile is the user's mistake: one line naming file:line: field, before pytest starts.
+    load_profile(profile_path(args.cluster, profile_dirs(suite_dir().parent)))
+    return int(pytest.main(pytest_argv(args)))

@@ -1,0 +1,165 @@
+"""The one place hpcos starts a process: own session, a timeout that always holds, the whole tree killed.
+
+Every launch ends here (mpirun, srun, sbatch, dnf, rpmbuild, mock, createrepo_c, probes, the
+confirming rerun): a pending ``srun``, a failed hydra launch or a hung ``dnf`` would otherwise wait
+forever.  The child gets its own session, so on timeout one ``killpg`` reaches mpirun's
+orted/hydra_pmi_proxy, rpmbuild's shells and the ranks they forked, not just the launcher.  The
+timeout counts from the start, not from when the child closes its output: output is read by
+threads, so a child that keeps its pipes open still dies on time.  Lines can be passed on as they
+come (progress) and copied to a log file.
+
+ruff's banned-api setting forbids ``subprocess`` everywhere else.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+# Time a launcher gets after SIGTERM to clean up (srun cancels its pending allocation) before SIGKILL.
+TERM_GRACE = 2.0
+
+LineSink = Callable[[str], None]
+
+
+@dataclass
+class ProcessResult:
+    exit_code: int  # -SIGNAL when killed; 127 when the program could not be started
+    stdout: str
+    stderr: str
+    duration: float
+    timed_out: bool
+    stdout_bytes: bytes = b""
+
+    @property
+    def output(self) -> str:
+        """stdout and stderr together (merged in order when the run asked for ``merge_stderr``)."""
+        return self.stdout + self.stderr
+
+
+def run(argv: Sequence[str] | str, *, timeout: float, env: Mapping[str, str] | None = None,
+        base_env: Mapping[str, str] | None = None, cwd: str | Path | None = None,
+        merge_stderr: bool = False, on_line: LineSink | None = None, log_file: Path | None = None,
+        input: bytes | None = None) -> ProcessResult:
+    """Run ``argv`` (a string runs through ``/bin/sh -c``); never blocks longer than ``timeout`` + grace.
+
+    ``base_env`` replaces ``os.environ`` as the environment ``env`` is added to (callers that must not
+    pass credentials on give it without them).  ``on_line`` receives each output line as it comes;
+    ``log_file`` gets the command line and all output appended."""
+    full_env = {**(os.environ if base_env is None else base_env), **(env or {})}
+    started = time.monotonic()
+    name = argv if isinstance(argv, str) else argv[0]
+    log = _open_log(log_file, argv)
+    try:
+        proc = subprocess.Popen(argv, shell=isinstance(argv, str),
+                                stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
+                                env=full_env, cwd=cwd, start_new_session=True)
+    except OSError as exc:
+        if log:
+            log.close()
+        return ProcessResult(127, "", f"{name}: {exc.strerror}", time.monotonic() - started, False)
+    lock = threading.Lock()
+    streams = [proc.stdout] + ([] if merge_stderr else [proc.stderr])
+    chunks: list[list[bytes]] = [[] for _ in streams]
+    readers = [threading.Thread(target=_pump, args=(s, c, on_line, log, lock), daemon=True)
+               for s, c in zip(streams, chunks, strict=True)]
+    for reader in readers:
+        reader.start()
+    if input is not None:
+        threading.Thread(target=_feed, args=(proc.stdin, input), daemon=True).start()
+    deadline = started + timeout
+    timed_out = not _wait(proc, readers, deadline)
+    if timed_out:
+        _kill_tree(proc, readers)
+    lost = any(r.is_alive() for r in readers)
+    if log:
+        with lock:
+            if timed_out:
+                log.write(f"hpcos: timed out after {timeout:.0f} s; process tree killed\n".encode())
+            log.close()
+    out = b"".join(chunks[0])
+    err = b"".join(chunks[1]) if len(chunks) > 1 else b""
+    if lost:
+        # A grandchild that left the session still holds the pipes: stop reading, keep what we have.
+        err += b"\n(output cut: a process outside the killed process group kept the pipes open)"
+    code = proc.returncode if proc.returncode is not None else -signal.SIGKILL
+    return ProcessResult(code, out.decode(errors="replace"), err.decode(errors="replace"),
+                         time.monotonic() - started, timed_out, out)
+
+
+def _open_log(log_file: Path | None, argv) -> IO[bytes] | None:
+    if log_file is None:
+        return None
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    log = open(log_file, "ab")  # noqa: SIM115 - closed by run() once the readers are done
+    shown = argv if isinstance(argv, str) else " ".join(str(a) for a in argv)
+    log.write(f"$ {shown}\n".encode())
+    return log
+
+
+def _pump(stream: IO[bytes], into: list[bytes], on_line: LineSink | None, log: IO[bytes] | None,
+          lock: threading.Lock) -> None:
+    for raw in iter(stream.readline, b""):
+        into.append(raw)
+        if log:
+            with lock:
+                log.write(raw)
+                log.flush()
+        if on_line:
+            line = raw.decode(errors="replace").rstrip("\n")
+            if line.strip():
+                on_line(line)
+    stream.close()
+
+
+def _feed(stdin: IO[bytes], data: bytes) -> None:
+    try:
+        stdin.write(data)
+        stdin.close()
+    except (BrokenPipeError, OSError):
+        pass
+
+
+def _wait(proc: subprocess.Popen, readers: list[threading.Thread], deadline: float) -> bool:
+    """Wait for the child and for its output to close, both within ``deadline``."""
+    try:
+        proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        return False
+    for reader in readers:
+        reader.join(timeout=max(0.0, deadline - time.monotonic()))
+        if reader.is_alive():
+            return False  # a child of the child holds the output open: the tree gets the timeout too
+    return True
+
+
+def _kill_tree(proc: subprocess.Popen, readers: list[threading.Thread]) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        _signal_group(proc.pid, sig)
+        end = time.monotonic() + TERM_GRACE
+        try:
+            proc.wait(timeout=TERM_GRACE)
+        except subprocess.TimeoutExpired:
+            continue
+        for reader in readers:
+            reader.join(timeout=max(0.0, end - time.monotonic()))
+        if not any(r.is_alive() for r in readers):
+            return
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(timeout=TERM_GRACE)
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass

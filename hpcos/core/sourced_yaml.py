@@ -1,0 +1,490 @@
+"""YAML documents that remember where every value came from.
+
+Site specs and cluster profiles are written by hand, so every complaint about them must point at the
+file, the line and the field.  PyYAML's composer keeps a mark on every node; we keep those marks in a
+side table keyed by the path of the value (``("patches", 0, "reason")``) and translate pydantic's
+error locations through it.  Nothing here knows about specs or profiles: both use it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import types
+import typing
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import pydantic
+import yaml
+
+from hpcos.core.errors import UserError
+
+Loc = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class InputError:
+    """One thing wrong with one value of one file."""
+
+    file: str
+    line: int
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+
+
+class InvalidInput(UserError):
+    """Raised with every error found, so a user fixes them all in one pass."""
+
+    def __init__(self, errors: Iterable[InputError]):
+        self.errors = sorted(errors, key=lambda e: (e.file, e.line, e.field))
+        super().__init__("\n".join(str(e) for e in self.errors))
+
+
+@dataclass
+class SourcedDoc:
+    """Plain Python data of one YAML file plus the line of every key and item in it."""
+
+    path: Path
+    data: Any
+    lines: dict[Loc, int] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return str(self.path)
+
+    def line_of(self, loc: Sequence[str | int]) -> int:
+        """Line of the value at ``loc``, or of its nearest enclosing value that has one."""
+        loc = tuple(loc)
+        while loc:
+            if loc in self.lines:
+                return self.lines[loc]
+            loc = loc[:-1]
+        return self.lines.get((), 1)
+
+    def error(self, loc: Sequence[str | int], message: str) -> InputError:
+        return InputError(self.name, self.line_of(loc), format_loc(loc), message)
+
+
+def format_loc(loc: Sequence[str | int]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def load(path: str | Path, display_root: Path | None = None) -> SourcedDoc:
+    """Parse one YAML file; a syntax error becomes an InvalidInput naming the line."""
+    path = Path(path)
+    shown = path.relative_to(display_root) if display_root and path.is_relative_to(display_root) else path
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInput([InputError(str(shown), 0, "", f"cannot read: {exc.strerror}")]) from None
+    return loads(text, shown)
+
+
+# libyaml's composer keeps the same marks and is several times faster than the pure-Python one.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def loads(text: str, path: str | Path = "<string>") -> SourcedDoc:
+    doc = SourcedDoc(Path(path), None)
+    try:
+        node = yaml.compose(text, Loader=_LOADER)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else 0
+        problem = getattr(exc, "problem", None) or str(exc)
+        context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+        if context and context_mark and context_mark.line != getattr(mark, "line", None):
+            # The mistake is often where the construct began (an unclosed bracket), not where it broke.
+            problem += f" ({context} started on line {context_mark.line + 1})"
+        raise InvalidInput([InputError(doc.name, line, "", f"YAML syntax error: {problem}")]) from None
+    if node is None:
+        doc.data = {}
+        return doc
+    duplicates: list[InputError] = []
+    doc.data = _construct(node, (), doc.lines, lambda loc, line: duplicates.append(
+        InputError(doc.name, line, format_loc(loc), f"key given twice (first on line {doc.lines[loc]})")))
+    if duplicates:
+        raise InvalidInput(duplicates)
+    return doc
+
+
+_scalar_constructor = yaml.SafeLoader("")
+
+
+def _construct(node: yaml.Node, loc: Loc, lines: dict[Loc, int], duplicate) -> Any:
+    lines[loc] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = _construct(key_node, loc + ("<key>",), {}, duplicate)
+            if key in out:
+                # PyYAML silently keeps the last one; a spec author almost never means that.
+                duplicate(loc + (key,), key_node.start_mark.line + 1)
+                continue
+            out[key] = _construct(value_node, loc + (key,), lines, duplicate)
+            lines[loc + (key,)] = key_node.start_mark.line + 1
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_construct(item, loc + (i,), lines, duplicate) for i, item in enumerate(node.value)]
+    return _scalar_constructor.construct_object(node, deep=True)
+
+
+# Keys that hold secrets.  Specs and profiles live in git and are copied into Jenkins jobs and reports,
+# so a secret in them is a leak even before anything reads it.
+# A bare "key" is not among them: next to a URL it is usually a misspelt "gpgkey", which is public.
+CREDENTIAL_KEY = re.compile(r"(?i)^(user(name)?|login|pass(word|wd)?|secret|(api|auth|access)?[_-]?token"
+                            r"|(api|auth|access|secret|private)[_-]?key|credentials?|auth)$")
+_URL_USERINFO = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/@\s]*:[^/@\s]*)@")
+
+
+def strip_credentials(model: type[pydantic.BaseModel], doc: SourcedDoc,
+                      advice: Callable[[Loc], str]) -> list[InputError]:
+    """Find secrets in ``doc`` and take them out of ``doc.data`` before anything can echo them.
+
+    A credential-looking key is reported unless ``model`` declares it (an ssh login ``user`` is fine),
+    and so is a URL with ``user:password@``.  The message names the place and the way to give the
+    secret (``advice(loc)``), never the secret itself.
+    """
+    errors: list[InputError] = []
+
+    def walk(value: Any, loc: Loc) -> Any:
+        if isinstance(value, dict):
+            known = set(allowed_keys(model, loc))
+            out = {}
+            for key, item in value.items():
+                if isinstance(key, str) and CREDENTIAL_KEY.match(key) and key not in known:
+                    errors.append(doc.error(loc + (key,), f"credentials do not belong in {doc.name}; "
+                                                          f"{advice(loc + (key,))}"))
+                    continue
+                out[key] = walk(item, loc + (key,))
+            return out
+        if isinstance(value, list):
+            return [walk(item, loc + (i,)) for i, item in enumerate(value)]
+        if isinstance(value, str) and (match := _URL_USERINFO.match(value)):
+            errors.append(doc.error(loc, f"URL contains a user name and password; {advice(loc)}"))
+            return match["scheme"] + value[match.end():]
+        return value
+
+    doc.data = walk(doc.data, ())
+    return errors
+
+
+def validate(model: type[pydantic.BaseModel], doc: SourcedDoc, context: Mapping[str, Any] | None = None):
+    """Validate ``doc`` against ``model``; every pydantic error becomes an InputError with file:line."""
+    try:
+        return model.model_validate(doc.data, context=dict(context or {}))
+    except pydantic.ValidationError as exc:
+        raise InvalidInput(explain(model, doc, exc.errors(include_url=False))) from None
+
+
+# Readable names for the patterns of constrained strings (see ``described_pattern``).
+_PATTERN_MEANINGS: dict[str, str] = {}
+
+
+def described_pattern(regex: str, meaning: str) -> Any:
+    """A string type constrained by ``regex`` whose error says ``expected <meaning>`` instead of the regex."""
+    _PATTERN_MEANINGS[regex] = meaning
+    return Annotated[str, pydantic.StringConstraints(pattern=regex)]
+
+
+@dataclass
+class _Located:
+    """One pydantic error with its location cleaned of union member tags."""
+
+    err: Mapping[str, Any]
+    loc: Loc
+    # (length of the clean loc where a non-discriminated union was entered, member tag)
+    unions: list[tuple[int, str]]
+
+
+def explain(model: type[pydantic.BaseModel], doc: SourcedDoc,
+            errors: Iterable[Mapping[str, Any]]) -> list[InputError]:
+    """pydantic errors -> one InputError per thing wrong.
+
+    A value that fails every member of a plain union makes pydantic report one error per member; we
+    report the member that came closest (fewest errors), or, when the value itself has the wrong type
+    for every member, one error listing what each member would accept.
+    """
+    located = []
+    for err in errors:
+        walk = _walk(model, tuple(err["loc"]))
+        located.append(_Located(err, walk.loc, walk.unions))
+    resolved = _resolve_unions(located)
+    # "unknown key 'ownr'; did you mean 'owner'?" already says what "owner: required field is missing" would.
+    meant = {item.loc[:-1] + (hint,) for item in resolved if item.err["type"] == "extra_forbidden"
+             for hint in [_closest_key(model, item)] if hint}
+    return [_explain_one(model, doc, item) for item in resolved
+            if not (item.err["type"] == "missing" and item.loc in meant)]
+
+
+def _closest_key(model: type[pydantic.BaseModel], item: _Located) -> str | None:
+    hint = difflib.get_close_matches(str(item.loc[-1]), _known_keys(model, item), n=1)
+    return hint[0] if hint else None
+
+
+def _known_keys(model: type[pydantic.BaseModel], item: _Located) -> list[str]:
+    # The raw location still names the union member, so only that member's keys are offered.
+    return _keys_of(_walk(model, tuple(item.err["loc"])[:-1]).annotation)
+
+
+def _resolve_unions(located: list[_Located]) -> list[_Located]:
+    plain = [item for item in located if not item.unions]
+    by_union: dict[Loc, list[_Located]] = {}
+    for item in located:
+        if item.unions:
+            depth = item.unions[0][0]
+            by_union.setdefault(item.loc[:depth], []).append(item)
+    for at, group in by_union.items():
+        if all(item.loc == at and len(item.unions) == 1 for item in group):
+            plain.append(_merged(at, group))
+            continue
+        members: dict[str, list[_Located]] = {}
+        for item in group:
+            members.setdefault(item.unions[0][1], []).append(item)
+        # A member that failed on the value's own type is further from it than one that looked inside.
+        best = min(members.values(), key=lambda items: (any(i.loc == at for i in items), len(items)))
+        plain.extend(_resolve_unions([_Located(i.err, i.loc, i.unions[1:]) for i in best]))
+    return plain
+
+
+def _merged(at: Loc, group: list[_Located]) -> _Located:
+    expectations = list(dict.fromkeys(_expected(item.err) for item in group))
+    err = dict(group[0].err, type="union_merged", msg=" or ".join(expectations))
+    return _Located(err, at, [])
+
+
+def _explain_one(model: type[pydantic.BaseModel], doc: SourcedDoc, item: _Located) -> InputError:
+    err, loc = item.err, item.loc
+    kind = err["type"]
+    found = err.get("input")
+    if kind == "extra_forbidden":
+        hint = _closest_key(model, item)
+        known = ", ".join(sorted(_known_keys(model, item)))
+        return doc.error(loc, f"unknown key {loc[-1]!r}; " + (f"did you mean {hint!r}?" if hint
+                                                                else f"expected one of: {known}"))
+    if kind == "missing":
+        return doc.error(loc, "required field is missing")
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        # A discriminated union: the discriminator key chose no member (or is absent).
+        key = err["ctx"]["discriminator"].strip("'\"")
+        tags = err.get("ctx", {}).get("expected_tags") or _tags_of(model, loc, key)
+        if kind == "union_tag_not_found":
+            return doc.error(loc + (key,), f"required field is missing; expected one of {tags}")
+        tag = err["ctx"]["tag"]
+        return doc.error(loc + (key,), f"expected one of {tags}; found {_show(tag)}{_did_you_mean(tag, tags)}")
+    if kind == "union_merged":
+        return doc.error(loc, f"expected {err['msg']}; found {_show(found)}")
+    if kind in ("value_error", "assertion_error"):
+        message = _validator_message(err["msg"])
+        # A validator that says what it found (without echoing a whole mapping) is taken at its word.
+        return doc.error(loc, message if "; found " in message else f"{message}; found {_show(found)}")
+    hint = _did_you_mean(found, err["ctx"]["expected"]) if kind == "literal_error" else ""
+    return doc.error(loc, f"expected {_expected(err)}; found {_show(found)}{hint}")
+
+
+def _expected(err: Mapping[str, Any]) -> str:
+    """What pydantic wanted, as a phrase that fits after "expected"."""
+    kind, ctx, msg = err["type"], err.get("ctx") or {}, err["msg"]
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return "a mapping (key: value)"
+    if kind in ("bool_type", "bool_parsing"):
+        return "true or false"
+    if kind == "literal_error":
+        return f"one of {ctx['expected'].replace(' or ', ', ')}"
+    if kind == "string_pattern_mismatch":
+        return _PATTERN_MEANINGS.get(ctx["pattern"], f"text matching {ctx['pattern']}")
+    if kind in ("too_short", "too_long"):
+        word = "at least" if kind == "too_short" else "at most"
+        count = ctx["min_length"] if kind == "too_short" else ctx["max_length"]
+        return f"{word} {count} item{'s' if count != 1 else ''}"
+    if kind in ("string_too_short", "string_too_long"):
+        word = "at least" if kind == "string_too_short" else "at most"
+        count = ctx["min_length"] if kind == "string_too_short" else ctx["max_length"]
+        return f"{word} {count} character{'s' if count != 1 else ''}"
+    if kind in ("value_error", "assertion_error"):
+        return _validator_message(msg)
+    # "Input should be a valid integer, unable to parse string as an integer" -> "a valid integer"
+    text = msg.removeprefix("Input should be ").split(", unable")[0]
+    return text[0].lower() + text[1:] if text else text
+
+
+def _validator_message(msg: str) -> str:
+    # Our validators word their messages as "expected ..."; pydantic prefixes them.
+    return msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+
+
+def _did_you_mean(found: Any, expected: str) -> str:
+    if not isinstance(found, str):
+        return ""
+    choices = re.findall(r"'([^']*)'", expected)
+    hint = difflib.get_close_matches(found, choices, n=1)
+    return f"; did you mean {hint[0]!r}?" if hint else ""
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+@dataclass
+class _Walk:
+    loc: Loc
+    unions: list[tuple[int, str]]
+    annotation: Any
+
+
+def _walk(model: type[pydantic.BaseModel], raw: Loc) -> _Walk:
+    """Follow a pydantic error location through the model's annotations.
+
+    pydantic puts the union member into locations (``("launcher", "SshLauncher", "host")``, ``("s",
+    "list[str]")``, or the discriminator's value); those are not keys of the file, so they are
+    dropped, remembering where a plain union was entered.
+    """
+    current: Any = model
+    clean: list[str | int] = []
+    unions: list[tuple[int, str]] = []
+    parts = list(raw)
+    while parts:
+        current = _unwrap(current)
+        part = parts[0]
+        members = _union_members(current)
+        if members is not None:
+            member = _member_by_tag(members, part, discriminated=_discriminator(current) is not None)
+            if member is not None or isinstance(part, str) and not _member_with_field(members, part):
+                if _discriminator(current) is None:
+                    unions.append((len(clean), str(part)))
+                parts.pop(0)
+                current = member
+                continue
+            current = _member_with_field(members, part)
+        parts.pop(0)
+        clean.append(part)
+        if current is None and isinstance(part, str) and _is_union_tag(part):
+            clean.pop()  # beyond what the walk can follow: fall back to recognising pydantic's tag names
+        current = _child(current, part)
+    return _Walk(tuple(clean), unions, current)
+
+
+def _child(current: Any, part: str | int) -> Any:
+    if isinstance(current, type) and issubclass(current, pydantic.BaseModel):
+        info = _fields_by_name(current).get(str(part))
+        return _annotation(info) if info else None
+    args = typing.get_args(current)
+    origin = typing.get_origin(current)
+    if origin in (dict, Mapping) and args:
+        return args[1]
+    if origin in (list, tuple, Sequence) and args:
+        return args[0]
+    return None
+
+
+def _annotation(info: pydantic.fields.FieldInfo) -> Any:
+    # pydantic moves Field(discriminator=...) out of the annotation; keep it for the walk.
+    if info.discriminator is not None:
+        return Annotated[info.annotation, pydantic.Field(discriminator=info.discriminator)]
+    return info.annotation
+
+
+def _union_members(annotation: Any) -> list[Any] | None:
+    """Members of a union of two or more non-None types (looking through Annotated), else None."""
+    inner = typing.get_args(annotation)[0] if typing.get_origin(annotation) is typing.Annotated else annotation
+    if typing.get_origin(inner) in (typing.Union, types.UnionType):
+        members = [a for a in typing.get_args(inner) if a is not type(None)]
+        return members if len(members) > 1 else None
+    return None
+
+
+def _discriminator(annotation: Any) -> str | None:
+    if typing.get_origin(annotation) is not typing.Annotated:
+        return None
+    for meta in typing.get_args(annotation)[1:]:
+        if isinstance(getattr(meta, "discriminator", None), str):
+            return meta.discriminator
+    return None
+
+
+def _member_by_tag(members: list[Any], tag: str | int, discriminated: bool) -> Any:
+    for member in members:
+        if isinstance(member, type) and issubclass(member, pydantic.BaseModel):
+            if tag == member.__name__:
+                return member
+            if discriminated and any(tag in _literal_values(info.annotation)
+                                     for info in member.model_fields.values()):
+                return member
+    return None
+
+
+def _member_with_field(members: list[Any], name: str) -> Any:
+    for member in members:
+        if isinstance(member, type) and issubclass(member, pydantic.BaseModel) and name in _fields_by_name(member):
+            return member
+    return None
+
+
+def _literal_values(annotation: Any) -> tuple[Any, ...]:
+    return typing.get_args(annotation) if typing.get_origin(annotation) is typing.Literal else ()
+
+
+def _tags_of(model: type[pydantic.BaseModel], loc: Loc, key: str) -> str:
+    members = _union_members(_unwrap(_walk(model, loc).annotation)) or []
+    tags = [value for m in members if isinstance(m, type) and issubclass(m, pydantic.BaseModel)
+            and key in _fields_by_name(m) for value in _literal_values(_fields_by_name(m)[key].annotation)]
+    return ", ".join(repr(t) for t in tags)
+
+
+def _is_union_tag(part: str) -> bool:
+    # pydantic's names for non-model union members ("function-after[...]", "str", "list[str]", ...)
+    return "[" in part or part in {"str", "int", "float", "bool", "list", "dict"}
+
+
+def allowed_keys(model: type[pydantic.BaseModel], loc: Loc) -> list[str]:
+    """Field names (by alias) of the model found at ``loc`` inside ``model`` (of every member, at a union)."""
+    return _keys_of(_walk(model, tuple(loc)).annotation)
+
+
+def _keys_of(annotation: Any) -> list[str]:
+    annotation = _unwrap(annotation)
+    candidates = _union_members(annotation) or [annotation]
+    keys: dict[str, None] = {}
+    for member in candidates:
+        member = _unwrap(member)
+        if isinstance(member, type) and issubclass(member, pydantic.BaseModel):
+            keys.update(dict.fromkeys(_fields_by_name(member)))
+    return list(keys)
+
+
+def _fields_by_name(model: type[pydantic.BaseModel]) -> dict[str, pydantic.fields.FieldInfo]:
+    return {(info.alias or name): info for name, info in model.model_fields.items()}
+
+
+def _unwrap(annotation: Any) -> Any:
+    """Strip Optional and Annotated so the walk reaches the model inside.
+
+    A union of several members stays, with its Annotated wrapper: that is where a discriminator lives.
+    """
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is typing.Annotated:
+            if _union_members(annotation):
+                return annotation
+            annotation = typing.get_args(annotation)[0]
+        elif origin in (typing.Union, types.UnionType):
+            members = [a for a in typing.get_args(annotation) if a is not type(None)]
+            if len(members) != 1:
+                return annotation
+            annotation = members[0]
+        else:
+            return annotation

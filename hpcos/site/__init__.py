@@ -1,0 +1,112 @@
+"""The site: one object that knows where everything of this installation lives.
+
+A command builds it once from ``--specs``/``--store``, ``$HPCOS_SPECS``/``$HPCOS_STORE`` and
+``site.yaml``; the pytest plugins build it once in ``pytest_configure`` and keep it in the config
+stash.  Everything below the command line takes the ``Site`` (or plain values taken from it), so
+there is one rule for each of: where the specs are, where the store is, where the results database
+is, which tracker tickets go to, and where credentials come from.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from hpcos.core.errors import UserError
+from hpcos.core.store_layout import StoreLayout
+
+if TYPE_CHECKING:  # the spec model costs a third of a second to import; only commands that read it pay
+    from hpcos.site.specs import SpecSet, Tracker
+
+DEFAULT_SPECS = "overlay_specs"
+SPECS_VARIABLE = "HPCOS_SPECS"
+STORE_VARIABLE = "HPCOS_STORE"
+
+
+def personal_store(environ: Mapping[str, str]) -> Path:
+    """Where a developer's own store goes when the site's is not theirs to write: their XDG state
+    directory, so local runs on a shared machine never mix into the site's store or each other's."""
+    state = environ.get("XDG_STATE_HOME") or str(Path(environ.get("HOME") or Path.home()) / ".local" / "state")
+    return Path(state) / "hpcos" / "store"
+
+
+def _writable(path: Path) -> bool:
+    """Whether this user can create or write ``path`` (its nearest existing ancestor decides)."""
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            return os.access(candidate, os.W_OK | os.X_OK)
+    return False
+
+
+@dataclass
+class Site:
+    """The installation a command works on.  Paths are absolute from the moment it is built, so a
+    relative ``--store`` means the same directory in every step, whatever directory a step runs in."""
+
+    specs_dir: Path
+    store_override: Path | None = None
+    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
+    notices: list[str] = field(default_factory=list)
+    """Things worth one line to the person running the command (the CLI prints them)."""
+
+    @classmethod
+    def from_options(cls, specs: str | Path | None = None, store: str | Path | None = None,
+                     environ: Mapping[str, str] | None = None) -> Site:
+        env = os.environ if environ is None else environ
+        specs_dir = Path(specs or env.get(SPECS_VARIABLE) or DEFAULT_SPECS).absolute()
+        explicit = store or env.get(STORE_VARIABLE)
+        return cls(specs_dir, Path(explicit).absolute() if explicit else None, env)
+
+    @cached_property
+    def specs(self) -> SpecSet:
+        """The spec set, loaded on first use (raises ``InvalidInput`` naming file, line and field)."""
+        from hpcos.site.specs import load_specs
+
+        return load_specs(self.specs_dir)
+
+    @cached_property
+    def store_root(self) -> Path:
+        """``--store``, then ``$HPCOS_STORE``, then site.yaml's ``store.root`` when this user can
+        write it; otherwise the user's personal store, said once in ``notices``."""
+        if self.store_override is not None:
+            return self.store_override
+        configured = Path(self.specs.site.store.root)
+        if not configured.is_absolute():
+            configured = (self.specs_dir.parent / configured).absolute()
+        if _writable(configured):
+            return configured
+        personal = personal_store(self.environ).absolute()
+        self.notices.append(f"store: {configured} is not writable by this user; using {personal} "
+                            f"(--store or ${STORE_VARIABLE} to choose)")
+        return personal
+
+    @property
+    def layout(self) -> StoreLayout:
+        return StoreLayout(self.store_root)
+
+    @cached_property
+    def results_db(self) -> Path:
+        """site.yaml's ``harness.results_db`` under the store; the layout's default when there are
+        no specs at hand but the store was named."""
+        try:
+            relative = self.specs.site.harness.results_db
+        except UserError:
+            if self.store_override is None:
+                raise
+            return self.layout.results_db
+        return self.store_root / relative
+
+    def tracker(self, backend: str | None = None) -> Tracker:
+        """site.yaml's tracker, or the same settings sent to another ``backend``."""
+        spec = self.specs.site.tracker
+        return spec.model_copy(update={"backend": backend}) if backend else spec
+
+    def credentials(self, service: str, url: str | None):
+        """The one credential rule (environment, then netrc, then keyring); see ``credentials``."""
+        from hpcos.site.credentials import resolve
+
+        return resolve(service, url, self.environ)

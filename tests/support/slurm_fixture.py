@@ -1,0 +1,141 @@
+"""A real single-node Slurm (slurmctld + slurmd + munged), private to one tmp dir (see docs/architecture.md, "Testing").
+
+Started once per test session in well under a second; every daemon is stopped by its pid file.
+Commands reach it through ``SLURM_CONF`` (``LocalSlurm.env``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from conftest import require_tool
+
+from support.sshd_fixture import free_port
+
+START_TIMEOUT = 30
+STOP_GRACE = 1.0
+
+
+@dataclass
+class LocalSlurm:
+    directory: Path
+    conf: Path
+    node: str
+    cpus: int
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"SLURM_CONF": str(self.conf)}
+
+    def profile_yaml(self, command_timeout: float = 30, mpi_timeout: float = 60) -> str:
+        """A slurm cluster profile for this node, with both MPI stacks."""
+        return (f"name: local-slurm\nlauncher: slurm\nnodes: {self.node}\nnode_class: workstation\n"
+                f"timeouts: {{command: {command_timeout}, mpi: {mpi_timeout}}}\n"
+                "slurm: {time_limit: '00:05:00'}\n"
+                "mpi:\n"
+                "  openmpi: {mpicc: mpicc.openmpi, mpirun: [mpirun.openmpi, --oversubscribe], srun_mpi: pmix}\n"
+                "  mpich: {mpicc: mpicc.mpich, mpirun: [mpiexec.mpich], srun_mpi: pmi2}\n")
+
+
+def _node_line() -> tuple[str, str, int]:
+    out = subprocess.run(["slurmd", "-C"], capture_output=True, text=True, timeout=30, check=True).stdout
+    line = out.splitlines()[0]
+    fields = dict(part.split("=", 1) for part in line.split())
+    return line, fields["NodeName"], int(fields["CPUs"])
+
+
+def _stop(pid_files: list[Path]) -> None:
+    """TERM every daemon at once; slurmctld may take seconds to save state it will never need: KILL it."""
+    pids = []
+    for pid_file in pid_files:
+        try:
+            pids.append(int(pid_file.read_text().strip()))
+        except (OSError, ValueError):
+            continue
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE
+    while pids and time.monotonic() < deadline:
+        pids = [pid for pid in pids if _alive(pid)]
+        time.sleep(0.05)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def local_slurm(tmp_path_factory) -> LocalSlurm:
+    for tool in ("slurmctld", "slurmd", "srun", "sbatch", "sinfo", "scancel"):
+        require_tool(tool, "slurm-wlm")
+    munged = require_tool("munged", "munge")
+    d = tmp_path_factory.mktemp("slurm")
+    run_dir = d / "run"
+    run_dir.mkdir(mode=0o755)
+    run_dir.chmod(0o755)  # munged refuses a socket directory others cannot search
+    for sub in ("state", "spool", "log"):
+        (d / sub).mkdir()
+    key = d / "munge.key"
+    subprocess.run(["dd", "if=/dev/urandom", f"of={key}", "bs=1024", "count=1"], check=True,
+                   capture_output=True, timeout=30)
+    key.chmod(0o400)
+    socket_path = run_dir / "munge.socket"
+    subprocess.run([munged, f"--socket={socket_path}", f"--key-file={key}", f"--pid-file={d / 'munged.pid'}",
+                    f"--log-file={d / 'log' / 'munged.log'}", f"--seed-file={d / 'munge.seed'}", "--force"],
+                   check=True, capture_output=True, timeout=30)
+    node_line, node, cpus = _node_line()
+    conf = d / "slurm.conf"
+    conf.write_text(f"""ClusterName=hpcos-test
+SlurmctldHost={node}
+SlurmctldPort={free_port()}
+SlurmdPort={free_port()}
+AuthType=auth/munge
+AuthInfo=socket={socket_path}
+SlurmUser=root
+StateSaveLocation={d / 'state'}
+SlurmdSpoolDir={d / 'spool'}
+SlurmctldPidFile={d / 'slurmctld.pid'}
+SlurmdPidFile={d / 'slurmd.pid'}
+SlurmctldLogFile={d / 'log' / 'slurmctld.log'}
+SlurmdLogFile={d / 'log' / 'slurmd.log'}
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+SelectType=select/cons_tres
+MailProg=/bin/true
+ReturnToService=2
+{node_line} State=UNKNOWN
+PartitionName=debug Nodes={node} Default=YES MaxTime=INFINITE State=UP
+""")
+    env = {**os.environ, "SLURM_CONF": str(conf)}
+    slurm = LocalSlurm(d, conf, node, cpus)
+    try:
+        for daemon in ("slurmctld", "slurmd"):
+            subprocess.run([daemon], env=env, check=True, capture_output=True, timeout=30)
+        deadline = time.monotonic() + START_TIMEOUT
+        state = ""
+        while state not in ("idle", "mixed"):
+            if time.monotonic() > deadline:
+                logs = "\n".join(p.read_text()[-2000:] for p in (d / "log").glob("slurm*.log"))
+                pytest.fail(f"slurm node not idle after {START_TIMEOUT} s (state {state!r}):\n{logs}", pytrace=False)
+            time.sleep(0.1)
+            state = subprocess.run(["sinfo", "-h", "-n", node, "-o", "%t"], env=env, capture_output=True,
+                                   text=True, timeout=10).stdout.strip()
+        yield slurm
+    finally:
+        _stop([d / f"{daemon}.pid" for daemon in ("slurmd", "slurmctld", "munged")])

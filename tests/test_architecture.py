@@ -1,0 +1,60 @@
+"""The layers of docs/architecture.md hold, and the import-linter contract that guards them can fail."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
+
+
+def lint_imports(root: Path) -> subprocess.CompletedProcess:
+    if not LINT_IMPORTS.exists():
+        pytest.fail("lint-imports missing: pip install -e '.[test]'", pytrace=False)
+    return subprocess.run([str(LINT_IMPORTS), "--no-cache", "--config", str(root / "pyproject.toml")],
+                          cwd=root, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(root)},
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture
+def tree_copy(repo_root, tmp_path) -> Path:
+    copy = tmp_path / "tree"
+    for name in ("hpcos", "jobs", "harness"):
+        shutil.copytree(repo_root / name, copy / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(repo_root / "pyproject.toml", copy / "pyproject.toml")
+    return copy
+
+
+def test_the_tree_keeps_every_contract(repo_root):
+    done = lint_imports(repo_root)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "0 broken" in done.stdout
+
+
+@pytest.mark.parametrize(("module", "line", "contract"), [
+    ("hpcos/core/errors.py", "import hpcos.site.specs", "Layers"),
+    ("hpcos/results/model.py", "import hpcos.tickets.grouping", "Layers"),
+    ("jobs/render.py", "import harness.profiles", "Layers"),
+    ("hpcos/repo/promotion.py", "import argparse", "Only the command line"),
+])
+def test_an_upward_import_breaks_lint(tree_copy, module, line, contract):
+    path = tree_copy / module
+    path.write_text(path.read_text() + f"\n{line}  # the mistake this test makes on purpose\n")
+    done = lint_imports(tree_copy)
+    assert done.returncode != 0
+    broken = [text for text in done.stdout.splitlines() if text.endswith("BROKEN")]
+    assert broken and broken[0].startswith(contract), done.stdout
+    assert module.removesuffix(".py").replace("/", ".") in done.stdout
+
+
+def test_no_subprocess_outside_the_runner(repo_root):
+    """ruff's banned-api rule (TID251) is what lint enforces; this says the same without ruff."""
+    offenders = [str(p.relative_to(repo_root)) for package in ("hpcos", "jobs", "harness")
+                 for p in (repo_root / package).rglob("*.py")
+                 if p.name != "runner.py" and any(line.startswith(("import subprocess", "from subprocess"))
+                                                   for line in p.read_text().splitlines())]
+    assert offenders == []
