@@ -1,0 +1,1 @@
+"""Configuration management and monitoring repositories: branch status, gated promotion, merge-back, validation."""

@@ -1,0 +1,1 @@
+"""What each cluster is made of: node classes, hardware, software, roles; and how test and production differ."""

@@ -1,0 +1,1 @@
+"""Continuous monitoring from the harness: node checks as Nagios plugins, Nagios object configuration."""
