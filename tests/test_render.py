@@ -225,3 +225,19 @@ def test_fast_xml_writer_leaves_what_xml_forbids_to_jjb():
     comment_tree = tree("<project><a/></project>")
     comment_tree.append(ET.Comment(" c "))
     assert job_xml_bytes(comment_tree, "j") == XmlJob(comment_tree, "j").output()
+
+
+def test_render_cache_returns_the_same_jobs_and_any_input_change_misses(small_site, tmp_path):
+    from jobs.rendered import RenderCache, render_key
+
+    data = project(load_specs(small_site))
+    jobs = render(data)
+    cache = RenderCache(tmp_path / "cache" / "render.json.gz")
+    key = render_key(data)
+    assert cache.load(key) is None
+    cache.save(key, jobs)
+    assert cache.load(key) == jobs
+    changed = {"project": {**data["project"], "jobs": data["project"]["jobs"][:-1]}}
+    assert render_key(changed) != key and cache.load(render_key(changed)) is None
+    (tmp_path / "cache" / "render.json.gz").write_bytes(b"damaged")
+    assert cache.load(key) is None
