@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from ClusterShell.NodeSet import NodeSet, NodeSetParseError
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PositiveInt, field_validator, model_validator
 
+from harness.cluster_inventory import ClusterInventory
 from harness.launcher_registry import LAUNCHERS
 from hpcos.core import sourced_yaml
 from hpcos.core.errors import UserError
@@ -131,6 +132,8 @@ class Profile(Strict):
     infiniband: Infiniband = Infiniband()
     os_update: OsUpdate = OsUpdate()
     references: References = {}
+    inventory: ClusterInventory = ClusterInventory()
+    """Node classes, hardware and roles (docs/outage.md): what `hpcos inventory` measures and compares."""
 
     @field_validator("mpi", mode="before")
     @classmethod

@@ -58,5 +58,10 @@ class StoreLayout:
         return self.root / "results.sqlite"
 
     @property
+    def inventories(self) -> Path:
+        """What ``hpcos inventory collect`` measured, one JSON per cluster profile."""
+        return self.root / "inventory"
+
+    @property
     def locks(self) -> Path:
         return self.root / "locks"
