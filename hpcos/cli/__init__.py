@@ -32,6 +32,7 @@ COMMANDS = {
     "perf": "hpcos.cli.perf",  # hpcos perf accept|history|record
     "report": "hpcos.cli.perf",  # hpcos report RUN
     "inventory": "hpcos.cli.inventory",  # hpcos inventory collect|diff
+    "outage": "hpcos.cli.outage",  # hpcos outage plan|run|report
 }
 
 # Exit codes, in one place: the first class an error is an instance of decides.

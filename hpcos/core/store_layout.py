@@ -63,5 +63,10 @@ class StoreLayout:
         return self.root / "inventory"
 
     @property
+    def outages(self) -> Path:
+        """One directory per outage plan: ``outages/<testing snapshot>/plan.json`` and its actuals."""
+        return self.root / "outages"
+
+    @property
     def locks(self) -> Path:
         return self.root / "locks"

@@ -185,6 +185,21 @@ class Harness(Strict):
     """Cluster profile of the test cluster, relative to the repository."""
     results_db: str = "results.sqlite"
     """Results database, relative to the store root unless absolute."""
+    production_profile: str | None = None
+    """Cluster profile of the production cluster (node classes, scale): what `hpcos outage` plans for."""
+
+
+class Wiki(Strict):
+    """Where `hpcos outage plan` writes the page developers, management and operators read and edit."""
+
+    backend: Literal["trac", "directory", "none"] = "none"
+    url: WebUrl | None = None
+    """Trac's base URL (default: tracker.url when the tracker is Trac). Credentials as for the tracker."""
+    path: str | None = None
+    """Directory of Markdown pages, for backend: directory (relative to the store root unless absolute)."""
+    page: described_pattern(r"^[A-Za-z0-9][A-Za-z0-9_./{}-]{0,200}$",
+                            "a wiki page name such as Outages/{snapshot}") = "Outages/{snapshot}"
+    """Page name; {snapshot} becomes the testing snapshot's id."""
 
 
 class SiteSpec(Strict):
@@ -204,6 +219,7 @@ class SiteSpec(Strict):
     jenkins: Jenkins
     tracker: Tracker = Tracker()
     harness: Harness
+    wiki: Wiki = Wiki()
 
 
 class Upstream(Strict):
