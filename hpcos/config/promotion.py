@@ -163,7 +163,7 @@ def prepare_promotion(repos: list[Repository], layout: StoreLayout, reason: str,
             lines.append(f"Gate overridden: {why}")
         one = _prepare(repo, "production", commit, "\n".join(lines) + "\n")
         if one.new is not None:
-            one.validation = checks.validate(repo, one.new, production=one.old)
+            one.validation = checks.validate(repo, one.new, production=one.old, tested=commit)
             checks.record(repo, one.validation)
             if report:
                 report(one.validation)

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from hpcos.config.git import GitError
 from hpcos.config.repositories import Repository
 from hpcos.core import runner
 from hpcos.core.files import write_text_atomically
@@ -57,6 +58,7 @@ class Validation:
     steps: list[Step] = field(default_factory=list)
     changes: int | None = None  # what the dry run would change; None when the kind has no dry run
     note: str = ""
+    tested: str = ""  # promotion: the testing commit merged (``commit`` is the merge being checked)
 
     @property
     def ok(self) -> bool:
@@ -98,18 +100,19 @@ def _run(argv: list[str], name: str, env: dict[str, str] | None = None, cwd: Pat
 def _export(repo: Repository, commit: str, into: Path) -> None:
     """The commit's files in ``into`` (git archive: no work tree, nothing registered in the mirror)."""
     into.mkdir(parents=True)
-    command = (f"git -C {shlex.quote(str(repo.mirror))} archive --format=tar {shlex.quote(commit)} "
-               f"| tar -x -C {shlex.quote(str(into))}")
-    done = runner.run(["sh", "-c", f"set -o pipefail 2>/dev/null; {command}"], timeout=TOOL_TIMEOUT)
+    tar = into.parent / f".{into.name}.tar"
+    repo.git.run("archive", "--format=tar", "-o", str(tar), commit)
+    done = runner.run(["tar", "-x", "-f", str(tar), "-C", str(into)], timeout=TOOL_TIMEOUT)
+    tar.unlink()
     if done.exit_code != 0:
-        raise RuntimeError(f"cannot export {commit} of {repo.name}: {done.stderr.strip()}")
+        raise GitError(f"cannot unpack {commit} of {repo.name}: {done.stderr.strip()}")
 
 
-def validate(repo: Repository, commit: str, production: str | None = None) -> Validation:
+def validate(repo: Repository, commit: str, production: str | None = None, tested: str = "") -> Validation:
     """Validate ``commit`` as the repository's testing branch (``production``: the production branch's
-    commit, laid out beside it as r10k would)."""
+    commit, laid out beside it as r10k would; ``tested``: the testing commit a promotion merges)."""
     kind = repo.spec.kind
-    result = Validation(repo.name, kind, commit, datetime.now(UTC).isoformat(timespec="seconds"))
+    result = Validation(repo.name, kind, commit, datetime.now(UTC).isoformat(timespec="seconds"), tested=tested)
     entry = repo.spec.entry or DEFAULT_ENTRY.get(kind)
     if entry is None:
         result.note = f"kind {kind}: no validator runs here; the test cluster's run is the check"
@@ -143,12 +146,14 @@ def _puppet(result: Validation, checkout: Path, entry: str, environments: Path, 
         result.steps.append(Step("puppet-parser-validate", "puppet parser validate", False,
                                  f"no *.pp manifest in the {env} environment"))
         return
-    step, _ = _run(["puppet", "parser", "validate", "--color=false", *manifests], "puppet-parser-validate")
+    # Private Puppet directories: nothing of the host's /etc/puppetlabs is read or written.
+    state = work / "puppet"
+    dirs = [f"--{d}dir={state / d}" for d in ("conf", "var", "code", "log", "run")]
+    step, _ = _run(["puppet", "parser", "validate", "--color=false", *dirs, f"--environmentpath={environments}",
+                    f"--environment={env}", *manifests], "puppet-parser-validate")
     result.steps.append(step)
     if not step.ok:
         return
-    state = work / "puppet"
-    dirs = [f"--{d}dir={state / d}" for d in ("conf", "var", "code", "log", "run")]
     step, stdout = _run(["puppet", "apply", "--noop", "--summarize", "--color=false", *dirs,
                          f"--environmentpath={environments}", f"--environment={env}", str(checkout / entry)],
                         "puppet-apply-noop")
@@ -210,12 +215,12 @@ def as_run(validation: Validation) -> RunResults:
     results = [TestResult(test_id=f"config/{validation.repository}::{step.name}", node=None,
                           outcome="passed" if step.ok else "failed",
                           failure_class=None if step.ok else "error",
-                          message="" if step.ok else f"commit {validation.commit}\n{step.output}",
+                          message="" if step.ok else step.output,
                           command=step.command, rerun=f"hpcos config validate {validation.repository}")
                for step in validation.steps]
     return RunResults(run_id=f"config-{validation.repository}-{validation.commit[:12]}-{now}",
                       cluster=f"config:{validation.repository}", started=validation.checked, finished=now,
-                      versions={validation.repository: validation.commit}, results=results)
+                      versions={validation.repository: validation.tested or validation.commit}, results=results)
 
 
 def file_tickets(validation: Validation, tracker, store_root: Path, environ=None) -> str:
