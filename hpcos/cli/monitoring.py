@@ -47,11 +47,21 @@ def _hpcos_path() -> str:
     return shutil.which("hpcos") or "hpcos"
 
 
+def _write(path: Path, text: str) -> None:
+    from hpcos.core.errors import UserError
+    from hpcos.core.files import write_text_atomically
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomically(path, text)
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror}") from None
+
+
 def config_command(args) -> int:
     from harness.profiles import load_profile, profile_path
     from harness.session import profile_dirs
     from hpcos.cli.test import site_relative_profile, suite_dir
-    from hpcos.core.files import write_text_atomically
     from hpcos.monitoring import nagios
     from hpcos.monitoring.checks import SERVICE_CHECKS
 
@@ -59,19 +69,21 @@ def config_command(args) -> int:
     path = profile_path(cluster, profile_dirs(suite_dir().parent))
     profile = load_profile(path)
     options = nagios.Options(
-        hpcos=args.hpcos or _hpcos_path(), cluster=str(Path(path).resolve()), via=args.via,
+        # On the nodes (ssh, nrpe) hpcos is found on PATH unless told; here, this very command.
+        hpcos=args.hpcos or (_hpcos_path() if args.via == "local" else "hpcos"),
+        cluster=str(Path(path).resolve()), via=args.via,
         node_cluster=args.node_cluster, repo=args.repo, checks=tuple(args.check or SERVICE_CHECKS),
         check_period=args.check_period, contact_group=args.contact_group, check_interval=args.check_interval,
         retry_interval=args.retry_interval)
     text = nagios.objects(profile, options)
     if args.output:
-        write_text_atomically(Path(args.output), text)
+        _write(Path(args.output), text)
         console.print(f"wrote {args.output}: {len(profile.node_set)} host(s), {len(options.checks)} service(s) each",
                       markup=False)
     else:
         print(text, end="")
     if args.nrpe_output:
-        write_text_atomically(Path(args.nrpe_output), nagios.nrpe_commands(options))
+        _write(Path(args.nrpe_output), nagios.nrpe_commands(options))
     if args.standalone:
         objects_file = str(Path(args.output).resolve()) if args.output else None
         if objects_file is None:
@@ -80,11 +92,11 @@ def config_command(args) -> int:
             raise UserError("--standalone needs -o FILE (the objects file nagios.cfg includes)")
         directory = Path(args.standalone).resolve()
         for sub in ("var/spool", "var/rw"):
-            (directory / sub).mkdir(parents=True, exist_ok=True)
+            _write(directory / sub / ".keep", "")
         files = nagios.standalone(str(directory), objects_file, options, args.interval_length,
                                   user=pwd.getpwuid(os.getuid()).pw_name, group=grp.getgrgid(os.getgid()).gr_name)
         for name, content in files.items():
-            write_text_atomically(directory / name, content)
+            _write(directory / name, content)
         console.print(f"wrote {directory}/nagios.cfg: check it with `nagios4 -v {directory}/nagios.cfg`",
                       markup=False)
     return 0

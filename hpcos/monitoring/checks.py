@@ -143,7 +143,9 @@ def ib_ports(target: Target) -> Finding:
         hcas = ib_checks.hcas_from(result, ibstat.parse)
     except ib_checks.IbCheckFailed as exc:
         return Finding(CRITICAL, _one_line(str(exc)))
-    ports = [(h, p) for h in hcas for p in h.ports]
+    # Performance data for the HCAs the profile names (all when it names none), judged as the check judges.
+    wanted = set(expected.devices or [h.name for h in hcas])
+    ports = [(h, p) for h in hcas if h.name in wanted for p in h.ports]
     active = sum(p.state == expected.port_state for _, p in ports)
     perf = [Perf("active_ports", active, critical=f"{len(ports)}:", min=0, max=len(ports))]
     for hca, port in ports:

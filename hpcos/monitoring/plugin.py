@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import nagiosplugin
 
+from hpcos.core.errors import UserError
 from hpcos.monitoring.checks import CRITICAL, OK, UNKNOWN, WARNING, Finding
 
 _STATES = {OK: nagiosplugin.Ok, WARNING: nagiosplugin.Warn, CRITICAL: nagiosplugin.Critical,
@@ -31,7 +32,9 @@ class _Node(nagiosplugin.Resource):
         self.finding = self.run()
         yield nagiosplugin.Metric("verdict", 0, context="verdict")
         for perf in self.finding.perfdata:
-            yield nagiosplugin.Metric(perf.label, perf.value, uom=perf.uom or None, min=perf.min, max=perf.max,
+            # 200.0 Gb/s is printed as 200: graphers and people read the value as the tool said it.
+            value = int(perf.value) if float(perf.value).is_integer() else perf.value
+            yield nagiosplugin.Metric(perf.label, value, uom=perf.uom or None, min=perf.min, max=perf.max,
                                       context=perf.label)
 
 
@@ -78,7 +81,10 @@ def run_plugin(check: str, run: Callable[[], Finding], timeout: int) -> None:
 
     def once() -> Finding:
         if not finding_holder:
-            finding_holder.append(run())
+            try:
+                finding_holder.append(run())
+            except UserError as exc:  # a profile or option the plugin cannot work with: said in one line
+                finding_holder.append(Finding(UNKNOWN, " ".join(str(exc).split()).replace("|", "/")))
         return finding_holder[0]
 
     @nagiosplugin.guarded(verbose=0)
