@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import shlex
+from pathlib import Path
 
 from hpcos.cli.console import console
 from hpcos.cli.repo import _stdout
@@ -38,8 +38,9 @@ def register(sub) -> None:
                                              "(failures file tickets)")
     p.add_argument("--no-tickets", action="store_true", help="do not report to the tracker")
 
-    p = action("heads", heads_command, "the testing heads, as `hpcos repo record-run` options (what the "
-                                       "test cluster runs tonight)")
+    p = action("heads", heads_command, "the testing branches' heads as JSON {repository: commit}: what the test "
+                                       "cluster runs tonight (`hpcos repo record-run --config-heads FILE`)")
+    p.add_argument("-o", "--output", metavar="FILE", help="write the JSON here instead of stdout")
 
 
 def _repos(args):
@@ -116,15 +117,18 @@ def validate_command(args) -> int:
 
 def heads_command(args) -> int:
     from hpcos.config.repositories import repositories
+    from hpcos.core.files import write_text_atomically
 
-    if not args.site.specs.site.config.repositories:
-        return 0  # a site without configuration repositories: nothing to record
-    repos = repositories(args.site.specs, args.site.layout, args.repositories or None)
-    words = []
-    for repo in repos:
-        repo.fetch()
-        words += ["--config-commit", f"{repo.name}={repo.git.rev(repo.branch_ref('testing'))}"]
-    print(shlex.join(words))
+    heads = {}
+    if args.site.specs.site.config.repositories or args.repositories:  # none configured: an empty record
+        for repo in repositories(args.site.specs, args.site.layout, args.repositories or None):
+            repo.fetch()
+            heads[repo.name] = repo.git.rev(repo.branch_ref("testing"))
+    text = json.dumps(heads, indent=2, sort_keys=True) + "\n"
+    if args.output:
+        write_text_atomically(Path(args.output), text)
+    else:
+        print(text, end="")
     return 0
 
 

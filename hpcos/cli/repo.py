@@ -78,8 +78,9 @@ def register(sub) -> None:
                locks=False)
     p.add_argument("results", type=Path)
     p.add_argument("--config-commit", action="append", default=[], metavar="REPO=COMMIT",
-                   help="the testing commit of a configuration repository the test cluster ran (repeatable; "
-                        "`hpcos config heads` prints them)")
+                   help="the testing commit of a configuration repository the test cluster ran (repeatable)")
+    p.add_argument("--config-heads", type=Path, metavar="FILE",
+                   help="the same for every repository: the JSON `hpcos config heads -o FILE` wrote before the run")
 
 
 def _change(run):
@@ -116,11 +117,18 @@ rollback_command = _change(lambda s, layout, a: promotion.rollback(s, layout, a.
 
 
 def record_run_command(args) -> int:
+    pairs = [item.partition("=")[::2] for item in args.config_commit]
+    if args.config_heads:
+        try:
+            heads = json.loads(args.config_heads.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise UserError(f"--config-heads {args.config_heads}: not a JSON file of `hpcos config heads`: "
+                            f"{exc}") from None
+        pairs += list(heads.items()) if isinstance(heads, dict) else [("", heads)]
     commits = {}
-    for item in args.config_commit:
-        name, _, commit = item.partition("=")
-        if not name or not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", commit):
-            raise UserError(f"--config-commit {item!r}: expected REPO=COMMIT with a full commit id")
+    for name, commit in pairs:
+        if not name or not isinstance(commit, str) or not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", commit):
+            raise UserError(f"config commit {name}={commit!r}: expected REPO=COMMIT with a full commit id")
         commits[name] = commit
     record = nightly.record_run(_layout(args), args.results, config_commits=commits)
     console.print(f"run {record.run_id} on testing snapshot {record.testing_snapshot}: {record.verdict}")

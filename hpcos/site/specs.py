@@ -226,7 +226,10 @@ CONFIG_KINDS = ("puppet", "ansible", "salt", "cfengine", "nagios", "generic")
 
 def _check_git_url(url: str) -> str:
     # What git clones from: a URL with a scheme, scp-like user@host:path, or an absolute local path.
-    # Never something git would read as an option (a leading dash).
+    # Never something git would read as an option (a leading dash), nor characters a shell, JJB's
+    # {placeholders} or a Nagios/Jenkins field would read as syntax: a git URL needs none of them.
+    if re.search(r"[{}'\"`$\\<>|;]", url):
+        raise ValueError("expected a git URL without { } ' \" ` $ \\ < > | ; (none is needed in a URL)")
     if not (re.match(r"^(https?|ssh|git|file)://[^\s]+$", url)
             or re.match(r"^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s-][^\s]*$", url)
             or re.match(r"^/[^\s]*$", url)):
