@@ -4,7 +4,7 @@
   environment, with the branches laid out as r10k does (one environment directory per branch,
   named as Puppet requires: ``[a-z0-9_]+``).  The noop run's "Out of sync" count is the number of
   resources the change would alter.
-- ansible: ``ansible-playbook --syntax-check``, then ``--check`` (the JSON callback's changed count).
+- ansible: ``ansible-playbook --syntax-check``, then ``--check`` (the changed count of its PLAY RECAP).
 - nagios: ``nagios4 -v`` on the main configuration file: errors fail it.
 - salt, cfengine, generic: nothing to run here; said so in the record.
 
@@ -174,13 +174,11 @@ def _ansible(result: Validation, checkout: Path, entry: str, work: Path) -> None
     if not step.ok:
         return
     step, stdout = _run(["ansible-playbook", "--check", "-i", "localhost,", "-c", "local", entry],
-                        "ansible-check", env={**env, "ANSIBLE_STDOUT_CALLBACK": "json"}, cwd=checkout)
+                        "ansible-check", env=env, cwd=checkout)
     result.steps.append(step)
-    try:
-        stats = json.loads(stdout[stdout.index("{"):])["stats"]
-        result.changes = sum(int(host.get("changed", 0)) for host in stats.values())
-    except (ValueError, KeyError, TypeError, AttributeError):
-        result.changes = None
+    # The PLAY RECAP lines of the default callback (ansible-core alone has no JSON callback).
+    recap = re.findall(r"^\S+\s*:\s*ok=\d+\s+changed=(\d+)", stdout, re.MULTILINE)
+    result.changes = sum(int(n) for n in recap) if recap else None
 
 
 def _nagios(result: Validation, checkout: Path, entry: str) -> None:
