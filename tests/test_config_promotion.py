@@ -141,3 +141,11 @@ def test_push_race_changes_nothing(site, capsys, monkeypatch):
     assert "refused" in capsys.readouterr().err
     raced_before = site.head("production")
     assert git(site.remote, "log", "-1", "--format=%s", raced_before) == "someone else's hot-fix"
+
+
+def test_commit_subjects_cannot_drive_the_terminal(site, capsys):
+    site.commit("testing", {"motd": "x\n"}, "motd \x1b]0;owned\x07 title")
+    capsys.readouterr()
+    assert main(["config", "status"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "motd ?]0;owned? title" in out

@@ -43,6 +43,12 @@ def register(sub) -> None:
     p.add_argument("-o", "--output", metavar="FILE", help="write the JSON here instead of stdout")
 
 
+def _shown(text: str) -> str:
+    """A commit's subject or author on a terminal: control characters (an escape sequence in a
+    commit message) become '?'."""
+    return "".join(c if c.isprintable() else "?" for c in text)
+
+
 def _repos(args):
     from hpcos.config.repositories import repositories
 
@@ -78,10 +84,10 @@ def status_command(args) -> int:
                   + (v.summary() if v else "none recorded (hpcos config validate)"), markup=False)
         out.print(f"  on {s.testing}, not in {s.production} ({len(s.to_promote)}):", markup=False)
         for c in s.to_promote:
-            out.print(f"    {c.short} {c.date[:10]} {c.author}: {c.subject}", markup=False)
+            out.print(f"    {c.short} {c.date[:10]} {_shown(c.author)}: {_shown(c.subject)}", markup=False)
         out.print(f"  hot-fixes on {s.production}, not in {s.testing} ({len(s.hot_fixes)}):", markup=False)
         for c in s.hot_fixes:
-            out.print(f"    {c.short} {c.date[:10]} {c.author}: {c.subject}", markup=False)
+            out.print(f"    {c.short} {c.date[:10]} {_shown(c.author)}: {_shown(c.subject)}", markup=False)
     return 0
 
 

@@ -53,8 +53,10 @@ class Target:
 
 
 def _one_line(text: str) -> str:
-    """Node output in a status line: one line, no '|' (it starts the performance data)."""
-    return re.sub(r"\s+", " ", text.replace("|", "/")).strip()[:400]
+    """Node output in a status line: one line, no '|' (it starts the performance data), no control
+    characters (a terminal escape in a node's output would reach every Nagios web page and log)."""
+    text = re.sub(r"\s+", " ", text.replace("|", "/"))
+    return "".join(c if c.isprintable() else "?" for c in text).strip()[:400]
 
 
 def _asked(result: CommandResult) -> Finding | None:
