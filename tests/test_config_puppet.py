@@ -75,6 +75,10 @@ def test_parse_error_blocks_promotion_and_files_a_ticket(control, capsys):
     assert "Syntax error" in err or "Could not parse" in err
     assert "Facter" not in err  # the sandbox's permission noise is filtered
     assert control.head("production") == before
+    # --force overrides the nightly gate, never a failed validation.
+    assert main(["config", "promote", "--force", "--reason", "CHG-44, in a hurry", "--no-tickets"]) == 2
+    assert "puppet-parser-validate failed" in capsys.readouterr().err
+    assert control.head("production") == before
 
     assert main(["tickets", "list", "--json"]) == 0
     tickets = json.loads(capsys.readouterr().out)["tickets"]
