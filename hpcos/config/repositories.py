@@ -58,7 +58,7 @@ class Repository:
         done = self.git.run("fetch", "--quiet", "--no-tags", "origin", *refspecs, check=False)
         if done.exit_code != 0 or done.timed_out:
             raise GitError(f"config repository {self.name}: cannot fetch {self.spec.testing} and "
-                           f"{self.spec.production} from {self.spec.url}: {done.stderr.strip()[-1000:]}")
+                           f"{self.spec.production} from {self.spec.url}: {_first_line(done.stderr)}")
 
     def publish(self, which: str, new: str, old: str) -> None:
         """Push ``new`` to the branch (a fast-forward of ``old``), then move the mirror's ref."""
@@ -69,6 +69,12 @@ class Repository:
                            f"(did someone push to it meanwhile? run the command again): "
                            f"{(done.stderr or done.stdout).strip()[-1000:]}")
         self.git.update_ref(self.branch_ref(which), new, old)
+
+
+def _first_line(text: str) -> str:
+    """git's own reason, one line (ssh and git add advice lines after it)."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0][:500] if lines else "no message from git"
 
 
 def _user() -> str:
