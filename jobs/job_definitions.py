@@ -54,7 +54,10 @@ def project(spec_set: SpecSet) -> dict:
         if env.source is None:
             jobs.append({"hpcos-mirror-sync": {"environment": env_name, "schedule": env.schedule or "H 1 * * *"}})
         elif env.gate == "nightly":
-            jobs.append({"hpcos-promote-gated": {"source": env.source, "environment": env_name}})
+            # Configuration repositories move with the packages into the gated environment.
+            with_config = " --with-config" if site.config.repositories and env.source == "testing" else ""
+            jobs.append({"hpcos-promote-gated": {"source": env.source, "environment": env_name,
+                                                 "with_config": with_config}})
             # The nightly run tests what the gated promotion would take: the gate's source environment.
             feeders = [f"promote-{e.source}-{name}" for name, e in site.environments.items()
                        if name == env.source and e.source is not None]
@@ -68,6 +71,13 @@ def project(spec_set: SpecSet) -> dict:
     for overlay_name, overlay in sorted(site.overlays.items()):
         if overlay.fastpath:
             jobs.append({"hpcos-fastpath": {"overlay": overlay_name}})
+
+    if site.config.repositories:
+        jobs.append({"hpcos-config-promote": {}})
+        jobs.append({"hpcos-config-merge-back": {}})
+        for name, repository in sorted(site.config.repositories.items()):
+            jobs.append({"hpcos-config-validate": {"repository": name, "kind": repository.kind,
+                                                   "url": repository.url, "branch": repository.testing}})
 
     return {"project": {
         "name": site.name,

@@ -33,6 +33,9 @@ COMMANDS = {
     "report": "hpcos.cli.perf",  # hpcos report RUN
     "inventory": "hpcos.cli.inventory",  # hpcos inventory collect|diff
     "outage": "hpcos.cli.outage",  # hpcos outage plan|run|report
+    "config": "hpcos.cli.config",  # hpcos config status|promote|merge-back|validate|heads
+    "check": "hpcos.cli.check",  # hpcos check CHECK --cluster P --node N (a Nagios plugin)
+    "monitoring": "hpcos.cli.monitoring",  # hpcos monitoring config --cluster P
 }
 
 # Exit codes, in one place: the first class an error is an instance of decides.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -51,6 +52,8 @@ def register(sub) -> None:
     p.add_argument("dest")
     p.add_argument("--force", action="store_true", help="override the nightly gate (needs --reason)")
     p.add_argument("--reason", default="")
+    p.add_argument("--with-config", action="store_true",
+                   help="testing -> production: also promote the configuration repositories (hpcos config promote)")
 
     p = action("fastpath", fastpath_command, "security fast path: put one overlay's latest published "
                                              "packages into testing and production at once")
@@ -74,6 +77,10 @@ def register(sub) -> None:
     p = action("record-run", record_run_command, "record a nightly run's outcome for the production gate",
                locks=False)
     p.add_argument("results", type=Path)
+    p.add_argument("--config-commit", action="append", default=[], metavar="REPO=COMMIT",
+                   help="the testing commit of a configuration repository the test cluster ran (repeatable)")
+    p.add_argument("--config-heads", type=Path, metavar="FILE",
+                   help="the same for every repository: the JSON `hpcos config heads -o FILE` wrote before the run")
 
 
 def _change(run):
@@ -91,8 +98,18 @@ def _layout(args) -> StoreLayout:
 sync_command = _change(lambda s, layout, a: sync.sync(s, layout, a.mirror, a.target, wait=not a.no_wait))
 publish_command = _change(lambda s, layout, a: publish.publish(s, layout, a.overlay, reason=a.reason,
                                                                wait=not a.no_wait))
-promote_command = _change(lambda s, layout, a: promotion.promote(s, layout, a.source, a.dest, force=a.force,
-                                                                 reason=a.reason, wait=not a.no_wait))
+_promote_packages = _change(lambda s, layout, a: promotion.promote(s, layout, a.source, a.dest, force=a.force,
+                                                                   reason=a.reason, wait=not a.no_wait))
+
+
+def promote_command(args) -> int:
+    if not args.with_config:
+        return _promote_packages(args)
+    from hpcos.cli.config import with_config
+
+    # Every configuration check (gate, conflicts, validation) before the packages move; the
+    # configuration branches move after them.
+    return with_config(args, lambda: _promote_packages(args))
 fastpath_command = _change(lambda s, layout, a: promotion.fastpath(s, layout, a.overlay, a.reason,
                                                                    wait=not a.no_wait))
 rollback_command = _change(lambda s, layout, a: promotion.rollback(s, layout, a.env, reason=a.reason,
@@ -100,7 +117,20 @@ rollback_command = _change(lambda s, layout, a: promotion.rollback(s, layout, a.
 
 
 def record_run_command(args) -> int:
-    record = nightly.record_run(_layout(args), args.results)
+    pairs = [item.partition("=")[::2] for item in args.config_commit]
+    if args.config_heads:
+        try:
+            heads = json.loads(args.config_heads.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise UserError(f"--config-heads {args.config_heads}: not a JSON file of `hpcos config heads`: "
+                            f"{exc}") from None
+        pairs += list(heads.items()) if isinstance(heads, dict) else [("", heads)]
+    commits = {}
+    for name, commit in pairs:
+        if not name or not isinstance(commit, str) or not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", commit):
+            raise UserError(f"config commit {name}={commit!r}: expected REPO=COMMIT with a full commit id")
+        commits[name] = commit
+    record = nightly.record_run(_layout(args), args.results, config_commits=commits)
     console.print(f"run {record.run_id} on testing snapshot {record.testing_snapshot}: {record.verdict}")
     return 0
 

@@ -68,5 +68,10 @@ class StoreLayout:
         return self.root / "outages"
 
     @property
+    def config_repos(self) -> Path:
+        """Configuration repositories: a bare mirror per repository and its validation records."""
+        return self.root / "config"
+
+    @property
     def locks(self) -> Path:
         return self.root / "locks"

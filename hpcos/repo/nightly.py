@@ -7,7 +7,7 @@ the production gate reads them.  Records are small JSON files written by rename,
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,6 +27,9 @@ class NightlyRecord:
     finished: str
     recorded: str
     build_url: str | None = None
+    # Configuration repository -> the commit of its testing branch the test cluster ran (the config
+    # promotion gate merges exactly that commit into production).
+    config_commits: dict[str, str] = field(default_factory=dict)
 
     @property
     def verdict(self) -> str:
@@ -35,7 +38,8 @@ class NightlyRecord:
         return f"failed ({self.failures} of {self.tests} results failed)" if self.tests else "failed (no results)"
 
 
-def record_run(layout: StoreLayout, results_path: Path) -> NightlyRecord:
+def record_run(layout: StoreLayout, results_path: Path,
+               config_commits: dict[str, str] | None = None) -> NightlyRecord:
     try:
         run = RunResults.read(results_path)
     except FileNotFoundError:
@@ -51,7 +55,7 @@ def record_run(layout: StoreLayout, results_path: Path) -> NightlyRecord:
         # A run that produced no results proves nothing about the snapshot.
         passed=failures == 0 and bool(run.results), failures=failures, tests=len(run.results),
         finished=run.finished or run.started, recorded=datetime.now(UTC).isoformat(timespec="seconds"),
-        build_url=run.build_url,
+        build_url=run.build_url, config_commits=dict(config_commits or {}),
     )
     layout.nightly_records.mkdir(parents=True, exist_ok=True)
     path = layout.nightly_records / f"{_safe(run.run_id)}.json"

@@ -202,6 +202,75 @@ class Wiki(Strict):
     """Page name; {snapshot} becomes the testing snapshot's id."""
 
 
+def _check_branch(name: str) -> str:
+    # Git branch names as `git check-ref-format --branch` accepts them, narrowed to what is also safe
+    # on a command line and in a Jenkins job: no leading dash, no "..", no trailing "/" or ".lock".
+    if (not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9._/-]*", name) or ".." in name or "//" in name
+            or name.endswith(("/", ".", ".lock"))):
+        raise ValueError("expected a git branch name (letters, digits and . _ / -, no '..', not ending in / . "
+                         "or .lock)")
+    return name
+
+
+def _check_repo_path(path: str) -> str:
+    # A path inside the repository: relative, no "..", no leading dash.
+    if not re.fullmatch(r"[A-Za-z0-9_.][A-Za-z0-9._/+-]*", path) or ".." in path.split("/"):
+        raise ValueError("expected a relative path inside the repository (letters, digits and . _ / + -, no '..')")
+    return path
+
+
+GitBranch = Annotated[str, AfterValidator(_check_branch)]
+RepoPath = Annotated[str, AfterValidator(_check_repo_path)]
+CONFIG_KINDS = ("puppet", "ansible", "salt", "cfengine", "nagios", "generic")
+
+
+def _check_git_url(url: str) -> str:
+    # What git clones from: a URL with a scheme, scp-like user@host:path, or an absolute local path.
+    # Never something git would read as an option (a leading dash), nor characters a shell, JJB's
+    # {placeholders} or a Nagios/Jenkins field would read as syntax: a git URL needs none of them.
+    if re.search(r"[{}'\"`$\\<>|;]", url):
+        raise ValueError("expected a git URL without { } ' \" ` $ \\ < > | ; (none is needed in a URL)")
+    if not (re.match(r"^(https?|ssh|git|file)://[^\s]+$", url)
+            or re.match(r"^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s-][^\s]*$", url)
+            or re.match(r"^/[^\s]*$", url)):
+        raise ValueError("expected a git URL: https://, ssh://, git://, file://, user@host:path or an "
+                         "absolute path")
+    return url
+
+
+GitUrl = Annotated[str, AfterValidator(_check_git_url)]
+
+
+class ConfigRepository(Strict):
+    """A configuration repository (configuration management or monitoring) promoted with the packages:
+    changes go to its testing branch, are tested on the test cluster, and are merged into production."""
+
+    url: GitUrl
+    """Where the repository lives (credentials in ~/.netrc or the ssh agent, never here)."""
+    kind: Literal[CONFIG_KINDS]
+    """What it configures; decides how a change is validated before promotion (docs/configuration.md)."""
+    testing: GitBranch = "testing"
+    """Branch the test cluster runs."""
+    production: GitBranch = "production"
+    """Branch the production cluster runs."""
+    entry: RepoPath | None = None
+    """File validation starts from; default per kind: puppet manifests/site.pp, ansible site.yml,
+    nagios nagios.cfg."""
+
+    @model_validator(mode="after")
+    def _two_branches(self) -> ConfigRepository:
+        if self.testing == self.production:
+            raise ValueError(f"expected different testing and production branches; found {self.testing!r} twice")
+        return self
+
+
+class Config(Strict):
+    """Configuration repositories that move with the packages (``hpcos config``)."""
+
+    repositories: dict[Identifier, ConfigRepository] = {}
+    """By name; the name is used in commands, jobs and tickets."""
+
+
 class SiteSpec(Strict):
     """``site.yaml``: what the site mirrors, rebuilds, promotes and tests."""
 
@@ -220,6 +289,8 @@ class SiteSpec(Strict):
     tracker: Tracker = Tracker()
     harness: Harness
     wiki: Wiki = Wiki()
+    config: Config = Config()
+    """Configuration management and monitoring repositories promoted with the packages."""
 
 
 class Upstream(Strict):
