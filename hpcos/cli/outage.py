@@ -57,7 +57,7 @@ def _plan(args) -> int:
     site = args.site
     directory = site.layout.inventories
     batch = args.batch_size or getattr(getattr(production, "deploy", None), "batch_size", None)
-    with console.status("reading the snapshots' metadata"):
+    with console.status("reading the snapshots' metadata and the configuration branches"):
         plan = build_plan(site, test, production, batch_size=batch, window_start=_window(args.window),
                           test_measured=collect.load(directory, test.name),
                           production_measured=collect.load(directory, production.name))

@@ -15,7 +15,6 @@ import json
 import logging
 import math
 import statistics
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -205,7 +204,6 @@ def estimate_tasks(records: list[deployments.DeploymentRecord], production_nodes
 
 def build_plan(site: Site, test: Profile, production: Profile, *, batch_size: int | None = None,
                window_start: datetime | None = None, source: str = "testing", dest: str = "production",
-               config_changes: Callable[[], list[str]] | None = None,
                test_measured: collect.Measured | None = None,
                production_measured: collect.Measured | None = None) -> OutagePlan:
     spec_set = site.specs
@@ -235,10 +233,25 @@ def build_plan(site: Site, test: Profile, production: Profile, *, batch_size: in
         testing_snapshot=testing_id, production_snapshot=production_id,
         test_cluster=test.name, production_cluster=production.name, production_nodes=production_nodes,
         batch_size=batch, changes=changes, patches=_patches(spec_set),
-        config_changes=config_changes() if config_changes else [],
+        config_changes=config_changes(site),
         tasks=tasks, assumptions=assumptions, risks=risks,
         rollback=_rollback(dest, production.name, production_id),
         owners=_owners(spec_set), deploy_id=deploy_id)
+
+
+def config_changes(site: Site) -> list[str]:
+    """One line per commit the configuration repositories' testing branches hold that production does
+    not, and per production hot-fix not yet merged back (what `hpcos config status` shows)."""
+    from hpcos.config.promotion import status
+    from hpcos.config.repositories import repositories
+
+    lines = []
+    for repo in repositories(site.specs, site.layout):
+        branch = status(repo)
+        lines += [f"{repo.name} ({branch.kind}): {c.short} {c.subject} ({c.author})" for c in branch.to_promote]
+        lines += [f"{repo.name} ({branch.kind}): production hot-fix not yet merged back: {c.short} {c.subject}"
+                  for c in branch.hot_fixes]
+    return lines
 
 
 def _tests_seconds(site: Site, snapshot_id: str) -> float | None:
