@@ -73,16 +73,17 @@ def _check_immutable_and_signed(spec_set: SpecSet, layout: StoreLayout, working:
     """Before anything is staged: no RPM may take a name a snapshot holds with other bytes, and with
     a site key every RPM must carry a valid signature by it (an unsigned or tampered one is refused)."""
     rpms = sorted(p for source in working.values() for p in source.rglob("*.rpm") if not p.name.endswith(".src.rpm"))
-    clashes = held_with_other_content(layout, {p.name: file_digest(p) for p in rpms})
-    if clashes:
-        raise UserError(f"refusing to publish a different build under an existing name: {', '.join(clashes)}; "
-                        "rebuild it (hpcos build gives a new build a new release) instead of replacing it")
     if signer:
+        # First: a tampered package is refused as such, whatever its name.
         log_file = layout.root / "logs" / "publish-signing.log"
         log_file.parent.mkdir(parents=True, exist_ok=True)
         key = signing.publish_public_key(signer, layout, spec_set.site.name, log_file)
         signing.refuse_unsigned(signing.verify(rpms, key, layout.root / "tmp", log_file),
                                 f"refusing to publish; signed by {signer.key} expected")
+    clashes = held_with_other_content(layout, {p.name: file_digest(p) for p in rpms})
+    if clashes:
+        raise UserError(f"refusing to publish a different build under an existing name: {', '.join(clashes)}; "
+                        "rebuild it (hpcos build gives a new build a new release) instead of replacing it")
 
 
 def held_with_other_content(layout: StoreLayout, digests: dict[str, str]) -> list[str]:

@@ -85,6 +85,8 @@ class UpstreamPackage:
     # Upstream's own patches, applied in the style above; the site patches go after them.
     upstream_patches: dict[str, str] = field(default_factory=dict)
     c_source: str = GREETING_C
+    # False: no automatic libc requirements, so dnf installs the package into an empty install root.
+    autoreq: bool = True
 
     def spec_text(self) -> str:
         patch_tags = "".join(f"Patch{i}: {name}\n" for i, name in enumerate(self.upstream_patches))
@@ -126,7 +128,8 @@ class UpstreamPackage:
             name=self.name, version=self.version, release=self.release, prep=prep,
             epoch=f"Epoch:          {self.epoch}\n" if self.epoch is not None else "",
             patch_tags=patch_tags,
-            build_requires="".join(f"BuildRequires:  {br}\n" for br in self.build_requires))
+            build_requires="".join(f"BuildRequires:  {br}\n" for br in self.build_requires)
+            + ("" if self.autoreq else "AutoReqProv:    no\n"))
 
     def tarball(self) -> bytes:
         buf = io.BytesIO()
