@@ -43,7 +43,8 @@ def build_run(package: Package, target: str, build_id: str, failure=None, error:
         return run
     kind = failure.kind.value if failure is not None else "error"
     summary = failure.summary if failure is not None else error
-    lines = [f"{kind}: {package.name} for {target} does not build (owner: {package.owner})", summary]
+    # First line: what the fingerprint reads (it takes the first error-like line), the same for one class.
+    lines = [f"{kind}: {package.name} for {target} failed to build (owner: {package.owner})", summary]
     if failure is not None:
         lines += failure.details
     if build_dir is not None:
