@@ -8,13 +8,20 @@ The rpmbuild host check is satisfied with rpm_fixtures.el_host, as on an EL9 bui
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 from conftest import require_tool
-from support.rpm_fixtures import GOOD_PATCH, UpstreamPackage, el_host, make_site, site_patch
+from support.rpm_fixtures import (
+    GOOD_PATCH,
+    UpstreamPackage,
+    el_host,
+    gpg_signing_key,
+    make_site,
+    rpmsign,
+    site_patch,
+)
 
 from hpcos.cli import main
 from hpcos.core.store_layout import StoreLayout
@@ -29,13 +36,7 @@ def gpg_key(tmp_path_factory) -> tuple[Path, Path]:
                          ("createrepo_c", "createrepo-c")):
         require_tool(tool, debian)
     home = tmp_path_factory.mktemp("gnupg")
-    os.chmod(home, 0o700)
-    gpg = ["gpg", "--homedir", str(home), "--batch", "--pinentry-mode", "loopback", "--passphrase", ""]
-    subprocess.run(gpg + ["--quick-gen-key", f"HPC Site <{KEY_ID}>", "rsa2048", "sign", "never"], check=True,
-                   capture_output=True, timeout=120)
-    public = home / "public.asc"
-    public.write_bytes(subprocess.run(gpg + ["--armor", "--export", KEY_ID], check=True, capture_output=True,
-                                      timeout=60).stdout)
+    public = gpg_signing_key(home, f"HPC Site <{KEY_ID}>")
     yield home, public
     subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], capture_output=True, timeout=60)
 
@@ -47,9 +48,7 @@ def el9_build_host(tmp_path, monkeypatch):
 
 
 def sign(path: Path, home: Path) -> None:
-    subprocess.run(["rpmsign", "--define", f"_gpg_name {KEY_ID}", "--define", f"_gpg_path {home}",
-                    "--define", "__gpg /usr/bin/gpg", "--addsign", str(path)], check=True, capture_output=True,
-                   timeout=120)
+    rpmsign([path], home, KEY_ID)
 
 
 def checksig(path: Path, public: Path, dbpath: Path) -> str:
