@@ -25,6 +25,7 @@ from support.rpm_fixtures import (
 
 from hpcos.cli import main
 from hpcos.core.store_layout import StoreLayout
+from hpcos.rebuild import publish
 
 TARGET = "el9-x86_64"
 # The same change as GOOD_PATCH, worded differently: new patch content for the same base.
@@ -100,7 +101,15 @@ def test_a_different_build_under_a_published_nevra_is_refused(tmp_path, capsys):
     assert hpcos(other_specs, other_store, "build", "hello", "--target", TARGET) == 0
     name = "hello-1.0-1.el9.hpc1.x86_64.rpm"
     working = StoreLayout(store).overlay_repo("hpc-overlay", TARGET)
-    shutil.copyfile(StoreLayout(other_store).overlay_repo("hpc-overlay", TARGET) / name, working / name)
+    other = StoreLayout(other_store).overlay_repo("hpc-overlay", TARGET) / name
+
+    # hpcos build's own publish step refuses it too (the build counter keeps it from trying).
+    with pytest.raises(publish.ImmutableBuild) as refused:
+        publish.publish([other], StoreLayout(store), "hpc-overlay", TARGET, 2, tmp_path / "publish.log")
+    assert str(refused.value).startswith(f"refusing to publish a different build under an existing name: {name} "
+                                         f"(in {working}), {name} (")
+
+    shutil.copyfile(other, working / name)
 
     capsys.readouterr()
     assert hpcos(specs, store, "repo", "publish", "hpc-overlay") == 2

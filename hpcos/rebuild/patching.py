@@ -32,6 +32,7 @@ class PatchingError(UserError):
 # Bumped when the way hpcos edits specs changes: the edit is part of the build's inputs.
 SPEC_EDITS_VERSION = "2"
 INPUTS_LINE = "hpcos site inputs: "
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,10 @@ def apply_site_changes(spec_path: Path, spec_set: SpecSet, package: Package, bas
 
     local_names = {}
     for patch in package.patches:
+        if not _SAFE_NAME.match(Path(patch.file).name):
+            # The name goes into Patch tags, %patch lines and the kernel's ApplyPatch shell lines.
+            raise PatchingError(f"{package.name}: patch file name {Path(patch.file).name!r} must be letters, digits "
+                                "and . _ + - only (it becomes part of the spec and of %prep's shell script)")
         local_name = f"hpcos-{package.release_tag.lstrip('.')}-{Path(patch.file).name}"
         shutil.copyfile(spec_set.patch_path(package, patch), sources / local_name)
         local_names[patch.file] = local_name
