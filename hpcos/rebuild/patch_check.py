@@ -38,6 +38,7 @@ class Verdict:
 
 
 def strip_level(patch: Path) -> int:
+    """-p1 for git-style a/ b/ paths (nearly every patch today), -p0 for bare paths."""
     for line in patch.read_text(errors="replace").splitlines():
         match = re.match(r"^--- (\S+)", line)
         if match and match.group(1) != "/dev/null":

@@ -18,6 +18,7 @@ from specfile import Specfile
 from hpcos.core.errors import UserError
 from hpcos.core.files import file_digest
 from hpcos.rebuild import patch_style, rpmtool
+from hpcos.rebuild.patch_check import strip_level
 from hpcos.rebuild.release import Evr, build_tag, next_counter
 from hpcos.rebuild.source import Srpm
 from hpcos.site.specs import Package, SpecSet
@@ -69,7 +70,7 @@ def site_inputs_digest(spec_set: SpecSet, package: Package) -> str:
     digest.update(f"edits {SPEC_EDITS_VERSION}\0tag {package.release_tag}\0".encode())
     for patch in package.patches:
         path = spec_set.patch_path(package, patch)
-        digest.update(f"patch {patch.file}\0p{_strip_level(path)}\0".encode())
+        digest.update(f"patch {patch.file}\0p{strip_level(path)}\0".encode())
         digest.update(file_digest(path).encode() + b"\0")
     return digest.hexdigest()[:16]
 
@@ -125,7 +126,7 @@ def apply_site_changes(spec_path: Path, spec_set: SpecSet, package: Package, bas
         lines = spec_path.read_text(errors="surrogateescape").splitlines(keepends=True)
         hook = patch_style.detect(lines).hook
         # -P works on every rpm (el7's 4.11 through 4.19); "%patch N" only from 4.18.
-        added = [f"%patch -P{numbers[p.file]} -p{_strip_level(spec_set.patch_path(package, p))}\n"
+        added = [f"%patch -P{numbers[p.file]} -p{strip_level(spec_set.patch_path(package, p))}\n"
                  for p in package.patches]
         spec_path.write_text("".join(lines[:hook] + added + lines[hook:]), errors="surrogateescape")
     return evr, style.name, numbers, check_spec
@@ -162,7 +163,7 @@ def _kernel_edits(spec_path: Path, lines: list[str], style: patch_style.PatchSty
     tags = [f"Patch{numbers[p.file]}: {local_names[p.file]}\n" for p in package.patches]
     applies = []
     for p in package.patches:
-        level = _strip_level(spec_set.patch_path(package, p))
+        level = strip_level(spec_set.patch_path(package, p))
         applies.append(f"ApplyPatch {local_names[p.file]}" + ("" if level == 1 else f" -p{level}") + "\n")
     edited = lines[:style.hook] + applies + lines[style.hook:]
 
@@ -240,15 +241,6 @@ def prepare(spec_set: SpecSet, package: Package, base: Srpm, topdir: Path, log: 
         raise PatchingError(f"{spec_path.name}: the overlay SRPM has {base.name}-{built}, expected {evr} "
                             f"({'its Release does not use %{?buildid}' if style == 'kernel' else 'Release changed'})")
     return PatchedSource(srpm, evr, style, numbers, site_inputs_digest(spec_set, package), check_spec, counter)
-
-
-def _strip_level(patch: Path) -> int:
-    """-p1 for git-style a/ b/ paths (nearly every patch today), -p0 for bare paths."""
-    for line in patch.read_text(errors="replace").splitlines():
-        match = re.match(r"^--- (\S+)", line)
-        if match and match.group(1) != "/dev/null":
-            return 1 if "/" in match.group(1) else 0
-    return 1
 
 
 def _one_line(text: str) -> str:
