@@ -30,7 +30,7 @@ OVERLAY_RELEASE = "427.13.1.hpc1.el9_4"
 @pytest.fixture(autouse=True)
 def el9_build_host(tmp_path, monkeypatch):
     for tool, debian in (("rpmbuild", "rpm"), ("rpmspec", "rpm"), ("createrepo_c", "createrepo-c"), ("gcc", "gcc"),
-                         ("make", "make"), ("patch", "patch")):
+                         ("make", "make"), ("patch", "patch"), ("git", "git")):
         require_tool(tool, debian)
     for key, value in el_host(tmp_path / "home").items():
         monkeypatch.setenv(key, value)

@@ -248,7 +248,8 @@ def make_repo(directory: Path, *rpms: Path) -> Path:
 # into kernel-VERSION-RELEASE, `mv linux-<tarfile_release> linux-%{KVERREL}`, `cd linux-%{KVERREL}`,
 # then ApplyOptionalPatch for Red Hat's patch and for linux-kernel-test.patch.  Release comes from
 # `%{specrelease}`, which carries `%{?buildid}` before `%{?dist}`; `# define buildid .local` is the
-# commented hook.  patch_command is RHEL 8's `patch -p1 -F1 -s` (RHEL 9 pipes into `git apply`).
+# commented hook.  Patches go through RHEL 9's `git --work-tree=. apply`, whose failure output
+# ("error: patch failed: FILE:LINE") names no hunk: hpcos's dry runs in the tree do.
 
 UCMA_C = """\
 #include <stdio.h>
@@ -339,7 +340,17 @@ Patch999999: linux-kernel-test.patch
 The kernel meta package (stand-in).
 
 %prep
-patch_command='patch -p1 -F1 -s'
+# more sanity checking; do it quietly
+if [ "%{patches}" != "%%{patches}" ] ; then
+  for patch in %{patches} ; do
+    if [ ! -f $patch ] ; then
+      echo "ERROR: Patch  ${patch##/*/}  listed in specfile but is missing"
+      exit 1
+    fi
+  done
+fi 2>/dev/null
+
+patch_command='git --work-tree=. apply'
 ApplyPatch()
 {
   local patch=$1
