@@ -7,6 +7,8 @@ exist and with which values.
 
 from __future__ import annotations
 
+import email.utils
+import re
 from pathlib import Path
 
 import yaml
@@ -29,19 +31,32 @@ def is_managed(description: str | None, site_name: str) -> bool:
     return bool(description) and f"{MARKER_PREFIX}{site_name}:" in description
 
 
+# What Jenkins' mailer takes as a recipient; anything else (no address in `owner`) mails nobody.
+_EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
+
+
+def owner_email(owner: str) -> str:
+    address = email.utils.parseaddr(owner)[1]
+    return address if _EMAIL.match(address) else ""
+
+
 def project(spec_set: SpecSet) -> dict:
     """The JJB ``project`` that lists every job of the site, with the values its template needs."""
     site = spec_set.site
     jobs: list[dict] = [{"hpcos-folder": {}}]
 
     for package in sorted(spec_set.packages.values(), key=lambda p: p.name):
-        jobs.append({"hpcos-rebuild": {
-            "package": package.name,
-            "target": list(package.targets),
-            "overlay": package.overlay,
-            "owner": package.owner,
-            "poll": package.poll,
-        }})
+        # One entry per target: each target's job runs on agents of its architecture.
+        for target in package.targets:
+            jobs.append({"hpcos-rebuild": {
+                "package": package.name,
+                "target": target,
+                "build_label": spec_set.build_label(target),
+                "overlay": package.overlay,
+                "owner": package.owner,
+                "owner_email": owner_email(package.owner),
+                "poll": package.poll,
+            }})
 
     for overlay_name in sorted(site.overlays):
         rebuilds = [f"rebuild-{p.name}-{t}" for p in sorted(spec_set.overlay_packages(overlay_name),

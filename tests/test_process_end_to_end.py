@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import REPO, require_tool
-from support.rpm_fixtures import GOOD_PATCH, UpstreamPackage, file_url, rpm_query
+from support.rpm_fixtures import GOOD_PATCH, UpstreamPackage, el_host, file_url, rpm_query
 from support.rpm_fixtures import make_repo as make_srpm_repo
 from support.rpm_repo_fixtures import Rpm, RpmFactory, make_repo, repoquery_many
 
@@ -182,13 +182,15 @@ def test_one_night_and_the_next_morning(site: Site):
 
     # The rebuild job's ScriptTrigger starts a build when its script exits 3.
     trigger = ".//triggers//script"
-    due = site.job(f"rebuild-hello-{TARGET}", site.work / "poll-1", part=trigger)
+    # The build agent is an EL9 host (rpmbuild builds only for its own distribution): rpm_fixtures.el_host.
+    agent = el_host(site.root / "el9-agent")
+    due = site.job(f"rebuild-hello-{TARGET}", site.work / "poll-1", part=trigger, **agent)
     assert due.returncode == 3, f"no overlay build yet: a rebuild is due\n{due.stderr}"
-    build = site.job_ok(f"rebuild-hello-{TARGET}")
+    build = site.job_ok(f"rebuild-hello-{TARGET}", **agent)
     junit = ET.parse(build / "build-junit.xml").getroot()
     assert [c.get("name") for c in junit.iter("testcase")] == ["source", "patch", "build", "publish"]
     assert junit.get("failures") == "0" and junit.get("errors") == "0"
-    current = site.job(f"rebuild-hello-{TARGET}", site.work / "poll-2", part=trigger)
+    current = site.job(f"rebuild-hello-{TARGET}", site.work / "poll-2", part=trigger, **agent)
     assert current.returncode == 0, f"the overlay is current once built\n{current.stderr}"
     site.job_ok("publish-hpc-overlay")
     site.set_kernel_build(KERNEL_V1)

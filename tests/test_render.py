@@ -101,13 +101,17 @@ def command(job: ET.Element) -> str:
 
 def test_rebuild_job_polls_upstream_and_builds_on_the_build_label(sample_xml):
     job = sample_xml["hpcos/rebuild-openmpi-el9-aarch64"]
-    assert job.findtext("assignedNode") == "rpm-build"
+    # Routed to agents of the target's architecture: the site's build label and the arch.
+    assert job.findtext("assignedNode") == "rpm-build && aarch64"
+    assert sample_xml["hpcos/rebuild-openmpi-el9-x86_64"].findtext("assignedNode") == "rpm-build && x86_64"
+    # Jenkins' standard mailer tells the package's owner.
+    assert job.findtext("publishers/hudson.tasks.Mailer/recipients") == "hpc-sysadmin@example.org"
     assert "hpcos build openmpi --target el9-aarch64 --junit build-junit.xml" in command(job)
     poll = job.find("triggers/org.jenkinsci.plugins.scripttrigger.ScriptTrigger")
     assert poll.findtext("script") == "hpcos build openmpi --target el9-aarch64 --check-upstream"
     assert poll.findtext("exitCode") == "3"  # `--check-upstream` exits 3 when a rebuild is due
     assert poll.findtext("spec") == "H 3 * * *"
-    assert poll.findtext("triggerLabel") == "rpm-build"
+    assert poll.findtext("triggerLabel") == "rpm-build && aarch64"
     publish = sample_xml["hpcos/publish-hpc-overlay"]
     assert "hpcos repo publish hpc-overlay" in command(publish)
     assert publish.findtext("triggers/jenkins.triggers.ReverseBuildTrigger/upstreamProjects") == (

@@ -80,6 +80,15 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
+# A Jenkins label expression as a job's node: labels, && || ! and parentheses; no JJB braces.
+JenkinsLabel = described_pattern(r"^[A-Za-z0-9_.:-]+(?:\s*(?:&&|\|\|)\s*!?\(?[A-Za-z0-9_.:-]+\)?)*$",
+                                 "a Jenkins label or label expression (e.g. 'rpm-build && aarch64')")
+# What rpmsign and gpg are given: no rpm macro (%), no newline, no shell quoting.
+GpgKeyId = described_pattern(r"^[A-Za-z0-9@._+<> -]+$", "a GnuPG key id, fingerprint or user id (letters, "
+                                                          "digits, @ . _ + < > - and spaces)")
+GnupgHome = described_pattern(r"^/[A-Za-z0-9@._+/-]+$", "an absolute directory path (letters, digits, @ . _ + - /)")
+
+
 class Target(Strict):
     """A build target: distribution release and architecture, and the mock config that builds it."""
 
@@ -89,6 +98,23 @@ class Target(Strict):
     """Architecture; ``{arch}`` in URLs."""
     mock_config: str
     """Fedora mock config (``mock -r``) that builds for this target on the build hosts."""
+    mock_repositories: Literal["config", "daily"] = "config"
+    """Where mock installs the build root from: 'config', the mock config's own repositories (public
+    mirrors); 'daily', the store's daily snapshot of this target's mirrors, in a config hpcos
+    generates from mock_config (air-gapped, reproducible: the snapshot id is recorded per build)."""
+    build_label: JenkinsLabel | None = None
+    """Jenkins label (expression) of the agents that build this target; default: jenkins.build_labels
+    for the target's arch, else '<jenkins.build_label> && <arch>'."""
+
+
+class Signing(Strict):
+    """The site's package signing key: the GnuPG home that holds it and which key.  Never the key
+    itself, nor its passphrase (GnuPG's agent, or a passphrase-less build key)."""
+
+    gnupg_home: GnupgHome
+    """GnuPG home directory with the secret key, on the build and publishing hosts."""
+    key_id: GpgKeyId
+    """Key id, fingerprint or user id (e.g. 'rpm-signing@example.org')."""
 
 
 class Mirror(Strict):
@@ -133,6 +159,8 @@ class Jenkins(Strict):
     """Folder that holds every job hpcos manages."""
     build_label: str
     """Node label of the RPM build hosts."""
+    build_labels: dict[Literal[ARCHES], JenkinsLabel] = {}
+    """Label (expression) of the build agents per architecture, e.g. {aarch64: rpm-build-arm}."""
     test_label: str
     """Node label of the test cluster's front end (runs the nightly integration tests)."""
     publish_label: str = "master"
@@ -291,6 +319,8 @@ class SiteSpec(Strict):
     wiki: Wiki = Wiki()
     config: Config = Config()
     """Configuration management and monitoring repositories promoted with the packages."""
+    signing: Signing | None = None
+    """Sign overlay RPMs and repository metadata; nodes then use gpgcheck and repo_gpgcheck."""
 
 
 class Upstream(Strict):
@@ -400,6 +430,12 @@ class SpecSet:
 
     def mock_config(self, package: Package, target: str) -> str:
         return package.mock_config.get(target) or self.site.targets[target].mock_config
+
+    def build_label(self, target: str) -> str:
+        """The Jenkins label that routes a rebuild for ``target`` to agents of its architecture."""
+        spec = self.site.targets[target]
+        jenkins = self.site.jenkins
+        return spec.build_label or jenkins.build_labels.get(spec.arch) or f"{jenkins.build_label} && {spec.arch}"
 
     def overlay_packages(self, overlay: str) -> list[Package]:
         return [p for p in self.packages.values() if p.overlay == overlay]
