@@ -140,7 +140,8 @@ def test_a_run_on_an_edited_profile_is_refused(gate_site, tmp_path, capsys):
 
 def test_a_skipped_required_test_is_refused(gate_site, tmp_path, capsys):
     gate_site.deployed()
-    outcomes = {(HOSTNAME, n): "passed" for n in NODES} | {(PINGPONG, "node1"): "passed", (PINGPONG, "node2"): "skipped"}
+    outcomes = {(HOSTNAME, n): "passed" for n in NODES}
+    outcomes |= {(PINGPONG, "node1"): "passed", (PINGPONG, "node2"): "skipped"}
     gate_site.night(tmp_path, outcomes)
     line = gate_site.refusal(capsys)
     assert f"{PINGPONG} on node2 skipped, and changed package openmpi requires it (tests: 'test_pingpong')" in line
@@ -199,7 +200,8 @@ def test_a_failed_test_is_refused(gate_site, tmp_path, capsys):
 def test_force_with_a_reason_is_recorded_and_shown(gate_site, tmp_path, capsys):
     gate_site.night(tmp_path, cluster="local")
     assert gate_site.hpcos("repo", "promote", "testing", "production", "--force") == 2
-    assert gate_site.hpcos("repo", "promote", "testing", "production", "--force", "--reason", "CVE fix, tested by hand") == 0
+    assert gate_site.hpcos("repo", "promote", "testing", "production", "--force",
+                           "--reason", "CVE fix, tested by hand") == 0
     [record] = Environments(gate_site.layout).environment("production").records()[-1:]
     assert record.forced and "CVE fix, tested by hand [gate overridden:" in record.reason
     assert "ran on profile 'local'" in record.reason
