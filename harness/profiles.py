@@ -90,7 +90,9 @@ class Infiniband(Strict):
 
 
 class OsUpdate(Strict):
-    testing_repo: str | None = None  # baseurl of the testing repositories; None: the checks skip
+    # Whose snapshot the checks compare the nodes with (in the store; $HPCOS_TESTING_SNAPSHOT, set by
+    # the nightly job, names the very snapshot).  None: the checks skip.
+    environment: str | None = "testing"
     kernel_package: str = "kernel"
     packages: list[str] = ["openmpi", "mpich", "rdma-core", "ucx"]
 

@@ -40,9 +40,9 @@ from harness.profiles import Profile
 from hpcos.core.errors import UserError
 from hpcos.core.files import file_digest
 from hpcos.core.store_layout import StoreLayout
-from hpcos.deploy import expected as expectations
 from hpcos.deploy import scheduler
 from hpcos.repo import client_config, deployments
+from hpcos.repo import node_packages as expectations
 from hpcos.repo.deployments import DeploymentRecord, NodeDeployment
 from hpcos.site.specs import SpecSet
 
