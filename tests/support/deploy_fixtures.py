@@ -74,19 +74,24 @@ def installed(root: Path, env: dict | None = None) -> set[str]:
     return {line for line in out.splitlines() if line and not line.startswith("gpg-pubkey")}
 
 
+def deploy_settings(nodes_dir: Path, *, batch_size: int = 2, drain: str = "slurm") -> dict:
+    """A profile's ``deploy:`` section for nodes that are the install roots ``nodes_dir/<node>``."""
+    script = nodes_dir / "reboot.sh"
+    script.write_text(REBOOT_SH)
+    return {"batch_size": batch_size, "root": f"{nodes_dir}/{{node}}", "gpgcheck": False, "drain": drain,
+            "reboot": f"sh {script} {{root}}", "boot_id": "cat {root}/run/boot_id",
+            "running_kernel": "cat {root}/run/running-kernel", "reboot_timeout": 60, "drain_timeout": 60}
+
+
 def profile_yaml(nodes_dir: Path, nodes: str, *, batch_size: int = 2, launcher: str = "local",
                  drain: str = "slurm", extra: dict | None = None) -> str:
     """A cluster profile whose nodes are the install roots ``nodes_dir/<node>``."""
-    script = nodes_dir / "reboot.sh"
-    script.write_text(REBOOT_SH)
     local = yaml.safe_load((REPO / "integration_tests" / "clusters" / "local.yaml").read_text())
     profile = {
         "name": "sim-cluster", "launcher": launcher, "nodes": nodes, "node_class": "simulated",
         "timeouts": {"command": 120, "mpi": 120}, "mpi": local["mpi"],
         "os_update": {"kernel_package": "kernel", "packages": ["openmpi"]},
-        "deploy": {"batch_size": batch_size, "root": f"{nodes_dir}/{{node}}", "gpgcheck": False, "drain": drain,
-                   "reboot": f"sh {script} {{root}}", "boot_id": "cat {root}/run/boot_id",
-                   "running_kernel": "cat {root}/run/running-kernel", "reboot_timeout": 60, "drain_timeout": 60},
+        "deploy": deploy_settings(nodes_dir, batch_size=batch_size, drain=drain),
         **(extra or {}),
     }
     return yaml.safe_dump(profile)
