@@ -12,10 +12,12 @@ import json
 import os
 
 import pytest
+import yaml
 from conftest import require_tool
 from support.deploy_fixtures import installed, profile_yaml, provision
 from support.rpm_repo_fixtures import Rpm, RpmFactory, make_site
 from support.slurm_nodes_fixture import slurm_nodes  # noqa: F401  (fixture)
+from support.sshd_fixture import loopback_sshd  # noqa: F401  (fixture)
 
 from hpcos.cli import main
 from hpcos.core.store_layout import StoreLayout
@@ -166,3 +168,26 @@ def _sha256(path) -> str:
     import hashlib
 
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_nodes_reached_over_ssh(cluster, loopback_sshd, tmp_path):  # noqa: F811
+    """The same procedure through the ssh launcher on the loopback sshd: each node's commands run in a
+    real ssh session (the nodes' HOME is the sshd's, so their rpm databases are provisioned with it)."""
+    home = {"HOME": str(loopback_sshd.directory / "home")}
+    nodes_dir = tmp_path / "ssh-nodes"
+    nodes_dir.mkdir()
+    repo = tmp_path / "b.repo"
+    assert hpcos(cluster, "repo", "client-config", "testing", "--no-gpgcheck", "--pin", "-o", str(repo)) == 0
+    # Provisioned from B (only B's kernel), so the deployment has nothing to change: a re-run must be harmless.
+    for node in ("node1", "node2"):
+        provision(nodes_dir / node, repo.read_text(), PACKAGES, env=home)
+    profile = tmp_path / "ssh.yaml"
+    ssh = yaml.safe_load(loopback_sshd.profile_yaml("node[1-2]"))
+    profile.write_text(profile_yaml(nodes_dir, "node[1-2]", launcher="ssh", drain="none", extra={"ssh": ssh["ssh"]}))
+    assert hpcos(cluster, "deploy", "testing", "--cluster", str(profile)) == 0
+    [record] = [r for r in deployments.records(StoreLayout(cluster.store)) if r.cluster == "sim-cluster"
+                and set(r.nodes) == {"node1", "node2"}]
+    assert record.verified_nodes == ["node1", "node2"]
+    assert not any(n.rebooted for n in record.nodes.values()), "nothing changed: no reboot"
+    for node in ("node1", "node2"):
+        assert installed(nodes_dir / node, env=home) == SNAPSHOT_B - {"kernel-0:5.14.0-1.hpc1.x86_64"}

@@ -66,7 +66,7 @@ def start_slurm_nodes(d: Path, nodes: list[str]) -> SlurmNodes:
         require_tool(tool, "slurm-wlm")
     munged = require_tool("munged", "munge")
     run_dir = d / "run"
-    run_dir.mkdir(mode=0o755)
+    run_dir.mkdir(mode=0o755, parents=True)
     run_dir.chmod(0o755)
     for sub in ("state", "spool", "log"):
         (d / sub).mkdir()
