@@ -113,7 +113,7 @@ def main_bench() -> None:
             print("| batch size | wall time | batches | mean batch time | projected for "
                   f"{args.project:,} nodes |")
             print("|---:|---:|---:|---:|---:|")
-            for size, wall, record, mean_batch in rows:
+            for size, wall, _record, mean_batch in rows:
                 batches = math.ceil(args.nodes / size)
                 projected = math.ceil(args.project / size) * mean_batch
                 print(f"| {size} | {wall:.1f} s | {batches} | {mean_batch:.2f} s | {_duration(projected)} |")
