@@ -6,6 +6,7 @@ way a cluster node sees it: ``dnf repoquery`` with the environment's pointer as 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -27,6 +28,7 @@ from support.rpm_repo_fixtures import (
 
 from hpcos.cli import main
 from hpcos.core.store_layout import StoreLayout
+from hpcos.repo import deployments
 from hpcos.results import model as results
 
 BASE, TOOLS_REPO = "base-el9-x86_64", "tools-el9-x86_64"
@@ -73,9 +75,25 @@ def seen(site: RepoSite, env: str, cache: Path) -> dict[str, set[str]]:
             for repo in sorted(env_dir.iterdir()) if repo.is_dir()}
 
 
-def run_results(path: Path, snapshot: str, outcome: str, run_id: str, night: int = 1) -> Path:
+def write_test_cluster(site: RepoSite) -> str:
+    """site.yaml's harness.profile (profile.yaml beside the specs); returns its sha256."""
+    profile = site.specs.parent / "profile.yaml"
+    profile.write_text("name: test\nlauncher: local\nnodes: node001\n")
+    return hashlib.sha256(profile.read_bytes()).hexdigest()
+
+
+def deployed(site: RepoSite, snapshot: str, profile_sha256: str) -> None:
+    """What `hpcos deploy` records when it verified ``snapshot`` on node001 (tests/test_deploy.py runs it)."""
+    deployments.write(StoreLayout(site.store), deployments.DeploymentRecord(
+        deploy_id="d1", environment="testing", snapshot=snapshot, cluster="test", profile_sha256=profile_sha256,
+        started="2026-11-01T01:00:00+00:00", finished="2026-11-01T01:10:00+00:00", batch_size=1,
+        nodes={"node001": deployments.NodeDeployment("node001", verified=True)}))
+
+
+def run_results(path: Path, snapshot: str, outcome: str, run_id: str, night: int = 1, profile_sha256=None) -> Path:
     results.RunResults(run_id=run_id, cluster="test", started=f"2026-11-{night:02d}T02:00:00+00:00",
                finished=f"2026-11-{night:02d}T03:00:00+00:00", testing_snapshot=snapshot,
+               profile_sha256=profile_sha256,
                results=[results.TestResult(test_id="integration_tests/test_mpi.py::test_pingpong", node="node001",
                                    outcome=outcome)]).write(path)
     return path
@@ -99,17 +117,22 @@ def test_lifecycle_sync_publish_promote_diff_rollback(site, tmp_path, capsys):
     testing1 = {**DAILY1, HPC: nevras(HPC_OVERLAY), KERNEL: nevras(KERNEL_V1)}
     assert seen(site, "testing", cache / "2") == testing1
 
-    # The production gate: no nightly run yet, then a failed one, refuses; a passing one opens it.
+    # The production gate: no nightly run yet, then a failed one, refuses; a passing one on the site's
+    # test cluster, after a verified deployment, opens it (every condition: tests/test_gate.py).
+    profile_sha256 = write_test_cluster(site)
     capsys.readouterr()
     assert hpcos(site, "promote", "testing", "production") == 2
     assert "no nightly run has been recorded" in capsys.readouterr().err
     assert hpcos(site, "status", "testing", "--id") == 0
     testing_id = capsys.readouterr().out.strip()
     assert testing_id == current(site, "testing")
-    assert hpcos(site, "record-run", str(run_results(tmp_path / "r1.json", testing_id, "failed", "n1", 1))) == 0
+    deployed(site, testing_id, profile_sha256)
+    r1 = run_results(tmp_path / "r1.json", testing_id, "failed", "n1", 1, profile_sha256)
+    assert hpcos(site, "record-run", str(r1)) == 0
     assert hpcos(site, "promote", "testing", "production") == 2
     assert "failed (1 of 1 results failed)" in capsys.readouterr().err
-    assert hpcos(site, "record-run", str(run_results(tmp_path / "r2.json", testing_id, "passed", "n2", 2))) == 0
+    r2 = run_results(tmp_path / "r2.json", testing_id, "passed", "n2", 2, profile_sha256)
+    assert hpcos(site, "record-run", str(r2)) == 0
     assert hpcos(site, "promote", "testing", "production", "--reason", "nightly green") == 0
     assert current(site, "production") == testing_id
     assert seen(site, "production", cache / "3") == testing1
