@@ -191,3 +191,24 @@ def test_nodes_reached_over_ssh(cluster, loopback_sshd, tmp_path):  # noqa: F811
     assert not any(n.rebooted for n in record.nodes.values()), "nothing changed: no reboot"
     for node in ("node1", "node2"):
         assert installed(nodes_dir / node, env=home) == SNAPSHOT_B - {"kernel-0:5.14.0-1.hpc1.x86_64"}
+
+
+def test_a_second_deployment_on_the_same_cluster_is_refused(cluster, capsys):
+    from filelock import FileLock
+
+    with FileLock(str(StoreLayout(cluster.store).locks / "deploy-sim-cluster.lock")):
+        assert hpcos(cluster, "deploy", "testing", "--cluster", str(cluster.profile)) == 2
+    assert "another `hpcos deploy` on cluster 'sim-cluster' is running" in capsys.readouterr().err
+    assert deployments.records(StoreLayout(cluster.store)) == [], "nothing was touched"
+
+
+def test_bad_input_gets_one_line(cluster, capsys):
+    assert hpcos(cluster, "deploy", "testing", "--cluster", str(cluster.profile), "--nodes", "node9") == 2
+    assert "--nodes node9: node9 not in profile 'sim-cluster'" in capsys.readouterr().err
+    assert hpcos(cluster, "deploy", "staging", "--cluster", str(cluster.profile)) == 2
+    assert "unknown environment 'staging'" in capsys.readouterr().err
+    broken = cluster.profile.with_name("broken.yaml")
+    broken.write_text(cluster.profile.read_text().replace("batch_size: 2", "batch_size: -1"))
+    assert hpcos(cluster, "deploy", "testing", "--cluster", str(broken)) == 2
+    err = capsys.readouterr().err
+    assert "broken.yaml:" in err and "deploy.batch_size" in err and "Traceback" not in err, err

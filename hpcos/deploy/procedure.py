@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ClusterShell.NodeSet import NodeSet
+from filelock import FileLock, Timeout
 
 from harness.launchers import CommandResult, Launcher, launcher_for
 from harness.profiles import Profile
@@ -137,7 +138,26 @@ def deploy(spec_set: SpecSet, layout: StoreLayout, env: str, profile: Profile, p
         expected=expectations.expected(snapshot, sections, profile.os_update.kernel_package),
         releasever=str(spec_set.site.targets[target].release), record=record, layout=layout)
     batches = [NodeSet.fromlist(list(selected)[i:i + size]) for i in range(0, len(selected), size)]
-    log.info("deploying %s snapshot %s to %s (%d nodes, %d at a time, %d batches)", env, snapshot.id, selected,
+    # Two deployments on one cluster at once would each take their own batches out: refuse the second.
+    layout.locks.mkdir(parents=True, exist_ok=True)
+    # The profile's name is untrusted text: only safe characters reach the file name.
+    lock_path = layout.locks / ("deploy-" + "".join(c if c.isalnum() or c in "-_." else "_" for c in profile.name)
+                                + ".lock")
+    lock = FileLock(str(lock_path))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise UserError(f"another `hpcos deploy` on cluster {profile.name!r} is running ({lock_path})") from None
+    try:
+        return _run(plan, batches)
+    finally:
+        lock.release()
+
+
+def _run(plan: Deployment, batches: list[NodeSet]) -> DeploymentRecord:
+    record, layout, selected, size = plan.record, plan.layout, plan.nodes, plan.batch_size
+    snapshot_id = record.snapshot
+    log.info("deploying %s snapshot %s to %s (%d nodes, %d at a time, %d batches)", plan.env, snapshot_id, selected,
              len(selected), size, len(batches))
     deployments.write(layout, record)
     for number, batch in enumerate(batches, 1):
