@@ -208,3 +208,17 @@ def test_force_with_a_reason_is_recorded_and_shown(gate_site, tmp_path, capsys):
     capsys.readouterr()
     assert gate_site.hpcos("repo", "status", "production") == 0
     assert "promote (forced)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("expression", "test_id", "selected"), [
+    ("test_pingpong", "integration_tests/test_mpi.py::test_pingpong", True),
+    ("mpi", "integration_tests/test_mpi.py::test_pingpong", True),  # the module name, as -k matches it
+    ("mpi and not pingpong", "integration_tests/test_mpi.py::test_pingpong", False),
+    ("test_os_update", KERNEL_TEST, True),
+    ("PingPong", "integration_tests/test_mpi.py::test_pingpong", True),  # -k is case-insensitive
+    ("test_allreduce", "integration_tests/test_mpi.py::test_pingpong", False),
+])
+def test_required_tests_are_matched_as_pytest_k_matches(expression, test_id, selected):
+    from hpcos.repo.gate import matches
+
+    assert matches(expression, test_id) is selected

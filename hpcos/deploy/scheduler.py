@@ -78,5 +78,6 @@ def keep_drained(nodes: NodeSet, reason: str) -> None:
 
 
 def one_line(text: str, limit: int = 200) -> str:
-    flat = " ".join(text.split())
+    """Node output made fit for a Slurm reason, a record and a terminal: one line, no control characters."""
+    flat = " ".join("".join(c if c.isprintable() or c.isspace() else "?" for c in text).split())
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
