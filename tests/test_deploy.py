@@ -212,3 +212,17 @@ def test_bad_input_gets_one_line(cluster, capsys):
     assert hpcos(cluster, "deploy", "testing", "--cluster", str(broken)) == 2
     err = capsys.readouterr().err
     assert "broken.yaml:" in err and "deploy.batch_size" in err and "Traceback" not in err, err
+
+
+def test_a_node_that_does_not_come_back_is_left_drained_in_bounded_time(cluster):
+    # A reboot command that does nothing: the boot id never changes, as with a node stuck in firmware.
+    data = yaml.safe_load(cluster.profile.read_text())
+    data["deploy"].update({"reboot": "true", "reboot_timeout": 2})
+    stuck = cluster.profile.with_name("stuck.yaml")
+    stuck.write_text(yaml.safe_dump(data))
+    assert hpcos(cluster, "deploy", "testing", "--cluster", str(stuck), "--nodes", "node2") == 1
+    [record] = deployments.records(StoreLayout(cluster.store))
+    node = record.nodes["node2"]
+    assert not node.verified and node.reason == "did not come back within 2 s of the reboot"
+    assert 2 <= node.durations["reboot"] < 30
+    assert cluster.slurm.sinfo()["node2"] == ("drained", "hpcos deploy: did not come back within 2 s of the reboot")
