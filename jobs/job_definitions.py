@@ -73,9 +73,12 @@ def project(spec_set: SpecSet) -> dict:
             with_config = " --with-config" if site.config.repositories and env.source == "testing" else ""
             jobs.append({"hpcos-promote-gated": {"source": env.source, "environment": env_name,
                                                  "with_config": with_config}})
-            # The nightly run tests what the gated promotion would take: the gate's source environment.
+            # The nightly run tests what the gated promotion would take: the gate's source environment,
+            # after each promotion into it and each fast path (which changes it too).
             feeders = [f"promote-{e.source}-{name}" for name, e in site.environments.items()
                        if name == env.source and e.source is not None]
+            if feeders:
+                feeders += [f"fastpath-{o}" for o, overlay in sorted(site.overlays.items()) if overlay.fastpath]
             if feeders:
                 jobs.append({"hpcos-nightly": {"environment": env.source, "gated": env_name,
                                                "after": ", ".join(feeders)}})

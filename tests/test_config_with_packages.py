@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import support.gate_fixtures as gate_fixtures
 from support.config_repos import SiteRepo, git, nightly_results
 from support.rpm_repo_fixtures import RpmFactory, make_site
 
@@ -36,7 +37,11 @@ def night(base, tmp_path, testing: str, capsys) -> None:
     heads = tmp_path / "config-heads.json"
     assert main([*base, "config", "heads", "-o", str(heads)]) == 0
     assert set(json.loads(heads.read_text())) == {"cm"}
-    results = nightly_results(tmp_path / "results.json", snapshot=testing)
+    # The gate's other conditions (the site's test cluster, a verified deploy): tests/test_gate.py.
+    sha = gate_fixtures.write_test_cluster(tmp_path / "site" / "specs")
+    gate_fixtures.deployed(tmp_path / "site" / "store", testing, sha)
+    results = nightly_results(tmp_path / "results.json", snapshot=testing, cluster=gate_fixtures.CLUSTER,
+                              profile_sha256=sha, node=gate_fixtures.NODE)
     assert main([*base, "repo", "record-run", str(results), "--config-heads", str(heads)]) == 0
 
 

@@ -128,7 +128,9 @@ def test_promotion_chain_and_nightly(sample_xml):
 
     nightly = sample_xml["hpcos/nightly-integration-tests"]
     assert nightly.findtext("assignedNode") == "test-cluster"
-    assert nightly.findtext("triggers/jenkins.triggers.ReverseBuildTrigger/upstreamProjects") == "promote-daily-testing"
+    # After each change of testing: a promotion into it, or the kernel fast path.
+    assert (nightly.findtext("triggers/jenkins.triggers.ReverseBuildTrigger/upstreamProjects")
+            == "promote-daily-testing, fastpath-kernel-overlay")
     script = command(nightly)
     steps = ["HPCOS_TESTING_SNAPSHOT=$(hpcos repo status testing --id)",
              "hpcos test --cluster integration_tests/clusters/example-test-cluster.yaml --junitxml junit.xml "

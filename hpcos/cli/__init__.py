@@ -28,6 +28,7 @@ COMMANDS = {
     "build": "hpcos.cli.build",  # hpcos build PKG
     "repo": "hpcos.cli.repo",  # hpcos repo sync|publish|promote|rollback|diff|status|fastpath|record-run
     "test": "hpcos.cli.test",  # hpcos test
+    "deploy": "hpcos.cli.deploy",  # hpcos deploy ENV --cluster PROFILE
     "tickets": "hpcos.cli.tickets",  # hpcos tickets list|show|file|flush
     "perf": "hpcos.cli.perf",  # hpcos perf accept|history|record
     "report": "hpcos.cli.perf",  # hpcos report RUN

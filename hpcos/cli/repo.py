@@ -1,8 +1,10 @@
-"""``hpcos repo sync|publish|promote|fastpath|rollback|diff|status|record-run`` (see docs/repositories.md)."""
+"""``hpcos repo sync|publish|promote|fastpath|rollback|diff|status|client-config|record-run``
+(see docs/repositories.md)."""
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import sys
 from dataclasses import asdict
@@ -12,10 +14,13 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from harness.profiles import load_profile
 from hpcos.cli.console import console
+from hpcos.cli.test import resolve_profile
 from hpcos.core.errors import UserError
+from hpcos.core.files import file_digest, write_text_atomically
 from hpcos.core.store_layout import StoreLayout
-from hpcos.repo import diff, nightly, promotion, publish, sync
+from hpcos.repo import client_config, diff, gate, nightly, promotion, publish, sync
 from hpcos.repo.environments import Environments
 from hpcos.repo.snapshots import SnapshotStore
 
@@ -74,6 +79,19 @@ def register(sub) -> None:
     p.add_argument("--id", action="store_true", help="print only the snapshot id ENV points at")
     p.add_argument("--json", action="store_true", help="every pointer as one JSON document on stdout")
 
+    p = action("client-config", client_config_command, "write the dnf .repo file (or kickstart repo lines) that "
+               "puts a node on an environment", locks=False)
+    p.add_argument("env")
+    p.add_argument("--target", help="the node's target (default: the site's only one)")
+    p.add_argument("--url", help="where the web server serves the environments, e.g. "
+                                 "https://repo.example.org/hpcos (default: file:// of the store)")
+    p.add_argument("--snapshots-url", help="where it serves the snapshots, e.g. https://repo.example.org/hpcos-snapshots")
+    p.add_argument("--pin", action="store_true", help="point at the snapshot ENV names now, not at the pointer")
+    p.add_argument("--gpgkey", help="URL of the key that signs the overlay packages")
+    p.add_argument("--no-gpgcheck", action="store_true", help="for unsigned test repositories only")
+    p.add_argument("--kickstart", action="store_true", help="kickstart `repo` lines instead of a .repo file")
+    p.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
+
     p = action("record-run", record_run_command, "record a nightly run's outcome for the production gate",
                locks=False)
     p.add_argument("results", type=Path)
@@ -98,8 +116,14 @@ def _layout(args) -> StoreLayout:
 sync_command = _change(lambda s, layout, a: sync.sync(s, layout, a.mirror, a.target, wait=not a.no_wait))
 publish_command = _change(lambda s, layout, a: publish.publish(s, layout, a.overlay, reason=a.reason,
                                                                wait=not a.no_wait))
-_promote_packages = _change(lambda s, layout, a: promotion.promote(s, layout, a.source, a.dest, force=a.force,
-                                                                   reason=a.reason, wait=not a.no_wait))
+
+
+def _promote_packages(args) -> int:
+    specs = args.site.specs
+    gated = args.dest in specs.site.environments and specs.site.environments[args.dest].gate == "nightly"
+    promotion.promote(specs, args.site.layout, args.source, args.dest, force=args.force, reason=args.reason,
+                      wait=not args.no_wait, site_profile=site_profile(args.site) if gated else None)
+    return 0
 
 
 def promote_command(args) -> int:
@@ -110,10 +134,36 @@ def promote_command(args) -> int:
     # Every configuration check (gate, conflicts, validation) before the packages move; the
     # configuration branches move after them.
     return with_config(args, lambda: _promote_packages(args))
+
+
+def site_profile(site) -> gate.SiteProfile | None:
+    """The test cluster's profile (site.yaml ``harness.profile``) by name and content, resolved as
+    ``hpcos test`` resolves it; None (and the gate refuses) when it cannot be read."""
+    try:
+        path = resolve_profile(site.specs.site.harness.profile, site.specs_dir)
+        return gate.SiteProfile(load_profile(path).name, file_digest(path))
+    except (UserError, OSError) as exc:
+        logging.getLogger("hpcos.repo").warning("site.yaml harness.profile: %s", exc)
+        return None
+
 fastpath_command = _change(lambda s, layout, a: promotion.fastpath(s, layout, a.overlay, a.reason,
                                                                    wait=not a.no_wait))
 rollback_command = _change(lambda s, layout, a: promotion.rollback(s, layout, a.env, reason=a.reason,
                                                                    wait=not a.no_wait))
+
+
+def client_config_command(args) -> int:
+    found = client_config.sections(args.site.specs, _layout(args), args.env, target=args.target,
+                                   environments_url=args.url, snapshots_url=args.snapshots_url, pinned=args.pin,
+                                   gpgcheck=not args.no_gpgcheck, overlay_gpgkey=args.gpgkey)
+    text = (client_config.kickstart(found) if args.kickstart else
+            client_config.repo_file(found, header=f"hpcos: environment {args.env} of site {args.site.specs.site.name}; "
+                                                  "written by `hpcos repo client-config`"))
+    if args.output:
+        write_text_atomically(args.output, text)
+    else:
+        sys.stdout.write(text)
+    return 0
 
 
 def record_run_command(args) -> int:

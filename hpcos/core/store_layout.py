@@ -43,6 +43,11 @@ class StoreLayout:
         return self.root / "nightly"
 
     @property
+    def deployments(self) -> Path:
+        """One record per ``hpcos deploy``: the snapshot, each node's verdict and every task's duration."""
+        return self.root / "deployments"
+
+    @property
     def ticket_queue(self) -> Path:
         """Tickets that could not be sent yet (tracker down); flushed on the next run."""
         return self.root / "tickets" / "queue"

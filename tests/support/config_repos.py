@@ -73,11 +73,12 @@ config: {config}
     return specs
 
 
-def nightly_results(path: Path, passed: bool = True, snapshot: str = "snap-20261201") -> Path:
+def nightly_results(path: Path, passed: bool = True, snapshot: str = "snap-20261201", cluster: str = "local",
+                    profile_sha256: str | None = None, node: str | None = None) -> Path:
     """A results file of a nightly run on ``snapshot``."""
-    run = RunResults(run_id=f"nightly-{path.stem}", cluster="local", started="2026-12-01T02:00:00+00:00",
-                     finished="2026-12-01T03:00:00+00:00", testing_snapshot=snapshot,
-                     results=[TestResult("integration_tests/test_mpi.py::test_ring", None,
+    run = RunResults(run_id=f"nightly-{path.stem}", cluster=cluster, started="2026-12-01T02:00:00+00:00",
+                     finished="2026-12-01T03:00:00+00:00", testing_snapshot=snapshot, profile_sha256=profile_sha256,
+                     results=[TestResult("integration_tests/test_mpi.py::test_ring", node,
                                          "passed" if passed else "failed")])
     run.write(path)
     return path
