@@ -8,7 +8,14 @@ from pathlib import Path
 import bugzilla
 from bugzilla.exceptions import BugzillaError, BugzillaHTTPError
 
-from hpcos.tickets.backends import Ticket, TrackerBackend, TrackerError, credential, pick, translated
+from hpcos.tickets.backends import (
+    Ticket,
+    TrackerBackend,
+    TrackerMisconfigured,
+    credential,
+    pick,
+    translated,
+)
 
 CLOSED = ("RESOLVED", "VERIFIED", "CLOSED")
 _ERRORS = (BugzillaError, BugzillaHTTPError)
@@ -36,7 +43,7 @@ class BugzillaTracker(TrackerBackend):
     @classmethod
     def from_spec(cls, spec, store_root: Path, credentials) -> BugzillaTracker:
         if not (spec.url and spec.project and spec.component):
-            raise TrackerError("tracker.url, tracker.project (product) and tracker.component are required "
+            raise TrackerMisconfigured("tracker.url, tracker.project (product) and tracker.component are required "
                                "for bugzilla")
         with translated("Bugzilla", _ERRORS, _status):
             # No config files, cookies or token caches: credentials come from hpcos only.

@@ -9,7 +9,14 @@ from pathlib import Path
 import github
 from github import Auth, Github
 
-from hpcos.tickets.backends import Ticket, TrackerBackend, TrackerError, credential, pick, translated
+from hpcos.tickets.backends import (
+    Ticket,
+    TrackerBackend,
+    TrackerMisconfigured,
+    credential,
+    pick,
+    translated,
+)
 
 
 def _status(exc) -> int | None:
@@ -28,7 +35,7 @@ class GitHubTracker(TrackerBackend):
     @classmethod
     def from_spec(cls, spec, store_root: Path, credentials) -> GitHubTracker:
         if not spec.project:
-            raise TrackerError("tracker.project must name the GitHub repository (owner/name)")
+            raise TrackerMisconfigured("tracker.project must name the GitHub repository (owner/name)")
         client = Github(base_url=(spec.url or "https://api.github.com").rstrip("/"),
                         auth=Auth.Token(credential(credentials, "GitHub")), timeout=int(spec.timeout), retry=None)
         return cls(client, spec.project)

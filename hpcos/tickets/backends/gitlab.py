@@ -7,7 +7,14 @@ from pathlib import Path
 
 import gitlab
 
-from hpcos.tickets.backends import Ticket, TrackerBackend, TrackerError, credential, pick, translated
+from hpcos.tickets.backends import (
+    Ticket,
+    TrackerBackend,
+    TrackerMisconfigured,
+    credential,
+    pick,
+    translated,
+)
 
 
 def _status(exc) -> int | None:
@@ -24,7 +31,7 @@ class GitLabTracker(TrackerBackend):
     @classmethod
     def from_spec(cls, spec, store_root: Path, credentials) -> GitLabTracker:
         if not spec.url or not spec.project:
-            raise TrackerError("tracker.url and tracker.project (group/name or id) are required for gitlab")
+            raise TrackerMisconfigured("tracker.url and tracker.project (group/name or id) are required for gitlab")
         client = gitlab.Gitlab(spec.url, private_token=credential(credentials, "GitLab"), timeout=spec.timeout,
                                retry_transient_errors=False)
         return cls(client, spec.project)

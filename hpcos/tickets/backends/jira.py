@@ -12,7 +12,15 @@ from pathlib import Path
 
 from jira import JIRA, JIRAError
 
-from hpcos.tickets.backends import Ticket, TrackerBackend, TrackerError, credential, pick, translated
+from hpcos.tickets.backends import (
+    Ticket,
+    TrackerBackend,
+    TrackerError,
+    TrackerMisconfigured,
+    credential,
+    pick,
+    translated,
+)
 
 FIELDS = ["status", "resolution", "labels"]
 
@@ -38,7 +46,7 @@ class JiraTracker(TrackerBackend):
     @classmethod
     def from_spec(cls, spec, store_root: Path, credentials) -> JiraTracker:
         if not spec.url or not spec.project:
-            raise TrackerError("tracker.url and tracker.project (the project key) are required for jira")
+            raise TrackerMisconfigured("tracker.url and tracker.project (the project key) are required for jira")
         auth = (credentials.user, credential(credentials, "Jira"))
         common = {"basic_auth": auth, "max_retries": 0, "timeout": spec.timeout}
         with translated("Jira", (JIRAError,), _status):

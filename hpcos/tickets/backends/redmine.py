@@ -7,7 +7,15 @@ from pathlib import Path
 
 from redminelib import Redmine, exceptions
 
-from hpcos.tickets.backends import Ticket, TrackerBackend, TrackerError, credential, pick, translated
+from hpcos.tickets.backends import (
+    Ticket,
+    TrackerBackend,
+    TrackerError,
+    TrackerMisconfigured,
+    credential,
+    pick,
+    translated,
+)
 
 _STATUS = {exceptions.AuthError: 401, exceptions.ForbiddenError: 403, exceptions.ResourceNotFoundError: 404,
            exceptions.ConflictError: 409, exceptions.ValidationError: 422, exceptions.ServerError: 500}
@@ -33,10 +41,10 @@ class RedmineTracker(TrackerBackend):
     @classmethod
     def from_spec(cls, spec, store_root: Path, credentials) -> RedmineTracker:
         if not spec.url or not spec.project:
-            raise TrackerError("tracker.url and tracker.project (identifier) are required for redmine")
+            raise TrackerMisconfigured("tracker.url and tracker.project (identifier) are required for redmine")
         if not spec.fingerprint_field.isdigit():
-            raise TrackerError(f"tracker.fingerprint_field: {spec.fingerprint_field!r}: for redmine, the id of a "
-                               "text issue custom field that holds the fingerprint")
+            raise TrackerMisconfigured(f"tracker.fingerprint_field: {spec.fingerprint_field!r}: for redmine, "
+                                       "the id of a text issue custom field that holds the fingerprint")
         client = Redmine(spec.url, key=credential(credentials, "Redmine"), requests={"timeout": spec.timeout})
         return cls(client, spec.project, int(spec.fingerprint_field), spec.close_status, spec.reopen_status,
                    dict(spec.fields))
