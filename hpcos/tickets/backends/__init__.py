@@ -29,6 +29,9 @@ class Ticket:
     url: str = ""
 
 
+LINE_MAX = 300
+
+
 class TrackerError(Exception):
     """The tracker refused a request (invalid field, missing project...).
 
@@ -49,6 +52,8 @@ class TrackerError(Exception):
         text = " ".join(str(self).split())
         if self.url and self.url not in text:
             text = f"{self.url}: {text}"
+        if len(text) > LINE_MAX:  # a client library may quote a whole response
+            text = text[: LINE_MAX - 3] + "..."
         return f"{self.cause}: {text}"
 
 
@@ -123,6 +128,7 @@ MARKUP = {name: kind.markup for name, kind in TRACKERS.items()}
 class TrackerBackend(ABC):
     name: str
     can_reopen = True
+    url = ""  # what error lines name (``open_backend`` sets it from site.yaml)
 
     @property
     def markup(self) -> str:
@@ -169,7 +175,10 @@ BACKENDS = {name: kind.implementation for name, kind in TRACKERS.items()}
 
 def open_backend(spec: TrackerSpec, store_root: Path, credentials: Credentials) -> TrackerBackend:
     module, _, cls = BACKENDS[spec.backend].partition(":")
-    return getattr(importlib.import_module(module), cls).from_spec(spec, store_root, credentials)
+    backend = getattr(importlib.import_module(module), cls).from_spec(spec, store_root, credentials)
+    if not backend.url:
+        backend.url = (spec.url or "").rstrip("/")
+    return backend
 
 
 @contextmanager
@@ -184,19 +193,20 @@ def translated(tracker: str, errors: tuple[type[BaseException], ...],
     # tracker, and requests costs a tenth of a second to import.
     import requests
 
+    where = f"{tracker} at {url}" if url else tracker
     try:
         yield
     except TrackerError:
         raise
-    except requests.RequestException as exc:
-        raise transport_error(exc, tracker, url or "its URL") from exc
-    except errors as exc:
-        code = status(exc)
+    except (*errors, requests.RequestException) as exc:
+        code = status(exc) if isinstance(exc, errors) else None
+        if code is None and isinstance(exc, requests.RequestException):
+            raise transport_error(exc, tracker, url or "its URL") from exc
         if code is None:
-            raise TrackerUnavailable(f"{tracker} answered an error: {exc}", url) from exc
+            raise TrackerUnavailable(f"{where} answered an error: {exc}", url) from exc
         if code >= 500 or code == 429:
-            raise TrackerServerError(f"{tracker} answered {code}: {exc}", url) from exc
-        raise by_status(code, f"{tracker} refused the request ({code}): {exc}", url) from exc
+            raise TrackerServerError(f"{where} answered {code}: {exc}", url) from exc
+        raise by_status(code, f"{where} refused the request ({code}): {exc}", url) from exc
 
 
 def credential(credentials: Credentials, tracker: str) -> str:

@@ -45,7 +45,7 @@ class BugzillaTracker(TrackerBackend):
         if not (spec.url and spec.project and spec.component):
             raise TrackerMisconfigured("tracker.url, tracker.project (product) and tracker.component are required "
                                "for bugzilla")
-        with translated("Bugzilla", _ERRORS, _status):
+        with translated("Bugzilla", _ERRORS, _status, spec.url or ""):
             # No config files, cookies or token caches: credentials come from hpcos only.
             client = bugzilla.Bugzilla(spec.url, api_key=credential(credentials, "Bugzilla"), force_rest=True,
                                        configpaths=[], cookiefile=None, tokenfile=None, use_creds=False)
@@ -53,7 +53,7 @@ class BugzillaTracker(TrackerBackend):
                    spec.reopen_status or "CONFIRMED")
 
     def _errors(self):
-        return translated("Bugzilla", _ERRORS, _status)
+        return translated("Bugzilla", _ERRORS, _status, self.url)
 
     def _ticket(self, bug, key: str) -> Ticket:
         return Ticket(id=str(bug.id), key=key, status=bug.status, closed=bug.status in CLOSED,

@@ -41,7 +41,7 @@ class GitHubTracker(TrackerBackend):
         return cls(client, spec.project)
 
     def _errors(self):
-        return translated("GitHub", (github.GithubException,), _status)
+        return translated("GitHub", (github.GithubException,), _status, self.url)
 
     @property
     def repo(self):

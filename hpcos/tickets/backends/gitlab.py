@@ -37,7 +37,7 @@ class GitLabTracker(TrackerBackend):
         return cls(client, spec.project)
 
     def _errors(self):
-        return translated("GitLab", (gitlab.GitlabError,), _status)
+        return translated("GitLab", (gitlab.GitlabError,), _status, self.url)
 
     def _ticket(self, issue, key: str) -> Ticket:
         self._issues[str(issue.iid)] = issue

@@ -49,14 +49,14 @@ class JiraTracker(TrackerBackend):
             raise TrackerMisconfigured("tracker.url and tracker.project (the project key) are required for jira")
         auth = (credentials.user, credential(credentials, "Jira"))
         common = {"basic_auth": auth, "max_retries": 0, "timeout": spec.timeout}
-        with translated("Jira", (JIRAError,), _status):
+        with translated("Jira", (JIRAError,), _status, spec.url or ""):
             client = JIRA(spec.url, **common)
             search = JIRA(spec.url, options={"rest_api_version": "3"}, **common)
         return cls(client, search, spec.project, spec.issue_type, spec.close_status or "Done",
                    spec.reopen_status or "Reopen", dict(spec.fields))
 
     def _errors(self):
-        return translated("Jira", (JIRAError,), _status)
+        return translated("Jira", (JIRAError,), _status, self.url)
 
     def _ticket(self, issue, key: str) -> Ticket:
         fields = issue.fields

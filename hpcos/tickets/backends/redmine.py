@@ -50,7 +50,7 @@ class RedmineTracker(TrackerBackend):
                    dict(spec.fields))
 
     def _errors(self):
-        return translated("Redmine", (exceptions.BaseRedmineError,), _status)
+        return translated("Redmine", (exceptions.BaseRedmineError,), _status, self.url)
 
     def _status_id(self, name: str | None, closed: bool) -> int:
         if self._statuses is None:
