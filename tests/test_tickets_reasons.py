@@ -65,7 +65,8 @@ def test_noise_only_launch_joins_the_cause_its_siblings_print():
     ("kernel: Out of memory: Killed process 4242 (pingpong) total-vm:81234kB", "kernel", True),
     ("E   AssertionError: rank count 1, expected 2\nE   assert 1 == 2", "assertion", True),
     ("E   AssertionError\nE   assert False", "assertion", False),
-    ("exit code 1 on cn01: ./probe\n--- stderr\nBAD TERMINATION OF ONE OF YOUR APPLICATION PROCESSES", "generic", False),
+    ("exit code 1 on cn01: ./probe\n--- stderr\nBAD TERMINATION OF ONE OF YOUR APPLICATION PROCESSES",
+     "generic", False),
 ])
 def test_signature_table_picks_the_informative_line(text, family, specific):
     reason = choose(text)

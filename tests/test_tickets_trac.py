@@ -73,8 +73,8 @@ def test_nights_one_ticket_comment_close_after_passing_and_reopen(tracd, tmp_pat
     [ticket] = trac_tickets(tracd, key)
     assert out.done == [f"#{ticket['id']}: created"]
     assert ticket["Status"] == "new"
-    assert ticket["Summary"] == ("[openmpi] test_pingpong[openmpi] fails on node[001-300]: "
-                                 "At least one pair of MPI processes are unable to reach each other for MPI communications")
+    assert ticket["Summary"] == ("[openmpi] test_pingpong[openmpi] fails on node[001-300]: At least one pair "
+                                 "of MPI processes are unable to reach each other for MPI communications")
     text = ticket_text(tracd, ticket["id"])
     assert " * Nodes (300): `node[001-300]`\n" in text
     assert "300  node[001-300]  At least one pair of MPI processes" in text
