@@ -172,3 +172,14 @@ def test_reasons_of_a_night_are_listed_in_the_description():
     text = content.description(group, night, "trac")
     assert "Failed to get IB devices list: Function not implemented" in text
     assert "hpcos-run: " in text and content.run_marker("n1", group.key, "report") in text
+
+
+def test_either_open_mpi_help_message_names_the_same_cause():
+    """Seen in 1 of 30 launches here: the relay lost the first help message and kept the second."""
+    full = (DATA / "openmpi_btl_self.stderr").read_text()
+    rule = "-" * 74
+    first_block_end = full.index(rule, full.index(rule) + 1) + len(rule) + 1
+    second_only = full[first_block_end:]
+    assert "unable to reach each other" not in second_only and "MPI_INIT has failed" in second_only
+    assert fingerprint("t::a", "error", harness_message(second_only)).key == \
+        fingerprint("t::b", "error", harness_message(full)).key

@@ -77,7 +77,7 @@ def test_nights_one_ticket_comment_close_after_passing_and_reopen(tracd, tmp_pat
                                  "of MPI processes are unable to reach each other for MPI communications")
     text = ticket_text(tracd, ticket["id"])
     assert " * Nodes (300): `node[001-300]`\n" in text
-    assert "300  node[001-300]  At least one pair of MPI processes" in text
+    assert f"  300  openmpi   node[001-300]  {test_id}" in text
     assert "https://jenkins.example.org/job/hpcos/job/nightly/101/" in text
     assert "--nodes 'node[001-300]'" in text and "kernel: 5.14.0-427.el9.hpc1" in text
 
@@ -223,7 +223,9 @@ def test_site_on_trac_end_to_end_plugin_queues_while_down_and_cli_flushes(tracd,
         monkeypatch.setenv(name, value)
     test_id = "integration_tests/test_ib.py::test_hca_present[e2e]"
     night1 = tmp_path / "night1.json"
-    run("e2e-1", {test_id: (IBV_MISSING, nodes(64, "cn", 4))}).write(night1)
+    # A cause of its own: the module's Trac already has the IB tickets of the tests above.
+    e2e_cause = IBV_MISSING.replace("Function not implemented", "No such device (e2e)")
+    run("e2e-1", {test_id: (e2e_cause, nodes(64, "cn", 4))}).write(night1)
     monkeypatch.setenv("HPCOS_TEST_RUN", str(night1))
     pytester.makeconftest(CONFTEST)
     pytester.makepyfile("def test_nothing():\n    pass\n")
@@ -245,7 +247,7 @@ def test_site_on_trac_end_to_end_plugin_queues_while_down_and_cli_flushes(tracd,
     listing = capsys.readouterr()
     assert "test_hca_present[e2e]" in listing.out and "queued, waiting for the tracker: 0" in listing.err
     night2 = tmp_path / "night2.json"
-    run("e2e-2", {test_id: (IBV_MISSING, nodes(8, "cn", 4))}).write(night2)
+    run("e2e-2", {test_id: (e2e_cause, nodes(8, "cn", 4))}).write(night2)
     monkeypatch.setenv("HPCOS_TEST_RUN", str(night2))
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.stdout.fnmatch_lines(["hpcos tickets (trac): 1 commented"])

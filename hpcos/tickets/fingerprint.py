@@ -172,7 +172,7 @@ def fingerprint(test_id: str, failure_class: str | None, message: str, stack: st
     if failure_class == "node unreachable":
         return Fingerprint(CAUSE, "", failure_class, "node unreachable")
     reason = choose(message)
-    signature = normalise(without_nodes(reason.line, nodes))
+    signature = reason.cause or normalise(without_nodes(reason.line, nodes))
     if reason.specific:
         return Fingerprint(CAUSE, "", failure_class, signature)
     return Fingerprint(test_id, stack, failure_class, signature)

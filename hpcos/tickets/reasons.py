@@ -58,20 +58,25 @@ class Signature:
     pattern: re.Pattern[str]
     rank: int
     specific: bool = True
+    # Rows that say the same cause in different words share a name, and the fingerprint uses it: Open
+    # MPI's relay loses either of its two help messages about unreachable ranks, whichever came first.
+    cause: str = ""
 
 
-def _sig(family: str, pattern: str, rank: int, specific: bool = True) -> Signature:
-    return Signature(family, re.compile(pattern), rank, specific)
+def _sig(family: str, pattern: str, rank: int, specific: bool = True, cause: str = "") -> Signature:
+    return Signature(family, re.compile(pattern), rank, specific, cause)
 
 
 SIGNATURES: list[Signature] = [
     # Open MPI: help-mca-bml-r2.txt, help-mpi-runtime.txt, orterun's own help blocks.
-    _sig("openmpi", r"unable to reach each other", 90),
+    _sig("openmpi", r"unable to reach each other", 90, cause="openmpi: MPI processes unable to reach each other"),
     _sig("openmpi", r"not enough slots available", 85),
     _sig("openmpi", r"noticed that process rank \d+ .* exited on signal", 80),
+    _sig("openmpi", r"MPI_INIT has failed because at least one MPI process is unreachable", 70,
+         cause="openmpi: MPI processes unable to reach each other"),
     _sig("openmpi", r"MPI_INIT has failed because", 70),
     _sig("openmpi", r"^\*\*\* (?:MPI_ERR_\w+|Process received signal)", 60),
-    _sig("openmpi", r"^\*\*\* An error occurred in MPI_\w+", 30),
+    _sig("openmpi", r"^\*\*\* An error occurred in MPI_\w+", 30, specific=False),  # where, not why
     _sig("openmpi", r"detected that one or more processes exited with non-zero status", 8, specific=False),
     # MPICH / hydra.
     _sig("mpich", r"Fatal error in P?MPI_\w+", 85),
@@ -120,6 +125,7 @@ class Reason:
     family: str  # the table family that matched, "noise", "unknown" or "none"
     rank: int
     specific: bool  # names a cause that can be shared by several tests
+    cause: str = ""  # the table's name for the cause, when several wordings share one
 
 
 def _first_sentence(block: list[str]) -> str:
@@ -163,7 +169,7 @@ def classify(line: str) -> Reason:
             return Reason(line, "noise", 0, False)
     for sig in SIGNATURES:
         if sig.pattern.search(line):
-            return Reason(line, sig.family, sig.rank, sig.specific)
+            return Reason(line, sig.family, sig.rank, sig.specific, sig.cause)
     if _ERRORISH.search(line):
         return Reason(line, "unknown", 20, True)
     return Reason(line, "unknown", 2, False)
