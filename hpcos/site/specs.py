@@ -181,17 +181,17 @@ class Tracker(Strict):
 
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https"):
-            raise ValueError(f"{url!r}: needs a scheme, http:// or https://")
+            raise ValueError("needs a scheme, http:// or https://")
         if not parts.hostname:
-            raise ValueError(f"{url!r}: names no host")
+            raise ValueError("names no host")
         try:
             port = parts.port
         except ValueError:
             port = -1
         if port is not None and not 1 <= port <= 65535:
-            raise ValueError(f"{url!r}: port {parts.netloc.rsplit(':', 1)[-1]!r} is not a number in 1-65535")
+            raise ValueError(f"port {parts.netloc.rsplit(':', 1)[-1]!r} is not a number in 1-65535")
         if any(c.isspace() for c in url):
-            raise ValueError(f"{url!r}: contains white space")
+            raise ValueError("contains white space")
         return url
 
 
