@@ -183,3 +183,20 @@ def test_either_open_mpi_help_message_names_the_same_cause():
     assert "unable to reach each other" not in second_only and "MPI_INIT has failed" in second_only
     assert fingerprint("t::a", "error", harness_message(second_only)).key == \
         fingerprint("t::b", "error", harness_message(full)).key
+
+
+def test_noise_only_launch_joins_its_own_librarys_cause_not_another_cause_of_the_test():
+    test_id = "integration_tests/test_mpi.py::test_pingpong[openmpi]"
+    stderr = {"full": (DATA / "openmpi_btl_self.stderr").read_text(),
+              "only": (DATA / "openmpi_btl_self_noise_only.stderr").read_text()}
+    messages = [harness_message(stderr["full"], "n1"), IBV_MISSING, IBV_MISSING, IBV_MISSING,
+                harness_message(stderr["only"], "n5")]
+    results = [TestResult(test_id, f"n{i}", "failed", failure_class="error", message=m, mpi="openmpi")
+               for i, m in enumerate(messages, 1)]
+    groups = group_failures(RunResults("n1", "c", "2026-11-26T02:00:00+00:00", results=results))
+    assert sorted((content.reason(g), str(g.nodes)) for g in groups) == [
+        (UNREACHABLE, "n[1,5]"), ("Failed to get IB devices list: Function not implemented", "n[2-4]")]
+    # A bare "exit code 1" without any MPI noise joins nothing.
+    bare = TestResult(test_id, "n6", "failed", failure_class="error", message="exit code 1 on n6: ./x", mpi="openmpi")
+    groups = group_failures(RunResults("n1", "c", "2026-11-26T02:00:00+00:00", results=[*results, bare]))
+    assert len(groups) == 3

@@ -21,7 +21,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from hpcos.tickets.reasons import choose
+from hpcos.tickets.reasons import Reason, choose
 
 ALGORITHM_VERSION = 2
 
@@ -165,14 +165,19 @@ def fingerprint(test_id: str, failure_class: str | None, message: str, stack: st
                 nodes: frozenset[str] = frozenset()) -> Fingerprint:
     """One failing result's fingerprint.  ``nodes``: every node name of the run, so they normalise
     whatever the site calls them; ``stack``: the result's MPI stack."""
+    return fingerprint_and_reason(test_id, failure_class, message, stack, nodes)[0]
+
+
+def fingerprint_and_reason(test_id: str, failure_class: str | None, message: str, stack: str | None = None,
+                           nodes: frozenset[str] = frozenset()) -> tuple[Fingerprint, Reason | None]:
     failure_class = failure_class or "error"
     stack = stack or ""
     if failure_class == PERF_CLASS:
-        return Fingerprint(f"perf:{stack}" if stack else test_id, stack, failure_class, "")
+        return Fingerprint(f"perf:{stack}" if stack else test_id, stack, failure_class, ""), None
     if failure_class == "node unreachable":
-        return Fingerprint(CAUSE, "", failure_class, "node unreachable")
+        return Fingerprint(CAUSE, "", failure_class, "node unreachable"), None
     reason = choose(message)
     signature = reason.cause or normalise(without_nodes(reason.line, nodes))
     if reason.specific:
-        return Fingerprint(CAUSE, "", failure_class, signature)
-    return Fingerprint(test_id, stack, failure_class, signature)
+        return Fingerprint(CAUSE, "", failure_class, signature), reason
+    return Fingerprint(test_id, stack, failure_class, signature), reason

@@ -1,10 +1,12 @@
 """Group a run's failing (test, node) results by root cause; nodes as ClusterShell node sets.
 
 Each failure gets its fingerprint (``fingerprint.fingerprint``).  One more rule needs the whole run:
-a failure whose output names no cause of its own (only launcher noise, or "exit code 1") joins the
-specific cause its own test and stack show on other nodes in the same run, when there is one.  Open
-MPI 4.1 loses the help text that names the cause in about one launch of four and prints only its
-``show_help.c`` relay errors; those launches belong to the ticket of the cause their siblings print.
+a failure whose output names no cause of its own but carries an MPI library's launcher noise joins
+the commonest cause *of that library* that its own test and stack show on other nodes in the same
+run.  Open MPI 4.1 loses the help text that names the cause in about one launch of four and prints
+only its ``show_help.c`` relay errors; those launches belong to the ticket of the Open MPI cause
+their siblings print, not to an InfiniBand or Slurm cause of the same test.  A bare "exit code 1"
+joins nothing: it stays with its test.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass, field
 from ClusterShell.NodeSet import NodeSet
 
 from hpcos.results.model import RunResults, TestResult
-from hpcos.tickets.fingerprint import Fingerprint, alias_v1, fingerprint
+from hpcos.tickets.fingerprint import Fingerprint, alias_v1, fingerprint_and_reason
 from hpcos.tickets.reasons import choose
 
 
@@ -93,17 +95,19 @@ def run_nodes(run: RunResults) -> frozenset[str]:
 def assign(run: RunResults) -> list[tuple[TestResult, Fingerprint]]:
     """Each failure of ``run`` with the fingerprint it is filed under (the run-wide rule applied)."""
     names = run_nodes(run)
-    assigned = [(r, fingerprint(r.test_id, r.failure_class, r.message, r.mpi, names)) for r in run.failures()]
-    # The commonest shared cause per (test, stack, class): where its cause-less siblings go.
-    causes: dict[tuple[str, str, str], Counter] = defaultdict(Counter)
-    for result, fp in assigned:
-        if not fp.by_test:
-            causes[(result.test_id, result.mpi or "", fp.failure_class)][fp] += 1
+    assigned = [(r, *fingerprint_and_reason(r.test_id, r.failure_class, r.message, r.mpi, names))
+                for r in run.failures()]
+    # The commonest shared cause per (test, stack, class, library): where its cause-less siblings go.
+    causes: dict[tuple[str, str, str, str], Counter] = defaultdict(Counter)
+    for result, fp, reason in assigned:
+        if not fp.by_test and reason is not None:
+            causes[(result.test_id, result.mpi or "", fp.failure_class, reason.family)][fp] += 1
     out = []
-    for result, fp in assigned:
-        sibling = causes.get((result.test_id, result.mpi or "", fp.failure_class))
-        if fp.by_test and sibling:
-            fp = sibling.most_common(1)[0][0]
+    for result, fp, reason in assigned:
+        if fp.by_test and reason is not None and reason.noise:
+            sibling = causes.get((result.test_id, result.mpi or "", fp.failure_class, reason.noise))
+            if sibling:
+                fp = sibling.most_common(1)[0][0]
         out.append((result, fp))
     return out
 

@@ -20,7 +20,7 @@ tested against real captured output in ``tests/test_tickets_reasons.py``; add a 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 # (family, pattern): searched in each line with the "[host:pid] " / "E   " prefixes removed.
 NOISE: list[tuple[str, re.Pattern[str]]] = [(family, re.compile(pattern)) for family, pattern in [
@@ -126,6 +126,7 @@ class Reason:
     rank: int
     specific: bool  # names a cause that can be shared by several tests
     cause: str = ""  # the table's name for the cause, when several wordings share one
+    noise: str = ""  # the family of the first launcher noise in the output ("openmpi"...), if any
 
 
 def _first_sentence(block: list[str]) -> str:
@@ -164,9 +165,9 @@ def _candidates(message: str) -> list[str]:
 
 
 def classify(line: str) -> Reason:
-    for _family, pattern in NOISE:
+    for family, pattern in NOISE:
         if pattern.search(line):
-            return Reason(line, "noise", 0, False)
+            return Reason(line, "noise", 0, False, noise=family)
     for sig in SIGNATURES:
         if sig.pattern.search(line):
             return Reason(line, sig.family, sig.rank, sig.specific, sig.cause)
@@ -178,8 +179,12 @@ def classify(line: str) -> Reason:
 def choose(message: str) -> Reason:
     """The most informative line of a failure's output (the first of equal rank)."""
     best: Reason | None = None
+    noise = ""
     for line in _candidates(message):
         reason = classify(line)
+        noise = noise or (reason.noise if reason.noise != "harness" else "")
         if best is None or reason.rank > best.rank:
             best = reason
-    return best or Reason("", "none", 0, False)
+    if best is None:
+        return Reason("", "none", 0, False)
+    return replace(best, noise=noise)
