@@ -15,7 +15,8 @@ import threading
 
 ANSWERS = {
     "cutoff": b"HTTP/1.1 200 OK\r\nContent-Type: text/csv\r\nContent-Length: 4096\r\n\r\nid,status\r\n",
-    "500": b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 21\r\nConnection: close\r\n\r\nInternal Server Error",
+    "500": b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 21\r\nConnection: close\r\n\r\n"
+           b"Internal Server Error",
     "404": b"HTTP/1.1 404 Not Found\r\nContent-Type: text/html\r\nContent-Length: 45\r\nConnection: close\r\n\r\n"
            b"<html><body><h1>Not Found</h1></body></html>\n",
     "html": b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 52\r\nConnection: close\r\n\r\n"
