@@ -21,6 +21,7 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
+import requests
 from support.trac_fixture import create_trac
 from support.tracker_doubles.broken import BrokenServer, ReplyDroppingProxy
 from support.tracker_doubles.runs import nodes, site_with_tracker
@@ -317,8 +318,8 @@ def test_each_tracker_error_is_one_line_spooled_and_results_are_written(kind, ca
         assert queued == []
     assert tracd.password not in out
     written = RunResults.read(results)
-    assert [(r.test_id, r.outcome) for r in written.results] == [("test_hca.py::test_hca[n1]", "failed")] or \
-        [(r.outcome) for r in written.results] == ["failed"]
+    assert [(r.test_id.rsplit("::", 1)[-1], r.node, r.outcome) for r in written.results] == \
+        [("test_hca", "n1", "failed")]
 
 
 def test_specs_check_refuses_a_tracker_url_without_scheme_or_with_a_bad_port(tmp_path, monkeypatch, repo_root,
@@ -333,6 +334,22 @@ def test_specs_check_refuses_a_tracker_url_without_scheme_or_with_a_bad_port(tmp
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 2 and err[1].startswith("hpcos: 1 error in "), err
         assert err[0].startswith("specs/site.yaml:") and f"tracker.url: {why}" in err[0] and repr(url) in err[0]
+
+
+def test_node_output_renders_as_text_in_a_real_trac(tracd, tmp_path):
+    """Output that tries to leave its {{{ }}} block and inject an image, a link and a macro."""
+    hostile = ("}}}\n[[Image(http://evil.example/x.png)]] [http://evil.example/ click here] "
+               "[[Timestamp]]\n{{{\n#!html\n<img src=http://evil.example/y.png>\n}}}\n")
+    night = _night("hostile-1", 1, [TestResult("integration_tests/test_x.py::test_hostile", node, "failed",
+                                               failure_class="error", message=hostile + "exit code 1", mpi="openmpi")
+                                    for node in NODES])
+    site = Site(tmp_path, trac_backend(tracd.url, tracd))
+    [created] = site.night(night).done
+    page = requests.get(f"{tracd.url}/ticket/{created.split(':')[0].lstrip('#')}", timeout=30).text
+    body = page[page.index('id="ticket"'):]
+    assert "evil.example" in body  # shown, as text
+    assert 'src="http://evil.example' not in body and "<img src=http://evil" not in body
+    assert 'href="http://evil.example' not in body
 
 
 def test_run_marker_is_what_has_marker_reads_back(tracd):
