@@ -164,13 +164,21 @@ def _candidates(message: str) -> list[str]:
     return [line for line in out if line]
 
 
+# One search per table first: most lines of a failure match no row (a thousand failures are a
+# few seconds of row-by-row searching otherwise).
+_ANY_NOISE = re.compile("|".join(f"(?:{pattern.pattern})" for _, pattern in NOISE))
+_ANY_SIGNATURE = re.compile("|".join(f"(?:{sig.pattern.pattern})" for sig in SIGNATURES))
+
+
 def classify(line: str) -> Reason:
-    for family, pattern in NOISE:
-        if pattern.search(line):
-            return Reason(line, "noise", 0, False, noise=family)
-    for sig in SIGNATURES:
-        if sig.pattern.search(line):
-            return Reason(line, sig.family, sig.rank, sig.specific, sig.cause)
+    if _ANY_NOISE.search(line):
+        for family, pattern in NOISE:
+            if pattern.search(line):
+                return Reason(line, "noise", 0, False, noise=family)
+    if _ANY_SIGNATURE.search(line):
+        for sig in SIGNATURES:
+            if sig.pattern.search(line):
+                return Reason(line, sig.family, sig.rank, sig.specific, sig.cause)
     if _ERRORISH.search(line):
         return Reason(line, "unknown", 20, True)
     return Reason(line, "unknown", 2, False)
