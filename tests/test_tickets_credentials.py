@@ -108,3 +108,18 @@ def test_a_netrc_others_can_read_is_ignored_with_one_line_the_user_sees(tmp_path
     # (pytester's conftest hands the run over once per session finish it sees; each says it in one line)
     lines = {line for line in result.stdout.lines if ".netrc" in line}
     assert lines == {f"hpcos tickets: {netrc} is readable by others (mode 644): ignored; chmod 600 {netrc}"}
+
+
+def test_every_configured_secret_is_masked_in_tickets_not_only_the_trackers(tmp_path):
+    from support.tracker_doubles.runs import IBV_MISSING, nodes, run
+
+    from hpcos.site.specs import Tracker
+    from hpcos.tickets.session import TicketSession
+
+    environ = {"HOME": str(tmp_path), "HPCOS_TRACKER_PASSWORD": "tracker-secret-1",
+               "HPCOS_JENKINS_TOKEN": "jenkins-token-2"}
+    leaky = "curl -u bot:tracker-secret-1 -H 'Authorization: jenkins-token-2' failed\n" + IBV_MISSING
+    with TicketSession(Tracker(), tmp_path / "store", environ) as session:
+        decided = session.plan(run("n1", {"t::leak": (leaky, nodes(2))}))
+    text = "\n".join(a.summary + a.description + a.comment for a in decided.actions)
+    assert "tracker-secret-1" not in text and "jenkins-token-2" not in text and text.count("********") >= 2

@@ -357,3 +357,30 @@ def test_run_marker_is_what_has_marker_reads_back(tracd):
     ticket = backend.create("marker test", "body\n\n" + content.run_marker("r1", "k", "report"), "hpcos-v2-marker")
     assert backend.has_marker(ticket, content.run_marker("r1", "k", "report"))
     assert not backend.has_marker(ticket, content.run_marker("r2", "k", "report"))
+
+
+def test_a_version_1_ticket_in_trac_is_rekeyed_and_its_duplicate_closed(tracd, tmp_path):
+    """Version 1 filed one Trac ticket per test; version 2 keeps the first under its new key."""
+    from hpcos.tickets.fingerprint import alias_v1
+    from hpcos.tickets.grouping import run_nodes
+
+    backend = trac_backend(tracd.url, tracd)
+    site = Site(tmp_path, backend)
+    stderr = "ibv_devinfo exited 255\nFailed to get IB devices list: No such device (v1 migration)\n"
+    tests = ["integration_tests/test_ib.py::test_hca_v1", "integration_tests/test_ib.py::test_devinfo_v1"]
+    night = _night("v2-1", 1, [TestResult(t, node, "failed", failure_class="error", message=stderr)
+                               for t in tests for node in NODES])
+    old = []
+    for test_id in tests:
+        key = alias_v1(test_id, "error", stderr, run_nodes(night))
+        ticket = backend.create(f"{test_id}: error on 4 nodes", "filed by hpcos with fingerprint v1", key)
+        site.state.track(key, test_id, ticket.id, is_open=True)
+        old.append(int(ticket.id))
+    out = site.night(night)
+    assert out.done == [f"#{old[0]}: commented"]
+    [(fingerprint,)] = trac_db(tracd, "SELECT value FROM ticket_custom WHERE ticket = ? AND name = 'fingerprint'",
+                               old[0])
+    assert fingerprint.startswith("hpcos-v2-") and backend.find(fingerprint).id == str(old[0])
+    assert trac_db(tracd, "SELECT status FROM ticket WHERE id = ?", old[1]) == [("closed",)]
+    assert f"continues in {tracd.url}/ticket/{old[0]}" in comments(tracd, old[1])[0]
+    assert [row[0] for row in site.state.open_tickets()] == [fingerprint]

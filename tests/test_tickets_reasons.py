@@ -116,6 +116,14 @@ def test_generic_failures_of_one_test_on_two_stacks_stay_apart_and_name_their_mp
     assert sorted(content.reproduce_command(g, night).split()[-1] for g in groups) == ["mpich", "openmpi"]
 
 
+def test_a_line_no_table_knows_groups_across_tests_but_not_across_stacks():
+    message = "pingpong: checksum mismatch after 8 bytes"
+    results = [TestResult(f"t::{test}", node, "failed", failure_class="error", message=message, mpi=stack)
+               for test in ("a", "b") for stack in ("openmpi", "mpich") for node in nodes(2)]
+    groups = group_failures(RunResults("n1", "c", "2026-11-26T02:00:00+00:00", results=results))
+    assert sorted((g.stacks, len(g.tests)) for g in groups) == [(["mpich"], 2), (["openmpi"], 2)]
+
+
 def test_performance_regressions_of_one_stack_group_by_stack_and_class():
     night = latency_regression("n1", nodes(2))
     other = latency_regression("n1", nodes(2))

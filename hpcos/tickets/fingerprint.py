@@ -159,6 +159,7 @@ def alias_v1(test_id: str, failure_class: str | None, message: str, nodes: froze
 
 
 PERF_CLASS = "performance regression"
+STACK_INDEPENDENT = frozenset({"infiniband", "slurm", "kernel"})
 
 
 def fingerprint(test_id: str, failure_class: str | None, message: str, stack: str | None = None,
@@ -179,5 +180,8 @@ def fingerprint_and_reason(test_id: str, failure_class: str | None, message: str
     reason = choose(message)
     signature = reason.cause or normalise(without_nodes(reason.line, nodes))
     if reason.specific:
-        return Fingerprint(CAUSE, "", failure_class, signature), reason
+        # Fabric, scheduler and kernel causes hit every MPI stack alike; anything else (an MPI
+        # library's own words, a line no table knows) is one problem per stack.
+        shared = reason.family in STACK_INDEPENDENT
+        return Fingerprint(CAUSE, "" if shared else stack, failure_class, signature), reason
     return Fingerprint(test_id, stack, failure_class, signature), reason
