@@ -210,3 +210,16 @@ def test_summary_shows_the_raw_error_line_not_the_normalised_signature():
     (group,) = group_failures(RunResults("r1", "cluster", "2026-11-26T00:00:00Z", results=results))
     assert "<n>" in group.fingerprint.signature  # grouping still ignores the numbers
     assert summary(group) == f"test_overlay_packages_are_installed fails on cn[01-02]: {message}"
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:99999", "trac.example.org/trac"])
+def test_a_url_that_cannot_work_is_bad_configuration_one_line_nothing_queued(tmp_path, url):
+    """`specs check` refuses these; should one reach a run anyway (an old site.yaml), it is one line
+    and nothing waits in the queue for a URL that will never work."""
+    from hpcos.tickets.backends.trac import TracTracker, TracWebTransport
+
+    site = Site(tmp_path)
+    backend = TracTracker(TracWebTransport(url, "bot", "pw", timeout=5), url)
+    _, out = site.night(run("n1", {HCA: (IBV_MISSING, nodes(2))}), backend=backend)
+    assert out.error.startswith(f"bad configuration: Trac at {url}: unusable URL (") and "\n" not in out.error
+    assert out.queued == 0 and out.dropped == 1 and len(site.queue) == 0

@@ -111,6 +111,8 @@ def transport_error(exc: BaseException, what: str, url: str) -> TrackerError:
     everything else on the wire (refused, reset, timed out, a reply cut off mid-body) is unreachable."""
     import requests
 
+    if isinstance(exc, requests.exceptions.JSONDecodeError):  # an answer, but not the tracker's API
+        return NotATracker(f"{what} at {url} answered something that is not its API (not JSON)", url)
     if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
                         requests.exceptions.InvalidSchema, requests.exceptions.URLRequired, ValueError)) \
             and not isinstance(exc, requests.exceptions.ChunkedEncodingError):
