@@ -144,3 +144,30 @@ def test_a_slow_tracker_times_out_into_the_queue(tmp_path):
     finally:
         double.delay = 0
         double.stop()
+
+
+@pytest.mark.parametrize("name", ["github", "gitlab"])
+def test_a_comment_the_tracker_already_has_is_not_posted_again(name, tmp_path):
+    """As after a reply lost once the tracker stored the comment: hpcos's state has no record of it,
+    the issue has the run's marker, so the queued comment is not posted twice."""
+    from hpcos.tickets.lifecycle import apply, plan
+
+    double, spec = DOUBLES[name]()
+    try:
+        spec = Tracker(**spec)
+        backend = open_backend(spec, tmp_path, resolve("tracker", spec.url, {"HPCOS_TRACKER_TOKEN": TOKEN}))
+        night = nights(tmp_path, spec, backend)
+        [created] = night(run("night-1", {PINGPONG: (OPENMPI_UNREACHABLE, nodes(4))})).done
+        ticket_id = created.split(":")[0].lstrip("#")
+        later = run("night-2", {PINGPONG: (OPENMPI_UNREACHABLE, nodes(4))})
+        [action] = plan(later, TicketState(tmp_path / "state.sqlite"), spec, backend.markup).actions
+        assert apply(action, backend, TicketState(tmp_path / "state.sqlite"), spec) == f"#{ticket_id}: commented"
+        forgetful = TicketState(tmp_path / "lost-state.sqlite")  # knows nothing of night-2's comment
+        assert apply(action, backend, forgetful, spec) == f"#{ticket_id}: already commented in run night-2"
+        # And never "seen again" in the run that created the ticket.
+        [first] = plan(run("night-1", {PINGPONG: (OPENMPI_UNREACHABLE, nodes(4))}), forgetful, spec,
+                       backend.markup).actions
+        assert apply(first, backend, forgetful, spec) == f"#{ticket_id}: already commented in run night-1"
+        assert len(double.ticket_texts(ticket_id)) == 2  # description and night-2's comment
+    finally:
+        double.stop()

@@ -75,6 +75,12 @@ class GitHubTracker(TrackerBackend):
         with self._errors():
             self._issue(ticket).create_comment(text)
 
+    def has_marker(self, ticket: Ticket, marker: str) -> bool:
+        """The issue body, then its comments (GET /repos/O/R/issues/N/comments)."""
+        with self._errors():
+            issue = self._issue(ticket)
+            return marker in (issue.body or "") or any(marker in (c.body or "") for c in issue.get_comments())
+
     def reopen(self, ticket: Ticket, text: str) -> None:
         with self._errors():
             issue = self._issue(ticket)

@@ -64,6 +64,13 @@ class GitLabTracker(TrackerBackend):
         with self._errors():
             self._issue(ticket).notes.create({"body": text})
 
+    def has_marker(self, ticket: Ticket, marker: str) -> bool:
+        """The issue description, then its notes (GET /projects/P/issues/IID/notes)."""
+        with self._errors():
+            issue = self._issue(ticket)
+            return marker in (issue.description or "") or \
+                any(marker in (note.body or "") for note in issue.notes.list(get_all=True))
+
     def _transition(self, ticket: Ticket, event: str, text: str) -> None:
         with self._errors():
             issue = self._issue(ticket)
