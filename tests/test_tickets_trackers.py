@@ -146,7 +146,7 @@ def test_a_slow_tracker_times_out_into_the_queue(tmp_path):
         double.stop()
 
 
-@pytest.mark.parametrize("name", ["github", "gitlab"])
+@pytest.mark.parametrize("name", sorted(DOUBLES))
 def test_a_comment_the_tracker_already_has_is_not_posted_again(name, tmp_path):
     """As after a reply lost once the tracker stored the comment: hpcos's state has no record of it,
     the issue has the run's marker, so the queued comment is not posted twice."""
@@ -155,7 +155,8 @@ def test_a_comment_the_tracker_already_has_is_not_posted_again(name, tmp_path):
     double, spec = DOUBLES[name]()
     try:
         spec = Tracker(**spec)
-        backend = open_backend(spec, tmp_path, resolve("tracker", spec.url, {"HPCOS_TRACKER_TOKEN": TOKEN}))
+        backend = open_backend(spec, tmp_path, resolve("tracker", spec.url, {"HPCOS_TRACKER_USER": "hpcos-bot",
+                                                                  "HPCOS_TRACKER_TOKEN": TOKEN}))
         night = nights(tmp_path, spec, backend)
         [created] = night(run("night-1", {PINGPONG: (OPENMPI_UNREACHABLE, nodes(4))})).done
         ticket_id = created.split(":")[0].lstrip("#")

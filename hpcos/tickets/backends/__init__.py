@@ -156,8 +156,8 @@ class TrackerBackend(ABC):
         """Whether the ticket's description or one of its last comments carries ``marker``.
 
         Read before re-sending a change: a tracker that stored the change but whose reply was
-        lost must not get it twice.  Backends that cannot read comments answer False (the state
-        file's per-run record is then the only guard).
+        lost must not get it twice.  A backend that cannot read comments answers False (the state
+        file's per-run record is then the only guard); every backend hpcos ships reads them.
         """
         return False
 

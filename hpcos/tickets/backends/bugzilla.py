@@ -83,6 +83,13 @@ class BugzillaTracker(TrackerBackend):
     def comment(self, ticket: Ticket, text: str) -> None:
         self._update(ticket, text)
 
+    def has_marker(self, ticket: Ticket, marker: str) -> bool:
+        """Every comment, the description being comment 0 (GET /rest/bug/ID/comment)."""
+        with self._errors():
+            found = self.client.get_comments([int(ticket.id)])
+        comments = found.get("bugs", {}).get(str(ticket.id), {}).get("comments", [])
+        return any(marker in (c.get("text") or "") for c in comments)
+
     def reopen(self, ticket: Ticket, text: str) -> None:
         self._update(ticket, text, status=self.reopen_status)
 

@@ -84,6 +84,12 @@ class JiraTracker(TrackerBackend):
         with self._errors():
             self.client.add_comment(ticket.id, text)
 
+    def has_marker(self, ticket: Ticket, marker: str) -> bool:
+        """The description (GET /issue/KEY?fields=description), then the comments (GET /issue/KEY/comment)."""
+        with self._errors():
+            description = self.client.issue(ticket.id, fields="description").fields.description or ""
+            return marker in description or any(marker in (c.body or "") for c in self.client.comments(ticket.id))
+
     def _transition(self, ticket: Ticket, name: str, text: str) -> None:
         with self._errors():
             transition = self.client.find_transitionid_by_name(ticket.id, name)

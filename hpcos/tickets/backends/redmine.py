@@ -84,6 +84,13 @@ class RedmineTracker(TrackerBackend):
         with self._errors():
             self.client.issue.update(int(ticket.id), notes=text)
 
+    def has_marker(self, ticket: Ticket, marker: str) -> bool:
+        """The description and every journal's notes (GET /issues/ID.json?include=journals)."""
+        with self._errors():
+            issue = self.client.issue.get(int(ticket.id), include=["journals"])
+            return marker in (issue.description or "") or \
+                any(marker in (getattr(journal, "notes", "") or "") for journal in issue.journals)
+
     def reopen(self, ticket: Ticket, text: str) -> None:
         with self._errors():
             self.client.issue.update(int(ticket.id), notes=text, status_id=self._status_id(self.reopen_status, False))
