@@ -207,11 +207,12 @@ def test_plan_rollout_and_report(site, tmp_path, capsys):
     assert plan.tasks[-1].production_seconds == pytest.approx(42 * 60)  # the nightly run's 42 minutes
     assert plan.window_end is not None and plan.window_start == "2026-12-08T08:00"
 
-    # The page on Trac; a second plan updates it in place: one new version, no second page.
+    # The page on Trac; a second plan (the outage moved a day) updates it in place: one new version,
+    # no second page.
     page = f"Outages/{site.snapshot_b}"
     assert "Outage plan" in requests.get(f"{site.tracd.url}/wiki/{page}", timeout=30).text
     before = wiki_versions(site.tracd, page)
-    assert hpcos(site, "outage", "plan", "--window", "2026-12-08T08:00") == 0
+    assert hpcos(site, "outage", "plan", "--window", "2026-12-09T08:00") == 0
     assert wiki_versions(site.tracd, page) == before + 1
     index = requests.get(f"{site.tracd.url}/wiki/TitleIndex", timeout=30).text
     assert index.count(f"/wiki/{page}\"") == 1
