@@ -55,6 +55,7 @@ class MpiStack(Strict):
     env: dict[str, str] = {}
     module: str | None = None  # environment module loaded before compiling and running
     osu: str | None = None  # directory holding osu_latency, osu_bw, osu_allreduce
+    osu_args: list[str] = []  # options for every OSU run, e.g. [-c] to validate the data (OMB 7+)
     imb: str | None = None  # path of IMB-MPI1
 
     @field_validator("mpirun", mode="before")
@@ -131,6 +132,8 @@ class Profile(Strict):
     infiniband: Infiniband = Infiniband()
     os_update: OsUpdate = OsUpdate()
     references: References = {}
+    # Runs of a benchmark whose median is judged against the references (harness/repeats.py).
+    repeat: PositiveInt = 3
 
     @field_validator("mpi", mode="before")
     @classmethod
