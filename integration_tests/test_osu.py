@@ -28,11 +28,16 @@ OSU_BENCHMARKS = {
 
 def osu_binary(directory: str, name: str, subdir: str) -> str:
     base = Path(directory)
-    # The profile may name the install root, its mpi/ directory, or one of pt2pt/ and collective/.
-    for candidate in (base / name, base / "mpi" / subdir / name, base / subdir / name, base.parent / subdir / name):
-        if candidate.exists():
-            return str(candidate)
-    return str(Path(directory) / name)  # on a remote-only path, let the launcher report it missing
+    # The profile may name the install root, its mpi/ directory, or one of pt2pt/ and collective/;
+    # OMB 7 puts one more level below those (pt2pt/standard/, collective/blocking/).
+    patterns = [name, f"{subdir}/{name}", f"{subdir}/*/{name}", f"mpi/{subdir}/{name}", f"mpi/{subdir}/*/{name}",
+                f"libexec/osu-micro-benchmarks/mpi/{subdir}/*/{name}"]
+    for root in (base, base.parent):
+        for pattern in patterns:
+            found = sorted(p for p in root.glob(pattern) if p.is_file())
+            if found:
+                return str(found[0])
+    return str(base / name)  # on a remote-only path, let the launcher report it missing
 
 
 def launcher_name(profile, stack) -> str:

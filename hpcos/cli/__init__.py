@@ -31,6 +31,7 @@ COMMANDS = {
     "tickets": "hpcos.cli.tickets",  # hpcos tickets list|show|file|flush
     "perf": "hpcos.cli.perf",  # hpcos perf accept|history|record
     "report": "hpcos.cli.perf",  # hpcos report RUN
+    "probes": "hpcos.cli.probes",  # hpcos probes build-osu SRC --mpi STACK
 }
 
 # Exit codes, in one place: the first class an error is an instance of decides.
