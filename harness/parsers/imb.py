@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from harness.parsers import ParseError, is_int, number
+from harness.parsers import ParseError, Table, is_int, number
 
 _VERSION = re.compile(r"Intel\s*\(R\)\s*MPI Benchmarks\s+(?P<v>[\d.]+)", re.I)
 _BLOCK = re.compile(r"^#\s*Benchmarking\s+(?P<name>\S+)")
@@ -41,28 +41,15 @@ _CANONICAL = {
 
 
 @dataclass
-class ImbBlock:
+class ImbBlock(Table):
     benchmark: str  # "PingPong", "Allreduce", ...
     processes: int
     columns: list[str]
     rows: list[dict[str, float | int]] = field(default_factory=list)
 
-    def column(self, key: str) -> dict[int, float]:
-        self._need(key)
-        if "size" not in self.columns:
-            raise KeyError(f"IMB {self.benchmark} prints no message sizes; read it with value({key!r})")
-        return {int(r["size"]): r[key] for r in self.rows}
-
-    def value(self, key: str) -> float:
-        """The one value of a block without sizes (Barrier)."""
-        self._need(key)
-        if len(self.rows) != 1:
-            raise KeyError(f"IMB {self.benchmark} has {len(self.rows)} rows, not one value of {key!r}")
-        return self.rows[0][key]
-
-    def _need(self, key: str) -> None:
-        if key not in self.columns:
-            raise KeyError(f"IMB {self.benchmark} output has no {key!r} column; has {self.columns}")
+    @property
+    def label(self) -> str:
+        return f"IMB {self.benchmark}"
 
 
 @dataclass

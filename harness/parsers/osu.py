@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from harness.parsers import ParseError, number
+from harness.parsers import ParseError, Table, number
 
 _TITLE = re.compile(
     r"^#\s*OSU\s+(?:MPI(?:-\w+)?\s+|OpenSHMEM\s+|UPC\+*\s+)?(?P<name>.+?)\s+Test\s+v?(?P<version>\d[\w.]*)", re.I)
@@ -71,7 +71,7 @@ _TEXT_COLUMNS = {"validation"}
 
 
 @dataclass
-class OsuSeries:
+class OsuSeries(Table):
     """One table: one (benchmark, datatype, variant) of one run, with every column it printed."""
 
     benchmark: str  # "Latency", "MPI_Put Latency", "Non-blocking Allreduce Latency", "Barrier Latency"
@@ -89,26 +89,12 @@ class OsuSeries:
         return ", ".join(parts)
 
     @property
+    def label(self) -> str:
+        return f"OSU {self.benchmark}"
+
+    @property
     def sized(self) -> bool:
         return bool(self.columns) and self.columns[0] == "size"
-
-    def column(self, key: str) -> dict[int, float]:
-        """``{size: value}`` of one column; KeyError names the columns this table has."""
-        self._need(key)
-        if not self.sized:
-            raise KeyError(f"OSU {self.benchmark} prints no message sizes; read it with value({key!r})")
-        return {int(r["size"]): r[key] for r in self.rows}
-
-    def value(self, key: str) -> float:
-        """The one value of a table without sizes (``osu_barrier``, ``osu_init``)."""
-        self._need(key)
-        if len(self.rows) != 1:
-            raise KeyError(f"OSU {self.benchmark} has {len(self.rows)} rows, not one value of {key!r}")
-        return self.rows[0][key]
-
-    def _need(self, key: str) -> None:
-        if key not in self.columns:
-            raise KeyError(f"OSU {self.benchmark} output has no {key!r} column; has {self.columns}")
 
     @property
     def failed_validation(self) -> list[int]:
