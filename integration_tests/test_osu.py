@@ -1,7 +1,8 @@
 """OSU Micro-Benchmarks and IMB-MPI1, run only when the profile names them for a stack.
 
-``mpi.<stack>.osu`` is the directory holding osu_latency, osu_bw and osu_allreduce (directly or in
-OMB's ``pt2pt/`` and ``collective/`` subdirectories); ``mpi.<stack>.imb`` is the IMB-MPI1 path;
+``mpi.<stack>.osu`` is the directory holding osu_latency, osu_bw, osu_allreduce and osu_iallreduce
+(directly or in OMB's ``pt2pt/`` and ``collective/`` subdirectories); ``mpi.<stack>.imb`` is the
+IMB-MPI1 path;
 ``mpi.<stack>.osu_args`` are options for every OSU run (``[-c]`` validates the data, OMB 7+).
 Each benchmark runs ``repeat`` times (profile, default 3) and references are judged on the median of
 the runs against their noise (harness/repeats.py).
@@ -19,10 +20,13 @@ from harness.repeats import Reading
 pytestmark = [pytest.mark.mpi, pytest.mark.job, pytest.mark.perf]
 
 OSU_BENCHMARKS = {
-    # binary: (subdirectory in an OMB install, metric, value column, unit, better, ranks)
-    "osu_latency": ("pt2pt", "osu_latency", "latency_us", "us", "lower", 2),
-    "osu_bw": ("pt2pt", "osu_bandwidth", "bandwidth_MBps", "MB/s", "higher", 2),
-    "osu_allreduce": ("collective", "osu_allreduce_latency", "latency_us", "us", "lower", None),
+    # binary: (subdirectory in an OMB install, ranks (None: one per node, at least 2), metrics as
+    # (metric, column, unit, better)).  A non-blocking collective's overlap is a metric of its own.
+    "osu_latency": ("pt2pt", 2, [("osu_latency", "latency_us", "us", "lower")]),
+    "osu_bw": ("pt2pt", 2, [("osu_bandwidth", "bandwidth_MBps", "MB/s", "higher")]),
+    "osu_allreduce": ("collective", None, [("osu_allreduce_latency", "latency_us", "us", "lower")]),
+    "osu_iallreduce": ("collective", None, [("osu_iallreduce_latency", "pure_comm_us", "us", "lower"),
+                                            ("osu_iallreduce_overlap", "overlap_pct", "%", "higher")]),
 }
 
 
@@ -72,12 +76,15 @@ def run_osu(benchmark: str, binary: str, np: int, mpi_stack, mpi_run, profile) -
     return parsed
 
 
-def readings(parsed: osu.OsuResult, metric: str, column: str, unit: str, better: str) -> list[Reading]:
-    """One Reading per size and datatype; a datatype beyond the first (``-T all``) gets its own metric."""
+def readings(parsed: osu.OsuResult, metrics: list[tuple[str, str, str, str]]) -> list[Reading]:
+    """One Reading per metric, size and datatype; a datatype beyond the first (``-T all``) gets
+    metrics of its own (``osu_latency_int``)."""
     out = []
     for i, series in enumerate(parsed.series):
-        name = metric if i == 0 else f"{metric}_{(series.datatype or str(i)).lower().removeprefix('mpi_')}"
-        out += [Reading(name, value, unit, better, size=size) for size, value in series.column(column).items()]
+        suffix = "" if i == 0 else f"_{(series.datatype or str(i)).lower().removeprefix('mpi_')}"
+        for metric, column, unit, better in metrics:
+            out += [Reading(metric + suffix, value, unit, better, size=size)
+                    for size, value in series.column(column).items()]
     return out
 
 
@@ -85,11 +92,10 @@ def readings(parsed: osu.OsuResult, metric: str, column: str, unit: str, better:
 def test_osu(benchmark, mpi_stack, mpi_run, nodes, profile, measure_repeatedly):
     if not mpi_stack.osu:
         pytest.skip(f"profile names no OSU Micro-Benchmarks for {mpi_stack.name} (mpi.{mpi_stack.name}.osu)")
-    subdir, metric, column, unit, better, ranks = OSU_BENCHMARKS[benchmark]
+    subdir, ranks, metrics = OSU_BENCHMARKS[benchmark]
     np = ranks or max(2, len(nodes))
     binary = osu_binary(mpi_stack.osu, benchmark, subdir)
-    measure_repeatedly(lambda: readings(run_osu(benchmark, binary, np, mpi_stack, mpi_run, profile),
-                                        metric, column, unit, better))
+    measure_repeatedly(lambda: readings(run_osu(benchmark, binary, np, mpi_stack, mpi_run, profile), metrics))
 
 
 def run_imb_pingpong(mpi_stack, mpi_run) -> list[Reading]:

@@ -91,6 +91,8 @@ def test_osu_and_imb_results_checks_and_references(tmp_path):
     stand_in(omb / "mpi" / "pt2pt" / "osu_latency", DATA / "osu" / "osu_latency_7.4_validation_failed.txt", code=1)
     stand_in(omb / "mpi" / "pt2pt" / "osu_bw", DATA / "osu" / "osu_bw_7.3_warnings.txt")
     stand_in(omb / "mpi" / "collective" / "osu_allreduce", DATA / "osu" / "osu_allreduce_7.1_full.txt")
+    # OMB 7 puts non-blocking collectives one level down: mpi/collective/non_blocking/.
+    stand_in(omb / "mpi" / "collective" / "non_blocking" / "osu_iallreduce", DATA / "osu-7.4" / "iallreduce_f.out")
     stand_in(tmp_path / "IMB-MPI1", DATA / "osu-7.4" / "imb_ok.txt")
     stacks = {"openmpi": {**local_stack("openmpi"), "osu": str(omb / "mpi" / "pt2pt"), "osu_args": ["-c"],
                           "imb": str(tmp_path / "IMB-MPI1")}}
@@ -115,6 +117,13 @@ def test_osu_and_imb_results_checks_and_references(tmp_path):
     assert (allreduce.outcome, allreduce.failure_class) == ("failed", "performance regression")
     assert ("osu_allreduce_latency at 8 B: measured 5.77 us, expected 4 us (..5); median of 3 runs "
             "[5.77, 5.77, 5.77], which disagree by 0.0%; the runs agree, so not rerun") in allreduce.message
+
+    iallreduce = run["test_osu[osu_iallreduce]/openmpi"]  # the real osu_iallreduce -f capture
+    assert iallreduce.outcome == "passed", iallreduce.message
+    at_256 = {m.metric: (m.value, m.unit, m.direction) for m in iallreduce.measurements if m.size == 256}
+    assert at_256 == {"osu_iallreduce_latency": (41.07, "us", "lower"),  # Pure Comm.(us)
+                      "osu_iallreduce_overlap": (0.0, "%", "higher")}  # Overlap(%), a metric of its own
+    assert len(iallreduce.measurements) == 2 * 15  # sizes 4..65536, two metrics each
 
     imb = run["test_imb_pingpong/openmpi"]
     assert imb.outcome == "passed"
