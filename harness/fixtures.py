@@ -162,9 +162,11 @@ def measure_repeatedly(request, hpcos_session) -> Callable[..., list[Measurement
         suspects = [key for key, j in judgements.items() if j.needs_rerun]
         if suspects:  # one rerun of the whole benchmark, however many of its values are suspect
             again = rounds(run_once, n)
-            for key in suspects:
-                judgements[key] = settle(judgements[key], [r.value for r in again.get(key, [])] or
-                                         list(judgements[key].repeats))
+            for metric, size in suspects:
+                if (metric, size) not in again:
+                    pytest.fail(f"the rerun gave no {metric}{'' if size is None else f' at {size} B'}, which the "
+                                "first runs did", pytrace=False)
+                judgements[metric, size] = settle(judgements[metric, size], [r.value for r in again[metric, size]])
         recorded = []
         for (metric, size), readings in series.items():
             first, j = readings[0], judgements[metric, size]

@@ -23,10 +23,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
-from hpcos.perf.decision import DEFAULT_POLICY, FAILING, Assessment, DecisionPolicy, assess, confirm
-from hpcos.perf.statistics import noise_floor
 from hpcos.results.model import Direction, Reference
+
+if TYPE_CHECKING:  # hpcos.perf pulls in scipy: imported when a judgement is made, not by every session
+    from hpcos.perf.decision import Assessment, DecisionPolicy
 
 
 @dataclass(frozen=True)
@@ -61,27 +63,29 @@ class RepeatedJudgement:
         return self.assessment.verdict == "suspect"
 
 
-def _policy(policy: DecisionPolicy) -> DecisionPolicy:
-    # The repeats are few by design (3 runs); the median of what there is decides.
-    return replace(policy, min_repeats=1)
-
-
 def judge(repeats: Sequence[float], direction: Direction, reference: Reference | None,
-          policy: DecisionPolicy = DEFAULT_POLICY) -> RepeatedJudgement:
+          policy: DecisionPolicy | None = None) -> RepeatedJudgement:
     """The verdict on one (metric, size) from its repeats: see the module text."""
+    from hpcos.perf.decision import DEFAULT_POLICY, assess
+    from hpcos.perf.statistics import noise_floor
+
+    policy = policy or DEFAULT_POLICY
     if not repeats:
         raise ValueError("no repeats to judge")
     values = tuple(float(v) for v in repeats)
     noise = noise_floor(values, direction, policy.noise_quantile) if len(values) > 1 else 0.0
-    first = assess(values, direction, reference=reference, policy=_policy(policy))
+    # The repeats are few by design (3 runs); the median of what there is decides.
+    first = assess(values, direction, reference=reference, policy=replace(policy, min_repeats=1))
     if first.verdict == "outside reference" and noise > policy.min_noise_floor:
         first = replace(first, verdict="suspect", noise_floor=noise)
     return RepeatedJudgement(values, reference, noise, first)
 
 
 def settle(suspect: RepeatedJudgement, rerun_repeats: Sequence[float],
-           policy: DecisionPolicy = DEFAULT_POLICY) -> RepeatedJudgement:
+           policy: DecisionPolicy | None = None) -> RepeatedJudgement:
     """A suspect decided by its one rerun: a rerun median outside the reference confirms it."""
+    from hpcos.perf.decision import confirm
+
     again = judge(rerun_repeats, suspect.assessment.direction, suspect.reference, policy)
     outside = again.assessment.verdict in ("outside reference", "suspect")
     rerun = replace(again.assessment, verdict="suspect" if outside else again.assessment.verdict)
@@ -101,7 +105,7 @@ def describe(metric: str, size: int | None, unit: str, judgement: RepeatedJudgem
             f"which disagree by {judgement.noise:.1%}")
     rerun = judgement.assessment.rerun
     if rerun is not None:
-        state = "outside again" if judgement.assessment.verdict in FAILING else "inside: not confirmed"
+        state = "outside again" if judgement.fails else "inside: not confirmed"
         text += f"; rerun measured {rerun.measured.estimate:g} {unit} ({state})"
     elif judgement.fails:
         text += "; the runs agree, so not rerun"
