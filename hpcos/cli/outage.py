@@ -78,9 +78,7 @@ def _plan(args) -> int:
         plan = build_plan(site, test, production, batch_size=batch, window_start=_window(args.window),
                           test_measured=collect.load(directory, test.name),
                           production_measured=collect.load(directory, production.name))
-    files = publish.write_files(plan, site.layout.outages / plan.testing_snapshot)
-    if args.output:
-        files = publish.write_files(plan, args.output)
+    files = publish.write_files(plan, *filter(None, (args.output, site.layout.outages / plan.testing_snapshot)))
     print(files["markdown"].read_text(encoding="utf-8"))
     where = [str(files["html"])]
     if not args.no_wiki:

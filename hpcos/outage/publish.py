@@ -11,7 +11,7 @@ from hpcos.outage.document import Document, to_html, to_markdown, to_trac
 from hpcos.outage.page import duration, plan_document
 from hpcos.outage.plan import OutagePlan
 from hpcos.outage.wiki import DirectoryWiki, TracWiki, appended, with_section
-from hpcos.perf.report import CSS
+from hpcos.perf.style import CSS
 from hpcos.site import Site
 
 log = logging.getLogger("hpcos.outage")
@@ -21,14 +21,16 @@ def window_text(plan: OutagePlan) -> str:
     return duration(plan.window_seconds)
 
 
-def write_files(plan: OutagePlan, directory: Path) -> dict[str, Path]:
-    directory.mkdir(parents=True, exist_ok=True)
+def write_files(plan: OutagePlan, *directories: Path) -> dict[str, Path]:
+    """plan.md, plan.html and plan.json in each directory (rendered once); the first directory's paths."""
     doc = plan_document(plan)
-    files = {"markdown": directory / "plan.md", "html": directory / "plan.html", "json": directory / "plan.json"}
-    write_text_atomically(files["markdown"], to_markdown(doc))
-    write_text_atomically(files["html"], to_html(doc, CSS))
-    write_text_atomically(files["json"], plan.to_json())
-    return files
+    texts = {"plan.md": to_markdown(doc), "plan.html": to_html(doc, CSS), "plan.json": plan.to_json()}
+    for directory in directories:
+        directory.mkdir(parents=True, exist_ok=True)
+        for name, text in texts.items():
+            write_text_atomically(directory / name, text)
+    first = directories[0]
+    return {"markdown": first / "plan.md", "html": first / "plan.html", "json": first / "plan.json"}
 
 
 def wiki_for(site: Site):

@@ -22,6 +22,7 @@ from hpcos.perf.charts import chart_path, trend_chart
 from hpcos.perf.decision import FAILING
 from hpcos.perf.statistics import noise_floor
 from hpcos.perf.store import ResultsStore, SeriesKey, StoredMeasurement
+from hpcos.perf.style import CSS
 
 NOTEWORTHY = (*FAILING, "not confirmed", "suspect")
 TREND_RUNS = 30
@@ -150,18 +151,6 @@ def _write_csv(path: Path, header: list[str], row: list) -> None:
         writer.writerow(row)
 
 
-CSS = """
-body { font-family: sans-serif; margin: 1.5em; color: #1a202c; }
-table { border-collapse: collapse; margin-bottom: 1.5em; }
-th, td { border: 1px solid #cbd5e0; padding: 4px 8px; font-size: 13px; text-align: left; }
-th { background: #edf2f7; }
-td.passed { background: #c6f6d5; } td.failed, td.error { background: #fed7d7; }
-td.skipped { background: #edf2f7; color: #718096; } td.absent { background: #fff; }
-.regression { border-left: 4px solid #c53030; padding-left: 1em; margin-bottom: 1.5em; }
-.regression.not.confirmed { border-left-color: #d69e2e; }
-.verdict { font-size: 12px; background: #c53030; color: white; padding: 2px 6px; border-radius: 3px; }
-.summary span { margin-right: 1.5em; font-weight: bold; }
-"""
 
 
 def _page(run: dict, tests: list[str], groups, measurements, regression_html: list[str],
