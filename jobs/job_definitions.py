@@ -90,6 +90,12 @@ def project(spec_set: SpecSet) -> dict:
         if overlay.fastpath:
             jobs.append({"hpcos-fastpath": {"overlay": overlay_name}})
 
+    gated = [name for name, env in site.environments.items() if env.gate == "nightly"]
+    if site.harness.production_profile and "production" in gated:
+        # The plan follows every nightly pass; the rollout is by hand, confirmed with the snapshot's id.
+        jobs.append({"hpcos-outage-plan": {}})
+        jobs.append({"hpcos-outage-run": {"production_profile": site.harness.production_profile}})
+
     if site.config.repositories:
         jobs.append({"hpcos-config-promote": {}})
         jobs.append({"hpcos-config-merge-back": {}})

@@ -126,7 +126,10 @@ def test_every_hpcos_command_in_the_jobs_is_accepted(rendered, capsys):
                 seen.add(f"repo {args.repo_command}" if args.command == "repo" else args.command)
     # The job set calls every step of the process; a template that stopped calling one shows here.
     assert seen >= {"build", "build --check-upstream", "repo sync", "repo publish", "repo promote", "repo status",
-                    "repo record-run", "repo fastpath", "test", "report", "config", "deploy"}, seen
+                    "repo record-run", "repo fastpath", "test", "report", "config", "deploy", "outage"}, seen
+    outage = {argv[1] for script in sum(rendered.values(), []) for argv in hpcos_invocations(script)
+              if argv[0] == "outage"}
+    assert outage == {"plan", "run", "report"}, outage
     config = {argv[1] for script in sum(rendered.values(), []) for argv in hpcos_invocations(script)
               if argv[0] == "config"}
     assert config == {"heads", "promote", "merge-back", "validate"}, config

@@ -179,7 +179,7 @@ def test_yaml_is_templates_plus_the_generated_project(repo_root):
     spec_set = load_specs(repo_root / "overlay_specs")
     data = yaml.safe_load(jjb_yaml(spec_set))
     kinds = [next(iter(item)) for item in data]
-    assert kinds.count("job-template") == 11 and kinds[-1] == "project"
+    assert kinds.count("job-template") == 13 and kinds[-1] == "project"
     assert data[-1] == project(spec_set)
 
 

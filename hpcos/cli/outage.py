@@ -29,7 +29,8 @@ def register(sub) -> None:
 
     run = actions.add_parser("run", help="roll the plan out on production: deploy in batches, post-outage tests, "
                                          "a ticket per failed node, actual against planned times")
-    run.add_argument("--plan", type=Path, required=True, metavar="PLAN.json", help="written by `hpcos outage plan`")
+    run.add_argument("--plan", type=Path, metavar="PLAN.json", help="written by `hpcos outage plan` (default: the "
+                                                                    "store's plan for the snapshot production points at)")
     run.add_argument("--production", metavar="PROFILE")
     run.add_argument("--batch-size", type=int, metavar="N", help="default: the plan's")
     run.add_argument("--no-tests", action="store_true", help="skip the post-outage integration tests")
@@ -40,7 +41,7 @@ def register(sub) -> None:
     run.set_defaults(func=_run)
 
     report = actions.add_parser("report", help="append the last rollout's actual times to the plan's wiki page")
-    report.add_argument("--plan", type=Path, required=True, metavar="PLAN.json")
+    report.add_argument("--plan", type=Path, metavar="PLAN.json", help="default: as for `outage run`")
     report.set_defaults(func=_report)
 
 
@@ -91,9 +92,15 @@ def _plan(args) -> int:
     return 0
 
 
-def _load_plan(path: Path):
+def _load_plan(path: Path | None, site=None):
     from hpcos.outage.plan import OutagePlan
+    from hpcos.repo.environments import Environments
 
+    if path is None:
+        current = Environments(site.layout).environment("production").current()
+        if current is None:
+            raise UserError("production points at nothing: pass --plan PLAN.json")
+        path = site.layout.outages / current / "plan.json"
     try:
         return OutagePlan.from_json(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -125,7 +132,7 @@ def _run(args) -> int:
 
     if args.force and not args.reason:
         raise UserError("--force needs --reason")
-    plan = _load_plan(args.plan)
+    plan = _load_plan(args.plan, args.site)
     name = args.production or args.site.specs.site.harness.production_profile or plan.production_cluster
     path = resolve_profile(name, args.site.specs_dir)
     production = load_profile(path)
@@ -150,10 +157,10 @@ def _report(args) -> int:
     from hpcos.outage.document import to_markdown
     from hpcos.outage.page import actuals_document
 
-    plan = _load_plan(args.plan)
+    plan = _load_plan(args.plan, args.site)
     actuals = rollout.latest(args.site, plan.testing_snapshot)
     if actuals is None:
-        raise UserError(f"no rollout of {plan.testing_snapshot} recorded yet: hpcos outage run --plan {args.plan}")
+        raise UserError(f"no rollout of {plan.testing_snapshot} recorded yet: run `hpcos outage run` first")
     doc = actuals_document(plan, actuals.tasks, actuals.run_id,
                            [f"{node}: {reason}" for node, reason in sorted(actuals.failed.items())], actuals.tickets)
     print(to_markdown(doc))
