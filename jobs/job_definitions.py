@@ -7,6 +7,7 @@ exist and with which values.
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import yaml
@@ -69,7 +70,7 @@ def project(spec_set: SpecSet) -> dict:
         if overlay.fastpath:
             jobs.append({"hpcos-fastpath": {"overlay": overlay_name}})
 
-    return {"project": {
+    return _escaped({"project": {
         "name": site.name,
         "site": site.name,
         "folder": site.jenkins.folder,
@@ -78,8 +79,23 @@ def project(spec_set: SpecSet) -> dict:
         "test_label": site.jenkins.test_label,
         "publish_label": site.jenkins.publish_label,
         "profile": site.harness.profile,
+        # What the nightly shell step passes to `hpcos test --cluster`: one shell word, whatever the path.
+        "profile_arg": shlex.quote(site.harness.profile),
         "jobs": jobs,
-    }}
+    }})
+
+
+def _escaped(value):
+    """Every string with JJB's template braces doubled: JJB formats each value it substitutes into a
+    template once more, so a ``{folder}`` in an owner or label would be expanded and a lone ``{`` would
+    stop the render.  Doubled, JJB's formatting gives back the value as written."""
+    if isinstance(value, dict):
+        return {k: _escaped(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_escaped(v) for v in value]
+    if isinstance(value, str):
+        return value.replace("{", "{{").replace("}", "}}")
+    return value
 
 
 def templates_text() -> str:

@@ -65,7 +65,8 @@ def apply_site_changes(spec_path: Path, spec_set: SpecSet, package: Package, bas
         src = spec_set.patch_path(package, patch)
         local_name = f"hpcos-{package.release_tag.lstrip('.')}-{Path(patch.file).name}"
         shutil.copyfile(src, sources / local_name)
-        spec.add_patch(local_name, initial_number=9000, comment=f"hpcos site patch: {_one_line(patch.reason)}")
+        spec.add_patch(local_name, initial_number=9000,
+                       comment=f"hpcos site patch: {_rpm_literal(_one_line(patch.reason))}")
         with spec.patches() as patches:
             number = max(p.number for p in patches)
         numbers[patch.file] = number
@@ -79,9 +80,10 @@ def apply_site_changes(spec_path: Path, spec_set: SpecSet, package: Package, bas
     spec.raw_release = evr.release
     author, address = email.utils.parseaddr(package.owner)
     lines = [f"- Rebuild of {base.name}-{base.evr} for site {spec_set.site.name} ({package.overlay})"]
-    lines += [f"- {patch.file}: {_one_line(patch.reason)}"
-              + (f" ({patch.upstream})" if patch.upstream else "") for patch in package.patches]
-    spec.add_changelog_entry(lines, author=author or address or package.owner, email=address or None,
+    lines += [_rpm_literal(f"- {patch.file}: {_one_line(patch.reason)}"
+                           + (f" ({patch.upstream})" if patch.upstream else "")) for patch in package.patches]
+    spec.add_changelog_entry(lines, author=_rpm_literal(author or address or package.owner),
+                             email=_rpm_literal(address) if address else None,
                              timestamp=(when or datetime.now(UTC)).date(), evr=str(evr))
     spec.save()
     return evr, style, numbers
@@ -115,3 +117,9 @@ def _strip_level(patch: Path) -> int:
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
+
+
+def _rpm_literal(text: str) -> str:
+    """``text`` as rpm reads it back verbatim: rpm expands macros everywhere in a spec, comments and
+    %changelog included, so ``%(cmd)`` in a reason would run on the build host; ``%%`` is a literal %."""
+    return text.replace("%", "%%")
