@@ -13,6 +13,7 @@ import tempfile
 from dataclasses import dataclass
 
 from hpcos.core import runner
+from hpcos.site.credentials import launch_environment
 
 # dnf repoquery prints one line per package; EVR without an epoch of 0, as rpm -q prints it.
 QUERY_FORMAT = "%{name} %{version}-%{release}.%{arch}"
@@ -49,7 +50,8 @@ def not_installed(text: str) -> list[str]:
 def newest_in_repo(repo_url: str, packages: list[str], *, timeout: float = 120) -> dict[str, set[str]]:
     """Newest version of each package in the testing repo (per arch), read with real dnf."""
     with tempfile.TemporaryDirectory(prefix="hpcos-dnf-") as cachedir:
-        done = runner.run(repoquery_argv(repo_url, packages, cachedir), timeout=timeout)
+        done = runner.run(repoquery_argv(repo_url, packages, cachedir), timeout=timeout,
+                          base_env=launch_environment())
     if done.timed_out or done.exit_code != 0:
         why = "timed out" if done.timed_out else f"exit {done.exit_code}"
         raise RepoQueryFailed(f"dnf repoquery on {repo_url} {why}: {done.stderr.strip() or done.stdout.strip()}")

@@ -70,6 +70,11 @@ def without_credentials(environ: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in environ.items() if k not in CREDENTIAL_VARIABLES}
 
 
+def launch_environment() -> dict[str, str]:
+    """The environment every command hpcos launches for a test starts from (``runner.run(base_env=...)``)."""
+    return without_credentials(os.environ)
+
+
 def netrc_path(environ: Mapping[str, str]) -> Path:
     return Path(environ.get("NETRC") or Path(environ.get("HOME") or Path.home()) / ".netrc")
 
