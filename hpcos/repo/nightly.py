@@ -32,24 +32,23 @@ class NightlyRecord:
     def verdict(self) -> str:
         if self.passed:
             return f"passed ({self.tests} results)"
-        return f"failed ({self.failures} of {self.tests} results failed)" if self.tests else "failed (no results)"
+        if self.failures:
+            return f"failed ({self.failures} of {self.tests} results failed)"
+        return f"failed (nothing ran: {self.tests} results, all skipped)" if self.tests else "failed (no results)"
 
 
 def record_run(layout: StoreLayout, results_path: Path) -> NightlyRecord:
-    try:
-        run = RunResults.read(results_path)
-    except FileNotFoundError:
-        raise UserError(f"{results_path}: no such results file") from None
-    except (OSError, ValueError, TypeError, KeyError) as exc:
-        raise UserError(f"{results_path}: not a hpcos results file: {exc}") from None
+    # The results file must validate: an unknown outcome ("FAILED") must never count as a pass.
+    run = RunResults.read(results_path)
     if not run.testing_snapshot:
         raise UserError(f"{results_path}: testing_snapshot is empty; the nightly job must export "
                         f"HPCOS_TESTING_SNAPSHOT=$(hpcos repo status testing --id) before `hpcos test`")
     failures = len(run.failures())
     record = NightlyRecord(
         run_id=run.run_id, testing_snapshot=run.testing_snapshot,
-        # A run that produced no results proves nothing about the snapshot.
-        passed=failures == 0 and bool(run.results), failures=failures, tests=len(run.results),
+        # A run in which nothing passed (no results, or every test skipped) proves nothing about the snapshot.
+        passed=failures == 0 and any(r.outcome == "passed" for r in run.results), failures=failures,
+        tests=len(run.results),
         finished=run.finished or run.started, recorded=datetime.now(UTC).isoformat(timespec="seconds"),
         build_url=run.build_url,
     )
