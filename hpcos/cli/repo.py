@@ -21,7 +21,8 @@ from hpcos.repo.snapshots import SnapshotStore
 
 def _stdout() -> Console:
     """Results go to stdout; piped into a file or a Jenkins log, tables keep their ids unwrapped."""
-    return Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 250)
+    # No markup: snapshot ids, reasons and run ids are user text, and "[/x]" in one must print as itself.
+    return Console(highlight=False, markup=False, soft_wrap=True, width=None if sys.stdout.isatty() else 250)
 
 
 def register(sub) -> None:
@@ -119,7 +120,7 @@ def diff_command(args) -> int:
         out.print("no differences")
     for entry, change in changes.items():
         label = {"added": " (new repository)", "removed": " (repository removed)"}.get(change.status, "")
-        out.print(f"[bold]{entry}[/bold]{label}")
+        out.print(Text(entry, style="bold") + Text(label))
         for nevra in change.added:
             out.print(f"  + {nevra}")
         for nevra in change.removed:
@@ -177,7 +178,7 @@ def _status_one(layout: StoreLayout, envs: Environments, name: str) -> int:
         raise UserError(f"environment {name!r} points at nothing (store {layout.root})")
     snapshot = SnapshotStore(layout.snapshots).get(current)
     out = _stdout()
-    out.print(f"[bold]{name}[/bold] -> {snapshot.id}  (previous: {pointer.previous() or '-'})")
+    out.print(Text(name, style="bold") + Text(f" -> {snapshot.id}  (previous: {pointer.previous() or '-'})"))
     run = nightly.last_run_on(layout, snapshot.id)
     out.print(f"last nightly run on it: {f'{run.run_id} {run.verdict}' if run else 'none recorded'}")
     repos = Table("repository", "from snapshot", "baseurl (file://)")
