@@ -22,6 +22,7 @@ from harness.session import DEFAULT_CLUSTER, HarnessSession, Selection
 from harness.state import SESSION_KEY, harness_session, item_state, site
 from hpcos.core.errors import UserError
 from hpcos.results.model import TestResult
+from hpcos.site.credentials import known_secrets, redact
 
 FIXTURES_MODULE = "harness.fixtures"  # registered by pytest itself, so its asserts are rewritten
 pytest_plugins = [FIXTURES_MODULE]
@@ -141,6 +142,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report: pytest.TestReport = yield
+    _mask_secrets(report)
     if not _is_harness_test(item):
         return report
     session = harness_session(item.config)
@@ -160,6 +162,22 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
             session.results.append(state.result)
             item.user_properties.extend(_properties(state.result))  # junitxml reads them at teardown
     return report
+
+
+def _mask_secrets(report: pytest.TestReport) -> None:
+    """Mask every secret hpcos knows in what the report carries (failure text, captured output), before
+    the console, JUnit and the results (then the report, database and tickets) take it from there."""
+    secrets = known_secrets()
+    if not secrets:
+        return
+    if isinstance(report.longrepr, tuple) and len(report.longrepr) == 3:  # a skip: (path, line, reason)
+        path, line, reason = report.longrepr
+        report.longrepr = (path, line, redact(reason, secrets))
+    elif report.longrepr is not None:
+        text = str(report.longrepr)
+        if any(s in text for s in secrets):
+            report.longrepr = redact(text, secrets)
+    report.sections = [(name, redact(text, secrets)) for name, text in report.sections]
 
 
 def _rerun(session: HarnessSession, item: pytest.Item) -> str:
@@ -192,9 +210,11 @@ def _result(item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo,
         shown = failed_command or shown
     elif report.skipped and isinstance(report.longrepr, tuple):
         message = report.longrepr[2].removeprefix("Skipped: ")
+    secrets = known_secrets()
     return TestResult(
         test_id=state.test_id, node=node, outcome=outcome, duration=report.duration,
-        failure_class=failure_class, message=message, command=shown.command if shown else "",
+        failure_class=failure_class, message=redact(message, secrets),
+        command=redact(shown.command, secrets) if shown else "",
         rerun=rerun, mpi=state.mpi, measurements=list(state.measurements),
     )
 
@@ -280,4 +300,4 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     config.hook.pytest_hpcos_run_finished(config=config, run=run)
     if target:
         Path(target).parent.mkdir(parents=True, exist_ok=True)
-        run.write(target)
+        run.write(target, mask=known_secrets())

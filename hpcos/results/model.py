@@ -95,8 +95,12 @@ class RunResults:
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
 
-    def write(self, path: str | Path) -> None:
-        write_text_atomically(Path(path), self.to_json())
+    def write(self, path: str | Path, mask: list[str] | None = None) -> None:
+        """Write the file; every string in it with each of ``mask`` (secrets) replaced by ********."""
+        data = asdict(self)
+        if mask:
+            data = _masked(data, sorted((s for s in mask if s), key=len, reverse=True))
+        write_text_atomically(Path(path), json.dumps(data, indent=2, sort_keys=True))
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "results") -> RunResults:
@@ -130,6 +134,18 @@ class RunResults:
             why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
             raise InvalidInput([InputError(str(path), 0, "", f"not an hpcos results file: not JSON ({why})")]) from None
         return cls.from_dict(data, str(path))
+
+
+def _masked(value: Any, secrets: list[str]) -> Any:
+    if isinstance(value, dict):
+        return {_masked(k, secrets): _masked(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(v, secrets) for v in value]
+    if isinstance(value, str):
+        for secret in secrets:
+            value = value.replace(secret, "********")
+        return value
+    return value
 
 
 def _refuse_constant(name: str):
