@@ -85,3 +85,18 @@ def test_no_secret_in_console_results_junit_report_database_or_ticket(tmp_path):
             assert secret not in text
         for path in written:
             assert secret.encode() not in path.read_bytes(), f"{secret[:4]}... found in {path}"
+
+
+def test_jobs_update_never_prints_a_password_given_in_the_url(capsys, monkeypatch):
+    from support.sshd_fixture import free_port
+
+    from hpcos.cli import main
+
+    for name in ("HPCOS_JENKINS_USER", "HPCOS_JENKINS_TOKEN", "HPCOS_JENKINS_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NETRC", "/nonexistent")
+    url = f"http://admin:s3cr3t-in-url@127.0.0.1:{free_port()}/"
+    assert main(["--specs", str(REPO / "tests" / "data" / "specs_site"), "jobs", "update", "--url", url]) == 2
+    err = capsys.readouterr().err
+    assert "s3cr3t-in-url" not in err and "Traceback" not in err
+    assert f"cannot connect to Jenkins at http://127.0.0.1:{url.rsplit(':', 1)[1]}" in err
