@@ -102,7 +102,8 @@ rollback_command = _change(lambda s, layout, a: promotion.rollback(s, layout, a.
 
 def record_run_command(args) -> int:
     record = nightly.record_run(_layout(args), args.results)
-    console.print(f"run {record.run_id} on testing snapshot {record.testing_snapshot}: {record.verdict}")
+    console.print(f"run {record.run_id} on testing snapshot {record.testing_snapshot}: {record.verdict}",
+                  soft_wrap=True)
     return 0
 
 

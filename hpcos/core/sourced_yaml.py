@@ -36,7 +36,14 @@ class InputError:
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        text = f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        return _printable(text)
+
+
+def _printable(text: str) -> str:
+    """One line of printable text: control characters (a newline in a key, an escape sequence in a
+    value) are shown escaped, so an error is always one line and never drives the terminal."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class InvalidInput(UserError):
@@ -75,10 +82,14 @@ class SourcedDoc:
 def format_loc(loc: Sequence[str | int]) -> str:
     out = ""
     for part in loc:
-        if isinstance(part, int):
+        if isinstance(part, int) and not isinstance(part, bool):
             out += f"[{part}]"
         else:
-            out += f".{part}" if out else str(part)
+            # A key that is empty or holds spaces, dots or brackets is shown quoted, so the path stays readable.
+            part = str(part)
+            if not part or not re.fullmatch(r"[^\s.\[\]'\"]+", part):
+                part = repr(part)
+            out += f".{part}" if out else part
     return out
 
 
@@ -127,10 +138,14 @@ def loads(text: str, path: str | Path = "<string>") -> SourcedDoc:
     except RecursionError:
         raise InvalidInput([InputError(doc.name, 0, "", f"expected at most {MAX_DEPTH} levels of nesting; "
                                                         f"found more")]) from None
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow (NUL, other control characters)
+        line = text[:exc.position].count("\n") + 1 if isinstance(exc.position, int) else 0
+        raise InvalidInput([InputError(doc.name, line, "", f"YAML syntax error: character {exc.character!r} is "
+                                                           f"not allowed ({exc.reason})")]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else 0
-        problem = getattr(exc, "problem", None) or str(exc)
+        problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
         context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
         if context and context_mark and context_mark.line != getattr(mark, "line", None):
             # The mistake is often where the construct began (an unclosed bracket), not where it broke.

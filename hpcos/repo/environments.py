@@ -14,11 +14,13 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import re
 import secrets
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from hpcos.core.errors import UserError
 from hpcos.core.store_layout import StoreLayout
 
 PUBLISHED_DIR = "published"
@@ -43,6 +45,17 @@ def who() -> str:
     return os.environ.get("BUILD_USER_ID") or os.environ.get("SUDO_USER") or getpass.getuser()
 
 
+_POINTER_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
+
+
+def _pointer_name(name: str, what: str) -> str:
+    """A name given on the command line, checked before it becomes a path beside the pointers and their
+    records (``daily.log`` is a record, ``../x`` is outside the store)."""
+    if not _POINTER_NAME.match(name) or name.endswith(LOG_SUFFIX):
+        raise UserError(f"{name!r} is not an {what} name (letters, digits and _ . -, not ending in {LOG_SUFFIX})")
+    return name
+
+
 class Pointer:
     def __init__(self, directory: Path, name: str, snapshots_root: Path):
         self.directory = directory
@@ -54,7 +67,7 @@ class Pointer:
     def current(self) -> str | None:
         try:
             return os.path.basename(os.readlink(self.path))
-        except FileNotFoundError:
+        except (FileNotFoundError, OSError):  # OSError: something else than a link has that name
             return None
 
     def records(self) -> list[Record]:
@@ -139,10 +152,11 @@ class Environments:
         self.layout = layout
 
     def environment(self, name: str) -> Pointer:
-        return Pointer(self.layout.environments, name, self.layout.snapshots)
+        return Pointer(self.layout.environments, _pointer_name(name, "environment"), self.layout.snapshots)
 
     def published(self, overlay: str) -> Pointer:
-        return Pointer(self.layout.environments / PUBLISHED_DIR, overlay, self.layout.snapshots)
+        return Pointer(self.layout.environments / PUBLISHED_DIR, _pointer_name(overlay, "overlay"),
+                       self.layout.snapshots)
 
     def all_pointers(self) -> list[Pointer]:
         pointers = []
