@@ -17,5 +17,12 @@ def write_text_atomically(path: Path, text: str) -> None:
     half-way, sees the old file or the whole new one.  The temporary name (``.NAME.tmp-PID``) never
     matches the ``*.json`` globs readers use, and two writers never share one."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full or read-only disk leaves no stray temporary file
+        raise
