@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from harness import hookspecs
 from harness.launchers import CommandFailed, CommandResult
 from harness.session import DEFAULT_CLUSTER, HarnessSession, Selection
 from harness.state import SESSION_KEY, harness_session, item_state, site
-from hpcos.core.errors import UserError
+from hpcos.core.errors import UserError, store_problem
 from hpcos.results.model import TestResult
 from hpcos.site.credentials import known_secrets, redact
 
@@ -297,7 +298,19 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if not (harness.used or target):
         return  # a pytest session that never touched a cluster (the project's own tests)
     run = harness.run_results()
-    config.hook.pytest_hpcos_run_finished(config=config, run=run)
+    # The results file first: it is where the user asked, and the tests' outcome must survive a store
+    # that cannot take the baselines, tickets or queue the hooks write next.
     if target:
         Path(target).parent.mkdir(parents=True, exist_ok=True)
         run.write(target, mask=known_secrets())
+    try:
+        config.hook.pytest_hpcos_run_finished(config=config, run=run)
+    except (OSError, sqlite3.Error) as exc:
+        problem = store_problem(exc)
+        if problem is None:
+            raise
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        line = f"hpcos: {problem}" + (f" (results written to {target})" if target else "")
+        if reporter:
+            reporter.write_line(line, red=True)
+        session.exitstatus = max(int(session.exitstatus), problem.exit_code)
