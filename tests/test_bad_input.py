@@ -331,3 +331,21 @@ def test_a_javascript_build_url_is_not_a_link(tmp_path, capsys):
     ok = RunResults.from_dict(_replace(RESULTS, ("run_id",), "r2") | {"build_url": "https://ci.example.org/1/"})
     store.record(ok, "default")
     assert "href='https://ci.example.org/1/'" in Path(render_report(store, "r2", tmp_path / "r2").page).read_text()
+
+
+def test_a_relative_store_is_resolved_against_the_working_directory(tmp_path, monkeypatch):
+    """`hpcos build --store store` once unpacked into /store/... at the file system root."""
+    from conftest import require_tool
+    from support.rpm_fixtures import GOOD_PATCH, UpstreamPackage, make_site, site_patch
+
+    for tool, debian in (("rpmbuild", "rpm"), ("createrepo_c", "createrepo-c"), ("gcc", "gcc"), ("make", "make")):
+        require_tool(tool, debian)
+    base = UpstreamPackage().build_srpm(tmp_path)
+    make_site(tmp_path / "specs", {"name": "hello", "upstream": {"srpm_path": str(base)},
+                                   "patches": [site_patch("0001-greet.patch")]}, {"0001-greet.patch": GOOD_PATCH})
+    root_store_existed = Path("/store").exists()
+    monkeypatch.chdir(tmp_path)
+    assert main(["--specs", "specs", "--store", "store", "build", "hello", "--target", "el9-x86_64"]) == 0
+    assert list((tmp_path / "store" / "overlays").rglob("hello-*.rpm"))
+    assert list((tmp_path / "store" / "builds" / "hello").rglob("*.spec"))
+    assert Path("/store").exists() == root_store_existed
