@@ -298,17 +298,21 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if not (harness.used or target):
         return  # a pytest session that never touched a cluster (the project's own tests)
     run = harness.run_results()
-    # The results file first: it is where the user asked, and the tests' outcome must survive a store
-    # that cannot take the baselines, tickets or queue the hooks write next.
-    if target:
-        Path(target).parent.mkdir(parents=True, exist_ok=True)
-        run.write(target, mask=known_secrets())
+    # The hooks (baselines, tickets) may still judge the run; the results file is written after them
+    # whatever happens there: a store that cannot take the baselines, tickets or queue must not cost
+    # the user the outcome of the tests.
+    problem = None
     try:
         config.hook.pytest_hpcos_run_finished(config=config, run=run)
     except (OSError, sqlite3.Error) as exc:
         problem = store_problem(exc)
         if problem is None:
             raise
+    finally:
+        if target:
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+            run.write(target, mask=known_secrets())
+    if problem is not None:
         reporter = config.pluginmanager.get_plugin("terminalreporter")
         line = f"hpcos: {problem}" + (f" (results written to {target})" if target else "")
         if reporter:
