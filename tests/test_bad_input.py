@@ -195,6 +195,24 @@ def test_fuzzed_profile_is_accepted_or_refused_in_one_line_per_error(tmp_path_fa
     assert all(not node.startswith("-") for node in profile.node_set)
 
 
+@settings(max_examples=10, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=yaml_text(yaml.safe_load(PROFILE.read_text())))
+def test_fuzzed_profile_through_hpcos_test(tmp_path_factory, capsys, data):
+    """`hpcos test --cluster FILE` refuses a broken profile before running anything: exit 2, one line each."""
+    path = tmp_path_factory.mktemp("profile") / "cluster.yaml"
+    path.write_bytes(data)
+    try:
+        load_profile(path)
+    except InvalidInput:
+        code = main(["test", "--cluster", str(path), "--collect-only", "-q", "-p", "no:cacheprovider"])
+        err = capsys.readouterr().err
+        assert code == 2 and "Traceback" not in err, err
+        lines = err.splitlines()
+        lines = lines[1:] if lines and lines[0] == "hpcos: errors:" else lines
+        assert lines and all(str(path) in line for line in lines), err
+
+
 @FUZZ
 @given(data=broken(RESULTS), encoding=st.sampled_from(["json", "json", "bytes"]))
 def test_fuzzed_results_file_is_read_validated_or_refused_in_one_line(tmp_path_factory, data, encoding):
