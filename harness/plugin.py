@@ -23,7 +23,7 @@ from harness.session import DEFAULT_CLUSTER, HarnessSession, Selection
 from harness.state import SESSION_KEY, harness_session, item_state, site
 from hpcos.core.errors import UserError, store_problem
 from hpcos.results.model import TestResult
-from hpcos.site.credentials import known_secrets, redact
+from hpcos.site.credentials import redact
 
 FIXTURES_MODULE = "harness.fixtures"  # registered by pytest itself, so its asserts are rewritten
 pytest_plugins = [FIXTURES_MODULE]
@@ -143,7 +143,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report: pytest.TestReport = yield
-    _mask_secrets(report)
+    _mask_secrets(report, site(item.config).secrets)
     if not _is_harness_test(item):
         return report
     session = harness_session(item.config)
@@ -165,10 +165,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     return report
 
 
-def _mask_secrets(report: pytest.TestReport) -> None:
+def _mask_secrets(report: pytest.TestReport, secrets: list[str]) -> None:
     """Mask every secret hpcos knows in what the report carries (failure text, captured output), before
     the console, JUnit and the results (then the report, database and tickets) take it from there."""
-    secrets = known_secrets()
     if not secrets:
         return
     if isinstance(report.longrepr, tuple) and len(report.longrepr) == 3:  # a skip: (path, line, reason)
@@ -211,7 +210,7 @@ def _result(item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo,
         shown = failed_command or shown
     elif report.skipped and isinstance(report.longrepr, tuple):
         message = report.longrepr[2].removeprefix("Skipped: ")
-    secrets = known_secrets()
+    secrets = site(item.config).secrets
     return TestResult(
         test_id=state.test_id, node=node, outcome=outcome, duration=report.duration,
         failure_class=failure_class, message=redact(message, secrets),
@@ -311,7 +310,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     finally:
         if target:
             Path(target).parent.mkdir(parents=True, exist_ok=True)
-            run.write(target, mask=known_secrets())
+            run.write(target, mask=site(config).secrets)
     if problem is not None:
         reporter = config.pluginmanager.get_plugin("terminalreporter")
         line = f"hpcos: {problem}" + (f" (results written to {target})" if target else "")

@@ -19,6 +19,7 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 TRACKER_PASSWORD = "tr4ck3r-Passw0rd-7Q"
 JENKINS_TOKEN = "j3nk1ns-T0ken-9Z"
+NETRC_PASSWORD = "n3trc-Passw0rd-4K"  # configured for the site's Jenkins host in ~/.netrc, not the environment
 
 PRINTING_TESTS = '''
 import os
@@ -39,6 +40,11 @@ def test_failing_command_prints_environment(run):
 
 
 @pytest.mark.node
+def test_command_prints_the_netrc(run):
+    run('cat "$NETRC"; exit 4').check()
+
+
+@pytest.mark.node
 def test_in_process_print_of_the_environment(run):
     run("true")
     print(dict(os.environ))
@@ -55,8 +61,11 @@ def test_no_secret_in_console_results_junit_report_database_or_ticket(tmp_path):
     tests.write_text(PRINTING_TESTS)
     profile = yaml.safe_load((REPO / "integration_tests" / "clusters" / "local.yaml").read_text())
     (work / "cluster.yaml").write_text(yaml.safe_dump(profile))
+    netrc = tmp_path / "netrc"
+    netrc.write_text(f"machine jenkins.example.org login hpcos password {NETRC_PASSWORD}\n")
+    netrc.chmod(0o600)
     env = {**os.environ, "HPCOS_TRACKER_PASSWORD": TRACKER_PASSWORD, "HPCOS_JENKINS_TOKEN": JENKINS_TOKEN,
-           "HPCOS_TRACKER_USER": "hpcos", "PYTHONPATH": str(REPO), "COLUMNS": "200"}
+           "HPCOS_TRACKER_USER": "hpcos", "PYTHONPATH": str(REPO), "COLUMNS": "200", "NETRC": str(netrc)}
     env.pop("PYTEST_ADDOPTS", None)
 
     def hpcos(*args: str) -> subprocess.CompletedProcess:
@@ -77,10 +86,10 @@ def test_no_secret_in_console_results_junit_report_database_or_ticket(tmp_path):
         console.append(step.stdout + step.stderr)
         assert step.returncode in (0, 1), step.stderr
 
-    written = [p for p in tmp_path.rglob("*") if p.is_file() and p.name != tests.name]
+    written = [p for p in tmp_path.rglob("*") if p.is_file() and p not in (tests, netrc)]
     assert {"results.json", "junit.xml"} <= {p.name for p in written}
     assert any(p.suffix == ".html" for p in written) and any(p.suffix == ".sqlite" for p in written)
-    for secret in (TRACKER_PASSWORD, JENKINS_TOKEN):
+    for secret in (TRACKER_PASSWORD, JENKINS_TOKEN, NETRC_PASSWORD):
         for text in console:
             assert secret not in text
         for path in written:
