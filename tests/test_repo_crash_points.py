@@ -106,7 +106,14 @@ def test_fastpath_killed_between_its_switches_is_completed_for_both(rpm_factory,
         assert packages(site, "testing", KERNEL) == nevras(KERNEL_V2)
         assert packages(site, "production", KERNEL) == nevras(KERNEL_V1)
 
-    # Any next command that changes the store completes the transaction first; here the retry.
+    # Any next command that changes the store completes the transaction first (here an unrelated
+    # publish): production joins testing on the new kernel, each with its fastpath record.
+    assert hpcos(site, "publish", "hpc-overlay") == 0
+    for env in ("testing", "production"):
+        assert packages(site, env, KERNEL) == nevras(KERNEL_V2), env
+        assert records(site, env)[-1]["action"] == "fastpath"
+        assert records(site, env)[-1]["reason"] == "kernel-overlay: CVE-2026-0001"
+    # The operator's retry then finds both environments where it asked for them.
     assert hpcos(site, "fastpath", "kernel-overlay", "--reason", "CVE-2026-0001") == 0
     for env in ("testing", "production"):
         assert packages(site, env, KERNEL) == nevras(KERNEL_V2), env
