@@ -2,7 +2,8 @@
 
 Every request to the double takes 10 ms more (network and Jenkins' own time).  Prints the number of
 write requests (goal: 0) and the wall time of the whole command, rendering included (goal: < 2 s),
-with every live config read and compared.
+with every live config read and compared: once with an empty digest cache (the first update on a
+Jenkins agent) and once with the cache the first run left (every later nightly update).
 
     .venv/bin/python bench/jobs_update.py [--packages 248] [--delay 0.01] [--workers 16]
 """
@@ -46,16 +47,21 @@ def main() -> int:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT / "tests")
         try:
             url = double.stdout.readline().strip()
-            env = dict(os.environ, HPCOS_JENKINS_USER="bench", HPCOS_JENKINS_TOKEN=token)
+            env = dict(os.environ, HPCOS_JENKINS_USER="bench", HPCOS_JENKINS_TOKEN=token,
+                       XDG_CACHE_HOME=str(Path(tmp, "cache")))
             load = os.getloadavg()[0]
-            before = resource.getrusage(resource.RUSAGE_CHILDREN)
-            start = time.perf_counter()
-            run = subprocess.run([HPCOS, "--specs", str(specs), "jobs", "update", "--url", url,
-                                  "--workers", str(args.workers)], env=env, capture_output=True, text=True,
-                                 timeout=600)
-            wall = time.perf_counter() - start
-            after = resource.getrusage(resource.RUSAGE_CHILDREN)
-            cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+            timings = []
+            for _ in ("cold", "warm"):
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
+                start = time.perf_counter()
+                run = subprocess.run([HPCOS, "--specs", str(specs), "jobs", "update", "--url", url,
+                                      "--workers", str(args.workers)], env=env, capture_output=True, text=True,
+                                     timeout=600)
+                wall = time.perf_counter() - start
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                timings.append((wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)))
+                if run.returncode != 0:
+                    break
             log, _ = double.communicate("", timeout=60)
         finally:
             if double.poll() is None:
@@ -68,9 +74,11 @@ def main() -> int:
         writes = [r for r in requests if r[0] == "POST"]
         print(f"load average before the run: {load:.1f} on {os.cpu_count()} CPUs")
         print(f"jobs: {jobs}  delay per request: {args.delay * 1000:.0f} ms  workers: {args.workers}")
-        print(f"requests: {len(requests)}  config reads: {sum(r[1].endswith('/config.xml') for r in requests)}")
+        print(f"requests (both runs): {len(requests)}  config reads: "
+              f"{sum(r[1].endswith('/config.xml') for r in requests)}")
         print(f"write requests: {len(writes)}  (goal: 0)")
-        print(f"wall time of `hpcos jobs update`: {wall:.2f} s  (goal: < 2 s); its CPU time: {cpu:.2f} s")
+        for label, (wall, cpu) in zip(("empty digest cache", "warm digest cache"), timings, strict=False):
+            print(f"wall time of `hpcos jobs update`, {label}: {wall:.2f} s  (goal: < 2 s); CPU time: {cpu:.2f} s")
     return 0
 
 

@@ -1,36 +1,43 @@
-"""Did the OS update land on every node?  Running kernel and overlay package versions vs the testing repos.
+"""Did the OS update land on every node?  Running kernel and overlay package versions vs the snapshot.
 
-What the testing repositories hold is read once, on the harness host, with ``dnf repoquery
---repofrompath`` (no system repo configuration involved, private cache).  Each node is then asked
-``uname -r`` and ``rpm -q`` through the launcher, so a node that missed the update is named in its
-own (test, node) result.
+What the snapshot holds is read from the store, on the harness host: every mirror and overlay
+repository of the snapshot this run tests (``$HPCOS_TESTING_SNAPSHOT``, which the nightly job sets,
+else what ``os_update.environment`` points at), resolved with the .repo file's priorities
+(``hpcos.repo.node_packages``) -- the kernel and the MPI stacks live in different overlays.  Each node
+is then asked for its running kernel and ``rpm -q`` through the launcher (with the profile's
+``deploy.root`` and ``deploy.running_kernel``, as ``hpcos deploy`` asks), so a node that missed the
+update is named in its own (test, node) result.
 """
 
 from __future__ import annotations
 
+import os
 import re
-import tempfile
+import shlex
 from dataclasses import dataclass
 
-from hpcos.core import runner
-from hpcos.site.credentials import launch_environment
+from harness.profiles import Profile
+from hpcos.repo import client_config, node_packages
+from hpcos.site import Site
 
-# dnf repoquery prints one line per package; EVR without an epoch of 0, as rpm -q prints it.
-QUERY_FORMAT = "%{name} %{version}-%{release}.%{arch}"
 RPM_FORMAT = "%{NAME} %{VERSION}-%{RELEASE}.%{ARCH}\\n"
 _NOT_INSTALLED = re.compile(r"^package (?P<name>\S+) is not installed$")
 
 
-class RepoQueryFailed(RuntimeError):
-    pass
-
-
-def repoquery_argv(repo_url: str, packages: list[str], cachedir: str, releasever: str = "9") -> list[str]:
-    # skip_if_unavailable=False: an unreachable testing repo must be an error, not "no packages".
-    return ["dnf", "-q", "--setopt=reposdir=/dev/null", "--setopt=skip_if_unavailable=False",
-            f"--setopt=cachedir={cachedir}", f"--releasever={releasever}",
-            f"--repofrompath=testing,{repo_url}", "--repo", "testing", "repoquery", "--latest-limit", "1",
-            "--qf", QUERY_FORMAT, *packages]
+def snapshot_versions(site: Site, profile: Profile, packages: list[str]) -> tuple[str, dict[str, set[str]]]:
+    """The snapshot under test and, per package name, the ``version-release.arch`` a node must have."""
+    snapshot_id = os.environ.get("HPCOS_TESTING_SNAPSHOT") or None
+    env = profile.os_update.environment or "testing"
+    snapshot = client_config.snapshot_for(site.layout, env, snapshot_id)
+    sections = client_config.sections(site.specs, site.layout, env, target=profile.deploy.target,
+                                      snapshot_id=snapshot.id)
+    expected = node_packages.expected(snapshot, sections, profile.os_update.kernel_package)
+    versions: dict[str, set[str]] = {}
+    for key, evr in expected.packages.items():
+        name, arch = key.rsplit(".", 1)
+        if name in packages:
+            versions.setdefault(name, set()).add(f"{evr.version}-{evr.release}.{arch}")
+    return snapshot.id, versions
 
 
 def parse_versions(text: str) -> dict[str, set[str]]:
@@ -47,19 +54,18 @@ def not_installed(text: str) -> list[str]:
     return [m["name"] for line in text.splitlines() if (m := _NOT_INSTALLED.match(line.strip()))]
 
 
-def newest_in_repo(repo_url: str, packages: list[str], *, timeout: float = 120) -> dict[str, set[str]]:
-    """Newest version of each package in the testing repo (per arch), read with real dnf."""
-    with tempfile.TemporaryDirectory(prefix="hpcos-dnf-") as cachedir:
-        done = runner.run(repoquery_argv(repo_url, packages, cachedir), timeout=timeout,
-                          base_env=launch_environment())
-    if done.timed_out or done.exit_code != 0:
-        why = "timed out" if done.timed_out else f"exit {done.exit_code}"
-        raise RepoQueryFailed(f"dnf repoquery on {repo_url} {why}: {done.stderr.strip() or done.stdout.strip()}")
-    return parse_versions(done.stdout)
+def node_root(profile: Profile, node: str) -> str:
+    return profile.deploy.root.replace("{node}", node)
 
 
-def rpm_query_command(packages: list[str]) -> list[str]:
-    return ["rpm", "-q", "--qf", RPM_FORMAT, *packages]
+def rpm_query_command(packages: list[str], root: str = "/") -> list[str]:
+    return ["rpm", *(["--root", root] if root != "/" else []), "-q", "--qf", RPM_FORMAT, *packages]
+
+
+def running_kernel_command(profile: Profile, node: str) -> str:
+    """The profile's way of reading a node's running kernel (``uname -r`` on an installed node)."""
+    return (profile.deploy.running_kernel.replace("{root}", shlex.quote(node_root(profile, node)))
+            .replace("{node}", shlex.quote(node)))
 
 
 @dataclass

@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 from ClusterShell.NodeSet import NodeSet, NodeSetParseError
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PositiveInt, field_validator, model_validator
 
+from harness.cluster_inventory import ClusterInventory
 from harness.launcher_registry import LAUNCHERS
 from hpcos.core import sourced_yaml
 from hpcos.core.errors import UserError
@@ -108,9 +109,38 @@ class Infiniband(Strict):
 
 
 class OsUpdate(Strict):
-    testing_repo: str | None = None  # baseurl of the testing repositories; None: the checks skip
+    # Whose snapshot the checks compare the nodes with (in the store; $HPCOS_TESTING_SNAPSHOT, set by
+    # the nightly job, names the very snapshot).  None: the checks skip.
+    environment: str | None = "testing"
     kernel_package: str = "kernel"
     packages: list[str] = ["openmpi", "mpich", "rdma-core", "ucx"]
+
+
+class Deploy(Strict):
+    """How ``hpcos deploy`` puts a snapshot on this cluster's nodes (docs/deploy.md).
+
+    Commands run on each node through the profile's launcher; ``{node}`` and ``{root}`` in them are
+    replaced by the node's name and ``root`` (both shell-quoted)."""
+
+    batch_size: PositiveInt = 4  # the most nodes out of service at once
+    target: str | None = None  # the site target the nodes run (default: the site's only one)
+    # The node's system root: / on an installed node; a diskless image's chroot (Warewulf), or a
+    # simulated node in hpcos's own tests.  dnf and rpm get --installroot/--root when it is not /.
+    root: str = "/"
+    repo_file: str = "/etc/yum.repos.d/hpcos.repo"  # under root
+    environments_url: str | None = None  # where the nodes reach the store's web server (docs/repositories.md)
+    snapshots_url: str | None = None
+    gpgcheck: bool = True
+    gpgkey: str | None = None  # URL of the key that signs the overlay packages
+    drain: Literal["slurm", "none"] = "slurm"  # take nodes out of the scheduler first
+    drain_timeout: float = Field(3600, gt=0)  # seconds to wait for running jobs to end
+    dnf_timeout: float = Field(1800, gt=0)
+    # A change of any of these packages (or of the kernel) needs a reboot to take effect.
+    reboot_packages: list[str] = ["kernel", "kernel-core", "glibc", "systemd", "linux-firmware"]
+    reboot: str = "systemctl reboot"
+    reboot_timeout: float = Field(900, gt=0)  # seconds for the node to come back
+    boot_id: str = "cat /proc/sys/kernel/random/boot_id"  # changes with every boot
+    running_kernel: str = "uname -r"
 
 
 def _reference(value) -> Reference:
@@ -148,7 +178,10 @@ class Profile(Strict):
     mpi: dict[StackName, MpiStack] = {}
     infiniband: Infiniband = Infiniband()
     os_update: OsUpdate = OsUpdate()
+    deploy: Deploy = Deploy()
     references: References = {}
+    inventory: ClusterInventory = ClusterInventory()
+    """Node classes, hardware and roles (docs/outage.md): what `hpcos inventory` measures and compares."""
 
     @field_validator("mpi", mode="before")
     @classmethod

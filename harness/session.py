@@ -22,6 +22,7 @@ import harness
 from harness.launchers import CommandResult, Launcher, launcher_for
 from harness.launchers.base import Command, command_text
 from harness.profiles import MpiStack, Profile, load_profile, profile_path
+from hpcos.core.files import file_digest
 from hpcos.results.model import RunResults, TestResult
 
 DEFAULT_CLUSTER = "local"
@@ -67,9 +68,13 @@ class HarnessSession:
         return self._profile is not None
 
     @property
+    def profile_file(self) -> Path:
+        return profile_path(self.selection.cluster, profile_dirs(self.rootpath))
+
+    @property
     def profile(self) -> Profile:
         if self._profile is None:
-            self._profile = load_profile(profile_path(self.selection.cluster, profile_dirs(self.rootpath)))
+            self._profile = load_profile(self.profile_file)
         return self._profile
 
     @property
@@ -136,6 +141,7 @@ class HarnessSession:
             versions=self.versions() if self._profile else {},
             testing_snapshot=os.environ.get("HPCOS_TESTING_SNAPSHOT") or None,
             build_url=os.environ.get("BUILD_URL") or None,
+            profile_sha256=file_digest(self.profile_file) if self._profile else None,
             results=list(self.results),
         )
 

@@ -21,8 +21,8 @@ import requests
 from hpcos.core.errors import UserError
 from hpcos.site.credentials import Credentials
 from jobs.job_definitions import is_managed
-from jobs.render import RenderedJob
-from jobs.xml_normalise import NotXml, normalise, pretty
+from jobs.rendered import RenderedJob
+from jobs.xml_normalise import DigestCache, pretty
 
 # Levels of folders listed in one /api/json request (python-jenkins' own default).
 TREE_DEPTH = 10
@@ -149,7 +149,6 @@ def _parents(name: str) -> list[str]:
 @dataclass(frozen=True)
 class LiveConfig:
     text: str
-    normalised: str | None  # None: not well-formed XML, so never equal to a rendered job
 
 
 @dataclass
@@ -169,9 +168,12 @@ def read_live(connection: Connection, folders: list[str], workers: int = 16) -> 
 
 
 def sync(connection: Connection, jobs: list[RenderedJob], *, site: str, write: bool, prune: bool = False,
-         workers: int = 16, live: LiveState | None = None, progress=None) -> SyncReport:
+         workers: int = 16, live: LiveState | None = None, progress=None,
+         digests: DigestCache | None = None) -> SyncReport:
     """Compare every rendered job with its live config; with ``write``, make Jenkins match.
-    ``progress(total) -> tick`` is told of every write (the CLI shows a bar)."""
+    ``progress(total) -> tick`` is told of every write (the CLI shows a bar); ``digests`` remembers
+    normalised digests between runs (jobs are equal when their normalised forms are)."""
+    digests = digests or DigestCache(None)
     url = connection.url
     report = SyncReport(url)
     top_level = sorted({job.name.split("/")[0] for job in jobs})
@@ -199,11 +201,14 @@ def sync(connection: Connection, jobs: list[RenderedJob], *, site: str, write: b
             plan.append(("create", job))
             report.diffs.append(_diff(job.name, None, job.xml))
             continue
-        if live_configs[job.name].normalised == normalise(job.xml):
+        live_digest = digests.digest(live_configs[job.name].text)
+        if live_digest is not None and live_digest == digests.digest(job.xml):
             report.unchanged.append(job.name)
         else:
             plan.append(("update", job))
             report.diffs.append(_diff(job.name, live_configs[job.name].text, job.xml))
+    # Only the digests of what was just compared are kept: the cache stays the size of the site.
+    digests.save(keep={digests.key(c.text) for c in live_configs.values()} | {digests.key(j.xml) for j in jobs})
     # Folders before the jobs inside them: shallower names first, in name order within a level.
     plan.sort(key=lambda step: (step[1].name.count("/"), step[1].name))
 
@@ -257,11 +262,7 @@ def _read_configs(connection: Connection, crumb, names: list[str], workers: int)
             text = client().get_job_config(name)
         except Exception as exc:
             raise JenkinsError(explain(exc, connection.url, f"reading the config of {name}")) from None
-        # Normalised here, while the other threads wait on Jenkins.
-        try:
-            return LiveConfig(text, normalise(text))
-        except NotXml:
-            return LiveConfig(text, None)
+        return LiveConfig(text)
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         return dict(zip(names, pool.map(read, names), strict=True))

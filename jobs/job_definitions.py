@@ -7,6 +7,8 @@ exist and with which values.
 
 from __future__ import annotations
 
+import email.utils
+import re
 import shlex
 from pathlib import Path
 
@@ -30,19 +32,32 @@ def is_managed(description: str | None, site_name: str) -> bool:
     return bool(description) and f"{MARKER_PREFIX}{site_name}:" in description
 
 
+# What Jenkins' mailer takes as a recipient; anything else (no address in `owner`) mails nobody.
+_EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
+
+
+def owner_email(owner: str) -> str:
+    address = email.utils.parseaddr(owner)[1]
+    return address if _EMAIL.match(address) else ""
+
+
 def project(spec_set: SpecSet) -> dict:
     """The JJB ``project`` that lists every job of the site, with the values its template needs."""
     site = spec_set.site
     jobs: list[dict] = [{"hpcos-folder": {}}]
 
     for package in sorted(spec_set.packages.values(), key=lambda p: p.name):
-        jobs.append({"hpcos-rebuild": {
-            "package": package.name,
-            "target": list(package.targets),
-            "overlay": package.overlay,
-            "owner": package.owner,
-            "poll": package.poll,
-        }})
+        # One entry per target: each target's job runs on agents of its architecture.
+        for target in package.targets:
+            jobs.append({"hpcos-rebuild": {
+                "package": package.name,
+                "target": target,
+                "build_label": spec_set.build_label(target),
+                "overlay": package.overlay,
+                "owner": package.owner,
+                "owner_email": owner_email(package.owner),
+                "poll": package.poll,
+            }})
 
     for overlay_name in sorted(site.overlays):
         rebuilds = [f"rebuild-{p.name}-{t}" for p in sorted(spec_set.overlay_packages(overlay_name),
@@ -55,10 +70,16 @@ def project(spec_set: SpecSet) -> dict:
         if env.source is None:
             jobs.append({"hpcos-mirror-sync": {"environment": env_name, "schedule": env.schedule or "H 1 * * *"}})
         elif env.gate == "nightly":
-            jobs.append({"hpcos-promote-gated": {"source": env.source, "environment": env_name}})
-            # The nightly run tests what the gated promotion would take: the gate's source environment.
+            # Configuration repositories move with the packages into the gated environment.
+            with_config = " --with-config" if site.config.repositories and env.source == "testing" else ""
+            jobs.append({"hpcos-promote-gated": {"source": env.source, "environment": env_name,
+                                                 "with_config": with_config}})
+            # The nightly run tests what the gated promotion would take: the gate's source environment,
+            # after each promotion into it and each fast path (which changes it too).
             feeders = [f"promote-{e.source}-{name}" for name, e in site.environments.items()
                        if name == env.source and e.source is not None]
+            if feeders:
+                feeders += [f"fastpath-{o}" for o, overlay in sorted(site.overlays.items()) if overlay.fastpath]
             if feeders:
                 jobs.append({"hpcos-nightly": {"environment": env.source, "gated": env_name,
                                                "after": ", ".join(feeders)}})
@@ -69,6 +90,13 @@ def project(spec_set: SpecSet) -> dict:
     for overlay_name, overlay in sorted(site.overlays.items()):
         if overlay.fastpath:
             jobs.append({"hpcos-fastpath": {"overlay": overlay_name}})
+
+    if site.config.repositories:
+        jobs.append({"hpcos-config-promote": {}})
+        jobs.append({"hpcos-config-merge-back": {}})
+        for name, repository in sorted(site.config.repositories.items()):
+            jobs.append({"hpcos-config-validate": {"repository": name, "kind": repository.kind,
+                                                   "url": repository.url, "branch": repository.testing}})
 
     return _escaped({"project": {
         "name": site.name,

@@ -32,6 +32,7 @@ from jenkins_jobs.xml_config import XmlJobGenerator
 
 from hpcos.core.errors import UserError
 from jobs.job_definitions import TEMPLATES_DIR, templates_text
+from jobs.rendered import RenderedJob
 from jobs.xml_pretty import job_xml_bytes
 
 JJB_CONFIG = TEMPLATES_DIR / "jenkins_jobs.ini"
@@ -42,12 +43,6 @@ MAX_WORKERS = 4
 
 class RenderError(UserError):
     """JJB rejected the job definitions (a template or macro problem, not a spec problem)."""
-
-
-@dataclass(frozen=True)
-class RenderedJob:
-    name: str  # full name: folder/job
-    xml: bytes  # byte for byte what `jenkins-jobs test --config-xml` writes
 
 
 class _YamlText(str):

@@ -8,8 +8,13 @@ that changes the job, so none of it may make an unchanged job look changed to ``
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from hpcos.core.files import write_text_atomically
 
 _DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>\s*")
 
@@ -52,3 +57,55 @@ def pretty(config: str | bytes) -> list[str]:
         return text.splitlines(keepends=True)
     ET.indent(root)
     return ET.tostring(root, encoding="unicode").splitlines(keepends=True)
+
+
+# Bump when ``normalise`` changes what it keeps: cached digests of the old rule are then ignored.
+RULE_VERSION = 1
+
+
+class DigestCache:
+    """sha256 of a config's raw text -> sha256 of its normalised form, kept between runs.
+
+    Parsing is most of what comparing 1,000 jobs costs, and the same raw text always normalises to
+    the same thing, so a digest computed once is exact forever (the key is the content, not the job
+    name: a job edited in the UI has new text and is parsed again)."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        self.digests: dict[str, str] = {}
+        self.changed = False
+        if path is not None:
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+                if data.get("rule") == RULE_VERSION and isinstance(data.get("digests"), dict):
+                    self.digests = {str(k): str(v) for k, v in data["digests"].items()}
+            except (OSError, ValueError, AttributeError):
+                pass  # no cache or a damaged one: start empty
+
+    @staticmethod
+    def key(config: str | bytes) -> str:
+        return hashlib.sha256(config.encode("utf-8") if isinstance(config, str) else config).hexdigest()
+
+    def digest(self, config: str | bytes) -> str | None:
+        """Digest of the normalised config; None when it is not well-formed XML."""
+        key = self.key(config)
+        found = self.digests.get(key)
+        if found is None:
+            try:
+                found = hashlib.sha256(normalise(config).encode("utf-8")).hexdigest()
+            except NotXml:
+                return None
+            self.digests[key] = found
+            self.changed = True
+        return found
+
+    def save(self, keep: set[str] | None = None) -> None:
+        """Write the cache back, keeping only digests of ``keep`` raw-text keys when given."""
+        if self.path is None or not self.changed:
+            return
+        digests = self.digests if keep is None else {k: v for k, v in self.digests.items() if k in keep}
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            write_text_atomically(self.path, json.dumps({"rule": RULE_VERSION, "digests": digests}))
+        except OSError:
+            pass  # a cache that cannot be written only costs time on the next run

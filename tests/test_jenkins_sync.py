@@ -11,7 +11,8 @@ from hpcos.site.specs import load_specs
 from jobs import jenkins_sync
 from jobs.jenkins_sync import Connection, JenkinsError, sync
 from jobs.job_definitions import marker, project
-from jobs.render import RenderedJob, render
+from jobs.render import render
+from jobs.rendered import RenderedJob
 
 SITE = "emsl-cascade"
 TOKEN = "tok-9f2c-never-shown"
@@ -178,3 +179,25 @@ def test_credentials_from_env_then_netrc(monkeypatch, tmp_path):
     netrc.unlink()  # a user with no token anywhere: say what is missing rather than go anonymous
     with pytest.raises(jenkins_sync.UserError, match="set both"):
         jenkins_sync.connect(url, resolve("jenkins", url))
+
+
+def test_digest_cache_skips_parsing_unchanged_texts_but_never_misses_an_edit(double, conn, jobs, tmp_path,
+                                                                             monkeypatch):
+    from jobs import xml_normalise
+    from jobs.xml_normalise import DigestCache
+
+    sync(conn, jobs, site=SITE, write=True)
+    cache = tmp_path / "jenkins.json"
+    assert sync(conn, jobs, site=SITE, write=False, digests=DigestCache(cache)).not_attempted == []
+    parsed = []
+    real = xml_normalise.normalise
+    monkeypatch.setattr(xml_normalise, "normalise", lambda text: parsed.append(1) or real(text))
+    again = sync(conn, jobs, site=SITE, write=False, digests=DigestCache(cache))
+    assert again.unchanged == [job.name for job in jobs] and parsed == [], "every text was parsed again"
+
+    live = double.item("hpcos/mirror-sync").config
+    double.put("hpcos/mirror-sync", live.replace("hpcos repo sync", "hpcos repo sync --mirror epel"))
+    edited = sync(conn, jobs, site=SITE, write=False, digests=DigestCache(cache))
+    assert edited.not_attempted == ["hpcos/mirror-sync"]
+    # The edited text once for its digest, then both sides for the readable diff; nothing else.
+    assert len(parsed) == 3

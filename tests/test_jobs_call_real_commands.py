@@ -26,7 +26,8 @@ from hpcos.site.specs import SpecSet, load_specs
 
 SPECS = REPO / "overlay_specs"
 # Sample values for what Jenkins or the script itself sets before a command runs.
-JENKINS_VARIABLES = {"REASON": "RHSA-2026:0001 kernel privilege escalation"}
+JENKINS_VARIABLES = {"REASON": "RHSA-2026:0001 kernel privilege escalation",
+                     "HPCOS_TESTING_SNAPSHOT": "20260101T010000Z-testing-abcdef"}
 SHELL_KEYWORDS = {"if", "then", "else", "elif", "do", "!", "time"}
 ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 
@@ -84,6 +85,8 @@ def check_names(args: argparse.Namespace, spec_set: SpecSet) -> None:
         assert site.environments[args.dest].source == args.source, args
     elif action == "status":
         assert args.env in site.environments, args
+    elif args.command == "config":
+        assert set(args.repositories) <= set(site.config.repositories), args
     elif args.command == "test":
         # A job's workspace is a checkout of this repository: the profile path is relative to it.
         load_profile(profile_path(str(REPO / args.cluster) if "/" in args.cluster else args.cluster,
@@ -123,23 +126,33 @@ def test_every_hpcos_command_in_the_jobs_is_accepted(rendered, capsys):
                 seen.add(f"repo {args.repo_command}" if args.command == "repo" else args.command)
     # The job set calls every step of the process; a template that stopped calling one shows here.
     assert seen >= {"build", "build --check-upstream", "repo sync", "repo publish", "repo promote", "repo status",
-                    "repo record-run", "repo fastpath", "test", "report"}, seen
+                    "repo record-run", "repo fastpath", "test", "report", "config", "deploy"}, seen
+    config = {argv[1] for script in sum(rendered.values(), []) for argv in hpcos_invocations(script)
+              if argv[0] == "config"}
+    assert config == {"heads", "promote", "merge-back", "validate"}, config
 
 
 def test_the_nightly_job_runs_the_documented_sequence(rendered):
     nightly = [argv for script in rendered["hpcos/nightly-integration-tests"] for argv in hpcos_invocations(script)]
-    assert [argv[:2] for argv in nightly] == [["repo", "status"], ["test", "--cluster"], ["repo", "record-run"],
-                                              ["repo", "status"], ["repo", "diff"], ["report", "results.json"],
-                                              ["report", "results.json"]]
+    assert [argv[:2] for argv in nightly] == [["repo", "status"], ["config", "heads"], ["deploy", "testing"],
+                                              ["test", "--cluster"], ["repo", "record-run"], ["repo", "status"],
+                                              ["repo", "diff"], ["report", "results.json"], ["report", "results.json"]]
     assert nightly[0] == ["repo", "status", "testing", "--id"]
-    assert {"--junitxml", "--results"} <= set(nightly[1]) and nightly[2] == ["repo", "record-run", "results.json"]
-    assert nightly[4] == ["repo", "diff", "production", "testing", "--json"]
-    assert nightly[5][-2:] == ["--package-changes", "package-changes.json"]
+    # The configuration heads are taken before the tests run, and recorded with the run.
+    assert nightly[1] == ["config", "heads", "-o", "config-heads.json"]
+    # The deployment puts the very snapshot the tests are told about on the same cluster profile.
+    assert nightly[2][nightly[2].index("--snapshot") + 1] == JENKINS_VARIABLES["HPCOS_TESTING_SNAPSHOT"]
+    assert nightly[2][nightly[2].index("--cluster") + 1] == nightly[3][nightly[3].index("--cluster") + 1]
+    assert {"--junitxml", "--results"} <= set(nightly[3])
+    assert nightly[4] == ["repo", "record-run", "results.json", "--config-heads", "config-heads.json"]
+    assert nightly[6] == ["repo", "diff", "production", "testing", "--json"]
+    assert nightly[7][-2:] == ["--package-changes", "package-changes.json"]
 
 
 def test_gated_promotion_passes_the_reason_as_one_argument(rendered, capsys):
     promote = [argv for script in rendered["hpcos/promote-testing-production"] for argv in hpcos_invocations(script)]
-    assert ["repo", "promote", "testing", "production"] in promote
+    # The sample site has configuration repositories: they move with the packages.
+    assert ["repo", "promote", "testing", "production", "--with-config"] in promote
     forced = next(argv for argv in promote if "--force" in argv)
     assert parse_like_main(forced, capsys).reason == JENKINS_VARIABLES["REASON"]
 

@@ -9,11 +9,14 @@ bash in an empty workspace as Jenkins would run it; what an administrator does b
 tickets, diff, report) is a separate ``hpcos`` process:
 
   mirror-sync -> rebuild-hello (site patch) -> publish -> promote-daily-testing
-  -> nightly: test (an os_update check fails: this Debian machine has no such RPM installed),
-     record-run, report with the package changes -> promote-testing-production is refused
+  -> the test cluster's node (a dnf install root, provisioned from testing by kickstart-like install)
+  -> nightly: deploy testing onto the node (distro-sync, verify), test (an os_update check fails: the
+     node was provisioned without hello), record-run, report with the package changes
+  -> promote-testing-production is refused
   -> a ticket names the node -> a second nightly run that passes -> promote-testing-production
   -> dnf sees the overlay build through the production pointer -> kernel fast path, recorded
-  -> a third night where Open MPI falls back to TCP: a performance regression, a ticket, no promotion.
+  -> a third night deploys the fixed kernel (the node reboots into it) and Open MPI falls back to TCP:
+     a performance regression, a ticket, no promotion.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import REPO, require_tool
-from support.rpm_fixtures import GOOD_PATCH, UpstreamPackage, file_url, rpm_query
+from support.deploy_fixtures import deploy_settings, installed, provision
+from support.rpm_fixtures import GOOD_PATCH, UpstreamPackage, el_host, file_url, rpm_query
 from support.rpm_fixtures import make_repo as make_srpm_repo
 from support.rpm_repo_fixtures import Rpm, RpmFactory, make_repo, repoquery_many
 
@@ -39,7 +43,7 @@ BASE = [Rpm("alpha", "1.0"), BASE_HELLO, Rpm("kernel", "5.14.0", "1.el9", "x86_6
 KERNEL_V1 = Rpm("kernel", "5.14.0", "1.el9.hpc1", "x86_64")
 KERNEL_V2 = Rpm("kernel", "5.14.0", "2.el9.hpc1", "x86_64")  # the security fix
 
-# Fast tests that pass here, and the os_update check that cannot: `rpm -q hello` on this machine.
+# Fast tests that pass here, and the os_update check that cannot: the node has no hello installed.
 PASSING = "test_hostname or test_rank_count"
 FAILING = "test_overlay_packages_are_installed"
 # site.yaml's harness.profile: relative to the site's repository, which the nightly job's workspace is not.
@@ -148,8 +152,11 @@ def site(tmp_path: Path) -> Site:
 
     profile = yaml.safe_load((REPO / "integration_tests" / "clusters" / "local.yaml").read_text())
     profile["name"] = "e2e-cluster"
-    profile["os_update"] = {"testing_repo": site.env_url("testing", f"hpc-overlay-{TARGET}"),
-                            "kernel_package": "kernel", "packages": ["hello"]}
+    profile["os_update"] = {"environment": "testing", "kernel_package": "kernel", "packages": ["hello"]}
+    # The test cluster's one node, "localhost", is a dnf install root (no Slurm on it: drain none).
+    site.nodes = tmp_path / "nodes"
+    site.nodes.mkdir()
+    profile["deploy"] = deploy_settings(site.nodes, drain="none")
     site.profile.parent.mkdir()
     site.profile.write_text(yaml.safe_dump(profile))
     return site
@@ -182,13 +189,15 @@ def test_one_night_and_the_next_morning(site: Site):
 
     # The rebuild job's ScriptTrigger starts a build when its script exits 3.
     trigger = ".//triggers//script"
-    due = site.job(f"rebuild-hello-{TARGET}", site.work / "poll-1", part=trigger)
+    # The build agent is an EL9 host (rpmbuild builds only for its own distribution): rpm_fixtures.el_host.
+    agent = el_host(site.root / "el9-agent")
+    due = site.job(f"rebuild-hello-{TARGET}", site.work / "poll-1", part=trigger, **agent)
     assert due.returncode == 3, f"no overlay build yet: a rebuild is due\n{due.stderr}"
-    build = site.job_ok(f"rebuild-hello-{TARGET}")
+    build = site.job_ok(f"rebuild-hello-{TARGET}", **agent)
     junit = ET.parse(build / "build-junit.xml").getroot()
     assert [c.get("name") for c in junit.iter("testcase")] == ["source", "patch", "build", "publish"]
     assert junit.get("failures") == "0" and junit.get("errors") == "0"
-    current = site.job(f"rebuild-hello-{TARGET}", site.work / "poll-2", part=trigger)
+    current = site.job(f"rebuild-hello-{TARGET}", site.work / "poll-2", part=trigger, **agent)
     assert current.returncode == 0, f"the overlay is current once built\n{current.stderr}"
     site.job_ok("publish-hpc-overlay")
     site.set_kernel_build(KERNEL_V1)
@@ -196,10 +205,17 @@ def test_one_night_and_the_next_morning(site: Site):
     site.job_ok("promote-daily-testing")
     testing = repoquery_many({"o": site.env_url("testing", f"hpc-overlay-{TARGET}")}, site.root / "dnf")["o"]
     assert OVERLAY_NEVRA in testing
+    # The node is installed from testing as a provisioning system would (the kickstart's repositories),
+    # with the kernel and without hello.
+    repo = site.work / "testing.repo"
+    site.ok("repo", "client-config", "testing", "--no-gpgcheck", "-o", str(repo))
+    provision(site.nodes / "localhost", repo.read_text(), ["alpha", "kernel"])
 
-    # Test phase, night one: the os_update check fails (hello is not installed on this machine).
+    # Test phase, night one: the job deploys testing onto the node (nothing to change, verified), then
+    # the os_update check fails (hello is not installed on the node).
     done, run, night1 = nightly(site, "night1", f"{PASSING} or {FAILING}")
     assert done.returncode == 1, done.stdout + done.stderr
+    assert f"localhost: verified on {run['testing_snapshot']}" in done.stderr, done.stderr
     outcomes = {(r["test_id"].split("::")[-1], r["node"]): r["outcome"] for r in run["results"]}
     failed = [key for key, outcome in outcomes.items() if outcome == "failed"]
     assert failed == [(FAILING, "localhost")], outcomes
@@ -262,6 +278,10 @@ def test_one_night_and_the_next_morning(site: Site):
     # catches it, a ticket with the measurement is filed, the gate stays shut.
     done, run3, _ = nightly(site, "night3", "test_pingpong", OMPI_MCA_btl="self,tcp")
     assert done.returncode == 1, done.stdout + done.stderr
+    # The deployment put the fixed kernel on the node and rebooted it into it.
+    assert "kernel-0:5.14.0-2.el9.hpc1.x86_64" in installed(site.nodes / "localhost")
+    assert (site.nodes / "localhost" / "run" / "running-kernel").read_text().strip() == "5.14.0-2.el9.hpc1.x86_64"
+    assert len((site.nodes / "localhost" / "var" / "log" / "reboots").read_text().splitlines()) == 1
     [slow] = run3["results"]
     assert (slow["test_id"], slow["mpi"], slow["outcome"], slow["failure_class"]) == \
         ("integration_tests/test_mpi.py::test_pingpong", "openmpi", "failed", "performance regression"), slow

@@ -19,6 +19,7 @@ from support.rpm_fixtures import (
     GOOD_PATCH,
     STALE_PATCH,
     UpstreamPackage,
+    el_host,
     file_url,
     make_repo,
     make_site,
@@ -34,10 +35,13 @@ TARGET = "el9-x86_64"
 
 
 @pytest.fixture(autouse=True)
-def rpm_tools():
+def rpm_tools(tmp_path, monkeypatch):
     for tool, debian in (("rpmbuild", "rpm"), ("createrepo_c", "createrepo-c"), ("dnf", "dnf"), ("gcc", "gcc"),
                          ("make", "make")):
         require_tool(tool, debian)
+    # rpmbuild builds only for its own host: this one presents itself as an EL9 build agent.
+    for key, value in el_host(tmp_path / "home").items():
+        monkeypatch.setenv(key, value)
 
 
 def hpcos(specs: Path, store: Path, *args: str) -> int:
@@ -109,7 +113,7 @@ def test_package_goes_from_srpm_to_published_overlay(tmp_path, capsys, prep):
 
 @pytest.mark.parametrize("patches, package, kind, expect", [
     ({"0001-greet.patch": STALE_PATCH}, {}, "patch-does-not-apply",
-     {"patch": "hpcos-hpc1-0001-greet.patch", "file": "hello.c"}),
+     {"patch": "0001-greet.patch", "file": "hello.c"}),
     ({}, {}, "missing-buildrequires", {"missing": ["libfabric-devel >= 1.18", "pkgconfig(ucx)"]}),
     ({"0001-broken.patch": BROKEN_PATCH}, {}, "compile-failure", {}),
     ({"0001-shout.patch": CHECK_BREAKING_PATCH}, {}, "test-failure", {}),
@@ -127,8 +131,9 @@ def test_failures_are_classified_and_publish_nothing(tmp_path, capsys, patches, 
     failure = last_build(store)["failure"]
     assert failure["kind"] == kind
     if kind == "patch-does-not-apply":
-        assert failure["summary"] == ("patch hpcos-hpc1-0001-greet.patch does not apply to hello.c: "
-                                      "Hunk #1 FAILED at 1.")
+        assert failure["summary"] == ("site patch 0001-greet.patch no longer applies to hello.c: Hunk #1 FAILED at 1 "
+                                      "(patch --dry-run in the unpacked tree); rebase it on the new upstream")
+        assert (failure["patch"], failure["file"], failure["reversed"]) == ("0001-greet.patch", "hello.c", False)
     if kind == "missing-buildrequires":
         assert failure["summary"] == "missing BuildRequires: libfabric-devel >= 1.18, pkgconfig(ucx)"
     if kind == "compile-failure":
@@ -266,10 +271,41 @@ def test_rpmbuild_refuses_a_foreign_architecture_before_fetching_anything(tmp_pa
     foreign = "aarch64" if platform.machine() != "aarch64" else "x86_64"
     specs = site_for(tmp_path, tmp_path / "absent.src.rpm", {}, targets=[f"el9-{foreign}"])
     assert hpcos(specs, tmp_path / "store", "build", "hello", "--target", f"el9-{foreign}") == 2
-    assert capsys.readouterr().err == (f"hpcos: the rpmbuild builder builds only for this host's architecture "
-                                       f"({platform.machine()}), not {foreign} (el9-{foreign}); build it with "
-                                       "mock on a build host\n")
+    assert capsys.readouterr().err == (
+        f"hpcos: the rpmbuild builder builds only for this host; not el9-{foreign}: its architecture is {foreign}, "
+        f"this host's is {platform.machine()}. Build it with mock on a build host, or pass --allow-foreign-host "
+        "for a test build that is never published\n")
     assert not (tmp_path / "store").exists()
+
+
+def test_rpmbuild_refuses_another_distribution_unless_asked_for_a_test_build(tmp_path, capsys, monkeypatch):
+    """This machine as it is (Debian: no .elN %{dist}) must not publish an el9 build; with
+    --allow-foreign-host it builds, as a test build that is never published."""
+    monkeypatch.delenv("SYSTEMD_OS_RELEASE")
+    (Path(tmp_path / "home") / ".rpmmacros").unlink()
+    host = subprocess.run(["rpm", "--eval", "%{dist}"], capture_output=True, text=True, timeout=60).stdout.strip()
+    if host.startswith(".el"):
+        pytest.skip(f"this host is an EL host ({host}); the refusal is for another distribution")
+    base = UpstreamPackage().build_srpm(tmp_path)
+    specs = site_for(tmp_path, base, {"0001-greet.patch": GOOD_PATCH})
+    store = tmp_path / "store"
+
+    assert hpcos(specs, store, "build", "hello", "--target", TARGET) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"hpcos: the rpmbuild builder builds only for this host; not {TARGET}: it is EL9, this "
+                          "host is ")
+    assert "the RPMs would link against this host's libraries" in err
+    assert not store.exists()
+
+    junit = tmp_path / "junit.xml"
+    assert hpcos(specs, store, "build", "hello", "--target", TARGET, "--allow-foreign-host", "--junit", str(junit)) == 0
+    assert "test build on a foreign host, not published" in capsys.readouterr().err
+    assert not overlay_repo(store).exists(), "a test build is never published"
+    record = last_build(store)
+    assert record["test_build"] is True and record["published"] == []
+    assert (build_dirs(store)[-1] / "result" / "hello-1.0-1.el9.hpc1.x86_64.rpm").is_file()
+    skipped = ET.parse(junit).getroot().find("testcase[@name='publish']/skipped")
+    assert skipped.get("message") == "test build: never published"
 
 
 def test_srpm_from_a_url_with_matching_sha256(tmp_path):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import rpm
 
-from hpcos.rebuild.release import Evr, base_of, overlay_evr, overlay_release
+from hpcos.rebuild.release import Evr, base_of, next_counter, overlay_evr, overlay_release, site_build
 
 
 def vercmp(a: str, b: str) -> int:
@@ -62,3 +62,27 @@ def test_base_of_strips_the_tag_and_refuses_another_tag():
 def test_evr_parse_rejects_text_without_version_and_release(text):
     with pytest.raises(ValueError):
         Evr.parse(text)
+
+
+@pytest.mark.parametrize("release, tag, found", [
+    ("1.el9.hpc1", ".hpc1", ("1.el9", 1)),
+    ("1.el9.hpc1.2", ".hpc1", ("1.el9", 2)),
+    ("427.13.1.hpc1.el9_4", ".hpc1", ("427.13.1.el9_4", 1)),      # the kernel's buildid, before dist
+    ("427.13.1.hpc1.3.el9_4", ".hpc1", ("427.13.1.el9_4", 3)),
+    ("1.el9.hpc10", ".hpc1", None),
+    ("1.el9", ".hpc1", None),
+])
+def test_site_build_finds_base_and_counter_wherever_the_tag_is(release, tag, found):
+    assert site_build(release, tag) == found
+
+
+def test_each_build_of_one_base_sorts_above_the_last_and_below_the_next_upstream():
+    base = Evr.parse("5.14.0-427.13.1.el9_4")
+    builds = [Evr.parse("5.14.0-427.13.1.hpc1.el9_4"), Evr.parse("5.14.0-427.13.1.hpc1.2.el9_4")]
+    assert next_counter(base, ".hpc1", set(builds)) == 3
+    assert next_counter(Evr.parse("5.14.0-427.14.1.el9_4"), ".hpc1", set(builds)) == 1
+    third = "5.14.0-427.13.1.hpc1.3.el9_4"
+    assert vercmp(third, str(builds[1])) == 1 and vercmp(str(builds[1]), str(builds[0])) == 1
+    assert vercmp("5.14.0-427.14.1.el9_4", third) == 1
+    assert vercmp(str(overlay_evr(Evr.parse("4.1.1-1.el9"), ".hpc1", 2)), "4.1.1-1.el9.hpc1") == 1
+    assert base_of(Evr.parse(third), ".hpc1") == base

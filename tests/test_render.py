@@ -101,13 +101,17 @@ def command(job: ET.Element) -> str:
 
 def test_rebuild_job_polls_upstream_and_builds_on_the_build_label(sample_xml):
     job = sample_xml["hpcos/rebuild-openmpi-el9-aarch64"]
-    assert job.findtext("assignedNode") == "rpm-build"
+    # Routed to agents of the target's architecture: the site's build label and the arch.
+    assert job.findtext("assignedNode") == "rpm-build && aarch64"
+    assert sample_xml["hpcos/rebuild-openmpi-el9-x86_64"].findtext("assignedNode") == "rpm-build && x86_64"
+    # Jenkins' standard mailer tells the package's owner.
+    assert job.findtext("publishers/hudson.tasks.Mailer/recipients") == "hpc-sysadmin@example.org"
     assert "hpcos build openmpi --target el9-aarch64 --junit build-junit.xml" in command(job)
     poll = job.find("triggers/org.jenkinsci.plugins.scripttrigger.ScriptTrigger")
     assert poll.findtext("script") == "hpcos build openmpi --target el9-aarch64 --check-upstream"
     assert poll.findtext("exitCode") == "3"  # `--check-upstream` exits 3 when a rebuild is due
     assert poll.findtext("spec") == "H 3 * * *"
-    assert poll.findtext("triggerLabel") == "rpm-build"
+    assert poll.findtext("triggerLabel") == "rpm-build && aarch64"
     publish = sample_xml["hpcos/publish-hpc-overlay"]
     assert "hpcos repo publish hpc-overlay" in command(publish)
     assert publish.findtext("triggers/jenkins.triggers.ReverseBuildTrigger/upstreamProjects") == (
@@ -124,7 +128,9 @@ def test_promotion_chain_and_nightly(sample_xml):
 
     nightly = sample_xml["hpcos/nightly-integration-tests"]
     assert nightly.findtext("assignedNode") == "test-cluster"
-    assert nightly.findtext("triggers/jenkins.triggers.ReverseBuildTrigger/upstreamProjects") == "promote-daily-testing"
+    # After each change of testing: a promotion into it, or the kernel fast path.
+    assert (nightly.findtext("triggers/jenkins.triggers.ReverseBuildTrigger/upstreamProjects")
+            == "promote-daily-testing, fastpath-kernel-overlay")
     script = command(nightly)
     steps = ["HPCOS_TESTING_SNAPSHOT=$(hpcos repo status testing --id)",
              "hpcos test --cluster integration_tests/clusters/example-test-cluster.yaml --junitxml junit.xml "
@@ -173,7 +179,7 @@ def test_yaml_is_templates_plus_the_generated_project(repo_root):
     spec_set = load_specs(repo_root / "overlay_specs")
     data = yaml.safe_load(jjb_yaml(spec_set))
     kinds = [next(iter(item)) for item in data]
-    assert kinds.count("job-template") == 8 and kinds[-1] == "project"
+    assert kinds.count("job-template") == 11 and kinds[-1] == "project"
     assert data[-1] == project(spec_set)
 
 
@@ -225,3 +231,19 @@ def test_fast_xml_writer_leaves_what_xml_forbids_to_jjb():
     comment_tree = tree("<project><a/></project>")
     comment_tree.append(ET.Comment(" c "))
     assert job_xml_bytes(comment_tree, "j") == XmlJob(comment_tree, "j").output()
+
+
+def test_render_cache_returns_the_same_jobs_and_any_input_change_misses(small_site, tmp_path):
+    from jobs.rendered import RenderCache, render_key
+
+    data = project(load_specs(small_site))
+    jobs = render(data)
+    cache = RenderCache(tmp_path / "cache" / "render.json.gz")
+    key = render_key(data)
+    assert cache.load(key) is None
+    cache.save(key, jobs)
+    assert cache.load(key) == jobs
+    changed = {"project": {**data["project"], "jobs": data["project"]["jobs"][:-1]}}
+    assert render_key(changed) != key and cache.load(render_key(changed)) is None
+    (tmp_path / "cache" / "render.json.gz").write_bytes(b"damaged")
+    assert cache.load(key) is None

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import pytest
+import support.gate_fixtures as gate_fixtures
 from support.rpm_repo_fixtures import (
     BASE_DAY1,
     BASE_DAY2,
@@ -73,9 +74,18 @@ def seen(site: RepoSite, env: str, cache: Path) -> dict[str, set[str]]:
             for repo in sorted(env_dir.iterdir()) if repo.is_dir()}
 
 
-def run_results(path: Path, snapshot: str, outcome: str, run_id: str, night: int = 1) -> Path:
+def write_test_cluster(site: RepoSite) -> str:
+    return gate_fixtures.write_test_cluster(site.specs)
+
+
+def deployed(site: RepoSite, snapshot: str, profile_sha256: str) -> None:
+    gate_fixtures.deployed(site.store, snapshot, profile_sha256)
+
+
+def run_results(path: Path, snapshot: str, outcome: str, run_id: str, night: int = 1, profile_sha256=None) -> Path:
     results.RunResults(run_id=run_id, cluster="test", started=f"2026-11-{night:02d}T02:00:00+00:00",
                finished=f"2026-11-{night:02d}T03:00:00+00:00", testing_snapshot=snapshot,
+               profile_sha256=profile_sha256,
                results=[results.TestResult(test_id="integration_tests/test_mpi.py::test_pingpong", node="node001",
                                    outcome=outcome)]).write(path)
     return path
@@ -99,17 +109,22 @@ def test_lifecycle_sync_publish_promote_diff_rollback(site, tmp_path, capsys):
     testing1 = {**DAILY1, HPC: nevras(HPC_OVERLAY), KERNEL: nevras(KERNEL_V1)}
     assert seen(site, "testing", cache / "2") == testing1
 
-    # The production gate: no nightly run yet, then a failed one, refuses; a passing one opens it.
+    # The production gate: no nightly run yet, then a failed one, refuses; a passing one on the site's
+    # test cluster, after a verified deployment, opens it (every condition: tests/test_gate.py).
+    profile_sha256 = write_test_cluster(site)
     capsys.readouterr()
     assert hpcos(site, "promote", "testing", "production") == 2
     assert "no nightly run has been recorded" in capsys.readouterr().err
     assert hpcos(site, "status", "testing", "--id") == 0
     testing_id = capsys.readouterr().out.strip()
     assert testing_id == current(site, "testing")
-    assert hpcos(site, "record-run", str(run_results(tmp_path / "r1.json", testing_id, "failed", "n1", 1))) == 0
+    deployed(site, testing_id, profile_sha256)
+    r1 = run_results(tmp_path / "r1.json", testing_id, "failed", "n1", 1, profile_sha256)
+    assert hpcos(site, "record-run", str(r1)) == 0
     assert hpcos(site, "promote", "testing", "production") == 2
     assert "failed (1 of 1 results failed)" in capsys.readouterr().err
-    assert hpcos(site, "record-run", str(run_results(tmp_path / "r2.json", testing_id, "passed", "n2", 2))) == 0
+    r2 = run_results(tmp_path / "r2.json", testing_id, "passed", "n2", 2, profile_sha256)
+    assert hpcos(site, "record-run", str(r2)) == 0
     assert hpcos(site, "promote", "testing", "production", "--reason", "nightly green") == 0
     assert current(site, "production") == testing_id
     assert seen(site, "production", cache / "3") == testing1

@@ -29,9 +29,15 @@ COMMANDS = {
     "build": "hpcos.cli.build",  # hpcos build PKG
     "repo": "hpcos.cli.repo",  # hpcos repo sync|publish|promote|rollback|diff|status|fastpath|record-run
     "test": "hpcos.cli.test",  # hpcos test
+    "deploy": "hpcos.cli.deploy",  # hpcos deploy ENV --cluster PROFILE
     "tickets": "hpcos.cli.tickets",  # hpcos tickets list|show|file|flush
     "perf": "hpcos.cli.perf",  # hpcos perf accept|history|record
     "report": "hpcos.cli.perf",  # hpcos report RUN
+    "inventory": "hpcos.cli.inventory",  # hpcos inventory collect|diff
+    "outage": "hpcos.cli.outage",  # hpcos outage plan|run|report
+    "config": "hpcos.cli.config",  # hpcos config status|promote|merge-back|validate|heads
+    "check": "hpcos.cli.check",  # hpcos check CHECK --cluster P --node N (a Nagios plugin)
+    "monitoring": "hpcos.cli.monitoring",  # hpcos monitoring config --cluster P
 }
 
 # Exit codes, in one place: the first class an error is an instance of decides.

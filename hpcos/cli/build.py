@@ -1,5 +1,8 @@
 """``hpcos build PKG --target T``: what the generated rebuild jobs run (see docs/rebuild.md).
 
+A failed build files a ticket to the package's owner (one per package, target and failure class;
+a comment per later failure; closed by the next good build).
+
 Exit codes: 0 built and published (or, with --check-upstream, the overlay is current); 1 the build
 failed (classified, nothing published); 2 a user or configuration error; 3 with --check-upstream,
 a rebuild is due.
@@ -27,7 +30,13 @@ def register(sub) -> None:
     p.add_argument("--source-repo", metavar="URL",
                    help="repository holding the base SRPM (default: the daily mirror in the store)")
     p.add_argument("--sign-key", metavar="KEY", default=os.environ.get("HPCOS_RPM_SIGN_KEY"),
-                   help="sign published RPMs with this GnuPG key (default: $HPCOS_RPM_SIGN_KEY)")
+                   help="sign published RPMs with this GnuPG key (default: $HPCOS_RPM_SIGN_KEY, "
+                        "else site.yaml signing.key_id)")
+    p.add_argument("--allow-foreign-host", action="store_true",
+                   help="let rpmbuild build a target of another distribution or architecture than this host's: "
+                        "a test build, never published")
+    p.add_argument("--no-tickets", action="store_true",
+                   help="do not file a failed build to the package owner's ticket (nor close it on success)")
     action = p.add_mutually_exclusive_group()
     action.add_argument("--check-upstream", action="store_true",
                         help="exit 3 when the base mirror has a newer build than the overlay's last one")
@@ -66,28 +75,39 @@ def _check_upstream(args, spec_set, package, layout: StoreLayout) -> int:
     # Beside, not inside, the per-build directories, which hold one directory per build only.
     log = layout.build_dir(package.name, args.target).parent / f"check-upstream-{args.target}.log"
     status = upstream_check.check(package, repos, layout.overlay_repo(package.overlay, args.target),
-                                  spec_set.site.targets[args.target].release, log)
+                                  spec_set.site.targets[args.target].release, log,
+                                  site_inputs=upstream_check.current_inputs(spec_set, package))
     print(status.describe(package.name))
     return upstream_check.REBUILD_DUE if status.rebuild_due else 0
 
 
 def _build(args, spec_set, package, layout: StoreLayout) -> int:
-    from hpcos.rebuild import builders, junit, pipeline, publish
+    from hpcos.rebuild import build_tickets, builders, junit, pipeline, signing
 
     kind = args.builder or builders.default_builder_kind(package)
     if kind != package.builder and not args.builder:
         console.print(f"note: mock is not installed here; building {package.name} with rpmbuild")
-    builder = builders.make_builder(kind, spec_set, package, args.target, layout)
-    signer = publish.Signer(args.sign_key, os.environ.get("GNUPGHOME")) if args.sign_key else None
+    builder = builders.make_builder(kind, spec_set, package, args.target, layout, args.allow_foreign_host)
+    signer = signing.Signer.from_site(spec_set.site, args.sign_key,
+                                      None if spec_set.site.signing else os.environ.get("GNUPGHOME"))
     report = pipeline.run_build(spec_set, package, args.target, layout, builder, args.source_repo, signer)
     if args.junit:
         junit.write(args.junit, package.name, args.target, report.stages)
+    if not args.no_tickets and not report.test_build:
+        # The owner hears of a failed build; the next good one closes the ticket (the tickets logger says so).
+        build_tickets.file_build(args.site.tracker(), args.site.store_root, package, args.target,
+                                 report.build_dir.name, report.failure, str(report.error) if report.error else None,
+                                 report.build_dir, args.site.environ)
     if report.error:
         raise report.error
     if report.failure:
         print(f"hpcos: {package.name} {args.target}: {report.failure.summary} (logs: {report.build_dir})",
               file=sys.stderr)
         return 1
+    if report.test_build:
+        print(f"hpcos: {package.name} {args.target}: test build on a foreign host, not published "
+              f"(RPMs in {report.build_dir / 'result'})", file=sys.stderr)
+        return 0
     for path in report.published.added:
         print(path)
     return 0

@@ -52,21 +52,35 @@ def _sync(args, write: bool) -> int:
 
     from jobs import jenkins_sync
     from jobs.job_definitions import project
-    from jobs.render import render, render_pool
+    from jobs.rendered import RenderCache, render_key
+    from jobs.xml_normalise import DigestCache
 
     spec_set = args.site.specs
     url = args.url or spec_set.site.jenkins.url
     connection = jenkins_sync.connect(url, args.site.credentials("jenkins", url))
     jobs_data = project(spec_set)
-    # Jenkins is read while the jobs render; the render workers fork before the reading threads start.
-    with render_pool(jobs_data) as pool, ThreadPoolExecutor(max_workers=1) as background:
-        live = background.submit(jenkins_sync.read_live, connection, [spec_set.site.jenkins.folder], args.workers)
-        with console.status(f"rendering the jobs and reading {connection.url}"):
-            jobs = render(jobs_data, pool=pool)
-            live_state = live.result()
+    folder = spec_set.site.jenkins.folder
+    cache = RenderCache(args.site.cache_file("render", str(spec_set.root)))
+    key = render_key(jobs_data)
+    jobs = cache.load(key)
+    with ThreadPoolExecutor(max_workers=1) as background:
+        if jobs is None:
+            from jobs.render import render, render_pool
+
+            # Jenkins is read while the jobs render; the render workers fork before the reading threads start.
+            with render_pool(jobs_data) as pool:
+                live = background.submit(jenkins_sync.read_live, connection, [folder], args.workers)
+                with console.status(f"rendering the jobs and reading {connection.url}"):
+                    jobs = render(jobs_data, pool=pool)
+                    live_state = live.result()
+            cache.save(key, jobs)
+        else:
+            with console.status(f"reading {connection.url} (jobs unchanged since the last render)"):
+                live_state = jenkins_sync.read_live(connection, [folder], args.workers)
         with progress_bar("writing to Jenkins") as progress:
             report = jenkins_sync.sync(connection, jobs, site=spec_set.site.name, write=write, prune=args.prune,
-                                       workers=args.workers, live=live_state, progress=progress)
+                                       workers=args.workers, live=live_state, progress=progress,
+                                       digests=DigestCache(args.site.cache_file("jenkins", url)))
     if not write:
         for diff in report.diffs:
             sys.stdout.write(diff)

@@ -1,8 +1,11 @@
-"""``hpcos repo sync|publish|promote|fastpath|rollback|diff|status|record-run`` (see docs/repositories.md)."""
+"""``hpcos repo sync|publish|promote|fastpath|rollback|diff|status|client-config|record-run``
+(see docs/repositories.md)."""
 
 from __future__ import annotations
 
 import json
+import logging
+import re
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -11,10 +14,13 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from harness.profiles import load_profile
 from hpcos.cli.console import console
+from hpcos.cli.test import resolve_profile
 from hpcos.core.errors import UserError
+from hpcos.core.files import file_digest, write_text_atomically
 from hpcos.core.store_layout import StoreLayout
-from hpcos.repo import diff, nightly, promotion, publish, sync
+from hpcos.repo import client_config, diff, gate, nightly, promotion, publish, sync
 from hpcos.repo.environments import Environments
 from hpcos.repo.snapshots import SnapshotStore
 
@@ -52,6 +58,8 @@ def register(sub) -> None:
     p.add_argument("dest")
     p.add_argument("--force", action="store_true", help="override the nightly gate (needs --reason)")
     p.add_argument("--reason", default="")
+    p.add_argument("--with-config", action="store_true",
+                   help="testing -> production: also promote the configuration repositories (hpcos config promote)")
 
     p = action("fastpath", fastpath_command, "security fast path: put one overlay's latest published "
                                              "packages into testing and production at once")
@@ -72,9 +80,26 @@ def register(sub) -> None:
     p.add_argument("--id", action="store_true", help="print only the snapshot id ENV points at")
     p.add_argument("--json", action="store_true", help="every pointer as one JSON document on stdout")
 
+    p = action("client-config", client_config_command, "write the dnf .repo file (or kickstart repo lines) that "
+               "puts a node on an environment", locks=False)
+    p.add_argument("env")
+    p.add_argument("--target", help="the node's target (default: the site's only one)")
+    p.add_argument("--url", help="where the web server serves the environments, e.g. "
+                                 "https://repo.example.org/hpcos (default: file:// of the store)")
+    p.add_argument("--snapshots-url", help="where it serves the snapshots, e.g. https://repo.example.org/hpcos-snapshots")
+    p.add_argument("--pin", action="store_true", help="point at the snapshot ENV names now, not at the pointer")
+    p.add_argument("--gpgkey", help="URL of the key that signs the overlay packages")
+    p.add_argument("--no-gpgcheck", action="store_true", help="for unsigned test repositories only")
+    p.add_argument("--kickstart", action="store_true", help="kickstart `repo` lines instead of a .repo file")
+    p.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
+
     p = action("record-run", record_run_command, "record a nightly run's outcome for the production gate",
                locks=False)
     p.add_argument("results", type=Path)
+    p.add_argument("--config-commit", action="append", default=[], metavar="REPO=COMMIT",
+                   help="the testing commit of a configuration repository the test cluster ran (repeatable)")
+    p.add_argument("--config-heads", type=Path, metavar="FILE",
+                   help="the same for every repository: the JSON `hpcos config heads -o FILE` wrote before the run")
 
 
 def _change(run):
@@ -92,16 +117,71 @@ def _layout(args) -> StoreLayout:
 sync_command = _change(lambda s, layout, a: sync.sync(s, layout, a.mirror, a.target, wait=not a.no_wait))
 publish_command = _change(lambda s, layout, a: publish.publish(s, layout, a.overlay, reason=a.reason,
                                                                wait=not a.no_wait))
-promote_command = _change(lambda s, layout, a: promotion.promote(s, layout, a.source, a.dest, force=a.force,
-                                                                 reason=a.reason, wait=not a.no_wait))
+
+
+def _promote_packages(args) -> int:
+    specs = args.site.specs
+    gated = args.dest in specs.site.environments and specs.site.environments[args.dest].gate == "nightly"
+    promotion.promote(specs, args.site.layout, args.source, args.dest, force=args.force, reason=args.reason,
+                      wait=not args.no_wait, site_profile=site_profile(args.site) if gated else None)
+    return 0
+
+
+def promote_command(args) -> int:
+    if not args.with_config:
+        return _promote_packages(args)
+    from hpcos.cli.config import with_config
+
+    # Every configuration check (gate, conflicts, validation) before the packages move; the
+    # configuration branches move after them.
+    return with_config(args, lambda: _promote_packages(args))
+
+
+def site_profile(site) -> gate.SiteProfile | None:
+    """The test cluster's profile (site.yaml ``harness.profile``) by name and content, resolved as
+    ``hpcos test`` resolves it; None (and the gate refuses) when it cannot be read."""
+    try:
+        path = resolve_profile(site.specs.site.harness.profile, site.specs_dir)
+        return gate.SiteProfile(load_profile(path).name, file_digest(path))
+    except (UserError, OSError) as exc:
+        logging.getLogger("hpcos.repo").warning("site.yaml harness.profile: %s", exc)
+        return None
+
 fastpath_command = _change(lambda s, layout, a: promotion.fastpath(s, layout, a.overlay, a.reason,
                                                                    wait=not a.no_wait))
 rollback_command = _change(lambda s, layout, a: promotion.rollback(s, layout, a.env, reason=a.reason,
                                                                    wait=not a.no_wait))
 
 
+def client_config_command(args) -> int:
+    found = client_config.sections(args.site.specs, _layout(args), args.env, target=args.target,
+                                   environments_url=args.url, snapshots_url=args.snapshots_url, pinned=args.pin,
+                                   gpgcheck=not args.no_gpgcheck, overlay_gpgkey=args.gpgkey)
+    text = (client_config.kickstart(found) if args.kickstart else
+            client_config.repo_file(found, header=f"hpcos: environment {args.env} of site {args.site.specs.site.name}; "
+                                                  "written by `hpcos repo client-config`"))
+    if args.output:
+        write_text_atomically(args.output, text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def record_run_command(args) -> int:
-    record = nightly.record_run(_layout(args), args.results)
+    pairs = [item.partition("=")[::2] for item in args.config_commit]
+    if args.config_heads:
+        try:
+            heads = json.loads(args.config_heads.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise UserError(f"--config-heads {args.config_heads}: not a JSON file of `hpcos config heads`: "
+                            f"{exc}") from None
+        pairs += list(heads.items()) if isinstance(heads, dict) else [("", heads)]
+    commits = {}
+    for name, commit in pairs:
+        if not name or not isinstance(commit, str) or not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", commit):
+            raise UserError(f"config commit {name}={commit!r}: expected REPO=COMMIT with a full commit id")
+        commits[name] = commit
+    record = nightly.record_run(_layout(args), args.results, config_commits=commits)
     console.print(f"run {record.run_id} on testing snapshot {record.testing_snapshot}: {record.verdict}",
                   soft_wrap=True)
     return 0

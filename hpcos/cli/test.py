@@ -81,6 +81,11 @@ def site_relative_profile(cluster: str, specs_dir: Path) -> str:
     return str(candidate) if candidate.is_file() else cluster
 
 
+def resolve_profile(cluster: str, specs_dir: Path) -> Path:
+    """The profile file ``hpcos test --cluster CLUSTER`` would use, for every command that names one."""
+    return profile_path(site_relative_profile(cluster, specs_dir), profile_dirs(suite_dir().parent))
+
+
 def run_tests(args) -> int:
     import pytest
 

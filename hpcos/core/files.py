@@ -16,10 +16,15 @@ def write_text_atomically(path: Path, text: str) -> None:
     """Write ``path`` through a temporary file beside it and a rename: a reader, or a run killed
     half-way, sees the old file or the whole new one.  The temporary name (``.NAME.tmp-PID``) never
     matches the ``*.json`` globs readers use, and two writers never share one."""
+    write_bytes_atomically(path, text.encode("utf-8"))
+
+
+def write_bytes_atomically(path: Path, data: bytes) -> None:
+    """``write_text_atomically`` for bytes; the temporary file is removed if the write fails."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        with open(tmp, "w", encoding="utf-8") as out:
-            out.write(text)
+        with open(tmp, "wb") as out:
+            out.write(data)
             out.flush()
             os.fsync(out.fileno())
         tmp.replace(path)

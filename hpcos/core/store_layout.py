@@ -48,6 +48,11 @@ class StoreLayout:
         return self.root / "nightly"
 
     @property
+    def deployments(self) -> Path:
+        """One record per ``hpcos deploy``: the snapshot, each node's verdict and every task's duration."""
+        return self.root / "deployments"
+
+    @property
     def ticket_queue(self) -> Path:
         """Tickets that could not be sent yet (tracker down); flushed on the next run."""
         return self.root / "tickets" / "queue"
@@ -61,6 +66,21 @@ class StoreLayout:
     def results_db(self) -> Path:
         """Every measurement of every run (SQLite), for baselines and trends."""
         return self.root / "results.sqlite"
+
+    @property
+    def inventories(self) -> Path:
+        """What ``hpcos inventory collect`` measured, one JSON per cluster profile."""
+        return self.root / "inventory"
+
+    @property
+    def outages(self) -> Path:
+        """One directory per outage plan: ``outages/<testing snapshot>/plan.json`` and its actuals."""
+        return self.root / "outages"
+
+    @property
+    def config_repos(self) -> Path:
+        """Configuration repositories: a bare mirror per repository and its validation records."""
+        return self.root / "config"
 
     @property
     def locks(self) -> Path:

@@ -6,12 +6,16 @@ failure reader and the publisher do not care which one ran.
   repository added by ``--addrepo`` so overlay packages build against each other (Open MPI against
   the site's UCX and rdma-core).  Cross-architecture and clean-chroot builds need it.
 * ``rpmbuild`` (where mock is absent, and in tests): ``rpmbuild --rebuild`` in a private _topdir, on
-  the host itself, so only for the host's architecture.
+  the host itself, so only for the host's distribution and architecture (``/etc/os-release`` and
+  ``rpm --eval %{dist}``): a Debian host's build of an el9 target links against Debian's glibc.
+  ``--allow-foreign-host`` builds anyway, as a test build that is never published.
 """
 
 from __future__ import annotations
 
+import os
 import platform
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +24,7 @@ from typing import Protocol
 from hpcos.core.errors import UserError
 from hpcos.core.store_layout import StoreLayout
 from hpcos.rebuild import rpmtool
-from hpcos.site.specs import Package, SpecSet
+from hpcos.site.specs import Package, SpecSet, Target
 
 BUILD_TIMEOUT = 4 * 3600
 
@@ -39,6 +43,8 @@ class BuildResult:
 class Builder(Protocol):
     name: str
 
+    test_build: bool
+
     def command(self, srpm: Path, result_dir: Path) -> list[str]: ...
 
     def build(self, srpm: Path, result_dir: Path) -> BuildResult: ...
@@ -51,6 +57,7 @@ class MockBuilder:
     addrepos: list[str] = field(default_factory=list)
     timeout: float = BUILD_TIMEOUT
     name: str = "mock"
+    test_build: bool = False
 
     def command(self, srpm: Path, result_dir: Path) -> list[str]:
         cmd = ["mock", "-r", self.config, "--rebuild", str(srpm), "--resultdir", str(result_dir)]
@@ -72,6 +79,8 @@ class MockBuilder:
 class RpmbuildBuilder:
     timeout: float = BUILD_TIMEOUT
     name: str = "rpmbuild"
+    # Built on a host of another distribution (--allow-foreign-host): for trying patches, never published.
+    test_build: bool = False
 
     def command(self, srpm: Path, result_dir: Path) -> list[str]:
         return ["rpmbuild", "--define", f"_topdir {result_dir / 'rpmbuild'}", "--rebuild", str(srpm)]
@@ -90,20 +99,68 @@ class RpmbuildBuilder:
         return BuildResult(proc.exit_code == 0 and bool(rpms), result_dir, rpms)
 
 
-def make_builder(kind: str, spec_set: SpecSet, package: Package, target: str, layout: StoreLayout) -> Builder:
+# Read as systemd does: $SYSTEMD_OS_RELEASE names another file (os-release(5)).
+OS_RELEASE = Path("/etc/os-release")
+# os-release IDs of the distributions whose %{dist} is .elN (ID or ID_LIKE).
+EL_IDS = ("rhel", "centos", "fedora", "rocky", "almalinux", "ol")
+
+
+@dataclass(frozen=True)
+class Host:
+    """What this machine builds for with plain rpmbuild: its distribution and architecture."""
+
+    name: str  # PRETTY_NAME, for messages
+    el_release: int | None  # 9 on an EL9 host; None on anything else (Debian)
+    dist: str  # rpm --eval %{dist}; "" when undefined
+    arch: str
+
+    @classmethod
+    def detect(cls) -> Host:
+        path = Path(os.environ.get("SYSTEMD_OS_RELEASE") or OS_RELEASE)
+        fields = {}
+        if path.is_file():
+            for line in path.read_text(errors="replace").splitlines():
+                key, sep, value = line.partition("=")
+                if sep:
+                    fields[key.strip()] = value.strip().strip("\"'")
+        dist = rpmtool.check(["rpm", "--eval", "%{dist}"], timeout=60).strip()
+        dist = "" if dist == "%{dist}" else dist
+        ids = {fields.get("ID", "")} | set(fields.get("ID_LIKE", "").split())
+        match = re.match(r"^\.el(\d+)", dist)
+        el = int(match.group(1)) if match and ids & set(EL_IDS) else None
+        return cls(fields.get("PRETTY_NAME") or fields.get("ID") or "an unknown system", el, dist,
+                   platform.machine())
+
+    def foreign_to(self, target: Target) -> str | None:
+        """Why rpmbuild here cannot build ``target``, or None."""
+        if target.arch != self.arch:
+            return f"its architecture is {target.arch}, this host's is {self.arch}"
+        if self.el_release != target.release:
+            return (f"it is EL{target.release}, this host is {self.name} (rpm's %{{dist}} is "
+                    f"{self.dist or 'undefined'}): the RPMs would link against this host's libraries")
+        return None
+
+
+def make_builder(kind: str, spec_set: SpecSet, package: Package, target: str, layout: StoreLayout,
+                 allow_foreign_host: bool = False, build_dir: Path | None = None) -> Builder:
     if kind == "rpmbuild":
-        arch, host = spec_set.site.targets[target].arch, platform.machine()
-        if arch != host:
-            # Checked before anything is fetched: the build could only fail later.
-            raise UserError(f"the rpmbuild builder builds only for this host's architecture ({host}), not "
-                            f"{arch} ({target}); build it with mock on a build host")
-        return RpmbuildBuilder()
+        why = Host.detect().foreign_to(spec_set.site.targets[target])
+        if why and not allow_foreign_host:
+            # Checked before anything is fetched: the build could only fail later, or worse, succeed.
+            raise UserError(f"the rpmbuild builder builds only for this host; not {target}: {why}. Build it with "
+                            "mock on a build host, or pass --allow-foreign-host for a test build that is "
+                            "never published")
+        return RpmbuildBuilder(test_build=bool(why))
     overlay_repo = layout.overlay_repo(package.overlay, target)
     # An empty overlay has no metadata yet; mock's dnf would refuse a repository without repomd.xml.
     addrepos = [overlay_repo.resolve().as_uri()] if (overlay_repo / "repodata" / "repomd.xml").is_file() else []
-    return MockBuilder(config=spec_set.mock_config(package, target), addrepos=addrepos)
+    config = spec_set.mock_config(package, target)
+    if spec_set.site.targets[target].mock_repositories == "daily":
+        from hpcos.rebuild.mock_config import write_daily_config
 
-
+        directory = build_dir or layout.build_dir(package.name, target).parent / f"mock-{target}"
+        config = str(write_daily_config(spec_set, package, target, layout, directory))
+    return MockBuilder(config=config, addrepos=addrepos)
 def default_builder_kind(package: Package) -> str:
     """The package's builder, falling back to rpmbuild where mock is not installed (and saying so)."""
     if package.builder == "mock" and shutil.which("mock") is None:

@@ -31,6 +31,10 @@ class Failure:
     file: str | None = None
     hunks: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    # A patch that applies in reverse: upstream already has the change (patch_check.py).
+    reversed: bool = False
+    # The rpm section that failed (%prep, %build, ...), where known.
+    section: str | None = None
 
 
 FIRST_LINES = 10
@@ -47,7 +51,7 @@ _NO_MATCH = [
 ]
 # Which patch rpm was applying: "Patch #1 (name.patch):" for %patch/%setup, or the file that
 # %autosetup/%autopatch pipes into patch(1) ("rpmuncompress .../name.patch", "cat .../name.patch").
-_PATCH_HEADER = re.compile(r"^Patch #\d+ \((.+)\):$")
+_PATCH_HEADER = re.compile(r"^(?:Patch #\d+ \((.+)\):|\+ Apply(?:Optional)?Patch (\S+).*)$")
 _PATCH_PIPE = re.compile(r"^\+ \S*(?:rpmuncompress|cat|gzip -dc|xz -dc|bzip2 -dc) .*?/([^/\s]+\.(?:patch|diff)\S*)")
 _PATCHING_FILE = re.compile(r"^patching file (.+)$")
 _HUNK_FAILED = re.compile(r"^(Hunk #\d+ FAILED at \d+.*)$")
@@ -93,7 +97,7 @@ def classify(build_log: str, root_log: str = "", state_log: str = "") -> Failure
     errors = _first(lines, _ERROR_LINE) or _first(root_lines, _ERROR_LINE) or lines[-FIRST_LINES:]
     phase = unfinished_phase(state_log)
     where = f" in {section}" if section else (f" during mock's {phase!r}" if phase else "")
-    return Failure(FailureKind.UNKNOWN, f"build failed{where}: {_head(errors)}", details=errors)
+    return Failure(FailureKind.UNKNOWN, f"build failed{where}: {_head(errors)}", details=errors, section=section)
 
 
 def unfinished_phase(state_log: str) -> str | None:
@@ -166,7 +170,7 @@ def _patch_failure(lines: list[str]) -> Failure | None:
     for line in lines:
         header = _PATCH_HEADER.match(line) or _PATCH_PIPE.match(line)
         if header:
-            patch, file, hunks, details = header.group(1), None, [], []
+            patch, file, hunks, details = next(g for g in header.groups() if g), None, [], []
             continue
         target = _PATCH_TARGET.match(line)
         if target and awaiting_target:

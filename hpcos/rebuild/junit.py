@@ -16,6 +16,7 @@ class StageResult:
     failure: tuple[str, str, str] | None = None
     skipped: bool = False
     log: Path | None = None
+    reason: str | None = None  # why a skipped stage was skipped, when not for an earlier failure
 
 
 def write(path: Path, package: str, target: str, stages: list[StageResult]) -> None:
@@ -34,7 +35,7 @@ def write(path: Path, package: str, target: str, stages: list[StageResult]) -> N
             kind, message, details = stage.failure
             ET.SubElement(case, "failure", {"type": kind, "message": message}).text = details
         elif stage.skipped:
-            ET.SubElement(case, "skipped", {"message": "an earlier stage failed"})
+            ET.SubElement(case, "skipped", {"message": stage.reason or "an earlier stage failed"})
         if stage.log:
             ET.SubElement(case, "system-out").text = f"log: {stage.log}"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -19,9 +19,9 @@ from pathlib import Path
 
 from hpcos.core.errors import UserError
 from hpcos.core.store_layout import StoreLayout
-from hpcos.rebuild import patching, publish, source
+from hpcos.rebuild import patch_check, patching, publish, source
 from hpcos.rebuild.builders import Builder
-from hpcos.rebuild.failures import FIRST_LINES, Failure, classify
+from hpcos.rebuild.failures import FIRST_LINES, Failure, FailureKind, classify
 from hpcos.rebuild.junit import StageResult
 from hpcos.site.specs import Package, SpecSet
 
@@ -41,6 +41,8 @@ class BuildReport:
     base: source.Srpm | None = None
     patched: patching.PatchedSource | None = None
     published: publish.Published | None = None
+    # Built by rpmbuild on a host of another distribution (--allow-foreign-host): never published.
+    test_build: bool = False
 
     @property
     def ok(self) -> bool:
@@ -95,8 +97,19 @@ def run_build(spec_set: SpecSet, package: Package, target: str, layout: StoreLay
         if not result.ok:
             # mock that dies before building (a bad -r config) leaves only its console output.
             build_log = result.log("build.log") or result.log("mock-output.log")
-            raise BuildFailed(classify(build_log, result.log("root.log"), result.log("state.log")))
+            failure = classify(build_log, result.log("root.log"), result.log("state.log"))
+            in_prep = failure.kind == FailureKind.PATCH or failure.section == "%prep"
+            if in_prep and package.patches and report.patched.check_spec:
+                # Which site patch, and why: dry runs in the tree as far as the site patches.
+                _say("      a patch failed in %prep: checking each site patch with patch --dry-run")
+                verdicts = patch_check.check(spec_set, package, report.patched.check_spec, build_dir / "rpmbuild",
+                                             logs / "patch-check.log")
+                failure = patch_check.explain(verdicts, failure, package)
+            raise BuildFailed(failure)
         return result
+
+    def existing():
+        return publish.existing_builds(layout, package.overlay, target, package.upstream.srpm_name or package.name)
 
     logs = build_dir / "logs"
     report.base = stage("source", logs / "source.log", lambda: source.fetch(
@@ -104,20 +117,24 @@ def run_build(spec_set: SpecSet, package: Package, target: str, layout: StoreLay
     if report.ok:
         _say(f"      upstream {report.base.name}-{report.base.evr} from {report.base.origin}")
         report.patched = stage("patch", logs / "patch.log", lambda: patching.prepare(
-            spec_set, package, report.base, build_dir / "rpmbuild", logs / "patch.log"))
+            spec_set, package, report.base, build_dir / "rpmbuild", logs / "patch.log", existing()))
     if report.ok:
         _say(f"      overlay {report.base.name}-{report.patched.evr} ({len(package.patches)} site patches, "
-             f"{report.patched.style})")
+             f"{report.patched.style}; build {report.patched.counter} of this base)")
         result = stage("build", build_dir / "result" / "build.log", build)
-    if report.ok:
+    if report.ok and builder.test_build:
+        report.test_build = True
+        _say(f"test build on a foreign host: not published; RPMs in {build_dir / 'result'}")
+    elif report.ok:
         report.published = stage("publish", logs / "publish.log", lambda: publish.publish(
             [*result.rpms, report.patched.srpm], layout, package.overlay, target, spec_set.site.store.keep_builds,
             logs / "publish.log", signer))
-    if report.ok:
+    if report.ok and report.published:
         _say(f"published {len(report.published.added)} RPMs to {report.published.repo}"
              + (f", removed {len(report.published.removed)} old" if report.published.removed else ""))
     for name in STAGES[len(report.stages):]:
-        report.stages.append(StageResult(name, 0.0, skipped=True))
+        report.stages.append(StageResult(name, 0.0, skipped=True,
+                                         reason="test build: never published" if report.test_build else None))
     _write_record(report)
     prune_build_dirs(layout, package.name, target, spec_set.site.store.keep_builds)
     return report
@@ -146,10 +163,14 @@ def _write_record(report: BuildReport) -> None:
         "base": {"name": report.base.name, "evr": str(report.base.evr), "sha256": report.base.sha256,
                  "origin": report.base.origin} if report.base else None,
         "overlay_evr": str(report.patched.evr) if report.patched else None,
+        "test_build": report.test_build,
+        "site_inputs": report.patched.inputs if report.patched else None,
+        "patch_style": report.patched.style if report.patched else None,
         # Site patch file -> its Patch number in the overlay spec, to read rpmbuild's "Patch #N" lines.
         "site_patches": report.patched.patch_numbers if report.patched else {},
         "failure": {"kind": report.failure.kind.value, "summary": report.failure.summary,
-                    "details": report.failure.details} if report.failure else None,
+                    "details": report.failure.details, "patch": report.failure.patch, "file": report.failure.file,
+                    "hunks": report.failure.hunks, "reversed": report.failure.reversed} if report.failure else None,
         "error": str(report.error) if report.error else None,
         "published": [p.name for p in report.published.added] if report.published else [],
         "stages": [{"name": s.name, "seconds": round(s.seconds, 3), "ok": s.failure is None and not s.skipped}

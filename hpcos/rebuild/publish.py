@@ -1,6 +1,8 @@
 """Publishing a successful build into the overlay's working repository
-(``StoreLayout.overlay_repo(overlay, target)``): sign where a key is configured, copy the RPMs in,
-drop builds beyond the last N of the package (``site.store.keep_builds``), ``createrepo_c --update``.
+(``StoreLayout.overlay_repo(overlay, target)``): sign where a key is configured, refuse an RPM whose
+name a repository or snapshot already holds with other bytes (builds are immutable), copy the RPMs
+in, drop builds beyond the last N of the package (``site.store.keep_builds``), ``createrepo_c
+--update``, and sign the metadata (``repomd.xml.asc``).
 
 Only the caller's success path calls this, so a failed build publishes nothing.  One lock per
 repository: two rebuild jobs finishing together must not interleave their createrepo_c runs.
@@ -18,9 +20,14 @@ import rpm
 from filelock import FileLock
 
 from hpcos.core import failpoints
+from hpcos.core.errors import UserError
+from hpcos.core.files import file_digest
 from hpcos.core.store_layout import StoreLayout
 from hpcos.rebuild import rpmtool
 from hpcos.rebuild.release import Evr
+from hpcos.rebuild.signing import Signer
+
+__all__ = ["ImmutableBuild", "Published", "Signer", "existing_builds", "publish", "prune", "refuse_replacing"]
 
 PUBLISH_TIMEOUT = 900
 LOCK_TIMEOUT = 1800
@@ -34,41 +41,29 @@ class Published:
     removed: list[Path]
 
 
-@dataclass(frozen=True)
-class Signer:
-    """An OpenPGP key for ``rpmsign --addsign``: its user id or fingerprint, and the GnuPG home holding it."""
-
-    key: str
-    gnupg_home: str | None = None
-
-    def sign(self, rpms: list[Path], log: Path) -> None:
-        # rpm's default %__gpg names gpg2 on some distributions (Debian) and gpg on others: use the one here.
-        gpg = shutil.which("gpg") or shutil.which("gpg2") or "gpg"
-        cmd = ["rpmsign", "--define", f"_gpg_name {self.key}", "--define", f"__gpg {gpg}"]
-        if self.gnupg_home:
-            cmd += ["--define", f"_gpg_path {self.gnupg_home}"]
-        rpmtool.check(cmd + ["--addsign", *map(str, rpms)], log, what="rpmsign --addsign", timeout=PUBLISH_TIMEOUT)
-
-
 def publish(rpms: list[Path], layout: StoreLayout, overlay: str, target: str, keep: int, log: Path,
             signer: Signer | None = None) -> Published:
     repo = layout.overlay_repo(overlay, target)
-    repo.mkdir(parents=True, exist_ok=True)
     layout.locks.mkdir(parents=True, exist_ok=True)
     if signer:
         signer.sign(rpms, log)
     with FileLock(str(layout.overlay_repo_lock(overlay, target)), timeout=LOCK_TIMEOUT):
+        # Builds are immutable: a node that installed NEVRA X must never be offered other bytes as X.
+        refuse_replacing(rpms, [repo], layout)
+        repo.mkdir(parents=True, exist_ok=True)
         clean_partial(repo)
         added = [_copy_in(path, repo) for path in rpms]
         removed = prune(repo, keep, {_source_name(p) for p in added})
         rpmtool.check(["createrepo_c", "--update", str(repo)], log, what="createrepo_c --update",
                       timeout=PUBLISH_TIMEOUT)
+        if signer:
+            signer.sign_metadata(repo, log)
     return Published(repo, added, removed)
 
 
 def _copy_in(path: Path, repo: Path) -> Path:
     """Copy under a hidden temporary name, then rename: a kill mid-copy leaves no truncated ``*.rpm``
-    for createrepo_c or ``repo publish`` to take, only a ``.part`` file the next publish removes."""
+    for createrepo_c or ``repo publish`` to take, only a ``.partial-`` file the next publish removes."""
     final = repo / path.name
     partial = repo / f"{PARTIAL_PREFIX}{path.name}.{os.getpid()}"
     try:
@@ -87,6 +82,45 @@ def clean_partial(repo: Path) -> None:
     """Remove copies a killed publish left (only under the repository lock: no copy is in progress)."""
     for leftover in repo.glob(f"{PARTIAL_PREFIX}*"):
         leftover.unlink(missing_ok=True)
+
+
+def refuse_replacing(rpms: list[Path], repos: list[Path], layout: StoreLayout) -> None:
+    """Refuse an RPM whose file name (N-V-R.A) a repository or any snapshot holds with other bytes."""
+    from hpcos.repo.publish import held_with_other_content
+
+    digests = {path.name: file_digest(path) for path in rpms}
+    clashes = []
+    for repo in repos:
+        for name, digest in digests.items():
+            if (repo / name).is_file() and file_digest(repo / name) != digest:
+                clashes.append(f"{name} (in {repo})")
+    clashes += held_with_other_content(layout, digests)
+    if clashes:
+        raise ImmutableBuild(f"refusing to publish a different build under an existing name: {', '.join(clashes)}; "
+                             "a new build of the same base needs a new release (hpcos build counts up: .hpc1.2)")
+
+
+class ImmutableBuild(UserError):
+    pass
+
+
+def existing_builds(layout: StoreLayout, overlay: str, target: str, source_name: str) -> set[Evr]:
+    """Every build of ``source_name`` in the overlay's working repository and in any snapshot's
+    entry for it: the release rule counts past all of them (release.next_counter)."""
+    from hpcos.repo.publish import overlay_entry
+
+    paths = list(layout.overlay_repo(overlay, target).glob("*.rpm"))
+    paths += layout.snapshots.glob(f"*/{overlay_entry(overlay, target)}/Packages/*.rpm")
+    found: set[Evr] = set()
+    seen: set[tuple[int, int]] = set()
+    for path in paths:
+        stat = path.stat()
+        if (stat.st_dev, stat.st_ino) in seen:
+            continue  # snapshots hard-link one content-store file many times
+        seen.add((stat.st_dev, stat.st_ino))
+        if _source_name(path) == source_name:
+            found.add(rpmtool.evr(rpmtool.header(path)))
+    return found
 
 
 def prune(repo: Path, keep: int, source_names: set[str]) -> list[Path]:

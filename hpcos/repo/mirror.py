@@ -2,7 +2,8 @@
 
 ``dnf reposync`` downloads into a per-(mirror, target) download cache under the store (so an
 unchanged package is not fetched again tomorrow), leaving out the excludes; every downloaded RPM is
-then checked against the checksum in the upstream metadata, stored once in the content store and
+then checked against the checksum in the upstream metadata and, where the mirror names a
+``gpgkey``, its signature (``rpmkeys --checksig`` against that key alone), stored once in the content store and
 hard-linked into the new snapshot, which gets its own createrepo_c metadata plus upstream's groups,
 module streams and errata.
 """
@@ -21,6 +22,7 @@ from hpcos.core import runner
 from hpcos.core.errors import UserError
 from hpcos.core.files import file_digest
 from hpcos.core.store_layout import StoreLayout
+from hpcos.rebuild import signing
 from hpcos.repo import repodata
 from hpcos.repo.content_store import ContentStore
 from hpcos.site.specs import SpecSet
@@ -40,6 +42,8 @@ class MirrorJob:
     release: int
     arches: list[str]
     excludes: list[str]
+    # The key upstream signs its packages with (URL or absolute path); None: not checked.
+    gpgkey: str | None = None
 
     @property
     def entry(self) -> str:
@@ -55,9 +59,17 @@ def plan(spec_set: SpecSet, mirrors: list[str] | None = None, targets: list[str]
     return [
         MirrorJob(mirror=m, target=t, url=spec_set.expand(site.mirrors[m].url, t),
                   release=site.targets[t].release, arches=ARCHES[site.targets[t].arch],
-                  excludes=spec_set.mirror_excludes(m))
+                  excludes=spec_set.mirror_excludes(m), gpgkey=_key_location(spec_set, m, t))
         for m in (mirrors or site.mirrors) for t in (targets or site.targets)
     ]
+
+
+def _key_location(spec_set: SpecSet, mirror: str, target: str) -> str | None:
+    key = spec_set.site.mirrors[mirror].gpgkey
+    if not key:
+        return None
+    key = spec_set.expand(key, target)
+    return key if "://" in key else str((spec_set.root / key).resolve())
 
 
 def download_dir(layout: StoreLayout, job: MirrorJob) -> Path:
@@ -99,6 +111,8 @@ def sync_entry(job: MirrorJob, layout: StoreLayout, content: ContentStore, entry
         packages_dir = entry_dir / "Packages"
         packages_dir.mkdir()
         kept = 0
+        if job.gpgkey:
+            check_signatures(job, downloads, records, layout)
         log.info("%s: verifying and linking %d packages", job.entry, len(records))
         for i, record in enumerate(records):
             # --delete keeps the cache to what upstream lists, not to what we want: an exclude
@@ -121,6 +135,23 @@ def sync_entry(job: MirrorJob, layout: StoreLayout, content: ContentStore, entry
         if carried:
             log.info("%s: kept upstream %s metadata", job.entry, ", ".join(carried))
     return kept
+
+
+def _wanted(job: MirrorJob, record: repodata.PackageRecord) -> bool:
+    return (record.arch in job.arches
+            and not any(fnmatch.fnmatchcase(record.name, glob) for glob in job.excludes))
+
+
+def check_signatures(job: MirrorJob, downloads: Path, records: list[repodata.PackageRecord],
+                     layout: StoreLayout) -> None:
+    """Every package the snapshot will hold must be signed by the mirror's ``gpgkey``: an unsigned or
+    badly signed package (a compromised mirror, a repository signed by someone else) stops the sync."""
+    paths = [downloads / r.location for r in records if _wanted(job, r) and (downloads / r.location).is_file()]
+    work = layout.root / "downloads" / ".keys" / job.entry
+    key = signing.fetch_key(job.gpgkey, work / "RPM-GPG-KEY", Path("/"))
+    log.info("%s: checking %d package signatures against %s", job.entry, len(paths), job.gpgkey)
+    problems = signing.verify(paths, key, work, work / "checksig.log")
+    signing.refuse_unsigned(problems, f"{job.entry}: sync aborted, packages not signed by {job.gpgkey}")
 
 
 def verified_sha256(path: Path, record: repodata.PackageRecord) -> str:

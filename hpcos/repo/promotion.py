@@ -4,7 +4,9 @@
   plus each overlay's latest published repositories, one symlink per repository.
 - Promoting further moves the destination pointer to the very snapshot the source points at, so
   production runs exactly what the nightly tests ran.  A ``gate: nightly`` destination refuses unless
-  the last nightly run recorded for that snapshot passed; ``--force --reason`` overrides, recorded.
+  the last nightly run recorded for that snapshot proves it (``hpcos.repo.gate``: the site's test
+  cluster, the snapshot deployed and verified on every tested node, the changed packages' required
+  tests passed everywhere, nothing failed, valid results); ``--force --reason`` overrides, recorded.
 - The fast path replaces one overlay's repositories in every promoted environment at once.
 - Rollback returns a pointer to where it pointed before its last change.
 
@@ -17,7 +19,7 @@ import logging
 
 from hpcos.core.errors import UserError
 from hpcos.core.store_layout import StoreLayout
-from hpcos.repo import nightly, retention
+from hpcos.repo import gate, nightly, retention
 from hpcos.repo.environments import Environments, Pointer, Record, switch_together
 from hpcos.repo.locking import store_lock
 from hpcos.repo.snapshots import Snapshot, SnapshotStore
@@ -67,7 +69,9 @@ def _compose(store: SnapshotStore, envs: Environments, base: Snapshot, kind: str
 
 
 def promote(spec_set: SpecSet, layout: StoreLayout, source: str, dest: str, force: bool = False,
-            reason: str = "", wait: bool = True) -> Record:
+            reason: str = "", wait: bool = True, site_profile: gate.SiteProfile | None = None) -> Record:
+    """``site_profile``: the test cluster's profile (site.yaml ``harness.profile``) as the caller
+    resolved it; a gated promotion refuses without it."""
     _environment(spec_set, source)
     _environment(spec_set, dest)
     expected = spec_set.site.environments[dest].source
@@ -85,9 +89,10 @@ def promote(spec_set: SpecSet, layout: StoreLayout, source: str, dest: str, forc
         forced = False
         if spec_set.site.environments[dest].gate == "nightly":
             run = nightly.last_run_on(layout, snapshot.id)
-            if run is None or not run.passed:
-                why = (f"the last nightly run on {source} snapshot {snapshot.id} ({run.run_id}) {run.verdict}"
-                       if run else f"no nightly run has been recorded for {source} snapshot {snapshot.id}")
+            dest_id = envs.environment(dest).current()
+            why = gate.refusal(spec_set, layout, snapshot, store.get(dest_id) if dest_id else None, run,
+                               site_profile)
+            if why:
                 if not force:
                     raise GateClosed(f"refusing to promote {source} to {dest}: {why}; "
                                      f"override with --force --reason TEXT")

@@ -3,6 +3,11 @@
 ``hpcos build`` keeps changing ``StoreLayout.overlay_repo(overlay, target)``; promotion must only
 ever see a finished, immutable copy, so publish hard-links the working RPMs (through the content
 store) into a new snapshot with its own metadata and moves the overlay's ``published`` pointer.
+
+Builds are immutable: an RPM whose file name (N-V-R.A) any snapshot already holds with other bytes is
+refused, since nodes that installed the first would never see the second.  With a site key
+(``site.yaml`` ``signing``) every RPM must be validly signed by it, and each entry's metadata gets
+``repomd.xml.asc``.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from hpcos.core import runner
 from hpcos.core.errors import UserError
 from hpcos.core.files import file_digest
 from hpcos.core.store_layout import StoreLayout
+from hpcos.rebuild import signing
 from hpcos.repo import repodata, retention
 from hpcos.repo.content_store import ContentStore
 from hpcos.repo.environments import Environments
@@ -42,6 +48,8 @@ def publish(spec_set: SpecSet, layout: StoreLayout, overlay: str, reason: str = 
                         f"(run `hpcos build PKG --target T` first)")
     store = SnapshotStore(layout.snapshots)
     store.clean_leftovers()
+    signer = signing.Signer.from_site(spec_set.site)
+    _check_immutable_and_signed(spec_set, layout, working, signer)
     content = ContentStore(layout.content)
     staging = store.stage(overlay)
     layout.locks.mkdir(parents=True, exist_ok=True)
@@ -52,6 +60,8 @@ def publish(spec_set: SpecSet, layout: StoreLayout, overlay: str, reason: str = 
             with FileLock(str(layout.overlay_repo_lock(overlay, target)), timeout=LOCK_TIMEOUT):
                 _freeze(source, entry / "Packages", content)
             repodata.create(entry)
+            if signer:
+                signer.sign_metadata(entry, layout.root / "logs" / "publish-signing.log")
         envs = Environments(layout)
         pointer = envs.published(overlay)
         with store_lock(layout, f"repo publish {overlay}", wait=wait):
@@ -64,6 +74,47 @@ def publish(spec_set: SpecSet, layout: StoreLayout, overlay: str, reason: str = 
         raise
     log.info("published %s -> %s", overlay, snapshot.id)
     return snapshot
+
+
+def _check_immutable_and_signed(spec_set: SpecSet, layout: StoreLayout, working: dict[str, Path],
+                                signer: signing.Signer | None) -> None:
+    """Before anything is staged: no RPM may take a name a snapshot holds with other bytes, and with
+    a site key every RPM must carry a valid signature by it (an unsigned or tampered one is refused)."""
+    rpms = sorted(p for source in working.values() for p in source.rglob("*.rpm") if not p.name.endswith(".src.rpm"))
+    if signer:
+        # First: a tampered package is refused as such, whatever its name.
+        log_file = layout.root / "logs" / "publish-signing.log"
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        key = signing.publish_public_key(signer, layout, spec_set.site.name, log_file)
+        signing.refuse_unsigned(signing.verify(rpms, key, layout.root / "tmp", log_file),
+                                f"refusing to publish; signed by {signer.key} expected")
+    clashes = held_with_other_content(layout, {p.name: file_digest(p) for p in rpms})
+    if clashes:
+        raise UserError(f"refusing to publish a different build under an existing name: {', '.join(clashes)}; "
+                        "rebuild it (hpcos build gives a new build a new release) instead of replacing it")
+
+
+def held_with_other_content(layout: StoreLayout, digests: dict[str, str]) -> list[str]:
+    """``name (snapshot/entry)`` for each RPM file name that a snapshot holds with other bytes.
+
+    A file name is N-V-R.A; snapshots never change, so a node may have installed what they hold."""
+    clashes: list[str] = []
+    if not layout.snapshots.is_dir():
+        return clashes
+    content = ContentStore(layout.content)
+    for snapshot in sorted(p for p in layout.snapshots.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for entry in sorted(p for p in snapshot.iterdir() if p.is_dir() and not p.is_symlink()):
+            for name, digest in digests.items():
+                held = entry / "Packages" / name
+                if not held.is_file():
+                    continue
+                stored = content.path(digest)
+                # Snapshots hard-link the content store: the same inode is the same bytes, unread.
+                if stored.is_file() and held.samefile(stored):
+                    continue
+                if file_digest(held) != digest:
+                    clashes.append(f"{name} ({snapshot.name}/{entry.name})")
+    return clashes
 
 
 def _freeze(source: Path, packages_dir: Path, content: ContentStore) -> None:

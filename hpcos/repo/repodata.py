@@ -52,13 +52,13 @@ class RepodataError(UserError):
 
 
 def primary_location(repo_dir: Path) -> Path:
-    primary = _locations(repo_dir).get("primary")
+    primary = locations(repo_dir).get("primary")
     if primary is None:
         raise RepodataError(f"{repo_dir / 'repodata' / 'repomd.xml'}: no primary metadata listed")
     return primary
 
 
-def _open_compressed(path: Path) -> IO[bytes]:
+def open_compressed(path: Path) -> IO[bytes]:
     if path.suffix == ".gz":
         return gzip.open(path)
     if path.suffix == ".xz":
@@ -82,7 +82,7 @@ def _open_compressed(path: Path) -> IO[bytes]:
 CARRIED_TYPES = ("group", "modules", "updateinfo")
 
 
-def _locations(repo_dir: Path) -> dict[str, Path]:
+def locations(repo_dir: Path) -> dict[str, Path]:
     repomd = repo_dir / "repodata" / "repomd.xml"
     try:
         root = ET.parse(repomd).getroot()
@@ -96,13 +96,13 @@ def carry_over(upstream_dir: Path, repo_dir: Path) -> list[str]:
     """Add ``upstream_dir``'s groups, modules and errata to ``repo_dir``'s fresh metadata."""
     modifyrepo = shutil.which("modifyrepo_c")
     carried = []
-    for mdtype, source in _locations(upstream_dir).items():
+    for mdtype, source in locations(upstream_dir).items():
         if mdtype not in CARRIED_TYPES:
             continue
         if not modifyrepo:
             raise UserError("modifyrepo_c not found: apt-get install createrepo-c (or dnf install createrepo_c)")
         plain = repo_dir / f".{mdtype}.{'yaml' if mdtype == 'modules' else 'xml'}"
-        with _open_compressed(source) as stream:
+        with open_compressed(source) as stream:
             plain.write_bytes(stream.read())
         try:
             proc = runner.run([modifyrepo, f"--mdtype={mdtype}", "--compress-type=gz", str(plain),
@@ -119,7 +119,7 @@ def read_packages(repo_dir: Path) -> list[PackageRecord]:
     """Every package listed in the repository's primary metadata."""
     path = primary_location(repo_dir)
     try:
-        with _open_compressed(path) as stream:
+        with open_compressed(path) as stream:
             return list(_parse_primary(stream))
     except (OSError, EOFError, lzma.LZMAError, ET.ParseError) as exc:
         raise RepodataError(f"{path}: cannot parse primary metadata: {exc}") from None

@@ -86,6 +86,8 @@ class RunResults:
     versions: dict[str, str] = field(default_factory=dict)
     testing_snapshot: str | None = None
     build_url: str | None = None  # $BUILD_URL when Jenkins runs it
+    # sha256 of the profile file the run used: the production gate counts only runs on the site's profile.
+    profile_sha256: str | None = None
     results: list[TestResult] = field(default_factory=list)
     schema_version: int = SCHEMA_VERSION
 

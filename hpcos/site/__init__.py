@@ -9,6 +9,7 @@ is, which tracker tickets go to, and where credentials come from.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,6 +33,12 @@ def personal_store(environ: Mapping[str, str]) -> Path:
     directory, so local runs on a shared machine never mix into the site's store or each other's."""
     state = environ.get("XDG_STATE_HOME") or str(Path(environ.get("HOME") or Path.home()) / ".local" / "state")
     return Path(state) / "hpcos" / "store"
+
+
+def personal_cache(environ: Mapping[str, str]) -> Path:
+    """The user's cache directory for hpcos (XDG): what can be recomputed, never what must be kept."""
+    cache = environ.get("XDG_CACHE_HOME") or str(Path(environ.get("HOME") or Path.home()) / ".cache")
+    return Path(cache) / "hpcos"
 
 
 def _writable(path: Path) -> bool:
@@ -99,6 +106,11 @@ class Site:
                 raise
             return self.layout.results_db
         return self.store_root / relative
+
+    def cache_file(self, kind: str, key: str) -> Path:
+        """A per-user cache file for ``kind`` ("jenkins", ...) and ``key`` (a URL): hashed into the name,
+        so a URL with user info never becomes a file name."""
+        return personal_cache(self.environ) / kind / (hashlib.sha256(key.encode()).hexdigest()[:24] + ".json")
 
     def tracker(self, backend: str | None = None) -> Tracker:
         """site.yaml's tracker, or the same settings sent to another ``backend``."""

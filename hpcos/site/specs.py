@@ -51,10 +51,6 @@ _CRON_FIELD = r"[0-9A-Za-z*()/,-]+"
 CRON_SPEC = rf"^(?:{_CRON_FIELD}(?:[ \t]+{_CRON_FIELD}){{4}}|{'|'.join(CRON_ALIASES)})$"
 CronSpec = described_pattern(CRON_SPEC, "a Jenkins cron spec: five fields like 'H 3 * * *' (digits, H, "
                                          "names and * / , - ( )), or @daily, @hourly, ...")
-# A Jenkins label expression: label names joined by && || ! and parentheses.
-LabelExpression = described_pattern(r"^[A-Za-z0-9_.!(][A-Za-z0-9_.()!&| -]*$",
-                                    "a Jenkins label expression (label names of letters, digits, _ . - "
-                                    "joined by &&, ||, ! and parentheses)")
 # A relative or absolute path as a shell word needs no quoting: no spaces, quotes, $, ; or braces.
 SafePath = described_pattern(r"^[A-Za-z0-9_./+][A-Za-z0-9_./+-]*$",
                              "a path of letters, digits and _ . / + - (not starting with -)")
@@ -118,6 +114,15 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
+# A Jenkins label expression as a job's node: labels, && || ! and parentheses; no JJB braces.
+JenkinsLabel = described_pattern(r"^[A-Za-z0-9_.:-]+(?:\s*(?:&&|\|\|)\s*!?\(?[A-Za-z0-9_.:-]+\)?)*$",
+                                 "a Jenkins label or label expression (e.g. 'rpm-build && aarch64')")
+# What rpmsign and gpg are given: no rpm macro (%), no newline, no shell quoting.
+GpgKeyId = described_pattern(r"^[A-Za-z0-9@._+<> -]+$", "a GnuPG key id, fingerprint or user id (letters, "
+                                                          "digits, @ . _ + < > - and spaces)")
+GnupgHome = described_pattern(r"^/[A-Za-z0-9@._+/-]+$", "an absolute directory path (letters, digits, @ . _ + - /)")
+
+
 class Target(Strict):
     """A build target: distribution release and architecture, and the mock config that builds it."""
 
@@ -127,6 +132,23 @@ class Target(Strict):
     """Architecture; ``{arch}`` in URLs."""
     mock_config: SafePath
     """Fedora mock config (``mock -r``) that builds for this target on the build hosts."""
+    mock_repositories: Literal["config", "daily"] = "config"
+    """Where mock installs the build root from: 'config', the mock config's own repositories (public
+    mirrors); 'daily', the store's daily snapshot of this target's mirrors, in a config hpcos
+    generates from mock_config (air-gapped, reproducible: the snapshot id is recorded per build)."""
+    build_label: JenkinsLabel | None = None
+    """Jenkins label (expression) of the agents that build this target; default: jenkins.build_labels
+    for the target's arch, else '<jenkins.build_label> && <arch>'."""
+
+
+class Signing(Strict):
+    """The site's package signing key: the GnuPG home that holds it and which key.  Never the key
+    itself, nor its passphrase (GnuPG's agent, or a passphrase-less build key)."""
+
+    gnupg_home: GnupgHome
+    """GnuPG home directory with the secret key, on the build and publishing hosts."""
+    key_id: GpgKeyId
+    """Key id, fingerprint or user id (e.g. 'rpm-signing@example.org')."""
 
 
 class Mirror(Strict):
@@ -169,11 +191,13 @@ class Jenkins(Strict):
     url: WebUrl
     folder: Identifier
     """Folder that holds every job hpcos manages."""
-    build_label: LabelExpression
+    build_label: JenkinsLabel
     """Node label of the RPM build hosts."""
-    test_label: LabelExpression
+    build_labels: dict[Literal[ARCHES], JenkinsLabel] = {}
+    """Label (expression) of the build agents per architecture, e.g. {aarch64: rpm-build-arm}."""
+    test_label: JenkinsLabel
     """Node label of the test cluster's front end (runs the nightly integration tests)."""
-    publish_label: LabelExpression = "master"
+    publish_label: JenkinsLabel = "master"
     """Node label of the host that owns the repository store."""
 
 
@@ -223,6 +247,90 @@ class Harness(Strict):
     """Cluster profile of the test cluster, relative to the repository."""
     results_db: str = "results.sqlite"
     """Results database, relative to the store root unless absolute."""
+    production_profile: str | None = None
+    """Cluster profile of the production cluster (node classes, scale): what `hpcos outage` plans for."""
+
+
+class Wiki(Strict):
+    """Where `hpcos outage plan` writes the page developers, management and operators read and edit."""
+
+    backend: Literal["trac", "directory", "none"] = "none"
+    url: WebUrl | None = None
+    """Trac's base URL (default: tracker.url when the tracker is Trac). Credentials as for the tracker."""
+    path: str | None = None
+    """Directory of Markdown pages, for backend: directory (relative to the store root unless absolute)."""
+    page: described_pattern(r"^[A-Za-z0-9][A-Za-z0-9_./{}-]{0,200}$",
+                            "a wiki page name such as Outages/{snapshot}") = "Outages/{snapshot}"
+    """Page name; {snapshot} becomes the testing snapshot's id."""
+
+
+def _check_branch(name: str) -> str:
+    # Git branch names as `git check-ref-format --branch` accepts them, narrowed to what is also safe
+    # on a command line and in a Jenkins job: no leading dash, no "..", no trailing "/" or ".lock".
+    if (not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9._/-]*", name) or ".." in name or "//" in name
+            or name.endswith(("/", ".", ".lock"))):
+        raise ValueError("expected a git branch name (letters, digits and . _ / -, no '..', not ending in / . "
+                         "or .lock)")
+    return name
+
+
+def _check_repo_path(path: str) -> str:
+    # A path inside the repository: relative, no "..", no leading dash.
+    if not re.fullmatch(r"[A-Za-z0-9_.][A-Za-z0-9._/+-]*", path) or ".." in path.split("/"):
+        raise ValueError("expected a relative path inside the repository (letters, digits and . _ / + -, no '..')")
+    return path
+
+
+GitBranch = Annotated[str, AfterValidator(_check_branch)]
+RepoPath = Annotated[str, AfterValidator(_check_repo_path)]
+CONFIG_KINDS = ("puppet", "ansible", "salt", "cfengine", "nagios", "generic")
+
+
+def _check_git_url(url: str) -> str:
+    # What git clones from: a URL with a scheme, scp-like user@host:path, or an absolute local path.
+    # Never something git would read as an option (a leading dash), nor characters a shell, JJB's
+    # {placeholders} or a Nagios/Jenkins field would read as syntax: a git URL needs none of them.
+    if re.search(r"[{}'\"`$\\<>|;]", url):
+        raise ValueError("expected a git URL without { } ' \" ` $ \\ < > | ; (none is needed in a URL)")
+    if not (re.match(r"^(https?|ssh|git|file)://[^\s]+$", url)
+            or re.match(r"^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s-][^\s]*$", url)
+            or re.match(r"^/[^\s]*$", url)):
+        raise ValueError("expected a git URL: https://, ssh://, git://, file://, user@host:path or an "
+                         "absolute path")
+    return url
+
+
+GitUrl = Annotated[str, AfterValidator(_check_git_url)]
+
+
+class ConfigRepository(Strict):
+    """A configuration repository (configuration management or monitoring) promoted with the packages:
+    changes go to its testing branch, are tested on the test cluster, and are merged into production."""
+
+    url: GitUrl
+    """Where the repository lives (credentials in ~/.netrc or the ssh agent, never here)."""
+    kind: Literal[CONFIG_KINDS]
+    """What it configures; decides how a change is validated before promotion (docs/configuration.md)."""
+    testing: GitBranch = "testing"
+    """Branch the test cluster runs."""
+    production: GitBranch = "production"
+    """Branch the production cluster runs."""
+    entry: RepoPath | None = None
+    """File validation starts from; default per kind: puppet manifests/site.pp, ansible site.yml,
+    nagios nagios.cfg."""
+
+    @model_validator(mode="after")
+    def _two_branches(self) -> ConfigRepository:
+        if self.testing == self.production:
+            raise ValueError(f"expected different testing and production branches; found {self.testing!r} twice")
+        return self
+
+
+class Config(Strict):
+    """Configuration repositories that move with the packages (``hpcos config``)."""
+
+    repositories: dict[Identifier, ConfigRepository] = {}
+    """By name; the name is used in commands, jobs and tickets."""
 
 
 class SiteSpec(Strict):
@@ -242,6 +350,11 @@ class SiteSpec(Strict):
     jenkins: Jenkins
     tracker: Tracker = Tracker()
     harness: Harness
+    wiki: Wiki = Wiki()
+    config: Config = Config()
+    """Configuration management and monitoring repositories promoted with the packages."""
+    signing: Signing | None = None
+    """Sign overlay RPMs and repository metadata; nodes then use gpgcheck and repo_gpgcheck."""
 
 
 class Upstream(Strict):
@@ -343,6 +456,12 @@ class SpecSet:
 
     def mock_config(self, package: Package, target: str) -> str:
         return package.mock_config.get(target) or self.site.targets[target].mock_config
+
+    def build_label(self, target: str) -> str:
+        """The Jenkins label that routes a rebuild for ``target`` to agents of its architecture."""
+        spec = self.site.targets[target]
+        jenkins = self.site.jenkins
+        return spec.build_label or jenkins.build_labels.get(spec.arch) or f"{jenkins.build_label} && {spec.arch}"
 
     def overlay_packages(self, overlay: str) -> list[Package]:
         return [p for p in self.packages.values() if p.overlay == overlay]

@@ -23,13 +23,14 @@ Release: {release}
 Summary: hpcos repository test package {name}
 License: MIT
 {buildarch}
+{conflicts}
 %description
 A package built by the hpcos tests.
 %install
 mkdir -p %{{buildroot}}/usr/share/hpcos-test
-echo {name}-{version}-{release} > %{{buildroot}}/usr/share/hpcos-test/{name}
+echo {name}-{version}-{release} > %{{buildroot}}/usr/share/hpcos-test/{name}-{version}-{release}
 %files
-/usr/share/hpcos-test/{name}
+/usr/share/hpcos-test/{name}-{version}-{release}
 """
 
 
@@ -39,6 +40,7 @@ class Rpm:
     version: str
     release: str = "1"
     arch: str = "noarch"
+    conflicts: str = ""  # an RPM Conflicts: value, to make a transaction fail on purpose
 
     @property
     def nevra(self) -> str:
@@ -67,7 +69,8 @@ class RpmFactory:
         (top / "SPECS").mkdir(parents=True, exist_ok=True)
         spec = top / "SPECS" / f"{rpm.name}.spec"
         buildarch = "BuildArch: noarch" if rpm.arch == "noarch" else ""
-        spec.write_text(SPEC.format(name=rpm.name, version=rpm.version, release=rpm.release, buildarch=buildarch))
+        spec.write_text(SPEC.format(name=rpm.name, version=rpm.version, release=rpm.release, buildarch=buildarch,
+                                conflicts=f"Conflicts: {rpm.conflicts}" if rpm.conflicts else ""))
         cmd = [rpmbuild, "--define", f"_topdir {top}", "--nodeps", "-bb", str(spec)]
         if rpm.arch != "noarch":
             cmd[1:1] = ["--target", rpm.arch]

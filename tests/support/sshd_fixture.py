@@ -48,8 +48,10 @@ def _listening(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def start_loopback_sshd(directory: Path, *, multiplex: bool = True) -> tuple[LoopbackSshd, subprocess.Popen]:
-    """Start sshd for ``node*`` names; ``multiplex`` keeps one ssh master per name (ControlPersist)."""
+def start_loopback_sshd(directory: Path, *, multiplex: bool = True,
+                        extra_config: str = "") -> tuple[LoopbackSshd, subprocess.Popen]:
+    """Start sshd for ``node*`` names; ``multiplex`` keeps one ssh master per name (ControlPersist);
+    ``extra_config`` is appended to sshd_config (more ListenAddress lines, Match blocks)."""
     sshd = require_tool("sshd", "openssh-server")
     keygen = require_tool("ssh-keygen", "openssh-client")
     require_tool("ssh", "openssh-client")
@@ -68,7 +70,7 @@ def start_loopback_sshd(directory: Path, *, multiplex: bool = True) -> tuple[Loo
         "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUseDNS no\nLogLevel ERROR\n"
         # The "nodes" get their own home: this machine's root ~/.bashrc runs `pyenv rehash`, which
         # races between parallel logins and sprinkles errors into some nodes' stderr.
-        f"SetEnv HOME={home}\n")
+        f"SetEnv HOME={home}\n" + extra_config)
     client = directory / "ssh_config"
     common = (f"    User {os.environ.get('USER') or 'root'}\n    IdentityFile {directory / 'client_key'}\n"
               "    IdentitiesOnly yes\n    UserKnownHostsFile /dev/null\n    StrictHostKeyChecking no\n"

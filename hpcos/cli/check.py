@@ -1,0 +1,51 @@
+"""``hpcos check CHECK --cluster P --node N``: one of the harness's node checks as a Nagios plugin.
+
+Exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN; one status line with performance data on stdout
+(docs/monitoring in docs/configuration.md).
+"""
+
+from __future__ import annotations
+
+from hpcos.cli.test import DEFAULT_CLUSTER
+
+
+def register(sub) -> None:
+    from hpcos.monitoring.checks import CHECKS
+
+    p = sub.add_parser("check", help="run one node check as a Nagios plugin (exit 0/1/2/3, status line, "
+                                     "performance data)")
+    p.add_argument("check", choices=sorted(CHECKS), metavar="CHECK", help=", ".join(sorted(CHECKS)))
+    p.add_argument("--cluster", metavar="PROFILE", default=DEFAULT_CLUSTER,
+                   help=f"cluster profile name or path (default: {DEFAULT_CLUSTER})")
+    p.add_argument("--node", help="the node to check (default: the profile's only node)")
+    p.add_argument("--repo", metavar="URL",
+                   help="the environment's repositories for kernel/packages (default: the profile's "
+                        "os_update.testing_repo)")
+    p.add_argument("--mpi", metavar="STACK", help="MPI stack for mpi-hello (default: the profile's first)")
+    p.add_argument("--timeout", type=int, default=300, help="seconds before the plugin gives up (UNKNOWN)")
+    p.set_defaults(func=check_command)
+
+
+def _target(args):
+    from harness.profiles import load_profile, profile_path
+    from harness.session import profile_dirs
+    from hpcos.cli.test import site_relative_profile, suite_dir
+    from hpcos.core.errors import UserError
+    from hpcos.monitoring.checks import Target
+
+    cluster = site_relative_profile(args.cluster, args.site.specs_dir)
+    profile = load_profile(profile_path(cluster, profile_dirs(suite_dir().parent)))
+    nodes = profile.select_nodes(args.node)
+    if len(nodes) != 1:
+        raise UserError(f"--node: one node, please (profile {profile.name!r} has {profile.nodes})")
+    return Target(profile, str(nodes), repo=args.repo, mpi=args.mpi)
+
+
+def check_command(args) -> int:
+    from hpcos.monitoring.checks import CHECKS
+    from hpcos.monitoring.plugin import run_plugin
+
+    # Everything, a bad profile included, is reported the plugin way (UNKNOWN, exit 3): Nagios shows
+    # the line; an exit code 2 from the usual error path would read as CRITICAL.
+    run_plugin(args.check, lambda: CHECKS[args.check](_target(args)), args.timeout)
+    return 3  # not reached: the plugin exits

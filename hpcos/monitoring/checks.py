@@ -1,0 +1,199 @@
+"""The harness's node checks, one node at a time, as findings a Nagios plugin reports.
+
+The same code the nightly integration tests use decides (``harness.ib_checks``, ``harness.os_update``,
+the MPI hello probe), reached through the profile's launcher, so production's continuous monitoring
+checks exactly what the test cluster's nightly run checked.  A check never raises for what it finds:
+a node that is wrong is CRITICAL with the reason; a node that cannot be asked is UNKNOWN.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ClusterShell.NodeSet import NodeSet
+
+from harness import ib_checks, os_update
+from harness.launchers import CommandResult, launcher_for
+from harness.parsers import ParseError, ibstat, probe
+from harness.probe_build import ProbeBuildError, build_probe
+from harness.profiles import Profile
+from hpcos.core.errors import UserError
+
+OK, WARNING, CRITICAL, UNKNOWN = "ok", "warning", "critical", "unknown"
+
+
+@dataclass
+class Perf:
+    """One performance data item: ``label=value[uom];warn;crit;min;max``."""
+
+    label: str
+    value: float
+    uom: str = ""
+    warning: str | None = None  # Nagios range, e.g. "1:" (below 1 is a problem)
+    critical: str | None = None
+    min: float | None = None
+    max: float | None = None
+
+
+@dataclass
+class Finding:
+    state: str  # ok, warning, critical, unknown
+    summary: str  # one line: what was found, on which node
+    perfdata: list[Perf] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Target:
+    profile: Profile
+    node: str
+    repo: str | None = None  # the environment's repositories (kernel, packages); default: the profile's
+    mpi: str | None = None  # MPI stack for mpi-hello; default: the profile's first
+
+
+def _one_line(text: str) -> str:
+    """Node output in a status line: one line, no '|' (it starts the performance data), no control
+    characters (a terminal escape in a node's output would reach every Nagios web page and log)."""
+    text = re.sub(r"\s+", " ", text.replace("|", "/"))
+    return "".join(c if c.isprintable() else "?" for c in text).strip()[:400]
+
+
+def _asked(result: CommandResult) -> Finding | None:
+    """UNKNOWN when the node could not be asked at all (unreachable, timed out)."""
+    if result.unreachable or result.timed_out:
+        what = "unreachable" if result.unreachable else f"no answer within {result.duration:.0f} s"
+        return Finding(UNKNOWN, f"{result.node}: {what}: {_one_line(result.stderr or result.stdout)}",
+                       [Perf("time", round(result.duration, 3), "s", min=0)])
+    return None
+
+
+def _run(target: Target, command) -> CommandResult:
+    launcher = launcher_for(target.profile)
+    return launcher.run(command, NodeSet(target.node), timeout=target.profile.timeouts.command)[target.node]
+
+
+def _repo(target: Target) -> str:
+    repo = target.repo or target.profile.os_update.testing_repo
+    if not repo:
+        raise UserError(f"profile {target.profile.name!r} sets no os_update.testing_repo: give the "
+                        f"environment's repositories with --repo URL")
+    return repo
+
+
+def reachable(target: Target) -> Finding:
+    """The host check: the profile's launcher reaches the node and runs a command there."""
+    result = _run(target, ["true"])
+    perf = [Perf("time", round(result.duration, 3), "s", min=0)]
+    if result.ok:
+        return Finding(OK, f"{target.node} answers through the {target.profile.launcher} launcher", perf)
+    return Finding(CRITICAL, f"{target.node}: {_one_line(result.describe())}", perf)
+
+
+def kernel(target: Target) -> Finding:
+    """The running kernel is the newest kernel package of the environment's repositories."""
+    config = target.profile.os_update
+    try:
+        expected = os_update.newest_in_repo(_repo(target), [config.kernel_package],
+                                            timeout=target.profile.timeouts.command).get(config.kernel_package)
+    except os_update.RepoQueryFailed as exc:
+        return Finding(UNKNOWN, _one_line(str(exc)))
+    if not expected:
+        return Finding(UNKNOWN, f"no {config.kernel_package} package in {_repo(target)}")
+    result = _run(target, ["uname", "-r"])
+    if (unknown := _asked(result)) is not None:
+        return unknown
+    if not result.ok:
+        return Finding(CRITICAL, f"{target.node}: {_one_line(result.describe())}")
+    verdict = os_update.KernelVerdict(result.stdout.strip(), expected)
+    perf = [Perf("kernel_current", int(verdict.ok), critical="1:", min=0, max=1),
+            Perf("time", round(result.duration, 3), "s", min=0)]
+    if verdict.ok:
+        return Finding(OK, f"{target.node} runs kernel {verdict.running}, the environment's", perf)
+    return Finding(CRITICAL, _one_line(verdict.message(target.node)), perf)
+
+
+def packages(target: Target) -> Finding:
+    """The overlay packages are installed at the environment's versions."""
+    names = target.profile.os_update.packages
+    try:
+        expected = os_update.newest_in_repo(_repo(target), names, timeout=target.profile.timeouts.command)
+    except os_update.RepoQueryFailed as exc:
+        return Finding(UNKNOWN, _one_line(str(exc)))
+    result = _run(target, os_update.rpm_query_command(names))
+    if (unknown := _asked(result)) is not None:
+        return unknown
+    if result.exit_code and "is not installed" not in result.stdout:
+        return Finding(CRITICAL, f"{target.node}: {_one_line(result.describe())}")
+    problems = os_update.package_problems(target.node, result.stdout, expected, names)
+    perf = [Perf("outdated", len(problems), critical="0", min=0, max=len(names)),
+            Perf("time", round(result.duration, 3), "s", min=0)]
+    if problems:
+        return Finding(CRITICAL, _one_line("; ".join(problems)), perf)
+    return Finding(OK, f"{target.node}: {len(names)} overlay packages at the environment's versions", perf)
+
+
+def ib_ports(target: Target) -> Finding:
+    """InfiniBand ports: state, physical state, link layer and rate as the profile expects."""
+    expected = target.profile.infiniband
+    if not expected.expected:
+        return Finding(UNKNOWN, f"profile {target.profile.name!r} expects no InfiniBand (infiniband.expected)")
+    result = _run(target, ["ibstat"])
+    if (unknown := _asked(result)) is not None:
+        return unknown
+    try:
+        hcas = ib_checks.hcas_from(result, ibstat.parse)
+    except ib_checks.IbCheckFailed as exc:
+        return Finding(CRITICAL, _one_line(str(exc)))
+    # Performance data for the HCAs the profile names (all when it names none), judged as the check judges.
+    wanted = set(expected.devices or [h.name for h in hcas])
+    ports = [(h, p) for h in hcas if h.name in wanted for p in h.ports]
+    active = sum(p.state == expected.port_state for _, p in ports)
+    perf = [Perf("active_ports", active, critical=f"{len(ports)}:", min=0, max=len(ports))]
+    for hca, port in ports:
+        if port.rate is not None:
+            floor = f"{expected.rate:g}:" if expected.rate is not None else None
+            perf.append(Perf(f"{hca.name}_{port.number}_rate", port.rate, critical=floor, min=0))
+    problems = ib_checks.port_problems(hcas, expected)
+    if problems:
+        return Finding(CRITICAL, _one_line(f"{target.node}: " + "; ".join(problems)), perf)
+    return Finding(OK, f"{target.node}: {len(ports)} port(s) {expected.port_state}"
+                       + (f" at {expected.rate:g} Gb/s" if expected.rate else ""), perf)
+
+
+def mpi_hello(target: Target) -> Finding:
+    """A two-rank MPI hello on the node with the profile's MPI stack: both ranks start and report."""
+    stacks = target.profile.stacks(target.mpi)
+    if not stacks:
+        return Finding(UNKNOWN, f"profile {target.profile.name!r} has no MPI stack")
+    stack = stacks[0]
+    try:
+        binary = build_probe("hello", stack.mpicc, module=stack.module, env=stack.env)
+    except ProbeBuildError as exc:
+        return Finding(UNKNOWN, _one_line(str(exc)))
+    np = 2
+    result = launcher_for(target.profile).mpi(str(binary), [], np=np, stack=stack, nodes=NodeSet(target.node),
+                                              timeout=target.profile.timeouts.mpi)
+    if (unknown := _asked(result)) is not None:
+        return unknown
+    try:
+        out = probe.parse(result.stdout, "hello")
+        problem = out.rank_problem(np)
+    except ParseError as exc:
+        out, problem = None, str(exc)
+    ranks = out.ranks if out else 0
+    perf = [Perf("ranks", ranks, critical=f"{np}:", min=0), Perf("time", round(result.duration, 3), "s", min=0)]
+    if not result.ok or problem:
+        return Finding(CRITICAL, _one_line(f"{target.node} {stack.name}: {problem or result.describe()}"), perf)
+    return Finding(OK, f"{target.node}: {stack.name} hello with {ranks} ranks", perf)
+
+
+# The checks `hpcos check` runs and `hpcos monitoring config` makes services of; `reachable` is the host check.
+CHECKS: dict[str, Callable[[Target], Finding]] = {
+    "ib-ports": ib_ports,
+    "kernel": kernel,
+    "packages": packages,
+    "mpi-hello": mpi_hello,
+    "reachable": reachable,
+}
+SERVICE_CHECKS = ("ib-ports", "kernel", "packages", "mpi-hello")

@@ -1,0 +1,319 @@
+"""The outage plan for promoting testing to production: what changes, the tasks and how long they take,
+the risks, how to roll back, and who owns what.
+
+The seed's production phase: "From the testing phase, we know what tasks need to be completed on the
+production cluster during an outage and how long they should be expected to take", and "the
+differences between the test cluster and production cluster configuration will help to define the
+highest risks".  So every duration here comes from the last ``hpcos deploy`` of this very snapshot
+on the test cluster, scaled to production by node count and batch size with the assumptions
+written out, and every deviation of the inventory diff is a risk.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import statistics
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from harness.profiles import Profile
+from hpcos.core.errors import UserError
+from hpcos.inventory import collect
+from hpcos.inventory.diff import KINDS, diff
+from hpcos.repo import deployments, errata, nightly
+from hpcos.repo import diff as repo_diff
+from hpcos.repo.environments import Environments
+from hpcos.repo.repodata import read_packages
+from hpcos.repo.snapshots import SnapshotStore
+from hpcos.site import Site
+
+log = logging.getLogger("hpcos.outage")
+
+# The outage's tasks in order: deploy's per-node tasks, then the integration tests on production.
+DEPLOY_TASKS = deployments.TASKS
+POST_OUTAGE = "post-outage integration tests"
+DEFAULT_BATCH = 32
+
+
+@dataclass
+class PackageChange:
+    repo: str
+    package: str  # name.arch
+    old: str  # EVRs before ("" when added)
+    new: str  # EVRs after ("" when removed)
+    changelog: list[errata.ChangelogEntry] = field(default_factory=list)
+    advisories: list[errata.Advisory] = field(default_factory=list)
+
+    @property
+    def kind(self) -> str:
+        return "added" if not self.old else "removed" if not self.new else "updated"
+
+
+@dataclass
+class TaskEstimate:
+    task: str
+    test_nodes: int  # how many test nodes the duration was measured on (0: no measurement)
+    test_median: float | None  # seconds per node on the test cluster
+    test_max: float | None
+    production_seconds: float | None  # the whole task across production, batches included
+
+    @property
+    def known(self) -> bool:
+        return self.production_seconds is not None
+
+
+@dataclass
+class Risk:
+    kind: str  # a class of hpcos.inventory.diff.KINDS, or "ticket", "gate", "measurement"
+    text: str
+
+
+@dataclass
+class OutagePlan:
+    created: str
+    window_start: str | None
+    testing_snapshot: str
+    production_snapshot: str | None
+    test_cluster: str
+    production_cluster: str
+    production_nodes: int
+    batch_size: int
+    changes: list[PackageChange]
+    patches: list[dict[str, str]]
+    config_changes: list[str]
+    tasks: list[TaskEstimate]
+    assumptions: list[str]
+    risks: list[Risk]
+    rollback: list[str]
+    owners: dict[str, list[str]]  # overlay -> "package: owner"
+    deploy_id: str | None = None
+
+    @property
+    def window_seconds(self) -> float | None:
+        if not all(t.known for t in self.tasks):
+            return None
+        return sum(t.production_seconds for t in self.tasks)
+
+    @property
+    def window_end(self) -> str | None:
+        if self.window_start is None or self.window_seconds is None:
+            return None
+        start = datetime.fromisoformat(self.window_start)
+        return (start + timedelta(seconds=self.window_seconds)).isoformat(timespec="minutes")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> OutagePlan:
+        data = json.loads(text)
+        def change(c: dict) -> PackageChange:
+            return PackageChange(**{**c, "changelog": [errata.ChangelogEntry(**e) for e in c["changelog"]],
+                                    "advisories": [errata.Advisory(**{**a, "references": tuple(a["references"])})
+                                                   for a in c["advisories"]]})
+
+        data["changes"] = [change(c) for c in data["changes"]]
+        data["tasks"] = [TaskEstimate(**task) for task in data["tasks"]]
+        data["risks"] = [Risk(**risk) for risk in data["risks"]]
+        return cls(**data)
+
+    @property
+    def security_advisories(self) -> list[errata.Advisory]:
+        seen = {a.id: a for c in self.changes for a in c.advisories if a.kind == "security"}
+        return sorted(seen.values(), key=lambda a: a.id)
+
+
+def package_changes(site: Site, old_env: str, new_env: str) -> tuple[list[PackageChange], str, str | None]:
+    """Every package that differs between production and testing, with changelog and advisories."""
+    layout = site.layout
+    new = repo_diff.resolve(layout, new_env)
+    current = Environments(layout).environment(old_env).current()
+    if current is None:
+        old = None
+        per_repo = {entry: repo_diff.RepoDiff(added=[r.nevra for r in read_packages(new.entry_dir(entry))],
+                                              status="added") for entry in new.entries}
+    else:
+        old = SnapshotStore(layout.snapshots).get(current)
+        per_repo = repo_diff.diff(old, new)
+    changes: list[PackageChange] = []
+    for entry, result in per_repo.items():
+        repo_changes = [PackageChange(entry, key, before, after) for key, before, after in result.updated]
+        repo_changes += [PackageChange(entry, _name_arch(nevra), "", _evr(nevra)) for nevra in result.added]
+        repo_changes += [PackageChange(entry, _name_arch(nevra), _evr(nevra), "") for nevra in result.removed]
+        wanted = {c.package: c.new.split(", ")[-1] for c in repo_changes if c.new}
+        logs = errata.changelogs(new.entry_dir(entry), wanted)
+        for change in repo_changes:
+            change.changelog = logs.get(change.package, [])
+        changes.extend(repo_changes)
+    wanted = {c.package: c.new.split(", ")[-1] for c in changes if c.new}
+    found = errata.advisories([new.entry_dir(e) for e in new.entries], wanted)
+    for change in changes:
+        change.advisories = found.get(change.package, [])
+    changes.sort(key=lambda c: (not c.advisories, c.repo, c.package))
+    return changes, new.id, old.id if old else None
+
+
+def _name_arch(nevra: str) -> str:
+    # name-epoch:version-release.arch -> name.arch
+    head, _, arch = nevra.rpartition(".")
+    name = head.rsplit("-", 2)[0]
+    return f"{name}.{arch}"
+
+
+def _evr(nevra: str) -> str:
+    head = nevra.rpartition(".")[0]
+    name = head.rsplit("-", 2)[0]
+    return head[len(name) + 1:]
+
+
+def estimate_tasks(records: list[deployments.DeploymentRecord], production_nodes: int, batch_size: int,
+                   tests_seconds: float | None) -> tuple[list[TaskEstimate], list[str], str | None]:
+    """Per task: the test cluster's per-node durations of the last deploy, scaled to production.
+
+    Within a batch the nodes work in parallel, so a batch takes as long as its slowest node: the test
+    cluster's slowest node is taken as every production batch's duration."""
+    assumptions = [
+        f"production is updated in {math.ceil(production_nodes / batch_size)} batches of at most {batch_size} "
+        f"nodes ({production_nodes} nodes), batches one after another, the nodes of a batch in parallel",
+        "a batch takes as long as the slowest test node took for each task (the slowest is kept, not the median: "
+        "a batch waits for its last node)",
+        "jobs are stopped for the outage, so draining does not wait for running jobs",
+    ]
+    record = records[-1] if records else None
+    batches = math.ceil(production_nodes / batch_size) if production_nodes else 0
+    tasks = []
+    for task in DEPLOY_TASKS:
+        seconds = [n.durations[task] for n in (record.nodes.values() if record else []) if task in n.durations]
+        if seconds:
+            tasks.append(TaskEstimate(task, len(seconds), statistics.median(seconds), max(seconds),
+                                      max(seconds) * batches))
+        elif record is not None and task == "reboot":
+            # No node needed a reboot on the test cluster: nor will production, for the same packages.
+            tasks.append(TaskEstimate(task, 0, 0.0, 0.0, 0.0))
+        else:
+            tasks.append(TaskEstimate(task, 0, None, None, None))
+    tasks.append(TaskEstimate(POST_OUTAGE, 1 if tests_seconds is not None else 0, tests_seconds, tests_seconds,
+                              tests_seconds))
+    if tests_seconds is not None:
+        assumptions.append("the post-outage integration tests take as long on production as the last nightly run "
+                           "of this snapshot took on the test cluster")
+    return tasks, assumptions, record.deploy_id if record else None
+
+
+def build_plan(site: Site, test: Profile, production: Profile, *, batch_size: int | None = None,
+               window_start: datetime | None = None, source: str = "testing", dest: str = "production",
+               test_measured: collect.Measured | None = None,
+               production_measured: collect.Measured | None = None) -> OutagePlan:
+    spec_set = site.specs
+    layout = site.layout
+    changes, testing_id, production_id = package_changes(site, dest, source)
+    batch = batch_size or DEFAULT_BATCH
+    if batch < 1:
+        raise UserError(f"--batch-size {batch}: expected at least 1")
+    production_nodes = production.inventory.total_nodes or len(production.node_set)
+    records = [r for r in deployments.records(layout) if r.snapshot == testing_id and r.cluster == test.name]
+    tasks, assumptions, deploy_id = estimate_tasks(records, production_nodes, batch, _tests_seconds(site, testing_id))
+    risks = [Risk(KINDS[d.kind], d.line.split(": ", 1)[1])
+             for d in diff(test, production, test_measured, production_measured)]
+    if not records:
+        risks.insert(0, Risk("measurement", f"snapshot {testing_id} was never deployed on {test.name}: "
+                                            "task durations are unknown and the procedure was not practised"))
+    else:
+        failed = records[-1].failed_nodes
+        if failed:
+            risks.insert(0, Risk("measurement", f"the deploy of {testing_id} on {test.name} left "
+                                                f"{len(failed)} node(s) unverified: {', '.join(failed)}"))
+    risks += _ticket_risks(site)
+    risks += _gate_risks(site, source, dest, testing_id)
+    return OutagePlan(
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        window_start=window_start.isoformat(timespec="minutes") if window_start else None,
+        testing_snapshot=testing_id, production_snapshot=production_id,
+        test_cluster=test.name, production_cluster=production.name, production_nodes=production_nodes,
+        batch_size=batch, changes=changes, patches=_patches(spec_set),
+        config_changes=config_changes(site),
+        tasks=tasks, assumptions=assumptions, risks=risks,
+        rollback=_rollback(dest, production.name, production_id),
+        owners=_owners(spec_set), deploy_id=deploy_id)
+
+
+def config_changes(site: Site) -> list[str]:
+    """One line per commit the configuration repositories' testing branches hold that production does
+    not, and per production hot-fix not yet merged back (what `hpcos config status` shows)."""
+    from hpcos.config.promotion import status
+    from hpcos.config.repositories import repositories
+
+    lines = []
+    for repo in repositories(site.specs, site.layout):
+        branch = status(repo)
+        lines += [f"{repo.name} ({branch.kind}): {c.short} {c.subject} ({c.author})" for c in branch.to_promote]
+        lines += [f"{repo.name} ({branch.kind}): production hot-fix not yet merged back: {c.short} {c.subject}"
+                  for c in branch.hot_fixes]
+    return lines
+
+
+def _tests_seconds(site: Site, snapshot_id: str) -> float | None:
+    """How long the last nightly run of this snapshot took, from the results database."""
+    runs = [r for r in nightly.records(site.layout) if r.testing_snapshot == snapshot_id]
+    if not runs:
+        return None
+    try:
+        from hpcos.perf.store import ResultsStore, UnknownRun
+
+        run = ResultsStore(site.results_db).run(runs[-1].run_id)
+    except (UserError, UnknownRun, OSError):
+        return None
+    try:
+        return (datetime.fromisoformat(run["finished"]) - datetime.fromisoformat(run["started"])).total_seconds()
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _ticket_risks(site: Site) -> list[Risk]:
+    from hpcos.tickets.state import TicketState
+
+    path = site.layout.ticket_state
+    if not path.exists():
+        return []
+    state = TicketState(path)
+    try:
+        return [Risk("ticket", f"open ticket #{ticket} ({test_id})") for _key, test_id, ticket, _streak
+                in state.open_tickets()]
+    finally:
+        state.close()
+
+
+def _gate_risks(site: Site, source: str, dest: str, snapshot_id: str) -> list[Risk]:
+    risks = []
+    envs = Environments(site.layout)
+    for name in (source, dest):
+        for record in envs.environment(name).records():
+            if record.forced and record.snapshot == snapshot_id:
+                risks.append(Risk("gate", f"{name} took {snapshot_id} with the gate overridden by {record.user} "
+                                          f"on {record.time}: {record.reason}"))
+    return risks
+
+
+def _patches(spec_set) -> list[dict[str, str]]:
+    return [{"package": package.name, "overlay": package.overlay, "patch": patch.file, "reason": patch.reason,
+             "upstream": patch.upstream or "", "owner": package.owner}
+            for package in spec_set.packages.values() for patch in package.patches]
+
+
+def _owners(spec_set) -> dict[str, list[str]]:
+    owners: dict[str, list[str]] = {}
+    for package in sorted(spec_set.packages.values(), key=lambda p: p.name):
+        owners.setdefault(package.overlay, []).append(f"{package.name}: {package.owner}")
+    return owners
+
+
+def _rollback(dest: str, cluster: str, previous: str | None) -> list[str]:
+    if previous is None:
+        return [f"{dest} pointed at nothing before this outage: there is no snapshot to return to; "
+                "reinstall from the previous provisioning image"]
+    return [f"hpcos repo rollback {dest} --reason 'outage rollback'   # {dest} points at {previous} again",
+            f"hpcos deploy {dest} --cluster {cluster}   # dnf distro-sync every node back to {previous}, "
+            "reboot where the kernel changes, verify",
+            "hpcos test --cluster " + cluster + "   # the integration tests on the rolled-back cluster"]

@@ -1,0 +1,125 @@
+"""A real Slurm with several node names on this one host: one slurmctld, one ``slurmd -N NAME`` per node.
+
+For the deployment tests, which drain and resume simulated nodes by name (the single-node fixture,
+support/slurm_fixture.py, has only this host's name).  No MPI runs on these nodes, so the per-node
+spool needs no bind mount (RECIPES: pmix with several slurmd).  Every daemon is stopped by its pid file.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from conftest import require_tool
+
+from support.slurm_fixture import _stop
+from support.sshd_fixture import free_port
+
+START_TIMEOUT = 30
+
+
+@dataclass
+class SlurmNodes:
+    directory: Path
+    conf: Path
+    nodes: list[str]
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"SLURM_CONF": str(self.conf)}
+
+    def sinfo(self) -> dict[str, tuple[str, str]]:
+        """Each node's (state, reason) as sinfo prints them."""
+        out = subprocess.run(["sinfo", "-h", "-N", "-o", "%N|%T|%E"], env={**os.environ, **self.env},
+                             capture_output=True, text=True, timeout=30, check=True).stdout
+        found = {}
+        for line in out.splitlines():
+            node, state, reason = line.split("|", 2)
+            found[node] = (state, reason)
+        return found
+
+    def wait_idle(self, timeout: float = START_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            states = self.sinfo()
+            if all(states.get(n, ("",))[0] == "idle" for n in self.nodes):
+                return
+            if time.monotonic() > deadline:
+                pytest.fail(f"slurm nodes not idle after {timeout} s: {states}", pytrace=False)
+            time.sleep(0.1)
+
+    def resume_all(self) -> None:
+        """Put every node back to idle (between tests)."""
+        for node, (state, _reason) in self.sinfo().items():
+            if state.startswith(("drain", "down")):
+                subprocess.run(["scontrol", "update", f"nodename={node}", "state=resume"],
+                               env={**os.environ, **self.env}, capture_output=True, timeout=30)
+        self.wait_idle()
+
+
+def start_slurm_nodes(d: Path, nodes: list[str]) -> SlurmNodes:
+    for tool in ("slurmctld", "slurmd", "sinfo", "scontrol"):
+        require_tool(tool, "slurm-wlm")
+    munged = require_tool("munged", "munge")
+    run_dir = d / "run"
+    run_dir.mkdir(mode=0o755, parents=True)
+    run_dir.chmod(0o755)
+    for sub in ("state", "spool", "log"):
+        (d / sub).mkdir()
+    key = d / "munge.key"
+    key.write_bytes(os.urandom(1024))
+    key.chmod(0o400)
+    socket_path = run_dir / "munge.socket"
+    subprocess.run([munged, f"--socket={socket_path}", f"--key-file={key}", f"--pid-file={d / 'munged.pid'}",
+                    f"--log-file={d / 'log' / 'munged.log'}", f"--seed-file={d / 'munge.seed'}", "--force"],
+                   check=True, capture_output=True, timeout=30)
+    host = subprocess.run(["hostname", "-s"], capture_output=True, text=True, timeout=10).stdout.strip()
+    node_lines = "".join(f"NodeName={n} NodeHostname=localhost NodeAddr=127.0.0.1 Port={free_port()} CPUs=1 "
+                         f"RealMemory=100 State=UNKNOWN\n" for n in nodes)
+    conf = d / "slurm.conf"
+    conf.write_text(f"""ClusterName=hpcos-deploy
+SlurmctldHost={host}(127.0.0.1)
+SlurmctldPort={free_port()}
+AuthType=auth/munge
+AuthInfo=socket={socket_path}
+SlurmUser=root
+StateSaveLocation={d / 'state'}
+SlurmdSpoolDir={d / 'spool'}/%n
+SlurmctldPidFile={d / 'slurmctld.pid'}
+SlurmdPidFile={d / 'slurmd-%n.pid'}
+SlurmctldLogFile={d / 'log' / 'slurmctld.log'}
+SlurmdLogFile={d / 'log' / 'slurmd-%n.log'}
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+SelectType=select/cons_tres
+MailProg=/bin/true
+ReturnToService=2
+{node_lines}PartitionName=debug Nodes={','.join(nodes)} Default=YES MaxTime=INFINITE State=UP
+""")
+    env = {**os.environ, "SLURM_CONF": str(conf)}
+    slurm = SlurmNodes(d, conf, nodes)
+    subprocess.run(["slurmctld"], env=env, check=True, capture_output=True, timeout=30)
+    for node in nodes:
+        (d / "spool" / node).mkdir()
+        subprocess.run(["slurmd", "-N", node], env=env, check=True, capture_output=True, timeout=30)
+    return slurm
+
+
+def stop_slurm_nodes(slurm: SlurmNodes) -> None:
+    d = slurm.directory
+    _stop([*(d / f"slurmd-{n}.pid" for n in slurm.nodes), d / "slurmctld.pid", d / "munged.pid"])
+
+
+@pytest.fixture(scope="session")
+def slurm_nodes(tmp_path_factory) -> SlurmNodes:
+    slurm = start_slurm_nodes(tmp_path_factory.mktemp("slurm-nodes"), [f"node{i}" for i in range(1, 5)])
+    try:
+        slurm.wait_idle()
+        yield slurm
+    finally:
+        stop_slurm_nodes(slurm)

@@ -1,0 +1,228 @@
+"""``hpcos deploy``: four simulated nodes go from snapshot A to snapshot B in batches of two.
+
+Real parts: packages built with rpmbuild, mirrored and composed into snapshots by hpcos itself
+(dnf reposync, createrepo_c), nodes that are dnf install roots with their own rpm databases, real
+``dnf distro-sync`` through the local launcher, a real Slurm with four node names for drain and
+resume.  The "reboot" is the profile's command (support/deploy_fixtures.REBOOT_SH).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import yaml
+from conftest import require_tool
+from support.deploy_fixtures import installed, profile_yaml, provision
+from support.rpm_repo_fixtures import Rpm, RpmFactory, make_site
+from support.slurm_nodes_fixture import slurm_nodes  # noqa: F401  (fixture)
+from support.sshd_fixture import loopback_sshd  # noqa: F401  (fixture)
+
+from hpcos.cli import main
+from hpcos.core.store_layout import StoreLayout
+from hpcos.repo import deployments
+from hpcos.results.model import RunResults, TestResult
+
+BASE_A = [Rpm("alpha", "1.0"), Rpm("beta", "1.0")]
+BASE_B = [Rpm("alpha", "1.1"), Rpm("beta", "1.0")]
+HPC_A = [Rpm("openmpi", "4.1.1", "1.hpc1", "x86_64")]
+HPC_B = [Rpm("openmpi", "4.1.2", "1.hpc1", "x86_64")]
+KERNEL_A = [Rpm("kernel", "5.14.0", "1.hpc1", "x86_64")]
+KERNEL_B = [Rpm("kernel", "5.14.0", "2.hpc1", "x86_64")]
+# Installed on one node by hand, from no repository: dnf cannot move openmpi to 4.1.2 there.
+BLOCKER = Rpm("site-blocker", "1.0", conflicts="openmpi >= 4.1.2")
+NODES = ["node1", "node2", "node3", "node4"]
+PACKAGES = ["alpha", "beta", "openmpi", "kernel"]
+
+
+def hpcos(site, *args: str) -> int:
+    return main(["--specs", str(site.specs), "--store", str(site.store), *args])
+
+
+@pytest.fixture
+def cluster(tmp_path, slurm_nodes, monkeypatch):  # noqa: F811
+    for tool, package in (("rpmbuild", "rpm"), ("createrepo_c", "createrepo-c"), ("dnf", "dnf")):
+        require_tool(tool, package)
+    monkeypatch.setenv("SLURM_CONF", str(slurm_nodes.conf))
+    slurm_nodes.resume_all()
+    site = make_site(RpmFactory(tmp_path / "rpmbuild"), tmp_path)
+    site.set_upstream("base", BASE_A)
+    site.set_overlay("hpc-overlay", HPC_A)
+    site.set_overlay("kernel-overlay", KERNEL_A)
+    for step in (["sync"], ["publish", "hpc-overlay"], ["publish", "kernel-overlay"], ["promote", "daily", "testing"]):
+        assert hpcos(site, "repo", *step) == 0
+    nodes_dir = tmp_path / "nodes"
+    nodes_dir.mkdir()
+    site.profile = site.specs.parent / "profile.yaml"  # site.yaml's harness.profile
+    site.profile.write_text(profile_yaml(nodes_dir, "node[1-4]"))
+    repo = tmp_path / "a.repo"
+    assert hpcos(site, "repo", "client-config", "testing", "--no-gpgcheck", "-o", str(repo)) == 0
+    for node in NODES:
+        provision(nodes_dir / node, repo.read_text(), PACKAGES)
+    site.nodes_dir = nodes_dir
+    site.snapshot_a = StoreLayout(site.store).environments.joinpath("testing").resolve().name
+    # Snapshot B: a mirror update, an overlay rebuild and a new kernel.
+    site.set_upstream("base", BASE_B)
+    site.set_overlay("hpc-overlay", HPC_B)
+    site.set_overlay("kernel-overlay", KERNEL_B)
+    for step in (["sync"], ["publish", "hpc-overlay"], ["publish", "kernel-overlay"], ["promote", "daily", "testing"]):
+        assert hpcos(site, "repo", *step) == 0
+    site.snapshot_b = StoreLayout(site.store).environments.joinpath("testing").resolve().name
+    site.slurm = slurm_nodes
+    yield site
+    slurm_nodes.resume_all()
+
+
+SNAPSHOT_B = {"alpha-0:1.1-1.noarch", "beta-0:1.0-1.noarch", "openmpi-0:4.1.2-1.hpc1.x86_64",
+              "kernel-0:5.14.0-1.hpc1.x86_64", "kernel-0:5.14.0-2.hpc1.x86_64"}
+
+
+def test_client_config_lists_every_repository_with_overlays_first(cluster, capsys):
+    assert hpcos(cluster, "repo", "client-config", "testing", "--url", "https://repo.example.org/hpcos",
+                 "--gpgkey", "https://repo.example.org/RPM-GPG-KEY-site") == 0
+    text = capsys.readouterr().out
+    sections = [line for line in text.splitlines() if line.startswith("[")]
+    assert sections == ["[hpcos-hpc-overlay-el9-x86_64]", "[hpcos-kernel-overlay-el9-x86_64]",
+                        "[hpcos-base-el9-x86_64]", "[hpcos-tools-el9-x86_64]"]
+    assert "baseurl=https://repo.example.org/hpcos/testing/hpc-overlay-el9-x86_64/" in text
+    assert text.count("gpgcheck=1") == 4 and text.count("gpgkey=https://repo.example.org/RPM-GPG-KEY-site") == 2
+    priorities = [int(line.split("=")[1]) for line in text.splitlines() if line.startswith("priority=")]
+    assert priorities[:2] == [10, 10] and priorities[2:] == [50, 50], "overlays must win over the mirror"
+    assert hpcos(cluster, "repo", "client-config", "testing", "--kickstart", "--pin",
+                 "--snapshots-url", "https://repo.example.org/hpcos-snapshots") == 0
+    kickstart = capsys.readouterr().out.splitlines()
+    assert kickstart[0] == (f"repo --name=hpcos-hpc-overlay-el9-x86_64 --baseurl=https://repo.example.org/"
+                            f"hpcos-snapshots/{cluster.snapshot_b}/hpc-overlay-el9-x86_64/ --cost=10 --install")
+    assert len(kickstart) == 4
+
+
+def test_four_nodes_go_from_a_to_b_in_batches_of_two(cluster, capsys):
+    for node in NODES:
+        assert "openmpi-0:4.1.1-1.hpc1.x86_64" in installed(cluster.nodes_dir / node)
+    assert hpcos(cluster, "deploy", "testing", "--cluster", str(cluster.profile)) == 0
+    shown = capsys.readouterr().err  # the library's log lines, as the CLI shows them
+    for node in NODES:
+        root = cluster.nodes_dir / node
+        assert installed(root) == SNAPSHOT_B, node
+        assert (root / "run" / "running-kernel").read_text().strip() == "5.14.0-2.hpc1.x86_64"
+        assert f"/snapshots/{cluster.snapshot_b}/" in (root / "etc" / "yum.repos.d" / "hpcos.repo").read_text()
+    # Each node rebooted once, while exactly its batch was drained: never more than two nodes out.
+    seen = {node: (cluster.nodes_dir / node / "var" / "log" / "reboots").read_text().splitlines() for node in NODES}
+    assert all(len(lines) == 1 for lines in seen.values()), seen
+    assert seen["node1"][0].endswith("drained: node1 node2 ") and seen["node3"][0].endswith("drained: node3 node4 ")
+    assert {state for state, _ in cluster.slurm.sinfo().values()} <= {"idle", "idle*"}
+
+    [record] = deployments.records(StoreLayout(cluster.store))
+    assert (record.snapshot, record.environment, record.batch_size) == (cluster.snapshot_b, "testing", 2)
+    assert record.verified_nodes == NODES and record.finished
+    for node in record.nodes.values():
+        assert node.rebooted and node.kernel == "5.14.0-2.hpc1.x86_64"
+        assert set(node.durations) == set(deployments.TASKS), node.durations
+        assert node.durations["distro_sync"] > 0 and node.durations["reboot"] > 0
+    assert "node[1-4]: verified on " + cluster.snapshot_b in shown
+    assert "batch 2/2: node[3-4]" in shown
+
+
+def test_a_node_that_cannot_install_stays_drained_and_blocks_production(cluster, capsys, tmp_path):
+    blocker = cluster.factory.path(BLOCKER)
+    root = cluster.nodes_dir / "node3"
+    done = os.system(f"rpm --root {root} -i --nodeps {blocker}")
+    assert done == 0
+    assert hpcos(cluster, "deploy", "testing", "--cluster", str(cluster.profile)) == 1
+    shown = capsys.readouterr().err
+    [record] = deployments.records(StoreLayout(cluster.store))
+    assert record.verified_nodes == ["node1", "node2", "node4"]
+    reason = record.nodes["node3"].reason
+    assert reason.startswith("dnf distro-sync failed: exit 1") and "conflicts" in reason, reason
+    states = cluster.slurm.sinfo()
+    assert states["node3"][0] == "drained" and "package site-blocker-1.0-1.noarch" in states["node3"][1], states
+    assert {states[n][0] for n in ("node1", "node2", "node4")} <= {"idle", "idle*"}
+    assert "openmpi-0:4.1.1-1.hpc1.x86_64" in installed(root), "the failed transaction changed nothing"
+    assert installed(cluster.nodes_dir / "node4") == SNAPSHOT_B
+    assert "node[1-2,4]: verified on" in shown and "node3: left drained: dnf distro-sync failed" in shown
+
+    # A night where every test passed on every node: production is still refused, naming node3.
+    results = tmp_path / "results.json"
+    RunResults(run_id="night-1", cluster="sim-cluster", started="2099-01-01T00:00:00+00:00",
+               finished="2099-01-01T01:00:00+00:00", testing_snapshot=cluster.snapshot_b,
+               profile_sha256=_sha256(cluster.profile),
+               results=[TestResult("integration_tests/test_mpi.py::test_mpi_hello", n, "passed", mpi="openmpi")
+                        for n in NODES]).write(results)
+    assert hpcos(cluster, "repo", "record-run", str(results)) == 0
+    capsys.readouterr()
+    assert hpcos(cluster, "repo", "promote", "testing", "production") == 2
+    [refusal] = [line for line in capsys.readouterr().err.splitlines() if "refusing" in line]
+    assert "was not verified on node3" in refusal, refusal
+
+
+def test_deploy_record_is_json_with_every_task(cluster, capsys):
+    assert hpcos(cluster, "deploy", "testing", "--cluster", str(cluster.profile), "--nodes", "node[2-3]",
+                 "--batch-size", "1", "--json") == 0
+    data = json.loads(capsys.readouterr().out)
+    assert sorted(data["nodes"]) == ["node2", "node3"] and data["batch_size"] == 1
+    assert all(n["verified"] for n in data["nodes"].values())
+
+
+def _sha256(path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_nodes_reached_over_ssh(cluster, loopback_sshd, tmp_path):  # noqa: F811
+    """The same procedure through the ssh launcher on the loopback sshd: each node's commands run in a
+    real ssh session (the nodes' HOME is the sshd's, so their rpm databases are provisioned with it)."""
+    home = {"HOME": str(loopback_sshd.directory / "home")}
+    nodes_dir = tmp_path / "ssh-nodes"
+    nodes_dir.mkdir()
+    repo = tmp_path / "b.repo"
+    assert hpcos(cluster, "repo", "client-config", "testing", "--no-gpgcheck", "--pin", "-o", str(repo)) == 0
+    # Provisioned from B (only B's kernel), so the deployment has nothing to change: a re-run must be harmless.
+    for node in ("node1", "node2"):
+        provision(nodes_dir / node, repo.read_text(), PACKAGES, env=home)
+    profile = tmp_path / "ssh.yaml"
+    ssh = yaml.safe_load(loopback_sshd.profile_yaml("node[1-2]"))
+    profile.write_text(profile_yaml(nodes_dir, "node[1-2]", launcher="ssh", drain="none", extra={"ssh": ssh["ssh"]}))
+    assert hpcos(cluster, "deploy", "testing", "--cluster", str(profile)) == 0
+    [record] = [r for r in deployments.records(StoreLayout(cluster.store)) if r.cluster == "sim-cluster"
+                and set(r.nodes) == {"node1", "node2"}]
+    assert record.verified_nodes == ["node1", "node2"]
+    assert not any(n.rebooted for n in record.nodes.values()), "nothing changed: no reboot"
+    for node in ("node1", "node2"):
+        assert installed(nodes_dir / node, env=home) == SNAPSHOT_B - {"kernel-0:5.14.0-1.hpc1.x86_64"}
+
+
+def test_a_second_deployment_on_the_same_cluster_is_refused(cluster, capsys):
+    from filelock import FileLock
+
+    with FileLock(str(StoreLayout(cluster.store).locks / "deploy-sim-cluster.lock")):
+        assert hpcos(cluster, "deploy", "testing", "--cluster", str(cluster.profile)) == 2
+    assert "another `hpcos deploy` on cluster 'sim-cluster' is running" in capsys.readouterr().err
+    assert deployments.records(StoreLayout(cluster.store)) == [], "nothing was touched"
+
+
+def test_bad_input_gets_one_line(cluster, capsys):
+    assert hpcos(cluster, "deploy", "testing", "--cluster", str(cluster.profile), "--nodes", "node9") == 2
+    assert "--nodes node9: node9 not in profile 'sim-cluster'" in capsys.readouterr().err
+    assert hpcos(cluster, "deploy", "staging", "--cluster", str(cluster.profile)) == 2
+    assert "unknown environment 'staging'" in capsys.readouterr().err
+    broken = cluster.profile.with_name("broken.yaml")
+    broken.write_text(cluster.profile.read_text().replace("batch_size: 2", "batch_size: -1"))
+    assert hpcos(cluster, "deploy", "testing", "--cluster", str(broken)) == 2
+    err = capsys.readouterr().err
+    assert "broken.yaml:" in err and "deploy.batch_size" in err and "Traceback" not in err, err
+
+
+def test_a_node_that_does_not_come_back_is_left_drained_in_bounded_time(cluster):
+    # A reboot command that does nothing: the boot id never changes, as with a node stuck in firmware.
+    data = yaml.safe_load(cluster.profile.read_text())
+    data["deploy"].update({"reboot": "true", "reboot_timeout": 2})
+    stuck = cluster.profile.with_name("stuck.yaml")
+    stuck.write_text(yaml.safe_dump(data))
+    assert hpcos(cluster, "deploy", "testing", "--cluster", str(stuck), "--nodes", "node2") == 1
+    [record] = deployments.records(StoreLayout(cluster.store))
+    node = record.nodes["node2"]
+    assert not node.verified and node.reason == "did not come back within 2 s of the reboot"
+    assert 2 <= node.durations["reboot"] < 30
+    assert cluster.slurm.sinfo()["node2"] == ("drained", "hpcos deploy: did not come back within 2 s of the reboot")
