@@ -6,7 +6,8 @@ a timeout that kills the whole process tree, recorded on the current (test, node
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import pytest
 from ClusterShell.NodeSet import NodeSet
@@ -14,9 +15,13 @@ from ClusterShell.NodeSet import NodeSet
 from harness.launchers import CommandResult, Launcher
 from harness.launchers.base import Command
 from harness.profiles import MpiStack, Profile
+from harness.repeats import Reading, judge, settle
+from harness.repeats import describe as describe_judgement
 from harness.session import HarnessSession
 from harness.state import ItemState, harness_session, item_state
 from hpcos.results.model import Direction, Measurement
+
+log = logging.getLogger("hpcos.harness")
 
 
 @pytest.fixture(scope="session")
@@ -120,6 +125,80 @@ def measure(request, hpcos_session) -> Callable[..., Measurement]:
         return measurement
 
     return measure
+
+
+@pytest.fixture
+def measure_repeatedly(request, hpcos_session) -> Callable[..., list[Measurement]]:
+    """``measure_repeatedly(run_once, repeat=None) -> list[Measurement]``.
+
+    ``run_once()`` runs the benchmark once and returns its ``Reading``s; it is called ``repeat``
+    times (the profile's ``repeat``, default 3).  Each (metric, size) is recorded once: its value
+    is the median of the runs, its samples every run's own samples (or the runs' values).  A
+    reference is judged on the repeats as ``harness.repeats`` says, which may run the whole
+    benchmark ``repeat`` times more, once.  Violations fail the test after its body, like ``measure``.
+    """
+    state = _state(request)
+    profile = hpcos_session.profile
+
+    def rounds(run_once: Callable[[], Iterable[Reading]], n: int) -> dict[tuple[str, int | None], list[Reading]]:
+        series: dict[tuple[str, int | None], list[Reading]] = {}
+        for i in range(n):
+            for reading in run_once():
+                series.setdefault((reading.metric, reading.size), []).append(reading)
+            short = [k for k, v in series.items() if len(v) != i + 1]
+            if short:
+                metric, size = short[0]
+                pytest.fail(f"run {i + 1} of {n} gave {metric}{'' if size is None else f' at {size} B'} "
+                            f"{len(series[short[0]])} times, expected once per run", pytrace=False)
+        return series
+
+    def measure_repeatedly(run_once: Callable[[], Iterable[Reading]], repeat: int | None = None) -> list[Measurement]:
+        n = repeat or profile.repeat
+        series = rounds(run_once, n)
+        judgements = {}
+        for (metric, size), readings in series.items():
+            reference = profile.reference(metric, state.mpi, size)
+            judgements[metric, size] = judge([r.value for r in readings], readings[0].direction, reference)
+        suspects = [key for key, j in judgements.items() if j.needs_rerun]
+        if suspects:  # one rerun of the whole benchmark, however many of its values are suspect
+            again = rounds(run_once, n)
+            for metric, size in suspects:
+                if (metric, size) not in again:
+                    pytest.fail(f"the rerun gave no {metric}{'' if size is None else f' at {size} B'}, which the "
+                                "first runs did", pytrace=False)
+                judgements[metric, size] = settle(judgements[metric, size], [r.value for r in again[metric, size]])
+        recorded = []
+        for (metric, size), readings in series.items():
+            first, j = readings[0], judgements[metric, size]
+            samples = [s for r in readings for s in r.samples] or [r.value for r in readings]
+            m = Measurement(metric, j.median, first.unit, first.direction, size, samples, j.reference)
+            state.measurements.append(m)
+            recorded.append(m)
+            if j.reference is None:
+                continue
+            if j.fails:
+                state.violations.append(describe_judgement(metric, size, first.unit, j))
+            elif j.assessment.verdict == "not confirmed":
+                # A pass worth knowing about: say it where the run is read, not only in a captured log.
+                note = f"{state.test_id} [{state.mpi}]: {describe_judgement(metric, size, first.unit, j)}"
+                log.warning("%s", note)
+                _say(request.config, f"hpcos: reference {note}")
+        return recorded
+
+    return measure_repeatedly
+
+
+def _say(config: pytest.Config, line: str) -> None:
+    """A line on the terminal from inside a test body (where output is captured), as live logging does."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None:
+        return
+    if capture is None:
+        reporter.write_line(line)
+        return
+    with capture.global_and_fixture_disabled():
+        reporter.write_line(line)
 
 
 def _bound(value: float | None) -> str:

@@ -2,8 +2,9 @@
 
 ``--tickets BACKEND|dry-run|off`` (ini ``hpcos_tickets``, default ``site``: the backend site.yaml
 names).  Runs last among ``pytest_hpcos_run_finished`` implementations, after the perf plugin has
-turned regressions into failures and the results were written.  A tracker problem never fails the
-test session: what cannot be sent waits in the queue.
+turned regressions into failures.  A tracker problem never fails the test session nor keeps the
+results file from being written: it is one line (cause and URL), and what cannot be sent waits in the
+queue.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ def pytest_hpcos_run_finished(config: pytest.Config, run) -> None:
         the_site = site(config)
         spec = the_site.tracker(None if mode in ("site", "dry-run") else mode)
         with TicketSession(spec, the_site.store_root, the_site.environ) as session:
+            for warning in session.warnings:  # e.g. a ~/.netrc ignored because others can read it
+                write(f"hpcos tickets: {warning}", yellow=True)
             if mode == "dry-run":
                 write(f"hpcos tickets (dry run, {spec.backend}):\n{describe(session.plan(run))}")
                 return
@@ -53,3 +56,5 @@ def pytest_hpcos_run_finished(config: pytest.Config, run) -> None:
             write(f"hpcos tickets ({spec.backend}): {summarise(outcome)}")
     except UserError as exc:
         write(f"hpcos tickets: not filed: {exc}", yellow=True)
+    except Exception as exc:  # a bug in filing must not cost the night's results: one line, then on
+        write(f"hpcos tickets: not filed: internal error {type(exc).__name__}: {exc}", red=True)

@@ -41,12 +41,17 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hpcos" / "probes"
 
 
+def module_command(argv: Sequence[str], module: str | None) -> list[str]:
+    """``argv``, run after ``module load MODULE`` when the stack names a module."""
+    if not module:
+        return list(argv)
+    # Environment modules only exist inside a login shell.
+    return ["bash", "-lc", f"module load {shlex.quote(module)} && {shlex.join(argv)}"]
+
+
 def _wrapper_command(mpicc: str | Sequence[str], module: str | None, args: Sequence[str]) -> list[str]:
     base = [mpicc] if isinstance(mpicc, str) else list(mpicc)
-    if not module:
-        return base + list(args)
-    # Environment modules only exist inside a login shell.
-    return ["bash", "-lc", f"module load {shlex.quote(module)} && {shlex.join(base + list(args))}"]
+    return module_command(base + list(args), module)
 
 
 def _run(cmd: list[str], env: Mapping[str, str] | None, timeout: float) -> runner.ProcessResult:

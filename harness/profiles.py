@@ -74,6 +74,7 @@ class MpiStack(Strict):
     env: dict[EnvName, str] = {}
     module: str | None = None  # environment module loaded before compiling and running
     osu: str | None = None  # directory holding osu_latency, osu_bw, osu_allreduce
+    osu_args: list[str] = []  # options for every OSU run, e.g. [-c] to validate the data (OMB 7+)
     imb: str | None = None  # path of IMB-MPI1
 
     @field_validator("mpirun", mode="before")
@@ -180,6 +181,8 @@ class Profile(Strict):
     os_update: OsUpdate = OsUpdate()
     deploy: Deploy = Deploy()
     references: References = {}
+    # Runs of a benchmark whose median is judged against the references (harness/repeats.py).
+    repeat: PositiveInt = 3
     inventory: ClusterInventory = ClusterInventory()
     """Node classes, hardware and roles (docs/outage.md): what `hpcos inventory` measures and compares."""
 

@@ -10,7 +10,8 @@ DATA = Path(__file__).parent / "data" / "mpi_errors"
 
 def test_open_mpi_unreachable_help_block_comes_first():
     text = mpi_errors.summary((DATA / "openmpi_btl_self.stderr").read_text())
-    assert text.splitlines()[0] == "At least one pair of MPI processes are unable to reach each other for"
+    assert text.splitlines()[:2] == [mpi_errors.HELP_RULE,
+                                     "At least one pair of MPI processes are unable to reach each other for"]
     assert "MPI_INIT has failed because at least one MPI process is unreachable" in text
     assert text.count("*** An error occurred in MPI_Init") == 1  # per-process repeats collapse
 

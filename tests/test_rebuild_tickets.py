@@ -49,7 +49,7 @@ def test_failed_builds_file_one_ticket_to_the_owner_and_a_good_build_closes_it(t
     assert build(tmp_path, srpm, STALE_PATCH) == 1
     [(ticket, status, _, comments, summary)] = tickets(tmp_path)
     assert (status, comments) == ("new", 0)
-    assert summary == (f"build::hello::{TARGET}: error: patch-does-not-apply: hello for {TARGET} failed to build "
+    assert summary == (f"hello::{TARGET} fails: patch-does-not-apply: hello for {TARGET} failed to build "
                        f"(owner: {OWNER})")
     text = description(tmp_path, ticket)
     assert "site patch 0001-greet.patch no longer applies to hello.c: Hunk #1 FAILED at 1" in text

@@ -7,6 +7,7 @@ from support.tracker_doubles.runs import IBV_MISSING, OPENMPI_UNREACHABLE, SRUN_
 
 from hpcos.tickets.fingerprint import ALGORITHM_VERSION, fingerprint, first_meaningful_line, normalise
 from hpcos.tickets.grouping import group_failures, passing_tests
+from hpcos.tickets.reasons import choose
 
 # (text as a node prints it, the same failure as another node/job/night prints it)
 SAME_CAUSE = [
@@ -46,8 +47,8 @@ def test_same_cause_on_different_nodes_normalises_to_one_line(one, other):
 def test_normalised_lines_keep_the_words_and_drop_what_varies():
     line = normalise(first_meaningful_line(SRUN_FAILED.format(node="cn0123", rank=3, jobid=4242)))
     assert line == "srun: error: <node>: task <n>: Exited with exit code <n>"
-    unreachable = normalise(first_meaningful_line(OPENMPI_UNREACHABLE.format(node="cn1", pid=1, jobid=2)))
-    assert unreachable == "At least one pair of MPI processes are unable to reach each other for"
+    unreachable = normalise(choose(OPENMPI_UNREACHABLE.format(node="cn1", pid=1, jobid=2)).line)
+    assert unreachable == "At least one pair of MPI processes are unable to reach each other for MPI communications"
     assert normalise("failed at /tmp/tmpab12cd/x.log, pid 4242, 0xdeadbeef, 2026-11-26 02:00:01") == \
         "failed at <tmp>, pid <n>, <hex>, <time>"
     assert normalise("Failed to get IB devices list: Function not implemented") == \
@@ -67,12 +68,20 @@ def test_different_causes_stay_apart(a, b):
     assert fingerprint("t::a", "error", a).key != fingerprint("t::a", "error", b).key
 
 
-def test_test_class_and_version_are_part_of_the_key():
-    base = fingerprint("t::a", "error", IBV_MISSING)
-    assert base.key.startswith(f"hpcos-v{ALGORITHM_VERSION}-")
-    assert fingerprint("t::b", "error", IBV_MISSING).key != base.key
+def test_a_specific_reason_is_one_key_across_tests_and_stacks_a_generic_one_is_not():
+    base = fingerprint("t::a", "error", IBV_MISSING, "openmpi")
+    assert base.key.startswith(f"hpcos-v{ALGORITHM_VERSION}-") and not base.by_test
+    assert fingerprint("t::b", "error", IBV_MISSING, "mpich").key == base.key
     assert fingerprint("t::a", "timeout", IBV_MISSING).key != base.key
-    assert type(base)(base.test_id, base.failure_class, base.signature, version=ALGORITHM_VERSION + 1).key != base.key
+    assert type(base)(base.scope, base.stack, base.failure_class, base.signature,
+                      version=ALGORITHM_VERSION + 1).key != base.key
+    generic = ("exit code 1 on cn01: mpirun -np 2 ./pingpong\n--- stderr\n"
+               "BAD TERMINATION OF ONE OF YOUR APPLICATION PROCESSES")
+    one = fingerprint("t::a", "error", generic, "openmpi")
+    assert one.by_test and one.scope == "t::a"
+    assert fingerprint("t::b", "error", generic, "openmpi").key != one.key
+    # The same test failing the same generic way on two MPI stacks: two problems, not one.
+    assert fingerprint("t::a", "error", generic, "mpich").key != one.key
 
 
 def test_300_nodes_one_cause_make_one_group_in_clustershell_notation():
@@ -80,7 +89,7 @@ def test_300_nodes_one_cause_make_one_group_in_clustershell_notation():
                        "integration_tests/test_ib.py::test_hca_present": (IBV_MISSING, nodes(12, "cn", 4))},
                 passing={"integration_tests/test_mpi.py::test_allreduce[mpich]": nodes(300)})
     groups = group_failures(night)
-    assert [(g.test_id, str(g.nodes), len(g.nodes)) for g in groups] == [
+    assert [(g.tests[0], str(g.nodes), len(g.nodes)) for g in groups] == [
         ("integration_tests/test_ib.py::test_hca_present", "cn[0001-0012]", 12),
         ("integration_tests/test_mpi.py::test_pingpong[openmpi]", "node[001-300]", 300),
     ]

@@ -37,8 +37,9 @@ def test_lifecycle_files_once_comments_closes_after_streak_and_reopens(site):
     _, out = site.night(run("n1", failing, build_url="https://jenkins.example.org/job/nightly/41/"))
     assert out.done == ["#1: created"]
     summary, description, _ = site.tracker.ticket("1")
-    assert "on 300 nodes" in summary and "unable to reach each other" in summary
-    assert "Nodes (300): node[001-300]" in description
+    assert summary == ("[openmpi] test_pingpong[openmpi] fails on node[001-300]: At least one pair of MPI processes "
+                       "are unable to reach each other for MPI communications")
+    assert "Nodes (300): node[001-300]" in description and "MPI stacks: openmpi" in description
     assert "https://jenkins.example.org/job/nightly/41/" in description
     assert "hpcos test --cluster test-cluster -k 'test_pingpong[openmpi]' --nodes 'node[001-300]' --mpi openmpi" \
         in description
@@ -46,7 +47,8 @@ def test_lifecycle_files_once_comments_closes_after_streak_and_reopens(site):
 
     _, out = site.night(run("n2", {PINGPONG: (OPENMPI_UNREACHABLE, nodes(40))}))
     assert out.done == ["#1: commented"]
-    assert "Seen again in run n2 on 40 node(s):\n\nNodes (40): node[001-040]\n" in site.tracker.comments("1")[0]
+    assert "Seen again in run n2 on 40 node(s), 1 test(s):\n\nNodes (40): node[001-040]\n" in \
+        site.tracker.comments("1")[0]
     # Filing the same results again (a Jenkins retry) does not comment twice.
     _, out = site.night(run("n2", {PINGPONG: (OPENMPI_UNREACHABLE, nodes(40))}))
     assert out.done == ["#1: already commented in run n2"]
@@ -114,7 +116,8 @@ def test_caps_file_one_run_wide_ticket_instead_of_hundreds(tmp_path):
 def test_performance_regression_shows_measured_against_expected(site):
     site.night(latency_regression("n1", ["cn0001", "cn0002"]))
     summary, description, _ = site.tracker.ticket("1")
-    assert "performance regression on 2 nodes" in summary
+    assert summary == ("[openmpi] test_latency[openmpi] regresses on cn[0001-0002]: "
+                       "latency outside the profile's reference")
     assert "cn0001: latency 8 B: measured 3.61 us, expected 0.17 us within [-inf, 0.255]" in description
 
 
@@ -134,11 +137,12 @@ class Down(LocalTracker):
 
 def test_tracker_down_mid_run_queues_and_flush_files_each_once(tmp_path):
     site = Site(tmp_path)
-    failing = {f"integration_tests/test_x.py::test_{i}": (IBV_MISSING, nodes(3)) for i in range(4)}
+    # "exit code 1" names no cause: four tests, four tickets.
+    failing = {f"integration_tests/test_x.py::test_{i}": (SRUN_FAILED, nodes(3)) for i in range(4)}
     flaky = Down(tmp_path / "tickets.sqlite", ok=2)
     _, out = site.night(run("n1", failing), backend=flaky)
     assert out.done == ["#1: created", "#2: created"] and out.queued == 2
-    assert out.error == "TrackerUnavailable: connection refused"
+    assert out.error == "unreachable: connection refused"
     assert len(site.queue) == 2
     # A retried job with the tracker still down queues the two sent ones, not the queued ones again.
     _, out = site.night(run("n1", failing), backend=Down(tmp_path / "tickets.sqlite", ok=0))
@@ -157,16 +161,29 @@ def test_plan_is_read_only(site):
     assert site.tracker.tickets() == [] and site.state.open_tickets() == []
 
 
-def test_new_fingerprint_algorithm_finds_tickets_filed_under_the_old_one(site, monkeypatch):
-    from hpcos.tickets import fingerprint
+def test_tickets_of_fingerprint_v1_are_carried_over_not_orphaned(site):
+    """Version 1 filed one ticket per test; version 2 files one per root cause.  The first v1 ticket
+    takes the new key, the other is closed as its duplicate, and the survivor still closes later."""
+    from hpcos.tickets.fingerprint import alias_v1
+    from hpcos.tickets.grouping import run_nodes
 
-    site.night(run("n1", {HCA: (IBV_MISSING, nodes(4))}))
-    monkeypatch.setitem(fingerprint.ALGORITHMS, 2, lambda line: fingerprint.ALGORITHMS[1](line).lower())
-    decided, out = site.night(run("n2", {HCA: (IBV_MISSING, nodes(4))}))
+    other = "integration_tests/test_ib.py::test_ibv_devinfo"
+    night = run("n1", {HCA: (IBV_MISSING, nodes(4)), other: (IBV_MISSING, nodes(4))})
+    for test_id in (HCA, other):  # what version 1 filed and remembered
+        old = alias_v1(test_id, "error", IBV_MISSING, run_nodes(night))
+        ticket = site.tracker.create(f"{test_id}: error on 4 nodes", "v1", old)
+        site.state.track(old, test_id, ticket.id, is_open=True)
+    decided, out = site.night(run("n2", {HCA: (IBV_MISSING, nodes(4)), other: (IBV_MISSING, nodes(4))}))
     [action] = decided.actions
-    assert action.key.startswith("hpcos-v2-") and action.aliases[0].startswith("hpcos-v1-")
+    assert action.key.startswith("hpcos-v2-") and len(action.aliases) == 2 and not action.new
     assert out.done == ["#1: commented"]
-    assert len(site.tracker.tickets()) == 1
+    assert [(t[0], t[1]) for t in site.tracker.tickets(include_closed=True)] == [(1, "new"), (2, "closed")]
+    assert "continues in #1" in site.tracker.comments("2")[0]
+    assert site.tracker.find(action.key).id == "1"
+    assert [row[0] for row in site.state.open_tickets()] == [action.key]  # no v1 key left behind
+    for n in (3, 4):
+        _, out = site.night(run(f"n{n}", {}, passing={HCA: nodes(4), other: nodes(4)}))
+    assert out.done == ["#1: closed after passing runs"]
 
 
 def test_reproduce_command_keeps_the_profile_path_the_run_was_started_with():
@@ -192,4 +209,17 @@ def test_summary_shows_the_raw_error_line_not_the_normalised_signature():
                           "failed", failure_class="error", message=message) for node in ("cn01", "cn02")]
     (group,) = group_failures(RunResults("r1", "cluster", "2026-11-26T00:00:00Z", results=results))
     assert "<n>" in group.fingerprint.signature  # grouping still ignores the numbers
-    assert summary(group).endswith(f"error on 2 nodes: {message}")
+    assert summary(group) == f"test_overlay_packages_are_installed fails on cn[01-02]: {message}"
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:99999", "trac.example.org/trac"])
+def test_a_url_that_cannot_work_is_bad_configuration_one_line_nothing_queued(tmp_path, url):
+    """`specs check` refuses these; should one reach a run anyway (an old site.yaml), it is one line
+    and nothing waits in the queue for a URL that will never work."""
+    from hpcos.tickets.backends.trac import TracTracker, TracWebTransport
+
+    site = Site(tmp_path)
+    backend = TracTracker(TracWebTransport(url, "bot", "pw", timeout=5), url)
+    _, out = site.night(run("n1", {HCA: (IBV_MISSING, nodes(2))}), backend=backend)
+    assert out.error.startswith(f"bad configuration: Trac at {url}: unusable URL (") and "\n" not in out.error
+    assert out.queued == 0 and out.dropped == 1 and len(site.queue) == 0

@@ -12,6 +12,7 @@ from hpcos.site.credentials import resolve
 from hpcos.site.specs import Tracker
 from hpcos.tickets.backends import TrackerError, open_backend
 from hpcos.tickets.backends.trac import TracXmlRpcTransport
+from hpcos.tickets.fingerprint import ALGORITHM_VERSION
 from hpcos.tickets.lifecycle import file_run
 from hpcos.tickets.queue import TicketQueue
 from hpcos.tickets.state import TicketState
@@ -42,7 +43,8 @@ def test_lifecycle_over_xmlrpc_with_digest_auth(double, tmp_path):
         return file_run(results, backend, state, spec, queue)[1].done
 
     assert night(run("n1", {HCA: (IBV_MISSING, nodes(40))})) == ["#1: created"]
-    assert double.tickets[1]["fingerprint"].startswith("hpcos-v1-") and double.tickets[1]["type"] == "defect"
+    assert double.tickets[1]["fingerprint"].startswith(f"hpcos-v{ALGORITHM_VERSION}-")
+    assert double.tickets[1]["type"] == "defect"
     assert " * Nodes (40): `node[001-040]`" in double.tickets[1]["description"]
     assert night(run("n2", {HCA: (IBV_MISSING, nodes(2))})) == ["#1: commented"]
     assert night(run("n3", {}, passing={HCA: nodes(40)})) == ["#1: closed after passing runs"]

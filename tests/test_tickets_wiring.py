@@ -39,15 +39,15 @@ def test_file_then_list_then_file_again_comments(site_env, capsys):
     assert capsys.readouterr().out == "#1: created\n"
     assert main(["tickets", "list"]) == 0
     out = capsys.readouterr()
-    assert "test_pingpong[openmpi]: error on 300 nodes" in out.out
+    assert "[openmpi] test_pingpong[openmpi] fails on node[001-300]" in out.out
     assert "queued, waiting for the tracker: 0" in out.err
     night2 = saved(site_env, run("n2", {PINGPONG: (OPENMPI_UNREACHABLE, nodes(3))}), "r2.json")
     assert main(["tickets", "file", night2]) == 0
     assert capsys.readouterr().out == "#1: commented\n"
     assert main(["tickets", "show", "1"]) == 0
     shown = capsys.readouterr().out
-    assert shown.startswith("#1 [new] integration_tests/test_mpi.py::test_pingpong[openmpi]: error on 300 nodes")
-    assert "--- comment 1\nSeen again in run n2 on 3 node(s):" in shown
+    assert shown.startswith("#1 [new] [openmpi] test_pingpong[openmpi] fails on node[001-300]: At least one pair")
+    assert "--- comment 1\nSeen again in run n2 on 3 node(s), 1 test(s):" in shown
     assert main(["tickets", "show", "7"]) == 2
     assert "no local ticket #7" in capsys.readouterr().err
 
@@ -56,7 +56,7 @@ def test_dry_run_prints_and_files_nothing(site_env, capsys):
     path = saved(site_env, run("n1", {PINGPONG: (OPENMPI_UNREACHABLE, nodes(5))}))
     assert main(["tickets", "file", "--dry-run", path]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("== new ticket for hpcos-v1-") and "Nodes (5): node[001-005]" in out
+    assert out.startswith("== new ticket for hpcos-v2-") and "Nodes (5): node[001-005]" in out
     assert main(["tickets", "list", "--all"]) == 0
     assert "test_pingpong" not in capsys.readouterr().out
 
@@ -83,7 +83,7 @@ def test_unreachable_tracker_queues_then_flush_sends(site_env, capsys, monkeypat
                                       "t::hca": (IBV_MISSING + "pw hunter2-do-not-leak", nodes(2))}))
     assert main(["tickets", "file", path]) == 1
     err = capsys.readouterr().err
-    assert "2 queued (TrackerUnavailable: Trac at http://127.0.0.1:" in err
+    assert f"2 queued (unreachable: Trac at http://127.0.0.1:{port} unreachable: ConnectionError)" in err
     queue = list((site_env / "store" / "tickets" / "queue").glob("*.json"))
     assert len(queue) == 2 and all("hunter2" not in p.read_text() for p in queue)
     assert main(["tickets", "flush"]) == 1

@@ -11,8 +11,9 @@ IMB 4.x, 2018, 2019 and 2021 print the same block shape::
                 0         1000         0.32         0.00
 
 but the bandwidth column is ``Mbytes/sec`` or ``MBytes/sec`` by version, collectives have
-``t_min[usec] t_max[usec] t_avg[usec]``, and ``-check`` adds a ``defects`` column.  A block can be
-printed several times (``-npmin``), once per process count.
+``t_min[usec] t_max[usec] t_avg[usec]``, Uniband/Biband add ``Msg/sec``, ``-check`` adds a
+``defects`` column, and Barrier has no ``#bytes`` column at all (one row: ``#repetitions
+t_min[usec] ...``).  A block can be printed several times (``-npmin``), once per process count.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from harness.parsers import ParseError, is_int, number
+from harness.parsers import ParseError, Table, is_int, number
 
 _VERSION = re.compile(r"Intel\s*\(R\)\s*MPI Benchmarks\s+(?P<v>[\d.]+)", re.I)
 _BLOCK = re.compile(r"^#\s*Benchmarking\s+(?P<name>\S+)")
@@ -35,20 +36,20 @@ _CANONICAL = {
     "t_avg[usec]": "t_avg_usec",
     "mbytes/sec": "MBps",
     "defects": "defects",
+    "msg/sec": "msg_per_s",
 }
 
 
 @dataclass
-class ImbBlock:
+class ImbBlock(Table):
     benchmark: str  # "PingPong", "Allreduce", ...
     processes: int
     columns: list[str]
     rows: list[dict[str, float | int]] = field(default_factory=list)
 
-    def column(self, key: str) -> dict[int, float]:
-        if key not in self.columns:
-            raise KeyError(f"IMB {self.benchmark} output has no {key!r} column; has {self.columns}")
-        return {int(r["size"]): r[key] for r in self.rows}
+    @property
+    def label(self) -> str:
+        return f"IMB {self.benchmark}"
 
 
 @dataclass
@@ -89,7 +90,7 @@ def parse(text: str) -> ImbResult:
             continue
         if m := _PROCESSES.match(stripped):
             current.processes = int(m["n"])
-        elif stripped.startswith("#bytes"):
+        elif stripped.startswith(("#bytes", "#repetitions")):
             current.columns = [canonical(w) for w in stripped.split()]
         elif not stripped.startswith("#") and is_int(stripped.split()[0]) and current.columns:
             cells = stripped.split()
@@ -99,6 +100,9 @@ def parse(text: str) -> ImbResult:
                 current.rows.append({k: number(c) for k, c in zip(current.columns, cells, strict=True)})
             except ValueError:
                 raise ParseError("IMB-MPI1", "non-numeric cell", line) from None
+    empty = [b.benchmark for b in blocks if b.columns and not b.rows]
+    if empty:
+        raise ParseError("IMB-MPI1", f"no result rows under the header of {', '.join(empty)}")
     blocks = [b for b in blocks if b.rows]
     if not blocks:
         raise ParseError("IMB-MPI1", "no '# Benchmarking ...' block with result rows")

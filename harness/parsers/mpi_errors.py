@@ -4,7 +4,8 @@ A failed Open MPI job prints its explanation as help blocks between dashed lines
 stderr, followed by dozens of abort and ORTE lines; MPICH prints "Fatal error in ..." and a
 "BAD TERMINATION" banner.  A failure message that keeps only the tail of stderr would lose the one
 sentence that matters ("At least one pair of MPI processes are unable to reach each other"), so
-this picks those parts out, in order, without duplicates.
+this picks those parts out, in order, without duplicates.  Help blocks keep their dashed rules, so
+whoever reads the summary (``hpcos.tickets.reasons``) still sees where a block's first sentence ends.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import re
 
 _RULE = re.compile(r"^-{20,}$")
+HELP_RULE = "-" * 74  # as Open MPI prints it
 _KEY_LINE = re.compile(
     r"(\*\*\* An error occurred in|\*\*\* MPI_ERRORS_ARE_FATAL|ORTE_ERROR_LOG|PMIX_ERROR|"
     r"Fatal error in |BAD TERMINATION|YOUR APPLICATION TERMINATED|HYD_|HYDU_|\[proxy:|"
@@ -31,7 +33,7 @@ def summary(stderr: str, *, max_lines: int = 40) -> str:
                 body = "\n".join(block).strip()
                 if body and body not in seen:
                     seen.add(body)
-                    picked.append(body)
+                    picked.append(f"{HELP_RULE}\n{body}\n{HELP_RULE}")
                 block = None
             else:
                 block = []

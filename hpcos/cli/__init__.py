@@ -38,6 +38,7 @@ COMMANDS = {
     "config": "hpcos.cli.config",  # hpcos config status|promote|merge-back|validate|heads
     "check": "hpcos.cli.check",  # hpcos check CHECK --cluster P --node N (a Nagios plugin)
     "monitoring": "hpcos.cli.monitoring",  # hpcos monitoring config --cluster P
+    "probes": "hpcos.cli.probes",  # hpcos probes build-osu SRC --mpi STACK
 }
 
 # Exit codes, in one place: the first class an error is an instance of decides.

@@ -27,6 +27,22 @@ def register(sub) -> None:
     plan.add_argument("--no-wiki", action="store_true", help="do not write the wiki page")
     plan.set_defaults(func=_plan)
 
+    run = actions.add_parser("run", help="roll the plan out on production: deploy in batches, post-outage tests, "
+                                         "a ticket per failed node, actual against planned times")
+    run.add_argument("--plan", type=Path, required=True, metavar="PLAN.json", help="written by `hpcos outage plan`")
+    run.add_argument("--production", metavar="PROFILE")
+    run.add_argument("--batch-size", type=int, metavar="N", help="default: the plan's")
+    run.add_argument("--no-tests", action="store_true", help="skip the post-outage integration tests")
+    run.add_argument("-m", dest="marks", metavar="MARKS", help="only the post-outage tests with these marks "
+                                                               "(pytest -m), e.g. 'node or mpi'")
+    run.add_argument("--force", action="store_true", help="roll out a snapshot whose promotion overrode the gate")
+    run.add_argument("--reason", default="")
+    run.set_defaults(func=_run)
+
+    report = actions.add_parser("report", help="append the last rollout's actual times to the plan's wiki page")
+    report.add_argument("--plan", type=Path, required=True, metavar="PLAN.json")
+    report.set_defaults(func=_report)
+
 
 def _profiles(args):
     from hpcos.cli.inventory import load_named_profile
@@ -36,7 +52,8 @@ def _profiles(args):
     if not production:
         raise UserError("no production profile: pass --production PROFILE or set harness.production_profile in "
                         "site.yaml")
-    return load_named_profile(args.cluster or spec.profile), load_named_profile(production)
+    return (load_named_profile(args.cluster or spec.profile, args.site),
+            load_named_profile(production, args.site))
 
 
 def _window(text: str | None) -> datetime | None:
@@ -56,7 +73,7 @@ def _plan(args) -> int:
     test, production = _profiles(args)
     site = args.site
     directory = site.layout.inventories
-    batch = args.batch_size or getattr(getattr(production, "deploy", None), "batch_size", None)
+    batch = args.batch_size or production.deploy.batch_size
     with console.status("reading the snapshots' metadata and the configuration branches"):
         plan = build_plan(site, test, production, batch_size=batch, window_start=_window(args.window),
                           test_measured=collect.load(directory, test.name),
@@ -73,4 +90,76 @@ def _plan(args) -> int:
     console.print(f"outage plan for {plan.testing_snapshot}: {len(plan.changes)} package changes, "
                   f"{len(plan.risks)} risks, window {publish.window_text(plan)}; written to {', '.join(where)}",
                   markup=False, soft_wrap=True)
+    return 0
+
+
+def _load_plan(path: Path):
+    from hpcos.outage.plan import OutagePlan
+
+    try:
+        return OutagePlan.from_json(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such plan (hpcos outage plan writes STORE/outages/SNAPSHOT/plan.json)") from None
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise UserError(f"{path}: not a plan written by hpcos outage plan ({exc})") from None
+
+
+def _post_tests(args, profile_file: Path, results: Path):
+    """The integration tests on production, as a child `hpcos test` (its own session, killed on timeout)."""
+    import sys
+
+    from hpcos.core import runner
+
+    def run_them() -> int:
+        argv = [sys.executable, "-m", "hpcos.cli", "test", "--specs", str(args.site.specs_dir), "--store",
+                str(args.site.store_root), "--cluster", str(profile_file), "--results", str(results)]
+        if args.marks:
+            argv += ["-m", args.marks]
+        done = runner.run(argv, timeout=6 * 3600, on_line=lambda line: console.print(line, markup=False))
+        return done.exit_code
+    return run_them
+
+
+def _run(args) -> int:
+    from harness.profiles import load_profile
+    from hpcos.cli.test import resolve_profile
+    from hpcos.outage import rollout
+
+    if args.force and not args.reason:
+        raise UserError("--force needs --reason")
+    plan = _load_plan(args.plan)
+    name = args.production or args.site.specs.site.harness.production_profile or plan.production_cluster
+    path = resolve_profile(name, args.site.specs_dir)
+    production = load_profile(path)
+    if production.name != plan.production_cluster:
+        raise UserError(f"{path} is cluster {production.name!r}, but the plan was made for "
+                        f"{plan.production_cluster!r}: pass --production with that cluster's profile")
+    results = args.site.layout.outages / plan.testing_snapshot / "post-outage-results.json"
+    actuals = rollout.run(args.site, plan, production, path, batch_size=args.batch_size,
+                          post_tests=None if args.no_tests else _post_tests(args, path, results),
+                          force_reason=args.reason if args.force else None)
+    for line in actuals.tickets:
+        print(line)
+    failed = bool(actuals.failed) or bool(actuals.tests_exit)
+    console.print(f"outage {actuals.run_id}: {len(actuals.failed)} node(s) failed"
+                  + (f", post-outage tests exit {actuals.tests_exit}" if actuals.tests_exit is not None else "")
+                  + "; `hpcos outage report` puts the actuals on the wiki page", markup=False)
+    return 1 if failed else 0
+
+
+def _report(args) -> int:
+    from hpcos.outage import publish, rollout
+    from hpcos.outage.document import to_markdown
+    from hpcos.outage.page import actuals_document
+
+    plan = _load_plan(args.plan)
+    actuals = rollout.latest(args.site, plan.testing_snapshot)
+    if actuals is None:
+        raise UserError(f"no rollout of {plan.testing_snapshot} recorded yet: hpcos outage run --plan {args.plan}")
+    doc = actuals_document(plan, actuals.tasks, actuals.run_id,
+                           [f"{node}: {reason}" for node, reason in sorted(actuals.failed.items())], actuals.tickets)
+    print(to_markdown(doc))
+    page = publish.append_to_wiki(args.site, plan, doc)
+    if page:
+        console.print(f"actuals appended to {page}", markup=False)
     return 0

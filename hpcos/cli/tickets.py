@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from rich.console import Console
 from rich.table import Table
@@ -84,6 +85,18 @@ def _report(what: str, session, outcome) -> int:
     return 1 if outcome.error else 0
 
 
+# ESC sequences (CSI "ESC [ ... final", OSC "ESC ] ... BEL/ST", two-byte ESC x), then every other C0/C1
+# control but newline and tab: node output in a ticket must not move the cursor, retitle the terminal
+# or hide text when `hpcos tickets show` prints it.
+_TERMINAL_CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]?"
+                               r"|\x9b[0-?]*[ -/]*[@-~]|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` without terminal control sequences (carriage returns too: they overwrite lines)."""
+    return _TERMINAL_CONTROL.sub("", text)
+
+
 def _show(args) -> int:
     with _session(args) as session:
         if session.spec.backend != "local":
@@ -92,9 +105,9 @@ def _show(args) -> int:
         if found is None:
             raise UserError(f"no local ticket #{args.ticket}")
         summary, description, status = found
-        print(f"#{args.ticket} [{status}] {summary}\n\n{description}")
+        print(printable(f"#{args.ticket} [{status}] {summary}\n\n{description}"))
         for number, text in enumerate(session.backend.comments(args.ticket), 1):
-            print(f"--- comment {number}\n{text}")
+            print(printable(f"--- comment {number}\n{text}"))
     return 0
 
 
@@ -118,7 +131,7 @@ def _list(args) -> int:
             return 0
         table = Table(*(c.replace("_", " ") for c in columns), title=title)
         for row in rows:
-            table.add_row(*(Text(str(value)) for value in row))
+            table.add_row(*(Text(printable(str(value))) for value in row))
         Console(markup=False).print(table)  # the listing is the output: stdout
         console.print(f"queued, waiting for the tracker: {len(session.queue)}")
     return 0

@@ -242,6 +242,8 @@ def build_plan(site: Site, test: Profile, production: Profile, *, batch_size: in
 def config_changes(site: Site) -> list[str]:
     """One line per commit the configuration repositories' testing branches hold that production does
     not, and per production hot-fix not yet merged back (what `hpcos config status` shows)."""
+    if not site.specs.site.config.repositories:
+        return []
     from hpcos.config.promotion import status
     from hpcos.config.repositories import repositories
 
@@ -255,19 +257,13 @@ def config_changes(site: Site) -> list[str]:
 
 
 def _tests_seconds(site: Site, snapshot_id: str) -> float | None:
-    """How long the last nightly run of this snapshot took, from the results database."""
-    runs = [r for r in nightly.records(site.layout) if r.testing_snapshot == snapshot_id]
+    """How long the last recorded nightly run of this snapshot took (its results' start and finish)."""
+    runs = [r for r in nightly.records(site.layout) if r.testing_snapshot == snapshot_id and r.started]
     if not runs:
         return None
     try:
-        from hpcos.perf.store import ResultsStore, UnknownRun
-
-        run = ResultsStore(site.results_db).run(runs[-1].run_id)
-    except (UserError, UnknownRun, OSError):
-        return None
-    try:
-        return (datetime.fromisoformat(run["finished"]) - datetime.fromisoformat(run["started"])).total_seconds()
-    except (KeyError, TypeError, ValueError):
+        return (datetime.fromisoformat(runs[-1].finished) - datetime.fromisoformat(runs[-1].started)).total_seconds()
+    except (TypeError, ValueError):
         return None
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from hpcos.core import sourced_yaml
 from hpcos.core.sourced_yaml import InputError, InvalidInput, SourcedDoc, described_pattern
@@ -231,6 +231,30 @@ class Tracker(Strict):
     # Trac only: the stock web UI, or the XML-RPC plugin where the site runs a Python 3 build of it.
     trac_transport: Literal["web", "xmlrpc"] = "web"
     # Credentials never live here: HPCOS_TRACKER_USER / HPCOS_TRACKER_PASSWORD (or _TOKEN), netrc, keyring.
+
+    @field_validator("url")
+    @classmethod
+    def _usable_url(cls, url: str | None) -> str | None:
+        """A URL every client library can use: http(s), a host, a port in 1-65535.  Refused here, in
+        ``specs check``, rather than as a traceback at the end of a nightly run."""
+        if url is None:
+            return url
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https"):
+            raise ValueError("needs a scheme, http:// or https://")
+        if not parts.hostname:
+            raise ValueError("names no host")
+        try:
+            port = parts.port
+        except ValueError:
+            port = -1
+        if port is not None and not 1 <= port <= 65535:
+            raise ValueError(f"port {parts.netloc.rsplit(':', 1)[-1]!r} is not a number in 1-65535")
+        if any(c.isspace() for c in url):
+            raise ValueError("contains white space")
+        return url
 
 
 class Store(Strict):

@@ -2,31 +2,76 @@
 
 from __future__ import annotations
 
+import hashlib
+import html
+import re
 import shlex
 from collections.abc import Iterable
 
 from hpcos.results.model import RunResults, TestResult
-from hpcos.tickets.grouping import FailureGroup
+from hpcos.tickets.fingerprint import PERF_CLASS
+from hpcos.tickets.grouping import FailureGroup, short_test
 
 SUMMARY_MAX = 200  # below every tracker's limit (Jira and Bugzilla: 255)
 ERROR_LINES = 15
 MEASUREMENT_ROWS = 10
 # ("text", paragraph) | ("pre", preformatted text) | ("fields", [(label, value), ...])
 Block = tuple[str, "str | list[tuple[str, str]]"]
-_FENCES = {"trac": ("{{{", "}}}"), "markdown": ("```", "```"), "jira": ("{noformat}", "{noformat}"),
-           "textile": ("<pre>", "</pre>")}
-# Values (test ids, node sets) are shown as inline code so that no markup reads ``node[001-300]`` as
-# a link or ``test_x_y`` as emphasis; the bullet keeps one field per line where newlines would join.
-_FIELD = {"trac": " * {label}: `{value}`", "markdown": "- {label}: `{value}`", "jira": "* {label}: {{{{{value}}}}}",
-          "textile": "* {label}: @{value}@"}
+# Node output is untrusted: each markup gets a block it cannot break out of (``quote_block``) and
+# inline values (test ids, node sets, run ids) that render as code, never as links, images or macros.
+_ZWSP = "\u200b"  # splits a closing token without changing what a reader sees
+
+
+def _backtick_fence(text: str, least: int) -> str:
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    return "`" * max(least, longest + 1)
+
+
+def quote_block(text: str, markup: str) -> str:
+    """``text`` as preformatted text that no line of it can end early."""
+    if markup == "trac":  # {{{ ... }}} nests in Trac: neutralise both so the block ends where we say
+        body = text.replace("{{{", "{" + _ZWSP + "{{").replace("}}}", "}" + _ZWSP + "}}")
+        return f"{{{{{{\n{body}\n}}}}}}"
+    if markup == "markdown":
+        fence = _backtick_fence(text, 3)
+        return f"{fence}text\n{text}\n{fence}"
+    if markup == "jira":
+        return "{noformat}\n" + re.sub(r"(?i)\{noformat", "{" + _ZWSP + "noformat", text) + "\n{noformat}"
+    if markup == "textile":  # Redmine: <pre> with its content HTML-escaped
+        return f"<pre>\n{html.escape(text, quote=False)}\n</pre>"
+    return "\n".join("    " + line for line in text.splitlines())
+
+
+_JIRA_SPECIAL = re.compile(r"([\\{}\[\]*_+\-^~|!?#])")
+
+
+def quote_inline(value: str, markup: str) -> str:
+    """One value (test id, node set, run id) as inline code for ``markup``; links stay links."""
+    value = " ".join(value.split())
+    if value.startswith(("http://", "https://")) and not re.search(r"[\s\[\]<>{}|`'\"]", value):
+        return value
+    if markup == "trac":
+        if "`" not in value:
+            return f"`{value}`"
+        return "{{{" + value.replace("}}}", "}" + _ZWSP + "}}") + "}}}"
+    if markup == "markdown":
+        fence = _backtick_fence(value, 1)
+        pad = " " if value.startswith("`") or value.endswith("`") else ""
+        return f"{fence}{pad}{value}{pad}{fence}"
+    if markup == "jira":
+        return "{{" + _JIRA_SPECIAL.sub(r"\\\1", value) + "}}"
+    if markup == "textile":
+        return f"<code>{html.escape(value)}</code>"
+    return value
+
+
+_FIELD_PREFIX = {"trac": " * ", "markdown": "- ", "jira": "* ", "textile": "* "}
 
 
 def _field(label: str, value: str, markup: str) -> str:
-    if markup not in _FIELD:
+    if markup not in _FIELD_PREFIX:
         return f"{label}: {value}"
-    if value.startswith(("http://", "https://")):  # links stay links
-        return _FIELD[markup].split(":", 1)[0].format(label=label) + f": {value}"
-    return _FIELD[markup].format(label=label, value=value)
+    return f"{_FIELD_PREFIX[markup]}{label}: {quote_inline(value, markup)}"
 
 
 def render(blocks: Iterable[Block], markup: str) -> str:
@@ -35,25 +80,64 @@ def render(blocks: Iterable[Block], markup: str) -> str:
     for kind, body in blocks:
         if kind == "fields":
             out.append("\n".join(_field(label, value, markup) for label, value in body))
-        elif kind == "pre" and markup in _FENCES:
-            start, end = _FENCES[markup]
-            out.append(f"{start}\n{body}\n{end}")
         elif kind == "pre":
-            out.append("\n".join("    " + line for line in body.splitlines()))
+            out.append(quote_block(body, markup))
         else:
             out.append(body)
     return "\n\n".join(out) + "\n"
 
 
+def cut(text: str, limit: int = SUMMARY_MAX) -> str:
+    """``text`` on one line, cut at a word boundary to at most ``limit`` characters."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    head = text[: limit - 3]
+    if " " in head[limit // 2:]:
+        head = head.rsplit(" ", 1)[0]
+    return head.rstrip(" ,;:-") + "..."
+
+
+NODES_SHOWN = 40  # a folded node set longer than this is shown as a count
+
+
+def _scope(group: FailureGroup) -> str:
+    tests = group.tests
+    kind = "MPI tests" if group.stacks else "tests"
+    if len(tests) == 1:
+        who = short_test(tests[0])
+        verb = "regresses" if group.fingerprint.failure_class == PERF_CLASS else "fails"
+    else:
+        who = f"{len(tests)} {kind}"
+        verb = "regress" if group.fingerprint.failure_class == PERF_CLASS else "fail"
+    nodes = group.nodes
+    if not len(nodes):
+        return f"{who} {verb}"
+    shown = str(nodes)
+    where = shown if len(shown) <= NODES_SHOWN else f"{len(nodes)} nodes"
+    return f"{who} {verb} on {where}"
+
+
+def _perf_reason(group: FailureGroup) -> str:
+    metrics = []
+    for result in group.results:
+        for m in result.measurements:
+            if m.reference is not None and not m.reference.admits(m.value) and m.metric not in metrics:
+                metrics.append(m.metric)
+    return f"{', '.join(metrics) or 'measurements'} outside the profile's reference"
+
+
+def reason(group: FailureGroup) -> str:
+    if group.fingerprint.failure_class == PERF_CLASS:
+        return _perf_reason(group)
+    line = group.reason()
+    return re.sub(r"^(?:Failed|ERROR|Error):\s*", "", line) or group.fingerprint.failure_class
+
+
 def summary(group: FailureGroup) -> str:
-    fp = group.fingerprint
-    count = len(group.nodes)
-    where = f" on {count} node{'s' if count != 1 else ''}" if count else ""
-    # The raw line of the most common variant: the normalised signature is for grouping, and reads
-    # like "testing has <n>-<n>.<host>" in a tracker's list.
-    line = group.nodes_by_message()[0][0] if group.results else fp.signature
-    text = f"{fp.test_id}: {fp.failure_class}{where}: {line}"
-    return text if len(text) <= SUMMARY_MAX else text[: SUMMARY_MAX - 3] + "..."
+    """``[openmpi] 4 MPI tests fail on node[001-016]: At least one pair of MPI processes ...``"""
+    stacks = f"[{','.join(group.stacks)}] " if group.stacks else ""
+    return cut(f"{stacks}{_scope(group)}: {reason(group)}")
 
 
 def marker(key: str) -> str:
@@ -61,25 +145,42 @@ def marker(key: str) -> str:
     return f"hpcos-fingerprint: {key}"
 
 
-def _cluster_argument(group: FailureGroup, run: RunResults) -> str:
+def run_marker(run_id: str, key: str, kind: str) -> str:
+    """The line that says "this run already told this ticket": read back before a change is sent
+    again (``TrackerBackend.has_marker``).  Hex only, so no markup changes it."""
+    digest = hashlib.sha256(f"{run_id}\x1f{key}\x1f{kind}".encode()).hexdigest()[:16]
+    return f"hpcos-run: {digest}"
+
+
+def _cluster_argument(results: list[TestResult], run: RunResults) -> str:
     """The ``--cluster`` the run was started with (a profile path outside integration_tests/clusters/
     does not resolve by its name), as the harness wrote it into each failure's rerun command."""
-    for result in group.results:
+    for result in results:
         argv = shlex.split(result.rerun) if result.rerun else []
         if "--cluster" in argv[:-1]:
             return argv[argv.index("--cluster") + 1]
     return run.cluster
 
 
+REPRODUCE_SHOWN = 8
+
+
+def reproduce_commands(group: FailureGroup, run: RunResults) -> list[str]:
+    """One ``hpcos test`` per (test, stack) of the group, each naming its own ``--mpi``."""
+    commands = []
+    for test, stack, nodes, _count in group.matrix()[:REPRODUCE_SHOWN]:
+        results = [r for r in group.results if r.test_id == test and (r.mpi or "") == stack]
+        words = ["hpcos", "test", "--cluster", _cluster_argument(results, run), "-k", short_test(test)]
+        if len(nodes):
+            words += ["--nodes", str(nodes)]
+        if stack:
+            words += ["--mpi", stack]
+        commands.append(shlex.join(words))
+    return commands
+
+
 def reproduce_command(group: FailureGroup, run: RunResults) -> str:
-    name = group.test_id.split("::", 1)[-1]
-    words = ["hpcos", "test", "--cluster", _cluster_argument(group, run), "-k", name]
-    if len(group.nodes):
-        words += ["--nodes", str(group.nodes)]
-    mpi = group.results[0].mpi
-    if mpi:
-        words += ["--mpi", mpi]
-    return shlex.join(words)
+    return reproduce_commands(group, run)[0]
 
 
 def _measurement_rows(results: list[TestResult]) -> list[str]:
@@ -116,15 +217,34 @@ def _nodes_field(nodes) -> tuple[str, str]:
     return (f"Nodes ({len(nodes)})", str(nodes)) if len(nodes) else ("Nodes", "none (node-less test)")
 
 
+MATRIX_ROWS = 30
+
+
+def _matrix(group: FailureGroup) -> str:
+    rows = group.matrix()
+    lines = [f"{count:>5}  {stack or '-':<8}  {nodes or '-'}  {test}"
+             for test, stack, nodes, count in rows[:MATRIX_ROWS]]
+    if len(rows) > MATRIX_ROWS:
+        lines.append(f"... and {len(rows) - MATRIX_ROWS} more")
+    return "\n".join(lines)
+
+
 def description(group: FailureGroup, run: RunResults, markup: str) -> str:
     fp = group.fingerprint
     first = group.results[0]
-    nodes = group.nodes
-    blocks: list[Block] = [("fields", [("Test", fp.test_id), ("Failure class", fp.failure_class),
-                                        _nodes_field(nodes), *_run_fields(run)])]
+    tests = group.tests
+    fields = [("Tests" if len(tests) > 1 else "Test", ", ".join(short_test(t) for t in tests[:10])
+               + (f" and {len(tests) - 10} more" if len(tests) > 10 else "")),
+              ("MPI stacks", ", ".join(group.stacks) or "none"), ("Failure class", fp.failure_class),
+              _nodes_field(group.nodes), *_run_fields(run)]
+    blocks: list[Block] = [("text", "Reason (the most informative line of the failures' output):"),
+                           ("pre", reason(group)), ("fields", fields),
+                           ("text", "Failing results by test and MPI stack (count, stack, nodes, test):"),
+                           ("pre", _matrix(group))]
     by_message = group.nodes_by_message()
-    blocks.append(("text", "Failing results by first error line (count, nodes, line as printed):"))
-    blocks.append(("pre", "\n".join(f"{count:>5}  {ns}  {line}" for line, ns, count in by_message[:20])))
+    if len(by_message) > 1 or by_message[0][0] != reason(group):
+        blocks.append(("text", "Reason lines as printed (count, nodes, line):"))
+        blocks.append(("pre", "\n".join(f"{count:>5}  {ns or '-'}  {line}" for line, ns, count in by_message[:20])))
     rows = _measurement_rows(group.results)
     if rows:
         blocks.append(("text", "Measured vs expected:"))
@@ -135,41 +255,56 @@ def description(group: FailureGroup, run: RunResults, markup: str) -> str:
         blocks.append(("text", "Versions under test (kernel and MPI launchers on the first node):"))
         blocks.append(("pre", "\n".join(f"{k}: {v}" for k, v in sorted(run.versions.items()))))
     blocks.append(("text", "Reproduce locally:"))
-    commands = [reproduce_command(group, run)]
+    commands = reproduce_commands(group, run)
     if first.command:
         commands.append(f"# what ran on {first.node or 'the node'}:\n{first.command}")
     blocks.append(("pre", "\n".join(commands)))
-    blocks.append(("fields", [("Normalised error line", fp.signature),
+    blocks.append(("fields", [("Normalised reason", fp.signature or fp.failure_class),
+                              ("Grouped by", "test" if fp.by_test else "root cause across tests"),
                               ("Fingerprint algorithm", f"v{fp.version}")]))
     blocks.append(("text", marker(group.key)))
+    blocks.append(("text", run_marker(run.run_id, group.key, "report")))
     return render(blocks, markup)
 
 
 def seen_again(group: FailureGroup, run: RunResults, markup: str) -> str:
     nodes = group.nodes
-    blocks: list[Block] = [("text", f"Seen again in run {run.run_id} on {len(nodes)} node(s):"),
-                           ("fields", [_nodes_field(nodes), *_run_fields(run, first=False)])]
+    tests = group.tests
+    blocks: list[Block] = [("text", f"Seen again in run {quote_inline(run.run_id, markup)} on {len(nodes)} node(s), "
+                                    f"{len(tests)} test(s):"),
+                           ("fields", [_nodes_field(nodes), *_run_fields(run, first=False)]),
+                           ("pre", _matrix(group))]
     first = group.results[0]
     blocks.append(("pre", _error_lines(first.message) or "(no output)"))
     rows = _measurement_rows(group.results)
     if rows:
         blocks.append(("pre", "\n".join(rows)))
+    blocks.append(("text", run_marker(run.run_id, group.key, "report")))
     return render(blocks, markup)
 
 
-def passing(test_id: str, runs: int, run: RunResults, closing: bool, markup: str) -> str:
-    text = f"Passed on all nodes for {runs} consecutive runs (last: {run.run_id})."
+def passing(tests: list[str], runs: int, run: RunResults, closing: bool, markup: str, key: str = "") -> str:
+    text = f"Passed on all nodes for {runs} consecutive runs (last: {quote_inline(run.run_id, markup)})."
     if closing:
         text += " Closing; hpcos reopens this ticket if the failure comes back."
-    return render([("text", text), ("fields", [("Test", test_id), *_run_fields(run, first=False)])], markup)
+    fields = [("Tests" if len(tests) > 1 else "Test", ", ".join(short_test(t) for t in tests)),
+              *_run_fields(run, first=False)]
+    return render([("text", text), ("fields", fields), ("text", run_marker(run.run_id, key, "resolve"))], markup)
 
 
-def run_wide(groups: list[FailureGroup], run: RunResults, cap: str, markup: str) -> tuple[str, str]:
+def carried_over(ticket_ref: str, key: str, markup: str) -> str:
+    """Closing a ticket of an earlier fingerprint version whose failure now belongs to another ticket."""
+    return render([("text", f"hpcos now groups failures by root cause (fingerprint v{key.split('-')[1][1:]}); "
+                            f"this failure continues in {ticket_ref}. Closing as a duplicate.")], markup)
+
+
+def run_wide(groups: list[FailureGroup], run: RunResults, cap: str, markup: str,
+             key: str = "run-wide") -> tuple[str, str]:
     """One ticket instead of hundreds when a run would exceed the caps (a broken repository...)."""
     nodes = sum(len(g.nodes) for g in groups)
     title = f"Run-wide failure: {len(groups)} new failure groups in run {run.run_id} ({cap})"
-    table = "\n".join(f"{len(g.nodes):>5}  {g.test_id}  {g.fingerprint.failure_class}: {g.fingerprint.signature}"
-                      for g in groups)
+    table = "\n".join(f"{len(g.nodes):>5}  {', '.join(short_test(t) for t in g.tests)}  "
+                      f"{g.fingerprint.failure_class}: {reason(g)}" for g in groups)
     blocks: list[Block] = [
         ("fields", _run_fields(run)),
         ("text", f"This run would have filed {len(groups)} new tickets ({nodes} failing node results), "
@@ -179,4 +314,5 @@ def run_wide(groups: list[FailureGroup], run: RunResults, cap: str, markup: str)
     ]
     if run.versions:
         blocks.append(("pre", "\n".join(f"{k}: {v}" for k, v in sorted(run.versions.items()))))
-    return title[:SUMMARY_MAX], render(blocks, markup)
+    blocks.append(("text", run_marker(run.run_id, key, "report")))
+    return cut(title), render(blocks, markup)

@@ -1,9 +1,17 @@
 """Fingerprints: what makes two failures "the same problem".
 
-A fingerprint is the test id (without the node), the failure class, and the first meaningful error
-line with everything that varies between nodes, jobs and nights replaced by placeholders.  The
-algorithm is versioned: the version is part of every key, so a later change of the rules produces
-new keys, and the keys the earlier versions give (``aliases``) still find the tickets filed under them.
+Version 2 (current) fingerprints the *root cause*: the most informative line of the failure
+(``hpcos.tickets.reasons.choose``), normalised, with a scope:
+
+* a specific reason (ranks cannot reach each other, no IB device, a Slurm time limit) is one problem
+  across tests, MPI stacks and nodes: scope ``cause``;
+* a generic reason ("exit code 1", a bare ``assert``) says nothing shared: scope is the test id, and
+  the MPI stack is part of the identity, so Open MPI and MPICH failing one test stay apart;
+* performance regressions of one MPI stack group by stack and class, whichever tests measured them.
+
+Version 1 was (test id, failure class, first error line).  Every version stays in ``ALGORITHMS``; the
+keys the earlier versions give (``aliases``) find the tickets filed under them, so a rule change
+orphans no ticket (``lifecycle.apply`` finds them and carries them over).
 """
 
 from __future__ import annotations
@@ -13,7 +21,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-ALGORITHM_VERSION = 1
+from hpcos.tickets.reasons import Reason, choose
+
+ALGORITHM_VERSION = 2
 
 # Order matters: specific shapes first (timestamps contain numbers, paths contain node names).
 _RULES: list[tuple[re.Pattern[str], str]] = [
@@ -66,9 +76,18 @@ def _normalise_v1(line: str) -> str:
     return _SPACE.sub(" ", line).strip()
 
 
+# Version 2 adds paths (the directories of ``../../../orte/util/show_help.c`` or of an install
+# prefix say nothing about the cause; the file name may).
+_PATH = re.compile(r"(?<![\w<])(?:\.{1,2}/|/)?(?:[\w.+-]+/)+(?=[\w.+-]+)")
+
+
+def _normalise_v2(line: str) -> str:
+    return _PATH.sub("<path>/", _normalise_v1(line))
+
+
 # Every algorithm ever released, by version; the highest is current.  Old ones stay, so a ticket
 # filed under an old key is still found (``Fingerprint.aliases``) after the rules change.
-ALGORITHMS: dict[int, Callable[[str], str]] = {1: _normalise_v1}
+ALGORITHMS: dict[int, Callable[[str], str]] = {1: _normalise_v1, 2: _normalise_v2}
 
 
 def normalise(line: str) -> str:
@@ -89,23 +108,36 @@ def first_meaningful_line(message: str) -> str:
     return candidates[0] if candidates else ""
 
 
-def _key(version: int, test_id: str, failure_class: str, signature: str) -> str:
-    text = "\x1f".join((str(version), test_id, failure_class, signature))
+def key_v1(test_id: str, failure_class: str, signature: str) -> str:
+    """The key version 1 gave: (test id, class, normalised first error line)."""
+    text = "\x1f".join(("1", test_id, failure_class, signature))
+    return f"hpcos-v1-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+
+
+def _key(version: int, scope: str, stack: str, failure_class: str, signature: str) -> str:
+    text = "\x1f".join((str(version), scope, stack, failure_class, signature))
     return f"hpcos-v{version}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+
+
+CAUSE = "cause"  # the scope of a specific reason: every test, stack and node that shows it
 
 
 @dataclass(frozen=True)
 class Fingerprint:
-    test_id: str
+    scope: str  # CAUSE, a test id (generic reasons), or "perf:<stack>" (performance regressions)
+    stack: str  # MPI stack in the identity ("" when the reason is shared across stacks)
     failure_class: str
-    signature: str  # the normalised first meaningful line
+    signature: str  # the normalised reason line
     version: int = ALGORITHM_VERSION
-    aliases: tuple[str, ...] = ()  # the same failure's keys under earlier algorithm versions
 
     @property
     def key(self) -> str:
-        """Short stable key stored in the tracker: ``hpcos-v1-<16 hex>``."""
-        return _key(self.version, self.test_id, self.failure_class, self.signature)
+        """Short stable key stored in the tracker: ``hpcos-v2-<16 hex>``."""
+        return _key(self.version, self.scope, self.stack, self.failure_class, self.signature)
+
+    @property
+    def by_test(self) -> bool:
+        return self.scope not in (CAUSE,) and not self.scope.startswith("perf:")
 
 
 _WORD = re.compile(r"[A-Za-z0-9][\w.-]*[A-Za-z0-9]|[A-Za-z0-9]")
@@ -120,11 +152,36 @@ def without_nodes(line: str, nodes: frozenset[str]) -> str:
                      else m.group(), line)
 
 
-def fingerprint(test_id: str, failure_class: str | None, message: str,
-                nodes: frozenset[str] = frozenset()) -> Fingerprint:
-    """``nodes``: every node name of the run, so they normalise whatever the site calls them."""
-    failure_class = failure_class or "error"
+def alias_v1(test_id: str, failure_class: str | None, message: str, nodes: frozenset[str] = frozenset()) -> str:
+    """The version-1 key of one failing result: how tickets filed before version 2 are found."""
     line = without_nodes(first_meaningful_line(message), nodes)
-    current = max(ALGORITHMS)
-    aliases = tuple(_key(v, test_id, failure_class, ALGORITHMS[v](line)) for v in sorted(ALGORITHMS) if v != current)
-    return Fingerprint(test_id, failure_class, ALGORITHMS[current](line), current, aliases)
+    return key_v1(test_id, failure_class or "error", _normalise_v1(line))
+
+
+PERF_CLASS = "performance regression"
+STACK_INDEPENDENT = frozenset({"infiniband", "slurm", "kernel"})
+
+
+def fingerprint(test_id: str, failure_class: str | None, message: str, stack: str | None = None,
+                nodes: frozenset[str] = frozenset()) -> Fingerprint:
+    """One failing result's fingerprint.  ``nodes``: every node name of the run, so they normalise
+    whatever the site calls them; ``stack``: the result's MPI stack."""
+    return fingerprint_and_reason(test_id, failure_class, message, stack, nodes)[0]
+
+
+def fingerprint_and_reason(test_id: str, failure_class: str | None, message: str, stack: str | None = None,
+                           nodes: frozenset[str] = frozenset()) -> tuple[Fingerprint, Reason | None]:
+    failure_class = failure_class or "error"
+    stack = stack or ""
+    if failure_class == PERF_CLASS:
+        return Fingerprint(f"perf:{stack}" if stack else test_id, stack, failure_class, ""), None
+    if failure_class == "node unreachable":
+        return Fingerprint(CAUSE, "", failure_class, "node unreachable"), None
+    reason = choose(message)
+    signature = reason.cause or normalise(without_nodes(reason.line, nodes))
+    if reason.specific:
+        # Fabric, scheduler and kernel causes hit every MPI stack alike; anything else (an MPI
+        # library's own words, a line no table knows) is one problem per stack.
+        shared = reason.family in STACK_INDEPENDENT
+        return Fingerprint(CAUSE, "" if shared else stack, failure_class, signature), reason
+    return Fingerprint(test_id, stack, failure_class, signature), reason

@@ -1,13 +1,17 @@
 """The ticket lifecycle: decide what a run means for the tracker (``plan``), then do it (``apply``).
 
-Per fingerprint: no ticket -> create; open ticket -> one "seen again" comment per run; closed ticket
--> reopen, file a new one that references it, or leave it, by the tracker's status word
-(``recurrence_by_status``).  A test that passes on every node for N consecutive runs gets a comment
-and, when configured, its tickets are closed.  New tickets are capped per run and per day; a run
-that would exceed a cap files one "run-wide failure" ticket instead.
+Per fingerprint: no ticket -> create; open ticket -> one "seen again" comment per later run (never
+in the run that created it); closed ticket -> reopen, file a new one that references it, or leave
+it, by the tracker's status word (``recurrence_by_status``).  Every failure seen resets the ticket's
+passing streak; when every test of a ticket has passed on every node for N or more consecutive runs,
+it gets a comment and, when configured, is closed.  New tickets are capped per run and per day; a
+run that would exceed a cap files one "run-wide failure" ticket instead.
 
-``apply`` always looks the ticket up by fingerprint before acting, so sending an action twice (from
-the queue after a crash, or a second ``hpcos tickets file``) creates nothing twice.
+``apply`` always looks the ticket up by fingerprint before acting, and before changing a ticket reads
+it for this run's marker (``content.run_marker``): sending an action twice (from the queue after a
+crash or a lost reply, or a second ``hpcos tickets file``) creates nothing twice and comments once.
+A ticket filed under an earlier fingerprint version is found by its old key (``aliases``), carried
+over to the new key, and other open tickets of the same root cause are closed as its duplicates.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ class Action:
     close: bool = False
     new: bool = False  # no ticket known for this fingerprint when planned (what the caps count)
     aliases: list[str] = field(default_factory=list)  # keys of earlier fingerprint algorithms
+    tests: list[str] = field(default_factory=list)  # every test the failure was seen in
 
 
 @dataclass
@@ -69,13 +74,14 @@ def plan(run: RunResults, state: TicketState, spec: TrackerSpec, markup: str,
     reports = []
     groups = group_failures(run)
     for group in groups:
+        aliases = sorted(group.aliases - {group.key})
         reports.append(Action(
             "report", group.key, group.test_id, run.run_id, day,
             summary=redact(content.summary(group)),
             description=redact(content.description(group, run, markup)),
             comment=redact(content.seen_again(group, run, markup)),
-            new=all(state.tracked(key) is None for key in (group.key, *group.fingerprint.aliases)),
-            aliases=list(group.fingerprint.aliases)))
+            new=all(state.tracked(key) is None for key in (group.key, *aliases)),
+            aliases=aliases, tests=group.tests))
     new = [a for a in reports if a.new]
     allowed_today = spec.max_new_per_day - state.created_on(day)
     if len(new) > spec.max_new_per_run or len(new) > allowed_today:
@@ -84,29 +90,36 @@ def plan(run: RunResults, state: TicketState, spec: TrackerSpec, markup: str,
         new_keys = {a.key for a in new}
         reports = [a for a in reports if a.key not in new_keys]
         summary, description = content.run_wide([g for g in groups if g.key in new_keys], run, result.capped,
-                                                markup)
+                                                markup, RUN_WIDE_KEY)
         reports.append(Action("report", RUN_WIDE_KEY, RUN_WIDE_TEST, run.run_id, day,
                               summary=redact(summary), description=redact(description),
-                              comment=redact(description), new=state.tracked(RUN_WIDE_KEY) is None))
+                              comment=redact(description), new=state.tracked(RUN_WIDE_KEY) is None,
+                              tests=[RUN_WIDE_TEST]))
     result.actions.extend(reports)
 
     passing = passing_tests(run)
-    reported = {a.key for a in reports}
+    ran = {r.test_id for r in run.results if r.outcome != "skipped"}
+    reported = {key for a in reports for key in (a.key, *a.aliases)}
     counted = state.counted(run.run_id)
+    n = spec.close_after_passing_runs
     for key, test_id, _ticket, streak in state.open_tickets():
+        tests = set(state.tests(key))
         if counted:
             runs = streak
         elif key in reported:
             runs = 0
-        elif test_id in passing or (test_id == RUN_WIDE_TEST and not result.capped):
+        elif test_id == RUN_WIDE_TEST:
+            runs = streak if result.capped else streak + 1
+        elif tests & ran and (tests & ran) <= passing:
             runs = streak + 1
         else:
-            runs = streak  # not run this time (deselected, skipped): no evidence either way
+            runs = streak  # not run this time (deselected, skipped), or failing otherwise: no evidence
         result.streaks[key] = runs
-        if runs == spec.close_after_passing_runs and runs != streak:
+        # ">=": a close that was queued, or a ticket reopened by hand, still closes on a later clean run.
+        if runs >= n and runs > streak and (spec.close or streak < n):
             result.actions.append(Action(
-                "resolve", key, test_id, run.run_id, day, close=spec.close,
-                comment=redact(content.passing(test_id, runs, run, spec.close, markup))))
+                "resolve", key, test_id, run.run_id, day, close=spec.close, tests=sorted(tests),
+                comment=redact(content.passing(sorted(tests), runs, run, spec.close, markup, key))))
     return result
 
 
@@ -115,50 +128,83 @@ def recurrence(spec: TrackerSpec, ticket: Ticket) -> str:
     return by_status.get(ticket.resolution.lower()) or by_status.get(ticket.status.lower()) or spec.recurrence
 
 
+def _find(action: Action, backend: TrackerBackend, state: TicketState, markup: str) -> tuple[Ticket | None, str]:
+    """The ticket for ``action`` and the key the tracker knows it by.
+
+    Not found by its key: an earlier fingerprint version may have filed it (several tickets, when
+    version 1 made one per test).  The open one (else the newest) is carried over to the new key;
+    the other open ones are closed as its duplicates, so none is left behind.
+    """
+    ticket = backend.find(action.key)
+    # Only the old keys hpcos remembers filing: a new failure costs no lookups per old variant.
+    known = [alias for alias in action.aliases if state.tracked(alias) is not None]
+    if ticket is not None or not known:
+        return ticket, action.key
+    found = [(alias, t) for alias in known if (t := backend.find(alias)) is not None]
+    if not found:
+        return None, action.key
+    found.sort(key=lambda pair: (pair[1].closed, int(pair[1].id) if pair[1].id.isdigit() else 0))
+    alias, ticket = found[0]
+    ref = ticket.url or f"#{ticket.id}"
+    for other_alias, other in found[1:]:
+        if other.id != ticket.id and not other.closed:
+            backend.close(other, content.carried_over(ref, action.key, markup))
+            log.info("#%s: closed as a duplicate of #%s (fingerprint carried over)", other.id, ticket.id)
+        state.forget(other_alias)
+    if backend.rekey(ticket, action.key):
+        state.forget(alias)
+        return ticket, action.key
+    return ticket, alias  # a tracker that cannot change the key: keep using the old one
+
+
 def apply(action: Action, backend: TrackerBackend, state: TicketState, spec: TrackerSpec) -> str:
     """Do one action against the tracker; returns what was done, for the log."""
-    ticket = backend.find(action.key)
-    for alias in action.aliases:  # filed before the fingerprint algorithm changed
-        if ticket is None:
-            ticket = backend.find(alias)
+    ticket, key = _find(action, backend, state, backend.markup)
+    tests = action.tests or [action.test_id]
+    said = content.run_marker(action.run_id, action.key, action.kind)
     if action.kind == "resolve":
         if ticket is None or ticket.closed:
             if ticket is not None:
-                state.track(action.key, action.test_id, ticket.id, is_open=False)
+                state.track(key, action.test_id, ticket.id, is_open=False)
             return f"{action.key}: nothing to resolve"
-        if state.touched(action.key, action.run_id):
+        if state.touched(action.key, action.run_id) or backend.has_marker(ticket, said):
+            state.touch(action.key, action.run_id)
+            state.track(key, action.test_id, ticket.id, is_open=not action.close)
             return f"#{ticket.id}: already updated in run {action.run_id}"
         (backend.close if action.close else backend.comment)(ticket, action.comment)
         state.touch(action.key, action.run_id)
-        state.track(action.key, action.test_id, ticket.id, is_open=not action.close)
+        state.track(key, action.test_id, ticket.id, is_open=not action.close)
         return f"#{ticket.id}: {'closed' if action.close else 'commented'} after passing runs"
 
     if ticket is not None and not ticket.closed:
-        state.track(action.key, action.test_id, ticket.id, is_open=True)
-        if state.touched(action.key, action.run_id):
+        state.track(key, action.test_id, ticket.id, is_open=True, tests=tests, failing=True)
+        if state.touched(action.key, action.run_id) or backend.has_marker(ticket, said):
+            # This run already told the ticket: it created it, or a reply was lost after the comment.
+            state.touch(action.key, action.run_id)
             return f"#{ticket.id}: already commented in run {action.run_id}"
         backend.comment(ticket, action.comment)
         done = f"#{ticket.id}: commented"
     elif ticket is not None:
         what = recurrence(spec, ticket)
         if what == "ignore":
-            state.track(action.key, action.test_id, ticket.id, is_open=False)
+            state.track(key, action.test_id, ticket.id, is_open=False, tests=tests)
             return f"#{ticket.id}: closed as {ticket.resolution or ticket.status}, ignored by policy"
         if what == "reopen" and backend.can_reopen:
-            backend.reopen(ticket, action.comment)
-            state.track(action.key, action.test_id, ticket.id, is_open=True)
+            if not backend.has_marker(ticket, said):
+                backend.reopen(ticket, action.comment)
+            state.track(key, action.test_id, ticket.id, is_open=True, tests=tests, failing=True)
             done = f"#{ticket.id}: reopened"
         else:
             earlier = f"This failure was tracked before in {ticket.url or '#' + ticket.id} " \
                       f"(closed as {ticket.resolution or ticket.status})."
             created = backend.create(action.summary, action.description + "\n" + earlier + "\n", action.key)
             state.record_created(action.day, action.key, created.id)
-            state.track(action.key, action.test_id, created.id, is_open=True)
+            state.track(action.key, action.test_id, created.id, is_open=True, tests=tests, failing=True)
             done = f"#{created.id}: created (follows #{ticket.id})"
     else:
         created = backend.create(action.summary, action.description, action.key)
         state.record_created(action.day, action.key, created.id)
-        state.track(action.key, action.test_id, created.id, is_open=True)
+        state.track(action.key, action.test_id, created.id, is_open=True, tests=tests, failing=True)
         done = f"#{created.id}: created"
     state.touch(action.key, action.run_id)
     return done
@@ -168,10 +214,11 @@ def apply(action: Action, backend: TrackerBackend, state: TicketState, spec: Tra
 class Outcome:
     done: list[str] = field(default_factory=list)
     queued: int = 0
-    error: str | None = None  # why the tracker could not be reached
+    error: str | None = None  # why the tracker could not be reached: "<cause>: <message naming the URL>"
+    dropped: int = 0  # actions not queued because the tracker settings are invalid
 
 
-def send(actions, backend: TrackerBackend, state: TicketState, spec: TrackerSpec, queue,
+def send(actions: list[Action], backend: TrackerBackend, state: TicketState, spec: TrackerSpec, queue,
          outcome: Outcome, progress: Callable[[], None] = lambda: None) -> None:
     """Apply actions in order; from the first tracker failure on, queue the rest without trying."""
     for action in actions:
@@ -182,7 +229,11 @@ def send(actions, backend: TrackerBackend, state: TicketState, spec: TrackerSpec
                 progress()
                 continue
             except TrackerError as exc:
-                outcome.error = f"{type(exc).__name__}: {exc}"
+                outcome.error = exc.line()
+                if not exc.retry:  # the settings are wrong: queueing would only repeat the mistake
+                    log.warning("tracker not usable, nothing queued: %s", outcome.error)
+                    outcome.dropped = len(actions) - actions.index(action)
+                    return
                 log.warning("tracker failed, queueing the remaining tickets: %s", outcome.error)
         if queue.put(action):
             outcome.queued += 1
@@ -198,7 +249,7 @@ def flush(backend: TrackerBackend, state: TicketState, spec: TrackerSpec, queue)
                 outcome.done.append(apply(action, backend, state, spec))
                 log.info("%s (from the queue)", outcome.done[-1])
             except TrackerError as exc:
-                outcome.error = f"{type(exc).__name__}: {exc}"
+                outcome.error = exc.line()
                 log.warning("tracker failed, the queue keeps the rest: %s", outcome.error)
                 break
             done()

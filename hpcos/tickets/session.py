@@ -23,17 +23,42 @@ from hpcos.tickets.state import TicketState
 log = logging.getLogger("hpcos.tickets")
 
 
+class _Collect(logging.Handler):
+    """Keeps the warnings credential lookup logs (a netrc ignored for its mode), for callers that
+    show their own lines (the pytest plugin) rather than the CLI's log handler."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
 class TicketSession:
     def __init__(self, spec: TrackerSpec, store_root: Path, environ: dict[str, str] | None = None):
         self.spec = spec
         self.store_root = Path(store_root)
-        self.credentials = credentials.resolve("tracker", spec.url, environ)
+        collect = _Collect()
+        credentials_log = logging.getLogger("hpcos.credentials")
+        credentials_log.addHandler(collect)
+        try:
+            self.credentials = credentials.resolve("tracker", spec.url, environ)
+        finally:
+            credentials_log.removeHandler(collect)
+        self.warnings = collect.lines
         layout = StoreLayout(self.store_root)
         self.state = TicketState(layout.ticket_state)
         self.queue = TicketQueue(layout.ticket_queue)
-        self._filter = credentials.RedactingFilter(self.credentials.secrets)
+        # Every secret hpcos knows of (tracker, Jenkins...), not only the tracker's: node output may
+        # quote any of them, and the tickets are read by everyone.
+        self.secrets = sorted({*self.credentials.secrets, *credentials.known_secrets(environ)}, key=len)
+        self._filter = credentials.RedactingFilter(self.secrets)
         log.addFilter(self._filter)
         self._backend: TrackerBackend | None = None
+
+    def redact(self, text: str) -> str:
+        return credentials.redact(text, self.secrets)
 
     def close(self) -> None:
         log.removeFilter(self._filter)
@@ -45,31 +70,38 @@ class TicketSession:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def _open(self) -> TrackerBackend:
+        """The backend; a TrackerError (with its cause) when it cannot even be opened."""
+        if self._backend is None:
+            self._backend = open_backend(self.spec, self.store_root, self.credentials)
+        return self._backend
+
     @property
     def backend(self) -> TrackerBackend:
-        if self._backend is None:
-            try:
-                self._backend = open_backend(self.spec, self.store_root, self.credentials)
-            except TrackerError as exc:
-                raise UserError(f"tracker {self.spec.backend}: {self.credentials.redact(str(exc))}") from exc
-        return self._backend
+        try:
+            return self._open()
+        except TrackerError as exc:
+            raise UserError(f"tracker {self.spec.backend}: {self.redact(exc.line())}") from exc
 
     def plan(self, run: RunResults) -> lifecycle.Plan:
         """What filing ``run`` would do; nothing is sent or remembered (dry run)."""
-        return lifecycle.plan(run, self.state, self.spec, MARKUP[self.spec.backend], self.credentials.redact)
+        return lifecycle.plan(run, self.state, self.spec, MARKUP[self.spec.backend], self.redact)
 
     def file(self, run: RunResults, progress=None) -> tuple[lifecycle.Plan, lifecycle.Outcome]:
         try:
-            backend = self.backend
-        except UserError as exc:  # cannot even open the tracker: keep everything for later
-            log.warning("%s; queueing", exc)
-            decided = lifecycle.plan(run, self.state, self.spec, MARKUP[self.spec.backend],
-                                     self.credentials.redact)
-            outcome = lifecycle.Outcome(error=str(exc))
-            outcome.queued = sum(self.queue.put(action) for action in decided.actions)
+            backend = self._open()
+        except TrackerError as exc:  # cannot even open the tracker: keep everything for later
+            decided = self.plan(run)
+            outcome = lifecycle.Outcome(error=self.redact(exc.line()))
+            if exc.retry:
+                outcome.queued = sum(self.queue.put(action) for action in decided.actions)
+            else:
+                outcome.dropped = len(decided.actions)
+            log.warning("tracker %s: %s; %s", self.spec.backend, outcome.error,
+                        "queueing" if exc.retry else "nothing queued")
             return decided, outcome
         decided, outcome = lifecycle.file_run(run, backend, self.state, self.spec, self.queue,
-                                              self.credentials.redact, progress)
+                                              self.redact, progress)
         return decided, self._redacted(outcome)
 
     def flush(self) -> lifecycle.Outcome:
@@ -78,7 +110,7 @@ class TicketSession:
     def _redacted(self, outcome: lifecycle.Outcome) -> lifecycle.Outcome:
         """A client library's error message may quote a request URL with its api-key parameter."""
         if outcome.error:
-            outcome.error = self.credentials.redact(outcome.error)
+            outcome.error = self.redact(outcome.error)
         return outcome
 
 
@@ -109,5 +141,7 @@ def summarise(outcome: lifecycle.Outcome) -> str:
     parts = [f"{n} {verb}" for verb, n in sorted(counts.items())] or ["nothing sent"]
     if outcome.queued:
         parts.append(f"{outcome.queued} queued")
+    if outcome.dropped:
+        parts.append(f"{outcome.dropped} not queued (fix the tracker settings, then `hpcos tickets file`)")
     text = ", ".join(parts)
     return f"{text} ({outcome.error})" if outcome.error else text

@@ -18,6 +18,8 @@ CREATE TABLE IF NOT EXISTS touched (key TEXT NOT NULL, run_id TEXT NOT NULL, PRI
 CREATE TABLE IF NOT EXISTS created (day TEXT NOT NULL, key TEXT NOT NULL, ticket TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS counted (run_id TEXT PRIMARY KEY);
 """
+# Added with fingerprint version 2: a ticket may cover several tests (one root cause); newline-separated.
+_MIGRATIONS = ["ALTER TABLE tracked ADD COLUMN tests TEXT NOT NULL DEFAULT ''"]
 
 
 class TicketState:
@@ -25,6 +27,11 @@ class TicketState:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
         self.db.executescript(_SCHEMA)
+        with closing(self.db.execute("PRAGMA table_info(tracked)")) as cur:
+            columns = {row[1] for row in cur}
+        if "tests" not in columns:
+            for statement in _MIGRATIONS:
+                self.db.execute(statement)
 
     def close(self) -> None:
         self.db.close()
@@ -44,11 +51,30 @@ class TicketState:
                 "SELECT key, test_id, ticket, passing_runs FROM tracked WHERE open = 1 ORDER BY key")) as cur:
             return cur.fetchall()
 
-    def track(self, key: str, test_id: str, ticket: str, is_open: bool) -> None:
+    def tests(self, key: str) -> list[str]:
+        """Every test a tracked fingerprint was seen failing in (its test id when none were recorded)."""
+        row = self._one("SELECT test_id, tests FROM tracked WHERE key = ?", key)
+        if row is None:
+            return []
+        return sorted(set(filter(None, row[1].split("\n")))) or [row[0]]
+
+    def track(self, key: str, test_id: str, ticket: str, is_open: bool, tests: list[str] | None = None,
+              failing: bool = False) -> None:
+        """Remember ``key``'s ticket.  ``failing``: the failure was seen now, so the passing streak
+        starts again from zero (a reopened ticket closes after N clean runs again)."""
+        joined = "\n".join(sorted(set(tests or [])))
         self.db.execute(
-            "INSERT INTO tracked (key, test_id, ticket, open) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (key) DO UPDATE SET ticket = excluded.ticket, open = excluded.open",
-            (key, test_id, ticket, int(is_open)))
+            "INSERT INTO tracked (key, test_id, ticket, open, tests) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET ticket = excluded.ticket, open = excluded.open, "
+            "passing_runs = CASE WHEN ? THEN 0 ELSE passing_runs END",
+            (key, test_id, ticket, int(is_open), joined, int(failing)))
+        if tests:  # the union of every night's tests
+            known = set(self.tests(key)) | set(tests)
+            self.db.execute("UPDATE tracked SET tests = ? WHERE key = ?", ("\n".join(sorted(known)), key))
+
+    def forget(self, key: str) -> None:
+        """A fingerprint carried over to a newer key (``lifecycle.apply``): the new key is tracked."""
+        self.db.execute("DELETE FROM tracked WHERE key = ?", (key,))
 
     def touched(self, key: str, run_id: str) -> bool:
         return self._one("SELECT 1 FROM touched WHERE key = ? AND run_id = ?", key, run_id) is not None

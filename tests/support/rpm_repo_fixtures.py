@@ -31,7 +31,7 @@ mkdir -p %{{buildroot}}/usr/share/hpcos-test
 echo {name}-{version}-{release} > %{{buildroot}}/usr/share/hpcos-test/{name}-{version}-{release}
 %files
 /usr/share/hpcos-test/{name}-{version}-{release}
-"""
+{changelog}"""
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,7 @@ class Rpm:
     release: str = "1"
     arch: str = "noarch"
     conflicts: str = ""  # an RPM Conflicts: value, to make a transaction fail on purpose
+    changelog: str = ""  # one %changelog entry's text (dated 2026-11-30), for what a plan shows
 
     @property
     def nevra(self) -> str:
@@ -70,7 +71,10 @@ class RpmFactory:
         spec = top / "SPECS" / f"{rpm.name}.spec"
         buildarch = "BuildArch: noarch" if rpm.arch == "noarch" else ""
         spec.write_text(SPEC.format(name=rpm.name, version=rpm.version, release=rpm.release, buildarch=buildarch,
-                                conflicts=f"Conflicts: {rpm.conflicts}" if rpm.conflicts else ""))
+                                conflicts=f"Conflicts: {rpm.conflicts}" if rpm.conflicts else "",
+                                changelog=(f"%changelog\n* Mon Nov 30 2026 HPC Team <hpc@example.org> - "
+                                           f"{rpm.version}-{rpm.release}\n- {rpm.changelog}\n")
+                                if rpm.changelog else ""))
         cmd = [rpmbuild, "--define", f"_topdir {top}", "--nodeps", "-bb", str(spec)]
         if rpm.arch != "noarch":
             cmd[1:1] = ["--target", rpm.arch]

@@ -8,7 +8,14 @@ from pathlib import Path
 import bugzilla
 from bugzilla.exceptions import BugzillaError, BugzillaHTTPError
 
-from hpcos.tickets.backends import Ticket, TrackerBackend, TrackerError, credential, pick, translated
+from hpcos.tickets.backends import (
+    Ticket,
+    TrackerBackend,
+    TrackerMisconfigured,
+    credential,
+    pick,
+    translated,
+)
 
 CLOSED = ("RESOLVED", "VERIFIED", "CLOSED")
 _ERRORS = (BugzillaError, BugzillaHTTPError)
@@ -36,9 +43,9 @@ class BugzillaTracker(TrackerBackend):
     @classmethod
     def from_spec(cls, spec, store_root: Path, credentials) -> BugzillaTracker:
         if not (spec.url and spec.project and spec.component):
-            raise TrackerError("tracker.url, tracker.project (product) and tracker.component are required "
+            raise TrackerMisconfigured("tracker.url, tracker.project (product) and tracker.component are required "
                                "for bugzilla")
-        with translated("Bugzilla", _ERRORS, _status):
+        with translated("Bugzilla", _ERRORS, _status, spec.url or ""):
             # No config files, cookies or token caches: credentials come from hpcos only.
             client = bugzilla.Bugzilla(spec.url, api_key=credential(credentials, "Bugzilla"), force_rest=True,
                                        configpaths=[], cookiefile=None, tokenfile=None, use_creds=False)
@@ -46,7 +53,7 @@ class BugzillaTracker(TrackerBackend):
                    spec.reopen_status or "CONFIRMED")
 
     def _errors(self):
-        return translated("Bugzilla", _ERRORS, _status)
+        return translated("Bugzilla", _ERRORS, _status, self.url)
 
     def _ticket(self, bug, key: str) -> Ticket:
         return Ticket(id=str(bug.id), key=key, status=bug.status, closed=bug.status in CLOSED,
@@ -75,6 +82,13 @@ class BugzillaTracker(TrackerBackend):
 
     def comment(self, ticket: Ticket, text: str) -> None:
         self._update(ticket, text)
+
+    def has_marker(self, ticket: Ticket, marker: str) -> bool:
+        """Every comment, the description being comment 0 (GET /rest/bug/ID/comment)."""
+        with self._errors():
+            found = self.client.get_comments([int(ticket.id)])
+        comments = found.get("bugs", {}).get(str(ticket.id), {}).get("comments", [])
+        return any(marker in (c.get("text") or "") for c in comments)
 
     def reopen(self, ticket: Ticket, text: str) -> None:
         self._update(ticket, text, status=self.reopen_status)

@@ -9,7 +9,14 @@ from pathlib import Path
 import github
 from github import Auth, Github
 
-from hpcos.tickets.backends import Ticket, TrackerBackend, TrackerError, credential, pick, translated
+from hpcos.tickets.backends import (
+    Ticket,
+    TrackerBackend,
+    TrackerMisconfigured,
+    credential,
+    pick,
+    translated,
+)
 
 
 def _status(exc) -> int | None:
@@ -28,13 +35,13 @@ class GitHubTracker(TrackerBackend):
     @classmethod
     def from_spec(cls, spec, store_root: Path, credentials) -> GitHubTracker:
         if not spec.project:
-            raise TrackerError("tracker.project must name the GitHub repository (owner/name)")
+            raise TrackerMisconfigured("tracker.project must name the GitHub repository (owner/name)")
         client = Github(base_url=(spec.url or "https://api.github.com").rstrip("/"),
                         auth=Auth.Token(credential(credentials, "GitHub")), timeout=int(spec.timeout), retry=None)
         return cls(client, spec.project)
 
     def _errors(self):
-        return translated("GitHub", (github.GithubException,), _status)
+        return translated("GitHub", (github.GithubException,), _status, self.url)
 
     @property
     def repo(self):
@@ -67,6 +74,12 @@ class GitHubTracker(TrackerBackend):
     def comment(self, ticket: Ticket, text: str) -> None:
         with self._errors():
             self._issue(ticket).create_comment(text)
+
+    def has_marker(self, ticket: Ticket, marker: str) -> bool:
+        """The issue body, then its comments (GET /repos/O/R/issues/N/comments)."""
+        with self._errors():
+            issue = self._issue(ticket)
+            return marker in (issue.body or "") or any(marker in (c.body or "") for c in issue.get_comments())
 
     def reopen(self, ticket: Ticket, text: str) -> None:
         with self._errors():

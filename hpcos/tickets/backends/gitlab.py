@@ -7,7 +7,14 @@ from pathlib import Path
 
 import gitlab
 
-from hpcos.tickets.backends import Ticket, TrackerBackend, TrackerError, credential, pick, translated
+from hpcos.tickets.backends import (
+    Ticket,
+    TrackerBackend,
+    TrackerMisconfigured,
+    credential,
+    pick,
+    translated,
+)
 
 
 def _status(exc) -> int | None:
@@ -24,13 +31,13 @@ class GitLabTracker(TrackerBackend):
     @classmethod
     def from_spec(cls, spec, store_root: Path, credentials) -> GitLabTracker:
         if not spec.url or not spec.project:
-            raise TrackerError("tracker.url and tracker.project (group/name or id) are required for gitlab")
+            raise TrackerMisconfigured("tracker.url and tracker.project (group/name or id) are required for gitlab")
         client = gitlab.Gitlab(spec.url, private_token=credential(credentials, "GitLab"), timeout=spec.timeout,
                                retry_transient_errors=False)
         return cls(client, spec.project)
 
     def _errors(self):
-        return translated("GitLab", (gitlab.GitlabError,), _status)
+        return translated("GitLab", (gitlab.GitlabError,), _status, self.url)
 
     def _ticket(self, issue, key: str) -> Ticket:
         self._issues[str(issue.iid)] = issue
@@ -56,6 +63,13 @@ class GitLabTracker(TrackerBackend):
     def comment(self, ticket: Ticket, text: str) -> None:
         with self._errors():
             self._issue(ticket).notes.create({"body": text})
+
+    def has_marker(self, ticket: Ticket, marker: str) -> bool:
+        """The issue description, then its notes (GET /projects/P/issues/IID/notes)."""
+        with self._errors():
+            issue = self._issue(ticket)
+            return marker in (issue.description or "") or \
+                any(marker in (note.body or "") for note in issue.notes.list(get_all=True))
 
     def _transition(self, ticket: Ticket, event: str, text: str) -> None:
         with self._errors():

@@ -12,7 +12,15 @@ from pathlib import Path
 
 from jira import JIRA, JIRAError
 
-from hpcos.tickets.backends import Ticket, TrackerBackend, TrackerError, credential, pick, translated
+from hpcos.tickets.backends import (
+    Ticket,
+    TrackerBackend,
+    TrackerError,
+    TrackerMisconfigured,
+    credential,
+    pick,
+    translated,
+)
 
 FIELDS = ["status", "resolution", "labels"]
 
@@ -38,17 +46,17 @@ class JiraTracker(TrackerBackend):
     @classmethod
     def from_spec(cls, spec, store_root: Path, credentials) -> JiraTracker:
         if not spec.url or not spec.project:
-            raise TrackerError("tracker.url and tracker.project (the project key) are required for jira")
+            raise TrackerMisconfigured("tracker.url and tracker.project (the project key) are required for jira")
         auth = (credentials.user, credential(credentials, "Jira"))
         common = {"basic_auth": auth, "max_retries": 0, "timeout": spec.timeout}
-        with translated("Jira", (JIRAError,), _status):
+        with translated("Jira", (JIRAError,), _status, spec.url or ""):
             client = JIRA(spec.url, **common)
             search = JIRA(spec.url, options={"rest_api_version": "3"}, **common)
         return cls(client, search, spec.project, spec.issue_type, spec.close_status or "Done",
                    spec.reopen_status or "Reopen", dict(spec.fields))
 
     def _errors(self):
-        return translated("Jira", (JIRAError,), _status)
+        return translated("Jira", (JIRAError,), _status, self.url)
 
     def _ticket(self, issue, key: str) -> Ticket:
         fields = issue.fields
@@ -75,6 +83,12 @@ class JiraTracker(TrackerBackend):
     def comment(self, ticket: Ticket, text: str) -> None:
         with self._errors():
             self.client.add_comment(ticket.id, text)
+
+    def has_marker(self, ticket: Ticket, marker: str) -> bool:
+        """The description (GET /issue/KEY?fields=description), then the comments (GET /issue/KEY/comment)."""
+        with self._errors():
+            description = self.client.issue(ticket.id, fields="description").fields.description or ""
+            return marker in description or any(marker in (c.body or "") for c in self.client.comments(ticket.id))
 
     def _transition(self, ticket: Ticket, name: str, text: str) -> None:
         with self._errors():

@@ -73,6 +73,14 @@ class LocalTracker(TrackerBackend):
     def close(self, ticket: Ticket, text: str) -> None:
         self._update(ticket, text, "closed", "fixed")
 
+    def has_marker(self, ticket: Ticket, marker: str) -> bool:
+        summary, description, _ = self.ticket(ticket.id)
+        return marker in description or any(marker in text for text in self.comments(ticket.id)[-20:])
+
+    def rekey(self, ticket: Ticket, key: str) -> bool:
+        self.db.execute("UPDATE tickets SET fingerprint = ? WHERE id = ?", (key, int(ticket.id)))
+        return True
+
     def tickets(self, include_closed: bool = False) -> list[tuple]:
         """(id, status, resolution, comments, updated, summary) for ``hpcos tickets list``."""
         where = "" if include_closed else "WHERE status != 'closed'"

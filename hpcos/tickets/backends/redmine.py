@@ -7,7 +7,15 @@ from pathlib import Path
 
 from redminelib import Redmine, exceptions
 
-from hpcos.tickets.backends import Ticket, TrackerBackend, TrackerError, credential, pick, translated
+from hpcos.tickets.backends import (
+    Ticket,
+    TrackerBackend,
+    TrackerError,
+    TrackerMisconfigured,
+    credential,
+    pick,
+    translated,
+)
 
 _STATUS = {exceptions.AuthError: 401, exceptions.ForbiddenError: 403, exceptions.ResourceNotFoundError: 404,
            exceptions.ConflictError: 409, exceptions.ValidationError: 422, exceptions.ServerError: 500}
@@ -33,16 +41,16 @@ class RedmineTracker(TrackerBackend):
     @classmethod
     def from_spec(cls, spec, store_root: Path, credentials) -> RedmineTracker:
         if not spec.url or not spec.project:
-            raise TrackerError("tracker.url and tracker.project (identifier) are required for redmine")
+            raise TrackerMisconfigured("tracker.url and tracker.project (identifier) are required for redmine")
         if not spec.fingerprint_field.isdigit():
-            raise TrackerError(f"tracker.fingerprint_field: {spec.fingerprint_field!r}: for redmine, the id of a "
-                               "text issue custom field that holds the fingerprint")
+            raise TrackerMisconfigured(f"tracker.fingerprint_field: {spec.fingerprint_field!r}: for redmine, "
+                                       "the id of a text issue custom field that holds the fingerprint")
         client = Redmine(spec.url, key=credential(credentials, "Redmine"), requests={"timeout": spec.timeout})
         return cls(client, spec.project, int(spec.fingerprint_field), spec.close_status, spec.reopen_status,
                    dict(spec.fields))
 
     def _errors(self):
-        return translated("Redmine", (exceptions.BaseRedmineError,), _status)
+        return translated("Redmine", (exceptions.BaseRedmineError,), _status, self.url)
 
     def _status_id(self, name: str | None, closed: bool) -> int:
         if self._statuses is None:
@@ -75,6 +83,13 @@ class RedmineTracker(TrackerBackend):
     def comment(self, ticket: Ticket, text: str) -> None:
         with self._errors():
             self.client.issue.update(int(ticket.id), notes=text)
+
+    def has_marker(self, ticket: Ticket, marker: str) -> bool:
+        """The description and every journal's notes (GET /issues/ID.json?include=journals)."""
+        with self._errors():
+            issue = self.client.issue.get(int(ticket.id), include=["journals"])
+            return marker in (issue.description or "") or \
+                any(marker in (getattr(journal, "notes", "") or "") for journal in issue.journals)
 
     def reopen(self, ticket: Ticket, text: str) -> None:
         with self._errors():

@@ -11,21 +11,35 @@ sent again.
 from __future__ import annotations
 
 import csv
+import html
 import io
 import re
 import xmlrpc.client
 from abc import ABC, abstractmethod
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 from requests.auth import HTTPDigestAuth
 
-from hpcos.tickets.backends import Ticket, TrackerBackend, TrackerError, TrackerUnavailable, pick
+from hpcos.tickets.backends import (
+    NotATracker,
+    Ticket,
+    TrackerAuthError,
+    TrackerBackend,
+    TrackerError,
+    TrackerMisconfigured,
+    TrackerServerError,
+    by_status,
+    pick,
+    transport_error,
+)
 
 _VIEW_TIME = re.compile(r'name="view_time"\s+value="(\d+)"')
 _WARNING = re.compile(r'<div id="warning"[^>]*>(.*?)</div>', re.DOTALL)
 _TAGS = re.compile(r"<[^>]+>")
 _CREATED = re.compile(r"/ticket/(\d+)")
+_TRAC_PAGE = re.compile(r"Powered by\s*<a[^>]*>\s*<strong>Trac|trac_form_token|<body[^>]*>\s*<div id=\"banner\"")
 COLLISION_RETRIES = 5
 
 
@@ -48,6 +62,14 @@ class TracTransport(ABC):
     def update(self, ticket_id: str, action: str, comment: str, options: dict[str, str]) -> None:
         """Apply a workflow ``action`` (leave, resolve, reopen) with a comment."""
 
+    def field_option(self, field: str) -> str:
+        """How ``update``'s options name a ticket field."""
+        return f"field_{field}"
+
+    @abstractmethod
+    def texts(self, ticket_id: str) -> str:
+        """The ticket's description and comments (as Trac shows them), to look for a marker."""
+
 
 class TracWebTransport(TracTransport):
     def __init__(self, url: str, user: str | None, password: str | None, timeout: float = 30):
@@ -61,22 +83,42 @@ class TracWebTransport(TracTransport):
         try:
             response = self.session.request(method, self.url + path, timeout=self.timeout,
                                             allow_redirects=False, **kwargs)
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            raise TrackerUnavailable(f"Trac at {self.url} unreachable: {type(exc).__name__}") from exc
-        if response.status_code >= 500:
-            raise TrackerUnavailable(f"Trac at {self.url} answered {response.status_code} for {path}")
-        if response.status_code in (401, 403):
-            raise TrackerError(f"Trac at {self.url} refused {path} ({response.status_code}): "
-                               "check HPCOS_TRACKER_USER/HPCOS_TRACKER_PASSWORD and TICKET_* permissions")
+        except requests.RequestException as exc:  # refused, reset, timed out, cut off mid-body, bad URL
+            raise transport_error(exc, "Trac", self.url) from exc
+        code = response.status_code
+        location = response.headers.get("Location", "")
+        if code in (301, 302, 303, 307, 308) and urlsplit(location).netloc not in ("", urlsplit(self.url).netloc):
+            raise TrackerAuthError(f"Trac at {self.url}: {path} redirected to {location.split('?')[0]} "
+                                   "(single sign-on?); hpcos logs in with HTTP digest on Trac's /login", self.url)
+        if code in (401, 403):
+            raise TrackerAuthError(f"Trac at {self.url} refused {path} ({code}): "
+                                   "check HPCOS_TRACKER_USER/HPCOS_TRACKER_PASSWORD and TICKET_* permissions", self.url)
+        if code == 404 and not self._is_trac(response):
+            raise by_status(code, f"Trac at {self.url}: {path} not found (404): is tracker.url the Trac "
+                                  "environment's URL?", self.url)
+        if code >= 500 or code == 429:
+            raise TrackerServerError(f"Trac at {self.url} answered {code} for {path}", self.url)
         return response
+
+    @staticmethod
+    def _is_trac(response: requests.Response) -> bool:
+        return "trac_form_token" in response.cookies or bool(_TRAC_PAGE.search(response.text[:200000]))
+
+    def _not_trac(self, path: str, response: requests.Response) -> NotATracker:
+        kind = response.headers.get("Content-Type", "no content type").split(";")[0]
+        return NotATracker(f"Trac at {self.url}: {path} answered HTTP {response.status_code} ({kind}) that is "
+                           "not a Trac page: is tracker.url the Trac environment's URL?", self.url)
 
     def _login(self) -> None:
         if self._logged_in or self._auth is None:
             return
         # Digest auth happens on /login only; Trac then keeps the session in its trac_auth cookie.
-        self._request("GET", "/login", auth=self._auth)
+        response = self._request("GET", "/login", auth=self._auth)
         if "trac_auth" not in self.session.cookies:
-            raise TrackerError(f"Trac at {self.url}: login as {self._auth.username} failed")
+            if not self._is_trac(response):
+                raise self._not_trac("/login", response)
+            raise TrackerAuthError(f"Trac at {self.url}: login as {self._auth.username} failed "
+                                   f"(HTTP {response.status_code}, no trac_auth cookie)", self.url)
         self._logged_in = True
 
     def _form_token(self) -> str:
@@ -85,7 +127,7 @@ class TracWebTransport(TracTransport):
             self._request("GET", "/newticket")
             token = self.session.cookies.get("trac_form_token")
         if not token:
-            raise TrackerError(f"Trac at {self.url} gave no form token (TICKET_CREATE missing?)")
+            raise TrackerAuthError(f"Trac at {self.url} gave no form token (TICKET_CREATE missing?)", self.url)
         return token
 
     @staticmethod
@@ -100,15 +142,25 @@ class TracWebTransport(TracTransport):
                   ("col", field), ("order", "id"), ("desc", "1"), ("max", "0")]
         response = self._request("GET", "/query", params=params)
         if response.status_code != 200 or "csv" not in response.headers.get("Content-Type", ""):
-            raise TrackerError(f"Trac query for {field}={value} failed: {self._warning(response)}")
+            if not self._is_trac(response):
+                raise self._not_trac("/query", response)
+            raise TrackerError(f"Trac at {self.url}: query for {field}={value} failed: {self._warning(response)}",
+                               self.url)
         reader = csv.DictReader(io.StringIO(response.content.decode("utf-8-sig")))
         rows = [{k.lower(): v for k, v in row.items()} for row in reader]
         # Trac drops filters and columns on fields it does not know, and would answer with every
         # ticket: without the field, hpcos would comment on strangers' tickets.
         if field not in [name.lower() for name in reader.fieldnames or []]:
-            raise TrackerError(f"Trac at {self.url} has no ticket field {field!r}: add `{field} = text` under "
-                               "[ticket-custom] in trac.ini")
+            raise TrackerMisconfigured(f"Trac at {self.url} has no ticket field {field!r}: add `{field} = text` "
+                                       "under [ticket-custom] in trac.ini", self.url)
         return [row for row in rows if row[field] == value]
+
+    def texts(self, ticket_id: str) -> str:
+        self._login()
+        page = self._request("GET", f"/ticket/{ticket_id}")
+        if page.status_code != 200:
+            raise TrackerError(f"Trac at {self.url}: ticket #{ticket_id} unreadable: {self._warning(page)}", self.url)
+        return html.unescape(_TAGS.sub("", page.text))
 
     def create(self, fields: dict[str, str]) -> str:
         self._login()
@@ -117,7 +169,7 @@ class TracWebTransport(TracTransport):
         response = self._request("POST", "/newticket", data=data)
         match = _CREATED.search(response.headers.get("Location", ""))
         if response.status_code not in (302, 303) or not match:
-            raise TrackerError(f"Trac did not create the ticket: {self._warning(response)}")
+            raise TrackerError(f"Trac at {self.url} did not create the ticket: {self._warning(response)}", self.url)
         return match.group(1)
 
     def update(self, ticket_id: str, action: str, comment: str, options: dict[str, str]) -> None:
@@ -126,7 +178,8 @@ class TracWebTransport(TracTransport):
             page = self._request("GET", f"/ticket/{ticket_id}")
             view_time = _VIEW_TIME.search(page.text)
             if page.status_code != 200 or not view_time:
-                raise TrackerError(f"Trac ticket #{ticket_id} has no change form: {self._warning(page)}")
+                raise TrackerError(f"Trac at {self.url}: ticket #{ticket_id} has no change form: "
+                                   f"{self._warning(page)}", self.url)
             data = {"__FORM_TOKEN": self._form_token(), "comment": comment, "action": action,
                     "view_time": view_time.group(1), "start_time": view_time.group(1), "submit": "Submit changes",
                     **options}
@@ -135,7 +188,7 @@ class TracWebTransport(TracTransport):
                 return
             warning = self._warning(response)
             if "modified" not in warning:  # anything but a mid-air collision is final
-                raise TrackerError(f"Trac refused the change to #{ticket_id}: {warning}")
+                raise TrackerError(f"Trac at {self.url} refused the change to #{ticket_id}: {warning}", self.url)
         raise MidAirCollision(f"Trac ticket #{ticket_id} kept changing under us ({COLLISION_RETRIES} tries)")
 
 
@@ -158,26 +211,28 @@ class TracXmlRpcTransport(TracTransport):
         body = xmlrpc.client.dumps(params, method, allow_none=False)
         try:
             response = self.session.post(self.endpoint, data=body.encode(), timeout=self.timeout,
-                                         headers={"Content-Type": "text/xml"})
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            raise TrackerUnavailable(f"Trac XML-RPC at {self.url} unreachable: {type(exc).__name__}") from exc
-        if response.status_code >= 500:
-            raise TrackerUnavailable(f"Trac XML-RPC at {self.url} answered {response.status_code}")
+                                         headers={"Content-Type": "text/xml"}, allow_redirects=False)
+        except requests.RequestException as exc:
+            raise transport_error(exc, "Trac XML-RPC", self.url) from exc
         if response.status_code != 200:
-            raise TrackerError(f"Trac XML-RPC at {self.url} refused {method} ({response.status_code})")
+            raise by_status(response.status_code, f"Trac XML-RPC at {self.url} refused {method} "
+                                                  f"({response.status_code})", self.url)
         try:
             return xmlrpc.client.loads(response.content)[0][0]
         except xmlrpc.client.Fault as fault:
             if "modified" in fault.faultString or "updated since" in fault.faultString:
                 raise MidAirCollision(fault.faultString) from fault
-            raise TrackerError(f"Trac XML-RPC {method}: {fault.faultString}") from fault
+            raise TrackerError(f"Trac XML-RPC at {self.url}: {method}: {fault.faultString}", self.url) from fault
+        except (xmlrpc.client.ResponseError, ValueError, IndexError) as exc:  # HTML, or XML that is not XML-RPC
+            raise NotATracker(f"Trac XML-RPC at {self.url}: {method} answered something that is not XML-RPC "
+                              f"({type(exc).__name__}): is the XmlRpcPlugin enabled?", self.url) from exc
 
     def query(self, field: str, value: str) -> list[dict[str, str]]:
         if not self._fields:
             self._fields = {f["name"] for f in self._call("ticket.getTicketFields")}
         if field not in self._fields:  # the query would ignore the filter and answer every ticket
-            raise TrackerError(f"Trac at {self.url} has no ticket field {field!r}: add `{field} = text` under "
-                               "[ticket-custom] in trac.ini")
+            raise TrackerMisconfigured(f"Trac at {self.url} has no ticket field {field!r}: add `{field} = text` "
+                                       "under [ticket-custom] in trac.ini", self.url)
         rows = []
         for ticket_id in self._call("ticket.query", f"{field}={value}&order=id&desc=1&max=0"):
             _, _, _, attributes = self._call("ticket.get", ticket_id)
@@ -189,6 +244,15 @@ class TracXmlRpcTransport(TracTransport):
     def create(self, fields: dict[str, str]) -> str:
         attributes = {k: v for k, v in fields.items() if k not in ("summary", "description")}
         return str(self._call("ticket.create", fields["summary"], fields["description"], attributes, False))
+
+    def field_option(self, field: str) -> str:
+        return field
+
+    def texts(self, ticket_id: str) -> str:
+        _, _, _, attributes = self._call("ticket.get", int(ticket_id))
+        changes = self._call("ticket.changeLog", int(ticket_id))
+        return "\n".join([attributes.get("description", ""),
+                          *(str(change[4]) for change in changes if change[2] == "comment")])
 
     def update(self, ticket_id: str, action: str, comment: str, options: dict[str, str]) -> None:
         for _ in range(COLLISION_RETRIES):
@@ -216,7 +280,7 @@ class TracTracker(TrackerBackend):
     @classmethod
     def from_spec(cls, spec, store_root: Path, credentials) -> TracTracker:
         if not spec.url:
-            raise TrackerError("tracker.url is required for the trac backend")
+            raise TrackerMisconfigured("tracker.url is required for the trac backend")
         kind = TracXmlRpcTransport if spec.trac_transport == "xmlrpc" else TracWebTransport
         transport = kind(spec.url, credentials.user, credentials.password, spec.timeout)
         fields = dict(spec.fields)
@@ -245,4 +309,11 @@ class TracTracker(TrackerBackend):
     def close(self, ticket: Ticket, text: str) -> None:
         self.transport.update(ticket.id, "resolve", text,
                               {"action_resolve_resolve_resolution": self.close_resolution})
+
+    def rekey(self, ticket: Ticket, key: str) -> bool:
+        self.transport.update(ticket.id, "leave", "", {self.transport.field_option(self.field): key})
+        return True
+
+    def has_marker(self, ticket: Ticket, marker: str) -> bool:
+        return marker in self.transport.texts(ticket.id)
 

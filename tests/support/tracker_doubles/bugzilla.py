@@ -60,6 +60,16 @@ class BugzillaDouble(TrackerDouble):
         include = [f for value in request.query.get("include_fields", []) for f in value.split(",")]
         return Reply(200, {"bugs": [self._view(bug, include)], "faults": []})
 
+    @route("GET", r"/rest/bug/(?P<id>\d+)/comment")
+    def get_comments(self, request: Request) -> Reply:
+        """GET /rest/bug/(id)/comment: {"bugs": {"<id>": {"comments": [{"id", "count", "text"}, ...]}}}."""
+        bug = self.bugs.get(int(request.params["id"]))
+        if not bug:
+            return self.error(404, 101, f"Bug #{request.params['id']} does not exist.")
+        comments = [{"id": 100 * bug["id"] + n, "bug_id": bug["id"], "count": n, "text": text, "is_private": False}
+                    for n, text in enumerate(self.comments[bug["id"]])]
+        return Reply(200, {"bugs": {str(bug["id"]): {"comments": comments}}, "comments": {}})
+
     @route("POST", r"/rest/bug")
     def create(self, request: Request) -> Reply:
         data = request.json

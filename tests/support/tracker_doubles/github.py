@@ -96,6 +96,16 @@ class GitHubDouble(TrackerDouble):
         return Reply(201, {"id": 5000 + issue["comments"], "body": request.json["body"],
                            "url": f"{self._repo_url()}/issues/comments/{5000 + issue['comments']}"})
 
+    @route("GET", REPO + r"/issues/(?P<number>\d+)/comments")
+    def list_comments(self, request: Request) -> Reply:
+        """GET /repos/{owner}/{repo}/issues/{number}/comments: the comments, oldest first (one page)."""
+        issue = self._issue(request)
+        if not issue:
+            return self.not_found(request)
+        return Reply(200, [{"id": 5001 + i, "body": body,
+                            "url": f"{self._repo_url()}/issues/comments/{5001 + i}"}
+                           for i, body in enumerate(self.comments[issue["number"]])])
+
     @route("GET", r"/search/issues")
     def search(self, request: Request) -> Reply:
         return Reply(200, {"total_count": 0, "incomplete_results": False, "items": []})

@@ -87,6 +87,15 @@ class GitLabDouble(TrackerDouble):
         issue["updated_at"] = self._now()
         return Reply(200, issue)
 
+    @route("GET", PROJECT + r"/issues/(?P<iid>\d+)/notes")
+    def list_notes(self, request: Request) -> Reply:
+        """GET /projects/:id/issues/:issue_iid/notes: the issue's notes (one page, no Link header)."""
+        issue = self._issue(request)
+        if not issue:
+            return self.not_found(request)
+        return Reply(200, [{"id": 7001 + i, "body": body, "noteable_type": "Issue", "noteable_iid": issue["iid"],
+                            "system": False} for i, body in enumerate(self.notes[issue["iid"]])])
+
     @route("POST", PROJECT + r"/issues/(?P<iid>\d+)/notes")
     def create_note(self, request: Request) -> Reply:
         issue = self._issue(request)

@@ -118,6 +118,16 @@ class JiraDouble(TrackerDouble):
         return Reply(201, {"id": str(number), "body": request.json["body"],
                            "self": f"{issue['self']}/comment/{number}"})
 
+    @route("GET", ISSUE + r"/comment")
+    def list_comments(self, request: Request) -> Reply:
+        """GET /rest/api/2/issue/{key}/comment: a page of comments, oldest first."""
+        issue = self._issue(request)
+        if not issue:
+            return self.not_found(request)
+        comments = [{"id": str(i), "body": body, "self": f"{issue['self']}/comment/{i}"}
+                    for i, body in enumerate(self.comments[issue["key"]], 1)]
+        return Reply(200, {"startAt": 0, "maxResults": 5000, "total": len(comments), "comments": comments})
+
     @route("GET", ISSUE + r"/transitions")
     def transitions(self, request: Request) -> Reply:
         issue = self._issue(request)

@@ -81,8 +81,15 @@ class RedmineDouble(TrackerDouble):
 
     @route("GET", r"/issues/(?P<id>\d+)\.json")
     def get(self, request: Request) -> Reply:
+        """GET /issues/:id.json, with ``include=journals`` the issue's notes as journals."""
         issue = self.issues.get(int(request.params["id"]))
-        return Reply(200, {"issue": issue}) if issue else self.not_found(request)
+        if not issue:
+            return self.not_found(request)
+        include = [f for value in request.query.get("include", []) for f in value.split(",")]
+        if "journals" in include:
+            issue = {**issue, "journals": [{"id": 900 + i, "notes": notes, "details": []}
+                                           for i, notes in enumerate(self.journals[issue["id"]])]}
+        return Reply(200, {"issue": issue})
 
     @route("PUT", r"/issues/(?P<id>\d+)\.json")
     def update(self, request: Request) -> Reply:

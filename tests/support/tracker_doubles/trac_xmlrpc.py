@@ -1,8 +1,9 @@
 """Trac's XmlRpcPlugin (trac-hacks.org/wiki/XmlRpcPlugin), ``ticket.*`` at /login/rpc: query (a
 Trac query string; unknown fields are ignored), getTicketFields, get -> [id, created, changed, attributes with
 ``_ts``], create(summary, description, attributes, notify) -> id, update(id, comment, attributes
-with ``action`` and ``_ts``, notify) with a Fault "Ticket has been updated since last get()." for a
-stale ``_ts``.  PyPI's 1.1.9 is Python 2 only, so it cannot run beside Trac 1.6 here."""
+with ``action`` and ``_ts``, notify; other attributes set those fields) with a Fault "Ticket has been
+updated since last get()." for a stale ``_ts``, changeLog(id) -> [[time, author, field, old, new,
+permanent], ...].  PyPI's 1.1.9 is Python 2 only, so it cannot run beside Trac 1.6 here."""
 
 from __future__ import annotations
 
@@ -55,7 +56,8 @@ class TracXmlRpcDouble(TrackerDouble):
     def rpc(self, request: Request) -> Reply:
         params, method = xmlrpc.client.loads(request.body)
         handler = {"ticket.query": self.query, "ticket.get": self.get, "ticket.create": self.create,
-                   "ticket.update": self.update, "ticket.getTicketFields": self.ticket_fields}.get(method)
+                   "ticket.update": self.update, "ticket.getTicketFields": self.ticket_fields,
+                   "ticket.changeLog": self.change_log}.get(method)
         if handler is None:
             return self._fault(f"RPC method \"{method}\" not found")
         return handler(*params)
@@ -104,10 +106,17 @@ class TracXmlRpcDouble(TrackerDouble):
             ticket["status"] = WORKFLOW[action]
             ticket["resolution"] = attributes.get("action_resolve_resolve_resolution", "fixed") \
                 if action == "resolve" else ""
+        ticket.update({k: v for k, v in attributes.items() if k in self.fields and k not in ("status", "resolution")})
         if comment:
             self.changes[ticket_id].append(comment)
         ticket["_ts"] += 1
         return self._xml(self._view(ticket_id))
+
+    def change_log(self, ticket_id: int, when: int = 0) -> Reply:
+        if ticket_id not in self.tickets:
+            return self._fault(f"Ticket {ticket_id} does not exist.")
+        now = xmlrpc.client.DateTime(datetime.now(UTC))
+        return self._xml([[now, self.user, "comment", "", text, 1] for text in self.changes[ticket_id]])
 
     def comment_by_someone_else(self, ticket_id: int) -> None:
         self.changes[ticket_id].append("a human was here")
