@@ -225,3 +225,22 @@ def test_the_shipped_specs_and_profiles_still_load(repo_root):
     assert load_specs(repo_root / "overlay_specs").site.harness.profile
     for path in (repo_root / "integration_tests" / "clusters").glob("*.yaml"):
         load_profile(path)
+
+
+def test_plain_jenkins_jobs_reads_the_escaped_values_back_as_written(tmp_path, capsys):
+    """`hpcos jobs yaml` feeds upstream `jenkins-jobs test` too: the doubled braces come out single."""
+    import sys
+
+    from jobs.render import JJB_CONFIG
+
+    owner = "Ops {folder} { <ops@example.org>"
+    root = _site(tmp_path, package_changes={"owner": owner})
+    assert main(["--specs", str(root), "jobs", "yaml"]) == 0
+    (tmp_path / "jobs.yaml").write_text(capsys.readouterr().out)
+    jenkins_jobs = Path(sys.executable).parent / "jenkins-jobs"
+    done = subprocess.run([str(jenkins_jobs), "--conf", str(JJB_CONFIG), "-l", "error", "test", "--config-xml",
+                           "-o", str(tmp_path / "out"), str(tmp_path / "jobs.yaml")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    xml = next((tmp_path / "out").rglob("rebuild-openmpi-el9-x86_64/config.xml")).read_text()
+    assert f"Owner: {owner.replace('<', '&lt;').replace('>', '&gt;')};" in xml
