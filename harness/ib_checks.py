@@ -7,6 +7,7 @@ output therefore counts as "no HCA", never as "nothing wrong".
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable
 
 from harness.launchers import CommandResult
@@ -79,7 +80,7 @@ def perftest_command(tool: str, *, device: str | None, server: str | None, extra
     argv = [tool, *(["-d", device] if device else []), *extra]
     if server:
         argv.append(server)
-    line = " ".join(argv)
+    line = shlex.join(argv)  # device, peer and arguments come from the profile: one shell word each
     if not json:
         return line
     return (f'f=$(mktemp) && {line} --out_json --out_json_file="$f"; rc=$?; '

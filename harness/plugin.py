@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -20,8 +21,9 @@ from harness import hookspecs
 from harness.launchers import CommandFailed, CommandResult
 from harness.session import DEFAULT_CLUSTER, HarnessSession, Selection
 from harness.state import SESSION_KEY, harness_session, item_state, site
-from hpcos.core.errors import UserError
+from hpcos.core.errors import UserError, store_problem
 from hpcos.results.model import TestResult
+from hpcos.site.credentials import redact
 
 FIXTURES_MODULE = "harness.fixtures"  # registered by pytest itself, so its asserts are rewritten
 pytest_plugins = [FIXTURES_MODULE]
@@ -141,6 +143,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report: pytest.TestReport = yield
+    _mask_secrets(report, site(item.config).secrets)
     if not _is_harness_test(item):
         return report
     session = harness_session(item.config)
@@ -160,6 +163,21 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
             session.results.append(state.result)
             item.user_properties.extend(_properties(state.result))  # junitxml reads them at teardown
     return report
+
+
+def _mask_secrets(report: pytest.TestReport, secrets: list[str]) -> None:
+    """Mask every secret hpcos knows in what the report carries (failure text, captured output), before
+    the console, JUnit and the results (then the report, database and tickets) take it from there."""
+    if not secrets:
+        return
+    if isinstance(report.longrepr, tuple) and len(report.longrepr) == 3:  # a skip: (path, line, reason)
+        path, line, reason = report.longrepr
+        report.longrepr = (path, line, redact(reason, secrets))
+    elif report.longrepr is not None:
+        text = str(report.longrepr)
+        if any(s in text for s in secrets):
+            report.longrepr = redact(text, secrets)
+    report.sections = [(name, redact(text, secrets)) for name, text in report.sections]
 
 
 def _rerun(session: HarnessSession, item: pytest.Item) -> str:
@@ -192,9 +210,11 @@ def _result(item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo,
         shown = failed_command or shown
     elif report.skipped and isinstance(report.longrepr, tuple):
         message = report.longrepr[2].removeprefix("Skipped: ")
+    secrets = site(item.config).secrets
     return TestResult(
         test_id=state.test_id, node=node, outcome=outcome, duration=report.duration,
-        failure_class=failure_class, message=message, command=shown.command if shown else "",
+        failure_class=failure_class, message=redact(message, secrets),
+        command=redact(shown.command, secrets) if shown else "",
         rerun=rerun, mpi=state.mpi, measurements=list(state.measurements),
     )
 
@@ -277,9 +297,23 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if not (harness.used or target):
         return  # a pytest session that never touched a cluster (the project's own tests)
     run = harness.run_results()
+    # The hooks (baselines, tickets) may still judge the run; the results file is written after them
+    # whatever happens there: a store that cannot take the baselines, tickets or queue must not cost
+    # the user the outcome of the tests.
+    problem = None
     try:
         config.hook.pytest_hpcos_run_finished(config=config, run=run)
-    finally:  # whatever a hook (baselines, tickets) does, the night's results are kept
+    except (OSError, sqlite3.Error) as exc:
+        problem = store_problem(exc)
+        if problem is None:
+            raise
+    finally:
         if target:
             Path(target).parent.mkdir(parents=True, exist_ok=True)
-            run.write(target)
+            run.write(target, mask=site(config).secrets)
+    if problem is not None:
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        line = f"hpcos: {problem}" + (f" (results written to {target})" if target else "")
+        if reporter:
+            reporter.write_line(line, red=True)
+        session.exitstatus = max(int(session.exitstatus), problem.exit_code)

@@ -27,6 +27,7 @@ from harness.state import SESSION_KEY, site
 from hpcos.core import runner
 from hpcos.core.errors import UserError
 from hpcos.results.model import RunResults, TestResult
+from hpcos.site.credentials import launch_environment
 
 CONFIRMING = "HPCOS_PERF_CONFIRMING"
 REGRESSIONS = pytest.StashKey[int]()
@@ -108,7 +109,7 @@ def rerun_by_command(results: Sequence[TestResult], timeout: float,
             out = Path(tmp) / "results.json"
             command = [sys.executable, "-m", "hpcos.cli", argv[0], "--results", str(out), *options, *argv[1:]]
             # The runner kills the whole rerun tree (mpirun, srun, the ranks) when it runs out of time.
-            done = runner.run(command, env={CONFIRMING: "1"}, timeout=timeout)
+            done = runner.run(command, env={CONFIRMING: "1"}, timeout=timeout, base_env=launch_environment())
             if done.timed_out or not out.exists():
                 continue
             again = RunResults.read(out)

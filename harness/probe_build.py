@@ -24,6 +24,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from hpcos.core import runner
+from hpcos.site.credentials import launch_environment
 
 PROBES_DIR = Path(__file__).resolve().parent.parent / "integration_tests" / "probes"
 COMPILE_TIMEOUT = 120
@@ -54,7 +55,7 @@ def _wrapper_command(mpicc: str | Sequence[str], module: str | None, args: Seque
 
 
 def _run(cmd: list[str], env: Mapping[str, str] | None, timeout: float) -> runner.ProcessResult:
-    done = runner.run(cmd, timeout=timeout, env=env)
+    done = runner.run(cmd, timeout=timeout, env=env, base_env=launch_environment())
     if done.exit_code == 127 and not done.stdout:
         raise ProbeBuildError(f"{cmd[0]}: not found (is this MPI stack installed?)")
     if done.timed_out:

@@ -8,6 +8,7 @@ Validated like the site specs, through ``hpcos.core.sourced_yaml``, so every err
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -18,9 +19,26 @@ from harness.cluster_inventory import ClusterInventory
 from harness.launcher_registry import LAUNCHERS
 from hpcos.core import sourced_yaml
 from hpcos.core.errors import UserError
+from hpcos.core.sourced_yaml import described_pattern
 from hpcos.results.model import Reference
 
 PROFILE_SUFFIX = ".yaml"
+_NODE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+# Profile values end up in shell command lines on the nodes (ssh, srun, perftest, the version probe).
+# Every such field takes only what its real values look like, and the launchers quote them as well.
+StackName = described_pattern(r"^[A-Za-z][A-Za-z0-9_.+-]*$",
+                              "an MPI stack name (letters, digits and _ . + -, starting with a letter)")
+DeviceName = described_pattern(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$",
+                               "an RDMA device name such as mlx5_0 (letters, digits and _ . : -)")
+NodeName = described_pattern(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+                             "a node name (letters, digits and _ . -, not starting with - or .)")
+# One command-line word: an option or its value, never shell syntax.
+Argument = described_pattern(r"^[A-Za-z0-9_./=:,+-]+$", "one command-line argument (letters, digits and "
+                                                         "_ . / = : , + -)")
+EnvName = described_pattern(r"^[A-Za-z_][A-Za-z0-9_]*$",
+                            "an environment variable name (letters, digits and _, not starting with a digit)")
+UserName = described_pattern(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", "a user name (letters, digits and _ . -)")
 
 
 class Strict(BaseModel):
@@ -38,22 +56,22 @@ class Timeouts(Strict):
 class Ssh(Strict):
     fanout: PositiveInt = 64
     connect_timeout: PositiveInt = 5
-    user: str | None = None
+    user: UserName | None = None
     config: str | None = None  # an ssh client config file (ssh -F)
 
 
 class Slurm(Strict):
     partition: str | None = None
     time_limit: str = "00:10:00"
-    extra_args: list[str] = []
+    extra_args: list[Argument] = []
 
 
 class MpiStack(Strict):
-    name: str = ""  # filled in from the key under ``mpi:``
+    name: str = ""  # filled in from the key under ``mpi:`` (a StackName, checked there)
     mpicc: str
     mpirun: list[str]  # local/ssh launchers add ``-np N``
     srun_mpi: str = "pmix"  # slurm launcher: srun --mpi=<srun_mpi>
-    env: dict[str, str] = {}
+    env: dict[EnvName, str] = {}
     module: str | None = None  # environment module loaded before compiling and running
     osu: str | None = None  # directory holding osu_latency, osu_bw, osu_allreduce
     osu_args: list[str] = []  # options for every OSU run, e.g. [-c] to validate the data (OMB 7+)
@@ -73,16 +91,16 @@ class MpiStack(Strict):
 
 
 class Perftest(Strict):
-    peer: str  # the node that runs the perftest server side
-    device: str | None = None
-    extra_args: list[str] = []
+    peer: NodeName  # the node that runs the perftest server side
+    device: DeviceName | None = None
+    extra_args: list[Argument] = []
 
 
 class Infiniband(Strict):
     """``expected: false`` skips the IB tests with a reason; ``true`` fails them when the HCA is missing."""
 
     expected: bool = False
-    devices: list[str] = []
+    devices: list[DeviceName] = []
     port_state: str = "Active"
     physical_state: str = "LinkUp"
     rate: float | None = None  # Gb/s, e.g. 200 for HDR
@@ -158,7 +176,7 @@ class Profile(Strict):
     timeouts: Timeouts = Timeouts()
     ssh: Ssh = Ssh()
     slurm: Slurm = Slurm()
-    mpi: dict[str, MpiStack] = {}
+    mpi: dict[StackName, MpiStack] = {}
     infiniband: Infiniband = Infiniband()
     os_update: OsUpdate = OsUpdate()
     deploy: Deploy = Deploy()
@@ -184,6 +202,11 @@ class Profile(Strict):
             raise ValueError(f"expected a ClusterShell node set such as node[001-016] ({exc})") from None
         if not len(parsed):
             raise ValueError("expected at least one node")
+        # ssh and srun would take "-oProxyCommand=..." as an option; real host names never look like that.
+        bad = next((node for node in parsed if not _NODE_NAME.match(node)), None)
+        if bad is not None:
+            raise ValueError(f"expected node names of letters, digits and _ . - (not starting with - or .); "
+                             f"found {bad!r}")
         return value
 
     @model_validator(mode="after")

@@ -155,7 +155,8 @@ class HarnessSession:
         for stack in self.stacks():
             probes[stack.name] = with_module(f"{shlex.join(stack.mpirun[:1])} --version", stack)
         # The first line with a version number: Open MPI prints it first, MPICH's hydra second.
-        script = "; ".join(f"echo {name}=$({cmd} 2>&1 | grep -m1 -E '[0-9]+[.][0-9]+' | sed 's/^ *//')"
+        script = "; ".join(f"echo {shlex.quote(name + '=')}\"$({cmd} 2>&1 | grep -m1 -E '[0-9]+[.][0-9]+' "
+                           f"| sed 's/^ *//')\""
                            for name, cmd in probes.items())
         result = self.run_once(script, first, timeout=self.profile.timeouts.command, env=None)
         versions = {}

@@ -13,6 +13,7 @@ import difflib
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import jenkins
 import requests
@@ -46,7 +47,17 @@ class Connection:
 
 
 def connect(url: str, credentials: Credentials) -> Connection:
-    """A connection as the user the site's credential rule found (HPCOS_JENKINS_USER/_TOKEN, netrc)."""
+    """A connection as the user the site's credential rule found (HPCOS_JENKINS_USER/_TOKEN, netrc).
+
+    A ``user:password@`` in ``url`` is taken out of it (it is shown in every message) and used only
+    when no other credentials are configured."""
+    parts = urlsplit(url)
+    if parts.username is not None or parts.password is not None:
+        host = parts.hostname or ""
+        netloc = (f"[{host}]" if ":" in host else host) + (f":{parts.port}" if parts.port else "")
+        if not credentials.secret:
+            credentials = Credentials(unquote(parts.username or ""), unquote(parts.password or "") or None)
+        url = urlunsplit(parts._replace(netloc=netloc))
     if bool(credentials.user) != bool(credentials.secret):
         raise UserError("set both HPCOS_JENKINS_USER and HPCOS_JENKINS_TOKEN (or a ~/.netrc entry), "
                         "or neither for anonymous access")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import email.utils
 import re
+import shlex
 from pathlib import Path
 
 import yaml
@@ -103,7 +104,7 @@ def project(spec_set: SpecSet) -> dict:
             jobs.append({"hpcos-config-validate": {"repository": name, "kind": repository.kind,
                                                    "url": repository.url, "branch": repository.testing}})
 
-    return {"project": {
+    return _escaped({"project": {
         "name": site.name,
         "site": site.name,
         "folder": site.jenkins.folder,
@@ -112,8 +113,23 @@ def project(spec_set: SpecSet) -> dict:
         "test_label": site.jenkins.test_label,
         "publish_label": site.jenkins.publish_label,
         "profile": site.harness.profile,
+        # What the nightly shell step passes to `hpcos test --cluster`: one shell word, whatever the path.
+        "profile_arg": shlex.quote(site.harness.profile),
         "jobs": jobs,
-    }}
+    }})
+
+
+def _escaped(value):
+    """Every string with JJB's template braces doubled: JJB formats each value it substitutes into a
+    template once more, so a ``{folder}`` in an owner or label would be expanded and a lone ``{`` would
+    stop the render.  Doubled, JJB's formatting gives back the value as written."""
+    if isinstance(value, dict):
+        return {k: _escaped(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_escaped(v) for v in value]
+    if isinstance(value, str):
+        return value.replace("{", "{{").replace("}", "}}")
+    return value
 
 
 def templates_text() -> str:

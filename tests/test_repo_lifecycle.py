@@ -244,7 +244,7 @@ def test_bad_input_gets_one_line_errors(site, tmp_path, capsys):
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
     assert hpcos(site, "record-run", str(bad)) == 2
-    assert "not a hpcos results file" in capsys.readouterr().err
+    assert "not an hpcos results file" in capsys.readouterr().err
     run_results(bad, "", "passed", "n9")
     assert hpcos(site, "record-run", str(bad)) == 2
     assert "HPCOS_TESTING_SNAPSHOT" in capsys.readouterr().err

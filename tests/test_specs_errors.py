@@ -102,8 +102,8 @@ CASES = {
                            "overlay_specs/site.yaml:46: jenkins.url: expected a URL starting with http:// or "
                            "https://; found 'jenkins.example.org'"),
     "poll-cron": ("kernel.yaml", 'poll: "H */4 * * *"', 'poll: "every 4 hours"',
-                  "overlay_specs/kernel.yaml:30: poll: expected a Jenkins cron spec: five fields like 'H 3 * * *', "
-                  "or @daily, @hourly, ...; found 'every 4 hours'"),
+                  "overlay_specs/kernel.yaml:30: poll: expected a Jenkins cron spec: five fields like 'H 3 * * *' "
+                  "(digits, H, names and * / , - ( )), or @daily, @hourly, ...; found 'every 4 hours'"),
     "sha256-format": ("mpich.yaml", "  mirror: appstream\n",
                       "  srpm_url: https://www.mpich.org/static/downloads/4.2.3/mpich-4.2.3-1.src.rpm\n"
                       "  sha256: 1234abcd\n",

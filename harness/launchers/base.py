@@ -6,6 +6,7 @@ or an MPI job on the selected nodes; the profile's launcher decides how (subproc
 
 from __future__ import annotations
 
+import re
 import shlex
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -19,6 +20,7 @@ Command = str | Sequence[str]  # a string is a shell command line; a list is an 
 
 # How much of a tool's output a failure message carries; the whole text stays in the result.
 TAIL_LINES = 30
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 @dataclass
@@ -75,6 +77,10 @@ def command_text(command: Command) -> str:
 
 def with_env(command: Command, env: Mapping[str, str] | None, module: str | None = None) -> str:
     """A shell command line that sets ``env`` and loads ``module`` first (for remote shells)."""
+    for name in env or {}:
+        # A name cannot be quoted in `export NAME=...`: it must be a name (profiles are validated so).
+        if not _ENV_NAME.match(name):
+            raise ValueError(f"not an environment variable name: {name!r}")
     prefix = "".join(f"export {k}={shlex.quote(v)}; " for k, v in (env or {}).items())
     if module:
         prefix += f"module load {shlex.quote(module)} && "

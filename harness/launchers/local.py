@@ -9,6 +9,7 @@ from ClusterShell.NodeSet import NodeSet
 from harness.launchers.base import Command, CommandResult, Launcher, command_text, with_env
 from harness.profiles import MpiStack
 from hpcos.core import runner
+from hpcos.site.credentials import launch_environment
 
 
 class LocalLauncher(Launcher):
@@ -28,6 +29,6 @@ class LocalLauncher(Launcher):
 
 def run_local(command: Command, *, node: str | None, timeout: float,
               env: Mapping[str, str] | None = None) -> CommandResult:
-    done = runner.run(command, timeout=timeout, env=env)
+    done = runner.run(command, timeout=timeout, env=env, base_env=launch_environment())
     return CommandResult(node, command_text(command), done.exit_code, done.stdout, done.stderr,
                          done.duration, done.timed_out)

@@ -20,6 +20,7 @@ from ClusterShell.NodeSet import NodeSet
 from harness.launchers.base import Command, CommandResult, Launcher, command_text, with_env
 from harness.profiles import MpiStack
 from hpcos.core import runner
+from hpcos.site.credentials import launch_environment
 
 SCANCEL_TIMEOUT = 10
 
@@ -51,7 +52,7 @@ class SlurmLauncher(Launcher):
         """``srun`` with the profile's partition, time limit and extra arguments, under a timeout."""
         name = _job_name()
         argv = ["srun", f"--job-name={name}", *self._allocation_args(), *args]
-        done = runner.run(argv, timeout=timeout, env=env)
+        done = runner.run(argv, timeout=timeout, env=env, base_env=launch_environment())
         if done.timed_out:
             self._cancel(name)
         return CommandResult(node, shown or shlex.join(argv), done.exit_code, done.stdout, done.stderr,
@@ -67,7 +68,7 @@ class SlurmLauncher(Launcher):
             # --wait makes sbatch exit with the job's own exit code.
             argv = ["sbatch", "--wait", f"--job-name={name}", *self._allocation_args(),
                     "-N", "1", "-w", nodes[0], f"--output={output}", "--wrap", script]
-            done = runner.run(argv, timeout=timeout, env=env)
+            done = runner.run(argv, timeout=timeout, env=env, base_env=launch_environment())
             if done.timed_out:
                 self._cancel(name)
             job_output = output.read_text(errors="replace") if output.exists() else ""

@@ -16,6 +16,7 @@ from ClusterShell.Event import EventHandler
 from ClusterShell.NodeSet import NodeSet
 from ClusterShell.Task import task_self
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from harness.launchers.base import Command, CommandResult, Launcher, command_text, with_env
@@ -49,7 +50,7 @@ class SshLauncher(Launcher):
         started = time.monotonic()
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=PROGRESS, transient=True, disable=len(nodes) < PROGRESS_FROM) as progress:
-            bar = progress.add_task(f"ssh {text[:40]}", total=len(nodes))
+            bar = progress.add_task(escape(f"ssh {text[:40]}"), total=len(nodes))  # command text is not markup
             worker = task.shell(remote, nodes=str(nodes), stderr=True, handler=_Advance(progress, bar),
                                 timeout=timeout + REMOTE_KILL_GRACE + BACKSTOP + self.profile.ssh.connect_timeout)
             task.run()

@@ -11,11 +11,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import sqlite3
 import sys
 
 from hpcos import __version__
 from hpcos.cli.console import console, install_log_handler
-from hpcos.core.errors import UserError
+from hpcos.core.errors import StoreError, UserError, store_problem
 from hpcos.site import Site
 
 # Each subcommand and the module of hpcos.cli that provides ``register(subparsers)`` for it; a
@@ -41,7 +42,7 @@ COMMANDS = {
 }
 
 # Exit codes, in one place: the first class an error is an instance of decides.
-EXIT_CODES: list[tuple[type[BaseException], int]] = [(UserError, 2)]
+EXIT_CODES: list[tuple[type[BaseException], int]] = [(StoreError, 1), (UserError, 2)]
 INTERRUPTED = 130
 
 
@@ -119,6 +120,13 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         report_error(exc)
         return exit_code(exc)
+    except (OSError, sqlite3.Error) as exc:
+        # A full or read-only store is the environment's problem, said in one line; anything else is a bug.
+        problem = store_problem(exc)
+        if problem is None:
+            raise
+        report_error(problem)
+        return exit_code(problem)
     except KeyboardInterrupt:
         print("hpcos: interrupted", file=sys.stderr)
         return INTERRUPTED

@@ -8,11 +8,14 @@ from collections.abc import Mapping
 from contextlib import contextmanager
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress
 
 from hpcos.site.credentials import RedactingFilter, known_secrets
 
-console = Console(stderr=True, highlight=False)
+# No markup anywhere: what hpcos prints holds package names, reasons, run ids and node output, any of
+# which may contain "[...]"; styling is given as rich Text styles instead.
+console = Console(stderr=True, highlight=False, markup=False)
 
 
 class _ConsoleHandler(logging.Handler):
@@ -42,6 +45,6 @@ def progress_bar(label: str):
     """``start(total) -> tick``: a transient progress bar on stderr for work of known size."""
     with Progress(console=console, transient=True) as bar:
         def start(total: int):
-            task = bar.add_task(label, total=total)
+            task = bar.add_task(escape(label), total=total)  # the bar's column reads markup
             return lambda: bar.advance(task)
         yield start

@@ -52,7 +52,7 @@ def _collect(args) -> int:
                 table.add_row(Text(name), Text(seen.nodes), Text(fact), Text(value), Text(nodes))
         if seen.unreachable:
             table.add_row(Text(name), Text(seen.nodes), "not measured", "", Text(seen.unreachable))
-    Console(soft_wrap=True).print(table)
+    Console(soft_wrap=True, markup=False).print(table)  # node names and states are not markup
     console.print(f"inventory kept in {path}", markup=False)
     return 0
 

@@ -46,7 +46,7 @@ def _history(args) -> int:
         table.add_row(m.run_id, m.time, m.node or "-", m.mpi or "-", m.metric, "" if m.size is None else str(m.size),
                       f"{m.value:.4g} {m.unit}", str(len(m.samples)), "yes" if m.accepted else "",
                       m.verdict or "")
-    Console(width=200).print(table)  # the table is the command's output: stdout
+    Console(width=200, markup=False).print(table)  # the table is the command's output: stdout
     if args.chart:
         series = {(m.metric, m.size) for m in rows}
         if len(series) > 1:
@@ -60,12 +60,7 @@ def _history(args) -> int:
 def _read_results(path: str):
     from hpcos.results.model import RunResults
 
-    try:
-        return RunResults.read(path)
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such file") from None
-    except (ValueError, TypeError, KeyError) as exc:
-        raise UserError(f"{path}: not an hpcos results file: {exc}") from None
+    return RunResults.read(path)  # validated: every problem is one line naming the file and field
 
 
 def _record(args) -> int:

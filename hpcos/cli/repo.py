@@ -27,7 +27,8 @@ from hpcos.repo.snapshots import SnapshotStore
 
 def _stdout() -> Console:
     """Results go to stdout; piped into a file or a Jenkins log, tables keep their ids unwrapped."""
-    return Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 250)
+    # No markup: snapshot ids, reasons and run ids are user text, and "[/x]" in one must print as itself.
+    return Console(highlight=False, markup=False, soft_wrap=True, width=None if sys.stdout.isatty() else 250)
 
 
 def register(sub) -> None:
@@ -181,7 +182,8 @@ def record_run_command(args) -> int:
             raise UserError(f"config commit {name}={commit!r}: expected REPO=COMMIT with a full commit id")
         commits[name] = commit
     record = nightly.record_run(_layout(args), args.results, config_commits=commits)
-    console.print(f"run {record.run_id} on testing snapshot {record.testing_snapshot}: {record.verdict}")
+    console.print(f"run {record.run_id} on testing snapshot {record.testing_snapshot}: {record.verdict}",
+                  soft_wrap=True)
     return 0
 
 
@@ -199,7 +201,7 @@ def diff_command(args) -> int:
         out.print("no differences")
     for entry, change in changes.items():
         label = {"added": " (new repository)", "removed": " (repository removed)"}.get(change.status, "")
-        out.print(f"[bold]{entry}[/bold]{label}")
+        out.print(Text(entry, style="bold") + Text(label))
         for nevra in change.added:
             out.print(f"  + {nevra}")
         for nevra in change.removed:
@@ -257,7 +259,7 @@ def _status_one(layout: StoreLayout, envs: Environments, name: str) -> int:
         raise UserError(f"environment {name!r} points at nothing (store {layout.root})")
     snapshot = SnapshotStore(layout.snapshots).get(current)
     out = _stdout()
-    out.print(f"[bold]{name}[/bold] -> {snapshot.id}  (previous: {pointer.previous() or '-'})")
+    out.print(Text(name, style="bold") + Text(f" -> {snapshot.id}  (previous: {pointer.previous() or '-'})"))
     run = nightly.last_run_on(layout, snapshot.id)
     out.print(f"last nightly run on it: {f'{run.run_id} {run.verdict}' if run else 'none recorded'}")
     repos = Table("repository", "from snapshot", "baseurl (file://)")

@@ -51,12 +51,7 @@ def _session(args):
 def _read_results(path: str):
     from hpcos.results.model import RunResults
 
-    try:
-        return RunResults.read(path)
-    except FileNotFoundError as exc:
-        raise UserError(f"{path}: results file not found") from exc
-    except (json.JSONDecodeError, ValueError, TypeError) as exc:
-        raise UserError(f"{path}: not an hpcos results file: {exc}") from exc
+    return RunResults.read(path)  # validated: every problem is one line naming the file and field
 
 
 def _file(args) -> int:
@@ -137,6 +132,6 @@ def _list(args) -> int:
         table = Table(*(c.replace("_", " ") for c in columns), title=title)
         for row in rows:
             table.add_row(*(Text(printable(str(value))) for value in row))
-        Console().print(table)  # the listing is the output: stdout
+        Console(markup=False).print(table)  # the listing is the output: stdout
         console.print(f"queued, waiting for the tracker: {len(session.queue)}")
     return 0

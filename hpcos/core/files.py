@@ -23,8 +23,11 @@ def write_bytes_atomically(path: Path, data: bytes) -> None:
     """``write_text_atomically`` for bytes; the temporary file is removed if the write fails."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        tmp.write_bytes(data)
+        with open(tmp, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
         tmp.replace(path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)  # a full or read-only disk leaves no stray temporary file
         raise

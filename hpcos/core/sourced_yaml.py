@@ -36,7 +36,14 @@ class InputError:
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        text = f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        return _printable(text)
+
+
+def _printable(text: str) -> str:
+    """One line of printable text: control characters (a newline in a key, an escape sequence in a
+    value) are shown escaped, so an error is always one line and never drives the terminal."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class InvalidInput(UserError):
@@ -75,10 +82,14 @@ class SourcedDoc:
 def format_loc(loc: Sequence[str | int]) -> str:
     out = ""
     for part in loc:
-        if isinstance(part, int):
+        if isinstance(part, int) and not isinstance(part, bool):
             out += f"[{part}]"
         else:
-            out += f".{part}" if out else str(part)
+            # A key that is empty or holds spaces, dots or brackets is shown quoted, so the path stays readable.
+            part = str(part)
+            if not part or not re.fullmatch(r"[^\s.\[\]'\"]+", part):
+                part = repr(part)
+            out += f".{part}" if out else part
     return out
 
 
@@ -87,10 +98,31 @@ def load(path: str | Path, display_root: Path | None = None) -> SourcedDoc:
     path = Path(path)
     shown = path.relative_to(display_root) if display_root and path.is_relative_to(display_root) else path
     try:
-        text = path.read_text(encoding="utf-8")
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise InvalidInput([InputError(str(shown), 0, "", f"expected at most {MAX_BYTES} bytes of YAML; "
+                                                               f"found {size}")])
+        raw = path.read_bytes()
     except OSError as exc:
         raise InvalidInput([InputError(str(shown), 0, "", f"cannot read: {exc.strerror}")]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise InvalidInput([InputError(str(shown), line, "", f"expected UTF-8 text; found byte "
+                                                             f"0x{raw[exc.start]:02x}")]) from None
     return loads(text, shown)
+
+
+# Hand-written specs and profiles are a few kilobytes.  The budgets stop a file that is large, deeply
+# nested or an alias bomb (nine aliases of nine aliases ... expand to billions of values) before it
+# costs memory or time; within them, every real file loads.
+MAX_BYTES = 1 << 20
+MAX_VALUES = 100_000
+MAX_DEPTH = 64
+# The tags the safe loader gives plain YAML values; any other tag (``!!python/...``, ``!foo``) is refused.
+_PLAIN_TAGS = {f"tag:yaml.org,2002:{name}" for name in
+               ("str", "int", "float", "bool", "null", "map", "seq", "timestamp")}
 
 
 # libyaml's composer keeps the same marks and is several times faster than the pure-Python one.
@@ -99,12 +131,21 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 def loads(text: str, path: str | Path = "<string>") -> SourcedDoc:
     doc = SourcedDoc(Path(path), None)
+    if len(text) > MAX_BYTES:
+        raise InvalidInput([InputError(doc.name, 0, "", f"expected at most {MAX_BYTES} bytes of YAML; found more")])
     try:
         node = yaml.compose(text, Loader=_LOADER)
+    except RecursionError:
+        raise InvalidInput([InputError(doc.name, 0, "", f"expected at most {MAX_DEPTH} levels of nesting; "
+                                                        f"found more")]) from None
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow (NUL, other control characters)
+        line = text[:exc.position].count("\n") + 1 if isinstance(exc.position, int) else 0
+        raise InvalidInput([InputError(doc.name, line, "", f"YAML syntax error: character {exc.character!r} is "
+                                                           f"not allowed ({exc.reason})")]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else 0
-        problem = getattr(exc, "problem", None) or str(exc)
+        problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
         context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
         if context and context_mark and context_mark.line != getattr(mark, "line", None):
             # The mistake is often where the construct began (an unclosed bracket), not where it broke.
@@ -114,8 +155,12 @@ def loads(text: str, path: str | Path = "<string>") -> SourcedDoc:
         doc.data = {}
         return doc
     duplicates: list[InputError] = []
-    doc.data = _construct(node, (), doc.lines, lambda loc, line: duplicates.append(
+    builder = _Builder(doc, lambda loc, line: duplicates.append(
         InputError(doc.name, line, format_loc(loc), f"key given twice (first on line {doc.lines[loc]})")))
+    try:
+        doc.data = builder.construct(node, (), doc.lines)
+    except _Refused as refused:
+        raise InvalidInput([refused.error]) from None
     if duplicates:
         raise InvalidInput(duplicates)
     return doc
@@ -124,22 +169,62 @@ def loads(text: str, path: str | Path = "<string>") -> SourcedDoc:
 _scalar_constructor = yaml.SafeLoader("")
 
 
-def _construct(node: yaml.Node, loc: Loc, lines: dict[Loc, int], duplicate) -> Any:
-    lines[loc] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        out: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            key = _construct(key_node, loc + ("<key>",), {}, duplicate)
-            if key in out:
-                # PyYAML silently keeps the last one; a spec author almost never means that.
-                duplicate(loc + (key,), key_node.start_mark.line + 1)
-                continue
-            out[key] = _construct(value_node, loc + (key,), lines, duplicate)
-            lines[loc + (key,)] = key_node.start_mark.line + 1
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_construct(item, loc + (i,), lines, duplicate) for i, item in enumerate(node.value)]
-    return _scalar_constructor.construct_object(node, deep=True)
+class _Refused(Exception):
+    def __init__(self, error: InputError):
+        self.error = error
+
+
+class _Builder:
+    """Plain data from a composed node graph, within the budgets, with only plain YAML in it."""
+
+    def __init__(self, doc: SourcedDoc, duplicate):
+        self.doc, self.duplicate = doc, duplicate
+        self.values = 0
+        self.open: set[int] = set()  # nodes being built: meeting one again is an alias of its own ancestor
+
+    def refuse(self, node: yaml.Node, loc: Loc, message: str):
+        field = format_loc(loc) if len(loc) <= 6 else format_loc(loc[:6]) + "..."
+        raise _Refused(InputError(self.doc.name, node.start_mark.line + 1, field, message))
+
+    def construct(self, node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> Any:
+        lines[loc] = node.start_mark.line + 1
+        self.values += 1
+        if self.values > MAX_VALUES:
+            self.refuse(node, loc, f"expected at most {MAX_VALUES} values in one file (aliases count each "
+                                   f"time they are used); found more")
+        if len(loc) > MAX_DEPTH:
+            self.refuse(node, loc, f"expected at most {MAX_DEPTH} levels of nesting; found more")
+        if node.tag not in _PLAIN_TAGS:
+            what = "merge keys (<<) are not supported: write the keys out" \
+                if node.tag == "tag:yaml.org,2002:merge" else f"unknown tag {node.tag!r}: only plain YAML values"
+            self.refuse(node, loc, f"expected plain YAML; {what}")
+        if id(node) in self.open:
+            self.refuse(node, loc, "expected plain YAML; found an alias of a value that contains it (recursive)")
+        if isinstance(node, yaml.MappingNode):
+            self.open.add(id(node))
+            out: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                if not isinstance(key_node, yaml.ScalarNode):
+                    self.refuse(key_node, loc, "expected a plain key (text or a number); found a "
+                                               + ("list" if isinstance(key_node, yaml.SequenceNode) else "mapping"))
+                key = self.construct(key_node, loc + (str(key_node.value),), {})
+                if key in out:
+                    # PyYAML silently keeps the last one; a spec author almost never means that.
+                    self.duplicate(loc + (key,), key_node.start_mark.line + 1)
+                    continue
+                out[key] = self.construct(value_node, loc + (key,), lines)
+                lines[loc + (key,)] = key_node.start_mark.line + 1
+            self.open.discard(id(node))
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            self.open.add(id(node))
+            items = [self.construct(item, loc + (i,), lines) for i, item in enumerate(node.value)]
+            self.open.discard(id(node))
+            return items
+        try:
+            return _scalar_constructor.construct_object(node, deep=True)
+        except (yaml.YAMLError, ValueError, OverflowError) as exc:
+            self.refuse(node, loc, f"expected a plain YAML value ({getattr(exc, 'problem', None) or exc})")
 
 
 # Keys that hold secrets.  Specs and profiles live in git and are copied into Jenkins jobs and reports,
@@ -268,6 +353,8 @@ def _merged(at: Loc, group: list[_Located]) -> _Located:
 
 def _explain_one(model: type[pydantic.BaseModel], doc: SourcedDoc, item: _Located) -> InputError:
     err, loc = item.err, item.loc
+    if loc and loc[-1] == "[key]":  # pydantic's marker for a mapping key that failed: the key is the field
+        loc = loc[:-1]
     kind = err["type"]
     found = err.get("input")
     if kind == "extra_forbidden":

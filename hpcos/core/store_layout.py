@@ -33,6 +33,11 @@ class StoreLayout:
         """The working overlay repository that ``hpcos build`` publishes into (RPMs + repodata)."""
         return self.root / "overlays" / overlay / target
 
+    def overlay_repo_lock(self, overlay: str, target: str) -> Path:
+        """The lock a build holds while it publishes into an overlay repository and ``repo publish``
+        holds while it freezes it: a snapshot never takes an RPM that is still being copied."""
+        return self.locks / f"overlay-{overlay}-{target}.lock"
+
     def build_dir(self, package: str, target: str) -> Path:
         """Per-build work areas and logs: ``builds/<package>/<target>/<build id>/``."""
         return self.root / "builds" / package / target

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from html import escape
@@ -164,7 +165,10 @@ def _page(run: dict, tests: list[str], groups, measurements, regression_html: li
             f"<span id='failed-count'>{failed} failed cells</span>"
             f"<span id='regression-count'>{regressions} performance regressions</span></p>")
     if run.get("build_url"):
-        head += f"<p><a href='{escape(run['build_url'])}'>Jenkins build</a></p>"
+        # Only a web address becomes a link: a javascript: or data: URL in a results file would run.
+        url = run["build_url"]
+        head += (f"<p><a href='{escape(url)}'>Jenkins build</a></p>" if re.match(r"(?i)^https?://", url)
+                 else f"<p>Jenkins build: {escape(url)}</p>")
 
     matrix = ["<table id='matrix'><tr><th>test</th>"]
     matrix += [f"<th>{escape(label)}</th>" for label, _ in groups] + ["</tr>"]

@@ -110,7 +110,7 @@ def apply_site_changes(spec_path: Path, spec_set: SpecSet, package: Package, bas
     numbers: dict[str, int] = {}
     for patch in package.patches:
         spec.add_patch(local_names[patch.file], initial_number=9000,
-                       comment=f"hpcos site patch: {_one_line(patch.reason)}")
+                       comment=f"hpcos site patch: {_rpm_literal(_one_line(patch.reason))}")
         with spec.patches() as patches:
             numbers[patch.file] = max(p.number for p in patches)
     evr = Evr(base.evr.epoch, base.evr.version, base.evr.release + tag)
@@ -118,7 +118,8 @@ def apply_site_changes(spec_path: Path, spec_set: SpecSet, package: Package, bas
     spec.raw_release = evr.release
     author, address = email.utils.parseaddr(package.owner)
     spec.add_changelog_entry(_changelog_lines(spec_set, package, base, inputs),
-                             author=author or address or package.owner, email=address or None,
+                             author=_rpm_literal(author or address or package.owner),
+                             email=_rpm_literal(address) if address else None,
                              timestamp=(when or datetime.now(UTC)).date(), evr=str(evr))
     spec.save()
     if style.name == "explicit" and package.patches:
@@ -134,8 +135,8 @@ def apply_site_changes(spec_path: Path, spec_set: SpecSet, package: Package, bas
 
 def _changelog_lines(spec_set: SpecSet, package: Package, base: Srpm, inputs: str) -> list[str]:
     lines = [f"- Rebuild of {base.name}-{base.evr} for site {spec_set.site.name} ({package.overlay})"]
-    lines += [f"- {patch.file}: {_one_line(patch.reason)}"
-              + (f" ({patch.upstream})" if patch.upstream else "") for patch in package.patches]
+    lines += [_rpm_literal(f"- {patch.file}: {_one_line(patch.reason)}"
+                           + (f" ({patch.upstream})" if patch.upstream else "")) for patch in package.patches]
     lines.append(f"- {INPUTS_LINE}{inputs}")
     return lines
 
@@ -194,7 +195,7 @@ def _kernel_edits(spec_path: Path, lines: list[str], style: patch_style.PatchSty
         edited += ["\n%changelog\n"]
         changelog = len(edited) - 1
     author, address = email.utils.parseaddr(package.owner)
-    who = f"{author or address or package.owner}" + (f" <{address}>" if address and author else "")
+    who = _rpm_literal(f"{author or address or package.owner}" + (f" <{address}>" if address and author else ""))
     day = (when or datetime.now(UTC)).strftime("%a %b %d %Y")
     entry = [f"* {day} {who} - {evr}\n", *(line + "\n" for line in _changelog_lines(spec_set, package, base, inputs)),
              "\n"]
@@ -245,3 +246,9 @@ def prepare(spec_set: SpecSet, package: Package, base: Srpm, topdir: Path, log: 
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
+
+
+def _rpm_literal(text: str) -> str:
+    """``text`` as rpm reads it back verbatim: rpm expands macros everywhere in a spec, comments and
+    %changelog included, so ``%(cmd)`` in a reason would run on the build host; ``%%`` is a literal %."""
+    return text.replace("%", "%%")

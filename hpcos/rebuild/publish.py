@@ -11,6 +11,7 @@ repository: two rebuild jobs finishing together must not interleave their create
 from __future__ import annotations
 
 import functools
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from pathlib import Path
 import rpm
 from filelock import FileLock
 
+from hpcos.core import failpoints
 from hpcos.core.errors import UserError
 from hpcos.core.files import file_digest
 from hpcos.core.store_layout import StoreLayout
@@ -29,6 +31,7 @@ __all__ = ["ImmutableBuild", "Published", "Signer", "existing_builds", "publish"
 
 PUBLISH_TIMEOUT = 900
 LOCK_TIMEOUT = 1800
+PARTIAL_PREFIX = ".partial-"
 
 
 @dataclass(frozen=True)
@@ -44,17 +47,41 @@ def publish(rpms: list[Path], layout: StoreLayout, overlay: str, target: str, ke
     layout.locks.mkdir(parents=True, exist_ok=True)
     if signer:
         signer.sign(rpms, log)
-    with FileLock(str(layout.locks / f"overlay-{overlay}-{target}.lock"), timeout=LOCK_TIMEOUT):
+    with FileLock(str(layout.overlay_repo_lock(overlay, target)), timeout=LOCK_TIMEOUT):
         # Builds are immutable: a node that installed NEVRA X must never be offered other bytes as X.
         refuse_replacing(rpms, [repo], layout)
         repo.mkdir(parents=True, exist_ok=True)
-        added = [Path(shutil.copy2(path, repo / path.name)) for path in rpms]
+        clean_partial(repo)
+        added = [_copy_in(path, repo) for path in rpms]
         removed = prune(repo, keep, {_source_name(p) for p in added})
         rpmtool.check(["createrepo_c", "--update", str(repo)], log, what="createrepo_c --update",
                       timeout=PUBLISH_TIMEOUT)
         if signer:
             signer.sign_metadata(repo, log)
     return Published(repo, added, removed)
+
+
+def _copy_in(path: Path, repo: Path) -> Path:
+    """Copy under a hidden temporary name, then rename: a kill mid-copy leaves no truncated ``*.rpm``
+    for createrepo_c or ``repo publish`` to take, only a ``.partial-`` file the next publish removes."""
+    final = repo / path.name
+    partial = repo / f"{PARTIAL_PREFIX}{path.name}.{os.getpid()}"
+    try:
+        shutil.copy2(path, partial)
+        failpoints.reached("publish:copied")
+        with open(partial, "rb") as copied:
+            os.fsync(copied.fileno())
+        os.replace(partial, final)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return final
+
+
+def clean_partial(repo: Path) -> None:
+    """Remove copies a killed publish left (only under the repository lock: no copy is in progress)."""
+    for leftover in repo.glob(f"{PARTIAL_PREFIX}*"):
+        leftover.unlink(missing_ok=True)
 
 
 def refuse_replacing(rpms: list[Path], repos: list[Path], layout: StoreLayout) -> None:

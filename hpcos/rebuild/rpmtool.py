@@ -11,6 +11,7 @@ import rpm
 from hpcos.core import runner
 from hpcos.core.errors import UserError
 from hpcos.rebuild.release import Evr
+from hpcos.site.credentials import launch_environment
 
 DEFAULT_TIMEOUT = 600
 
@@ -25,7 +26,9 @@ def run(cmd: list[str], log: Path | None = None, timeout: float = DEFAULT_TIMEOU
     A timeout kills the whole tree (rpmbuild's shells, mock's chroot helpers) and is a ToolError."""
     if shutil.which(cmd[0]) is None:
         raise ToolError(f"{cmd[0]} not found on PATH; install it (see docs/rebuild.md)")
-    proc = runner.run(cmd, timeout=timeout, cwd=cwd, env=env, merge_stderr=True, log_file=log)
+    # rpmbuild runs the package's own %build and %check scripts: they get no credential of hpcos's.
+    proc = runner.run(cmd, timeout=timeout, cwd=cwd, env=env, base_env=launch_environment(), merge_stderr=True,
+                      log_file=log)
     if proc.timed_out:
         raise ToolError(f"{cmd[0]} timed out after {timeout:.0f} s" + (f"; see {log}" if log else ""))
     return proc

@@ -19,6 +19,7 @@ from ClusterShell.NodeSet import NodeSet, NodeSetParseError
 
 from hpcos.core.errors import UserError
 from hpcos.core.files import write_text_atomically
+from hpcos.core.sourced_yaml import InvalidInput
 from hpcos.core.store_layout import StoreLayout
 from hpcos.results.model import Outcome, RunResults
 
@@ -59,7 +60,9 @@ class NightlyRecord:
             return f"invalid results ({self.invalid})"
         if self.passed:
             return f"passed ({self.tests} results)"
-        return f"failed ({self.failures} of {self.tests} results failed)" if self.tests else "failed (no results)"
+        if self.failures:
+            return f"failed ({self.failures} of {self.tests} results failed)"
+        return f"failed (nothing ran: {self.tests} results, all skipped)" if self.tests else "failed (no results)"
 
 
 def record_run(layout: StoreLayout, results_path: Path,
@@ -70,10 +73,12 @@ def record_run(layout: StoreLayout, results_path: Path,
         data = json.loads(results_path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UserError(f"{results_path}: no such results file") from None
+    except RecursionError:
+        raise UserError(f"{results_path}: not an hpcos results file: nested too deeply") from None
     except (OSError, ValueError) as exc:
-        raise UserError(f"{results_path}: not a hpcos results file: {exc}") from None
+        raise UserError(f"{results_path}: not an hpcos results file: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("run_id"), str):
-        raise UserError(f"{results_path}: not a hpcos results file: no run_id")
+        raise UserError(f"{results_path}: not an hpcos results file: no run_id")
     if not data.get("testing_snapshot"):
         raise UserError(f"{results_path}: testing_snapshot is empty; the nightly job must export "
                         f"HPCOS_TESTING_SNAPSHOT=$(hpcos repo status testing --id) before `hpcos test`")
@@ -83,7 +88,7 @@ def record_run(layout: StoreLayout, results_path: Path,
         try:
             # The results model's own validation (schema version, fields, types).
             run = RunResults.from_dict(data)
-        except (ValueError, TypeError, KeyError) as exc:
+        except (ValueError, TypeError, KeyError, InvalidInput) as exc:
             invalid = " ".join(str(exc).split())[:300] or type(exc).__name__
     now = datetime.now(UTC).isoformat(timespec="seconds")
     if run is None:
@@ -94,8 +99,9 @@ def record_run(layout: StoreLayout, results_path: Path,
         failures = len(run.failures())
         record = NightlyRecord(
             run_id=run.run_id, testing_snapshot=run.testing_snapshot or "",
-            # A run that produced no results proves nothing about the snapshot.
-            passed=failures == 0 and bool(run.results), failures=failures, tests=len(run.results),
+            # A run in which nothing passed (no results, or every test skipped) proves nothing about the snapshot.
+            passed=failures == 0 and any(r.outcome == "passed" for r in run.results), failures=failures,
+            tests=len(run.results),
             finished=run.finished or run.started, recorded=now, build_url=run.build_url, cluster=run.cluster,
             profile_sha256=run.profile_sha256 or "", started=run.started,
             results=[[r.test_id, r.node, r.outcome] for r in run.results],

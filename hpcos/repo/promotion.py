@@ -20,7 +20,7 @@ import logging
 from hpcos.core.errors import UserError
 from hpcos.core.store_layout import StoreLayout
 from hpcos.repo import gate, nightly, retention
-from hpcos.repo.environments import Environments, Pointer, Record
+from hpcos.repo.environments import Environments, Pointer, Record, switch_together
 from hpcos.repo.locking import store_lock
 from hpcos.repo.snapshots import Snapshot, SnapshotStore
 from hpcos.repo.sync import mirror_environment
@@ -117,17 +117,20 @@ def fastpath(spec_set: SpecSet, layout: StoreLayout, overlay: str, reason: str, 
     store = SnapshotStore(layout.snapshots)
     envs = Environments(layout)
     promoted = [name for name, env in spec_set.site.environments.items() if env.source is not None]
-    records = []
     with store_lock(layout, f"repo fastpath {overlay}", wait=wait):
         store.clean_leftovers()
         envs.clean_leftovers()
         if envs.published(overlay).current() is None:
             raise UserError(f"overlay {overlay!r} has not been published yet (hpcos repo publish {overlay})")
+        # Every environment's new snapshot is committed first; then all pointers move as one journaled
+        # transaction, so a kill never leaves testing and production on different kernels for good.
+        moves = []
         for name in promoted:
             base = _current(envs.environment(name), store)
-            snapshot = _compose(store, envs, base, name, [overlay])
-            records.append(envs.environment(name).switch(snapshot.id, "fastpath", reason=f"{overlay}: {reason}"))
-            log.info("%s -> %s (%s fast path)", name, snapshot.id, overlay)
+            moves.append((envs.environment(name), _compose(store, envs, base, name, [overlay]).id))
+        records = switch_together(moves, "fastpath", reason=f"{overlay}: {reason}")
+        for record, (pointer, _) in zip(records, moves, strict=True):
+            log.info("%s -> %s (%s fast path)", pointer.name, record.snapshot, overlay)
         retention.apply(spec_set, layout)
     return records
 
@@ -136,8 +139,14 @@ def rollback(spec_set: SpecSet, layout: StoreLayout, env: str, reason: str = "",
     _environment(spec_set, env)
     envs = Environments(layout)
     with store_lock(layout, f"repo rollback {env}", wait=wait):
-        envs.clean_leftovers()
+        completed = envs.clean_leftovers()
         pointer = envs.environment(env)
+        finished = [r for p, r in completed if p.path == pointer.path and r.action == "rollback"]
+        if finished:
+            # The killed rollback this command repeats had switched the pointer already: it is done now,
+            # and rolling back once more would go a step further than the operator asked.
+            log.info("%s -> %s (the interrupted rollback, completed)", env, finished[-1].snapshot)
+            return finished[-1]
         previous = pointer.previous()
         if previous is None:
             raise UserError(f"environment {env!r} has no previous snapshot to roll back to")

@@ -15,6 +15,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from filelock import FileLock
+
+from hpcos.core import runner
 from hpcos.core.errors import UserError
 from hpcos.core.files import file_digest
 from hpcos.core.store_layout import StoreLayout
@@ -27,6 +30,8 @@ from hpcos.repo.snapshots import Snapshot, SnapshotStore
 from hpcos.site.specs import SpecSet
 
 log = logging.getLogger("hpcos.repo")
+LOCK_TIMEOUT = 1800
+DIGEST_TIMEOUT = 120
 
 
 def overlay_entry(overlay: str, target: str) -> str:
@@ -47,10 +52,13 @@ def publish(spec_set: SpecSet, layout: StoreLayout, overlay: str, reason: str = 
     _check_immutable_and_signed(spec_set, layout, working, signer)
     content = ContentStore(layout.content)
     staging = store.stage(overlay)
+    layout.locks.mkdir(parents=True, exist_ok=True)
     try:
         for target, source in sorted(working.items()):
             entry = staging.new_entry(overlay_entry(overlay, target))
-            _freeze(source, entry / "Packages", content)
+            # The build's own lock: no RPM is half-copied into the working repository while it is frozen.
+            with FileLock(str(layout.overlay_repo_lock(overlay, target)), timeout=LOCK_TIMEOUT):
+                _freeze(source, entry / "Packages", content)
             repodata.create(entry)
             if signer:
                 signer.sign_metadata(entry, layout.root / "logs" / "publish-signing.log")
@@ -113,7 +121,17 @@ def _freeze(source: Path, packages_dir: Path, content: ContentStore) -> None:
     packages_dir.mkdir()
     seen: set[str] = set()
     for rpm in sorted(source.rglob("*.rpm")):
-        if rpm.name.endswith(".src.rpm") or rpm.name in seen:
+        if rpm.name.endswith(".src.rpm") or rpm.name.startswith(".") or rpm.name in seen:
             continue
         seen.add(rpm.name)
+        _check_digests(rpm)
         content.link_into(rpm, file_digest(rpm), packages_dir / rpm.name)
+
+
+def _check_digests(path: Path) -> None:
+    """``rpm -K --nosignature``: a truncated or altered package never enters a snapshot."""
+    done = runner.run(["rpm", "-K", "--nosignature", str(path)], timeout=DIGEST_TIMEOUT)
+    if done.exit_code != 0:
+        said = (done.stdout + done.stderr).strip().splitlines()
+        raise UserError(f"{path}: digests do not verify (rpm -K: {said[-1] if said else done.exit_code}); "
+                        f"rebuild it (hpcos build) before publishing")

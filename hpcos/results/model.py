@@ -11,9 +11,12 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
+
+import pydantic
 
 from hpcos.core.files import write_text_atomically
+from hpcos.core.sourced_yaml import InputError, InvalidInput, format_loc
 
 SCHEMA_VERSION = 1
 
@@ -94,22 +97,76 @@ class RunResults:
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
 
-    def write(self, path: str | Path) -> None:
-        write_text_atomically(Path(path), self.to_json())
+    def write(self, path: str | Path, mask: list[str] | None = None) -> None:
+        """Write the file; every string in it with each of ``mask`` (secrets) replaced by ********."""
+        data = asdict(self)
+        if mask:
+            data = _masked(data, sorted((s for s in mask if s), key=len, reverse=True))
+        write_text_atomically(Path(path), json.dumps(data, indent=2, sort_keys=True))
 
     @classmethod
-    def from_dict(cls, data: dict) -> RunResults:
+    def from_dict(cls, data: Any, source: str = "results") -> RunResults:
+        """``data`` checked against the results schema (these dataclasses); InvalidInput names the field."""
+        if not isinstance(data, dict):
+            raise InvalidInput([InputError(source, 0, "", f"not an hpcos results file: expected a JSON object; found "
+                                                       f"{type(data).__name__}")])
         if data.get("schema_version") != SCHEMA_VERSION:
-            raise ValueError(f"results schema version {data.get('schema_version')!r}, expected {SCHEMA_VERSION}")
-        results = []
-        for r in data.get("results", []):
-            measurements = []
-            for m in r.get("measurements", []):
-                ref = m.get("reference")
-                measurements.append(Measurement(**{**m, "reference": Reference(**ref) if ref else None}))
-            results.append(TestResult(**{**r, "measurements": measurements}))
-        return cls(**{**data, "results": results})
+            raise InvalidInput([InputError(source, 0, "", f"not an hpcos results file: schema_version expected "
+                                                          f"{SCHEMA_VERSION}; found {data.get('schema_version')!r}")])
+        try:
+            return _SCHEMA.validate_python(data)
+        except pydantic.ValidationError as exc:
+            raise InvalidInput([InputError(source, 0, format_loc(err["loc"]), _message(err))
+                                for err in exc.errors(include_url=False)]) from None
 
     @classmethod
     def read(cls, path: str | Path) -> RunResults:
-        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+        """Read and validate a results file; every problem (unreadable, not JSON, not the schema) is an
+        InvalidInput naming the file and the field, so no reader ever works on a half-valid run."""
+        path = Path(path)
+        try:
+            text = path.read_bytes()
+        except FileNotFoundError:
+            raise InvalidInput([InputError(str(path), 0, "", "results file not found")]) from None
+        except OSError as exc:
+            raise InvalidInput([InputError(str(path), 0, "", f"cannot read: {exc.strerror}")]) from None
+        try:
+            data = json.loads(text, parse_constant=_refuse_constant)
+        except (ValueError, RecursionError) as exc:
+            why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+            raise InvalidInput([InputError(str(path), 0, "", f"not an hpcos results file: not JSON ({why})")]) from None
+        return cls.from_dict(data, str(path))
+
+
+def _masked(value: Any, secrets: list[str]) -> Any:
+    if isinstance(value, dict):
+        return {_masked(k, secrets): _masked(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(v, secrets) for v in value]
+    if isinstance(value, str):
+        for secret in secrets:
+            value = value.replace(secret, "********")
+        return value
+    return value
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a number a results file may hold")
+
+
+def _message(err: dict) -> str:
+    if err["type"] in ("missing", "missing_argument"):
+        return "required field is missing"
+    if err["type"] in ("unexpected_keyword_argument", "extra_forbidden"):
+        return "unknown key"
+    found = repr(err.get("input"))
+    found = found if len(found) <= 60 else found[:57] + "..."
+    text = err["msg"].removeprefix("Input should be ").split(", unable")[0]
+    return f"expected {text[0].lower() + text[1:]}; found {found}"
+
+
+# The dataclasses above are the schema: pydantic checks every field's type, the outcome and failure
+# class against their Literals, refuses unknown keys, NaN and infinity, and builds the nested objects.
+for _cls in (Reference, Measurement, TestResult, RunResults):
+    _cls.__pydantic_config__ = pydantic.ConfigDict(extra="forbid", allow_inf_nan=False)
+_SCHEMA = pydantic.TypeAdapter(RunResults)

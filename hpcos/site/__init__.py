@@ -117,6 +117,18 @@ class Site:
         spec = self.specs.site.tracker
         return spec.model_copy(update={"backend": backend}) if backend else spec
 
+    @cached_property
+    def secrets(self) -> list[str]:
+        """Every secret this site is configured with: the credential variables' values and the ~/.netrc
+        passwords for its Jenkins and tracker hosts.  What hpcos writes is masked for all of them."""
+        from hpcos.site.credentials import known_secrets, netrc_secrets
+
+        try:
+            urls = [self.specs.site.jenkins.url, self.specs.site.tracker.url]
+        except UserError:
+            urls = []
+        return list(dict.fromkeys(known_secrets(self.environ) + netrc_secrets(urls, self.environ)))
+
     def credentials(self, service: str, url: str | None):
         """The one credential rule (environment, then netrc, then keyring); see ``credentials``."""
         from hpcos.site.credentials import resolve

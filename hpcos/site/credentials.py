@@ -65,9 +65,29 @@ def known_secrets(environ: Mapping[str, str] | None = None) -> list[str]:
     return [env[name] for name in CREDENTIAL_VARIABLES if env.get(name)]
 
 
+def netrc_secrets(urls: Iterable[str | None], environ: Mapping[str, str] | None = None) -> list[str]:
+    """The passwords ~/.netrc holds for the hosts of ``urls``: configured secrets outside the environment."""
+    env = os.environ if environ is None else environ
+    found = []
+    for url in urls:
+        host = urlsplit(url).hostname if url else None
+        try:
+            entry = _from_netrc(host, env) if host else None
+        except UserError:
+            entry = None  # a broken netrc is reported where credentials are resolved, not here
+        if entry and entry.password:
+            found.append(entry.password)
+    return found
+
+
 def without_credentials(environ: Mapping[str, str]) -> dict[str, str]:
     """``environ`` minus every credential variable: the environment launched commands get."""
     return {k: v for k, v in environ.items() if k not in CREDENTIAL_VARIABLES}
+
+
+def launch_environment() -> dict[str, str]:
+    """The environment every command hpcos launches for a test starts from (``runner.run(base_env=...)``)."""
+    return without_credentials(os.environ)
 
 
 def netrc_path(environ: Mapping[str, str]) -> Path:

@@ -43,6 +43,40 @@ PLACEHOLDERS = ("release", "arch", "target")
 ARCHES = ("x86_64", "aarch64", "ppc64le")
 CRON_ALIASES = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
 
+# Values below reach a Jenkins job's shell step, its node label or its trigger, a mock or rpm command
+# line: each field has the narrowest pattern that still takes every real value, so that no spec can
+# smuggle shell syntax, JJB braces or rpm macros through them (the jobs also quote and escape them).
+# Jenkins cron: five fields of digits, H, H(a-b), names (MON, JAN), * / , - ; or one @-alias.
+_CRON_FIELD = r"[0-9A-Za-z*()/,-]+"
+CRON_SPEC = rf"^(?:{_CRON_FIELD}(?:[ \t]+{_CRON_FIELD}){{4}}|{'|'.join(CRON_ALIASES)})$"
+CronSpec = described_pattern(CRON_SPEC, "a Jenkins cron spec: five fields like 'H 3 * * *' (digits, H, "
+                                         "names and * / , - ( )), or @daily, @hourly, ...")
+# A relative or absolute path as a shell word needs no quoting: no spaces, quotes, $, ; or braces.
+SafePath = described_pattern(r"^[A-Za-z0-9_./+][A-Za-z0-9_./+-]*$",
+                             "a path of letters, digits and _ . / + - (not starting with -)")
+# The file's name goes into the spec's PatchNNNN: tag (after an hpcos- prefix): no % or spaces.  Where
+# it leads (outside the specs directory?) is checked against the file system below.
+PatchFile = described_pattern(r"^[A-Za-z0-9_.+-]+(/[A-Za-z0-9_.+-]+)*$",
+                              "a patch file name of letters, digits and _ . + - (subdirectories with /)")
+
+
+def _no_control_characters(multi_line: bool):
+    allowed = "\n\t" if multi_line else ""
+
+    def check(text: str) -> str:
+        bad = next((c for c in text if (ord(c) < 32 and c not in allowed) or 127 <= ord(c) < 160), None)
+        if bad is not None:
+            raise ValueError(f"expected printable text without control characters; found {bad!r} in {text!r}")
+        return text
+
+    return AfterValidator(check)
+
+
+# Free text (owners, reasons, descriptions): any printable text.  JJB braces and rpm % are escaped where
+# the text is used (jobs.job_definitions, hpcos.rebuild.patching).
+Text = Annotated[str, _no_control_characters(multi_line=True)]
+OneLine = Annotated[str, _no_control_characters(multi_line=False)]
+
 
 def _url_type(*schemes: str):
     def check(url: str) -> str:
@@ -96,7 +130,7 @@ class Target(Strict):
     """Major release of the distribution (8 for EL8); ``{release}`` in URLs."""
     arch: Literal[ARCHES]
     """Architecture; ``{arch}`` in URLs."""
-    mock_config: str
+    mock_config: SafePath
     """Fedora mock config (``mock -r``) that builds for this target on the build hosts."""
     mock_repositories: Literal["config", "daily"] = "config"
     """Where mock installs the build root from: 'config', the mock config's own repositories (public
@@ -134,7 +168,7 @@ class Mirror(Strict):
 class Overlay(Strict):
     """A repository of the site's rebuilt packages, published and promoted on its own."""
 
-    description: str
+    description: Text
     fastpath: bool = False
     """May skip the testing phase (the security fast path, meant for the kernel)."""
 
@@ -146,7 +180,7 @@ class Environment(Strict):
     """Environment this one is promoted from; none for the one the mirror sync fills."""
     gate: Literal["none", "nightly"] = "none"
     """'nightly': promotion needs a passing nightly run on the source's snapshot."""
-    schedule: str | None = None
+    schedule: CronSpec | None = None
     """Jenkins cron spec for the automatic sync or promotion; none: by hand only."""
 
 
@@ -157,13 +191,13 @@ class Jenkins(Strict):
     url: WebUrl
     folder: Identifier
     """Folder that holds every job hpcos manages."""
-    build_label: str
+    build_label: JenkinsLabel
     """Node label of the RPM build hosts."""
     build_labels: dict[Literal[ARCHES], JenkinsLabel] = {}
     """Label (expression) of the build agents per architecture, e.g. {aarch64: rpm-build-arm}."""
-    test_label: str
+    test_label: JenkinsLabel
     """Node label of the test cluster's front end (runs the nightly integration tests)."""
-    publish_label: str = "master"
+    publish_label: JenkinsLabel = "master"
     """Node label of the host that owns the repository store."""
 
 
@@ -233,7 +267,7 @@ class Store(Strict):
 
 
 class Harness(Strict):
-    profile: str
+    profile: SafePath
     """Cluster profile of the test cluster, relative to the repository."""
     results_db: str = "results.sqlite"
     """Results database, relative to the store root unless absolute."""
@@ -378,11 +412,11 @@ UPSTREAM_SOURCES = ("mirror", "srpm_url", "srpm_path")
 class Patch(Strict):
     """A site patch, applied in the order listed."""
 
-    file: str
+    file: PatchFile
     """File name under patches/PACKAGE/ (a git format-patch or diff -u file)."""
-    reason: Annotated[str, StringConstraints(min_length=10)]
+    reason: Annotated[str, StringConstraints(min_length=10), _no_control_characters(multi_line=True)]
     """Why the site carries it: what breaks without it."""
-    upstream: str | None = None
+    upstream: OneLine | None = None
     """Link to the upstream report, pull request or discussion."""
 
 
@@ -400,25 +434,17 @@ class Package(Strict):
     targets: list[str] = Field(min_length=1)
     """Site targets this package is built for."""
     builder: Literal["mock", "rpmbuild"] = "mock"
-    mock_config: dict[str, str] = {}
+    mock_config: dict[str, SafePath] = {}
     """Per-target mock config overriding the site's (e.g. one with a bigger tmpfs)."""
-    owner: str
+    owner: OneLine
     """Who answers for this package: tickets about it are addressed here."""
     patches: list[Patch] = []
     replaces: list[NameGlob] = []
     """Globs of binary packages the overlay replaces, left out of every mirror; default: NAME, NAME-*."""
     tests: list[PytestExpression] = Field(min_length=1)
     """Integration tests (pytest -k expressions) that must pass after this package changes."""
-    poll: str = "H 3 * * *"
+    poll: CronSpec = "H 3 * * *"
     """Jenkins cron spec: when to look for a newer upstream build."""
-
-    @field_validator("poll")
-    @classmethod
-    def _cron(cls, spec: str) -> str:
-        # Jenkins' own cron syntax: five fields (H allowed) or one of its @-aliases.
-        if not (len(spec.split()) == 5 or spec.strip() in CRON_ALIASES):
-            raise ValueError("expected a Jenkins cron spec: five fields like 'H 3 * * *', or @daily, @hourly, ...")
-        return spec
 
     @property
     def replaced_globs(self) -> list[str]:
