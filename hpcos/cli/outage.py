@@ -29,8 +29,8 @@ def register(sub) -> None:
 
     run = actions.add_parser("run", help="roll the plan out on production: deploy in batches, post-outage tests, "
                                          "a ticket per failed node, actual against planned times")
-    run.add_argument("--plan", type=Path, metavar="PLAN.json", help="written by `hpcos outage plan` (default: the "
-                                                                    "store's plan for the snapshot production points at)")
+    run.add_argument("--plan", type=Path, metavar="PLAN.json",
+                     help="written by `hpcos outage plan` (default: the store's plan for production's snapshot)")
     run.add_argument("--production", metavar="PROFILE")
     run.add_argument("--batch-size", type=int, metavar="N", help="default: the plan's")
     run.add_argument("--no-tests", action="store_true", help="skip the post-outage integration tests")
