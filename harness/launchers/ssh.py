@@ -1,7 +1,7 @@
 """The ssh launcher: ClusterShell fans a command out over ssh with the profile's fanout limit.
 
 ClusterShell gathers each node's output into a MsgTree, so 500 nodes printing the same error are
-one group (``harness.grouping`` shows them that way).  Each remote command runs under coreutils
+one group.  Each remote command runs under coreutils
 ``timeout`` so a hung command dies on its node with its whole process group; ClusterShell's own
 worker timeout, a little later, is the backstop for a node that stops answering altogether.
 """
@@ -18,7 +18,8 @@ from ClusterShell.Task import task_self
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from harness.launchers.base import Command, CommandResult, Launcher, command_text, with_env
+from harness.launchers.base import Command, CommandResult, Launcher, command_text, host_arguments, with_env
+from harness.parsers import mpi_errors
 from harness.profiles import MpiStack
 
 SSH_FAILED = 255  # ssh's own exit code when it cannot connect or authenticate
@@ -50,7 +51,8 @@ class SshLauncher(Launcher):
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=PROGRESS, transient=True, disable=len(nodes) < PROGRESS_FROM) as progress:
             bar = progress.add_task(f"ssh {text[:40]}", total=len(nodes))
-            worker = task.shell(remote, nodes=str(nodes), stderr=True, handler=_Advance(progress, bar),
+            handler = _Advance(progress, bar, started)
+            worker = task.shell(remote, nodes=str(nodes), stderr=True, handler=handler,
                                 timeout=timeout + REMOTE_KILL_GRACE + BACKSTOP + self.profile.ssh.connect_timeout)
             task.run()
         duration = time.monotonic() - started
@@ -63,7 +65,8 @@ class SshLauncher(Launcher):
             code = codes.get(node, -1)
             err = stderr.get(node, "")
             results[node] = CommandResult(
-                node, text, code, stdout.get(node, ""), err, duration,
+                # Each node's own time (JUnit shows it per node), the whole fan-out's for one that never answered.
+                node, text, code, stdout.get(node, ""), err, handler.finished.get(node, duration),
                 timed_out=node in lost or code == TIMEOUT_EXIT,
                 unreachable=code == SSH_FAILED and _is_ssh_error(err),
             )
@@ -71,24 +74,44 @@ class SshLauncher(Launcher):
 
     def mpi(self, binary: str, args: Sequence[str], *, np: int, stack: MpiStack, nodes: NodeSet,
             timeout: float, env: Mapping[str, str] | None = None) -> CommandResult:
-        # mpirun starts on the first node and reaches the others through the cluster's own
-        # hostfile / resource manager, as a user would run it there.
-        head = NodeSet(nodes[0])
-        argv = [*stack.mpirun, "-np", str(np), binary, *args]
+        # mpirun starts on the first node of the job and reaches the others itself (its own ssh or
+        # the site's resource manager), with the host list of the selection.
+        placement = self.placement(np, nodes)
+        head = next(iter(placement))
+        argv = [*stack.mpirun, *host_arguments(stack, placement), "-np", str(np), binary, *args]
         command = with_env(argv, None, stack.module)
-        result = self.run(command, head, timeout=timeout, env={**stack.env, **(env or {})})[str(head)]
-        result.node = str(nodes)
+        result = self.run(command, NodeSet(head), timeout=timeout, env={**stack.env, **(env or {})})[head]
+        result.placement = placement
+        others = {node.split(".")[0] for node in placement if node != head}
+        if result.unreachable and others & {h.split(".")[0] for h in mpi_errors.unreachable_hosts(result.stderr)}:
+            result.unreachable = False  # mpirun ran on the head; its own ssh to another node failed
+        if not result.unreachable:  # an unreachable head is that one node's problem, not the job's nodes'
+            result.node = str(NodeSet.fromlist(placement))
         return result
+
+    def unavailable(self, nodes: NodeSet) -> dict[str, str]:
+        """A short ssh probe of every node: the ones that do not answer within the connect timeout."""
+        probe = self.run("true", nodes, timeout=self.profile.ssh.connect_timeout)
+        return {node: _why(result) for node, result in probe.items() if not result.ok}
+
+
+def _why(result: CommandResult) -> str:
+    if result.timed_out:
+        return f"no answer to ssh within {result.duration:.0f} s"
+    said = next((line.strip() for line in result.stderr.splitlines() if line.strip()), "")
+    return f"unreachable: {said}" if result.unreachable else f"ssh probe failed (exit {result.exit_code}): {said}"
 
 
 class _Advance(EventHandler):
-    """Moves the progress bar as each node's ssh finishes."""
+    """Moves the progress bar as each node's ssh finishes, and notes when it finished."""
 
-    def __init__(self, progress: Progress, bar: TaskID):
+    def __init__(self, progress: Progress, bar: TaskID, started: float):
         super().__init__()
-        self.progress, self.bar = progress, bar
+        self.progress, self.bar, self.started = progress, bar, started
+        self.finished: dict[str, float] = {}  # node -> seconds from the fan-out's start
 
     def ev_hup(self, worker, node, rc):
+        self.finished[node] = time.monotonic() - self.started
         self.progress.advance(self.bar)
 
 
