@@ -133,3 +133,22 @@ def test_mpi_job_gets_the_host_list_of_the_selection(ssh_profile, pingpong, loop
     assert result.node == "node[001-002]"
     assert result.placement == {"node001": 1, "node002": 1}
     assert "-hosts node001:1,node002:1 -np 2" in result.command
+
+
+def test_junit_times_are_each_nodes_own(pytester, loopback_sshd):
+    """Three nodes queue on one lock and sleep a second each, so they finish about 1, 2 and 3 s into
+    the fan-out: each (test, node) testcase shows its own node's time, none gets the whole fan-out
+    and none is left at zero."""
+    profile = pytester.path / "ssh.yaml"
+    profile.write_text(loopback_sshd.profile_yaml("node[001-003]", fanout=3))
+    lock = pytester.path / "lock"
+    pytester.makepyfile(test_queue=f"""
+        def test_queue(run, node):
+            run("flock {lock} sleep 1").check()
+    """)
+    junit = pytester.path / "junit.xml"
+    pytester.runpytest("--cluster", str(profile), "-p", "no:cacheprovider", "--junitxml", str(junit)) \
+        .assert_outcomes(passed=3)
+    times = sorted(float(c.get("time")) for c in ElementTree.parse(junit).iter("testcase"))
+    assert times[0] >= 0.9, times  # the nodes that did not launch the fan-out still waited for their own node
+    assert times[2] - times[0] >= 1.5, times  # and the first node did not get the others' time

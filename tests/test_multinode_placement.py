@@ -12,7 +12,8 @@ from ClusterShell.NodeSet import NodeSet
 
 from harness.launchers.base import host_arguments, is_hydra, spread
 from harness.parsers import mpi_errors, probe
-from harness.profiles import MpiStack
+from harness.profiles import MpiStack, load_profile
+from hpcos.core.sourced_yaml import InvalidInput
 
 DATA = Path(__file__).parent / "data" / "mpi_errors"
 
@@ -77,3 +78,13 @@ def test_other_ssh_complaints_name_their_host():
               "[mpiexec@n1] HYDU_sock_connect: unable to connect from n1 to node019 (Connection refused)\n")
     assert mpi_errors.unreachable_hosts(stderr) == ["node017", "10.1.0.18", "node019"]
     assert mpi_errors.unreachable_hosts((DATA / "openmpi_btl_self.stderr").read_text()) == []
+
+
+def test_ranks_per_node_is_a_positive_count_named_by_line(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("name: tiny\nlauncher: ssh\nnodes: n[1-4]\nranks_per_node: 0\n")
+    with pytest.raises(InvalidInput) as err:
+        load_profile(path)
+    assert f"{path}:4: ranks_per_node: " in str(err.value)
+    path.write_text("name: tiny\nlauncher: ssh\nnodes: n[1-4]\nranks_per_node: 4\n")
+    assert load_profile(path).ranks_per_node == 4
