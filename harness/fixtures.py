@@ -76,6 +76,7 @@ def run(request, hpcos_session) -> Callable[..., CommandResult]:
         if state.node and target == state.node:
             result, launched = hpcos_session.run_on_node(state.test_id, command, target, timeout=timeout, env=env)
             state.fanout_wall += launched
+            state.fanout_own += result.duration
         else:
             result = hpcos_session.run_once(command, target, timeout=timeout, env=env)
         state.commands.append(result)

@@ -144,7 +144,8 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         return
     with _usage_errors():
         found = session.preflight()
-    if found:
+    if found and not session.preflight_shown:
+        session.preflight_shown = True
         _say(item.config, f"hpcos pre-flight: {len(found)} of {len(session.nodes)} node(s) unavailable "
                           f"({NodeSet.fromlist(found)}); MPI jobs run on {session.available or 'none'}")
     gone = session.unreachable.get(state.node) if state.node else None
@@ -170,7 +171,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if report.when == "call" and state.node is not None:
         # A fan-out's wall time belongs to every node, not to the item that launched it: each
         # (test, node) shows its own node's command time (JUnit's per-testcase time).
-        report.duration = max(0.0, report.duration - state.fanout_wall) + sum(c.duration for c in state.commands)
+        report.duration = max(0.0, report.duration - state.fanout_wall) + state.fanout_own
     if report.failed or report.when == "call" or (report.when == "setup" and report.skipped):
         if state.result is not None and not state.result.failed:
             session.results.remove(state.result)  # a teardown failure turns a pass into an error

@@ -67,7 +67,8 @@ class HarnessSession:
     _launcher: Launcher | None = None
     _fanout: dict[tuple, dict[str, CommandResult]] = field(default_factory=dict)
     _fanout_test: str | None = None
-    _preflight_done: bool = False
+    _preflight: dict[str, str] | None = None
+    preflight_shown: bool = False  # the plugin said on the terminal what the pre-flight found
 
     @property
     def used(self) -> bool:
@@ -96,14 +97,13 @@ class HarnessSession:
         return self.nodes - NodeSet.fromlist(self.unreachable)
 
     def preflight(self) -> dict[str, str]:
-        """Once per run, before the first test: node -> why it is unavailable (the launcher's check)."""
-        if self._preflight_done:
-            return {}
-        self._preflight_done = True
-        found = self.launcher.unavailable(self.nodes)
-        for node, reason in found.items():
-            self.unreachable.setdefault(node, Unreachable(reason, None))
-        return found
+        """node -> why it is unavailable, as the launcher's check found at the start of the run (the
+        check runs once, on the first call)."""
+        if self._preflight is None:
+            self._preflight = self.launcher.unavailable(self.nodes)
+            for node, reason in self._preflight.items():
+                self.unreachable.setdefault(node, Unreachable(reason, None))
+        return self._preflight
 
     def stacks(self) -> list[MpiStack]:
         return self.profile.stacks(self.selection.mpi)

@@ -136,9 +136,9 @@ def test_mpi_job_gets_the_host_list_of_the_selection(ssh_profile, pingpong, loop
 
 
 def test_junit_times_are_each_nodes_own(pytester, loopback_sshd):
-    """Three nodes queue on one lock and sleep a second each, so they finish about 1, 2 and 3 s into
-    the fan-out: each (test, node) testcase shows its own node's time, none gets the whole fan-out
-    and none is left at zero."""
+    """Three nodes queue on one lock and sleep a second each, so they finish 1, 2 and 3 s or more into
+    the fan-out: each (test, node) testcase shows its own node's time, none is left at zero (before,
+    the item that launched the fan-out got all of it and the others none)."""
     profile = pytester.path / "ssh.yaml"
     profile.write_text(loopback_sshd.profile_yaml("node[001-003]", fanout=3))
     lock = pytester.path / "lock"
@@ -151,4 +151,4 @@ def test_junit_times_are_each_nodes_own(pytester, loopback_sshd):
         .assert_outcomes(passed=3)
     times = sorted(float(c.get("time")) for c in ElementTree.parse(junit).iter("testcase"))
     assert times[0] >= 0.9, times  # the nodes that did not launch the fan-out still waited for their own node
-    assert times[2] - times[0] >= 1.5, times  # and the first node did not get the others' time
+    assert times[2] >= 2.9, times  # the last one waited for all three

@@ -1,26 +1,28 @@
 """The ssh launcher: ClusterShell fans a command out over ssh with the profile's fanout limit.
 
-ClusterShell gathers each node's output into a MsgTree, so 500 nodes printing the same error are
-one group.  Each remote command runs under coreutils
-``timeout`` so a hung command dies on its node with its whole process group; ClusterShell's own
-worker timeout, a little later, is the backstop for a node that stops answering altogether.
+The fan-out runs in a small process of its own (``ssh_fanout.py``), where forking the ssh clients is
+cheap.  Each remote command runs under coreutils ``timeout`` so a hung command dies on its node with
+its whole process group; ClusterShell's own per-node timeout, a little later, is the backstop for a
+node that stops answering altogether.
 """
 
 from __future__ import annotations
 
+import json
 import shlex
-import time
+import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
-from ClusterShell.Event import EventHandler
 from ClusterShell.NodeSet import NodeSet
-from ClusterShell.Task import task_self
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from harness.launchers import ssh_fanout
 from harness.launchers.base import Command, CommandResult, Launcher, command_text, host_arguments, with_env
 from harness.parsers import mpi_errors
 from harness.profiles import MpiStack
+from hpcos.core import runner
 
 SSH_FAILED = 255  # ssh's own exit code when it cannot connect or authenticate
 TIMEOUT_EXIT = 124  # coreutils timeout's exit code when the command ran out of time
@@ -29,6 +31,9 @@ BACKSTOP = 5  # seconds ClusterShell waits beyond the remote timeout before it g
 # A fan-out of many nodes shows a bar on stderr while pytest waits (pytest's own output is on stdout).
 PROGRESS = Console(stderr=True, highlight=False)
 PROGRESS_FROM = 64  # nodes; smaller fan-outs finish before a progress bar would help
+# The fan-out runs in a small process of its own: forks from it are cheap (see ssh_fanout.py).
+FANOUT_SCRIPT = Path(ssh_fanout.__file__)
+FANOUT_GRACE = 30  # seconds for that process to start and report, beyond the nodes' own timeouts
 
 
 class SshLauncher(Launcher):
@@ -39,35 +44,42 @@ class SshLauncher(Launcher):
         text = command_text(command)
         remote = (f"timeout -k {REMOTE_KILL_GRACE} {timeout:g} "
                   f"sh -c {shlex.quote(with_env(command, env))}")
-        task = task_self()
-        task.set_info("fanout", self.profile.ssh.fanout)
-        task.set_info("connect_timeout", self.profile.ssh.connect_timeout)
         options = ["-oStrictHostKeyChecking=accept-new"]
         if self.profile.ssh.config:
             options = ["-F", self.profile.ssh.config, *options]
-        task.set_info("ssh_options", shlex.join(options))
-        task.set_info("ssh_user", self.profile.ssh.user)
-        started = time.monotonic()
+        per_node = timeout + REMOTE_KILL_GRACE + BACKSTOP + self.profile.ssh.connect_timeout
+        request = {"command": remote, "nodes": str(nodes), "fanout": self.profile.ssh.fanout,
+                   "connect_timeout": self.profile.ssh.connect_timeout, "ssh_options": shlex.join(options),
+                   "ssh_user": self.profile.ssh.user, "timeout": per_node}
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=PROGRESS, transient=True, disable=len(nodes) < PROGRESS_FROM) as progress:
             bar = progress.add_task(f"ssh {text[:40]}", total=len(nodes))
-            handler = _Advance(progress, bar, started)
-            worker = task.shell(remote, nodes=str(nodes), stderr=True, handler=handler,
-                                timeout=timeout + REMOTE_KILL_GRACE + BACKSTOP + self.profile.ssh.connect_timeout)
-            task.run()
-        duration = time.monotonic() - started
-        stdout = {node: bytes(buf).decode(errors="replace") for buf, ns in worker.iter_buffers() for node in ns}
-        stderr = {node: bytes(buf).decode(errors="replace") for buf, ns in worker.iter_errors() for node in ns}
-        codes = {node: rc for rc, ns in worker.iter_retcodes() for node in ns}
-        lost = set(worker.iter_keys_timeout())
+
+            def advance(line: str) -> None:
+                if line.startswith(ssh_fanout.PROGRESS_PREFIX):
+                    progress.advance(bar)
+
+            # ClusterShell's per-node timeout starts when the node's turn comes, fanout nodes at a time.
+            waves = -(-len(nodes) // self.profile.ssh.fanout)
+            done = runner.run([sys.executable, str(FANOUT_SCRIPT)], input=json.dumps(request).encode(),
+                              timeout=per_node * waves + FANOUT_GRACE, on_line=advance)
+        try:
+            reply = json.loads(done.stdout) if done.exit_code == 0 else {}
+        except json.JSONDecodeError:
+            reply = {}
         results = {}
         for node in nodes:
-            code = codes.get(node, -1)
-            err = stderr.get(node, "")
+            got = reply.get(node)
+            if got is None:  # the fan-out process itself failed: every node says why
+                why = "\n".join(line for line in done.stderr.splitlines()
+                                if not line.startswith(ssh_fanout.PROGRESS_PREFIX))
+                results[node] = CommandResult(node, text, -1, "", f"ssh fan-out failed: {why[-2000:]}",
+                                              done.duration, timed_out=done.timed_out)
+                continue
+            code, err = got["code"], got["stderr"]
             results[node] = CommandResult(
-                # Each node's own time (JUnit shows it per node), the whole fan-out's for one that never answered.
-                node, text, code, stdout.get(node, ""), err, handler.finished.get(node, duration),
-                timed_out=node in lost or code == TIMEOUT_EXIT,
+                node, text, code, got["stdout"], err, got["seconds"],  # each node's own time (JUnit shows it)
+                timed_out=got["timed_out"] or code == TIMEOUT_EXIT,
                 unreachable=code == SSH_FAILED and _is_ssh_error(err),
             )
         return results
@@ -100,19 +112,6 @@ def _why(result: CommandResult) -> str:
         return f"no answer to ssh within {result.duration:.0f} s"
     said = next((line.strip() for line in result.stderr.splitlines() if line.strip()), "")
     return f"unreachable: {said}" if result.unreachable else f"ssh probe failed (exit {result.exit_code}): {said}"
-
-
-class _Advance(EventHandler):
-    """Moves the progress bar as each node's ssh finishes, and notes when it finished."""
-
-    def __init__(self, progress: Progress, bar: TaskID, started: float):
-        super().__init__()
-        self.progress, self.bar, self.started = progress, bar, started
-        self.finished: dict[str, float] = {}  # node -> seconds from the fan-out's start
-
-    def ev_hup(self, worker, node, rc):
-        self.finished[node] = time.monotonic() - self.started
-        self.progress.advance(self.bar)
 
 
 def _is_ssh_error(stderr: str) -> bool:
