@@ -42,8 +42,10 @@ class SshLauncher(Launcher):
     def run(self, command: Command, nodes: NodeSet, *, timeout: float,
             env: Mapping[str, str] | None = None) -> dict[str, CommandResult]:
         text = command_text(command)
+        # No stdin: ClusterShell keeps the ssh client's stdin open, and MPICH's mpiexec, which forwards
+        # stdin to rank 0, then sometimes waits for it after the job's last output, until the timeout.
         remote = (f"timeout -k {REMOTE_KILL_GRACE} {timeout:g} "
-                  f"sh -c {shlex.quote(with_env(command, env))}")
+                  f"sh -c {shlex.quote(with_env(command, env))} </dev/null")
         options = ["-oStrictHostKeyChecking=accept-new"]
         if self.profile.ssh.config:
             options = ["-F", self.profile.ssh.config, *options]
