@@ -88,3 +88,26 @@ def test_ranks_per_node_is_a_positive_count_named_by_line(tmp_path):
     assert f"{path}:4: ranks_per_node: " in str(err.value)
     path.write_text("name: tiny\nlauncher: ssh\nnodes: n[1-4]\nranks_per_node: 4\n")
     assert load_profile(path).ranks_per_node == 4
+
+
+def test_terminal_shows_each_group_once_with_the_failing_host_highlighted(pytester):
+    """Through the plugin (local launcher, two node names): the same job failure on two MPI stacks is
+    two groups; the host the launch could not reach is in bold red; node output cannot drive the terminal."""
+    profile = pytester.path / "two.yaml"
+    profile.write_text("name: two\nlauncher: local\nnodes: 'n[1-2]'\nmpi:\n"
+                       "  openmpi: {mpicc: mpicc.openmpi, mpirun: [mpirun.openmpi]}\n"
+                       "  mpich: {mpicc: mpicc.mpich, mpirun: [mpiexec.mpich]}\n")
+    pytester.makepyfile(test_job="""
+        import pytest
+
+        pytestmark = pytest.mark.job
+
+        def test_ring(mpi_stack):
+            pytest.fail("job failed\\n\\x1b[2Jssh: connect to host n2 port 22: Connection refused", pytrace=False)
+    """)
+    outcome = pytester.runpytest("--cluster", str(profile), "-p", "no:cacheprovider", "--color=yes")
+    text = outcome.stdout.str().split("hpcos: failures grouped by")[1].split("hpcos: rerun a failed")[0]
+    assert "test_job.py::test_ring [openmpi] error on" in text and "test_job.py::test_ring [mpich] error on" in text
+    red_bold = "\x1b[31m\x1b[1m"
+    assert f"ssh: connect to host {red_bold}n2\x1b[0m port 22" in text
+    assert "\\x1b[2J" in text and "\x1b[2J" not in text
