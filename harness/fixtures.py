@@ -65,14 +65,15 @@ def _state(request) -> ItemState:
 def run(request, hpcos_session) -> Callable[..., CommandResult]:
     """``run(command, *, node=None, timeout=None, env=None) -> CommandResult``.
 
-    ``node`` defaults to the test's node (node tests) or the first selected node.  In a node test
-    the command fans out over all selected nodes once and each (test, node) reads its own result.
+    ``node`` defaults to the test's node (node tests) or the first available selected node.  In a node
+    test the command fans out over all available selected nodes once and each (test, node) reads its
+    own result.
     """
     state = _state(request)
 
     def run(command: Command, *, node: str | None = None, timeout: float | None = None,
             env: Mapping[str, str] | None = None) -> CommandResult:
-        target = node or state.node or hpcos_session.nodes[0]
+        target = node or state.node or (hpcos_session.available or hpcos_session.nodes)[0]
         if state.node and target == state.node:
             result, launched = hpcos_session.run_on_node(state.test_id, command, target, timeout=timeout, env=env)
             state.fanout_wall += launched
@@ -96,6 +97,8 @@ def mpi_run(request, hpcos_session) -> Callable[..., CommandResult]:
     def mpi_run(binary: str, args: Sequence[str] = (), *, np: int = 2, stack: MpiStack | str,
                 timeout: float | None = None, env: Mapping[str, str] | None = None) -> CommandResult:
         chosen = hpcos_session.stack(stack)
+        if not hpcos_session.available:
+            pytest.skip(f"no node of {hpcos_session.nodes} is available for MPI jobs (each is reported once)")
         result = hpcos_session.launcher.mpi(
             str(binary), [str(a) for a in args], np=np, stack=chosen, nodes=hpcos_session.available,
             timeout=timeout or hpcos_session.profile.timeouts.mpi, env=env)
