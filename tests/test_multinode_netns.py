@@ -22,6 +22,7 @@ from hpcos.results.model import RunResults
 MPI_TESTS = str(REPO / "integration_tests/test_mpi.py")
 NODE_TESTS = str(REPO / "integration_tests/test_nodes.py")
 RUN_TIMEOUT = 600
+MPICH_HANG_RETRIES = 3
 
 # Through the launcher itself, inside n1: where the hello probe's ranks run, per stack.
 PLACEMENT_SCRIPT = """
@@ -44,7 +45,21 @@ print(json.dumps(seen))
 
 
 def hpcos_test(cluster: NetnsCluster, tmp_path, profile_text: str, *args: str):
-    """``hpcos test`` inside n1 with this profile; the results file it wrote, and the run's output."""
+    """``hpcos test`` inside n1 with this profile; the results file it wrote, and the run's output.
+
+    MPICH over UCX's TCP transport sometimes hangs after printing its complete output (about 3 runs in
+    25 here, on one node as across the two; the harness's timeout catches it as it should): a run whose
+    only failures are such MPICH timeouts is run again, at most twice."""
+    for _ in range(MPICH_HANG_RETRIES):
+        run, output, junit = _hpcos_test(cluster, tmp_path, profile_text, *args)
+        failed = [r for r in run.results if r.failed]
+        if not failed or not all(r.mpi == "mpich" and r.failure_class == "timeout" and '"probe"' in r.message
+                                 for r in failed):
+            break
+    return run, output, junit
+
+
+def _hpcos_test(cluster: NetnsCluster, tmp_path, profile_text: str, *args: str):
     profile = tmp_path / "profile.yaml"
     profile.write_text(profile_text)
     results = tmp_path / "results.json"
