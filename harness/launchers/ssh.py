@@ -42,8 +42,8 @@ class SshLauncher(Launcher):
     def run(self, command: Command, nodes: NodeSet, *, timeout: float,
             env: Mapping[str, str] | None = None) -> dict[str, CommandResult]:
         text = command_text(command)
-        # No stdin: ClusterShell keeps the ssh client's stdin open, and MPICH's mpiexec, which forwards
-        # stdin to rank 0, then sometimes waits for it after the job's last output, until the timeout.
+        # No stdin (as clush --nostdin): nothing the harness runs reads it, ClusterShell keeps the ssh
+        # client's end open, and MPICH's mpiexec would forward it to rank 0.
         remote = (f"timeout -k {REMOTE_KILL_GRACE} {timeout:g} "
                   f"sh -c {shlex.quote(with_env(command, env))} </dev/null")
         options = ["-oStrictHostKeyChecking=accept-new"]
