@@ -1,80 +1,133 @@
-"""Fan-out: 1,000 node names through the ssh launcher (ClusterShell, fanout 64) running ``true``.
+"""Fan-out: ``hpcos test -m node`` on 1,000 ssh node names against bare ClusterShell (``clush``)
+running the same commands; and a four-node Slurm run with one drained node against none.
 
-The nodes are real ssh logins: an sshd on 127.0.0.1 (the same one the tests start, from
-tests/sshd_fixture.py) serves every ``nodeNNNN`` name through an ssh client config, without
-connection sharing, so every node costs a full ssh handshake as on a real cluster's first contact.
-All 1,000 "nodes" share this machine's cores, so the wall time is an upper bound for the launcher
-on real hardware; the harness's own CPU per node (ClusterShell's engine, result gathering) is the
-launcher overhead proper, printed separately from the ssh clients' CPU.
+1. The nodes are real ssh logins: an sshd on 127.0.0.1 (tests/support/sshd_fixture.py) serves every
+   ``nodeNNNN`` name through an ssh client config.  ``hpcos test -m node`` runs
+   integration_tests/test_nodes.py (4 commands, each fanned out once over all nodes, plus the
+   pre-flight ``true`` and the versions probe on one node); clush runs the same 4 commands with the
+   same fanout and ssh options.  Each tool gets its own fresh sshd: with ``--multiplex`` (ControlMaster,
+   as the docs recommend for a site) the first command pays one handshake per node and the rest
+   reuse the connection; without it every command pays a handshake per node.
+2. A four-node Slurm (tests/support/slurm_cluster_fixture.py): ``hpcos test`` of the node tests and
+   two MPI job tests, once with every node idle, once with n3 drained.  Before the pre-flight, a
+   drained node cost the command timeout on every node test.
 
-    .venv/bin/python bench/fanout.py [--nodes 1000] [--fanout 64]   # as root: sshd needs /run/sshd
+All "nodes" share this machine's cores, so wall times are upper bounds, and vary with the load of
+whoever else uses the machine.
+
+    .venv/bin/python bench/fanout.py [--nodes 1000] [--fanout 64] [--multiplex] [--skip-slurm]   # as root
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import resource
+import shlex
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from ClusterShell.NodeSet import NodeSet
-
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
+from support.slurm_cluster_fixture import start_slurm_cluster, stop_slurm_cluster  # noqa: E402
 from support.sshd_fixture import start_loopback_sshd, stop_loopback_sshd  # noqa: E402
 
-from harness.launchers import launcher_for  # noqa: E402
-from harness.profiles import load_profile  # noqa: E402
+from hpcos.results.model import RunResults  # noqa: E402
 
-COMMAND_TIMEOUT = 600
+COMMAND_TIMEOUT = 900
+# The commands of integration_tests/test_nodes.py, as clush runs them.
+NODE_COMMANDS = ["hostname", "uname -r", "cat /proc/uptime",
+                 "probe=$(mktemp) && echo ok > $probe && cat $probe && rm -f $probe"]
 
 
-def _cpu_with_children(pid: int) -> float:
-    """CPU seconds of ``pid`` and its reaped children (sshd's per-login processes)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    utime, stime, cutime, cstime = (int(f) for f in fields[11:15])
-    return (utime + stime + cutime + cstime) / os.sysconf("SC_CLK_TCK")
+def hpcos_test(profile: Path, work: Path, *pytest_args: str, env: dict | None = None) -> tuple[float, RunResults]:
+    results = work / "results.json"
+    argv = [sys.executable, "-m", "hpcos.cli", "test", "--cluster", str(profile), "--results", str(results),
+            "-q", "-p", "no:cacheprovider", *pytest_args]
+    started = time.perf_counter()
+    subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=3 * COMMAND_TIMEOUT,
+                   env={**os.environ, "XDG_CACHE_HOME": str(work / "cache"), "HPCOS_STORE": str(work / "store"),
+                        **(env or {})})
+    return time.perf_counter() - started, RunResults.read(results)
+
+
+def clush(nodes: str, fanout: int, ssh_config: Path) -> tuple[float, int]:
+    clush_bin = Path(sys.executable).parent / "clush"
+    started = time.perf_counter()
+    failed = 0
+    for command in NODE_COMMANDS:
+        done = subprocess.run([str(clush_bin), "-w", nodes, "-f", str(fanout), "-b", "-S",
+                               "-o", f"-F {shlex.quote(str(ssh_config))} -oStrictHostKeyChecking=accept-new", command],
+                              capture_output=True, text=True, timeout=COMMAND_TIMEOUT)
+        failed += done.returncode != 0
+    return time.perf_counter() - started, failed
+
+
+def fanout_figures(count: int, fanout: int, multiplex: bool) -> None:
+    nodes = f"node[0001-{count:04d}]"
+    print(f"1. {count} ssh node names, fanout {fanout}, {'with' if multiplex else 'without'} ssh multiplexing")
+    with tempfile.TemporaryDirectory(prefix="hpcos-bench-hpcos-") as tmp:
+        work = Path(tmp)
+        sshd, proc = start_loopback_sshd(work, multiplex=multiplex)
+        try:
+            profile = work / "fanout.yaml"
+            profile.write_text(sshd.profile_yaml(nodes, fanout=fanout, command_timeout=COMMAND_TIMEOUT))
+            wall, run = hpcos_test(profile, work, "-m", "node", str(REPO / "integration_tests/test_nodes.py"))
+        finally:
+            stop_loopback_sshd(sshd, proc)
+    passed = sum(r.outcome == "passed" for r in run.results)
+    print(f"  hpcos test -m node:  {wall:7.1f} s wall  ({passed}/{len(run.results)} (test, node) passed; "
+          f"pre-flight + 4 fan-outs + versions; versions: {', '.join(sorted(run.versions)) or 'none'})")
+    with tempfile.TemporaryDirectory(prefix="hpcos-bench-clush-") as tmp:
+        sshd, proc = start_loopback_sshd(Path(tmp), multiplex=multiplex)
+        try:
+            wall_clush, failed = clush(nodes, fanout, sshd.client_config)
+        finally:
+            stop_loopback_sshd(sshd, proc)
+    print(f"  clush (4 commands):  {wall_clush:7.1f} s wall  ({len(NODE_COMMANDS) - failed}/{len(NODE_COMMANDS)} "
+          "commands succeeded on every node)")
+    print(f"  ratio hpcos / clush: {wall / wall_clush:7.2f}")
+
+
+def drained_figures() -> None:
+    print("2. four-node Slurm, `hpcos test -k 'test_nodes or rank_count or ring'`")
+    for drained in (None, "n3"):
+        with tempfile.TemporaryDirectory(prefix="hpcos-bench-slurm-") as tmp:
+            work = Path(tmp)
+            cluster = start_slurm_cluster(work)
+            try:
+                if drained:
+                    cluster.drain(drained, "bench: drained")
+                    cluster.wait_until({"drain"}, [drained])
+                profile = work / "slurm4.yaml"
+                profile.write_text(cluster.profile_yaml())
+                wall, run = hpcos_test(profile, work, "-k", "test_nodes or rank_count or ring",
+                                       str(REPO / "integration_tests/test_nodes.py"),
+                                       str(REPO / "integration_tests/test_mpi.py"), env=cluster.env)
+            finally:
+                stop_slurm_cluster(cluster)
+        outcomes = {o: sum(r.outcome == o for r in run.results) for o in ("passed", "failed", "error", "skipped")}
+        print(f"  {'n3 drained' if drained else 'none drained'}: {wall:6.1f} s wall; "
+              + ", ".join(f"{n} {o}" for o, n in outcomes.items() if n)
+              + f"; timeouts: {sum(r.failure_class == 'timeout' for r in run.results)}")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=1000)
     parser.add_argument("--fanout", type=int, default=64)
+    parser.add_argument("--multiplex", action="store_true", help="ssh ControlMaster for both tools")
+    parser.add_argument("--skip-slurm", action="store_true")
     args = parser.parse_args()
-    nodes = NodeSet(f"node[0001-{args.nodes:04d}]")
-    with tempfile.TemporaryDirectory(prefix="hpcos-bench-fanout-") as tmp:
-        sshd, proc = start_loopback_sshd(Path(tmp), multiplex=False)
-        try:
-            profile_file = Path(tmp) / "fanout.yaml"
-            profile_file.write_text(sshd.profile_yaml(str(nodes), fanout=args.fanout,
-                                                      command_timeout=COMMAND_TIMEOUT))
-            launcher = launcher_for(load_profile(profile_file))
-            sshd_before = _cpu_with_children(proc.pid)
-            own_before = resource.getrusage(resource.RUSAGE_SELF)
-            kids_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-            started = time.perf_counter()
-            results = launcher.run("true", nodes, timeout=COMMAND_TIMEOUT)
-            wall = time.perf_counter() - started
-            own = resource.getrusage(resource.RUSAGE_SELF)
-            kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-            sshd_cpu = _cpu_with_children(proc.pid) - sshd_before
-        finally:
-            stop_loopback_sshd(sshd, proc)
-    ok = sum(r.ok for r in results.values())
-    own_cpu = (own.ru_utime + own.ru_stime) - (own_before.ru_utime + own_before.ru_stime)
-    ssh_cpu = (kids.ru_utime + kids.ru_stime) - (kids_before.ru_utime + kids_before.ru_stime)
-    n = len(nodes)
-    print(f"{n} node names, fanout {args.fanout}, command 'true' over real ssh to a loopback sshd")
-    print(f"  succeeded:                     {ok}/{n}")
-    print(f"  wall time:                     {wall:7.2f} s   ({wall / n * 1000:.1f} ms per node)")
-    print(f"  launcher CPU (ClusterShell):   {own_cpu:7.2f} s   ({own_cpu / n * 1000:.2f} ms per node)")
-    print(f"  ssh clients' CPU:              {ssh_cpu:7.2f} s   ({ssh_cpu / n * 1000:.2f} ms per node)")
-    print(f"  sshd's CPU (the 'nodes'):      {sshd_cpu:7.2f} s   ({sshd_cpu / n * 1000:.2f} ms per node)")
-    return 0 if ok == n else 1
+    print(f"load average at start: {os.getloadavg()[0]:.1f}")
+    fanout_figures(args.nodes, args.fanout, args.multiplex)
+    if not args.skip_slurm:
+        drained_figures()
+    print(f"load average at end: {os.getloadavg()[0]:.1f}")
+    return 0
 
 
 if __name__ == "__main__":

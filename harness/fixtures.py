@@ -40,6 +40,12 @@ def nodes(hpcos_session) -> NodeSet:
     return hpcos_session.nodes
 
 
+@pytest.fixture
+def mpi_nodes(hpcos_session) -> NodeSet:
+    """The selected nodes the pre-flight found available (and none lost so far): where MPI jobs run."""
+    return hpcos_session.available
+
+
 @pytest.fixture(scope="session")
 def launcher(hpcos_session) -> Launcher:
     return hpcos_session.launcher
@@ -64,16 +70,19 @@ def _state(request) -> ItemState:
 def run(request, hpcos_session) -> Callable[..., CommandResult]:
     """``run(command, *, node=None, timeout=None, env=None) -> CommandResult``.
 
-    ``node`` defaults to the test's node (node tests) or the first selected node.  In a node test
-    the command fans out over all selected nodes once and each (test, node) reads its own result.
+    ``node`` defaults to the test's node (node tests) or the first available selected node.  In a node
+    test the command fans out over all available selected nodes once and each (test, node) reads its
+    own result.
     """
     state = _state(request)
 
     def run(command: Command, *, node: str | None = None, timeout: float | None = None,
             env: Mapping[str, str] | None = None) -> CommandResult:
-        target = node or state.node or hpcos_session.nodes[0]
+        target = node or state.node or (hpcos_session.available or hpcos_session.nodes)[0]
         if state.node and target == state.node:
-            result = hpcos_session.run_on_node(state.test_id, command, target, timeout=timeout, env=env)
+            result, launched = hpcos_session.run_on_node(state.test_id, command, target, timeout=timeout, env=env)
+            state.fanout_wall += launched
+            state.fanout_own += result.duration
         else:
             result = hpcos_session.run_once(command, target, timeout=timeout, env=env)
         state.commands.append(result)
@@ -85,14 +94,18 @@ def run(request, hpcos_session) -> Callable[..., CommandResult]:
 @pytest.fixture
 def mpi_run(request, hpcos_session) -> Callable[..., CommandResult]:
     """``mpi_run(binary, args=(), *, np=2, stack, timeout=None, env=None) -> CommandResult``:
-    one MPI job across the selected nodes (mpirun for local/ssh, ``srun --mpi=...`` for Slurm)."""
+    one MPI job across the available selected nodes, ``ranks_per_node`` on each of the first ones
+    (mpirun with a host list for local/ssh, ``srun --mpi=... -w`` for Slurm); ``result.placement``
+    says where the launcher put the ranks."""
     state = _state(request)
 
     def mpi_run(binary: str, args: Sequence[str] = (), *, np: int = 2, stack: MpiStack | str,
                 timeout: float | None = None, env: Mapping[str, str] | None = None) -> CommandResult:
         chosen = hpcos_session.stack(stack)
+        if not hpcos_session.available:
+            pytest.skip(f"no node of {hpcos_session.nodes} is available for MPI jobs (each is reported once)")
         result = hpcos_session.launcher.mpi(
-            str(binary), [str(a) for a in args], np=np, stack=chosen, nodes=hpcos_session.nodes,
+            str(binary), [str(a) for a in args], np=np, stack=chosen, nodes=hpcos_session.available,
             timeout=timeout or hpcos_session.profile.timeouts.mpi, env=env)
         state.commands.append(result)
         return result

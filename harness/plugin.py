@@ -2,8 +2,10 @@
 
 Options and ini settings are declared together; markers are registered; node tests are
 parametrized per selected node and MPI tests per stack, so JUnit shows one testcase per
-(test, node).  At the end of the session the run's results go to the ``pytest_hpcos_run_finished``
-hook (baselines, tickets), then to the ``--hpcos-results`` file.
+(test, node), each with its own node's time.  Before the first test, the session's pre-flight finds
+the nodes that cannot run tests; the first (test, node) on each reports it, the others skip.  At the
+end of the session the run's results go to the ``pytest_hpcos_run_finished`` hook (baselines,
+tickets), then to the ``--hpcos-results`` file.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import re
 import sqlite3
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -19,6 +22,7 @@ from ClusterShell.NodeSet import NodeSet
 
 from harness import hookspecs
 from harness.launchers import CommandFailed, CommandResult
+from harness.parsers import mpi_errors
 from harness.session import DEFAULT_CLUSTER, HarnessSession, Selection
 from harness.state import SESSION_KEY, harness_session, item_state, site
 from hpcos.core.errors import UserError, store_problem
@@ -35,8 +39,9 @@ MARKERS = {
     "ib": "needs InfiniBand (skipped when the profile expects none)",
     "perf": "measures performance against the profile's references",
 }
-HARNESS_FIXTURES = frozenset({"hpcos_session", "profile", "nodes", "node", "mpi_stack", "launcher", "run",
-                              "mpi_run", "measure"})
+HARNESS_FIXTURES = frozenset({"hpcos_session", "profile", "nodes", "mpi_nodes", "node", "mpi_stack", "launcher",
+                              "run", "mpi_run", "measure"})
+SUMMARY_LINES = 12  # of a failure group in the terminal; results and JUnit keep the whole text
 # (option, ini name, help)
 OPTIONS = [
     ("--cluster", "hpcos_cluster", f"cluster profile name or YAML path (default: {DEFAULT_CLUSTER})"),
@@ -126,6 +131,10 @@ def _is_harness_test(item: pytest.Item) -> bool:
     return info is not None and any(_ours(info.name2fixturedefs, name) for name in HARNESS_FIXTURES)
 
 
+class NodeUnavailable(AssertionError):
+    """The node of this (test, node) cannot run tests: the first test that meets it reports it."""
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     if not _is_harness_test(item):
         return
@@ -133,11 +142,22 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if item.get_closest_marker("ib") and not session.profile.infiniband.expected:
         pytest.skip(f"profile {session.profile.name!r} expects no InfiniBand (infiniband.expected: false)")
     state = item_state(item)
-    if state.node is None:
+    if state.node is None and not item.get_closest_marker("job"):
         return
-    gone = session.unreachable.get(state.node)
-    if gone is not None and gone.reported_by != state.test_id:
-        pytest.skip(f"node unreachable: {state.node} (reported once, by {gone.reported_by})")
+    with _usage_errors():
+        found = session.preflight()
+    if found and not session.preflight_shown:
+        session.preflight_shown = True
+        _say(item.config, f"hpcos pre-flight: {len(found)} of {len(session.nodes)} node(s) unavailable "
+                          f"({NodeSet.fromlist(found)}); MPI jobs run on {session.available or 'none'}")
+    gone = session.unreachable.get(state.node) if state.node else None
+    if gone is None:
+        return
+    if gone.reported_by is None:
+        gone.reported_by = state.test_id  # no command runs on it: no timeout spent on a known-bad node
+        raise NodeUnavailable(f"node unavailable: {gone.reason}")
+    if gone.reported_by != state.test_id:
+        pytest.skip(f"node unavailable: {state.node} (reported once, by {gone.reported_by})")
 
 
 @pytest.hookimpl(wrapper=True)
@@ -151,6 +171,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if report.when == "call" and report.passed and state.violations:
         report.outcome = "failed"
         report.longrepr = "performance outside the profile's reference:\n" + "\n".join(state.violations)
+    if report.when == "call" and state.node is not None:
+        # A fan-out's wall time belongs to every node, not to the item that launched it: each
+        # (test, node) shows its own node's command time (JUnit's per-testcase time).
+        report.duration = max(0.0, report.duration - state.fanout_wall) + state.fanout_own
     if report.failed or report.when == "call" or (report.when == "setup" and report.skipped):
         if state.result is not None and not state.result.failed:
             session.results.remove(state.result)  # a teardown failure turns a pass into an error
@@ -180,6 +204,16 @@ def _mask_secrets(report: pytest.TestReport, secrets: list[str]) -> None:
     report.sections = [(name, redact(text, secrets)) for name, text in report.sections]
 
 
+def _say(config: pytest.Config, line: str) -> None:
+    """A line on the terminal from inside a test's setup, past pytest's output capture."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None:
+        return
+    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+        reporter.write_line(line)
+
+
 def _rerun(session: HarnessSession, item: pytest.Item) -> str:
     state = item_state(item)
     nodes = state.node or (str(session.nodes) if session.used else None)
@@ -196,10 +230,11 @@ def _result(item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo,
     else:
         outcome = "passed"
     node = state.node
+    if node is None and state.commands:
+        # The nodes that ran its commands (an MPI job's placement), not the whole selection.
+        node = str(NodeSet.fromlist([c.node for c in state.commands if c.node])) or None
     if node is None and session.used and item.get_closest_marker("job"):
-        node = str(session.nodes)
-    elif node is None and state.commands:
-        node = str(NodeSet.fromlist([c.node for c in state.commands if c.node]))
+        node = str(session.available)
     failure_class = None
     message = ""
     shown = state.commands[-1] if state.commands else None
@@ -207,6 +242,8 @@ def _result(item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo,
         failure_class = _failure_class(session, state, call)
         failed_command = _failed_command(call)
         message = failed_command.describe() if failed_command else _message(report)
+        if call.excinfo is not None and isinstance(call.excinfo.value, NodeUnavailable):
+            message = str(call.excinfo.value)
         shown = failed_command or shown
     elif report.skipped and isinstance(report.longrepr, tuple):
         message = report.longrepr[2].removeprefix("Skipped: ")
@@ -227,17 +264,38 @@ def _failed_command(call: pytest.CallInfo) -> CommandResult | None:
 
 
 def _failure_class(session: HarnessSession, state, call: pytest.CallInfo) -> str:
+    if call.excinfo is not None and isinstance(call.excinfo.value, NodeUnavailable):
+        return "node unreachable"
     failed_command = _failed_command(call)
     candidates = [failed_command] if failed_command else [c for c in state.commands if not c.ok]
     for result in candidates:
-        if result.unreachable:
-            session.note_unreachable(result, state.test_id)
+        if result.unreachable and result.node:
+            session.note_unreachable(result.node, f"unreachable: {_first_line(result.stderr)}", state.test_id)
+            return "node unreachable"
+        lost = _lost_nodes(result)
+        if lost:
+            # Only the node the MPI launch names is marked, not every node of the job.
+            for node, host in lost.items():
+                session.note_unreachable(node, f"MPI launch could not reach {host}", state.test_id)
             return "node unreachable"
     if any(c.timed_out for c in candidates):
         return "timeout"
     if state.violations and call.excinfo is None:
         return "performance regression"
     return "error"
+
+
+def _lost_nodes(result: CommandResult) -> dict[str, str]:
+    """node -> host as named, for the job's nodes that a failed MPI launch says it could not reach."""
+    if not result.placement or result.ok:
+        return {}
+    named = mpi_errors.unreachable_hosts(result.stderr + "\n" + result.stdout)
+    short = {node.split(".")[0]: node for node in result.placement}
+    return {short[host.split(".")[0]]: host for host in named if host.split(".")[0] in short}
+
+
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
 
 
 def _message(report: pytest.TestReport) -> str:
@@ -261,32 +319,85 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     failed = [r for r in session.results if r.failed]
     if not failed:
         return
-    terminalreporter.section("hpcos: failures grouped by identical output")
-    for test_id, nodes, text in group_failures(failed):
-        terminalreporter.write_line(f"{test_id} on {nodes} ({len(nodes)} node{'s' * (len(nodes) != 1)}):")
-        for line in text.splitlines()[:12]:
-            terminalreporter.write_line(f"    {line}")
+    terminalreporter.section("hpcos: failures grouped by (test, MPI stack, class, reason)")
+    for group in group_failures(failed):
+        stack = f" [{group.mpi}]" if group.mpi else ""
+        count = len(group.nodes)
+        terminalreporter.write(f"{group.test_id}{stack} {group.failure_class} on ")
+        terminalreporter.write(str(group.nodes) or "-", red=True, bold=True)
+        terminalreporter.write(f" ({count} node{'s' * (count != 1)}):\n")
+        for line in group.shown_lines():
+            _write_highlighted(terminalreporter, f"    {line}", group.hosts)
     terminalreporter.section("hpcos: rerun a failed (test, node) with")
     for result in failed:
-        terminalreporter.write_line(result.rerun)
+        terminalreporter.write_line(_printable(result.rerun))
 
 
-def group_failures(failed: list[TestResult]) -> list[tuple[str, NodeSet, str]]:
-    """Failures of one test with the same text (node names aside) become one group of nodes,
-    gathered with ClusterShell's MsgTree as it gathers identical outputs of a fan-out."""
-    trees: dict[str, MsgTree] = {}
+def _write_highlighted(terminalreporter, line: str, hosts: list[str]) -> None:
+    """One line with each failing host (and the ``<node>`` placeholder) in bold red."""
+    words = sorted({*hosts, NODE_PLACEHOLDER}, key=len, reverse=True)
+    pattern = re.compile("|".join(rf"(?<![\w.-]){re.escape(w)}(?![\w-])" for w in words))
+    at = 0
+    for match in pattern.finditer(line):
+        terminalreporter.write(line[at:match.start()])
+        terminalreporter.write(match.group(), red=True, bold=True)
+        at = match.end()
+    terminalreporter.write(line[at:] + "\n")
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _printable(text: str) -> str:
+    """Node output on a terminal: control characters (escape sequences) shown, not obeyed."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+NODE_PLACEHOLDER = "<node>"
+
+
+@dataclass
+class FailureGroup:
+    """Failures of one test on one MPI stack, of one class, with the same text once node names are set aside."""
+
+    test_id: str
+    mpi: str | None
+    failure_class: str | None
+    nodes: NodeSet
+    text: str
+
+    @property
+    def hosts(self) -> list[str]:
+        """The hosts the failure names as the ones it could not reach (what the terminal highlights)."""
+        return mpi_errors.unreachable_hosts(self.text)
+
+    def shown_lines(self, limit: int = SUMMARY_LINES) -> list[str]:
+        """The first lines, plus any later line that names a failing host (MPI boilerplate can be long)."""
+        lines = [_printable(line) for line in self.text.splitlines()]
+        shown = lines[:limit]
+        naming = [line for line in lines[limit:] if any(h in line for h in self.hosts)][:3]
+        if len(lines) > limit:
+            shown.append(f"... ({len(lines) - limit} more lines in the results and JUnit)")
+        return shown + naming
+
+
+def group_failures(failed: list[TestResult]) -> list[FailureGroup]:
+    """Failures keyed on (test, MPI stack, failure class), then grouped by identical text (node names
+    set aside) with ClusterShell's MsgTree, as it gathers identical outputs of a fan-out."""
+    trees: dict[tuple[str, str | None, str | None], MsgTree] = {}
     for result in failed:
         node = result.node or "-"
-        text = f"[{result.failure_class}] {result.message}"
+        text = result.message
         if result.node:
-            text = re.sub(rf"\b{re.escape(result.node)}\b", "<node>", text)
-        tree = trees.setdefault(result.test_id, MsgTree())
+            text = re.sub(rf"(?<![\w.-]){re.escape(result.node)}(?![\w-])", NODE_PLACEHOLDER, text)
+        tree = trees.setdefault((result.test_id, result.mpi, result.failure_class), MsgTree())
         for line in text.splitlines() or [""]:
             tree.add(node, line.encode())
     groups = []
-    for test_id, tree in trees.items():
+    for (test_id, mpi, failure_class), tree in trees.items():
         for msg, keys in tree.walk():
-            groups.append((test_id, NodeSet.fromlist(keys), bytes(msg).decode(errors="replace")))
+            groups.append(FailureGroup(test_id, mpi, failure_class, NodeSet.fromlist(keys),
+                                       bytes(msg).decode(errors="replace")))
     return groups
 
 

@@ -173,6 +173,8 @@ class Profile(Strict):
     launcher: Literal[tuple(LAUNCHERS)]
     nodes: str = "localhost"  # a ClusterShell node set
     node_class: str = "default"  # baselines key on it
+    # MPI ranks a job places on each node it uses (the launchers' host lists say so, the probes check it).
+    ranks_per_node: PositiveInt = 1
     timeouts: Timeouts = Timeouts()
     ssh: Ssh = Ssh()
     slurm: Slurm = Slurm()

@@ -4,12 +4,18 @@ The plugin keeps one ``HarnessSession`` per pytest session; fixtures and hooks r
 are parametrized per node, yet a command is fanned out over all selected nodes at once: the first
 (test, node) item that runs a command launches it everywhere, and the items for the other nodes read
 their node's share.  That keeps one result per (test, node) without one ssh round per item.
+
+Before the first test, a pre-flight asks the launcher which nodes cannot run tests now (Slurm's node
+states, a short ssh probe).  Those nodes, and any node lost during the run, are reported once, by the
+first (test, node) that meets them; their other tests are skipped with a pointer to that report, and
+MPI jobs run on the nodes that are left.
 """
 
 from __future__ import annotations
 
 import os
 import shlex
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -47,8 +53,8 @@ class Selection:
 
 @dataclass
 class Unreachable:
-    result: CommandResult
-    reported_by: str  # the test id whose result carries the "node unreachable" failure
+    reason: str  # "drained: <Slurm's reason>", "unreachable: ssh: connect to host ...", ...
+    reported_by: str | None  # the test id whose result carries the failure; None until a test meets it
 
 
 @dataclass
@@ -62,6 +68,8 @@ class HarnessSession:
     _launcher: Launcher | None = None
     _fanout: dict[tuple, dict[str, CommandResult]] = field(default_factory=dict)
     _fanout_test: str | None = None
+    _preflight: dict[str, str] | None = None
+    preflight_shown: bool = False  # the plugin said on the terminal what the pre-flight found
 
     @property
     def used(self) -> bool:
@@ -87,6 +95,21 @@ class HarnessSession:
     def nodes(self) -> NodeSet:
         return self.profile.select_nodes(self.selection.nodes)
 
+    @property
+    def available(self) -> NodeSet:
+        """The selected nodes that can run tests: MPI jobs run on these."""
+        self.preflight()
+        return self.nodes - NodeSet.fromlist(self.unreachable)
+
+    def preflight(self) -> dict[str, str]:
+        """node -> why it is unavailable, as the launcher's check found at the start of the run (the
+        check runs once, on the first call)."""
+        if self._preflight is None:
+            self._preflight = self.launcher.unavailable(self.nodes)
+            for node, reason in self._preflight.items():
+                self.unreachable.setdefault(node, Unreachable(reason, None))
+        return self._preflight
+
     def stacks(self) -> list[MpiStack]:
         return self.profile.stacks(self.selection.mpi)
 
@@ -94,8 +117,9 @@ class HarnessSession:
         return stack if isinstance(stack, MpiStack) else self.profile.stacks(stack)[0]
 
     def run_on_node(self, test_id: str, command: Command, node: str, *, timeout: float | None,
-                    env: Mapping[str, str] | None) -> CommandResult:
-        """``command`` on ``node``, fanned out over every selected node the first time a test asks."""
+                    env: Mapping[str, str] | None) -> tuple[CommandResult, float]:
+        """``command`` on ``node``, fanned out over every selected node the first time a test asks;
+        with the wall time of the fan-out when this call launched it (0 when it read its share)."""
         timeout = timeout or self.profile.timeouts.command
         if test_id != self._fanout_test:
             self._fanout, self._fanout_test = {}, test_id  # one test's outputs at a time
@@ -106,20 +130,22 @@ class HarnessSession:
             # A command that names its node is meant for that node only: fanning it out would run
             # it N times per test instead of once per node.
             if node in self.nodes and node not in text:
-                targets.update(self.nodes - NodeSet.fromlist(self.unreachable))
+                targets.update(self.available)
+            started = time.monotonic()
             self._fanout[key] = self.launcher.run(command, targets, timeout=timeout, env=env)
-        return self._fanout[key][node]
+            return self._fanout[key][node], time.monotonic() - started
+        return self._fanout[key][node], 0.0
 
     def run_once(self, command: Command, node: str, *, timeout: float | None,
                  env: Mapping[str, str] | None) -> CommandResult:
         timeout = timeout or self.profile.timeouts.command
         return self.launcher.run(command, NodeSet(node), timeout=timeout, env=env)[node]
 
-    def note_unreachable(self, result: CommandResult, test_id: str) -> bool:
-        """Remember an unreachable node; True when this is the first test to meet it (it reports it)."""
-        if result.node in self.unreachable:
+    def note_unreachable(self, node: str, reason: str, test_id: str) -> bool:
+        """Remember a node lost during the run; True when this test is the first to meet it (it reports it)."""
+        if node in self.unreachable or node not in self.nodes:
             return False
-        self.unreachable[result.node] = Unreachable(result, test_id)
+        self.unreachable[node] = Unreachable(reason, test_id)
         return True
 
     def rerun_command(self, keyword: str, nodes: str | None, mpi: str | None) -> str:

@@ -27,6 +27,8 @@ class ItemState:
     node: str | None = None  # the node of a node test
     mpi: str | None = None
     commands: list[CommandResult] = field(default_factory=list)
+    fanout_wall: float = 0.0  # seconds this item spent fanning commands out to the other nodes too
+    fanout_own: float = 0.0  # seconds its own node took for those fanned-out commands
     measurements: list[Measurement] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)  # measurements outside their reference
     result: TestResult | None = None

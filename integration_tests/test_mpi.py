@@ -1,7 +1,9 @@
 """MPI correctness and performance with the hpcos probes, once per MPI stack of the profile.
 
-Every test checks the rank count the job really had: a binary started by another MPI's launcher
-runs as N single-rank jobs that all exit 0, and only the probes' "ranks" field tells.  Probes are
+Every test checks the rank count the job really had (a binary started by another MPI's launcher
+runs as N single-rank jobs that all exit 0, and only the probes' "ranks" field tells) and where its
+ranks ran: the probes report each rank's host, and a job must land on the nodes the launcher was
+given, ``ranks_per_node`` on each (an mpirun that ignores the host list puts them all on one node).  Probes are
 compiled with the stack's own mpicc (cached by content and compiler, harness.probe_build).
 Performance figures are the median of the timed repetitions (warm-up dropped, every sample kept);
 the benchmark runs ``repeat`` times and the profile's ReFrame-style references are judged on the
@@ -28,12 +30,18 @@ def sizes_to_measure(defaults: list[int], profile, stack: str, *metrics: str) ->
     return sorted(set(defaults) | referenced)
 
 
+def ranks_for(profile, mpi_nodes) -> int:
+    """One job across every available node, ``ranks_per_node`` each (at least two ranks)."""
+    return max(2, profile.ranks_per_node * len(mpi_nodes))
+
+
 @pytest.fixture
-def run_probe(mpi_stack, mpi_run, nodes):
-    """``run_probe(name, args, np=None) -> ProbeOutput``: build, launch, parse, check the rank count."""
+def run_probe(mpi_stack, mpi_run, mpi_nodes, profile):
+    """``run_probe(name, args, np=None) -> ProbeOutput``: build, launch, parse, check the rank count
+    and that the ranks ran where the launcher placed them."""
 
     def run_probe(name: str, args=(), *, np: int | None = None) -> probe.ProbeOutput:
-        np = np or max(2, len(nodes))
+        np = np or ranks_for(profile, mpi_nodes)
         try:
             binary = build_probe(name, mpi_stack.mpicc, module=mpi_stack.module, env=mpi_stack.env)
         except ProbeBuildError as exc:
@@ -49,6 +57,7 @@ def run_probe(mpi_stack, mpi_run, nodes):
         problem = out.rank_problem(np) if out else None
         if not result.ok:
             pytest.fail("\n".join(filter(None, [problem, mpi_errors.explain(result)])), pytrace=False)
+        problem = problem or (out.placement_problem(result.placement) if out else None)
         if problem or unreadable:
             pytest.fail(f"{problem or unreadable}\n{result.describe()}", pytrace=False)
         return out
@@ -56,11 +65,15 @@ def run_probe(mpi_stack, mpi_run, nodes):
     return run_probe
 
 
-def test_rank_count(run_probe, nodes):
-    out = run_probe("hello")
+def test_rank_count(run_probe, mpi_nodes, profile, launcher):
+    # Every available node, ranks_per_node ranks each: run_probe fails a job whose ranks did not land
+    # there; this also checks that the placement it compared with spans all of the nodes.
+    np = ranks_for(profile, mpi_nodes)
+    out = run_probe("hello", np=np)
     assert [r["rank"] for r in out.records] == list(range(out.ranks))
-    hosts = {r["host"] for r in out.records}
-    assert hosts, "no rank reported its host"
+    expected = launcher.placement(np, mpi_nodes)
+    assert out.placement_problem(expected) is None
+    assert [r["host"] for r in out.records] == out.hosts
 
 
 def test_ring(run_probe):

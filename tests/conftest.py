@@ -35,7 +35,8 @@ def repo_root() -> Path:
 
 
 # Real sshd on loopback and real single-node Slurm, for the harness and launcher tests.
-pytest_plugins = ["pytester", "support.sshd_fixture", "support.slurm_fixture", "support.mpi_probe_fixture"]
+pytest_plugins = ["pytester", "support.sshd_fixture", "support.slurm_fixture", "support.mpi_probe_fixture",
+                  "support.netns_fixture", "support.slurm_cluster_fixture"]
 
 
 def process_alive(pid: int) -> bool:

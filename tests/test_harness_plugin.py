@@ -137,7 +137,7 @@ def test_failure_carries_tool_stderr_and_the_rerun_command(pytester, cluster):
     assert "No such file or directory" in by_node["n2"].message
     assert by_node["n2"].command == "ls /nonexistent-hpcos-dir"
     # identical failures on both nodes are one group
-    assert "test_f.py::test_listing on n[1-2] (2 nodes):" in text
+    assert "test_f.py::test_listing error on n[1-2] (2 nodes):" in text
     failure = junit.find(".//testcase[@name='test_listing[n1]']/failure")
     assert "No such file or directory" in failure.get("message") + (failure.text or "")
 

@@ -6,11 +6,12 @@ or an MPI job on the selected nodes; the profile's launcher decides how (subproc
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ClusterShell.NodeSet import NodeSet
 
@@ -33,6 +34,8 @@ class CommandResult:
     duration: float
     timed_out: bool = False
     unreachable: bool = False  # the launcher could not reach the node (ssh refused, no route, ...)
+    # An MPI job: host -> ranks the launcher placed there, named as the ranks name their host.
+    placement: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -87,11 +90,54 @@ def with_env(command: Command, env: Mapping[str, str] | None, module: str | None
     return prefix + command_text(command)
 
 
+# mpirun options by which a profile's MPI line names its own hosts; the launcher then adds none.
+HOST_OPTIONS = frozenset({"--host", "-host", "-H", "--hostfile", "-hostfile", "--machinefile", "-machinefile",
+                          "--default-hostfile", "-hosts", "-f", "-machine"})
+
+
+def spread(np: int, nodes: NodeSet, ranks_per_node: int) -> dict[str, int]:
+    """Where a job of ``np`` ranks goes: the first nodes of ``nodes``, ``ranks_per_node`` each, in
+    blocks (ranks 0..k-1 on the first node); more ranks than that fill the nodes evenly."""
+    count = max(1, min(len(nodes), -(-np // ranks_per_node)))
+    used = list(nodes)[:count]
+    per, extra = divmod(np, count)
+    return {node: per + (i < extra) for i, node in enumerate(used)}
+
+
+def is_hydra(stack: MpiStack) -> bool:
+    """Whether the stack's launcher is MPICH's hydra (``-hosts``) rather than Open MPI's (``--host``).
+    Read from the names a profile uses (``mpiexec.mpich``, ``mpi/mpich-x86_64``, a stack named mpich or
+    mvapich); a bare ``mpiexec`` is hydra, a bare ``mpirun`` is Open MPI."""
+    words = " ".join([stack.name, stack.mpirun[0], stack.mpicc, stack.module or ""]).lower()
+    if any(w in words for w in ("mpich", "hydra", "mvapich", "intel")):
+        return True
+    if any(w in words for w in ("openmpi", "open-mpi", "ompi")):
+        return False
+    return os.path.basename(stack.mpirun[0]).startswith("mpiexec")
+
+
+def host_arguments(stack: MpiStack, placement: Mapping[str, int]) -> list[str]:
+    """The host list that puts ``placement``'s ranks on its nodes, in the stack's launcher's syntax;
+    none when the profile's MPI line names its own hosts (then the probes check the site's choice)."""
+    if HOST_OPTIONS & set(stack.mpirun):
+        return []
+    hosts = ",".join(f"{node}:{ranks}" for node, ranks in placement.items())
+    return ["-hosts", hosts] if is_hydra(stack) else ["--host", hosts]
+
+
 class Launcher(ABC):
     name: str
 
     def __init__(self, profile: Profile):
         self.profile = profile
+
+    def placement(self, np: int, nodes: NodeSet) -> dict[str, int]:
+        """host -> ranks for a job of ``np`` ranks on ``nodes``, named as the ranks will name their host."""
+        return spread(np, nodes, self.profile.ranks_per_node)
+
+    def unavailable(self, nodes: NodeSet) -> dict[str, str]:
+        """The pre-flight: node -> why it cannot run tests now (``drained: <reason>``); empty when all can."""
+        return {}
 
     @abstractmethod
     def run(self, command: Command, nodes: NodeSet, *, timeout: float,

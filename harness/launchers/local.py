@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Mapping, Sequence
 
 from ClusterShell.NodeSet import NodeSet
@@ -20,11 +21,16 @@ class LocalLauncher(Launcher):
         # Every node name stands for this machine; running it once per name keeps one result per node.
         return {node: run_local(command, node=node, timeout=timeout, env=env) for node in nodes}
 
+    def placement(self, np: int, nodes: NodeSet) -> dict[str, int]:
+        return {socket.gethostname(): np}  # every rank runs here, whatever the node names
+
     def mpi(self, binary: str, args: Sequence[str], *, np: int, stack: MpiStack, nodes: NodeSet,
             timeout: float, env: Mapping[str, str] | None = None) -> CommandResult:
         argv = [*stack.mpirun, "-np", str(np), binary, *args]
         command = with_env(argv, None, stack.module) if stack.module else argv
-        return run_local(command, node=str(nodes), timeout=timeout, env={**stack.env, **(env or {})})
+        result = run_local(command, node=str(nodes), timeout=timeout, env={**stack.env, **(env or {})})
+        result.placement = self.placement(np, nodes)
+        return result
 
 
 def run_local(command: Command, *, node: str | None, timeout: float,

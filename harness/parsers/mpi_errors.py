@@ -17,8 +17,16 @@ HELP_RULE = "-" * 74  # as Open MPI prints it
 _KEY_LINE = re.compile(
     r"(\*\*\* An error occurred in|\*\*\* MPI_ERRORS_ARE_FATAL|ORTE_ERROR_LOG|PMIX_ERROR|"
     r"Fatal error in |BAD TERMINATION|YOUR APPLICATION TERMINATED|HYD_|HYDU_|\[proxy:|"
-    r"Abort\(\d+\)|MPI_ABORT was invoked|exited on signal|not enough slots)"
+    r"Abort\(\d+\)|MPI_ABORT was invoked|exited on signal|not enough slots|^ssh: )"
 )
+# How a launch says which host it could not reach: ssh's own words (mpirun and hydra pass their ssh's
+# stderr through), and Open MPI's and hydra's daemon-launch errors.
+_HOST_NAMED = [
+    re.compile(r"ssh: connect to host (?P<host>[^\s]+) port \d+"),
+    re.compile(r"ssh: Could not resolve hostname (?P<host>[^\s:]+)"),
+    re.compile(r"Connection (?:closed|reset) by (?:authenticating user \S+ |invalid user \S+ )?(?P<host>[^\s]+) port"),
+    re.compile(r"unable to connect from \S+ to (?P<host>[^\s\"]+)"),
+]
 
 
 def summary(stderr: str, *, max_lines: int = 40) -> str:
@@ -48,6 +56,18 @@ def summary(stderr: str, *, max_lines: int = 40) -> str:
             picked.append(text)
     lines = "\n".join(picked).splitlines()
     return "\n".join(lines[:max_lines])
+
+
+def unreachable_hosts(stderr: str) -> list[str]:
+    """The hosts a failed MPI launch says it could not reach, in order of first mention."""
+    hosts: list[str] = []
+    for line in stderr.splitlines():
+        for pattern in _HOST_NAMED:
+            match = pattern.search(line)
+            host = match.group("host").strip("\"'[]") if match else ""
+            if host and host not in hosts:
+                hosts.append(host)
+    return hosts
 
 
 def explain(result) -> str:

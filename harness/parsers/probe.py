@@ -1,6 +1,7 @@
 """Output of the hpcos MPI probes (``integration_tests/probes/*.c``): JSON lines on rank 0.
 
-Every probe prints a header ``{"probe": NAME, "ranks": N, "library": ...}`` first, then records.
+Every probe prints a header ``{"probe": NAME, "ranks": N, "library": ..., "hosts": [...]}`` first
+(``hosts``: where each rank ran, in rank order), then records.
 Lines that are not JSON objects (launcher banners, MPI warnings on stdout) are kept apart, not
 errors.  Several headers mean several independent jobs: a binary started by the other MPI's
 launcher runs as N single-rank jobs that each print a header with ``"ranks": 1``.
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import json
 import statistics
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from harness.parsers import ParseError
@@ -41,6 +44,29 @@ class ProbeOutput:
                     f"{'/'.join(map(str, counts))} rank(s) each: was the binary started by another MPI's launcher?")
         return f"{self.probe}: expected {expected} ranks, MPI_Comm_size says {self.ranks}"
 
+    @property
+    def hosts(self) -> list[str]:
+        """The host of every rank, in rank order (of every job, when the launcher started several)."""
+        return [host for header in self.headers for host in header.get("hosts", [])]
+
+    def placement_problem(self, expected: Mapping[str, int]) -> str | None:
+        """Why the ranks did not run ``expected`` (host -> ranks) exactly, or None when they did.
+        Hosts compare by short name: a rank may report ``n1.cluster`` for the node ``n1``."""
+        got = Counter(_short(host) for host in self.hosts)
+        want = Counter({_short(host): ranks for host, ranks in expected.items()})
+        if got == want:
+            return None
+        message = (f"{self.probe}: ranks ran on {_tally(got) or 'no reported host'}, "
+                   f"expected {_tally(want)}")
+        if len(got) == 1 and len(want) > 1:
+            message += (f": every rank ran on one node, {next(iter(got))} (does the profile's mpirun line "
+                        "name its own hosts, or ignore the host list?)")
+        elif set(got) != set(want):
+            message += f": the ranks span {len(got)} node(s), the job was given {len(want)}"
+        else:
+            message += ": wrong number of ranks per node (ranks_per_node)"
+        return message
+
     def samples(self, key: str, size: int | None = None) -> list[float]:
         """Values of ``key`` from every timed repetition (warm-up dropped), optionally of one size."""
         return [r[key] for r in self.records
@@ -55,6 +81,14 @@ class ProbeOutput:
             where = f" for size {size}" if size is not None else ""
             raise ParseError(self.probe, f"no timed {key!r} samples{where}")
         return statistics.median(values)
+
+
+def _short(host: str) -> str:
+    return host.split(".", 1)[0]
+
+
+def _tally(count: Mapping[str, int]) -> str:
+    return ", ".join(f"{host} ({ranks} rank{'s' * (ranks != 1)})" for host, ranks in sorted(count.items()))
 
 
 def parse(text: str, probe: str | None = None) -> ProbeOutput:

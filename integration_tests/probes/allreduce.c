@@ -21,7 +21,7 @@ int main(int argc, char **argv)
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &ranks);
     probe_parse_options(argc, argv, &opt);
-    if (rank == 0) probe_header("allreduce", ranks);
+    probe_header("allreduce", rank, ranks);
 
     for (int s = 0; s < opt.nsizes; s++) {
         long count = opt.sizes[s] / (long)sizeof(double);

@@ -1,32 +1,30 @@
 /*
- * hello: the rank-count probe.  Every rank reports its host, rank 0 prints them.
+ * hello: the rank-count and placement probe.  Every rank reports its host, rank 0 prints them.
  *
- *   {"probe": "hello", "ranks": N, "library": "..."}
+ *   {"probe": "hello", "ranks": N, "library": "...", "hosts": ["node001", "node002"]}
  *   {"rank": R, "host": "node001"}          one per rank, in rank order
  *
- * The harness compares "ranks" with the count it asked for; the per-rank lines show where the
- * ranks landed (one node or several).
+ * The harness compares "ranks" with the count it asked for and the hosts with the nodes it
+ * selected (harness.parsers.probe.ProbeOutput.placement_problem).
  */
 #include "probe.h"
 
 int main(int argc, char **argv)
 {
     int rank, ranks;
-    char host[MPI_MAX_PROCESSOR_NAME] = {0};
-    int len = 0;
+    char host[PROBE_HOST_MAX];
 
     MPI_Init(&argc, &argv);
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &ranks);
-    MPI_Get_processor_name(host, &len);
-    probe_json_safe(host, len);
+    probe_header("hello", rank, ranks);
+    probe_host(host);
 
-    char *all = rank == 0 ? calloc((size_t)ranks, MPI_MAX_PROCESSOR_NAME) : NULL;
-    MPI_Gather(host, MPI_MAX_PROCESSOR_NAME, MPI_CHAR, all, MPI_MAX_PROCESSOR_NAME, MPI_CHAR, 0, MPI_COMM_WORLD);
+    char *all = rank == 0 ? calloc((size_t)ranks, PROBE_HOST_MAX) : NULL;
+    MPI_Gather(host, PROBE_HOST_MAX, MPI_CHAR, all, PROBE_HOST_MAX, MPI_CHAR, 0, MPI_COMM_WORLD);
     if (rank == 0) {
-        probe_header("hello", ranks);
         for (int r = 0; r < ranks; r++)
-            printf("{\"rank\": %d, \"host\": \"%s\"}\n", r, all + (size_t)r * MPI_MAX_PROCESSOR_NAME);
+            printf("{\"rank\": %d, \"host\": \"%s\"}\n", r, all + (size_t)r * PROBE_HOST_MAX);
         free(all);
     }
     MPI_Finalize();

@@ -24,7 +24,7 @@ int main(int argc, char **argv)
     MPI_Comm_size(MPI_COMM_WORLD, &ranks);
 
     probe_parse_options(argc, argv, &opt);
-    if (rank == 0) probe_header("pingpong", ranks);
+    probe_header("pingpong", rank, ranks);
     if (ranks < 2) {
         fprintf(stderr, "pingpong: needs at least 2 ranks, got %d\n", ranks);
         MPI_Finalize();

@@ -23,7 +23,7 @@ int main(int argc, char **argv)
         if (!strcmp(argv[i], "-l") && i + 1 < argc) laps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-d")) deadlock = 1;
     }
-    if (rank == 0) probe_header("ring", ranks);
+    probe_header("ring", rank, ranks);
     if (ranks < 2) {
         fprintf(stderr, "ring: needs at least 2 ranks, got %d\n", ranks);
         MPI_Finalize();

@@ -79,17 +79,13 @@ def _alive(pid: int) -> bool:
     return True
 
 
-@pytest.fixture(scope="session")
-def local_slurm(tmp_path_factory) -> LocalSlurm:
-    for tool in ("slurmctld", "slurmd", "srun", "sbatch", "sinfo", "scancel"):
-        require_tool(tool, "slurm-wlm")
+def start_munged(d: Path) -> Path:
+    """munged with its own key and socket under ``d`` (pid file ``d/munged.pid``); the socket path."""
     munged = require_tool("munged", "munge")
-    d = tmp_path_factory.mktemp("slurm")
     run_dir = d / "run"
     run_dir.mkdir(mode=0o755)
     run_dir.chmod(0o755)  # munged refuses a socket directory others cannot search
-    for sub in ("state", "spool", "log"):
-        (d / sub).mkdir()
+    (d / "log").mkdir(exist_ok=True)
     key = d / "munge.key"
     subprocess.run(["dd", "if=/dev/urandom", f"of={key}", "bs=1024", "count=1"], check=True,
                    capture_output=True, timeout=30)
@@ -98,6 +94,17 @@ def local_slurm(tmp_path_factory) -> LocalSlurm:
     subprocess.run([munged, f"--socket={socket_path}", f"--key-file={key}", f"--pid-file={d / 'munged.pid'}",
                     f"--log-file={d / 'log' / 'munged.log'}", f"--seed-file={d / 'munge.seed'}", "--force"],
                    check=True, capture_output=True, timeout=30)
+    return socket_path
+
+
+@pytest.fixture(scope="session")
+def local_slurm(tmp_path_factory) -> LocalSlurm:
+    for tool in ("slurmctld", "slurmd", "srun", "sbatch", "sinfo", "scancel"):
+        require_tool(tool, "slurm-wlm")
+    d = tmp_path_factory.mktemp("slurm")
+    for sub in ("state", "spool", "log"):
+        (d / sub).mkdir()
+    socket_path = start_munged(d)
     node_line, node, cpus = _node_line()
     conf = d / "slurm.conf"
     conf.write_text(f"""ClusterName=hpcos-test
