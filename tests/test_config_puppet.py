@@ -83,7 +83,7 @@ def test_parse_error_blocks_promotion_and_files_a_ticket(control, capsys):
     assert main(["tickets", "list", "--json"]) == 0
     tickets = json.loads(capsys.readouterr().out)["tickets"]
     assert len(tickets) == 1
-    assert "config/control::puppet-parser-validate" in tickets[0]["summary"]
+    assert tickets[0]["summary"].startswith("puppet-parser-validate fails: Could not parse")
     assert main(["tickets", "show", str(tickets[0]["id"])]) == 0
     shown = capsys.readouterr().out
     assert f"control: {broken}" in shown  # the ticket names the commit that failed

@@ -66,14 +66,17 @@ def cluster(tmp_path_factory):
     profile.write_text(f"name: production\nlauncher: ssh\nnodes: 'node[1-2]'\n"
                        f"timeouts: {{command: 60, mpi: 60}}\n"
                        f"ssh: {{fanout: 4, connect_timeout: 30, config: '{config}'}}\n"
-                       f"os_update: {{testing_repo: 'file://{repo}', kernel_package: kernel}}\n"
+                       "os_update: {kernel_package: kernel}\n"
                        "infiniband: {expected: true, devices: [mlx5_0], rate: 200}\n")
+    # The environment's repositories as a monitoring host reaches them (served, read with real dnf).
+    (work / "repo-url").write_text(f"file://{repo}")
     yield profile, work
     stop_loopback_sshd(sshd, proc)
 
 
 def check(profile: Path, node: str, name: str = "kernel") -> subprocess.CompletedProcess:
-    return subprocess.run([HPCOS, "check", name, "--cluster", str(profile), "--node", node],
+    repo = (profile.parent / "repo-url").read_text()
+    return subprocess.run([HPCOS, "check", name, "--cluster", str(profile), "--node", node, "--repo", repo],
                           capture_output=True, text=True, timeout=180)
 
 
@@ -107,6 +110,7 @@ def test_unreachable_node_is_unknown_not_critical(cluster, tmp_path):
     """A check that cannot ask the node says UNKNOWN (exit 3); the host check says the node is down."""
     profile, work = cluster
     closed = tmp_path / "closed.yaml"
+    (tmp_path / "repo-url").write_text((work / "repo-url").read_text())
     config = tmp_path / "ssh_config"
     config.write_text((work / "ssh_config").read_text().replace("Host node2", "Host node2-old")
                       + f"Host node3\n    HostName 127.0.0.1\n    Port {free_port()}\n    BatchMode yes\n")
@@ -147,6 +151,7 @@ def test_real_nagios_runs_the_checks(cluster):
     objects = nagios_dir / "hpcos-production.cfg"
     done = subprocess.run([HPCOS, "monitoring", "config", "--cluster", str(profile), "-o", str(objects),
                            "--check", "kernel", "--hpcos", HPCOS, "--standalone", str(nagios_dir),
+                           "--repo", (work / "repo-url").read_text(),
                            "--interval-length", "1", "--check-interval", "30", "--retry-interval", "5"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

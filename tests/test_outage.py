@@ -154,7 +154,7 @@ def nightly_run(site, tmp_path) -> None:
                          finished="2026-11-30T02:40:00+00:00", testing_snapshot=site.snapshot_b,
                          profile_sha256=site.test_sha,
                          results=[TestResult("integration_tests/test_infiniband.py::test_port_rate", "node2",
-                                             "failed", failure_class="assertion",
+                                             "failed",
                                              message="AssertionError: mlx5_0 port 1 rate 100 Gb/s, expected 200")])
     failing.write(tmp_path / "night0.json")
     assert hpcos(site, "tickets", "file", str(tmp_path / "night0.json"), "--backend", "local") == 0

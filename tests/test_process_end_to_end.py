@@ -229,8 +229,8 @@ def test_one_night_and_the_next_morning(site: Site):
     assert run["testing_snapshot"] in refused.stderr and "fail" in refused.stderr.lower(), refused.stderr
     assert "Traceback" not in refused.stderr
 
-    listing = site.ok("tickets", "list", env={"COLUMNS": "250"})
-    assert listing.count(f"::{FAILING}") == 1 and " new " in listing, listing
+    [listed] = json.loads(site.ok("tickets", "list", "--json"))["tickets"]
+    assert FAILING in listed["summary"] and listed["status"] == "new", listed
     ticket = site.ok("tickets", "show", "1")
     assert "Nodes (1): localhost" in ticket and run["testing_snapshot"] in ticket, ticket
     assert "localhost: hello is not installed (testing has 1.0-1.el9.hpc1.x86_64)" in ticket, ticket

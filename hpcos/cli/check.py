@@ -19,8 +19,8 @@ def register(sub) -> None:
                    help=f"cluster profile name or path (default: {DEFAULT_CLUSTER})")
     p.add_argument("--node", help="the node to check (default: the profile's only node)")
     p.add_argument("--repo", metavar="URL",
-                   help="the environment's repositories for kernel/packages (default: the profile's "
-                        "os_update.testing_repo)")
+                   help="the environment's served repositories for kernel/packages (default: the snapshot "
+                        "the profile's os_update.environment points at in the store)")
     p.add_argument("--mpi", metavar="STACK", help="MPI stack for mpi-hello (default: the profile's first)")
     p.add_argument("--timeout", type=int, default=300, help="seconds before the plugin gives up (UNKNOWN)")
     p.set_defaults(func=check_command)
@@ -38,7 +38,7 @@ def _target(args):
     nodes = profile.select_nodes(args.node)
     if len(nodes) != 1:
         raise UserError(f"--node: one node, please (profile {profile.name!r} has {profile.nodes})")
-    return Target(profile, str(nodes), repo=args.repo, mpi=args.mpi)
+    return Target(profile, str(nodes), repo=args.repo, mpi=args.mpi, site=args.site)
 
 
 def check_command(args) -> int:

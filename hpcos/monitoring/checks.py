@@ -9,6 +9,7 @@ a node that is wrong is CRITICAL with the reason; a node that cannot be asked is
 from __future__ import annotations
 
 import re
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -19,7 +20,9 @@ from harness.launchers import CommandResult, launcher_for
 from harness.parsers import ParseError, ibstat, probe
 from harness.probe_build import ProbeBuildError, build_probe
 from harness.profiles import Profile
+from hpcos.core import runner
 from hpcos.core.errors import UserError
+from hpcos.site import Site
 
 OK, WARNING, CRITICAL, UNKNOWN = "ok", "warning", "critical", "unknown"
 
@@ -48,8 +51,9 @@ class Finding:
 class Target:
     profile: Profile
     node: str
-    repo: str | None = None  # the environment's repositories (kernel, packages); default: the profile's
+    repo: str | None = None  # the environment's served repositories (kernel, packages); default: the store
     mpi: str | None = None  # MPI stack for mpi-hello; default: the profile's first
+    site: Site | None = None  # the store the environment's snapshot is read from when no repo is given
 
 
 def _one_line(text: str) -> str:
@@ -73,12 +77,37 @@ def _run(target: Target, command) -> CommandResult:
     return launcher.run(command, NodeSet(target.node), timeout=target.profile.timeouts.command)[target.node]
 
 
-def _repo(target: Target) -> str:
-    repo = target.repo or target.profile.os_update.testing_repo
-    if not repo:
-        raise UserError(f"profile {target.profile.name!r} sets no os_update.testing_repo: give the "
-                        f"environment's repositories with --repo URL")
-    return repo
+class RepoQueryFailed(UserError):
+    pass
+
+
+# dnf repoquery prints one line per package, as ``rpm -q --qf`` does on the node.
+QUERY_FORMAT = "%{name} %{version}-%{release}.%{arch}"
+
+
+def newest_served(repo_url: str, packages: list[str], timeout: float) -> dict[str, set[str]]:
+    """Newest version of each package in a served repository (a monitoring host may have no store), read
+    with real dnf: private cache, no system repositories, an unreachable repository is an error."""
+    with tempfile.TemporaryDirectory(prefix="hpcos-dnf-") as cachedir:
+        done = runner.run(["dnf", "-q", "--setopt=reposdir=/dev/null", "--setopt=skip_if_unavailable=False",
+                           f"--setopt=cachedir={cachedir}", "--releasever=9", f"--repofrompath=env,{repo_url}",
+                           "--repo", "env", "repoquery", "--latest-limit", "1", "--qf", QUERY_FORMAT, *packages],
+                          timeout=timeout)
+    if done.timed_out or done.exit_code != 0:
+        why = "timed out" if done.timed_out else f"exit {done.exit_code}"
+        raise RepoQueryFailed(f"dnf repoquery on {repo_url} {why}: {done.stderr.strip() or done.stdout.strip()}")
+    return os_update.parse_versions(done.stdout)
+
+
+def _expected(target: Target, names: list[str]) -> tuple[str, dict[str, set[str]]]:
+    """(where from, per package the versions a node must have): the served repositories given with
+    --repo, else the snapshot the profile's os_update.environment points at in the store."""
+    if target.repo:
+        return target.repo, newest_served(target.repo, names, target.profile.timeouts.command)
+    if target.site is None:
+        raise UserError("no store to read the environment's snapshot from: pass --store or --repo URL")
+    snapshot_id, versions = os_update.snapshot_versions(target.site, target.profile, names)
+    return f"snapshot {snapshot_id}", versions
 
 
 def reachable(target: Target) -> Finding:
@@ -94,13 +123,13 @@ def kernel(target: Target) -> Finding:
     """The running kernel is the newest kernel package of the environment's repositories."""
     config = target.profile.os_update
     try:
-        expected = os_update.newest_in_repo(_repo(target), [config.kernel_package],
-                                            timeout=target.profile.timeouts.command).get(config.kernel_package)
-    except os_update.RepoQueryFailed as exc:
+        source, versions = _expected(target, [config.kernel_package])
+    except UserError as exc:
         return Finding(UNKNOWN, _one_line(str(exc)))
+    expected = versions.get(config.kernel_package)
     if not expected:
-        return Finding(UNKNOWN, f"no {config.kernel_package} package in {_repo(target)}")
-    result = _run(target, ["uname", "-r"])
+        return Finding(UNKNOWN, f"no {config.kernel_package} package in {source}")
+    result = _run(target, os_update.running_kernel_command(target.profile, target.node))
     if (unknown := _asked(result)) is not None:
         return unknown
     if not result.ok:
@@ -117,10 +146,10 @@ def packages(target: Target) -> Finding:
     """The overlay packages are installed at the environment's versions."""
     names = target.profile.os_update.packages
     try:
-        expected = os_update.newest_in_repo(_repo(target), names, timeout=target.profile.timeouts.command)
-    except os_update.RepoQueryFailed as exc:
+        _source, expected = _expected(target, names)
+    except UserError as exc:
         return Finding(UNKNOWN, _one_line(str(exc)))
-    result = _run(target, os_update.rpm_query_command(names))
+    result = _run(target, os_update.rpm_query_command(names, os_update.node_root(target.profile, target.node)))
     if (unknown := _asked(result)) is not None:
         return unknown
     if result.exit_code and "is not installed" not in result.stdout:

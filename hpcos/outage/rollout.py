@@ -84,7 +84,7 @@ def file_node_tickets(site: Site, actuals: Actuals, plan: OutagePlan) -> list[st
 
     run = RunResults(run_id=actuals.run_id, cluster=actuals.cluster, started=actuals.started,
                      finished=actuals.finished, testing_snapshot=actuals.snapshot,
-                     results=[TestResult(DEPLOY_TEST_ID, node, "failed", failure_class="deploy",
+                     results=[TestResult(DEPLOY_TEST_ID, node, "failed", failure_class="error",
                                          message=f"outage deploy of {actuals.snapshot} failed on {node}: {reason}",
                                          rerun=f"hpcos deploy production --cluster {actuals.cluster} --nodes {node}")
                               for node, reason in sorted(actuals.failed.items())])
