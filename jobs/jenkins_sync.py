@@ -20,6 +20,7 @@ import requests
 
 from hpcos.core.errors import UserError
 from hpcos.site.credentials import Credentials
+from jobs import config_reader
 from jobs.job_definitions import is_managed
 from jobs.rendered import RenderedJob
 from jobs.xml_normalise import DigestCache, pretty
@@ -92,7 +93,11 @@ def explain(exc: Exception, url: str, what: str) -> str:
         response = getattr(exc.__context__, "response", None)
     status = getattr(response, "status_code", None)
     body = getattr(response, "text", "") or ""
-    if isinstance(exc, requests.exceptions.ConnectionError):
+    # requests' own errors are OSErrors too: only a bare socket error (the direct config reader's) is one here.
+    bare_socket_error = isinstance(exc, OSError) and not isinstance(exc, requests.RequestException)
+    if isinstance(exc, TimeoutError) and bare_socket_error:
+        return f"{what}: Jenkins at {url} did not answer within {TIMEOUT} s"
+    if isinstance(exc, requests.exceptions.ConnectionError) or bare_socket_error:
         return f"{what}: cannot connect to Jenkins at {url}"
     if isinstance(exc, jenkins.TimeoutException | requests.exceptions.Timeout):
         return f"{what}: Jenkins at {url} did not answer within {TIMEOUT} s"
@@ -248,21 +253,24 @@ def sync(connection: Connection, jobs: list[RenderedJob], *, site: str, write: b
 def _read_configs(connection: Connection, crumb, names: list[str], workers: int) -> dict[str, LiveConfig]:
     if not names:
         return {}
-    local = threading.local()
+    if config_reader.usable(connection.url):
+        reader = config_reader.ConfigReader(connection.url, connection.user, connection.token, TIMEOUT)
+        fetch = reader.config
+    else:
+        local = threading.local()
 
-    def client() -> jenkins.Jenkins:
-        if not hasattr(local, "client"):
-            local.client = connection.client()
-            # The crumb belongs to the user's session, not to a connection: reuse the one fetched.
-            local.client.crumb = crumb
-        return local.client
+        def fetch(name: str) -> str:
+            if not hasattr(local, "client"):
+                local.client = connection.client()
+                # The crumb belongs to the user's session, not to a connection: reuse the one fetched.
+                local.client.crumb = crumb
+            return local.client.get_job_config(name)
 
     def read(name: str) -> LiveConfig:
         try:
-            text = client().get_job_config(name)
+            return LiveConfig(fetch(name))
         except Exception as exc:
             raise JenkinsError(explain(exc, connection.url, f"reading the config of {name}")) from None
-        return LiveConfig(text)
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         return dict(zip(names, pool.map(read, names), strict=True))

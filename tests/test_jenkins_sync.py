@@ -201,3 +201,30 @@ def test_digest_cache_skips_parsing_unchanged_texts_but_never_misses_an_edit(dou
     assert edited.not_attempted == ["hpcos/mirror-sync"]
     # The edited text once for its digest, then both sides for the readable diff; nothing else.
     assert len(parsed) == 3
+
+
+def test_configs_are_read_directly_unless_a_proxy_applies(double, conn, jobs, monkeypatch):
+    from jobs import config_reader
+
+    sync(conn, jobs, site=SITE, write=True)
+    reader = config_reader.ConfigReader(conn.url, "admin", TOKEN, 10)
+    assert reader.config("hpcos/mirror-sync") == double.item("hpcos/mirror-sync").config
+    with pytest.raises(config_reader.HttpStatus, match="404"):
+        reader.config("hpcos/no-such-job")
+    with pytest.raises(config_reader.HttpStatus, match="401"):
+        config_reader.ConfigReader(conn.url, "admin", "wrong", 10).config("hpcos/mirror-sync")
+    monkeypatch.setenv("http_proxy", "http://proxy.example.org:3128")
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    assert not config_reader.usable("http://jenkins.example.org/")  # requests applies the proxy rules there
+    monkeypatch.setenv("no_proxy", "jenkins.example.org")
+    assert config_reader.usable("http://jenkins.example.org/")
+    assert not config_reader.usable("ftp://jenkins.example.org/")
+
+
+def test_a_missing_config_is_one_line_naming_the_job(double, conn, jobs):
+    from jobs.jenkins_sync import _read_configs
+
+    sync(conn, jobs, site=SITE, write=True)
+    with pytest.raises(JenkinsError, match=r"reading the config of hpcos/gone: not found on Jenkins at .* \(404\)"):
+        _read_configs(conn, None, ["hpcos/mirror-sync", "hpcos/gone"], workers=2)
