@@ -34,9 +34,10 @@ def repo_root() -> Path:
     return REPO
 
 
-# Real sshd on loopback and real single-node Slurm, for the harness and launcher tests.
-pytest_plugins = ["pytester", "support.sshd_fixture", "support.slurm_fixture", "support.mpi_probe_fixture",
-                  "support.netns_fixture", "support.slurm_cluster_fixture"]
+# Real services started by fixtures: sshd on loopback, Slurm (one node, four nodes), network namespaces
+# as nodes, a stock Trac, and the compiled MPI probes.
+pytest_plugins = ["pytester", "support.trac_fixture", "support.sshd_fixture", "support.slurm_fixture",
+                  "support.mpi_probe_fixture", "support.netns_fixture", "support.slurm_cluster_fixture"]
 
 
 def process_alive(pid: int) -> bool:

@@ -22,7 +22,6 @@ from conftest import require_tool
 from support.deploy_fixtures import deploy_settings, installed, provision
 from support.rpm_repo_fixtures import Rpm, RpmFactory, make_site
 from support.slurm_nodes_fixture import slurm_nodes  # noqa: F401  (fixture)
-from support.trac_fixture import create_trac
 
 from hpcos.cli import main
 from hpcos.core.store_layout import StoreLayout
@@ -75,14 +74,6 @@ def profile(path, name: str, nodes_dir, nodes: str, inventory: dict, batch_size:
         "os_update": {"kernel_package": "kernel", "packages": ["openmpi"]},
         "deploy": deploy_settings(nodes_dir, batch_size=batch_size), "inventory": inventory}))
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-@pytest.fixture(scope="module")
-def tracd(tmp_path_factory):
-    server = create_trac(tmp_path_factory.mktemp("trac"))
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

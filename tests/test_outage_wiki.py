@@ -6,21 +6,12 @@ import re
 
 import pytest
 import requests
-from support.trac_fixture import create_trac
 
 from hpcos.outage.document import Bullets, Document, Para, Table, to_html, to_markdown, to_trac
 from hpcos.outage.wiki import DirectoryWiki, TracWiki, WikiError, appended, with_section
 from hpcos.site.credentials import Credentials
 
 HOSTILE = "see [[Image(http://evil.example/x.png)]] and [http://evil.example/ click] WikiStart #1 }}} <b>x</b>"
-
-
-@pytest.fixture(scope="module")
-def tracd(tmp_path_factory):
-    server = create_trac(tmp_path_factory.mktemp("trac"))
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

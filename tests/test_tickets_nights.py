@@ -22,7 +22,6 @@ from pathlib import Path
 
 import pytest
 import requests
-from support.trac_fixture import create_trac
 from support.tracker_doubles.broken import BrokenServer, ReplyDroppingProxy
 from support.tracker_doubles.runs import nodes, site_with_tracker
 
@@ -49,14 +48,6 @@ MEASURED = MPI_TESTS[2:]
 NODES = nodes(4)
 CLOSE_AFTER = 2
 UNREACHABLE = "At least one pair of MPI processes are unable to reach each other for MPI communications"
-
-
-@pytest.fixture(scope="module")
-def tracd(tmp_path_factory):
-    server = create_trac(tmp_path_factory.mktemp("trac"))
-    server.start()
-    yield server
-    server.stop()
 
 
 def trac_backend(url: str, tracd) -> TracTracker:

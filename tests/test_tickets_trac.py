@@ -10,7 +10,6 @@ from contextlib import closing
 
 import pytest
 import requests
-from support.trac_fixture import create_trac
 from support.tracker_doubles.runs import IBV_MISSING, OPENMPI_UNREACHABLE, SRUN_FAILED, nodes, run, site_with_tracker
 
 from hpcos.site.credentials import Credentials, RedactingFilter
@@ -21,14 +20,6 @@ from hpcos.tickets.queue import TicketQueue
 from hpcos.tickets.state import TicketState
 
 pytest_plugins = ["pytester"]
-
-
-@pytest.fixture(scope="module")
-def tracd(tmp_path_factory):
-    server = create_trac(tmp_path_factory.mktemp("trac"))
-    server.start()
-    yield server
-    server.stop()
 
 
 def backend(tracd) -> TracTracker:

@@ -31,3 +31,12 @@ def write_bytes_atomically(path: Path, data: bytes) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)  # a full or read-only disk leaves no stray temporary file
         raise
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make a rename or a new entry in ``directory`` durable: a crash after this cannot undo it."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from hpcos.core import failpoints
 from hpcos.core.errors import UserError
-from hpcos.core.files import write_text_atomically
+from hpcos.core.files import fsync_dir, write_text_atomically
 from hpcos.core.store_layout import StoreLayout
 
 log = logging.getLogger("hpcos.repo")
@@ -118,7 +118,7 @@ class Pointer:
         tmp = self.directory / f"{TMP_MARK}{self.name}-{secrets.token_hex(4)}"
         os.symlink(os.path.relpath(self.snapshots_root / snapshot_id, self.directory), tmp)
         os.replace(tmp, self.path)
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
 
     def _recorded(self, record: Record) -> bool:
         records = self.records()
@@ -154,14 +154,6 @@ class Pointer:
         return record
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def switch_together(moves: list[tuple[Pointer, str]], action: str, reason: str = "",
                     forced: bool = False) -> list[Record]:
     """Move every pointer of ``moves`` to its snapshot as one transaction (see the module docstring).
@@ -177,14 +169,14 @@ def switch_together(moves: list[tuple[Pointer, str]], action: str, reason: str =
     journal.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomically(journal, json.dumps(
         [{"directory": str(p.directory), "name": p.name, "record": asdict(r)} for p, r in planned], indent=1))
-    _fsync_dir(journal.parent)
+    fsync_dir(journal.parent)
     failpoints.reached("switch:journaled")
     for pointer, record in planned:
         pointer._point_at(record.snapshot)
         failpoints.reached(f"switch:{record.action}:{pointer.name}:pointed")
         pointer._append(record)
     journal.unlink()
-    _fsync_dir(journal.parent)
+    fsync_dir(journal.parent)
     return [record for _, record in planned]
 
 
@@ -209,7 +201,7 @@ def complete_journal(journal: Path, snapshots_root: Path) -> list[tuple[Pointer,
             pointer._append(record)
         done.append((pointer, record))
     journal.unlink()
-    _fsync_dir(journal.parent)
+    fsync_dir(journal.parent)
     return done
 
 

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from hpcos.core.errors import UserError
+from hpcos.core.files import fsync_dir
 from hpcos.repo.locking import process_alive
 
 META = "snapshot.json"
@@ -48,14 +49,6 @@ class Snapshot:
     def references(self) -> set[str]:
         """Other snapshots whose directories this one links to."""
         return {source for source in self.entries.values() if source != self.id}
-
-
-def _dir_fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class Staging:
@@ -95,7 +88,7 @@ class Staging:
             os.fsync(f.fileno())
         final = self.store.root / self.id
         os.rename(self.path, final)
-        _dir_fsync(self.store.root)
+        fsync_dir(self.store.root)
         return self.store.get(self.id)
 
 

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 import requests
 
 USER = "hpcos-bot"
@@ -109,3 +110,12 @@ def create_trac(base: Path) -> TracServer:
     digest = hashlib.md5(f"{USER}:{REALM}:{PASSWORD}".encode()).hexdigest()
     (env / "htdigest").write_text(f"{USER}:{REALM}:{digest}\n")
     return TracServer(env=env, port=free_port(), pidfile=base / "tracd.pid")
+
+
+@pytest.fixture(scope="module")
+def tracd(tmp_path_factory) -> TracServer:
+    """A stock Trac on loopback for one test module, stopped by its PID at the end."""
+    server = create_trac(tmp_path_factory.mktemp("trac"))
+    server.start()
+    yield server
+    server.stop()
