@@ -132,8 +132,8 @@ class Colliding(TracWebTransport):
         self.other = other
         self.collisions = 2
 
-    def _request(self, method, path, **kwargs):
-        response = super()._request(method, path, **kwargs)
+    def request(self, method, path, **kwargs):
+        response = super().request(method, path, **kwargs)
         if method == "GET" and path.startswith("/ticket/") and self.collisions:
             self.collisions -= 1
             self.other.update(path.rsplit("/", 1)[1], "leave", "a human was here", {})

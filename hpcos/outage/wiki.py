@@ -91,46 +91,30 @@ class DirectoryWiki:
 
 
 class TracWiki:
+    """Trac's wiki through the Trac ticket backend's own web transport: the same digest login, session
+    and error classes (unreachable, authentication, not a Trac, server error), said as WikiErrors."""
+
     markup = "trac"
 
     def __init__(self, url: str, credentials: Credentials, timeout: float = 30):
-        import requests
-        from requests.auth import HTTPDigestAuth
+        from hpcos.tickets.backends.trac import TracWebTransport
 
-        self.url = url.rstrip("/")
-        self.timeout = timeout
-        self.session = requests.Session()
-        self._requests = requests
-        self._auth = HTTPDigestAuth(credentials.user, credentials.password) \
-            if credentials.user and credentials.password else None
-        self._logged_in = False
+        self.transport = TracWebTransport(url, credentials.user, credentials.password, timeout)
+        self.url = self.transport.url
 
     def _request(self, method: str, path: str, **kwargs):
-        try:
-            response = self.session.request(method, self.url + path, timeout=self.timeout, allow_redirects=False,
-                                            **kwargs)
-        except (self._requests.ConnectionError, self._requests.Timeout) as exc:
-            raise WikiError(f"Trac at {self.url} unreachable: {type(exc).__name__}") from None
-        if response.status_code in (401, 403):
-            raise WikiError(f"Trac at {self.url} refused {path} ({response.status_code}): check "
-                            "HPCOS_TRACKER_USER/HPCOS_TRACKER_PASSWORD and the WIKI_MODIFY permission")
-        if response.status_code >= 500:
-            raise WikiError(f"Trac at {self.url} answered {response.status_code} for {path}")
-        return response
+        from hpcos.tickets.backends import TrackerError
 
-    def _login(self) -> None:
-        if self._logged_in or self._auth is None:
-            return
-        self._request("GET", "/login", auth=self._auth)
-        if "trac_auth" not in self.session.cookies:
-            raise WikiError(f"Trac at {self.url}: login as {self._auth.username} failed")
-        self._logged_in = True
+        try:
+            self.transport.login()
+            return self.transport.request(method, path, **kwargs)
+        except TrackerError as exc:
+            raise WikiError(f"{exc} (the wiki page needs WIKI_VIEW, WIKI_CREATE and WIKI_MODIFY)") from None
 
     def _page_path(self, name: str) -> str:
         return "/wiki/" + quote(check_page_name(name))
 
     def read(self, name: str) -> str | None:
-        self._login()
         response = self._request("GET", self._page_path(name), params={"format": "txt"})
         return response.text.replace("\r\n", "\n") if response.status_code == 200 else None
 
@@ -146,7 +130,6 @@ class TracWiki:
     def edit(self, name: str, change, comment: str) -> str:
         """Apply ``change(current text) -> new text`` to the page; on an edit collision (someone saved
         the page since its form was read) read it again and apply the change to the newer text."""
-        self._login()
         for _attempt in range(COLLISION_RETRIES):
             token, version, current = self._form(name)
             new = change(current)

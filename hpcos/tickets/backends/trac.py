@@ -79,7 +79,9 @@ class TracWebTransport(TracTransport):
         self._auth = HTTPDigestAuth(user, password) if user and password else None
         self._logged_in = False
 
-    def _request(self, method: str, path: str, **kwargs) -> requests.Response:
+    def request(self, method: str, path: str, **kwargs) -> requests.Response:
+        """One request to Trac, every failure classed (unreachable, authentication, not Trac, server error);
+        also what the outage wiki page is written through."""
         try:
             response = self.session.request(method, self.url + path, timeout=self.timeout,
                                             allow_redirects=False, **kwargs)
@@ -109,11 +111,11 @@ class TracWebTransport(TracTransport):
         return NotATracker(f"Trac at {self.url}: {path} answered HTTP {response.status_code} ({kind}) that is "
                            "not a Trac page: is tracker.url the Trac environment's URL?", self.url)
 
-    def _login(self) -> None:
+    def login(self) -> None:
         if self._logged_in or self._auth is None:
             return
         # Digest auth happens on /login only; Trac then keeps the session in its trac_auth cookie.
-        response = self._request("GET", "/login", auth=self._auth)
+        response = self.request("GET", "/login", auth=self._auth)
         if "trac_auth" not in self.session.cookies:
             if not self._is_trac(response):
                 raise self._not_trac("/login", response)
@@ -124,7 +126,7 @@ class TracWebTransport(TracTransport):
     def _form_token(self) -> str:
         token = self.session.cookies.get("trac_form_token")
         if not token:  # the first page of a session sets it
-            self._request("GET", "/newticket")
+            self.request("GET", "/newticket")
             token = self.session.cookies.get("trac_form_token")
         if not token:
             raise TrackerAuthError(f"Trac at {self.url} gave no form token (TICKET_CREATE missing?)", self.url)
@@ -137,10 +139,10 @@ class TracWebTransport(TracTransport):
         return " ".join(text.replace("close", "", 1).split())
 
     def query(self, field: str, value: str) -> list[dict[str, str]]:
-        self._login()
+        self.login()
         params = [(field, value), ("format", "csv"), ("col", "id"), ("col", "status"), ("col", "resolution"),
                   ("col", field), ("order", "id"), ("desc", "1"), ("max", "0")]
-        response = self._request("GET", "/query", params=params)
+        response = self.request("GET", "/query", params=params)
         if response.status_code != 200 or "csv" not in response.headers.get("Content-Type", ""):
             if not self._is_trac(response):
                 raise self._not_trac("/query", response)
@@ -156,26 +158,26 @@ class TracWebTransport(TracTransport):
         return [row for row in rows if row[field] == value]
 
     def texts(self, ticket_id: str) -> str:
-        self._login()
-        page = self._request("GET", f"/ticket/{ticket_id}")
+        self.login()
+        page = self.request("GET", f"/ticket/{ticket_id}")
         if page.status_code != 200:
             raise TrackerError(f"Trac at {self.url}: ticket #{ticket_id} unreadable: {self._warning(page)}", self.url)
         return html.unescape(_TAGS.sub("", page.text))
 
     def create(self, fields: dict[str, str]) -> str:
-        self._login()
+        self.login()
         data = {f"field_{name}": value for name, value in fields.items()}
         data.update({"__FORM_TOKEN": self._form_token(), "action": "create", "submit": "Create ticket"})
-        response = self._request("POST", "/newticket", data=data)
+        response = self.request("POST", "/newticket", data=data)
         match = _CREATED.search(response.headers.get("Location", ""))
         if response.status_code not in (302, 303) or not match:
             raise TrackerError(f"Trac at {self.url} did not create the ticket: {self._warning(response)}", self.url)
         return match.group(1)
 
     def update(self, ticket_id: str, action: str, comment: str, options: dict[str, str]) -> None:
-        self._login()
+        self.login()
         for _ in range(COLLISION_RETRIES):
-            page = self._request("GET", f"/ticket/{ticket_id}")
+            page = self.request("GET", f"/ticket/{ticket_id}")
             view_time = _VIEW_TIME.search(page.text)
             if page.status_code != 200 or not view_time:
                 raise TrackerError(f"Trac at {self.url}: ticket #{ticket_id} has no change form: "
@@ -183,7 +185,7 @@ class TracWebTransport(TracTransport):
             data = {"__FORM_TOKEN": self._form_token(), "comment": comment, "action": action,
                     "view_time": view_time.group(1), "start_time": view_time.group(1), "submit": "Submit changes",
                     **options}
-            response = self._request("POST", f"/ticket/{ticket_id}", data=data)
+            response = self.request("POST", f"/ticket/{ticket_id}", data=data)
             if response.status_code in (302, 303):
                 return
             warning = self._warning(response)
