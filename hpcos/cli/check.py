@@ -27,14 +27,12 @@ def register(sub) -> None:
 
 
 def _target(args):
-    from harness.profiles import load_profile, profile_path
-    from harness.session import profile_dirs
-    from hpcos.cli.test import site_relative_profile, suite_dir
+    from harness.profiles import load_profile
+    from hpcos.cli.test import resolve_profile
     from hpcos.core.errors import UserError
     from hpcos.monitoring.checks import Target
 
-    cluster = site_relative_profile(args.cluster, args.site.specs_dir)
-    profile = load_profile(profile_path(cluster, profile_dirs(suite_dir().parent)))
+    profile = load_profile(resolve_profile(args.cluster, args.site.specs_dir))
     nodes = profile.select_nodes(args.node)
     if len(nodes) != 1:
         raise UserError(f"--node: one node, please (profile {profile.name!r} has {profile.nodes})")

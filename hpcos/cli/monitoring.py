@@ -59,14 +59,12 @@ def _write(path: Path, text: str) -> None:
 
 
 def config_command(args) -> int:
-    from harness.profiles import load_profile, profile_path
-    from harness.session import profile_dirs
-    from hpcos.cli.test import site_relative_profile, suite_dir
+    from harness.profiles import load_profile
+    from hpcos.cli.test import resolve_profile
     from hpcos.monitoring import nagios
     from hpcos.monitoring.checks import SERVICE_CHECKS
 
-    cluster = site_relative_profile(args.cluster, args.site.specs_dir)
-    path = profile_path(cluster, profile_dirs(suite_dir().parent))
+    path = resolve_profile(args.cluster, args.site.specs_dir)
     profile = load_profile(path)
     options = nagios.Options(
         # On the nodes (ssh, nrpe) hpcos is found on PATH unless told; here, this very command.

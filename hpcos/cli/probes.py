@@ -31,12 +31,11 @@ def register(sub) -> None:
 
 def _build_osu(args) -> int:
     from harness.benchmark_build import build_benchmarks
-    from harness.profiles import load_profile, profile_path
-    from harness.session import DEFAULT_CLUSTER, profile_dirs
-    from hpcos.cli.test import site_relative_profile, suite_dir
+    from harness.profiles import load_profile
+    from harness.session import DEFAULT_CLUSTER
+    from hpcos.cli.test import resolve_profile
 
-    cluster = site_relative_profile(args.cluster or DEFAULT_CLUSTER, args.site.specs_dir)
-    profile = load_profile(profile_path(cluster, profile_dirs(suite_dir().parent)))
+    profile = load_profile(resolve_profile(args.cluster or DEFAULT_CLUSTER, args.site.specs_dir))
     if "," in args.mpi:
         raise UserError(f"--mpi {args.mpi}: build for one MPI stack at a time (each needs its own build)")
     (stack,) = profile.stacks(args.mpi)
