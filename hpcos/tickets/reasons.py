@@ -132,7 +132,7 @@ _ERRORISH = re.compile(
     re.IGNORECASE)
 # pytest's "E   " and "Failed: " (before the first line of a ``pytest.fail`` text), Open MPI's
 # "[host:pid] ", UCX's "[timestamp] [host:pid:thread] file.c:line ".
-_PREFIX = re.compile(r"^(?:E\s+|>\s+)?(?:Failed:\s*)?(?:\[\d+\.\d+\]\s+\[[^\]\s]*\]\s+[\w.]+:\d+\s+)?"
+_PREFIX = re.compile(r"^(?:E\s+|>\s+)?(?:Failed:\s*)?(?:\[\d+\.\d+\]\s+\[[^\]]*\]\s+[\w.]+:\d+\s+)?"
                      r"(?:\[[^\]\s]*:\d+\]\s*)?")
 _MPICH_STACK_LINE = re.compile(r"^\w+\(\d+\)\.*:")
 _RULE = re.compile(r"^\s*(?:-{20,}|={20,})\s*$")
