@@ -82,7 +82,9 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="hpcos-bench-faults-") as tmp:
         work = Path(tmp)
-        allow = yaml.safe_load((ROOT / "integration_tests" / "clusters" / "local.yaml").read_text())["mpi"]["openmpi"]["env"]
+        local = yaml.safe_load((ROOT / "integration_tests" / "clusters" / "local.yaml").read_text())
+        allow = local["mpi"]["openmpi"]["env"]
+        hang_timeouts = {"command": 60, "mpi": args.hang_timeout}
         faults = [
             # name, expected tickets, [(cluster, mpi, night env)] per night
             ("OMPI_MCA_btl=self, 2 nights", 1, [("local", "openmpi", {"OMPI_MCA_btl": "self"})] * 2),
@@ -91,11 +93,11 @@ def main() -> int:
                                                                              "--oversubscribe"]}})), "openmpi", None)]),
             ("rank 1 hangs in MPI_Init", 1,
              [(lambda: str(profile(work, "hang", {"openmpi": {"env": {**allow, "LD_PRELOAD": preload(
-                 work, "mpicc.openmpi", HANG, "hang")}}}, {"command": 60, "mpi": args.hang_timeout})), "openmpi", None)]),
+                 work, "mpicc.openmpi", HANG, "hang")}}}, hang_timeouts)), "openmpi", None)]),
             ("MPICH with UCX_TLS=bogus", 1, [("local", "mpich", {"UCX_TLS": "bogus"})]),
             ("Open MPI with too few slots", 1,
-             [(lambda: str(profile(work, "slots", {"openmpi": {"mpirun": ["mpirun.openmpi", "--host", "localhost:1"]}})),
-               "openmpi", None)]),
+             [(lambda: str(profile(work, "slots", {"openmpi": {"mpirun": ["mpirun.openmpi", "--host",
+                                                                           "localhost:1"]}})), "openmpi", None)]),
             ("a segfaulting rank, both stacks", 2,
              [(lambda: str(profile(work, "segv", {
                  "openmpi": {"env": {**allow, "LD_PRELOAD": preload(work, "mpicc.openmpi", SEGV, "segv-ompi")}},

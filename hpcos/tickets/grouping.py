@@ -15,7 +15,7 @@ one group per stack and class.  An assertion joins nothing: it is the test's own
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass, field
 
 from ClusterShell.NodeSet import NodeSet
