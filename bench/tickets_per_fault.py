@@ -14,10 +14,12 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
+from contextlib import closing
 from pathlib import Path
 
 import yaml
@@ -75,6 +77,18 @@ def night(work: Path, specs: Path, store: Path, cluster: str, mpi: str, env: dic
     return created, commented, failing, lost, line
 
 
+def summaries(store: Path) -> list[str]:
+    """The local tracker's ticket summaries, as a person reads them."""
+    found = []
+    for db in sorted((store / "tickets").glob("*.sqlite")):
+        with closing(sqlite3.connect(db)) as conn:
+            try:
+                found += [row[0] for row in conn.execute("SELECT summary FROM tickets ORDER BY id")]
+            except sqlite3.Error:
+                continue  # the state database, not the tracker's
+    return found
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", help="run one fault (its name in the table)")
@@ -122,6 +136,8 @@ def main() -> int:
             load = os.getloadavg()[0]
             print(f"{name:<34} {expected:>8} {created:>7} {commented:>8}  {'; '.join(shown)}  "
                   f"load {load:.1f} ({time.monotonic() - started:.0f} s)", flush=True)
+            for summary in summaries(store):
+                print(f"    {summary}", flush=True)
     return 0
 
 
