@@ -12,15 +12,16 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 import pytest
 from ClusterShell.NodeSet import NodeSet
 
-from harness.launchers import CommandResult, Launcher
-from harness.launchers.base import Command
-from harness.profiles import MpiStack, Profile
 from harness.repeats import Reading, judge, settle
 from harness.repeats import describe as describe_judgement
 from harness.session import HarnessSession
 from harness.state import ItemState, harness_session, item_state, site
+from hpcos.cluster.launchers import CommandResult, Launcher
+from hpcos.cluster.launchers.base import Command
+from hpcos.cluster.profiles import MpiStack, Profile
+from hpcos.core.environment import launch_environment
 from hpcos.results.model import Direction, Measurement
-from hpcos.site.credentials import job_environment, launch_environment
+from hpcos.site.credentials import job_environment
 
 log = logging.getLogger("hpcos.harness")
 
