@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from hpcos.cluster.launchers import CommandResult
 from hpcos.cluster import mpi_errors
+from hpcos.cluster.launchers import CommandResult
 from hpcos.results.model import RunResults
 from hpcos.site.credentials import REDACTED, job_environment
 from hpcos.tickets import content
