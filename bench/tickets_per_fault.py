@@ -80,7 +80,7 @@ def night(work: Path, specs: Path, store: Path, cluster: str, mpi: str, env: dic
 def summaries(store: Path) -> list[str]:
     """The local tracker's ticket summaries, as a person reads them."""
     found = []
-    for db in sorted((store / "tickets").glob("*.sqlite")):
+    for db in sorted(store.glob("tickets*.sqlite")):
         with closing(sqlite3.connect(db)) as conn:
             try:
                 found += [row[0] for row in conn.execute("SELECT summary FROM tickets ORDER BY id")]

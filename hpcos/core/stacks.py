@@ -118,7 +118,7 @@ def where(lines: list[str]) -> str:
         return "unknown"
     below_main = main[:main.index("main")] if "main" in main else main
     calls = [fn for fn in below_main if _MPI_CALL.match(fn)]
-    innermost = main[0]
+    innermost = next((fn for fn in main if fn != "??"), main[0])  # a frame without symbols names nothing
     if calls:
         call = calls[-1].removeprefix("P")  # the profiling name is the call the program made
         return call if innermost == call else f"{call} ({innermost})"
