@@ -99,3 +99,17 @@ def test_the_jobs_environment_is_recorded_with_secrets_masked(secret_name):
     assert inherited == {"LD_PRELOAD": "/x/hang.so", "OMPI_MCA_btl": "self", "OMPI_MCA_x": f"has {REDACTED} inside",
                          secret_name: REDACTED}
     assert own == {"OMPI_ALLOW_RUN_AS_ROOT": "1", "UCX_TLS": "rc"}
+
+
+def test_summaries_carry_no_abort_code_job_id_pid_or_address():
+    run = night("launcher-missing")
+    lines = ["Abort(739888783): Fatal error in internal_Init: Other MPI error",
+             "[vm:1234] *** Process received signal *** [[4390,1],0] (PID 4242)",
+             "Caught signal 11 (Segmentation fault: tkill(2) or tgkill(2) at address 0x5682)"]
+    shown = []
+    for line in lines:
+        for result in run.results:
+            result.message = line
+        shown.append(content.reason(group_failures(run)[0]))
+    assert shown == ["Abort: Fatal error in internal_Init: Other MPI error", "*** Process received signal ***",
+                     "Caught signal 11 (Segmentation fault: tkill(2) or tgkill(2))"]

@@ -129,7 +129,7 @@ def _perf_reason(group: FailureGroup) -> str:
 # job ids, PIDs, addresses.
 _RANDOM = [(re.compile(r"\bAbort\(\d+\)"), "Abort"), (re.compile(r"\[\[\d+,\d+\],\d+\]\s*"), ""),
            (re.compile(r"\s*\((?:pid|PID) \d+\)|\b(?:pid|PID)[ =:]\d+\s*"), " "),
-           (re.compile(r"=0x[0-9a-fA-F]+"), "=...")]
+           (re.compile(r"=0x[0-9a-fA-F]+"), "=..."), (re.compile(r"\s+at address 0x[0-9a-fA-F]+"), "")]
 
 
 def reason(group: FailureGroup) -> str:

@@ -136,7 +136,7 @@ _PREFIX = re.compile(r"^(?:E\s+|>\s+)?(?:Failed:\s*)?(?:\[\d+\.\d+\]\s+\[[^\]]*\
                      r"(?:\[[^\]\s]*:\d+\]\s*)?")
 _MPICH_STACK_LINE = re.compile(r"^\w+\(\d+\)\.*:")
 _RULE = re.compile(r"^\s*(?:-{20,}|={20,})\s*$")
-_SEPARATOR = re.compile(r"^[-=*_#~]{3,}")
+_SEPARATOR = re.compile(r"^[-=*_#~\s]{3,}$")  # a rule or banner line, not "*** An error ..."
 _SENTENCE_END = re.compile(r"(?<=[.;:!?])\s")
 
 
