@@ -24,14 +24,17 @@ from pathlib import Path
 from filelock import FileLock
 
 from hpcos.core import runner
+from hpcos.core.errors import HpcosError
 from hpcos.site.credentials import launch_environment
 
 PROBES_DIR = Path(__file__).resolve().parent.parent / "integration_tests" / "probes"
 COMPILE_TIMEOUT = 120
 
 
-class ProbeBuildError(RuntimeError):
+class ProbeBuildError(HpcosError, RuntimeError):
     """The compiler could not build the probe; the message carries its own output."""
+
+    family = "build"
 
 
 def default_cache_dir() -> Path:
