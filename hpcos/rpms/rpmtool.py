@@ -10,7 +10,7 @@ import rpm
 
 from hpcos.core import runner
 from hpcos.core.errors import UserError
-from hpcos.rebuild.release import Evr
+from hpcos.rpms.evr import Evr
 from hpcos.site.credentials import launch_environment
 
 DEFAULT_TIMEOUT = 600
