@@ -67,7 +67,7 @@ PatchFile = Annotated[str, DescribedPattern(
     meaning="a patch file name of letters, digits and _ . + - (subdirectories with /)")]
 
 
-def _no_control_characters(multi_line: bool):
+def _no_control_characters(multi_line: bool) -> AfterValidator:
     allowed = "\n\t" if multi_line else ""
 
     def check(text: str) -> str:
@@ -85,7 +85,7 @@ Text = Annotated[str, _no_control_characters(multi_line=True)]
 OneLine = Annotated[str, _no_control_characters(multi_line=False)]
 
 
-def _url_type(*schemes: str):
+def _url_scheme(*schemes: str) -> AfterValidator:
     def check(url: str) -> str:
         # file:///path (empty host) is the usual form for local repositories, as dnf and createrepo_c write it.
         if not re.match(rf"^({'|'.join(schemes)})://[^/\s]", url) and not (
@@ -93,11 +93,11 @@ def _url_type(*schemes: str):
             raise ValueError(f"expected a URL starting with {' or '.join(s + '://' for s in schemes)}")
         return url
 
-    return Annotated[str, AfterValidator(check)]
+    return AfterValidator(check)
 
 
-WebUrl = _url_type("http", "https")
-FetchUrl = _url_type("http", "https", "file")
+WebUrl = Annotated[str, _url_scheme("http", "https")]
+FetchUrl = Annotated[str, _url_scheme("http", "https", "file")]
 
 
 def _check_pytest_expression(expression: str) -> str:
