@@ -77,7 +77,7 @@ def _fails_with(exc: BaseException):
     (lambda: UserError("overlay_specs/site.yaml:3: name: required"), 2),
     (lambda: StoreError("/store: No space left on device"), 1),
     (lambda: importlib.import_module("hpcos.tickets.backends").TrackerUnavailable("trac at http://x: down"), 1),
-    (lambda: importlib.import_module("harness.parsers").ParseError("osu", "no results table"), 1),
+    (lambda: importlib.import_module("hpcos.probes.parsers").ParseError("osu", "no results table"), 1),
     (lambda: importlib.import_module("hpcos.perf.store").UnknownRun("night-1"), 2),
 ])
 def test_the_command_line_ends_every_family_with_one_line_and_its_code(make, code, monkeypatch, capsys, tmp_path):

@@ -139,7 +139,7 @@ def _unions(model: type[BaseModel], seen: set) -> list[str]:
 def test_no_model_read_through_sourced_yaml_has_a_union():
     """``explain`` maps error locations to keys as they are; a union would put its member's name in
     them (``launcher.SshLauncher.host``).  A model that needs one must first teach ``explain`` that."""
-    from harness.profiles import Profile as ClusterProfile
+    from hpcos.cluster.profiles import Profile as ClusterProfile
     from hpcos.site.specs import Package, SiteSpec
 
     seen: set = set()
