@@ -129,7 +129,8 @@ def rank_stacks(pid: int, total: float = TOTAL) -> str:
     """The stacks of the MPI ranks below ``pid``, headed by a one-line summary; bounded by ``total``."""
     deadline = time.monotonic() + total
     below = descendants(pid)
-    ranks = sorted((rank, child) for child in below if (rank := rank_of(child)) is not None)
+    ranks: list[tuple[int | None, int]] = sorted(
+        (rank, child) for child in below if (rank := rank_of(child)) is not None)
     if not ranks:  # no rank variable (another launcher): the leaves are the likeliest ranks
         parents = {int(p) for c in below for p in _ppid(c)}
         ranks = [(None, child) for child in below if child not in parents]

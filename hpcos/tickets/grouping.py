@@ -128,12 +128,13 @@ def assign(run: RunResults, names: frozenset[str] | None = None) -> list[tuple[T
     names = run_nodes(run) if names is None else names
     assigned = [(r, *fingerprint_and_reason(r.test_id, r.failure_class, r.message, r.mpi, names, r.node))
                 for r in run.failures()]
-    expanded: dict[str, frozenset[str]] = {}
+    expanded: dict[str, frozenset[str]] = {"": frozenset()}
 
     def nodes_of(result: TestResult) -> frozenset[str]:
-        if result.node not in expanded:
-            expanded[result.node] = frozenset(NodeSet(result.node)) if result.node else frozenset()
-        return expanded[result.node]
+        node = result.node or ""
+        if node not in expanded:
+            expanded[node] = frozenset(NodeSet(node))
+        return expanded[node]
 
     # The specific causes the run shows, per (MPI stack, class): where cause-less failures may go.
     causes: dict[tuple[str, str], dict[str, _Cause]] = defaultdict(dict)
