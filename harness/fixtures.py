@@ -112,7 +112,8 @@ def mpi_run(request, hpcos_session) -> Callable[..., CommandResult]:
         state.commands.append(result)
         # What the job ran with, for the results and a ticket's reproduce command: a night's
         # OMPI_MCA_btl or LD_PRELOAD otherwise passes for whoever reruns it.
-        state.env, state.profile_env = job_environment(launch_environment(), {**chosen.env, **(env or {})},
+        night = launch_environment() if hpcos_session.launcher.inherits_environment else {}
+        state.env, state.profile_env = job_environment(night, {**chosen.env, **(env or {})},
                                                        site(request.config).secrets)
         return result
 

@@ -135,6 +135,9 @@ def host_arguments(stack: MpiStack, placement: Mapping[str, int]) -> list[str]:
 
 class Launcher(ABC):
     name: str
+    # Whether a job gets the night's environment (as srun --export=ALL and a local launch do); over
+    # ssh only what the profile or the test sets is exported on the node.
+    inherits_environment = True
 
     def __init__(self, profile: Profile):
         self.profile = profile
