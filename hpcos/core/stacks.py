@@ -99,7 +99,18 @@ def backtrace(pid: int, timeout: float) -> tuple[str, list[str]]:
     if not lines:
         why = "timed out" if done.timed_out else (done.output.strip().splitlines() or ["no output"])[-1]
         lines = [f"({tool} could not read the stacks: {why})"]
-    return tool, lines
+    return tool, _main_thread_first(lines)
+
+
+def _main_thread_first(lines: list[str]) -> list[str]:
+    """gdb prints the highest thread first; the one that called ``main`` is where the rank is."""
+    blocks: list[list[str]] = []
+    for line in lines:
+        if line.startswith(("Thread ", "TID ")) or not blocks:
+            blocks.append([])
+        blocks[-1].append(line)
+    blocks.sort(key=lambda block: not any(re.search(r"\bmain\b", line) for line in block[1:]))
+    return [line for block in blocks for line in block]
 
 
 def where(lines: list[str]) -> str:
