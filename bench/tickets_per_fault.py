@@ -27,6 +27,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
+from support.mpi_replay import replay_mpirun  # noqa: E402
 from support.tracker_doubles.runs import site_with_tracker  # noqa: E402
 
 from hpcos.results.model import RunResults  # noqa: E402
@@ -102,6 +103,13 @@ def main() -> int:
         faults = [
             # name, expected tickets, [(cluster, mpi, night env)] per night
             ("OMPI_MCA_btl=self, 2 nights", 1, [("local", "openmpi", {"OMPI_MCA_btl": "self"})] * 2),
+            # Night 2 replays, through the profile's mpirun, a real night on which Open MPI lost the
+            # explanation in every job (tests/data/mpi_failures/all-lost-stderr/): it must comment.
+            ("btl=self, then all explanations lost", 1,
+             [("local", "openmpi", {"OMPI_MCA_btl": "self"}),
+              (lambda: str(profile(work, "all-lost", {"openmpi": {"mpirun": replay_mpirun(
+                  work, ROOT / "tests" / "data" / "mpi_failures" / "all-lost-stderr")}})), "openmpi",
+               {"OMPI_MCA_btl": "self"})]),
             ("mpirun path does not exist", 1,
              [(lambda: str(profile(work, "missing", {"openmpi": {"mpirun": ["/opt/openmpi-5.0.3/bin/mpirun",
                                                                              "--oversubscribe"]}})), "openmpi", None)]),

@@ -10,7 +10,9 @@ test records one result per run, so the cause is shown by *another* test of the 
 several such causes, the one of the library whose noise the failure carries wins (an Open MPI relay
 error belongs to an Open MPI cause, not to a Slurm one), then the commonest.  The group keeps why
 (``FailureGroup.joined``), and the ticket says it.  Noise with no cause anywhere in the run makes
-one group per stack and class.  An assertion joins nothing: it is the test's own judgement.
+one group per stack and class (``lost_explanation`` names its library).  An assertion joins nothing:
+it is the test's own judgement.  Across nights, ``lifecycle.plan`` files such a group under the open
+ticket of a specific cause of the same stack on overlapping nodes (``FailureGroup.continues``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from dataclasses import dataclass, field
 from ClusterShell.NodeSet import NodeSet
 
 from hpcos.results.model import RunResults, TestResult
-from hpcos.tickets.fingerprint import CAUSE, Fingerprint, alias_v1, fingerprint_and_reason
+from hpcos.tickets.fingerprint import CAUSE, TIMEOUT_CLASS, Fingerprint, alias_v1, fingerprint_and_reason
 from hpcos.tickets.reasons import choose
 
 
@@ -38,11 +40,14 @@ class FailureGroup:
     aliases: set[str] = field(default_factory=set)  # version-1 keys of the results
     lines: list[str] = field(default_factory=list)  # each result's reason line, when the grouping knew it
     joined: list[str] = field(default_factory=list)  # why cause-less failures were grouped here
+    # The key of an open ticket of an earlier night this group is filed under (a night on which the
+    # MPI library lost every explanation continues the ticket of the cause it showed before).
+    continues: str = ""
     _by_message: list | None = field(default=None, repr=False, compare=False)  # computed once
 
     @property
     def key(self) -> str:
-        return self.fingerprint.key
+        return self.continues or self.fingerprint.key
 
     @property
     def tests(self) -> list[str]:
@@ -112,6 +117,20 @@ _JOINABLE = frozenset({"generic", "openmpi", "mpich", "slurm", "unknown", "noise
 _LOSES_ITS_EXPLANATION = frozenset({"openmpi", "mpich"})
 
 
+LOST = "MPI jobs fail, the MPI library's explanation lost"
+
+
+def lost_explanation(fp: Fingerprint) -> str:
+    """The library whose explanation a run lost in every job of ``fp`` ("" for any other group)."""
+    head, sep, tail = fp.signature.partition(": ")
+    return head if fp.scope == CAUSE and sep and tail == LOST else ""
+
+
+def cause_of_one_stack(fp: Fingerprint) -> bool:
+    """A specific cause in one MPI library's own words (what a lost explanation may have been)."""
+    return fp.scope == CAUSE and bool(fp.stack) and not lost_explanation(fp) and fp.failure_class != TIMEOUT_CLASS
+
+
 @dataclass
 class _Cause:
     fingerprint: Fingerprint
@@ -168,7 +187,7 @@ def assign(run: RunResults, names: frozenset[str] | None = None) -> list[tuple[T
                 # Noise only, and no test of the run says why: one group per stack and class, not one
                 # per test (Open MPI lost every explanation that night).
                 fp = Fingerprint(CAUSE, result.mpi, fp.failure_class,
-                                 f"{reason.noise}: MPI jobs fail, the MPI library's explanation lost")
+                                 f"{reason.noise}: {LOST}")
                 why = (f"{short_test(result.test_id)} on {result.node} printed only {reason.noise}'s launcher "
                        f"noise, and no test of the run says why")
         out.append((result, fp, line, why))

@@ -12,6 +12,13 @@ it for this run's marker (``content.run_marker``): sending an action twice (from
 crash or a lost reply, or a second ``hpcos tickets file``) creates nothing twice and comments once.
 A ticket filed under an earlier fingerprint version is found by its old key (``aliases``), carried
 over to the new key, and other open tickets of the same root cause are closed as its duplicates.
+
+Across nights, one root cause stays one ticket when Open MPI loses its explanation (``_across_nights``):
+a night on which every job of a stack printed only the library's launcher noise (the "explanation
+lost" group) comments on the open ticket of a specific cause of that stack and class on overlapping
+nodes; a night that names the cause takes over an open "explanation lost" ticket of the same stack
+and nodes (it is re-keyed, as a fingerprint carried over).  Two specific causes never merge: only
+the lost group joins, and it joins one ticket.
 """
 
 from __future__ import annotations
@@ -22,12 +29,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from ClusterShell.NodeSet import NodeSet
+
 from hpcos.results.model import RunResults
 from hpcos.site.specs import Tracker as TrackerSpec
 from hpcos.tickets import content
 from hpcos.tickets.backends import Ticket, TrackerBackend, TrackerError
 from hpcos.tickets.fingerprint import ALGORITHM_VERSION
-from hpcos.tickets.grouping import group_failures, passing_tests
+from hpcos.tickets.grouping import FailureGroup, cause_of_one_stack, group_failures, lost_explanation, passing_tests
 from hpcos.tickets.state import TicketState
 
 log = logging.getLogger("hpcos.tickets")
@@ -48,8 +57,14 @@ class Action:
     comment: str = ""
     close: bool = False
     new: bool = False  # no ticket known for this fingerprint when planned (what the caps count)
-    aliases: list[str] = field(default_factory=list)  # keys of earlier fingerprint algorithms
+    aliases: list[str] = field(default_factory=list)  # keys of earlier fingerprint algorithms (or nights)
     tests: list[str] = field(default_factory=list)  # every test the failure was seen in
+    # What the state records of the ticket (``TicketState.track``): "cause" (a specific cause of one
+    # MPI stack) or "lost" (its explanation lost), the stack, class and nodes the failure was seen on.
+    grouping: str = ""
+    stack: str = ""
+    failure_class: str = ""
+    nodes: str = ""
 
 
 @dataclass
@@ -66,6 +81,44 @@ def _day(run: RunResults) -> str:
         return datetime.now(UTC).date().isoformat()
 
 
+def _overlapping(rows: list[tuple[str, str, str, int]], nodes) -> list[tuple[str, str, str]]:
+    """(key, ticket, shared nodes) of the tracked rows whose nodes overlap ``nodes``: the most recently
+    failing first (shortest passing streak), then the widest overlap.  A row with no nodes recorded
+    (tracked before nodes were) is no evidence."""
+    found = []
+    for key, ticket, known, streak in rows:
+        shared = NodeSet(known) & nodes if known else NodeSet()
+        if shared:
+            found.append((streak, -len(shared), key, ticket, str(shared)))
+    return [(key, ticket, shared) for _, _, key, ticket, shared in sorted(found)]
+
+
+def _across_nights(group: FailureGroup, state: TicketState) -> tuple[str, list[str]]:
+    """What earlier nights say about ``group``: its grouping for the state ("cause", "lost", "") and
+    the keys of open tickets it takes over.  Files a lost group under an open cause's ticket
+    (``group.continues``) and says why in ``group.joined``."""
+    fp = group.fingerprint
+    lost = lost_explanation(fp)
+    if lost:
+        found = _overlapping(state.open_grouped("cause", fp.stack, fp.failure_class), group.nodes)
+        if not found:
+            return "lost", []
+        key, ticket, shared = found[0]
+        group.continues = key
+        group.joined.append(f"no explanation this night (every {fp.stack} job printed only {lost}'s launcher "
+                            f"noise); same stack and nodes ({shared}) as #{ticket}, open for this cause")
+        return "cause", []
+    if not cause_of_one_stack(fp):
+        return "", []
+    if state.tracked(fp.key) is not None:
+        return "cause", []
+    found = _overlapping(state.open_grouped("lost", fp.stack, fp.failure_class), group.nodes)
+    for _key, ticket, shared in found:
+        group.joined.append(f"#{ticket} was filed on a night when every {fp.stack} job lost the explanation, on "
+                            f"the same stack and nodes ({shared}); this night names the cause")
+    return "cause", [key for key, _, _ in found]
+
+
 def plan(run: RunResults, state: TicketState, spec: TrackerSpec, markup: str,
          redact: Callable[[str], str] = lambda text: text) -> Plan:
     """What this run means for the tracker.  Reads ``state``, changes nothing."""
@@ -74,14 +127,18 @@ def plan(run: RunResults, state: TicketState, spec: TrackerSpec, markup: str,
     reports = []
     groups = group_failures(run)
     for group in groups:
-        aliases = sorted(group.aliases - {group.key})
+        grouping, earlier = _across_nights(group, state)
+        aliases = sorted((group.aliases | set(earlier)) - {group.key})
+        stack = group.fingerprint.stack
         reports.append(Action(
             "report", group.key, group.test_id, run.run_id, day,
             summary=redact(content.summary(group)),
             description=redact(content.description(group, run, markup)),
             comment=redact(content.seen_again(group, run, markup)),
             new=all(state.tracked(key) is None for key in (group.key, *aliases)),
-            aliases=aliases, tests=group.tests))
+            aliases=aliases, tests=group.tests, grouping=grouping, stack=stack if grouping else "",
+            failure_class=group.fingerprint.failure_class if grouping else "",
+            nodes=str(group.nodes) if grouping else ""))
     new = [a for a in reports if a.new]
     allowed_today = spec.max_new_per_day - state.created_on(day)
     if len(new) > spec.max_new_per_run or len(new) > allowed_today:
@@ -157,6 +214,11 @@ def _find(action: Action, backend: TrackerBackend, state: TicketState, markup: s
     return ticket, alias  # a tracker that cannot change the key: keep using the old one
 
 
+def _seen(action: Action) -> dict[str, str]:
+    return {"grouping": action.grouping, "stack": action.stack, "failure_class": action.failure_class,
+            "nodes": action.nodes}
+
+
 def apply(action: Action, backend: TrackerBackend, state: TicketState, spec: TrackerSpec) -> str:
     """Do one action against the tracker; returns what was done, for the log."""
     ticket, key = _find(action, backend, state, backend.markup)
@@ -178,7 +240,7 @@ def apply(action: Action, backend: TrackerBackend, state: TicketState, spec: Tra
 
     if ticket is not None and not ticket.closed:
         known = state.tracked(key) is not None
-        state.track(key, action.test_id, ticket.id, is_open=True, tests=tests, failing=True)
+        state.track(key, action.test_id, ticket.id, is_open=True, tests=tests, failing=True, **_seen(action))
         if state.touched(action.key, action.run_id) or backend.has_marker(ticket, said):
             # This run already told the ticket: it created it, or a reply was lost after the comment.
             state.touch(action.key, action.run_id)
@@ -192,24 +254,25 @@ def apply(action: Action, backend: TrackerBackend, state: TicketState, spec: Tra
     elif ticket is not None:
         what = recurrence(spec, ticket)
         if what == "ignore":
-            state.track(key, action.test_id, ticket.id, is_open=False, tests=tests)
+            state.track(key, action.test_id, ticket.id, is_open=False, tests=tests, **_seen(action))
             return f"#{ticket.id}: closed as {ticket.resolution or ticket.status}, ignored by policy"
         if what == "reopen" and backend.can_reopen:
             if not backend.has_marker(ticket, said):
                 backend.reopen(ticket, action.comment)
-            state.track(key, action.test_id, ticket.id, is_open=True, tests=tests, failing=True)
+            state.track(key, action.test_id, ticket.id, is_open=True, tests=tests, failing=True, **_seen(action))
             done = f"#{ticket.id}: reopened"
         else:
             earlier = f"This failure was tracked before in {ticket.url or '#' + ticket.id} " \
                       f"(closed as {ticket.resolution or ticket.status})."
             created = backend.create(action.summary, action.description + "\n" + earlier + "\n", action.key)
             state.record_created(action.day, action.key, created.id)
-            state.track(action.key, action.test_id, created.id, is_open=True, tests=tests, failing=True)
+            state.track(action.key, action.test_id, created.id, is_open=True, tests=tests, failing=True,
+                        **_seen(action))
             done = f"#{created.id}: created (follows #{ticket.id})"
     else:
         created = backend.create(action.summary, action.description, action.key)
         state.record_created(action.day, action.key, created.id)
-        state.track(action.key, action.test_id, created.id, is_open=True, tests=tests, failing=True)
+        state.track(action.key, action.test_id, created.id, is_open=True, tests=tests, failing=True, **_seen(action))
         done = f"#{created.id}: created"
     state.touch(action.key, action.run_id)
     return done

@@ -10,6 +10,8 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
+from ClusterShell.NodeSet import NodeSet
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tracked (
     key TEXT PRIMARY KEY, test_id TEXT NOT NULL, ticket TEXT NOT NULL, open INTEGER NOT NULL,
@@ -18,8 +20,18 @@ CREATE TABLE IF NOT EXISTS touched (key TEXT NOT NULL, run_id TEXT NOT NULL, PRI
 CREATE TABLE IF NOT EXISTS created (day TEXT NOT NULL, key TEXT NOT NULL, ticket TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS counted (run_id TEXT PRIMARY KEY);
 """
-# Added with fingerprint version 2: a ticket may cover several tests (one root cause); newline-separated.
-_MIGRATIONS = ["ALTER TABLE tracked ADD COLUMN tests TEXT NOT NULL DEFAULT ''"]
+# Columns added since the first schema, each by its own statement (a store is migrated column by column).
+# tests: a ticket may cover several tests (one root cause, fingerprint version 2); newline-separated.
+# grouping, stack, failure_class, nodes: what a later night needs to file a failure whose MPI library lost its
+# explanation under the open ticket of the cause it showed before ("cause" or "lost", ``lifecycle.plan``);
+# nodes as a folded ClusterShell node set, the union of every night's.
+_MIGRATIONS = {
+    "tests": "ALTER TABLE tracked ADD COLUMN tests TEXT NOT NULL DEFAULT ''",
+    "grouping": "ALTER TABLE tracked ADD COLUMN grouping TEXT NOT NULL DEFAULT ''",
+    "stack": "ALTER TABLE tracked ADD COLUMN stack TEXT NOT NULL DEFAULT ''",
+    "failure_class": "ALTER TABLE tracked ADD COLUMN failure_class TEXT NOT NULL DEFAULT ''",
+    "nodes": "ALTER TABLE tracked ADD COLUMN nodes TEXT NOT NULL DEFAULT ''",
+}
 
 
 class TicketState:
@@ -29,8 +41,8 @@ class TicketState:
         self.db.executescript(_SCHEMA)
         with closing(self.db.execute("PRAGMA table_info(tracked)")) as cur:
             columns = {row[1] for row in cur}
-        if "tests" not in columns:
-            for statement in _MIGRATIONS:
+        for column, statement in _MIGRATIONS.items():
+            if column not in columns:
                 self.db.execute(statement)
 
     def close(self) -> None:
@@ -58,10 +70,21 @@ class TicketState:
             return []
         return sorted(set(filter(None, row[1].split("\n")))) or [row[0]]
 
+    def open_grouped(self, grouping: str, stack: str, failure_class: str) -> list[tuple[str, str, str, int]]:
+        """(key, ticket, nodes, passing_runs) of the open tickets recorded as ``grouping`` ("cause",
+        "lost") for one MPI stack and failure class."""
+        with closing(self.db.execute(
+                "SELECT key, ticket, nodes, passing_runs FROM tracked WHERE open = 1 AND grouping = ? "
+                "AND stack = ? AND failure_class = ? ORDER BY key", (grouping, stack, failure_class))) as cur:
+            return cur.fetchall()
+
     def track(self, key: str, test_id: str, ticket: str, is_open: bool, tests: list[str] | None = None,
-              failing: bool = False) -> None:
+              failing: bool = False, grouping: str = "", stack: str = "", failure_class: str = "",
+              nodes: str = "") -> None:
         """Remember ``key``'s ticket.  ``failing``: the failure was seen now, so the passing streak
-        starts again from zero (a reopened ticket closes after N clean runs again)."""
+        starts again from zero (a reopened ticket closes after N clean runs again).  ``grouping``,
+        ``stack``, ``failure_class``, ``nodes``: what the failure was seen as, when it was (kept
+        otherwise; the nodes add up over nights)."""
         joined = "\n".join(sorted(set(tests or [])))
         self.db.execute(
             "INSERT INTO tracked (key, test_id, ticket, open, tests) VALUES (?, ?, ?, ?, ?) "
@@ -71,6 +94,11 @@ class TicketState:
         if tests:  # the union of every night's tests
             known = set(self.tests(key)) | set(tests)
             self.db.execute("UPDATE tracked SET tests = ? WHERE key = ?", ("\n".join(sorted(known)), key))
+        if grouping:
+            before = self._one("SELECT nodes FROM tracked WHERE key = ?", key)[0]
+            union = str(NodeSet(before) | NodeSet(nodes)) if before else nodes
+            self.db.execute("UPDATE tracked SET grouping = ?, stack = ?, failure_class = ?, nodes = ? WHERE key = ?",
+                            (grouping, stack, failure_class, union, key))
 
     def forget(self, key: str) -> None:
         """A fingerprint carried over to a newer key (``lifecycle.apply``): the new key is tracked."""
