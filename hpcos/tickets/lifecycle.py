@@ -28,6 +28,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypedDict
 
 from ClusterShell.NodeSet import NodeSet
 
@@ -214,7 +215,15 @@ def _find(action: Action, backend: TrackerBackend, state: TicketState, markup: s
     return ticket, alias  # a tracker that cannot change the key: keep using the old one
 
 
-def _seen(action: Action) -> dict[str, str]:
+class _Seen(TypedDict):
+    grouping: str
+    stack: str
+    failure_class: str
+    nodes: str
+
+
+def _seen(action: Action) -> _Seen:
+    """What ``TicketState.track`` records of the failure the action reports."""
     return {"grouping": action.grouping, "stack": action.stack, "failure_class": action.failure_class,
             "nodes": action.nodes}
 
