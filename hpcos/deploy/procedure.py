@@ -29,7 +29,7 @@ import shlex
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -185,107 +185,133 @@ def summary(record: DeploymentRecord) -> list[str]:
     return lines
 
 
-def _batch(plan: Deployment, batch: NodeSet) -> None:
-    record, settings, timeouts = plan.record, plan.profile.deploy, plan.profile.timeouts
-    active = NodeSet(batch)
+@dataclass
+class Batch:
+    """One batch on its way through the stages: the nodes still in the running (``active``), and what
+    one stage leaves for a later one (the package lists around distro-sync decide the reboot)."""
 
-    def fail(node: str, reason: str) -> None:
-        record.nodes[node].reason = scheduler.one_line(reason, limit=400)
-        active.difference_update(node)
-        log.warning("%s: %s", node, record.nodes[node].reason)
+    plan: Deployment
+    nodes: NodeSet
+    active: NodeSet = field(default_factory=NodeSet)
+    before: dict[str, CommandResult] = field(default_factory=dict)
+    after: dict[str, CommandResult] = field(default_factory=dict)
 
-    def timed(task: str, results: dict[str, CommandResult], what: str) -> dict[str, CommandResult]:
+    def __post_init__(self) -> None:
+        self.active = NodeSet(self.nodes)
+
+    def fail(self, node: str, reason: str) -> None:
+        """The node takes no further stage; it stays drained, ``reason`` saying why."""
+        self.plan.record.nodes[node].reason = scheduler.one_line(reason, limit=400)
+        self.active.difference_update(node)
+        log.warning("%s: %s", node, self.plan.record.nodes[node].reason)
+
+    def check(self, results: dict[str, CommandResult], what: str) -> dict[str, CommandResult]:
         for node, result in results.items():
-            record.nodes[node].durations[task] = round(result.duration, 3)
             if not result.ok:
-                fail(node, f"{what} failed: {_why(result)}")
+                self.fail(node, f"{what} failed: {_why(result)}")
         return results
 
-    # drain
+
+def _drain(b: Batch) -> None:
+    settings, record = b.plan.profile.deploy, b.plan.record
     if settings.drain == "slurm":
-        reason = f"hpcos deploy {plan.env} {record.snapshot}"
-        for node, outcome in scheduler.drain(batch, reason, settings.drain_timeout).items():
+        reason = f"hpcos deploy {b.plan.env} {record.snapshot}"
+        for node, outcome in scheduler.drain(b.nodes, reason, settings.drain_timeout).items():
             if isinstance(outcome, str):
-                fail(node, outcome)
-            else:
-                record.nodes[node].durations["drain"] = round(outcome, 3)
-    else:
-        for node in batch:
-            record.nodes[node].durations["drain"] = 0.0
-    log.info("  drained %s", active or "no node")
+                b.fail(node, outcome)
+    log.info("  drained %s", b.active or "no node")
 
-    # repo_file
-    if active:
-        timed("repo_file", plan.on_nodes(plan.write_repo_file, active, timeouts.command), "writing the .repo file")
 
-    # distro_sync (with the package lists before and after: what changed decides the reboot)
-    before: dict[str, CommandResult] = {}
-    after: dict[str, CommandResult] = {}
-    if active:
-        before = plan.on_nodes(plan.rpm_query, active, timeouts.command)
-        synced = plan.on_nodes(plan.distro_sync, active, settings.dnf_timeout)
-        after = plan.on_nodes(plan.rpm_query, active, timeouts.command)
-        for node in list(active):
-            spent = before[node].duration + synced[node].duration + after[node].duration
-            record.nodes[node].durations["distro_sync"] = round(spent, 3)
-            bad = next((r for r in (before[node], synced[node], after[node]) if not r.ok), None)
-            if bad is not None:
-                fail(node, f"dnf distro-sync failed: {_why(bad)}" if bad is synced[node]
-                     else f"rpm -qa failed: {_why(bad)}")
-        log.info("  distro-sync done on %s", active or "no node")
+def _repo_file(b: Batch) -> None:
+    b.check(b.plan.on_nodes(b.plan.write_repo_file, b.active, b.plan.profile.timeouts.command),
+            "writing the .repo file")
 
-    # reboot where needed
-    if active:
-        kernels = timed("reboot", plan.on_nodes(lambda n: plan.expand(settings.running_kernel, n), active,
-                                                timeouts.command), "reading the running kernel")
-        needing = NodeSet()
-        for node in active:
-            changed = _changed_names(before[node].stdout, after[node].stdout)
-            listed = changed & set(settings.reboot_packages)
-            stale = plan.expected.kernel and kernels[node].stdout.strip() != plan.expected.kernel
-            if listed or stale:
-                needing.add(node)
-                log.info("  %s needs a reboot (%s)", node,
-                         ", ".join(sorted(listed)) + (" changed" if listed else "")
-                         + ("; " if listed and stale else "") + ("kernel is not the snapshot's" if stale else ""))
-        if needing:
-            _reboot(plan, needing, fail)
 
-    # verify
-    if active:
-        started = time.monotonic()
-        installed = plan.on_nodes(plan.rpm_query, active, timeouts.command)
-        running = plan.on_nodes(lambda n: plan.expand(settings.running_kernel, n), active, timeouts.command)
-        for node in list(active):
-            record.nodes[node].durations["verify"] = round(installed[node].duration + running[node].duration, 3)
-            bad = next((r for r in (installed[node], running[node]) if not r.ok), None)
-            if bad is not None:
-                fail(node, f"verify failed: {_why(bad)}")
-                continue
-            kernel = running[node].stdout.strip()
-            record.nodes[node].kernel = kernel
-            problems = plan.expected.problems(expectations.parse_installed(installed[node].stdout), kernel)
-            if problems:
-                fail(node, "verify: " + "; ".join(problems))
-            else:
-                record.nodes[node].verified = True
-        log.info("  verified %s in %.1f s", active or "no node", time.monotonic() - started)
+def _distro_sync(b: Batch) -> None:
+    """``dnf distro-sync``, with the package lists before and after: what changed decides the reboot."""
+    plan, timeouts = b.plan, b.plan.profile.timeouts
+    b.before = plan.on_nodes(plan.rpm_query, b.active, timeouts.command)
+    synced = plan.on_nodes(plan.distro_sync, b.active, plan.profile.deploy.dnf_timeout)
+    b.after = plan.on_nodes(plan.rpm_query, b.active, timeouts.command)
+    for node in list(b.active):
+        bad = next((r for r in (b.before[node], synced[node], b.after[node]) if not r.ok), None)
+        if bad is not None:
+            b.fail(node, f"dnf distro-sync failed: {_why(bad)}" if bad is synced[node]
+                   else f"rpm -qa failed: {_why(bad)}")
+    log.info("  distro-sync done on %s", b.active or "no node")
 
-    # resume the verified nodes; the others stay drained, their reason saying why
-    if settings.drain == "slurm":
-        started = time.monotonic()
-        if active:
-            scheduler.resume(active)
-        for node in batch:
-            if record.nodes[node].verified:
-                record.nodes[node].durations["resume"] = round(time.monotonic() - started, 3)
-            else:
+
+def _reboot_where_needed(b: Batch) -> None:
+    plan, settings = b.plan, b.plan.profile.deploy
+    kernels = b.check(plan.on_nodes(lambda n: plan.expand(settings.running_kernel, n), b.active,
+                                    plan.profile.timeouts.command), "reading the running kernel")
+    needing = NodeSet()
+    for node in b.active:
+        changed = _changed_names(b.before[node].stdout, b.after[node].stdout)
+        listed = changed & set(settings.reboot_packages)
+        stale = plan.expected.kernel and kernels[node].stdout.strip() != plan.expected.kernel
+        if listed or stale:
+            needing.add(node)
+            log.info("  %s needs a reboot (%s)", node,
+                     ", ".join(sorted(listed)) + (" changed" if listed else "")
+                     + ("; " if listed and stale else "") + ("kernel is not the snapshot's" if stale else ""))
+    if needing:
+        _reboot(plan, needing, b.fail)
+
+
+def _verify(b: Batch) -> None:
+    plan, settings, timeouts = b.plan, b.plan.profile.deploy, b.plan.profile.timeouts
+    installed = plan.on_nodes(plan.rpm_query, b.active, timeouts.command)
+    running = plan.on_nodes(lambda n: plan.expand(settings.running_kernel, n), b.active, timeouts.command)
+    for node in list(b.active):
+        bad = next((r for r in (installed[node], running[node]) if not r.ok), None)
+        if bad is not None:
+            b.fail(node, f"verify failed: {_why(bad)}")
+            continue
+        kernel = running[node].stdout.strip()
+        plan.record.nodes[node].kernel = kernel
+        problems = plan.expected.problems(expectations.parse_installed(installed[node].stdout), kernel)
+        if problems:
+            b.fail(node, "verify: " + "; ".join(problems))
+        else:
+            plan.record.nodes[node].verified = True
+    log.info("  verified %s", b.active or "no node")
+
+
+def _resume(b: Batch) -> None:
+    """The verified nodes go back into service; the others stay drained, their reason saying why."""
+    record = b.plan.record
+    if b.plan.profile.deploy.drain == "slurm":
+        if b.active:
+            scheduler.resume(b.active)
+        for node in b.nodes:
+            if not record.nodes[node].verified:
                 scheduler.keep_drained(NodeSet(node), f"hpcos deploy: {record.nodes[node].reason}")
-    else:
-        for node in active:
-            record.nodes[node].durations["resume"] = 0.0
-    if active:
-        log.info("  resumed %s", active)
+    if b.active:
+        log.info("  resumed %s", b.active)
+
+
+# The procedure, in order: each stage acts on the batch's nodes still active (a node that failed a
+# stage takes no further one); ``resume`` also runs when none is left, to keep the failed nodes drained.
+STAGES: tuple[tuple[str, Callable[[Batch], None]], ...] = (
+    ("drain", _drain), ("repo_file", _repo_file), ("distro_sync", _distro_sync),
+    ("reboot", _reboot_where_needed), ("verify", _verify), ("resume", _resume))
+assert tuple(name for name, _ in STAGES) == deployments.TASKS
+
+
+def _batch(plan: Deployment, batch: NodeSet) -> None:
+    """Run the stages on one batch, each timed here: every node that entered a stage is charged the
+    stage's wall time (the nodes of a batch wait for its slowest one)."""
+    b = Batch(plan, batch)
+    for name, stage in STAGES:
+        entered = NodeSet(b.active)
+        if not entered and name != "resume":
+            continue
+        started = time.monotonic()
+        stage(b)
+        spent = round(time.monotonic() - started, 3)
+        for node in entered:
+            plan.record.nodes[node].durations[name] = spent
 
 
 def _reboot(plan: Deployment, nodes: NodeSet, fail: Callable[[str, str], None]) -> None:
@@ -307,12 +333,9 @@ def _reboot(plan: Deployment, nodes: NodeSet, fail: Callable[[str, str], None]) 
         for node, result in now.items():
             if result.ok and result.stdout.strip() and result.stdout.strip() != boot_ids[node].stdout.strip():
                 record.nodes[node].rebooted = True
-                record.nodes[node].durations["reboot"] = round(
-                    record.nodes[node].durations.get("reboot", 0.0) + time.monotonic() - started, 3)
                 waiting.remove(node)
         if waiting and time.monotonic() - started > settings.reboot_timeout:
             for node in waiting:
-                record.nodes[node].durations["reboot"] = round(time.monotonic() - started, 3)
                 fail(node, f"did not come back within {settings.reboot_timeout:g} s of the reboot")
             return
         if waiting:
