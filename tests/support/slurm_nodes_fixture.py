@@ -61,7 +61,7 @@ class SlurmNodes:
         self.wait_idle()
 
 
-def start_slurm_nodes(d: Path, nodes: list[str]) -> SlurmNodes:
+def start_slurm_nodes(d: Path, nodes: list[str], partition: str = "debug") -> SlurmNodes:
     for tool in ("slurmctld", "slurmd", "sinfo", "scontrol"):
         require_tool(tool, "slurm-wlm")
     munged = require_tool("munged", "munge")
@@ -99,7 +99,7 @@ JobAcctGatherType=jobacct_gather/none
 SelectType=select/cons_tres
 MailProg=/bin/true
 ReturnToService=2
-{node_lines}PartitionName=debug Nodes={','.join(nodes)} Default=YES MaxTime=INFINITE State=UP
+{node_lines}PartitionName={partition} Nodes={','.join(nodes)} Default=YES MaxTime=INFINITE State=UP
 """)
     env = {**os.environ, "SLURM_CONF": str(conf)}
     slurm = SlurmNodes(d, conf, nodes)
