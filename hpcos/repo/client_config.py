@@ -7,6 +7,10 @@ the next promotion with its next ``dnf`` run; ``<snapshots url>/<id>/<repository
 node on exactly the snapshot it was given, which is what ``hpcos deploy`` writes, so what a node
 runs is what was verified and tested even if the pointer moves during the deployment.
 
+A repository whose metadata ``hpcos repo publish`` signed (``repodata/repomd.xml.asc``) gets
+``repo_gpgcheck=1`` when it has a key to check it with: the node trusts no package list the site did
+not sign, not only no package.
+
 Overlays get a better (lower) dnf ``priority`` than the mirrors: the mirror already leaves the
 overlaid packages out, and the priority keeps the site's build winning even when an upstream
 repository outside hpcos (or an older snapshot of the mirror) still carries the package.
