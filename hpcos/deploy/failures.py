@@ -4,7 +4,7 @@ The seed: "other tickets include deployment and re-install issues".  Each node o
 result of the test ``deploy/ENV``: passed when it was verified, an error with the reason it was left
 drained otherwise.  The ticket lifecycle (``hpcos.tickets``) then does what it does for a night's
 failures: one ticket per cause with the node set it hit (node names do not split a cause), a comment
-when the cause comes back, and the ticket closed once those nodes deploy cleanly again.
+when the cause comes back, and the ticket closed after ``close_after_passing_runs`` clean deployments.
 """
 
 from __future__ import annotations
