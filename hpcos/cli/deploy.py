@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 
-from harness.profiles import load_profile
-from hpcos.cli.test import resolve_profile
+from hpcos.cluster.profiles import load_profile
 from hpcos.site.trackers import TRACKERS
 
 TICKET_CHOICES = ("site", "off", *TRACKERS)
@@ -36,7 +35,7 @@ def deploy_cluster(site, env: str, cluster: str, *, nodes: str | None = None, ba
     from hpcos.deploy import failures
     from hpcos.deploy.procedure import deploy
 
-    path = resolve_profile(cluster, site.specs_dir)
+    path = site.profile_path(cluster)
     profile = load_profile(path)
     record = deploy(site.specs, site.layout, env, profile, path, nodes=nodes, batch_size=batch_size,
                     snapshot_id=snapshot)
