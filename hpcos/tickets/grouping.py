@@ -40,6 +40,7 @@ class FailureGroup:
     aliases: set[str] = field(default_factory=set)  # version-1 keys of the results
     lines: list[str] = field(default_factory=list)  # each result's reason line, when the grouping knew it
     joined: list[str] = field(default_factory=list)  # why cause-less failures were grouped here
+    borrowed: set[str] = field(default_factory=set)  # reason lines only of results that joined the cause
     # The key of an open ticket of an earlier night this group is filed under (a night on which the
     # MPI library lost every explanation continues the ticket of the cause it showed before).
     continues: str = ""
@@ -67,8 +68,12 @@ class FailureGroup:
         return _nodes(self.results)
 
     def reason(self) -> str:
-        """The cause as printed by the commonest variant (the normalised signature is for grouping)."""
-        return self.nodes_by_message()[0][0] if self.results else self.fingerprint.signature
+        """The cause as printed by the commonest variant (the normalised signature is for grouping);
+        a line only the joined results printed ("An error occurred in MPI_Init") is not the cause."""
+        if not self.results:
+            return self.fingerprint.signature
+        rows = self.nodes_by_message()
+        return next((line for line, _, _ in rows if line not in self.borrowed), rows[0][0])
 
     def nodes_by_message(self) -> list[tuple[str, NodeSet, int]]:
         """(reason line as printed, nodes, count of results), most frequent first.
@@ -198,12 +203,16 @@ def group_failures(run: RunResults) -> list[FailureGroup]:
     """One group per fingerprint, in a stable order (first test, then key)."""
     names = run_nodes(run)
     groups: dict[str, FailureGroup] = {}
+    own: dict[str, set[str]] = defaultdict(set)  # per key, the lines of results that named the cause
     for result, fp, line, why in assign(run, names):
         group = groups.setdefault(fp.key, FailureGroup(fp))
         group.results.append(result)
         group.lines.append(line)
         if why and why not in group.joined:
             group.joined.append(why)
+        (group.borrowed if why else own[fp.key]).add(line)
+    for key, lines in own.items():
+        groups[key].borrowed -= lines
         group.aliases.add(alias_v1(result.test_id, result.failure_class, result.message, names))
     return sorted(groups.values(), key=lambda g: (g.tests[0], g.key))
 
