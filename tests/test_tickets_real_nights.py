@@ -117,7 +117,9 @@ def comments(tracd, ticket_id: int) -> list[str]:
 
 
 def local_tickets(night: Night) -> dict[int, tuple[str, str]]:
-    """id -> (summary, status) as the local tracker stored them."""
+    """id -> (summary, status) as the local tracker stored them (none before the first night)."""
+    if not (night.store / "tickets.sqlite").exists():
+        return {}
     with closing(sqlite3.connect(night.store / "tickets.sqlite")) as db:
         return {row[0]: row[1:] for row in db.execute("SELECT id, summary, status FROM tickets")}
 
