@@ -211,9 +211,9 @@ def group_failures(run: RunResults) -> list[FailureGroup]:
         if why and why not in group.joined:
             group.joined.append(why)
         (group.borrowed if why else own[fp.key]).add(line)
+        group.aliases.add(alias_v1(result.test_id, result.failure_class, result.message, names))
     for key, lines in own.items():
         groups[key].borrowed -= lines
-        group.aliases.add(alias_v1(result.test_id, result.failure_class, result.message, names))
     return sorted(groups.values(), key=lambda g: (g.tests[0], g.key))
 
 
