@@ -33,6 +33,7 @@ import pytest
 import yaml
 from conftest import require_tool
 from support.mpi_replay import replay_mpirun
+from support.trac_fixture import create_trac
 from support.tracker_doubles.runs import site_with_tracker
 
 from hpcos.results.model import RunResults, TestResult
@@ -228,9 +229,21 @@ def test_a_rank_hanging_in_mpi_init_files_one_ticket_with_where_the_ranks_were(t
     assert f"LD_PRELOAD={hang}  (the profile's MPI stack)" in description
 
 
+@pytest.fixture
+def own_tracd(tmp_path_factory):
+    """A Trac of one test's own: the module's already holds tickets of the same causes (one fingerprint
+    per cause, whichever test filed it), so a night would comment on another test's ticket."""
+    server = create_trac(tmp_path_factory.mktemp("own-trac"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.mark.parametrize("backend", ["trac", "local"])
-def test_a_night_that_loses_every_explanation_comments_on_the_ticket_of_its_cause(tracd, probes, tmp_path, backend):
-    night = Night(tmp_path, tracd, probes, backend)
+def test_a_night_that_loses_every_explanation_comments_on_the_ticket_of_its_cause(request, probes, tmp_path, backend):
+    night = Night(tmp_path, request.getfixturevalue("own_tracd" if backend == "trac" else "tracd"), probes, backend)
     before = set(filed(night, set()))
     btl_self = {"OMPI_MCA_btl": "self"}
     # Night A: the cause named (one job of four kept Open MPI's explanation).
