@@ -4,6 +4,9 @@ verified deployment of the snapshot on it (tests/test_deploy.py runs the real de
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from hpcos.core.store_layout import StoreLayout
@@ -26,3 +29,18 @@ def deployed(store: Path, snapshot: str, profile_sha256: str) -> None:
         deploy_id=f"d-{snapshot}", environment="testing", snapshot=snapshot, cluster=CLUSTER,
         profile_sha256=profile_sha256, started="2026-11-01T01:00:00+00:00", finished="2026-11-01T01:10:00+00:00",
         batch_size=1, nodes={NODE: deployments.NodeDeployment(NODE, verified=True)}))
+
+
+def harness_night(specs: Path, store: Path, profile: Path, snapshot: str, results: Path, *pytest_args: str,
+                  env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """The nightly tests, really run: `hpcos test` on ``profile`` with HPCOS_TESTING_SNAPSHOT set, as the
+    nightly job runs it.  The harness writes ``results`` and records the run, signed, into ``store``."""
+    argv = [sys.executable, "-m", "hpcos.cli", "--specs", str(specs), "--store", str(store), "test",
+            "--cluster", str(profile), "--results", str(results), "--tickets", "off", "-q", "-p", "no:cacheprovider",
+            *pytest_args]
+    environ = {**os.environ, "HPCOS_TESTING_SNAPSHOT": snapshot, **(env or {})}
+    environ.pop("PYTEST_ADDOPTS", None)
+    done = subprocess.run(argv, env=environ, capture_output=True, text=True, timeout=600, check=False)
+    assert results.is_file(), done.stdout + done.stderr
+    assert "recorded for the production gate" in done.stdout, done.stdout + done.stderr
+    return done
