@@ -166,6 +166,16 @@ def test_a_run_on_three_of_four_nodes_is_refused(gate_site, capsys):
     assert gate_site.hpcos("repo", "out-of-service", "n4", "--reason", "found broken this morning") == 0
     assert "n4 was not tested" in gate_site.refusal(capsys)
     assert gate_site.production() != gate_site.testing
+    # Forced anyway: who and why in the record, `repo status` and the run's report.
+    assert gate_site.hpcos("repo", "promote", "testing", "production", "--force", "--reason", "CVE-2026-1234") == 0
+    capsys.readouterr()
+    assert gate_site.hpcos("repo", "status", "production") == 0
+    assert "promote (forced)" in capsys.readouterr().out
+    results = gate_site.root / f"night-{gate_site.runs}.json"
+    assert gate_site.hpcos("report", str(results), "-o", str(gate_site.root / "report")) == 0
+    page = (gate_site.root / "report" / "index.html").read_text()
+    assert f"run {run.run_id}: recorded by the harness (signed)" in page
+    assert "risk: production took" in page and "with the gate overridden by" in page and "CVE-2026-1234" in page
 
 
 def test_a_node_out_of_service_with_a_reason_before_the_run_is_accepted_and_named(gate_site, capsys):
