@@ -49,6 +49,13 @@ def narrowed(config: pytest.Config) -> str:
     for option, flag in (("lf", "--lf"), ("stepwise", "--sw"), ("collectonly", "--collect-only")):
         if config.getoption(option, None):
             reasons.append(flag)
+    harness = harness_session(config)
+    if harness.used and harness.selection.mpi:
+        # MPI tests are parametrized over the selected stacks only: the others are never collected.
+        selected = {s.name for s in harness.stacks()}
+        left_out = [s.name for s in harness.profile.stacks(None) if s.name not in selected]
+        if left_out:
+            reasons.append(f"--mpi {harness.selection.mpi} leaves out {', '.join(left_out)}")
     return ", ".join(reasons)
 
 

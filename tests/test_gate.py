@@ -293,6 +293,8 @@ def test_a_run_of_part_of_the_suite_or_on_another_profile_is_refused(gate_site, 
     gate_site.deployed()
     gate_site.night(select=(str(REPO / "integration_tests" / "test_nodes.py"),))
     assert "it did not collect the whole suite (only " in gate_site.refusal(capsys)
+    gate_site.night("--mpi", "openmpi")  # MPI tests are collected for the selected stacks only
+    assert "it did not collect the whole suite (--mpi openmpi leaves out mpich)" in gate_site.refusal(capsys)
     other = gate_site.root / "other.yaml"
     other.write_text(gate_site.profile.read_text().replace("name: test-cluster", "name: laptop"))
     gate_site.night(profile=other)
