@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 
 from harness.state import harness_session, item_state, site
+from hpcos.core import shipped
+from hpcos.core.shipped import SUITE_NAME
 from hpcos.repo import nightly
 
 DESELECTED_KEY = pytest.StashKey[list]()
 COLLECTED_KEY = pytest.StashKey[list]()
-SUITE = "integration_tests"
 
 
 def deselected(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -37,7 +38,9 @@ def collection_finished(session: pytest.Session) -> None:
 def narrowed(config: pytest.Config) -> str:
     """Why pytest did not collect the whole suite; empty when it did.  ``-k``, ``-m`` and ``--deselect``
     are not narrowing: their tests are collected and reported deselected."""
-    suite = (Path(config.rootpath) / SUITE).resolve()
+    # The suite `hpcos test` runs: the rootdir's integration_tests/, else the one hpcos ships.
+    suite = Path(config.rootpath) / SUITE_NAME
+    suite = (suite if suite.is_dir() else shipped.suite_dir()).resolve()
     reasons = []
     paths = [Path(str(arg).split("::", 1)[0]) for arg in config.args]
     if not any("::" not in str(arg) and suite.is_relative_to(Path(config.invocation_params.dir, p).resolve())

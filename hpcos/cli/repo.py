@@ -15,9 +15,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from harness.profiles import load_profile
 from hpcos.cli.console import console
-from hpcos.cli.test import resolve_profile
+from hpcos.cluster.profiles import load_profile
 from hpcos.core.errors import UserError
 from hpcos.core.files import file_digest, write_text_atomically
 from hpcos.core.store_layout import StoreLayout
@@ -151,7 +150,7 @@ def site_profile(site) -> gate.SiteProfile | None:
     ``hpcos test`` resolves it; None (and the gate refuses) when it cannot be read."""
     try:
         argument = site.specs.site.harness.profile
-        path = resolve_profile(argument, site.specs_dir)
+        path = site.profile_path(argument)
         profile = load_profile(path)
         return gate.SiteProfile(profile.name, file_digest(path), nodes=profile.nodes, argument=str(argument))
     except (UserError, OSError) as exc:
