@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from ClusterShell.NodeSet import NodeSet
 
 from hpcos.cluster.profiles import MpiStack, Profile
+from hpcos.core.errors import HpcosError
 
 Command = str | Sequence[str]  # a string is a shell command line; a list is an argv
 
@@ -38,6 +39,7 @@ class CommandResult:
     unreachable: bool = False  # the launcher could not reach the node (ssh refused, no route, ...)
     # An MPI job: host -> ranks the launcher placed there, named as the ranks name their host.
     placement: dict[str, int] = field(default_factory=dict)
+    stacks: str = ""  # a timed-out MPI job: where its ranks were before the kill (hpcos.core.stacks)
 
     @property
     def ok(self) -> bool:
@@ -53,6 +55,8 @@ class CommandResult:
         else:
             head = f"exit code {self.exit_code}{where}: {self.command}"
         parts = [head]
+        if self.stacks:
+            parts.append(f"--- where the ranks were before the kill\n{self.stacks}")
         for name, text in (("stderr", self.stderr), ("stdout", self.stdout)):
             lines = text.rstrip().splitlines()
             if lines:
@@ -68,8 +72,10 @@ class CommandResult:
         return self
 
 
-class CommandFailed(AssertionError):
+class CommandFailed(HpcosError, AssertionError):
     """A command the test relied on failed; the plugin classes it by ``result`` (timeout, unreachable)."""
+
+    family = "node"
 
     def __init__(self, result: CommandResult):
         self.result = result
@@ -129,6 +135,9 @@ def host_arguments(stack: MpiStack, placement: Mapping[str, int]) -> list[str]:
 
 class Launcher(ABC):
     name: str
+    # Whether a job gets the night's environment (as srun --export=ALL and a local launch do); over
+    # ssh only what the profile or the test sets is exported on the node.
+    inherits_environment = True
 
     def __init__(self, profile: Profile):
         self.profile = profile
