@@ -424,7 +424,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     # The hooks (baselines, tickets) may still judge the run; the results file is written after them
     # whatever happens there: a store that cannot take the baselines, tickets or queue must not cost
     # the user the outcome of the tests.
-    problem = None
+    problem: HpcosError | None = None
     try:
         config.hook.pytest_hpcos_run_finished(config=config, run=run)
     except (OSError, sqlite3.Error) as exc:

@@ -28,7 +28,7 @@ def deselected(config: pytest.Config, items: list[pytest.Item]) -> None:
 
 def collection_finished(session: pytest.Session) -> None:
     items = [*session.items, *session.config.stash.get(DESELECTED_KEY, [])]
-    collected = {}
+    collected: dict[tuple, None] = {}  # ordered, without repeats
     for item in items:
         state = item_state(item)
         collected.setdefault((state.test_id, state.node, state.mpi), None)

@@ -227,7 +227,7 @@ def _required_tests_missing(spec_set: SpecSet, snapshot: Snapshot, dest: Snapsho
                         f"collects none on profile {site_profile.name!r}")
             for item in selected:
                 why.setdefault(item, f"changed package {package.name} requires it")
-    outcomes: dict[tuple, list[str]] = {}
+    outcomes: dict[tuple, list[tuple[str | None, str]]] = {}
     for test_id, node, outcome, *mpi in run.results:
         outcomes.setdefault((test_id, mpi[0] if mpi else None), []).append((node, outcome))
     missing = []

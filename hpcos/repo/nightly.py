@@ -162,7 +162,7 @@ def record_run(layout: StoreLayout, results_path: Path,
     digest = hashlib.sha256(raw).hexdigest()
     harness = _harness_record(layout, data["run_id"])
     why = _mismatch(layout, harness, digest)
-    if not why:
+    if harness is not None and not why:
         record = replace(harness, config_commits=dict(config_commits or {}) or harness.config_commits)
         _write(layout, record, _path(layout, record))
         return record
