@@ -38,6 +38,9 @@ Argument = described_pattern(r"^[A-Za-z0-9_./=:,+-]+$", "one command-line argume
                                                          "_ . / = : , + -)")
 EnvName = described_pattern(r"^[A-Za-z_][A-Za-z0-9_]*$",
                             "an environment variable name (letters, digits and _, not starting with a digit)")
+# A Python module path, as ``pytest -p`` takes it.
+PluginName = described_pattern(r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*$",
+                               "a Python module path such as site_checks.plugin")
 UserName = described_pattern(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", "a user name (letters, digits and _ . -)")
 
 
@@ -185,6 +188,8 @@ class Profile(Strict):
     references: References = {}
     # Runs of a benchmark whose median is judged against the references (harness/repeats.py).
     repeat: PositiveInt = 3
+    # pytest plugins (module paths) the run loads besides the harness's own; `hpcos test` loads no other.
+    pytest_plugins: list[PluginName] = []
     inventory: ClusterInventory = ClusterInventory()
     """Node classes, hardware and roles (docs/outage.md): what `hpcos inventory` measures and compares."""
 
