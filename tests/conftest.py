@@ -86,6 +86,7 @@ INTEGRATION_MODULES = {
     "test_repo_lifecycle", "test_repo_locking", "test_repo_units", "test_report", "test_runner",
     "test_specs_sample", "test_tickets_nights", "test_tickets_real_mpi", "test_tickets_trac",
     "test_tickets_wiring", "test_secrets", "test_store_full_or_readonly", "test_specs_cli",
+    "test_perf_cli", "test_render",  # many `hpcos` processes; jenkins-jobs itself
 }
 SERVICE_FIXTURES = {"tracd", "local_slurm", "slurm_nodes", "slurm_cluster", "netns_cluster", "loopback_sshd",
                     "pingpong", "rpm_factory", "pytester"}
