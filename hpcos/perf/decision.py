@@ -91,7 +91,7 @@ class Assessment:
                      f" ({e.confidence:.0%} CI {_effect(e.low)}..{_effect(e.high)})"
                      f", p={self.p_value:.2g}, noise floor {self.noise_floor:.1%}")
         if self.rerun is not None and self.rerun.measured is not None:
-            why = self.rerun.verdict
+            why: str = self.rerun.verdict
             if self.verdict == "not confirmed" and why == "suspect":
                 why = "suspect, within the noise: not beyond the worst accepted run or the noise floor"
             text += f"; rerun measured {self.rerun.measured.estimate:.4g} {unit} ({why})"
@@ -127,8 +127,8 @@ def assess(
     if baseline is None or len(baseline.runs) < policy.min_baseline_runs:
         if reference is None:
             return Assessment("no baseline", direction, measured)
-        verdict = "within reference" if reference.admits(measured.estimate) else "outside reference"
-        return Assessment(verdict, direction, measured, baseline=reference.value)
+        held: Verdict = "within reference" if reference.admits(measured.estimate) else "outside reference"
+        return Assessment(held, direction, measured, baseline=reference.value)
     pooled = baseline.pooled
     effect = bootstrap_ratio_ci(samples, pooled, direction, policy.confidence, policy.resamples, rng)
     floor = max(policy.min_noise_floor, noise_floor(baseline.run_medians, direction, policy.noise_quantile))
