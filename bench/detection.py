@@ -181,7 +181,35 @@ def run_trials(data: dict, args) -> int:
     if args.chart:
         _chart(rows, args.chart)
         print(f"chart: {args.chart}")
+    if args.synthetic_spread:
+        synthetic(args, rng)
     return 0
+
+
+def synthetic(args, rng: np.random.Generator) -> None:
+    """For comparison only, NOT measured: the same decision on a quiet cluster whose runs differ by a
+    lognormal factor of the given spread (7 repetitions per run, 0.5% within a run)."""
+    print(f"synthetic (not measured) run-to-run noise, {args.baseline_runs} accepted runs of 7 repetitions, "
+          f"{args.trials} trials; regression now / before")
+    print(f"{'spread':>7} {'false alarm':>16} " + " ".join(f"{f'{s:.0%} slower':>16}" for s in SLOWDOWNS))
+
+    def run(level, spread):
+        return level * np.exp(rng.normal(0, spread)) * np.exp(rng.normal(0, 0.005, 7))
+
+    for spread in args.synthetic_spread:
+        cells = []
+        for slowdown in (0.0, *SLOWDOWNS):
+            now = before = 0
+            for _ in range(args.trials):
+                base = Baseline(KEY, tuple(map(str, range(args.baseline_runs))),
+                                tuple(tuple(run(1.0, spread)) for _ in range(args.baseline_runs)))
+                first = assess(run(1 + slowdown, spread), "lower", base, None, POLICY, rng)
+                if first.verdict == "suspect":
+                    again = assess(run(1 + slowdown, spread), "lower", base, None, POLICY, rng)
+                    now += confirm(first, again).verdict == "regression"
+                    before += again.verdict == "suspect"
+            cells.append(f"{now / args.trials:.1%} / {before / args.trials:.1%}")
+        print(f"{spread:>7.0%} " + " ".join(f"{c:>16}" for c in cells))
 
 
 def _chart(rows, path: Path) -> None:
@@ -232,6 +260,8 @@ def main() -> int:
     parser.add_argument("--pooled", type=lambda t: [int(x) for x in t.split(",")], default=[1, 3],
                         help="real runs pooled into one measurement, designs to compare (default 1,3: one "
                              "run, and the harness's repeat of 3)")
+    parser.add_argument("--synthetic-spread", type=lambda t: [float(x) for x in t.split(",") if x], default=[],
+                        help="also show synthetic quiet clusters of these spreads, e.g. 0.01,0.02,0.03 (not measured)")
     args = parser.parse_args()
     args.data = args.data or Path(tempfile.gettempdir()) / "hpcos-bench" / f"{args.probe}-noise.json"
 
