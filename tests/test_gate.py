@@ -242,9 +242,9 @@ def test_an_edited_results_file_is_imported_and_cannot_open_the_gate(gate_site, 
     record_path.write_text(json.dumps(record))
     line = gate_site.refusal(capsys)
     assert f"run {failing.run_id} on snapshot {gate_site.testing}: its record in" in line
-    assert "does not verify against the site key (edited?)" in line
+    assert "does not verify against the run-signing key (edited?)" in line
     assert gate_site.hpcos("repo", "record-run", str(forged)) == 0
-    assert "does not verify against the site key" in capsys.readouterr().err
+    assert "does not verify against the run-signing key" in capsys.readouterr().err
     assert gate_site.production() != gate_site.testing
 
 

@@ -53,8 +53,8 @@ class StoreLayout:
         return self.root / "nightly"
 
     @property
-    def site_key(self) -> Path:
-        """The site's HMAC key (mode 0600, in a 0700 directory): the harness signs the nightly runs it
+    def run_signing_key(self) -> Path:
+        """The run-signing HMAC key (mode 0600, in a 0700 directory): the harness signs the nightly runs it
         records with it and the production gate trusts only runs it verifies."""
         return self.root / "keys" / "nightly-hmac.key"
 

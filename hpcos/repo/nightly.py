@@ -5,7 +5,7 @@ Two writers, told apart by ``provenance``:
 - ``harness``: the harness records the run itself as it finishes (``record_harness_run``), right after
   writing the results file, bound to what produced it -- run id, profile (name and sha256), snapshot,
   the results file's sha256, the nodes it selected, every test it collected before ``-k``/``-m``
-  deselection -- and signed with the site key (``hpcos.repo.provenance``).  Only these can open the
+  deselection -- and signed with the run-signing key (``hpcos.repo.provenance``).  Only these can open the
   production gate.
 - ``imported``: ``hpcos repo record-run RESULTS.json`` of a file the harness did not record (no signed
   record of that run id, or a file whose sha256 differs from the one the harness recorded).  Kept
@@ -63,7 +63,7 @@ class NightlyRecord:
     # [test_id, node, mpi] of every test the run collected, deselected ones included (harness only).
     collected: list[list] = field(default_factory=list)
     narrowed: str = ""  # why the collection was not the whole suite (test paths, --ignore, --lf)
-    signature: str = ""  # HMAC-SHA256 of signed_payload() under the site key
+    signature: str = ""  # HMAC-SHA256 of signed_payload() under the run-signing key
 
     def signed_payload(self) -> dict:
         """Everything the gate reads, so that editing any of it in the store breaks the signature."""
@@ -120,7 +120,7 @@ def record_harness_run(layout: StoreLayout, results_path: Path, nodes: str, coll
     """The harness's own record of the run it just wrote to ``results_path``, signed.  Read back from
     the file, so the record says exactly what the file says."""
     run = RunResults.read(results_path)
-    key = provenance.site_key(layout.site_key, create=True)
+    key = provenance.signing_key(layout.run_signing_key, create=True)
     record = replace(_record_from(run, _now()), provenance=HARNESS, results_sha256=file_digest(results_path),
                      nodes=nodes, collected=[list(c) for c in collected], narrowed=narrowed)
     record = replace(record, signature=provenance.sign(key, record.signed_payload()))
@@ -131,11 +131,11 @@ def record_harness_run(layout: StoreLayout, results_path: Path, nodes: str, coll
 def signature_problem(layout: StoreLayout, record: NightlyRecord) -> str:
     """Why a record that says the harness made it cannot be trusted; empty when its signature verifies."""
     try:
-        key = provenance.site_key(layout.site_key)
+        key = provenance.signing_key(layout.run_signing_key)
     except provenance.KeyProblem as exc:
         return str(exc)
     if not provenance.verify(key, record.signed_payload(), record.signature):
-        return f"its record in {layout.nightly_records} does not verify against the site key (edited?)"
+        return f"its record in {layout.nightly_records} does not verify against the run-signing key (edited?)"
     return ""
 
 

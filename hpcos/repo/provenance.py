@@ -1,4 +1,4 @@
-"""The site key and the signatures that tell a run the harness recorded from a file someone handed in.
+"""The run-signing key and the signatures that tell a run the harness recorded from a file someone handed in.
 
 The harness signs every nightly run it records into the store with HMAC-SHA256 under a key that lives
 in the store (``StoreLayout.site_key``), readable by the store's owner only: the same account that runs
@@ -27,33 +27,33 @@ KEY_BYTES = 32
 
 
 class KeyProblem(UserError):
-    """The site key cannot be read or is not private."""
+    """The run-signing key cannot be read or is not private."""
 
 
 def _read(path: Path) -> bytes:
     info = path.stat()
     if stat.S_IMODE(info.st_mode) & 0o077:
-        raise KeyProblem(f"{path}: the site key is readable by others (mode {stat.S_IMODE(info.st_mode):o}); "
+        raise KeyProblem(f"{path}: the run-signing key is readable by others (mode {stat.S_IMODE(info.st_mode):o}); "
                          f"signatures made with it prove nothing: `chmod 600 {path}`, then rerun the nightly tests")
     key = bytes.fromhex(path.read_text(encoding="ascii").strip())
     if len(key) < KEY_BYTES:
-        raise KeyProblem(f"{path}: the site key is shorter than {KEY_BYTES} bytes")
+        raise KeyProblem(f"{path}: the run-signing key is shorter than {KEY_BYTES} bytes")
     return key
 
 
-def site_key(path: Path, create: bool = False) -> bytes:
+def signing_key(path: Path, create: bool = False) -> bytes:
     """The key; with ``create``, made on first use (the harness creates it, readers never do)."""
     try:
         return _read(path)
     except FileNotFoundError:
         if not create:
-            raise KeyProblem(f"{path}: no site key yet: the harness creates it with the first run it records "
+            raise KeyProblem(f"{path}: no run-signing key yet: the harness creates it with the first run it records "
                              f"(`hpcos test` with HPCOS_TESTING_SNAPSHOT set)") from None
     except PermissionError:
-        raise KeyProblem(f"{path}: cannot read the site key: only the store's owner can "
+        raise KeyProblem(f"{path}: cannot read the run-signing key: only the store's owner can "
                          f"(run this as the user that owns {path.parent.parent})") from None
     except ValueError:
-        raise KeyProblem(f"{path}: the site key is not hex text") from None
+        raise KeyProblem(f"{path}: the run-signing key is not hex text") from None
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
