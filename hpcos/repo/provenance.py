@@ -1,7 +1,7 @@
 """The run-signing key and the signatures that tell a run the harness recorded from a file someone handed in.
 
 The harness signs every nightly run it records into the store with HMAC-SHA256 under a key that lives
-in the store (``StoreLayout.site_key``), readable by the store's owner only: the same account that runs
+in the store (``StoreLayout.run_signing_key``), readable by the store's owner only: the same account that runs
 the harness, ``record-run`` and the gated promotion.  Whoever can edit a results file, or write one
 from scratch, cannot produce a signature the gate accepts without reading that key; a record in the
 store edited by hand stops verifying too, because the signature covers every field the gate reads.
