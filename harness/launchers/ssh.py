@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import socket
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -40,6 +41,10 @@ FANOUT_GRACE = 30  # seconds for that process to start and report, beyond the no
 
 class SshLauncher(Launcher):
     name = "ssh"
+
+    def __init__(self, profile):
+        super().__init__(profile)
+        self._resolved: dict[str, frozenset[str]] = {}  # node -> the addresses ssh reaches it at
 
     def run(self, command: Command, nodes: NodeSet, *, timeout: float,
             env: Mapping[str, str] | None = None) -> dict[str, CommandResult]:
@@ -111,12 +116,38 @@ class SshLauncher(Launcher):
         probe = self.run("true", nodes, timeout=self.profile.ssh.connect_timeout)
         return {node: _why(result) for node, result in probe.items() if not result.ok}
 
+    def node_named(self, host: str, nodes: NodeSet) -> str | None:
+        """As the base, and by address: ssh's error names the ``HostName`` it connected to, Open MPI and
+        hydra may name a node as it calls itself; both resolve to the address ssh uses for the node."""
+        found = super().node_named(host, nodes)
+        if found is not None:
+            return found
+        wanted = _addresses(host.strip("[]\"'"))
+        return next((node for node in nodes if wanted & self._addresses_of(node)), None) if wanted else None
+
+    def _addresses_of(self, node: str) -> frozenset[str]:
+        if node not in self._resolved:
+            # ssh -G prints the configuration ssh would use for the node, HostName included.
+            argv = ["ssh", "-G", *(["-F", self.profile.ssh.config] if self.profile.ssh.config else []), node]
+            done = runner.run(argv, timeout=self.profile.ssh.connect_timeout)
+            hostname = next((line.split(None, 1)[1].strip() for line in done.stdout.splitlines()
+                             if line.startswith("hostname ")), node)
+            self._resolved[node] = _addresses(hostname) | {hostname}
+        return self._resolved[node]
+
 
 def _why(result: CommandResult) -> str:
     if result.timed_out:
         return f"no answer to ssh within {result.duration:.0f} s"
     said = next((line.strip() for line in result.stderr.splitlines() if line.strip()), "")
     return f"unreachable: {said}" if result.unreachable else f"ssh probe failed (exit {result.exit_code}): {said}"
+
+
+def _addresses(host: str) -> frozenset[str]:
+    try:
+        return frozenset(info[4][0] for info in socket.getaddrinfo(host, None))
+    except (OSError, UnicodeError):
+        return frozenset()
 
 
 def _is_ssh_error(stderr: str) -> bool:

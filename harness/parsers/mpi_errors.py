@@ -19,13 +19,20 @@ _KEY_LINE = re.compile(
     r"Fatal error in |BAD TERMINATION|YOUR APPLICATION TERMINATED|HYD_|HYDU_|\[proxy:|"
     r"Abort\(\d+\)|MPI_ABORT was invoked|exited on signal|not enough slots|^ssh: )"
 )
-# How a launch says which host it could not reach: ssh's own words (mpirun and hydra pass their ssh's
-# stderr through), and Open MPI's and hydra's daemon-launch errors.
+# How a launch says which host it could not reach or lost: ssh's own words (mpirun and hydra pass their
+# ssh's stderr through), Open MPI's and hydra's daemon errors, srun's node failures.  A host may be
+# named as the launcher was given it, by an ssh HostName (an address), or as the node calls itself:
+# the launcher maps it back to a node (``Launcher.node_named``).
 _HOST_NAMED = [
     re.compile(r"ssh: connect to host (?P<host>[^\s]+) port \d+"),
     re.compile(r"ssh: Could not resolve hostname (?P<host>[^\s:]+)"),
     re.compile(r"Connection (?:closed|reset) by (?:authenticating user \S+ |invalid user \S+ )?(?P<host>[^\s]+) port"),
     re.compile(r"unable to connect from \S+ to (?P<host>[^\s\"]+)"),
+    # Open MPI: "ORTE has lost communication with a remote daemon." then "Remote daemon: [[x,0],1] on node n2"
+    re.compile(r"Remote daemon\s*: \S+ on node (?P<host>[^\s]+)"),
+    # srun: "Task launch for StepId=7.0 failed on node n3: Communication connection failure"
+    re.compile(r"Task launch for \S+ failed on node (?P<host>[^\s:]+):"),
+    re.compile(r"srun: error: Node failure on (?P<host>[^\s,]+)"),
 ]
 
 
