@@ -27,6 +27,20 @@ from harness.profiles import MpiStack
 from hpcos.core import runner
 from hpcos.site.credentials import launch_environment
 
+# What runs on each node: the command ($0) in a session of its own, without stdin (as clush
+# --nostdin: MPICH's mpiexec would forward it to rank 0), and a watchdog that ends that whole session
+# at the timeout ($1; SIGKILL $2 s after SIGTERM, for what ignores it, as mpirun does) or as soon as the
+# ssh client goes away (its stdin, which ClusterShell keeps open, closes: hpcos was stopped).  When the
+# command ends, what it left in its session ends too.  A session, not coreutils timeout's process
+# group: mpirun puts each of its ssh clients and local ranks in a group of its own, which outlived a
+# group kill.  Exit code 124 on timeout ($3: the timeout in whole seconds).
+REMOTE_SCRIPT = (
+    'exec 3<&0; s=$(date +%s); setsid sh -c "$0" </dev/null 3<&- & c=$!; '
+    "setsid sh -c 'timeout \"$1\" cat >/dev/null; pkill -TERM -s \"$0\"; sleep \"$2\"; pkill -KILL -s \"$0\"' "
+    '"$c" "$1" "$2" <&3 >/dev/null 2>&1 & w=$!; exec 3<&-; '
+    'wait "$c"; r=$?; pkill -KILL -s "$w"; pkill -KILL -s "$c"; '
+    '[ "$r" -ge 128 ] && [ $(($(date +%s) - s)) -ge "$3" ] && r=124; exit "$r"'
+)
 SSH_FAILED = 255  # ssh's own exit code when it cannot connect or authenticate
 TIMEOUT_EXIT = 124  # coreutils timeout's exit code when the command ran out of time
 REMOTE_KILL_GRACE = 2  # seconds between the remote TERM and KILL
@@ -49,10 +63,8 @@ class SshLauncher(Launcher):
     def run(self, command: Command, nodes: NodeSet, *, timeout: float,
             env: Mapping[str, str] | None = None) -> dict[str, CommandResult]:
         text = command_text(command)
-        # No stdin (as clush --nostdin): nothing the harness runs reads it, ClusterShell keeps the ssh
-        # client's end open, and MPICH's mpiexec would forward it to rank 0.
-        remote = (f"timeout -k {REMOTE_KILL_GRACE} {timeout:g} "
-                  f"sh -c {shlex.quote(with_env(command, env))} </dev/null")
+        remote = shlex.join(["sh", "-c", REMOTE_SCRIPT, with_env(command, env), f"{timeout:g}",
+                             str(REMOTE_KILL_GRACE), str(int(timeout))])
         options = ["-oStrictHostKeyChecking=accept-new"]
         if self.profile.ssh.config:
             options = ["-F", self.profile.ssh.config, *options]

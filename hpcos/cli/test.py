@@ -11,6 +11,7 @@ from pathlib import Path
 import harness
 from harness.profiles import load_profile, profile_path
 from harness.session import DEFAULT_CLUSTER, profile_dirs
+from hpcos.core import runner
 
 SUITE = "integration_tests"
 
@@ -92,4 +93,6 @@ def run_tests(args) -> int:
     args.cluster = site_relative_profile(args.cluster, args.site.specs_dir)
     # A broken profile is the user's mistake: one line naming file:line: field, before pytest starts.
     load_profile(profile_path(args.cluster, profile_dirs(suite_dir().parent)))
-    return int(pytest.main(pytest_argv(args)))
+    # Stopped (a Jenkins abort sends SIGTERM): mpirun, srun and the ssh fan-out end with hpcos.
+    with runner.stopped_on_signals():
+        return int(pytest.main(pytest_argv(args)))
