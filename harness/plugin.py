@@ -157,7 +157,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         gone.reported_by = state.test_id  # no command runs on it: no timeout spent on a known-bad node
         raise NodeUnavailable(f"node unavailable: {gone.reason}")
     if gone.reported_by != state.test_id:
-        pytest.skip(f"node unavailable: {state.node} (reported once, by {gone.reported_by})")
+        pytest.skip(f"node unavailable: {state.node} (reported once, by {gone.reported_by}): {gone.reason}")
 
 
 def _preflight_line(session: HarnessSession, found: dict[str, str]) -> str:

@@ -174,10 +174,10 @@ class HarnessSession:
             nodes = (NodeSet.fromlist(result.placement) if result.placement else _node_set(result.node)) & self.nodes
             candidates = nodes - known
             used.update(candidates)
-            for host in mpi_errors.unreachable_hosts(result.stderr + "\n" + result.stdout):
+            for host, line in mpi_errors.host_lines(result.stderr + "\n" + result.stdout).items():
                 node = self.launcher.node_named(host, candidates)
                 if node is not None:
-                    lost.setdefault(node, f"lost during the run: the launcher could not reach {host}")
+                    lost.setdefault(node, f"lost during the run: {line[:300]}")
             if result.unreachable and result.node in candidates:
                 lost.setdefault(result.node, f"unreachable: {_first_line(result.stderr)}")
         rest = used - NodeSet.fromlist(lost)
@@ -275,11 +275,18 @@ def _node_set(text: str | None) -> NodeSet:
 
 
 def _why_alone(result: CommandResult) -> str:
+    """The node's own first word on why the job failed there: the first stderr line outside Open MPI's
+    help blocks (which say only that a process failed), else the MPI library's summary."""
     if result.timed_out:
         return f"timed out after {result.duration:.0f} s"
-    said = mpi_errors.summary(result.stderr).splitlines() or result.stderr.strip().splitlines()
-    first = next((line.strip() for line in said if line.strip() and not line.startswith("---")), "")
-    return f"exit code {result.exit_code}" + (f": {first[:200]}" if first else "")
+    lines, inside = [], False
+    for line in result.stderr.splitlines():
+        if line.strip().startswith("-" * 20):
+            inside = not inside
+        elif not inside and line.strip():
+            lines.append(line.strip())
+    said = lines[0] if lines else _first_line(mpi_errors.summary(result.stderr).replace("-" * 74, ""))
+    return f"exit code {result.exit_code}" + (f": {said[:300]}" if said else "")
 
 
 def _first_line(text: str) -> str:

@@ -72,7 +72,7 @@ class CommandResult:
         return self
 
 
-BLAME = re.compile(r"^fails on (?P<nodes>\S+) alone\b")
+BLAME = re.compile(r"(?:^|: )fails on (?P<nodes>\S+) alone\b", re.MULTILINE)
 
 
 def blame_line(blamed: Mapping[str, str], passed: Sequence[str]) -> str:
@@ -85,7 +85,7 @@ def blame_line(blamed: Mapping[str, str], passed: Sequence[str]) -> str:
 
 def blamed_hosts(text: str) -> list[str]:
     """The nodes a bisected failure names (the first line ``blame_line`` wrote)."""
-    match = BLAME.match(text)
+    match = BLAME.search(text)
     return list(NodeSet(match.group("nodes"))) if match else []
 
 

@@ -34,12 +34,13 @@ from hpcos.site.credentials import launch_environment
 # command ends, what it left in its session ends too.  A session, not coreutils timeout's process
 # group: mpirun puts each of its ssh clients and local ranks in a group of its own, which outlived a
 # group kill.  Exit code 124 on timeout ($3: the timeout in whole seconds).
-REMOTE_SCRIPT = (
-    'exec 3<&0; s=$(date +%s); setsid sh -c "$0" </dev/null 3<&- & c=$!; '
-    "setsid sh -c 'timeout \"$1\" cat >/dev/null; pkill -TERM -s \"$0\"; sleep \"$2\"; pkill -KILL -s \"$0\"' "
-    '"$c" "$1" "$2" <&3 >/dev/null 2>&1 & w=$!; exec 3<&-; '
-    'wait "$c"; r=$?; pkill -KILL -s "$w"; pkill -KILL -s "$c"; '
-    '[ "$r" -ge 128 ] && [ $(($(date +%s) - s)) -ge "$3" ] && r=124; exit "$r"'
+REMOTE_SCRIPT = (  # builtins where they do (read, kill): every fork here is paid per node
+    'exec 3<&0; read s _ </proc/uptime; setsid sh -c "$0" </dev/null 3<&- & c=$!; '
+    "setsid sh -c 'timeout --foreground \"$1\" cat >/dev/null; pkill -TERM -s \"$0\"; sleep \"$2\"; "
+    "pkill -KILL -s \"$0\"' \"$c\" \"$1\" \"$2\" <&3 >/dev/null 2>&1 & w=$!; exec 3<&-; "
+    'wait "$c"; r=$?; kill -KILL -"$w" 2>/dev/null; pkill -KILL -s "$c"; '
+    'if [ "$r" -ge 128 ]; then read e _ </proc/uptime; [ $((${e%.*} - ${s%.*})) -ge "$3" ] && r=124; fi; '
+    'exit "$r"'
 )
 SSH_FAILED = 255  # ssh's own exit code when it cannot connect or authenticate
 TIMEOUT_EXIT = 124  # coreutils timeout's exit code when the command ran out of time

@@ -67,13 +67,18 @@ def summary(stderr: str, *, max_lines: int = 40) -> str:
 
 def unreachable_hosts(stderr: str) -> list[str]:
     """The hosts a failed MPI launch says it could not reach, in order of first mention."""
-    hosts: list[str] = []
+    return list(host_lines(stderr))
+
+
+def host_lines(stderr: str) -> dict[str, str]:
+    """host -> the first line that says the launch could not reach or lost it, in order of mention."""
+    hosts: dict[str, str] = {}
     for line in stderr.splitlines():
         for pattern in _HOST_NAMED:
             match = pattern.search(line)
             host = match.group("host").strip("\"'[]") if match else ""
             if host and host not in hosts:
-                hosts.append(host)
+                hosts[host] = line.strip()
     return hosts
 
 
@@ -81,4 +86,8 @@ def explain(result) -> str:
     """A failed MPI launch (a ``CommandResult``) in words: the MPI library's own lines first, then
     the command with the tail of its output."""
     why = summary(result.stderr)
-    return f"{why}\n{result.describe()}" if why else result.describe()
+    described = result.describe()
+    if why and getattr(result, "blamed", None):  # the node a bisection named comes first
+        first, _, rest = described.partition("\n")
+        return f"{first}\n{why}\n{rest}"
+    return f"{why}\n{described}" if why else described

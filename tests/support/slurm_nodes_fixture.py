@@ -61,7 +61,10 @@ class SlurmNodes:
         self.wait_idle()
 
 
-def start_slurm_nodes(d: Path, nodes: list[str]) -> SlurmNodes:
+def start_slurm_nodes(d: Path, nodes: list[str], *, munge_threads: int | None = None,
+                      extra_conf: str = "") -> SlurmNodes:
+    """``munge_threads`` and ``extra_conf`` (slurm.conf lines) for many nodes (bench/slurm_scale.py):
+    munged needs more threads than its default for hundreds of slurmd."""
     for tool in ("slurmctld", "slurmd", "sinfo", "scontrol"):
         require_tool(tool, "slurm-wlm")
     munged = require_tool("munged", "munge")
@@ -75,7 +78,8 @@ def start_slurm_nodes(d: Path, nodes: list[str]) -> SlurmNodes:
     key.chmod(0o400)
     socket_path = run_dir / "munge.socket"
     subprocess.run([munged, f"--socket={socket_path}", f"--key-file={key}", f"--pid-file={d / 'munged.pid'}",
-                    f"--log-file={d / 'log' / 'munged.log'}", f"--seed-file={d / 'munge.seed'}", "--force"],
+                    f"--log-file={d / 'log' / 'munged.log'}", f"--seed-file={d / 'munge.seed'}", "--force",
+                    *([f"--num-threads={munge_threads}"] if munge_threads else [])],
                    check=True, capture_output=True, timeout=30)
     host = subprocess.run(["hostname", "-s"], capture_output=True, text=True, timeout=10).stdout.strip()
     node_lines = "".join(f"NodeName={n} NodeHostname=localhost NodeAddr=127.0.0.1 Port={free_port()} CPUs=1 "
@@ -99,7 +103,7 @@ JobAcctGatherType=jobacct_gather/none
 SelectType=select/cons_tres
 MailProg=/bin/true
 ReturnToService=2
-{node_lines}PartitionName=debug Nodes={','.join(nodes)} Default=YES MaxTime=INFINITE State=UP
+{extra_conf}{node_lines}PartitionName=debug Nodes={','.join(nodes)} Default=YES MaxTime=INFINITE State=UP
 """)
     env = {**os.environ, "SLURM_CONF": str(conf)}
     slurm = SlurmNodes(d, conf, nodes)
