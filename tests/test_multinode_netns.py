@@ -216,6 +216,7 @@ def lose_node():
             except OSError:
                 continue
             if ours and cmdline == b"sleep\\x00{seconds}\\x00":
+                time.sleep(5)  # mpirun has heard from every daemon and rank: the job is under way
                 subprocess.run({stop!r})
                 return
         time.sleep(0.2)
@@ -231,7 +232,8 @@ def test_a_node_lost_mid_job_under_an_ssh_alias_is_marked_from_open_mpis_words(n
     """The profile names the nodes c1, c2 (ssh aliases: HostName ADDRESS).  c2 goes away while an Open
     MPI job runs on both: mpirun says "ORTE has lost communication with a remote daemon ... on node c2";
     c2 is marked from that line, its node tests skip, c1's pass, and nothing of the run is left."""
-    stop = netns_cluster.stop_command("n2")
+    # As a crash does: every process of n2 killed at once, its sshd and the sessions it served.
+    stop = ["sh", "-c", f"kill -KILL $(ip netns pids {netns_cluster.namespaces['n2']})"]
     suite = _suite(tmp_path, {"test_0_long.py": LONG_JOB.format(namespace=netns_cluster.namespaces["n2"], stop=stop,
                                                                  seconds=60)})
     profile = netns_cluster.profile_yaml(nodes="c[1-2]", mpi_timeout=90)
@@ -241,7 +243,7 @@ def test_a_node_lost_mid_job_under_an_ssh_alias_is_marked_from_open_mpis_words(n
     run = RunResults.read(results)
     (job,) = by_test(run, "test_long_job")
     assert job.failure_class == "node unreachable", output[-4000:]
-    assert "ORTE has lost communication with a remote daemon" in job.message
+    assert "ORTE has lost communication with a remote daemon" in job.message, job.message
     assert job.duration < 60  # the job ended when the node was lost, not at its timeout
     hostname = {r.node: r for r in by_test(run, "test_hostname")}
     assert hostname["c1"].outcome == "passed", output[-4000:]

@@ -30,17 +30,18 @@ from hpcos.site.credentials import launch_environment
 # What runs on each node: the command ($0) in a session of its own, without stdin (as clush
 # --nostdin: MPICH's mpiexec would forward it to rank 0), and a watchdog that ends that whole session
 # at the timeout ($1; SIGKILL $2 s after SIGTERM, for what ignores it, as mpirun does) or as soon as the
-# ssh client goes away (its stdin, which ClusterShell keeps open, closes: hpcos was stopped).  When the
-# command ends, what it left in its session ends too.  A session, not coreutils timeout's process
-# group: mpirun puts each of its ssh clients and local ranks in a group of its own, which outlived a
-# group kill.  Exit code 124 on timeout ($3: the timeout in whole seconds).
-REMOTE_SCRIPT = (  # builtins where they do (read, kill): every fork here is paid per node
+# ssh client goes away (its stdin, which ClusterShell keeps open, closes: hpcos was stopped).  A
+# session, not coreutils timeout's process group: mpirun puts each of its ssh clients and local ranks
+# in a group of its own, which outlived a group kill.  Every fork here is paid per node: builtins where
+# they do (read, kill), and pkill (which reads all of /proc) only when the command was killed.  Exit
+# code 124 on timeout ($3: the timeout in whole seconds).
+REMOTE_SCRIPT = (
     'exec 3<&0; read s _ </proc/uptime; setsid sh -c "$0" </dev/null 3<&- & c=$!; '
-    "setsid sh -c 'timeout --foreground \"$1\" cat >/dev/null; pkill -TERM -s \"$0\"; sleep \"$2\"; "
-    "pkill -KILL -s \"$0\"' \"$c\" \"$1\" \"$2\" <&3 >/dev/null 2>&1 & w=$!; exec 3<&-; "
-    'wait "$c"; r=$?; kill -KILL -"$w" 2>/dev/null; pkill -KILL -s "$c"; '
-    'if [ "$r" -ge 128 ]; then read e _ </proc/uptime; [ $((${e%.*} - ${s%.*})) -ge "$3" ] && r=124; fi; '
-    'exit "$r"'
+    '{ timeout --foreground "$1" cat >/dev/null; pkill -TERM -s "$c"; sleep "$2"; pkill -KILL -s "$c"; } '
+    '<&3 >/dev/null 2>&1 & w=$!; exec 3<&-; '
+    'wait "$c"; r=$?; kill "$w" 2>/dev/null; kill -KILL -"$c" 2>/dev/null; '
+    'if [ "$r" -ge 128 ]; then pkill -KILL -s "$c"; read e _ </proc/uptime; '
+    '[ $((${e%.*} - ${s%.*})) -ge "$3" ] && r=124; fi; exit "$r"'
 )
 SSH_FAILED = 255  # ssh's own exit code when it cannot connect or authenticate
 TIMEOUT_EXIT = 124  # coreutils timeout's exit code when the command ran out of time
