@@ -69,8 +69,8 @@ def clush(nodes: str, fanout: int, ssh_config: Path) -> tuple[float, int]:
 def launcher_fanout(profile: Path, nodes: str) -> tuple[float, int]:
     """The 4 commands through the ssh launcher's fan-out (what each node test does), from a process
     that imports the harness as pytest does."""
-    script = ("import sys, time\nfrom ClusterShell.NodeSet import NodeSet\nfrom harness.launchers import launcher_for\n"
-              "from harness.profiles import load_profile\n"
+    script = ("import sys, time\nfrom ClusterShell.NodeSet import NodeSet\n"
+              "from hpcos.cluster.launchers import launcher_for\nfrom hpcos.cluster.profiles import load_profile\n"
               "launcher = launcher_for(load_profile(sys.argv[1])); nodes = NodeSet(sys.argv[2]); ok = 0\n"
               "started = time.perf_counter()\n"
               f"for command in {NODE_COMMANDS!r}:\n"

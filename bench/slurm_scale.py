@@ -30,8 +30,8 @@ sys.path.insert(0, str(REPO / "tests"))
 from ClusterShell.NodeSet import NodeSet  # noqa: E402
 from support.slurm_nodes_fixture import start_slurm_nodes, stop_slurm_nodes  # noqa: E402
 
-from harness.launchers import launcher_for  # noqa: E402
-from harness.profiles import load_profile  # noqa: E402
+from hpcos.cluster.launchers import launcher_for  # noqa: E402
+from hpcos.cluster.profiles import load_profile  # noqa: E402
 from hpcos.results.model import RunResults  # noqa: E402
 
 NODE_TESTS = 4  # integration_tests/test_nodes.py

@@ -24,24 +24,17 @@ from pathlib import Path
 
 from ClusterShell.NodeSet import NodeSet, NodeSetParseError
 
-import harness
-from harness.launchers import CommandResult, Launcher, launcher_for
-from harness.launchers.base import Command, command_text
-from harness.parsers import mpi_errors
-from harness.profiles import MpiStack, Profile, load_profile, profile_path
+from hpcos.cluster import mpi_errors
+from hpcos.cluster.launchers import CommandResult, Launcher, launcher_for
+from hpcos.cluster.launchers.base import Command, command_text
+from hpcos.cluster.profiles import MpiStack, Profile, load_profile
 from hpcos.core.files import file_digest
 from hpcos.results.model import RunResults, TestResult
+from hpcos.site import Site
 
 DEFAULT_CLUSTER = "local"
 BLAME_TIMEOUT = 30  # seconds for each bisecting run of a failed job (a hang there is the node's answer)
 BLAME_RUNS = 16  # bisecting runs per failed job at most (two per node to blame on 1,000 nodes: log2)
-
-
-def profile_dirs(rootpath: Path) -> list[Path]:
-    """Where profile names are looked up: the tests being run, then the hpcos checkout."""
-    here = Path(harness.__file__).resolve().parent.parent
-    dirs = [rootpath / "integration_tests" / "clusters", rootpath / "clusters", here / "integration_tests" / "clusters"]
-    return list(dict.fromkeys(dirs))
 
 
 @dataclass
@@ -64,6 +57,7 @@ class Unreachable:
 class HarnessSession:
     selection: Selection
     rootpath: Path
+    site: Site
     results: list[TestResult] = field(default_factory=list)
     unreachable: dict[str, Unreachable] = field(default_factory=dict)
     mpi_broken: dict[str, set[str]] = field(default_factory=dict)  # stack -> nodes its jobs failed on alone
@@ -81,7 +75,7 @@ class HarnessSession:
 
     @property
     def profile_file(self) -> Path:
-        return profile_path(self.selection.cluster, profile_dirs(self.rootpath))
+        return self.site.profile_path(self.selection.cluster, root=self.rootpath)
 
     @property
     def profile(self) -> Profile:
@@ -178,7 +172,7 @@ class HarnessSession:
                 node = self.launcher.node_named(host, candidates)
                 if node is not None:
                     lost.setdefault(node, f"lost during the run: {line[:300]}")
-            if result.unreachable and result.node in candidates:
+            if result.unreachable and result.node and result.node in candidates:
                 lost.setdefault(result.node, f"unreachable: {_first_line(result.stderr)}")
         rest = used - NodeSet.fromlist(lost)
         if rest:

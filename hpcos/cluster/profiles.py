@@ -1,0 +1,284 @@
+"""Cluster profiles: ``integration_tests/clusters/<name>.yaml``.
+
+A profile says where the integration tests run (launcher, node set, timeouts), which MPI stacks
+exist there, what InfiniBand hardware is expected, how to check that an OS update landed, and the
+performance references.  Tests never choose a launcher or a node themselves: the profile does.
+Validated like the site specs, through ``hpcos.core.sourced_yaml``, so every error names file:line and field.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+from ClusterShell.NodeSet import NodeSet, NodeSetParseError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PositiveInt, field_validator, model_validator
+
+from hpcos.cluster.inventory import ClusterInventory
+from hpcos.cluster.registry import LAUNCHERS
+from hpcos.core import sourced_yaml
+from hpcos.core.errors import UserError
+from hpcos.core.sourced_yaml import DescribedPattern
+from hpcos.results.model import Reference
+
+PROFILE_SUFFIX = ".yaml"
+_NODE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+# Profile values end up in shell command lines on the nodes (ssh, srun, perftest, the version probe).
+# Every such field takes only what its real values look like, and the launchers quote them as well.
+StackName = Annotated[str, DescribedPattern(
+    pattern=r"^[A-Za-z][A-Za-z0-9_.+-]*$",
+    meaning="an MPI stack name (letters, digits and _ . + -, starting with a letter)")]
+DeviceName = Annotated[str, DescribedPattern(
+    pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$",
+    meaning="an RDMA device name such as mlx5_0 (letters, digits and _ . : -)")]
+NodeName = Annotated[str, DescribedPattern(
+    pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+    meaning="a node name (letters, digits and _ . -, not starting with - or .)")]
+# One command-line word: an option or its value, never shell syntax.
+Argument = Annotated[str, DescribedPattern(
+    pattern=r"^[A-Za-z0-9_./=:,+-]+$",
+    meaning="one command-line argument (letters, digits and _ . / = : , + -)")]
+EnvName = Annotated[str, DescribedPattern(
+    pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+    meaning="an environment variable name (letters, digits and _, not starting with a digit)")]
+UserName = Annotated[str, DescribedPattern(
+    pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$",
+    meaning="a user name (letters, digits and _ . -)")]
+
+
+class Strict(BaseModel):
+    # A misspelled key in a profile would silently turn a check off; refuse it instead.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Timeouts(Strict):
+    """Seconds.  Every launch is bounded: a pending srun or a failed hydra launch otherwise hangs."""
+
+    command: float = Field(60, gt=0)
+    mpi: float = Field(120, gt=0)
+
+
+class Ssh(Strict):
+    fanout: PositiveInt = 64
+    connect_timeout: PositiveInt = 5
+    user: UserName | None = None
+    config: str | None = None  # an ssh client config file (ssh -F)
+
+
+class Slurm(Strict):
+    partition: str | None = None
+    time_limit: str = "00:10:00"
+    extra_args: list[Argument] = []
+
+
+class MpiStack(Strict):
+    name: str = ""  # filled in from the key under ``mpi:`` (a StackName, checked there)
+    mpicc: str
+    mpirun: list[str]  # local/ssh launchers add ``-np N``
+    srun_mpi: str = "pmix"  # slurm launcher: srun --mpi=<srun_mpi>
+    env: dict[EnvName, str] = {}
+    module: str | None = None  # environment module loaded before compiling and running
+    osu: str | None = None  # directory holding osu_latency, osu_bw, osu_allreduce
+    osu_args: list[str] = []  # options for every OSU run, e.g. [-c] to validate the data (OMB 7+)
+    imb: str | None = None  # path of IMB-MPI1
+
+    @field_validator("mpirun", mode="before")
+    @classmethod
+    def _one_word_is_a_list(cls, value):
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("mpirun")
+    @classmethod
+    def _not_empty(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("expected the launcher command, e.g. [mpirun, --oversubscribe]")
+        return value
+
+
+class Perftest(Strict):
+    peer: NodeName  # the node that runs the perftest server side
+    device: DeviceName | None = None
+    extra_args: list[Argument] = []
+
+
+class Infiniband(Strict):
+    """``expected: false`` skips the IB tests with a reason; ``true`` fails them when the HCA is missing."""
+
+    expected: bool = False
+    devices: list[DeviceName] = []
+    port_state: str = "Active"
+    physical_state: str = "LinkUp"
+    rate: float | None = None  # Gb/s, e.g. 200 for HDR
+    link_layer: str = "InfiniBand"
+    firmware: str | None = None
+    perftest: Perftest | None = None
+
+
+class OsUpdate(Strict):
+    # Whose snapshot the checks compare the nodes with (in the store; $HPCOS_TESTING_SNAPSHOT, set by
+    # the nightly job, names the very snapshot).  None: the checks skip.
+    environment: str | None = "testing"
+    kernel_package: str = "kernel"
+    packages: list[str] = ["openmpi", "mpich", "rdma-core", "ucx"]
+
+
+class Deploy(Strict):
+    """How ``hpcos deploy`` puts a snapshot on this cluster's nodes (docs/deploy.md).
+
+    Commands run on each node through the profile's launcher; ``{node}`` and ``{root}`` in them are
+    replaced by the node's name and ``root`` (both shell-quoted)."""
+
+    batch_size: PositiveInt = 4  # the most nodes out of service at once
+    target: str | None = None  # the site target the nodes run (default: the site's only one)
+    # The node's system root: / on an installed node; a diskless image's chroot (Warewulf), or a
+    # simulated node in hpcos's own tests.  dnf and rpm get --installroot/--root when it is not /.
+    root: str = "/"
+    repo_file: str = "/etc/yum.repos.d/hpcos.repo"  # under root
+    environments_url: str | None = None  # where the nodes reach the store's web server (docs/repositories.md)
+    snapshots_url: str | None = None
+    gpgcheck: bool = True
+    gpgkey: str | None = None  # URL of the key that signs the overlay packages
+    drain: Literal["slurm", "none"] = "slurm"  # take nodes out of the scheduler first
+    drain_timeout: float = Field(3600, gt=0)  # seconds to wait for running jobs to end
+    dnf_timeout: float = Field(1800, gt=0)
+    # A change of any of these packages (or of the kernel) needs a reboot to take effect.
+    reboot_packages: list[str] = ["kernel", "kernel-core", "glibc", "systemd", "linux-firmware"]
+    reboot: str = "systemctl reboot"
+    reboot_timeout: float = Field(900, gt=0)  # seconds for the node to come back
+    boot_id: str = "cat /proc/sys/kernel/random/boot_id"  # changes with every boot
+    running_kernel: str = "uname -r"
+
+
+def _reference(value) -> Reference:
+    if isinstance(value, Reference):
+        return value
+    if not isinstance(value, (list, tuple)) or len(value) != 4:
+        raise ValueError("expected [value, lower, upper, unit], e.g. [0.5, null, 3.0, us]")
+    ref, lower, upper, unit = value
+    if not isinstance(ref, (int, float)) or isinstance(ref, bool):
+        raise ValueError(f"expected a number as reference value, found {ref!r}")
+    for bound in (lower, upper):
+        if bound is not None and (not isinstance(bound, (int, float)) or isinstance(bound, bool)):
+            raise ValueError(f"expected a relative bound (number or null), found {bound!r}")
+    if lower is not None and upper is not None and lower > upper:
+        raise ValueError(f"lower bound {lower} is above upper bound {upper}")
+    if not isinstance(unit, str) or not unit:
+        raise ValueError(f"expected a unit such as 'us' or 'MB/s', found {unit!r}")
+    return Reference(float(ref), lower, upper, unit)
+
+
+# metric -> MPI stack -> message size -> reference, written ``[value, lower, upper, unit]``
+ReferenceEntry = Annotated[Reference, BeforeValidator(_reference)]
+References = dict[str, dict[str, dict[int, ReferenceEntry]]]
+
+
+class Profile(Strict):
+    name: str
+    description: str = ""
+    launcher: Literal[tuple(LAUNCHERS)]
+    nodes: str = "localhost"  # a ClusterShell node set
+    node_class: str = "default"  # baselines key on it
+    # MPI ranks a job places on each node it uses (the launchers' host lists say so, the probes check it).
+    ranks_per_node: PositiveInt = 1
+    timeouts: Timeouts = Timeouts()
+    ssh: Ssh = Ssh()
+    slurm: Slurm = Slurm()
+    mpi: dict[StackName, MpiStack] = {}
+    infiniband: Infiniband = Infiniband()
+    os_update: OsUpdate = OsUpdate()
+    deploy: Deploy = Deploy()
+    references: References = {}
+    # Runs of a benchmark whose median is judged against the references (harness/repeats.py).
+    repeat: PositiveInt = 3
+    inventory: ClusterInventory = ClusterInventory()
+    """Node classes, hardware and roles (docs/outage.md): what `hpcos inventory` measures and compares."""
+
+    @field_validator("mpi", mode="before")
+    @classmethod
+    def _name_the_stacks(cls, value):
+        if isinstance(value, dict):
+            return {k: {**v, "name": k} if isinstance(v, dict) else v for k, v in value.items()}
+        return value
+
+    @field_validator("nodes")
+    @classmethod
+    def _node_set(cls, value: str) -> str:
+        try:
+            parsed = NodeSet(value)
+        except NodeSetParseError as exc:
+            raise ValueError(f"expected a ClusterShell node set such as node[001-016] ({exc})") from None
+        if not len(parsed):
+            raise ValueError("expected at least one node")
+        # ssh and srun would take "-oProxyCommand=..." as an option; real host names never look like that.
+        bad = next((node for node in parsed if not _NODE_NAME.match(node)), None)
+        if bad is not None:
+            raise ValueError(f"expected node names of letters, digits and _ . - (not starting with - or .); "
+                             f"found {bad!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _references_name_known_stacks(self) -> Profile:
+        for metric, per_stack in self.references.items():
+            unknown = set(per_stack) - set(self.mpi)
+            if unknown:
+                raise ValueError(f"references.{metric} names MPI stacks not in mpi: {', '.join(sorted(unknown))}")
+        return self
+
+    @property
+    def node_set(self) -> NodeSet:
+        return NodeSet(self.nodes)
+
+    def reference(self, metric: str, stack: str | None, size: int | None) -> Reference | None:
+        """The reference for one measurement, or None when the profile sets none."""
+        if size is None:
+            return None
+        return self.references.get(metric, {}).get(stack or "", {}).get(size)
+
+    def stacks(self, selected: str | None = None) -> list[MpiStack]:
+        """The profile's MPI stacks, or the comma-separated ``selected`` ones (``--mpi``)."""
+        if not selected:
+            return list(self.mpi.values())
+        names = [s.strip() for s in selected.split(",") if s.strip()]
+        unknown = [n for n in names if n not in self.mpi]
+        if unknown:
+            raise UserError(f"--mpi {selected}: profile {self.name!r} has no MPI stack "
+                            f"{', '.join(unknown)} (it has: {', '.join(self.mpi) or 'none'})")
+        return [self.mpi[n] for n in names]
+
+    def select_nodes(self, selected: str | None = None) -> NodeSet:
+        """The profile's nodes, or the subset given with ``--nodes`` (which must lie inside them)."""
+        if not selected:
+            return self.node_set
+        try:
+            wanted = NodeSet(selected)
+        except NodeSetParseError as exc:
+            raise UserError(f"--nodes {selected}: not a node set ({exc})") from None
+        outside = wanted - self.node_set
+        if outside:
+            raise UserError(f"--nodes {selected}: {outside} not in profile {self.name!r} nodes {self.nodes}")
+        return wanted
+
+
+def is_profile_path(name_or_path: str) -> bool:
+    """Whether ``--cluster`` names a file (``.yaml``, or with a ``/``) rather than a profile name."""
+    return Path(name_or_path).suffix in (".yaml", ".yml") or "/" in name_or_path
+
+
+def profile_path(name_or_path: str, search_dirs: list[Path]) -> Path:
+    """A profile name (``local``) looked up in ``search_dirs``, or a path to a YAML file."""
+    if is_profile_path(name_or_path):
+        return Path(name_or_path)
+    for directory in search_dirs:
+        candidate = directory / f"{name_or_path}{PROFILE_SUFFIX}"
+        if candidate.is_file():
+            return candidate
+    known = sorted({p.stem for d in search_dirs if d.is_dir() for p in d.glob(f"*{PROFILE_SUFFIX}")})
+    raise UserError(f"no cluster profile {name_or_path!r} in {', '.join(str(d) for d in search_dirs)}"
+                    f" (known: {', '.join(known) or 'none'})")
+
+
+def load_profile(path: str | Path) -> Profile:
+    """Load and validate one profile; errors name file:line and field (``hpcos.core.sourced_yaml``)."""
+    return sourced_yaml.validate(Profile, sourced_yaml.load(path))

@@ -1,0 +1,124 @@
+"""Slurm as the cluster's scheduler: which nodes can take a job (the pre-flight), and taking nodes
+out of service and putting them back (drain and resume).
+
+``scontrol update nodename=SET state=drain reason=...`` stops new jobs at once; running jobs go on
+until they end (state ``draining``), then the node is ``drained``.  The deployment waits for exactly
+``drained`` (``drained*`` is a node that stopped answering) within the profile's bound.  A node that
+fails its deployment stays drained with the reason set to why, so ``sinfo -R`` tells the next
+administrator.  With ``drain: none`` (a cluster without Slurm) every call here does nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from ClusterShell.NodeSet import NodeSet
+
+from hpcos.core import runner
+from hpcos.core.errors import UserError
+
+log = logging.getLogger("hpcos.cluster")
+
+COMMAND_TIMEOUT = 60
+# Node states in which a job can start (with others' jobs beside it or after them); every other state
+# (drained, draining, down, fail, maint, reserved, future, unknown...) keeps the node out of the run.
+USABLE_STATES = frozenset({"idle", "mixed", "allocated", "completing", "planned"})
+POLL = 0.25  # seconds between two sinfo calls while waiting
+
+
+class SlurmFailed(UserError):
+    pass
+
+
+def _scontrol(*args: str) -> None:
+    done = runner.run(["scontrol", *args], timeout=COMMAND_TIMEOUT)
+    if done.exit_code != 0 or done.timed_out:
+        why = done.stderr.strip() or done.stdout.strip() or f"exit {done.exit_code}"
+        raise SlurmFailed(f"scontrol {' '.join(args[:2])}: {why}")
+
+
+def states(nodes: NodeSet) -> dict[str, str]:
+    """Each node's state as ``sinfo`` prints it (``idle``, ``draining``, ``drained``, ``drained*``)."""
+    done = runner.run(["sinfo", "-h", "-N", "-n", str(nodes), "-o", "%N|%T"], timeout=COMMAND_TIMEOUT)
+    if done.exit_code != 0 or done.timed_out:
+        raise SlurmFailed(f"sinfo -n {nodes}: {done.stderr.strip() or f'exit {done.exit_code}'}")
+    found = {}
+    for line in done.stdout.splitlines():
+        node, _, state = line.strip().partition("|")
+        if node:
+            found[node] = state
+    return found
+
+
+def unavailable(nodes: NodeSet, partition: str | None, timeout: float) -> dict[str, str]:
+    """The pre-flight under Slurm: drained, down, failed, ... nodes with Slurm's reason (``sinfo``)."""
+    argv = ["sinfo", "--noheader", "--Node", f"--nodes={nodes}", "--format=%N|%T|%E"]
+    if partition:
+        argv.append(f"--partition={partition}")
+    done = runner.run(argv, timeout=timeout)
+    if done.exit_code != 0 or done.timed_out:
+        log.warning("pre-flight: sinfo failed (exit %s), assuming every node is up: %s",
+                    done.exit_code, done.stderr.strip()[:500])
+        return {}
+    return node_problems(done.stdout, nodes)
+
+
+def node_problems(sinfo: str, nodes: NodeSet) -> dict[str, str]:
+    """node -> ``STATE: reason`` for the nodes of ``nodes`` that ``sinfo -N -o %N|%T|%E`` shows unable to
+    take a job, or does not list at all."""
+    problems: dict[str, str] = {}
+    listed: set[str] = set()
+    for line in sinfo.splitlines():
+        name, _, rest = line.strip().partition("|")
+        state, _, reason = rest.partition("|")
+        if not name or name not in nodes:
+            continue
+        listed.add(name)
+        # "idle*" is a node slurmctld cannot reach; "~" powered down, "#" powering up, "!" pending power down.
+        base = state.strip().rstrip("*~#!%$@^-").lower()
+        if base in USABLE_STATES and not state.strip().endswith(("*", "~", "#", "!", "%")):
+            continue
+        why = reason.strip() if reason.strip() and reason.strip() != "none" else "no reason given"
+        problems.setdefault(name, f"{base or 'unknown'}{' (not responding)' if state.endswith('*') else ''}: {why}")
+    for node in nodes:
+        if node not in listed:
+            problems[node] = "unknown to Slurm: sinfo lists no such node"
+    return problems
+
+
+
+def drain(nodes: NodeSet, reason: str, timeout: float) -> dict[str, float | str]:
+    """Drain ``nodes`` and wait until each is drained: per node the seconds it took, or why not."""
+    started = time.monotonic()
+    _scontrol("update", f"nodename={nodes}", "state=drain", f"reason={one_line(reason)}")
+    outcome: dict[str, float | str] = {}
+    waiting = NodeSet(nodes)
+    while waiting:
+        now = states(waiting)
+        for node in list(waiting):
+            if now.get(node) == "drained":
+                outcome[node] = time.monotonic() - started
+                waiting.remove(node)
+        if waiting and time.monotonic() - started > timeout:
+            for node in waiting:
+                outcome[node] = f"not drained after {timeout:g} s (state {now.get(node, 'unknown')})"
+            break
+        if waiting:
+            time.sleep(POLL)
+    return outcome
+
+
+def resume(nodes: NodeSet) -> None:
+    _scontrol("update", f"nodename={nodes}", "state=resume")
+
+
+def keep_drained(nodes: NodeSet, reason: str) -> None:
+    """Leave ``nodes`` drained, the reason saying why the deployment left them so."""
+    _scontrol("update", f"nodename={nodes}", "state=drain", f"reason={one_line(reason)}")
+
+
+def one_line(text: str, limit: int = 200) -> str:
+    """Node output made fit for a Slurm reason, a record and a terminal: one line, no control characters."""
+    flat = " ".join("".join(c if c.isprintable() or c.isspace() else "?" for c in text).split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
