@@ -51,9 +51,15 @@ print(json.dumps(seen))
 def hpcos_test(cluster: NetnsCluster, tmp_path, profile_text: str, *args: str):
     """``hpcos test`` inside n1 with this profile; the results file it wrote, and the run's output.
 
-    MPICH over UCX's TCP transport sometimes hangs after printing its complete output (about 3 runs in
-    25 here, on one node as across the two; the harness's timeout catches it as it should): a run whose
-    only failures are such MPICH timeouts is run again, at most twice."""
+    MPICH over UCX's TCP transport sometimes hangs after printing its complete output (3 runs in 15
+    here, on one node as across the two; the harness's timeout catches it as it should).  The cause is
+    MPICH 4.0.2's own: in MPI_Finalize its UCX netmod disconnects every endpoint, waits for the
+    disconnects while progressing UCX, then enters a PMI barrier; a rank whose disconnects finished
+    first blocks in the barrier (a read on its PMI socket) and stops progressing UCX, while its peer
+    spins in ucp_worker_progress waiting for that rank to answer its disconnect (gdb on a hung pair
+    shows exactly these two stacks).  MPICH removed the barrier upstream (pmodels/mpich#6596, in 4.2);
+    no setting of 4.0.2 avoids it.  So a run whose only failures are such MPICH timeouts is run
+    again, at most twice."""
     for _ in range(MPICH_HANG_RETRIES):
         run, output, junit = _hpcos_test(cluster, tmp_path, profile_text, *args)
         failed = [r for r in run.results if r.failed]
