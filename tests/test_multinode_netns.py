@@ -22,6 +22,8 @@ from conftest import REPO
 from support.netns_fixture import NetnsCluster
 
 from hpcos.results.model import RunResults
+from hpcos.tickets.content import description, summary
+from hpcos.tickets.grouping import group_failures
 
 MPI_TESTS = str(REPO / "integration_tests/test_mpi.py")
 NODE_TESTS = str(REPO / "integration_tests/test_nodes.py")
@@ -306,6 +308,9 @@ def test_mpi_broken_on_one_of_two_nodes_names_that_node(netns_cluster, tmp_path)
     assert "fails on n2 alone, passes on n1 alone (n2: exit code 127: " in first and "libmpi.so.40" in first, \
         job.message
     assert "test_mpi.py::test_rank_count [openmpi] error on n2 (1 node):" in output
+    (group,) = group_failures(run)  # the ticket names n2 first, and in its summary
+    assert "Node to blame (the job fails there alone): n2\n" in description(group, run, "plain")
+    assert "test_rank_count fails on n2: " in summary(group), summary(group)
     (ring,) = by_test(run, "test_ring")
     assert (ring.outcome, ring.node) == ("passed", "n1"), output[-4000:]
     assert all(r.outcome == "passed" for r in by_test(run, "test_hostname"))
