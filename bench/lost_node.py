@@ -47,9 +47,9 @@ def one_run(kill: bool) -> None:
                            env={**os.environ, **cluster.env, "XDG_CACHE_HOME": str(work / "cache"),
                                 "HPCOS_STORE": str(work / "store")})
             wall = time.perf_counter() - started
+            run = RunResults.read(results)
         finally:
             stop_slurm_cluster(cluster)
-    run = RunResults.read(results)
     on_n3 = [r for r in run.results if r.node and "n3" in NodeSet(r.node)]
     outcomes = {o: sum(r.outcome == o for r in run.results) for o in ("passed", "failed", "error", "skipped")}
     print(f"  {'n3 slurmd killed' if kill else 'every node up    '}: {wall:6.1f} s wall; "
