@@ -43,6 +43,10 @@ Argument = Annotated[str, DescribedPattern(
 EnvName = Annotated[str, DescribedPattern(
     pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
     meaning="an environment variable name (letters, digits and _, not starting with a digit)")]
+# A Python module path, as ``pytest -p`` takes it.
+PluginName = Annotated[str, DescribedPattern(
+    pattern=r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*$",
+    meaning="a Python module path such as site_checks.plugin")]
 UserName = Annotated[str, DescribedPattern(
     pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$",
     meaning="a user name (letters, digits and _ . -)")]
@@ -149,6 +153,10 @@ class Deploy(Strict):
     reboot_timeout: float = Field(900, gt=0)  # seconds for the node to come back
     boot_id: str = "cat /proc/sys/kernel/random/boot_id"  # changes with every boot
     running_kernel: str = "uname -r"
+    # The kernel the next boot starts (EL9: each kernel install makes the new kernel the default), and
+    # how to make it the snapshot's ({kernel}: version-release.arch) when a rollback needs the older one.
+    boot_default: str = "grubby --default-kernel"
+    set_boot_default: str = "grubby --set-default /boot/vmlinuz-{kernel}"
 
 
 def _reference(value) -> Reference:
@@ -192,6 +200,8 @@ class Profile(Strict):
     references: References = {}
     # Runs of a benchmark whose median is judged against the references (harness/repeats.py).
     repeat: PositiveInt = 3
+    # pytest plugins (module paths) the run loads besides the harness's own; `hpcos test` loads no other.
+    pytest_plugins: list[PluginName] = []
     inventory: ClusterInventory = ClusterInventory()
     """Node classes, hardware and roles (docs/outage.md): what `hpcos inventory` measures and compares."""
 

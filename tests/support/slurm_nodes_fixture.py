@@ -62,10 +62,20 @@ class SlurmNodes:
         self.wait_idle()
 
 
-def start_slurm_nodes(d: Path, nodes: list[str], *, munge_threads: int | None = None,
+def start_slurm_nodes(d: Path, nodes: list[str], partition: str = "debug", *, munge_threads: int | None = None,
                       extra_conf: str = "") -> SlurmNodes:
-    """``munge_threads`` and ``extra_conf`` (slurm.conf lines) for many nodes (bench/slurm_scale.py):
+    """The daemons of ``nodes``; a start that fails half-way stops what it started (munged first).
+    ``munge_threads`` and ``extra_conf`` (slurm.conf lines) for many nodes (bench/slurm_scale.py):
     munged needs more threads than its default for hundreds of slurmd."""
+    try:
+        return _start_slurm_nodes(d, nodes, partition, munge_threads, extra_conf)
+    except BaseException:
+        _stop([*d.glob("slurmd-*.pid"), d / "slurmctld.pid", d / "munged.pid"])
+        raise
+
+
+def _start_slurm_nodes(d: Path, nodes: list[str], partition: str, munge_threads: int | None,
+                       extra_conf: str) -> SlurmNodes:
     for tool in ("slurmctld", "slurmd", "sinfo", "scontrol"):
         require_tool(tool, "slurm-wlm")
     for sub in ("state", "spool", "log"):
@@ -76,7 +86,7 @@ def start_slurm_nodes(d: Path, nodes: list[str], *, munge_threads: int | None = 
                          f"RealMemory=100 State=UNKNOWN\n" for n in nodes)
     conf = write_slurm_conf(d, cluster="hpcos-deploy", controller=f"{host}(127.0.0.1)", munge_socket=socket_path,
                             nodes=node_lines,
-                            partition=f"PartitionName=debug Nodes={','.join(nodes)} Default=YES MaxTime=INFINITE "
+                            partition=f"PartitionName={partition} Nodes={','.join(nodes)} Default=YES MaxTime=INFINITE "
                                       "State=UP",
                             spool=f"{d / 'spool'}/%n", extra=extra_conf)
     env = {**os.environ, "SLURM_CONF": str(conf)}

@@ -43,6 +43,7 @@ class CommandResult:
     # A failed multi-node job, bisected: node -> how the job failed there alone; the nodes it passed on.
     blamed: dict[str, str] = field(default_factory=dict)
     passed_alone: list[str] = field(default_factory=list)
+    stacks: str = ""  # a timed-out MPI job: where its ranks were before the kill (hpcos.core.stacks)
 
     @property
     def ok(self) -> bool:
@@ -60,6 +61,8 @@ class CommandResult:
         parts = [head]
         if self.blamed:
             parts.insert(0, blame_line(self.blamed, self.passed_alone))
+        if self.stacks:
+            parts.append(f"--- where the ranks were before the kill\n{self.stacks}")
         for name, text in (("stderr", self.stderr), ("stdout", self.stdout)):
             lines = text.rstrip().splitlines()
             if lines:
@@ -155,6 +158,9 @@ def host_arguments(stack: MpiStack, placement: Mapping[str, int]) -> list[str]:
 
 class Launcher(ABC):
     name: str
+    # Whether a job gets the night's environment (as srun --export=ALL and a local launch do); over
+    # ssh only what the profile or the test sets is exported on the node.
+    inherits_environment = True
 
     def __init__(self, profile: Profile):
         self.profile = profile

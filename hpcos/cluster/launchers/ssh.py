@@ -57,6 +57,7 @@ FANOUT_GRACE = 30  # seconds for that process to start and report, beyond the no
 
 class SshLauncher(Launcher):
     name = "ssh"
+    inherits_environment = False
 
     def __init__(self, profile):
         super().__init__(profile)
