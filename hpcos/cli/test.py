@@ -11,6 +11,7 @@ from pathlib import Path
 
 from harness.session import DEFAULT_CLUSTER
 from hpcos.cluster.profiles import is_profile_path, load_profile
+from hpcos.core import runner
 from hpcos.core.shipped import SUITE_NAME
 from hpcos.core.shipped import suite_dir as shipped_suite
 
@@ -96,4 +97,6 @@ def run_tests(args) -> int:
         args.cluster = str(resolved)  # the harness then reads the same file, wherever pytest runs
     # A broken profile is the user's mistake: one line naming file:line: field, before pytest starts.
     profile = load_profile(resolved)
-    return int(pytest.main(pytest_argv(args, profile.pytest_plugins)))
+    # Stopped (a Jenkins abort sends SIGTERM): mpirun, srun and the ssh fan-out end with hpcos.
+    with runner.stopped_on_signals():
+        return int(pytest.main(pytest_argv(args, profile.pytest_plugins)))

@@ -80,8 +80,9 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def start_munged(d: Path) -> Path:
-    """munged with its own key and socket under ``d`` (pid file ``d/munged.pid``); the socket path."""
+def start_munged(d: Path, threads: int | None = None) -> Path:
+    """munged with its own key and socket under ``d`` (pid file ``d/munged.pid``); the socket path.
+    ``threads``: more than munged's default for hundreds of slurmd (bench/slurm_scale.py)."""
     munged = require_tool("munged", "munge")
     run_dir = d / "run"
     run_dir.mkdir(mode=0o755)
@@ -93,7 +94,8 @@ def start_munged(d: Path) -> Path:
     key.chmod(0o400)
     socket_path = run_dir / "munge.socket"
     subprocess.run([munged, f"--socket={socket_path}", f"--key-file={key}", f"--pid-file={d / 'munged.pid'}",
-                    f"--log-file={d / 'log' / 'munged.log'}", f"--seed-file={d / 'munge.seed'}", "--force"],
+                    f"--log-file={d / 'log' / 'munged.log'}", f"--seed-file={d / 'munge.seed'}", "--force",
+                    *([f"--num-threads={threads}"] if threads else [])],
                    check=True, capture_output=True, timeout=30)
     return socket_path
 
