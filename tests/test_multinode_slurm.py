@@ -12,6 +12,7 @@ import sys
 from ClusterShell.NodeSet import NodeSet
 from conftest import REPO
 
+from hpcos.cluster.profiles import load_profile
 from hpcos.cluster.schedulers.slurm import node_problems
 from hpcos.results.model import RunResults
 
@@ -125,3 +126,27 @@ def test_node_commands_go_through_one_job_step_per_test(slurm_cluster, tmp_path)
         output[-4000:]
     assert len(run.results) == 16 and all(r.outcome == "passed" for r in run.results), output[-4000:]
     assert sorted(r.node for r in by_test(run, "test_hostname")) == ["n1", "n2", "n3", "n4"]
+
+
+def test_node_commands_over_more_nodes_than_one_step_holds(slurm_cluster, monkeypatch):
+    """A node set larger than a step holds goes as several steps at once; each node keeps its own result."""
+    from hpcos.cluster.launchers import slurm as slurm_launcher
+
+    monkeypatch.setattr(slurm_launcher, "STEP_NODES", 3)
+    monkeypatch.setenv("SLURM_CONF", str(slurm_cluster.conf))
+    profile_file = slurm_cluster.directory / "slurm4.yaml"
+    profile_file.write_text(slurm_cluster.profile_yaml())
+    log = slurm_cluster.directory / "log" / "slurmctld.log"
+    before = log.read_text().count("_slurm_rpc_allocate_resources")
+    launcher = slurm_launcher.SlurmLauncher(load_profile(profile_file))
+    results = launcher.run('echo "on $SLURMD_NODENAME"', NodeSet("n[1-4]"), timeout=30)
+    assert {node: (r.exit_code, r.stdout.strip()) for node, r in results.items()} == \
+        {n: (0, f"on {n}") for n in ("n1", "n2", "n3", "n4")}
+    steps = [line.split("NodeList=")[1].split()[0] for line in log.read_text().splitlines()
+             if "_slurm_rpc_allocate_resources" in line][before:]
+    assert sorted(steps) == ["n4", "n[1-3]"]
+    # A step srun itself could not start (here: a node Slurm does not know) lost every task: the launcher
+    # splits such a step and runs its halves again instead of failing every node of it.
+    lost = launcher.srun(["-N", "1", "-w", "nosuchnode", "true"], node="nosuchnode", shown="true", timeout=30)
+    assert slurm_launcher.lost_every_task(lost), lost
+    assert not slurm_launcher.lost_every_task(results["n1"])

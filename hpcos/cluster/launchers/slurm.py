@@ -13,6 +13,7 @@ import shlex
 import tempfile
 import uuid
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ClusterShell.NodeSet import NodeSet
@@ -35,6 +36,14 @@ STEP_SCRIPT = (
     'printf "\\n@hpcos-end %s %s %s\\n" "$r" "$s" "$(date +%s.%N)"'
 )
 TIMEOUT_EXIT = 124  # coreutils timeout's exit code when the command ran out of time
+# Nodes per job step.  One step of 256 tasks on a simulated 256-slurmd cluster lost every task's output
+# (srun: "io_init_msg_unpack: unpack error") while 128 ran whole; larger node sets go as several steps
+# at once, still a handful of jobs for slurmctld where one job per node was a thousand.
+STEP_NODES = 128
+STEPS_AT_ONCE = 8
+# A step whose tasks all vanished (none named its node, srun did not time out) is split in two and each
+# half run again, down to this size: below it, srun's own lines are attributed to the nodes.
+SPLIT_DOWN_TO = 8
 _LABELLED = re.compile(r"^\s*(\d+): ?(.*)$")
 _END = re.compile(r"^(?P<rest>.*)@hpcos-end (?P<code>\d+) (?P<start>[\d.]+) (?P<end>[\d.]+)$")
 
@@ -48,12 +57,27 @@ class SlurmLauncher(Launcher):
         thousand nodes cost slurmctld one job, not a thousand.  Each task says which node it is on and
         how its command ended, under a per-node timeout; ``--no-kill`` keeps the step going on the
         other nodes when one fails to launch, and srun's own error lines name that node."""
+        chunks = [NodeSet.fromlist(list(nodes)[i:i + STEP_NODES]) for i in range(0, len(nodes), STEP_NODES)]
+        if len(chunks) == 1:
+            return self._step(command, nodes, timeout, env)
+        results: dict[str, CommandResult] = {}
+        with ThreadPoolExecutor(max_workers=min(len(chunks), STEPS_AT_ONCE)) as pool:
+            for part in pool.map(lambda chunk: self._step(command, chunk, timeout, env), chunks):
+                results.update(part)
+        return results
+
+    def _step(self, command: Command, nodes: NodeSet, timeout: float,
+              env: Mapping[str, str] | None) -> dict[str, CommandResult]:
         text = command_text(command)
         argv = ["-N", str(len(nodes)), "-n", str(len(nodes)), "--ntasks-per-node=1", "-w", str(nodes),
                 "--no-kill", "--kill-on-bad-exit=0", "--label",
                 "sh", "-c", STEP_SCRIPT, with_env(command, None), f"{timeout:g}", str(REMOTE_KILL_GRACE)]
         done = self.srun(argv, node=str(nodes), shown=text, timeout=timeout + REMOTE_KILL_GRACE + STEP_GRACE,
                          env=env)
+        if len(nodes) > SPLIT_DOWN_TO and lost_every_task(done):
+            half = len(nodes) // 2
+            return {**self._step(command, NodeSet.fromlist(list(nodes)[:half]), timeout, env),
+                    **self._step(command, NodeSet.fromlist(list(nodes)[half:]), timeout, env)}
         return split_step(done, nodes, text)
 
     def mpi(self, binary: str, args: Sequence[str], *, np: int, stack: MpiStack, nodes: NodeSet,
@@ -109,6 +133,12 @@ class SlurmLauncher(Launcher):
 
     def _cancel(self, name: str) -> None:
         runner.run(["scancel", f"--name={name}"], timeout=SCANCEL_TIMEOUT)
+
+
+def lost_every_task(done: CommandResult) -> bool:
+    """Whether a node-command step failed before any task could say which node it ran on: srun's own
+    failure (its I/O set-up, a launch refused), not the nodes' commands, which always name their node."""
+    return not done.timed_out and done.exit_code != 0 and "@hpcos-node " not in done.stdout
 
 
 def split_step(done: CommandResult, nodes: NodeSet, text: str) -> dict[str, CommandResult]:
