@@ -33,6 +33,8 @@ def plan_document(plan: OutagePlan) -> Document:
          f"{plan.production_cluster}: {plan.production_nodes} nodes, batches of {plan.batch_size}"],
         ["measured on", f"{plan.test_cluster}" + (f" (deploy {plan.deploy_id})" if plan.deploy_id else "")],
         ["window", f"{window}, {when}"],
+        ["before the window", f"{duration(plan.before_window_seconds)} (the .repo file and the packages "
+                              "downloaded while the nodes still run jobs)"],
         ["package changes", f"{len(plan.changes)}, {len(plan.security_advisories)} security advisories"],
         ["risks", str(len(plan.risks))],
         ["plan written", plan.created],

@@ -92,9 +92,19 @@ class OutagePlan:
 
     @property
     def window_seconds(self) -> float | None:
-        if not all(t.known for t in self.tasks):
+        # The .repo file and the download happen before the window, while the nodes still run jobs.
+        inside = [t for t in self.tasks if t.task not in deployments.IN_SERVICE_TASKS]
+        if not all(t.known for t in inside):
             return None
-        return sum(t.production_seconds for t in self.tasks)
+        return sum(t.production_seconds for t in inside)
+
+    @property
+    def before_window_seconds(self) -> float | None:
+        """The in-service tasks (the .repo file, the packages downloaded), done before the drain."""
+        before = [t for t in self.tasks if t.task in deployments.IN_SERVICE_TASKS]
+        if not before or not all(t.known for t in before):
+            return None
+        return sum(t.production_seconds for t in before)
 
     @property
     def window_end(self) -> str | None:
@@ -181,6 +191,8 @@ def estimate_tasks(records: list[deployments.DeploymentRecord], production_nodes
         "a batch takes as long as the slowest test node took for each task (the slowest is kept, not the median: "
         "a batch waits for its last node)",
         "jobs are stopped for the outage, so draining does not wait for running jobs",
+        f"{' and '.join(deployments.IN_SERVICE_TASKS)} run before the window, while the nodes still run jobs: "
+        "the window holds only the install from the nodes' cache",
     ]
     record = records[-1] if records else None
     batches = math.ceil(production_nodes / batch_size) if production_nodes else 0
