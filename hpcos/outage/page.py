@@ -69,7 +69,10 @@ def plan_document(plan: OutagePlan) -> Document:
     doc.add(Table(["#", "task", "test nodes measured", "per node on test (median / slowest)", "planned on production"],
                   [[str(i), t.task, str(t.test_nodes), f"{_seconds(t.test_median)} / {_seconds(t.test_max)}",
                     duration(t.production_seconds)] for i, t in enumerate(plan.tasks, 1)]))
-    doc.add(Para(f"Total window: {window}."), Heading(2, "Assumptions"), Bullets(plan.assumptions))
+    doc.add(Para(f"Total window: {window}."))
+    if plan.cost:
+        doc.add(Heading(2, "Cost"), Bullets(plan.cost))
+    doc.add(Heading(2, "Assumptions"), Bullets(plan.assumptions))
 
     doc.add(Heading(1, "Risks"))
     doc.add(Table(["class", "risk"], [[r.kind, r.text] for r in plan.risks]) if plan.risks else
