@@ -228,6 +228,17 @@ def test_plan_rollout_and_report(site, tmp_path, capsys):
     assert hpcos(site, "repo", "promote", "testing", "production") == 0
     capsys.readouterr()
     plan_file = site.store / "outages" / site.snapshot_b / "plan.json"
+    # Nobody accepted the plan's risks yet: the rollout is refused, nothing is touched.
+    assert hpcos(site, "outage", "run", "--plan", str(plan_file), "--no-tests") == 2
+    assert "risk(s) of the plan were not accepted by a named person" in capsys.readouterr().err
+    assert not [r for r in deployments.records(StoreLayout(site.store)) if r.cluster == "production-cluster"]
+    assert hpcos(site, "outage", "accept", "--plan", str(plan_file), "--by", "Dana Manager") == 0
+    accepted = OutagePlan.from_json(plan_file.read_text())
+    assert accepted.acceptance["by"] == "Dana Manager" and not accepted.unaccepted_risks()
+    assert len(accepted.acceptance["risks"]) == len(plan.risks)
+    text = requests.get(f"{site.tracd.url}/wiki/{page}", params={"format": "txt"}, timeout=30).text
+    assert "Accepted by Dana Manager on " in text, text
+    capsys.readouterr()
     assert hpcos(site, "outage", "run", "--plan", str(plan_file), "--no-tests") == 1
     shown = capsys.readouterr()
     for node in ("node1", "node2", "node4"):

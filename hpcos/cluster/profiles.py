@@ -13,8 +13,17 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from ClusterShell.NodeSet import NodeSet, NodeSetParseError
-from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, NonNegativeInt, PositiveInt,
-                      field_validator, model_validator)
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveInt,
+    field_validator,
+    model_validator,
+)
 
 from hpcos.cluster.inventory import ClusterInventory
 from hpcos.cluster.registry import LAUNCHERS

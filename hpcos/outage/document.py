@@ -3,8 +3,9 @@ Markdown, Trac wiki markup and HTML.
 
 Every string in a block is untrusted text — package names, changelog lines, advisory titles, node
 output, owners — and is escaped for the target here, in one place: HTML-escaped; backslash-escaped
-for Markdown; for Trac, the words that could be markup wrapped as inline verbatim (``{{{...}}}``) so that no CamelCase word,
-``#123``, ``[link]`` or ``[[Image(...)]]`` in it becomes a link, a macro or markup.
+for Markdown; for Trac, the words that could be markup wrapped as inline verbatim (``{{{...}}}``),
+so that no CamelCase word, ``#123``, ``[link]`` or ``[[Image(...)]]`` in it becomes a link, a macro or
+markup, while plain words stay plain text.
 """
 
 from __future__ import annotations

@@ -78,6 +78,13 @@ def plan_document(plan: OutagePlan) -> Document:
     doc.add(Table(["class", "risk"], [[r.kind, r.text] for r in plan.risks]) if plan.risks else
             Para("No deviation between the clusters, no open ticket, no overridden gate."))
 
+    doc.add(Heading(1, "Risk acceptance"))
+    if plan.acceptance.get("by"):
+        doc.add(Para(f"Accepted by {plan.acceptance['by']} on {plan.acceptance['when']}: the "
+                     f"{len(plan.acceptance['risks'])} risks below."), Bullets(plan.acceptance["risks"]))
+    else:
+        doc.add(Para("Not accepted yet: `hpcos outage accept --by NAME` records who accepts these risks; "
+                     "`hpcos outage run` refuses the plan until then (or --force --reason)."))
     doc.add(Heading(1, "Rollback"), Code("\n".join(plan.rollback)))
     doc.add(Heading(1, "Owners"),
             Table(["overlay", "packages and owners"], [[o, "; ".join(p)] for o, p in sorted(plan.owners.items())]))

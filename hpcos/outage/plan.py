@@ -26,8 +26,8 @@ from hpcos.repo import deployments, errata, nightly
 from hpcos.repo import diff as repo_diff
 from hpcos.repo.environments import Environments
 from hpcos.repo.repodata import read_packages
-from hpcos.rpms.evr import Evr
 from hpcos.repo.snapshots import SnapshotStore
+from hpcos.rpms.evr import Evr
 from hpcos.site import Site
 
 log = logging.getLogger("hpcos.outage")
@@ -92,6 +92,13 @@ class OutagePlan:
     deploy_id: str | None = None
     # Node-hours out of service, outage against rolling (``cost_lines``): the line management reads.
     cost: list[str] = field(default_factory=list)
+    # Who accepted which risks, when (``hpcos outage accept``): {"by", "when", "risks": [texts]}.
+    acceptance: dict = field(default_factory=dict)
+
+    def unaccepted_risks(self) -> list[str]:
+        """The plan's risks no named person accepted (all of them before ``hpcos outage accept``)."""
+        accepted = set(self.acceptance.get("risks", [])) if self.acceptance.get("by") else set()
+        return [f"{r.kind}: {r.text}" for r in self.risks if f"{r.kind}: {r.text}" not in accepted]
 
     @property
     def window_seconds(self) -> float | None:
@@ -235,8 +242,8 @@ def estimate_tasks(records: list[deployments.DeploymentRecord], production_nodes
     tasks.append(TaskEstimate(POST_OUTAGE, 1 if tests_seconds is not None else 0, tests_seconds, tests_seconds,
                               tests_seconds))
     if tests_seconds is not None:
-        assumptions.append("the post-outage integration tests take as long on production as the last complete nightly run "
-                           "of this snapshot took on the test cluster")
+        assumptions.append("the post-outage integration tests take as long on production as the last complete "
+                           "nightly run of this snapshot took on the test cluster")
     return tasks, assumptions, record.deploy_id if record else None
 
 
