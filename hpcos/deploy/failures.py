@@ -52,7 +52,7 @@ def file_tickets(site: Site, record: DeploymentRecord, backend: str | None = Non
     outcome stands, and what could not be sent waits in the queue."""
     from hpcos.tickets.session import TicketSession
 
-    with TicketSession(site.tracker(backend), site.store_root, site.environ) as session:
+    with TicketSession(site.tracker(backend), site.store_root, dict(site.environ)) as session:
         _decided, outcome = session.file(as_run(record))
     if outcome.error:
         log.warning("tickets: %s (queued: %d)", outcome.error, outcome.queued)

@@ -322,13 +322,13 @@ class Batch:
     active: NodeSet = field(default_factory=NodeSet)
     before: dict[str, CommandResult] = field(default_factory=dict)
     after: dict[str, CommandResult] = field(default_factory=dict)
-    launcher: Launcher | None = None
+    launcher: Launcher = field(init=False)
     reservation: str | None = None
     drained: NodeSet = field(default_factory=NodeSet)  # the nodes this batch took out of service
 
     def __post_init__(self) -> None:
         self.active = NodeSet(self.nodes)
-        self.launcher = self.launcher or self.plan.launcher
+        self.launcher = self.plan.launcher
 
     def on_nodes(self, command: Callable[[str], str | list[str]], nodes: NodeSet,
                  timeout: float) -> dict[str, CommandResult]:
@@ -447,7 +447,7 @@ def _set_boot_default(b: Batch) -> None:
     """EL9 makes each newly installed kernel the boot default (kernel-install): after a rollback the
     default is the newer kernel the snapshot no longer has.  Set it to the snapshot's where it is not."""
     plan, settings, timeout = b.plan, b.plan.profile.deploy, b.plan.profile.timeouts.command
-    kernel = plan.expected.kernel
+    kernel = plan.expected.kernel or ""
     current = b.check(b.on_nodes(lambda n: plan.expand(settings.boot_default, n), b.active, timeout),
                       "reading the boot default")
     wrong = NodeSet.fromlist([n for n in b.active if _boot_kernel(current[n].stdout) != kernel])
@@ -528,8 +528,9 @@ def _abandon(b: Batch, error: BaseException) -> None:
             record.nodes[node].reason = scheduler.one_line(f"deployment stopped: {error or type(error).__name__}")
     if unverified:
         scheduler.keep_drained(unverified, f"hpcos deploy stopped: {error or type(error).__name__}")
-    scheduler.release(b.reservation)
-    b.reservation = None
+    if b.reservation is not None:
+        scheduler.release(b.reservation)
+        b.reservation = None
 
 
 # The procedure, in order: each stage acts on the batch's nodes still active (a node that failed a

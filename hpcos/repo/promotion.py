@@ -120,9 +120,10 @@ def fastpath(spec_set: SpecSet, layout: StoreLayout, overlay: str, reason: str, 
     with store_lock(layout, f"repo fastpath {overlay}", wait=wait):
         store.clean_leftovers()
         envs.clean_leftovers()
-        if envs.published(overlay).current() is None:
+        published_id = envs.published(overlay).current()
+        if published_id is None:
             raise UserError(f"overlay {overlay!r} has not been published yet (hpcos repo publish {overlay})")
-        published = store.get(envs.published(overlay).current())
+        published = store.get(published_id)
         bases = {name: _current(envs.environment(name), store) for name in promoted}
         if all(_carries(base, published) for base in bases.values()):
             # A build that failed publishes nothing: the fast path would move the pointers (and send the
