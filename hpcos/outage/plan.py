@@ -106,7 +106,7 @@ class OutagePlan:
         inside = [t for t in self.tasks if t.task not in deployments.IN_SERVICE_TASKS]
         if not all(t.known for t in inside):
             return None
-        return sum(t.production_seconds for t in inside)
+        return sum(t.production_seconds or 0.0 for t in inside)
 
     @property
     def before_window_seconds(self) -> float | None:
@@ -114,7 +114,7 @@ class OutagePlan:
         before = [t for t in self.tasks if t.task in deployments.IN_SERVICE_TASKS]
         if not before or not all(t.known for t in before):
             return None
-        return sum(t.production_seconds for t in before)
+        return sum(t.production_seconds or 0.0 for t in before)
 
     @property
     def window_end(self) -> str | None:
