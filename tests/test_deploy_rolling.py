@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 import time
 
 import pytest
@@ -78,16 +79,32 @@ def _reboot_time(root) -> float:
 
 
 def test_rolling_update_waits_for_the_running_job_and_verifies_every_node(cluster, tmp_path):
-    ended = tmp_path / "job-ended"
-    job = subprocess.run(["sbatch", "--parsable", "-w", "node1", "-N1", "-o", "/dev/null",
-                          "--wrap", f"sleep 8; date +%s.%N > {ended}"],
+    # The user's job on node1 runs until the idle nodes were rebooted (whatever the host's load makes
+    # of the download's time), so "node1 waited for its job" is cause and effect, not a race.
+    ended, release = tmp_path / "job-ended", tmp_path / "release-job"
+    job = subprocess.run(["sbatch", "--parsable", "-w", "node1", "-N1", "-t", "10", "-o", "/dev/null",
+                          "--wrap", f"while [ ! -e {release} ]; do sleep 0.2; done; date +%s.%N > {ended}"],
                          capture_output=True, text=True, timeout=30, check=True).stdout.strip()
     deadline = time.monotonic() + 30
     while cluster.slurm.sinfo()["node1"][0] != "allocated":
         assert time.monotonic() < deadline, f"job {job} did not start on node1: {cluster.slurm.sinfo()}"
         time.sleep(0.2)
 
-    assert hpcos(cluster, "deploy", "testing", "--cluster", str(cluster.profile), "--rolling") == 0
+    def release_after_the_idle_nodes_rebooted() -> None:
+        logs = [cluster.nodes_dir / n / "var" / "log" / "reboots" for n in ("node2", "node3")]
+        give_up = time.monotonic() + 300  # the assertions below then say what did not happen
+        while not all(p.exists() for p in logs) and time.monotonic() < give_up:
+            time.sleep(0.2)
+        time.sleep(1)  # node1 stays busy a little longer: its own wait is measurable
+        release.touch()
+
+    releaser = threading.Thread(target=release_after_the_idle_nodes_rebooted, daemon=True)
+    releaser.start()
+    try:
+        assert hpcos(cluster, "deploy", "testing", "--cluster", str(cluster.profile), "--rolling") == 0
+    finally:
+        release.touch()
+        releaser.join(timeout=310)
 
     assert ended.exists(), "the user's job was killed"
     job_end = float(ended.read_text())
