@@ -20,12 +20,12 @@ import pytest
 from ClusterShell.MsgTree import MsgTree
 from ClusterShell.NodeSet import NodeSet
 
-from harness import hookspecs
+from harness import hookspecs, run_record
 from harness.session import DEFAULT_CLUSTER, HarnessSession, Selection
 from harness.state import SESSION_KEY, harness_session, item_state, site
 from hpcos.cluster import mpi_errors
 from hpcos.cluster.launchers import CommandFailed, CommandResult
-from hpcos.core.errors import HpcosError, UserError, store_problem
+from hpcos.core.errors import HpcosError, StoreError, UserError, store_problem
 from hpcos.results.model import TestResult
 from hpcos.site.credentials import redact
 
@@ -121,6 +121,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker("node")
         if "mpi_stack" in params and not item.get_closest_marker("mpi"):
             item.add_marker("mpi")
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    if items:
+        run_record.deselected(items[0].config, items)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if harness_session(session.config).selection.explicit:
+        run_record.collection_finished(session)
 
 
 def _is_harness_test(item: pytest.Item) -> bool:
@@ -414,7 +424,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     # The hooks (baselines, tickets) may still judge the run; the results file is written after them
     # whatever happens there: a store that cannot take the baselines, tickets or queue must not cost
     # the user the outcome of the tests.
-    problem = None
+    problem: HpcosError | None = None
     try:
         config.hook.pytest_hpcos_run_finished(config=config, run=run)
     except (OSError, sqlite3.Error) as exc:
@@ -425,6 +435,18 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         if target:
             Path(target).parent.mkdir(parents=True, exist_ok=True)
             run.write(target, mask=site(config).secrets)
+    if target and run.testing_snapshot:
+        # The nightly run records itself, signed: the production gate trusts no other record.
+        try:
+            record = run_record.record(config, Path(target))
+            reporter = config.pluginmanager.get_plugin("terminalreporter")
+            if reporter:
+                reporter.write_line(f"hpcos: run {record.run_id} recorded for the production gate (signed, "
+                                    f"{site(config).layout.nightly_records})")
+        except UserError as exc:
+            problem = problem or exc
+        except OSError as exc:
+            problem = problem or store_problem(exc) or StoreError(f"recording the run: {exc}")
     if problem is not None:
         reporter = config.pluginmanager.get_plugin("terminalreporter")
         line = f"hpcos: {problem}" + (f" (results written to {target})" if target else "")
