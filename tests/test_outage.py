@@ -20,6 +20,7 @@ import requests
 import yaml
 from conftest import require_tool
 from support.deploy_fixtures import deploy_settings, installed, provision
+from support.gate_fixtures import harness_night
 from support.rpm_repo_fixtures import Rpm, RpmFactory, make_site
 from support.slurm_nodes_fixture import slurm_nodes  # noqa: F401  (fixture)
 
@@ -88,9 +89,12 @@ def site(tmp_path, slurm_nodes, monkeypatch, tracd):  # noqa: F811
     site = make_site(RpmFactory(tmp_path / "rpmbuild"), tmp_path)
     with open(site.specs / "site.yaml", "a") as site_yaml:
         site_yaml.write(f"wiki: {{backend: trac, url: '{tracd.url}', page: 'Outages/{{snapshot}}'}}\n")
-    text = (site.specs / "site.yaml").read_text().replace("harness: {profile: profile.yaml}",
-                                                         "harness: {profile: test.yaml, production_profile: prod.yaml}")
+    text = (site.specs / "site.yaml").read_text().replace(
+        "harness: {profile: profile.yaml}",
+        "harness: {profile: test.yaml, production_profile: prod.yaml, required_tests: [test_hostname]}")
     (site.specs / "site.yaml").write_text(text)
+    for package in ("openmpi.yaml", "kernel.yaml"):  # the required suite: what the nightly run below selects
+        (site.specs / package).write_text((site.specs / package).read_text().replace('["mpi"]', "[test_hostname]"))
     # Snapshot A everywhere: testing, then production.
     site.set_upstream("base", BASE)
     site.set_overlay("hpc-overlay", HPC_A)
@@ -123,8 +127,9 @@ def site(tmp_path, slurm_nodes, monkeypatch, tracd):  # noqa: F811
     blocker = site.factory.path(BLOCKER)
     subprocess.run(["rpm", "--root", str(site.prod_nodes / "node3"), "-i", "--nodeps", str(blocker)], check=True,
                    capture_output=True, timeout=60)
-    # Snapshot B: a new kernel (with a security advisory upstream) and a new Open MPI.
-    site.set_overlay("hpc-overlay", HPC_B)
+    # Snapshot B: a new kernel (with a security advisory upstream) and a new Open MPI, the older build
+    # kept beside it in the overlay (production's 4.1.1 is updated, not "added" beside itself).
+    site.set_overlay("hpc-overlay", HPC_A + HPC_B)
     site.set_overlay("kernel-overlay", KERNEL_B)
     base_dir = site.upstream / "base" / "9" / "x86_64"
     (tmp_path / "updateinfo.xml").write_text(UPDATEINFO)
@@ -157,7 +162,11 @@ def nightly_run(site, tmp_path) -> None:
                          results=[TestResult(f"integration_tests/test_mpi.py::{name}", node, "passed")
                                   for name in ("test_rank_count", "test_pingpong") for node in ("node1", "node2")])
     passing.write(tmp_path / "night1.json")
+    # Recorded by hand, it feeds the plan's durations (its 42 minutes) but cannot open the gate ...
     assert hpcos(site, "repo", "record-run", str(tmp_path / "night1.json")) == 0
+    # ... which the harness's own run of the required suite on the test cluster does.
+    harness_night(site.specs, site.store, site.specs.parent / "test.yaml", site.snapshot_b, tmp_path / "night2.json",
+                  "-k", "test_hostname")
 
 
 def wiki_versions(tracd, page: str) -> int:
@@ -204,6 +213,14 @@ def test_plan_rollout_and_report(site, tmp_path, capsys):
         assert task.production_seconds == pytest.approx(max(seconds) * 2), task
     assert plan.tasks[-1].production_seconds == pytest.approx(42 * 60)  # the nightly run's 42 minutes
     assert plan.window_end is not None and plan.window_start == "2026-12-08T08:00"
+    # The window holds what happens out of service; the .repo file and the download come before it.
+    before = {t.task: t.production_seconds for t in plan.tasks if t.task in deployments.IN_SERVICE_TASKS}
+    assert plan.before_window_seconds == pytest.approx(sum(before.values()))
+    assert plan.window_seconds == pytest.approx(sum(t.production_seconds for t in plan.tasks
+                                                    if t.task not in before))
+    # The cost line: node-hours as an outage (4 nodes for the window); rolling not measured on this site.
+    assert plan.cost[0].startswith("outage: 4 nodes x ") and "node-hours out of service" in plan.cost[0], plan.cost
+    assert plan.cost[1].startswith("rolling: not measured (test-cluster has no verified"), plan.cost
 
     # The page on Trac; a second plan (the outage moved a day) updates it in place: one new version,
     # no second page.
@@ -219,6 +236,17 @@ def test_plan_rollout_and_report(site, tmp_path, capsys):
     assert hpcos(site, "repo", "promote", "testing", "production") == 0
     capsys.readouterr()
     plan_file = site.store / "outages" / site.snapshot_b / "plan.json"
+    # Nobody accepted the plan's risks yet: the rollout is refused, nothing is touched.
+    assert hpcos(site, "outage", "run", "--plan", str(plan_file), "--no-tests") == 2
+    assert "risk(s) of the plan were not accepted by a named person" in capsys.readouterr().err
+    assert not [r for r in deployments.records(StoreLayout(site.store)) if r.cluster == "production-cluster"]
+    assert hpcos(site, "outage", "accept", "--plan", str(plan_file), "--by", "Dana Manager") == 0
+    accepted = OutagePlan.from_json(plan_file.read_text())
+    assert accepted.acceptance["by"] == "Dana Manager" and not accepted.unaccepted_risks()
+    assert len(accepted.acceptance["risks"]) == len(plan.risks)
+    text = requests.get(f"{site.tracd.url}/wiki/{page}", params={"format": "txt"}, timeout=30).text
+    assert "Accepted by Dana Manager on " in text, text
+    capsys.readouterr()
     assert hpcos(site, "outage", "run", "--plan", str(plan_file), "--no-tests") == 1
     shown = capsys.readouterr()
     for node in ("node1", "node2", "node4"):
@@ -226,6 +254,14 @@ def test_plan_rollout_and_report(site, tmp_path, capsys):
     assert "openmpi-0:4.1.1-1.hpc1.x86_64" in installed(site.prod_nodes / "node3")
     assert "1 node(s) failed" in shown.err
     actuals = rollout.latest(Site.from_options(site.specs, site.store), site.snapshot_b)
+    # The plan agreed with the rollout: the nodes it counted are the nodes deployed, and every package
+    # row's new version is what the verified nodes run.
+    [prod] = [r for r in deployments.records(StoreLayout(site.store)) if r.cluster == "production-cluster"]
+    assert len(prod.nodes) == plan.production_nodes
+    for change in (c for c in plan.changes if c.new):
+        name, arch = change.package.rsplit(".", 1)
+        for node in prod.verified_nodes:
+            assert f"{name}-{change.new}.{arch}" in installed(site.prod_nodes / node), (change, node)
     assert set(actuals.failed) == {"node3"} and "distro_sync" in actuals.tasks
     assert len(actuals.tickets) == 1 and actuals.tickets[0].endswith("created"), actuals.tickets
     capsys.readouterr()
