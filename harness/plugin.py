@@ -26,6 +26,7 @@ from harness.parsers import mpi_errors
 from harness.session import DEFAULT_CLUSTER, HarnessSession, Selection
 from harness.state import SESSION_KEY, harness_session, item_state, site
 from hpcos.core.errors import UserError, store_problem
+from hpcos.core.text import printable
 from hpcos.results.model import TestResult
 from hpcos.site.credentials import redact
 
@@ -345,12 +346,9 @@ def _write_highlighted(terminalreporter, line: str, hosts: list[str]) -> None:
     terminalreporter.write(line[at:] + "\n")
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
 def _printable(text: str) -> str:
-    """Node output on a terminal: control characters (escape sequences) shown, not obeyed."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    """Node output on a terminal: what is not printable (escape sequences, bidi overrides) shown, not obeyed."""
+    return printable(text)
 
 
 NODE_PLACEHOLDER = "<node>"

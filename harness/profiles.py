@@ -205,7 +205,7 @@ class Profile(Strict):
         if not len(parsed):
             raise ValueError("expected at least one node")
         # ssh and srun would take "-oProxyCommand=..." as an option; real host names never look like that.
-        bad = next((node for node in parsed if not _NODE_NAME.match(node)), None)
+        bad = next((node for node in parsed if not _NODE_NAME.fullmatch(node)), None)
         if bad is not None:
             raise ValueError(f"expected node names of letters, digits and _ . - (not starting with - or .); "
                              f"found {bad!r}")

@@ -15,7 +15,7 @@ import sqlite3
 import sys
 
 from hpcos import __version__
-from hpcos.cli.console import console, install_log_handler
+from hpcos.cli.console import console, emit, install_log_handler
 from hpcos.core.errors import StoreError, UserError, store_problem
 from hpcos.site import Site
 
@@ -108,7 +108,7 @@ def exit_code(exc: BaseException) -> int:
 
 def report_error(exc: UserError) -> None:
     text = str(exc)
-    print(f"hpcos: {text}" if "\n" not in text else f"hpcos: errors:\n{text}", file=sys.stderr)
+    emit(f"hpcos: {text}" if "\n" not in text else f"hpcos: errors:\n{text}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         report_error(problem)
         return exit_code(problem)
     except KeyboardInterrupt:
-        print("hpcos: interrupted", file=sys.stderr)
+        emit("hpcos: interrupted", file=sys.stderr)
         return INTERRUPTED
     finally:
         for notice in args.site.notices:

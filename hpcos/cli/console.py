@@ -4,18 +4,46 @@ lines go while a command runs."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import sys
+from collections.abc import Iterable, Mapping
 from contextlib import contextmanager
 
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress
+from rich.segment import Segment
 
-from hpcos.site.credentials import RedactingFilter, known_secrets
+from hpcos.core.text import printable
+from hpcos.site.credentials import RedactingFilter, known_secrets, redact
+
+
+class SafeConsole(Console):
+    """A rich console that shows every character of what it prints through the one sanitiser
+    (``hpcos.core.text.printable``): a reason, a package name or node output in a table cell can hold
+    an escape sequence, a bidi override or a U+2028; rich's own styling (control segments and the
+    styles it renders itself) is untouched."""
+
+    def _render_buffer(self, buffer: Iterable[Segment]) -> str:
+        return super()._render_buffer(
+            segment if segment.control else Segment(printable(segment.text, multi_line=True), segment.style)
+            for segment in buffer)
+
 
 # No markup anywhere: what hpcos prints holds package names, reasons, run ids and node output, any of
 # which may contain "[...]"; styling is given as rich Text styles instead.
-console = Console(stderr=True, highlight=False, markup=False)
+console = SafeConsole(stderr=True, highlight=False, markup=False)
+_secrets: list[str] = []
+
+
+def stdout_console(**options) -> SafeConsole:
+    """The console a command's own output (tables, listings) goes to: stdout, no markup, sanitised."""
+    return SafeConsole(markup=False, highlight=False, **options)
+
+
+def emit(text: str = "", file=None, end: str = "\n") -> None:
+    """``print`` for every plain line hpcos writes (stdout by default): through the sanitiser, every
+    known secret masked.  Newlines and tabs are kept; everything else not printable is escaped."""
+    print(printable(redact(str(text), _secrets), multi_line=True), file=file or sys.stdout, end=end)
 
 
 class _ConsoleHandler(logging.Handler):
@@ -34,7 +62,8 @@ def install_log_handler(environ: Mapping[str, str]) -> None:
     logger = logging.getLogger("hpcos")
     logger.handlers.clear()
     handler = _ConsoleHandler()
-    handler.addFilter(RedactingFilter(known_secrets(environ)))
+    _secrets[:] = known_secrets(environ)
+    handler.addFilter(RedactingFilter(_secrets))
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     logger.propagate = False

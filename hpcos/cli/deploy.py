@@ -6,6 +6,7 @@ import json
 from dataclasses import asdict
 
 from harness.profiles import load_profile
+from hpcos.cli.console import emit
 from hpcos.cli.test import resolve_profile
 
 
@@ -31,7 +32,7 @@ def run(args) -> int:
     record = deploy(args.site.specs, args.site.layout, args.env, profile, path, nodes=args.nodes,
                     batch_size=args.batch_size, snapshot_id=args.snapshot)
     if args.json:
-        print(json.dumps(asdict(record), indent=2, sort_keys=True))
+        emit(json.dumps(asdict(record), indent=2, sort_keys=True))
     # (The summary, one line per node set, was logged by the procedure and shown on the terminal.)
     # Like `hpcos test`: 1 when some node failed (it is left drained and named above).
     return 0 if not record.failed_nodes else 1

@@ -9,7 +9,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from hpcos.cli.console import console
+from hpcos.cli.console import console, emit
 from hpcos.cli.test import DEFAULT_CLUSTER
 
 
@@ -79,7 +79,7 @@ def config_command(args) -> int:
         console.print(f"wrote {args.output}: {len(profile.node_set)} host(s), {len(options.checks)} service(s) each",
                       markup=False)
     else:
-        print(text, end="")
+        emit(text, end="")
     if args.nrpe_output:
         _write(Path(args.nrpe_output), nagios.nrpe_commands(options))
     if args.standalone:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from hpcos.cli.console import console
+from hpcos.cli.console import console, emit
 from hpcos.core.errors import UserError
 
 
@@ -80,7 +80,7 @@ def _plan(args) -> int:
                           test_measured=collect.load(directory, test.name),
                           production_measured=collect.load(directory, production.name))
     files = publish.write_files(plan, *filter(None, (args.output, site.layout.outages / plan.testing_snapshot)))
-    print(files["markdown"].read_text(encoding="utf-8"))
+    emit(files["markdown"].read_text(encoding="utf-8"))
     where = [str(files["html"])]
     if not args.no_wiki:
         page = publish.to_wiki(site, plan)
@@ -144,7 +144,7 @@ def _run(args) -> int:
                           post_tests=None if args.no_tests else _post_tests(args, path, results),
                           force_reason=args.reason if args.force else None)
     for line in actuals.tickets:
-        print(line)
+        emit(line)
     failed = bool(actuals.failed) or bool(actuals.tests_exit)
     console.print(f"outage {actuals.run_id}: {len(actuals.failed)} node(s) failed"
                   + (f", post-outage tests exit {actuals.tests_exit}" if actuals.tests_exit is not None else "")
@@ -163,7 +163,7 @@ def _report(args) -> int:
         raise UserError(f"no rollout of {plan.testing_snapshot} recorded yet: run `hpcos outage run` first")
     doc = actuals_document(plan, actuals.tasks, actuals.run_id,
                            [f"{node}: {reason}" for node, reason in sorted(actuals.failed.items())], actuals.tickets)
-    print(to_markdown(doc))
+    emit(to_markdown(doc))
     page = publish.append_to_wiki(args.site, plan, doc)
     if page:
         console.print(f"actuals appended to {page}", markup=False)

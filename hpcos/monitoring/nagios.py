@@ -68,7 +68,7 @@ def _nrpe_name(check: str) -> str:
 
 def node_names(profile: Profile) -> list[str]:
     names = list(profile.node_set)
-    bad = [n for n in names if not NODE_NAME.match(n)]
+    bad = [n for n in names if not NODE_NAME.fullmatch(n)]
     if bad:
         raise UserError(f"profile {profile.name!r}: node name {bad[0]!r} cannot be a Nagios host name")
     return names

@@ -20,6 +20,7 @@ from ClusterShell.NodeSet import NodeSet, NodeSetParseError
 from hpcos.core.errors import UserError
 from hpcos.core.files import write_text_atomically
 from hpcos.core.sourced_yaml import InvalidInput
+from hpcos.core.store_files import BadStoreFile, dataclass_from, move_aside, read_json
 from hpcos.core.store_layout import StoreLayout
 from hpcos.results.model import Outcome, RunResults
 
@@ -79,6 +80,8 @@ def record_run(layout: StoreLayout, results_path: Path,
         raise UserError(f"{results_path}: not an hpcos results file: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("run_id"), str):
         raise UserError(f"{results_path}: not an hpcos results file: no run_id")
+    if not data["run_id"].strip() or not data["run_id"].isprintable() or len(data["run_id"]) > 200:
+        raise UserError(f"{results_path}: run_id must be a non-empty printable line of at most 200 characters")
     if not data.get("testing_snapshot"):
         raise UserError(f"{results_path}: testing_snapshot is empty; the nightly job must export "
                         f"HPCOS_TESTING_SNAPSHOT=$(hpcos repo status testing --id) before `hpcos test`")
@@ -144,8 +147,11 @@ def records(layout: StoreLayout) -> list[NightlyRecord]:
     found = []
     for path in layout.nightly_records.glob("*.json"):
         try:
-            found.append(NightlyRecord(**json.loads(path.read_text(encoding="utf-8"))))
-        except (OSError, ValueError, TypeError):
+            found.append(dataclass_from(NightlyRecord, read_json(path, what="nightly run record"), str(path)))
+        except BadStoreFile as exc:
+            # A record the gate cannot trust is no record: moved aside, never counted as a run.
+            move_aside(path, layout.quarantine, f"nightly records: {exc}")
+        except FileNotFoundError:
             continue
     return sorted(found, key=lambda r: (r.finished, r.recorded))
 

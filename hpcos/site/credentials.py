@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import netrc
 import os
+import shlex
 import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -60,34 +61,100 @@ def redact(text: str, secrets: Iterable[str]) -> str:
 
 
 def known_secrets(environ: Mapping[str, str] | None = None) -> list[str]:
-    """The values of every credential variable that is set: what must never leave hpcos."""
+    """Every secret of every credential source that can be listed: the credential variables that are set
+    and every password and account of ~/.netrc, for every host (a password of a host hpcos is not
+    configured for is still a password).  What must never leave hpcos."""
     env = os.environ if environ is None else environ
-    return [env[name] for name in CREDENTIAL_VARIABLES if env.get(name)]
+    return list(dict.fromkeys([env[name] for name in CREDENTIAL_VARIABLES if env.get(name)]
+                              + netrc_secrets(env)))
 
 
-def netrc_secrets(urls: Iterable[str | None], environ: Mapping[str, str] | None = None) -> list[str]:
-    """The passwords ~/.netrc holds for the hosts of ``urls``: configured secrets outside the environment."""
+# Password fields of a netrc file, and what a secret must be at least to be masked: masking "a" would
+# turn every message into stars.
+_NETRC_SECRET_KEYS = ("password", "account")
+_MIN_SECRET = 3
+
+
+def netrc_secrets(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Every password (and account) ~/.netrc holds, for every host, read with netrc's own tokenizer
+    rules; from a file netrc refuses to parse too (its passwords are still secrets)."""
     env = os.environ if environ is None else environ
-    found = []
-    for url in urls:
-        host = urlsplit(url).hostname if url else None
-        try:
-            entry = _from_netrc(host, env) if host else None
-        except UserError:
-            entry = None  # a broken netrc is reported where credentials are resolved, not here
-        if entry and entry.password:
-            found.append(entry.password)
-    return found
+    try:
+        text = netrc_path(env).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    try:
+        tokens = shlex.split(text, comments=True)
+    except ValueError:  # an unbalanced quote: fall back to white space
+        tokens = text.split()
+    found = [tokens[i + 1].strip("\"'") for i, token in enumerate(tokens[:-1]) if token in _NETRC_SECRET_KEYS]
+    # Tokens as written too (quoted, escaped): a message may quote the file's text.
+    raw = text.split()
+    found += [raw[i + 1] for i, token in enumerate(raw[:-1]) if token in _NETRC_SECRET_KEYS]
+    return [s for s in dict.fromkeys(found) if len(s) >= _MIN_SECRET]
 
 
 def without_credentials(environ: Mapping[str, str]) -> dict[str, str]:
-    """``environ`` minus every credential variable: the environment launched commands get."""
-    return {k: v for k, v in environ.items() if k not in CREDENTIAL_VARIABLES}
+    """``environ`` minus every credential variable and ``NETRC``: the environment launched commands get."""
+    return {k: v for k, v in environ.items() if k not in CREDENTIAL_VARIABLES and k != "NETRC"}
+
+
+def launch_home(environ: Mapping[str, str] | None = None) -> Path:
+    """The HOME of every command hpcos launches for a test or a build: an empty private directory in the
+    user's hpcos cache (beside the real home, so it also exists on nodes that share home directories).
+    A test command that reads ``~/.netrc`` or ``~/.config`` finds nothing of the user's."""
+    env = os.environ if environ is None else environ
+    cache = env.get("XDG_CACHE_HOME") or str(Path(env.get("HOME") or Path.home()) / ".cache")
+    home = Path(cache) / "hpcos" / "launch-home"
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return home
 
 
 def launch_environment() -> dict[str, str]:
-    """The environment every command hpcos launches for a test starts from (``runner.run(base_env=...)``)."""
-    return without_credentials(os.environ)
+    """The environment every command hpcos launches for a test starts from (``runner.run(base_env=...)``):
+    no credential variable, no ``NETRC``, and a HOME that holds no credential file."""
+    env = without_credentials(os.environ)
+    try:
+        env["HOME"] = str(launch_home())
+    except OSError:
+        env["HOME"] = "/nonexistent"  # no cache directory to be had: a HOME with nothing in it at all
+    return env
+
+
+def masked_url(url: str) -> str:
+    """``url`` as it may be shown: whatever stands before an ``@`` in its authority masked (the password,
+    or a token given as the user name).  Works on text no URL parser accepts."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    cut = min((i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
+    authority, tail = rest[:cut], rest[cut:]
+    if "@" in authority:
+        userinfo, _, hostport = authority.rpartition("@")
+        user, colon, _ = userinfo.partition(":")
+        authority = f"{user}:{REDACTED}@{hostport}" if colon else f"{REDACTED}@{hostport}"
+    return f"{scheme}{sep}{authority}{tail}"
+
+
+def checked_url(url: str, what: str, schemes: tuple[str, ...] = ("http", "https")) -> str:
+    """``url`` when it is one every client library can use (a scheme of ``schemes``, a host, a port in
+    1-65535, an IPv6 literal in brackets, no white space); else a one-line ``UserError`` that shows it
+    with its password masked."""
+    shown = masked_url(url)[:200]
+    if not url or not url.isprintable() or any(c.isspace() for c in url):
+        raise UserError(f"{what}: {shown!r} is not a URL: empty, or white space or control characters in it")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:  # "Invalid IPv6 URL", "Port out of range", "Port could not be cast"
+        raise UserError(f"{what}: {shown!r} is not a URL: {str(exc).lower()}") from None
+    if parts.scheme not in schemes or (not parts.netloc and parts.scheme != "file"):
+        raise UserError(f"{what}: {shown!r} needs a scheme, {' or '.join(s + '://' for s in schemes)}")
+    if parts.scheme != "file" and not parts.hostname:
+        raise UserError(f"{what}: {shown!r} names no host")
+    if port == 0:
+        raise UserError(f"{what}: {shown!r}: port 0 is not a port")
+    return url
 
 
 def netrc_path(environ: Mapping[str, str]) -> Path:
@@ -107,7 +174,9 @@ def _from_netrc(host: str, environ: Mapping[str, str]) -> Credentials | None:
     try:
         entry = netrc.netrc(str(path)).authenticators(host)
     except netrc.NetrcParseError as exc:
-        raise UserError(f"{path}:{exc.lineno}: {exc.msg}") from None
+        # netrc's own message quotes the token it stumbled on, which may be a password: not shown.
+        raise UserError(f"{path}:{exc.lineno}: not a valid netrc file (fix the entry on that line; "
+                        f"its text is not shown, it may hold a password)") from None
     except OSError:
         return None
     if not entry:
