@@ -70,4 +70,4 @@ def test_a_check_that_breaks_is_unknown_in_one_line(capsys):
 
 def test_node_output_cannot_forge_performance_data():
     assert checks._one_line("bad | injected=1\nsecond line") == "bad / injected=1 second line"
-    assert checks._one_line("red \x1b[31mtext") == "red ?[31mtext"
+    assert checks._one_line("red \x1b[31mtext") == "red \\x1b[31mtext"

@@ -92,7 +92,14 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 def parse(argv: list[str]) -> argparse.Namespace:
     """``argv`` as ``main`` reads it; a mistake exits 2 with argparse's message (SystemExit)."""
-    parser = build_parser(_command_in(argv))
+    command = _command_in(argv)
+    parser = build_parser(command)
+    # A command with its own way of saying a usage mistake (``hpcos check``: UNKNOWN, exit 3, as a
+    # Nagios plugin must) says it for the options argparse does not know too.
+    usage_error = getattr(importlib.import_module(COMMANDS[command]), "usage_error", None) \
+        if command in COMMANDS else None
+    if usage_error is not None:
+        parser.error = usage_error
     args, extra = parser.parse_known_args(argv)
     # A command that wraps another tool (``hpcos test`` -> pytest) takes the arguments it does not know.
     if extra and not hasattr(args, "passthrough"):

@@ -4,15 +4,29 @@ performance data (``label=value[uom];warn;crit;min;max``).
 The check itself runs inside ``nagiosplugin``'s resource, so anything unexpected (a broken profile
 on the monitoring host, a launcher that cannot start) still ends as UNKNOWN with one line, the
 plugin convention, rather than a traceback Nagios would show as output.
+
+The Monitoring Plugins guidelines, kept here: ``--timeout`` bounds the whole plugin, from its first
+line (profile loading included) to its answer; past it the plugin answers UNKNOWN and exits 3.  The
+node commands it starts stay in its process group (Nagios kills the plugin's group when the plugin
+overruns its own service timeout) and the plugin reaps their orphans; whatever is left when it
+answers, on time or not, is killed: nothing survives the plugin.  The remote side runs under the
+launcher's own ``timeout`` with what is left of the budget, so it ends on the node as well.
 """
 
 from __future__ import annotations
 
+import os
+import signal
+import sys
+import time
 from collections.abc import Callable
+from pathlib import Path
 
 import nagiosplugin
 
+from hpcos.core import runner
 from hpcos.core.errors import UserError
+from hpcos.core.text import one_line
 from hpcos.monitoring.checks import CRITICAL, OK, UNKNOWN, WARNING, Finding
 
 _STATES = {OK: nagiosplugin.Ok, WARNING: nagiosplugin.Warn, CRITICAL: nagiosplugin.Critical,
@@ -72,11 +86,61 @@ def plugin(check: str, run: Callable[[], Finding], perf_labels: list[tuple[str, 
     return nagiosplugin.Check(_Node(check, run), *contexts, _Summary())
 
 
+def status_name(check: str) -> str:
+    return check.upper().replace("-", "_")
+
+
+def answer_unknown(check: str, message: str) -> None:
+    """Answer UNKNOWN with one stdout line and exit 3, killing what the plugin started."""
+    if _started:
+        runner.kill_descendants()
+    sys.stdout.write(f"{status_name(check)} UNKNOWN - {one_line(message, 400).replace('|', '/')}\n")
+    sys.stdout.flush()
+    os._exit(3)  # from a signal handler too: no cleanup of the interrupted check may delay the answer
+
+
+_started = False  # start_plugin ran: this process is the plugin and its descendants are its own
+
+
+# Time kept to write the answer and exit once the timer fires.
+ANSWER_TIME = 0.5
+
+
+def process_age() -> float:
+    """Seconds since this process started (interpreter start-up and imports included: on a loaded
+    monitoring host they take seconds, and Nagios counts them against the plugin)."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return max(0.0, uptime - ticks / os.sysconf("SC_CLK_TCK"))
+
+
+def start_plugin(check: str, timeout: int) -> float:
+    """What a plugin does first: keep node commands in its process group, adopt their orphans, and
+    arm the one timer that bounds the plugin, counted from the process's start.  Returns the deadline
+    (``time.monotonic()``) the checks cut their node commands' timeouts to."""
+    global _started
+    _started = True
+    runner.stay_in_process_group()
+    runner.become_subreaper()
+    deadline = time.monotonic() + timeout - process_age()
+
+    def expired(_signum, _frame) -> None:
+        answer_unknown(check, f"no answer within --timeout {timeout} s; the node command was killed")
+
+    signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, max(0.01, deadline - ANSWER_TIME - time.monotonic()))
+    return deadline - ANSWER_TIME
+
+
 def run_plugin(check: str, run: Callable[[], Finding], timeout: int) -> None:
     """Run as a plugin: prints the status line and exits with the state's code (0, 1, 2, 3).
 
-    The performance data labels are only known once the check ran, so the finding is computed
-    first and the plugin is built around it."""
+    ``start_plugin`` must have run (the caller arms the timer before it loads anything).  The
+    performance data labels are only known once the check ran, so the finding is computed first and
+    the plugin is built around it."""
     finding_holder: list[Finding] = []
 
     def once() -> Finding:
@@ -84,13 +148,16 @@ def run_plugin(check: str, run: Callable[[], Finding], timeout: int) -> None:
             try:
                 finding_holder.append(run())
             except UserError as exc:  # a profile or option the plugin cannot work with: said in one line
-                finding_holder.append(Finding(UNKNOWN, " ".join(str(exc).split()).replace("|", "/")))
+                finding_holder.append(Finding(UNKNOWN, one_line(str(exc)).replace("|", "/")))
         return finding_holder[0]
 
     @nagiosplugin.guarded(verbose=0)
     def main() -> None:
         finding = once()
+        signal.setitimer(signal.ITIMER_REAL, 0)  # answered: the timer has done its work
+        if _started:
+            runner.kill_descendants()  # nothing the check started outlives it
         labels = [(p.label, p.warning, p.critical) for p in finding.perfdata]
-        plugin(check, once, labels).main(verbose=0, timeout=timeout)
+        plugin(check, once, labels).main(verbose=0, timeout=0)  # 0: our own timer bounds the plugin
 
     main()
