@@ -39,6 +39,7 @@ COMMANDS = {
     "check": "hpcos.cli.check",  # hpcos check CHECK --cluster P --node N (a Nagios plugin)
     "monitoring": "hpcos.cli.monitoring",  # hpcos monitoring config --cluster P
     "probes": "hpcos.cli.probes",  # hpcos probes build-osu SRC --mpi STACK
+    "store": "hpcos.cli.store",  # hpcos store backup|restore DIR
 }
 
 # Exit codes, in one place: the first class an error is an instance of decides.

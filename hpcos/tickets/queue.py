@@ -78,6 +78,12 @@ class TicketQueue:
         return [action for _, action in self._entries()]
 
     @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the queue's lock: no action is added or sent meanwhile (a backup copies the queue)."""
+        with self._lock:
+            yield
+
+    @contextmanager
     def draining(self) -> Iterator[Iterator[tuple[Action, callable]]]:
         """Hold the lock and yield (action, done) pairs, oldest first; ``done()`` removes the action."""
         with self._lock:
