@@ -266,8 +266,8 @@ def test_plugin_timeout_kills_the_local_tree(cluster, tmp_path):
                        "os_update: {kernel_package: kernel}\n")
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
     done = subprocess.run([HPCOS, "check", "kernel", "--cluster", str(profile), "--node", "node1",
-                           "--repo", (work / "repo-url").read_text(), "--timeout", "20"], capture_output=True, text=True,
-                          timeout=60, env=env)
+                           "--repo", (work / "repo-url").read_text(), "--timeout", "20"],
+                          capture_output=True, text=True, timeout=60, env=env)
     assert done.returncode == 3, done.stdout + done.stderr
     assert done.stdout.count("\n") == 1 and re.match(r"KERNEL UNKNOWN - (node1: )?no answer within", done.stdout), \
         done.stdout
