@@ -21,7 +21,7 @@ from hpcos.core.errors import UserError
 from hpcos.core.files import file_digest, write_text_atomically
 from hpcos.core.store_layout import StoreLayout
 from hpcos.repo import client_config, diff, gate, nightly, promotion, publish, sync
-from hpcos.repo.environments import Environments
+from hpcos.repo.environments import Environments, checked_reason
 from hpcos.repo.snapshots import SnapshotStore
 
 
@@ -105,6 +105,8 @@ def register(sub) -> None:
 def _change(run):
     """A command that changes the store: ``run(spec_set, layout, args)`` with the site loaded."""
     def command(args) -> int:
+        if getattr(args, "reason", None):
+            checked_reason(args.reason)  # recorded and shown by `repo status`: one printable line
         run(args.site.specs, args.site.layout, args)
         return 0
     return command

@@ -16,6 +16,7 @@ found ahead of its record without a journal (a store written by an older hpcos).
 
 from __future__ import annotations
 
+import errno
 import getpass
 import json
 import logging
@@ -31,6 +32,7 @@ from hpcos.core.errors import UserError
 from hpcos.core.files import fsync_dir, write_text_atomically
 from hpcos.core.store_files import BadStoreFile, dataclass_from, move_aside, read_bytes_limited, read_json
 from hpcos.core.store_layout import StoreLayout
+from hpcos.core.text import first_unprintable, is_printable_line, one_line
 
 log = logging.getLogger("hpcos.repo")
 
@@ -63,6 +65,7 @@ _POINTER_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,99}")
 SNAPSHOT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,199}")
 ACTIONS = frozenset({"sync", "publish", "promote", "fastpath", "rollback", "recovered"})
 JOURNAL_BUDGET = 1024 * 1024
+REASON_LIMIT = 1000
 
 
 def _pointer_name(name: str, what: str) -> str:
@@ -72,6 +75,14 @@ def _pointer_name(name: str, what: str) -> str:
         raise UserError(f"{name[:100]!r} is not an {what} name (letters, digits and _ . -, not ending in "
                         f"{LOG_SUFFIX})")
     return name
+
+
+def checked_reason(text: str) -> str:
+    """A reason given on the command line: one line of printable text (``str.isprintable()``), bounded."""
+    if not is_printable_line(text) or len(text) > REASON_LIMIT:
+        raise UserError(f"--reason: one line of printable text of at most {REASON_LIMIT} characters, please"
+                        + (f" (found {first_unprintable(text)})" if first_unprintable(text) else ""))
+    return text
 
 
 def is_snapshot_id(text: object) -> bool:
@@ -159,7 +170,13 @@ class Pointer:
         line = json.dumps(asdict(record), sort_keys=True) + "\n"
         # One write on an O_APPEND descriptor: records never interleave, and a kill cuts at most this line.
         # O_NOFOLLOW: a record that is a symlink never appends a line to a file outside the store.
-        fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644)
+        try:
+            fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise BadStoreFile(f"{self.log_path}: a symbolic link, not a pointer record; move it away "
+                                   f"and run again") from None
+            raise
         try:
             if os.fstat(fd).st_size and not self._ends_with_newline():
                 line = "\n" + line
@@ -193,6 +210,7 @@ def switch_together(moves: list[tuple[Pointer, str]], action: str, reason: str =
     The caller holds the store lock and has committed every snapshot named."""
     if not moves:
         return []
+    reason = one_line(reason, REASON_LIMIT)  # the CLI refused a bad --reason; a gate's text is made fit here
     journal = moves[0][0].journal
     now, user = datetime.now(UTC).isoformat(timespec="seconds"), who()
     planned = [(pointer, Record(action=action, snapshot=snapshot_id, previous=pointer.current(), user=user,

@@ -205,7 +205,7 @@ def resolve(service: str, url: str | None, environ: Mapping[str, str] | None = N
     user, password, token = (env.get(prefix + k) for k in ("USER", "PASSWORD", "TOKEN"))
     if password or token:
         return Credentials(user, password, token)
-    host = urlsplit(url).hostname if url else None
+    host = urlsplit(checked_url(url, f"{service} URL")).hostname if url else None
     if host:
         found = _from_netrc(host, env) or _from_keyring(service, host, user)
         if found:
