@@ -18,6 +18,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PositiveInt,
 from harness.cluster_inventory import ClusterInventory
 from harness.launcher_registry import LAUNCHERS
 from hpcos.core import sourced_yaml
+from hpcos.core.budgets import node_set_problem
 from hpcos.core.errors import UserError
 from hpcos.core.sourced_yaml import described_pattern
 from hpcos.results.model import Reference
@@ -46,11 +47,15 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+MAX_TIMEOUT = 7 * 24 * 3600
+
+
 class Timeouts(Strict):
     """Seconds.  Every launch is bounded: a pending srun or a failed hydra launch otherwise hangs."""
 
-    command: float = Field(60, gt=0)
-    mpi: float = Field(120, gt=0)
+    # At most a week: .inf (or 1e300) would overflow every clock it is added to.
+    command: float = Field(60, gt=0, le=MAX_TIMEOUT, allow_inf_nan=False)
+    mpi: float = Field(120, gt=0, le=MAX_TIMEOUT, allow_inf_nan=False)
 
 
 class Ssh(Strict):
@@ -198,6 +203,10 @@ class Profile(Strict):
     @field_validator("nodes")
     @classmethod
     def _node_set(cls, value: str) -> str:
+        if not value.isprintable():
+            raise ValueError("expected a node set on one line of printable text")
+        if (too_big := node_set_problem(value)) is not None:
+            raise ValueError(f"expected a node set within budget; found {too_big}")
         try:
             parsed = NodeSet(value)
         except NodeSetParseError as exc:
@@ -244,6 +253,8 @@ class Profile(Strict):
         """The profile's nodes, or the subset given with ``--nodes`` (which must lie inside them)."""
         if not selected:
             return self.node_set
+        if (too_big := node_set_problem(selected)) is not None:
+            raise UserError(f"--nodes: {too_big}")
         try:
             wanted = NodeSet(selected)
         except NodeSetParseError as exc:

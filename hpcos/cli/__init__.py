@@ -9,6 +9,7 @@ prints for people.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import sqlite3
@@ -110,6 +111,21 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+class PathError(UserError):
+    """A path given to hpcos that the operating system refuses (not a directory, no such place, denied)."""
+
+
+# What the operating system says about a path a person chose; other errnos stay bugs, with a traceback.
+_PATH_ERRNOS = frozenset({errno.ENOTDIR, errno.EISDIR, errno.ENOENT, errno.EACCES, errno.EPERM, errno.EEXIST,
+                          errno.ELOOP, errno.ENAMETOOLONG, errno.EINVAL, errno.ENXIO, errno.ENODEV})
+
+
+def path_problem(exc: BaseException) -> PathError | None:
+    if isinstance(exc, OSError) and exc.errno in _PATH_ERRNOS and exc.filename:
+        return PathError(f"{exc.filename}: {exc.strerror}")
+    return None
+
+
 def exit_code(exc: BaseException) -> int:
     return next(code for cls, code in EXIT_CODES if isinstance(exc, cls))
 
@@ -129,8 +145,10 @@ def main(argv: list[str] | None = None) -> int:
         report_error(exc)
         return exit_code(exc)
     except (OSError, sqlite3.Error) as exc:
-        # A full or read-only store is the environment's problem, said in one line; anything else is a bug.
-        problem = store_problem(exc)
+        # A full or read-only store is the environment's problem, said in one line; so is a path a person
+        # gave that cannot be written or read (-o naming a file where a directory goes, /proc); anything
+        # else is a bug.
+        problem = store_problem(exc) or path_problem(exc)
         if problem is None:
             raise
         report_error(problem)

@@ -33,18 +33,20 @@ class BadStoreFile(UserError):
     """A store file that is not what hpcos writes there (the message says why, never its content)."""
 
 
-def read_bytes_limited(path: Path, budget: int = FILE_BUDGET, what: str = "file") -> bytes:
-    """``path``'s bytes: not through a symlink, a regular file, at most ``budget`` bytes."""
+def read_bytes_limited(path: Path, budget: int = FILE_BUDGET, what: str = "file", follow: bool = False) -> bytes:
+    """``path``'s bytes: a regular file (not a FIFO, a device or /proc's endless files), at most ``budget``
+    bytes, and not through a symlink unless ``follow`` (a path a person gave, not one in the store)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | (0 if follow else os.O_NOFOLLOW))
     except OSError as exc:
         if exc.errno == 40:  # ELOOP: the last component is a symlink
             raise BadStoreFile(f"{path}: a symbolic link, not a {what}") from None
         raise
     try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise BadStoreFile(f"{path}: not a regular file")
+        info = os.fstat(fd)
+        # /proc files say size 0 and never end for some (/proc/kmsg): a store or results file has a size.
+        if not stat.S_ISREG(info.st_mode) or (info.st_size == 0 and str(path).startswith("/proc/")):
+            raise BadStoreFile(f"{path}: not a regular file, not a {what}")
         chunks, size = [], 0
         while chunk := os.read(fd, 1 << 20):
             size += len(chunk)

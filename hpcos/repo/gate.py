@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from ClusterShell.NodeSet import NodeSet, NodeSetParseError
 
+from hpcos.core.budgets import node_set_problem
 from hpcos.core.store_layout import StoreLayout
 from hpcos.repo import deployments, diff
 from hpcos.repo.nightly import NightlyRecord
@@ -139,7 +140,7 @@ def _required_tests_missing(spec_set: SpecSet, snapshot: Snapshot, dest: Snapsho
 
 
 def _nodes(node: str | None, tested: NodeSet) -> NodeSet:
-    if node is None:
+    if node is None or node_set_problem(node) is not None:
         return NodeSet()
     try:
         return NodeSet(node)

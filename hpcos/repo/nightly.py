@@ -17,10 +17,11 @@ from typing import get_args
 
 from ClusterShell.NodeSet import NodeSet, NodeSetParseError
 
+from hpcos.core.budgets import RESULTS_FILE_BUDGET, node_set_problem
 from hpcos.core.errors import UserError
 from hpcos.core.files import write_text_atomically
 from hpcos.core.sourced_yaml import InvalidInput
-from hpcos.core.store_files import BadStoreFile, dataclass_from, move_aside, read_json
+from hpcos.core.store_files import BadStoreFile, dataclass_from, move_aside, read_bytes_limited, read_json
 from hpcos.core.store_layout import StoreLayout
 from hpcos.results.model import Outcome, RunResults
 
@@ -48,7 +49,7 @@ class NightlyRecord:
         """Every node a result names (a job-level result names a node set)."""
         nodes = NodeSet()
         for _test, node, _outcome in self.results:
-            if node:
+            if node and node_set_problem(node) is None:
                 try:
                     nodes.update(NodeSet(node))
                 except NodeSetParseError:
@@ -71,7 +72,8 @@ def record_run(layout: StoreLayout, results_path: Path,
     """Record one run.  A results file that does not validate is recorded too, as invalid with the
     reason, so the gate refuses its snapshot naming why (rather than "no run recorded")."""
     try:
-        data = json.loads(results_path.read_text(encoding="utf-8"))
+        raw = read_bytes_limited(results_path, RESULTS_FILE_BUDGET, "results file", follow=True)
+        data = json.loads(raw.decode("utf-8"))
     except FileNotFoundError:
         raise UserError(f"{results_path}: no such results file") from None
     except RecursionError:
