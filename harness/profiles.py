@@ -148,6 +148,16 @@ class Deploy(Strict):
     boot_id: str = "cat /proc/sys/kernel/random/boot_id"  # changes with every boot
     running_kernel: str = "uname -r"
 
+    @field_validator("repo_file")
+    @classmethod
+    def _repo_file_under_root(cls, value: str) -> str:
+        # Written on every node as root: it must stay under ``root`` ("../" would leave a simulated
+        # node's tree, or put the file anywhere on a real one).
+        parts = value.split("/")
+        if not value.startswith("/") or ".." in parts or not value.isprintable() or not value.endswith(".repo"):
+            raise ValueError("expected an absolute path ending in .repo, without '..' (it is written under root)")
+        return value
+
 
 def _reference(value) -> Reference:
     if isinstance(value, Reference):

@@ -402,6 +402,8 @@ def _one_line_error(capsys, code: int, expected: str) -> str:
     ("nodes: \"n1\\u202e\"\n", "expected a node set on one line of printable text"),
     ("nodes: n[1-100000]\n", "more than 65536 nodes in one node set"),
     ("nodes: x[1-1000]y[1-1000]\n", "more than 65536 nodes in one node set"),
+    ("deploy: {repo_file: /etc/yum.repos.d/../../../root/x.repo}\n", "deploy.repo_file: expected an absolute path"),
+    ("deploy: {repo_file: etc/hpcos.repo}\n", "deploy.repo_file: expected an absolute path"),
 ])
 def test_hostile_profile_values_are_one_line_errors(tmp_path, capsys, text, expected):
     base = "name: x\nlauncher: local\n" + ("nodes: n1\n" if not text.startswith("nodes") else "")

@@ -295,3 +295,19 @@ def test_launched_commands_get_a_home_without_credentials(tmp_path, monkeypatch)
     assert "home-PW" not in done.output
     assert re.search(r"HOME=\S+/hpcos/launch-home", done.stdout)
     assert not os.listdir(launch_environment()["HOME"])
+
+
+def test_the_content_sweep_never_follows_a_symlinked_shard(tmp_path):
+    from hpcos.repo.content_store import ContentStore
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "precious.txt").write_text("one link only")
+    content = tmp_path / "store" / "content"
+    content.mkdir(parents=True)
+    (content / "ab").symlink_to(elsewhere)
+    (content / "cd").mkdir()
+    (content / "cd" / ".tmp-x-pidnot-a-number").write_text("")
+    (content / "cd" / ("cd" + "0" * 62 + ".rpm")).write_text("unreferenced")
+    assert ContentStore(content).collect_garbage() == 2
+    assert (elsewhere / "precious.txt").read_text() == "one link only"
