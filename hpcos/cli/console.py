@@ -14,7 +14,7 @@ from rich.progress import Progress
 from rich.segment import Segment
 
 from hpcos.core.text import printable
-from hpcos.site.credentials import RedactingFilter, known_secrets, redact
+from hpcos.site.credentials import RedactingFilter, known_secrets, redact, resolved_secrets
 
 
 class SafeConsole(Console):
@@ -43,7 +43,8 @@ def stdout_console(**options) -> SafeConsole:
 def emit(text: str = "", file=None, end: str = "\n") -> None:
     """``print`` for every plain line hpcos writes (stdout by default): through the sanitiser, every
     known secret masked.  Newlines and tabs are kept; everything else not printable is escaped."""
-    print(printable(redact(str(text), _secrets), multi_line=True), file=file or sys.stdout, end=end)
+    print(printable(redact(str(text), [*_secrets, *resolved_secrets()]), multi_line=True), file=file or sys.stdout,
+          end=end)
 
 
 class _ConsoleHandler(logging.Handler):

@@ -60,13 +60,23 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
+# Secrets ``resolve`` found in a source that cannot be listed (the keyring): masked from then on too.
+_resolved: list[str] = []
+
+
+def resolved_secrets() -> list[str]:
+    """The secrets ``resolve`` has found so far in this process (keyring included)."""
+    return list(_resolved)
+
+
 def known_secrets(environ: Mapping[str, str] | None = None) -> list[str]:
     """Every secret of every credential source that can be listed: the credential variables that are set
     and every password and account of ~/.netrc, for every host (a password of a host hpcos is not
-    configured for is still a password).  What must never leave hpcos."""
+    configured for is still a password), and what ``resolve`` found in the keyring.  What must never
+    leave hpcos."""
     env = os.environ if environ is None else environ
     return list(dict.fromkeys([env[name] for name in CREDENTIAL_VARIABLES if env.get(name)]
-                              + netrc_secrets(env)))
+                              + netrc_secrets(env) + _resolved))
 
 
 # Password fields of a netrc file, and what a secret must be at least to be masked: masking "a" would
@@ -209,6 +219,7 @@ def resolve(service: str, url: str | None, environ: Mapping[str, str] | None = N
     if host:
         found = _from_netrc(host, env) or _from_keyring(service, host, user)
         if found:
+            _resolved.extend(s for s in found.secrets if s not in _resolved and len(s) >= _MIN_SECRET)
             return found
     return Credentials(user=user)
 
@@ -221,7 +232,8 @@ class RedactingFilter(logging.Filter):
         self.secrets = [s for s in secrets if s]
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self.secrets:
-            record.msg = redact(record.getMessage(), self.secrets)
+        secrets = [*self.secrets, *_resolved]  # a keyring password resolved after the filter was made too
+        if secrets:
+            record.msg = redact(record.getMessage(), secrets)
             record.args = ()
         return True
