@@ -283,7 +283,7 @@ def test_every_netrc_password_is_masked_whatever_its_host(tmp_path, monkeypatch)
 
 def test_launched_commands_get_a_home_without_credentials(tmp_path, monkeypatch):
     from hpcos.core import runner
-    from hpcos.site.credentials import launch_environment
+    from hpcos.core.environment import launch_environment
 
     home = tmp_path / "home"
     home.mkdir()

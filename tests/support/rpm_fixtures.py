@@ -14,7 +14,9 @@ import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 import yaml
+from conftest import require_tool
 
 from hpcos.site.specs import SpecSet, load_specs
 
@@ -459,6 +461,20 @@ def el_host(home: Path, release: int = 9) -> dict[str, str]:
     os_release.write_text(f'NAME="Rocky Linux"\nID="rocky"\nID_LIKE="rhel centos fedora"\nVERSION_ID="{release}.4"\n'
                           f'PRETTY_NAME="Rocky Linux {release}.4 (test stand-in)"\n')
     return {"SYSTEMD_OS_RELEASE": str(os_release), "HOME": str(home)}
+
+
+EL9_BUILD_TOOLS = {"rpmbuild": "rpm", "rpmspec": "rpm", "createrepo_c": "createrepo-c", "dnf": "dnf", "gcc": "gcc",
+                   "make": "make", "patch": "patch", "git": "git"}
+
+
+@pytest.fixture
+def el9_build_host(tmp_path, monkeypatch):
+    """This Debian host as an EL9 build host for the test (``el_host``), with the tools a rebuild runs.
+    Modules that build take it with ``pytestmark = pytest.mark.usefixtures("el9_build_host")``."""
+    for tool, debian in EL9_BUILD_TOOLS.items():
+        require_tool(tool, debian)
+    for key, value in el_host(tmp_path / "home").items():
+        monkeypatch.setenv(key, value)
 
 
 def gpg_signing_key(home: Path, uid: str) -> Path:
