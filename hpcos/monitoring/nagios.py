@@ -80,8 +80,7 @@ def node_names(profile: Profile) -> list[str]:
 def _node_command(options: Options, check: str) -> str:
     """``hpcos check`` as it runs on the node (via ssh / nrpe)."""
     cluster = _safe_value("--node-cluster", options.node_cluster)
-    hpcos = _safe_value("--hpcos", options.hpcos)
-    return f"{hpcos} check {check} --cluster {cluster} --timeout {options.check_timeout}"
+    return f"{_safe_value('--hpcos', options.hpcos)} check {check} --cluster {cluster}"
 
 
 def objects(profile: Profile, options: Options) -> str:
@@ -134,7 +133,8 @@ def nrpe_commands(options: Options) -> str:
     """The ``command[...]`` lines each node's nrpe.cfg needs for ``--via nrpe``."""
     repo = f" --repo {_safe_value('--repo', options.repo)}" if options.repo else ""
     lines = ["# hpcos checks for NRPE (include from nrpe.cfg on every node)"]
-    lines += [f"command[{_nrpe_name(c)}]={_node_command(options, c)}{repo}" for c in options.checks]
+    lines += [f"command[{_nrpe_name(c)}]={_node_command(options, c)}{repo} --timeout {options.check_timeout}"
+              for c in options.checks]
     return "\n".join(lines) + "\n"
 
 
