@@ -7,6 +7,10 @@ from pathlib import Path
 
 from hpcos.cli.console import console, emit
 from hpcos.core.errors import UserError
+from hpcos.core.store_files import read_bytes_limited
+
+# A plan of 20,000 package changes with their changelogs is tens of MiB; /dev/zero is not a plan.
+PLAN_BUDGET = 512 * 1024 * 1024
 
 
 def register(sub) -> None:
@@ -99,11 +103,12 @@ def _load_plan(path: Path | None, site=None):
             raise UserError("production points at nothing: pass --plan PLAN.json")
         path = site.layout.outages / current / "plan.json"
     try:
-        return OutagePlan.from_json(path.read_text(encoding="utf-8"))
+        return OutagePlan.from_json(read_bytes_limited(path, PLAN_BUDGET, "plan", follow=True).decode("utf-8"))
     except FileNotFoundError:
         raise UserError(f"{path}: no such plan (hpcos outage plan writes STORE/outages/SNAPSHOT/plan.json)") from None
-    except (OSError, ValueError, TypeError, KeyError) as exc:
-        raise UserError(f"{path}: not a plan written by hpcos outage plan ({exc})") from None
+    except (OSError, ValueError, TypeError, KeyError, RecursionError) as exc:
+        raise UserError(f"{path}: not a plan written by hpcos outage plan "
+                        f"({' '.join(str(exc).split())[:200]})") from None
 
 
 def _post_tests(args, profile_file: Path, results: Path):
