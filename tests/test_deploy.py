@@ -9,7 +9,7 @@ resume.  The "reboot" is the profile's command (support/deploy_fixtures.REBOOT_S
 from __future__ import annotations
 
 import json
-import os
+import subprocess
 
 import pytest
 import yaml
@@ -20,6 +20,7 @@ from support.slurm_nodes_fixture import slurm_nodes  # noqa: F401  (fixture)
 from support.sshd_fixture import loopback_sshd  # noqa: F401  (fixture)
 
 from hpcos.cli import main
+from hpcos.core.environment import launch_environment
 from hpcos.core.store_layout import StoreLayout
 from hpcos.repo import deployments
 from hpcos.results.model import RunResults, TestResult
@@ -127,8 +128,10 @@ def test_four_nodes_go_from_a_to_b_in_batches_of_two(cluster, capsys):
 def test_a_node_that_cannot_install_stays_drained_and_blocks_production(cluster, capsys, tmp_path):
     blocker = cluster.factory.path(BLOCKER)
     root = cluster.nodes_dir / "node3"
-    done = os.system(f"rpm --root {root} -i --nodeps {blocker}")
-    assert done == 0
+    # With the launcher's HOME: Debian's rpm keeps the node's database under ROOT$HOME/.rpmdb.
+    done = subprocess.run(["rpm", "--root", str(root), "-i", "--nodeps", str(blocker)], capture_output=True,
+                          timeout=60, env=launch_environment())
+    assert done.returncode == 0, done.stderr
     assert hpcos(cluster, "deploy", "testing", "--cluster", str(cluster.profile)) == 1
     shown = capsys.readouterr().err
     [record] = deployments.records(StoreLayout(cluster.store))

@@ -60,13 +60,13 @@ def _target(args):
 
 
 def check_command(args) -> int:
-    from hpcos.monitoring.plugin import run_plugin, start_plugin
+    from hpcos.monitoring.plugin import plugin_process, run_plugin
 
     # The timer counts from the process's start: --timeout bounds the whole plugin.
-    args.deadline = start_plugin(args.check, args.timeout)
-    from hpcos.monitoring.checks import CHECKS
+    with plugin_process(args.check, args.timeout) as args.deadline:
+        from hpcos.monitoring.checks import CHECKS
 
-    # Everything, a bad profile included, is reported the plugin way (UNKNOWN, exit 3): Nagios shows
-    # the line; an exit code 2 from the usual error path would read as CRITICAL.
-    run_plugin(args.check, lambda: CHECKS[args.check](_target(args)), args.timeout)
+        # Everything, a bad profile included, is reported the plugin way (UNKNOWN, exit 3): Nagios shows
+        # the line; an exit code 2 from the usual error path would read as CRITICAL.
+        run_plugin(args.check, lambda: CHECKS[args.check](_target(args)), args.timeout)
     return 3  # not reached: the plugin exits

@@ -171,24 +171,25 @@ def _signal_group(pgid: int, sig: int) -> None:
         pass
 
 
-def stay_in_process_group() -> None:
-    """From now on, children stay in this process's group instead of a session of their own.
+def stay_in_process_group(stay: bool = True) -> None:
+    """From now on, children stay in this process's group instead of a session of their own (or,
+    ``stay=False``, get their own sessions again).
 
     For a Nagios plugin: Nagios ends a plugin that overran its time by SIGKILL to the plugin's process
     group, which must reach the node command too.  A timeout then kills the child's tree found
     through /proc; with ``become_subreaper`` the tree keeps the orphans of killed parents."""
     global _own_session
-    _own_session = False
+    _own_session = not stay
 
 
-def become_subreaper() -> bool:
+def become_subreaper(on: bool = True) -> bool:
     """Make orphaned descendants children of this process (Linux prctl), so ``descendants`` finds them
-    and ``kill_descendants`` leaves nothing behind.  False where the kernel cannot."""
+    and ``kill_descendants`` leaves nothing behind (``on=False`` stops it).  False where the kernel cannot."""
     import ctypes
 
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+        return libc.prctl(PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0) == 0
     except (OSError, AttributeError):
         return False
 
@@ -215,25 +216,26 @@ def descendants(pid: int, living: bool = False) -> list[int]:
     return [p for p in found if p not in zombies] if living else found
 
 
-def kill_descendants(grace: float = TERM_GRACE) -> None:
-    """SIGKILL every process below this one and reap them: what a plugin does before it answers, so
-    nothing it started survives it (with ``become_subreaper``, orphans included)."""
+def kill_descendants(spare: frozenset[int] = frozenset(), grace: float = TERM_GRACE) -> None:
+    """SIGKILL every process below this one but ``spare`` (what was running before, when the plugin runs
+    inside a test) and reap them: what a plugin does before it answers, so nothing it started survives
+    it (with ``become_subreaper``, orphans included)."""
     end = time.monotonic() + grace
-    while (found := descendants(os.getpid(), living=True)) and time.monotonic() < end:
+    while (found := [p for p in descendants(os.getpid(), living=True) if p not in spare]) \
+            and time.monotonic() < end:
         _signal_pids(found, signal.SIGKILL)  # again on each pass: a forking parent may have added one
         time.sleep(0.05)
-        _reap()
-    _reap()
+        _reap(found)
+    _reap(found)
 
 
-def _reap() -> None:
-    while True:
+def _reap(pids: list[int]) -> None:
+    """Collect the killed children (orphans adopted by a subreaper included), and only those."""
+    for pid in pids:
         try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
+            os.waitpid(pid, os.WNOHANG)
         except ChildProcessError:
-            return
-        if pid == 0:
-            return
+            pass
 
 
 def _signal_pids(pids: list[int], sig: int) -> None:

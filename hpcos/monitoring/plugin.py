@@ -15,11 +15,12 @@ launcher's own ``timeout`` with what is left of the budget, so it ends on the no
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import nagiosplugin
@@ -92,14 +93,16 @@ def status_name(check: str) -> str:
 
 def answer_unknown(check: str, message: str) -> None:
     """Answer UNKNOWN with one stdout line and exit 3, killing what the plugin started."""
-    if _started:
-        runner.kill_descendants()
+    if _spare is not None:
+        runner.kill_descendants(_spare)
     sys.stdout.write(f"{status_name(check)} UNKNOWN - {one_line(message, 400).replace('|', '/')}\n")
     sys.stdout.flush()
     os._exit(3)  # from a signal handler too: no cleanup of the interrupted check may delay the answer
 
 
-_started = False  # start_plugin ran: this process is the plugin and its descendants are its own
+# Inside ``plugin_process``: the processes that were running before it (none in a real plugin; a test's
+# fixtures when a test runs the plugin in process), which the plugin's final kill spares.
+_spare: frozenset[int] | None = None
 
 
 # Time kept to write the answer and exit once the timer fires.
@@ -117,28 +120,37 @@ def process_age() -> float:
     return max(0.0, uptime - ticks / os.sysconf("SC_CLK_TCK"))
 
 
-def start_plugin(check: str, timeout: int) -> float:
-    """What a plugin does first: keep node commands in its process group, adopt their orphans, and
-    arm the one timer that bounds the plugin, counted from the process's start.  Returns the deadline
-    (``time.monotonic()``) the checks cut their node commands' timeouts to."""
-    global _started
-    _started = True
-    runner.stay_in_process_group()
+@contextlib.contextmanager
+def plugin_process(check: str, timeout: int) -> Iterator[float]:
+    """What a plugin does first, undone when it ends (a test runs the plugin inside pytest): keep node
+    commands in its process group, adopt their orphans, and arm the one timer that bounds the plugin,
+    counted from the process's start.  Yields the deadline (``time.monotonic()``) the checks cut
+    their node commands' timeouts to."""
+    global _spare
+    _spare = frozenset(runner.descendants(os.getpid()))
+    runner.stay_in_process_group(True)
     runner.become_subreaper()
     deadline = time.monotonic() + timeout - process_age()
 
     def expired(_signum, _frame) -> None:
         answer_unknown(check, f"no answer within --timeout {timeout} s; the node command was killed")
 
-    signal.signal(signal.SIGALRM, expired)
+    previous = signal.signal(signal.SIGALRM, expired)
     signal.setitimer(signal.ITIMER_REAL, max(0.01, deadline - ANSWER_TIME - time.monotonic()))
-    return deadline - ANSWER_TIME
+    try:
+        yield deadline - ANSWER_TIME
+    finally:  # the answer is out (or the plugin is leaving): the timer and the process-group rule end
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        runner.stay_in_process_group(False)
+        runner.become_subreaper(False)
+        _spare = None
 
 
 def run_plugin(check: str, run: Callable[[], Finding], timeout: int) -> None:
     """Run as a plugin: prints the status line and exits with the state's code (0, 1, 2, 3).
 
-    ``start_plugin`` must have run (the caller arms the timer before it loads anything).  The
+    ``plugin_process`` must be entered (the caller arms the timer before it loads anything).  The
     performance data labels are only known once the check ran, so the finding is computed first and
     the plugin is built around it."""
     finding_holder: list[Finding] = []
@@ -155,8 +167,8 @@ def run_plugin(check: str, run: Callable[[], Finding], timeout: int) -> None:
     def main() -> None:
         finding = once()
         signal.setitimer(signal.ITIMER_REAL, 0)  # answered: the timer has done its work
-        if _started:
-            runner.kill_descendants()  # nothing the check started outlives it
+        if _spare is not None:
+            runner.kill_descendants(_spare)  # nothing the check started outlives it
         labels = [(p.label, p.warning, p.critical) for p in finding.perfdata]
         plugin(check, once, labels).main(verbose=0, timeout=0)  # 0: our own timer bounds the plugin
 
