@@ -17,7 +17,7 @@ import sys
 
 from hpcos import __version__
 from hpcos.cli.console import console, emit, install_log_handler
-from hpcos.core.errors import StoreError, UserError, store_problem
+from hpcos.core.errors import HpcosError, UserError, store_problem
 from hpcos.site import Site
 
 # Each subcommand and the module of hpcos.cli that provides ``register(subparsers)`` for it; a
@@ -43,8 +43,7 @@ COMMANDS = {
     "store": "hpcos.cli.store",  # hpcos store backup|restore DIR
 }
 
-# Exit codes, in one place: the first class an error is an instance of decides.
-EXIT_CODES: list[tuple[type[BaseException], int]] = [(StoreError, 1), (UserError, 2)]
+# Every error's exit code is its family's, in the one table: hpcos.core.errors.FAMILIES.
 INTERRUPTED = 130
 
 
@@ -101,7 +100,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     usage_error = getattr(importlib.import_module(COMMANDS[command]), "usage_error", None) \
         if command in COMMANDS else None
     if usage_error is not None:
-        parser.error = usage_error
+        parser.error = usage_error  # type: ignore[method-assign]
     args, extra = parser.parse_known_args(argv)
     # A command that wraps another tool (``hpcos test`` -> pytest) takes the arguments it does not know.
     if extra and not hasattr(args, "passthrough"):
@@ -126,11 +125,7 @@ def path_problem(exc: BaseException) -> PathError | None:
     return None
 
 
-def exit_code(exc: BaseException) -> int:
-    return next(code for cls, code in EXIT_CODES if isinstance(exc, cls))
-
-
-def report_error(exc: UserError) -> None:
+def report_error(exc: HpcosError) -> None:
     text = str(exc)
     emit(f"hpcos: {text}" if "\n" not in text else f"hpcos: errors:\n{text}", file=sys.stderr)
 
@@ -141,9 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     install_log_handler(args.site.environ)
     try:
         return int(args.func(args) or 0)
-    except UserError as exc:
+    except HpcosError as exc:
         report_error(exc)
-        return exit_code(exc)
+        return exc.exit_code
     except (OSError, sqlite3.Error) as exc:
         # A full or read-only store is the environment's problem, said in one line; so is a path a person
         # gave that cannot be written or read (-o naming a file where a directory goes, /proc); anything
@@ -152,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         if problem is None:
             raise
         report_error(problem)
-        return exit_code(problem)
+        return problem.exit_code
     except KeyboardInterrupt:
         emit("hpcos: interrupted", file=sys.stderr)
         return INTERRUPTED

@@ -40,7 +40,7 @@ def stdout_console(**options) -> SafeConsole:
     return SafeConsole(markup=False, highlight=False, **options)
 
 
-def emit(text: str = "", file=None, end: str = "\n") -> None:
+def emit(text: object = "", file=None, end: str = "\n") -> None:
     """``print`` for every plain line hpcos writes (stdout by default): through the sanitiser, every
     known secret masked.  Newlines and tabs are kept; everything else not printable is escaped."""
     print(printable(redact(str(text), [*_secrets, *resolved_secrets()]), multi_line=True), file=file or sys.stdout,

@@ -42,6 +42,11 @@ class StoreLayout:
         """The working overlay repository that ``hpcos build`` publishes into (RPMs + repodata)."""
         return self.root / "overlays" / overlay / target
 
+    @staticmethod
+    def overlay_entry(overlay: str, target: str) -> str:
+        """The entry an overlay's repository for one target has in a snapshot: ``snapshots/<id>/<entry>/``."""
+        return f"{overlay}-{target}"
+
     def overlay_repo_lock(self, overlay: str, target: str) -> Path:
         """The lock a build holds while it publishes into an overlay repository and ``repo publish``
         holds while it freezes it: a snapshot never takes an RPM that is still being copied."""
@@ -65,6 +70,11 @@ class StoreLayout:
     def ticket_queue(self) -> Path:
         """Tickets that could not be sent yet (tracker down); flushed on the next run."""
         return self.root / "tickets" / "queue"
+
+    @property
+    def ticket_queue_lock(self) -> Path:
+        """The lock the ticket queue is changed under (and a backup copies it under)."""
+        return self.ticket_queue / ".lock"
 
     @property
     def ticket_state(self) -> Path:

@@ -42,7 +42,6 @@ from hpcos.core.files import file_digest, fsync_dir, write_text_atomically
 from hpcos.core.store_files import BadStoreFile, dataclass_from, read_json
 from hpcos.core.store_layout import StoreLayout
 from hpcos.repo.locking import store_lock
-from hpcos.tickets.queue import TicketQueue
 
 log = logging.getLogger("hpcos.repo")
 
@@ -95,7 +94,7 @@ def _writers_stopped(layout: StoreLayout) -> Iterator[None]:
                     held.enter_context(FileLock(str(layout.overlay_repo_lock(overlay.name, target.name)),
                                                 timeout=LOCK_TIMEOUT))
         if layout.ticket_queue.is_dir():
-            held.enter_context(TicketQueue(layout.ticket_queue, layout.quarantine).locked())
+            held.enter_context(FileLock(str(layout.ticket_queue_lock), timeout=LOCK_TIMEOUT))
         yield
 
 

@@ -36,7 +36,7 @@ class TicketQueue:
         self.directory = refuse_symlinked(directory)
         self.quarantine = quarantine or directory / "quarantine"
         directory.mkdir(parents=True, exist_ok=True)
-        self._lock = FileLock(str(directory / ".lock"), timeout=60)
+        self._lock = FileLock(str(directory / ".lock"), timeout=60)  # StoreLayout.ticket_queue_lock
 
     @staticmethod
     def _identity(action: Action) -> str:
@@ -76,12 +76,6 @@ class TicketQueue:
 
     def peek(self) -> list[Action]:
         return [action for _, action in self._entries()]
-
-    @contextmanager
-    def locked(self) -> Iterator[None]:
-        """Hold the queue's lock: no action is added or sent meanwhile (a backup copies the queue)."""
-        with self._lock:
-            yield
 
     @contextmanager
     def draining(self) -> Iterator[Iterator[tuple[Action, callable]]]:
