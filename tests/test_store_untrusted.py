@@ -298,7 +298,7 @@ def test_launched_commands_get_a_home_without_credentials(tmp_path, monkeypatch)
 
 
 def test_the_content_sweep_never_follows_a_symlinked_shard(tmp_path):
-    from hpcos.repo.content_store import ContentStore
+    from hpcos.rpms.content_store import ContentStore
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
