@@ -132,6 +132,7 @@ def report_error(exc: HpcosError) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else list(argv))
+    args.own_process = argv is None  # the process is this command (not a test calling main)
     args.site = Site.from_options(args.specs, args.store)
     install_log_handler(args.site.environ)
     try:

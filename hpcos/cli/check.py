@@ -63,7 +63,7 @@ def check_command(args) -> int:
     from hpcos.monitoring.plugin import plugin_process, run_plugin
 
     # The timer counts from the process's start: --timeout bounds the whole plugin.
-    with plugin_process(args.check, args.timeout) as args.deadline:
+    with plugin_process(args.check, args.timeout, own_process=args.own_process) as args.deadline:
         from hpcos.monitoring.checks import CHECKS
 
         # Everything, a bad profile included, is reported the plugin way (UNKNOWN, exit 3): Nagios shows

@@ -121,16 +121,17 @@ def process_age() -> float:
 
 
 @contextlib.contextmanager
-def plugin_process(check: str, timeout: int) -> Iterator[float]:
+def plugin_process(check: str, timeout: int, own_process: bool = True) -> Iterator[float]:
     """What a plugin does first, undone when it ends (a test runs the plugin inside pytest): keep node
     commands in its process group, adopt their orphans, and arm the one timer that bounds the plugin,
     counted from the process's start.  Yields the deadline (``time.monotonic()``) the checks cut
-    their node commands' timeouts to."""
+    their node commands' timeouts to.  ``own_process``: the plugin is this process (counted from its
+    start); else (a test calling ``main``) it is counted from now."""
     global _spare
     _spare = frozenset(runner.descendants(os.getpid()))
     runner.stay_in_process_group(True)
     runner.become_subreaper()
-    deadline = time.monotonic() + timeout - process_age()
+    deadline = time.monotonic() + timeout - (process_age() if own_process else 0.0)
 
     def expired(_signum, _frame) -> None:
         answer_unknown(check, f"no answer within --timeout {timeout} s; the node command was killed")
