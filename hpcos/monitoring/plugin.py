@@ -93,10 +93,10 @@ def status_name(check: str) -> str:
 
 def answer_unknown(check: str, message: str) -> None:
     """Answer UNKNOWN with one stdout line and exit 3, killing what the plugin started."""
+    sys.stdout.write(f"{status_name(check)} UNKNOWN - {one_line(message, 400).replace('|', '/')}\n")
+    sys.stdout.flush()  # the answer first: the kill below may be slow on a loaded host
     if _spare is not None:
         runner.kill_descendants(_spare)
-    sys.stdout.write(f"{status_name(check)} UNKNOWN - {one_line(message, 400).replace('|', '/')}\n")
-    sys.stdout.flush()
     os._exit(3)  # from a signal handler too: no cleanup of the interrupted check may delay the answer
 
 
@@ -105,8 +105,10 @@ def answer_unknown(check: str, message: str) -> None:
 _spare: frozenset[int] | None = None
 
 
-# Time kept to write the answer and exit once the timer fires.
-ANSWER_TIME = 0.5
+def answer_time(timeout: int) -> float:
+    """Time kept, before --timeout, to kill what the check started, write the answer and exit: a tenth
+    of the budget, 1 to 5 s (on a host at load 30, killing and reaping a tree takes seconds)."""
+    return min(5.0, max(1.0, timeout / 10))
 
 
 def process_age() -> float:
@@ -137,9 +139,10 @@ def plugin_process(check: str, timeout: int, own_process: bool = True) -> Iterat
         answer_unknown(check, f"no answer within --timeout {timeout} s; the node command was killed")
 
     previous = signal.signal(signal.SIGALRM, expired)
-    signal.setitimer(signal.ITIMER_REAL, max(0.01, deadline - ANSWER_TIME - time.monotonic()))
+    keep = answer_time(timeout)
+    signal.setitimer(signal.ITIMER_REAL, max(0.01, deadline - keep - time.monotonic()))
     try:
-        yield deadline - ANSWER_TIME
+        yield deadline - keep
     finally:  # the answer is out (or the plugin is leaving): the timer and the process-group rule end
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
