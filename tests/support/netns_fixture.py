@@ -112,6 +112,18 @@ class NetnsCluster:
             with contextlib.suppress(ProcessLookupError, ValueError):
                 os.kill(int(pid), signal.SIGKILL)
 
+    def heal(self) -> None:
+        """Both nodes answering ssh again, with no master or session left from the test before: the
+        pair is shared by the session's tests, and some take a node off the network."""
+        for node in self.nodes:
+            proc = self.sshd.get(node)
+            if proc is None or proc.poll() is not None or not self._answers(node):
+                self.stop_sshd(node)
+                self.start_sshd(node)
+        for socket_path in self.control_dir.glob("*"):
+            with contextlib.suppress(subprocess.SubprocessError, OSError):
+                subprocess.run(["ssh", "-S", str(socket_path), "-O", "exit", "n"], capture_output=True, timeout=10)
+
     def stop_command(self, node: str) -> list[str]:
         """argv that takes ``node`` off the network as a crash would, from anywhere (a test on n1): its
         ssh masters closed, every process in its namespace (its sshd and sessions) killed."""
@@ -203,10 +215,20 @@ def stop_netns_cluster(cluster: NetnsCluster) -> None:
         shutil.rmtree(NETNS_ETC / ns, ignore_errors=True)
 
 
-@pytest.fixture
-def netns_cluster(tmp_path) -> NetnsCluster:
-    cluster = start_netns_cluster(tmp_path)
+@pytest.fixture(scope="session")
+def netns_pair(tmp_path_factory) -> NetnsCluster:
+    """The two hosts, made once per session (namespaces, keys, sshds take seconds)."""
+    cluster = start_netns_cluster(tmp_path_factory.mktemp("netns"))
     try:
         yield cluster
     finally:
         stop_netns_cluster(cluster)
+
+
+@pytest.fixture
+def netns_cluster(netns_pair) -> NetnsCluster:
+    """The session's pair, healed after each test (a test may stop a node's sshd or kill the node)."""
+    try:
+        yield netns_pair
+    finally:
+        netns_pair.heal()

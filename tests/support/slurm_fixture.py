@@ -105,6 +105,15 @@ def local_slurm(tmp_path_factory) -> LocalSlurm:
     d = tmp_path_factory.mktemp("slurm")
     for sub in ("state", "spool", "log"):
         (d / sub).mkdir()
+    try:
+        yield from _local_slurm(d)
+    finally:
+        # Whatever started, also when the start failed half-way: munged first of all, which would
+        # otherwise outlive the suite.
+        _stop([d / f"{daemon}.pid" for daemon in ("slurmd", "slurmctld", "munged")])
+
+
+def _local_slurm(d: Path):
     socket_path = start_munged(d)
     node_line, node, cpus = _node_line()
     conf = write_slurm_conf(d, cluster="hpcos-test", controller=node, munge_socket=socket_path,
@@ -114,18 +123,15 @@ def local_slurm(tmp_path_factory) -> LocalSlurm:
                             extra=f"SlurmdPort={free_port()}\n")
     env = {**os.environ, "SLURM_CONF": str(conf)}
     slurm = LocalSlurm(d, conf, node, cpus)
-    try:
-        for daemon in ("slurmctld", "slurmd"):
-            subprocess.run([daemon], env=env, check=True, capture_output=True, timeout=30)
-        deadline = time.monotonic() + START_TIMEOUT
-        state = ""
-        while state not in ("idle", "mixed"):
-            if time.monotonic() > deadline:
-                logs = "\n".join(p.read_text()[-2000:] for p in (d / "log").glob("slurm*.log"))
-                pytest.fail(f"slurm node not idle after {START_TIMEOUT} s (state {state!r}):\n{logs}", pytrace=False)
-            time.sleep(0.1)
-            state = subprocess.run(["sinfo", "-h", "-n", node, "-o", "%t"], env=env, capture_output=True,
-                                   text=True, timeout=10).stdout.strip()
-        yield slurm
-    finally:
-        _stop([d / f"{daemon}.pid" for daemon in ("slurmd", "slurmctld", "munged")])
+    for daemon in ("slurmctld", "slurmd"):
+        subprocess.run([daemon], env=env, check=True, capture_output=True, timeout=30)
+    deadline = time.monotonic() + START_TIMEOUT
+    state = ""
+    while state not in ("idle", "mixed"):
+        if time.monotonic() > deadline:
+            logs = "\n".join(p.read_text()[-2000:] for p in (d / "log").glob("slurm*.log"))
+            pytest.fail(f"slurm node not idle after {START_TIMEOUT} s (state {state!r}):\n{logs}", pytrace=False)
+        time.sleep(0.1)
+        state = subprocess.run(["sinfo", "-h", "-n", node, "-o", "%t"], env=env, capture_output=True,
+                               text=True, timeout=10).stdout.strip()
+    yield slurm

@@ -63,6 +63,15 @@ class SlurmNodes:
 
 
 def start_slurm_nodes(d: Path, nodes: list[str], partition: str = "debug") -> SlurmNodes:
+    """The daemons of ``nodes``; a start that fails half-way stops what it started (munged first)."""
+    try:
+        return _start_slurm_nodes(d, nodes, partition)
+    except BaseException:
+        _stop([*d.glob("slurmd-*.pid"), d / "slurmctld.pid", d / "munged.pid"])
+        raise
+
+
+def _start_slurm_nodes(d: Path, nodes: list[str], partition: str) -> SlurmNodes:
     for tool in ("slurmctld", "slurmd", "sinfo", "scontrol"):
         require_tool(tool, "slurm-wlm")
     for sub in ("state", "spool", "log"):
