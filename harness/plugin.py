@@ -27,6 +27,7 @@ from hpcos.cluster import mpi_errors
 from hpcos.cluster.launchers import CommandFailed, CommandResult
 from hpcos.cluster.launchers.base import blamed_hosts
 from hpcos.core.errors import HpcosError, StoreError, UserError, store_problem
+from hpcos.core.text import printable
 from hpcos.results.model import TestResult
 from hpcos.site.credentials import redact
 
@@ -379,12 +380,9 @@ def _write_highlighted(terminalreporter, line: str, hosts: list[str]) -> None:
     terminalreporter.write(line[at:] + "\n")
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
 def _printable(text: str) -> str:
-    """Node output on a terminal: control characters (escape sequences) shown, not obeyed."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    """Node output on a terminal: what is not printable (escape sequences, bidi overrides) shown, not obeyed."""
+    return printable(text)
 
 
 NODE_PLACEHOLDER = "<node>"

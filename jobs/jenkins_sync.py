@@ -19,7 +19,7 @@ import jenkins
 import requests
 
 from hpcos.core.errors import UserError
-from hpcos.site.credentials import Credentials
+from hpcos.site.credentials import Credentials, checked_url
 from jobs import config_reader
 from jobs.job_definitions import is_managed
 from jobs.rendered import RenderedJob
@@ -52,7 +52,7 @@ def connect(url: str, credentials: Credentials) -> Connection:
 
     A ``user:password@`` in ``url`` is taken out of it (it is shown in every message) and used only
     when no other credentials are configured."""
-    parts = urlsplit(url)
+    parts = urlsplit(checked_url(url, "Jenkins URL"))
     if parts.username is not None or parts.password is not None:
         host = parts.hostname or ""
         netloc = (f"[{host}]" if ":" in host else host) + (f":{parts.port}" if parts.port else "")

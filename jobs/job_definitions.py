@@ -38,7 +38,7 @@ _EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
 
 def owner_email(owner: str) -> str:
     address = email.utils.parseaddr(owner)[1]
-    return address if _EMAIL.match(address) else ""
+    return address if _EMAIL.fullmatch(address) else ""
 
 
 def project(spec_set: SpecSet) -> dict:

@@ -9,7 +9,7 @@ resume.  The "reboot" is the profile's command (support/deploy_fixtures.REBOOT_S
 from __future__ import annotations
 
 import json
-import os
+import subprocess
 
 import pytest
 import yaml
@@ -21,6 +21,7 @@ from support.slurm_nodes_fixture import slurm_nodes  # noqa: F401  (fixture)
 from support.sshd_fixture import loopback_sshd  # noqa: F401  (fixture)
 
 from hpcos.cli import main
+from hpcos.core.environment import launch_environment
 from hpcos.core.store_layout import StoreLayout
 from hpcos.repo import deployments
 from hpcos.repo.environments import Environments
@@ -128,8 +129,10 @@ def test_four_nodes_go_from_a_to_b_in_batches_of_two(cluster, capsys):
 def test_a_node_that_cannot_install_stays_drained_and_blocks_production(cluster, capsys, tmp_path):
     blocker = cluster.factory.path(BLOCKER)
     root = cluster.nodes_dir / "node3"
-    done = os.system(f"rpm --root {root} -i --nodeps {blocker}")
-    assert done == 0
+    # With the launcher's HOME: Debian's rpm keeps the node's database under ROOT$HOME/.rpmdb.
+    done = subprocess.run(["rpm", "--root", str(root), "-i", "--nodeps", str(blocker)], capture_output=True,
+                          timeout=60, env=launch_environment())
+    assert done.returncode == 0, done.stderr
     assert hpcos(cluster, "deploy", "testing", "--cluster", str(cluster.profile)) == 1
     shown = capsys.readouterr().err
     [record] = deployments.records(StoreLayout(cluster.store))
@@ -241,7 +244,8 @@ def test_a_rollout_whose_canary_batch_fails_stops_there(cluster, capsys):
     touched at all (no .repo, no download, no drain, no reboot); the summary names the rollback and the
     failure is a ticket.  A failure budget of 1 node lets the same rollout go on."""
     root = cluster.nodes_dir / "node1"
-    assert os.system(f"rpm --root {root} -i --nodeps {cluster.factory.path(BLOCKER)}") == 0
+    subprocess.run(["rpm", "--root", str(root), "-i", "--nodeps", str(cluster.factory.path(BLOCKER))], check=True,
+                   capture_output=True, timeout=60)
     before = {n: installed(cluster.nodes_dir / n) for n in ("node3", "node4")}
     assert hpcos(cluster, "deploy", "testing", "--cluster", str(cluster.profile)) == 1
     shown = capsys.readouterr().err
@@ -275,7 +279,8 @@ def test_a_failure_budget_lets_the_rollout_go_on_then_stops_it(cluster, capsys):
     """Canary of one node, then batches of one: with max_failures 1 the first failure after the canary
     is tolerated, the second stops the rollout before the last node."""
     for node in ("node2", "node3"):
-        assert os.system(f"rpm --root {cluster.nodes_dir / node} -i --nodeps {cluster.factory.path(BLOCKER)}") == 0
+        subprocess.run(["rpm", "--root", str(cluster.nodes_dir / node), "-i", "--nodeps",
+                        str(cluster.factory.path(BLOCKER))], check=True, capture_output=True, timeout=60)
     data = yaml.safe_load(cluster.profile.read_text())
     data["deploy"].update({"canary": 1, "batch_size": 1, "max_failures": "25%"})  # 25% of 4 nodes: 1
     budget = cluster.profile.with_name("budget.yaml")

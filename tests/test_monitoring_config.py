@@ -70,4 +70,21 @@ def test_a_check_that_breaks_is_unknown_in_one_line(capsys):
 
 def test_node_output_cannot_forge_performance_data():
     assert checks._one_line("bad | injected=1\nsecond line") == "bad / injected=1 second line"
-    assert checks._one_line("red \x1b[31mtext") == "red ?[31mtext"
+    assert checks._one_line("red \x1b[31mtext") == "red \\x1b[31mtext"
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["check", "kernal"], "invalid choice: 'kernal'"),
+    (["check", "kernel", "--bogus"], "unrecognized arguments: --bogus"),
+    (["check", "kernel", "--timeout", "abc"], "argument --timeout: invalid seconds value: 'abc'"),
+    (["check", "kernel", "--timeout", "0"], "argument --timeout: invalid seconds value: '0'"),
+    (["check"], "the following arguments are required: CHECK"),
+    (["check", "kernel", "--timeout"], "expected one argument"),
+])
+def test_a_usage_error_is_unknown_in_one_stdout_line(capsys, argv, said):
+    """The Monitoring Plugins guidelines: a usage error is UNKNOWN (3), never CRITICAL (2), one line."""
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 3
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and out.startswith("UNKNOWN - hpcos check: ") and said in out, out

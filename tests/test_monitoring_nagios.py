@@ -145,6 +145,35 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def run_nagios(nagios_dir: Path, hosts: set[str]) -> dict[str, dict[str, str]]:
+    """Run the standalone Nagios until each of ``hosts`` has its service checked; its service blocks by host.
+    Nagios is stopped by PID and its worker processes are waited for."""
+    nagios = subprocess.Popen(["nagios4", str(nagios_dir / "nagios.cfg")], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    workers: set[int] = set()
+    try:
+        deadline = time.monotonic() + 150
+        services: dict[str, dict[str, str]] = {}
+        while time.monotonic() < deadline:
+            workers.update(children(nagios.pid))
+            services = {b["host_name"]: b for b in status_blocks(nagios_dir / "var" / "status.dat")
+                        if b["kind"] == "servicestatus" and b.get("has_been_checked") == "1"}
+            if len(services) == len(hosts):
+                break
+            assert nagios.poll() is None, (nagios_dir / "var" / "nagios.log").read_text()
+            time.sleep(0.5)
+        assert set(services) == hosts, (nagios_dir / "var" / "nagios.log").read_text()
+    finally:
+        workers.update(children(nagios.pid))
+        nagios.send_signal(signal.SIGTERM)
+        nagios.wait(timeout=30)
+        end = time.monotonic() + 30
+        while any(process_alive(w) for w in workers) and time.monotonic() < end:
+            time.sleep(0.1)
+        assert not any(process_alive(w) for w in workers), "Nagios workers outlived it"
+    return services
+
+
 def test_real_nagios_runs_the_checks(cluster):
     profile, work = cluster
     nagios_dir = work / "nagios"
@@ -160,30 +189,7 @@ def test_real_nagios_runs_the_checks(cluster):
     assert verify.returncode == 0, verify.stdout
     assert re.search(r"Total Warnings:\s+0\n", verify.stdout) and re.search(r"Total Errors:\s+0\n", verify.stdout)
 
-    nagios = subprocess.Popen(["nagios4", str(nagios_dir / "nagios.cfg")], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
-    workers: set[int] = set()
-    try:
-        deadline = time.monotonic() + 150
-        services: dict[str, dict[str, str]] = {}
-        while time.monotonic() < deadline:
-            workers.update(children(nagios.pid))
-            services = {b["host_name"]: b for b in status_blocks(nagios_dir / "var" / "status.dat")
-                        if b["kind"] == "servicestatus" and b.get("has_been_checked") == "1"}
-            if len(services) == 2:
-                break
-            assert nagios.poll() is None, (nagios_dir / "var" / "nagios.log").read_text()
-            time.sleep(0.5)
-        assert set(services) == {"node1", "node2"}, (nagios_dir / "var" / "nagios.log").read_text()
-    finally:
-        workers.update(children(nagios.pid))
-        nagios.send_signal(signal.SIGTERM)
-        nagios.wait(timeout=30)
-        end = time.monotonic() + 30
-        while any(process_alive(w) for w in workers) and time.monotonic() < end:
-            time.sleep(0.1)
-        assert not any(process_alive(w) for w in workers), "Nagios workers outlived it"
-
+    services = run_nagios(nagios_dir, {"node1", "node2"})
     node1, node2 = services["node1"], services["node2"]
     assert node1["service_description"] == "kernel"
     assert node1["current_state"] == "0", node1["plugin_output"]
@@ -193,3 +199,78 @@ def test_real_nagios_runs_the_checks(cluster):
     assert node2["plugin_output"].startswith(f"KERNEL CRITICAL - node2 runs kernel {OLD}")
     assert node2["performance_data"].startswith("kernel_current=0;;1:;0;1 time=")
     assert os.path.exists(nagios_dir / "var" / "nagios.log")
+
+
+# Roomy: on a loaded CI host the interpreter's start and dnf's read of the repository take seconds of it.
+CHECK_TIMEOUT = 60
+
+
+def test_hung_node_is_unknown_within_the_timeout_under_nagios(cluster, tmp_path):
+    """A node whose ``uname`` hangs (and forks a child that hangs too), reached over a real sshd, checked
+    by real Nagios with ``--check-timeout 60`` while the profile allows the node command 300 s: the plugin
+    answers UNKNOWN itself, inside its --timeout, and neither the remote tree nor any local process it
+    started survives it."""
+    _profile, work = cluster
+    pids = tmp_path / "remote-pids"
+    hung = tmp_path / "hung-bin"
+    hung.mkdir()
+    (hung / "uname").write_text(f"#!/bin/sh\necho $$ >> {pids}\nsleep 3600 &\necho $! >> {pids}\nwait\n")
+    (hung / "uname").chmod(0o755)
+    (tmp_path / "sshd").mkdir()
+    force = f'PATH={hung}:$PATH; export PATH; eval "$SSH_ORIGINAL_COMMAND"'
+    sshd, proc = start_loopback_sshd(tmp_path / "sshd", multiplex=False,
+                                     extra_config=f"Match LocalAddress 127.0.0.1\n    ForceCommand {force}\n")
+    try:
+        client = sshd.client_config.read_text()
+        common = client.split("Port", 1)[1].split("\n", 1)[1].split("Host down*")[0]
+        config = tmp_path / "ssh_config"
+        config.write_text(f"Host node9\n    HostName 127.0.0.1\n    Port {sshd.port}\n{common}")
+        profile = tmp_path / "hung.yaml"
+        profile.write_text(f"name: hung\nlauncher: ssh\nnodes: node9\ntimeouts: {{command: 300, mpi: 300}}\n"
+                           f"ssh: {{fanout: 4, connect_timeout: 30, config: '{config}'}}\n"
+                           "os_update: {kernel_package: kernel}\n")
+        nagios_dir = tmp_path / "nagios"
+        objects = nagios_dir / "hpcos-hung.cfg"
+        done = subprocess.run([HPCOS, "monitoring", "config", "--cluster", str(profile), "-o", str(objects),
+                               "--check", "kernel", "--hpcos", HPCOS, "--standalone", str(nagios_dir),
+                               "--repo", (work / "repo-url").read_text(), "--check-timeout", str(CHECK_TIMEOUT),
+                               "--interval-length", "1", "--check-interval", "300", "--retry-interval", "300"],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert f"service_check_timeout={CHECK_TIMEOUT + 10}" in (nagios_dir / "nagios.cfg").read_text()
+        service = run_nagios(nagios_dir, {"node9"})["node9"]
+    finally:
+        stop_loopback_sshd(sshd, proc)
+    assert service["current_state"] == "3", service["plugin_output"]
+    # Either the node command's own cut timeout or the plugin's timer answered; both say so.
+    assert re.match(r"KERNEL UNKNOWN - (node9: )?no answer within", service["plugin_output"]), service["plugin_output"]
+    # The plugin's answer, not Nagios' timeout, and inside --timeout (Nagios measured it).
+    assert float(service["check_execution_time"]) < CHECK_TIMEOUT, service
+    started = [int(pid) for pid in pids.read_text().split()]
+    assert len(started) == 2, "the hung uname and its child ran on the node"
+    assert not [pid for pid in started if process_alive(pid)], "the remote command's tree outlived the check"
+
+
+def test_plugin_timeout_kills_the_local_tree(cluster, tmp_path):
+    """The local launcher: a node command that hangs (with a child) while the profile allows it 300 s is
+    cut to what is left of --timeout, answered UNKNOWN with exit 3 in one line, and no process it
+    started is left."""
+    _profile, work = cluster
+    pids = tmp_path / "pids"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "uname").write_text(f"#!/bin/sh\necho $$ >> {pids}\nsleep 3600 &\necho $! >> {pids}\nwait\n")
+    (bin_dir / "uname").chmod(0o755)
+    profile = tmp_path / "local.yaml"
+    profile.write_text("name: hang\nlauncher: local\nnodes: node1\ntimeouts: {command: 300, mpi: 300}\n"
+                       "os_update: {kernel_package: kernel}\n")
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    done = subprocess.run([HPCOS, "check", "kernel", "--cluster", str(profile), "--node", "node1",
+                           "--repo", (work / "repo-url").read_text(), "--timeout", "20"],
+                          capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert done.stdout.count("\n") == 1 and re.match(r"KERNEL UNKNOWN - (node1: )?no answer within", done.stdout), \
+        done.stdout
+    left = [int(pid) for pid in pids.read_text().split()]
+    assert len(left) == 2, "the hung uname and its child ran"
+    assert not [pid for pid in left if process_alive(pid)], done.stdout

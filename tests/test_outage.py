@@ -25,6 +25,7 @@ from support.rpm_repo_fixtures import Rpm, RpmFactory, make_site
 from support.slurm_nodes_fixture import slurm_nodes  # noqa: F401  (fixture)
 
 from hpcos.cli import main
+from hpcos.core.environment import launch_environment
 from hpcos.core.store_layout import StoreLayout
 from hpcos.outage import rollout
 from hpcos.outage.plan import OutagePlan
@@ -126,7 +127,7 @@ def site(tmp_path, slurm_nodes, monkeypatch, tracd):  # noqa: F811
     # node3 of production carries a package that conflicts with the new Open MPI: it will fail.
     blocker = site.factory.path(BLOCKER)
     subprocess.run(["rpm", "--root", str(site.prod_nodes / "node3"), "-i", "--nodeps", str(blocker)], check=True,
-                   capture_output=True, timeout=60)
+                   capture_output=True, timeout=60, env=launch_environment())  # the launcher's HOME: ~/.rpmdb
     # Snapshot B: a new kernel (with a security advisory upstream) and a new Open MPI, the older build
     # kept beside it in the overlay (production's 4.1.1 is updated, not "added" beside itself).
     site.set_overlay("hpc-overlay", HPC_A + HPC_B)

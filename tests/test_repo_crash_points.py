@@ -37,7 +37,7 @@ def killed_at(failpoint: str, work) -> None:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, 1)
             os.dup2(devnull, 2)
-            os.environ[failpoints.VARIABLE] = failpoint
+            os.environ.update(failpoints.enable(failpoint))
             code = work() or 0
         finally:
             os._exit(code)

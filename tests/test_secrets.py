@@ -20,6 +20,7 @@ REPO = Path(__file__).resolve().parent.parent
 TRACKER_PASSWORD = "tr4ck3r-Passw0rd-7Q"
 JENKINS_TOKEN = "j3nk1ns-T0ken-9Z"
 NETRC_PASSWORD = "n3trc-Passw0rd-4K"  # configured for the site's Jenkins host in ~/.netrc, not the environment
+OTHER_PASSWORD = "0ther-h0st-Pw-8M"  # ~/.netrc's password for a host hpcos is not configured for
 
 PRINTING_TESTS = '''
 import os
@@ -41,7 +42,14 @@ def test_failing_command_prints_environment(run):
 
 @pytest.mark.node
 def test_command_prints_the_netrc(run):
-    run('cat "$NETRC"; exit 4').check()
+    run('cat "$NETRC" ~/.netrc; exit 4').check()
+
+
+@pytest.mark.node
+def test_in_process_print_of_the_netrc(run):
+    run("true")
+    print(open(os.environ["NETRC"]).read())
+    assert False, open(os.environ["NETRC"]).read()
 
 
 @pytest.mark.node
@@ -62,7 +70,8 @@ def test_no_secret_in_console_results_junit_report_database_or_ticket(tmp_path):
     profile = yaml.safe_load((REPO / "integration_tests" / "clusters" / "local.yaml").read_text())
     (work / "cluster.yaml").write_text(yaml.safe_dump(profile))
     netrc = tmp_path / "netrc"
-    netrc.write_text(f"machine jenkins.example.org login hpcos password {NETRC_PASSWORD}\n")
+    netrc.write_text(f"machine jenkins.example.org login hpcos password {NETRC_PASSWORD}\n"
+                     f"machine other.example.net login someone password {OTHER_PASSWORD}\n")
     netrc.chmod(0o600)
     env = {**os.environ, "HPCOS_TRACKER_PASSWORD": TRACKER_PASSWORD, "HPCOS_JENKINS_TOKEN": JENKINS_TOKEN,
            "HPCOS_TRACKER_USER": "hpcos", "PYTHONPATH": str(REPO), "COLUMNS": "200", "NETRC": str(netrc)}
@@ -89,7 +98,7 @@ def test_no_secret_in_console_results_junit_report_database_or_ticket(tmp_path):
     written = [p for p in tmp_path.rglob("*") if p.is_file() and p not in (tests, netrc)]
     assert {"results.json", "junit.xml"} <= {p.name for p in written}
     assert any(p.suffix == ".html" for p in written) and any(p.suffix == ".sqlite" for p in written)
-    for secret in (TRACKER_PASSWORD, JENKINS_TOKEN, NETRC_PASSWORD):
+    for secret in (TRACKER_PASSWORD, JENKINS_TOKEN, NETRC_PASSWORD, OTHER_PASSWORD):
         for text in console:
             assert secret not in text
         for path in written:

@@ -9,14 +9,15 @@ prints for people.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import sqlite3
 import sys
 
 from hpcos import __version__
-from hpcos.cli.console import console, install_log_handler
-from hpcos.core.errors import HpcosError, store_problem
+from hpcos.cli.console import console, emit, install_log_handler
+from hpcos.core.errors import HpcosError, UserError, store_problem
 from hpcos.site import Site
 
 # Each subcommand and the module of hpcos.cli that provides ``register(subparsers)`` for it; a
@@ -39,6 +40,7 @@ COMMANDS = {
     "check": "hpcos.cli.check",  # hpcos check CHECK --cluster P --node N (a Nagios plugin)
     "monitoring": "hpcos.cli.monitoring",  # hpcos monitoring config --cluster P
     "probes": "hpcos.cli.probes",  # hpcos probes build-osu SRC --mpi STACK
+    "store": "hpcos.cli.store",  # hpcos store backup|restore DIR
 }
 
 # Every error's exit code is its family's, in the one table: hpcos.core.errors.FAMILIES.
@@ -91,7 +93,14 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 def parse(argv: list[str]) -> argparse.Namespace:
     """``argv`` as ``main`` reads it; a mistake exits 2 with argparse's message (SystemExit)."""
-    parser = build_parser(_command_in(argv))
+    command = _command_in(argv)
+    parser = build_parser(command)
+    # A command with its own way of saying a usage mistake (``hpcos check``: UNKNOWN, exit 3, as a
+    # Nagios plugin must) says it for the options argparse does not know too.
+    usage_error = getattr(importlib.import_module(COMMANDS[command]), "usage_error", None) \
+        if command in COMMANDS else None
+    if usage_error is not None:
+        parser.error = usage_error  # type: ignore[method-assign]
     args, extra = parser.parse_known_args(argv)
     # A command that wraps another tool (``hpcos test`` -> pytest) takes the arguments it does not know.
     if extra and not hasattr(args, "passthrough"):
@@ -101,13 +110,29 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+class PathError(UserError):
+    """A path given to hpcos that the operating system refuses (not a directory, no such place, denied)."""
+
+
+# What the operating system says about a path a person chose; other errnos stay bugs, with a traceback.
+_PATH_ERRNOS = frozenset({errno.ENOTDIR, errno.EISDIR, errno.ENOENT, errno.EACCES, errno.EPERM, errno.EEXIST,
+                          errno.ELOOP, errno.ENAMETOOLONG, errno.EINVAL, errno.ENXIO, errno.ENODEV})
+
+
+def path_problem(exc: BaseException) -> PathError | None:
+    if isinstance(exc, OSError) and exc.errno in _PATH_ERRNOS and exc.filename:
+        return PathError(f"{exc.filename}: {exc.strerror}")
+    return None
+
+
 def report_error(exc: HpcosError) -> None:
     text = str(exc)
-    print(f"hpcos: {text}" if "\n" not in text else f"hpcos: errors:\n{text}", file=sys.stderr)
+    emit(f"hpcos: {text}" if "\n" not in text else f"hpcos: errors:\n{text}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else list(argv))
+    args.own_process = argv is None  # the process is this command (not a test calling main)
     args.site = Site.from_options(args.specs, args.store)
     install_log_handler(args.site.environ)
     try:
@@ -116,14 +141,16 @@ def main(argv: list[str] | None = None) -> int:
         report_error(exc)
         return exc.exit_code
     except (OSError, sqlite3.Error) as exc:
-        # A full or read-only store is the environment's problem, said in one line; anything else is a bug.
-        problem = store_problem(exc)
+        # A full or read-only store is the environment's problem, said in one line; so is a path a person
+        # gave that cannot be written or read (-o naming a file where a directory goes, /proc); anything
+        # else is a bug.
+        problem = store_problem(exc) or path_problem(exc)
         if problem is None:
             raise
         report_error(problem)
         return problem.exit_code
     except KeyboardInterrupt:
-        print("hpcos: interrupted", file=sys.stderr)
+        emit("hpcos: interrupted", file=sys.stderr)
         return INTERRUPTED
     finally:
         for notice in args.site.notices:

@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from hpcos.cli.console import console
+from hpcos.cli.console import console, emit
 from hpcos.core.errors import UserError
 from hpcos.core.store_layout import StoreLayout
 
@@ -55,7 +55,7 @@ def run(args) -> int:
         from hpcos.rebuild.export import export_patches
 
         for path in export_patches(spec_set, package, args.export_patches):
-            print(path)
+            emit(path)
         return 0
     if not args.target:
         raise UserError("--target is required (one of: " + ", ".join(package.targets) + ")")
@@ -77,7 +77,7 @@ def _check_upstream(args, spec_set, package, layout: StoreLayout) -> int:
     status = upstream_check.check(package, repos, layout.overlay_repo(package.overlay, args.target),
                                   spec_set.site.targets[args.target].release, log,
                                   site_inputs=upstream_check.current_inputs(spec_set, package))
-    print(status.describe(package.name))
+    emit(status.describe(package.name))
     return upstream_check.REBUILD_DUE if status.rebuild_due else 0
 
 
@@ -102,13 +102,13 @@ def _build(args, spec_set, package, layout: StoreLayout) -> int:
     if report.error:
         raise report.error
     if report.failure:
-        print(f"hpcos: {package.name} {args.target}: {report.failure.summary} (logs: {report.build_dir})",
+        emit(f"hpcos: {package.name} {args.target}: {report.failure.summary} (logs: {report.build_dir})",
               file=sys.stderr)
         return 1
     if report.test_build:
-        print(f"hpcos: {package.name} {args.target}: test build on a foreign host, not published "
+        emit(f"hpcos: {package.name} {args.target}: test build on a foreign host, not published "
               f"(RPMs in {report.build_dir / 'result'})", file=sys.stderr)
         return 0
     for path in report.published.added:
-        print(path)
+        emit(path)
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from hpcos.cli.console import console
+from hpcos.cli.console import console, emit
 from hpcos.cli.repo import _stdout
 
 
@@ -73,7 +73,7 @@ def status_command(args) -> int:
 
     states = [status(repo) for repo in _repos(args)]
     if args.json:
-        print(json.dumps({"repositories": [s.as_dict() for s in states]}, indent=2))
+        emit(json.dumps({"repositories": [s.as_dict() for s in states]}, indent=2))
         return 0
     out = _stdout()
     for s in states:
@@ -134,7 +134,7 @@ def heads_command(args) -> int:
     if args.output:
         write_text_atomically(Path(args.output), text)
     else:
-        print(text, end="")
+        emit(text, end="")
     return 0
 
 

@@ -1,27 +1,48 @@
 """What people read: one console on stderr (stdout stays machine-readable), and where library log
-lines go while a command runs."""
+lines go while a command runs.  Everything printed goes through one sanitiser
+(``hpcos.core.text.printable``) with every known secret masked."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import sys
+from collections.abc import Iterable, Mapping
 from contextlib import contextmanager
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from hpcos.site.credentials import RedactingFilter, known_secrets
+from hpcos.core.text import printable
+from hpcos.site.credentials import RedactingFilter, known_secrets, redact, resolved_secrets
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.segment import Segment
+
+
+@cache
+def _safe_console_class() -> type[Console]:
+    """``SafeConsole``, made on first use (rich takes a third of a second to import)."""
+    from rich.console import Console
+    from rich.segment import Segment
+
+    class SafeConsole(Console):
+        """A rich console that shows every character of what it prints through the one sanitiser: a
+        reason, a package name or node output in a table cell can hold an escape sequence, a bidi
+        override or a U+2028; rich's own styling (control segments, the styles it renders) is untouched."""
+
+        def _render_buffer(self, buffer: Iterable[Segment]) -> str:
+            return super()._render_buffer(
+                segment if segment.control else Segment(printable(segment.text, multi_line=True), segment.style)
+                for segment in buffer)
+
+    return SafeConsole
 
 
 @cache
 def _console() -> Console:
-    from rich.console import Console
-
     # No markup anywhere: what hpcos prints holds package names, reasons, run ids and node output, any
     # of which may contain "[...]"; styling is given as rich Text styles instead.
-    return Console(stderr=True, highlight=False, markup=False)
+    return _safe_console_class()(stderr=True, highlight=False, markup=False)
 
 
 class _LazyConsole:
@@ -33,6 +54,19 @@ class _LazyConsole:
 
 
 console: Console = _LazyConsole()  # type: ignore[assignment]
+_secrets: list[str] = []
+
+
+def stdout_console(**options: Any) -> Console:
+    """The console a command's own output (tables, listings) goes to: stdout, no markup, sanitised."""
+    return _safe_console_class()(markup=False, highlight=False, **options)
+
+
+def emit(text: object = "", file=None, end: str = "\n") -> None:
+    """``print`` for every plain line hpcos writes (stdout by default): through the sanitiser, every
+    known secret masked.  Newlines and tabs are kept; everything else not printable is escaped."""
+    print(printable(redact(str(text), [*_secrets, *resolved_secrets()]), multi_line=True), file=file or sys.stdout,
+          end=end)
 
 
 class _ConsoleHandler(logging.Handler):
@@ -51,7 +85,8 @@ def install_log_handler(environ: Mapping[str, str]) -> None:
     logger = logging.getLogger("hpcos")
     logger.handlers.clear()
     handler = _ConsoleHandler()
-    handler.addFilter(RedactingFilter(known_secrets(environ)))
+    _secrets[:] = known_secrets(environ)
+    handler.addFilter(RedactingFilter(_secrets))
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     logger.propagate = False

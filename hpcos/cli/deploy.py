@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 
+from hpcos.cli.console import emit
 from hpcos.cluster.profiles import load_profile
 from hpcos.site.trackers import TRACKERS
 
@@ -52,7 +53,7 @@ def run(args) -> int:
     record = deploy_cluster(args.site, args.env, args.cluster, nodes=args.nodes, batch_size=args.batch_size,
                             snapshot=args.snapshot, tickets=args.tickets, rolling=args.rolling)
     if args.json:
-        print(json.dumps(asdict(record), indent=2, sort_keys=True))
+        emit(json.dumps(asdict(record), indent=2, sort_keys=True))
     # (The summary, one line per node set, was logged by the procedure and shown on the terminal.)
     # Like `hpcos test`: 1 when some node failed (it is left drained and named above).
     return 0 if not record.failed_nodes else 1

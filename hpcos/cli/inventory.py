@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from hpcos.cli.console import console
+from hpcos.cli.console import console, emit, stdout_console
 
 
 def register(sub) -> None:
@@ -35,7 +34,7 @@ def _collect(args) -> int:
     measured = collect.collect(profile)
     path = collect.save(measured, args.site.layout.inventories)
     if args.json:
-        print(measured.to_json())
+        emit(measured.to_json())
         return 0
     table = Table("class", "nodes", "fact", "value", "on", title=f"{profile.name}: measured {measured.collected}")
     for name, seen in measured.classes.items():
@@ -44,7 +43,7 @@ def _collect(args) -> int:
                 table.add_row(Text(name), Text(seen.nodes), Text(fact), Text(value), Text(nodes))
         if seen.unreachable:
             table.add_row(Text(name), Text(seen.nodes), "not measured", "", Text(seen.unreachable))
-    Console(soft_wrap=True, markup=False).print(table)  # node names and states are not markup
+    stdout_console(soft_wrap=True).print(table)  # node names and states are not markup
     console.print(f"inventory kept in {path}", markup=False)
     return 0
 
@@ -57,9 +56,9 @@ def _diff(args) -> int:
     directory = args.site.layout.inventories
     deviations = diff(test, production, collect.load(directory, test.name), collect.load(directory, production.name))
     if args.json:
-        print(json.dumps([{**asdict(d), "class": KINDS[d.kind]} for d in deviations], indent=2))
+        emit(json.dumps([{**asdict(d), "class": KINDS[d.kind]} for d in deviations], indent=2))
         return 0
     for deviation in deviations:
-        print(deviation.line)
+        emit(deviation.line)
     console.print(f"{len(deviations)} deviations of {production.name} from {test.name}", markup=False)
     return 0

@@ -9,7 +9,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from hpcos.cli.console import console
+from hpcos.cli.console import console, emit
 from hpcos.cli.test import DEFAULT_CLUSTER
 
 
@@ -32,6 +32,9 @@ def register(sub) -> None:
     p.add_argument("--contact-group", default="admins", help="contact group the objects use (default: admins)")
     p.add_argument("--check-interval", type=int, default=5, help="in interval_length units (default: 5)")
     p.add_argument("--retry-interval", type=int, default=1)
+    p.add_argument("--check-timeout", type=int, default=50, metavar="SECONDS",
+                   help="`hpcos check --timeout` in the commands: keep it below Nagios' service_check_timeout "
+                        "(default: 50, --standalone sets Nagios' to 10 s more)")
     p.add_argument("--standalone", metavar="DIR",
                    help="also write a private Nagios instance in DIR (nagios.cfg, base.cfg, resource.cfg) "
                         "around the objects: `nagios4 -v DIR/nagios.cfg`")
@@ -71,14 +74,14 @@ def config_command(args) -> int:
         cluster=str(Path(path).resolve()), via=args.via,
         node_cluster=args.node_cluster, repo=args.repo, checks=tuple(args.check or SERVICE_CHECKS),
         check_period=args.check_period, contact_group=args.contact_group, check_interval=args.check_interval,
-        retry_interval=args.retry_interval)
+        retry_interval=args.retry_interval, check_timeout=args.check_timeout)
     text = nagios.objects(profile, options)
     if args.output:
         _write(Path(args.output), text)
         console.print(f"wrote {args.output}: {len(profile.node_set)} host(s), {len(options.checks)} service(s) each",
                       markup=False)
     else:
-        print(text, end="")
+        emit(text, end="")
     if args.nrpe_output:
         _write(Path(args.nrpe_output), nagios.nrpe_commands(options))
     if args.standalone:

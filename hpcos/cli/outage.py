@@ -5,8 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from hpcos.cli.console import console
+from hpcos.cli.console import console, emit
 from hpcos.core.errors import UserError
+from hpcos.core.store_files import read_bytes_limited
+
+# A plan of 20,000 package changes with their changelogs is tens of MiB; /dev/zero is not a plan.
+PLAN_BUDGET = 512 * 1024 * 1024
 
 
 def register(sub) -> None:
@@ -84,7 +88,7 @@ def _plan(args) -> int:
                           test_measured=collect.load(directory, test.name),
                           production_measured=collect.load(directory, production.name))
     files = publish.write_files(plan, *filter(None, (args.output, site.layout.outages / plan.testing_snapshot)))
-    print(files["markdown"].read_text(encoding="utf-8"))
+    emit(files["markdown"].read_text(encoding="utf-8"))
     where = [str(files["html"])]
     if not args.no_wiki:
         page = publish.to_wiki(site, plan)
@@ -110,11 +114,12 @@ def _load_plan_at(path: Path | None, site=None):
             raise UserError("production points at nothing: pass --plan PLAN.json")
         path = site.layout.outages / current / "plan.json"
     try:
-        return OutagePlan.from_json(path.read_text(encoding="utf-8")), path
+        return OutagePlan.from_json(read_bytes_limited(path, PLAN_BUDGET, "plan", follow=True).decode("utf-8")), path
     except FileNotFoundError:
         raise UserError(f"{path}: no such plan (hpcos outage plan writes STORE/outages/SNAPSHOT/plan.json)") from None
-    except (OSError, ValueError, TypeError, KeyError) as exc:
-        raise UserError(f"{path}: not a plan written by hpcos outage plan ({exc})") from None
+    except (OSError, ValueError, TypeError, KeyError, RecursionError) as exc:
+        raise UserError(f"{path}: not a plan written by hpcos outage plan "
+                        f"({' '.join(str(exc).split())[:200]})") from None
 
 
 def _post_tests(args, profile_file: Path, results: Path):
@@ -151,7 +156,7 @@ def _run(args) -> int:
                           post_tests=None if args.no_tests else _post_tests(args, path, results),
                           force_reason=args.reason if args.force else None)
     for line in actuals.tickets:
-        print(line)
+        emit(line)
     failed = bool(actuals.failed) or bool(actuals.tests_exit)
     console.print(f"outage {actuals.run_id}: {len(actuals.failed)} node(s) failed"
                   + (f", post-outage tests exit {actuals.tests_exit}" if actuals.tests_exit is not None else "")
@@ -189,7 +194,7 @@ def _report(args) -> int:
         raise UserError(f"no rollout of {plan.testing_snapshot} recorded yet: run `hpcos outage run` first")
     doc = actuals_document(plan, actuals.tasks, actuals.run_id,
                            [f"{node}: {reason}" for node, reason in sorted(actuals.failed.items())], actuals.tickets)
-    print(to_markdown(doc))
+    emit(to_markdown(doc))
     page = publish.append_to_wiki(args.site, plan, doc)
     if page:
         console.print(f"actuals appended to {page}", markup=False)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rich.console import Console
 from rich.table import Table
 
-from hpcos.cli.console import console
+from hpcos.cli.console import console, stdout_console
 from hpcos.core.errors import UserError
 
 
@@ -46,7 +45,7 @@ def _history(args) -> int:
         table.add_row(m.run_id, m.time, m.node or "-", m.mpi or "-", m.metric, "" if m.size is None else str(m.size),
                       f"{m.value:.4g} {m.unit}", str(len(m.samples)), "yes" if m.accepted else "",
                       m.verdict or "")
-    Console(width=200, markup=False).print(table)  # the table is the command's output: stdout
+    stdout_console(width=200).print(table)  # the table is the command's output: stdout
     if args.chart:
         series = {(m.metric, m.size) for m in rows}
         if len(series) > 1:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hpcos.cli.console import console
+from hpcos.cli.console import console, emit
 from hpcos.core.errors import UserError
 
 
@@ -45,8 +45,8 @@ def _build_osu(args) -> int:
                              jobs=args.jobs)
     console.print(f"built for {stack.name} with {stack.mpicc} into {built.prefix} (log: {built.log})", markup=False)
     # The profile keys, on stdout: what to paste under mpi.<stack> in the cluster profile.
-    print(f"mpi:\n  {stack.name}:\n    osu: {built.osu}")
+    emit(f"mpi:\n  {stack.name}:\n    osu: {built.osu}")
     if built.imb is not None:
-        print(f"    imb: {built.imb}")
+        emit(f"    imb: {built.imb}")
     return 0
 

@@ -15,20 +15,20 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from hpcos.cli.console import console
+from hpcos.cli.console import console, emit, stdout_console
 from hpcos.cluster.profiles import load_profile
 from hpcos.core.errors import UserError
 from hpcos.core.files import file_digest, write_text_atomically
 from hpcos.core.store_layout import StoreLayout
 from hpcos.repo import client_config, diff, gate, nightly, out_of_service, promotion, publish, sync
-from hpcos.repo.environments import Environments
+from hpcos.repo.environments import Environments, checked_reason
 from hpcos.repo.snapshots import SnapshotStore
 
 
 def _stdout() -> Console:
     """Results go to stdout; piped into a file or a Jenkins log, tables keep their ids unwrapped."""
     # No markup: snapshot ids, reasons and run ids are user text, and "[/x]" in one must print as itself.
-    return Console(highlight=False, markup=False, soft_wrap=True, width=None if sys.stdout.isatty() else 250)
+    return stdout_console(soft_wrap=True, width=None if sys.stdout.isatty() else 250)
 
 
 def register(sub) -> None:
@@ -116,6 +116,8 @@ def register(sub) -> None:
 def _change(run):
     """A command that changes the store: ``run(spec_set, layout, args)`` with the site loaded."""
     def command(args) -> int:
+        if getattr(args, "reason", None):
+            checked_reason(args.reason)  # recorded and shown by `repo status`: one printable line
         run(args.site.specs, args.site.layout, args)
         return 0
     return command
@@ -185,6 +187,11 @@ rollback_command = _change(lambda s, layout, a: promotion.rollback(s, layout, a.
 
 
 def client_config_command(args) -> int:
+    from hpcos.site.credentials import checked_url
+
+    for option, url in (("--url", args.url), ("--snapshots-url", args.snapshots_url), ("--gpgkey", args.gpgkey)):
+        if url is not None:
+            checked_url(url, option, schemes=("http", "https", "file"))
     found = client_config.sections(args.site.specs, _layout(args), args.env, target=args.target,
                                    environments_url=args.url, snapshots_url=args.snapshots_url, pinned=args.pin,
                                    gpgcheck=not args.no_gpgcheck, overlay_gpgkey=args.gpgkey)
@@ -253,7 +260,7 @@ def diff_command(args) -> int:
     changes = diff.diff(a, b)
     out = _stdout()
     if args.json:
-        print(json.dumps({"from": a.id, "to": b.id, "repositories": {k: asdict(v) for k, v in changes.items()}},
+        emit(json.dumps({"from": a.id, "to": b.id, "repositories": {k: asdict(v) for k, v in changes.items()}},
                          indent=2, sort_keys=True))
         return 0
     out.print(f"{args.a} ({a.id}) -> {args.b} ({b.id})")
@@ -280,7 +287,7 @@ def status_command(args) -> int:
         snapshot_id = envs.environment(args.env).current()
         if snapshot_id is None:
             raise UserError(f"environment {args.env!r} points at nothing (store {layout.root})")
-        print(snapshot_id)
+        emit(snapshot_id)
         return 0
     if args.env and not args.json:
         return _status_one(args.site, layout, envs, args.env)
@@ -298,7 +305,7 @@ def status_command(args) -> int:
         rows.append((name, current, last.time if last else None, last.user if last else None,
                      last.action if last else None, last.reason if last else None, run.verdict if run else None))
     if args.json:
-        print(json.dumps({"store": str(layout.root), "pointers": [dict(zip(columns, r, strict=True)) for r in rows]},
+        emit(json.dumps({"store": str(layout.root), "pointers": [dict(zip(columns, r, strict=True)) for r in rows]},
                          indent=2))
         return 0
     table = Table(*columns)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from hpcos.cli.console import console
+from hpcos.cli.console import console, emit
 from hpcos.core.sourced_yaml import InvalidInput
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -27,9 +27,9 @@ def check_command(args) -> int:
     except InvalidInput as exc:
         # One `file:line: field: message` line per error, the form editors and CI logs link to.
         for error in exc.errors:
-            print(error, file=sys.stderr)
+            emit(error, file=sys.stderr)
         count = len(exc.errors)
-        print(f"hpcos: {count} error{'s' if count != 1 else ''} in {args.site.specs_dir}", file=sys.stderr)
+        emit(f"hpcos: {count} error{'s' if count != 1 else ''} in {args.site.specs_dir}", file=sys.stderr)
         return InvalidInput.exit_code
     console.print(f"{spec_set.root}: site {spec_set.site.name!r} and "
                   f"{len(spec_set.packages)} overlay packages are valid", soft_wrap=True)
@@ -45,5 +45,5 @@ def schema(kind: str) -> dict:
 
 
 def schema_command(args) -> int:
-    print(json.dumps(schema(args.kind), indent=2))
+    emit(json.dumps(schema(args.kind), indent=2))
     return 0

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import re
 
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from hpcos.cli.console import console, progress_bar
+from hpcos.cli.console import console, emit, progress_bar, stdout_console
 from hpcos.core.errors import UserError
 
 
@@ -60,7 +59,7 @@ def _file(args) -> int:
     run = _read_results(args.results)
     with _session(args) as session:
         if args.dry_run:
-            print(describe(session.plan(run)))
+            emit(describe(session.plan(run)))
             return 0
         with progress_bar("filing tickets") as progress:
             _, outcome = session.file(run, progress)
@@ -80,7 +79,7 @@ def _report(what: str, session, outcome) -> int:
     from hpcos.tickets.session import summarise
 
     for line in outcome.done:
-        print(line)
+        emit(line)
     console.print(f"{what} ({session.spec.backend}): {summarise(outcome)}", markup=False)
     return 1 if outcome.error else 0
 
@@ -105,9 +104,9 @@ def _show(args) -> int:
         if found is None:
             raise UserError(f"no local ticket #{args.ticket}")
         summary, description, status = found
-        print(printable(f"#{args.ticket} [{status}] {summary}\n\n{description}"))
+        emit(printable(f"#{args.ticket} [{status}] {summary}\n\n{description}"))
         for number, text in enumerate(session.backend.comments(args.ticket), 1):
-            print(printable(f"--- comment {number}\n{text}"))
+            emit(printable(f"--- comment {number}\n{text}"))
     return 0
 
 
@@ -126,12 +125,12 @@ def _list(args) -> int:
             rows = [(ticket, test_id, streak, key) for key, test_id, ticket, streak in session.state.open_tickets()]
             title = f"open {session.spec.backend} tickets hpcos tracks"
         if args.json:
-            print(json.dumps({"backend": session.spec.backend, "queued": len(session.queue),
+            emit(json.dumps({"backend": session.spec.backend, "queued": len(session.queue),
                               "tickets": [dict(zip(columns, row, strict=True)) for row in rows]}, indent=2))
             return 0
         table = Table(*(c.replace("_", " ") for c in columns), title=title)
         for row in rows:
             table.add_row(*(Text(printable(str(value))) for value in row))
-        Console(markup=False).print(table)  # the listing is the output: stdout
+        stdout_console().print(table)  # the listing is the output: stdout
         console.print(f"queued, waiting for the tracker: {len(session.queue)}")
     return 0

@@ -28,6 +28,7 @@ from pydantic import (
 from hpcos.cluster.inventory import ClusterInventory
 from hpcos.cluster.registry import LAUNCHERS
 from hpcos.core import sourced_yaml
+from hpcos.core.budgets import node_set_problem
 from hpcos.core.errors import UserError
 from hpcos.core.sourced_yaml import DescribedPattern
 from hpcos.results.model import Reference
@@ -67,11 +68,15 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+MAX_TIMEOUT = 7 * 24 * 3600
+
+
 class Timeouts(Strict):
     """Seconds.  Every launch is bounded: a pending srun or a failed hydra launch otherwise hangs."""
 
-    command: float = Field(60, gt=0)
-    mpi: float = Field(120, gt=0)
+    # At most a week: .inf (or 1e300) would overflow every clock it is added to.
+    command: float = Field(60, gt=0, le=MAX_TIMEOUT, allow_inf_nan=False)
+    mpi: float = Field(120, gt=0, le=MAX_TIMEOUT, allow_inf_nan=False)
 
 
 class Ssh(Strict):
@@ -189,6 +194,16 @@ class Deploy(Strict):
             return self.max_failures
         return int(float(self.max_failures.removesuffix("%")) * nodes // 100)
 
+    @field_validator("repo_file")
+    @classmethod
+    def _repo_file_under_root(cls, value: str) -> str:
+        # Written on every node as root: it must stay under ``root`` ("../" would leave a simulated
+        # node's tree, or put the file anywhere on a real one).
+        parts = value.split("/")
+        if not value.startswith("/") or ".." in parts or not value.isprintable() or not value.endswith(".repo"):
+            raise ValueError("expected an absolute path ending in .repo, without '..' (it is written under root)")
+        return value
+
 
 def _reference(value) -> Reference:
     if isinstance(value, Reference):
@@ -246,6 +261,10 @@ class Profile(Strict):
     @field_validator("nodes")
     @classmethod
     def _node_set(cls, value: str) -> str:
+        if not value.isprintable():
+            raise ValueError("expected a node set on one line of printable text")
+        if (too_big := node_set_problem(value)) is not None:
+            raise ValueError(f"expected a node set within budget; found {too_big}")
         try:
             parsed = NodeSet(value)
         except NodeSetParseError as exc:
@@ -253,7 +272,7 @@ class Profile(Strict):
         if not len(parsed):
             raise ValueError("expected at least one node")
         # ssh and srun would take "-oProxyCommand=..." as an option; real host names never look like that.
-        bad = next((node for node in parsed if not _NODE_NAME.match(node)), None)
+        bad = next((node for node in parsed if not _NODE_NAME.fullmatch(node)), None)
         if bad is not None:
             raise ValueError(f"expected node names of letters, digits and _ . - (not starting with - or .); "
                              f"found {bad!r}")
@@ -292,6 +311,8 @@ class Profile(Strict):
         """The profile's nodes, or the subset given with ``--nodes`` (which must lie inside them)."""
         if not selected:
             return self.node_set
+        if (too_big := node_set_problem(selected)) is not None:
+            raise UserError(f"--nodes: {too_big}")
         try:
             wanted = NodeSet(selected)
         except NodeSetParseError as exc:

@@ -29,6 +29,7 @@ from hpcos.config.git import GitError
 from hpcos.config.repositories import Repository
 from hpcos.core import runner
 from hpcos.core.files import write_text_atomically
+from hpcos.core.store_files import BadStoreFile, dataclass_from, read_json
 from hpcos.results.model import RunResults, TestResult
 
 log = logging.getLogger("hpcos.config")
@@ -201,10 +202,12 @@ def recorded(repo: Repository, commit: str) -> Validation | None:
     """The validation recorded for ``commit``, if any."""
     path = repo.validations / f"{commit}.json"
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return Validation(**{**data, "steps": [Step(**s) for s in data.get("steps", [])]})
-    except (OSError, ValueError, TypeError):
+        # Read as untrusted: a record hpcos did not write is no validation (the gate then refuses).
+        validation = dataclass_from(Validation, read_json(path, what="validation record"), str(path))
+    except (OSError, BadStoreFile):
         return None
+    validation.steps = [dataclass_from(Step, s, str(path)) for s in validation.steps]
+    return validation
 
 
 def as_run(validation: Validation) -> RunResults:

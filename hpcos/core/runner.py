@@ -29,6 +29,9 @@ TERM_GRACE = 2.0
 # The children running now (pid -> process), so that a signal to hpcos ends them too (``stop_all``).
 _LIVE: dict[int, subprocess.Popen] = {}
 _LIVE_LOCK = threading.Lock()
+# Whether each child gets a session of its own (see ``stay_in_process_group``).
+_own_session = True
+PR_SET_CHILD_SUBREAPER = 36
 
 LineSink = Callable[[str], None]
 
@@ -67,7 +70,7 @@ def run(argv: Sequence[str] | str, *, timeout: float, env: Mapping[str, str] | N
         proc = subprocess.Popen(argv, shell=isinstance(argv, str),
                                 stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
-                                env=full_env, cwd=cwd, start_new_session=True)
+                                env=full_env, cwd=cwd, start_new_session=_own_session)
     except OSError as exc:
         if log:
             log.close()
@@ -169,8 +172,11 @@ def _wait(proc: subprocess.Popen, readers: list[threading.Thread], deadline: flo
 
 def _kill_tree(proc: subprocess.Popen, readers: list[threading.Thread]) -> None:
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        _signal_group(proc.pid, sig)
-        _signal_session(proc.pid, sig)
+        if _own_session:
+            _signal_group(proc.pid, sig)
+            _signal_session(proc.pid, sig)
+        else:
+            _signal_pids([*descendants(proc.pid), proc.pid], sig)
         end = time.monotonic() + TERM_GRACE
         try:
             proc.wait(timeout=TERM_GRACE)
@@ -257,6 +263,81 @@ def _signal_group(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
     except ProcessLookupError:
         pass
+
+
+def stay_in_process_group(stay: bool = True) -> None:
+    """From now on, children stay in this process's group instead of a session of their own (or,
+    ``stay=False``, get their own sessions again).
+
+    For a Nagios plugin: Nagios ends a plugin that overran its time by SIGKILL to the plugin's process
+    group, which must reach the node command too.  A timeout then kills the child's tree found
+    through /proc; with ``become_subreaper`` the tree keeps the orphans of killed parents."""
+    global _own_session
+    _own_session = not stay
+
+
+def become_subreaper(on: bool = True) -> bool:
+    """Make orphaned descendants children of this process (Linux prctl), so ``descendants`` finds them
+    and ``kill_descendants`` leaves nothing behind (``on=False`` stops it).  False where the kernel cannot."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def descendants(pid: int, living: bool = False) -> list[int]:
+    """Every process below ``pid`` (children, their children...), read from /proc; with ``living``,
+    without the zombies (dead, waiting to be reaped)."""
+    children: dict[int, list[int]] = {}
+    zombies = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, ppid = stat.read_text().rsplit(")", 1)[1].split()[:2]
+            child = int(stat.parent.name)
+        except (OSError, ValueError):
+            continue
+        children.setdefault(int(ppid), []).append(child)
+        if state == "Z":
+            zombies.add(child)
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return [p for p in found if p not in zombies] if living else found
+
+
+def kill_descendants(spare: frozenset[int] = frozenset(), grace: float = TERM_GRACE) -> None:
+    """SIGKILL every process below this one but ``spare`` (what was running before, when the plugin runs
+    inside a test) and reap them: what a plugin does before it answers, so nothing it started survives
+    it (with ``become_subreaper``, orphans included)."""
+    end = time.monotonic() + grace
+    while (found := [p for p in descendants(os.getpid(), living=True) if p not in spare]) \
+            and time.monotonic() < end:
+        _signal_pids(found, signal.SIGKILL)  # again on each pass: a forking parent may have added one
+        time.sleep(0.05)
+        _reap(found)
+    _reap(found)
+
+
+def _reap(pids: list[int]) -> None:
+    """Collect the killed children (orphans adopted by a subreaper included), and only those."""
+    for pid in pids:
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+
+
+def _signal_pids(pids: list[int], sig: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
 
 
 def process_alive(pid: int) -> bool:

@@ -21,6 +21,7 @@ import pydantic
 import yaml
 
 from hpcos.core.errors import UserError
+from hpcos.core.text import printable
 
 Loc = tuple[str | int, ...]
 
@@ -43,7 +44,7 @@ class InputError:
 def _printable(text: str) -> str:
     """One line of printable text: control characters (a newline in a key, an escape sequence in a
     value) are shown escaped, so an error is always one line and never drives the terminal."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return printable(text)
 
 
 class InvalidInput(UserError):

@@ -9,6 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from hpcos.core.store_files import BadStoreFile, refuse_symlinked
+
+# The folders hpcos writes under the root; none may be a symbolic link (``check``).
+FOLDERS = ("content", "snapshots", "environments", "environments/published", "nightly", "deployments",
+           "tickets", "tickets/queue", "inventory", "outages", "config", "locks", "overlays", "builds",
+           "quarantine", "downloads", "logs", "keys", "tmp")
+# Kernel file systems: a store there is a typo, and writing into them can do harm.
+_NOT_A_STORE = (Path("/proc"), Path("/sys"), Path("/dev"))
+
 
 @dataclass(frozen=True)
 class StoreLayout:
@@ -75,6 +84,11 @@ class StoreLayout:
         return self.root / "tickets" / "queue"
 
     @property
+    def ticket_queue_lock(self) -> Path:
+        """The lock the ticket queue is changed under (and a backup copies it under)."""
+        return self.ticket_queue / ".lock"
+
+    @property
     def ticket_state(self) -> Path:
         """What hpcos remembers between runs about tickets: passing streaks, comments per run, caps."""
         return self.root / "tickets" / "state.sqlite"
@@ -102,3 +116,20 @@ class StoreLayout:
     @property
     def locks(self) -> Path:
         return self.root / "locks"
+
+    @property
+    def quarantine(self) -> Path:
+        """Store files that failed validation, moved aside (``hpcos.core.store_files.move_aside``)."""
+        return self.root / "quarantine"
+
+    def check(self) -> StoreLayout:
+        """Refuse a root that cannot be a store and store folders that are symbolic links (a link would
+        send writes, and the content sweep's deletions, outside the store)."""
+        resolved = self.root.resolve()
+        if any(resolved == bad or bad in resolved.parents for bad in _NOT_A_STORE):
+            raise BadStoreFile(f"store {self.root}: {resolved} is a kernel file system, not a place for a store")
+        if self.root.exists() and not self.root.is_dir():
+            raise BadStoreFile(f"store {self.root}: not a directory")
+        for folder in FOLDERS:
+            refuse_symlinked(self.root / folder)
+        return self

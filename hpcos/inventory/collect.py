@@ -22,6 +22,7 @@ from hpcos.cluster.launchers import launcher_for
 from hpcos.cluster.profiles import Profile
 from hpcos.core.errors import UserError
 from hpcos.core.files import write_text_atomically
+from hpcos.core.store_files import read_bytes_limited
 from hpcos.probes.parsers import ParseError, ibv_devinfo
 
 log = logging.getLogger("hpcos.inventory")
@@ -193,7 +194,7 @@ def save(measured: Measured, directory: Path) -> Path:
 def load(directory: Path, cluster: str) -> Measured | None:
     path = directory / f"{cluster}.json"
     try:
-        return Measured.from_json(path.read_text(encoding="utf-8"))
+        return Measured.from_json(read_bytes_limited(path, what="inventory").decode("utf-8"))
     except FileNotFoundError:
         return None
     except (ValueError, KeyError, TypeError) as exc:

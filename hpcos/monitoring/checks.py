@@ -8,8 +8,8 @@ a node that is wrong is CRITICAL with the reason; a node that cannot be asked is
 
 from __future__ import annotations
 
-import re
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -19,6 +19,7 @@ from hpcos.cluster.launchers import CommandResult, launcher_for
 from hpcos.cluster.profiles import Profile
 from hpcos.core import runner
 from hpcos.core.errors import UserError
+from hpcos.core.text import one_line
 from hpcos.probes import ib_checks
 from hpcos.probes.parsers import ParseError, ibstat, probe
 from hpcos.probes.probe_build import ProbeBuildError, build_probe
@@ -55,13 +56,24 @@ class Target:
     repo: str | None = None  # the environment's served repositories (kernel, packages); default: the store
     mpi: str | None = None  # MPI stack for mpi-hello; default: the profile's first
     site: Site | None = None  # the store the environment's snapshot is read from when no repo is given
+    deadline: float | None = None  # time.monotonic() by which the plugin answers (its --timeout)
+
+    def seconds(self, limit: float) -> float:
+        """A node command's timeout: the profile's ``limit``, cut to what is left of the plugin's budget
+        less ``ANSWER_MARGIN``, so the remote side (``timeout -k``) ends before the plugin must answer."""
+        if self.deadline is None:
+            return limit
+        return max(1.0, min(limit, self.deadline - time.monotonic() - ANSWER_MARGIN))
+
+
+# What a plugin keeps of its budget for itself: the remote kill's grace (ssh launcher: 2 s) and the answer.
+ANSWER_MARGIN = 3.0
 
 
 def _one_line(text: str) -> str:
-    """Node output in a status line: one line, no '|' (it starts the performance data), no control
-    characters (a terminal escape in a node's output would reach every Nagios web page and log)."""
-    text = re.sub(r"\s+", " ", text.replace("|", "/"))
-    return "".join(c if c.isprintable() else "?" for c in text).strip()[:400]
+    """Node output in a status line: one line, no '|' (it starts the performance data), nothing that
+    is not printable (a terminal escape in a node's output would reach every Nagios web page and log)."""
+    return one_line(text.replace("|", "/"), 400)
 
 
 def _asked(result: CommandResult) -> Finding | None:
@@ -75,7 +87,8 @@ def _asked(result: CommandResult) -> Finding | None:
 
 def _run(target: Target, command) -> CommandResult:
     launcher = launcher_for(target.profile)
-    return launcher.run(command, NodeSet(target.node), timeout=target.profile.timeouts.command)[target.node]
+    return launcher.run(command, NodeSet(target.node),
+                        timeout=target.seconds(target.profile.timeouts.command))[target.node]
 
 
 class RepoQueryFailed(UserError):
@@ -104,7 +117,7 @@ def _expected(target: Target, names: list[str]) -> tuple[str, dict[str, set[str]
     """(where from, per package the versions a node must have): the served repositories given with
     --repo, else the snapshot the profile's os_update.environment points at in the store."""
     if target.repo:
-        return target.repo, newest_served(target.repo, names, target.profile.timeouts.command)
+        return target.repo, newest_served(target.repo, names, target.seconds(target.profile.timeouts.command))
     if target.site is None:
         raise UserError("no store to read the environment's snapshot from: pass --store or --repo URL")
     snapshot_id, versions = os_update.snapshot_versions(target.site, target.profile, names)
@@ -203,7 +216,7 @@ def mpi_hello(target: Target) -> Finding:
         return Finding(UNKNOWN, _one_line(str(exc)))
     np = 2
     result = launcher_for(target.profile).mpi(str(binary), [], np=np, stack=stack, nodes=NodeSet(target.node),
-                                              timeout=target.profile.timeouts.mpi)
+                                              timeout=target.seconds(target.profile.timeouts.mpi))
     if (unknown := _asked(result)) is not None:
         return unknown
     try:

@@ -26,7 +26,7 @@ from hpcos.core.errors import UserError
 from hpcos.monitoring.checks import SERVICE_CHECKS
 
 VIAS = ("local", "ssh", "nrpe")
-NODE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+NODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}")
 PLUGINS_DIR = "/usr/lib/nagios/plugins"  # monitoring-plugins' $USER1$ on Debian and EL
 
 
@@ -43,6 +43,9 @@ class Options:
     check_interval: int = 5  # in Nagios interval units (interval_length, 60 s by default)
     retry_interval: int = 1
     timeout: int = 120  # check_by_ssh / check_nrpe -t
+    # `hpcos check --timeout`: below Nagios' default service_check_timeout (60 s), so the plugin's own
+    # UNKNOWN answer, not Nagios' "check timed out", is what a hung node shows.
+    check_timeout: int = 50
 
 
 def _safe_value(what: str, value: str) -> str:
@@ -68,7 +71,7 @@ def _nrpe_name(check: str) -> str:
 
 def node_names(profile: Profile) -> list[str]:
     names = list(profile.node_set)
-    bad = [n for n in names if not NODE_NAME.match(n)]
+    bad = [n for n in names if not NODE_NAME.fullmatch(n)]
     if bad:
         raise UserError(f"profile {profile.name!r}: node name {bad[0]!r} cannot be a Nagios host name")
     return names
@@ -92,11 +95,13 @@ def objects(profile: Profile, options: Options) -> str:
     repo = f" --repo {_safe_value('--repo', options.repo)}" if options.repo else ""
     hpcos = _safe_value("--hpcos", options.hpcos)
     cluster = _safe_value("--cluster", options.cluster)
+    limit = f" --timeout {int(options.check_timeout)}"
     if options.via == "local":
-        service_line = f"{hpcos} check $ARG1$ --cluster {cluster} --node $HOSTNAME${repo}"
-        host_line = f"{hpcos} check reachable --cluster {cluster} --node $HOSTNAME$"
+        service_line = f"{hpcos} check $ARG1$ --cluster {cluster} --node $HOSTNAME${repo}{limit}"
+        host_line = f"{hpcos} check reachable --cluster {cluster} --node $HOSTNAME${limit}"
     elif options.via == "ssh":
-        remote = f"{hpcos} check $ARG1$ --cluster {_safe_value('--node-cluster', options.node_cluster)}{repo}"
+        remote = (f"{hpcos} check $ARG1$ --cluster {_safe_value('--node-cluster', options.node_cluster)}"
+                  f"{repo}{limit}")
         service_line = f"$USER1$/check_by_ssh -H $HOSTADDRESS$ -t {options.timeout} -C {shlex.quote(remote)}"
         host_line = f"$USER1$/check_by_ssh -H $HOSTADDRESS$ -t {options.timeout} -C true"
     else:
@@ -128,7 +133,8 @@ def nrpe_commands(options: Options) -> str:
     """The ``command[...]`` lines each node's nrpe.cfg needs for ``--via nrpe``."""
     repo = f" --repo {_safe_value('--repo', options.repo)}" if options.repo else ""
     lines = ["# hpcos checks for NRPE (include from nrpe.cfg on every node)"]
-    lines += [f"command[{_nrpe_name(c)}]={_node_command(options, c)}{repo}" for c in options.checks]
+    lines += [f"command[{_nrpe_name(c)}]={_node_command(options, c)}{repo} --timeout {options.check_timeout}"
+              for c in options.checks]
     return "\n".join(lines) + "\n"
 
 
@@ -166,5 +172,8 @@ def standalone(directory: str, objects_file: str, options: Options, interval_len
         "check_result_reaper_frequency=1", "max_service_check_spread=1", "max_host_check_spread=1",
         "service_inter_check_delay_method=n", "host_inter_check_delay_method=n", "enable_notifications=0",
         "illegal_macro_output_chars=`~$&|'\"<>",
+        # Above the plugins' own --timeout: a hung node is answered by the plugin (UNKNOWN), not killed by Nagios.
+        f"service_check_timeout={options.check_timeout + 10}", f"host_check_timeout={options.check_timeout + 10}",
+        "service_check_timeout_state=u",
     ]) + "\n"
     return {"nagios.cfg": main, "base.cfg": base, "resource.cfg": f"$USER1$={PLUGINS_DIR}\n"}

@@ -18,6 +18,7 @@ from pathlib import Path
 from hpcos.cluster.profiles import Profile
 from hpcos.core.errors import UserError
 from hpcos.core.files import write_text_atomically
+from hpcos.core.store_files import BadStoreFile, dataclass_from, move_aside, read_json
 from hpcos.deploy import failures
 from hpcos.deploy.procedure import deploy
 from hpcos.outage.plan import POST_OUTAGE, OutagePlan
@@ -123,6 +124,14 @@ def save(site: Site, actuals: Actuals) -> Path:
 
 
 def latest(site: Site, snapshot: str) -> Actuals | None:
-    found = sorted((site.layout.outages / snapshot).glob("actuals-*.json"))
-    return Actuals.from_json(found[-1].read_text(encoding="utf-8")) if found else None
+    """The newest actuals recorded for ``snapshot``; one that hpcos did not write is moved to the
+    quarantine (one line) and the one before it counts."""
+    for path in sorted((site.layout.outages / snapshot).glob("actuals-*.json"), reverse=True):
+        try:
+            return dataclass_from(Actuals, read_json(path, what="outage actuals"), str(path))
+        except BadStoreFile as exc:
+            move_aside(path, site.layout.quarantine, f"outage actuals: {exc}")
+        except FileNotFoundError:
+            continue
+    return None
 

@@ -94,7 +94,7 @@ def apply_site_changes(spec_path: Path, spec_set: SpecSet, package: Package, bas
 
     local_names = {}
     for patch in package.patches:
-        if not _SAFE_NAME.match(Path(patch.file).name):
+        if not _SAFE_NAME.fullmatch(Path(patch.file).name):
             # The name goes into Patch tags, %patch lines and the kernel's ApplyPatch shell lines.
             raise PatchingError(f"{package.name}: patch file name {Path(patch.file).name!r} must be letters, digits "
                                 "and . _ + - only (it becomes part of the spec and of %prep's shell script)")

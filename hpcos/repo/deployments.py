@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from hpcos.core.files import write_text_atomically
+from hpcos.core.store_files import BadStoreFile, dataclass_from, move_aside, read_json
 from hpcos.core.store_layout import StoreLayout
 
 # The tasks of the procedure, in order; per node, each has a duration in seconds once it ran.  The
@@ -82,9 +83,11 @@ class DeploymentRecord:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: dict) -> DeploymentRecord:
-        nodes = {name: NodeDeployment(**node) for name, node in data.get("nodes", {}).items()}
-        return cls(**{**data, "nodes": nodes})
+    def from_dict(cls, data: dict, where: str = "deployment record") -> DeploymentRecord:
+        """A record read back from the store, validated field by field (``BadStoreFile`` when not one)."""
+        record = dataclass_from(cls, data, where)
+        record.nodes = {name: dataclass_from(NodeDeployment, node, where) for name, node in record.nodes.items()}
+        return record
 
 
 def _path(layout: StoreLayout, deploy_id: str) -> Path:
@@ -106,8 +109,10 @@ def records(layout: StoreLayout) -> list[DeploymentRecord]:
     found = []
     for path in layout.deployments.glob("*.json"):
         try:
-            found.append(DeploymentRecord.from_dict(json.loads(path.read_text(encoding="utf-8"))))
-        except (OSError, ValueError, TypeError):
+            found.append(DeploymentRecord.from_dict(read_json(path, what="deployment record"), str(path)))
+        except BadStoreFile as exc:
+            move_aside(path, layout.quarantine, f"deployment records: {exc}")
+        except FileNotFoundError:
             continue
     return sorted(found, key=lambda r: (r.started, r.deploy_id))
 

@@ -16,6 +16,7 @@ found ahead of its record without a journal (a store written by an older hpcos).
 
 from __future__ import annotations
 
+import errno
 import getpass
 import json
 import logging
@@ -29,7 +30,9 @@ from pathlib import Path
 from hpcos.core import failpoints
 from hpcos.core.errors import UserError
 from hpcos.core.files import fsync_dir, write_text_atomically
+from hpcos.core.store_files import BadStoreFile, dataclass_from, move_aside, read_bytes_limited, read_json
 from hpcos.core.store_layout import StoreLayout
+from hpcos.core.text import first_unprintable, is_printable_line, one_line
 
 log = logging.getLogger("hpcos.repo")
 
@@ -56,15 +59,45 @@ def who() -> str:
     return os.environ.get("BUILD_USER_ID") or os.environ.get("SUDO_USER") or getpass.getuser()
 
 
-_POINTER_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
+_POINTER_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,99}")
+# What ``SnapshotStore.new_id`` makes (``20260101T000000Z-sync-a1b2c3``) and older stores' ids: one
+# path component, never ``.``/``..`` nor a hidden name.
+SNAPSHOT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,199}")
+ACTIONS = frozenset({"sync", "publish", "promote", "fastpath", "rollback", "recovered"})
+JOURNAL_BUDGET = 1024 * 1024
+REASON_LIMIT = 1000
 
 
 def _pointer_name(name: str, what: str) -> str:
     """A name given on the command line, checked before it becomes a path beside the pointers and their
     records (``daily.log`` is a record, ``../x`` is outside the store)."""
-    if not _POINTER_NAME.match(name) or name.endswith(LOG_SUFFIX):
-        raise UserError(f"{name!r} is not an {what} name (letters, digits and _ . -, not ending in {LOG_SUFFIX})")
+    if not _POINTER_NAME.fullmatch(name) or name.endswith(LOG_SUFFIX):
+        raise UserError(f"{name[:100]!r} is not an {what} name (letters, digits and _ . -, not ending in "
+                        f"{LOG_SUFFIX})")
     return name
+
+
+def checked_reason(text: str) -> str:
+    """A reason given on the command line: one line of printable text (``str.isprintable()``), bounded."""
+    if not is_printable_line(text) or len(text) > REASON_LIMIT:
+        raise UserError(f"--reason: one line of printable text of at most {REASON_LIMIT} characters, please"
+                        + (f" (found {first_unprintable(text)})" if first_unprintable(text) else ""))
+    return text
+
+
+def is_snapshot_id(text: object) -> bool:
+    return isinstance(text, str) and bool(SNAPSHOT_ID.fullmatch(text)) and ".." not in text
+
+
+def _valid_record(data: object, where: str) -> Record:
+    """A record read back from a journal or a pointer's log, validated: every field of its type, a known
+    action, snapshot ids that are one path component under ``snapshots/``."""
+    record = dataclass_from(Record, data, where)
+    if record.action not in ACTIONS:
+        raise BadStoreFile(f"{where}: unknown action")
+    if not is_snapshot_id(record.snapshot) or not (record.previous is None or is_snapshot_id(record.previous)):
+        raise BadStoreFile(f"{where}: a snapshot id that is not one")
+    return record
 
 
 class Pointer:
@@ -77,22 +110,31 @@ class Pointer:
         self.journal = journal or directory / JOURNAL
 
     def current(self) -> str | None:
+        """The snapshot the pointer names; None when it names none, or something else than a snapshot
+        of this store (a link hpcos did not make: ``clean_leftovers`` moves it aside)."""
         try:
-            return os.path.basename(os.readlink(self.path))
+            target = os.readlink(self.path)
         except (FileNotFoundError, OSError):  # OSError: something else than a link has that name
             return None
+        snapshot = os.path.basename(target)
+        if not is_snapshot_id(snapshot) or os.path.normpath(
+                os.path.join(self.directory, target)) != os.path.normpath(self.snapshots_root / snapshot):
+            return None
+        return snapshot
 
     def records(self) -> list[Record]:
+        """The pointer's records; a line that is not a valid record is left out (a kill mid-append cuts
+        the last line; a hand-edited line never becomes a snapshot to roll back to)."""
         try:
-            lines = self.log_path.read_text(encoding="utf-8").splitlines()
+            lines = read_bytes_limited(self.log_path, what="pointer record").decode("utf-8", "replace").splitlines()
         except FileNotFoundError:
             return []
         out = []
         for line in lines:
             try:
-                out.append(Record(**json.loads(line)))
-            except (ValueError, TypeError):
-                continue  # a line cut short by a kill mid-append
+                out.append(_valid_record(json.loads(line), str(self.log_path)))
+            except (ValueError, RecursionError, BadStoreFile):
+                continue
         return out
 
     def history(self) -> list[str]:
@@ -127,7 +169,14 @@ class Pointer:
     def _append(self, record: Record) -> None:
         line = json.dumps(asdict(record), sort_keys=True) + "\n"
         # One write on an O_APPEND descriptor: records never interleave, and a kill cuts at most this line.
-        fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        # O_NOFOLLOW: a record that is a symlink never appends a line to a file outside the store.
+        try:
+            fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise BadStoreFile(f"{self.log_path}: a symbolic link, not a pointer record; move it away "
+                                   f"and run again") from None
+            raise
         try:
             if os.fstat(fd).st_size and not self._ends_with_newline():
                 line = "\n" + line
@@ -161,14 +210,18 @@ def switch_together(moves: list[tuple[Pointer, str]], action: str, reason: str =
     The caller holds the store lock and has committed every snapshot named."""
     if not moves:
         return []
+    reason = one_line(reason, REASON_LIMIT)  # the CLI refused a bad --reason; a gate's text is made fit here
     journal = moves[0][0].journal
     now, user = datetime.now(UTC).isoformat(timespec="seconds"), who()
     planned = [(pointer, Record(action=action, snapshot=snapshot_id, previous=pointer.current(), user=user,
                                 time=now, reason=reason, forced=forced, build_url=os.environ.get("BUILD_URL")))
                for pointer, snapshot_id in moves]
     journal.parent.mkdir(parents=True, exist_ok=True)
+    # The directory is written relative to the journal's own (``""`` or ``published``): a restored or
+    # moved store completes its journal in place, and the reader accepts nothing else.
     write_text_atomically(journal, json.dumps(
-        [{"directory": str(p.directory), "name": p.name, "record": asdict(r)} for p, r in planned], indent=1))
+        [{"directory": "" if p.directory == journal.parent else os.path.relpath(p.directory, journal.parent),
+          "name": p.name, "record": asdict(r)} for p, r in planned], indent=1))
     fsync_dir(journal.parent)
     failpoints.reached("switch:journaled")
     for pointer, record in planned:
@@ -178,31 +231,6 @@ def switch_together(moves: list[tuple[Pointer, str]], action: str, reason: str =
     journal.unlink()
     fsync_dir(journal.parent)
     return [record for _, record in planned]
-
-
-def complete_journal(journal: Path, snapshots_root: Path) -> list[tuple[Pointer, Record]]:
-    """Finish the switches a killed run left in ``journal``: forward, each with its own record."""
-    try:
-        entries = json.loads(journal.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return []
-    except ValueError:
-        journal.unlink()  # cannot happen with the atomic write; a damaged journal must not block the store
-        return []
-    done = []
-    for entry in entries:
-        pointer = Pointer(Path(entry["directory"]), entry["name"], snapshots_root, journal)
-        record = Record(**entry["record"])
-        if not (snapshots_root / record.snapshot).is_dir():
-            continue  # its snapshot never committed: nothing of this switch happened
-        if pointer.current() != record.snapshot:
-            pointer._point_at(record.snapshot)
-        if not pointer._recorded(record):
-            pointer._append(record)
-        done.append((pointer, record))
-    journal.unlink()
-    fsync_dir(journal.parent)
-    return done
 
 
 class Environments:
@@ -240,10 +268,62 @@ class Environments:
                 for p in directory.iterdir():
                     if p.name.startswith(TMP_MARK) or p.name.startswith(f".{JOURNAL}.tmp-"):
                         p.unlink(missing_ok=True)
-        completed = complete_journal(self.journal, self.layout.snapshots)
+        completed = self.complete_journal()
         for pointer, record in completed:
             log.info("completed %s of %s to %s, which a killed run had begun", record.action, pointer.name,
                      record.snapshot)
         for pointer in self.all_pointers():
+            if pointer.current() is None:
+                move_aside(pointer.path, self.layout.quarantine,
+                           f"{pointer.path}: a pointer that names no snapshot of this store")
+                continue
             pointer.reconcile()
         return completed
+
+    def _journal_moves(self) -> list[tuple[Pointer, Record]]:
+        """The journal's entries, validated as untrusted input: each names one of this store's pointer
+        folders (never a path), a pointer name, and a record of snapshots under ``snapshots/``."""
+        entries = read_json(self.journal, JOURNAL_BUDGET, "switch journal")
+        if not isinstance(entries, list):
+            raise BadStoreFile(f"{self.journal}: not a list of switches")
+        folders = {"": self.layout.environments, PUBLISHED_DIR: self.layout.environments / PUBLISHED_DIR}
+        # A journal of an older hpcos names the folder by its absolute path in this store.
+        folders |= {str(path): path for path in list(folders.values())}
+        moves = []
+        for index, entry in enumerate(entries):
+            where = f"{self.journal}: switch {index + 1}"
+            if not isinstance(entry, dict) or set(entry) != {"directory", "name", "record"}:
+                raise BadStoreFile(f"{where}: not a switch (directory, name, record)")
+            directory = folders.get(entry["directory"]) if isinstance(entry["directory"], str) else None
+            if directory is None:
+                raise BadStoreFile(f"{where}: names a folder that holds no pointers of this store")
+            name = entry["name"]
+            if not isinstance(name, str) or not _POINTER_NAME.fullmatch(name) or name.endswith(LOG_SUFFIX):
+                raise BadStoreFile(f"{where}: not a pointer name")
+            moves.append((Pointer(directory, name, self.layout.snapshots, self.journal),
+                          _valid_record(entry["record"], where)))
+        return moves
+
+    def complete_journal(self) -> list[tuple[Pointer, Record]]:
+        """Finish the switches a killed run left in the journal: forward, each with its own record.  A
+        journal hpcos did not write is moved aside, and nothing it names is touched."""
+        try:
+            moves = self._journal_moves()
+        except FileNotFoundError:
+            return []
+        except BadStoreFile as exc:
+            move_aside(self.journal, self.layout.quarantine, f"switch journal: {exc}")
+            return []
+        done = []
+        for pointer, record in moves:
+            snapshot = self.layout.snapshots / record.snapshot
+            if snapshot.is_symlink() or not (snapshot / "snapshot.json").is_file():
+                continue  # its snapshot never committed: nothing of this switch happened
+            if pointer.current() != record.snapshot:
+                pointer._point_at(record.snapshot)
+            if not pointer._recorded(record):
+                pointer._append(record)
+            done.append((pointer, record))
+        self.journal.unlink()
+        fsync_dir(self.journal.parent)
+        return done

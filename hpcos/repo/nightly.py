@@ -28,9 +28,11 @@ from typing import get_args
 
 from ClusterShell.NodeSet import NodeSet, NodeSetParseError
 
+from hpcos.core.budgets import RESULTS_FILE_BUDGET, node_set_problem
 from hpcos.core.errors import UserError
 from hpcos.core.files import file_digest, write_text_atomically
 from hpcos.core.sourced_yaml import InvalidInput
+from hpcos.core.store_files import BadStoreFile, dataclass_from, move_aside, read_bytes_limited, read_json
 from hpcos.core.store_layout import StoreLayout
 from hpcos.repo import provenance
 from hpcos.results.model import Outcome, RunResults
@@ -77,7 +79,7 @@ class NightlyRecord:
         """Every node a result names (a job-level result names a node set)."""
         nodes = NodeSet()
         for _test, node, _outcome, *_mpi in self.results:
-            if node:
+            if node and node_set_problem(node) is None:
                 try:
                     nodes.update(NodeSet(node))
                 except NodeSetParseError:
@@ -146,8 +148,8 @@ def record_run(layout: StoreLayout, results_path: Path,
     configuration commits; any other file is recorded as imported, with why.  A results file that does
     not validate is recorded too, as invalid with the reason, so the gate names it."""
     try:
-        raw = results_path.read_bytes()
-        data = json.loads(raw)
+        raw = read_bytes_limited(results_path, RESULTS_FILE_BUDGET, "results file", follow=True)
+        data = json.loads(raw.decode("utf-8"))
     except FileNotFoundError:
         raise UserError(f"{results_path}: no such results file") from None
     except RecursionError:
@@ -156,6 +158,8 @@ def record_run(layout: StoreLayout, results_path: Path,
         raise UserError(f"{results_path}: not an hpcos results file: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("run_id"), str):
         raise UserError(f"{results_path}: not an hpcos results file: no run_id")
+    if not data["run_id"].strip() or not data["run_id"].isprintable() or len(data["run_id"]) > 200:
+        raise UserError(f"{results_path}: run_id must be a non-empty printable line of at most 200 characters")
     if not data.get("testing_snapshot"):
         raise UserError(f"{results_path}: testing_snapshot is empty; the nightly job must export "
                         f"HPCOS_TESTING_SNAPSHOT=$(hpcos repo status testing --id) before `hpcos test`")
@@ -249,8 +253,11 @@ def records(layout: StoreLayout) -> list[NightlyRecord]:
     found = []
     for path in layout.nightly_records.glob("*.json"):
         try:
-            found.append(NightlyRecord(**json.loads(path.read_text(encoding="utf-8"))))
-        except (OSError, ValueError, TypeError):
+            found.append(dataclass_from(NightlyRecord, read_json(path, what="nightly run record"), str(path)))
+        except BadStoreFile as exc:
+            # A record the gate cannot trust is no record: moved aside, never counted as a run.
+            move_aside(path, layout.quarantine, f"nightly records: {exc}")
+        except FileNotFoundError:
             continue
     return sorted(found, key=lambda r: (r.finished, r.recorded))
 

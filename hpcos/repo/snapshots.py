@@ -129,7 +129,7 @@ class SnapshotStore:
         if not self.root.is_dir():
             return removed
         for path in self.root.iterdir():
-            match = _TMP_NAME.match(path.name)
+            match = _TMP_NAME.fullmatch(path.name)
             stale = (match and not process_alive(int(match["pid"]))) or path.name.startswith(TRASH_PREFIX)
             if stale:
                 shutil.rmtree(path, ignore_errors=True)

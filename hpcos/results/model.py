@@ -15,8 +15,10 @@ from typing import Any, Literal
 
 import pydantic
 
+from hpcos.core.budgets import RESULTS_FILE_BUDGET
 from hpcos.core.files import write_text_atomically
 from hpcos.core.sourced_yaml import InputError, InvalidInput, format_loc
+from hpcos.core.store_files import BadStoreFile, read_bytes_limited
 
 SCHEMA_VERSION = 1
 
@@ -129,7 +131,10 @@ class RunResults:
         InvalidInput naming the file and the field, so no reader ever works on a half-valid run."""
         path = Path(path)
         try:
-            text = path.read_bytes()
+            # Not a FIFO or /dev/zero, not through a budget: a results file is a regular file of MiBs.
+            text = read_bytes_limited(path, RESULTS_FILE_BUDGET, "results file", follow=True)
+        except BadStoreFile as exc:
+            raise InvalidInput([InputError(str(path), 0, "", str(exc).removeprefix(f"{path}: "))]) from None
         except FileNotFoundError:
             raise InvalidInput([InputError(str(path), 0, "", "results file not found")]) from None
         except OSError as exc:

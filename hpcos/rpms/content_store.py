@@ -12,6 +12,7 @@ a content file with one link is referenced by nothing else.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -21,6 +22,9 @@ from hpcos.core.runner import process_alive
 from hpcos.core.store_layout import StoreLayout
 
 TMP_PREFIX = ".tmp-"
+
+
+_SHARD = re.compile(r"[0-9a-f]{2}")
 
 
 class ContentStore:
@@ -67,9 +71,16 @@ class ContentStore:
         if not self.root.is_dir():
             return 0
         for shard in self.root.iterdir():
+            # Only what this store wrote: two-hex-digit shard directories (never through a symlink: the
+            # sweep would delete files wherever it points) holding regular files.
+            if shard.is_symlink() or not shard.is_dir() or not _SHARD.fullmatch(shard.name):
+                continue
             for stored in shard.iterdir():
+                if stored.is_symlink() or not stored.is_file():
+                    continue
                 if stored.name.startswith(TMP_PREFIX):
-                    stale = not process_alive(int(stored.name.rsplit("-pid", 1)[1]))
+                    pid = stored.name.rsplit("-pid", 1)[-1]
+                    stale = not pid.isdigit() or not process_alive(int(pid))
                 else:
                     stale = stored.stat().st_nlink == 1
                 if stale:

@@ -92,9 +92,10 @@ class Site:
                             f"(--store or ${STORE_VARIABLE} to choose)")
         return personal
 
-    @property
+    @cached_property
     def layout(self) -> StoreLayout:
-        return StoreLayout(self.store_root)
+        """The store's paths, checked once: no kernel file system, no symlinked store folder."""
+        return StoreLayout(self.store_root).check()
 
     @cached_property
     def results_db(self) -> Path:
@@ -147,15 +148,11 @@ class Site:
 
     @cached_property
     def secrets(self) -> list[str]:
-        """Every secret this site is configured with: the credential variables' values and the ~/.netrc
-        passwords for its Jenkins and tracker hosts.  What hpcos writes is masked for all of them."""
-        from hpcos.site.credentials import known_secrets, netrc_secrets
+        """Every secret of every credential source that can be listed: the credential variables' values
+        and every ~/.netrc password, whichever host it is for.  What hpcos writes is masked for all of them."""
+        from hpcos.site.credentials import known_secrets
 
-        try:
-            urls = [self.specs.site.jenkins.url, self.specs.site.tracker.url]
-        except UserError:
-            urls = []
-        return list(dict.fromkeys(known_secrets(self.environ) + netrc_secrets(urls, self.environ)))
+        return known_secrets(self.environ)
 
     def credentials(self, service: str, url: str | None):
         """The one credential rule (environment, then netrc, then keyring); see ``credentials``."""

@@ -13,6 +13,7 @@ import logging
 import netrc
 import os
 import re
+import shlex
 import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -58,25 +59,84 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
+# Secrets ``resolve`` found in a source that cannot be listed (the keyring): masked from then on too.
+_resolved: list[str] = []
+
+
+def resolved_secrets() -> list[str]:
+    """The secrets ``resolve`` has found so far in this process (keyring included)."""
+    return list(_resolved)
+
+
 def known_secrets(environ: Mapping[str, str] | None = None) -> list[str]:
-    """The values of every credential variable that is set: what must never leave hpcos."""
+    """Every secret of every credential source that can be listed: the credential variables that are set
+    and every password and account of ~/.netrc, for every host (a password of a host hpcos is not
+    configured for is still a password), and what ``resolve`` found in the keyring.  What must never
+    leave hpcos."""
     env = os.environ if environ is None else environ
-    return [env[name] for name in CREDENTIAL_VARIABLES if env.get(name)]
+    return list(dict.fromkeys([env[name] for name in CREDENTIAL_VARIABLES if env.get(name)]
+                              + netrc_secrets(env) + _resolved))
 
 
-def netrc_secrets(urls: Iterable[str | None], environ: Mapping[str, str] | None = None) -> list[str]:
-    """The passwords ~/.netrc holds for the hosts of ``urls``: configured secrets outside the environment."""
+# Password fields of a netrc file, and what a secret must be at least to be masked: masking "a" would
+# turn every message into stars.
+_NETRC_SECRET_KEYS = ("password", "account")
+_MIN_SECRET = 3
+
+
+def netrc_secrets(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Every password (and account) ~/.netrc holds, for every host, read with netrc's own tokenizer
+    rules; from a file netrc refuses to parse too (its passwords are still secrets)."""
     env = os.environ if environ is None else environ
-    found = []
-    for url in urls:
-        host = urlsplit(url).hostname if url else None
-        try:
-            entry = _from_netrc(host, env) if host else None
-        except UserError:
-            entry = None  # a broken netrc is reported where credentials are resolved, not here
-        if entry and entry.password:
-            found.append(entry.password)
-    return found
+    try:
+        text = netrc_path(env).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    try:
+        tokens = shlex.split(text, comments=True)
+    except ValueError:  # an unbalanced quote: fall back to white space
+        tokens = text.split()
+    found = [tokens[i + 1].strip("\"'") for i, token in enumerate(tokens[:-1]) if token in _NETRC_SECRET_KEYS]
+    # Tokens as written too (quoted, escaped): a message may quote the file's text.
+    raw = text.split()
+    found += [raw[i + 1] for i, token in enumerate(raw[:-1]) if token in _NETRC_SECRET_KEYS]
+    return [s for s in dict.fromkeys(found) if len(s) >= _MIN_SECRET]
+
+
+def masked_url(url: str) -> str:
+    """``url`` as it may be shown: whatever stands before an ``@`` in its authority masked (the password,
+    or a token given as the user name).  Works on text no URL parser accepts."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    cut = min((i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
+    authority, tail = rest[:cut], rest[cut:]
+    if "@" in authority:
+        userinfo, _, hostport = authority.rpartition("@")
+        user, colon, _ = userinfo.partition(":")
+        authority = f"{user}:{REDACTED}@{hostport}" if colon else f"{REDACTED}@{hostport}"
+    return f"{scheme}{sep}{authority}{tail}"
+
+
+def checked_url(url: str, what: str, schemes: tuple[str, ...] = ("http", "https")) -> str:
+    """``url`` when it is one every client library can use (a scheme of ``schemes``, a host, a port in
+    1-65535, an IPv6 literal in brackets, no white space); else a one-line ``UserError`` that shows it
+    with its password masked."""
+    shown = masked_url(url)[:200]
+    if not url or not url.isprintable() or any(c.isspace() for c in url):
+        raise UserError(f"{what}: {shown!r} is not a URL: empty, or white space or control characters in it")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:  # "Invalid IPv6 URL", "Port out of range", "Port could not be cast"
+        raise UserError(f"{what}: {shown!r} is not a URL: {str(exc).lower()}") from None
+    if parts.scheme not in schemes or (not parts.netloc and parts.scheme != "file"):
+        raise UserError(f"{what}: {shown!r} needs a scheme, {' or '.join(s + '://' for s in schemes)}")
+    if parts.scheme != "file" and not parts.hostname:
+        raise UserError(f"{what}: {shown!r} names no host")
+    if port == 0:
+        raise UserError(f"{what}: {shown!r}: port 0 is not a port")
+    return url
 
 
 def netrc_path(environ: Mapping[str, str]) -> Path:
@@ -96,7 +156,9 @@ def _from_netrc(host: str, environ: Mapping[str, str]) -> Credentials | None:
     try:
         entry = netrc.netrc(str(path)).authenticators(host)
     except netrc.NetrcParseError as exc:
-        raise UserError(f"{path}:{exc.lineno}: {exc.msg}") from None
+        # netrc's own message quotes the token it stumbled on, which may be a password: not shown.
+        raise UserError(f"{path}:{exc.lineno}: not a valid netrc file (fix the entry on that line; "
+                        f"its text is not shown, it may hold a password)") from None
     except OSError:
         return None
     if not entry:
@@ -125,10 +187,11 @@ def resolve(service: str, url: str | None, environ: Mapping[str, str] | None = N
     user, password, token = (env.get(prefix + k) for k in ("USER", "PASSWORD", "TOKEN"))
     if password or token:
         return Credentials(user, password, token)
-    host = urlsplit(url).hostname if url else None
+    host = urlsplit(checked_url(url, f"{service} URL")).hostname if url else None
     if host:
         found = _from_netrc(host, env) or _from_keyring(service, host, user)
         if found:
+            _resolved.extend(s for s in found.secrets if s not in _resolved and len(s) >= _MIN_SECRET)
             return found
     return Credentials(user=user)
 
@@ -141,8 +204,9 @@ class RedactingFilter(logging.Filter):
         self.secrets = [s for s in secrets if s]
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self.secrets:
-            record.msg = redact(record.getMessage(), self.secrets)
+        secrets = [*self.secrets, *_resolved]  # a keyring password resolved after the filter was made too
+        if secrets:
+            record.msg = redact(record.getMessage(), secrets)
             record.args = ()
         return True
 
@@ -167,6 +231,6 @@ def job_environment(night: Mapping[str, str], job: Mapping[str, str],
         return REDACTED if _SECRET_NAME.search(name) else redact(value, secrets)
 
     inherited = {k: shown(k, v) for k, v in sorted(without_credentials(night).items())
-                 if MPI_VARIABLES.match(k) and k not in job}
-    own = {k: shown(k, v) for k, v in sorted(job.items()) if MPI_VARIABLES.match(k)}
+                 if MPI_VARIABLES.fullmatch(k) and k not in job}
+    own = {k: shown(k, v) for k, v in sorted(job.items()) if MPI_VARIABLES.fullmatch(k)}
     return inherited, own

@@ -47,9 +47,9 @@ class TicketSession:
         finally:
             credentials_log.removeHandler(collect)
         self.warnings = collect.lines
-        layout = StoreLayout(self.store_root)
+        layout = StoreLayout(self.store_root).check()
         self.state = TicketState(layout.ticket_state)
-        self.queue = TicketQueue(layout.ticket_queue)
+        self.queue = TicketQueue(layout.ticket_queue, layout.quarantine)
         # Every secret hpcos knows of (tracker, Jenkins...), not only the tracker's: node output may
         # quote any of them, and the tickets are read by everyone.
         self.secrets = sorted({*self.credentials.secrets, *credentials.known_secrets(environ)}, key=len)

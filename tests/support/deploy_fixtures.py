@@ -9,17 +9,19 @@ default is kept by a simulated grubby the way EL9 keeps it: the newest kernel af
 one ``grubby --set-default`` names after that.
 
 Debian's rpm keeps its database under ``~/.rpmdb``: the node's database is ``ROOT$HOME/.rpmdb``,
-so every dnf and rpm call on a node must see the same HOME (the launcher's).
+so every dnf and rpm call on a node must see the same HOME (the launcher's: ``launch_environment``
+gives every launched command an empty HOME of its own, and these calls start from it too).
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
 import yaml
 from conftest import REPO
+
+from hpcos.core.environment import launch_environment
 
 # skip_if_unavailable=0: a broken repository must fail the node, not be skipped ("Nothing to do");
 # plugins=0: Debian's dnf enables the "local" plugin; metadata_expire=0: a re-created repository at
@@ -90,7 +92,7 @@ def provision(root: Path, repo_text: str, packages: list[str], env: dict | None 
     "boot" the node once so it has a running kernel and a boot id."""
     make_node(root)
     (root / "etc" / "yum.repos.d" / "hpcos.repo").write_text(repo_text)
-    environ = {**os.environ, **(env or {})}
+    environ = {**launch_environment(), **(env or {})}
     done = subprocess.run(["dnf", "-y", "-q", f"--installroot={root}", "--releasever=9", "install", *packages],
                           capture_output=True, text=True, timeout=300, env=environ)
     assert done.returncode == 0, done.stderr
@@ -100,7 +102,7 @@ def provision(root: Path, repo_text: str, packages: list[str], env: dict | None 
 def boot(root: Path, env: dict | None = None) -> None:
     script, _ = write_scripts(root.parent)
     subprocess.run(["sh", str(script), str(root)], check=True, capture_output=True, timeout=60,
-                   env={**os.environ, **(env or {})})
+                   env={**launch_environment(), **(env or {})})
     (root / "var" / "log" / "reboots").unlink()  # provisioning is not a deployment's reboot
 
 
@@ -108,7 +110,7 @@ def installed(root: Path, env: dict | None = None) -> set[str]:
     fmt = "%{NAME}-%{EPOCHNUM}:%{VERSION}-%{RELEASE}.%{ARCH}\n"
     out = subprocess.run(["rpm", "--root", str(root), "-qa", "--qf", fmt],
                          capture_output=True, text=True, timeout=60, check=True,
-                         env={**os.environ, **(env or {})}).stdout
+                         env={**launch_environment(), **(env or {})}).stdout
     return {line for line in out.splitlines() if line and not line.startswith("gpg-pubkey")}
 
 

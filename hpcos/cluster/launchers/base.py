@@ -113,7 +113,7 @@ def with_env(command: Command, env: Mapping[str, str] | None, module: str | None
     """A shell command line that sets ``env`` and loads ``module`` first (for remote shells)."""
     for name in env or {}:
         # A name cannot be quoted in `export NAME=...`: it must be a name (profiles are validated so).
-        if not _ENV_NAME.match(name):
+        if not _ENV_NAME.fullmatch(name):
             raise ValueError(f"not an environment variable name: {name!r}")
     prefix = "".join(f"export {k}={shlex.quote(v)}; " for k, v in (env or {}).items())
     if module:

@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from hpcos.core.sourced_yaml import DescribedPattern, SourcedDoc
+from hpcos.core.text import printable
 from hpcos.site.trackers import TRACKERS
 
 SITE_FILE = "site.yaml"
@@ -50,7 +51,12 @@ CRON_ALIASES = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midni
 # line: each field has the narrowest pattern that still takes every real value, so that no spec can
 # smuggle shell syntax, JJB braces or rpm macros through them (the jobs also quote and escape them).
 # Jenkins cron: five fields of digits, H, H(a-b), names (MON, JAN), * / , - ; or one @-alias.
-_CRON_FIELD = r"[0-9A-Za-z*()/,-]+"
+# A field is a list of items; an item is *, a number, a month or day name, or H / H(a-b), optionally a
+# range and a step.  Any other word (a typo, "banana") is refused here, not by Jenkins at run time.
+_CRON_NAMES = "JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC|SUN|MON|TUE|WED|THU|FRI|SAT"
+_CRON_ATOM = rf"(?:\*|H(?:\([0-9]{{1,2}}-[0-9]{{1,2}}\))?|[0-9]{{1,2}}|(?i:{_CRON_NAMES}))"
+_CRON_ITEM = rf"{_CRON_ATOM}(?:-{_CRON_ATOM})?(?:/[0-9]{{1,2}})?"
+_CRON_FIELD = rf"{_CRON_ITEM}(?:,{_CRON_ITEM})*"
 CRON_SPEC = rf"^(?:{_CRON_FIELD}(?:[ \t]+{_CRON_FIELD}){{4}}|{'|'.join(CRON_ALIASES)})$"
 CronSpec = Annotated[str, DescribedPattern(
     pattern=CRON_SPEC,
@@ -71,9 +77,12 @@ def _no_control_characters(multi_line: bool) -> AfterValidator:
     allowed = "\n\t" if multi_line else ""
 
     def check(text: str) -> str:
-        bad = next((c for c in text if (ord(c) < 32 and c not in allowed) or 127 <= ord(c) < 160), None)
+        # "Printable" is what str.isprintable() says: controls, bidi overrides, zero-width characters and
+        # U+2028 are refused as well as escape sequences.
+        bad = next((c for c in text if not c.isprintable() and c not in allowed), None)
         if bad is not None:
-            raise ValueError(f"expected printable text without control characters; found {bad!r} in {text!r}")
+            raise ValueError(f"expected printable text without control characters; found {printable(bad)!r} "
+                             f"in {printable(text)[:200]!r}")
         return text
 
     return AfterValidator(check)
@@ -332,9 +341,9 @@ def _check_git_url(url: str) -> str:
     # {placeholders} or a Nagios/Jenkins field would read as syntax: a git URL needs none of them.
     if re.search(r"[{}'\"`$\\<>|;]", url):
         raise ValueError("expected a git URL without { } ' \" ` $ \\ < > | ; (none is needed in a URL)")
-    if not (re.match(r"^(https?|ssh|git|file)://[^\s]+$", url)
-            or re.match(r"^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s-][^\s]*$", url)
-            or re.match(r"^/[^\s]*$", url)):
+    if not (re.fullmatch(r"(https?|ssh|git|file)://[^\s]+", url)
+            or re.fullmatch(r"[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s-][^\s]*", url)
+            or re.fullmatch(r"/[^\s]*", url)):
         raise ValueError("expected a git URL: https://, ssh://, git://, file://, user@host:path or an "
                          "absolute path")
     return url
