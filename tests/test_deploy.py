@@ -245,7 +245,7 @@ def test_a_rollout_whose_canary_batch_fails_stops_there(cluster, capsys):
     failure is a ticket.  A failure budget of 1 node lets the same rollout go on."""
     root = cluster.nodes_dir / "node1"
     subprocess.run(["rpm", "--root", str(root), "-i", "--nodeps", str(cluster.factory.path(BLOCKER))], check=True,
-                   capture_output=True, timeout=60)
+                   capture_output=True, timeout=60, env=launch_environment())  # the launcher's HOME: ~/.rpmdb
     before = {n: installed(cluster.nodes_dir / n) for n in ("node3", "node4")}
     assert hpcos(cluster, "deploy", "testing", "--cluster", str(cluster.profile)) == 1
     shown = capsys.readouterr().err
@@ -280,7 +280,8 @@ def test_a_failure_budget_lets_the_rollout_go_on_then_stops_it(cluster, capsys):
     is tolerated, the second stops the rollout before the last node."""
     for node in ("node2", "node3"):
         subprocess.run(["rpm", "--root", str(cluster.nodes_dir / node), "-i", "--nodeps",
-                        str(cluster.factory.path(BLOCKER))], check=True, capture_output=True, timeout=60)
+                        str(cluster.factory.path(BLOCKER))], check=True, capture_output=True, timeout=60,
+                       env=launch_environment())  # the launcher's HOME: Debian's rpm keeps ~/.rpmdb
     data = yaml.safe_load(cluster.profile.read_text())
     data["deploy"].update({"canary": 1, "batch_size": 1, "max_failures": "25%"})  # 25% of 4 nodes: 1
     budget = cluster.profile.with_name("budget.yaml")

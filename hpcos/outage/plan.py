@@ -333,13 +333,22 @@ def cost_lines(layout, test_cluster: str, nodes: int, batch: int, tasks: list[Ta
     return lines
 
 
+def _partial(run: nightly.NightlyRecord) -> bool:
+    """A run the harness itself recorded as less than what it collected: narrowed (test paths, --lf) or
+    with tests deselected (-k).  Its time is not the suite's, and its few tests do not define the suite."""
+    if not run.from_harness:
+        return False
+    ran = {test for test, *_rest in run.results}
+    return bool(run.narrowed) or any(test not in ran for test, *_rest in run.collected)
+
+
 def _tests_seconds(site: Site, snapshot_id: str) -> float | None:
     """How long the last complete nightly run of this snapshot took (its results' start and finish).
     Complete: it ran every test any run of this snapshot ran (a rerun of four tests is not the suite)."""
     runs = [r for r in nightly.records(site.layout) if r.testing_snapshot == snapshot_id and r.started
-            and r.finished and not r.invalid]
-    suite = {test for r in runs for test, _node, _outcome in r.results}
-    runs = [r for r in runs if {test for test, _node, _outcome in r.results} >= suite]
+            and r.finished and not r.invalid and not _partial(r)]
+    suite = {test for r in runs for test, *_rest in r.results}
+    runs = [r for r in runs if {test for test, *_rest in r.results} >= suite]
     if not runs:
         return None
     try:

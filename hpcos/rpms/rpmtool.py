@@ -3,13 +3,14 @@ is missing or times out is a one-line error rather than a traceback."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import rpm
 
 from hpcos.core import runner
-from hpcos.core.environment import launch_environment
+from hpcos.core.environment import without_credentials
 from hpcos.core.errors import UserError
 from hpcos.rpms.evr import Evr
 
@@ -26,9 +27,11 @@ def run(cmd: list[str], log: Path | None = None, timeout: float = DEFAULT_TIMEOU
     A timeout kills the whole tree (rpmbuild's shells, mock's chroot helpers) and is a ToolError."""
     if shutil.which(cmd[0]) is None:
         raise ToolError(f"{cmd[0]} not found on PATH; install it (see docs/rebuild.md)")
-    # rpmbuild runs the package's own %build and %check scripts: they get no credential of hpcos's.
-    proc = runner.run(cmd, timeout=timeout, cwd=cwd, env=env, base_env=launch_environment(), merge_stderr=True,
-                      log_file=log)
+    # rpmbuild runs the package's own %build and %check scripts: they get no credential variable of
+    # hpcos's.  They keep the build user's HOME, unlike test commands: ~/.rpmmacros is where a build host
+    # sets %dist, %_topdir and the signing key's name, and rpmbuild, rpmsign and rpm --eval read it there.
+    proc = runner.run(cmd, timeout=timeout, cwd=cwd, env=env, base_env=without_credentials(os.environ),
+                      merge_stderr=True, log_file=log)
     if proc.timed_out:
         raise ToolError(f"{cmd[0]} timed out after {timeout:.0f} s" + (f"; see {log}" if log else ""))
     return proc
