@@ -22,6 +22,7 @@ from pathlib import Path
 
 from conftest import require_tool
 
+from hpcos.core.environment import launch_environment
 from support.deploy_fixtures import write_scripts
 from support.slurm_conf import write_slurm_conf
 from support.slurm_fixture import start_munged
@@ -110,7 +111,8 @@ def start_rolling_slurm(d: Path, nodes: list[str], nodes_dir: Path, hook: str,
                             spool=f"{d / 'spool'}/%n",
                             extra=f"RebootProgram={reboot}\nResumeTimeout=60\n")
     (d / "boot-node.sh").write_text(BOOT_NODE.format(
-        conf=shlex.quote(str(conf)), home=shlex.quote(os.environ.get("HOME", "/root")),
+        # Debian's rpm keeps an install root's database under $HOME: the same HOME as hpcos's node commands.
+        conf=shlex.quote(str(conf)), home=shlex.quote(launch_environment()["HOME"]),
         path=shlex.quote(os.environ.get("PATH", "/usr/bin:/bin")), nodes=nodes_dir, d=d, hook=hook))
     reboot.write_text(REBOOT_PROGRAM.format(boot_node=d / "boot-node.sh", log=d / "log"))
     reboot.chmod(0o755)
