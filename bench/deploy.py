@@ -59,6 +59,21 @@ def snapshot(site, contents) -> None:
         hpcos(site, "repo", *step)
 
 
+def site_with_golden_nodes(root: Path, names: list[str]):
+    """A site whose testing snapshot went A -> B, and nodes ``names`` installed at A under ``root/golden``
+    (copied for each measured rollout)."""
+    site = make_site(RpmFactory(root / "rpmbuild"), root / "site")
+    snapshot(site, A)
+    repo = root / "a.repo"
+    hpcos(site, "repo", "client-config", "testing", "--no-gpgcheck", "-o", str(repo))
+    golden = root / "golden"
+    golden.mkdir()
+    for name in names:
+        provision(golden / name, repo.read_text(), ["alpha", "beta", "openmpi", "kernel"])
+    snapshot(site, B)
+    return site, golden
+
+
 def batch_time(record: deployments.DeploymentRecord, nodes: list[str]) -> float:
     """A batch lasts, task by task, as long as its slowest node."""
     return sum(max(record.nodes[n].durations.get(task, 0.0) for n in nodes) for task in deployments.TASKS)
@@ -87,15 +102,7 @@ def main_bench() -> None:
             if slurm:
                 os.environ.update(slurm.env)
                 slurm.wait_idle()
-            site = make_site(RpmFactory(root / "rpmbuild"), root / "site")
-            snapshot(site, A)
-            repo = root / "a.repo"
-            hpcos(site, "repo", "client-config", "testing", "--no-gpgcheck", "-o", str(repo))
-            golden = root / "golden"
-            golden.mkdir()
-            for name in names:
-                provision(golden / name, repo.read_text(), ["alpha", "beta", "openmpi", "kernel"])
-            snapshot(site, B)
+            site, golden = site_with_golden_nodes(root, names)
             print(f"{args.nodes} simulated nodes, snapshot A -> B (alpha, openmpi and the kernel change; every node "
                   f"reboots); drain/resume: {'none' if args.no_slurm else 'real Slurm'}; launcher {args.launcher}; "
                   f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores\n")

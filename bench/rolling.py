@@ -36,10 +36,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "bench"))
 
-from deploy import A, B, hpcos, snapshot  # noqa: E402
-from support.deploy_fixtures import profile_yaml, provision  # noqa: E402
+from deploy import hpcos, site_with_golden_nodes  # noqa: E402
+from support.deploy_fixtures import profile_yaml  # noqa: E402
 from support.rolling_fixture import start_rolling_slurm  # noqa: E402
-from support.rpm_repo_fixtures import RpmFactory, make_site  # noqa: E402
 from support.slurm_nodes_fixture import stop_slurm_nodes  # noqa: E402
 
 from hpcos.core.store_layout import StoreLayout  # noqa: E402
@@ -60,15 +59,7 @@ def main_bench() -> None:
     logging.getLogger("hpcos").setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="hpcos-bench-rolling-") as tmp:
         root = Path(tmp)
-        site = make_site(RpmFactory(root / "rpmbuild"), root / "site")
-        snapshot(site, A)
-        repo = root / "a.repo"
-        hpcos(site, "repo", "client-config", "testing", "--no-gpgcheck", "-o", str(repo))
-        golden = root / "golden"
-        golden.mkdir()
-        for name in names:
-            provision(golden / name, repo.read_text(), ["alpha", "beta", "openmpi", "kernel"])
-        snapshot(site, B)
+        site, golden = site_with_golden_nodes(root, names)
         nodes_dir = root / "nodes"
         shutil.copytree(golden, nodes_dir, symlinks=True)
         slurm = start_rolling_slurm(root / "slurm", names, nodes_dir, "/var/lib/hpcos/update-at-reboot")
