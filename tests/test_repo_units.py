@@ -106,3 +106,17 @@ def test_a_run_without_results_does_not_open_the_gate(tmp_path):
     assert not recorded.passed and recorded.outcome == "failed (no results)"
     assert recorded.provenance == "imported" and "the harness recorded no run with this id" in recorded.verdict
     assert nightly.last_run_on(layout, "s1") == recorded
+
+
+def test_two_runs_that_finish_in_the_same_second_keep_the_order_they_were_recorded_in(tmp_path):
+    """The harness writes whole seconds: two short runs (a rerun right after a fix) can share the
+    second they finished in; the later one recorded is the newest, whatever order the files list in."""
+    layout = StoreLayout(tmp_path / "store")
+    ids = []
+    for n in range(6):
+        path = tmp_path / f"results-{n}.json"
+        RunResults(run_id=f"run-{n}", cluster="c", started="2026-11-26T02:00:00+00:00",
+                   finished="2026-11-26T02:00:01+00:00", testing_snapshot="s1").write(path)
+        ids.append(nightly.record_run(layout, path).run_id)
+    assert [r.run_id for r in nightly.runs_on(layout, "s1")] == ids
+    assert nightly.last_run_on(layout, "s1").run_id == "run-5"

@@ -219,7 +219,7 @@ def _write(layout: StoreLayout, record: NightlyRecord, path: Path) -> None:
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 OUTCOMES = frozenset(get_args(Outcome))
@@ -259,7 +259,18 @@ def records(layout: StoreLayout) -> list[NightlyRecord]:
             move_aside(path, layout.quarantine, f"nightly records: {exc}")
         except FileNotFoundError:
             continue
-    return sorted(found, key=lambda r: (r.finished, r.recorded))
+    # Times are compared as times, not strings; the harness writes whole seconds, so two short runs can
+    # finish in the same second, and the moment each was recorded (to the microsecond) orders them.
+    return sorted(found, key=lambda r: (_moment(r.finished), _moment(r.recorded)))
+
+
+def _moment(text: str) -> datetime:
+    """An ISO 8601 time as a UTC datetime; what does not parse (an imported file's) sorts first."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        return datetime.min.replace(tzinfo=UTC)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def runs_on(layout: StoreLayout, snapshot_id: str) -> list[NightlyRecord]:
