@@ -43,7 +43,10 @@ launcher = launcher_for(profile)
 seen = {}
 for stack in profile.stacks():
     binary = build_probe("hello", stack.mpicc, env=stack.env)
-    result = launcher.mpi(str(binary), [], np=2, stack=stack, nodes=profile.node_set, timeout=90)
+    for _ in range(int(sys.argv[2])):  # MPICH 4.0.2's hang in MPI_Finalize, after its output: see hpcos_test
+        result = launcher.mpi(str(binary), [], np=2, stack=stack, nodes=profile.node_set, timeout=90)
+        if result.ok or stack.name != "mpich" or not result.timed_out or '"probe"' not in result.stdout:
+            break
     seen[stack.name] = {"ok": result.ok, "hosts": probe.parse(result.stdout, "hello").hosts if result.ok else [],
                         "node": result.node, "placement": result.placement, "why": result.describe()}
 print(json.dumps(seen))
@@ -94,7 +97,8 @@ def test_both_stacks_run_across_the_two_hosts(netns_cluster, tmp_path):
     profile = tmp_path / "placement.yaml"
     profile.write_text(netns_cluster.profile_yaml())
     done = subprocess.run(netns_cluster.inside("n1", ["env", f"XDG_CACHE_HOME={tmp_path / 'cache'}", sys.executable,
-                                                      "-c", PLACEMENT_SCRIPT, str(profile)]),
+                                                      "-c", PLACEMENT_SCRIPT, str(profile),
+                                                      str(MPICH_HANG_RETRIES)]),
                           cwd=REPO, capture_output=True, text=True, timeout=RUN_TIMEOUT)
     assert done.returncode == 0, done.stderr[-4000:]
     seen = json.loads(done.stdout.splitlines()[-1])
@@ -240,8 +244,9 @@ def test_long_job(mpi_run, mpi_stack):
 
 def test_a_node_lost_mid_job_under_an_ssh_alias_is_marked_from_open_mpis_words(netns_cluster, tmp_path):
     """The profile names the nodes c1, c2 (ssh aliases: HostName ADDRESS).  c2 goes away while an Open
-    MPI job runs on both: mpirun says "ORTE has lost communication with a remote daemon ... on node c2";
-    c2 is marked from that line, its node tests skip, c1's pass, and nothing of the run is left."""
+    MPI job runs on both: mpirun says "ORTE has lost communication with a remote daemon ... on node c2"
+    (or, as often as its ssh's exit is seen first, that it could not start a daemon, and the recheck
+    finds c2); c2 is marked from that line, its node tests skip, c1's pass, and nothing of the run is left."""
     # As a crash does: every process of n2 killed at once, its sshd and the sessions it served.
     stop = ["sh", "-c", f"kill -KILL $(ip netns pids {netns_cluster.namespaces['n2']})"]
     suite = _suite(tmp_path, {"test_0_long.py": LONG_JOB.format(namespace=netns_cluster.namespaces["n2"], stop=stop,
@@ -253,14 +258,23 @@ def test_a_node_lost_mid_job_under_an_ssh_alias_is_marked_from_open_mpis_words(n
     run = RunResults.read(results)
     (job,) = by_test(run, "test_long_job")
     assert job.failure_class == "node unreachable", output[-4000:]
-    assert "ORTE has lost communication with a remote daemon" in job.message, job.message
+    # mpirun hears of the loss two ways, whichever its event loop sees first: the daemon's socket
+    # closing ("ORTE has lost communication with a remote daemon ... on node c2") or the ssh that
+    # started that daemon exiting 255 ("ORTE was unable to reliably start one or more daemons", 1 run
+    # in 6 here).  The first names c2; after the second, hpcos's recheck of the job's nodes finds it.
+    lost_words = "ORTE has lost communication with a remote daemon" in job.message
+    assert lost_words or "ORTE was unable to reliably start one or more daemons" in job.message, job.message
     assert job.duration < 60  # the job ended when the node was lost, not at its timeout
     hostname = {r.node: r for r in by_test(run, "test_hostname")}
     assert hostname["c1"].outcome == "passed", output[-4000:]
     assert hostname["c2"].outcome == "skipped"
     assert hostname["c2"].message.startswith(
-        f"node unavailable: c2 (reported once, by {job.test_id}): lost during the run: Remote daemon: "), hostname
-    assert hostname["c2"].message.endswith("on node c2")
+        f"node unavailable: c2 (reported once, by {job.test_id}): lost during the run: "), hostname
+    if lost_words:
+        assert "lost during the run: Remote daemon: " in hostname["c2"].message, hostname
+        assert hostname["c2"].message.endswith("on node c2")
+    else:
+        assert "lost during the run: unreachable: ssh: connect to host " in hostname["c2"].message, hostname
     assert netns_cluster.processes() == []
 
 

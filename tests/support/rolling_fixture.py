@@ -110,7 +110,9 @@ def start_rolling_slurm(d: Path, nodes: list[str], nodes_dir: Path, hook: str,
                                 partition=f"PartitionName={partition} Nodes={','.join(nodes)} Default=YES "
                                           "MaxTime=INFINITE State=UP",
                                 spool=f"{d / 'spool'}/%n",
-                                extra=f"RebootProgram={reboot}\nResumeTimeout=60\n")
+                                # Pings every 10 s: a node marked not responding in a reboot's race is
+                                # seen again soon (tests/test_deploy_rolling.py).
+                                extra=f"RebootProgram={reboot}\nResumeTimeout=60\nSlurmdTimeout=30\n")
         (d / "boot-node.sh").write_text(BOOT_NODE.format(
             # Debian's rpm keeps an install root's database under $HOME: the same HOME as hpcos's node commands.
             conf=shlex.quote(str(conf)), home=shlex.quote(launch_environment()["HOME"]),
