@@ -252,7 +252,7 @@ def _result(item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo,
         test_id=state.test_id, node=node, outcome=outcome, duration=report.duration,
         failure_class=failure_class, message=redact(message, secrets),
         command=redact(shown.command, secrets) if shown else "",
-        rerun=rerun, mpi=state.mpi, measurements=list(state.measurements),
+        rerun=rerun, mpi=state.mpi, measurements=list(state.measurements), nodeid=item.nodeid,
     )
 
 

@@ -38,7 +38,7 @@ class NightlyRecord:
     profile_sha256: str = ""  # the profile file's sha256, as the harness recorded it
     started: str = ""
     invalid: str = ""  # why the results file did not validate; empty when it did
-    results: list[list] = field(default_factory=list)  # [test_id, node, outcome] per result
+    results: list[list] = field(default_factory=list)  # [full node id, node, outcome] per result
     # Configuration repository -> the commit of its testing branch the test cluster ran (the config
     # promotion gate merges exactly that commit into production).
     config_commits: dict[str, str] = field(default_factory=dict)
@@ -104,7 +104,7 @@ def record_run(layout: StoreLayout, results_path: Path,
             tests=len(run.results),
             finished=run.finished or run.started, recorded=now, build_url=run.build_url, cluster=run.cluster,
             profile_sha256=run.profile_sha256 or "", started=run.started,
-            results=[[r.test_id, r.node, r.outcome] for r in run.results],
+            results=[[r.nodeid or r.test_id, r.node, r.outcome] for r in run.results],
             config_commits=dict(config_commits or {}),
         )
     layout.nightly_records.mkdir(parents=True, exist_ok=True)

@@ -70,6 +70,9 @@ class TestResult:
     rerun: str = ""  # the hpcos command that reruns just this (test, node)
     mpi: str | None = None
     measurements: list[Measurement] = field(default_factory=list)
+    # pytest's full node id, every parameter included (node, MPI stack): what the specs' `tests:`
+    # expressions select, as `hpcos specs check` selects them in the collected suite.
+    nodeid: str = ""
 
     @property
     def failed(self) -> bool:
