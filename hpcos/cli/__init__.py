@@ -39,6 +39,7 @@ COMMANDS = {
     "check": "hpcos.cli.check",  # hpcos check CHECK --cluster P --node N (a Nagios plugin)
     "monitoring": "hpcos.cli.monitoring",  # hpcos monitoring config --cluster P
     "probes": "hpcos.cli.probes",  # hpcos probes build-osu SRC --mpi STACK
+    "demo": "hpcos.cli.demo",  # hpcos demo: the cycle on a simulated site, from the shipped files
 }
 
 # Exit codes, in one place: the first class an error is an instance of decides.
