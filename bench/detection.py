@@ -31,12 +31,12 @@ import numpy as np  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.progress import Progress  # noqa: E402
 
-from harness.parsers.probe import parse  # noqa: E402
-from harness.probe_build import build_probe  # noqa: E402
 from hpcos.core.runner import run as run_process  # noqa: E402
 from hpcos.perf.baselines import Baseline  # noqa: E402
 from hpcos.perf.decision import DEFAULT_POLICY, assess, confirm  # noqa: E402
 from hpcos.perf.store import SeriesKey  # noqa: E402
+from hpcos.probes.parsers.probe import parse  # noqa: E402
+from hpcos.probes.probe_build import build_probe  # noqa: E402
 
 console = Console(stderr=True)
 ROOT_ENV = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}

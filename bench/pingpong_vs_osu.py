@@ -31,9 +31,9 @@ from typing import NoReturn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness.parsers import ParseError, osu, probe  # noqa: E402
-from harness.probe_build import build_probe  # noqa: E402
 from hpcos.core.runner import run as run_process  # noqa: E402
+from hpcos.probes.parsers import ParseError, osu, probe  # noqa: E402
+from hpcos.probes.probe_build import build_probe  # noqa: E402
 
 ROOT_OK = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
 STACKS = {

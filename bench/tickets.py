@@ -23,8 +23,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from support.trac_fixture import create_trac  # noqa: E402
 
-from harness.launchers import CommandResult  # noqa: E402
-from harness.parsers import mpi_errors  # noqa: E402
+from hpcos.cluster import mpi_errors  # noqa: E402
+from hpcos.cluster.launchers import CommandResult  # noqa: E402
 from hpcos.results.model import RunResults, TestResult  # noqa: E402
 from hpcos.site.specs import Tracker  # noqa: E402
 from hpcos.tickets.backends.trac import TracTracker, TracWebTransport  # noqa: E402

@@ -12,13 +12,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 import pytest
 from ClusterShell.NodeSet import NodeSet
 
-from harness.launchers import CommandResult, Launcher
-from harness.launchers.base import Command
-from harness.profiles import MpiStack, Profile
 from harness.repeats import Reading, judge, settle
 from harness.repeats import describe as describe_judgement
 from harness.session import HarnessSession
 from harness.state import ItemState, harness_session, item_state
+from hpcos.cluster.launchers import CommandResult, Launcher
+from hpcos.cluster.launchers.base import Command
+from hpcos.cluster.profiles import MpiStack, Profile
 from hpcos.results.model import Direction, Measurement
 
 log = logging.getLogger("hpcos.harness")

@@ -21,10 +21,10 @@ from ClusterShell.MsgTree import MsgTree
 from ClusterShell.NodeSet import NodeSet
 
 from harness import hookspecs
-from harness.launchers import CommandFailed, CommandResult
-from harness.parsers import mpi_errors
 from harness.session import DEFAULT_CLUSTER, HarnessSession, Selection
 from harness.state import SESSION_KEY, harness_session, item_state, site
+from hpcos.cluster import mpi_errors
+from hpcos.cluster.launchers import CommandFailed, CommandResult
 from hpcos.core.errors import UserError, store_problem
 from hpcos.results.model import TestResult
 from hpcos.site.credentials import redact
@@ -72,13 +72,13 @@ def _setting(config: pytest.Config, name: str) -> str | None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    site(config)
+    the_site = site(config)
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
     selection = Selection(cluster=_setting(config, "hpcos_cluster") or DEFAULT_CLUSTER,
                           nodes=_setting(config, "hpcos_nodes"), mpi=_setting(config, "hpcos_mpi"),
                           explicit=bool(_setting(config, "hpcos_cluster") or _setting(config, "hpcos_results")))
-    session = config.stash[SESSION_KEY] = HarnessSession(selection, Path(config.rootpath))
+    session = config.stash[SESSION_KEY] = HarnessSession(selection, Path(config.rootpath), the_site)
     if selection.explicit:
         # A wrong profile, node set or stack is the user's mistake: say so before collecting anything.
         with _usage_errors():

@@ -25,9 +25,9 @@ from ClusterShell.NodeSet import NodeSet
 
 from harness.state import SESSION_KEY, site
 from hpcos.core import runner
+from hpcos.core.environment import launch_environment
 from hpcos.core.errors import UserError
 from hpcos.results.model import RunResults, TestResult
-from hpcos.site.credentials import launch_environment
 
 CONFIRMING = "HPCOS_PERF_CONFIRMING"
 REGRESSIONS = pytest.StashKey[int]()

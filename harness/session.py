@@ -24,21 +24,14 @@ from pathlib import Path
 
 from ClusterShell.NodeSet import NodeSet
 
-import harness
-from harness.launchers import CommandResult, Launcher, launcher_for
-from harness.launchers.base import Command, command_text
-from harness.profiles import MpiStack, Profile, load_profile, profile_path
+from hpcos.cluster.launchers import CommandResult, Launcher, launcher_for
+from hpcos.cluster.launchers.base import Command, command_text
+from hpcos.cluster.profiles import MpiStack, Profile, load_profile
 from hpcos.core.files import file_digest
 from hpcos.results.model import RunResults, TestResult
+from hpcos.site import Site
 
 DEFAULT_CLUSTER = "local"
-
-
-def profile_dirs(rootpath: Path) -> list[Path]:
-    """Where profile names are looked up: the tests being run, then the hpcos checkout."""
-    here = Path(harness.__file__).resolve().parent.parent
-    dirs = [rootpath / "integration_tests" / "clusters", rootpath / "clusters", here / "integration_tests" / "clusters"]
-    return list(dict.fromkeys(dirs))
 
 
 @dataclass
@@ -61,6 +54,7 @@ class Unreachable:
 class HarnessSession:
     selection: Selection
     rootpath: Path
+    site: Site
     results: list[TestResult] = field(default_factory=list)
     unreachable: dict[str, Unreachable] = field(default_factory=dict)
     started: str = field(default_factory=lambda: _now())
@@ -77,7 +71,7 @@ class HarnessSession:
 
     @property
     def profile_file(self) -> Path:
-        return profile_path(self.selection.cluster, profile_dirs(self.rootpath))
+        return self.site.profile_path(self.selection.cluster, root=self.rootpath)
 
     @property
     def profile(self) -> Profile:

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from harness.launchers import CommandResult
 from harness.session import HarnessSession
+from hpcos.cluster.launchers import CommandResult
 from hpcos.results.model import Measurement, TestResult
 from hpcos.site import Site
 

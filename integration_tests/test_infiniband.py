@@ -12,8 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from ClusterShell.NodeSet import NodeSet
 
-from harness import ib_checks
-from harness.parsers import ParseError, ibstat, ibv_devinfo, perftest
+from hpcos.probes import ib_checks
+from hpcos.probes.parsers import ParseError, ibstat, ibv_devinfo, perftest
 
 pytestmark = [pytest.mark.ib, pytest.mark.node]
 

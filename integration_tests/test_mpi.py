@@ -4,7 +4,7 @@ Every test checks the rank count the job really had (a binary started by another
 runs as N single-rank jobs that all exit 0, and only the probes' "ranks" field tells) and where its
 ranks ran: the probes report each rank's host, and a job must land on the nodes the launcher was
 given, ``ranks_per_node`` on each (an mpirun that ignores the host list puts them all on one node).  Probes are
-compiled with the stack's own mpicc (cached by content and compiler, harness.probe_build).
+compiled with the stack's own mpicc (cached by content and compiler, hpcos.probes.probe_build).
 Performance figures are the median of the timed repetitions (warm-up dropped, every sample kept);
 the benchmark runs ``repeat`` times and the profile's ReFrame-style references are judged on the
 median of those runs against their noise (harness/repeats.py).
@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import pytest
 
-from harness.parsers import ParseError, mpi_errors, probe
-from harness.probe_build import ProbeBuildError, build_probe
 from harness.repeats import Reading
+from hpcos.cluster import mpi_errors
+from hpcos.probes.parsers import ParseError, probe
+from hpcos.probes.probe_build import ProbeBuildError, build_probe
 
 pytestmark = [pytest.mark.mpi, pytest.mark.job]
 

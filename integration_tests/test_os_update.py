@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness import os_update
 from harness.state import site as harness_site
 from hpcos.core.errors import UserError
+from hpcos.repo import os_update
 
 pytestmark = pytest.mark.node
 

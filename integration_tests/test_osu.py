@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.parsers import ParseError, imb, mpi_errors, osu
 from harness.repeats import Reading
+from hpcos.cluster import mpi_errors
+from hpcos.probes.parsers import ParseError, imb, osu
 
 pytestmark = [pytest.mark.mpi, pytest.mark.job, pytest.mark.perf]
 

@@ -21,8 +21,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.profiles import load_profile
 from hpcos.cli import main
+from hpcos.cluster.profiles import load_profile
 from hpcos.core.sourced_yaml import InvalidInput
 from hpcos.core.store_layout import StoreLayout
 from hpcos.repo.environments import Environments

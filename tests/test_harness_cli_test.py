@@ -3,7 +3,8 @@
 import os
 from argparse import Namespace
 
-from hpcos.cli.test import pytest_argv, site_relative_profile, suite_dir
+from hpcos.cli.test import pytest_argv, suite_dir
+from hpcos.core.shipped import profiles_dir
 from hpcos.site import Site
 
 
@@ -46,11 +47,14 @@ def test_profile_path_is_relative_to_the_site_repository_when_not_in_the_workspa
     workspace = tmp_path / "workspace"
     workspace.mkdir()
     monkeypatch.chdir(workspace)
-    assert site_relative_profile("clusters/test-cluster.yaml", site / "overlay_specs") == \
-        str(site / "clusters" / "test-cluster.yaml")
-    # A profile name, an absolute path, a path the workspace has, or one nowhere: left as given.
+    the_site = Site.from_options(specs=site / "overlay_specs")
+    assert the_site.profile_path("clusters/test-cluster.yaml") == site / "clusters" / "test-cluster.yaml"
+    # An absolute path, a path the workspace has, or one nowhere: left as given.
     (workspace / "clusters").mkdir()
     (workspace / "clusters" / "test-cluster.yaml").write_text("name: y\n")
-    for cluster in ("local", str(site / "clusters" / "test-cluster.yaml"), "clusters/test-cluster.yaml",
+    for cluster in (str(site / "clusters" / "test-cluster.yaml"), "clusters/test-cluster.yaml",
                     "clusters/missing.yaml"):
-        assert site_relative_profile(cluster, site / "overlay_specs") == cluster
+        assert str(the_site.profile_path(cluster)) == cluster
+    # A name: the workspace's own profiles first, then the ones hpcos ships.
+    assert the_site.profile_path("test-cluster") == workspace / "clusters" / "test-cluster.yaml"
+    assert the_site.profile_path("local") == profiles_dir().resolve() / "local.yaml"

@@ -2,8 +2,8 @@
 
 import pytest
 
-from harness.profiles import load_profile, profile_path
 from hpcos.cli import main
+from hpcos.cluster.profiles import load_profile, profile_path
 from hpcos.core.errors import UserError
 from hpcos.core.sourced_yaml import InvalidInput
 

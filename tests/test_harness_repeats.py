@@ -51,7 +51,7 @@ def test_without_reference_nothing_fails():
 
 
 def test_profile_repeat_defaults_to_three_and_must_be_positive(tmp_path):
-    from harness.profiles import load_profile
+    from hpcos.cluster.profiles import load_profile
     from hpcos.core.sourced_yaml import InvalidInput
 
     base = "name: tiny\nlauncher: local\n"

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from conftest import require_tool
 
-from harness import ib_checks
-from harness.launchers import CommandResult
-from harness.parsers import ibstat, ibv_devinfo
-from harness.profiles import Infiniband
+from hpcos.cluster.launchers import CommandResult
+from hpcos.cluster.profiles import Infiniband
+from hpcos.probes import ib_checks
+from hpcos.probes.parsers import ibstat, ibv_devinfo
 
 DATA = Path(__file__).parent / "data" / "ib"
 HDR = Infiniband(expected=True, devices=["mlx5_0"], rate=200, firmware="20.35.1012")

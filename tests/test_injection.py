@@ -19,11 +19,11 @@ import yaml
 from conftest import require_tool
 from support.jobs_site import PACKAGES, write_site
 
-from harness import ib_checks
-from harness.launchers.base import with_env
-from harness.profiles import load_profile
 from hpcos.cli import main
+from hpcos.cluster.launchers.base import with_env
+from hpcos.cluster.profiles import load_profile
 from hpcos.core.sourced_yaml import InvalidInput
+from hpcos.probes import ib_checks
 from hpcos.site.specs import Harness, SpecSet, load_specs
 from jobs.job_definitions import project
 from jobs.render import render

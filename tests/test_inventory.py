@@ -7,9 +7,9 @@ import subprocess
 
 import pytest
 
-from harness.cluster_inventory import ClusterInventory
-from harness.profiles import load_profile
 from hpcos.cli import main
+from hpcos.cluster.inventory import ClusterInventory
+from hpcos.cluster.profiles import load_profile
 from hpcos.inventory import collect
 from hpcos.inventory.diff import diff
 

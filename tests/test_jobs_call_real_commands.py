@@ -19,9 +19,8 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-from harness.profiles import load_profile, profile_path
-from harness.session import profile_dirs
 from hpcos.cli import main, parse
+from hpcos.site import Site
 from hpcos.site.specs import SpecSet, load_specs
 
 SPECS = REPO / "overlay_specs"
@@ -89,8 +88,8 @@ def check_names(args: argparse.Namespace, spec_set: SpecSet) -> None:
         assert set(args.repositories) <= set(site.config.repositories), args
     elif args.command == "test":
         # A job's workspace is a checkout of this repository: the profile path is relative to it.
-        load_profile(profile_path(str(REPO / args.cluster) if "/" in args.cluster else args.cluster,
-                                  profile_dirs(REPO)))
+        Site.from_options(specs=REPO / "overlay_specs").profile(
+            str(REPO / args.cluster) if "/" in args.cluster else args.cluster, root=REPO)
 
 
 def job_scripts(out: Path) -> dict[str, list[str]]:

@@ -3,8 +3,8 @@
 import pytest
 from ClusterShell.NodeSet import NodeSet
 
-from harness.launchers import launcher_for
-from harness.profiles import load_profile
+from hpcos.cluster.launchers import launcher_for
+from hpcos.cluster.profiles import load_profile
 
 PROFILE = """\
 name: here

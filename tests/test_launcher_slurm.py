@@ -10,8 +10,8 @@ import pytest
 from ClusterShell.NodeSet import NodeSet
 from conftest import REPO
 
-from harness.launchers import launcher_for
-from harness.profiles import load_profile
+from hpcos.cluster.launchers import launcher_for
+from hpcos.cluster.profiles import load_profile
 from hpcos.results.model import RunResults
 
 

@@ -8,9 +8,9 @@ from xml.etree import ElementTree
 import pytest
 from ClusterShell.NodeSet import NodeSet
 
-from harness.launchers import launcher_for
 from harness.plugin import group_failures
-from harness.profiles import MpiStack, load_profile
+from hpcos.cluster.launchers import launcher_for
+from hpcos.cluster.profiles import MpiStack, load_profile
 from hpcos.results.model import RunResults, TestResult
 
 NODES = "node[001-032],down01"

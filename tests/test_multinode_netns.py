@@ -28,10 +28,10 @@ MPICH_HANG_RETRIES = 3
 PLACEMENT_SCRIPT = """
 import json, sys
 from ClusterShell.NodeSet import NodeSet
-from harness.launchers import launcher_for
-from harness.probe_build import build_probe
-from harness.parsers import probe
-from harness.profiles import load_profile
+from hpcos.cluster.launchers import launcher_for
+from hpcos.probes.probe_build import build_probe
+from hpcos.probes.parsers import probe
+from hpcos.cluster.profiles import load_profile
 profile = load_profile(sys.argv[1])
 launcher = launcher_for(profile)
 seen = {}

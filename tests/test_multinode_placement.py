@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 from ClusterShell.NodeSet import NodeSet
 
-from harness.launchers.base import host_arguments, is_hydra, spread
-from harness.parsers import mpi_errors, probe
-from harness.profiles import MpiStack, load_profile
+from hpcos.cluster import mpi_errors
+from hpcos.cluster.launchers.base import host_arguments, is_hydra, spread
+from hpcos.cluster.profiles import MpiStack, load_profile
 from hpcos.core.sourced_yaml import InvalidInput
+from hpcos.probes.parsers import probe
 
 DATA = Path(__file__).parent / "data" / "mpi_errors"
 

@@ -12,7 +12,7 @@ import sys
 from ClusterShell.NodeSet import NodeSet
 from conftest import REPO
 
-from harness.launchers.slurm import node_problems
+from hpcos.cluster.schedulers.slurm import node_problems
 from hpcos.results.model import RunResults
 
 RUN_TIMEOUT = 600

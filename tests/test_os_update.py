@@ -17,10 +17,10 @@ import yaml
 from conftest import REPO, require_tool
 from support.rpm_repo_fixtures import Rpm, RpmFactory, make_repo, make_site
 
-from harness import os_update
-from harness.profiles import Profile
+from hpcos.cluster.profiles import Profile
 from hpcos.core.errors import UserError
 from hpcos.core.store_layout import StoreLayout
+from hpcos.repo import os_update
 from hpcos.repo.environments import Environments
 from hpcos.repo.snapshots import SnapshotStore
 from hpcos.results.model import RunResults

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.parsers import ParseError, imb, osu
+from hpcos.probes.parsers import ParseError, imb, osu
 
 DATA = Path(__file__).parent / "data"
 CORPUS = DATA / "osu-7.4"

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.parsers import ParseError, ibstat, ibv_devinfo, perftest
-from harness.parsers.hca import Port
+from hpcos.probes.parsers import ParseError, ibstat, ibv_devinfo, perftest
+from hpcos.probes.parsers.hca import Port
 
 DATA = Path(__file__).parent / "data"
 

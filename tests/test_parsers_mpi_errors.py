@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from harness.launchers import CommandResult
-from harness.parsers import mpi_errors
+from hpcos.cluster import mpi_errors
+from hpcos.cluster.launchers import CommandResult
 
 DATA = Path(__file__).parent / "data" / "mpi_errors"
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from conftest import require_tool
 
-from harness.parsers import ParseError, probe
-from harness.probe_build import build_probe
+from hpcos.probes.parsers import ParseError, probe
+from hpcos.probes.probe_build import build_probe
 
 DATA = Path(__file__).parent / "data" / "probe"
 ROOT_OK = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import require_tool
 
-from harness.probe_build import PROBES_DIR, ProbeBuildError, build_probe
+from hpcos.probes.probe_build import PROBES_DIR, ProbeBuildError, build_probe
 
 
 @pytest.fixture

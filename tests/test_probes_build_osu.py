@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO, require_tool
 
-from harness.parsers import osu
+from hpcos.probes.parsers import osu
 
 HPCOS = str(Path(sys.executable).with_name("hpcos"))
 ROOT_OK = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}

@@ -122,8 +122,8 @@ def test_btl_tcp_fails_the_latency_reference_with_measured_vs_expected(tmp_path,
 
 DEADLOCK_TEST = '''
 import pytest
-from harness.parsers import probe
-from harness.probe_build import build_probe
+from hpcos.probes.parsers import probe
+from hpcos.probes.probe_build import build_probe
 
 pytestmark = pytest.mark.mpi
 

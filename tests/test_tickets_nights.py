@@ -25,8 +25,8 @@ import requests
 from support.tracker_doubles.broken import BrokenServer, ReplyDroppingProxy
 from support.tracker_doubles.runs import nodes, site_with_tracker
 
-from harness.launchers import CommandResult
-from harness.parsers import mpi_errors
+from hpcos.cluster import mpi_errors
+from hpcos.cluster.launchers import CommandResult
 from hpcos.results.model import Measurement, Reference, RunResults, TestResult
 from hpcos.site.specs import Tracker
 from hpcos.tickets import content

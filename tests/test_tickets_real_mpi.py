@@ -13,8 +13,8 @@ import time
 
 from conftest import require_tool
 
-from harness.launchers import CommandResult
-from harness.parsers import mpi_errors
+from hpcos.cluster import mpi_errors
+from hpcos.cluster.launchers import CommandResult
 from hpcos.results.model import RunResults, TestResult
 from hpcos.tickets import content
 from hpcos.tickets.fingerprint import fingerprint

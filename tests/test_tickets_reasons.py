@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from support.tracker_doubles.runs import IBV_MISSING, latency_regression, nodes, run
 
-from harness.launchers import CommandResult
-from harness.parsers import mpi_errors
+from hpcos.cluster import mpi_errors
+from hpcos.cluster.launchers import CommandResult
 from hpcos.results.model import RunResults, TestResult
 from hpcos.tickets import content
 from hpcos.tickets.fingerprint import fingerprint

@@ -27,12 +27,10 @@ def register(sub) -> None:
 
 
 def _target(args):
-    from harness.profiles import load_profile
-    from hpcos.cli.test import resolve_profile
     from hpcos.core.errors import UserError
     from hpcos.monitoring.checks import Target
 
-    profile = load_profile(resolve_profile(args.cluster, args.site.specs_dir))
+    profile = args.site.profile(args.cluster)
     nodes = profile.select_nodes(args.node)
     if len(nodes) != 1:
         raise UserError(f"--node: one node, please (profile {profile.name!r} has {profile.nodes})")

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 
-from harness.profiles import load_profile
-from hpcos.cli.test import resolve_profile
+from hpcos.cluster.profiles import load_profile
 
 
 def register(sub) -> None:
@@ -26,7 +25,7 @@ def register(sub) -> None:
 def run(args) -> int:
     from hpcos.deploy.procedure import deploy
 
-    path = resolve_profile(args.cluster, args.site.specs_dir)
+    path = args.site.profile_path(args.cluster)
     profile = load_profile(path)
     record = deploy(args.site.specs, args.site.layout, args.env, profile, path, nodes=args.nodes,
                     batch_size=args.batch_size, snapshot_id=args.snapshot)

@@ -28,18 +28,10 @@ def register(sub) -> None:
     diff.set_defaults(func=_diff)
 
 
-def load_named_profile(name: str, site):
-    """A profile by name or path, found where `hpcos test --cluster` finds it."""
-    from harness.profiles import load_profile
-    from hpcos.cli.test import resolve_profile
-
-    return load_profile(resolve_profile(name, site.specs_dir))
-
-
 def _collect(args) -> int:
     from hpcos.inventory import collect
 
-    profile = load_named_profile(args.cluster, args.site)
+    profile = args.site.profile(args.cluster)
     measured = collect.collect(profile)
     path = collect.save(measured, args.site.layout.inventories)
     if args.json:
@@ -61,7 +53,7 @@ def _diff(args) -> int:
     from hpcos.inventory import collect
     from hpcos.inventory.diff import KINDS, diff
 
-    test, production = load_named_profile(args.test, args.site), load_named_profile(args.production, args.site)
+    test, production = args.site.profile(args.test), args.site.profile(args.production)
     directory = args.site.layout.inventories
     deviations = diff(test, production, collect.load(directory, test.name), collect.load(directory, production.name))
     if args.json:

@@ -59,12 +59,11 @@ def _write(path: Path, text: str) -> None:
 
 
 def config_command(args) -> int:
-    from harness.profiles import load_profile
-    from hpcos.cli.test import resolve_profile
+    from hpcos.cluster.profiles import load_profile
     from hpcos.monitoring import nagios
     from hpcos.monitoring.checks import SERVICE_CHECKS
 
-    path = resolve_profile(args.cluster, args.site.specs_dir)
+    path = args.site.profile_path(args.cluster)
     profile = load_profile(path)
     options = nagios.Options(
         # On the nodes (ssh, nrpe) hpcos is found on PATH unless told; here, this very command.

@@ -46,15 +46,12 @@ def register(sub) -> None:
 
 
 def _profiles(args):
-    from hpcos.cli.inventory import load_named_profile
-
     spec = args.site.specs.site.harness
     production = args.production or spec.production_profile
     if not production:
         raise UserError("no production profile: pass --production PROFILE or set harness.production_profile in "
                         "site.yaml")
-    return (load_named_profile(args.cluster or spec.profile, args.site),
-            load_named_profile(production, args.site))
+    return args.site.profile(args.cluster or spec.profile), args.site.profile(production)
 
 
 def _window(text: str | None) -> datetime | None:
@@ -126,15 +123,14 @@ def _post_tests(args, profile_file: Path, results: Path):
 
 
 def _run(args) -> int:
-    from harness.profiles import load_profile
-    from hpcos.cli.test import resolve_profile
+    from hpcos.cluster.profiles import load_profile
     from hpcos.outage import rollout
 
     if args.force and not args.reason:
         raise UserError("--force needs --reason")
     plan = _load_plan(args.plan, args.site)
     name = args.production or args.site.specs.site.harness.production_profile or plan.production_cluster
-    path = resolve_profile(name, args.site.specs_dir)
+    path = args.site.profile_path(name)
     production = load_profile(path)
     if production.name != plan.production_cluster:
         raise UserError(f"{path} is cluster {production.name!r}, but the plan was made for "

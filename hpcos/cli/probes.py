@@ -30,12 +30,10 @@ def register(sub) -> None:
 
 
 def _build_osu(args) -> int:
-    from harness.benchmark_build import build_benchmarks
-    from harness.profiles import load_profile
     from harness.session import DEFAULT_CLUSTER
-    from hpcos.cli.test import resolve_profile
+    from hpcos.probes.benchmark_build import build_benchmarks
 
-    profile = load_profile(resolve_profile(args.cluster or DEFAULT_CLUSTER, args.site.specs_dir))
+    profile = args.site.profile(args.cluster or DEFAULT_CLUSTER)
     if "," in args.mpi:
         raise UserError(f"--mpi {args.mpi}: build for one MPI stack at a time (each needs its own build)")
     (stack,) = profile.stacks(args.mpi)

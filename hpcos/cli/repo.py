@@ -14,9 +14,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from harness.profiles import load_profile
 from hpcos.cli.console import console
-from hpcos.cli.test import resolve_profile
+from hpcos.cluster.profiles import load_profile
 from hpcos.core.errors import UserError
 from hpcos.core.files import file_digest, write_text_atomically
 from hpcos.core.store_layout import StoreLayout
@@ -141,7 +140,7 @@ def site_profile(site) -> gate.SiteProfile | None:
     """The test cluster's profile (site.yaml ``harness.profile``) by name and content, resolved as
     ``hpcos test`` resolves it; None (and the gate refuses) when it cannot be read."""
     try:
-        path = resolve_profile(site.specs.site.harness.profile, site.specs_dir)
+        path = site.profile_path(site.specs.site.harness.profile)
         return gate.SiteProfile(load_profile(path).name, file_digest(path))
     except (UserError, OSError) as exc:
         logging.getLogger("hpcos.repo").warning("site.yaml harness.profile: %s", exc)

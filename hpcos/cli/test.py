@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import harness
-from harness.profiles import load_profile, profile_path
-from harness.session import DEFAULT_CLUSTER, profile_dirs
-
-SUITE = "integration_tests"
+from harness.session import DEFAULT_CLUSTER
+from hpcos.cluster.profiles import is_profile_path, load_profile
+from hpcos.core.shipped import SUITE_NAME
+from hpcos.core.shipped import suite_dir as shipped_suite
 
 
 def register(sub) -> None:
@@ -33,9 +32,10 @@ def register(sub) -> None:
 
 
 def suite_dir() -> Path:
-    """``integration_tests/`` of the current directory, else of the hpcos checkout."""
-    here = Path.cwd() / SUITE
-    return here if here.is_dir() else Path(harness.__file__).resolve().parent.parent / SUITE
+    """``integration_tests/`` of the current directory, else the suite hpcos ships (resolved, so that a
+    checkout's test ids read ``integration_tests/...`` wherever hpcos runs from)."""
+    here = Path.cwd() / SUITE_NAME
+    return here if here.is_dir() else shipped_suite().resolve()
 
 
 def pytest_argv(args) -> list[str]:
@@ -70,26 +70,12 @@ def _names_tests(arg: str, suite: Path) -> bool:
     return path.is_dir() and path.resolve().is_relative_to(suite.resolve())
 
 
-def site_relative_profile(cluster: str, specs_dir: Path) -> str:
-    """A relative profile path that is not under the current directory, taken relative to the
-    repository holding the specs, as site.yaml's ``harness.profile`` is: the nightly Jenkins job
-    passes that value from its own workspace."""
-    path = Path(cluster)
-    if path.is_absolute() or path.exists() or (path.suffix not in (".yaml", ".yml") and "/" not in cluster):
-        return cluster
-    candidate = specs_dir.resolve().parent / path
-    return str(candidate) if candidate.is_file() else cluster
-
-
-def resolve_profile(cluster: str, specs_dir: Path) -> Path:
-    """The profile file ``hpcos test --cluster CLUSTER`` would use, for every command that names one."""
-    return profile_path(site_relative_profile(cluster, specs_dir), profile_dirs(suite_dir().parent))
-
-
 def run_tests(args) -> int:
     import pytest
 
-    args.cluster = site_relative_profile(args.cluster, args.site.specs_dir)
+    resolved = args.site.profile_path(args.cluster)
+    if is_profile_path(args.cluster):
+        args.cluster = str(resolved)  # the harness then reads the same file, wherever pytest runs
     # A broken profile is the user's mistake: one line naming file:line: field, before pytest starts.
-    load_profile(profile_path(args.cluster, profile_dirs(suite_dir().parent)))
+    load_profile(resolved)
     return int(pytest.main(pytest_argv(args)))

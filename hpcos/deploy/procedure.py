@@ -36,12 +36,12 @@ from pathlib import Path
 from ClusterShell.NodeSet import NodeSet
 from filelock import FileLock, Timeout
 
-from harness.launchers import CommandResult, Launcher, launcher_for
-from harness.profiles import Profile
+from hpcos.cluster.launchers import CommandResult, Launcher, launcher_for
+from hpcos.cluster.profiles import Profile
+from hpcos.cluster.schedulers import slurm as scheduler
 from hpcos.core.errors import UserError
 from hpcos.core.files import file_digest
 from hpcos.core.store_layout import StoreLayout
-from hpcos.deploy import scheduler
 from hpcos.repo import client_config, deployments
 from hpcos.repo import node_packages as expectations
 from hpcos.repo.deployments import DeploymentRecord, NodeDeployment

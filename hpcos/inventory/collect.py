@@ -17,12 +17,12 @@ from pathlib import Path
 
 from ClusterShell.NodeSet import NodeSet
 
-from harness.cluster_inventory import ClusterInventory
-from harness.launchers import launcher_for
-from harness.parsers import ParseError, ibv_devinfo
-from harness.profiles import Profile
+from hpcos.cluster.inventory import ClusterInventory
+from hpcos.cluster.launchers import launcher_for
+from hpcos.cluster.profiles import Profile
 from hpcos.core.errors import UserError
 from hpcos.core.files import write_text_atomically
+from hpcos.probes.parsers import ParseError, ibv_devinfo
 
 log = logging.getLogger("hpcos.inventory")
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.cluster_inventory import ClusterInventory, NodeClass
-from harness.profiles import Profile
+from hpcos.cluster.inventory import ClusterInventory, NodeClass
+from hpcos.cluster.profiles import Profile
 from hpcos.inventory.collect import Measured
 
 # How a deviation is classed, in the order a plan lists them (most likely to bite first).

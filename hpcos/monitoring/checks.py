@@ -1,6 +1,6 @@
 """The harness's node checks, one node at a time, as findings a Nagios plugin reports.
 
-The same code the nightly integration tests use decides (``harness.ib_checks``, ``harness.os_update``,
+The same code the nightly integration tests use decides (``hpcos.probes.ib_checks``, ``hpcos.repo.os_update``,
 the MPI hello probe), reached through the profile's launcher, so production's continuous monitoring
 checks exactly what the test cluster's nightly run checked.  A check never raises for what it finds:
 a node that is wrong is CRITICAL with the reason; a node that cannot be asked is UNKNOWN.
@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 
 from ClusterShell.NodeSet import NodeSet
 
-from harness import ib_checks, os_update
-from harness.launchers import CommandResult, launcher_for
-from harness.parsers import ParseError, ibstat, probe
-from harness.probe_build import ProbeBuildError, build_probe
-from harness.profiles import Profile
+from hpcos.cluster.launchers import CommandResult, launcher_for
+from hpcos.cluster.profiles import Profile
 from hpcos.core import runner
 from hpcos.core.errors import UserError
+from hpcos.probes import ib_checks
+from hpcos.probes.parsers import ParseError, ibstat, probe
+from hpcos.probes.probe_build import ProbeBuildError, build_probe
+from hpcos.repo import os_update
 from hpcos.site import Site
 
 OK, WARNING, CRITICAL, UNKNOWN = "ok", "warning", "critical", "unknown"

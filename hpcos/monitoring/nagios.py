@@ -21,7 +21,7 @@ import re
 import shlex
 from dataclasses import dataclass
 
-from harness.profiles import Profile
+from hpcos.cluster.profiles import Profile
 from hpcos.core.errors import UserError
 from hpcos.monitoring.checks import SERVICE_CHECKS
 

@@ -18,7 +18,7 @@ import statistics
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from harness.profiles import Profile
+from hpcos.cluster.profiles import Profile
 from hpcos.core.errors import UserError
 from hpcos.inventory import collect
 from hpcos.inventory.diff import KINDS, diff

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from harness.profiles import Profile
+from hpcos.cluster.profiles import Profile
 from hpcos.core.errors import UserError
 from hpcos.core.files import write_text_atomically
 from hpcos.deploy.procedure import deploy

@@ -9,9 +9,9 @@ from pathlib import Path
 import rpm
 
 from hpcos.core import runner
+from hpcos.core.environment import launch_environment
 from hpcos.core.errors import UserError
 from hpcos.rebuild.release import Evr
-from hpcos.site.credentials import launch_environment
 
 DEFAULT_TIMEOUT = 600
 

@@ -21,6 +21,7 @@ from hpcos.core.errors import UserError
 from hpcos.core.store_layout import StoreLayout
 
 if TYPE_CHECKING:  # the spec model costs a third of a second to import; only commands that read it pay
+    from hpcos.cluster.profiles import Profile
     from hpcos.site.specs import SpecSet, Tracker
 
 DEFAULT_SPECS = "overlay_specs"
@@ -111,6 +112,33 @@ class Site:
         """A per-user cache file for ``kind`` ("jenkins", ...) and ``key`` (a URL): hashed into the name,
         so a URL with user info never becomes a file name."""
         return personal_cache(self.environ) / kind / (hashlib.sha256(key.encode()).hexdigest()[:24] + ".json")
+
+    def profile_path(self, name: str, root: Path | None = None) -> Path:
+        """The one profile lookup, for every command and the harness: the file ``--cluster NAME`` means.
+
+        A path (``.yaml``, or with a ``/``) that does not exist from here is taken relative to the
+        repository holding the specs, as site.yaml's ``harness.profile`` is: the nightly Jenkins job
+        passes that value from its own workspace.  A name is looked up in ``root``'s (default: the current
+        directory's) ``integration_tests/clusters`` and ``clusters``, then among the profiles hpcos ships."""
+        from hpcos.cluster.profiles import is_profile_path, profile_path
+        from hpcos.core.shipped import SUITE_NAME, profiles_dir
+
+        path = Path(name)
+        if is_profile_path(name):
+            if not path.is_absolute() and not path.exists():
+                candidate = self.specs_dir.resolve().parent / path
+                if candidate.is_file():
+                    return candidate
+            return path
+        base = Path.cwd() if root is None else root
+        dirs = [base / SUITE_NAME / "clusters", base / "clusters", profiles_dir().resolve()]
+        return profile_path(name, list(dict.fromkeys(dirs)))
+
+    def profile(self, name: str, root: Path | None = None) -> Profile:
+        """The validated profile ``name`` means (``profile_path``); errors name file, line and field."""
+        from hpcos.cluster.profiles import load_profile
+
+        return load_profile(self.profile_path(name, root))
 
     def tracker(self, backend: str | None = None) -> Tracker:
         """site.yaml's tracker, or the same settings sent to another ``backend``."""

@@ -18,13 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from hpcos.core.environment import CREDENTIAL_VARIABLES
 from hpcos.core.errors import UserError
 
-SERVICES = ("tracker", "jenkins")
 KEYRING_SERVICE = "hpcos-{service}:{host}"
 REDACTED = "********"
-# Every variable that can hold a secret hpcos knows of: launched test commands never see them.
-CREDENTIAL_VARIABLES = frozenset(f"HPCOS_{s.upper()}_{k}" for s in SERVICES for k in ("PASSWORD", "TOKEN"))
 
 log = logging.getLogger("hpcos.credentials")
 
@@ -78,16 +76,6 @@ def netrc_secrets(urls: Iterable[str | None], environ: Mapping[str, str] | None 
         if entry and entry.password:
             found.append(entry.password)
     return found
-
-
-def without_credentials(environ: Mapping[str, str]) -> dict[str, str]:
-    """``environ`` minus every credential variable: the environment launched commands get."""
-    return {k: v for k, v in environ.items() if k not in CREDENTIAL_VARIABLES}
-
-
-def launch_environment() -> dict[str, str]:
-    """The environment every command hpcos launches for a test starts from (``runner.run(base_env=...)``)."""
-    return without_credentials(os.environ)
 
 
 def netrc_path(environ: Mapping[str, str]) -> Path:

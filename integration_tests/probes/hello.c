@@ -5,7 +5,7 @@
  *   {"rank": R, "host": "node001"}          one per rank, in rank order
  *
  * The harness compares "ranks" with the count it asked for and the hosts with the nodes it
- * selected (harness.parsers.probe.ProbeOutput.placement_problem).
+ * selected (hpcos.probes.parsers.probe.ProbeOutput.placement_problem).
  */
 #include "probe.h"
 

@@ -7,7 +7,6 @@ removes a pending or running job that the killed client left behind.
 
 from __future__ import annotations
 
-import logging
 import os
 import shlex
 import tempfile
@@ -18,16 +17,13 @@ from pathlib import Path
 
 from ClusterShell.NodeSet import NodeSet
 
-from harness.launchers.base import Command, CommandResult, Launcher, command_text, with_env
-from harness.profiles import MpiStack
+from hpcos.cluster.launchers.base import Command, CommandResult, Launcher, command_text, with_env
+from hpcos.cluster.profiles import MpiStack
+from hpcos.cluster.schedulers import slurm as slurm_scheduler
 from hpcos.core import runner
-from hpcos.site.credentials import launch_environment
+from hpcos.core.environment import launch_environment
 
 SCANCEL_TIMEOUT = 10
-# Node states in which a job can start (with others' jobs beside it or after them); every other state
-# (drained, draining, down, fail, maint, reserved, future, unknown...) keeps the node out of the run.
-USABLE_STATES = frozenset({"idle", "mixed", "allocated", "completing", "planned"})
-log = logging.getLogger("hpcos.harness")
 
 
 class SlurmLauncher(Launcher):
@@ -57,16 +53,8 @@ class SlurmLauncher(Launcher):
         return result
 
     def unavailable(self, nodes: NodeSet) -> dict[str, str]:
-        """Slurm's own node states (``sinfo``): drained, down, failed, ... nodes with Slurm's reason."""
-        argv = ["sinfo", "--noheader", "--Node", f"--nodes={nodes}", "--format=%N|%T|%E"]
-        if self.profile.slurm.partition:
-            argv.append(f"--partition={self.profile.slurm.partition}")
-        done = runner.run(argv, timeout=self.profile.timeouts.command)
-        if done.exit_code != 0 or done.timed_out:
-            log.warning("pre-flight: sinfo failed (exit %s), assuming every node is up: %s",
-                        done.exit_code, done.stderr.strip()[:500])
-            return {}
-        return node_problems(done.stdout, nodes)
+        """Slurm's own node states: a node srun cannot start on is the scheduler's to report."""
+        return slurm_scheduler.unavailable(nodes, self.profile.slurm.partition, self.profile.timeouts.command)
 
     def srun(self, args: Sequence[str], *, node: str | None, shown: str | None, timeout: float,
              env: Mapping[str, str] | None = None) -> CommandResult:
@@ -105,29 +93,6 @@ class SlurmLauncher(Launcher):
 
     def _cancel(self, name: str) -> None:
         runner.run(["scancel", f"--name={name}"], timeout=SCANCEL_TIMEOUT)
-
-
-def node_problems(sinfo: str, nodes: NodeSet) -> dict[str, str]:
-    """node -> ``STATE: reason`` for the nodes of ``nodes`` that ``sinfo -N -o %N|%T|%E`` shows unable to
-    take a job, or does not list at all."""
-    problems: dict[str, str] = {}
-    listed: set[str] = set()
-    for line in sinfo.splitlines():
-        name, _, rest = line.strip().partition("|")
-        state, _, reason = rest.partition("|")
-        if not name or name not in nodes:
-            continue
-        listed.add(name)
-        # "idle*" is a node slurmctld cannot reach; "~" powered down, "#" powering up, "!" pending power down.
-        base = state.strip().rstrip("*~#!%$@^-").lower()
-        if base in USABLE_STATES and not state.strip().endswith(("*", "~", "#", "!", "%")):
-            continue
-        why = reason.strip() if reason.strip() and reason.strip() != "none" else "no reason given"
-        problems.setdefault(name, f"{base or 'unknown'}{' (not responding)' if state.endswith('*') else ''}: {why}")
-    for node in nodes:
-        if node not in listed:
-            problems[node] = "unknown to Slurm: sinfo lists no such node"
-    return problems
 
 
 def _job_name() -> str:

@@ -19,12 +19,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from harness.launchers import ssh_fanout
-from harness.launchers.base import Command, CommandResult, Launcher, command_text, host_arguments, with_env
-from harness.parsers import mpi_errors
-from harness.profiles import MpiStack
+from hpcos.cluster import mpi_errors
+from hpcos.cluster.launchers import ssh_fanout
+from hpcos.cluster.launchers.base import Command, CommandResult, Launcher, command_text, host_arguments, with_env
+from hpcos.cluster.profiles import MpiStack
 from hpcos.core import runner
-from hpcos.site.credentials import launch_environment
+from hpcos.core.environment import launch_environment
 
 SSH_FAILED = 255  # ssh's own exit code when it cannot connect or authenticate
 TIMEOUT_EXIT = 124  # coreutils timeout's exit code when the command ran out of time

@@ -16,7 +16,7 @@ import re
 import shlex
 from dataclasses import dataclass
 
-from harness.profiles import Profile
+from hpcos.cluster.profiles import Profile
 from hpcos.repo import client_config, node_packages
 from hpcos.site import Site
 

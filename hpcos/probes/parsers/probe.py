@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from harness.parsers import ParseError
+from hpcos.probes.parsers import ParseError
 
 
 @dataclass

@@ -1,7 +1,9 @@
 """What every launcher returns, and the one interface the fixtures talk to.
 
-Scheduler, launcher and test are kept apart (as in ReFrame): a test asks to run a command on a node
-or an MPI job on the selected nodes; the profile's launcher decides how (subprocess, ssh, srun).
+A test asks to run a command on a node or an MPI job on the selected nodes; the profile's launcher
+decides how (subprocess, ssh, srun).  Node states (drained, down) are the scheduler's
+(``hpcos.cluster.schedulers``): a launcher's ``unavailable`` asks it where there is one, and otherwise
+probes reachability its own way.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass, field
 
 from ClusterShell.NodeSet import NodeSet
 
-from harness.profiles import MpiStack, Profile
+from hpcos.cluster.profiles import MpiStack, Profile
 
 Command = str | Sequence[str]  # a string is a shell command line; a list is an argv
 

@@ -28,10 +28,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.probe_build import module_command
-from harness.profiles import MpiStack
+from hpcos.cluster.profiles import MpiStack
 from hpcos.core import runner
 from hpcos.core.errors import UserError
+from hpcos.probes.probe_build import module_command
 
 log = logging.getLogger("hpcos.harness")
 

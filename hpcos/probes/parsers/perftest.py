@@ -13,7 +13,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from harness.parsers import ParseError, is_int, number
+from hpcos.probes.parsers import ParseError, is_int, number
 
 _TRAILING_COMMA = re.compile(r",(\s*[}\]])")
 _TITLE = re.compile(r"^\s*(?P<title>\S.*?(?:BW|Latency) Test)\s*$")

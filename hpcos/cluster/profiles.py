@@ -15,8 +15,8 @@ from typing import Annotated, Literal
 from ClusterShell.NodeSet import NodeSet, NodeSetParseError
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PositiveInt, field_validator, model_validator
 
-from harness.cluster_inventory import ClusterInventory
-from harness.launcher_registry import LAUNCHERS
+from hpcos.cluster.inventory import ClusterInventory
+from hpcos.cluster.registry import LAUNCHERS
 from hpcos.core import sourced_yaml
 from hpcos.core.errors import UserError
 from hpcos.core.sourced_yaml import described_pattern
@@ -254,11 +254,15 @@ class Profile(Strict):
         return wanted
 
 
+def is_profile_path(name_or_path: str) -> bool:
+    """Whether ``--cluster`` names a file (``.yaml``, or with a ``/``) rather than a profile name."""
+    return Path(name_or_path).suffix in (".yaml", ".yml") or "/" in name_or_path
+
+
 def profile_path(name_or_path: str, search_dirs: list[Path]) -> Path:
     """A profile name (``local``) looked up in ``search_dirs``, or a path to a YAML file."""
-    as_path = Path(name_or_path)
-    if as_path.suffix in (".yaml", ".yml") or "/" in name_or_path:
-        return as_path
+    if is_profile_path(name_or_path):
+        return Path(name_or_path)
     for directory in search_dirs:
         candidate = directory / f"{name_or_path}{PROFILE_SUFFIX}"
         if candidate.is_file():

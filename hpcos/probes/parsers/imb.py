@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from harness.parsers import ParseError, Table, is_int, number
+from hpcos.probes.parsers import ParseError, Table, is_int, number
 
 _VERSION = re.compile(r"Intel\s*\(R\)\s*MPI Benchmarks\s+(?P<v>[\d.]+)", re.I)
 _BLOCK = re.compile(r"^#\s*Benchmarking\s+(?P<name>\S+)")

@@ -24,9 +24,10 @@ from pathlib import Path
 from filelock import FileLock
 
 from hpcos.core import runner
-from hpcos.site.credentials import launch_environment
+from hpcos.core.environment import launch_environment
+from hpcos.core.shipped import probes_dir
 
-PROBES_DIR = Path(__file__).resolve().parent.parent / "integration_tests" / "probes"
+PROBES_DIR = probes_dir()
 COMPILE_TIMEOUT = 120
 
 

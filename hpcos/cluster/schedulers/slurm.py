@@ -1,4 +1,5 @@
-"""Taking nodes out of the batch scheduler and putting them back: Slurm's drain and resume.
+"""Slurm as the cluster's scheduler: which nodes can take a job (the pre-flight), and taking nodes
+out of service and putting them back (drain and resume).
 
 ``scontrol update nodename=SET state=drain reason=...`` stops new jobs at once; running jobs go on
 until they end (state ``draining``), then the node is ``drained``.  The deployment waits for exactly
@@ -17,9 +18,12 @@ from ClusterShell.NodeSet import NodeSet
 from hpcos.core import runner
 from hpcos.core.errors import UserError
 
-log = logging.getLogger("hpcos.deploy")
+log = logging.getLogger("hpcos.cluster")
 
 COMMAND_TIMEOUT = 60
+# Node states in which a job can start (with others' jobs beside it or after them); every other state
+# (drained, draining, down, fail, maint, reserved, future, unknown...) keeps the node out of the run.
+USABLE_STATES = frozenset({"idle", "mixed", "allocated", "completing", "planned"})
 POLL = 0.25  # seconds between two sinfo calls while waiting
 
 
@@ -45,6 +49,43 @@ def states(nodes: NodeSet) -> dict[str, str]:
         if node:
             found[node] = state
     return found
+
+
+def unavailable(nodes: NodeSet, partition: str | None, timeout: float) -> dict[str, str]:
+    """The pre-flight under Slurm: drained, down, failed, ... nodes with Slurm's reason (``sinfo``)."""
+    argv = ["sinfo", "--noheader", "--Node", f"--nodes={nodes}", "--format=%N|%T|%E"]
+    if partition:
+        argv.append(f"--partition={partition}")
+    done = runner.run(argv, timeout=timeout)
+    if done.exit_code != 0 or done.timed_out:
+        log.warning("pre-flight: sinfo failed (exit %s), assuming every node is up: %s",
+                    done.exit_code, done.stderr.strip()[:500])
+        return {}
+    return node_problems(done.stdout, nodes)
+
+
+def node_problems(sinfo: str, nodes: NodeSet) -> dict[str, str]:
+    """node -> ``STATE: reason`` for the nodes of ``nodes`` that ``sinfo -N -o %N|%T|%E`` shows unable to
+    take a job, or does not list at all."""
+    problems: dict[str, str] = {}
+    listed: set[str] = set()
+    for line in sinfo.splitlines():
+        name, _, rest = line.strip().partition("|")
+        state, _, reason = rest.partition("|")
+        if not name or name not in nodes:
+            continue
+        listed.add(name)
+        # "idle*" is a node slurmctld cannot reach; "~" powered down, "#" powering up, "!" pending power down.
+        base = state.strip().rstrip("*~#!%$@^-").lower()
+        if base in USABLE_STATES and not state.strip().endswith(("*", "~", "#", "!", "%")):
+            continue
+        why = reason.strip() if reason.strip() and reason.strip() != "none" else "no reason given"
+        problems.setdefault(name, f"{base or 'unknown'}{' (not responding)' if state.endswith('*') else ''}: {why}")
+    for node in nodes:
+        if node not in listed:
+            problems[node] = "unknown to Slurm: sinfo lists no such node"
+    return problems
+
 
 
 def drain(nodes: NodeSet, reason: str, timeout: float) -> dict[str, float | str]:

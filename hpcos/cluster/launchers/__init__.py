@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import importlib
 
-from harness.launcher_registry import LAUNCHERS
-from harness.launchers.base import CommandFailed, CommandResult, Launcher
-from harness.profiles import Profile
+from hpcos.cluster.launchers.base import CommandFailed, CommandResult, Launcher
+from hpcos.cluster.profiles import Profile
+from hpcos.cluster.registry import LAUNCHERS
 
 __all__ = ["CommandFailed", "CommandResult", "Launcher", "launcher_for"]
 

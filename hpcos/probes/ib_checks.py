@@ -10,10 +10,10 @@ from __future__ import annotations
 import shlex
 from collections.abc import Callable
 
-from harness.launchers import CommandResult
-from harness.parsers import ParseError
-from harness.parsers.hca import Hca
-from harness.profiles import Infiniband
+from hpcos.cluster.launchers import CommandResult
+from hpcos.cluster.profiles import Infiniband
+from hpcos.probes.parsers import ParseError
+from hpcos.probes.parsers.hca import Hca
 
 # Separates perftest's text output from the JSON report the same command prints after it.
 JSON_MARK = "@@hpcos-perftest-json@@"

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import re
 
-from harness.parsers import ParseError
-from harness.parsers.hca import Hca, Port
+from hpcos.probes.parsers import ParseError
+from hpcos.probes.parsers.hca import Hca, Port
 
 _CA = re.compile(r"^CA\s+'(?P<name>[^']+)'")
 _PORT = re.compile(r"^Port\s+(?P<n>\d+):")

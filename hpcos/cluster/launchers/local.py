@@ -7,10 +7,10 @@ from collections.abc import Mapping, Sequence
 
 from ClusterShell.NodeSet import NodeSet
 
-from harness.launchers.base import Command, CommandResult, Launcher, command_text, with_env
-from harness.profiles import MpiStack
+from hpcos.cluster.launchers.base import Command, CommandResult, Launcher, command_text, with_env
+from hpcos.cluster.profiles import MpiStack
 from hpcos.core import runner
-from hpcos.site.credentials import launch_environment
+from hpcos.core.environment import launch_environment
 
 
 class LocalLauncher(Launcher):

@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from harness.parsers import ParseError, Table, number
+from hpcos.probes.parsers import ParseError, Table, number
 
 _TITLE = re.compile(
     r"^#\s*OSU\s+(?:MPI(?:-\w+)?\s+|OpenSHMEM\s+|UPC\+*\s+)?(?P<name>.+?)\s+Test\s+v?(?P<version>\d[\w.]*)", re.I)

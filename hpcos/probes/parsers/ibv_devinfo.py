@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import re
 
-from harness.parsers import ParseError
-from harness.parsers.hca import Hca, Port
+from hpcos.probes.parsers import ParseError
+from hpcos.probes.parsers.hca import Hca, Port
 
 _STATES = {"PORT_ACTIVE": "Active", "PORT_DOWN": "Down", "PORT_INIT": "Initializing", "PORT_ARMED": "Armed",
            "PORT_ACTIVE_DEFER": "ActiveDefer"}
