@@ -27,10 +27,10 @@ def check_suite(site) -> None:
     (collected with pytest on ``harness.profile``, every parameter included): the production gate
     matches the same expressions against the same ids (``hpcos.repo.gate.matches``)."""
     from harness.suite import collect, unselected
-    from hpcos.cli.test import resolve_profile, suite_dir
+    from hpcos.cli.test import suite_dir
 
     spec_set = site.specs
-    profile = resolve_profile(str(spec_set.site.harness.profile), site.specs_dir)
+    profile = site.profile_path(str(spec_set.site.harness.profile))
     if not profile.is_file():
         doc = spec_set.docs[str(spec_set.root / SITE_FILE)]
         raise InvalidInput([doc.error(("harness", "profile"), f"expected a cluster profile file; found no {profile}")])
