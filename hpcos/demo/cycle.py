@@ -11,20 +11,38 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import shutil
 import signal
 import sys
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ClusterShell.NodeSet import NodeSet
+
 from hpcos.core.errors import UserError
 from hpcos.core.runner import ProcessResult, run
-from hpcos.demo.site import TARGET, build_upstream, write_specs
+from hpcos.demo import cluster
+from hpcos.demo.site import (
+    PRODUCTION_NODES,
+    TARGET,
+    TEST_NODES,
+    build_upstream,
+    release_update,
+    write_profiles,
+    write_specs,
+)
+from hpcos.demo.trac import TracServer, create_trac
 from hpcos.demo.upstream import el_host, gpg_signing_key
 
 SIGNING_KEY = "Demo Site Signing <rpm-signing@demo.invalid>"
+# What the nightly run leaves out here: perftest needs two real HCAs, OSU and IMB are not built on the nodes.
+NIGHTLY_SELECTION = "not perftest and not osu and not imb"
+# The day's upstream change the nightly run tests: both MPI stacks get a new release.
+UPDATED = ("openmpi", "mpich")
 COMMAND_TIMEOUT = 600
 
 
@@ -44,6 +62,12 @@ class Cycle:
     say: Callable[[str], None] = print
     phases: list[Phase] = field(default_factory=list)
     refused: str = ""  # the gate's refusal, word for word
+    slurm: cluster.Slurm | None = None
+    trac: TracServer | None = None
+    profiles: dict[str, Path] = field(default_factory=dict)
+    fault: dict[str, str] = field(default_factory=dict)  # variables the nodes' environment gets (a fault)
+    nightly: ProcessResult | None = None
+    promoted: bool = False
 
     @property
     def specs(self) -> Path:
@@ -53,9 +77,26 @@ class Cycle:
     def store(self) -> Path:
         return self.root / "store"
 
+    @property
+    def nodes_dir(self) -> Path:
+        return self.root / "nodes"
+
+    def env(self, extra: dict | None = None) -> dict[str, str]:
+        """What the site's commands see: Slurm's configuration, the tracker's account, the PATH of the
+        nodes (the HCA stand-ins), and -- for the node side -- root allowed to run Open MPI."""
+        env = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1", "PYTEST_ADDOPTS": "",
+               "PATH": f"{self.root / 'hca'}:{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+               **self.fault, **(extra or {})}
+        if self.slurm is not None:
+            env.update(self.slurm.env)
+        if self.trac is not None:
+            env.update({"HPCOS_TRACKER_USER": self.trac.user, "HPCOS_TRACKER_PASSWORD": self.trac.password})
+        return env
+
     def hpcos(self, *args: str, env: dict | None = None, ok: bool = True) -> ProcessResult:
         argv = [sys.executable, "-m", "hpcos.cli", "--specs", str(self.specs), "--store", str(self.store), *args]
-        done = run(argv, timeout=COMMAND_TIMEOUT, cwd=self.root, env=env, log_file=self.root / "commands.log")
+        done = run(argv, timeout=COMMAND_TIMEOUT, cwd=self.root, env=self.env(env),
+                   log_file=self.root / "commands.log")
         if ok and done.exit_code != 0:
             raise UserError(f"hpcos {' '.join(args)} exited {done.exit_code}: {_last_line(done)} "
                             f"(all output in {self.root / 'commands.log'})")
@@ -74,16 +115,22 @@ def _last_line(done: ProcessResult) -> str:
     return next((line.strip() for line in reversed(done.output.splitlines()) if line.strip()), "no output")
 
 
-def run_cycle(root: Path, repo: Path, say: Callable[[str], None] = print) -> Cycle:
-    """The cycle on the shipped files of ``repo``, in ``root`` (emptied first)."""
+def run_cycle(root: Path, repo: Path, say: Callable[[str], None] = print, fault: dict | None = None) -> Cycle:
+    """The cycle on the shipped files of ``repo``, in ``root`` (emptied first).  ``fault``: variables
+    put into the nodes' environment (``OMPI_MCA_btl=self`` breaks every Open MPI job)."""
     if root.exists():
         shutil.rmtree(root)
     root.mkdir(parents=True)
-    cycle = Cycle(root=root.resolve(), repo=repo.resolve(), say=say)
-    homes = [cycle.root / "upstream" / "gnupg", cycle.root / "signing"]
+    cycle = Cycle(root=root.resolve(), repo=repo.resolve(), say=say, fault=dict(fault or {}))
     try:
         _phases(cycle)
     finally:
+        if cycle.trac is not None:
+            cycle.trac.stop()
+        if cycle.slurm is not None:
+            cycle.slurm.stop()
+        homes = [cycle.root / "upstream" / "gnupg", cycle.root / "signing"]
+        homes += sorted(cycle.nodes_dir.glob("*/var/cache/dnf/*/pubring"))  # dnf's repo_gpgcheck leaves these
         for home in homes:
             stop_agents(home)
     return cycle
@@ -118,13 +165,17 @@ def _phases(cycle: Cycle) -> None:
         return f"{len(rpms)} signed packages (a RHEL 9-layout kernel SRPM, MPI, OFED, UCX) in {upstream.root}"
 
     def make_site() -> str:
-        profiles = {"test": cycle.repo / "integration_tests" / "clusters" / "example-test-cluster.yaml",
-                    "production": cycle.repo / "integration_tests" / "clusters" / "example-production.yaml"}
-        write_specs(shipped, cycle.specs, upstream, cycle.store, profiles, {})
-        gpg_signing_key(cycle.root / "signing", SIGNING_KEY)
+        public = gpg_signing_key(cycle.root / "signing", SIGNING_KEY)
+        cycle.trac = create_trac(cycle.root / "trac")
+        cycle.profiles = write_profiles(cycle.repo / "integration_tests" / "clusters",
+                                        cycle.root / "site" / "integration_tests" / "clusters", cycle.nodes_dir,
+                                        cluster.reboot_script(cycle.nodes_dir), public, cycle.store)
+        tracker = {"backend": "trac", "url": cycle.trac.url}
+        write_specs(shipped, cycle.specs, upstream, cycle.store, cycle.profiles, tracker)
         site = cycle.specs / "site.yaml"
+        wiki = f"wiki: {{backend: trac, url: '{cycle.trac.url}', page: 'Outages/{{snapshot}}'}}\n"
         site.write_text(site.read_text() + f"signing:\n  gnupg_home: {cycle.root / 'signing'}\n"
-                                           f"  key_id: {SIGNING_KEY.split('<')[1].rstrip('>')}\n")
+                                           f"  key_id: {SIGNING_KEY.split('<')[1].rstrip('>')}\n" + wiki)
         cycle.say("   mock: not packaged for Debian; the shipped specs' `builder: mock` builds with rpmbuild here")
         cycle.hpcos("specs", "check")
         return "shipped overlay_specs/ with host names and paths substituted; specs check passed"
@@ -132,6 +183,40 @@ def _phases(cycle: Cycle) -> None:
     def sync() -> str:
         cycle.hpcos("repo", "sync")
         return "daily -> " + cycle.hpcos("repo", "status", "daily", "--id").stdout.strip()
+
+    def first_production() -> str:
+        cycle.hpcos("repo", "promote", "daily", "testing")
+        cycle.hpcos("repo", "promote", "testing", "production", "--force", "--reason", "first production snapshot")
+        return "production -> " + cycle.hpcos("repo", "status", "production", "--id").stdout.strip() + \
+            " (the site's first builds; forced, reason on record)"
+
+    def update() -> str:
+        released = [release_update(upstream, shipped, name, "2") for name in UPDATED]
+        cycle.hpcos("repo", "sync")
+        for name in UPDATED:
+            cycle.hpcos("build", name, "--target", TARGET, env=agent)
+        cycle.hpcos("repo", "publish", "hpc-overlay")
+        cycle.hpcos("repo", "promote", "daily", "testing")
+        return (f"upstream released {', '.join(released)}: synced, rebuilt with the site patches, published, "
+                f"testing -> " + cycle.hpcos("repo", "status", "testing", "--id").stdout.strip())
+
+    def clusters() -> str:
+        test = sorted(_expand(TEST_NODES))
+        production = sorted(n for ns in PRODUCTION_NODES.values() for n in _expand(ns))
+        cycle.slurm = cluster.Slurm(cycle.root / "slurm", {"test": test, "batch": production})
+        cycle.slurm.start()
+        cycle.trac.start()
+        firmware = {"test": "20.35.1012", "production": "20.37.1014"}
+        cluster.hca_stand_ins(cycle.root / "hca", firmware["test"])
+        cycle.say("   InfiniBand: no HCA here; each node's ibstat and ibv_devinfo print a captured HDR port")
+        repo = cycle.root / "production.repo"
+        cycle.hpcos("repo", "client-config", "production", "--target", TARGET, "--gpgkey",
+                    f"file://localhost{cycle.root / 'signing' / 'public.asc'}", "-o", str(repo))
+        for node in test + production:
+            cluster.provision(cycle.nodes_dir / node, repo.read_text(),
+                              ["kernel", "openmpi", "mpich", "rdma-core", "ucx", "hello"])
+        return (f"Slurm: {len(test)} test nodes (partition test), {len(production)} production nodes (partition "
+                f"batch), each a dnf install root provisioned from production; Trac at {cycle.trac.url}")
 
     def rebuild() -> str:
         names = sorted(p.stem for p in cycle.specs.glob("*.yaml") if p.name != "site.yaml")
@@ -144,22 +229,43 @@ def _phases(cycle: Cycle) -> None:
             cycle.hpcos("repo", "publish", overlay)
         return "kernel-overlay and hpc-overlay published, packages and repomd.xml signed"
 
-    def promote() -> str:
-        cycle.hpcos("repo", "promote", "daily", "testing")
-        return "testing -> " + cycle.hpcos("repo", "status", "testing", "--id").stdout.strip()
-
     def gate() -> str:
-        refused = cycle.hpcos("repo", "promote", "testing", "production", ok=False)
-        if refused.exit_code == 0:
-            raise UserError("the production gate let an untested snapshot through")
-        cycle.refused = _last_line(refused)
-        return f"production refused, as it must be before a nightly run: {cycle.refused}"
+        done = cycle.hpcos("repo", "promote", "testing", "production", ok=False)
+        if done.exit_code == 0:
+            cycle.promoted = True
+            return "production -> " + cycle.hpcos("repo", "status", "production", "--id").stdout.strip()
+        cycle.refused = _last_line(done)
+        return f"production refused: {cycle.refused}"
+
+    def nightly() -> str:
+        cycle.hpcos("jobs", "render", "-o", str(cycle.root / "jobs"))
+        script = ET.parse(cycle.root / "jobs" / "hpcos" / "nightly-integration-tests" / "config.xml").getroot() \
+            .findtext(".//builders//command")
+        workspace = cycle.root / "nightly"
+        workspace.mkdir()
+        env = cycle.env({"HPCOS_SPECS": str(cycle.specs), "HPCOS_STORE": str(cycle.store),
+                         "BUILD_URL": "https://jenkins.example.org/job/hpcos/job/nightly-integration-tests/1/",
+                         "PYTEST_ADDOPTS": f"-p no:cacheprovider -k {shlex.quote(NIGHTLY_SELECTION)}"})
+        cycle.nightly = run(["bash", "-c", script], timeout=COMMAND_TIMEOUT, cwd=workspace, env=env,
+                            log_file=cycle.root / "commands.log")
+        results = json.loads((workspace / "results.json").read_text())["results"]
+        counts = {o: sum(r["outcome"] == o for r in results) for o in ("passed", "failed", "skipped")}
+        return (f"the rendered nightly job: deploy testing onto {TEST_NODES}, hpcos test, record-run, report "
+                f"(exit {cycle.nightly.exit_code}): {counts['passed']} passed, {counts['failed']} failed, "
+                f"{counts['skipped']} skipped; report in {workspace / 'report' / 'index.html'}")
 
     cycle.phase("upstream distribution", make_upstream)
     cycle.phase("site", make_site)
     cycle.phase("sync", sync)
     cycle.phase("overlay rebuilds", rebuild)
     cycle.phase("publish and sign", publish)
-    cycle.phase("promote daily -> testing", promote)
+    cycle.phase("first production", first_production)
+    cycle.phase("clusters", clusters)
+    cycle.phase("upstream update", update)
+    cycle.phase("nightly run", nightly)
     cycle.phase("production gate", gate)
     (cycle.root / "phases.json").write_text(json.dumps([p.__dict__ for p in cycle.phases], indent=2))
+
+
+def _expand(nodes: str) -> list[str]:
+    return list(NodeSet(nodes))

@@ -52,29 +52,19 @@ class Upstream:
 
 def build_upstream(specs: Path, root: Path) -> Upstream:
     """The upstream distribution for the package specs in ``specs``, under ``root``."""
-    work = root / "build"
     key = gpg_signing_key(root / "gnupg", UPSTREAM_KEY)
+    upstream = Upstream(root, key)
     site = yaml.safe_load((specs / "site.yaml").read_text())
     binaries: dict[str, list[Path]] = {mirror: [] for mirror in site["mirrors"]}
     sources: dict[str, list[Path]] = {mirror: [] for mirror in site["mirrors"]}
     for path in sorted(specs.glob("*.yaml")):
-        if path.name == "site.yaml":
-            continue
-        spec = yaml.safe_load(path.read_text())
-        patches = [(specs / "patches" / spec["name"] / p["file"]).read_text() for p in spec.get("patches", [])]
-        files = pre_image(patches)
-        if spec["name"] == "kernel":
-            package, dist = KernelPackage(files={"Makefile": KERNEL_MAKEFILE, **files}), ".el9_4"
-        else:
-            package, dist = TreePackage(spec["name"], VERSIONS.get(spec["name"], "1.0"), files), ".el9"
-        srpm = package.build_srpm(work)
-        built = rebuild_binaries(srpm, work, dist)
-        mirror = spec["upstream"]["mirror"]
-        sources[mirror].append(srpm)
-        binaries[mirror].extend(built)
+        if path.name != "site.yaml":
+            mirror, srpm, built = _package(specs, path.stem, root / "build")
+            sources[mirror].append(srpm)
+            binaries[mirror].extend(built)
     # What the mirror carries besides the overlaid packages: the daily sync keeps these.
-    base = UpstreamPackage(name="hello", autoreq=False).build_srpm(work)
-    binaries[next(iter(binaries))].extend(rebuild_binaries(base, work, ".el9"))
+    base = UpstreamPackage(name="hello", autoreq=False).build_srpm(root / "build")
+    binaries[next(iter(binaries))].extend(rebuild_binaries(base, root / "build", ".el9"))
     rpmsign([*(p for ps in binaries.values() for p in ps), *(p for ps in sources.values() for p in ps)],
             root / "gnupg", UPSTREAM_KEY)
     for mirror in site["mirrors"]:
@@ -83,8 +73,34 @@ def build_upstream(specs: Path, root: Path) -> Upstream:
                 here = release == 9 and arch == "x86_64"
                 make_repo(root / mirror / str(release) / arch, *(binaries[mirror] if here else []))
             make_repo(root / mirror / "source" / str(release), *(sources[mirror] if release == 9 else []))
-    shutil.rmtree(work)
-    return Upstream(root, key)
+    shutil.rmtree(root / "build")
+    return upstream
+
+
+def release_update(upstream: Upstream, specs: Path, name: str, release: str) -> str:
+    """Upstream publishes a new release of package ``name`` (a kernel release such as 427.18.1, or a
+    package release number): built, signed and added to its mirror beside the old one."""
+    mirror, srpm, built = _package(specs, name, upstream.root / "build", release)
+    rpmsign([srpm, *built], upstream.root / "gnupg", UPSTREAM_KEY)
+    make_repo(upstream.root / mirror / "9" / "x86_64", *built)
+    make_repo(upstream.root / mirror / "source" / "9", srpm)
+    shutil.rmtree(upstream.root / "build")
+    return srpm.name.removesuffix(".src.rpm")
+
+
+def _package(specs: Path, name: str, work: Path, release: str | None = None) -> tuple[str, Path, list[Path]]:
+    """(mirror, SRPM, binary packages) of upstream's package for the spec ``specs/NAME.yaml``."""
+    spec = yaml.safe_load((specs / f"{name}.yaml").read_text())
+    patches = [(specs / "patches" / name / p["file"]).read_text() for p in spec.get("patches", [])]
+    files = pre_image(patches)
+    if name == "kernel":
+        package = KernelPackage(files={"Makefile": KERNEL_MAKEFILE, **files}, release=release or "427.13.1")
+        dist = package.dist
+    else:
+        package = TreePackage(name, VERSIONS.get(name, "1.0"), files, release=int(release or 1))
+        dist = package.dist
+    srpm = package.build_srpm(work)
+    return spec["upstream"]["mirror"], srpm, rebuild_binaries(srpm, work, dist)
 
 
 def write_specs(shipped: Path, dest: Path, upstream: Upstream, store: Path, profiles: dict[str, Path],
@@ -112,3 +128,47 @@ def write_specs(shipped: Path, dest: Path, upstream: Upstream, store: Path, prof
         text = re.sub(r"(?m)^mock_config:\n(  .*\n)+", "", text)
         path.write_text(text)
     return dest
+
+
+# The simulated clusters' host names, in place of the shipped profiles' (16 and 1,062 nodes).
+TEST_NODES = "node[001-004]"
+PRODUCTION_NODES = {"hdr-epyc-7763": "cn[0001-0004]", "gpu-a100": "gpu01", "login": "login01", "mgmt": "mgmt01"}
+# Debian's names for the MPI wrappers the shipped profiles call by their EL9 names (paths).
+MPI_PATHS = {"openmpi": {"mpicc": "mpicc.openmpi", "mpirun": ["mpirun.openmpi"]},
+             "mpich": {"mpicc": "mpicc.mpich", "mpirun": ["mpiexec.mpich"]}}
+
+
+def deploy_settings(nodes_dir: Path, script: Path, signing_key: Path, store: Path, shipped: dict) -> dict:
+    """The shipped ``deploy:`` section with its paths pointing at the simulated nodes."""
+    return {**shipped, "root": f"{nodes_dir}/{{node}}", "snapshots_url": f"file://localhost{store}/snapshots",
+            "gpgkey": f"file://localhost{signing_key}", "reboot": f"sh {script} {{root}}",
+            "boot_id": "cat {root}/run/boot_id", "running_kernel": "cat {root}/run/running-kernel"}
+
+
+def write_profiles(shipped: Path, dest: Path, nodes_dir: Path, script: Path, signing_key: Path,
+                   store: Path) -> dict[str, Path]:
+    """The shipped example profiles with only host names and paths substituted: node names, the MPI
+    wrappers' Debian names (environment modules do not exist here: none is loaded), the deploy
+    section's paths.  The production profile ships without a deploy section: it gets the test
+    cluster's, as the outage runs the procedure the test cluster practised."""
+    dest.mkdir(parents=True, exist_ok=True)
+    test = yaml.safe_load((shipped / "example-test-cluster.yaml").read_text())
+    production = yaml.safe_load((shipped / "example-production.yaml").read_text())
+    test["nodes"] = TEST_NODES
+    test["inventory"]["classes"]["hdr-epyc-7763"]["nodes"] = TEST_NODES
+    production["nodes"] = ",".join(PRODUCTION_NODES.values())
+    for name, nodes in PRODUCTION_NODES.items():
+        production["inventory"]["classes"][name]["nodes"] = nodes
+    for profile in (test, production):
+        for stack, paths in MPI_PATHS.items():
+            profile["mpi"][stack].update(paths)
+            profile["mpi"][stack]["module"] = None
+    shipped_deploy = test["deploy"]
+    test["deploy"] = deploy_settings(nodes_dir, script, signing_key, store, shipped_deploy)
+    production["deploy"] = deploy_settings(nodes_dir, script, signing_key, store, shipped_deploy)
+    paths = {}
+    for kind, profile in (("test", test), ("production", production)):
+        path = dest / f"{profile['name']}.yaml"
+        path.write_text(yaml.safe_dump(profile, sort_keys=False))
+        paths[kind] = path
+    return paths

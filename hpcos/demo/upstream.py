@@ -279,10 +279,11 @@ class KernelPackage:
     declaration: str = "static int max_backlog = 1024;"
     dist: str = ".el9_4"
     files: dict[str, str] | None = None
+    release: str = "427.13.1"  # upstream's kernel release (a security update raises it)
 
     def tarball(self) -> bytes:
         buf = io.BytesIO()
-        top = "linux-5.14.0-427.13.1.el9_4"
+        top = f"linux-5.14.0-{self.release}.el9_4"
         files = self.files or {"Makefile": KERNEL_MAKEFILE,
                                "drivers/infiniband/core/ucma.c": UCMA_C.format(declaration=self.declaration)}
         with tarfile.open(fileobj=buf, mode="w:gz") as tar:
@@ -298,12 +299,12 @@ class KernelPackage:
         top = workdir / "upstream-kernel"
         sources = top / "SOURCES"
         sources.mkdir(parents=True, exist_ok=True)
-        (sources / "linux-5.14.0-427.13.1.el9_4.tar.gz").write_bytes(self.tarball())
+        (sources / f"linux-5.14.0-{self.release}.el9_4.tar.gz").write_bytes(self.tarball())
         (sources / "Makefile.rhelver").write_text("RHEL_MAJOR = 9\nRHEL_MINOR = 4\n")
         (sources / "patch-5.14-redhat.patch").write_text(REDHAT_PATCH)
         (sources / "linux-kernel-test.patch").write_text("")
         spec = top / "kernel.spec"
-        spec.write_text(KERNEL_SPEC)
+        spec.write_text(KERNEL_SPEC.replace("427.13.1", self.release))
         _run(["rpmbuild", "--define", f"_topdir {top}", "--define", f"dist {self.dist}", "-bs", str(spec)])
         return next((top / "SRPMS").glob("*.src.rpm"))
 
@@ -379,7 +380,7 @@ TREE_SPEC = """\
 %global debug_package %{{nil}}
 Name:           {name}
 Version:        {version}
-Release:        1%{{?dist}}
+Release:        {release}%{{?dist}}
 Summary:        {name}, as far as the site's patches touch it (a stand-in for the real sources)
 License:        BSD
 Source0:        {name}-{version}.tar.gz
@@ -401,7 +402,7 @@ cp -a . %{{buildroot}}/usr/share/{name}/
 /usr/share/{name}
 
 %changelog
-* Mon Jan 08 2024 Upstream Packager <packager@example.com> - {version}-1
+* Mon Jan 08 2024 Upstream Packager <packager@example.com> - {version}-{release}
 - Stand-in release
 """
 
@@ -415,6 +416,7 @@ class TreePackage:
     version: str
     files: dict[str, str]
     dist: str = ".el9"
+    release: int = 1
 
     def build_srpm(self, workdir: Path) -> Path:
         top = workdir / f"upstream-{self.name}"
@@ -429,7 +431,7 @@ class TreePackage:
                 tar.addfile(info, io.BytesIO(data))
         (top / "SOURCES" / f"{self.name}-{self.version}.tar.gz").write_bytes(buf.getvalue())
         spec = top / f"{self.name}.spec"
-        spec.write_text(TREE_SPEC.format(name=self.name, version=self.version))
+        spec.write_text(TREE_SPEC.format(name=self.name, version=self.version, release=self.release))
         _run(["rpmbuild", "--define", f"_topdir {top}", "--define", f"dist {self.dist}", "-bs", str(spec)])
         return next((top / "SRPMS").glob("*.src.rpm"))
 
