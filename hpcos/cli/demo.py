@@ -28,7 +28,7 @@ def _demo(args) -> int:
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     started = time.monotonic()
     cycle = run_cycle(args.dir, repo, say=lambda line: console.print(line, soft_wrap=True, highlight=False))
-    console.print(f"demo: {len(cycle.phases)} phases in {time.monotonic() - started:.0f} s; per phase in "
-                  f"{cycle.root / 'phases.json'}, every command's output in {cycle.root / 'commands.log'}",
-                  soft_wrap=True, highlight=False)
+    console.print(f"demo: {len(cycle.phases)} phases in {time.monotonic() - started:.0f} s", highlight=False)
+    for line in cycle.where_to_look():
+        console.print(line, soft_wrap=True, highlight=False, markup=False)
     return 0

@@ -43,7 +43,8 @@ SIGNING_KEY = "Demo Site Signing <rpm-signing@demo.invalid>"
 NIGHTLY_SELECTION = "not perftest and not osu and not imb"
 # The day's upstream change the nightly run tests: both MPI stacks get a new release.
 UPDATED = ("openmpi", "mpich")
-COMMAND_TIMEOUT = 600
+FIXED_KERNEL = "427.18.1"  # upstream's kernel security update, for the fast path
+COMMAND_TIMEOUT = 900
 
 
 @dataclass
@@ -68,6 +69,8 @@ class Cycle:
     fault: dict[str, str] = field(default_factory=dict)  # variables the nodes' environment gets (a fault)
     nightly: ProcessResult | None = None
     promoted: bool = False
+    tickets: list[dict] = field(default_factory=list)
+    wiki: str = ""
 
     @property
     def specs(self) -> Path:
@@ -76,6 +79,18 @@ class Cycle:
     @property
     def store(self) -> Path:
         return self.root / "store"
+
+    def where_to_look(self) -> list[str]:
+        """The lines the demo ends with: where each outcome is."""
+        lines = [f"report:   {self.root / 'nightly' / 'report' / 'index.html'}"]
+        if (self.root / "outage" / "plan.html").is_file():
+            lines.append(f"plan:     {self.root / 'outage' / 'plan.html'}")
+        if self.wiki:
+            lines.append(f"wiki:     {self.wiki} (Trac stops with the demo; its files stay in {self.root / 'trac'})")
+        lines.append(f"tickets:  {len(self.tickets)} filed on Trac; `hpcos --specs {self.specs} --store {self.store} "
+                     f"tickets list` reads the store's record")
+        lines.append(f"phases:   {self.root / 'phases.json'}; every command's output: {self.root / 'commands.log'}")
+        return lines
 
     @property
     def nodes_dir(self) -> Path:
@@ -125,6 +140,7 @@ def run_cycle(root: Path, repo: Path, say: Callable[[str], None] = print, fault:
     try:
         _phases(cycle)
     finally:
+        (cycle.root / "phases.json").write_text(json.dumps([p.__dict__ for p in cycle.phases], indent=2))
         if cycle.trac is not None:
             cycle.trac.stop()
         if cycle.slurm is not None:
@@ -209,6 +225,8 @@ def _phases(cycle: Cycle) -> None:
         firmware = {"test": "20.35.1012", "production": "20.37.1014"}
         cluster.hca_stand_ins(cycle.root / "hca", firmware["test"])
         cycle.say("   InfiniBand: no HCA here; each node's ibstat and ibv_devinfo print a captured HDR port")
+        cycle.say("   performance: the simulated nodes share this machine's memory, measured against the local "
+                  "profile's references, not HDR's")
         repo = cycle.root / "production.repo"
         cycle.hpcos("repo", "client-config", "production", "--target", TARGET, "--gpgkey",
                     f"file://localhost{cycle.root / 'signing' / 'public.asc'}", "-o", str(repo))
@@ -248,11 +266,47 @@ def _phases(cycle: Cycle) -> None:
                          "PYTEST_ADDOPTS": f"-p no:cacheprovider -k {shlex.quote(NIGHTLY_SELECTION)}"})
         cycle.nightly = run(["bash", "-c", script], timeout=COMMAND_TIMEOUT, cwd=workspace, env=env,
                             log_file=cycle.root / "commands.log")
+        if not (workspace / "results.json").is_file():
+            raise UserError(f"the nightly job wrote no results (exit {cycle.nightly.exit_code}): "
+                            f"{_last_line(cycle.nightly)}")
         results = json.loads((workspace / "results.json").read_text())["results"]
         counts = {o: sum(r["outcome"] == o for r in results) for o in ("passed", "failed", "skipped")}
         return (f"the rendered nightly job: deploy testing onto {TEST_NODES}, hpcos test, record-run, report "
                 f"(exit {cycle.nightly.exit_code}): {counts['passed']} passed, {counts['failed']} failed, "
                 f"{counts['skipped']} skipped; report in {workspace / 'report' / 'index.html'}")
+
+    def tickets() -> str:
+        listed = json.loads(cycle.hpcos("tickets", "list", "--json").stdout)["tickets"]
+        cycle.tickets = listed
+        where = f"{cycle.trac.url}/report/1"
+        return f"{len(listed)} open ticket(s) on Trac ({where})" + "".join(
+            f"\n     #{t.get('id')}: {t.get('summary')}" for t in listed)
+
+    def outage() -> str:
+        cycle.hpcos("outage", "plan", "--window", "2026-12-08T08:00", "-o", str(cycle.root / "outage"))
+        cycle.hpcos("outage", "run", "--no-tests")
+        cycle.hpcos("outage", "report")
+        snapshot = cycle.hpcos("repo", "status", "production", "--id").stdout.strip()
+        cycle.wiki = f"{cycle.trac.url}/wiki/Outages/{snapshot}"
+        return (f"plan in {cycle.root / 'outage' / 'plan.html'} and on the wiki ({cycle.wiki}); production "
+                f"nodes deployed in the plan's batches; planned against actual on the wiki page")
+
+    def fastpath() -> str:
+        fixed = release_update(upstream, shipped, "kernel", FIXED_KERNEL)
+        cycle.hpcos("repo", "sync")
+        cycle.hpcos("build", "kernel", "--target", TARGET, env=agent)
+        cycle.hpcos("repo", "publish", "kernel-overlay")
+        cycle.hpcos("repo", "fastpath", "kernel-overlay", "--reason", "CVE-2026-0001 in the kernel")
+        cycle.hpcos("deploy", "production", "--cluster", str(cycle.profiles["production"]))
+        running = {n.name: (n / "run" / "running-kernel").read_text().strip() for n in _production_nodes(cycle)}
+        return f"upstream {fixed} rebuilt, fast-pathed to testing and production, deployed: running {running}"
+
+    def rollback() -> str:
+        cycle.hpcos("repo", "rollback", "production", "--reason", "the fixed kernel breaks the site's storage driver")
+        cycle.hpcos("deploy", "production", "--cluster", str(cycle.profiles["production"]))
+        running = {n.name: (n / "run" / "running-kernel").read_text().strip() for n in _production_nodes(cycle)}
+        states = cycle.slurm.states() if cycle.slurm else {}
+        return f"production back on its snapshot before the fast path: running {running}; Slurm: {states}"
 
     cycle.phase("upstream distribution", make_upstream)
     cycle.phase("site", make_site)
@@ -263,9 +317,21 @@ def _phases(cycle: Cycle) -> None:
     cycle.phase("clusters", clusters)
     cycle.phase("upstream update", update)
     cycle.phase("nightly run", nightly)
+    cycle.phase("tickets", tickets)
     cycle.phase("production gate", gate)
-    (cycle.root / "phases.json").write_text(json.dumps([p.__dict__ for p in cycle.phases], indent=2))
+    if not cycle.promoted:
+        cycle.say("== the gate refused production: the cycle stops here, as a site's would")
+        return
+    cycle.phase("outage plan, wiki page and rollout", outage)
+    cycle.say("   reboot: a node's reboot is a script that boots its newest (or grubby's default) kernel; no real "
+              "reboot here")
+    cycle.phase("kernel fast path onto production", fastpath)
+    cycle.phase("kernel rollback", rollback)
 
 
 def _expand(nodes: str) -> list[str]:
     return list(NodeSet(nodes))
+
+
+def _production_nodes(cycle: Cycle) -> list[Path]:
+    return [cycle.nodes_dir / n for ns in PRODUCTION_NODES.values() for n in _expand(ns)]
