@@ -71,6 +71,7 @@ class Cycle:
     promoted: bool = False
     tickets: list[dict] = field(default_factory=list)
     wiki: str = ""
+    after_rollback: dict[str, tuple[str, str]] = field(default_factory=dict)  # node -> (running kernel, Slurm state)
 
     @property
     def specs(self) -> Path:
@@ -306,6 +307,7 @@ def _phases(cycle: Cycle) -> None:
         cycle.hpcos("deploy", "production", "--cluster", str(cycle.profiles["production"]))
         running = {n.name: (n / "run" / "running-kernel").read_text().strip() for n in _production_nodes(cycle)}
         states = cycle.slurm.states() if cycle.slurm else {}
+        cycle.after_rollback = {node: (running[node], states.get(node, "unknown")) for node in running}
         return f"production back on its snapshot before the fast path: running {running}; Slurm: {states}"
 
     cycle.phase("upstream distribution", make_upstream)
