@@ -22,9 +22,9 @@ from pathlib import Path
 
 from hpcos.core.store_layout import StoreLayout
 from hpcos.repo import promotion
-from hpcos.repo.content_store import ContentStore
 from hpcos.repo.environments import Environments
 from hpcos.repo.snapshots import SnapshotStore
+from hpcos.rpms.content_store import ContentStore
 from hpcos.site.specs import load_specs
 
 SITE = """\

@@ -25,7 +25,7 @@ from harness.session import DEFAULT_CLUSTER, HarnessSession, Selection
 from harness.state import SESSION_KEY, harness_session, item_state, site
 from hpcos.cluster import mpi_errors
 from hpcos.cluster.launchers import CommandFailed, CommandResult
-from hpcos.core.errors import UserError, store_problem
+from hpcos.core.errors import HpcosError, UserError, store_problem
 from hpcos.results.model import TestResult
 from hpcos.site.credentials import redact
 
@@ -131,8 +131,10 @@ def _is_harness_test(item: pytest.Item) -> bool:
     return info is not None and any(_ours(info.name2fixturedefs, name) for name in HARNESS_FIXTURES)
 
 
-class NodeUnavailable(AssertionError):
+class NodeUnavailable(HpcosError, AssertionError):
     """The node of this (test, node) cannot run tests: the first test that meets it reports it."""
+
+    family = "node"
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

@@ -6,9 +6,14 @@ regressions as ordinary failures of class "performance regression".
 Confirm-by-rerun uses the harness's results contract: every measured (test, node) result carries
 the ``hpcos test ... -k ITEM --nodes NODE --mpi STACK`` command that reruns exactly it.  All
 suspects are rerun once, together, in one child session per profile: their keywords joined with
-``or``, their nodes and stacks united (``--results`` to a temporary file, ``--tickets off``, and
-``HPCOS_PERF_CONFIRMING`` set so the child neither records nor reruns).  Each suspect's fresh
+``or``, their nodes and stacks united (``--hpcos-results`` to a temporary file, ``--tickets off``,
+and ``HPCOS_PERF_CONFIRMING`` set so the child neither records nor reruns).  Each suspect's fresh
 measurement decides it.
+
+The child is a pytest session (``python -m pytest``) on this session's rootdir and test paths, not
+``hpcos test``: the harness sits below the command line and does not start it.  The options of a
+rerun command (``--cluster``, ``-k``, ``--nodes``, ``--mpi``) are the harness plugin's own pytest
+options under the same names, which ``hpcos test`` passes to pytest unchanged.
 """
 
 from __future__ import annotations
@@ -80,7 +85,8 @@ def _split_rerun(command: str) -> tuple[tuple[str, ...], str, str | None, str | 
 
 def rerun_commands(results: Sequence[TestResult]) -> list[list[str]]:
     """``hpcos test`` argument lists that rerun all of ``results`` once: one session per profile
-    (and other options), selecting every suspect item by keyword and every suspect node."""
+    (and other options), selecting every suspect item by keyword and every suspect node.  Past
+    ``test``, each is a pytest command line of the harness too (see the module's docstring)."""
     groups: dict[tuple[str, ...], list[tuple[str, str | None, str | None]]] = {}
     for result in results:
         parts = _split_rerun(result.rerun)
@@ -99,15 +105,16 @@ def rerun_commands(results: Sequence[TestResult]) -> list[list[str]]:
     return commands
 
 
-def rerun_by_command(results: Sequence[TestResult], timeout: float,
-                     options: Sequence[str] = ()) -> dict[tuple[str, str | None], TestResult]:
-    """Run the suspects' own rerun commands once, together, and return their fresh results."""
+def rerun_by_command(results: Sequence[TestResult], timeout: float, options: Sequence[str] = (),
+                     tests: Sequence[str] = ()) -> dict[tuple[str, str | None], TestResult]:
+    """Run the suspects' own rerun commands once, together, as pytest sessions of the harness on
+    ``tests`` (this session's ``--rootdir`` and test paths), and return their fresh results."""
     fresh: dict[tuple[str, str | None], TestResult] = {}
     wanted = {(r.test_id, r.node) for r in results}
     for argv in rerun_commands(results):
         with tempfile.TemporaryDirectory(prefix="hpcos-confirm-") as tmp:
             out = Path(tmp) / "results.json"
-            command = [sys.executable, "-m", "hpcos.cli", argv[0], "--results", str(out), *options, *argv[1:]]
+            command = [sys.executable, "-m", "pytest", "--hpcos-results", str(out), *options, *argv[1:], *tests]
             # The runner kills the whole rerun tree (mpirun, srun, the ranks) when it runs out of time.
             done = runner.run(command, env={CONFIRMING: "1"}, timeout=timeout, base_env=launch_environment())
             if done.timed_out or not out.exists():
@@ -115,6 +122,11 @@ def rerun_by_command(results: Sequence[TestResult], timeout: float,
             again = RunResults.read(out)
         fresh.update({(r.test_id, r.node): r for r in again.results if (r.test_id, r.node) in wanted})
     return fresh
+
+
+def session_paths(config: pytest.Config) -> list[str]:
+    """The test paths this session was given, made absolute: the rerun picks its suspects among them."""
+    return [str(config.invocation_params.dir / arg) for arg in config.args]
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -136,11 +148,12 @@ def pytest_hpcos_run_finished(config: pytest.Config, run: RunResults) -> None:
     quiet = ["--tickets", "off"] if config.getoption("--tickets", missing) is not missing else []
     # The child works on the same site: named on its command line, not through this process's environment.
     the_site = site(config)
-    quiet += ["--specs", str(the_site.specs_dir)]
+    quiet += ["--hpcos-specs", str(the_site.specs_dir)]
     if the_site.store_override is not None:
-        quiet += ["--store", str(the_site.store_override)]
+        quiet += ["--hpcos-store", str(the_site.store_override)]
+    tests = ["--rootdir", str(config.rootpath), *session_paths(config)]
     judgements = judge_run(ResultsStore(db), run, node_class(config, run),
-                           rerun=lambda results: rerun_by_command(results, timeout, quiet),
+                           rerun=lambda results: rerun_by_command(results, timeout, quiet, tests),
                            charts=Path(config.getoption("perf_charts")))
     regressions = [j for j in judgements if j.assessment.verdict == "regression"]
     config.stash[REGRESSIONS] = len(regressions)

@@ -18,9 +18,13 @@ import threading
 import urllib.request
 from urllib.parse import quote, urlsplit
 
+from hpcos.core.errors import HpcosError
 
-class HttpStatus(Exception):
+
+class HttpStatus(HpcosError):
     """A non-200 answer, shaped the way ``jenkins_sync.explain`` reads requests' errors."""
+
+    family = "tracker"  # a web service's answer, as a tracker's is
 
     def __init__(self, status: int, reason: str, text: str):
         super().__init__(f"{status} {reason}")

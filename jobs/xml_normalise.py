@@ -14,13 +14,14 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from hpcos.core.errors import HpcosError
 from hpcos.core.files import write_text_atomically
 
 _DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>\s*")
 
 
-class NotXml(ValueError):
-    pass
+class NotXml(HpcosError, ValueError):
+    family = "parse"
 
 
 def normalise(config: str | bytes) -> str:

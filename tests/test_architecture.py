@@ -40,6 +40,11 @@ def test_the_tree_keeps_every_contract(repo_root):
     ("hpcos/results/model.py", "import hpcos.tickets.grouping", "Layers"),
     ("jobs/render.py", "import hpcos.cluster.profiles", "The Jenkins side"),
     ("hpcos/repo/promotion.py", "import argparse", "Only the command line"),
+    # The split sibling layers: rebuild and repo meet only in hpcos.rpms; repo, tickets, perf are independent.
+    ("hpcos/rebuild/publish.py", "import hpcos.repo.publish", "The build side"),
+    ("hpcos/rpms/signing.py", "import hpcos.rebuild.release", "Layers"),
+    ("hpcos/tickets/lifecycle.py", "import hpcos.perf.store", "Layers"),
+    ("hpcos/rpms/signing.py", "import hpcos.probes.parsers", "Layers"),
 ])
 def test_an_upward_import_breaks_lint(tree_copy, module, line, contract):
     path = tree_copy / module
@@ -57,4 +62,12 @@ def test_no_subprocess_outside_the_runner(repo_root):
                  for p in (repo_root / package).rglob("*.py")
                  if p.name != "runner.py" and any(line.startswith(("import subprocess", "from subprocess"))
                                                    for line in p.read_text().splitlines())]
+    assert offenders == []
+
+
+def test_nothing_below_the_command_line_starts_it(repo_root):
+    """A layer below hpcos.cli reaches it neither by import (the contract) nor as a process."""
+    offenders = [str(p.relative_to(repo_root)) for package in ("hpcos", "jobs", "harness")
+                 for p in (repo_root / package).rglob("*.py")
+                 if "cli" not in p.relative_to(repo_root).parts and '"hpcos.cli"' in p.read_text()]
     assert offenders == []

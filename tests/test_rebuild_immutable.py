@@ -11,10 +11,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import require_tool
-from support.rpm_fixtures import (
+from support.rpm_fixtures import (  # noqa: F401 (el9_build_host is a fixture)
     GOOD_PATCH,
     UpstreamPackage,
+    el9_build_host,
     el_host,
     make_repo,
     make_site,
@@ -27,17 +27,11 @@ from hpcos.cli import main
 from hpcos.core.store_layout import StoreLayout
 from hpcos.rebuild import publish
 
+pytestmark = pytest.mark.usefixtures("el9_build_host")
+
 TARGET = "el9-x86_64"
 # The same change as GOOD_PATCH, worded differently: new patch content for the same base.
 GOOD_PATCH_V2 = GOOD_PATCH.replace("hello from the site overlay", "hello from the site overlay, v2")
-
-
-@pytest.fixture(autouse=True)
-def el9_build_host(tmp_path, monkeypatch):
-    for tool, debian in (("rpmbuild", "rpm"), ("createrepo_c", "createrepo-c"), ("dnf", "dnf"), ("gcc", "gcc")):
-        require_tool(tool, debian)
-    for key, value in el_host(tmp_path / "home").items():
-        monkeypatch.setenv(key, value)
 
 
 def write_site(root: Path, srpm: Path, patch_text: str) -> Path:

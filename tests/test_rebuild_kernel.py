@@ -15,25 +15,24 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import require_tool
-from support.rpm_fixtures import KERNEL_SITE_PATCH, KernelPackage, el_host, make_site, rpm_query, site_patch
+from support.rpm_fixtures import (
+    KERNEL_SITE_PATCH,
+    KernelPackage,
+    el9_build_host,  # noqa: F401 (a fixture)
+    make_site,
+    rpm_query,
+    site_patch,
+)
 
 from hpcos.cli import main
 from hpcos.core.store_layout import StoreLayout
+
+pytestmark = pytest.mark.usefixtures("el9_build_host")
 
 TARGET = "el9-x86_64"
 PATCH = "0001-RDMA-ucma-raise-the-default-max_backlog-to-4096.patch"
 REASON = "rdma_cm listen backlog of 1024 drops connections when 4000 MPI ranks start at once."
 OVERLAY_RELEASE = "427.13.1.hpc1.el9_4"
-
-
-@pytest.fixture(autouse=True)
-def el9_build_host(tmp_path, monkeypatch):
-    for tool, debian in (("rpmbuild", "rpm"), ("rpmspec", "rpm"), ("createrepo_c", "createrepo-c"), ("gcc", "gcc"),
-                         ("make", "make"), ("patch", "patch"), ("git", "git")):
-        require_tool(tool, debian)
-    for key, value in el_host(tmp_path / "home").items():
-        monkeypatch.setenv(key, value)
 
 
 def build_kernel(tmp_path: Path, upstream: KernelPackage) -> tuple[int, Path]:

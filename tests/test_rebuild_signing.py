@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 from conftest import require_tool
-from support.rpm_fixtures import (
+from support.rpm_fixtures import (  # noqa: F401 (el9_build_host is a fixture)
     GOOD_PATCH,
     UpstreamPackage,
+    el9_build_host,
     el_host,
     gpg_signing_key,
     make_site,
@@ -25,6 +26,8 @@ from support.rpm_fixtures import (
 
 from hpcos.cli import main
 from hpcos.core.store_layout import StoreLayout
+
+pytestmark = pytest.mark.usefixtures("el9_build_host")
 
 KEY_ID = "rpm-signing@example.org"
 
@@ -39,12 +42,6 @@ def gpg_key(tmp_path_factory) -> tuple[Path, Path]:
     public = gpg_signing_key(home, f"HPC Site <{KEY_ID}>")
     yield home, public
     subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], capture_output=True, timeout=60)
-
-
-@pytest.fixture(autouse=True)
-def el9_build_host(tmp_path, monkeypatch):
-    for key, value in el_host(tmp_path / "home").items():
-        monkeypatch.setenv(key, value)
 
 
 def sign(path: Path, home: Path) -> None:

@@ -7,22 +7,22 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import require_tool
-from support.rpm_fixtures import GOOD_PATCH, STALE_PATCH, UpstreamPackage, el_host, make_site, site_patch
+from support.rpm_fixtures import (
+    GOOD_PATCH,
+    STALE_PATCH,
+    UpstreamPackage,
+    el9_build_host,  # noqa: F401 (a fixture)
+    make_site,
+    site_patch,
+)
 
 from hpcos.cli import main
 from hpcos.tickets.backends.local import LocalTracker
 
+pytestmark = pytest.mark.usefixtures("el9_build_host")
+
 TARGET = "el9-x86_64"
 OWNER = "Jane Packager <jane@example.org>"
-
-
-@pytest.fixture(autouse=True)
-def el9_build_host(tmp_path, monkeypatch):
-    for tool, debian in (("rpmbuild", "rpm"), ("createrepo_c", "createrepo-c"), ("gcc", "gcc"), ("patch", "patch")):
-        require_tool(tool, debian)
-    for key, value in el_host(tmp_path / "home").items():
-        monkeypatch.setenv(key, value)
 
 
 def build(tmp_path: Path, srpm: Path, patch_text: str) -> int:

@@ -17,11 +17,11 @@ from hpcos.core.errors import UserError
 from hpcos.core.files import file_digest
 from hpcos.core.store_layout import StoreLayout
 from hpcos.repo import nightly, repodata
-from hpcos.repo.content_store import ContentStore
 from hpcos.repo.diff import diff_packages
 from hpcos.repo.environments import Environments
 from hpcos.repo.mirror import verified_sha256
 from hpcos.results.model import RunResults
+from hpcos.rpms.content_store import ContentStore
 
 
 def record(name, version, release="1", arch="noarch"):

@@ -16,7 +16,7 @@ import sys
 
 from hpcos import __version__
 from hpcos.cli.console import console, install_log_handler
-from hpcos.core.errors import StoreError, UserError, store_problem
+from hpcos.core.errors import HpcosError, store_problem
 from hpcos.site import Site
 
 # Each subcommand and the module of hpcos.cli that provides ``register(subparsers)`` for it; a
@@ -42,8 +42,7 @@ COMMANDS = {
     "demo": "hpcos.cli.demo",  # hpcos demo: the cycle on a simulated site, from the shipped files
 }
 
-# Exit codes, in one place: the first class an error is an instance of decides.
-EXIT_CODES: list[tuple[type[BaseException], int]] = [(StoreError, 1), (UserError, 2)]
+# Every error's exit code is its family's, in the one table: hpcos.core.errors.FAMILIES.
 INTERRUPTED = 130
 
 
@@ -103,11 +102,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def exit_code(exc: BaseException) -> int:
-    return next(code for cls, code in EXIT_CODES if isinstance(exc, cls))
-
-
-def report_error(exc: UserError) -> None:
+def report_error(exc: HpcosError) -> None:
     text = str(exc)
     print(f"hpcos: {text}" if "\n" not in text else f"hpcos: errors:\n{text}", file=sys.stderr)
 
@@ -118,16 +113,16 @@ def main(argv: list[str] | None = None) -> int:
     install_log_handler(args.site.environ)
     try:
         return int(args.func(args) or 0)
-    except UserError as exc:
+    except HpcosError as exc:
         report_error(exc)
-        return exit_code(exc)
+        return exc.exit_code
     except (OSError, sqlite3.Error) as exc:
         # A full or read-only store is the environment's problem, said in one line; anything else is a bug.
         problem = store_problem(exc)
         if problem is None:
             raise
         report_error(problem)
-        return exit_code(problem)
+        return problem.exit_code
     except KeyboardInterrupt:
         print("hpcos: interrupted", file=sys.stderr)
         return INTERRUPTED

@@ -82,7 +82,8 @@ def _check_upstream(args, spec_set, package, layout: StoreLayout) -> int:
 
 
 def _build(args, spec_set, package, layout: StoreLayout) -> int:
-    from hpcos.rebuild import build_tickets, builders, junit, pipeline, signing
+    from hpcos.rebuild import build_tickets, builders, junit, pipeline
+    from hpcos.rpms import signing
 
     kind = args.builder or builders.default_builder_kind(package)
     if kind != package.builder and not args.builder:

@@ -19,7 +19,7 @@ from hpcos.cluster.inventory import ClusterInventory
 from hpcos.cluster.registry import LAUNCHERS
 from hpcos.core import sourced_yaml
 from hpcos.core.errors import UserError
-from hpcos.core.sourced_yaml import described_pattern
+from hpcos.core.sourced_yaml import DescribedPattern
 from hpcos.results.model import Reference
 
 PROFILE_SUFFIX = ".yaml"
@@ -27,18 +27,25 @@ _NODE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 # Profile values end up in shell command lines on the nodes (ssh, srun, perftest, the version probe).
 # Every such field takes only what its real values look like, and the launchers quote them as well.
-StackName = described_pattern(r"^[A-Za-z][A-Za-z0-9_.+-]*$",
-                              "an MPI stack name (letters, digits and _ . + -, starting with a letter)")
-DeviceName = described_pattern(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$",
-                               "an RDMA device name such as mlx5_0 (letters, digits and _ . : -)")
-NodeName = described_pattern(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
-                             "a node name (letters, digits and _ . -, not starting with - or .)")
+StackName = Annotated[str, DescribedPattern(
+    pattern=r"^[A-Za-z][A-Za-z0-9_.+-]*$",
+    meaning="an MPI stack name (letters, digits and _ . + -, starting with a letter)")]
+DeviceName = Annotated[str, DescribedPattern(
+    pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$",
+    meaning="an RDMA device name such as mlx5_0 (letters, digits and _ . : -)")]
+NodeName = Annotated[str, DescribedPattern(
+    pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+    meaning="a node name (letters, digits and _ . -, not starting with - or .)")]
 # One command-line word: an option or its value, never shell syntax.
-Argument = described_pattern(r"^[A-Za-z0-9_./=:,+-]+$", "one command-line argument (letters, digits and "
-                                                         "_ . / = : , + -)")
-EnvName = described_pattern(r"^[A-Za-z_][A-Za-z0-9_]*$",
-                            "an environment variable name (letters, digits and _, not starting with a digit)")
-UserName = described_pattern(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", "a user name (letters, digits and _ . -)")
+Argument = Annotated[str, DescribedPattern(
+    pattern=r"^[A-Za-z0-9_./=:,+-]+$",
+    meaning="one command-line argument (letters, digits and _ . / = : , + -)")]
+EnvName = Annotated[str, DescribedPattern(
+    pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+    meaning="an environment variable name (letters, digits and _, not starting with a digit)")]
+UserName = Annotated[str, DescribedPattern(
+    pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$",
+    meaning="a user name (letters, digits and _ . -)")]
 
 
 class Strict(BaseModel):

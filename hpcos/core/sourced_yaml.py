@@ -15,7 +15,7 @@ import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import pydantic
 import yaml
@@ -275,105 +275,55 @@ def validate(model: type[pydantic.BaseModel], doc: SourcedDoc, context: Mapping[
         raise InvalidInput(explain(model, doc, exc.errors(include_url=False))) from None
 
 
-# Readable names for the patterns of constrained strings (see ``described_pattern``).
+# Readable names for the patterns of constrained strings (see ``DescribedPattern``).
 _PATTERN_MEANINGS: dict[str, str] = {}
 
 
-def described_pattern(regex: str, meaning: str) -> Any:
-    """A string type constrained by ``regex`` whose error says ``expected <meaning>`` instead of the regex."""
-    _PATTERN_MEANINGS[regex] = meaning
-    return Annotated[str, pydantic.StringConstraints(pattern=regex)]
+@dataclass(frozen=True)
+class DescribedPattern(pydantic.StringConstraints):
+    """``Annotated[str, DescribedPattern(pattern=REGEX, meaning=...)]``: a string matching ``REGEX``
+    whose error says ``expected <meaning>`` instead of quoting the regex."""
 
+    meaning: str = ""
 
-@dataclass
-class _Located:
-    """One pydantic error with its location cleaned of union member tags."""
-
-    err: Mapping[str, Any]
-    loc: Loc
-    # (length of the clean loc where a non-discriminated union was entered, member tag)
-    unions: list[tuple[int, str]]
+    def __post_init__(self) -> None:
+        if self.pattern is not None:
+            _PATTERN_MEANINGS[str(self.pattern)] = self.meaning
 
 
 def explain(model: type[pydantic.BaseModel], doc: SourcedDoc,
             errors: Iterable[Mapping[str, Any]]) -> list[InputError]:
     """pydantic errors -> one InputError per thing wrong.
 
-    A value that fails every member of a plain union makes pydantic report one error per member; we
-    report the member that came closest (fewest errors), or, when the value itself has the wrong type
-    for every member, one error listing what each member would accept.
+    The models this reads have no unions (but Optional): pydantic's error locations are then the
+    file's own keys and indexes (``tests/test_specs_sourced_yaml.py`` keeps it so).
     """
-    located = []
-    for err in errors:
-        walk = _walk(model, tuple(err["loc"]))
-        located.append(_Located(err, walk.loc, walk.unions))
-    resolved = _resolve_unions(located)
+    errors = list(errors)
     # "unknown key 'ownr'; did you mean 'owner'?" already says what "owner: required field is missing" would.
-    meant = {item.loc[:-1] + (hint,) for item in resolved if item.err["type"] == "extra_forbidden"
-             for hint in [_closest_key(model, item)] if hint}
-    return [_explain_one(model, doc, item) for item in resolved
-            if not (item.err["type"] == "missing" and item.loc in meant)]
+    meant = {tuple(err["loc"][:-1]) + (hint,) for err in errors if err["type"] == "extra_forbidden"
+             for hint in [_closest_key(model, tuple(err["loc"]))] if hint}
+    return [_explain_one(model, doc, err) for err in errors
+            if not (err["type"] == "missing" and tuple(err["loc"]) in meant)]
 
 
-def _closest_key(model: type[pydantic.BaseModel], item: _Located) -> str | None:
-    hint = difflib.get_close_matches(str(item.loc[-1]), _known_keys(model, item), n=1)
+def _closest_key(model: type[pydantic.BaseModel], loc: Loc) -> str | None:
+    hint = difflib.get_close_matches(str(loc[-1]), allowed_keys(model, loc[:-1]), n=1)
     return hint[0] if hint else None
 
 
-def _known_keys(model: type[pydantic.BaseModel], item: _Located) -> list[str]:
-    # The raw location still names the union member, so only that member's keys are offered.
-    return _keys_of(_walk(model, tuple(item.err["loc"])[:-1]).annotation)
-
-
-def _resolve_unions(located: list[_Located]) -> list[_Located]:
-    plain = [item for item in located if not item.unions]
-    by_union: dict[Loc, list[_Located]] = {}
-    for item in located:
-        if item.unions:
-            depth = item.unions[0][0]
-            by_union.setdefault(item.loc[:depth], []).append(item)
-    for at, group in by_union.items():
-        if all(item.loc == at and len(item.unions) == 1 for item in group):
-            plain.append(_merged(at, group))
-            continue
-        members: dict[str, list[_Located]] = {}
-        for item in group:
-            members.setdefault(item.unions[0][1], []).append(item)
-        # A member that failed on the value's own type is further from it than one that looked inside.
-        best = min(members.values(), key=lambda items: (any(i.loc == at for i in items), len(items)))
-        plain.extend(_resolve_unions([_Located(i.err, i.loc, i.unions[1:]) for i in best]))
-    return plain
-
-
-def _merged(at: Loc, group: list[_Located]) -> _Located:
-    expectations = list(dict.fromkeys(_expected(item.err) for item in group))
-    err = dict(group[0].err, type="union_merged", msg=" or ".join(expectations))
-    return _Located(err, at, [])
-
-
-def _explain_one(model: type[pydantic.BaseModel], doc: SourcedDoc, item: _Located) -> InputError:
-    err, loc = item.err, item.loc
+def _explain_one(model: type[pydantic.BaseModel], doc: SourcedDoc, err: Mapping[str, Any]) -> InputError:
+    loc = tuple(err["loc"])
     if loc and loc[-1] == "[key]":  # pydantic's marker for a mapping key that failed: the key is the field
         loc = loc[:-1]
     kind = err["type"]
     found = err.get("input")
     if kind == "extra_forbidden":
-        hint = _closest_key(model, item)
-        known = ", ".join(sorted(_known_keys(model, item)))
+        hint = _closest_key(model, tuple(err["loc"]))
+        known = ", ".join(sorted(allowed_keys(model, tuple(err["loc"])[:-1])))
         return doc.error(loc, f"unknown key {loc[-1]!r}; " + (f"did you mean {hint!r}?" if hint
                                                                 else f"expected one of: {known}"))
     if kind == "missing":
         return doc.error(loc, "required field is missing")
-    if kind in ("union_tag_invalid", "union_tag_not_found"):
-        # A discriminated union: the discriminator key chose no member (or is absent).
-        key = err["ctx"]["discriminator"].strip("'\"")
-        tags = err.get("ctx", {}).get("expected_tags") or _tags_of(model, loc, key)
-        if kind == "union_tag_not_found":
-            return doc.error(loc + (key,), f"required field is missing; expected one of {tags}")
-        tag = err["ctx"]["tag"]
-        return doc.error(loc + (key,), f"expected one of {tags}; found {_show(tag)}{_did_you_mean(tag, tags)}")
-    if kind == "union_merged":
-        return doc.error(loc, f"expected {err['msg']}; found {_show(found)}")
     if kind in ("value_error", "assertion_error"):
         message = _validator_message(err["msg"])
         # A validator that says what it found (without echoing a whole mapping) is taken at its word.
@@ -426,49 +376,21 @@ def _show(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-@dataclass
-class _Walk:
-    loc: Loc
-    unions: list[tuple[int, str]]
-    annotation: Any
-
-
-def _walk(model: type[pydantic.BaseModel], raw: Loc) -> _Walk:
-    """Follow a pydantic error location through the model's annotations.
-
-    pydantic puts the union member into locations (``("launcher", "SshLauncher", "host")``, ``("s",
-    "list[str]")``, or the discriminator's value); those are not keys of the file, so they are
-    dropped, remembering where a plain union was entered.
-    """
-    current: Any = model
-    clean: list[str | int] = []
-    unions: list[tuple[int, str]] = []
-    parts = list(raw)
-    while parts:
-        current = _unwrap(current)
-        part = parts[0]
-        members = _union_members(current)
-        if members is not None:
-            member = _member_by_tag(members, part, discriminated=_discriminator(current) is not None)
-            if member is not None or isinstance(part, str) and not _member_with_field(members, part):
-                if _discriminator(current) is None:
-                    unions.append((len(clean), str(part)))
-                parts.pop(0)
-                current = member
-                continue
-            current = _member_with_field(members, part)
-        parts.pop(0)
-        clean.append(part)
-        if current is None and isinstance(part, str) and _is_union_tag(part):
-            clean.pop()  # beyond what the walk can follow: fall back to recognising pydantic's tag names
-        current = _child(current, part)
-    return _Walk(tuple(clean), unions, current)
+def allowed_keys(model: type[pydantic.BaseModel], loc: Loc) -> list[str]:
+    """Field names (by alias) of the model found at ``loc`` inside ``model``; none where no model is."""
+    annotation: Any = model
+    for part in loc:
+        annotation = _child(_unwrap(annotation), part)
+    annotation = _unwrap(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, pydantic.BaseModel):
+        return list(_fields_by_name(annotation))
+    return []
 
 
 def _child(current: Any, part: str | int) -> Any:
     if isinstance(current, type) and issubclass(current, pydantic.BaseModel):
         info = _fields_by_name(current).get(str(part))
-        return _annotation(info) if info else None
+        return info.annotation if info else None
     args = typing.get_args(current)
     origin = typing.get_origin(current)
     if origin in (dict, Mapping) and args:
@@ -478,95 +400,15 @@ def _child(current: Any, part: str | int) -> Any:
     return None
 
 
-def _annotation(info: pydantic.fields.FieldInfo) -> Any:
-    # pydantic moves Field(discriminator=...) out of the annotation; keep it for the walk.
-    if info.discriminator is not None:
-        return Annotated[info.annotation, pydantic.Field(discriminator=info.discriminator)]
-    return info.annotation
-
-
-def _union_members(annotation: Any) -> list[Any] | None:
-    """Members of a union of two or more non-None types (looking through Annotated), else None."""
-    inner = typing.get_args(annotation)[0] if typing.get_origin(annotation) is typing.Annotated else annotation
-    if typing.get_origin(inner) in (typing.Union, types.UnionType):
-        members = [a for a in typing.get_args(inner) if a is not type(None)]
-        return members if len(members) > 1 else None
-    return None
-
-
-def _discriminator(annotation: Any) -> str | None:
-    if typing.get_origin(annotation) is not typing.Annotated:
-        return None
-    for meta in typing.get_args(annotation)[1:]:
-        if isinstance(getattr(meta, "discriminator", None), str):
-            return meta.discriminator
-    return None
-
-
-def _member_by_tag(members: list[Any], tag: str | int, discriminated: bool) -> Any:
-    for member in members:
-        if isinstance(member, type) and issubclass(member, pydantic.BaseModel):
-            if tag == member.__name__:
-                return member
-            if discriminated and any(tag in _literal_values(info.annotation)
-                                     for info in member.model_fields.values()):
-                return member
-    return None
-
-
-def _member_with_field(members: list[Any], name: str) -> Any:
-    for member in members:
-        if isinstance(member, type) and issubclass(member, pydantic.BaseModel) and name in _fields_by_name(member):
-            return member
-    return None
-
-
-def _literal_values(annotation: Any) -> tuple[Any, ...]:
-    return typing.get_args(annotation) if typing.get_origin(annotation) is typing.Literal else ()
-
-
-def _tags_of(model: type[pydantic.BaseModel], loc: Loc, key: str) -> str:
-    members = _union_members(_unwrap(_walk(model, loc).annotation)) or []
-    tags = [value for m in members if isinstance(m, type) and issubclass(m, pydantic.BaseModel)
-            and key in _fields_by_name(m) for value in _literal_values(_fields_by_name(m)[key].annotation)]
-    return ", ".join(repr(t) for t in tags)
-
-
-def _is_union_tag(part: str) -> bool:
-    # pydantic's names for non-model union members ("function-after[...]", "str", "list[str]", ...)
-    return "[" in part or part in {"str", "int", "float", "bool", "list", "dict"}
-
-
-def allowed_keys(model: type[pydantic.BaseModel], loc: Loc) -> list[str]:
-    """Field names (by alias) of the model found at ``loc`` inside ``model`` (of every member, at a union)."""
-    return _keys_of(_walk(model, tuple(loc)).annotation)
-
-
-def _keys_of(annotation: Any) -> list[str]:
-    annotation = _unwrap(annotation)
-    candidates = _union_members(annotation) or [annotation]
-    keys: dict[str, None] = {}
-    for member in candidates:
-        member = _unwrap(member)
-        if isinstance(member, type) and issubclass(member, pydantic.BaseModel):
-            keys.update(dict.fromkeys(_fields_by_name(member)))
-    return list(keys)
-
-
 def _fields_by_name(model: type[pydantic.BaseModel]) -> dict[str, pydantic.fields.FieldInfo]:
     return {(info.alias or name): info for name, info in model.model_fields.items()}
 
 
 def _unwrap(annotation: Any) -> Any:
-    """Strip Optional and Annotated so the walk reaches the model inside.
-
-    A union of several members stays, with its Annotated wrapper: that is where a discriminator lives.
-    """
+    """Strip Optional and Annotated so the walk reaches the model inside."""
     while True:
         origin = typing.get_origin(annotation)
         if origin is typing.Annotated:
-            if _union_members(annotation):
-                return annotation
             annotation = typing.get_args(annotation)[0]
         elif origin in (typing.Union, types.UnionType):
             members = [a for a in typing.get_args(annotation) if a is not type(None)]

@@ -33,6 +33,11 @@ class StoreLayout:
         """The working overlay repository that ``hpcos build`` publishes into (RPMs + repodata)."""
         return self.root / "overlays" / overlay / target
 
+    @staticmethod
+    def overlay_entry(overlay: str, target: str) -> str:
+        """The entry an overlay's repository for one target has in a snapshot: ``snapshots/<id>/<entry>/``."""
+        return f"{overlay}-{target}"
+
     def overlay_repo_lock(self, overlay: str, target: str) -> Path:
         """The lock a build holds while it publishes into an overlay repository and ``repo publish``
         holds while it freezes it: a snapshot never takes an RPM that is still being copied."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from hpcos.core.errors import UserError
 from hpcos.results.model import RunResults
 
 SCHEMA = """
@@ -73,8 +74,8 @@ CREATE TABLE IF NOT EXISTS samples (
 """
 
 
-class UnknownRun(LookupError):
-    pass
+class UnknownRun(UserError, LookupError):
+    """No run of that id in the results database (the CLI names the database)."""
 
 
 @dataclass(frozen=True)

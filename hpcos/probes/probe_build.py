@@ -25,14 +25,17 @@ from filelock import FileLock
 
 from hpcos.core import runner
 from hpcos.core.environment import launch_environment
+from hpcos.core.errors import HpcosError
 from hpcos.core.shipped import probes_dir
 
 PROBES_DIR = probes_dir()
 COMPILE_TIMEOUT = 120
 
 
-class ProbeBuildError(RuntimeError):
+class ProbeBuildError(HpcosError, RuntimeError):
     """The compiler could not build the probe; the message carries its own output."""
+
+    family = "build"
 
 
 def default_cache_dir() -> Path:

@@ -23,7 +23,7 @@ from typing import Protocol
 
 from hpcos.core.errors import UserError
 from hpcos.core.store_layout import StoreLayout
-from hpcos.rebuild import rpmtool
+from hpcos.rpms import rpmtool
 from hpcos.site.specs import Package, SpecSet, Target
 
 BUILD_TIMEOUT = 4 * 3600

@@ -16,8 +16,8 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hpcos.rebuild import rpmtool
 from hpcos.rebuild.failures import Failure, FailureKind
+from hpcos.rpms import rpmtool
 from hpcos.site.specs import Package, SpecSet
 
 CHECK_TIMEOUT = 1800

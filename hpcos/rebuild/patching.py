@@ -17,10 +17,12 @@ from specfile import Specfile
 
 from hpcos.core.errors import UserError
 from hpcos.core.files import file_digest
-from hpcos.rebuild import patch_style, rpmtool
+from hpcos.rebuild import patch_style
 from hpcos.rebuild.patch_check import strip_level
-from hpcos.rebuild.release import Evr, build_tag, next_counter
+from hpcos.rebuild.release import build_tag, next_counter
 from hpcos.rebuild.source import Srpm
+from hpcos.rpms import rpmtool
+from hpcos.rpms.evr import Evr
 from hpcos.site.specs import Package, SpecSet
 
 PATCH_TIMEOUT = 300

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from hpcos.core.errors import UserError
+from hpcos.core.errors import HpcosError, UserError
 from hpcos.core.store_layout import StoreLayout
 from hpcos.rebuild import patch_check, patching, publish, source
 from hpcos.rebuild.builders import Builder
@@ -49,7 +49,11 @@ class BuildReport:
         return self.failure is None and self.error is None
 
 
-class BuildFailed(Exception):
+class BuildFailed(HpcosError):
+    """A step of the build failed; ``failure`` says which and why (the report records it)."""
+
+    family = "build"
+
     def __init__(self, failure: Failure):
         super().__init__(failure.summary)
         self.failure = failure

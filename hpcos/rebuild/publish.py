@@ -23,9 +23,10 @@ from hpcos.core import failpoints
 from hpcos.core.errors import UserError
 from hpcos.core.files import file_digest
 from hpcos.core.store_layout import StoreLayout
-from hpcos.rebuild import rpmtool
-from hpcos.rebuild.release import Evr
-from hpcos.rebuild.signing import Signer
+from hpcos.rpms import rpmtool
+from hpcos.rpms.content_store import held_with_other_content
+from hpcos.rpms.evr import Evr
+from hpcos.rpms.signing import Signer
 
 __all__ = ["ImmutableBuild", "Published", "Signer", "existing_builds", "publish", "prune", "refuse_replacing"]
 
@@ -86,8 +87,6 @@ def clean_partial(repo: Path) -> None:
 
 def refuse_replacing(rpms: list[Path], repos: list[Path], layout: StoreLayout) -> None:
     """Refuse an RPM whose file name (N-V-R.A) a repository or any snapshot holds with other bytes."""
-    from hpcos.repo.publish import held_with_other_content
-
     digests = {path.name: file_digest(path) for path in rpms}
     clashes = []
     for repo in repos:
@@ -107,10 +106,8 @@ class ImmutableBuild(UserError):
 def existing_builds(layout: StoreLayout, overlay: str, target: str, source_name: str) -> set[Evr]:
     """Every build of ``source_name`` in the overlay's working repository and in any snapshot's
     entry for it: the release rule counts past all of them (release.next_counter)."""
-    from hpcos.repo.publish import overlay_entry
-
     paths = list(layout.overlay_repo(overlay, target).glob("*.rpm"))
-    paths += layout.snapshots.glob(f"*/{overlay_entry(overlay, target)}/Packages/*.rpm")
+    paths += layout.snapshots.glob(f"*/{layout.overlay_entry(overlay, target)}/Packages/*.rpm")
     found: set[Evr] = set()
     seen: set[tuple[int, int]] = set()
     for path in paths:

@@ -15,8 +15,8 @@ import rpm
 from hpcos.core.errors import UserError
 from hpcos.core.files import file_digest
 from hpcos.core.store_layout import StoreLayout
-from hpcos.rebuild import rpmtool
-from hpcos.rebuild.release import Evr
+from hpcos.rpms import rpmtool
+from hpcos.rpms.evr import Evr
 from hpcos.site.specs import Package, SpecSet
 
 DOWNLOAD_TIMEOUT = 300

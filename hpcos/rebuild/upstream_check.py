@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hpcos.core.errors import UserError
-from hpcos.rebuild import rpmtool
-from hpcos.rebuild.release import Evr, base_of
+from hpcos.rebuild.release import base_of
+from hpcos.rpms import rpmtool
+from hpcos.rpms.evr import Evr
 from hpcos.site.specs import Package
 
 REBUILD_DUE = 3

@@ -31,17 +31,6 @@ def _holder(layout: StoreLayout) -> str:
         return "another hpcos repo command"
 
 
-def process_alive(pid: int) -> bool:
-    """Whether a run that left files behind is still running (so they are not leftovers yet)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 @contextmanager
 def store_lock(layout: StoreLayout, what: str, wait: bool = True) -> Iterator[None]:
     layout.locks.mkdir(parents=True, exist_ok=True)

@@ -22,9 +22,9 @@ from hpcos.core import runner
 from hpcos.core.errors import UserError
 from hpcos.core.files import file_digest
 from hpcos.core.store_layout import StoreLayout
-from hpcos.rebuild import signing
 from hpcos.repo import repodata
-from hpcos.repo.content_store import ContentStore
+from hpcos.rpms import signing
+from hpcos.rpms.content_store import ContentStore
 from hpcos.site.specs import SpecSet
 
 # Multilib: EL x86_64 repositories carry i686 libraries that x86_64 hosts install.

@@ -21,21 +21,17 @@ from hpcos.core import runner
 from hpcos.core.errors import UserError
 from hpcos.core.files import file_digest
 from hpcos.core.store_layout import StoreLayout
-from hpcos.rebuild import signing
 from hpcos.repo import repodata, retention
-from hpcos.repo.content_store import ContentStore
 from hpcos.repo.environments import Environments
 from hpcos.repo.locking import store_lock
 from hpcos.repo.snapshots import Snapshot, SnapshotStore
+from hpcos.rpms import signing
+from hpcos.rpms.content_store import ContentStore, held_with_other_content
 from hpcos.site.specs import SpecSet
 
 log = logging.getLogger("hpcos.repo")
 LOCK_TIMEOUT = 1800
 DIGEST_TIMEOUT = 120
-
-
-def overlay_entry(overlay: str, target: str) -> str:
-    return f"{overlay}-{target}"
 
 
 def publish(spec_set: SpecSet, layout: StoreLayout, overlay: str, reason: str = "", wait: bool = True) -> Snapshot:
@@ -55,7 +51,7 @@ def publish(spec_set: SpecSet, layout: StoreLayout, overlay: str, reason: str = 
     layout.locks.mkdir(parents=True, exist_ok=True)
     try:
         for target, source in sorted(working.items()):
-            entry = staging.new_entry(overlay_entry(overlay, target))
+            entry = staging.new_entry(layout.overlay_entry(overlay, target))
             # The build's own lock: no RPM is half-copied into the working repository while it is frozen.
             with FileLock(str(layout.overlay_repo_lock(overlay, target)), timeout=LOCK_TIMEOUT):
                 _freeze(source, entry / "Packages", content)
@@ -92,29 +88,6 @@ def _check_immutable_and_signed(spec_set: SpecSet, layout: StoreLayout, working:
     if clashes:
         raise UserError(f"refusing to publish a different build under an existing name: {', '.join(clashes)}; "
                         "rebuild it (hpcos build gives a new build a new release) instead of replacing it")
-
-
-def held_with_other_content(layout: StoreLayout, digests: dict[str, str]) -> list[str]:
-    """``name (snapshot/entry)`` for each RPM file name that a snapshot holds with other bytes.
-
-    A file name is N-V-R.A; snapshots never change, so a node may have installed what they hold."""
-    clashes: list[str] = []
-    if not layout.snapshots.is_dir():
-        return clashes
-    content = ContentStore(layout.content)
-    for snapshot in sorted(p for p in layout.snapshots.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        for entry in sorted(p for p in snapshot.iterdir() if p.is_dir() and not p.is_symlink()):
-            for name, digest in digests.items():
-                held = entry / "Packages" / name
-                if not held.is_file():
-                    continue
-                stored = content.path(digest)
-                # Snapshots hard-link the content store: the same inode is the same bytes, unread.
-                if stored.is_file() and held.samefile(stored):
-                    continue
-                if file_digest(held) != digest:
-                    clashes.append(f"{name} ({snapshot.name}/{entry.name})")
-    return clashes
 
 
 def _freeze(source: Path, packages_dir: Path, content: ContentStore) -> None:

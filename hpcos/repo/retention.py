@@ -8,9 +8,9 @@ Runs under the store lock (callers hold it).
 from __future__ import annotations
 
 from hpcos.core.store_layout import StoreLayout
-from hpcos.repo.content_store import ContentStore
 from hpcos.repo.environments import Environments
 from hpcos.repo.snapshots import SnapshotStore
+from hpcos.rpms.content_store import ContentStore
 from hpcos.site.specs import SpecSet
 
 

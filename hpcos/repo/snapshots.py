@@ -24,7 +24,7 @@ from pathlib import Path
 
 from hpcos.core.errors import UserError
 from hpcos.core.files import fsync_dir
-from hpcos.repo.locking import process_alive
+from hpcos.core.runner import process_alive
 
 META = "snapshot.json"
 TMP_PREFIX = ".tmp-"

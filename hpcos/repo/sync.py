@@ -12,10 +12,10 @@ import logging
 from hpcos.core.errors import UserError
 from hpcos.core.store_layout import StoreLayout
 from hpcos.repo import mirror, retention
-from hpcos.repo.content_store import ContentStore
 from hpcos.repo.environments import Environments
 from hpcos.repo.locking import store_lock
 from hpcos.repo.snapshots import Snapshot, SnapshotStore
+from hpcos.rpms.content_store import ContentStore
 from hpcos.site.specs import SpecSet
 
 log = logging.getLogger("hpcos.repo")

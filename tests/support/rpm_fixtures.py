@@ -11,7 +11,9 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
+from conftest import require_tool
 
 from hpcos.demo.upstream import (  # noqa: F401  (the tests import them from here)
     GREETING_C,
@@ -180,3 +182,17 @@ diff --git a/drivers/infiniband/core/ucma.c b/drivers/infiniband/core/ucma.c
 --
 2.43.0
 """.replace("\n~\n", "\n \n")  # blank context lines are one space in a diff
+
+
+EL9_BUILD_TOOLS = {"rpmbuild": "rpm", "rpmspec": "rpm", "createrepo_c": "createrepo-c", "dnf": "dnf", "gcc": "gcc",
+                   "make": "make", "patch": "patch", "git": "git"}
+
+
+@pytest.fixture
+def el9_build_host(tmp_path, monkeypatch):
+    """This Debian host as an EL9 build host for the test (``el_host``), with the tools a rebuild runs.
+    Modules that build take it with ``pytestmark = pytest.mark.usefixtures("el9_build_host")``."""
+    for tool, debian in EL9_BUILD_TOOLS.items():
+        require_tool(tool, debian)
+    for key, value in el_host(tmp_path / "home").items():
+        monkeypatch.setenv(key, value)

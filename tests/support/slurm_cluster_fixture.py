@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from conftest import require_tool
 
+from support.slurm_conf import write_slurm_conf
 from support.slurm_fixture import _node_line, _stop, start_munged
 from support.sshd_fixture import free_port
 
@@ -87,28 +88,10 @@ def start_slurm_cluster(d: Path) -> SlurmCluster:
                         ("CPUs", "Boards", "SocketsPerBoard", "CoresPerSocket", "ThreadsPerCore"))
     node_lines = "".join(f"NodeName={n} NodeHostname=localhost NodeAddr=127.0.0.1 Port={free_port()} {hardware} "
                          f"RealMemory=1000 State=UNKNOWN\n" for n in NODES)
-    conf = d / "slurm.conf"
-    conf.write_text(f"""ClusterName=hpcos-four
-SlurmctldHost={socket.gethostname()}
-SlurmctldPort={free_port()}
-AuthType=auth/munge
-AuthInfo=socket={socket_path}
-SlurmUser=root
-StateSaveLocation={d / 'state'}
-SlurmdSpoolDir={d / 'spool' / 'cur'}
-TmpFS={d / 'spool' / 'cur'}
-SlurmctldPidFile={d / 'slurmctld.pid'}
-SlurmdPidFile={d / 'slurmd-%n.pid'}
-SlurmctldLogFile={d / 'log' / 'slurmctld.log'}
-SlurmdLogFile={d / 'log' / 'slurmd-%n.log'}
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-JobAcctGatherType=jobacct_gather/none
-SelectType=select/cons_tres
-MailProg=/bin/true
-ReturnToService=2
-{node_lines}PartitionName=hpcos Nodes=n[1-4] Default=YES MaxTime=INFINITE State=UP
-""")
+    conf = write_slurm_conf(d, cluster="hpcos-four", controller=socket.gethostname(), munge_socket=socket_path,
+                            nodes=node_lines,
+                            partition="PartitionName=hpcos Nodes=n[1-4] Default=YES MaxTime=INFINITE State=UP",
+                            spool=str(d / "spool" / "cur"), extra=f"TmpFS={d / 'spool' / 'cur'}\n")
     cluster = SlurmCluster(d, conf, list(NODES))
     env = {**os.environ, **cluster.env}
     subprocess.run(["slurmctld"], env=env, check=True, capture_output=True, timeout=30)

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import require_tool
 
+from support.slurm_conf import write_slurm_conf
 from support.sshd_fixture import free_port
 
 START_TIMEOUT = 30
@@ -106,29 +107,11 @@ def local_slurm(tmp_path_factory) -> LocalSlurm:
         (d / sub).mkdir()
     socket_path = start_munged(d)
     node_line, node, cpus = _node_line()
-    conf = d / "slurm.conf"
-    conf.write_text(f"""ClusterName=hpcos-test
-SlurmctldHost={node}
-SlurmctldPort={free_port()}
-SlurmdPort={free_port()}
-AuthType=auth/munge
-AuthInfo=socket={socket_path}
-SlurmUser=root
-StateSaveLocation={d / 'state'}
-SlurmdSpoolDir={d / 'spool'}
-SlurmctldPidFile={d / 'slurmctld.pid'}
-SlurmdPidFile={d / 'slurmd.pid'}
-SlurmctldLogFile={d / 'log' / 'slurmctld.log'}
-SlurmdLogFile={d / 'log' / 'slurmd.log'}
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-JobAcctGatherType=jobacct_gather/none
-SelectType=select/cons_tres
-MailProg=/bin/true
-ReturnToService=2
-{node_line} State=UNKNOWN
-PartitionName=debug Nodes={node} Default=YES MaxTime=INFINITE State=UP
-""")
+    conf = write_slurm_conf(d, cluster="hpcos-test", controller=node, munge_socket=socket_path,
+                            nodes=f"{node_line} State=UNKNOWN",
+                            partition=f"PartitionName=debug Nodes={node} Default=YES MaxTime=INFINITE State=UP",
+                            spool=str(d / "spool"), slurmd_pid="slurmd.pid", slurmd_log="slurmd.log",
+                            extra=f"SlurmdPort={free_port()}\n")
     env = {**os.environ, "SLURM_CONF": str(conf)}
     slurm = LocalSlurm(d, conf, node, cpus)
     try:

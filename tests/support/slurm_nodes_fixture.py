@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from conftest import require_tool
 
-from support.slurm_fixture import _stop
+from support.slurm_conf import write_slurm_conf
+from support.slurm_fixture import _stop, start_munged
 from support.sshd_fixture import free_port
 
 START_TIMEOUT = 30
@@ -64,43 +65,17 @@ class SlurmNodes:
 def start_slurm_nodes(d: Path, nodes: list[str]) -> SlurmNodes:
     for tool in ("slurmctld", "slurmd", "sinfo", "scontrol"):
         require_tool(tool, "slurm-wlm")
-    munged = require_tool("munged", "munge")
-    run_dir = d / "run"
-    run_dir.mkdir(mode=0o755, parents=True)
-    run_dir.chmod(0o755)
     for sub in ("state", "spool", "log"):
-        (d / sub).mkdir()
-    key = d / "munge.key"
-    key.write_bytes(os.urandom(1024))
-    key.chmod(0o400)
-    socket_path = run_dir / "munge.socket"
-    subprocess.run([munged, f"--socket={socket_path}", f"--key-file={key}", f"--pid-file={d / 'munged.pid'}",
-                    f"--log-file={d / 'log' / 'munged.log'}", f"--seed-file={d / 'munge.seed'}", "--force"],
-                   check=True, capture_output=True, timeout=30)
+        (d / sub).mkdir(parents=True)
+    socket_path = start_munged(d)
     host = subprocess.run(["hostname", "-s"], capture_output=True, text=True, timeout=10).stdout.strip()
     node_lines = "".join(f"NodeName={n} NodeHostname=localhost NodeAddr=127.0.0.1 Port={free_port()} CPUs=1 "
                          f"RealMemory=100 State=UNKNOWN\n" for n in nodes)
-    conf = d / "slurm.conf"
-    conf.write_text(f"""ClusterName=hpcos-deploy
-SlurmctldHost={host}(127.0.0.1)
-SlurmctldPort={free_port()}
-AuthType=auth/munge
-AuthInfo=socket={socket_path}
-SlurmUser=root
-StateSaveLocation={d / 'state'}
-SlurmdSpoolDir={d / 'spool'}/%n
-SlurmctldPidFile={d / 'slurmctld.pid'}
-SlurmdPidFile={d / 'slurmd-%n.pid'}
-SlurmctldLogFile={d / 'log' / 'slurmctld.log'}
-SlurmdLogFile={d / 'log' / 'slurmd-%n.log'}
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-JobAcctGatherType=jobacct_gather/none
-SelectType=select/cons_tres
-MailProg=/bin/true
-ReturnToService=2
-{node_lines}PartitionName=debug Nodes={','.join(nodes)} Default=YES MaxTime=INFINITE State=UP
-""")
+    conf = write_slurm_conf(d, cluster="hpcos-deploy", controller=f"{host}(127.0.0.1)", munge_socket=socket_path,
+                            nodes=node_lines,
+                            partition=f"PartitionName=debug Nodes={','.join(nodes)} Default=YES MaxTime=INFINITE "
+                                      "State=UP",
+                            spool=f"{d / 'spool'}/%n")
     env = {**os.environ, "SLURM_CONF": str(conf)}
     slurm = SlurmNodes(d, conf, nodes)
     subprocess.run(["slurmctld"], env=env, check=True, capture_output=True, timeout=30)

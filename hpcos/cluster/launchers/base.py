@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from ClusterShell.NodeSet import NodeSet
 
 from hpcos.cluster.profiles import MpiStack, Profile
+from hpcos.core.errors import HpcosError
 
 Command = str | Sequence[str]  # a string is a shell command line; a list is an argv
 
@@ -68,8 +69,10 @@ class CommandResult:
         return self
 
 
-class CommandFailed(AssertionError):
+class CommandFailed(HpcosError, AssertionError):
     """A command the test relied on failed; the plugin classes it by ``result`` (timeout, unreachable)."""
+
+    family = "node"
 
     def __init__(self, result: CommandResult):
         self.result = result

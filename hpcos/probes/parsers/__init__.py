@@ -7,9 +7,13 @@ so a changed output format shows up as a test error that names it, not as a sile
 
 from __future__ import annotations
 
+from hpcos.core.errors import HpcosError
 
-class ParseError(ValueError):
+
+class ParseError(HpcosError, ValueError):
     """Output did not have the expected shape; the message quotes what was found."""
+
+    family = "parse"
 
     def __init__(self, tool: str, message: str, line: str | None = None):
         self.tool = tool

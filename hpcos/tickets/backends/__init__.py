@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from hpcos.core.errors import HpcosError
 from hpcos.site.credentials import Credentials
 from hpcos.site.specs import Tracker as TrackerSpec
 from hpcos.site.trackers import TRACKERS
@@ -32,20 +33,25 @@ class Ticket:
 LINE_MAX = 300
 
 
-class TrackerError(Exception):
+class TrackerError(HpcosError):
     """The tracker refused a request (invalid field, missing project...).
 
     Every tracker error has a ``cause`` a person can act on, and says which URL it concerns.  All but
-    a bad configuration are worth keeping: the action waits in the queue until someone fixes the
-    tracker, the credentials or the network (``retry``).
+    a bad configuration are soft (the family's default): the action waits in the queue until someone
+    fixes the tracker, the credentials or the network (``retry``).
     """
 
+    family = "tracker"
     cause = "refused"
-    retry = True
 
     def __init__(self, message: str, url: str = ""):
         super().__init__(message)
         self.url = url
+
+    @property
+    def retry(self) -> bool:
+        """Whether the action is worth keeping in the queue: the tracker's word for a soft error."""
+        return not self.fatal
 
     def line(self) -> str:
         """One line: cause, then the message (which names the URL)."""
@@ -92,7 +98,7 @@ class TrackerMisconfigured(TrackerError):
     ``specs check`` refuses these; queueing would only repeat the mistake later."""
 
     cause = "bad configuration"
-    retry = False
+    fatal = True
 
 
 def by_status(code: int, message: str, url: str = "") -> TrackerError:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from hpcos.core.errors import UserError
 from hpcos.core.store_layout import StoreLayout
-from hpcos.rebuild import rpmtool
+from hpcos.rpms import rpmtool
 
 SIGN_TIMEOUT = 900
 DOWNLOAD_TIMEOUT = 300

@@ -1,24 +1,21 @@
-"""The site's overlay specs: ``overlay_specs/site.yaml`` plus one YAML per overlay package.
+"""The site's overlay specs as a model: ``site.yaml`` (``SiteSpec``), one YAML per overlay package
+(``Package``), and the validated whole (``SpecSet``) the rest of hpcos reads specs through.
 
-This is the first link of the chain spec -> model -> job definition -> XML -> Jenkins, and the model
-that the rebuild and repository steps read.  Every check reports file:line and field
-(``hpcos.core.sourced_yaml``); all errors of all files are collected before anything is raised.
+Each field has the narrowest type that takes every real value; a constrained string says in words
+what it expects (``DescribedPattern``).  Reading the files is ``loading``; what spans files is ``checks``.
 """
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import re
-import string
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
-from hpcos.core import sourced_yaml
-from hpcos.core.sourced_yaml import InputError, InvalidInput, SourcedDoc, described_pattern
+from hpcos.core.sourced_yaml import DescribedPattern, SourcedDoc
 from hpcos.site.trackers import TRACKERS
 
 SITE_FILE = "site.yaml"
@@ -27,17 +24,23 @@ PATCH_DIR = "patches"
 # RPM's own rule is loose; these are the names Fedora's packaging guidelines accept, which is what
 # a site overlay package should look like (and what survives createrepo_c, dnf and Jenkins job names).
 RPM_NAME = r"^[A-Za-z0-9][A-Za-z0-9._+-]*$"
-RpmName = described_pattern(RPM_NAME, "an RPM package name (letters, digits and . _ + -, not starting with "
-                                      "a punctuation mark)")
+RpmName = Annotated[str, DescribedPattern(
+    pattern=RPM_NAME,
+    meaning="an RPM package name (letters, digits and . _ + -, not starting with a punctuation mark)")]
 # The site tag goes into Release after the upstream release (1.el9 -> 1.el9.hpc1); see jobs/release.py.
-ReleaseTag = described_pattern(r"^\.[A-Za-z][A-Za-z0-9_]*$", "a release tag: a dot, a letter, then letters, "
-                                                            "digits or _ (e.g. '.hpc1')")
-Identifier = described_pattern(r"^[A-Za-z][A-Za-z0-9_.-]*$", "a name of letters, digits and _ . - starting "
-                                                            "with a letter")
+ReleaseTag = Annotated[str, DescribedPattern(
+    pattern=r"^\.[A-Za-z][A-Za-z0-9_]*$",
+    meaning="a release tag: a dot, a letter, then letters, digits or _ (e.g. '.hpc1')")]
+Identifier = Annotated[str, DescribedPattern(
+    pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$",
+    meaning="a name of letters, digits and _ . - starting with a letter")]
 # fnmatch globs over binary package names, as dnf's excludepkgs takes them.
-NameGlob = described_pattern(r"^[A-Za-z0-9._+*?\[\]-]+$", "a glob of RPM names (letters, digits, . _ + - "
-                                                           "and the wildcards * ? [ ])")
-Sha256 = described_pattern(r"^[0-9a-f]{64}$", "a SHA-256 digest (64 lower-case hex digits)")
+NameGlob = Annotated[str, DescribedPattern(
+    pattern=r"^[A-Za-z0-9._+*?\[\]-]+$",
+    meaning="a glob of RPM names (letters, digits, . _ + - and the wildcards * ? [ ])")]
+Sha256 = Annotated[str, DescribedPattern(
+    pattern=r"^[0-9a-f]{64}$",
+    meaning="a SHA-256 digest (64 lower-case hex digits)")]
 # Placeholders that URLs and paths may use; they expand per build target.
 PLACEHOLDERS = ("release", "arch", "target")
 ARCHES = ("x86_64", "aarch64", "ppc64le")
@@ -49,18 +52,22 @@ CRON_ALIASES = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midni
 # Jenkins cron: five fields of digits, H, H(a-b), names (MON, JAN), * / , - ; or one @-alias.
 _CRON_FIELD = r"[0-9A-Za-z*()/,-]+"
 CRON_SPEC = rf"^(?:{_CRON_FIELD}(?:[ \t]+{_CRON_FIELD}){{4}}|{'|'.join(CRON_ALIASES)})$"
-CronSpec = described_pattern(CRON_SPEC, "a Jenkins cron spec: five fields like 'H 3 * * *' (digits, H, "
-                                         "names and * / , - ( )), or @daily, @hourly, ...")
+CronSpec = Annotated[str, DescribedPattern(
+    pattern=CRON_SPEC,
+    meaning="a Jenkins cron spec: five fields like 'H 3 * * *' (digits, H, names and * / , - ( )), or @daily, "
+            "@hourly, ...")]
 # A relative or absolute path as a shell word needs no quoting: no spaces, quotes, $, ; or braces.
-SafePath = described_pattern(r"^[A-Za-z0-9_./+][A-Za-z0-9_./+-]*$",
-                             "a path of letters, digits and _ . / + - (not starting with -)")
+SafePath = Annotated[str, DescribedPattern(
+    pattern=r"^[A-Za-z0-9_./+][A-Za-z0-9_./+-]*$",
+    meaning="a path of letters, digits and _ . / + - (not starting with -)")]
 # The file's name goes into the spec's PatchNNNN: tag (after an hpcos- prefix): no % or spaces.  Where
 # it leads (outside the specs directory?) is checked against the file system below.
-PatchFile = described_pattern(r"^[A-Za-z0-9_.+-]+(/[A-Za-z0-9_.+-]+)*$",
-                              "a patch file name of letters, digits and _ . + - (subdirectories with /)")
+PatchFile = Annotated[str, DescribedPattern(
+    pattern=r"^[A-Za-z0-9_.+-]+(/[A-Za-z0-9_.+-]+)*$",
+    meaning="a patch file name of letters, digits and _ . + - (subdirectories with /)")]
 
 
-def _no_control_characters(multi_line: bool):
+def _no_control_characters(multi_line: bool) -> AfterValidator:
     allowed = "\n\t" if multi_line else ""
 
     def check(text: str) -> str:
@@ -78,7 +85,7 @@ Text = Annotated[str, _no_control_characters(multi_line=True)]
 OneLine = Annotated[str, _no_control_characters(multi_line=False)]
 
 
-def _url_type(*schemes: str):
+def _url_scheme(*schemes: str) -> AfterValidator:
     def check(url: str) -> str:
         # file:///path (empty host) is the usual form for local repositories, as dnf and createrepo_c write it.
         if not re.match(rf"^({'|'.join(schemes)})://[^/\s]", url) and not (
@@ -86,11 +93,11 @@ def _url_type(*schemes: str):
             raise ValueError(f"expected a URL starting with {' or '.join(s + '://' for s in schemes)}")
         return url
 
-    return Annotated[str, AfterValidator(check)]
+    return AfterValidator(check)
 
 
-WebUrl = _url_type("http", "https")
-FetchUrl = _url_type("http", "https", "file")
+WebUrl = Annotated[str, _url_scheme("http", "https")]
+FetchUrl = Annotated[str, _url_scheme("http", "https", "file")]
 
 
 def _check_pytest_expression(expression: str) -> str:
@@ -115,12 +122,16 @@ class Strict(BaseModel):
 
 
 # A Jenkins label expression as a job's node: labels, && || ! and parentheses; no JJB braces.
-JenkinsLabel = described_pattern(r"^[A-Za-z0-9_.:-]+(?:\s*(?:&&|\|\|)\s*!?\(?[A-Za-z0-9_.:-]+\)?)*$",
-                                 "a Jenkins label or label expression (e.g. 'rpm-build && aarch64')")
+JenkinsLabel = Annotated[str, DescribedPattern(
+    pattern=r"^[A-Za-z0-9_.:-]+(?:\s*(?:&&|\|\|)\s*!?\(?[A-Za-z0-9_.:-]+\)?)*$",
+    meaning="a Jenkins label or label expression (e.g. 'rpm-build && aarch64')")]
 # What rpmsign and gpg are given: no rpm macro (%), no newline, no shell quoting.
-GpgKeyId = described_pattern(r"^[A-Za-z0-9@._+<> -]+$", "a GnuPG key id, fingerprint or user id (letters, "
-                                                          "digits, @ . _ + < > - and spaces)")
-GnupgHome = described_pattern(r"^/[A-Za-z0-9@._+/-]+$", "an absolute directory path (letters, digits, @ . _ + - /)")
+GpgKeyId = Annotated[str, DescribedPattern(
+    pattern=r"^[A-Za-z0-9@._+<> -]+$",
+    meaning="a GnuPG key id, fingerprint or user id (letters, digits, @ . _ + < > - and spaces)")]
+GnupgHome = Annotated[str, DescribedPattern(
+    pattern=r"^/[A-Za-z0-9@._+/-]+$",
+    meaning="an absolute directory path (letters, digits, @ . _ + - /)")]
 
 
 class Target(Strict):
@@ -283,8 +294,9 @@ class Wiki(Strict):
     """Trac's base URL (default: tracker.url when the tracker is Trac). Credentials as for the tracker."""
     path: str | None = None
     """Directory of Markdown pages, for backend: directory (relative to the store root unless absolute)."""
-    page: described_pattern(r"^[A-Za-z0-9][A-Za-z0-9_./{}-]{0,200}$",
-                            "a wiki page name such as Outages/{snapshot}") = "Outages/{snapshot}"
+    page: Annotated[str, DescribedPattern(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_./{}-]{0,200}$",
+        meaning="a wiki page name such as Outages/{snapshot}")] = "Outages/{snapshot}"
     """Page name; {snapshot} becomes the testing snapshot's id."""
 
 
@@ -489,339 +501,3 @@ class SpecSet:
 
     def overlay_packages(self, overlay: str) -> list[Package]:
         return [p for p in self.packages.values() if p.overlay == overlay]
-
-
-def load_specs(root: str | Path) -> SpecSet:
-    """Load and check ``root/site.yaml`` and every other ``root/*.yaml``; raise InvalidInput with all errors.
-
-    The checks that span files (an overlay named in a package exists in the site, ...) read the
-    site's names from its raw data, so a mistake in site.yaml does not hide the packages' mistakes.
-    """
-    root = Path(root)
-    display_root = root.parent
-    if not (root / SITE_FILE).is_file():
-        raise InvalidInput([InputError(str(root / SITE_FILE), 0, "", "site file not found")])
-    errors: list[InputError] = []
-    docs: dict[str, SourcedDoc] = {}
-
-    site_doc, site = _parse(root / SITE_FILE, SiteSpec, display_root, errors)
-    if site_doc is not None:
-        docs[str(root / SITE_FILE)] = site_doc
-        errors.extend(_not_reported(_site_checks(site_doc), errors))
-    names = _SiteNames.of(site_doc.data if site_doc is not None else None)
-
-    for path in sorted(root.glob("*.yml")):
-        errors.append(InputError(str(path.relative_to(display_root)), 0, "",
-                                 "not read: package specs are named NAME.yaml, not .yml"))
-
-    packages: dict[str, Package] = {}
-    first_doc: dict[str, SourcedDoc] = {}
-    for path in sorted(root.glob("*.yaml")):
-        if path.name == SITE_FILE:
-            continue
-        doc, package = _parse(path, Package, display_root, errors)
-        if doc is None:
-            continue
-        docs[str(path)] = doc
-        errors.extend(_not_reported(_package_checks(root, names, doc, _reported(errors, doc)), errors))
-        name = doc.data.get("name") if isinstance(doc.data, dict) else None
-        if isinstance(name, str) and name in first_doc:
-            errors.append(doc.error(("name",), f"expected a package name not used before; found {name!r}, "
-                                               f"already defined in {first_doc[name].name}"))
-            continue
-        if isinstance(name, str):
-            first_doc[name] = doc
-        if package is not None:
-            packages[package.name] = package
-    if errors:
-        raise InvalidInput(errors)
-    return SpecSet(root=root, site=site, packages=packages, docs=docs)
-
-
-def _reported(errors: list[InputError], doc: SourcedDoc) -> set[str]:
-    return {e.field for e in errors if e.file == doc.name}
-
-
-def _not_reported(new: list[InputError], errors: list[InputError]) -> list[InputError]:
-    """Cross-file checks say nothing more about a field the model already rejected."""
-    seen = {(e.file, e.field) for e in errors}
-    return [e for e in new if (e.file, e.field) not in seen]
-
-
-def _parse(path: Path, model, display_root: Path, errors: list[InputError]):
-    """(doc, validated model); (doc, None) when the model rejects it; (None, None) when it is not YAML."""
-    try:
-        doc = sourced_yaml.load(path, display_root)
-    except InvalidInput as exc:
-        errors.extend(exc.errors)
-        return None, None
-    errors.extend(sourced_yaml.strip_credentials(model, doc, _credential_advice))
-    try:
-        return doc, sourced_yaml.validate(model, doc)
-    except InvalidInput as exc:
-        errors.extend(exc.errors)
-        return doc, None
-
-
-def _credential_advice(loc) -> str:
-    section = loc[0] if loc else ""
-    if section == "jenkins":
-        return ("give them as HPCOS_JENKINS_USER and HPCOS_JENKINS_TOKEN in the environment, "
-                "or as a `machine` entry for the Jenkins host in ~/.netrc")
-    if section == "tracker":
-        return ("give them as HPCOS_TRACKER_USER and HPCOS_TRACKER_PASSWORD (or HPCOS_TRACKER_TOKEN) in the "
-                "environment, or as a `machine` entry for the tracker host in ~/.netrc")
-    return "give them as a `machine` entry for that host in ~/.netrc"
-
-
-@dataclass(frozen=True)
-class _SiteNames:
-    """The names packages refer to, from site.yaml's raw data (valid or not).
-
-    None where site.yaml has no usable section: then there is nothing to check against, and the
-    site's own error says why.
-    """
-
-    overlays: dict | None
-    mirrors: dict | None
-    targets: dict | None
-
-    @classmethod
-    def of(cls, data) -> _SiteNames:
-        def names(key) -> dict | None:
-            value = _section(data, key)
-            return {str(k): _mapping(v) for k, v in value.items()} if isinstance(value, dict) else None
-
-        return cls(names("overlays"), names("mirrors"), names("targets"))
-
-
-def _section(data, *path):
-    """``data[path...]`` when every step has the expected shape, else None (the model reports shapes)."""
-    for key in path:
-        if isinstance(key, int):
-            data = data[key] if isinstance(data, list) and key < len(data) else None
-        else:
-            data = data.get(key) if isinstance(data, dict) else None
-    return data
-
-
-def _one_of(found: str, known) -> str:
-    known = sorted(map(str, known))
-    message = f"expected one of: {', '.join(known)}" if known else "expected a name defined in site.yaml (none are)"
-    message += f"; found {found!r}"
-    hint = difflib.get_close_matches(found, known, n=1)
-    return message + (f"; did you mean {hint[0]!r}?" if hint else "")
-
-
-def _placeholder_problem(value) -> str | None:
-    if not isinstance(value, str):
-        return None
-    allowed = ", ".join("{" + p + "}" for p in PLACEHOLDERS)
-    try:
-        used = [name for _, name, _, _ in string.Formatter().parse(value) if name is not None]
-    except ValueError as exc:
-        return f"expected text with only the placeholders {allowed} ({exc}); found {value!r}"
-    unknown = [name for name in used if name not in PLACEHOLDERS]
-    if unknown:
-        return f"expected only the placeholders {allowed}; found {{{unknown[0]}}}"
-    return None
-
-
-# Binary package names that any real exclude list must leave alone.
-_CORE_PACKAGES = ("bash", "glibc", "systemd", "coreutils")
-
-
-def _too_broad(globs) -> list[tuple[int, str]]:
-    """(index, message) for each glob that would empty a mirror."""
-    return [(i, f"expected a glob naming some packages (it would leave bash, glibc and systemd out of the "
-                f"mirror); found {glob!r}")
-            for i, glob in enumerate(globs if isinstance(globs, list) else [])
-            if isinstance(glob, str) and all(fnmatch.fnmatchcase(core, glob) for core in _CORE_PACKAGES)]
-
-
-def _mapping(value) -> dict:
-    return value if isinstance(value, dict) else {}
-
-
-def _site_checks(doc: SourcedDoc) -> list[InputError]:
-    data = doc.data
-    errors: list[InputError] = []
-
-    environments = _section(data, "environments")
-    if isinstance(environments, dict) and environments:
-        roots = []
-        for name, env in environments.items():
-            source = _section(env, "source")
-            if source is None:
-                roots.append(name)
-                if _section(env, "gate") == "nightly":
-                    errors.append(doc.error(("environments", name, "gate"), "expected a source environment "
-                                            "for a nightly gate (the gate tests the source's snapshot); found "
-                                            "no source"))
-            elif isinstance(source, str) and source not in environments:
-                errors.append(doc.error(("environments", name, "source"), _one_of(source, environments)))
-            elif source == name:
-                errors.append(doc.error(("environments", name, "source"),
-                                        f"expected another environment; found {name!r} itself"))
-        if len(roots) > 1:
-            for name in roots[1:]:
-                errors.append(doc.error(("environments", name),
-                                        f"expected a source: only one environment is filled by the mirror sync "
-                                        f"({roots[0]!r}), every other one is promoted from another; found none"))
-        errors.extend(_cycle_errors(doc, environments))
-
-    for name, mirror in _mapping(_section(data, "mirrors")).items():
-        for key in ("url", "gpgkey"):
-            if problem := _placeholder_problem(_section(mirror, key)):
-                errors.append(doc.error(("mirrors", name, key), problem))
-        for i, problem in _too_broad(_section(mirror, "exclude")):
-            errors.append(doc.error(("mirrors", name, "exclude", i), problem))
-    for i, problem in _too_broad(_section(data, "exclude")):
-        errors.append(doc.error(("exclude", i), problem))
-
-    for name, target in _mapping(_section(data, "targets")).items():
-        release, arch = _section(target, "release"), _section(target, "arch")
-        said = re.search(r"(?:el|rhel|rocky|alma|centos)(\d+)", str(name))
-        if said and isinstance(release, int) and int(said[1]) != release:
-            errors.append(doc.error(("targets", name, "release"),
-                                    f"expected {said[1]}, as the target's name {name!r} says; found {release}"))
-        named_arch = next((a for a in ARCHES if a in str(name)), None)
-        if named_arch and isinstance(arch, str) and arch != named_arch:
-            errors.append(doc.error(("targets", name, "arch"),
-                                    f"expected {named_arch!r}, as the target's name {name!r} says; found {arch!r}"))
-    return errors
-
-
-def _cycle_errors(doc: SourcedDoc, environments: dict) -> list[InputError]:
-    errors = []
-    reported: set[str] = set()
-    for start in environments:
-        seen = [start]
-        current = _section(environments[start], "source")
-        while isinstance(current, str) and current in environments and current not in seen:
-            seen.append(current)
-            current = _section(environments[current], "source")
-        if current == start and len(seen) > 1 and not reported & set(seen):
-            reported.update(seen)
-            chain = " <- ".join(seen + [start])
-            errors.append(doc.error(("environments", start, "source"),
-                                    f"expected a chain that starts at the mirrored environment; found a cycle: "
-                                    f"{chain}"))
-    return errors
-
-
-def _package_checks(root: Path, names: _SiteNames, doc: SourcedDoc, rejected: set[str]) -> list[InputError]:
-    """Checks that need the site and the file system (``rejected``: fields the model already refused)."""
-    data = _mapping(doc.data)
-    errors: list[InputError] = []
-
-    def add(loc, message):
-        errors.append(doc.error(loc, message))
-
-    overlay = data.get("overlay")
-    if isinstance(overlay, str) and names.overlays is not None and overlay not in names.overlays:
-        add(("overlay",), _one_of(overlay, names.overlays))
-
-    upstream = _mapping(data.get("upstream"))
-    if upstream:
-        mirror = upstream.get("mirror")
-        if isinstance(mirror, str) and names.mirrors is not None and mirror not in names.mirrors:
-            add(("upstream", "mirror"), _one_of(mirror, names.mirrors))
-        if upstream.get("srpm_name") and not mirror:
-            add(("upstream", "srpm_name"), "expected only with upstream.mirror (it names the source package "
-                                           "there); found it with " + (_given_source(upstream) or "no source"))
-        if upstream.get("sha256") and not (upstream.get("srpm_url") or upstream.get("srpm_path")):
-            add(("upstream", "sha256"), "expected only with srpm_url or srpm_path (a mirror's packages are "
-                                        "checked by their signature, see gpgkey); found it with "
-                                        + (_given_source(upstream) or "no source"))
-        for key in ("srpm_url", "srpm_path", "gpgkey"):
-            if problem := _placeholder_problem(upstream.get(key)):
-                add(("upstream", key), problem)
-
-    targets = data.get("targets") if isinstance(data.get("targets"), list) else []
-    site_targets = names.targets or {}
-    seen_targets: set[str] = set()
-    for i, target in enumerate(targets):
-        if not isinstance(target, str):
-            continue
-        if names.targets is not None and target not in site_targets:
-            add(("targets", i), _one_of(target, names.targets))
-        elif target in seen_targets:
-            add(("targets", i), f"expected each target once; found {target!r} again")
-        seen_targets.add(target)
-    for target in _mapping(data.get("mock_config")):
-        if str(target) not in targets:
-            add(("mock_config", target), "expected one of the package's targets: " + ", ".join(map(str, targets))
-                + f"; found {target!r}")
-
-    srpm_path = upstream.get("srpm_path")
-    if isinstance(srpm_path, str) and not Path(srpm_path).is_absolute():
-        for target in [t for t in targets if t in site_targets] or [None]:
-            fields = _target_fields(site_targets, target)
-            try:
-                expanded = srpm_path.format(**fields) if target else srpm_path
-            except (KeyError, IndexError, ValueError):
-                break  # reported by the placeholder check
-            problem = _file_problem(root, root / expanded, srpm_path)
-            if problem:
-                add(("upstream", "srpm_path"), problem)
-                break
-
-    # The patch directory and the replaced globs follow the name: only a valid one says where to look.
-    name = data.get("name") if "name" not in rejected else None
-    replaces = data.get("replaces")
-    if isinstance(name, str) and isinstance(replaces, list) and replaces and all(isinstance(g, str) for g in replaces):
-        if not any(fnmatch.fnmatchcase(name, glob) for glob in replaces):
-            add(("replaces",), f"expected globs that cover the package's own name {name!r} (else the base "
-                               f"mirror keeps shipping it beside the overlay's build); found {replaces!r}")
-    for i, problem in _too_broad(replaces):
-        add(("replaces", i), problem)
-
-    patches = data.get("patches") if isinstance(data.get("patches"), list) else []
-    seen_files: dict[str, int] = {}
-    for i, patch in enumerate(patches):
-        file = _section(patch, "file")
-        if not isinstance(file, str) or not isinstance(name, str):
-            continue
-        if file in seen_files:
-            add(("patches", i, "file"), f"expected each patch once; found {file!r} again "
-                                        f"(also patches[{seen_files[file]}])")
-            continue
-        seen_files[file] = i
-        problem = _file_problem(root, root / PATCH_DIR / name / file, file, patch=True)
-        if problem:
-            add(("patches", i, "file"), problem)
-    return errors
-
-
-def _given_source(upstream: dict) -> str:
-    return ", ".join(k for k in UPSTREAM_SOURCES if upstream.get(k))
-
-
-def _target_fields(site_targets: dict, target: str | None) -> dict[str, str]:
-    if target is None:
-        return {}
-    spec = site_targets[target]
-    return {"release": str(spec.get("release", "")), "arch": str(spec.get("arch", "")), "target": target}
-
-
-def _file_problem(root: Path, path: Path, given: str, patch: bool = False) -> str | None:
-    """Why ``path`` (written as ``given``) cannot be used, or None."""
-    specs_root = root.resolve()
-    resolved = path.resolve()
-    if not resolved.is_relative_to(specs_root):
-        return f"expected a path inside the specs directory {root}; found {given!r}, which leads outside"
-    shown = resolved.relative_to(specs_root.parent)
-    if not resolved.is_file():
-        return f"expected an existing file; found {given!r}, but {shown} does not exist"
-    if patch and not _looks_like_diff(resolved):
-        return f"expected a unified diff (git format-patch or diff -u); found {given!r}, which has no ---/+++/@@ lines"
-    return None
-
-
-def _looks_like_diff(path: Path) -> bool:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return False
-    return bool(re.search(r"^--- .*\n\+\+\+ .*\n@@ ", text, re.MULTILINE))

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from hpcos.core.errors import UserError
 from hpcos.core.files import file_digest
-from hpcos.repo.locking import process_alive
+from hpcos.core.runner import process_alive
+from hpcos.core.store_layout import StoreLayout
 
 TMP_PREFIX = ".tmp-"
 
@@ -75,3 +76,26 @@ class ContentStore:
                     stored.unlink(missing_ok=True)
                     removed += 1
         return removed
+
+
+def held_with_other_content(layout: StoreLayout, digests: dict[str, str]) -> list[str]:
+    """``name (snapshot/entry)`` for each RPM file name that a snapshot holds with other bytes.
+
+    A file name is N-V-R.A; snapshots never change, so a node may have installed what they hold."""
+    clashes: list[str] = []
+    if not layout.snapshots.is_dir():
+        return clashes
+    content = ContentStore(layout.content)
+    for snapshot in sorted(p for p in layout.snapshots.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for entry in sorted(p for p in snapshot.iterdir() if p.is_dir() and not p.is_symlink()):
+            for name, digest in digests.items():
+                held = entry / "Packages" / name
+                if not held.is_file():
+                    continue
+                stored = content.path(digest)
+                # Snapshots hard-link the content store: the same inode is the same bytes, unread.
+                if stored.is_file() and held.samefile(stored):
+                    continue
+                if file_digest(held) != digest:
+                    clashes.append(f"{name} ({snapshot.name}/{entry.name})")
+    return clashes

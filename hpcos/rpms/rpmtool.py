@@ -11,7 +11,7 @@ import rpm
 from hpcos.core import runner
 from hpcos.core.environment import launch_environment
 from hpcos.core.errors import UserError
-from hpcos.rebuild.release import Evr
+from hpcos.rpms.evr import Evr
 
 DEFAULT_TIMEOUT = 600
 
