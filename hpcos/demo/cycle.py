@@ -20,6 +20,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from ClusterShell.NodeSet import NodeSet
 
@@ -45,6 +46,7 @@ NIGHTLY_SELECTION = "not perftest and not osu and not imb"
 UPDATED = ("openmpi", "mpich")
 FIXED_KERNEL = "427.18.1"  # upstream's kernel security update, for the fast path
 COMMAND_TIMEOUT = 900
+T = TypeVar("T")
 
 
 @dataclass
@@ -187,10 +189,10 @@ def _phases(cycle: Cycle) -> None:
         cycle.profiles = write_profiles(cycle.repo / "integration_tests" / "clusters",
                                         cycle.root / "site" / "integration_tests" / "clusters", cycle.nodes_dir,
                                         cluster.reboot_script(cycle.nodes_dir), public, cycle.store)
-        tracker = {"backend": "trac", "url": cycle.trac.url}
-        write_specs(shipped, cycle.specs, upstream, cycle.store, cycle.profiles, tracker)
+        tracker = {"backend": "trac", "url": _known(cycle.trac).url}
+        write_specs(shipped, cycle.specs, _known(upstream), cycle.store, cycle.profiles, tracker)
         site = cycle.specs / "site.yaml"
-        wiki = f"wiki: {{backend: trac, url: '{cycle.trac.url}', page: 'Outages/{{snapshot}}'}}\n"
+        wiki = f"wiki: {{backend: trac, url: '{_known(cycle.trac).url}', page: 'Outages/{{snapshot}}'}}\n"
         site.write_text(site.read_text() + f"signing:\n  gnupg_home: {cycle.root / 'signing'}\n"
                                            f"  key_id: {SIGNING_KEY.split('<')[1].rstrip('>')}\n" + wiki)
         cycle.say("   mock: not packaged for Debian; the shipped specs' `builder: mock` builds with rpmbuild here")
@@ -208,7 +210,7 @@ def _phases(cycle: Cycle) -> None:
             " (the site's first builds; forced, reason on record)"
 
     def update() -> str:
-        released = [release_update(upstream, shipped, name, "2") for name in UPDATED]
+        released = [release_update(_known(upstream), shipped, name, "2") for name in UPDATED]
         cycle.hpcos("repo", "sync")
         for name in UPDATED:
             cycle.hpcos("build", name, "--target", TARGET, env=agent)
@@ -222,7 +224,7 @@ def _phases(cycle: Cycle) -> None:
         production = sorted(n for ns in PRODUCTION_NODES.values() for n in _expand(ns))
         cycle.slurm = cluster.Slurm(cycle.root / "slurm", {"test": test, "batch": production})
         cycle.slurm.start()
-        cycle.trac.start()
+        _known(cycle.trac).start()
         firmware = {"test": "20.35.1012", "production": "20.37.1014"}
         cluster.hca_stand_ins(cycle.root / "hca", firmware["test"])
         cycle.say("   InfiniBand: no HCA here; each node's ibstat and ibv_devinfo print a captured HDR port")
@@ -235,7 +237,7 @@ def _phases(cycle: Cycle) -> None:
             cluster.provision(cycle.nodes_dir / node, repo.read_text(),
                               ["kernel", "openmpi", "mpich", "rdma-core", "ucx", "hello"])
         return (f"Slurm: {len(test)} test nodes (partition test), {len(production)} production nodes (partition "
-                f"batch), each a dnf install root provisioned from production; Trac at {cycle.trac.url}")
+                f"batch), each a dnf install root provisioned from production; Trac at {_known(cycle.trac).url}")
 
     def rebuild() -> str:
         names = sorted(p.stem for p in cycle.specs.glob("*.yaml") if p.name != "site.yaml")
@@ -259,7 +261,7 @@ def _phases(cycle: Cycle) -> None:
     def nightly() -> str:
         cycle.hpcos("jobs", "render", "-o", str(cycle.root / "jobs"))
         script = ET.parse(cycle.root / "jobs" / "hpcos" / "nightly-integration-tests" / "config.xml").getroot() \
-            .findtext(".//builders//command")
+            .findtext(".//builders//command") or ""
         workspace = cycle.root / "nightly"
         workspace.mkdir()
         env = cycle.env({"HPCOS_SPECS": str(cycle.specs), "HPCOS_STORE": str(cycle.store),
@@ -279,7 +281,7 @@ def _phases(cycle: Cycle) -> None:
     def tickets() -> str:
         listed = json.loads(cycle.hpcos("tickets", "list", "--json").stdout)["tickets"]
         cycle.tickets = listed
-        where = f"{cycle.trac.url}/report/1"
+        where = f"{_known(cycle.trac).url}/report/1"
         return f"{len(listed)} open ticket(s) on Trac ({where})" + "".join(
             f"\n     #{t.get('id')}: {t.get('summary')}" for t in listed)
 
@@ -288,12 +290,12 @@ def _phases(cycle: Cycle) -> None:
         cycle.hpcos("outage", "run", "--no-tests")
         cycle.hpcos("outage", "report")
         snapshot = cycle.hpcos("repo", "status", "production", "--id").stdout.strip()
-        cycle.wiki = f"{cycle.trac.url}/wiki/Outages/{snapshot}"
+        cycle.wiki = f"{_known(cycle.trac).url}/wiki/Outages/{snapshot}"
         return (f"plan in {cycle.root / 'outage' / 'plan.html'} and on the wiki ({cycle.wiki}); production "
                 f"nodes deployed in the plan's batches; planned against actual on the wiki page")
 
     def fastpath() -> str:
-        fixed = release_update(upstream, shipped, "kernel", FIXED_KERNEL)
+        fixed = release_update(_known(upstream), shipped, "kernel", FIXED_KERNEL)
         cycle.hpcos("repo", "sync")
         cycle.hpcos("build", "kernel", "--target", TARGET, env=agent)
         cycle.hpcos("repo", "publish", "kernel-overlay")
@@ -337,3 +339,10 @@ def _expand(nodes: str) -> list[str]:
 
 def _production_nodes(cycle: Cycle) -> list[Path]:
     return [cycle.nodes_dir / n for ns in PRODUCTION_NODES.values() for n in _expand(ns)]
+
+
+def _known(value: T | None) -> T:
+    """A phase's input that an earlier phase made (the phases run in order)."""
+    if value is None:
+        raise UserError("the demo's phases ran out of order")
+    return value

@@ -93,6 +93,7 @@ def _package(specs: Path, name: str, work: Path, release: str | None = None) -> 
     spec = yaml.safe_load((specs / f"{name}.yaml").read_text())
     patches = [(specs / "patches" / name / p["file"]).read_text() for p in spec.get("patches", [])]
     files = pre_image(patches)
+    package: KernelPackage | TreePackage
     if name == "kernel":
         package = KernelPackage(files={"Makefile": KERNEL_MAKEFILE, **files}, release=release or "427.13.1")
         dist = package.dist
@@ -160,8 +161,8 @@ def write_profiles(shipped: Path, dest: Path, nodes_dir: Path, script: Path, sig
     for name, nodes in PRODUCTION_NODES.items():
         production["inventory"]["classes"][name]["nodes"] = nodes
     for profile in (test, production):
-        for stack, paths in MPI_PATHS.items():
-            profile["mpi"][stack].update(paths)
+        for stack, wrappers in MPI_PATHS.items():
+            profile["mpi"][stack].update(wrappers)
             profile["mpi"][stack]["module"] = None
     # The shipped references are HDR figures; one machine's shared memory is measured against its own
     # (the local profile's), or every pingpong would be a "regression" of hardware it never had.
@@ -170,7 +171,7 @@ def write_profiles(shipped: Path, dest: Path, nodes_dir: Path, script: Path, sig
     shipped_deploy = test["deploy"]
     test["deploy"] = deploy_settings(nodes_dir, script, signing_key, store, shipped_deploy)
     production["deploy"] = deploy_settings(nodes_dir, script, signing_key, store, shipped_deploy)
-    paths = {}
+    paths: dict[str, Path] = {}
     for kind, profile in (("test", test), ("production", production)):
         path = dest / f"{profile['name']}.yaml"
         path.write_text(yaml.safe_dump(profile, sort_keys=False))
