@@ -64,4 +64,4 @@ def test_a_fault_on_the_nodes_shuts_the_gate_and_files_one_ticket(tmp_path: Path
     assert cycle.nightly is not None and cycle.nightly.exit_code != 0
     assert not cycle.promoted and "fail" in cycle.refused, cycle.refused
     assert len(cycle.tickets) == 1, cycle.tickets
-    assert "openmpi" in cycle.tickets[0]["summary"].lower(), cycle.tickets
+    assert "test_mpi.py" in cycle.tickets[0]["test"], cycle.tickets

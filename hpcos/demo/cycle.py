@@ -283,7 +283,7 @@ def _phases(cycle: Cycle) -> None:
         cycle.tickets = listed
         where = f"{_known(cycle.trac).url}/report/1"
         return f"{len(listed)} open ticket(s) on Trac ({where})" + "".join(
-            f"\n     #{t.get('id')}: {t.get('summary')}" for t in listed)
+            f"\n     #{t.get('ticket')}: {t.get('test')}" for t in listed)
 
     def outage() -> str:
         cycle.hpcos("outage", "plan", "--window", "2026-12-08T08:00", "-o", str(cycle.root / "outage"))

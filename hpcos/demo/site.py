@@ -141,8 +141,9 @@ MPI_PATHS = {"openmpi": {"mpicc": "mpicc.openmpi", "mpirun": ["mpirun.openmpi"]}
 
 def deploy_settings(nodes_dir: Path, script: Path, signing_key: Path, store: Path, shipped: dict) -> dict:
     """The shipped ``deploy:`` section with its paths pointing at the simulated nodes."""
-    return {**shipped, "root": f"{nodes_dir}/{{node}}", "snapshots_url": f"file://localhost{store}/snapshots",
-            "gpgkey": f"file://localhost{signing_key}", "reboot": f"sh {script} {{root}}",
+    # file:///PATH: dnf reads file://localhost/PATH as a relative path.
+    return {**shipped, "root": f"{nodes_dir}/{{node}}", "snapshots_url": (store / "snapshots").as_uri(),
+            "gpgkey": signing_key.as_uri(), "reboot": f"sh {script} {{root}}",
             "boot_id": "cat {root}/run/boot_id", "running_kernel": "cat {root}/run/running-kernel"}
 
 
