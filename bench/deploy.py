@@ -1,10 +1,12 @@
 """``hpcos deploy`` on simulated nodes: wall time, per-task split, growth with batch size, 1,000-node projection.
 
     .venv/bin/python bench/deploy.py [--nodes 4] [--batch-sizes 1,2,4] [--project 1000] [--no-slurm]
+                                     [--launcher local|slurm]
 
 Nodes are dnf install roots (as in tests/test_deploy.py) moved from snapshot A to snapshot B: three
 packages change, among them the kernel, so every node distro-syncs and "reboots" (the profile's
-script).  Drain and resume go through a real Slurm with one slurmd per node name unless --no-slurm.
+script).  Drain and resume go through a real Slurm with one slurmd per node name unless --no-slurm;
+with --launcher slurm every node command goes through srun in the deployment's maintenance reservation.
 Each batch size starts from fresh copies of the same A nodes.
 
 The projection reads the recorded per-node durations (the deployment records in the store, as the
@@ -68,7 +70,11 @@ def main_bench() -> None:
     parser.add_argument("--batch-sizes", default="1,2,4")
     parser.add_argument("--project", type=int, default=1000, help="project the wall time for this many nodes")
     parser.add_argument("--no-slurm", action="store_true")
+    parser.add_argument("--launcher", choices=("local", "slurm"), default="local",
+                        help="how the node commands reach the nodes (slurm: srun in a maintenance reservation)")
     args = parser.parse_args()
+    if args.launcher == "slurm" and args.no_slurm:
+        parser.error("--launcher slurm needs Slurm (drop --no-slurm)")
     sizes = [int(s) for s in args.batch_sizes.split(",")]
     names = [f"node{i}" for i in range(1, args.nodes + 1)]
     import logging
@@ -91,15 +97,15 @@ def main_bench() -> None:
                 provision(golden / name, repo.read_text(), ["alpha", "beta", "openmpi", "kernel"])
             snapshot(site, B)
             print(f"{args.nodes} simulated nodes, snapshot A -> B (alpha, openmpi and the kernel change; every node "
-                  f"reboots); drain/resume: {'none' if args.no_slurm else 'real Slurm'}; load average "
-                  f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores\n")
+                  f"reboots); drain/resume: {'none' if args.no_slurm else 'real Slurm'}; launcher {args.launcher}; "
+                  f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores\n")
             rows = []
             for size in sizes:
                 nodes_dir = root / f"nodes-{size}"
                 shutil.copytree(golden, nodes_dir, symlinks=True)
                 profile = root / f"profile-{size}.yaml"
                 profile.write_text(profile_yaml(nodes_dir, f"node[1-{args.nodes}]", batch_size=size,
-                                                drain="none" if args.no_slurm else "slurm"))
+                                                drain="none" if args.no_slurm else "slurm", launcher=args.launcher))
                 started = time.monotonic()
                 code = main(["--specs", str(site.specs), "--store", str(site.store), "deploy", "testing",
                              "--cluster", str(profile)])

@@ -15,11 +15,13 @@ from ClusterShell.NodeSet import NodeSet
 from harness.repeats import Reading, judge, settle
 from harness.repeats import describe as describe_judgement
 from harness.session import HarnessSession
-from harness.state import ItemState, harness_session, item_state
+from harness.state import ItemState, harness_session, item_state, site
 from hpcos.cluster.launchers import CommandResult, Launcher
 from hpcos.cluster.launchers.base import Command
 from hpcos.cluster.profiles import MpiStack, Profile
+from hpcos.core.environment import launch_environment
 from hpcos.results.model import Direction, Measurement
+from hpcos.site.credentials import job_environment
 
 log = logging.getLogger("hpcos.harness")
 
@@ -108,6 +110,11 @@ def mpi_run(request, hpcos_session) -> Callable[..., CommandResult]:
             str(binary), [str(a) for a in args], np=np, stack=chosen, nodes=hpcos_session.available,
             timeout=timeout or hpcos_session.profile.timeouts.mpi, env=env)
         state.commands.append(result)
+        # What the job ran with, for the results and a ticket's reproduce command: a night's
+        # OMPI_MCA_btl or LD_PRELOAD otherwise passes for whoever reruns it.
+        night = launch_environment() if hpcos_session.launcher.inherits_environment else {}
+        state.env, state.profile_env = job_environment(night, {**chosen.env, **(env or {})},
+                                                       site(request.config).secrets)
         return result
 
     return mpi_run

@@ -255,6 +255,7 @@ def _result(item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo,
         failure_class=failure_class, message=redact(message, secrets),
         command=redact(shown.command, secrets) if shown else "",
         rerun=rerun, mpi=state.mpi, measurements=list(state.measurements), nodeid=item.nodeid,
+        env=dict(state.env), profile_env=dict(state.profile_env),
     )
 
 

@@ -31,6 +31,10 @@ class ItemState:
     fanout_own: float = 0.0  # seconds its own node took for those fanned-out commands
     measurements: list[Measurement] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)  # measurements outside their reference
+    # The MPI job's environment (hpcos.site.credentials.job_environment): inherited from the night, set
+    # by the profile's stack or the test.
+    env: dict[str, str] = field(default_factory=dict)
+    profile_env: dict[str, str] = field(default_factory=dict)
     result: TestResult | None = None
 
 

@@ -87,9 +87,12 @@ def project(spec_set: SpecSet) -> dict:
             jobs.append({"hpcos-promote": {"source": env.source, "environment": env_name,
                                            "schedule": env.schedule or "H 2 * * *"}})
 
+    # The fast path deploys production itself when the site names production's profile.
+    deploy_arg = (f" --deploy {shlex.quote(site.harness.production_profile)}"
+                  if site.harness.production_profile else "")
     for overlay_name, overlay in sorted(site.overlays.items()):
         if overlay.fastpath:
-            jobs.append({"hpcos-fastpath": {"overlay": overlay_name}})
+            jobs.append({"hpcos-fastpath": {"overlay": overlay_name, "deploy_arg": deploy_arg}})
 
     gated = [name for name, env in site.environments.items() if env.gate == "nightly"]
     if site.harness.production_profile and "production" in gated:

@@ -110,7 +110,7 @@ def test_four_nodes_go_from_a_to_b_in_batches_of_two(cluster, capsys):
     # Each node rebooted once, while exactly its batch was drained: never more than two nodes out.
     seen = {node: (cluster.nodes_dir / node / "var" / "log" / "reboots").read_text().splitlines() for node in NODES}
     assert all(len(lines) == 1 for lines in seen.values()), seen
-    assert seen["node1"][0].endswith("drained: node1 node2 ") and seen["node3"][0].endswith("drained: node3 node4 ")
+    assert "drained: node1 node2 ;" in seen["node1"][0] and "drained: node3 node4 ;" in seen["node3"][0]
     assert {state for state, _ in cluster.slurm.sinfo().values()} <= {"idle", "idle*"}
 
     [record] = deployments.records(StoreLayout(cluster.store))
@@ -141,6 +141,10 @@ def test_a_node_that_cannot_install_stays_drained_and_blocks_production(cluster,
     assert "openmpi-0:4.1.1-1.hpc1.x86_64" in installed(root), "the failed transaction changed nothing"
     assert installed(cluster.nodes_dir / "node4") == SNAPSHOT_B
     assert "node[1-2,4]: verified on" in shown and "node3: left drained: dnf distro-sync failed" in shown
+    # The failure is a ticket on the site's tracker (here the local one), as a failed test is.
+    assert hpcos(cluster, "tickets", "list", "--json") == 0
+    [ticket] = json.loads(capsys.readouterr().out)["tickets"]
+    assert "node3" in ticket["summary"] and "deploy/testing" in ticket["summary"], ticket
 
     # A night where every test passed on every node: production is still refused, naming node3.
     results = tmp_path / "results.json"

@@ -183,6 +183,13 @@ def test_plan_rollout_and_report(site, tmp_path, capsys):
     assert [a.id for a in kernel.advisories] == [ADVISORY] and kernel.advisories[0].references == ("CVE-2026-0001",)
     assert not openmpi.advisories and "RLBA-2026:0999" not in markdown  # beta did not change
     assert ADVISORY in markdown and "CVE-2026-0001" in markdown and "btl/tcp: fix a hang" in markdown
+    # The rollback section says what the rollback deploy does with the kernel this outage installs
+    # (tests/test_deploy_slurm.py does it on nodes that keep their boot default as EL9 does).
+    assert plan.rollback[0].startswith("hpcos repo rollback production")
+    [kernel_step] = [line for line in plan.rollback if line.startswith("#   kernel ")]
+    assert kernel_step.startswith("#   kernel 0:5.14.0-2.hpc1 -> 0:5.14.0-1.hpc1:"), kernel_step
+    assert "sets the boot default back" in kernel_step and "removes kernel 0:5.14.0-2.hpc1" in kernel_step
+    assert "#   kernel 0:5.14.0-2.hpc1 -> 0:5.14.0-1.hpc1" in markdown
     # Every planted deviation is a risk, and so is the open ticket.
     risks = [f"{r.kind}: {r.text}" for r in plan.risks]
     assert any(r.startswith("node class never tested: gpu-a100") for r in risks), risks

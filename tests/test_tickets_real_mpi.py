@@ -58,7 +58,7 @@ def test_every_btl_self_launch_gets_the_same_fingerprint(pingpong):
         {"At least one pair of MPI processes are unable to reach each other for MPI communications"}
     # The launches that lost it carry no cause of their own and join their siblings' cause.
     night = RunResults("real-mpi", "local", "2026-11-26T02:00:00+00:00", results=results)
-    assert len({fp.key for _, fp, _ in assign(night)}) == 1
+    assert len({fp.key for _, fp, _, _ in assign(night)}) == 1
     [group] = group_failures(night)
     assert len(group.results) == LAUNCHES
     assert content.summary(group) == ("[openmpi] test_pingpong[openmpi] fails on node[001-024]: At least one pair of "

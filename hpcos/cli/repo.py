@@ -64,6 +64,9 @@ def register(sub) -> None:
                                              "packages into testing and production at once")
     p.add_argument("overlay")
     p.add_argument("--reason", required=True)
+    p.add_argument("--deploy", metavar="PROFILE", help="then deploy production onto this cluster profile (as "
+                                                       "`hpcos deploy production --cluster PROFILE`); without it "
+                                                       "the command prints that next command")
 
     p = action("rollback", rollback_command, "return an environment to the snapshot it pointed at before")
     p.add_argument("env")
@@ -146,8 +149,26 @@ def site_profile(site) -> gate.SiteProfile | None:
         logging.getLogger("hpcos.repo").warning("site.yaml harness.profile: %s", exc)
         return None
 
-fastpath_command = _change(lambda s, layout, a: promotion.fastpath(s, layout, a.overlay, a.reason,
-                                                                   wait=not a.no_wait))
+def fastpath_command(args) -> int:
+    """The pointers move (or nothing, when the overlay has nothing new); then production is deployed,
+    or the exact command that deploys it is the last line."""
+    import shlex
+
+    specs = args.site.specs
+    promotion.fastpath(specs, args.site.layout, args.overlay, args.reason, wait=not args.no_wait)
+    promoted = [name for name, env in specs.site.environments.items() if env.source is not None]
+    dest = next((name for name in promoted if specs.site.environments[name].gate == "nightly"), promoted[-1])
+    if args.deploy:
+        from hpcos.cli.deploy import deploy_cluster
+
+        record = deploy_cluster(args.site, dest, args.deploy)
+        return 0 if not record.failed_nodes else 1
+    cluster = specs.site.harness.production_profile or "PROFILE"
+    logging.getLogger("hpcos.repo").info("next, to put it on the nodes: hpcos deploy %s --cluster %s", dest,
+                                         shlex.quote(cluster))
+    return 0
+
+
 rollback_command = _change(lambda s, layout, a: promotion.rollback(s, layout, a.env, reason=a.reason,
                                                                    wait=not a.no_wait))
 

@@ -149,6 +149,10 @@ class Deploy(Strict):
     reboot_timeout: float = Field(900, gt=0)  # seconds for the node to come back
     boot_id: str = "cat /proc/sys/kernel/random/boot_id"  # changes with every boot
     running_kernel: str = "uname -r"
+    # The kernel the next boot starts (EL9: each kernel install makes the new kernel the default), and
+    # how to make it the snapshot's ({kernel}: version-release.arch) when a rollback needs the older one.
+    boot_default: str = "grubby --default-kernel"
+    set_boot_default: str = "grubby --set-default /boot/vmlinuz-{kernel}"
 
 
 def _reference(value) -> Reference:

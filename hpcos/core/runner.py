@@ -37,6 +37,7 @@ class ProcessResult:
     duration: float
     timed_out: bool
     stdout_bytes: bytes = b""
+    before_kill: str = ""  # what ``before_kill`` found in the timed-out tree (where a hung job's ranks were)
 
     @property
     def output(self) -> str:
@@ -47,12 +48,13 @@ class ProcessResult:
 def run(argv: Sequence[str] | str, *, timeout: float, env: Mapping[str, str] | None = None,
         base_env: Mapping[str, str] | None = None, cwd: str | Path | None = None,
         merge_stderr: bool = False, on_line: LineSink | None = None, log_file: Path | None = None,
-        input: bytes | None = None) -> ProcessResult:
+        input: bytes | None = None, before_kill: Callable[[int], str] | None = None) -> ProcessResult:
     """Run ``argv`` (a string runs through ``/bin/sh -c``); never blocks longer than ``timeout`` + grace.
 
     ``base_env`` replaces ``os.environ`` as the environment ``env`` is added to (callers that must not
     pass credentials on give it without them).  ``on_line`` receives each output line as it comes;
-    ``log_file`` gets the command line and all output appended."""
+    ``log_file`` gets the command line and all output appended.  ``before_kill(pid)`` runs when the
+    timeout strikes, before the tree is killed (it must bound its own time); what it returns is kept."""
     full_env = {**(os.environ if base_env is None else base_env), **(env or {})}
     started = time.monotonic()
     name = argv if isinstance(argv, str) else argv[0]
@@ -77,7 +79,13 @@ def run(argv: Sequence[str] | str, *, timeout: float, env: Mapping[str, str] | N
         threading.Thread(target=_feed, args=(proc.stdin, input), daemon=True).start()
     deadline = started + timeout
     timed_out = not _wait(proc, readers, deadline)
+    found = ""
     if timed_out:
+        if before_kill is not None and proc.poll() is None:
+            try:
+                found = before_kill(proc.pid)
+            except Exception as exc:  # noqa: BLE001 - a failed look must never spare the tree its kill
+                found = f"(could not look at the process tree: {exc})"
         _kill_tree(proc, readers)
     lost = any(r.is_alive() for r in readers)
     if log:
@@ -92,7 +100,7 @@ def run(argv: Sequence[str] | str, *, timeout: float, env: Mapping[str, str] | N
         err += b"\n(output cut: a process outside the killed process group kept the pipes open)"
     code = proc.returncode if proc.returncode is not None else -signal.SIGKILL
     return ProcessResult(code, out.decode(errors="replace"), err.decode(errors="replace"),
-                         time.monotonic() - started, timed_out, out)
+                         time.monotonic() - started, timed_out, out, found)
 
 
 def _open_log(log_file: Path | None, argv) -> IO[bytes] | None:

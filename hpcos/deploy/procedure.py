@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import getpass
 import logging
+import math
 import os
 import secrets
 import shlex
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -72,8 +73,9 @@ class Deployment:
     def root(self, node: str) -> str:
         return self.profile.deploy.root.replace("{node}", node)
 
-    def expand(self, template: str, node: str) -> str:
-        return template.replace("{root}", shlex.quote(self.root(node))).replace("{node}", shlex.quote(node))
+    def expand(self, template: str, node: str, kernel: str = "") -> str:
+        return (template.replace("{root}", shlex.quote(self.root(node))).replace("{node}", shlex.quote(node))
+                .replace("{kernel}", shlex.quote(kernel)))
 
     def rpm_query(self, node: str) -> list[str]:
         root = self.root(node)
@@ -86,6 +88,16 @@ class Deployment:
         # snapshot of the same name must not answer for it.
         return ["dnf", "-y", "--refresh", *extra, "distro-sync"]
 
+    def remove(self, node: str, packages: list[str]) -> list[str]:
+        root = self.root(node)
+        extra = [f"--installroot={root}", f"--releasever={self.releasever}"] if root != "/" else []
+        # --noautoremove: only what is named goes (a kernel's leftover dependencies are the snapshot's).
+        return ["dnf", "-y", *extra, "--noautoremove", "remove", *packages]
+
+    def through_slurm(self) -> bool:
+        """Whether the nodes are reached through Slurm itself (srun), which never starts on a drained node."""
+        return self.profile.launcher == "slurm" and self.profile.deploy.drain == "slurm"
+
     def write_repo_file(self, node: str) -> str:
         path = os.path.normpath(self.root(node) + "/" + self.profile.deploy.repo_file)
         tmp = f"{path}.hpcos-tmp"
@@ -94,10 +106,11 @@ class Deployment:
 
     # -- fan-out ---------------------------------------------------------------------------------------
 
-    def on_nodes(self, command: Callable[[str], str | list[str]], nodes: NodeSet,
-                 timeout: float) -> dict[str, CommandResult]:
+    def on_nodes(self, command: Callable[[str], str | list[str]], nodes: NodeSet, timeout: float,
+                 launcher: Launcher | None = None) -> dict[str, CommandResult]:
         """Run ``command(node)`` on every node: one fan-out per distinct command line (all nodes at once
         on a real cluster, where ``root`` is the same everywhere), the fan-outs side by side."""
+        launcher = launcher or self.launcher
         groups: dict[str, tuple[str | list[str], NodeSet]] = {}
         for node in nodes:
             cmd = command(node)
@@ -105,7 +118,7 @@ class Deployment:
             groups.setdefault(key, (cmd, NodeSet()))[1].add(node)
         results: dict[str, CommandResult] = {}
         with ThreadPoolExecutor(max_workers=max(1, min(len(groups), self.batch_size))) as pool:
-            futures = [pool.submit(self.launcher.run, cmd, group, timeout=timeout) for cmd, group in groups.values()]
+            futures = [pool.submit(launcher.run, cmd, group, timeout=timeout) for cmd, group in groups.values()]
             for future in futures:
                 results.update(future.result())
         return results
@@ -162,7 +175,7 @@ def _run(plan: Deployment, batches: list[NodeSet]) -> DeploymentRecord:
     deployments.write(layout, record)
     for number, batch in enumerate(batches, 1):
         log.info("batch %d/%d: %s", number, len(batches), batch)
-        _batch(plan, batch)
+        _batch(plan, batch, number)
         deployments.write(layout, record)
     record.finished = datetime.now(UTC).isoformat(timespec="seconds")
     deployments.write(layout, record)
@@ -185,135 +198,281 @@ def summary(record: DeploymentRecord) -> list[str]:
     return lines
 
 
-def _batch(plan: Deployment, batch: NodeSet) -> None:
-    record, settings, timeouts = plan.record, plan.profile.deploy, plan.profile.timeouts
-    active = NodeSet(batch)
+@dataclass
+class Batch:
+    """One batch on its way through the stages: the nodes still in the running (``active``), what one
+    stage leaves for a later one (the package lists around distro-sync decide the reboot), and how
+    the nodes are reached while they are out of service (``launcher``; a maintenance reservation
+    with Slurm)."""
 
-    def fail(node: str, reason: str) -> None:
-        record.nodes[node].reason = scheduler.one_line(reason, limit=400)
-        active.difference_update(node)
-        log.warning("%s: %s", node, record.nodes[node].reason)
+    plan: Deployment
+    nodes: NodeSet
+    number: int = 1
+    active: NodeSet = field(default_factory=NodeSet)
+    before: dict[str, CommandResult] = field(default_factory=dict)
+    after: dict[str, CommandResult] = field(default_factory=dict)
+    launcher: Launcher = field(init=False)
+    reservation: str | None = None
 
-    def timed(task: str, results: dict[str, CommandResult], what: str) -> dict[str, CommandResult]:
+    def __post_init__(self) -> None:
+        self.active = NodeSet(self.nodes)
+        self.launcher = self.plan.launcher
+
+    def on_nodes(self, command: Callable[[str], str | list[str]], nodes: NodeSet,
+                 timeout: float) -> dict[str, CommandResult]:
+        return self.plan.on_nodes(command, nodes, timeout, self.launcher)
+
+    def fail(self, node: str, reason: str) -> None:
+        """The node takes no further stage; it stays drained, ``reason`` saying why."""
+        self.plan.record.nodes[node].reason = scheduler.one_line(reason, limit=400)
+        self.active.difference_update(node)
+        log.warning("%s: %s", node, self.plan.record.nodes[node].reason)
+
+    def why(self, result: CommandResult) -> str:
+        """``_why``, and for a node the step could not reach, what the launcher knows of it now (Slurm's
+        state and reason, an ssh probe's answer)."""
+        text = _why(result)
+        if (result.timed_out or result.unreachable) and result.node:
+            try:
+                state = self.launcher.unavailable(NodeSet(result.node)).get(result.node)
+            except Exception as exc:  # the diagnosis must not hide the failure it explains
+                state = f"its state could not be read: {exc}"
+            if state:
+                text += f"; {result.node} is {state}"
+        return text
+
+    def check(self, results: dict[str, CommandResult], what: str) -> dict[str, CommandResult]:
         for node, result in results.items():
-            record.nodes[node].durations[task] = round(result.duration, 3)
             if not result.ok:
-                fail(node, f"{what} failed: {_why(result)}")
+                self.fail(node, f"{what} failed: {self.why(result)}")
         return results
 
-    # drain
+
+def _drain(b: Batch) -> None:
+    """Out of Slurm, once running jobs ended.  When Slurm is also the way in (``launcher: slurm``), whose
+    ``srun`` never starts on a drained node, the drained nodes go into a maintenance reservation for
+    the deploying user and are resumed inside it: users' jobs stay off them, the deployment's steps
+    run there (``srun --reservation``)."""
+    plan, settings, record = b.plan, b.plan.profile.deploy, b.plan.record
     if settings.drain == "slurm":
         reason = f"hpcos deploy {plan.env} {record.snapshot}"
-        for node, outcome in scheduler.drain(batch, reason, settings.drain_timeout).items():
+        for node, outcome in scheduler.drain(b.nodes, reason, settings.drain_timeout).items():
             if isinstance(outcome, str):
-                fail(node, outcome)
-            else:
-                record.nodes[node].durations["drain"] = round(outcome, 3)
-    else:
-        for node in batch:
-            record.nodes[node].durations["drain"] = 0.0
-    log.info("  drained %s", active or "no node")
+                b.fail(node, outcome)
+    log.info("  drained %s", b.active or "no node")
+    if b.active and plan.through_slurm():
+        name = scheduler.reservation_name(record.deploy_id, b.number)
+        scheduler.reserve(b.active, name, record.user or getpass.getuser())
+        b.reservation = name
+        scheduler.resume(b.active)
+        b.launcher = launcher_for(_in_reservation(plan.profile, name))
+        log.info("  %s in maintenance reservation %s", b.active, name)
 
-    # repo_file
-    if active:
-        timed("repo_file", plan.on_nodes(plan.write_repo_file, active, timeouts.command), "writing the .repo file")
 
-    # distro_sync (with the package lists before and after: what changed decides the reboot)
-    before: dict[str, CommandResult] = {}
-    after: dict[str, CommandResult] = {}
-    if active:
-        before = plan.on_nodes(plan.rpm_query, active, timeouts.command)
-        synced = plan.on_nodes(plan.distro_sync, active, settings.dnf_timeout)
-        after = plan.on_nodes(plan.rpm_query, active, timeouts.command)
-        for node in list(active):
-            spent = before[node].duration + synced[node].duration + after[node].duration
-            record.nodes[node].durations["distro_sync"] = round(spent, 3)
-            bad = next((r for r in (before[node], synced[node], after[node]) if not r.ok), None)
-            if bad is not None:
-                fail(node, f"dnf distro-sync failed: {_why(bad)}" if bad is synced[node]
-                     else f"rpm -qa failed: {_why(bad)}")
-        log.info("  distro-sync done on %s", active or "no node")
+def _in_reservation(profile: Profile, reservation: str) -> Profile:
+    """The profile whose srun lands in ``reservation``, with a time limit the deploy's longest step fits in
+    (the profile's own limit is for test jobs)."""
+    settings = profile.deploy
+    longest = max(settings.dnf_timeout, settings.reboot_timeout, profile.timeouts.command)
+    slurm = profile.slurm.model_copy(update={
+        "extra_args": [*profile.slurm.extra_args, f"--reservation={reservation}"],
+        "time_limit": str(math.ceil(longest / 60) + 1)})
+    return profile.model_copy(update={"slurm": slurm})
 
-    # reboot where needed
-    if active:
-        kernels = timed("reboot", plan.on_nodes(lambda n: plan.expand(settings.running_kernel, n), active,
-                                                timeouts.command), "reading the running kernel")
-        needing = NodeSet()
-        for node in active:
-            changed = _changed_names(before[node].stdout, after[node].stdout)
-            listed = changed & set(settings.reboot_packages)
-            stale = plan.expected.kernel and kernels[node].stdout.strip() != plan.expected.kernel
-            if listed or stale:
-                needing.add(node)
-                log.info("  %s needs a reboot (%s)", node,
-                         ", ".join(sorted(listed)) + (" changed" if listed else "")
-                         + ("; " if listed and stale else "") + ("kernel is not the snapshot's" if stale else ""))
-        if needing:
-            _reboot(plan, needing, fail)
 
-    # verify
-    if active:
-        started = time.monotonic()
-        installed = plan.on_nodes(plan.rpm_query, active, timeouts.command)
-        running = plan.on_nodes(lambda n: plan.expand(settings.running_kernel, n), active, timeouts.command)
-        for node in list(active):
-            record.nodes[node].durations["verify"] = round(installed[node].duration + running[node].duration, 3)
-            bad = next((r for r in (installed[node], running[node]) if not r.ok), None)
-            if bad is not None:
-                fail(node, f"verify failed: {_why(bad)}")
-                continue
-            kernel = running[node].stdout.strip()
-            record.nodes[node].kernel = kernel
-            problems = plan.expected.problems(expectations.parse_installed(installed[node].stdout), kernel)
-            if problems:
-                fail(node, "verify: " + "; ".join(problems))
-            else:
-                record.nodes[node].verified = True
-        log.info("  verified %s in %.1f s", active or "no node", time.monotonic() - started)
+def _repo_file(b: Batch) -> None:
+    b.check(b.on_nodes(b.plan.write_repo_file, b.active, b.plan.profile.timeouts.command),
+            "writing the .repo file")
 
-    # resume the verified nodes; the others stay drained, their reason saying why
-    if settings.drain == "slurm":
-        started = time.monotonic()
-        if active:
-            scheduler.resume(active)
-        for node in batch:
-            if record.nodes[node].verified:
-                record.nodes[node].durations["resume"] = round(time.monotonic() - started, 3)
-            else:
+
+def _distro_sync(b: Batch) -> None:
+    """``dnf distro-sync``, with the package lists before and after: what changed decides the reboot."""
+    plan, timeouts = b.plan, b.plan.profile.timeouts
+    b.before = b.on_nodes(plan.rpm_query, b.active, timeouts.command)
+    synced = b.on_nodes(plan.distro_sync, b.active, plan.profile.deploy.dnf_timeout)
+    b.after = b.on_nodes(plan.rpm_query, b.active, timeouts.command)
+    for node in list(b.active):
+        bad = next((r for r in (b.before[node], synced[node], b.after[node]) if not r.ok), None)
+        if bad is not None:
+            b.fail(node, f"dnf distro-sync failed: {b.why(bad)}" if bad is synced[node]
+                   else f"rpm -qa failed: {b.why(bad)}")
+    log.info("  distro-sync done on %s", b.active or "no node")
+
+
+def _reboot_where_needed(b: Batch) -> None:
+    """Boot the snapshot's kernel: the boot default set to it (dnf left a newer one the default when the
+    snapshot rolls the kernel back), a reboot where a reboot package changed or another kernel runs,
+    then the kernels newer than the snapshot's removed (never the running one, so only after)."""
+    plan, settings = b.plan, b.plan.profile.deploy
+    kernels = b.check(b.on_nodes(lambda n: plan.expand(settings.running_kernel, n), b.active,
+                                 plan.profile.timeouts.command), "reading the running kernel")
+    if plan.expected.kernel and b.active:
+        _set_boot_default(b)
+    needing = NodeSet()
+    for node in b.active:
+        changed = _changed_names(b.before[node].stdout, b.after[node].stdout)
+        listed = changed & set(settings.reboot_packages)
+        stale = plan.expected.kernel and kernels[node].stdout.strip() != plan.expected.kernel
+        if listed or stale:
+            needing.add(node)
+            log.info("  %s needs a reboot (%s)", node,
+                     ", ".join(sorted(listed)) + (" changed" if listed else "")
+                     + ("; " if listed and stale else "") + ("kernel is not the snapshot's" if stale else ""))
+    if needing:
+        _reboot(b, needing)
+    if plan.expected.kernel and b.active:
+        _remove_newer_kernels(b)
+
+
+def _set_boot_default(b: Batch) -> None:
+    """EL9 makes each newly installed kernel the boot default (kernel-install): after a rollback the
+    default is the newer kernel the snapshot no longer has.  Set it to the snapshot's where it is not."""
+    plan, settings, timeout = b.plan, b.plan.profile.deploy, b.plan.profile.timeouts.command
+    kernel = plan.expected.kernel or ""
+    current = b.check(b.on_nodes(lambda n: plan.expand(settings.boot_default, n), b.active, timeout),
+                      "reading the boot default")
+    wrong = NodeSet.fromlist([n for n in b.active if _boot_kernel(current[n].stdout) != kernel])
+    if not wrong:
+        return
+    log.info("  %s: boot default %s -> %s", wrong, ", ".join(sorted({_boot_kernel(current[n].stdout) or "none"
+                                                                     for n in wrong})), kernel)
+    b.check(b.on_nodes(lambda n: plan.expand(settings.set_boot_default, n, kernel=kernel), wrong, timeout),
+            f"setting the boot default to {kernel}")
+
+
+def _boot_kernel(text: str) -> str:
+    """``grubby --default-kernel`` prints ``/boot/vmlinuz-VERSION-RELEASE.ARCH``."""
+    line = text.strip().splitlines()[-1] if text.strip() else ""
+    return line.rsplit("vmlinuz-", 1)[1] if "vmlinuz-" in line else line
+
+
+def _remove_newer_kernels(b: Batch) -> None:
+    """Kernel packages newer than the snapshot's kernel that the snapshot does not carry (a rolled-back
+    fast path left them): removed, so no later install or boot-default reset brings them back."""
+    plan = b.plan
+    newer: dict[str, list[str]] = {}
+    for node in b.active:
+        found = plan.expected.newer_install_only(expectations.parse_installed(b.after[node].stdout))
+        if found:
+            newer[node] = found
+    if not newer:
+        return
+    for node, packages in sorted(newer.items()):
+        log.info("  %s: removing %s (newer than the snapshot's kernel)", node, ", ".join(packages))
+    nodes = NodeSet.fromlist(list(newer))
+    b.check(b.on_nodes(lambda n: plan.remove(n, newer[n]), nodes, plan.profile.deploy.dnf_timeout),
+            "removing the kernels newer than the snapshot's")
+
+
+def _verify(b: Batch) -> None:
+    plan, settings, timeouts = b.plan, b.plan.profile.deploy, b.plan.profile.timeouts
+    installed = b.on_nodes(plan.rpm_query, b.active, timeouts.command)
+    running = b.on_nodes(lambda n: plan.expand(settings.running_kernel, n), b.active, timeouts.command)
+    for node in list(b.active):
+        bad = next((r for r in (installed[node], running[node]) if not r.ok), None)
+        if bad is not None:
+            b.fail(node, f"verify failed: {b.why(bad)}")
+            continue
+        kernel = running[node].stdout.strip()
+        plan.record.nodes[node].kernel = kernel
+        problems = plan.expected.problems(expectations.parse_installed(installed[node].stdout), kernel)
+        if problems:
+            b.fail(node, "verify: " + "; ".join(problems))
+        else:
+            plan.record.nodes[node].verified = True
+    log.info("  verified %s", b.active or "no node")
+
+
+def _resume(b: Batch) -> None:
+    """The verified nodes go back into service; the others stay drained, their reason saying why."""
+    record = b.plan.record
+    if b.plan.profile.deploy.drain == "slurm":
+        if b.active and b.reservation is None:
+            scheduler.resume(b.active)
+        for node in b.nodes:
+            if not record.nodes[node].verified:
                 scheduler.keep_drained(NodeSet(node), f"hpcos deploy: {record.nodes[node].reason}")
-    else:
-        for node in active:
-            record.nodes[node].durations["resume"] = 0.0
-    if active:
-        log.info("  resumed %s", active)
+        if b.reservation is not None:  # the failed nodes are drained again first: none slips into service
+            scheduler.release(b.reservation)
+            b.reservation = None
+    if b.active:
+        log.info("  resumed %s", b.active)
 
 
-def _reboot(plan: Deployment, nodes: NodeSet, fail: Callable[[str, str], None]) -> None:
-    settings, record = plan.profile.deploy, plan.record
+def _abandon(b: Batch, error: BaseException) -> None:
+    """A stage raised (Slurm refused a command, the deployment was interrupted): no node of the batch
+    that was not verified may go back into service through the end of its maintenance reservation."""
+    record = b.plan.record
+    unverified = NodeSet.fromlist([n for n in b.nodes if not record.nodes[n].verified])
+    for node in unverified:
+        if not record.nodes[node].reason:
+            record.nodes[node].reason = scheduler.one_line(f"deployment stopped: {error or type(error).__name__}")
+    if unverified:
+        scheduler.keep_drained(unverified, f"hpcos deploy stopped: {error or type(error).__name__}")
+    if b.reservation is not None:
+        scheduler.release(b.reservation)
+        b.reservation = None
+
+
+# The procedure, in order: each stage acts on the batch's nodes still active (a node that failed a
+# stage takes no further one); ``resume`` also runs when none is left, to keep the failed nodes drained.
+STAGES: tuple[tuple[str, Callable[[Batch], None]], ...] = (
+    ("drain", _drain), ("repo_file", _repo_file), ("distro_sync", _distro_sync),
+    ("reboot", _reboot_where_needed), ("verify", _verify), ("resume", _resume))
+if tuple(name for name, _ in STAGES) != deployments.TASKS:  # the record and the plan name the same tasks
+    raise ImportError("hpcos.deploy.procedure.STAGES and hpcos.repo.deployments.TASKS disagree")
+
+
+def _batch(plan: Deployment, batch: NodeSet, number: int = 1) -> None:
+    """Run the stages on one batch, each timed here: every node that entered a stage is charged the
+    stage's wall time (the nodes of a batch wait for its slowest one)."""
+    b = Batch(plan, batch, number)
+    try:
+        for name, stage in STAGES:
+            entered = NodeSet(b.active)
+            if not entered and name != "resume":
+                continue
+            started = time.monotonic()
+            stage(b)
+            spent = round(time.monotonic() - started, 3)
+            for node in entered:
+                plan.record.nodes[node].durations[name] = spent
+    except BaseException as error:
+        if b.reservation is not None:
+            _abandon(b, error)
+        raise
+
+
+def _reboot(b: Batch, nodes: NodeSet) -> None:
+    plan = b.plan
+    settings, record, timeout = plan.profile.deploy, plan.record, plan.profile.timeouts.command
     started = time.monotonic()
-    boot_ids = plan.on_nodes(lambda n: plan.expand(settings.boot_id, n), nodes, plan.profile.timeouts.command)
+    boot_ids = b.on_nodes(lambda n: plan.expand(settings.boot_id, n), nodes, timeout)
     for node in list(nodes):
         if not boot_ids[node].ok:
-            fail(node, f"reading the boot id failed: {_why(boot_ids[node])}")
+            b.fail(node, f"reading the boot id failed: {b.why(boot_ids[node])}")
             nodes.remove(node)
     if not nodes:
         return
     log.info("  rebooting %s", nodes)
     # The connection may well drop under the reboot command: its exit status says nothing.
-    plan.on_nodes(lambda n: plan.expand(settings.reboot, n), nodes, plan.profile.timeouts.command)
+    b.on_nodes(lambda n: plan.expand(settings.reboot, n), nodes, timeout)
     waiting = NodeSet(nodes)
+    last: dict[str, CommandResult] = {}
     while waiting:
-        now = plan.on_nodes(lambda n: plan.expand(settings.boot_id, n), waiting, plan.profile.timeouts.command)
-        for node, result in now.items():
+        # Each probe is bounded by what is left of the reboot's bound, so a node that never answers
+        # (srun pending on a node that is down) still ends the wait on time.
+        left = max(1.0, settings.reboot_timeout - (time.monotonic() - started))
+        last = b.on_nodes(lambda n: plan.expand(settings.boot_id, n), waiting, min(timeout, left))
+        for node, result in last.items():
             if result.ok and result.stdout.strip() and result.stdout.strip() != boot_ids[node].stdout.strip():
                 record.nodes[node].rebooted = True
-                record.nodes[node].durations["reboot"] = round(
-                    record.nodes[node].durations.get("reboot", 0.0) + time.monotonic() - started, 3)
                 waiting.remove(node)
         if waiting and time.monotonic() - started > settings.reboot_timeout:
             for node in waiting:
-                record.nodes[node].durations["reboot"] = round(time.monotonic() - started, 3)
-                fail(node, f"did not come back within {settings.reboot_timeout:g} s of the reboot")
+                probe = last.get(node)
+                said = "" if probe is None or probe.ok else f" (reading its boot id: {b.why(probe)})"
+                b.fail(node, f"did not come back within {settings.reboot_timeout:g} s of the reboot{said}")
             return
         if waiting:
             time.sleep(BOOT_POLL)
@@ -330,6 +489,13 @@ def _why(result: CommandResult) -> str:
     if result.unreachable:
         return "node unreachable"
     if result.timed_out:
+        # srun says "queued and waiting for resources" and, once the step starts, "has been allocated
+        # resources": without the second line the command never ran on the node.
+        if "queued and waiting for resources" in result.stderr and "allocated resources" not in result.stderr:
+            said = next((line.strip() for line in result.stderr.splitlines() if line.startswith("srun: ")
+                         and "queued and waiting" not in line), "")
+            return (f"srun never started there within {result.duration:.0f} s"
+                    + (f" ({said.removeprefix('srun: ')})" if said else ""))
         return f"timed out after {result.duration:.0f} s"
     lines = [line.strip() for line in (result.stderr + "\n" + result.stdout).splitlines() if line.strip()]
     errors = [line for line in lines if line.lower().startswith(("error", "file ", "problem", "  - "))

@@ -236,7 +236,7 @@ def build_plan(site: Site, test: Profile, production: Profile, *, batch_size: in
         batch_size=batch, changes=changes, patches=_patches(spec_set),
         config_changes=config_changes(site),
         tasks=tasks, assumptions=assumptions, risks=risks,
-        rollback=_rollback(dest, production.name, production_id),
+        rollback=_rollback(dest, production, production_id, changes),
         owners=_owners(spec_set), deploy_id=deploy_id)
 
 
@@ -306,11 +306,23 @@ def _owners(spec_set) -> dict[str, list[str]]:
     return owners
 
 
-def _rollback(dest: str, cluster: str, previous: str | None) -> list[str]:
+def _rollback(dest: str, production: Profile, previous: str | None, changes: list[PackageChange]) -> list[str]:
+    """What the rollback does, command by command, as ``hpcos deploy`` will do it on production."""
     if previous is None:
         return [f"{dest} pointed at nothing before this outage: there is no snapshot to return to; "
                 "reinstall from the previous provisioning image"]
-    return [f"hpcos repo rollback {dest} --reason 'outage rollback'   # {dest} points at {previous} again",
-            f"hpcos deploy {dest} --cluster {cluster}   # dnf distro-sync every node back to {previous}, "
-            "reboot where the kernel changes, verify",
-            "hpcos test --cluster " + cluster + "   # the integration tests on the rolled-back cluster"]
+    cluster, settings = production.name, production.deploy
+    lines = [f"hpcos repo rollback {dest} --reason 'outage rollback'   # {dest} points at {previous} again",
+             f"hpcos deploy {dest} --cluster {cluster}   # per batch of {settings.batch_size}: drain, dnf distro-sync "
+             f"every node back to {previous}, reboot where the kernel or a reboot package changes, verify, resume"]
+    kernel = production.os_update.kernel_package
+    for change in changes:
+        if change.package.rsplit(".", 1)[0] != kernel or not change.old or not change.new:
+            continue
+        lines.append(f"#   kernel {change.new} -> {change.old}: dnf leaves the newer kernel installed and the boot "
+                     f"default (EL9 makes each new kernel the default), so the deploy sets the boot default back "
+                     f"({settings.set_boot_default.replace('{kernel}', '<' + change.old + '>')}), reboots every "
+                     f"node into it, removes kernel {change.new}, verifies the running kernel and resumes the "
+                     "verified nodes; a node that fails any step stays drained with the reason and gets a ticket")
+    lines.append("hpcos test --cluster " + cluster + "   # the integration tests on the rolled-back cluster")
+    return lines

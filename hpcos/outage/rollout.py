@@ -18,15 +18,14 @@ from pathlib import Path
 from hpcos.cluster.profiles import Profile
 from hpcos.core.errors import UserError
 from hpcos.core.files import write_text_atomically
+from hpcos.deploy import failures
 from hpcos.deploy.procedure import deploy
 from hpcos.outage.plan import POST_OUTAGE, OutagePlan
 from hpcos.repo import deployments
 from hpcos.repo.environments import Environments
-from hpcos.results.model import RunResults, TestResult
 from hpcos.site import Site
 
 log = logging.getLogger("hpcos.outage")
-DEPLOY_TEST_ID = "outage/deploy"
 
 
 @dataclass
@@ -76,23 +75,11 @@ def check_ready(site: Site, plan: OutagePlan, env: str, force_reason: str | None
                         "--force --reason TEXT too")
 
 
-def file_node_tickets(site: Site, actuals: Actuals, plan: OutagePlan) -> list[str]:
-    """One failure per node that could not be deployed, filed like a nightly run's failures."""
-    if not actuals.failed:
+def file_node_tickets(site: Site, record: deployments.DeploymentRecord) -> list[str]:
+    """A ticket per cause of the nodes the rollout could not deploy, as ``hpcos deploy`` files them."""
+    if not record.failed_nodes:
         return []
-    from hpcos.tickets.session import TicketSession
-
-    run = RunResults(run_id=actuals.run_id, cluster=actuals.cluster, started=actuals.started,
-                     finished=actuals.finished, testing_snapshot=actuals.snapshot,
-                     results=[TestResult(DEPLOY_TEST_ID, node, "failed", failure_class="error",
-                                         message=f"outage deploy of {actuals.snapshot} failed on {node}: {reason}",
-                                         rerun=f"hpcos deploy production --cluster {actuals.cluster} --nodes {node}")
-                              for node, reason in sorted(actuals.failed.items())])
-    with TicketSession(site.tracker(), site.store_root, site.environ) as session:
-        _decided, outcome = session.file(run)
-    if outcome.error:
-        log.warning("tickets: %s (queued: %d)", outcome.error, outcome.queued)
-    return list(outcome.done)
+    return failures.file_tickets(site, record)
 
 
 def run(site: Site, plan: OutagePlan, production: Profile, profile_file: Path, *, env: str = "production",
@@ -113,7 +100,7 @@ def run(site: Site, plan: OutagePlan, production: Profile, profile_file: Path, *
                       finished=datetime.now(UTC).isoformat(timespec="seconds"), deploy_id=record.deploy_id,
                       tasks=tasks, failed={n: record.nodes[n].reason for n in record.failed_nodes},
                       tests_exit=tests_exit)
-    actuals.tickets = file_node_tickets(site, actuals, plan)
+    actuals.tickets = file_node_tickets(site, record)
     save(site, actuals)
     planned = plan.window_seconds
     log.info("outage %s: %s planned, %s taken; %d node(s) failed", actuals.run_id,

@@ -7,6 +7,10 @@ the next promotion with its next ``dnf`` run; ``<snapshots url>/<id>/<repository
 node on exactly the snapshot it was given, which is what ``hpcos deploy`` writes, so what a node
 runs is what was verified and tested even if the pointer moves during the deployment.
 
+A repository whose metadata ``hpcos repo publish`` signed (``repodata/repomd.xml.asc``) gets
+``repo_gpgcheck=1`` when it has a key to check it with: the node trusts no package list the site did
+not sign, not only no package.
+
 Overlays get a better (lower) dnf ``priority`` than the mirrors: the mirror already leaves the
 overlaid packages out, and the priority keeps the site's build winning even when an upstream
 repository outside hpcos (or an older snapshot of the mirror) still carries the package.
@@ -35,6 +39,9 @@ class RepoSection:
     priority: int
     gpgcheck: bool
     gpgkey: str | None
+    # The repository's metadata is signed (``repodata/repomd.xml.asc``, written by ``hpcos repo publish``
+    # with a site key): dnf verifies it with the section's key before trusting any package list.
+    repo_gpgcheck: bool = False
 
 
 def _ini_value(value: str) -> str:
@@ -84,10 +91,13 @@ def sections(spec_set: SpecSet, layout: StoreLayout, env: str, *, target: str | 
             if entry not in snapshot.entries:
                 continue
             gpgkey = overlay_gpgkey if kind == "overlay" else site.mirrors[name].gpgkey
+            signed = (snapshot.entry_dir(entry) / "repodata" / "repomd.xml.asc").is_file()
             found.append(RepoSection(
                 repoid=f"{REPO_PREFIX}-{entry}", name=f"{site.name} {entry} ({env}, {kind})",
                 baseurl=_ini_value(f"{base}/{entry}/"), priority=priority, gpgcheck=gpgcheck,
-                gpgkey=_ini_value(gpgkey) if gpgkey else None))
+                gpgkey=_ini_value(gpgkey) if gpgkey else None,
+                # Without a key to check it with, dnf would refuse the repository outright.
+                repo_gpgcheck=gpgcheck and signed and bool(gpgkey)))
     if not found:
         raise UserError(f"snapshot {snapshot.id} of {env!r} has no repository for target {target!r}")
     return found
@@ -98,7 +108,7 @@ def repo_file(sections: list[RepoSection], header: str = "") -> str:
     lines = [f"# {line}" for line in header.splitlines()]
     for s in sections:
         lines += ["", f"[{s.repoid}]", f"name={_ini_value(s.name)}", f"baseurl={s.baseurl}", "enabled=1",
-                  f"priority={s.priority}", f"gpgcheck={int(s.gpgcheck)}", "repo_gpgcheck=0",
+                  f"priority={s.priority}", f"gpgcheck={int(s.gpgcheck)}", f"repo_gpgcheck={int(s.repo_gpgcheck)}",
                   # A pointer switch changes repomd.xml under the same URL: never trust a cached copy.
                   "metadata_expire=0", "skip_if_unavailable=0"]
         if s.gpgkey:

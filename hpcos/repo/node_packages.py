@@ -51,12 +51,28 @@ class Expected:
             ok = want in have if name in INSTALL_ONLY else have == {want}
             if not ok:
                 wrong.append(f"{key} {', '.join(sorted(map(str, have)))} installed, snapshot has {want}")
+        newer = self.newer_install_only(installed)
+        if newer:
+            wrong.append(f"{', '.join(newer)} newer than the snapshot's kernel installed")
         found = []
         if wrong:
             found.append(f"{len(wrong)} package(s) not at the snapshot's version: " + "; ".join(wrong[:3])
                          + ("; ..." if len(wrong) > 3 else ""))
         if self.kernel and running_kernel != self.kernel:
             found.append(f"runs kernel {running_kernel or 'unknown'}, snapshot has {self.kernel}")
+        return found
+
+
+    def newer_install_only(self, installed: dict[str, set[Evr]]) -> list[str]:
+        """Installed kernel packages (``name-EVR.arch``) newer than the snapshot's, which it does not carry:
+        what a rolled-back kernel leaves behind."""
+        found = []
+        for key, have in sorted(installed.items()):
+            want = self.packages.get(key)
+            if want is None or key.rsplit(".", 1)[0] not in INSTALL_ONLY:
+                continue
+            name, arch = key.rsplit(".", 1)
+            found += [f"{name}-{evr}.{arch}" for evr in sorted(have, key=str) if evr.newer_than(want)]
         return found
 
 

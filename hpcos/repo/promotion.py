@@ -19,7 +19,7 @@ import logging
 
 from hpcos.core.errors import UserError
 from hpcos.core.store_layout import StoreLayout
-from hpcos.repo import gate, nightly, retention
+from hpcos.repo import gate, nightly, repodata, retention
 from hpcos.repo.environments import Environments, Pointer, Record, switch_together
 from hpcos.repo.locking import store_lock
 from hpcos.repo.snapshots import Snapshot, SnapshotStore
@@ -120,19 +120,41 @@ def fastpath(spec_set: SpecSet, layout: StoreLayout, overlay: str, reason: str, 
     with store_lock(layout, f"repo fastpath {overlay}", wait=wait):
         store.clean_leftovers()
         envs.clean_leftovers()
-        if envs.published(overlay).current() is None:
+        published_id = envs.published(overlay).current()
+        if published_id is None:
             raise UserError(f"overlay {overlay!r} has not been published yet (hpcos repo publish {overlay})")
+        published = store.get(published_id)
+        bases = {name: _current(envs.environment(name), store) for name in promoted}
+        if all(_carries(base, published) for base in bases.values()):
+            # A build that failed publishes nothing: the fast path would move the pointers (and send the
+            # nodes through an outage) for the very packages they already have.
+            raise UserError(f"nothing new in {overlay}: {', '.join(promoted)} already carry its last published "
+                            f"build ({published.id}); did `hpcos build` and `hpcos repo publish {overlay}` succeed?")
         # Every environment's new snapshot is committed first; then all pointers move as one journaled
         # transaction, so a kill never leaves testing and production on different kernels for good.
         moves = []
         for name in promoted:
-            base = _current(envs.environment(name), store)
-            moves.append((envs.environment(name), _compose(store, envs, base, name, [overlay]).id))
+            moves.append((envs.environment(name), _compose(store, envs, bases[name], name, [overlay]).id))
         records = switch_together(moves, "fastpath", reason=f"{overlay}: {reason}")
         for record, (pointer, _) in zip(records, moves, strict=True):
             log.info("%s -> %s (%s fast path)", pointer.name, record.snapshot, overlay)
         retention.apply(spec_set, layout)
     return records
+
+
+def _carries(snapshot: Snapshot, published: Snapshot) -> bool:
+    """Whether ``snapshot`` has exactly the packages of every repository of ``published`` (the same
+    directories, or a republished copy with the same NEVRAs)."""
+    for name, holder in published.entries.items():
+        if snapshot.entries.get(name) == holder:
+            continue
+        if name not in snapshot.entries or _nevras(snapshot, name) != _nevras(published, name):
+            return False
+    return True
+
+
+def _nevras(snapshot: Snapshot, entry: str) -> set[tuple]:
+    return {(p.name, p.epoch, p.version, p.release, p.arch) for p in repodata.read_packages(snapshot.entry_dir(entry))}
 
 
 def rollback(spec_set: SpecSet, layout: StoreLayout, env: str, reason: str = "", wait: bool = True) -> Record:

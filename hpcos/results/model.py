@@ -70,6 +70,10 @@ class TestResult:
     rerun: str = ""  # the hpcos command that reruns just this (test, node)
     mpi: str | None = None
     measurements: list[Measurement] = field(default_factory=list)
+    # An MPI job's MPI/UCX/OFI/PSM/LD_* variables (secrets masked): those it inherited from the night's
+    # environment (what a reproduction must set again) and those the profile's stack or the test set.
+    env: dict[str, str] = field(default_factory=dict)
+    profile_env: dict[str, str] = field(default_factory=dict)
     # pytest's full node id, every parameter included (node, MPI stack): what the specs' `tests:`
     # expressions select, as `hpcos specs check` selects them in the collected suite.
     nodeid: str = ""

@@ -12,13 +12,14 @@ from __future__ import annotations
 import logging
 import netrc
 import os
+import re
 import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from hpcos.core.environment import CREDENTIAL_VARIABLES
+from hpcos.core.environment import CREDENTIAL_VARIABLES, without_credentials
 from hpcos.core.errors import UserError
 
 KEYRING_SERVICE = "hpcos-{service}:{host}"
@@ -144,3 +145,28 @@ class RedactingFilter(logging.Filter):
             record.msg = redact(record.getMessage(), self.secrets)
             record.args = ()
         return True
+
+
+# What decides how an MPI job runs, and what a ticket must name to reproduce it: the MPI libraries'
+# own variables (Open MPI/PMIx/PRRTE, MPICH/hydra, Intel MPI, MVAPICH), the fabric libraries' (UCX,
+# libfabric, PSM/PSM2/PSM3) and the dynamic loader's (LD_PRELOAD, LD_LIBRARY_PATH).
+MPI_VARIABLES = re.compile(r"^(?:OMPI|OPAL|ORTE|PMIX|PRTE|MPICH|MPIR|MPIEXEC|HYDRA|I_MPI|MV2|UCX|FI|OFI|PSM[23]?"
+                           r"|HFI|LD)_\w+$")
+# A name that says it holds a secret: its value is masked even though hpcos did not configure it.
+_SECRET_NAME = re.compile(r"PASSWORD|PASSWD|TOKEN|SECRET|CREDENTIAL|_KEY$|^KEY_", re.IGNORECASE)
+
+
+def job_environment(night: Mapping[str, str], job: Mapping[str, str],
+                    secrets: Iterable[str] = ()) -> tuple[dict[str, str], dict[str, str]]:
+    """(inherited, set): the MPI_VARIABLES an MPI job ran with -- those it took from the night's
+    environment ``night`` (what a reproduction must set again) and those ``job`` (the profile's stack,
+    the test) set -- with secret-looking names and every known secret masked."""
+    secrets = list(secrets)
+
+    def shown(name: str, value: str) -> str:
+        return REDACTED if _SECRET_NAME.search(name) else redact(value, secrets)
+
+    inherited = {k: shown(k, v) for k, v in sorted(without_credentials(night).items())
+                 if MPI_VARIABLES.match(k) and k not in job}
+    own = {k: shown(k, v) for k, v in sorted(job.items()) if MPI_VARIABLES.match(k)}
+    return inherited, own

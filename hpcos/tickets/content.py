@@ -9,7 +9,7 @@ import shlex
 from collections.abc import Iterable
 
 from hpcos.results.model import RunResults, TestResult
-from hpcos.tickets.fingerprint import PERF_CLASS
+from hpcos.tickets.fingerprint import PERF_CLASS, TIMEOUT_CLASS
 from hpcos.tickets.grouping import FailureGroup, short_test
 
 SUMMARY_MAX = 200  # below every tracker's limit (Jira and Bugzilla: 255)
@@ -104,12 +104,10 @@ NODES_SHOWN = 40  # a folded node set longer than this is shown as a count
 def _scope(group: FailureGroup) -> str:
     tests = group.tests
     kind = "MPI tests" if group.stacks else "tests"
-    if len(tests) == 1:
-        who = short_test(tests[0])
-        verb = "regresses" if group.fingerprint.failure_class == PERF_CLASS else "fails"
-    else:
-        who = f"{len(tests)} {kind}"
-        verb = "regress" if group.fingerprint.failure_class == PERF_CLASS else "fail"
+    one = len(tests) == 1
+    who = short_test(tests[0]) if one else f"{len(tests)} {kind}"
+    verb = {PERF_CLASS: ("regresses", "regress"), TIMEOUT_CLASS: ("times out", "time out")}.get(
+        group.fingerprint.failure_class, ("fails", "fail"))[0 if one else 1]
     nodes = group.nodes
     if not len(nodes):
         return f"{who} {verb}"
@@ -127,11 +125,23 @@ def _perf_reason(group: FailureGroup) -> str:
     return f"{', '.join(metrics) or 'measurements'} outside the profile's reference"
 
 
+# What differs from launch to launch and means nothing to a reader: MPICH's abort code, Open MPI's
+# job ids, PIDs, addresses.
+_RANDOM = [(re.compile(r"\bAbort\(\d+\)"), "Abort"), (re.compile(r"\[\[\d+,\d+\],\d+\]\s*"), ""),
+           (re.compile(r"\s*\((?:pid|PID) \d+\)|\b(?:pid|PID)[ =:]\d+\s*"), " "),
+           (re.compile(r"=0x[0-9a-fA-F]+"), "=..."), (re.compile(r"\s+at address 0x[0-9a-fA-F]+"), "")]
+
+
 def reason(group: FailureGroup) -> str:
     if group.fingerprint.failure_class == PERF_CLASS:
         return _perf_reason(group)
-    line = group.reason()
-    return re.sub(r"^(?:Failed|ERROR|Error):\s*", "", line) or group.fingerprint.failure_class
+    line = re.sub(r"^(?:Failed|ERROR|Error):\s*", "", group.reason())
+    for pattern, replacement in _RANDOM:
+        line = pattern.sub(replacement, line)
+    line = " ".join(line.split())
+    if not line or (group.fingerprint.failure_class == TIMEOUT_CLASS and line.startswith("timed out after")):
+        return group.fingerprint.signature or group.fingerprint.failure_class
+    return line
 
 
 def summary(group: FailureGroup) -> str:
@@ -170,13 +180,50 @@ def reproduce_commands(group: FailureGroup, run: RunResults) -> list[str]:
     commands = []
     for test, stack, nodes, _count in group.matrix()[:REPRODUCE_SHOWN]:
         results = [r for r in group.results if r.test_id == test and (r.mpi or "") == stack]
-        words = ["hpcos", "test", "--cluster", _cluster_argument(results, run), "-k", short_test(test)]
+        env = _night_env(results)
+        words = [f"{k}={v}" for k, v in env.items()]
+        words += ["hpcos", "test", "--cluster", _cluster_argument(results, run), "-k", short_test(test)]
         if len(nodes):
             words += ["--nodes", str(nodes)]
         if stack:
             words += ["--mpi", stack]
         commands.append(shlex.join(words))
     return commands
+
+
+def _night_env(results: list[TestResult]) -> dict[str, str]:
+    """The variables the night's environment gave the job (not the profile): a reproduction sets them."""
+    env: dict[str, str] = {}
+    for result in results:
+        for name, value in result.env.items():
+            env.setdefault(name, value)
+    return env
+
+
+def _environment(group: FailureGroup) -> str:
+    """The MPI/UCX/OFI/PSM/LD_* variables the jobs ran with, and where each came from."""
+    night = _night_env(group.results)
+    profile: dict[str, str] = {}
+    for result in group.results:
+        for name, value in result.profile_env.items():
+            profile.setdefault(name, value)
+    lines = [f"{k}={v}  (the night's environment)" for k, v in night.items()]
+    lines += [f"{k}={v}  (the profile's MPI stack)" for k, v in profile.items()]
+    return "\n".join(lines)
+
+
+def _rank_stacks(group: FailureGroup, limit: int = 60) -> str:
+    """Where a hung job's ranks were before the kill (the harness's look, ``hpcos.core.stacks``)."""
+    for result in group.results:
+        text = result.message
+        at = text.find("--- where the ranks were before the kill\n")
+        if at >= 0:
+            body = text[at:].split("\n", 1)[1]
+            end = re.search(r"^--- (?:stderr|stdout)\b", body, re.MULTILINE)
+            lines = (body[:end.start()] if end else body).rstrip().splitlines()
+            more = [f"... ({len(lines) - limit} more lines in the results)"] if len(lines) > limit else []
+            return f"{short_test(result.test_id)} on {result.node}:\n" + "\n".join(lines[:limit] + more)
+    return ""
 
 
 def reproduce_command(group: FailureGroup, run: RunResults) -> str:
@@ -241,6 +288,17 @@ def description(group: FailureGroup, run: RunResults, markup: str) -> str:
                            ("pre", reason(group)), ("fields", fields),
                            ("text", "Failing results by test and MPI stack (count, stack, nodes, test):"),
                            ("pre", _matrix(group))]
+    if group.joined:
+        blocks.append(("text", "Grouped with this cause (evidence from the same run):"))
+        blocks.append(("pre", "\n".join(f"grouped with {reason(group)!r} because {why}" for why in group.joined)))
+    stacks = _rank_stacks(group)
+    if stacks:
+        blocks.append(("text", "Where the ranks were when the timeout struck (before the kill):"))
+        blocks.append(("pre", stacks))
+    environment = _environment(group)
+    if environment:
+        blocks.append(("text", "The jobs' environment (MPI, UCX, OFI, PSM, LD_* variables; secrets masked):"))
+        blocks.append(("pre", environment))
     by_message = group.nodes_by_message()
     if len(by_message) > 1 or by_message[0][0] != reason(group):
         blocks.append(("text", "Reason lines as printed (count, nodes, line):"))
@@ -276,6 +334,11 @@ def seen_again(group: FailureGroup, run: RunResults, markup: str) -> str:
                            ("pre", _matrix(group))]
     first = group.results[0]
     blocks.append(("pre", _error_lines(first.message) or "(no output)"))
+    if group.joined:
+        blocks.append(("pre", "\n".join(f"grouped here because {why}" for why in group.joined)))
+    stacks = _rank_stacks(group)
+    if stacks:
+        blocks.append(("pre", stacks))
     rows = _measurement_rows(group.results)
     if rows:
         blocks.append(("pre", "\n".join(rows)))

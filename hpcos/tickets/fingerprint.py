@@ -159,18 +159,22 @@ def alias_v1(test_id: str, failure_class: str | None, message: str, nodes: froze
 
 
 PERF_CLASS = "performance regression"
-STACK_INDEPENDENT = frozenset({"infiniband", "slurm", "kernel"})
+TIMEOUT_CLASS = "timeout"
+# Causes that hit every MPI stack alike.  "launch": a program that cannot be executed is keyed on its
+# path alone (``reasons.classify`` puts the path in the cause), whichever test or stack ran it.
+STACK_INDEPENDENT = frozenset({"infiniband", "slurm", "kernel", "launch"})
 
 
 def fingerprint(test_id: str, failure_class: str | None, message: str, stack: str | None = None,
-                nodes: frozenset[str] = frozenset()) -> Fingerprint:
+                nodes: frozenset[str] = frozenset(), where: str | None = None) -> Fingerprint:
     """One failing result's fingerprint.  ``nodes``: every node name of the run, so they normalise
-    whatever the site calls them; ``stack``: the result's MPI stack."""
-    return fingerprint_and_reason(test_id, failure_class, message, stack, nodes)[0]
+    whatever the site calls them; ``stack``: the result's MPI stack; ``where``: the result's node (set)."""
+    return fingerprint_and_reason(test_id, failure_class, message, stack, nodes, where)[0]
 
 
 def fingerprint_and_reason(test_id: str, failure_class: str | None, message: str, stack: str | None = None,
-                           nodes: frozenset[str] = frozenset()) -> tuple[Fingerprint, Reason | None]:
+                           nodes: frozenset[str] = frozenset(),
+                           where: str | None = None) -> tuple[Fingerprint, Reason | None]:
     failure_class = failure_class or "error"
     stack = stack or ""
     if failure_class == PERF_CLASS:
@@ -178,6 +182,11 @@ def fingerprint_and_reason(test_id: str, failure_class: str | None, message: str
     if failure_class == "node unreachable":
         return Fingerprint(CAUSE, "", failure_class, "node unreachable"), None
     reason = choose(message)
+    if failure_class == TIMEOUT_CLASS and stack and where:
+        # An MPI job that hangs says nothing of its own test: every job of that stack on those nodes
+        # hangs alike (a rank stuck in MPI_Init, a dead fabric).  The nodes are the identity, as the
+        # run named them (where the ranks were goes into the ticket, not the key: it differs by test).
+        return Fingerprint(CAUSE, stack, failure_class, f"MPI jobs time out on {where}"), reason
     signature = reason.cause or normalise(without_nodes(reason.line, nodes))
     if reason.specific:
         # Fabric, scheduler and kernel causes hit every MPI stack alike; anything else (an MPI

@@ -1,23 +1,27 @@
 """Group a run's failing (test, node) results by root cause; nodes as ClusterShell node sets.
 
-Each failure gets its fingerprint (``fingerprint.fingerprint``).  One more rule needs the whole run:
-a failure whose output names no cause of its own but carries an MPI library's launcher noise joins
-the commonest cause *of that library* that its own test and stack show on other nodes in the same
-run.  Open MPI 4.1 loses the help text that names the cause in about one launch of four and prints
-only its ``show_help.c`` relay errors; those launches belong to the ticket of the Open MPI cause
-their siblings print, not to an InfiniBand or Slurm cause of the same test.  A bare "exit code 1"
-joins nothing: it stays with its test.
+Each failure gets its fingerprint (``fingerprint.fingerprint``).  One more rule needs the whole run,
+and it goes by evidence, not by test id: a failed MPI job whose output names no cause of its own
+("exit code 1", only launcher noise) joins a specific cause that the same run shows for the same MPI
+stack, class and overlapping nodes, in whichever test (one carrying the library's launcher noise also
+joins that cause shown by its own test on other nodes).  Open MPI 4.1 loses the help text that names
+the cause in about one launch of three and prints only its ``show_help.c`` relay errors; an MPI job
+test records one result per run, so the cause is shown by *another* test of the night.  Among
+several such causes, the one of the library whose noise the failure carries wins (an Open MPI relay
+error belongs to an Open MPI cause, not to a Slurm one), then the commonest.  The group keeps why
+(``FailureGroup.joined``), and the ticket says it.  Noise with no cause anywhere in the run makes
+one group per stack and class.  An assertion joins nothing: it is the test's own judgement.
 """
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass, field
 
 from ClusterShell.NodeSet import NodeSet
 
 from hpcos.results.model import RunResults, TestResult
-from hpcos.tickets.fingerprint import Fingerprint, alias_v1, fingerprint_and_reason
+from hpcos.tickets.fingerprint import CAUSE, Fingerprint, alias_v1, fingerprint_and_reason
 from hpcos.tickets.reasons import choose
 
 
@@ -33,6 +37,7 @@ class FailureGroup:
     results: list[TestResult] = field(default_factory=list)
     aliases: set[str] = field(default_factory=set)  # version-1 keys of the results
     lines: list[str] = field(default_factory=list)  # each result's reason line, when the grouping knew it
+    joined: list[str] = field(default_factory=list)  # why cause-less failures were grouped here
     _by_message: list | None = field(default=None, repr=False, compare=False)  # computed once
 
     @property
@@ -96,24 +101,77 @@ def run_nodes(run: RunResults) -> frozenset[str]:
     return frozenset(_nodes(run.results))
 
 
-def assign(run: RunResults, names: frozenset[str] | None = None) -> list[tuple[TestResult, Fingerprint, str]]:
-    """Each failure of ``run`` with the fingerprint it is filed under (the run-wide rule applied) and
-    its reason line as printed."""
+# The families of a reason that only says an MPI job failed ("exit code 1", "An error occurred in
+# MPI_Init", srun's "Exited with exit code"): such a failure can belong to a cause its run shows
+# elsewhere.  An assertion is the test's own judgement and joins nothing.
+_JOINABLE = frozenset({"generic", "openmpi", "mpich", "slurm", "unknown", "noise", "none"})
+
+
+# Libraries whose launcher noise means "the explanation was lost" (Open MPI's show_help relay), as
+# opposed to a scheduler's teardown lines after a task's own exit code.
+_LOSES_ITS_EXPLANATION = frozenset({"openmpi", "mpich"})
+
+
+@dataclass
+class _Cause:
+    fingerprint: Fingerprint
+    family: str
+    line: str
+    nodes: set[str] = field(default_factory=set)
+    tests: set[str] = field(default_factory=set)
+    results: int = 0
+
+
+def assign(run: RunResults, names: frozenset[str] | None = None) -> list[tuple[TestResult, Fingerprint, str, str]]:
+    """Each failure of ``run`` with the fingerprint it is filed under (the run-wide rule applied), its
+    reason line as printed, and why it joined that cause ("" when its own output named it)."""
     names = run_nodes(run) if names is None else names
-    assigned = [(r, *fingerprint_and_reason(r.test_id, r.failure_class, r.message, r.mpi, names))
+    assigned = [(r, *fingerprint_and_reason(r.test_id, r.failure_class, r.message, r.mpi, names, r.node))
                 for r in run.failures()]
-    # The commonest shared cause per (test, stack, class, library): where its cause-less siblings go.
-    causes: dict[tuple[str, str, str, str], Counter] = defaultdict(Counter)
+    expanded: dict[str, frozenset[str]] = {"": frozenset()}
+
+    def nodes_of(result: TestResult) -> frozenset[str]:
+        node = result.node or ""
+        if node not in expanded:
+            expanded[node] = frozenset(NodeSet(node))
+        return expanded[node]
+
+    # The specific causes the run shows, per (MPI stack, class): where cause-less failures may go.
+    causes: dict[tuple[str, str], dict[str, _Cause]] = defaultdict(dict)
     for result, fp, reason in assigned:
-        if not fp.by_test and reason is not None:
-            causes[(result.test_id, result.mpi or "", fp.failure_class, reason.family)][fp] += 1
+        if result.mpi and not fp.by_test and reason is not None and reason.specific:
+            cause = causes[(result.mpi, fp.failure_class)].setdefault(fp.key, _Cause(fp, reason.family, reason.line))
+            cause.nodes |= nodes_of(result)
+            cause.tests.add(result.test_id)
+            cause.results += 1
     out = []
     for result, fp, reason in assigned:
-        if fp.by_test and reason is not None and reason.noise:
-            sibling = causes.get((result.test_id, result.mpi or "", fp.failure_class, reason.noise))
-            if sibling:
-                fp = sibling.most_common(1)[0][0]
-        out.append((result, fp, reason.line if reason is not None else result.message.strip().split("\n", 1)[0]))
+        line = reason.line if reason is not None else result.message.strip().split("\n", 1)[0]
+        why = ""
+        if fp.by_test and reason is not None and result.mpi and reason.family in _JOINABLE:
+            mine = nodes_of(result)
+            # Evidence: the cause on overlapping nodes (another test's job), or its own test on other nodes.
+            found = [c for c in causes.get((result.mpi, fp.failure_class), {}).values()
+                     if c.nodes & mine or (reason.noise and result.test_id in c.tests)]
+            if found:
+                # The cause of the library whose launcher noise the failure carries first, then the commonest.
+                found.sort(key=lambda c: (c.family != reason.noise, not c.nodes & mine, -c.results,
+                                          c.fingerprint.key))
+                chosen = found[0]
+                overlap = NodeSet.fromlist(sorted(chosen.nodes & mine or chosen.nodes))
+                said = line.split(": ", 1)[0] if line.startswith("exit code") else line[:80]
+                noise = f" and {reason.noise}'s launcher noise" if reason.noise else ""
+                why = (f"{short_test(result.test_id)} on {result.node} printed no cause of its own (only "
+                       f"{said or 'no output'!r}{noise}); the same run shows this cause for {result.mpi} on {overlap}")
+                fp = chosen.fingerprint
+            elif reason.noise in _LOSES_ITS_EXPLANATION:
+                # Noise only, and no test of the run says why: one group per stack and class, not one
+                # per test (Open MPI lost every explanation that night).
+                fp = Fingerprint(CAUSE, result.mpi, fp.failure_class,
+                                 f"{reason.noise}: MPI jobs fail, the MPI library's explanation lost")
+                why = (f"{short_test(result.test_id)} on {result.node} printed only {reason.noise}'s launcher "
+                       f"noise, and no test of the run says why")
+        out.append((result, fp, line, why))
     return out
 
 
@@ -121,10 +179,12 @@ def group_failures(run: RunResults) -> list[FailureGroup]:
     """One group per fingerprint, in a stable order (first test, then key)."""
     names = run_nodes(run)
     groups: dict[str, FailureGroup] = {}
-    for result, fp, line in assign(run, names):
+    for result, fp, line, why in assign(run, names):
         group = groups.setdefault(fp.key, FailureGroup(fp))
         group.results.append(result)
         group.lines.append(line)
+        if why and why not in group.joined:
+            group.joined.append(why)
         group.aliases.add(alias_v1(result.test_id, result.failure_class, result.message, names))
     return sorted(groups.values(), key=lambda g: (g.tests[0], g.key))
 

@@ -177,10 +177,15 @@ def apply(action: Action, backend: TrackerBackend, state: TicketState, spec: Tra
         return f"#{ticket.id}: {'closed' if action.close else 'commented'} after passing runs"
 
     if ticket is not None and not ticket.closed:
+        known = state.tracked(key) is not None
         state.track(key, action.test_id, ticket.id, is_open=True, tests=tests, failing=True)
         if state.touched(action.key, action.run_id) or backend.has_marker(ticket, said):
             # This run already told the ticket: it created it, or a reply was lost after the comment.
             state.touch(action.key, action.run_id)
+            if not known and action.new:
+                # Created by this very action, whose flush was killed before it could note the ticket.
+                state.record_created(action.day, action.key, ticket.id)
+                return f"#{ticket.id}: created"
             return f"#{ticket.id}: already commented in run {action.run_id}"
         backend.comment(ticket, action.comment)
         done = f"#{ticket.id}: commented"
@@ -225,7 +230,7 @@ def send(actions: list[Action], backend: TrackerBackend, state: TicketState, spe
         if outcome.error is None:
             try:
                 outcome.done.append(apply(action, backend, state, spec))
-                log.info("%s", outcome.done[-1])
+                log.debug("%s", outcome.done[-1])  # the command prints outcome.done: each line once
                 progress()
                 continue
             except TrackerError as exc:
@@ -247,7 +252,7 @@ def flush(backend: TrackerBackend, state: TicketState, spec: TrackerSpec, queue)
         for action, done in items:
             try:
                 outcome.done.append(apply(action, backend, state, spec))
-                log.info("%s (from the queue)", outcome.done[-1])
+                log.debug("%s (from the queue)", outcome.done[-1])  # printed by the command, once
             except TrackerError as exc:
                 outcome.error = exc.line()
                 log.warning("tracker failed, the queue keeps the rest: %s", outcome.error)

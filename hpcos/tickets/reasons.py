@@ -52,6 +52,15 @@ NOISE: list[tuple[str, re.Pattern[str]]] = [(family, re.compile(pattern)) for fa
 ]]
 
 
+# "PATH: No such file or directory" (the runner, mpirun's exec), "sh: 1: PATH: not found" (a shell),
+# "env: 'PATH': Permission denied"; group "path" is what could not be executed.
+_CANNOT_EXECUTE = (r"^(?:(?:sh|bash|env|/bin/sh|/usr/bin/env)(?:: \d+)?: )?'?(?P<path>[\w.+/-]*/?[\w.+-]+)'?: "
+                   r"(?:No such file or directory|Permission denied|not found|command not found"
+                   r"|cannot execute(?: binary file)?(?:: .*)?|Exec format error)$")
+# The head line of a command that exited 126/127 (cannot execute / not found) when its output is lost.
+_EXIT_126_127 = re.compile(r"^exit code (?:126|127)(?: on \S+)?: (?P<path>\S+)")
+
+
 @dataclass(frozen=True)
 class Signature:
     family: str  # openmpi, mpich, slurm, infiniband, kernel, assertion, generic
@@ -79,9 +88,15 @@ SIGNATURES: list[Signature] = [
     _sig("openmpi", r"^\*\*\* An error occurred in MPI_\w+", 30, specific=False),  # where, not why
     _sig("openmpi", r"detected that one or more processes exited with non-zero status", 8, specific=False),
     # MPICH / hydra.
-    _sig("mpich", r"Fatal error in P?MPI_\w+", 85),
+    # MPICH's error stack, as its deepest line (``_candidates``): the call that actually failed.
+    _sig("mpich", r"^MPI\w*\(\d+\)\.*:\s*\S", 86),
+    _sig("mpich", r"Fatal error in (?:P?MPI_|internal_)\w+", 85),
     _sig("mpich", r"HYDU?_\w+ \(.*\): .*(?:error|unable|failed)", 70),
     _sig("mpich", r"Abort\(\d+\) on node \d+", 60),
+    # A timed-out MPI job's ranks, as hpcos.core.stacks found them before the kill.
+    _sig("hang", r"^ranks hung: ", 87),
+    # UCX (MPICH's ch4:ucx, Open MPI's pml/ucx): its ERROR line names the transport problem.
+    _sig("ucx", r"^UCX\s+ERROR\b", 88),
     # Slurm.
     _sig("slurm", r"DUE TO TIME LIMIT|DUE TO NODE FAILURE|DUE TO PREEMPTION", 85),
     _sig("slurm", r"^srun: error: Unable to (?:allocate|create step)", 80),
@@ -106,16 +121,22 @@ SIGNATURES: list[Signature] = [
     _sig("generic", r"^(?:exit code|exited with(?: exit)? (?:code|status)|returned non-zero exit status) ?-?\d+",
          6, specific=False),
     _sig("generic", r"^timed out after [\d.]+ s", 6, specific=False),
-    _sig("generic", r"^(?:node unreachable|Failed:?\s*$)", 6, specific=False),
+    # The program could not be started (the runner's, the shell's or env's words): a cause of its own,
+    # keyed on the path (``classify``), whichever test ran it.
+    _sig("launch", _CANNOT_EXECUTE, 89),
 ]
 
 _ERRORISH = re.compile(
     r"error|fail|unable|cannot|can't|could not|abort|fatal|timed? ?out|refused|not found|no such|denied|"
     r"killed|signal|segmentation|unreachable|mismatch|expected|regression|not implemented|no devices",
     re.IGNORECASE)
-_PREFIX = re.compile(r"^(?:E\s+|>\s+)?(?:\[[^\]\s]*:\d+\]\s*)?")  # pytest's "E   ", Open MPI's "[host:pid] "
+# pytest's "E   " and "Failed: " (before the first line of a ``pytest.fail`` text), Open MPI's
+# "[host:pid] ", UCX's "[timestamp] [host:pid:thread] file.c:line ".
+_PREFIX = re.compile(r"^(?:E\s+|>\s+)?(?:Failed:\s*)?(?:\[\d+\.\d+\]\s+\[[^\]]*\]\s+[\w.]+:\d+\s+)?"
+                     r"(?:\[[^\]\s]*:\d+\]\s*)?")
+_MPICH_STACK_LINE = re.compile(r"^\w+\(\d+\)\.*:")
 _RULE = re.compile(r"^\s*(?:-{20,}|={20,})\s*$")
-_SEPARATOR = re.compile(r"^[-=*_#~]{3,}")
+_SEPARATOR = re.compile(r"^[-=*_#~\s]{3,}$")  # a rule or banner line, not "*** An error ..."
 _SENTENCE_END = re.compile(r"(?<=[.;:!?])\s")
 
 
@@ -141,12 +162,30 @@ def _first_sentence(block: list[str]) -> str:
     return _SENTENCE_END.split(text, 1)[0].rstrip(".:;") if text else ""
 
 
+def _deepest(stack: list[str]) -> list[str]:
+    """The innermost call of an MPICH error stack that says something: MPICH prints the stack
+    outermost first, and the callers in between often have nothing after their colon."""
+    said = [line for line in stack if line.split(":", 1)[1].strip()]
+    if not said:
+        return []
+    name, text = said[-1].split(":", 1)
+    return [f"{name.rstrip('.')}: {' '.join(text.split())}"]
+
+
 def _candidates(message: str) -> list[str]:
     """Lines of ``message``, with each Open MPI help block (between dashed rules) as its first sentence."""
     out: list[str] = []
     block: list[str] | None = None
+    stack: list[str] | None = None  # MPICH's "error stack:" lines, outermost call first
     for raw in message.splitlines():
-        if _RULE.match(raw):
+        if stack is not None:
+            line = _PREFIX.sub("", raw).strip()
+            if _MPICH_STACK_LINE.match(line):
+                stack.append(line)
+                continue
+            out.extend(_deepest(stack))
+            stack = None
+        if _RULE.match(_PREFIX.sub("", raw)):
             if block is None:
                 block = []
             else:
@@ -159,6 +198,10 @@ def _candidates(message: str) -> list[str]:
         line = _PREFIX.sub("", raw).strip()
         if line and not _SEPARATOR.match(line):
             out.append(line)
+            if line.endswith("error stack:"):
+                stack = []
+    if stack:
+        out.extend(_deepest(stack))
     if block:  # a block cut off by the output's tail
         out.append(_first_sentence(block))
     return [line for line in out if line]
@@ -167,7 +210,7 @@ def _candidates(message: str) -> list[str]:
 # One search per table first: most lines of a failure match no row (a thousand failures are a
 # few seconds of row-by-row searching otherwise).
 _ANY_NOISE = re.compile("|".join(f"(?:{pattern.pattern})" for _, pattern in NOISE))
-_ANY_SIGNATURE = re.compile("|".join(f"(?:{sig.pattern.pattern})" for sig in SIGNATURES))
+_ANY_SIGNATURE = re.compile("|".join(f"(?:{sig.pattern.pattern.replace('?P<path>', '')})" for sig in SIGNATURES))
 
 
 def classify(line: str) -> Reason:
@@ -175,10 +218,17 @@ def classify(line: str) -> Reason:
         for family, pattern in NOISE:
             if pattern.search(line):
                 return Reason(line, "noise", 0, False, noise=family)
+    exited = _EXIT_126_127.match(line)
+    if exited:
+        return Reason(line, "launch", 50, True, f"launch: cannot execute {exited.group('path')}")
     if _ANY_SIGNATURE.search(line):
         for sig in SIGNATURES:
-            if sig.pattern.search(line):
-                return Reason(line, sig.family, sig.rank, sig.specific, sig.cause)
+            match = sig.pattern.search(line)
+            if match:
+                path = match.groupdict().get("path")
+                # The path is the whole cause: every test that runs it fails the same way.
+                cause = f"launch: cannot execute {path}" if path else sig.cause
+                return Reason(line, sig.family, sig.rank, sig.specific, cause)
     if _ERRORISH.search(line):
         return Reason(line, "unknown", 20, True)
     return Reason(line, "unknown", 2, False)

@@ -62,7 +62,7 @@ class SlurmNodes:
         self.wait_idle()
 
 
-def start_slurm_nodes(d: Path, nodes: list[str]) -> SlurmNodes:
+def start_slurm_nodes(d: Path, nodes: list[str], partition: str = "debug") -> SlurmNodes:
     for tool in ("slurmctld", "slurmd", "sinfo", "scontrol"):
         require_tool(tool, "slurm-wlm")
     for sub in ("state", "spool", "log"):
@@ -73,7 +73,7 @@ def start_slurm_nodes(d: Path, nodes: list[str]) -> SlurmNodes:
                          f"RealMemory=100 State=UNKNOWN\n" for n in nodes)
     conf = write_slurm_conf(d, cluster="hpcos-deploy", controller=f"{host}(127.0.0.1)", munge_socket=socket_path,
                             nodes=node_lines,
-                            partition=f"PartitionName=debug Nodes={','.join(nodes)} Default=YES MaxTime=INFINITE "
+                            partition=f"PartitionName={partition} Nodes={','.join(nodes)} Default=YES MaxTime=INFINITE "
                                       "State=UP",
                             spool=f"{d / 'spool'}/%n")
     env = {**os.environ, "SLURM_CONF": str(conf)}

@@ -39,6 +39,7 @@ class CommandResult:
     unreachable: bool = False  # the launcher could not reach the node (ssh refused, no route, ...)
     # An MPI job: host -> ranks the launcher placed there, named as the ranks name their host.
     placement: dict[str, int] = field(default_factory=dict)
+    stacks: str = ""  # a timed-out MPI job: where its ranks were before the kill (hpcos.core.stacks)
 
     @property
     def ok(self) -> bool:
@@ -54,6 +55,8 @@ class CommandResult:
         else:
             head = f"exit code {self.exit_code}{where}: {self.command}"
         parts = [head]
+        if self.stacks:
+            parts.append(f"--- where the ranks were before the kill\n{self.stacks}")
         for name, text in (("stderr", self.stderr), ("stdout", self.stdout)):
             lines = text.rstrip().splitlines()
             if lines:
@@ -132,6 +135,9 @@ def host_arguments(stack: MpiStack, placement: Mapping[str, int]) -> list[str]:
 
 class Launcher(ABC):
     name: str
+    # Whether a job gets the night's environment (as srun --export=ALL and a local launch do); over
+    # ssh only what the profile or the test sets is exported on the node.
+    inherits_environment = True
 
     def __init__(self, profile: Profile):
         self.profile = profile

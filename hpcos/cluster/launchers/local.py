@@ -11,6 +11,7 @@ from hpcos.cluster.launchers.base import Command, CommandResult, Launcher, comma
 from hpcos.cluster.profiles import MpiStack
 from hpcos.core import runner
 from hpcos.core.environment import launch_environment
+from hpcos.core.stacks import rank_stacks
 
 
 class LocalLauncher(Launcher):
@@ -28,13 +29,14 @@ class LocalLauncher(Launcher):
             timeout: float, env: Mapping[str, str] | None = None) -> CommandResult:
         argv = [*stack.mpirun, "-np", str(np), binary, *args]
         command = with_env(argv, None, stack.module) if stack.module else argv
-        result = run_local(command, node=str(nodes), timeout=timeout, env={**stack.env, **(env or {})})
+        result = run_local(command, node=str(nodes), timeout=timeout, env={**stack.env, **(env or {})},
+                           before_kill=rank_stacks)
         result.placement = self.placement(np, nodes)
         return result
 
 
 def run_local(command: Command, *, node: str | None, timeout: float,
-              env: Mapping[str, str] | None = None) -> CommandResult:
-    done = runner.run(command, timeout=timeout, env=env, base_env=launch_environment())
+              env: Mapping[str, str] | None = None, before_kill=None) -> CommandResult:
+    done = runner.run(command, timeout=timeout, env=env, base_env=launch_environment(), before_kill=before_kill)
     return CommandResult(node, command_text(command), done.exit_code, done.stdout, done.stderr,
-                         done.duration, done.timed_out)
+                         done.duration, done.timed_out, stacks=done.before_kill)

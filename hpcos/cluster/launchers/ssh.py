@@ -40,6 +40,7 @@ FANOUT_GRACE = 30  # seconds for that process to start and report, beyond the no
 
 class SshLauncher(Launcher):
     name = "ssh"
+    inherits_environment = False
 
     def run(self, command: Command, nodes: NodeSet, *, timeout: float,
             env: Mapping[str, str] | None = None) -> dict[str, CommandResult]:

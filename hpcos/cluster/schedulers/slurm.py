@@ -118,6 +118,22 @@ def keep_drained(nodes: NodeSet, reason: str) -> None:
     _scontrol("update", f"nodename={nodes}", "state=drain", f"reason={one_line(reason)}")
 
 
+def reservation_name(deploy_id: str, batch: int) -> str:
+    return "hpcos-deploy-" + "".join(c if c.isalnum() or c in "-_." else "_" for c in deploy_id) + f"-b{batch}"
+
+
+def reserve(nodes: NodeSet, name: str, user: str) -> None:
+    """A maintenance reservation of ``nodes`` for ``user`` alone: users' jobs stay off the nodes while
+    the deploying user's ``srun --reservation`` runs there.  No end: if the deployment dies, the nodes
+    stay out of service (as drained nodes would) until an administrator deletes the reservation."""
+    _scontrol("create", "reservation", f"reservationname={name}", "starttime=now", "duration=UNLIMITED",
+              f"nodes={nodes}", f"users={user}", "flags=maint,ignore_jobs")
+
+
+def release(name: str) -> None:
+    _scontrol("delete", f"reservationname={name}")
+
+
 def one_line(text: str, limit: int = 200) -> str:
     """Node output made fit for a Slurm reason, a record and a terminal: one line, no control characters."""
     flat = " ".join("".join(c if c.isprintable() or c.isspace() else "?" for c in text).split())

@@ -119,6 +119,11 @@ class TracWebTransport(TracTransport):
         if "trac_auth" not in self.session.cookies:
             if not self._is_trac(response):
                 raise self._not_trac("/login", response)
+            if response.status_code == 404:
+                # Trac itself answered, but has no /login there: the URL names a path inside (or beside)
+                # the environment, not the environment.  A password would not help.
+                raise by_status(404, f"Trac at {self.url}: /login not found (404): is tracker.url the Trac "
+                                     "environment's URL?", self.url)
             raise TrackerAuthError(f"Trac at {self.url}: login as {self._auth.username} failed "
                                    f"(HTTP {response.status_code}, no trac_auth cookie)", self.url)
         self._logged_in = True
