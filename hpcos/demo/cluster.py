@@ -6,11 +6,13 @@ name them.  Each slurmd runs in a mount namespace of its own where the shared sp
 node's spool: pmix puts its sockets there, at the same path on every node, as on a real cluster.
 
 A node's operating system is its install root ``nodes/NAME``: dnf installs and distro-syncs into it,
-``rpm --root`` reads it.  Its "reboot" is a script that boots the newest installed kernel the way EL9
-does after an install (or the one ``boot-default`` names, as grubby sets it) into ``run/running-kernel``
-and writes a new ``run/boot_id``.  InfiniBand cannot be real here (no HCA): ``ibstat`` and
-``ibv_devinfo`` on the nodes' PATH print an HDR port as captured from a real one.
-Every daemon is stopped by its pid file (``stop``), also when the demo fails or is interrupted.
+``rpm --root`` reads it.  Its "reboot" is a script that boots the boot default into
+``run/running-kernel`` and writes a new ``run/boot_id``; a simulated grubby keeps the default
+as EL9 does (the newest kernel after an install, the one ``grubby --set-default`` names).
+InfiniBand cannot be real here (no HCA): ``ibstat`` and ``ibv_devinfo`` on the nodes' PATH print an
+HDR port as captured from a real one.
+The boot scripts are the project's simulated nodes' (tests/support/deploy_fixtures.py uses them from
+here).  Every daemon is stopped by its pid file (``stop``), also when the demo fails or is interrupted.
 """
 
 from __future__ import annotations
@@ -32,24 +34,52 @@ STOP_GRACE = 10
 
 # skip_if_unavailable=0: a broken repository must fail the node, not be skipped ("Nothing to do");
 # plugins=0: Debian's dnf enables the "local" plugin; metadata_expire=0: a re-created repository at
-# the same URL must be read again.
+# the same URL must be read again (RECIPES section 5).
 DNF_CONF = ("[main]\ngpgcheck=1\nskip_if_unavailable=0\nplugins=0\ninstall_weak_deps=0\nmetadata_expire=0\n"
             "installonly_limit=3\n")
 
+GRUBBY_SH = r"""#!/bin/sh
+# A simulated EL9 grubby for the node whose root is $1: --default-kernel, --set-default /boot/vmlinuz-V.
+# The boot default behaves as on EL9: kernel-install (UPDATEDEFAULT=yes) makes each newly installed
+# kernel the default; --set-default changes it; a removed default falls back to the newest kernel.
+set -eu
+root=$1; shift
+mkdir -p "$root/boot"
+known="$root/boot/sim-known"; [ -f "$known" ] || : > "$known"
+installed=$(rpm --root "$root" -q --qf '%{VERSION}-%{RELEASE}.%{ARCH}\n' kernel 2>/dev/null \
+  | grep -v 'not installed' | sort -V || true)
+new=$(printf '%s\n' "$installed" | grep -vxF -f "$known" | grep . | tail -n 1 || true)
+[ -z "$new" ] || echo "$new" > "$root/boot/sim-default"
+printf '%s\n' "$installed" > "$known"
+default=$(cat "$root/boot/sim-default" 2>/dev/null || true)
+if [ -z "$default" ] || ! printf '%s\n' "$installed" | grep -qxF "$default"; then
+  default=$(printf '%s\n' "$installed" | tail -n 1); echo "$default" > "$root/boot/sim-default"
+fi
+case "${1:-}" in
+  --default-kernel) echo "/boot/vmlinuz-$default" ;;
+  --set-default)
+    want=${2#/boot/vmlinuz-}
+    if printf '%s\n' "$installed" | grep -qxF "$want"; then echo "$want" > "$root/boot/sim-default"
+    else echo "The param ${2:-} is incorrect" >&2; exit 1; fi ;;
+  *) echo "usage: grubby ROOT --default-kernel | --set-default /boot/vmlinuz-VERSION" >&2; exit 2 ;;
+esac
+"""
+
 REBOOT_SH = r"""#!/bin/sh
 # A simulated reboot of the node whose root is $1: what a real one changes, the way it changes it.
+# It boots the boot default (grubby.sh beside this script), records the reboot with the nodes Slurm
+# had out of service at that moment, and writes a new boot id.
 set -eu
 root=$1
 mkdir -p "$root/run" "$root/var/log"
 drained=$(sinfo -h -N -t drained -o %N 2>/dev/null | sort -u | tr '\n' ' ' || true)
-echo "reboot at $(date +%s.%N); drained: $drained" >> "$root/var/log/reboots"
-if [ -s "$root/boot-default" ] && [ -e "$root/boot/vmlinuz-$(cat "$root/boot-default")" ]; then
-  cat "$root/boot-default" > "$root/run/running-kernel"
-else
-  rpm --root "$root" -q --qf '%{VERSION}-%{RELEASE}.%{ARCH}\n' kernel | sort -V | tail -n 1 > "$root/run/running-kernel"
-fi
+reserved=$(scontrol -o show reservation 2>/dev/null | sed -n 's/.*\(Nodes=[^ ]*\).*\(Flags=[^ ]*\).*/\1 \2/p' \
+  | tr '\n' ' ' || true)
+echo "reboot at $(date +%s.%N); drained: $drained; reserved: $reserved" >> "$root/var/log/reboots"
+sh "$(dirname "$0")/grubby.sh" "$root" --default-kernel | sed 's#^/boot/vmlinuz-##' > "$root/run/running-kernel"
 cat /proc/sys/kernel/random/uuid > "$root/run/boot_id"
 """
+
 
 # mlx5_0 of a real HDR node (ibstat 1.x and ibv_devinfo -v, captured; tests/data/ib holds the full texts).
 IBSTAT = """CA 'mlx5_0'
@@ -207,11 +237,21 @@ def make_node(root: Path) -> Path:
     return root
 
 
-def reboot_script(nodes_dir: Path) -> Path:
-    script = nodes_dir / "reboot.sh"
-    nodes_dir.mkdir(parents=True, exist_ok=True)
-    script.write_text(REBOOT_SH)
-    return script
+def write_scripts(directory: Path) -> tuple[Path, Path]:
+    """reboot.sh and grubby.sh in ``directory`` (the nodes' parent): the simulated boot of every node."""
+    reboot, grubby = directory / "reboot.sh", directory / "grubby.sh"
+    reboot.write_text(REBOOT_SH)
+    grubby.write_text(GRUBBY_SH)
+    return reboot, grubby
+
+
+def node_commands(nodes_dir: Path) -> dict[str, str]:
+    """The ``deploy:`` commands that reach a simulated node's boot: the real ones' paths substituted."""
+    script, grubby = write_scripts(nodes_dir)
+    return {"reboot": f"sh {script} {{root}}", "boot_id": "cat {root}/run/boot_id",
+            "running_kernel": "cat {root}/run/running-kernel",
+            "boot_default": f"sh {grubby} {{root}} --default-kernel",
+            "set_boot_default": f"sh {grubby} {{root}} --set-default /boot/vmlinuz-{{kernel}}"}
 
 
 def provision(root: Path, repo_text: str, packages: list[str]) -> None:
@@ -220,7 +260,8 @@ def provision(root: Path, repo_text: str, packages: list[str]) -> None:
     make_node(root)
     (root / "etc" / "yum.repos.d" / "hpcos.repo").write_text(repo_text)
     _must(["dnf", "-y", "-q", f"--installroot={root}", "--releasever=9", "install", *packages], timeout=300)
-    _must(["sh", str(reboot_script(root.parent)), str(root)])
+    reboot, _grubby = write_scripts(root.parent)
+    _must(["sh", str(reboot), str(root)])
     (root / "var" / "log" / "reboots").unlink()  # provisioning is not a deployment's reboot
 
 

@@ -188,7 +188,7 @@ def _phases(cycle: Cycle) -> None:
         cycle.trac = create_trac(cycle.root / "trac")
         cycle.profiles = write_profiles(cycle.repo / "integration_tests" / "clusters",
                                         cycle.root / "site" / "integration_tests" / "clusters", cycle.nodes_dir,
-                                        cluster.reboot_script(cycle.nodes_dir), public, cycle.store)
+                                        public, cycle.store)
         tracker = {"backend": "trac", "url": _known(cycle.trac).url}
         write_specs(shipped, cycle.specs, _known(upstream), cycle.store, cycle.profiles, tracker)
         site = cycle.specs / "site.yaml"

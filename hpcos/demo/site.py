@@ -19,6 +19,7 @@ from pathlib import Path
 
 import yaml
 
+from hpcos.demo.cluster import node_commands
 from hpcos.demo.upstream import (
     KernelPackage,
     TreePackage,
@@ -139,16 +140,15 @@ MPI_PATHS = {"openmpi": {"mpicc": "mpicc.openmpi", "mpirun": ["mpirun.openmpi"]}
              "mpich": {"mpicc": "mpicc.mpich", "mpirun": ["mpiexec.mpich"]}}
 
 
-def deploy_settings(nodes_dir: Path, script: Path, signing_key: Path, store: Path, shipped: dict) -> dict:
-    """The shipped ``deploy:`` section with its paths pointing at the simulated nodes."""
+def deploy_settings(nodes_dir: Path, signing_key: Path, store: Path, shipped: dict) -> dict:
+    """The shipped ``deploy:`` section with its paths pointing at the simulated nodes and their boot
+    (reboot, boot id, running kernel, grubby: ``node_commands``)."""
     # file:///PATH: dnf reads file://localhost/PATH as a relative path.
     return {**shipped, "root": f"{nodes_dir}/{{node}}", "snapshots_url": (store / "snapshots").as_uri(),
-            "gpgkey": signing_key.as_uri(), "reboot": f"sh {script} {{root}}",
-            "boot_id": "cat {root}/run/boot_id", "running_kernel": "cat {root}/run/running-kernel"}
+            "gpgkey": signing_key.as_uri(), **node_commands(nodes_dir)}
 
 
-def write_profiles(shipped: Path, dest: Path, nodes_dir: Path, script: Path, signing_key: Path,
-                   store: Path) -> dict[str, Path]:
+def write_profiles(shipped: Path, dest: Path, nodes_dir: Path, signing_key: Path, store: Path) -> dict[str, Path]:
     """The shipped example profiles with only host names and paths substituted: node names, the MPI
     wrappers' Debian names (environment modules do not exist here: none is loaded), the deploy
     section's paths.  The production profile ships without a deploy section: it gets the test
@@ -170,8 +170,8 @@ def write_profiles(shipped: Path, dest: Path, nodes_dir: Path, script: Path, sig
     local = yaml.safe_load((shipped / "local.yaml").read_text())
     test["references"] = local["references"]
     shipped_deploy = test["deploy"]
-    test["deploy"] = deploy_settings(nodes_dir, script, signing_key, store, shipped_deploy)
-    production["deploy"] = deploy_settings(nodes_dir, script, signing_key, store, shipped_deploy)
+    test["deploy"] = deploy_settings(nodes_dir, signing_key, store, shipped_deploy)
+    production["deploy"] = deploy_settings(nodes_dir, signing_key, store, shipped_deploy)
     paths: dict[str, Path] = {}
     for kind, profile in (("test", test), ("production", production)):
         path = dest / f"{profile['name']}.yaml"
