@@ -239,6 +239,7 @@ def make_node(root: Path) -> Path:
 
 def write_scripts(directory: Path) -> tuple[Path, Path]:
     """reboot.sh and grubby.sh in ``directory`` (the nodes' parent): the simulated boot of every node."""
+    directory.mkdir(parents=True, exist_ok=True)
     reboot, grubby = directory / "reboot.sh", directory / "grubby.sh"
     reboot.write_text(REBOOT_SH)
     grubby.write_text(GRUBBY_SH)
