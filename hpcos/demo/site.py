@@ -167,8 +167,10 @@ def write_profiles(shipped: Path, dest: Path, nodes_dir: Path, signing_key: Path
             profile["mpi"][stack]["module"] = None
     # The shipped references are HDR figures; one machine's shared memory is measured against its own
     # (the local profile's), or every pingpong would be a "regression" of hardware it never had.
+    # Only its pingpong: an allreduce over four "nodes" on two shared cores measures oversubscription
+    # (22 ms against 0.5 us, seen at load 25), not the MPI update under test.
     local = yaml.safe_load((shipped / "local.yaml").read_text())
-    test["references"] = local["references"]
+    test["references"] = {"pingpong_latency": local["references"]["pingpong_latency"]}
     shipped_deploy = test["deploy"]
     test["deploy"] = deploy_settings(nodes_dir, signing_key, store, shipped_deploy)
     production["deploy"] = deploy_settings(nodes_dir, signing_key, store, shipped_deploy)
