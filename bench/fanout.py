@@ -66,6 +66,22 @@ def clush(nodes: str, fanout: int, ssh_config: Path) -> tuple[float, int]:
     return time.perf_counter() - started, failed
 
 
+def launcher_fanout(profile: Path, nodes: str) -> tuple[float, int]:
+    """The 4 commands through the ssh launcher's fan-out (what each node test does), from a process
+    that imports the harness as pytest does."""
+    script = ("import sys, time\nfrom ClusterShell.NodeSet import NodeSet\n"
+              "from hpcos.cluster.launchers import launcher_for\nfrom hpcos.cluster.profiles import load_profile\n"
+              "launcher = launcher_for(load_profile(sys.argv[1])); nodes = NodeSet(sys.argv[2]); ok = 0\n"
+              "started = time.perf_counter()\n"
+              f"for command in {NODE_COMMANDS!r}:\n"
+              f"    ok += all(r.ok for r in launcher.run(command, nodes, timeout={COMMAND_TIMEOUT}).values())\n"
+              "print(time.perf_counter() - started, ok)\n")
+    done = subprocess.run([sys.executable, "-c", script, str(profile), nodes], cwd=REPO, capture_output=True,
+                          text=True, timeout=3 * COMMAND_TIMEOUT)
+    wall, ok = done.stdout.split()
+    return float(wall), int(ok)
+
+
 def fanout_figures(count: int, fanout: int, multiplex: bool) -> None:
     nodes = f"node[0001-{count:04d}]"
     print(f"1. {count} ssh node names, fanout {fanout}, {'with' if multiplex else 'without'} ssh multiplexing")
@@ -81,6 +97,15 @@ def fanout_figures(count: int, fanout: int, multiplex: bool) -> None:
     passed = sum(r.outcome == "passed" for r in run.results)
     print(f"  hpcos test -m node:  {wall:7.1f} s wall  ({passed}/{len(run.results)} (test, node) passed; "
           f"pre-flight + 4 fan-outs + versions; versions: {', '.join(sorted(run.versions)) or 'none'})")
+    with tempfile.TemporaryDirectory(prefix="hpcos-bench-launcher-") as tmp:
+        work = Path(tmp)
+        sshd, proc = start_loopback_sshd(work, multiplex=multiplex)
+        try:
+            profile = work / "fanout.yaml"
+            profile.write_text(sshd.profile_yaml(nodes, fanout=fanout, command_timeout=COMMAND_TIMEOUT))
+            wall_launcher, ok = launcher_fanout(profile, nodes)
+        finally:
+            stop_loopback_sshd(sshd, proc)
     with tempfile.TemporaryDirectory(prefix="hpcos-bench-clush-") as tmp:
         sshd, proc = start_loopback_sshd(Path(tmp), multiplex=multiplex)
         try:
@@ -89,7 +114,10 @@ def fanout_figures(count: int, fanout: int, multiplex: bool) -> None:
             stop_loopback_sshd(sshd, proc)
     print(f"  clush (4 commands):  {wall_clush:7.1f} s wall  ({len(NODE_COMMANDS) - failed}/{len(NODE_COMMANDS)} "
           "commands succeeded on every node)")
-    print(f"  ratio hpcos / clush: {wall / wall_clush:7.2f}")
+    print(f"  the ssh launcher's fan-out alone (4 commands): {wall_launcher:7.1f} s wall ({ok}/{len(NODE_COMMANDS)} "
+          "commands succeeded on every node)")
+    print(f"  ratio fan-out / clush:          {wall_launcher / wall_clush:7.2f}")
+    print(f"  ratio hpcos test -m node / clush: {wall / wall_clush:7.2f}  (with the pre-flight round and pytest)")
 
 
 def drained_figures() -> None:

@@ -87,6 +87,7 @@ def run(request, hpcos_session) -> Callable[..., CommandResult]:
             state.fanout_own += result.duration
         else:
             result = hpcos_session.run_once(command, target, timeout=timeout, env=env)
+            hpcos_session.recheck([result], state.test_id)
         state.commands.append(result)
         return result
 
@@ -104,11 +105,17 @@ def mpi_run(request, hpcos_session) -> Callable[..., CommandResult]:
     def mpi_run(binary: str, args: Sequence[str] = (), *, np: int = 2, stack: MpiStack | str,
                 timeout: float | None = None, env: Mapping[str, str] | None = None) -> CommandResult:
         chosen = hpcos_session.stack(stack)
-        if not hpcos_session.available:
-            pytest.skip(f"no node of {hpcos_session.nodes} is available for MPI jobs (each is reported once)")
-        result = hpcos_session.launcher.mpi(
-            str(binary), [str(a) for a in args], np=np, stack=chosen, nodes=hpcos_session.available,
-            timeout=timeout or hpcos_session.profile.timeouts.mpi, env=env)
+        nodes = hpcos_session.mpi_nodes(chosen)
+        if not nodes:
+            pytest.skip(f"no node of {hpcos_session.nodes} is available for {chosen.name} jobs (each is reported once)")
+        argv = [str(a) for a in args]
+        limit = timeout or hpcos_session.profile.timeouts.mpi
+        result = hpcos_session.launcher.mpi(str(binary), argv, np=np, stack=chosen, nodes=nodes, timeout=limit,
+                                            env=env)
+        # A lost node is marked now, before the next job; a job that failed on nodes that all answer
+        # is bisected to the node(s) it fails on alone, which this stack's next jobs leave out.
+        if not result.ok and not hpcos_session.recheck([result], state.test_id):
+            hpcos_session.blame(result, str(binary), argv, chosen, timeout=limit, env=env)
         state.commands.append(result)
         # What the job ran with, for the results and a ticket's reproduce command: a night's
         # OMPI_MCA_btl or LD_PRELOAD otherwise passes for whoever reruns it.

@@ -18,14 +18,15 @@ from pathlib import Path
 
 import pytest
 from ClusterShell.MsgTree import MsgTree
-from ClusterShell.NodeSet import NodeSet
+from ClusterShell.NodeSet import NodeSet, NodeSetParseError
 
-from harness import hookspecs
+from harness import hookspecs, run_record
 from harness.session import DEFAULT_CLUSTER, HarnessSession, Selection
 from harness.state import SESSION_KEY, harness_session, item_state, site
 from hpcos.cluster import mpi_errors
 from hpcos.cluster.launchers import CommandFailed, CommandResult
-from hpcos.core.errors import HpcosError, UserError, store_problem
+from hpcos.cluster.launchers.base import blamed_hosts
+from hpcos.core.errors import HpcosError, StoreError, UserError, store_problem
 from hpcos.results.model import TestResult
 from hpcos.site.credentials import redact
 
@@ -123,6 +124,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker("mpi")
 
 
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    if items:
+        run_record.deselected(items[0].config, items)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if harness_session(session.config).selection.explicit:
+        run_record.collection_finished(session)
+
+
 def _is_harness_test(item: pytest.Item) -> bool:
     """Tests of a cluster run, as opposed to other tests in a session where the plugin is merely installed."""
     if harness_session(item.config).selection.explicit:
@@ -150,8 +161,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         found = session.preflight()
     if found and not session.preflight_shown:
         session.preflight_shown = True
-        _say(item.config, f"hpcos pre-flight: {len(found)} of {len(session.nodes)} node(s) unavailable "
-                          f"({NodeSet.fromlist(found)}); MPI jobs run on {session.available or 'none'}")
+        _say(item.config, _preflight_line(session, found))
     gone = session.unreachable.get(state.node) if state.node else None
     if gone is None:
         return
@@ -159,12 +169,38 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         gone.reported_by = state.test_id  # no command runs on it: no timeout spent on a known-bad node
         raise NodeUnavailable(f"node unavailable: {gone.reason}")
     if gone.reported_by != state.test_id:
-        pytest.skip(f"node unavailable: {state.node} (reported once, by {gone.reported_by})")
+        pytest.skip(f"node unavailable: {state.node} (reported once, by {gone.reported_by}): {gone.reason}")
+
+
+def _preflight_line(session: HarnessSession, found: dict[str, str]) -> str:
+    return (f"hpcos pre-flight: {len(found)} of {len(session.nodes)} node(s) unavailable "
+            f"({NodeSet.fromlist(found)}); MPI jobs run on {session.available or 'none'}")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> None:
+    """The pre-flight, before the first test, so that what it finds is said on a line of its own and not
+    in the middle of pytest's progress line."""
+    config = session.config
+    if config.option.collectonly or not session.items:
+        return
+    harness = harness_session(config)
+    if not any(_is_harness_test(item) and (item_state(item).node is not None or item.get_closest_marker("job"))
+               for item in session.items):
+        return
+    with _usage_errors():
+        found = harness.preflight()
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if found and reporter is not None:
+        harness.preflight_shown = True
+        reporter.write_line(_preflight_line(harness, found))
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report: pytest.TestReport = yield
+    if call.excinfo is not None and isinstance(call.excinfo.value, NodeUnavailable):
+        report.longrepr = str(call.excinfo.value)  # one line: the node and why, not the plugin's source
     _mask_secrets(report, site(item.config).secrets)
     if not _is_harness_test(item):
         return report
@@ -271,15 +307,12 @@ def _failure_class(session: HarnessSession, state, call: pytest.CallInfo) -> str
         return "node unreachable"
     failed_command = _failed_command(call)
     candidates = [failed_command] if failed_command else [c for c in state.commands if not c.ok]
+    # The fixtures re-checked every failed command's nodes as it returned (HarnessSession.recheck):
+    # a failure on a node found lost then is that node's loss, not the test's failure.
+    lost = {node for node, gone in session.unreachable.items() if gone.reported_by == state.test_id}
     for result in candidates:
-        if result.unreachable and result.node:
-            session.note_unreachable(result.node, f"unreachable: {_first_line(result.stderr)}", state.test_id)
-            return "node unreachable"
-        lost = _lost_nodes(result)
-        if lost:
-            # Only the node the MPI launch names is marked, not every node of the job.
-            for node, host in lost.items():
-                session.note_unreachable(node, f"MPI launch could not reach {host}", state.test_id)
+        used = set(result.placement) or set(_node_set(result.node))
+        if result.unreachable or used & lost:
             return "node unreachable"
     if any(c.timed_out for c in candidates):
         return "timeout"
@@ -288,13 +321,11 @@ def _failure_class(session: HarnessSession, state, call: pytest.CallInfo) -> str
     return "error"
 
 
-def _lost_nodes(result: CommandResult) -> dict[str, str]:
-    """node -> host as named, for the job's nodes that a failed MPI launch says it could not reach."""
-    if not result.placement or result.ok:
-        return {}
-    named = mpi_errors.unreachable_hosts(result.stderr + "\n" + result.stdout)
-    short = {node.split(".")[0]: node for node in result.placement}
-    return {short[host.split(".")[0]]: host for host in named if host.split(".")[0] in short}
+def _node_set(text: str | None) -> NodeSet:
+    try:
+        return NodeSet(text or "")
+    except NodeSetParseError:
+        return NodeSet()
 
 
 def _first_line(text: str) -> str:
@@ -371,8 +402,12 @@ class FailureGroup:
 
     @property
     def hosts(self) -> list[str]:
-        """The hosts the failure names as the ones it could not reach (what the terminal highlights)."""
-        return mpi_errors.unreachable_hosts(self.text)
+        """The hosts the failure names as the ones it could not reach or to blame (what the terminal highlights)."""
+        try:
+            blamed = blamed_hosts(self.text)
+        except NodeSetParseError:  # the result's own node, already replaced by the placeholder
+            blamed = []
+        return list(dict.fromkeys([*blamed, *mpi_errors.unreachable_hosts(self.text)]))
 
     def shown_lines(self, limit: int = SUMMARY_LINES) -> list[str]:
         """The first lines, plus any later line that names a failing host (MPI boilerplate can be long)."""
@@ -414,7 +449,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     # The hooks (baselines, tickets) may still judge the run; the results file is written after them
     # whatever happens there: a store that cannot take the baselines, tickets or queue must not cost
     # the user the outcome of the tests.
-    problem = None
+    problem: HpcosError | None = None
     try:
         config.hook.pytest_hpcos_run_finished(config=config, run=run)
     except (OSError, sqlite3.Error) as exc:
@@ -425,6 +460,18 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         if target:
             Path(target).parent.mkdir(parents=True, exist_ok=True)
             run.write(target, mask=site(config).secrets)
+    if target and run.testing_snapshot:
+        # The nightly run records itself, signed: the production gate trusts no other record.
+        try:
+            record = run_record.record(config, Path(target))
+            reporter = config.pluginmanager.get_plugin("terminalreporter")
+            if reporter:
+                reporter.write_line(f"hpcos: run {record.run_id} recorded for the production gate (signed, "
+                                    f"{site(config).layout.nightly_records})")
+        except UserError as exc:
+            problem = problem or exc
+        except OSError as exc:
+            problem = problem or store_problem(exc) or StoreError(f"recording the run: {exc}")
     if problem is not None:
         reporter = config.pluginmanager.get_plugin("terminalreporter")
         line = f"hpcos: {problem}" + (f" (results written to {target})" if target else "")

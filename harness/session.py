@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ClusterShell.NodeSet import NodeSet
+from ClusterShell.NodeSet import NodeSet, NodeSetParseError
 
+from hpcos.cluster import mpi_errors
 from hpcos.cluster.launchers import CommandResult, Launcher, launcher_for
 from hpcos.cluster.launchers.base import Command, command_text
 from hpcos.cluster.profiles import MpiStack, Profile, load_profile
@@ -32,6 +33,8 @@ from hpcos.results.model import RunResults, TestResult
 from hpcos.site import Site
 
 DEFAULT_CLUSTER = "local"
+BLAME_TIMEOUT = 30  # seconds for each bisecting run of a failed job (a hang there is the node's answer)
+BLAME_RUNS = 16  # bisecting runs per failed job at most (two per node to blame on 1,000 nodes: log2)
 
 
 @dataclass
@@ -57,6 +60,7 @@ class HarnessSession:
     site: Site
     results: list[TestResult] = field(default_factory=list)
     unreachable: dict[str, Unreachable] = field(default_factory=dict)
+    mpi_broken: dict[str, set[str]] = field(default_factory=dict)  # stack -> nodes its jobs failed on alone
     started: str = field(default_factory=lambda: _now())
     _profile: Profile | None = None
     _launcher: Launcher | None = None
@@ -95,6 +99,11 @@ class HarnessSession:
         self.preflight()
         return self.nodes - NodeSet.fromlist(self.unreachable)
 
+    def mpi_nodes(self, stack: MpiStack) -> NodeSet:
+        """Where ``stack``'s next job runs: the available nodes, less those a bisected job of this stack
+        failed on alone (named once, by that job)."""
+        return self.available - NodeSet.fromlist(self.mpi_broken.get(stack.name, ()))
+
     def preflight(self) -> dict[str, str]:
         """node -> why it is unavailable, as the launcher's check found at the start of the run (the
         check runs once, on the first call)."""
@@ -127,6 +136,7 @@ class HarnessSession:
                 targets.update(self.available)
             started = time.monotonic()
             self._fanout[key] = self.launcher.run(command, targets, timeout=timeout, env=env)
+            self.recheck(list(self._fanout[key].values()), test_id)
             return self._fanout[key][node], time.monotonic() - started
         return self._fanout[key][node], 0.0
 
@@ -141,6 +151,70 @@ class HarnessSession:
             return False
         self.unreachable[node] = Unreachable(reason, test_id)
         return True
+
+    def recheck(self, results: list[CommandResult], test_id: str) -> dict[str, str]:
+        """After failed or timed-out commands or jobs: which of their nodes are lost.  The launcher's own
+        words first (Open MPI's lost daemon, ssh's and hydra's launch errors, srun's node failures,
+        hosts mapped to nodes as the launcher resolves them), then one launcher check of the nodes they
+        used (sinfo, one ssh ``true`` each).  Each lost node is marked once: its remaining tests skip,
+        jobs run on the rest.  Returns node -> reason for the nodes this call marked."""
+        failed = [r for r in results if not r.ok]
+        if not failed or not self.used:
+            return {}
+        known = NodeSet.fromlist(self.unreachable)
+        lost: dict[str, str] = {}
+        used = NodeSet()
+        for result in failed:
+            nodes = (NodeSet.fromlist(result.placement) if result.placement else _node_set(result.node)) & self.nodes
+            candidates = nodes - known
+            used.update(candidates)
+            for host, line in mpi_errors.host_lines(result.stderr + "\n" + result.stdout).items():
+                node = self.launcher.node_named(host, candidates)
+                if node is not None:
+                    lost.setdefault(node, f"lost during the run: {line[:300]}")
+            if result.unreachable and result.node and result.node in candidates:
+                lost.setdefault(result.node, f"unreachable: {_first_line(result.stderr)}")
+        rest = used - NodeSet.fromlist(lost)
+        if rest:
+            for node, why in self.launcher.unavailable(rest).items():
+                lost.setdefault(node, f"lost during the run: {why}")
+        return {node: why for node, why in lost.items() if self.note_unreachable(node, why, test_id)}
+
+    def blame(self, result: CommandResult, binary: str, args: list[str], stack: MpiStack, *,
+              timeout: float, env: Mapping[str, str] | None) -> None:
+        """A multi-node job failed on nodes that all still answer: bisect it.  The same program runs on
+        halves of the job's nodes, then on the halves of each half that fails, down to single nodes,
+        each run bounded (``BLAME_TIMEOUT`` at most) and at most ``BLAME_RUNS`` runs; the nodes where it
+        fails alone are named first in the failure (``result.blamed``) and become the result's node."""
+        if result.ok or len(result.placement) < 2:
+            return
+        bound = min(timeout, BLAME_TIMEOUT)
+        runs = 0
+
+        def alone(nodes: list[str]) -> CommandResult:
+            nonlocal runs
+            runs += 1
+            np = sum(result.placement[n] for n in nodes)
+            return self.launcher.mpi(binary, args, np=np, stack=stack, nodes=NodeSet.fromlist(nodes),
+                                     timeout=bound, env=env)
+
+        pending = [list(result.placement)]
+        while pending and runs < BLAME_RUNS:
+            nodes = pending.pop(0)
+            halves = [nodes] if len(nodes) == 1 else [nodes[:len(nodes) // 2], nodes[len(nodes) // 2:]]
+            for half in halves:
+                if runs >= BLAME_RUNS:
+                    break
+                got = alone(half)
+                if got.ok:
+                    result.passed_alone.extend(half)
+                elif len(half) == 1:
+                    result.blamed[half[0]] = _why_alone(got)
+                else:
+                    pending.append(half)
+        if result.blamed:
+            result.node = str(NodeSet.fromlist(result.blamed))
+            self.mpi_broken.setdefault(stack.name, set()).update(result.blamed)
 
     def rerun_command(self, keyword: str, nodes: str | None, mpi: str | None) -> str:
         """The ``hpcos test`` command that reruns one (test, node)."""
@@ -185,6 +259,32 @@ class HarnessSession:
             if name in probes and value.strip():
                 versions[name] = value.strip()
         return versions
+
+
+def _node_set(text: str | None) -> NodeSet:
+    try:
+        return NodeSet(text or "")
+    except NodeSetParseError:
+        return NodeSet()
+
+
+def _why_alone(result: CommandResult) -> str:
+    """The node's own first word on why the job failed there: the first stderr line outside Open MPI's
+    help blocks (which say only that a process failed), else the MPI library's summary."""
+    if result.timed_out:
+        return f"timed out after {result.duration:.0f} s"
+    lines, inside = [], False
+    for line in result.stderr.splitlines():
+        if line.strip().startswith("-" * 20):
+            inside = not inside
+        elif not inside and line.strip():
+            lines.append(line.strip())
+    said = lines[0] if lines else _first_line(mpi_errors.summary(result.stderr).replace("-" * 74, ""))
+    return f"exit code {result.exit_code}" + (f": {said[:300]}" if said else "")
+
+
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
 
 
 def with_module(command: str, stack: MpiStack) -> str:

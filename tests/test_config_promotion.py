@@ -14,6 +14,7 @@ from conftest import require_tool
 from support.config_repos import SiteRepo, git, nightly_results, write_site
 
 from hpcos.cli import main
+from hpcos.results.model import RunResults, TestResult
 
 
 @pytest.fixture
@@ -36,7 +37,8 @@ def status(capsys) -> dict:
 
 
 def record_nightly(site, commit: str, passed: bool = True) -> None:
-    results = nightly_results(site.tmp / f"run{commit[:6]}.json", passed=passed)
+    results = nightly_results(site.tmp / f"run{commit[:6]}.json", site.tmp / "specs", site.tmp / "store",
+                              passed=passed)
     assert main(["repo", "record-run", str(results), "--config-commit", f"cm={commit}"]) == 0
 
 
@@ -75,7 +77,15 @@ def test_gate_refuses_without_a_passing_run_that_recorded_the_commit(site, capsy
     before = site.head("production")
     change = site.commit("testing", {"motd": "release 2\n"}, "motd: release 2")
     assert main(["config", "promote", "--reason", "x"]) == 2
-    assert "no nightly run has been recorded" in capsys.readouterr().err
+    assert "no nightly run has been recorded by the harness" in capsys.readouterr().err
+    # A results file written by hand names the commit and says passed: imported, it merges nothing.
+    by_hand = site.tmp / "by-hand.json"
+    RunResults(run_id="by-hand", cluster="local", started="2099-01-01T00:00:00+00:00", testing_snapshot="snap-1",
+               results=[TestResult("integration_tests/test_nodes.py::test_hostname", "localhost", "passed")]
+               ).write(by_hand)
+    assert main(["repo", "record-run", str(by_hand), "--config-commit", f"cm={change}"]) == 0
+    assert main(["config", "promote", "--reason", "x"]) == 2
+    assert "no nightly run has been recorded by the harness" in capsys.readouterr().err
     record_nightly(site, change, passed=False)
     assert main(["config", "promote", "--reason", "x"]) == 2
     assert "failed" in capsys.readouterr().err

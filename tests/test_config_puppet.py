@@ -65,7 +65,7 @@ def test_parse_error_blocks_promotion_and_files_a_ticket(control, capsys):
     before = control.head("production")
     broken = control.commit("pre-prod", {"manifests/site.pp": "file { '/tmp/x': ensure => file,\n"},
                             "motd: half-written resource")
-    results = nightly_results(control.tmp / "night.json")
+    results = nightly_results(control.tmp / "night.json", control.tmp / "specs", control.tmp / "store")
     assert main(["repo", "record-run", str(results), "--config-commit", f"control={broken}"]) == 0
     capsys.readouterr()
 

@@ -8,7 +8,7 @@ import json
 
 import pytest
 import support.gate_fixtures as gate_fixtures
-from support.config_repos import SiteRepo, git, nightly_results
+from support.config_repos import SiteRepo, git
 from support.rpm_repo_fixtures import RpmFactory, make_site
 
 from hpcos.cli import main
@@ -40,8 +40,8 @@ def night(base, tmp_path, testing: str, capsys) -> None:
     # The gate's other conditions (the site's test cluster, a verified deploy): tests/test_gate.py.
     sha = gate_fixtures.write_test_cluster(tmp_path / "site" / "specs")
     gate_fixtures.deployed(tmp_path / "site" / "store", testing, sha)
-    results = nightly_results(tmp_path / "results.json", snapshot=testing, cluster=gate_fixtures.CLUSTER,
-                              profile_sha256=sha, node=gate_fixtures.NODE)
+    results = tmp_path / "results.json"
+    gate_fixtures.test_cluster_night(tmp_path / "site" / "specs", tmp_path / "site" / "store", testing, results)
     assert main([*base, "repo", "record-run", str(results), "--config-heads", str(heads)]) == 0
 
 

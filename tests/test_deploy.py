@@ -15,6 +15,7 @@ import pytest
 import yaml
 from conftest import require_tool
 from support.deploy_fixtures import installed, profile_yaml, provision
+from support.gate_fixtures import harness_night, require_suite
 from support.rpm_repo_fixtures import Rpm, RpmFactory, make_site
 from support.slurm_nodes_fixture import slurm_nodes  # noqa: F401  (fixture)
 from support.sshd_fixture import loopback_sshd  # noqa: F401  (fixture)
@@ -22,7 +23,7 @@ from support.sshd_fixture import loopback_sshd  # noqa: F401  (fixture)
 from hpcos.cli import main
 from hpcos.core.store_layout import StoreLayout
 from hpcos.repo import deployments
-from hpcos.results.model import RunResults, TestResult
+from hpcos.repo.environments import Environments
 
 BASE_A = [Rpm("alpha", "1.0"), Rpm("beta", "1.0")]
 BASE_B = [Rpm("alpha", "1.1"), Rpm("beta", "1.0")]
@@ -146,18 +147,24 @@ def test_a_node_that_cannot_install_stays_drained_and_blocks_production(cluster,
     [ticket] = json.loads(capsys.readouterr().out)["tickets"]
     assert "node3" in ticket["summary"] and "deploy/testing" in ticket["summary"], ticket
 
-    # A night where every test passed on every node: production is still refused, naming node3.
-    results = tmp_path / "results.json"
-    RunResults(run_id="night-1", cluster="sim-cluster", started="2099-01-01T00:00:00+00:00",
-               finished="2099-01-01T01:00:00+00:00", testing_snapshot=cluster.snapshot_b,
-               profile_sha256=_sha256(cluster.profile),
-               results=[TestResult("integration_tests/test_mpi.py::test_mpi_hello", n, "passed", mpi="openmpi")
-                        for n in NODES]).write(results)
-    assert hpcos(cluster, "repo", "record-run", str(results)) == 0
+    # A night where every test passed on every node (the harness, really run): production is still
+    # refused, naming node3 and what would supply the proof.
+    require_suite(cluster.specs)  # site.yaml's required_tests and the packages' tests: test_hostname
+    harness_night(cluster.specs, cluster.store, cluster.profile, cluster.snapshot_b, tmp_path / "night-1.json",
+                  "-k", "test_hostname")
     capsys.readouterr()
     assert hpcos(cluster, "repo", "promote", "testing", "production") == 2
     [refusal] = [line for line in capsys.readouterr().err.splitlines() if "refusing" in line]
     assert "was not verified on node3" in refusal, refusal
+    assert "`hpcos repo out-of-service node3 --reason TEXT` before them" in refusal, refusal
+    # node3 waits for a repair: recorded out of service, the next night tests the others, the gate opens
+    # and says what it did not test.
+    assert hpcos(cluster, "repo", "out-of-service", "node3", "--reason", "package conflict, ticket 77") == 0
+    harness_night(cluster.specs, cluster.store, cluster.profile, cluster.snapshot_b, tmp_path / "night-2.json",
+                  "--nodes", "node[1-2,4]", "-k", "test_hostname")
+    assert hpcos(cluster, "repo", "promote", "testing", "production") == 0
+    [record] = Environments(StoreLayout(cluster.store)).environment("production").records()[-1:]
+    assert "passed on node[1-2,4]" in record.reason and "node3 (package conflict, ticket 77, by " in record.reason
 
 
 def test_deploy_record_is_json_with_every_task(cluster, capsys):
@@ -166,12 +173,6 @@ def test_deploy_record_is_json_with_every_task(cluster, capsys):
     data = json.loads(capsys.readouterr().out)
     assert sorted(data["nodes"]) == ["node2", "node3"] and data["batch_size"] == 1
     assert all(n["verified"] for n in data["nodes"].values())
-
-
-def _sha256(path) -> str:
-    import hashlib
-
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def test_nodes_reached_over_ssh(cluster, loopback_sshd, tmp_path):  # noqa: F811

@@ -87,3 +87,37 @@ def test_node_checks_pass_on_the_local_profile(repo_root, tmp_path):
     run = RunResults.read(tmp_path / "r.json")
     node_checks = [r for r in run.results if r.test_id.startswith("integration_tests/test_nodes.py")]
     assert len(node_checks) >= 4 and all(r.outcome == "passed" and r.node == "localhost" for r in node_checks)
+
+
+def test_the_run_loads_its_own_plugins_and_the_profiles_not_whatever_is_installed(checkout):
+    """hypothesis is installed here and registers a pytest11 plugin: a plain `pytest` would load it,
+    `hpcos test` must not.  A plugin the profile names is loaded."""
+    (checkout / "site_plugin.py").write_text(
+        "def pytest_report_header(config):\n    return 'site plugin loaded'\n")
+    profile = checkout / "integration_tests" / "clusters" / "pair.yaml"
+    profile.write_text(PROFILE + "pytest_plugins: [site_plugin]\n")
+    (checkout / "integration_tests" / "test_plugins.py").write_text(
+        "def test_plugins(request):\n"
+        "    pm = request.config.pluginmanager\n"
+        "    names = {pm.get_name(p) for p in pm.get_plugins()}\n"
+        "    print('PLUGINS', sorted(n for n in names if n and not n.startswith(('_pytest', '140'))))\n"
+        "    assert not pm.has_plugin('hypothesispytest')\n"
+        "    assert pm.has_plugin('site_plugin') and pm.has_plugin('harness.plugin_perf')\n")
+    done = hpcos(checkout, "--cluster", "pair", "integration_tests/test_plugins.py", "-s",
+                 env={"PYTHONPATH": str(checkout)})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "site plugin loaded" in done.stdout
+    # The check itself can fail: plain pytest in the same environment does load hypothesis's plugin.
+    plain = subprocess.run([sys.executable, "-m", "pytest", "-p", "site_plugin",
+                            "integration_tests/test_plugins.py"], cwd=checkout, capture_output=True, text=True,
+                           timeout=120, env={**os.environ, "PYTHONPATH": str(checkout)})
+    assert plain.returncode == 1 and "has_plugin('hypothesispytest')" in plain.stdout, plain.stdout + plain.stderr
+
+
+def test_a_profile_names_plugins_as_module_paths(checkout):
+    profile = checkout / "integration_tests" / "clusters" / "pair.yaml"
+    profile.write_text(PROFILE + "pytest_plugins: ['x; rm -rf /']\n")
+    done = hpcos(checkout, "--cluster", "pair")
+    assert done.returncode == 2
+    assert "pair.yaml:6: pytest_plugins[0]: expected a Python module path" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -10,14 +10,20 @@ the rest and the results still carry the versions.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 from conftest import REPO
 from support.netns_fixture import NetnsCluster
 
 from hpcos.results.model import RunResults
+from hpcos.tickets.content import description, summary
+from hpcos.tickets.grouping import group_failures
 
 MPI_TESTS = str(REPO / "integration_tests/test_mpi.py")
 NODE_TESTS = str(REPO / "integration_tests/test_nodes.py")
@@ -47,9 +53,15 @@ print(json.dumps(seen))
 def hpcos_test(cluster: NetnsCluster, tmp_path, profile_text: str, *args: str):
     """``hpcos test`` inside n1 with this profile; the results file it wrote, and the run's output.
 
-    MPICH over UCX's TCP transport sometimes hangs after printing its complete output (about 3 runs in
-    25 here, on one node as across the two; the harness's timeout catches it as it should): a run whose
-    only failures are such MPICH timeouts is run again, at most twice."""
+    MPICH over UCX's TCP transport sometimes hangs after printing its complete output (3 runs in 15
+    here, on one node as across the two; the harness's timeout catches it as it should).  The cause is
+    MPICH 4.0.2's own: in MPI_Finalize its UCX netmod disconnects every endpoint, waits for the
+    disconnects while progressing UCX, then enters a PMI barrier; a rank whose disconnects finished
+    first blocks in the barrier (a read on its PMI socket) and stops progressing UCX, while its peer
+    spins in ucp_worker_progress waiting for that rank to answer its disconnect (gdb on a hung pair
+    shows exactly these two stacks).  MPICH removed the barrier upstream (pmodels/mpich#6596, in 4.2);
+    no setting of 4.0.2 avoids it.  So a run whose only failures are such MPICH timeouts is run
+    again, at most twice."""
     for _ in range(MPICH_HANG_RETRIES):
         run, output, junit = _hpcos_test(cluster, tmp_path, profile_text, *args)
         failed = [r for r in run.results if r.failed]
@@ -133,7 +145,8 @@ def test_a_node_without_sshd_is_reported_once_and_costs_no_timeout(netns_cluster
     assert report.message.startswith("node unavailable: unreachable: ssh: connect to host n2 port 22: "), report
     skipped = [r for r in on_n2 if r.outcome == "skipped"]
     assert len(skipped) == len(on_n2) - 1 >= 3
-    assert all(r.message == f"node unavailable: n2 (reported once, by {report.test_id})" for r in skipped)
+    assert all(r.message.startswith(f"node unavailable: n2 (reported once, by {report.test_id}): unreachable: ssh: ")
+               for r in skipped)
     assert not [r for r in run.results if r.failure_class == "timeout"]
     assert all(r.duration < 60 for r in on_n2)  # the profile's command timeout was never waited out
     # The node tests still fan out to the rest, and MPI jobs run on what is left.
@@ -173,5 +186,133 @@ def test_a_node_lost_during_the_run_marks_only_that_node(netns_cluster, tmp_path
     hostname = {r.node: r for r in by_test(run, "test_hostname")}
     assert hostname["n1"].outcome == "passed"
     assert hostname["n2"].outcome == "skipped"
-    assert hostname["n2"].message == f"node unavailable: n2 (reported once, by {job.test_id})"
+    assert hostname["n2"].message.startswith(f"node unavailable: n2 (reported once, by {job.test_id}): lost during the "
+                                             "run: "), hostname["n2"].message
     assert run.versions.get("kernel")
+
+
+def _suite(tmp_path, extra: dict[str, str]) -> Path:
+    suite = tmp_path / "suite" / "integration_tests"
+    suite.mkdir(parents=True)
+    for name in ("test_mpi.py", "test_nodes.py", "conftest.py"):
+        (suite / name).write_text((REPO / "integration_tests" / name).read_text())
+    for name, text in extra.items():
+        (suite / name).write_text(text)
+    return suite
+
+
+def _argv(cluster: NetnsCluster, tmp_path, profile_text: str, *args: str) -> tuple[list[str], Path]:
+    profile = tmp_path / "profile.yaml"
+    profile.write_text(profile_text)
+    results = tmp_path / "results.json"
+    return cluster.inside("n1", [
+        "env", f"XDG_CACHE_HOME={tmp_path / 'cache'}", f"HPCOS_STORE={tmp_path / 'store'}",
+        sys.executable, "-m", "hpcos.cli", "test", "--cluster", str(profile), "--results", str(results),
+        "-p", "no:cacheprovider", *args]), results
+
+
+# A job that runs long enough to lose a node under it (Open MPI's mpirun starts any program); once its
+# rank runs on the node (a `sleep` in the node's namespace), the node is taken away.
+LONG_JOB = """
+import os, subprocess, threading, time
+
+def lose_node():
+    netns = os.stat("/run/netns/{namespace}").st_ino
+    while True:
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                ours = os.stat(f"/proc/{{pid}}/ns/net").st_ino == netns
+                cmdline = open(f"/proc/{{pid}}/cmdline", "rb").read()
+            except OSError:
+                continue
+            if ours and cmdline == b"sleep\\x00{seconds}\\x00":
+                time.sleep(5)  # mpirun has heard from every daemon and rank: the job is under way
+                subprocess.run({stop!r})
+                return
+        time.sleep(0.2)
+
+def test_long_job(mpi_run, mpi_stack):
+    if {stop!r}:
+        threading.Thread(target=lose_node, daemon=True).start()
+    mpi_run("sleep", ["{seconds}"], np=2, stack=mpi_stack).check()
+"""
+
+
+def test_a_node_lost_mid_job_under_an_ssh_alias_is_marked_from_open_mpis_words(netns_cluster, tmp_path):
+    """The profile names the nodes c1, c2 (ssh aliases: HostName ADDRESS).  c2 goes away while an Open
+    MPI job runs on both: mpirun says "ORTE has lost communication with a remote daemon ... on node c2";
+    c2 is marked from that line, its node tests skip, c1's pass, and nothing of the run is left."""
+    # As a crash does: every process of n2 killed at once, its sshd and the sessions it served.
+    stop = ["sh", "-c", f"kill -KILL $(ip netns pids {netns_cluster.namespaces['n2']})"]
+    suite = _suite(tmp_path, {"test_0_long.py": LONG_JOB.format(namespace=netns_cluster.namespaces["n2"], stop=stop,
+                                                                 seconds=60)})
+    profile = netns_cluster.profile_yaml(nodes="c[1-2]", mpi_timeout=90)
+    argv, results = _argv(netns_cluster, tmp_path, profile, "--mpi", "openmpi", "-k", "long or hostname")
+    done = subprocess.run(argv, cwd=suite.parent, capture_output=True, text=True, timeout=RUN_TIMEOUT)
+    output = done.stdout + done.stderr
+    run = RunResults.read(results)
+    (job,) = by_test(run, "test_long_job")
+    assert job.failure_class == "node unreachable", output[-4000:]
+    assert "ORTE has lost communication with a remote daemon" in job.message, job.message
+    assert job.duration < 60  # the job ended when the node was lost, not at its timeout
+    hostname = {r.node: r for r in by_test(run, "test_hostname")}
+    assert hostname["c1"].outcome == "passed", output[-4000:]
+    assert hostname["c2"].outcome == "skipped"
+    assert hostname["c2"].message.startswith(
+        f"node unavailable: c2 (reported once, by {job.test_id}): lost during the run: Remote daemon: "), hostname
+    assert hostname["c2"].message.endswith("on node c2")
+    assert netns_cluster.processes() == []
+
+
+def test_sigterm_to_hpcos_test_ends_every_process_of_the_run(netns_cluster, tmp_path):
+    """A Jenkins abort: SIGTERM to `hpcos test` while an Open MPI job runs across both nodes.  mpirun
+    (which ignores SIGTERM), its ssh clients, the orted and ranks on both nodes all end with it."""
+    suite = _suite(tmp_path, {"test_0_long.py": LONG_JOB.format(namespace=netns_cluster.namespaces["n2"], stop=[],
+                                                                 seconds=300)})
+    argv, _ = _argv(netns_cluster, tmp_path, netns_cluster.profile_yaml(mpi_timeout=600), "--mpi", "openmpi",
+                    "-k", "long")
+    proc = subprocess.Popen(argv, cwd=suite.parent, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not [p for p in netns_cluster.processes() if " sleep 300" in p and "orted" not in p] \
+                or len([p for p in netns_cluster.processes() if p.endswith("sleep 300")]) < 2:
+            assert proc.poll() is None and time.monotonic() < deadline, netns_cluster.processes()
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=300)  # pytest still writes its summary and the results
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "Interrupted" in output or "KeyboardInterrupt" in output, output[-4000:]
+    # Remote ends are told by their ssh session closing: give the nodes a bounded moment to act on it.
+    deadline = time.monotonic() + 20
+    while netns_cluster.processes() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert netns_cluster.processes() == []
+
+
+def test_mpi_broken_on_one_of_two_nodes_names_that_node(netns_cluster, tmp_path):
+    """n2's libmpi is broken; both nodes answer ssh.  The failed job is bisected (the probe on each
+    node alone): the result names n2, the grouped report highlights it, and the stack's next job runs
+    on n1 only."""
+    netns_cluster.break_mpi("n2")
+    argv, results = _argv(netns_cluster, tmp_path, netns_cluster.profile_yaml(mpi_timeout=30), "--mpi", "openmpi",
+                          "-k", "rank_count or ring or hostname", MPI_TESTS, NODE_TESTS)
+    done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=RUN_TIMEOUT, env={
+        **os.environ, "PY_COLORS": "0"})
+    output = done.stdout + done.stderr
+    run = RunResults.read(results)
+    failed = [r for r in run.results if r.failed]
+    assert [(r.test_id.split("::")[-1], r.node) for r in failed] == [("test_rank_count", "n2")], output[-4000:]
+    (job,) = failed
+    first = job.message.splitlines()[0]
+    assert "fails on n2 alone, passes on n1 alone (n2: exit code 127: " in first and "libmpi.so.40" in first, \
+        job.message
+    assert "test_mpi.py::test_rank_count [openmpi] error on n2 (1 node):" in output
+    (group,) = group_failures(run)  # the ticket names n2 first, and in its summary
+    assert "Node to blame (the job fails there alone): n2\n" in description(group, run, "plain")
+    assert "test_rank_count fails on n2: " in summary(group), summary(group)
+    (ring,) = by_test(run, "test_ring")
+    assert (ring.outcome, ring.node) == ("passed", "n1"), output[-4000:]
+    assert all(r.outcome == "passed" for r in by_test(run, "test_hostname"))

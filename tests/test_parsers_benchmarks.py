@@ -108,6 +108,13 @@ def check_barrier(r):
         r.column("latency_us")
 
 
+def check_barrier_f(r):
+    # -f: full statistics beside the one value, and Iterations, a column without a unit.
+    assert r.benchmark == "Barrier Latency"
+    assert r.columns == ["latency_us", "min_latency_us", "max_latency_us", "iterations"]
+    assert r.rows == [{"latency_us": 0.51, "min_latency_us": 0.51, "max_latency_us": 0.51, "iterations": 500}]
+
+
 def check_put_latency(r):
     assert r.benchmark == "MPI_Put Latency"
     (s,) = r.series
@@ -133,7 +140,8 @@ OSU_CORPUS = {
     "lat_Tall.out": check_lat_tall, "allgather_Tall.out": check_allgather_tall, "lat_Dvect.out": check_lat_dvect,
     "lat_c.out": check_lat_c, "lat_z.out": check_lat_z, "bibw.out": check_bibw, "bw_c.out": check_bw_c,
     "mbw_mr.out": check_mbw_mr, "alltoall.out": check_alltoall, "ialltoall.out": check_ialltoall,
-    "iallreduce_f.out": check_iallreduce_f, "barrier.out": check_barrier, "put_latency.out": check_put_latency,
+    "iallreduce_f.out": check_iallreduce_f, "barrier.out": check_barrier,
+    "barrier_f.out": check_barrier_f, "put_latency.out": check_put_latency,
     "acc_latency.out": check_acc_latency, "init.out": check_init, "hello.out": check_hello,
 }
 

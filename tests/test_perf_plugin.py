@@ -140,3 +140,29 @@ def test_suspects_on_many_nodes_are_rerun_in_one_session():
     assert commands[1][:3] == ["test", "--cluster", "gpu"]
     # Something that is not an hpcos test command is never run.
     assert rerun_commands([TestResult("t", "n", "passed", rerun="rm -rf /")]) == []
+
+
+def test_a_regression_message_measures_the_value_that_is_stored(tmp_path):
+    """A repeated benchmark stores the median of its runs, which is not the median of its pooled
+    samples: the regression message must give the stored number, not a second one."""
+    from hpcos.perf.judge import judge_run
+
+    def night(run_id, day, runs):
+        samples = [s for run in runs for s in run]
+        value = sorted(sorted(run)[len(run) // 2] for run in runs)[len(runs) // 2]  # the median run's median
+        return RunResults(run_id, "local", f"2026-11-{day:02d}T01:00:00+00:00", results=[
+            TestResult(TEST_ID, "localhost", "passed", rerun="hpcos test -k x", measurements=[
+                Measurement("latency", value, "us", "lower", 8, samples)])])
+
+    store = ResultsStore(tmp_path / "results.sqlite")
+    for day in range(1, 6):
+        judge_run(store, night(f"n{day}", day, [[1.0 + 0.001 * i for i in range(5)]] * 3), "workstation")
+        store.accept(f"n{day}")
+    slow = [[2.0, 2.0, 2.0, 2.9, 2.9], [2.5, 2.5, 2.5, 2.9, 2.9], [2.6, 2.6, 2.6, 2.9, 2.9]]  # runs 2.0, 2.5, 2.6
+    tonight = night("n6", 6, slow)
+    assert sorted(tonight.results[0].measurements[0].samples)[7] == 2.6  # the pooled samples' median
+    judgements = judge_run(store, tonight, "workstation",
+                           rerun=lambda results: {(TEST_ID, "localhost"): night("again", 6, slow).results[0]})
+    assert judgements[0].assessment.verdict == "regression"
+    [stored] = [m for m in store.run_measurements("n6")]
+    assert f"measured {stored.value:.4g} us" in stored.detail and stored.value == 2.5

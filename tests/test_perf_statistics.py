@@ -134,3 +134,56 @@ def test_effect_of_a_broken_stack_reads_as_a_factor():
     base = _baseline(rng)
     text = assess(rng.normal(20.0, 0.1, 7), "lower", base).describe("us")
     assert "effect x20 worse (95% CI x19" in text
+
+
+def test_a_rerun_within_the_historys_spread_confirms_nothing():
+    """A loaded machine: one accepted night already ran 40% slow, and tonight's run and its rerun are
+    slowed by the same neighbours.  The rerun is a suspect, but not clearly slower than the history
+    has already been."""
+    rng = np.random.default_rng(3)
+    runs = [tuple(rng.normal(1.0, 0.01, 7)) for _ in range(9)] + [tuple(rng.normal(1.4, 0.01, 7))]
+    base = Baseline(KEY, tuple(f"r{i}" for i in range(10)), tuple(runs))
+    first = assess(rng.normal(1.5, 0.01, 7), "lower", base)
+    assert first.verdict == "suspect" and first.history_worst == pytest.approx(1.4, rel=0.02)
+    # Its median is past the worst night, but its own samples reach back into the history's spread.
+    loaded_rerun = assess([1.30, 1.33, 1.42, 1.46, 1.5, 1.55, 1.6], "lower", base)
+    assert loaded_rerun.verdict == "suspect"  # the rule before: a confirmed regression
+    settled = confirm(first, loaded_rerun)
+    assert settled.verdict == "not confirmed" and not settled.fails
+    assert "within the noise" in settled.describe("us")
+    # A real regression stands clear of the worst accepted night: confirmed.
+    assert confirm(first, assess(rng.normal(1.6, 0.01, 7), "lower", base)).verdict == "regression"
+
+
+def test_a_rerun_whose_samples_scatter_across_the_floor_confirms_nothing():
+    rng = np.random.default_rng(8)
+    base = _baseline(rng)
+    first = assess(rng.normal(1.3, 0.01, 7), "lower", base)
+    # Median 30% slow, but its own samples range from no change to twice as slow (a busy neighbour).
+    scattered = assess([1.0, 1.01, 1.2, 1.3, 1.5, 1.9, 2.0], "lower", base)
+    assert scattered.verdict == "suspect" and scattered.effect.low - 1 < scattered.noise_floor
+    assert confirm(first, scattered).verdict == "not confirmed"
+
+
+def test_a_zero_bandwidth_is_infinitely_worse_not_a_division_error():
+    rng = np.random.default_rng(6)
+    runs = tuple(tuple(rng.normal(1000.0, 5.0, 7)) for _ in range(5))
+    base = Baseline(KEY, tuple(f"r{i}" for i in range(5)), runs)
+    with np.errstate(all="raise"):  # numpy's division warnings are errors here
+        assert worse_ratio(0.0, 1000.0, "higher") == float("inf")
+        assert worse_ratio(0.0, 0.0, "higher") == 1.0  # nothing then, nothing now: no change
+        dead = assess([0.0] * 7, "higher", base)
+        settled = confirm(dead, assess([0.0] * 7, "higher", base))
+    assert settled.verdict == "regression"
+    text = settled.describe("MB/s")
+    assert "inf" not in text and "effect total (fell to 0)" in text
+
+
+def test_the_measured_value_shown_is_the_value_recorded():
+    """A repeated benchmark records the median of its runs; its samples' median differs.  The
+    verdict's "measured" is the recorded value, so the message and the store say the same number."""
+    rng = np.random.default_rng(12)
+    base = _baseline(rng)
+    samples = [1.30, 1.31, 1.32, 1.29, 1.40, 1.41, 1.42]
+    a = assess(samples, "lower", base, recorded=1.35)
+    assert a.measured.estimate == 1.35 and "measured 1.35 us" in a.describe("us")

@@ -64,7 +64,8 @@ def site_yaml(store: Path, upstream: Path) -> dict:
         "jenkins": {"url": "https://jenkins.example.org/", "folder": "hpcos", "build_label": "rpm",
                     "test_label": "cluster"},
         "tracker": {"backend": "local"},
-        "harness": {"profile": PROFILE},
+        # The nightly runs here select these (and the required suite must pass for the gate to open).
+        "harness": {"profile": PROFILE, "required_tests": ["test_hostname", "test_rank_count"]},
     }
 
 
@@ -152,6 +153,7 @@ def site(tmp_path: Path) -> Site:
 
     profile = yaml.safe_load((REPO / "integration_tests" / "clusters" / "local.yaml").read_text())
     profile["name"] = "e2e-cluster"
+    profile["mpi"] = {"openmpi": profile["mpi"]["openmpi"]}  # the nightly runs here are `--mpi openmpi`
     profile["os_update"] = {"environment": "testing", "kernel_package": "kernel", "packages": ["hello"]}
     # The test cluster's one node, "localhost", is a dnf install root (no Slurm on it: drain none).
     site.nodes = tmp_path / "nodes"

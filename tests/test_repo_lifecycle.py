@@ -119,11 +119,13 @@ def test_lifecycle_sync_publish_promote_diff_rollback(site, tmp_path, capsys):
     testing_id = capsys.readouterr().out.strip()
     assert testing_id == current(site, "testing")
     deployed(site, testing_id, profile_sha256)
-    r1 = run_results(tmp_path / "r1.json", testing_id, "failed", "n1", 1, profile_sha256)
+    r1 = tmp_path / "r1.json"
+    gate_fixtures.test_cluster_night(site.specs, site.store, testing_id, r1, passed=False)
     assert hpcos(site, "record-run", str(r1)) == 0
     assert hpcos(site, "promote", "testing", "production") == 2
-    assert "failed (1 of 1 results failed)" in capsys.readouterr().err
-    r2 = run_results(tmp_path / "r2.json", testing_id, "passed", "n2", 2, profile_sha256)
+    assert "failed (1 of 2 results failed)" in capsys.readouterr().err
+    r2 = tmp_path / "r2.json"
+    gate_fixtures.test_cluster_night(site.specs, site.store, testing_id, r2)
     assert hpcos(site, "record-run", str(r2)) == 0
     assert hpcos(site, "promote", "testing", "production", "--reason", "nightly green") == 0
     assert current(site, "production") == testing_id

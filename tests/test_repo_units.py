@@ -103,5 +103,6 @@ def test_a_run_without_results_does_not_open_the_gate(tmp_path):
     RunResults(run_id="empty", cluster="c", started="2026-11-26T02:00:00+00:00", testing_snapshot="s1").write(path)
     layout = StoreLayout(tmp_path / "store")
     recorded = nightly.record_run(layout, path)
-    assert not recorded.passed and recorded.verdict == "failed (no results)"
+    assert not recorded.passed and recorded.outcome == "failed (no results)"
+    assert recorded.provenance == "imported" and "the harness recorded no run with this id" in recorded.verdict
     assert nightly.last_run_on(layout, "s1") == recorded

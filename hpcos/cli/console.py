@@ -6,16 +6,33 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from contextlib import contextmanager
-
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import Progress
+from functools import cache
+from typing import TYPE_CHECKING
 
 from hpcos.site.credentials import RedactingFilter, known_secrets
 
-# No markup anywhere: what hpcos prints holds package names, reasons, run ids and node output, any of
-# which may contain "[...]"; styling is given as rich Text styles instead.
-console = Console(stderr=True, highlight=False, markup=False)
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+@cache
+def _console() -> Console:
+    from rich.console import Console
+
+    # No markup anywhere: what hpcos prints holds package names, reasons, run ids and node output, any
+    # of which may contain "[...]"; styling is given as rich Text styles instead.
+    return Console(stderr=True, highlight=False, markup=False)
+
+
+class _LazyConsole:
+    """The one console, made on first use: rich takes a third of a second to import, which a command
+    that prints nothing of its own (``hpcos test`` hands the terminal to pytest) need not pay."""
+
+    def __getattr__(self, name: str):
+        return getattr(_console(), name)
+
+
+console: Console = _LazyConsole()  # type: ignore[assignment]
 
 
 class _ConsoleHandler(logging.Handler):
@@ -43,7 +60,10 @@ def install_log_handler(environ: Mapping[str, str]) -> None:
 @contextmanager
 def progress_bar(label: str):
     """``start(total) -> tick``: a transient progress bar on stderr for work of known size."""
-    with Progress(console=console, transient=True) as bar:
+    from rich.markup import escape
+    from rich.progress import Progress
+
+    with Progress(console=_console(), transient=True) as bar:
         def start(total: int):
             task = bar.add_task(escape(label), total=total)  # the bar's column reads markup
             return lambda: bar.advance(task)

@@ -91,11 +91,35 @@ def _report(args) -> int:
     if run_id.endswith(".json") and Path(run_id).is_file():  # the nightly job has the results file at hand
         run_id = _read_results(run_id).run_id
     try:
-        files = render_report(_store(args), run_id, args.output, changes)
+        files = render_report(_store(args), run_id, args.output, changes, gate_notes=_gate_notes(args, run_id))
     except UnknownRun:
         raise UserError(f"run {args.run!r} is not in {_results_db(args)}") from None
     console.print(f"report: {files.page} ({len(files.charts)} charts, {len(files.csvs)} CSV files)")
     return 0
+
+
+def _gate_notes(args, run_id: str) -> list[str]:
+    """How the production gate sees this run: recorded by the harness or imported, and every promotion of
+    its snapshot that overrode the gate (who, when, why)."""
+    from hpcos.repo import nightly
+    from hpcos.repo.environments import Environments
+
+    layout = args.site.layout
+    notes, snapshots = [], set()
+    for record in nightly.records(layout):
+        if record.run_id == run_id:
+            snapshots.add(record.testing_snapshot)
+            notes.append(f"run {run_id}: " + ("recorded by the harness (signed): counts for the production gate"
+                                              if record.from_harness else
+                                              f"imported by record-run ({record.imported_why}): does not count "
+                                              f"for the production gate"))
+    envs = Environments(layout)
+    for pointer in envs.all_pointers():
+        for change in pointer.records():
+            if change.forced and change.snapshot in snapshots:
+                notes.append(f"risk: {pointer.name} took {change.snapshot} with the gate overridden by {change.user} "
+                             f"on {change.time}: {change.reason}")
+    return notes
 
 
 def register(sub) -> None:

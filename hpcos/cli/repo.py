@@ -10,6 +10,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from ClusterShell.NodeSet import NodeSet, NodeSetParseError
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -19,7 +20,7 @@ from hpcos.cluster.profiles import load_profile
 from hpcos.core.errors import UserError
 from hpcos.core.files import file_digest, write_text_atomically
 from hpcos.core.store_layout import StoreLayout
-from hpcos.repo import client_config, diff, gate, nightly, promotion, publish, sync
+from hpcos.repo import client_config, diff, gate, nightly, out_of_service, promotion, publish, sync
 from hpcos.repo.environments import Environments
 from hpcos.repo.snapshots import SnapshotStore
 
@@ -95,13 +96,21 @@ def register(sub) -> None:
     p.add_argument("--kickstart", action="store_true", help="kickstart `repo` lines instead of a .repo file")
     p.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
 
-    p = action("record-run", record_run_command, "record a nightly run's outcome for the production gate",
-               locks=False)
+    p = action("record-run", record_run_command, "add a results file to the nightly records: the file the harness "
+               "recorded is confirmed (and gets the config commits), any other is imported and cannot open the "
+               "production gate", locks=False)
     p.add_argument("results", type=Path)
     p.add_argument("--config-commit", action="append", default=[], metavar="REPO=COMMIT",
                    help="the testing commit of a configuration repository the test cluster ran (repeatable)")
     p.add_argument("--config-heads", type=Path, metavar="FILE",
                    help="the same for every repository: the JSON `hpcos config heads -o FILE` wrote before the run")
+
+    p = action("out-of-service", out_of_service_command, "record nodes of the test cluster as out of service "
+               "(with a reason) or back in service; the gate does not require nodes out of service when a run "
+               "starts, and names them", locks=False)
+    p.add_argument("nodes", nargs="?", metavar="NODESET", help="ClusterShell node set (none: list the nodes out)")
+    p.add_argument("--reason", default="", help="the fault or ticket (required to take nodes out)")
+    p.add_argument("--back", action="store_true", help="the nodes are back in service")
 
 
 def _change(run):
@@ -143,8 +152,10 @@ def site_profile(site) -> gate.SiteProfile | None:
     """The test cluster's profile (site.yaml ``harness.profile``) by name and content, resolved as
     ``hpcos test`` resolves it; None (and the gate refuses) when it cannot be read."""
     try:
-        path = site.profile_path(site.specs.site.harness.profile)
-        return gate.SiteProfile(load_profile(path).name, file_digest(path))
+        argument = site.specs.site.harness.profile
+        path = site.profile_path(argument)
+        profile = load_profile(path)
+        return gate.SiteProfile(profile.name, file_digest(path), nodes=profile.nodes, argument=str(argument))
     except (UserError, OSError) as exc:
         logging.getLogger("hpcos.repo").warning("site.yaml harness.profile: %s", exc)
         return None
@@ -202,9 +213,38 @@ def record_run_command(args) -> int:
             raise UserError(f"config commit {name}={commit!r}: expected REPO=COMMIT with a full commit id")
         commits[name] = commit
     record = nightly.record_run(_layout(args), args.results, config_commits=commits)
-    console.print(f"run {record.run_id} on testing snapshot {record.testing_snapshot}: {record.verdict}",
-                  soft_wrap=True)
+    how = ("recorded by the harness, signature verified" if record.from_harness
+           else "recorded as imported: it feeds reports and tickets, and cannot open the production gate")
+    console.print(f"run {record.run_id} on testing snapshot {record.testing_snapshot}: {record.verdict}; {how}",
+                  soft_wrap=True, markup=False, highlight=False)
     return 0
+
+
+def out_of_service_command(args) -> int:
+    profile = site_profile(args.site)
+    if profile is None:
+        raise UserError("site.yaml harness.profile: the test cluster's profile cannot be read")
+    layout = _layout(args)
+    if args.nodes:
+        outside = NodeSet(args.nodes) - NodeSet(profile.nodes) if _nodeset(args.nodes) else NodeSet()
+        if outside:
+            raise UserError(f"{outside} not in profile {profile.name!r} ({profile.nodes})")
+        change = out_of_service.mark(layout, profile.name, args.nodes, args.reason, out=not args.back)
+        console.print(f"{change.nodes}: {'out of' if change.out else 'back in'} service on {profile.name} "
+                      f"since {change.time} ({change.reason or 'no reason given'}, by {change.user})",
+                      markup=False, highlight=False)
+        return 0
+    out = out_of_service.out_at(layout, profile.name)
+    _stdout().print(f"out of service on {profile.name}: {out_of_service.describe(out) if out else 'none'}")
+    return 0
+
+
+def _nodeset(text: str) -> bool:
+    try:
+        NodeSet(text)
+    except NodeSetParseError as exc:
+        raise UserError(f"node set {text!r}: {exc}") from None
+    return True
 
 
 def diff_command(args) -> int:
@@ -243,7 +283,7 @@ def status_command(args) -> int:
         print(snapshot_id)
         return 0
     if args.env and not args.json:
-        return _status_one(layout, envs, args.env)
+        return _status_one(args.site, layout, envs, args.env)
     columns = ("pointer", "snapshot", "since", "by", "action", "reason", "nightly")
     rows = []
     for pointer in envs.all_pointers():
@@ -272,7 +312,7 @@ def status_command(args) -> int:
     return 0
 
 
-def _status_one(layout: StoreLayout, envs: Environments, name: str) -> int:
+def _status_one(site, layout: StoreLayout, envs: Environments, name: str) -> int:
     pointer = envs.environment(name)
     current = pointer.current()
     if current is None:
@@ -282,6 +322,15 @@ def _status_one(layout: StoreLayout, envs: Environments, name: str) -> int:
     out.print(Text(name, style="bold") + Text(f" -> {snapshot.id}  (previous: {pointer.previous() or '-'})"))
     run = nightly.last_run_on(layout, snapshot.id)
     out.print(f"last nightly run on it: {f'{run.run_id} {run.verdict}' if run else 'none recorded'}")
+    for dest, env in site.specs.site.environments.items():
+        if env.source == name and env.gate == "nightly":
+            # What `promote NAME DEST` would say now: the run it judges, and why it is closed.
+            dest_id = envs.environment(dest).current()
+            store = SnapshotStore(layout.snapshots)
+            judged = gate.judge(site.specs, layout, snapshot, store.get(dest_id) if dest_id else None,
+                                site_profile(site))
+            out.print(f"gate to {dest}: " + (f"open: {judged.accepted}" if not judged.refusal
+                                             else f"closed: {judged.refusal}"))
     repos = Table("repository", "from snapshot", "baseurl (file://)")
     for entry, holder in sorted(snapshot.entries.items()):
         repos.add_row(entry, holder, f"file://{pointer.path}/{entry}")

@@ -6,12 +6,20 @@ Options not listed here go to pytest unchanged (``-k``, ``-x``, ``-m node``, tes
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from harness.session import DEFAULT_CLUSTER
 from hpcos.cluster.profiles import is_profile_path, load_profile
+from hpcos.core import runner
 from hpcos.core.shipped import SUITE_NAME
 from hpcos.core.shipped import suite_dir as shipped_suite
+
+# The harness's own pytest plugins.  `hpcos test` loads these, and the profile's ``pytest_plugins``,
+# and nothing else: pytest's autoloading of every installed ``pytest11`` entry point is off, so a
+# plugin that happens to be installed (hypothesis's cost 0.8 s a run here; a site's own may change
+# what a nightly run does) never enters the run.  The suite's conftest.py files still load.
+HARNESS_PLUGINS = ("harness.plugin", "harness.plugin_perf", "harness.plugin_tickets")
 
 
 def register(sub) -> None:
@@ -38,9 +46,20 @@ def suite_dir() -> Path:
     return here if here.is_dir() else shipped_suite().resolve()
 
 
-def pytest_argv(args) -> list[str]:
+def plugin_argv(profile_plugins: Sequence[str] = ()) -> list[str]:
+    """Autoloading off, then ``-p`` for each plugin of the run (the harness's, then the profile's)."""
+    # pytest's unraisableexception plugin runs full garbage collections at the end of every session to
+    # report exceptions raised in __del__ as warnings: a tenth of a second of 20 trivial checks' run,
+    # for warnings no nightly run acts on.
+    argv = ["--disable-plugin-autoload", "-p", "no:unraisableexception"]
+    for name in dict.fromkeys((*HARNESS_PLUGINS, *profile_plugins)):
+        argv += ["-p", name]
+    return argv
+
+
+def pytest_argv(args, profile_plugins: Sequence[str] = ()) -> list[str]:
     suite = suite_dir()
-    argv = ["--rootdir", str(suite.parent), "--cluster", args.cluster]
+    argv = [*plugin_argv(profile_plugins), "--rootdir", str(suite.parent), "--cluster", args.cluster]
     # The plugins build the same Site from these (kept in pytest's config stash).
     site = getattr(args, "site", None)
     if site is not None:
@@ -77,5 +96,7 @@ def run_tests(args) -> int:
     if is_profile_path(args.cluster):
         args.cluster = str(resolved)  # the harness then reads the same file, wherever pytest runs
     # A broken profile is the user's mistake: one line naming file:line: field, before pytest starts.
-    load_profile(resolved)
-    return int(pytest.main(pytest_argv(args)))
+    profile = load_profile(resolved)
+    # Stopped (a Jenkins abort sends SIGTERM): mpirun, srun and the ssh fan-out end with hpcos.
+    with runner.stopped_on_signals():
+        return int(pytest.main(pytest_argv(args, profile.pytest_plugins)))

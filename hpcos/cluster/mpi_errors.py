@@ -19,13 +19,20 @@ _KEY_LINE = re.compile(
     r"Fatal error in |BAD TERMINATION|YOUR APPLICATION TERMINATED|HYD_|HYDU_|\[proxy:|"
     r"Abort\(\d+\)|MPI_ABORT was invoked|exited on signal|not enough slots|^ssh: )"
 )
-# How a launch says which host it could not reach: ssh's own words (mpirun and hydra pass their ssh's
-# stderr through), and Open MPI's and hydra's daemon-launch errors.
+# How a launch says which host it could not reach or lost: ssh's own words (mpirun and hydra pass their
+# ssh's stderr through), Open MPI's and hydra's daemon errors, srun's node failures.  A host may be
+# named as the launcher was given it, by an ssh HostName (an address), or as the node calls itself:
+# the launcher maps it back to a node (``Launcher.node_named``).
 _HOST_NAMED = [
     re.compile(r"ssh: connect to host (?P<host>[^\s]+) port \d+"),
     re.compile(r"ssh: Could not resolve hostname (?P<host>[^\s:]+)"),
     re.compile(r"Connection (?:closed|reset) by (?:authenticating user \S+ |invalid user \S+ )?(?P<host>[^\s]+) port"),
     re.compile(r"unable to connect from \S+ to (?P<host>[^\s\"]+)"),
+    # Open MPI: "ORTE has lost communication with a remote daemon." then "Remote daemon: [[x,0],1] on node n2"
+    re.compile(r"Remote daemon\s*: \S+ on node (?P<host>[^\s]+)"),
+    # srun: "Task launch for StepId=7.0 failed on node n3: Communication connection failure"
+    re.compile(r"Task launch for \S+ failed on node (?P<host>[^\s:]+):"),
+    re.compile(r"srun: error: Node failure on (?P<host>[^\s,]+)"),
 ]
 
 
@@ -60,13 +67,18 @@ def summary(stderr: str, *, max_lines: int = 40) -> str:
 
 def unreachable_hosts(stderr: str) -> list[str]:
     """The hosts a failed MPI launch says it could not reach, in order of first mention."""
-    hosts: list[str] = []
+    return list(host_lines(stderr))
+
+
+def host_lines(stderr: str) -> dict[str, str]:
+    """host -> the first line that says the launch could not reach or lost it, in order of mention."""
+    hosts: dict[str, str] = {}
     for line in stderr.splitlines():
         for pattern in _HOST_NAMED:
             match = pattern.search(line)
             host = match.group("host").strip("\"'[]") if match else ""
             if host and host not in hosts:
-                hosts.append(host)
+                hosts[host] = line.strip()
     return hosts
 
 
@@ -74,4 +86,8 @@ def explain(result) -> str:
     """A failed MPI launch (a ``CommandResult``) in words: the MPI library's own lines first, then
     the command with the tail of its output."""
     why = summary(result.stderr)
-    return f"{why}\n{result.describe()}" if why else result.describe()
+    described = result.describe()
+    if why and getattr(result, "blamed", None):  # the node a bisection named comes first
+        first, _, rest = described.partition("\n")
+        return f"{first}\n{why}\n{rest}"
+    return f"{why}\n{described}" if why else described

@@ -100,15 +100,21 @@ class Prepared:
 
 
 def _gate_run(layout: StoreLayout, force: bool) -> tuple[nightly.NightlyRecord | None, str]:
-    """The nightly run the gate reads (the last one on the testing snapshot) and why it fails, if it does."""
+    """The nightly run the gate reads (the last one the harness recorded on the testing snapshot) and why
+    it fails, if it does.  An imported results file never names the commits to merge."""
     snapshot = Environments(layout).environment("testing").current()
-    runs = [r for r in nightly.records(layout) if snapshot is None or r.testing_snapshot == snapshot]
+    runs = [r for r in nightly.records(layout)
+            if r.from_harness and (snapshot is None or r.testing_snapshot == snapshot)]
     run = runs[-1] if runs else None
     if run is None:
         where = f"testing snapshot {snapshot}" if snapshot else "any testing snapshot"
-        return None, f"no nightly run has been recorded for {where}"
+        return None, f"no nightly run has been recorded by the harness for {where}"
+    head = f"the last nightly run on testing snapshot {run.testing_snapshot} ({run.run_id})"
+    problem = nightly.signature_problem(layout, run)
+    if problem:
+        return run, f"{head}: {problem}"
     if not run.passed:
-        return run, f"the last nightly run on testing snapshot {run.testing_snapshot} ({run.run_id}) {run.verdict}"
+        return run, f"{head} {run.verdict}"
     return run, ""
 
 

@@ -13,6 +13,7 @@ ruff's banned-api setting forbids ``subprocess`` everywhere else.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -25,6 +26,9 @@ from typing import IO
 
 # Time a launcher gets after SIGTERM to clean up (srun cancels its pending allocation) before SIGKILL.
 TERM_GRACE = 2.0
+# The children running now (pid -> process), so that a signal to hpcos ends them too (``stop_all``).
+_LIVE: dict[int, subprocess.Popen] = {}
+_LIVE_LOCK = threading.Lock()
 
 LineSink = Callable[[str], None]
 
@@ -68,6 +72,18 @@ def run(argv: Sequence[str] | str, *, timeout: float, env: Mapping[str, str] | N
         if log:
             log.close()
         return ProcessResult(127, "", f"{name}: {exc.strerror}", time.monotonic() - started, False)
+    with _LIVE_LOCK:
+        _LIVE[proc.pid] = proc
+    try:
+        return _collect(proc, started, timeout, merge_stderr, on_line, log, input, before_kill)
+    finally:
+        with _LIVE_LOCK:
+            _LIVE.pop(proc.pid, None)
+
+
+def _collect(proc: subprocess.Popen, started: float, timeout: float, merge_stderr: bool,
+             on_line: LineSink | None, log: IO[bytes] | None, input: bytes | None,
+             before_kill: Callable[[int], str] | None) -> ProcessResult:
     lock = threading.Lock()
     streams = [proc.stdout] + ([] if merge_stderr else [proc.stderr])
     chunks: list[list[bytes]] = [[] for _ in streams]
@@ -87,6 +103,8 @@ def run(argv: Sequence[str] | str, *, timeout: float, env: Mapping[str, str] | N
             except Exception as exc:  # noqa: BLE001 - a failed look must never spare the tree its kill
                 found = f"(could not look at the process tree: {exc})"
         _kill_tree(proc, readers)
+    else:
+        _end_session(proc.pid)  # what the command left running in its session ends with it
     lost = any(r.is_alive() for r in readers)
     if log:
         with lock:
@@ -152,6 +170,7 @@ def _wait(proc: subprocess.Popen, readers: list[threading.Thread], deadline: flo
 def _kill_tree(proc: subprocess.Popen, readers: list[threading.Thread]) -> None:
     for sig in (signal.SIGTERM, signal.SIGKILL):
         _signal_group(proc.pid, sig)
+        _signal_session(proc.pid, sig)
         end = time.monotonic() + TERM_GRACE
         try:
             proc.wait(timeout=TERM_GRACE)
@@ -164,6 +183,73 @@ def _kill_tree(proc: subprocess.Popen, readers: list[threading.Thread]) -> None:
     if proc.poll() is None:
         proc.kill()
         proc.wait(timeout=TERM_GRACE)
+
+
+def stop_all() -> None:
+    """End every process tree hpcos is running now (SIGTERM, then SIGKILL for what ignores it)."""
+    with _LIVE_LOCK:
+        procs = list(_LIVE.values())
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for proc in procs:
+            _signal_group(proc.pid, sig)
+            _signal_session(proc.pid, sig)
+        end = time.monotonic() + TERM_GRACE
+        while time.monotonic() < end and any(_session_members(p.pid) or p.poll() is None for p in procs):
+            time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def stopped_on_signals(signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGHUP)):
+    """Within this block, SIGTERM or SIGHUP to hpcos (a Jenkins abort, a closed terminal) first ends
+    every process tree it runs, then interrupts it as Ctrl-C does (pytest still writes its results)."""
+
+    def stop(signum, frame):
+        stop_all()
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+    previous = {sig: signal.signal(sig, stop) for sig in signals}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _session_members(sid: int) -> list[int]:
+    """The processes of session ``sid``: a launcher's children that left its process group (mpirun
+    puts each ssh client and local rank in a group of its own) are still in its session."""
+    members = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        # After the command name: state, ppid, pgrp, session.  A zombie is already gone.
+        if int(fields[3]) == sid and fields[0] != b"Z":
+            members.append(int(entry.name))
+    return members
+
+
+def _signal_session(sid: int, sig: int) -> None:
+    for pid in _session_members(sid):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def _end_session(sid: int) -> None:
+    left = _session_members(sid)
+    if not left:
+        return
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        _signal_session(sid, sig)
+        end = time.monotonic() + TERM_GRACE
+        while time.monotonic() < end and _session_members(sid):
+            time.sleep(0.05)
 
 
 def _signal_group(pgid: int, sig: int) -> None:

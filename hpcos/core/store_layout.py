@@ -53,6 +53,18 @@ class StoreLayout:
         return self.root / "nightly"
 
     @property
+    def run_signing_key(self) -> Path:
+        """The run-signing HMAC key (mode 0600, in a 0700 directory): the harness signs the nightly runs it
+        records with it and the production gate trusts only runs it verifies."""
+        return self.root / "keys" / "nightly-hmac.key"
+
+    @property
+    def node_service(self) -> Path:
+        """Nodes taken out of service (and back) with a reason, one JSON line each: the gate does not
+        require a node that was out of service when a run started."""
+        return self.root / "nodes" / "service.jsonl"
+
+    @property
     def deployments(self) -> Path:
         """One record per ``hpcos deploy``: the snapshot, each node's verdict and every task's duration."""
         return self.root / "deployments"

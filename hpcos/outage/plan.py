@@ -228,6 +228,7 @@ def build_plan(site: Site, test: Profile, production: Profile, *, batch_size: in
                                                 f"{len(failed)} node(s) unverified: {', '.join(failed)}"))
     risks += _ticket_risks(site)
     risks += _gate_risks(site, source, dest, testing_id)
+    risks += _out_of_service_risks(site, test)
     return OutagePlan(
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         window_start=window_start.isoformat(timespec="minutes") if window_start else None,
@@ -280,6 +281,15 @@ def _ticket_risks(site: Site) -> list[Risk]:
                 in state.open_tickets()]
     finally:
         state.close()
+
+
+def _out_of_service_risks(site: Site, test: Profile) -> list[Risk]:
+    """Test-cluster nodes out of service: the gate did not require them, so the snapshot is untested there."""
+    from hpcos.repo import out_of_service
+
+    out = out_of_service.out_at(site.layout, test.name)
+    return [Risk("gate", f"not tested on test-cluster node(s) out of service: {out_of_service.describe(out)}")] if out \
+        else []
 
 
 def _gate_risks(site: Site, source: str, dest: str, snapshot_id: str) -> list[Risk]:

@@ -9,10 +9,12 @@ update never quietly becomes the new normal.
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from hpcos.perf.store import ResultsStore, SeriesKey
+
+if TYPE_CHECKING:
+    import numpy as np
 
 DEFAULT_RUNS = 10
 
@@ -25,10 +27,14 @@ class Baseline:
 
     @property
     def pooled(self) -> np.ndarray:
+        import numpy as np  # not at import: a run without measurements loads this module, never numpy
+
         return np.concatenate([np.asarray(r, dtype=float) for r in self.runs])
 
     @property
     def run_medians(self) -> list[float]:
+        import numpy as np
+
         return [float(np.median(r)) for r in self.runs]
 
 

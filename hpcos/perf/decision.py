@@ -6,15 +6,21 @@
   exceed the noise floor learned from the accepted runs themselves.  Both, because a rank test on
   a few thousand pooled samples finds "significant" differences far below what a rerun of
   unchanged software already shows, and a large change on three noisy samples is not evidence.
-* Such a measurement is only a *suspect*.  One rerun decides: suspect again -> regression; not
-  suspect -> not confirmed (reported, not failed).  Never more reruns than one: retrying until it
-  passes would hide real regressions.
+* Such a measurement is only a *suspect*.  One rerun decides, and it must stand clear of the noise
+  on its own: the rerun is suspect too, the low end of its effect interval (its own samples' noise)
+  is still beyond the noise floor, and the low end of its median's interval is worse than the worst
+  accepted run (the history's own spread).  Then -> regression; else -> not confirmed (reported, not
+  failed).  On a loaded machine the first run and its rerun are slowed by the same neighbours: a
+  rerun that is merely as slow as the history has already been, or whose samples scatter across the
+  floor, confirms nothing (bench/detection.py measures what this costs and buys).  Never more reruns
+  than one: retrying until it passes would hide real regressions.
 * Without history, the profile's fixed reference (ReFrame's value/lower/upper) decides.
 * Every verdict carries the effect size (worse ratio of medians) with its bootstrap interval.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
@@ -63,6 +69,7 @@ class Assessment:
     p_value: float | None = None
     noise_floor: float | None = None
     baseline_runs: int = 0
+    history_worst: float | None = None  # the worst of the accepted runs' medians: the history's spread
     rerun: Assessment | None = None
 
     @property
@@ -79,16 +86,23 @@ class Assessment:
             text += f", baseline {self.baseline:.4g} {unit} from {self.baseline_runs} accepted runs"
         if self.effect is not None:
             e = self.effect
-            text += (f", effect {_effect(e.estimate)} worse"
+            worse = "(fell to 0)" if math.isinf(e.estimate) else "worse"
+            text += (f", effect {_effect(e.estimate)} {worse}"
                      f" ({e.confidence:.0%} CI {_effect(e.low)}..{_effect(e.high)})"
                      f", p={self.p_value:.2g}, noise floor {self.noise_floor:.1%}")
         if self.rerun is not None and self.rerun.measured is not None:
-            text += f"; rerun measured {self.rerun.measured.estimate:.4g} {unit} ({self.rerun.verdict})"
+            why: str = self.rerun.verdict
+            if self.verdict == "not confirmed" and why == "suspect":
+                why = "suspect, within the noise: not beyond the worst accepted run or the noise floor"
+            text += f"; rerun measured {self.rerun.measured.estimate:.4g} {unit} ({why})"
         return text
 
 
 def _effect(ratio: float) -> str:
-    """+12.3% for changes a person reads as percentages, x313 for a broken stack."""
+    """+12.3% for changes a person reads as percentages, x313 for a broken stack, "total" for a
+    measurement that fell to zero (a bandwidth of 0 is infinitely worse)."""
+    if math.isinf(ratio):
+        return "total"
     return f"x{ratio:.3g}" if ratio >= 3 else f"{(ratio - 1) * 100:+.1f}%"
 
 
@@ -99,17 +113,22 @@ def assess(
     reference: Reference | None = None,
     policy: DecisionPolicy = DEFAULT_POLICY,
     rng: np.random.Generator | None = None,
+    recorded: float | None = None,
 ) -> Assessment:
-    """The verdict on one measurement's samples (warm-up already dropped)."""
+    """The verdict on one measurement's samples (warm-up already dropped).
+
+    ``recorded`` is the value the measurement is stored with when that is not the median of its
+    samples (a repeated benchmark records the median of its runs): the verdict's "measured" shows
+    it, so the message and the store give the same number; the interval is still the samples'."""
     if len(samples) < policy.min_repeats:
         return Assessment("too few samples", direction,
-                          median_ci(samples, policy.confidence) if len(samples) else None)
-    measured = median_ci(samples, policy.confidence)
+                          _shown(median_ci(samples, policy.confidence), recorded) if len(samples) else None)
+    measured = _shown(median_ci(samples, policy.confidence), recorded)
     if baseline is None or len(baseline.runs) < policy.min_baseline_runs:
         if reference is None:
             return Assessment("no baseline", direction, measured)
-        verdict = "within reference" if reference.admits(measured.estimate) else "outside reference"
-        return Assessment(verdict, direction, measured, baseline=reference.value)
+        held: Verdict = "within reference" if reference.admits(measured.estimate) else "outside reference"
+        return Assessment(held, direction, measured, baseline=reference.value)
     pooled = baseline.pooled
     effect = bootstrap_ratio_ci(samples, pooled, direction, policy.confidence, policy.resamples, rng)
     floor = max(policy.min_noise_floor, noise_floor(baseline.run_medians, direction, policy.noise_quantile))
@@ -119,12 +138,36 @@ def assess(
         verdict = "suspect"
     elif effect.estimate < 1 / (1 + floor) and mann_whitney_worse(pooled, samples, direction) < policy.alpha:
         verdict = "improved"
+    medians = baseline.run_medians
+    worst = max(medians) if direction == "lower" else min(medians)
     return Assessment(verdict, direction, measured, float(np.median(pooled)), effect, p_worse, floor,
-                      len(baseline.runs))
+                      len(baseline.runs), worst)
+
+
+def _shown(interval: Interval, recorded: float | None) -> Interval:
+    return interval if recorded is None else replace(interval, estimate=float(recorded))
+
+
+def confirms(rerun: Assessment) -> bool:
+    """Whether a suspect's rerun confirms it.  Against history: only when it stands clear of the noise
+    (``beyond_the_noise``).  Against a fixed reference (``harness.repeats``): outside it again."""
+    if rerun.effect is None:
+        return rerun.verdict == "suspect"
+    return beyond_the_noise(rerun)
+
+
+def beyond_the_noise(a: Assessment) -> bool:
+    """Whether a suspect stands clear of the noise with its own samples' noise counted: its effect
+    interval beyond the noise floor, its median's interval beyond the worst accepted run."""
+    if a.verdict != "suspect" or a.effect is None or a.measured is None or a.history_worst is None:
+        return False
+    worse_than_history = (a.measured.low > a.history_worst if a.direction == "lower"
+                          else a.measured.high < a.history_worst)
+    return a.effect.low - 1 > (a.noise_floor or 0.0) and worse_than_history
 
 
 def confirm(first: Assessment, rerun: Assessment) -> Assessment:
     """Settle a suspect with its one rerun.  The rerun's own verdict is kept for the report."""
     if first.verdict != "suspect":
         raise ValueError(f"only a suspect is confirmed, not {first.verdict!r}")
-    return replace(first, verdict="regression" if rerun.verdict == "suspect" else "not confirmed", rerun=rerun)
+    return replace(first, verdict="regression" if confirms(rerun) else "not confirmed", rerun=rerun)

@@ -9,12 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hpcos.perf.baselines import DEFAULT_RUNS, baseline_for
-from hpcos.perf.charts import chart_path, trend_chart
-from hpcos.perf.decision import DEFAULT_POLICY, Assessment, DecisionPolicy, assess, confirm
 from hpcos.perf.store import ResultsStore, SeriesKey
 from hpcos.results.model import Measurement, RunResults, TestResult
+
+if TYPE_CHECKING:  # numpy and scipy: imported by a run that has measurements to judge, not by every run
+    from hpcos.perf.decision import Assessment, DecisionPolicy
 
 # Reruns the given (test, node) results once; returns the fresh results it got, by (test id, node).
 Rerun = Callable[[list[TestResult]], dict[tuple[str, str | None], TestResult]]
@@ -34,7 +36,7 @@ def _key(result: TestResult, m: Measurement) -> MeasurementKey:
 
 
 def judge_run(store: ResultsStore, run: RunResults, node_class: str, *, rerun: Rerun | None = None,
-              policy: DecisionPolicy = DEFAULT_POLICY, baseline_runs: int = DEFAULT_RUNS,
+              policy: DecisionPolicy | None = None, baseline_runs: int = DEFAULT_RUNS,
               charts: Path | None = None) -> list[Judgement]:
     """Record ``run``, judge every measurement, and fail the results whose regression is confirmed.
 
@@ -42,13 +44,19 @@ def judge_run(store: ResultsStore, run: RunResults, node_class: str, *, rerun: R
     suspect is as likely noise as not.
     """
     ids = store.record(run, node_class)
+    if not any(result.measurements for result in run.results):
+        store.update_outcomes(run)
+        return []
+    from hpcos.perf.decision import DEFAULT_POLICY, assess, confirm
+
+    policy = policy or DEFAULT_POLICY
     judgements, baselines = [], []
     for result in run.results:
         for m in result.measurements:
             key = SeriesKey(run.cluster, node_class, result.test_id, m.metric, m.size)
             baseline = baseline_for(store, key, mpi=result.mpi, before=run.run_id, runs=baseline_runs)
             judgements.append(Judgement(result, m, assess(m.samples or [m.value], m.direction, baseline,
-                                                          m.reference, policy)))
+                                                          m.reference, policy, recorded=m.value)))
             baselines.append(baseline)
     suspects = [j for j in judgements if j.assessment.verdict == "suspect"]
     if suspects and rerun is not None:
@@ -61,7 +69,7 @@ def judge_run(store: ResultsStore, run: RunResults, node_class: str, *, rerun: R
             m2 = _same_measurement(again.get((j.result.test_id, j.result.node)), j.measurement)
             if m2 is not None:
                 j.assessment = confirm(j.assessment, assess(m2.samples or [m2.value], m2.direction, baseline,
-                                                            m2.reference, policy))
+                                                            m2.reference, policy, recorded=m2.value))
     store.set_verdicts({ids[_key(j.result, j.measurement)]: (j.assessment.verdict,
                                                               j.assessment.describe(j.measurement.unit))
                         for j in judgements})
@@ -81,6 +89,9 @@ def _same_measurement(result: TestResult | None, m: Measurement) -> Measurement 
 
 
 def _chart(store: ResultsStore, run: RunResults, node_class: str, j: Judgement, directory: Path) -> Path:
+    # matplotlib costs a second to import: only a run with a confirmed regression draws a chart.
+    from hpcos.perf.charts import chart_path, trend_chart
+
     key = SeriesKey(run.cluster, node_class, j.result.test_id, j.measurement.metric, j.measurement.size)
     series = [s for s in store.series(key, mpi=j.result.mpi, limit=120) if s.node == j.result.node]
     path = chart_path(directory, j.result.test_id, j.result.node, j.measurement.metric, j.measurement.size)

@@ -92,7 +92,10 @@ def _series_key(run: dict, m: StoredMeasurement) -> SeriesKey:
 
 
 def render_report(store: ResultsStore, run_id: str, out: str | Path,
-                  package_changes: list | None = None, baseline_runs: int = 10) -> ReportFiles:
+                  package_changes: list | None = None, baseline_runs: int = 10,
+                  gate_notes: list[str] | None = None) -> ReportFiles:
+    """``gate_notes``: what the production gate knows of this run and its snapshot (provenance, forced
+    promotions), one line each, as the caller read them from the store."""
     out = Path(out)
     (out / "charts").mkdir(parents=True, exist_ok=True)
     (out / "plots").mkdir(parents=True, exist_ok=True)
@@ -124,7 +127,8 @@ def render_report(store: ResultsStore, run_id: str, out: str | Path,
     csvs = _write_plot_csvs(out / "plots", measurements, results)
     tests, groups = node_groups(results)
     page = out / "index.html"
-    page.write_text(_page(run, tests, groups, measurements, regression_html, package_changes), encoding="utf-8")
+    page.write_text(_page(run, tests, groups, measurements, regression_html, package_changes, gate_notes or []),
+                    encoding="utf-8")
     return ReportFiles(page, charts, csvs)
 
 
@@ -155,7 +159,7 @@ def _write_csv(path: Path, header: list[str], row: list) -> None:
 
 
 def _page(run: dict, tests: list[str], groups, measurements, regression_html: list[str],
-          package_changes: list | None) -> str:
+          package_changes: list | None, gate_notes: list[str]) -> str:
     title = f"hpcos nightly report: {run['run_id']}"
     failed = sum(1 for _, cells in groups for c in cells.values() if c["outcome"] in ("failed", "error"))
     regressions = sum(m.verdict == "regression" for m in measurements)
@@ -196,12 +200,15 @@ def _page(run: dict, tests: list[str], groups, measurements, regression_html: li
 
     versions = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in sorted(run["versions"].items()))
     changes = _changes_html(package_changes)
+    gate = ("<ul id='gate'>" + "".join(f"<li>{escape(note)}</li>" for note in gate_notes) + "</ul>"
+            if gate_notes else "")
     regressions_section = "".join(regression_html) or "<p id='no-regressions'>No performance regression.</p>"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title><style>{CSS}</style></head>
 <body>
 <h1>{escape(title)}</h1>
 {head}
+{gate}
 <h2>Pass/fail matrix</h2>
 <p>Tests by nodes; nodes with identical results share a column.</p>
 {''.join(matrix)}

@@ -14,9 +14,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 from hpcos.results.model import Direction
+
+# scipy.stats costs about a second to import; it is imported by the functions that need it, so a
+# run without measurements (most node checks) never pays for it.
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,8 @@ def median_ci(samples: Sequence[float], confidence: float = 0.95) -> Interval:
     level cannot be reached (5 samples give at most 93.75%, min..max): the widest interval is
     returned with the coverage it really has.
     """
+    from scipy import stats
+
     x = np.sort(np.asarray(samples, dtype=float))
     n = len(x)
     if n == 0:
@@ -54,12 +58,21 @@ def median_ci(samples: Sequence[float], confidence: float = 0.95) -> Interval:
 
 
 def worse_ratio(candidate: float | np.ndarray, baseline: float | np.ndarray, direction: Direction):
-    """How many times worse ``candidate`` is than ``baseline`` (> 1: worse, < 1: better)."""
-    return candidate / baseline if direction == "lower" else baseline / candidate
+    """How many times worse ``candidate`` is than ``baseline`` (> 1: worse, < 1: better).
+
+    A zero is a real measurement (a link that moved no data): against it the ratio is infinite,
+    never a division error; two zeros are no change."""
+    numerator, denominator = (candidate, baseline) if direction == "lower" else (baseline, candidate)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.true_divide(numerator, denominator)
+    ratio = np.where(np.isnan(ratio), 1.0, ratio)
+    return float(ratio) if ratio.ndim == 0 else ratio
 
 
 def mann_whitney_worse(candidate: Sequence[float], baseline: Sequence[float], direction: Direction) -> float:
     """One-sided p-value of the Mann-Whitney U test that ``candidate`` is stochastically worse."""
+    from scipy import stats
+
     alternative = "greater" if direction == "lower" else "less"
     return float(stats.mannwhitneyu(candidate, baseline, alternative=alternative).pvalue)
 
@@ -80,7 +93,9 @@ def bootstrap_ratio_ci(
     b_med = np.median(rng.choice(b, size=(resamples, len(b)), replace=True), axis=1)
     ratios = worse_ratio(c_med, b_med, direction)
     tail = (1 - confidence) / 2
-    low, high = np.quantile(ratios, [tail, 1 - tail])
+    # Order statistics, not interpolation: between two infinite ratios (zero bandwidths) lies no number.
+    low = np.quantile(ratios, tail, method="lower")
+    high = np.quantile(ratios, 1 - tail, method="higher")
     estimate = float(worse_ratio(np.median(c), np.median(b), direction))
     return Interval(estimate, float(low), float(high), confidence)
 

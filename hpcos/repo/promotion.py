@@ -4,9 +4,9 @@
   plus each overlay's latest published repositories, one symlink per repository.
 - Promoting further moves the destination pointer to the very snapshot the source points at, so
   production runs exactly what the nightly tests ran.  A ``gate: nightly`` destination refuses unless
-  the last nightly run recorded for that snapshot proves it (``hpcos.repo.gate``: the site's test
-  cluster, the snapshot deployed and verified on every tested node, the changed packages' required
-  tests passed everywhere, nothing failed, valid results); ``--force --reason`` overrides, recorded.
+  a nightly run the harness recorded on that snapshot proves it (``hpcos.repo.gate``: the site's test
+  cluster, every node of it in service deployed, verified and tested, the whole required suite
+  passed, nothing failed, valid results); ``--force --reason`` overrides, recorded with who and why.
 - The fast path replaces one overlay's repositories in every promoted environment at once.
 - Rollback returns a pointer to where it pointed before its last change.
 
@@ -19,7 +19,7 @@ import logging
 
 from hpcos.core.errors import UserError
 from hpcos.core.store_layout import StoreLayout
-from hpcos.repo import gate, nightly, repodata, retention
+from hpcos.repo import gate, repodata, retention
 from hpcos.repo.environments import Environments, Pointer, Record, switch_together
 from hpcos.repo.locking import store_lock
 from hpcos.repo.snapshots import Snapshot, SnapshotStore
@@ -88,16 +88,17 @@ def promote(spec_set: SpecSet, layout: StoreLayout, source: str, dest: str, forc
         snapshot = _current(envs.environment(source), store)
         forced = False
         if spec_set.site.environments[dest].gate == "nightly":
-            run = nightly.last_run_on(layout, snapshot.id)
             dest_id = envs.environment(dest).current()
-            why = gate.refusal(spec_set, layout, snapshot, store.get(dest_id) if dest_id else None, run,
-                               site_profile)
-            if why:
+            judged = gate.judge(spec_set, layout, snapshot, store.get(dest_id) if dest_id else None, site_profile)
+            if judged.refusal:
                 if not force:
-                    raise GateClosed(f"refusing to promote {source} to {dest}: {why}; "
+                    raise GateClosed(f"refusing to promote {source} to {dest}: {judged.refusal}; "
                                      f"override with --force --reason TEXT")
                 forced = True
-                reason = f"{reason} [gate overridden: {why}]"
+                reason = f"{reason} [gate overridden: {judged.refusal}]"
+            else:
+                log.info("gate open: %s", judged.accepted)
+                reason = f"{reason} [gate: {judged.accepted}]".strip()
         if source == mirror_environment(spec_set):
             snapshot = _compose(store, envs, snapshot, dest, sorted(spec_set.site.overlays))
         record = envs.environment(dest).switch(snapshot.id, "promote", reason=reason, forced=forced)

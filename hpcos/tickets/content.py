@@ -8,6 +8,9 @@ import re
 import shlex
 from collections.abc import Iterable
 
+from ClusterShell.NodeSet import NodeSet, NodeSetParseError
+
+from hpcos.cluster.launchers.base import blamed_hosts
 from hpcos.results.model import RunResults, TestResult
 from hpcos.tickets.fingerprint import PERF_CLASS, TIMEOUT_CLASS
 from hpcos.tickets.grouping import FailureGroup, short_test
@@ -276,6 +279,16 @@ def _matrix(group: FailureGroup) -> str:
     return "\n".join(lines)
 
 
+def _blamed(group: FailureGroup) -> str:
+    names: set[str] = set()
+    for result in group.results:
+        try:
+            names.update(blamed_hosts(result.message))
+        except NodeSetParseError:
+            continue
+    return str(NodeSet.fromlist(sorted(names))) if names else ""
+
+
 def description(group: FailureGroup, run: RunResults, markup: str) -> str:
     fp = group.fingerprint
     first = group.results[0]
@@ -284,6 +297,9 @@ def description(group: FailureGroup, run: RunResults, markup: str) -> str:
                + (f" and {len(tests) - 10} more" if len(tests) > 10 else "")),
               ("MPI stacks", ", ".join(group.stacks) or "none"), ("Failure class", fp.failure_class),
               _nodes_field(group.nodes), *_run_fields(run)]
+    blamed = _blamed(group)
+    if blamed:  # a bisected job: the node it fails on alone comes first
+        fields.insert(0, ("Node to blame (the job fails there alone)", blamed))
     blocks: list[Block] = [("text", "Reason (the most informative line of the failures' output):"),
                            ("pre", reason(group)), ("fields", fields),
                            ("text", "Failing results by test and MPI stack (count, stack, nodes, test):"),

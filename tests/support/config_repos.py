@@ -7,8 +7,6 @@ import json
 import subprocess
 from pathlib import Path
 
-from hpcos.results.model import RunResults, TestResult
-
 ENV = {"GIT_AUTHOR_NAME": "alice", "GIT_AUTHOR_EMAIL": "alice@example.org", "GIT_COMMITTER_NAME": "alice",
        "GIT_COMMITTER_EMAIL": "alice@example.org", "GIT_CONFIG_NOSYSTEM": "1", "HOME": "/nonexistent",
        "PATH": "/usr/local/bin:/usr/bin:/bin"}
@@ -73,12 +71,14 @@ config: {config}
     return specs
 
 
-def nightly_results(path: Path, passed: bool = True, snapshot: str = "snap-20261201", cluster: str = "local",
-                    profile_sha256: str | None = None, node: str | None = None) -> Path:
-    """A results file of a nightly run on ``snapshot``."""
-    run = RunResults(run_id=f"nightly-{path.stem}", cluster=cluster, started="2026-12-01T02:00:00+00:00",
-                     finished="2026-12-01T03:00:00+00:00", testing_snapshot=snapshot, profile_sha256=profile_sha256,
-                     results=[TestResult("integration_tests/test_mpi.py::test_ring", node,
-                                         "passed" if passed else "failed")])
-    run.write(path)
+def nightly_results(path: Path, specs: Path, store: Path, passed: bool = True,
+                    snapshot: str = "snap-20261201") -> Path:
+    """A nightly run on ``snapshot``, really run by the harness on the `local` profile (which records
+    it, signed, into ``store``); a failing one fails test_tmp_writable with TMPDIR pointing nowhere."""
+    from support.gate_fixtures import harness_night
+
+    profile = Path(__file__).resolve().parents[2] / "integration_tests" / "clusters" / "local.yaml"
+    select = "test_hostname" if passed else "test_hostname or test_tmp_writable"
+    harness_night(specs, store, profile, snapshot, path, "-k", select,
+                  env=None if passed else {"TMPDIR": str(path.parent / "no-such-directory")})
     return path

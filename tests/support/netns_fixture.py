@@ -112,16 +112,65 @@ class NetnsCluster:
             with contextlib.suppress(ProcessLookupError, ValueError):
                 os.kill(int(pid), signal.SIGKILL)
 
+    def heal(self) -> None:
+        """Both nodes answering ssh again, with no master or session left from the test before: the
+        pair is shared by the session's tests, and some take a node off the network."""
+        for node in self.nodes:
+            proc = self.sshd.get(node)
+            if proc is None or proc.poll() is not None or not self._answers(node):
+                self.stop_sshd(node)
+                self.start_sshd(node)
+        for socket_path in self.control_dir.glob("*"):
+            with contextlib.suppress(subprocess.SubprocessError, OSError):
+                subprocess.run(["ssh", "-S", str(socket_path), "-O", "exit", "n"], capture_output=True, timeout=10)
+
     def stop_command(self, node: str) -> list[str]:
         """argv that takes ``node`` off the network as a crash would, from anywhere (a test on n1): its
-        ssh masters closed, every process in its namespace (its sshd and sessions) killed."""
-        return ["sh", "-c", f"ssh -F {shlex.quote(str(self.ssh_config))} -O exit {node} 2>/dev/null; "
-                f"kill -KILL $(ip netns pids {self.namespaces[node]})"]
+        ssh masters closed (by name and by alias), every process in its namespace (its sshd and
+        sessions) killed."""
+        config = shlex.quote(str(self.ssh_config))
+        return ["sh", "-c", f"ssh -F {config} -O exit {node} 2>/dev/null; ssh -F {config} -O exit {alias(node)} "
+                f"2>/dev/null; kill -KILL $(ip netns pids {self.namespaces[node]})"]
+
+    def break_mpi(self, node: str) -> None:
+        """``node``'s MPI library is broken (as a half-done update leaves it): its sshd restarts with
+        sessions whose LD_LIBRARY_PATH finds a truncated libmpi.so.40 and libmpich.so.12 first; mpirun,
+        orted and hydra link neither and still start."""
+        broken = self.directory / f"broken-lib-{node}"
+        broken.mkdir(exist_ok=True)
+        for lib in ("libmpi.so.40", "libmpich.so.12"):
+            (broken / lib).write_bytes(b"\x7fELF truncated")
+        self.stop_sshd(node)
+        config = self.directory / f"sshd-{node}.config"
+        config.write_text(config.read_text().replace("SetEnv HOME=", f"SetEnv LD_LIBRARY_PATH={broken} HOME="))
+        self.start_sshd(node)
+
+    def processes(self) -> list[str]:
+        """Every process in the namespaces but the sshd listeners and ssh's multiplexing masters, as
+        ``pid command line``: what a run left behind."""
+        listeners = {proc.pid for proc in self.sshd.values()}
+        left = []
+        for ns in self.namespaces.values():
+            pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True, timeout=10).stdout
+            for pid in pids.split():
+                try:
+                    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+                except OSError:
+                    continue
+                if int(pid) in listeners or not cmdline or "[mux]" in cmdline or cmdline.startswith("sshd:"):
+                    continue
+                left.append(f"{pid} {cmdline}")
+        return left
 
     def ssh(self, node: str, command: str, *, timeout: float = 30) -> subprocess.CompletedProcess:
         """``command`` on ``node`` over ssh from n1 (what the harness does)."""
         return subprocess.run(self.inside("n1", [str(self.ssh_wrapper), node, command]), capture_output=True,
                               text=True, timeout=timeout)
+
+
+def alias(node: str) -> str:
+    """The ssh alias of a node (c1 for n1): a name only the ssh config knows."""
+    return "c" + node[1:]
 
 
 def _ip(*args: str) -> None:
@@ -175,10 +224,13 @@ def _make(cluster: NetnsCluster, tag: str) -> None:
             "StrictModes no\nUsePAM no\nMaxStartups 256\nMaxSessions 256\nPermitRootLogin yes\n"
             "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUseDNS no\nLogLevel ERROR\n"
             f"SetEnv HOME={home}\n")
-    # No HostName lines: ssh resolves the node names through /etc/netns/NS/hosts, as MPICH must too,
-    # and its errors then name the node ("ssh: connect to host n2 port 22: ...").
+    # n1, n2 have no HostName lines: ssh resolves them through /etc/netns/NS/hosts, as MPICH must too,
+    # and its errors then name the node ("ssh: connect to host n2 port 22: ...").  c1, c2 are the same
+    # hosts under ssh aliases (HostName ADDRESS), as many sites name their nodes for ssh.
+    aliases = "".join(f"Host {alias(n)}\n    HostName {cluster.address(n)}\n" for n in cluster.nodes)
     cluster.ssh_config.write_text(
-        "Host n*\n"
+        aliases +
+        "Host n* c*\n"
         f"    User root\n    IdentityFile {d / 'client_key'}\n    IdentitiesOnly yes\n"
         "    UserKnownHostsFile /dev/null\n    StrictHostKeyChecking no\n    LogLevel ERROR\n    BatchMode yes\n"
         "    ConnectTimeout 10\n    KexAlgorithms curve25519-sha256\n"
@@ -203,10 +255,20 @@ def stop_netns_cluster(cluster: NetnsCluster) -> None:
         shutil.rmtree(NETNS_ETC / ns, ignore_errors=True)
 
 
-@pytest.fixture
-def netns_cluster(tmp_path) -> NetnsCluster:
-    cluster = start_netns_cluster(tmp_path)
+@pytest.fixture(scope="session")
+def netns_pair(tmp_path_factory) -> NetnsCluster:
+    """The two hosts, made once per session (namespaces, keys, sshds take seconds)."""
+    cluster = start_netns_cluster(tmp_path_factory.mktemp("netns"))
     try:
         yield cluster
     finally:
         stop_netns_cluster(cluster)
+
+
+@pytest.fixture
+def netns_cluster(netns_pair) -> NetnsCluster:
+    """The session's pair, healed after each test (a test may stop a node's sshd or kill the node)."""
+    try:
+        yield netns_pair
+    finally:
+        netns_pair.heal()

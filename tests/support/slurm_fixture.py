@@ -80,8 +80,9 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def start_munged(d: Path) -> Path:
-    """munged with its own key and socket under ``d`` (pid file ``d/munged.pid``); the socket path."""
+def start_munged(d: Path, threads: int | None = None) -> Path:
+    """munged with its own key and socket under ``d`` (pid file ``d/munged.pid``); the socket path.
+    ``threads``: more than munged's default for hundreds of slurmd (bench/slurm_scale.py)."""
     munged = require_tool("munged", "munge")
     run_dir = d / "run"
     run_dir.mkdir(mode=0o755)
@@ -93,7 +94,8 @@ def start_munged(d: Path) -> Path:
     key.chmod(0o400)
     socket_path = run_dir / "munge.socket"
     subprocess.run([munged, f"--socket={socket_path}", f"--key-file={key}", f"--pid-file={d / 'munged.pid'}",
-                    f"--log-file={d / 'log' / 'munged.log'}", f"--seed-file={d / 'munge.seed'}", "--force"],
+                    f"--log-file={d / 'log' / 'munged.log'}", f"--seed-file={d / 'munge.seed'}", "--force",
+                    *([f"--num-threads={threads}"] if threads else [])],
                    check=True, capture_output=True, timeout=30)
     return socket_path
 
@@ -105,6 +107,15 @@ def local_slurm(tmp_path_factory) -> LocalSlurm:
     d = tmp_path_factory.mktemp("slurm")
     for sub in ("state", "spool", "log"):
         (d / sub).mkdir()
+    try:
+        yield from _local_slurm(d)
+    finally:
+        # Whatever started, also when the start failed half-way: munged first of all, which would
+        # otherwise outlive the suite.
+        _stop([d / f"{daemon}.pid" for daemon in ("slurmd", "slurmctld", "munged")])
+
+
+def _local_slurm(d: Path):
     socket_path = start_munged(d)
     node_line, node, cpus = _node_line()
     conf = write_slurm_conf(d, cluster="hpcos-test", controller=node, munge_socket=socket_path,
@@ -114,18 +125,15 @@ def local_slurm(tmp_path_factory) -> LocalSlurm:
                             extra=f"SlurmdPort={free_port()}\n")
     env = {**os.environ, "SLURM_CONF": str(conf)}
     slurm = LocalSlurm(d, conf, node, cpus)
-    try:
-        for daemon in ("slurmctld", "slurmd"):
-            subprocess.run([daemon], env=env, check=True, capture_output=True, timeout=30)
-        deadline = time.monotonic() + START_TIMEOUT
-        state = ""
-        while state not in ("idle", "mixed"):
-            if time.monotonic() > deadline:
-                logs = "\n".join(p.read_text()[-2000:] for p in (d / "log").glob("slurm*.log"))
-                pytest.fail(f"slurm node not idle after {START_TIMEOUT} s (state {state!r}):\n{logs}", pytrace=False)
-            time.sleep(0.1)
-            state = subprocess.run(["sinfo", "-h", "-n", node, "-o", "%t"], env=env, capture_output=True,
-                                   text=True, timeout=10).stdout.strip()
-        yield slurm
-    finally:
-        _stop([d / f"{daemon}.pid" for daemon in ("slurmd", "slurmctld", "munged")])
+    for daemon in ("slurmctld", "slurmd"):
+        subprocess.run([daemon], env=env, check=True, capture_output=True, timeout=30)
+    deadline = time.monotonic() + START_TIMEOUT
+    state = ""
+    while state not in ("idle", "mixed"):
+        if time.monotonic() > deadline:
+            logs = "\n".join(p.read_text()[-2000:] for p in (d / "log").glob("slurm*.log"))
+            pytest.fail(f"slurm node not idle after {START_TIMEOUT} s (state {state!r}):\n{logs}", pytrace=False)
+        time.sleep(0.1)
+        state = subprocess.run(["sinfo", "-h", "-n", node, "-o", "%t"], env=env, capture_output=True,
+                               text=True, timeout=10).stdout.strip()
+    yield slurm

@@ -62,12 +62,25 @@ class SlurmNodes:
         self.wait_idle()
 
 
-def start_slurm_nodes(d: Path, nodes: list[str], partition: str = "debug") -> SlurmNodes:
+def start_slurm_nodes(d: Path, nodes: list[str], partition: str = "debug", *, munge_threads: int | None = None,
+                      extra_conf: str = "") -> SlurmNodes:
+    """The daemons of ``nodes``; a start that fails half-way stops what it started (munged first).
+    ``munge_threads`` and ``extra_conf`` (slurm.conf lines) for many nodes (bench/slurm_scale.py):
+    munged needs more threads than its default for hundreds of slurmd."""
+    try:
+        return _start_slurm_nodes(d, nodes, partition, munge_threads, extra_conf)
+    except BaseException:
+        _stop([*d.glob("slurmd-*.pid"), d / "slurmctld.pid", d / "munged.pid"])
+        raise
+
+
+def _start_slurm_nodes(d: Path, nodes: list[str], partition: str, munge_threads: int | None,
+                       extra_conf: str) -> SlurmNodes:
     for tool in ("slurmctld", "slurmd", "sinfo", "scontrol"):
         require_tool(tool, "slurm-wlm")
     for sub in ("state", "spool", "log"):
         (d / sub).mkdir(parents=True)
-    socket_path = start_munged(d)
+    socket_path = start_munged(d, threads=munge_threads)
     host = subprocess.run(["hostname", "-s"], capture_output=True, text=True, timeout=10).stdout.strip()
     node_lines = "".join(f"NodeName={n} NodeHostname=localhost NodeAddr=127.0.0.1 Port={free_port()} CPUs=1 "
                          f"RealMemory=100 State=UNKNOWN\n" for n in nodes)
@@ -75,7 +88,7 @@ def start_slurm_nodes(d: Path, nodes: list[str], partition: str = "debug") -> Sl
                             nodes=node_lines,
                             partition=f"PartitionName={partition} Nodes={','.join(nodes)} Default=YES MaxTime=INFINITE "
                                       "State=UP",
-                            spool=f"{d / 'spool'}/%n")
+                            spool=f"{d / 'spool'}/%n", extra=extra_conf)
     env = {**os.environ, "SLURM_CONF": str(conf)}
     slurm = SlurmNodes(d, conf, nodes)
     subprocess.run(["slurmctld"], env=env, check=True, capture_output=True, timeout=30)

@@ -8,6 +8,7 @@ probes reachability its own way.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import shlex
@@ -39,6 +40,9 @@ class CommandResult:
     unreachable: bool = False  # the launcher could not reach the node (ssh refused, no route, ...)
     # An MPI job: host -> ranks the launcher placed there, named as the ranks name their host.
     placement: dict[str, int] = field(default_factory=dict)
+    # A failed multi-node job, bisected: node -> how the job failed there alone; the nodes it passed on.
+    blamed: dict[str, str] = field(default_factory=dict)
+    passed_alone: list[str] = field(default_factory=list)
     stacks: str = ""  # a timed-out MPI job: where its ranks were before the kill (hpcos.core.stacks)
 
     @property
@@ -55,6 +59,8 @@ class CommandResult:
         else:
             head = f"exit code {self.exit_code}{where}: {self.command}"
         parts = [head]
+        if self.blamed:
+            parts.insert(0, blame_line(self.blamed, self.passed_alone))
         if self.stacks:
             parts.append(f"--- where the ranks were before the kill\n{self.stacks}")
         for name, text in (("stderr", self.stderr), ("stdout", self.stdout)):
@@ -70,6 +76,23 @@ class CommandResult:
         if not self.ok:
             raise CommandFailed(self)
         return self
+
+
+BLAME = re.compile(r"(?:^|: )fails on (?P<nodes>\S+) alone\b", re.MULTILINE)
+
+
+def blame_line(blamed: Mapping[str, str], passed: Sequence[str]) -> str:
+    """The first line of a bisected job's failure: the node(s) to blame, and what each said alone."""
+    nodes = NodeSet.fromlist(blamed)
+    said = "; ".join(f"{node}: {why}" for node, why in list(blamed.items())[:5])
+    ok = f", passes on {NodeSet.fromlist(passed)} alone" if passed else ""
+    return f"fails on {nodes} alone{ok} ({said})"
+
+
+def blamed_hosts(text: str) -> list[str]:
+    """The nodes a bisected failure names (the first line ``blame_line`` wrote)."""
+    match = BLAME.search(text)
+    return list(NodeSet(match.group("nodes"))) if match else []
 
 
 class CommandFailed(HpcosError, AssertionError):
@@ -147,8 +170,19 @@ class Launcher(ABC):
         return spread(np, nodes, self.profile.ranks_per_node)
 
     def unavailable(self, nodes: NodeSet) -> dict[str, str]:
-        """The pre-flight: node -> why it cannot run tests now (``drained: <reason>``); empty when all can."""
+        """The pre-flight: node -> why it cannot run tests now (``drained: <reason>``); empty when all can.
+        Also the re-check of a failed or timed-out job's nodes: a node lost during the run shows here."""
         return {}
+
+    def node_named(self, host: str, nodes: NodeSet) -> str | None:
+        """The node of ``nodes`` that a launcher's message means by ``host`` (as given, or its short name)."""
+        host = host.strip("[]\"'")
+        if host in nodes:
+            return host
+        if _is_address(host):
+            return None
+        short = host.split(".")[0]
+        return next((node for node in nodes if node.split(".")[0] == short), None)
 
     @abstractmethod
     def run(self, command: Command, nodes: NodeSet, *, timeout: float,
@@ -165,3 +199,11 @@ class Launcher(ABC):
         """Run a batch script; without a batch scheduler it runs as a shell script on the first node."""
         first = NodeSet(nodes[0])
         return self.run(["sh", "-c", script], first, timeout=timeout, env=env)[str(first)]
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True

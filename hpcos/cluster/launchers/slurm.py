@@ -8,6 +8,7 @@ removes a pending or running job that the killed client left behind.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import tempfile
 import uuid
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from ClusterShell.NodeSet import NodeSet
 
+from hpcos.cluster import mpi_errors
 from hpcos.cluster.launchers.base import Command, CommandResult, Launcher, command_text, with_env
 from hpcos.cluster.profiles import MpiStack
 from hpcos.cluster.schedulers import slurm as slurm_scheduler
@@ -24,6 +26,26 @@ from hpcos.core import runner
 from hpcos.core.environment import launch_environment
 
 SCANCEL_TIMEOUT = 10
+REMOTE_KILL_GRACE = 2  # seconds between a node's own TERM and KILL of its command
+STEP_GRACE = 15  # seconds for srun to allocate, launch and collect beyond the nodes' own timeout
+# What each task of a node-command step runs: $0 the command, $1 its timeout, $2 the kill grace.  It
+# names its node first and says last how the command ended (a marker line the launcher takes out).
+STEP_SCRIPT = (
+    'printf "@hpcos-node %s\\n" "$SLURMD_NODENAME"; s=$(date +%s.%N); '
+    'timeout -k "$2" "$1" sh -c "$0" </dev/null; r=$?; '
+    'printf "\\n@hpcos-end %s %s %s\\n" "$r" "$s" "$(date +%s.%N)"'
+)
+TIMEOUT_EXIT = 124  # coreutils timeout's exit code when the command ran out of time
+# Nodes per job step.  One step of 256 tasks on a simulated 256-slurmd cluster lost every task's output
+# (srun: "io_init_msg_unpack: unpack error") while 128 ran whole; larger node sets go as several steps
+# at once, still a handful of jobs for slurmctld where one job per node was a thousand.
+STEP_NODES = 128
+STEPS_AT_ONCE = 8
+# A step whose tasks all vanished (none named its node, srun did not time out) is split in two and each
+# half run again, down to this size: below it, srun's own lines are attributed to the nodes.
+SPLIT_DOWN_TO = 8
+_LABELLED = re.compile(r"^\s*(\d+): ?(.*)$")
+_END = re.compile(r"^(?P<rest>.*)@hpcos-end (?P<code>\d+) (?P<start>[\d.]+) (?P<end>[\d.]+)$")
 
 
 class SlurmLauncher(Launcher):
@@ -31,14 +53,32 @@ class SlurmLauncher(Launcher):
 
     def run(self, command: Command, nodes: NodeSet, *, timeout: float,
             env: Mapping[str, str] | None = None) -> dict[str, CommandResult]:
-        # One srun per node, ssh-like: a node's failure (or a drained node) stays its own result.
-        with ThreadPoolExecutor(max_workers=min(self.profile.ssh.fanout, len(nodes))) as pool:
-            futures = {node: pool.submit(self._run_on, command, node, timeout, env) for node in nodes}
-            return {node: future.result() for node, future in futures.items()}
+        """One job step across ``nodes``, one task each, output labelled by task (``srun --label``): a
+        thousand nodes cost slurmctld one job, not a thousand.  Each task says which node it is on and
+        how its command ended, under a per-node timeout; ``--no-kill`` keeps the step going on the
+        other nodes when one fails to launch, and srun's own error lines name that node."""
+        chunks = [NodeSet.fromlist(list(nodes)[i:i + STEP_NODES]) for i in range(0, len(nodes), STEP_NODES)]
+        if len(chunks) == 1:
+            return self._step(command, nodes, timeout, env)
+        results: dict[str, CommandResult] = {}
+        with ThreadPoolExecutor(max_workers=min(len(chunks), STEPS_AT_ONCE)) as pool:
+            for part in pool.map(lambda chunk: self._step(command, chunk, timeout, env), chunks):
+                results.update(part)
+        return results
 
-    def _run_on(self, command: Command, node: str, timeout: float, env) -> CommandResult:
-        argv = ["-N", "1", "-n", "1", "-w", node, *_shell(command, None)]
-        return self.srun(argv, node=node, shown=command_text(command), timeout=timeout, env=env)
+    def _step(self, command: Command, nodes: NodeSet, timeout: float,
+              env: Mapping[str, str] | None) -> dict[str, CommandResult]:
+        text = command_text(command)
+        argv = ["-N", str(len(nodes)), "-n", str(len(nodes)), "--ntasks-per-node=1", "-w", str(nodes),
+                "--no-kill", "--kill-on-bad-exit=0", "--label",
+                "sh", "-c", STEP_SCRIPT, with_env(command, None), f"{timeout:g}", str(REMOTE_KILL_GRACE)]
+        done = self.srun(argv, node=str(nodes), shown=text, timeout=timeout + REMOTE_KILL_GRACE + STEP_GRACE,
+                         env=env)
+        if len(nodes) > SPLIT_DOWN_TO and lost_every_task(done):
+            half = len(nodes) // 2
+            return {**self._step(command, NodeSet.fromlist(list(nodes)[:half]), timeout, env),
+                    **self._step(command, NodeSet.fromlist(list(nodes)[half:]), timeout, env)}
+        return split_step(done, nodes, text)
 
     def mpi(self, binary: str, args: Sequence[str], *, np: int, stack: MpiStack, nodes: NodeSet,
             timeout: float, env: Mapping[str, str] | None = None) -> CommandResult:
@@ -93,6 +133,66 @@ class SlurmLauncher(Launcher):
 
     def _cancel(self, name: str) -> None:
         runner.run(["scancel", f"--name={name}"], timeout=SCANCEL_TIMEOUT)
+
+
+def lost_every_task(done: CommandResult) -> bool:
+    """Whether a node-command step failed before any task could say which node it ran on: srun's own
+    failure (its I/O set-up, a launch refused), not the nodes' commands, which always name their node."""
+    return not done.timed_out and done.exit_code != 0 and "@hpcos-node " not in done.stdout
+
+
+def split_step(done: CommandResult, nodes: NodeSet, text: str) -> dict[str, CommandResult]:
+    """One result per node from a labelled node-command step (``STEP_SCRIPT``).  A node whose task
+    never started is unreachable when srun names it in a launch or node failure, else it shares the
+    step's end (its timeout, srun's exit code and its lines)."""
+    tasks: dict[str, dict[str, list[str]]] = {}
+    node_of: dict[str, str] = {}
+    ends: dict[str, re.Match] = {}
+    own: list[str] = []  # srun's own lines (unlabelled)
+    for stream in ("stdout", "stderr"):
+        for line in getattr(done, stream).splitlines():
+            match = _LABELLED.match(line)
+            if not match:
+                own.append(line)
+                continue
+            task, body = match.groups()
+            if stream == "stdout" and body.startswith("@hpcos-node ") and task not in node_of:
+                node_of[task] = body.split(" ", 1)[1].strip()
+                continue
+            end = _END.match(body) if stream == "stdout" else None
+            lines = tasks.setdefault(task, {"stdout": [], "stderr": []})[stream]
+            if end:
+                ends[task] = end
+                if end.group("rest"):
+                    lines.append(end.group("rest"))
+                elif lines and lines[-1] == "":
+                    lines.pop()  # the newline the marker line starts with
+                continue
+            lines.append(body)
+    results: dict[str, CommandResult] = {}
+    for task, node in node_of.items():
+        if node not in nodes:
+            continue
+        out = tasks.get(task, {"stdout": [], "stderr": []})
+        stdout = "\n".join(out["stdout"]) + ("\n" if out["stdout"] else "")
+        stderr = "\n".join(out["stderr"]) + ("\n" if out["stderr"] else "")
+        end = ends.get(task)
+        if end is None:  # the step ended (its timeout, a node failure) before this task did
+            results[node] = CommandResult(node, text, done.exit_code, stdout, stderr + "\n".join(own), done.duration,
+                                          timed_out=done.timed_out)
+            continue
+        code = int(end.group("code"))
+        results[node] = CommandResult(node, text, code, stdout, stderr,
+                                      max(0.0, float(end.group("end")) - float(end.group("start"))),
+                                      timed_out=code == TIMEOUT_EXIT)
+    srun_said = "\n".join(own)
+    failed = set(mpi_errors.unreachable_hosts(srun_said))
+    for node in nodes:
+        if node not in results:
+            results[node] = CommandResult(node, text, done.exit_code if done.exit_code else -1, "", srun_said,
+                                          done.duration, timed_out=done.timed_out and node not in failed,
+                                          unreachable=node in failed)
+    return results
 
 
 def _job_name() -> str:

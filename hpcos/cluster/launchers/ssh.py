@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import socket
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -26,6 +27,22 @@ from hpcos.cluster.profiles import MpiStack
 from hpcos.core import runner
 from hpcos.core.environment import launch_environment
 
+# What runs on each node: the command ($0) in a session of its own, without stdin (as clush
+# --nostdin: MPICH's mpiexec would forward it to rank 0), and a watchdog that ends that whole session
+# at the timeout ($1; SIGKILL $2 s after SIGTERM, for what ignores it, as mpirun does) or as soon as the
+# ssh client goes away (its stdin, which ClusterShell keeps open, closes: hpcos was stopped).  A
+# session, not coreutils timeout's process group: mpirun puts each of its ssh clients and local ranks
+# in a group of its own, which outlived a group kill.  Every fork here is paid per node: builtins where
+# they do (read, kill), and pkill (which reads all of /proc) only when the command was killed.  Exit
+# code 124 on timeout ($3: the timeout in whole seconds).
+REMOTE_SCRIPT = (
+    'exec 3<&0; read s _ </proc/uptime; setsid sh -c "$0" </dev/null 3<&- & c=$!; '
+    '{ timeout --foreground "$1" cat >/dev/null; pkill -TERM -s "$c"; sleep "$2"; pkill -KILL -s "$c"; } '
+    '<&3 >/dev/null 2>&1 & w=$!; exec 3<&-; '
+    'wait "$c"; r=$?; kill "$w" 2>/dev/null; kill -KILL -"$c" 2>/dev/null; '
+    'if [ "$r" -ge 128 ]; then pkill -KILL -s "$c"; read e _ </proc/uptime; '
+    '[ $((${e%.*} - ${s%.*})) -ge "$3" ] && r=124; fi; exit "$r"'
+)
 SSH_FAILED = 255  # ssh's own exit code when it cannot connect or authenticate
 TIMEOUT_EXIT = 124  # coreutils timeout's exit code when the command ran out of time
 REMOTE_KILL_GRACE = 2  # seconds between the remote TERM and KILL
@@ -42,13 +59,15 @@ class SshLauncher(Launcher):
     name = "ssh"
     inherits_environment = False
 
+    def __init__(self, profile):
+        super().__init__(profile)
+        self._resolved: dict[str, frozenset[str]] = {}  # node -> the addresses ssh reaches it at
+
     def run(self, command: Command, nodes: NodeSet, *, timeout: float,
             env: Mapping[str, str] | None = None) -> dict[str, CommandResult]:
         text = command_text(command)
-        # No stdin (as clush --nostdin): nothing the harness runs reads it, ClusterShell keeps the ssh
-        # client's end open, and MPICH's mpiexec would forward it to rank 0.
-        remote = (f"timeout -k {REMOTE_KILL_GRACE} {timeout:g} "
-                  f"sh -c {shlex.quote(with_env(command, env))} </dev/null")
+        remote = shlex.join(["sh", "-c", REMOTE_SCRIPT, with_env(command, env), f"{timeout:g}",
+                             str(REMOTE_KILL_GRACE), str(int(timeout))])
         options = ["-oStrictHostKeyChecking=accept-new"]
         if self.profile.ssh.config:
             options = ["-F", self.profile.ssh.config, *options]
@@ -112,12 +131,38 @@ class SshLauncher(Launcher):
         probe = self.run("true", nodes, timeout=self.profile.ssh.connect_timeout)
         return {node: _why(result) for node, result in probe.items() if not result.ok}
 
+    def node_named(self, host: str, nodes: NodeSet) -> str | None:
+        """As the base, and by address: ssh's error names the ``HostName`` it connected to, Open MPI and
+        hydra may name a node as it calls itself; both resolve to the address ssh uses for the node."""
+        found = super().node_named(host, nodes)
+        if found is not None:
+            return found
+        wanted = _addresses(host.strip("[]\"'"))
+        return next((node for node in nodes if wanted & self._addresses_of(node)), None) if wanted else None
+
+    def _addresses_of(self, node: str) -> frozenset[str]:
+        if node not in self._resolved:
+            # ssh -G prints the configuration ssh would use for the node, HostName included.
+            argv = ["ssh", "-G", *(["-F", self.profile.ssh.config] if self.profile.ssh.config else []), node]
+            done = runner.run(argv, timeout=self.profile.ssh.connect_timeout)
+            hostname = next((line.split(None, 1)[1].strip() for line in done.stdout.splitlines()
+                             if line.startswith("hostname ")), node)
+            self._resolved[node] = _addresses(hostname) | {hostname}
+        return self._resolved[node]
+
 
 def _why(result: CommandResult) -> str:
     if result.timed_out:
         return f"no answer to ssh within {result.duration:.0f} s"
     said = next((line.strip() for line in result.stderr.splitlines() if line.strip()), "")
     return f"unreachable: {said}" if result.unreachable else f"ssh probe failed (exit {result.exit_code}): {said}"
+
+
+def _addresses(host: str) -> frozenset[str]:
+    try:
+        return frozenset(str(info[4][0]) for info in socket.getaddrinfo(host, None))
+    except (OSError, UnicodeError):
+        return frozenset()
 
 
 def _is_ssh_error(stderr: str) -> bool:

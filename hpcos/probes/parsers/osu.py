@@ -11,7 +11,8 @@ What the table looks like varies by version and options; nothing here depends on
 - ``-f`` (collectives) adds Min/Max Latency and Iterations, ``-c`` a Validation column, ``-z``
   tail percentiles (``P50 Tail Lat(us)`` ...), ``-D vect`` a ``Transmit Size`` column;
 - non-blocking collectives print ``Overall(us) Compute(us) ... Pure Comm.(us) ... Overlap(%)``;
-- ``osu_barrier`` has no Size column: one value; ``osu_init``/``osu_hello`` print sentences;
+- ``osu_barrier`` has no Size column: one value (with ``-f``, Min/Max and Iterations beside it);
+  ``osu_init``/``osu_hello`` print sentences;
 - one-sided titles carry the operation (``# OSU MPI_Put Latency Test``) and settings lines
   (``# Window creation: ...``), ``osu_mbw_mr`` prints ``# [ pairs: 1 ] [ window size: 64 ]``;
 - OSU 7.4 with ``-c`` stops at the first failing size, prints ``DATA VALIDATION ERROR: ... on
@@ -187,14 +188,20 @@ def split_header(header: str) -> list[str]:
     return names
 
 
+# Columns OSU prints without a unit (``-f`` adds Iterations, ``-c`` Validation).
+_UNITLESS = {"iterations", "validation"}
+
+
 def _is_header(body: str) -> bool:
-    """``Size ...`` or, for tables without sizes (osu_barrier), names that all carry a unit."""
+    """``Size ...`` or, for tables without sizes (osu_barrier), names that all carry a unit or are
+    OSU's unitless columns (``osu_barrier -f``: ``Avg Latency(us) ... Iterations``)."""
     if body.split()[:1] == ["Size"]:
         return True
     if ":" in body or "=" in body or "[" in body:
         return False
     names = split_header(body)
-    return bool(names) and all(_UNIT_END.search(n) for n in names)
+    return (any(_UNIT_END.search(n) for n in names)
+            and all(_UNIT_END.search(n) or canonical(n) in _UNITLESS for n in names))
 
 
 def _is_number(text: str) -> bool:

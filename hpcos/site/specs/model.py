@@ -284,6 +284,10 @@ class Harness(Strict):
     """Results database, relative to the store root unless absolute."""
     production_profile: str | None = None
     """Cluster profile of the production cluster (node classes, scale): what `hpcos outage` plans for."""
+    required_tests: list[PytestExpression] | None = None
+    """The suite the production gate requires on every node in service, as pytest `-k` expressions on the
+    full test id (each changed package's `tests:` are required too); default: every test the run
+    collected on the test cluster's profile."""
 
 
 class Wiki(Strict):

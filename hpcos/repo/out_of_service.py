@@ -1,0 +1,85 @@
+"""Nodes of the test cluster taken out of service, with who, when and why.
+
+``hpcos repo out-of-service NODES --reason TEXT`` appends one JSON line to
+``StoreLayout.node_service``; ``--back`` appends the return.  The production gate requires every node
+of the site's test profile except those out of service when the run started, and names them (with
+the reason) in its refusal or acceptance: a node with a hardware fault is not a hole in the proof as
+long as someone said so, and why, before the run.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+
+from ClusterShell.NodeSet import NodeSet, NodeSetParseError
+
+from hpcos.core.errors import UserError
+from hpcos.core.store_layout import StoreLayout
+from hpcos.repo.deployments import parse_time
+from hpcos.repo.environments import who
+
+
+@dataclass(frozen=True)
+class ServiceChange:
+    time: str
+    user: str
+    cluster: str  # the profile's name
+    nodes: str  # a ClusterShell node set
+    out: bool  # True: taken out of service; False: back in service
+    reason: str
+
+
+def mark(layout: StoreLayout, cluster: str, nodes: str, reason: str, out: bool = True) -> ServiceChange:
+    try:
+        NodeSet(nodes)
+    except NodeSetParseError as exc:
+        raise UserError(f"node set {nodes!r}: {exc}") from None
+    reason = " ".join(reason.split())
+    if out and not reason:
+        raise UserError("out-of-service needs --reason TEXT (the fault, the ticket): the gate shows it")
+    change = ServiceChange(datetime.now(UTC).isoformat(timespec="seconds"), who(), cluster, str(NodeSet(nodes)),
+                           out, reason)
+    layout.node_service.parent.mkdir(parents=True, exist_ok=True)
+    with layout.node_service.open("a", encoding="utf-8") as log:  # one short line: appended whole
+        log.write(json.dumps(asdict(change), sort_keys=True) + "\n")
+    return change
+
+
+def changes(layout: StoreLayout) -> list[ServiceChange]:
+    try:
+        lines = layout.node_service.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return []
+    found = []
+    for line in lines:
+        try:
+            found.append(ServiceChange(**json.loads(line)))
+        except (ValueError, TypeError):
+            continue  # a line cut short by a full disk: the gate then requires the node, the safe side
+    return found
+
+
+def out_at(layout: StoreLayout, cluster: str, moment: datetime | None = None) -> dict[str, ServiceChange]:
+    """node -> the change that took it out of service, for nodes of ``cluster`` out at ``moment``
+    (now when None)."""
+    state: dict[str, ServiceChange] = {}
+    for change in changes(layout):
+        if change.cluster != cluster or (moment is not None and parse_time(change.time) > moment):
+            continue
+        for node in NodeSet(change.nodes):
+            if change.out:
+                state[node] = change
+            else:
+                state.pop(node, None)
+    return state
+
+
+def describe(out: dict[str, ServiceChange]) -> str:
+    """``n4 (fan failure, by alice on 2026-12-01T10:00:00+00:00)``, nodes with the same change together."""
+    groups: dict[ServiceChange, NodeSet] = {}
+    for node, change in out.items():
+        groups.setdefault(change, NodeSet()).add(node)
+    return "; ".join(f"{nodes} ({change.reason}, by {change.user} on {change.time})"
+                     for change, nodes in sorted(groups.items(), key=lambda g: g[0].time))
