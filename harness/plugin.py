@@ -469,7 +469,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
                 reporter.write_line(f"hpcos: run {record.run_id} recorded for the production gate (signed, "
                                     f"{site(config).layout.nightly_records})")
         except UserError as exc:
-            problem = problem or exc
+            problem = problem or UserError(f"run not recorded for the production gate: {exc}")
         except OSError as exc:
             problem = problem or store_problem(exc) or StoreError(f"recording the run: {exc}")
     if problem is not None:

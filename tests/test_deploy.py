@@ -135,13 +135,16 @@ def test_a_node_that_cannot_install_stays_drained_and_blocks_production(cluster,
     [record] = deployments.records(StoreLayout(cluster.store))
     assert record.verified_nodes == ["node1", "node2", "node4"]
     reason = record.nodes["node3"].reason
-    assert reason.startswith("dnf distro-sync failed: exit 1") and "conflicts" in reason, reason
+    # The transaction cannot be resolved: the download, before the drain, finds it out, and node3
+    # never leaves service (it keeps running jobs on its earlier snapshot).
+    assert reason.startswith("dnf --downloadonly failed: exit 1") and "conflicts" in reason, reason
+    assert "drain" not in record.nodes["node3"].durations
     states = cluster.slurm.sinfo()
-    assert states["node3"][0] == "drained" and "package site-blocker-1.0-1.noarch" in states["node3"][1], states
-    assert {states[n][0] for n in ("node1", "node2", "node4")} <= {"idle", "idle*"}
+    assert {states[n][0] for n in NODES} <= {"idle", "idle*"}, states
     assert "openmpi-0:4.1.1-1.hpc1.x86_64" in installed(root), "the failed transaction changed nothing"
     assert installed(cluster.nodes_dir / "node4") == SNAPSHOT_B
-    assert "node[1-2,4]: verified on" in shown and "node3: left drained: dnf distro-sync failed" in shown
+    assert "node[1-2,4]: verified on" in shown
+    assert "node3: failed before its drain, still in service: dnf --downloadonly failed" in shown
     # The failure is a ticket on the site's tracker (here the local one), as a failed test is.
     assert hpcos(cluster, "tickets", "list", "--json") == 0
     [ticket] = json.loads(capsys.readouterr().out)["tickets"]
@@ -231,3 +234,59 @@ def test_a_node_that_does_not_come_back_is_left_drained_in_bounded_time(cluster)
     assert not node.verified and node.reason == "did not come back within 2 s of the reboot"
     assert 2 <= node.durations["reboot"] < 30
     assert cluster.slurm.sinfo()["node2"] == ("drained", "hpcos deploy: did not come back within 2 s of the reboot")
+
+
+def test_a_rollout_whose_canary_batch_fails_stops_there(cluster, capsys):
+    """node1 cannot install (the blocker): the canary batch node[1-2] fails, so node3 and node4 are not
+    touched at all (no .repo, no download, no drain, no reboot); the summary names the rollback and the
+    failure is a ticket.  A failure budget of 1 node lets the same rollout go on."""
+    root = cluster.nodes_dir / "node1"
+    assert os.system(f"rpm --root {root} -i --nodeps {cluster.factory.path(BLOCKER)}") == 0
+    before = {n: installed(cluster.nodes_dir / n) for n in ("node3", "node4")}
+    assert hpcos(cluster, "deploy", "testing", "--cluster", str(cluster.profile)) == 1
+    shown = capsys.readouterr().err
+    [record] = deployments.records(StoreLayout(cluster.store))
+    assert record.verified_nodes == ["node2"] and record.skipped_nodes == ["node3", "node4"]
+    assert record.stopped == "stopped after batch 1/2: the canary batch node[1-2] failed on node1", record.stopped
+    for node in ("node3", "node4"):
+        untouched = cluster.nodes_dir / node
+        assert installed(untouched) == before[node], "a node after the canary was changed"
+        assert not (untouched / "var" / "log" / "reboots").exists()
+        assert f"/snapshots/{cluster.snapshot_b}/" not in (untouched / "etc" / "yum.repos.d" / "hpcos.repo").read_text()
+        assert record.nodes[node].durations == {}
+    # node1's transaction failed at the download, before its drain: every node is in service.
+    assert {state for state, _ in cluster.slurm.sinfo().values()} <= {"idle", "idle*"}
+    # No earlier deployment of these nodes is recorded: the environment's previous snapshot is what they ran.
+    assert record.rollback == f"hpcos deploy testing --cluster {cluster.profile} --snapshot {cluster.snapshot_a} " \
+                              "--nodes 'node[1-2]'"
+    assert "node[3-4]: not touched, still in service on their earlier snapshot (2 nodes)" in shown
+    assert "rollout stopped after batch 1/2: the canary batch node[1-2] failed on node1" in shown
+    assert "rollback of node[1-2]: " + record.rollback in shown, shown
+    assert hpcos(cluster, "tickets", "list", "--json") == 0
+    [ticket] = json.loads(capsys.readouterr().out)["tickets"]
+    assert "node1" in ticket["summary"] and "node3" not in ticket["summary"], ticket
+    # The rollback command itself works: node2 goes back to snapshot A (the blocker stays on node1).
+    assert hpcos(cluster, "deploy", "testing", "--cluster", str(cluster.profile), "--snapshot", cluster.snapshot_a,
+                 "--nodes", "node2") == 0
+    assert "openmpi-0:4.1.1-1.hpc1.x86_64" in installed(cluster.nodes_dir / "node2")
+
+
+def test_a_failure_budget_lets_the_rollout_go_on_then_stops_it(cluster, capsys):
+    """Canary of one node, then batches of one: with max_failures 1 the first failure after the canary
+    is tolerated, the second stops the rollout before the last node."""
+    for node in ("node2", "node3"):
+        assert os.system(f"rpm --root {cluster.nodes_dir / node} -i --nodeps {cluster.factory.path(BLOCKER)}") == 0
+    data = yaml.safe_load(cluster.profile.read_text())
+    data["deploy"].update({"canary": 1, "batch_size": 1, "max_failures": "25%"})  # 25% of 4 nodes: 1
+    budget = cluster.profile.with_name("budget.yaml")
+    budget.write_text(yaml.safe_dump(data))
+    assert hpcos(cluster, "deploy", "testing", "--cluster", str(budget)) == 1
+    [record] = deployments.records(StoreLayout(cluster.store))
+    assert record.verified_nodes == ["node1"] and record.skipped_nodes == ["node4"]
+    assert record.stopped == "stopped after batch 3/4: 2 failed nodes, more than deploy.max_failures allows (1)"
+    assert "openmpi-0:4.1.1-1.hpc1.x86_64" in installed(cluster.nodes_dir / "node4")
+    data["deploy"]["max_failures"] = "half"
+    budget.write_text(yaml.safe_dump(data))
+    assert hpcos(cluster, "deploy", "testing", "--cluster", str(budget)) == 2
+    err = capsys.readouterr().err
+    assert "budget.yaml:" in err and "deploy.max_failures" in err and "Traceback" not in err, err

@@ -127,8 +127,9 @@ def site(tmp_path, slurm_nodes, monkeypatch, tracd):  # noqa: F811
     blocker = site.factory.path(BLOCKER)
     subprocess.run(["rpm", "--root", str(site.prod_nodes / "node3"), "-i", "--nodeps", str(blocker)], check=True,
                    capture_output=True, timeout=60)
-    # Snapshot B: a new kernel (with a security advisory upstream) and a new Open MPI.
-    site.set_overlay("hpc-overlay", HPC_B)
+    # Snapshot B: a new kernel (with a security advisory upstream) and a new Open MPI, the older build
+    # kept beside it in the overlay (production's 4.1.1 is updated, not "added" beside itself).
+    site.set_overlay("hpc-overlay", HPC_A + HPC_B)
     site.set_overlay("kernel-overlay", KERNEL_B)
     base_dir = site.upstream / "base" / "9" / "x86_64"
     (tmp_path / "updateinfo.xml").write_text(UPDATEINFO)
@@ -212,6 +213,14 @@ def test_plan_rollout_and_report(site, tmp_path, capsys):
         assert task.production_seconds == pytest.approx(max(seconds) * 2), task
     assert plan.tasks[-1].production_seconds == pytest.approx(42 * 60)  # the nightly run's 42 minutes
     assert plan.window_end is not None and plan.window_start == "2026-12-08T08:00"
+    # The window holds what happens out of service; the .repo file and the download come before it.
+    before = {t.task: t.production_seconds for t in plan.tasks if t.task in deployments.IN_SERVICE_TASKS}
+    assert plan.before_window_seconds == pytest.approx(sum(before.values()))
+    assert plan.window_seconds == pytest.approx(sum(t.production_seconds for t in plan.tasks
+                                                    if t.task not in before))
+    # The cost line: node-hours as an outage (4 nodes for the window); rolling not measured on this site.
+    assert plan.cost[0].startswith("outage: 4 nodes x ") and "node-hours out of service" in plan.cost[0], plan.cost
+    assert plan.cost[1].startswith("rolling: not measured (test-cluster has no verified"), plan.cost
 
     # The page on Trac; a second plan (the outage moved a day) updates it in place: one new version,
     # no second page.
@@ -227,6 +236,17 @@ def test_plan_rollout_and_report(site, tmp_path, capsys):
     assert hpcos(site, "repo", "promote", "testing", "production") == 0
     capsys.readouterr()
     plan_file = site.store / "outages" / site.snapshot_b / "plan.json"
+    # Nobody accepted the plan's risks yet: the rollout is refused, nothing is touched.
+    assert hpcos(site, "outage", "run", "--plan", str(plan_file), "--no-tests") == 2
+    assert "risk(s) of the plan were not accepted by a named person" in capsys.readouterr().err
+    assert not [r for r in deployments.records(StoreLayout(site.store)) if r.cluster == "production-cluster"]
+    assert hpcos(site, "outage", "accept", "--plan", str(plan_file), "--by", "Dana Manager") == 0
+    accepted = OutagePlan.from_json(plan_file.read_text())
+    assert accepted.acceptance["by"] == "Dana Manager" and not accepted.unaccepted_risks()
+    assert len(accepted.acceptance["risks"]) == len(plan.risks)
+    text = requests.get(f"{site.tracd.url}/wiki/{page}", params={"format": "txt"}, timeout=30).text
+    assert "Accepted by Dana Manager on " in text, text
+    capsys.readouterr()
     assert hpcos(site, "outage", "run", "--plan", str(plan_file), "--no-tests") == 1
     shown = capsys.readouterr()
     for node in ("node1", "node2", "node4"):
@@ -234,6 +254,14 @@ def test_plan_rollout_and_report(site, tmp_path, capsys):
     assert "openmpi-0:4.1.1-1.hpc1.x86_64" in installed(site.prod_nodes / "node3")
     assert "1 node(s) failed" in shown.err
     actuals = rollout.latest(Site.from_options(site.specs, site.store), site.snapshot_b)
+    # The plan agreed with the rollout: the nodes it counted are the nodes deployed, and every package
+    # row's new version is what the verified nodes run.
+    [prod] = [r for r in deployments.records(StoreLayout(site.store)) if r.cluster == "production-cluster"]
+    assert len(prod.nodes) == plan.production_nodes
+    for change in (c for c in plan.changes if c.new):
+        name, arch = change.package.rsplit(".", 1)
+        for node in prod.verified_nodes:
+            assert f"{name}-{change.new}.{arch}" in installed(site.prod_nodes / node), (change, node)
     assert set(actuals.failed) == {"node3"} and "distro_sync" in actuals.tasks
     assert len(actuals.tickets) == 1 and actuals.tickets[0].endswith("created"), actuals.tickets
     capsys.readouterr()

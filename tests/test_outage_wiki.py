@@ -97,3 +97,19 @@ def test_directory_wiki_keeps_notes_around_the_generated_section(tmp_path):
     wiki.edit("Outages/s1", lambda cur: with_section(cur, "# plan v2", "markdown"), "plan")
     text = path.read_text()
     assert "# plan v2" in text and "# plan v1" not in text and "notes from the operators" in text
+
+
+def test_text_reads_as_text_and_tables_as_tables_on_trac(tracd, wiki):
+    """Only the words that could be markup are verbatim: a sentence stays a sentence (it wraps in a
+    table cell), a version or a node set is shown as typed."""
+    doc = Document("Plan").add(Para("the deploy left one node unverified"),
+                               Table(["package", "why"], [["openmpi.x86_64", "fixes a hang on connection refused"],
+                                                          ["node[1-4]", "see WikiStart"]]))
+    text = to_trac(doc)
+    assert "the deploy left one node unverified" in text and "|| fixes a hang on connection refused ||" in text
+    wiki.edit("Outages/readable", lambda cur: with_section(cur, text, "trac"), "plan")
+    content = page_html(tracd, "Outages/readable").split('id="wikipage"', 1)[1].split('id="altlinks"', 1)[0]
+    assert "<p>\nthe deploy left one node unverified\n</p>" in content, content
+    assert re.search(r"<td>\s*fixes a hang on connection refused\s*</td>", content), content
+    assert re.search(r"<(tt|code)>node\[1-4\]</(tt|code)>", content) and "WikiStart</" in content, content
+    assert 'href="/wiki/WikiStart"' not in content

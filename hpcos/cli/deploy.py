@@ -25,12 +25,16 @@ def register(sub) -> None:
     p.add_argument("--tickets", choices=TICKET_CHOICES, default="site", metavar="BACKEND|site|off",
                    help="file a ticket per cause of failed nodes (and close what verified nodes fixed): "
                         "site.yaml's tracker (site, the default), another backend, or off")
+    p.add_argument("--rolling", action="store_true",
+                   help="without an outage: Slurm reboots each node when its jobs end (scontrol reboot ASAP), the "
+                        "site's RebootProgram installing the packages downloaded beforehand; hpcos verifies each "
+                        "node before it resumes it")
     p.add_argument("--json", action="store_true", help="print the deployment record as JSON on stdout")
     p.set_defaults(func=run)
 
 
 def deploy_cluster(site, env: str, cluster: str, *, nodes: str | None = None, batch_size: int | None = None,
-                   snapshot: str | None = None, tickets: str = "site"):
+                   snapshot: str | None = None, tickets: str = "site", rolling: bool = False):
     """The deployment, then its tickets; the record.  Shared with ``hpcos repo fastpath --deploy``."""
     from hpcos.deploy import failures
     from hpcos.deploy.procedure import deploy
@@ -38,7 +42,7 @@ def deploy_cluster(site, env: str, cluster: str, *, nodes: str | None = None, ba
     path = site.profile_path(cluster)
     profile = load_profile(path)
     record = deploy(site.specs, site.layout, env, profile, path, nodes=nodes, batch_size=batch_size,
-                    snapshot_id=snapshot)
+                    snapshot_id=snapshot, cluster_ref=cluster, rolling=rolling)
     if tickets != "off":  # each action is logged: stdout stays the record's (--json)
         failures.file_tickets(site, record, None if tickets == "site" else tickets)
     return record
@@ -46,7 +50,7 @@ def deploy_cluster(site, env: str, cluster: str, *, nodes: str | None = None, ba
 
 def run(args) -> int:
     record = deploy_cluster(args.site, args.env, args.cluster, nodes=args.nodes, batch_size=args.batch_size,
-                            snapshot=args.snapshot, tickets=args.tickets)
+                            snapshot=args.snapshot, tickets=args.tickets, rolling=args.rolling)
     if args.json:
         print(json.dumps(asdict(record), indent=2, sort_keys=True))
     # (The summary, one line per node set, was logged by the procedure and shown on the terminal.)

@@ -1,4 +1,4 @@
-"""``hpcos outage plan|report``: the production outage's plan, and what it actually took (docs/outage.md)."""
+"""``hpcos outage plan|accept|run|report``: the production outage's plan, and what it actually took (docs/outage.md)."""
 
 from __future__ import annotations
 
@@ -36,9 +36,16 @@ def register(sub) -> None:
     run.add_argument("--no-tests", action="store_true", help="skip the post-outage integration tests")
     run.add_argument("-m", dest="marks", metavar="MARKS", help="only the post-outage tests with these marks "
                                                                "(pytest -m), e.g. 'node or mpi'")
-    run.add_argument("--force", action="store_true", help="roll out a snapshot whose promotion overrode the gate")
+    run.add_argument("--force", action="store_true", help="roll out a snapshot whose promotion overrode the gate, "
+                                                          "or a plan whose risks nobody accepted")
     run.add_argument("--reason", default="")
     run.set_defaults(func=_run)
+
+    accept = actions.add_parser("accept", help="record who accepts the plan's risks (required before `outage run`) "
+                                               "and put it on the plan's page")
+    accept.add_argument("--plan", type=Path, metavar="PLAN.json", help="default: as for `outage run`")
+    accept.add_argument("--by", required=True, metavar="NAME", help="the person accepting the risks")
+    accept.set_defaults(func=_accept)
 
     report = actions.add_parser("report", help="append the last rollout's actual times to the plan's wiki page")
     report.add_argument("--plan", type=Path, metavar="PLAN.json", help="default: as for `outage run`")
@@ -90,6 +97,10 @@ def _plan(args) -> int:
 
 
 def _load_plan(path: Path | None, site=None):
+    return _load_plan_at(path, site)[0]
+
+
+def _load_plan_at(path: Path | None, site=None):
     from hpcos.outage.plan import OutagePlan
     from hpcos.repo.environments import Environments
 
@@ -99,7 +110,7 @@ def _load_plan(path: Path | None, site=None):
             raise UserError("production points at nothing: pass --plan PLAN.json")
         path = site.layout.outages / current / "plan.json"
     try:
-        return OutagePlan.from_json(path.read_text(encoding="utf-8"))
+        return OutagePlan.from_json(path.read_text(encoding="utf-8")), path
     except FileNotFoundError:
         raise UserError(f"{path}: no such plan (hpcos outage plan writes STORE/outages/SNAPSHOT/plan.json)") from None
     except (OSError, ValueError, TypeError, KeyError) as exc:
@@ -146,6 +157,25 @@ def _run(args) -> int:
                   + (f", post-outage tests exit {actuals.tests_exit}" if actuals.tests_exit is not None else "")
                   + "; `hpcos outage report` puts the actuals on the wiki page", markup=False)
     return 1 if failed else 0
+
+
+def _accept(args) -> int:
+    from datetime import UTC
+
+    from hpcos.outage import publish
+
+    plan, path = _load_plan_at(args.plan, args.site)
+    by = " ".join(args.by.split())  # one line; the page escapes it like every other value
+    if not by or not by.isprintable():
+        raise UserError("--by: expected the name of the person accepting the risks")
+    plan.acceptance = {"by": by, "when": datetime.now(UTC).isoformat(timespec="seconds"),
+                       "risks": [f"{r.kind}: {r.text}" for r in plan.risks]}
+    store_copy = args.site.layout.outages / plan.testing_snapshot
+    publish.write_files(plan, *dict.fromkeys([path.parent, store_copy]))
+    page = publish.to_wiki(args.site, plan)
+    console.print(f"{len(plan.risks)} risk(s) of the plan for {plan.testing_snapshot} accepted by {by}"
+                  + (f"; on {page}" if page else ""), markup=False)
+    return 0
 
 
 def _report(args) -> int:

@@ -13,7 +13,17 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from ClusterShell.NodeSet import NodeSet, NodeSetParseError
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PositiveInt, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveInt,
+    field_validator,
+    model_validator,
+)
 
 from hpcos.cluster.inventory import ClusterInventory
 from hpcos.cluster.registry import LAUNCHERS
@@ -128,6 +138,13 @@ class OsUpdate(Strict):
     packages: list[str] = ["openmpi", "mpich", "rdma-core", "ucx"]
 
 
+def _percentage(text: str) -> str:
+    number = text.strip().removesuffix("%")
+    if not text.strip().endswith("%") or not number.replace(".", "", 1).isdigit() or float(number) > 100:
+        raise ValueError(f"expected a count (2) or a percentage of the nodes (\"5%\"), found {text!r}")
+    return text.strip()
+
+
 class Deploy(Strict):
     """How ``hpcos deploy`` puts a snapshot on this cluster's nodes (docs/deploy.md).
 
@@ -135,6 +152,11 @@ class Deploy(Strict):
     replaced by the node's name and ``root`` (both shell-quoted)."""
 
     batch_size: PositiveInt = 4  # the most nodes out of service at once
+    # The first batch is the canary: any failure there stops the rollout (default: batch_size nodes).
+    canary: PositiveInt | None = None
+    # Failed nodes the rollout tolerates before it touches no further node: a count (``2``) or a share
+    # of the nodes deployed (``"5%"``, rounded down).  0: the first failure stops it.
+    max_failures: NonNegativeInt | Annotated[str, AfterValidator(_percentage)] = 0
     target: str | None = None  # the site target the nodes run (default: the site's only one)
     # The node's system root: / on an installed node; a diskless image's chroot (Warewulf), or a
     # simulated node in hpcos's own tests.  dnf and rpm get --installroot/--root when it is not /.
@@ -157,6 +179,15 @@ class Deploy(Strict):
     # how to make it the snapshot's ({kernel}: version-release.arch) when a rollback needs the older one.
     boot_default: str = "grubby --default-kernel"
     set_boot_default: str = "grubby --set-default /boot/vmlinuz-{kernel}"
+    # ``--rolling``: the script hpcos leaves on the node (under root) for the site's Slurm RebootProgram
+    # to run before it reboots: the install from the node's dnf cache (docs/deploy.md).
+    update_at_reboot: str = "/var/lib/hpcos/update-at-reboot"
+
+    def failure_budget(self, nodes: int) -> int:
+        """The failed nodes tolerated out of ``nodes``: one more stops the rollout."""
+        if isinstance(self.max_failures, int):
+            return self.max_failures
+        return int(float(self.max_failures.removesuffix("%")) * nodes // 100)
 
 
 def _reference(value) -> Reference:

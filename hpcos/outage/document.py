@@ -3,8 +3,9 @@ Markdown, Trac wiki markup and HTML.
 
 Every string in a block is untrusted text — package names, changelog lines, advisory titles, node
 output, owners — and is escaped for the target here, in one place: HTML-escaped; backslash-escaped
-for Markdown; for Trac, wrapped as inline verbatim (``{{{...}}}``) so that no CamelCase word,
-``#123``, ``[link]`` or ``[[Image(...)]]`` in it becomes a link, a macro or markup.
+for Markdown; for Trac, the words that could be markup wrapped as inline verbatim (``{{{...}}}``),
+so that no CamelCase word, ``#123``, ``[link]`` or ``[[Image(...)]]`` in it becomes a link, a macro or
+markup, while plain words stay plain text.
 """
 
 from __future__ import annotations
@@ -95,10 +96,29 @@ def to_markdown(doc: Document) -> str:
 
 
 # -- Trac wiki --------------------------------------------------------------------------------------
+# A word Trac could read as markup: brackets (links, macros), braces (verbatim), pipes (tables),
+# ^ ! # = \\ < > ` (superscript, escapes, ticket references, headings, line breaks, html, monospace),
+# doubled emphasis marks ('' ** __ ~~ ,, //), a CamelCase wiki name, a "scheme:" link, r123 changesets.
+_TRAC_RISKY = re.compile(r"""[\[\]{}|^!#=\\<>`]|''|\*\*|__|~~|,,|//|[A-Z][a-z0-9]+[A-Z]|[A-Za-z]:\S|^r\d+$""")
+
+
 def trac(text: str) -> str:
-    """Inline verbatim: nothing inside is wiki markup. ``}}}`` would end it, so it is broken up."""
-    text = clean(text).replace("\n", " ").replace("}}}", "} } }")
-    return f"{{{{{{{text}}}}}}}" if text.strip() else ""
+    """Text as text: plain words stay plain (a sentence reads as a sentence, a table cell wraps), and only
+    the runs of words Trac could read as markup become inline verbatim (``{{{...}}}``), where nothing is
+    markup; ``}}}`` would end it, so it is broken up."""
+    out: list[str] = []
+    risky: list[str] = []
+    for word in clean(text).split():
+        if _TRAC_RISKY.search(word):
+            risky.append(word.replace("}}}", "} } }"))
+            continue
+        if risky:
+            out.append("{{{" + " ".join(risky) + "}}}")
+            risky = []
+        out.append(word)
+    if risky:
+        out.append("{{{" + " ".join(risky) + "}}}")
+    return " ".join(out)
 
 
 def to_trac(doc: Document) -> str:

@@ -33,6 +33,8 @@ def plan_document(plan: OutagePlan) -> Document:
          f"{plan.production_cluster}: {plan.production_nodes} nodes, batches of {plan.batch_size}"],
         ["measured on", f"{plan.test_cluster}" + (f" (deploy {plan.deploy_id})" if plan.deploy_id else "")],
         ["window", f"{window}, {when}"],
+        ["before the window", f"{duration(plan.before_window_seconds)} (the .repo file and the packages "
+                              "downloaded while the nodes still run jobs)"],
         ["package changes", f"{len(plan.changes)}, {len(plan.security_advisories)} security advisories"],
         ["risks", str(len(plan.risks))],
         ["plan written", plan.created],
@@ -67,12 +69,22 @@ def plan_document(plan: OutagePlan) -> Document:
     doc.add(Table(["#", "task", "test nodes measured", "per node on test (median / slowest)", "planned on production"],
                   [[str(i), t.task, str(t.test_nodes), f"{_seconds(t.test_median)} / {_seconds(t.test_max)}",
                     duration(t.production_seconds)] for i, t in enumerate(plan.tasks, 1)]))
-    doc.add(Para(f"Total window: {window}."), Heading(2, "Assumptions"), Bullets(plan.assumptions))
+    doc.add(Para(f"Total window: {window}."))
+    if plan.cost:
+        doc.add(Heading(2, "Cost"), Bullets(plan.cost))
+    doc.add(Heading(2, "Assumptions"), Bullets(plan.assumptions))
 
     doc.add(Heading(1, "Risks"))
     doc.add(Table(["class", "risk"], [[r.kind, r.text] for r in plan.risks]) if plan.risks else
             Para("No deviation between the clusters, no open ticket, no overridden gate."))
 
+    doc.add(Heading(1, "Risk acceptance"))
+    if plan.acceptance.get("by"):
+        doc.add(Para(f"Accepted by {plan.acceptance['by']} on {plan.acceptance['when']}: the "
+                     f"{len(plan.acceptance['risks'])} risks below."), Bullets(plan.acceptance["risks"]))
+    else:
+        doc.add(Para("Not accepted yet: `hpcos outage accept --by NAME` records who accepts these risks; "
+                     "`hpcos outage run` refuses the plan until then (or --force --reason)."))
     doc.add(Heading(1, "Rollback"), Code("\n".join(plan.rollback)))
     doc.add(Heading(1, "Owners"),
             Table(["overlay", "packages and owners"], [[o, "; ".join(p)] for o, p in sorted(plan.owners.items())]))

@@ -27,6 +27,7 @@ from hpcos.repo import diff as repo_diff
 from hpcos.repo.environments import Environments
 from hpcos.repo.repodata import read_packages
 from hpcos.repo.snapshots import SnapshotStore
+from hpcos.rpms.evr import Evr
 from hpcos.site import Site
 
 log = logging.getLogger("hpcos.outage")
@@ -89,12 +90,31 @@ class OutagePlan:
     rollback: list[str]
     owners: dict[str, list[str]]  # overlay -> "package: owner"
     deploy_id: str | None = None
+    # Node-hours out of service, outage against rolling (``cost_lines``): the line management reads.
+    cost: list[str] = field(default_factory=list)
+    # Who accepted which risks, when (``hpcos outage accept``): {"by", "when", "risks": [texts]}.
+    acceptance: dict = field(default_factory=dict)
+
+    def unaccepted_risks(self) -> list[str]:
+        """The plan's risks no named person accepted (all of them before ``hpcos outage accept``)."""
+        accepted = set(self.acceptance.get("risks", [])) if self.acceptance.get("by") else set()
+        return [f"{r.kind}: {r.text}" for r in self.risks if f"{r.kind}: {r.text}" not in accepted]
 
     @property
     def window_seconds(self) -> float | None:
-        if not all(t.known for t in self.tasks):
+        # The .repo file and the download happen before the window, while the nodes still run jobs.
+        inside = [t for t in self.tasks if t.task not in deployments.IN_SERVICE_TASKS]
+        if not all(t.known for t in inside):
             return None
-        return sum(t.production_seconds for t in self.tasks)
+        return sum(t.production_seconds or 0.0 for t in inside)
+
+    @property
+    def before_window_seconds(self) -> float | None:
+        """The in-service tasks (the .repo file, the packages downloaded), done before the drain."""
+        before = [t for t in self.tasks if t.task in deployments.IN_SERVICE_TASKS]
+        if not before or not all(t.known for t in before):
+            return None
+        return sum(t.production_seconds or 0.0 for t in before)
 
     @property
     def window_end(self) -> str | None:
@@ -140,9 +160,16 @@ def package_changes(site: Site, old_env: str, new_env: str) -> tuple[list[Packag
         per_repo = repo_diff.diff(old, new)
     changes: list[PackageChange] = []
     for entry, result in per_repo.items():
+        had = _newest(old.entry_dir(entry)) if old is not None and entry in old.entries else {}
+        has = _newest(new.entry_dir(entry)) if result.added or result.removed else {}
         repo_changes = [PackageChange(entry, key, before, after) for key, before, after in result.updated]
-        repo_changes += [PackageChange(entry, _name_arch(nevra), "", _evr(nevra)) for nevra in result.added]
-        repo_changes += [PackageChange(entry, _name_arch(nevra), _evr(nevra), "") for nevra in result.removed]
+        for nevra in result.added:
+            # A newer build beside the older one (kept in the overlay): an update of what production runs.
+            key = _name_arch(nevra)
+            repo_changes.append(PackageChange(entry, key, _evr_text(had[key]) if key in had else "", _evr(nevra)))
+        # An older build dropped while the package stays: the nodes' package does not change.
+        repo_changes += [PackageChange(entry, _name_arch(nevra), _evr(nevra), "") for nevra in result.removed
+                         if _name_arch(nevra) not in has]
         wanted = {c.package: c.new.split(", ")[-1] for c in repo_changes if c.new}
         logs = errata.changelogs(new.entry_dir(entry), wanted)
         for change in repo_changes:
@@ -163,6 +190,21 @@ def _name_arch(nevra: str) -> str:
     return f"{name}.{arch}"
 
 
+def _newest(directory) -> dict[str, Evr]:
+    """name.arch -> the newest EVR in a repository: what dnf installs from it."""
+    newest: dict[str, Evr] = {}
+    for package in read_packages(directory):
+        evr = Evr.parse(package.evr)
+        key = f"{package.name}.{package.arch}"
+        if key not in newest or evr > newest[key]:
+            newest[key] = evr
+    return newest
+
+
+def _evr_text(evr: Evr) -> str:
+    return f"{evr.epoch}:{evr.version}-{evr.release}"  # as the snapshots' diff writes EVRs
+
+
 def _evr(nevra: str) -> str:
     head = nevra.rpartition(".")[0]
     name = head.rsplit("-", 2)[0]
@@ -181,6 +223,8 @@ def estimate_tasks(records: list[deployments.DeploymentRecord], production_nodes
         "a batch takes as long as the slowest test node took for each task (the slowest is kept, not the median: "
         "a batch waits for its last node)",
         "jobs are stopped for the outage, so draining does not wait for running jobs",
+        f"{' and '.join(deployments.IN_SERVICE_TASKS)} run before the window, while the nodes still run jobs: "
+        "the window holds only the install from the nodes' cache",
     ]
     record = records[-1] if records else None
     batches = math.ceil(production_nodes / batch_size) if production_nodes else 0
@@ -198,8 +242,8 @@ def estimate_tasks(records: list[deployments.DeploymentRecord], production_nodes
     tasks.append(TaskEstimate(POST_OUTAGE, 1 if tests_seconds is not None else 0, tests_seconds, tests_seconds,
                               tests_seconds))
     if tests_seconds is not None:
-        assumptions.append("the post-outage integration tests take as long on production as the last nightly run "
-                           "of this snapshot took on the test cluster")
+        assumptions.append("the post-outage integration tests take as long on production as the last complete "
+                           "nightly run of this snapshot took on the test cluster")
     return tasks, assumptions, record.deploy_id if record else None
 
 
@@ -213,7 +257,10 @@ def build_plan(site: Site, test: Profile, production: Profile, *, batch_size: in
     batch = batch_size or DEFAULT_BATCH
     if batch < 1:
         raise UserError(f"--batch-size {batch}: expected at least 1")
-    production_nodes = production.inventory.total_nodes or len(production.node_set)
+    # The nodes the rollout will touch: the profile's node set (hpcos deploy --cluster deploys exactly
+    # these); an inventory that declares more (a class with ``count:``) is stated, not counted.
+    production_nodes = len(production.node_set)
+    declared = production.inventory.total_nodes
     records = [r for r in deployments.records(layout) if r.snapshot == testing_id and r.cluster == test.name]
     tasks, assumptions, deploy_id = estimate_tasks(records, production_nodes, batch, _tests_seconds(site, testing_id))
     risks = [Risk(KINDS[d.kind], d.line.split(": ", 1)[1])
@@ -226,6 +273,10 @@ def build_plan(site: Site, test: Profile, production: Profile, *, batch_size: in
         if failed:
             risks.insert(0, Risk("measurement", f"the deploy of {testing_id} on {test.name} left "
                                                 f"{len(failed)} node(s) unverified: {', '.join(failed)}"))
+    if declared and declared != production_nodes:
+        assumptions.append(f"the rollout touches the {production_nodes} nodes of profile {production.name} "
+                           f"({production.node_set}); its inventory declares {declared} nodes: the other "
+                           f"{declared - production_nodes} are not in the node set and are not updated")
     risks += _ticket_risks(site)
     risks += _gate_risks(site, source, dest, testing_id)
     risks += _out_of_service_risks(site, test)
@@ -238,7 +289,8 @@ def build_plan(site: Site, test: Profile, production: Profile, *, batch_size: in
         config_changes=config_changes(site),
         tasks=tasks, assumptions=assumptions, risks=risks,
         rollback=_rollback(dest, production, production_id, changes),
-        owners=_owners(spec_set), deploy_id=deploy_id)
+        owners=_owners(spec_set), deploy_id=deploy_id,
+        cost=cost_lines(layout, test.name, production_nodes, batch, tasks))
 
 
 def config_changes(site: Site) -> list[str]:
@@ -258,9 +310,36 @@ def config_changes(site: Site) -> list[str]:
     return lines
 
 
+def cost_lines(layout, test_cluster: str, nodes: int, batch: int, tasks: list[TaskEstimate]) -> list[str]:
+    """Node-hours out of service for the production nodes: as an outage (every node out for the whole
+    window) and as a rolling update (each node out for its own reboot, the mean measured per node by the
+    test cluster's last ``--rolling`` deployment)."""
+    inside = [t for t in tasks if t.task not in deployments.IN_SERVICE_TASKS and t.task != POST_OUTAGE]
+    lines = []
+    if inside and all(t.known for t in inside):
+        window = sum(t.production_seconds or 0.0 for t in inside)
+        lines.append(f"outage: {nodes} nodes x {window / 3600:.2f} h window (deploy tasks) = "
+                     f"{nodes * window / 3600:,.1f} node-hours out of service; every running job is stopped")
+    rolling = [r for r in deployments.records(layout) if r.mode == "rolling" and r.cluster == test_cluster
+               and r.verified_nodes]
+    if rolling:
+        per_node = statistics.mean(rolling[-1].nodes[n].out_of_service_seconds for n in rolling[-1].verified_nodes)
+        lines.append(f"rolling (hpcos deploy --rolling): {nodes} nodes x {per_node:.1f} s per node (measured, "
+                     f"deployment {rolling[-1].deploy_id}) = {nodes * per_node / 3600:,.2f} node-hours out of "
+                     f"service; no job is stopped (each node waits for its own jobs, at most {batch} rebooting "
+                     f"at once)")
+    else:
+        lines.append(f"rolling: not measured ({test_cluster} has no verified `hpcos deploy --rolling` record)")
+    return lines
+
+
 def _tests_seconds(site: Site, snapshot_id: str) -> float | None:
-    """How long the last recorded nightly run of this snapshot took (its results' start and finish)."""
-    runs = [r for r in nightly.records(site.layout) if r.testing_snapshot == snapshot_id and r.started]
+    """How long the last complete nightly run of this snapshot took (its results' start and finish).
+    Complete: it ran every test any run of this snapshot ran (a rerun of four tests is not the suite)."""
+    runs = [r for r in nightly.records(site.layout) if r.testing_snapshot == snapshot_id and r.started
+            and r.finished and not r.invalid]
+    suite = {test for r in runs for test, _node, _outcome in r.results}
+    runs = [r for r in runs if {test for test, _node, _outcome in r.results} >= suite]
     if not runs:
         return None
     try:

@@ -73,6 +73,12 @@ def check_ready(site: Site, plan: OutagePlan, env: str, force_reason: str | None
     if last is not None and last.forced and not force_reason:
         raise UserError(f"{env} took {current} with the gate overridden ({last.reason}); the rollout needs "
                         "--force --reason TEXT too")
+    unaccepted = plan.unaccepted_risks()
+    if unaccepted and not force_reason:
+        raise UserError(f"{len(unaccepted)} risk(s) of the plan were not accepted by a named person (first: "
+                        f"{unaccepted[0]}): `hpcos outage accept --by NAME`, or --force --reason TEXT")
+    if unaccepted:
+        log.warning("rolling out with %d unaccepted risk(s), forced: %s", len(unaccepted), force_reason)
 
 
 def file_node_tickets(site: Site, record: deployments.DeploymentRecord) -> list[str]:

@@ -18,8 +18,12 @@ from pathlib import Path
 from hpcos.core.files import write_text_atomically
 from hpcos.core.store_layout import StoreLayout
 
-# The tasks of the procedure, in order; per node, each has a duration in seconds once it ran.
-TASKS = ("drain", "repo_file", "distro_sync", "reboot", "verify", "resume")
+# The tasks of the procedure, in order; per node, each has a duration in seconds once it ran.  The
+# first ones run while the node is still in service (its jobs go on); the rest are time out of service.
+TASKS = ("repo_file", "download", "drain", "distro_sync", "reboot", "verify", "resume")
+# ``jobs`` (rolling updates only): from Slurm's reboot request until the node's running jobs ended.
+IN_SERVICE_TASKS = ("repo_file", "download", "jobs")
+ROLLING_TASKS = ("repo_file", "download", "jobs", "reboot", "verify", "resume")
 
 
 @dataclass
@@ -31,6 +35,18 @@ class NodeDeployment:
     rebooted: bool = False
     kernel: str = ""  # the running kernel found by the verify task
     durations: dict[str, float] = field(default_factory=dict)  # task -> seconds
+    # Not touched at all: the rollout stopped (canary or failure budget) before the node's batch.
+    skipped: bool = False
+
+    @property
+    def in_service_seconds(self) -> float:
+        """Work done while the node still ran jobs (the pinned .repo, the packages downloaded)."""
+        return round(sum(v for k, v in self.durations.items() if k in IN_SERVICE_TASKS), 3)
+
+    @property
+    def out_of_service_seconds(self) -> float:
+        """From the drain (waiting for running jobs included) until the node is back in service."""
+        return round(sum(v for k, v in self.durations.items() if k not in IN_SERVICE_TASKS), 3)
 
 
 @dataclass
@@ -44,6 +60,10 @@ class DeploymentRecord:
     batch_size: int
     user: str = ""
     finished: str = ""  # empty while the deployment runs (or when it was killed)
+    # Why the rollout stopped before its last batch (the canary failed, the failure budget was spent).
+    stopped: str = ""
+    rollback: str = ""  # the command that puts the touched nodes back on the snapshot they had
+    mode: str = "batches"  # "batches" (drained by hpcos) or "rolling" (Slurm's reboot machinery)
     nodes: dict[str, NodeDeployment] = field(default_factory=dict)
 
     @property
@@ -53,6 +73,10 @@ class DeploymentRecord:
     @property
     def failed_nodes(self) -> list[str]:
         return sorted(n for n, d in self.nodes.items() if not d.verified)
+
+    @property
+    def skipped_nodes(self) -> list[str]:
+        return sorted(n for n, d in self.nodes.items() if d.skipped)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)

@@ -118,6 +118,17 @@ def keep_drained(nodes: NodeSet, reason: str) -> None:
     _scontrol("update", f"nodename={nodes}", "state=drain", f"reason={one_line(reason)}")
 
 
+def reboot_asap(nodes: NodeSet, reason: str) -> None:
+    """Slurm's own rolling reboot: each node takes no new job, is rebooted (the site's RebootProgram)
+    once its running jobs ended, and comes back DOWN, so that what rebooted it can check it before it
+    takes jobs again (``resume``)."""
+    _scontrol("reboot", "ASAP", "nextstate=DOWN", f"reason={one_line(reason)}", str(nodes))
+
+
+def cancel_reboot(nodes: NodeSet) -> None:
+    _scontrol("cancel_reboot", str(nodes))
+
+
 def reservation_name(deploy_id: str, batch: int) -> str:
     return "hpcos-deploy-" + "".join(c if c.isalnum() or c in "-_." else "_" for c in deploy_id) + f"-b{batch}"
 
