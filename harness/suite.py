@@ -14,31 +14,40 @@ import hashlib
 import json
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import harness
 from hpcos.core.errors import UserError
 from hpcos.core.runner import run
 from hpcos.core.sourced_yaml import InputError
-from hpcos.repo.gate import matches
+from hpcos.repo.gate import matches, selectable_id
 from hpcos.site.specs import SITE_FILE, SpecSet
 
 COLLECT_TIMEOUT = 120
 
 
 def collect(suite: Path, profile: Path) -> list[str]:
-    """Node ids of ``suite`` on ``profile`` (``pytest --collect-only -q``), in collection order."""
+    """Ids of ``suite`` on ``profile`` as the gate matches them (``hpcos.repo.gate.selectable_id``), in
+    collection order: the collection a nightly run records (harness/run_record.py), written out by the
+    plugin (``--hpcos-collected``) from ``pytest --collect-only``."""
     cached = _cache_file(suite, profile)
     try:
         return json.loads(cached.read_text(encoding="utf-8"))
     except (OSError, ValueError):  # not collected yet, or a cache entry cut short
         pass
-    # Only the plugin that parametrizes: the perf and ticket plugins would report on a run that ran nothing.
-    argv = [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
-            "-p", "no:hpcos-perf", "-p", "no:hpcos-tickets",
-            "--rootdir", str(suite.parent), "--cluster", str(profile), str(suite)]
-    done = run(argv, timeout=COLLECT_TIMEOUT, cwd=suite.parent, env={"PYTEST_ADDOPTS": ""})
-    ids = [line.strip() for line in done.stdout.splitlines() if "::" in line and not line.startswith(" ")]
+    with tempfile.TemporaryDirectory(prefix="hpcos-suite-") as work:
+        written = Path(work) / "collected.json"
+        # Only the plugin that parametrizes: the perf and ticket plugins would report on a run that ran nothing.
+        argv = [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+                "-p", "no:hpcos-perf", "-p", "no:hpcos-tickets", "--hpcos-collected", str(written),
+                "--rootdir", str(suite.parent), "--cluster", str(profile), str(suite)]
+        done = run(argv, timeout=COLLECT_TIMEOUT, cwd=suite.parent, env={"PYTEST_ADDOPTS": ""})
+        try:
+            collected = json.loads(written.read_text(encoding="utf-8"))
+        except (OSError, ValueError):  # collection failed before the plugin wrote it
+            collected = []
+    ids = list(dict.fromkeys(selectable_id(test_id, mpi) for test_id, _node, mpi in collected))
     if done.exit_code != 0 or not ids:
         last = next((line for line in reversed(done.output.splitlines()) if line.strip()), "no output")
         raise UserError(f"collecting {suite} on profile {profile} failed (pytest exit {done.exit_code}): {last}")
