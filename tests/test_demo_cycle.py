@@ -7,7 +7,6 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-import pytest
 from conftest import REPO, require_tool
 
 from hpcos.demo.cycle import run_cycle
@@ -29,13 +28,10 @@ def _nothing_left(root: Path) -> None:
 
 
 def _deployed(cycle) -> None:
-    """The nightly job's deploy onto the test cluster (launcher: slurm, as shipped) must reach drained
-    nodes.  Until deploy on the Slurm launcher does (issue 22's deploy half), every node stays drained
-    and nothing after it can hold: said as an expected failure, with the deploy's own words."""
+    """The nightly job's deploy onto the test cluster (launcher: slurm, as shipped) reached every node:
+    none was left drained."""
     output = cycle.nightly.output if cycle.nightly is not None else ""
-    drained = [line for line in output.splitlines() if "left drained" in line]
-    if drained:
-        pytest.xfail(f"deploy through the Slurm launcher left the test cluster drained: {drained[0][:300]}")
+    assert "left drained" not in output, [line for line in output.splitlines() if "left drained" in line]
 
 
 def test_the_demo_cycle_on_the_shipped_files(tmp_path: Path):
@@ -58,12 +54,14 @@ def test_the_demo_cycle_on_the_shipped_files(tmp_path: Path):
         for patch in package.patches:
             assert patch.file in changelog, (package.name, changelog)
     _deployed(cycle)
-    # The nightly run passed, the gate let the snapshot through, no ticket.
+    # The nightly run passed, no ticket; the gate still refused, honestly: the benchmarks the simulated
+    # nodes cannot run (perftest, OSU, IMB) are required by the site and by the updated MPI stacks.
     assert cycle.nightly is not None and cycle.nightly.exit_code == 0, cycle.nightly.output[-4000:]
-    assert cycle.promoted, cycle.refused
     assert cycle.tickets == []
-    assert names[-3:] == ["outage plan, wiki page and rollout", "kernel fast path onto production", "kernel rollback"]
-    assert (cycle.root / "outage" / "plan.html").is_file()
+    assert not cycle.promoted
+    assert "required test(s) did not pass" in cycle.refused and "deselected" in cycle.refused, cycle.refused
+    assert any(line.startswith("== not run: outage plan") for line in lines), lines
+    assert names[-2:] == ["kernel fast path onto production", "kernel rollback"], names
     # The rollback left every production node on the kernel it had before the fast path, in service.
     assert cycle.after_rollback and all(kernel.startswith("5.14.0-427.13.1") and state == "idle"
                                         for kernel, state in cycle.after_rollback.values()), cycle.after_rollback

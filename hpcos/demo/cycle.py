@@ -228,8 +228,8 @@ def _phases(cycle: Cycle) -> None:
         firmware = {"test": "20.35.1012", "production": "20.37.1014"}
         cluster.hca_stand_ins(cycle.root / "hca", firmware["test"])
         cycle.say("   InfiniBand: no HCA here; each node's ibstat and ibv_devinfo print a captured HDR port")
-        cycle.say("   performance: the simulated nodes share this machine's memory, measured against the local "
-                  "profile's references, not HDR's")
+        cycle.say("   performance: the simulated nodes share this machine's cores with everything else on it: "
+                  "measured and recorded, judged against no reference")
         repo = cycle.root / "production.repo"
         cycle.hpcos("repo", "client-config", "production", "--target", TARGET, "--gpgkey",
                     f"file://localhost{cycle.root / 'signing' / 'public.asc'}", "-o", str(repo))
@@ -323,10 +323,11 @@ def _phases(cycle: Cycle) -> None:
     cycle.phase("nightly run", nightly)
     cycle.phase("tickets", tickets)
     cycle.phase("production gate", gate)
-    if not cycle.promoted:
-        cycle.say("== the gate refused production: the cycle stops here, as a site's would")
-        return
-    cycle.phase("outage plan, wiki page and rollout", outage)
+    if cycle.promoted:
+        cycle.phase("outage plan, wiki page and rollout", outage)
+    else:
+        cycle.say(f"== not run: outage plan, wiki page and rollout -- the gate refused production, so there is "
+                  f"nothing new to roll out ({cycle.refused})")
     cycle.say("   reboot: a node's reboot is a script that boots its newest (or grubby's default) kernel; no real "
               "reboot here")
     cycle.phase("kernel fast path onto production", fastpath)
