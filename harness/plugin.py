@@ -67,6 +67,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="overlay specs directory (default: $HPCOS_SPECS or ./overlay_specs)")
     group.addoption("--hpcos-store", dest="hpcos_store", metavar="DIR", default=None,
                     help="the site's store (default: $HPCOS_STORE or site.yaml store.root)")
+    # harness/suite.py's collection: what a run would record (run_record), written out, nothing run.
+    group.addoption("--hpcos-collected", dest="hpcos_collected", metavar="FILE", default=None,
+                    help="write [test id, node, MPI stack] of every collected test to FILE (JSON)")
 
 
 def _setting(config: pytest.Config, name: str) -> str | None:
@@ -133,6 +136,8 @@ def pytest_deselected(items: list[pytest.Item]) -> None:
 def pytest_collection_finish(session: pytest.Session) -> None:
     if harness_session(session.config).selection.explicit:
         run_record.collection_finished(session)
+        if session.config.getoption("hpcos_collected", None):
+            run_record.write_collection(session.config, Path(session.config.getoption("hpcos_collected")))
 
 
 def _is_harness_test(item: pytest.Item) -> bool:
@@ -291,7 +296,7 @@ def _result(item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo,
         test_id=state.test_id, node=node, outcome=outcome, duration=report.duration,
         failure_class=failure_class, message=redact(message, secrets),
         command=redact(shown.command, secrets) if shown else "",
-        rerun=rerun, mpi=state.mpi, measurements=list(state.measurements),
+        rerun=rerun, mpi=state.mpi, measurements=list(state.measurements), nodeid=item.nodeid,
         env=dict(state.env), profile_env=dict(state.profile_env),
     )
 

@@ -9,6 +9,7 @@ the testing snapshot it tested (``HPCOS_TESTING_SNAPSHOT``, set by the nightly j
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,11 @@ def collection_finished(session: pytest.Session) -> None:
         state = item_state(item)
         collected.setdefault((state.test_id, state.node, state.mpi), None)
     session.config.stash[COLLECTED_KEY] = [list(key) for key in collected]
+
+
+def write_collection(config: pytest.Config, path: Path) -> None:
+    """The collection ``record`` would sign, for harness/suite.py (``--hpcos-collected``)."""
+    path.write_text(json.dumps(config.stash.get(COLLECTED_KEY, [])), encoding="utf-8")
 
 
 def narrowed(config: pytest.Config) -> str:

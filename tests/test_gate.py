@@ -332,3 +332,16 @@ def test_required_tests_are_matched_as_pytest_k_matches(expression, test_id, sel
     from hpcos.repo.gate import matches
 
     assert matches(expression, test_id) is selected
+
+
+@pytest.mark.parametrize(("test_id", "mpi", "expression", "selected"), [
+    # The harness records a test's id without its node and stack; the stack is matched as pytest's id has it.
+    ("integration_tests/test_mpi.py::test_pingpong", "openmpi", "mpi and openmpi", True),
+    ("integration_tests/test_mpi.py::test_pingpong", "mpich", "mpi and openmpi", False),
+    ("integration_tests/test_osu.py::test_osu[osu_bw]", "mpich", "osu_bw and mpich", True),
+    ("integration_tests/test_nodes.py::test_hostname", None, "hostname", True),
+])
+def test_the_stack_is_part_of_the_id_expressions_match(test_id, mpi, expression, selected):
+    from hpcos.repo.gate import matches, selectable_id
+
+    assert matches(expression, selectable_id(test_id, mpi)) is selected

@@ -99,6 +99,10 @@ def test_mpi_tests_pass_through_a_real_slurm(tmp_path, probe_cache, local_slurm)
     assert len(run.results) == 8 and {r.outcome for r in run.results} == {"passed"}
     assert {r.node for r in run.results} == {local_slurm.node}
     assert {r.mpi for r in run.results} == {"openmpi", "mpich"}
+    # The recorded id keeps every parameter: what the specs' `tests:` expressions (and the gate) select.
+    assert {r.nodeid for r in run.results} == {f"integration_tests/test_mpi.py::{name}[{stack}]" for stack in
+                                               ("openmpi", "mpich") for name in ("test_rank_count", "test_ring",
+                                                                                 "test_pingpong", "test_allreduce")}
     pingpong = by_test(run, "test_pingpong", "mpich")[0]
     assert {m.size for m in pingpong.measurements if m.metric == "pingpong_latency"} == {8, 1024, 65536, 1048576}
 

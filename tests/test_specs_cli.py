@@ -114,3 +114,28 @@ def test_schema_carries_the_rules_an_editor_can_check(capsys):
     for key, bad in [("release_tag", "hpc1"), ("name", "-mpich"), ("builder", "make"), ("tests", [])]:
         assert list(validator.iter_errors(dict(base, **{key: bad}))), key
     assert schema["properties"]["tests"]["description"].startswith("Integration tests (pytest -k expressions)")
+
+
+def test_check_refuses_a_tests_expression_that_selects_no_test_of_the_suite(repo_root, tmp_path):
+    """The suite is collected with pytest on the site's test-cluster profile, parameters included:
+    `rank_count and mpich` selects test_rank_count[mpich]; `mpi_rank_count` (what the sample once
+    said) selects nothing, and the gate would refuse every MPICH update for want of it."""
+    root = tmp_path / "overlay_specs"
+    shutil.copytree(repo_root / "overlay_specs", root)
+    env = dict(os.environ, PYTHONPATH=str(repo_root), XDG_CACHE_HOME=str(tmp_path / "cache"))
+    argv = [sys.executable, "-m", "hpcos.cli", "--specs", str(root), "specs", "check"]
+    good = subprocess.run(argv, capture_output=True, text=True, timeout=300, env=env, cwd=repo_root)
+    assert good.returncode == 0, good.stderr
+    mpich = root / "mpich.yaml"
+    mpich.write_text(mpich.read_text().replace('"rank_count and mpich"', '"mpi_rank_count"'))
+    bad = subprocess.run(argv, capture_output=True, text=True, timeout=300, env=env, cwd=repo_root)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    [line] = [x for x in bad.stderr.splitlines() if "mpich.yaml" in x]
+    assert line.startswith(f"{root / 'mpich.yaml'}:") or line.startswith("overlay_specs/mpich.yaml:"), line
+    assert "tests[1]: expected an expression that selects a test of the suite; 'mpi_rank_count' selects none of " \
+           "the" in line and "collected on profile example-test-cluster.yaml" in line, line
+    # jobs render checks the same, so no job is rendered for a package the gate could never pass.
+    render = subprocess.run([*argv[:-2], "jobs", "render", "-o", str(tmp_path / "jobs")], capture_output=True,
+                            text=True, timeout=300, env=env, cwd=repo_root)
+    assert render.returncode == 2 and "'mpi_rank_count' selects none" in render.stderr, render.stderr
+    assert not (tmp_path / "jobs").exists()

@@ -82,9 +82,9 @@ CASES = {
     "identifier": ("site.yaml", "  folder: hpcos", "  folder: 'HPC OS'",
                    "overlay_specs/site.yaml:47: jenkins.folder: expected a name of letters, digits and _ . - "
                    "starting with a letter; found 'HPC OS'"),
-    "no-tests": ("mpich.yaml", 'tests: ["mpi and mpich", "mpi_rank_count"]', "tests: []",
+    "no-tests": ("mpich.yaml", 'tests: ["mpi and mpich", "rank_count and mpich"]', "tests: []",
                  "overlay_specs/mpich.yaml:18: tests: expected at least 1 item; found []"),
-    "bad-test-expression": ("mpich.yaml", '"mpi_rank_count"]', '"mpi and (mpich"]',
+    "bad-test-expression": ("mpich.yaml", '"rank_count and mpich"]', '"mpi and (mpich"]',
                             "overlay_specs/mpich.yaml:18: tests[1]: expected a pytest -k expression (expected "
                             "right parenthesis; got end of input); found 'mpi and (mpich'"),
     "short-reason": ("ucx.yaml", "    reason: >-\n      The module files export UCX_* for every MPI stack; programs "

@@ -41,6 +41,7 @@ COMMANDS = {
     "monitoring": "hpcos.cli.monitoring",  # hpcos monitoring config --cluster P
     "probes": "hpcos.cli.probes",  # hpcos probes build-osu SRC --mpi STACK
     "store": "hpcos.cli.store",  # hpcos store backup|restore DIR
+    "demo": "hpcos.cli.demo",  # hpcos demo: the cycle on a simulated site, from the shipped files
 }
 
 # Every error's exit code is its family's, in the one table: hpcos.core.errors.FAMILIES.

@@ -32,9 +32,12 @@ def register(sub) -> None:
 
 
 def _render(args) -> int:
+    from hpcos.cli.specs import check_suite
     from jobs.job_definitions import project
     from jobs.render import render
 
+    # A spec whose tests the gate can never find would render jobs that build what never reaches production.
+    check_suite(args.site)
     jobs = render(project(args.site.specs), out_dir=args.output)
     console.print(f"wrote {len(jobs)} jobs to {args.output}")
     return 0

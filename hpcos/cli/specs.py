@@ -7,6 +7,7 @@ import sys
 
 from hpcos.cli.console import console, emit
 from hpcos.core.sourced_yaml import InvalidInput
+from hpcos.site.specs import SITE_FILE
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -21,9 +22,27 @@ def register(sub) -> None:
     schema.set_defaults(func=schema_command)
 
 
+def check_suite(site) -> None:
+    """Refuse ``tests:`` expressions that select no test of the suite the site's test cluster runs
+    (collected with pytest on ``harness.profile``, every parameter included): the production gate
+    matches the same expressions against the same ids (``hpcos.repo.gate.matches``)."""
+    from harness.suite import collect, unselected
+    from hpcos.cli.test import suite_dir
+
+    spec_set = site.specs
+    profile = site.profile_path(str(spec_set.site.harness.profile))
+    if not profile.is_file():
+        doc = spec_set.docs[str(spec_set.root / SITE_FILE)]
+        raise InvalidInput([doc.error(("harness", "profile"), f"expected a cluster profile file; found no {profile}")])
+    errors = unselected(spec_set, collect(suite_dir(), profile), profile)
+    if errors:
+        raise InvalidInput(errors)
+
+
 def check_command(args) -> int:
     try:
         spec_set = args.site.specs
+        check_suite(args.site)
     except InvalidInput as exc:
         # One `file:line: field: message` line per error, the form editors and CI logs link to.
         for error in exc.errors:
@@ -32,7 +51,8 @@ def check_command(args) -> int:
         emit(f"hpcos: {count} error{'s' if count != 1 else ''} in {args.site.specs_dir}", file=sys.stderr)
         return InvalidInput.exit_code
     console.print(f"{spec_set.root}: site {spec_set.site.name!r} and "
-                  f"{len(spec_set.packages)} overlay packages are valid", soft_wrap=True)
+                  f"{len(spec_set.packages)} overlay packages are valid; every tests: expression selects a test "
+                  f"of the suite", soft_wrap=True)
     return 0
 
 

@@ -198,6 +198,15 @@ def changed_packages(spec_set: SpecSet, snapshot: Snapshot, dest: Snapshot | Non
             if any(fnmatch.fnmatchcase(n, glob) for n in names for glob in p.replaced_globs)]
 
 
+def selectable_id(test_id: str, mpi: str | None) -> str:
+    """The id ``tests:`` and ``required_tests`` expressions are matched on: a collected test's id
+    without its node, with its MPI stack as the parameter pytest's node id carries
+    (``test_pingpong[openmpi]``).  One id for the gate and ``hpcos specs check`` (harness/suite.py)."""
+    if not mpi or f"[{mpi}" in test_id or f"-{mpi}]" in test_id:
+        return test_id
+    return f"{test_id[:-1]}-{mpi}]" if test_id.endswith("]") else f"{test_id}[{mpi}]"
+
+
 def matches(expression: str, test_id: str) -> bool:
     """Whether a pytest ``-k`` expression selects ``test_id``, as ``-k`` matches on the full id: each
     name is a case-insensitive substring of a directory, the module file, or a ``::`` part of the id
@@ -217,11 +226,11 @@ def _required_tests_missing(spec_set: SpecSet, snapshot: Snapshot, dest: Snapsho
     for item in items:
         if site_list is None:
             why.setdefault(item, "")
-        elif any(matches(e, item[0]) for e in site_list):
+        elif any(matches(e, selectable_id(item[0], item[2])) for e in site_list):
             why.setdefault(item, "")
     for package in changed_packages(spec_set, snapshot, dest):
         for expression in package.tests:
-            selected = [item for item in items if matches(expression, item[0])]
+            selected = [item for item in items if matches(expression, selectable_id(item[0], item[2]))]
             if not selected:
                 return (f"changed package {package.name} requires tests matching {expression!r}, and the suite "
                         f"collects none on profile {site_profile.name!r}")

@@ -76,6 +76,9 @@ class TestResult:
     # environment (what a reproduction must set again) and those the profile's stack or the test set.
     env: dict[str, str] = field(default_factory=dict)
     profile_env: dict[str, str] = field(default_factory=dict)
+    # pytest's full node id, every parameter included (node, MPI stack): what the specs' `tests:`
+    # expressions select, as `hpcos specs check` selects them in the collected suite.
+    nodeid: str = ""
 
     @property
     def failed(self) -> bool:
