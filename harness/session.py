@@ -292,4 +292,6 @@ def with_module(command: str, stack: MpiStack) -> str:
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    # To the microsecond: the gate orders a run's start against deployments and out-of-service marks
+    # that can fall in the same second.
+    return datetime.now(UTC).isoformat(timespec="microseconds")

@@ -238,7 +238,7 @@ def out_of_service_command(args) -> int:
             raise UserError(f"{outside} not in profile {profile.name!r} ({profile.nodes})")
         change = out_of_service.mark(layout, profile.name, args.nodes, args.reason, out=not args.back)
         console.print(f"{change.nodes}: {'out of' if change.out else 'back in'} service on {profile.name} "
-                      f"since {change.time} ({change.reason or 'no reason given'}, by {change.user})",
+                      f"since {change.when} ({change.reason or 'no reason given'}, by {change.user})",
                       markup=False, highlight=False)
         return 0
     out = out_of_service.out_at(layout, profile.name)
