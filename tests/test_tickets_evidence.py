@@ -41,6 +41,25 @@ def test_two_btl_self_nights_are_one_cause_though_open_mpi_lost_the_explanation_
     assert "Grouped with this cause (evidence from the same run):" in text and "because test_ring" in text
 
 
+def test_mpirun_crashing_in_its_help_relay_joins_the_cause_the_other_jobs_printed():
+    """A real btl=self night (captured from tests/test_tickets_real_nights.py, 1 night in ~20): three
+    jobs printed Open MPI's explanation; in the fourth, mpirun itself segfaulted in its help relay
+    (ORTE_ERROR_LOG in show_help.c, then "Signal: Segmentation fault" through pmix_server_log_fn).  One
+    fault, one ticket: the crash joins the cause and says why."""
+    run = night("btl-self-relay-crash")
+    [crashed] = [r for r in run.failures() if "test_pingpong" in r.test_id]
+    assert "Segmentation fault" in crashed.message and "show_help.c" in crashed.message
+    [group] = group_failures(run)
+    assert content.summary(group) == f"[openmpi] 4 MPI tests fail on localhost: {UNREACHABLE}"
+    [why] = group.joined
+    assert why.startswith("test_pingpong on localhost printed no cause of its own (only 'Signal: "
+                          "Segmentation fault"), why
+    assert "mpirun's help relay, which crashed relaying it" in why
+    # A crash without the relay's errors is a cause of its own (a rank's segfault is not a lost message).
+    crashed.message = "\n".join(line for line in crashed.message.splitlines() if "show_help.c" not in line)
+    assert len(group_failures(run)) == 2
+
+
 def test_a_cause_less_failure_needs_the_same_stack_and_overlapping_nodes():
     run = night("btl-self-night2")
     for result in run.results:

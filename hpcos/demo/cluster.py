@@ -141,26 +141,8 @@ class Slurm:
                         f"RealMemory=1000 State=UNKNOWN\n" for n in self.nodes)
         parts = "".join(f"PartitionName={p} Nodes={','.join(ns)} MaxTime=INFINITE State=UP\n"
                         for p, ns in self.partitions.items())
-        self.conf.write_text(f"""ClusterName=hpcos-demo
-SlurmctldHost={socket.gethostname()}
-SlurmctldPort={_free_port()}
-AuthType=auth/munge
-AuthInfo=socket={sock}
-SlurmUser=root
-StateSaveLocation={d / 'state'}
-SlurmdSpoolDir={d / 'spool' / 'cur'}
-TmpFS={d / 'spool' / 'cur'}
-SlurmctldPidFile={d / 'slurmctld.pid'}
-SlurmdPidFile={d / 'slurmd-%n.pid'}
-SlurmctldLogFile={d / 'log' / 'slurmctld.log'}
-SlurmdLogFile={d / 'log' / 'slurmd-%n.log'}
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-JobAcctGatherType=jobacct_gather/none
-SelectType=select/cons_tres
-MailProg=/bin/true
-ReturnToService=2
-{nodes}{parts}""")
+        write_slurm_conf(d, cluster="hpcos-demo", controller=socket.gethostname(), munge_socket=sock, nodes=nodes,
+                         partition=parts, spool=str(d / "spool" / "cur"), extra=f"TmpFS={d / 'spool' / 'cur'}\n")
         _must(["slurmctld"], env=self.env)
         for node in self.nodes:
             spool = shlex.quote(str(d / "spool" / node))
@@ -189,8 +171,40 @@ ReturnToService=2
         stop_pids([*(d / f"slurmd-{n}.pid" for n in self.nodes), d / "slurmctld.pid", d / "munged.pid"])
 
 
-def stop_pids(pid_files: list[Path]) -> None:
-    """TERM every daemon at once, KILL what is still there after a grace period."""
+def write_slurm_conf(d: Path, *, cluster: str, controller: str, munge_socket: Path, nodes: str, partition: str,
+                     spool: str, slurmd_pid: str = "slurmd-%n.pid", slurmd_log: str = "slurmd-%n.log",
+                     extra: str = "") -> Path:
+    """``d/slurm.conf`` of a Slurm private to ``d`` (state, spool, logs, pid files), munge through a
+    private socket, no cgroups, no accounting: the one writer of the demo's and the tests' Slurms.
+    ``nodes`` are the NodeName lines, ``partition`` the PartitionName lines, ``spool`` the
+    SlurmdSpoolDir (``%n`` for one per node), ``extra`` further lines (a SlurmdPort, TmpFS, ...)."""
+    conf = d / "slurm.conf"
+    conf.write_text(f"""ClusterName={cluster}
+SlurmctldHost={controller}
+SlurmctldPort={_free_port()}
+{extra}AuthType=auth/munge
+AuthInfo=socket={munge_socket}
+SlurmUser=root
+StateSaveLocation={d / 'state'}
+SlurmdSpoolDir={spool}
+SlurmctldPidFile={d / 'slurmctld.pid'}
+SlurmdPidFile={d / slurmd_pid}
+SlurmctldLogFile={d / 'log' / 'slurmctld.log'}
+SlurmdLogFile={d / 'log' / slurmd_log}
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+SelectType=select/cons_tres
+MailProg=/bin/true
+ReturnToService=2
+{nodes.rstrip()}
+{partition.rstrip()}
+""")
+    return conf
+
+
+def stop_pids(pid_files: list[Path], grace: float = STOP_GRACE) -> None:
+    """TERM every daemon at once, KILL what is still there after ``grace`` seconds."""
     pids = []
     for pid_file in pid_files:
         with contextlib.suppress(OSError, ValueError):
@@ -198,7 +212,7 @@ def stop_pids(pid_files: list[Path]) -> None:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_GRACE
+    deadline = time.monotonic() + grace
     while pids and time.monotonic() < deadline:
         pids = [pid for pid in pids if _alive(pid)]
         time.sleep(0.05)

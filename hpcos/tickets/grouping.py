@@ -17,6 +17,7 @@ ticket of a specific cause of the same stack on overlapping nodes (``FailureGrou
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -24,7 +25,7 @@ from ClusterShell.NodeSet import NodeSet
 
 from hpcos.results.model import RunResults, TestResult
 from hpcos.tickets.fingerprint import CAUSE, TIMEOUT_CLASS, Fingerprint, alias_v1, fingerprint_and_reason
-from hpcos.tickets.reasons import choose
+from hpcos.tickets.reasons import Reason, choose
 
 
 def short_test(test_id: str) -> str:
@@ -124,6 +125,18 @@ _LOSES_ITS_EXPLANATION = frozenset({"openmpi", "mpich"})
 
 LOST = "MPI jobs fail, the MPI library's explanation lost"
 
+# Open MPI 4.1's help relay (show_help.c) can crash mpirun itself while it relays a rank's explanation:
+# "ORTE_ERROR_LOG: ... show_help.c", then mpirun's "Signal: Segmentation fault" with a backtrace through
+# pmix_server_log_fn.  That crash is the explanation lost, not a fault of the test's own.
+_HELP_RELAY = re.compile(r"ORTE_ERROR_LOG: .* in file \S*show_help\.c")
+_CRASH = re.compile(r"Segmentation fault|Bus error|\bsegfault at\b")
+
+
+def _relay_crash(result: TestResult, reason: Reason | None) -> bool:
+    """Whether ``reason`` is mpirun's help relay crashing (see _HELP_RELAY) rather than the job's cause."""
+    return (reason is not None and reason.family == "kernel" and bool(_CRASH.search(reason.line))
+            and bool(_HELP_RELAY.search(result.message)))
+
 
 def lost_explanation(fp: Fingerprint) -> str:
     """The library whose explanation a run lost in every job of ``fp`` ("" for any other group)."""
@@ -163,7 +176,8 @@ def assign(run: RunResults, names: frozenset[str] | None = None) -> list[tuple[T
     # The specific causes the run shows, per (MPI stack, class): where cause-less failures may go.
     causes: dict[tuple[str, str], dict[str, _Cause]] = defaultdict(dict)
     for result, fp, reason in assigned:
-        if result.mpi and not fp.by_test and reason is not None and reason.specific:
+        if result.mpi and not fp.by_test and reason is not None and reason.specific \
+                and not _relay_crash(result, reason):
             cause = causes[(result.mpi, fp.failure_class)].setdefault(fp.key, _Cause(fp, reason.family, reason.line))
             cause.nodes |= nodes_of(result)
             cause.tests.add(result.test_id)
@@ -172,7 +186,8 @@ def assign(run: RunResults, names: frozenset[str] | None = None) -> list[tuple[T
     for result, fp, reason in assigned:
         line = reason.line if reason is not None else result.message.strip().split("\n", 1)[0]
         why = ""
-        if fp.by_test and reason is not None and result.mpi and reason.family in _JOINABLE:
+        relay_crash = _relay_crash(result, reason)
+        if reason is not None and result.mpi and ((fp.by_test and reason.family in _JOINABLE) or relay_crash):
             mine = nodes_of(result)
             # Evidence: the cause on overlapping nodes (another test's job), or its own test on other nodes.
             found = [c for c in causes.get((result.mpi, fp.failure_class), {}).values()
@@ -185,6 +200,8 @@ def assign(run: RunResults, names: frozenset[str] | None = None) -> list[tuple[T
                 overlap = NodeSet.fromlist(sorted(chosen.nodes & mine or chosen.nodes))
                 said = line.split(": ", 1)[0] if line.startswith("exit code") else line[:80]
                 noise = f" and {reason.noise}'s launcher noise" if reason.noise else ""
+                if relay_crash:
+                    noise = " from mpirun's help relay, which crashed relaying it"
                 why = (f"{short_test(result.test_id)} on {result.node} printed no cause of its own (only "
                        f"{said or 'no output'!r}{noise}); the same run shows this cause for {result.mpi} on {overlap}")
                 fp = chosen.fingerprint

@@ -6,9 +6,7 @@ Commands reach it through ``SLURM_CONF`` (``LocalSlurm.env``).
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import subprocess
 import time
 from dataclasses import dataclass
@@ -17,6 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import require_tool
 
+from hpcos.demo.cluster import stop_pids
 from support.slurm_conf import write_slurm_conf
 from support.sshd_fixture import free_port
 
@@ -54,30 +53,7 @@ def _node_line() -> tuple[str, str, int]:
 
 def _stop(pid_files: list[Path]) -> None:
     """TERM every daemon at once; slurmctld may take seconds to save state it will never need: KILL it."""
-    pids = []
-    for pid_file in pid_files:
-        try:
-            pids.append(int(pid_file.read_text().strip()))
-        except (OSError, ValueError):
-            continue
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_GRACE
-    while pids and time.monotonic() < deadline:
-        pids = [pid for pid in pids if _alive(pid)]
-        time.sleep(0.05)
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    stop_pids(pid_files, grace=STOP_GRACE)
 
 
 def start_munged(d: Path, threads: int | None = None) -> Path:
