@@ -1,7 +1,10 @@
 """hpcos.core.runner: every launch is bounded, and a timeout kills the whole process tree."""
 
+import signal
+import threading
 import time
 
+import pytest
 from conftest import process_alive
 
 from hpcos.core.runner import run as run_process  # the one runner
@@ -82,3 +85,33 @@ def test_base_env_replaces_the_callers_environment(monkeypatch):
     monkeypatch.setenv("HPCOS_TRACKER_PASSWORD", "hunter2")
     result = run_process("env", timeout=10, base_env={"PATH": "/usr/bin:/bin"}, env={"ONLY": "1"})
     assert "hunter2" not in result.stdout and "ONLY=1" in result.stdout
+
+
+def test_an_interrupted_run_ends_the_command_and_what_it_started(tmp_path):
+    """Ctrl-C (or a signal handler's exception) while hpcos waits: the command runs in its own session,
+    so the terminal's SIGINT never reaches it; the runner ends its tree before the exception goes on."""
+    pids = tmp_path / "pids"
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    def interrupt_once_started():
+        deadline = time.monotonic() + 60
+        while not (pids.exists() and len(pids.read_text().split()) == 2) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR1)
+
+    previous = signal.signal(signal.SIGUSR1, interrupt)
+    interrupter = threading.Thread(target=interrupt_once_started, daemon=True)
+    interrupter.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_process(f"sleep 300 & echo $! >> {pids}; echo $$ >> {pids}; wait", timeout=120)
+    finally:
+        interrupter.join(timeout=70)
+        signal.signal(signal.SIGUSR1, previous)
+    recorded = [int(p) for p in pids.read_text().split()]
+    deadline = time.monotonic() + 5
+    while [pid for pid in recorded if process_alive(pid)] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [pid for pid in recorded if process_alive(pid)]

@@ -97,7 +97,13 @@ def _collect(proc: subprocess.Popen, started: float, timeout: float, merge_stder
     if input is not None:
         threading.Thread(target=_feed, args=(proc.stdin, input), daemon=True).start()
     deadline = started + timeout
-    timed_out = not _wait(proc, readers, deadline)
+    try:
+        timed_out = not _wait(proc, readers, deadline)
+    except BaseException:
+        # Interrupted (Ctrl-C, a signal handler's exception): the command ends with hpcos.  In its own
+        # session it never sees the terminal's Ctrl-C, and nothing else would stop it.
+        _kill_tree(proc, readers)
+        raise
     found = ""
     if timed_out:
         if before_kill is not None and proc.poll() is None:
