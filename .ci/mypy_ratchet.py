@@ -18,12 +18,19 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 ALLOWED = ROOT / ".ci" / "mypy-allowed.txt"
-ERROR = re.compile(r"^(?P<path>[^:]+):\d+(?::\d+)?: error: (?P<message>.*?)\s+\[(?P<code>[\w-]+)\]$")
+ERROR = re.compile(
+    r"^(?P<path>[^:]+):\d+(?::\d+)?: error: (?P<message>.*?)\s+\[(?P<code>[\w-]+)\]$"
+)
 
 
 def current_errors() -> Counter[str]:
-    done = subprocess.run([sys.executable, "-m", "mypy", "hpcos", "jobs", "harness"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=1800)
+    done = subprocess.run(
+        [sys.executable, "-m", "mypy", "hpcos", "jobs", "harness"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     if done.returncode not in (0, 1):
         sys.exit(f"mypy failed to run (exit {done.returncode}):\n{done.stdout}{done.stderr}")
     errors: Counter[str] = Counter()
@@ -46,8 +53,10 @@ def main() -> int:
         print(f"mypy: new error: {error}")
     for error in sorted(fixed.elements()):
         print(f"mypy: fixed, remove from {ALLOWED.relative_to(ROOT)}: {error}")
-    print(f"mypy: {sum(errors.values())} errors, {sum(allowed.values())} allowed, {sum(new.values())} new, "
-          f"{sum(fixed.values())} fixed")
+    print(
+        f"mypy: {sum(errors.values())} errors, {sum(allowed.values())} allowed, {sum(new.values())} new, "
+        f"{sum(fixed.values())} fixed"
+    )
     return 1 if new or fixed else 0
 
 

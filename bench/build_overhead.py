@@ -34,8 +34,11 @@ def padded_source(files: int) -> str:
     keeps the Makefile unchanged)."""
     from support.rpm_fixtures import GREETING_C
 
-    extra = "".join(f"double f{i}(double x) {{ double s = 0; for (int k = 0; k < {i + 10}; k++) s += x * k; "
-                    f"return s; }}\n" for i in range(files * 50))
+    extra = "".join(
+        f"double f{i}(double x) {{ double s = 0; for (int k = 0; k < {i + 10}; k++) s += x * k; "
+        f"return s; }}\n"
+        for i in range(files * 50)
+    )
     return extra + GREETING_C
 
 
@@ -48,7 +51,9 @@ def timed(cmd: list[str], cwd: Path | None = None, env: dict | None = None) -> f
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--files", type=int, default=0, help="extra C code, in units of 50 functions")
+    parser.add_argument(
+        "--files", type=int, default=0, help="extra C code, in units of 50 functions"
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="hpcos-bench-") as tmp:
@@ -56,17 +61,37 @@ def main() -> int:
         upstream = UpstreamPackage(c_source=padded_source(args.files))
         srpm = upstream.build_srpm(work)
         specs = work / "specs"
-        make_site(specs, {"name": "hello", "upstream": {"srpm_path": str(srpm)},
-                          "patches": [site_patch("0001-greet.patch")]}, {"0001-greet.patch": GOOD_PATCH})
+        make_site(
+            specs,
+            {
+                "name": "hello",
+                "upstream": {"srpm_path": str(srpm)},
+                "patches": [site_patch("0001-greet.patch")],
+            },
+            {"0001-greet.patch": GOOD_PATCH},
+        )
 
         def hpcos(store: Path) -> list[str]:
-            return [str(REPO / ".venv" / "bin" / "hpcos"), "--specs", str(specs), "--store", str(store), "build",
-                    "hello", "--target", "el9-x86_64", "--builder", "rpmbuild"]
+            return [
+                str(REPO / ".venv" / "bin" / "hpcos"),
+                "--specs",
+                str(specs),
+                "--store",
+                str(store),
+                "build",
+                "hello",
+                "--target",
+                "el9-x86_64",
+                "--builder",
+                "rpmbuild",
+            ]
 
         # rpmbuild builds only for its own host: this one presents itself as an EL9 build agent.
         agent = {**os.environ, **el_host(work / "el9-agent")}
         # One hpcos build first: its patched spec and sources are what the by-hand build starts from.
-        subprocess.run(hpcos(work / "warm"), check=True, env=agent, capture_output=True, timeout=TIMEOUT)
+        subprocess.run(
+            hpcos(work / "warm"), check=True, env=agent, capture_output=True, timeout=TIMEOUT
+        )
         prepared = next((work / "warm" / "builds" / "hello" / "el9-x86_64").iterdir()) / "rpmbuild"
 
         by_hand, with_hpcos = [], []
@@ -77,7 +102,9 @@ def main() -> int:
             repo = work / f"hand-repo{run}"
             repo.mkdir()
             start = time.perf_counter()
-            timed(["rpmbuild", "--define", f"_topdir {top}", "-ba", str(top / "SPECS" / "hello.spec")])
+            timed(
+                ["rpmbuild", "--define", f"_topdir {top}", "-ba", str(top / "SPECS" / "hello.spec")]
+            )
             for built in list((top / "RPMS").glob("*/*.rpm")) + list((top / "SRPMS").glob("*.rpm")):
                 shutil.copy2(built, repo / built.name)
             timed(["createrepo_c", "--update", str(repo)])

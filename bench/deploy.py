@@ -39,10 +39,16 @@ from hpcos.cli import main  # noqa: E402
 from hpcos.core.store_layout import StoreLayout  # noqa: E402
 from hpcos.repo import deployments  # noqa: E402
 
-A = {"base": [Rpm("alpha", "1.0"), Rpm("beta", "1.0")], "hpc-overlay": [Rpm("openmpi", "4.1.1", "1.hpc1", "x86_64")],
-     "kernel-overlay": [Rpm("kernel", "5.14.0", "1.hpc1", "x86_64")]}
-B = {"base": [Rpm("alpha", "1.1"), Rpm("beta", "1.0")], "hpc-overlay": [Rpm("openmpi", "4.1.2", "1.hpc1", "x86_64")],
-     "kernel-overlay": [Rpm("kernel", "5.14.0", "2.hpc1", "x86_64")]}
+A = {
+    "base": [Rpm("alpha", "1.0"), Rpm("beta", "1.0")],
+    "hpc-overlay": [Rpm("openmpi", "4.1.1", "1.hpc1", "x86_64")],
+    "kernel-overlay": [Rpm("kernel", "5.14.0", "1.hpc1", "x86_64")],
+}
+B = {
+    "base": [Rpm("alpha", "1.1"), Rpm("beta", "1.0")],
+    "hpc-overlay": [Rpm("openmpi", "4.1.2", "1.hpc1", "x86_64")],
+    "kernel-overlay": [Rpm("kernel", "5.14.0", "2.hpc1", "x86_64")],
+}
 
 
 def hpcos(site, *args: str) -> None:
@@ -55,7 +61,12 @@ def snapshot(site, contents) -> None:
     site.set_upstream("base", contents["base"])
     site.set_overlay("hpc-overlay", contents["hpc-overlay"])
     site.set_overlay("kernel-overlay", contents["kernel-overlay"])
-    for step in (["sync"], ["publish", "hpc-overlay"], ["publish", "kernel-overlay"], ["promote", "daily", "testing"]):
+    for step in (
+        ["sync"],
+        ["publish", "hpc-overlay"],
+        ["publish", "kernel-overlay"],
+        ["promote", "daily", "testing"],
+    ):
         hpcos(site, "repo", *step)
 
 
@@ -76,17 +87,25 @@ def site_with_golden_nodes(root: Path, names: list[str]):
 
 def batch_time(record: deployments.DeploymentRecord, nodes: list[str]) -> float:
     """A batch lasts, task by task, as long as its slowest node."""
-    return sum(max(record.nodes[n].durations.get(task, 0.0) for n in nodes) for task in deployments.TASKS)
+    return sum(
+        max(record.nodes[n].durations.get(task, 0.0) for n in nodes) for task in deployments.TASKS
+    )
 
 
 def main_bench() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=4)
     parser.add_argument("--batch-sizes", default="1,2,4")
-    parser.add_argument("--project", type=int, default=1000, help="project the wall time for this many nodes")
+    parser.add_argument(
+        "--project", type=int, default=1000, help="project the wall time for this many nodes"
+    )
     parser.add_argument("--no-slurm", action="store_true")
-    parser.add_argument("--launcher", choices=("local", "slurm"), default="local",
-                        help="how the node commands reach the nodes (slurm: srun in a maintenance reservation)")
+    parser.add_argument(
+        "--launcher",
+        choices=("local", "slurm"),
+        default="local",
+        help="how the node commands reach the nodes (slurm: srun in a maintenance reservation)",
+    )
     args = parser.parse_args()
     if args.launcher == "slurm" and args.no_slurm:
         parser.error("--launcher slurm needs Slurm (drop --no-slurm)")
@@ -94,7 +113,9 @@ def main_bench() -> None:
     names = [f"node{i}" for i in range(1, args.nodes + 1)]
     import logging
 
-    logging.getLogger("hpcos").setLevel(logging.WARNING)  # the deployment's progress lines are not figures
+    logging.getLogger("hpcos").setLevel(
+        logging.WARNING
+    )  # the deployment's progress lines are not figures
     with tempfile.TemporaryDirectory(prefix="hpcos-bench-deploy-") as tmp:
         root = Path(tmp)
         slurm = None if args.no_slurm else start_slurm_nodes(root / "slurm", names)
@@ -103,42 +124,74 @@ def main_bench() -> None:
                 os.environ.update(slurm.env)
                 slurm.wait_idle()
             site, golden = site_with_golden_nodes(root, names)
-            print(f"{args.nodes} simulated nodes, snapshot A -> B (alpha, openmpi and the kernel change; every node "
-                  f"reboots); drain/resume: {'none' if args.no_slurm else 'real Slurm'}; launcher {args.launcher}; "
-                  f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores\n")
+            print(
+                f"{args.nodes} simulated nodes, snapshot A -> B (alpha, openmpi and the kernel change; every node "
+                f"reboots); drain/resume: {'none' if args.no_slurm else 'real Slurm'}; launcher {args.launcher}; "
+                f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores\n"
+            )
             rows = []
             for size in sizes:
                 nodes_dir = root / f"nodes-{size}"
                 shutil.copytree(golden, nodes_dir, symlinks=True)
                 profile = root / f"profile-{size}.yaml"
-                profile.write_text(profile_yaml(nodes_dir, f"node[1-{args.nodes}]", batch_size=size,
-                                                drain="none" if args.no_slurm else "slurm", launcher=args.launcher))
+                profile.write_text(
+                    profile_yaml(
+                        nodes_dir,
+                        f"node[1-{args.nodes}]",
+                        batch_size=size,
+                        drain="none" if args.no_slurm else "slurm",
+                        launcher=args.launcher,
+                    )
+                )
                 started = time.monotonic()
-                code = main(["--specs", str(site.specs), "--store", str(site.store), "deploy", "testing",
-                             "--cluster", str(profile)])
+                code = main(
+                    [
+                        "--specs",
+                        str(site.specs),
+                        "--store",
+                        str(site.store),
+                        "deploy",
+                        "testing",
+                        "--cluster",
+                        str(profile),
+                    ]
+                )
                 wall = time.monotonic() - started
                 record = deployments.records(StoreLayout(site.store))[-1]
                 if code != 0 or record.failed_nodes:
                     sys.exit(f"deployment with batch size {size} failed: {record.failed_nodes}")
-                batches = [names[i:i + size] for i in range(0, len(names), size)]
+                batches = [names[i : i + size] for i in range(0, len(names), size)]
                 mean_batch = statistics.mean(batch_time(record, b) for b in batches)
                 rows.append((size, wall, record, mean_batch))
-            print("| batch size | wall time | batches | mean batch time | projected for "
-                  f"{args.project:,} nodes |")
+            print(
+                "| batch size | wall time | batches | mean batch time | projected for "
+                f"{args.project:,} nodes |"
+            )
             print("|---:|---:|---:|---:|---:|")
             for size, wall, _record, mean_batch in rows:
                 batches = math.ceil(args.nodes / size)
                 projected = math.ceil(args.project / size) * mean_batch
-                print(f"| {size} | {wall:.1f} s | {batches} | {mean_batch:.2f} s | {_duration(projected)} |")
-            print("\nper-task split (seconds per node: mean over nodes, and that task's share of the node's total)")
+                print(
+                    f"| {size} | {wall:.1f} s | {batches} | {mean_batch:.2f} s | {_duration(projected)} |"
+                )
+            print(
+                "\nper-task split (seconds per node: mean over nodes, and that task's share of the node's total)"
+            )
             print("| batch size | " + " | ".join(deployments.TASKS) + " |")
             print("|---:|" + "---:|" * len(deployments.TASKS))
             for size, _wall, record, _mean in rows:
-                means = {t: statistics.mean(n.durations.get(t, 0.0) for n in record.nodes.values())
-                         for t in deployments.TASKS}
+                means = {
+                    t: statistics.mean(n.durations.get(t, 0.0) for n in record.nodes.values())
+                    for t in deployments.TASKS
+                }
                 total = sum(means.values()) or 1.0
-                print(f"| {size} | " + " | ".join(f"{means[t]:.2f} ({100 * means[t] / total:.0f}%)"
-                                                   for t in deployments.TASKS) + " |")
+                print(
+                    f"| {size} | "
+                    + " | ".join(
+                        f"{means[t]:.2f} ({100 * means[t] / total:.0f}%)" for t in deployments.TASKS
+                    )
+                    + " |"
+                )
         finally:
             if slurm:
                 stop_slurm_nodes(slurm)

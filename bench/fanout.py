@@ -39,18 +39,46 @@ from hpcos.results.model import RunResults  # noqa: E402
 
 COMMAND_TIMEOUT = 900
 # The commands of integration_tests/test_nodes.py, as clush runs them.
-NODE_COMMANDS = ["hostname", "uname -r", "cat /proc/uptime",
-                 "probe=$(mktemp) && echo ok > $probe && cat $probe && rm -f $probe"]
+NODE_COMMANDS = [
+    "hostname",
+    "uname -r",
+    "cat /proc/uptime",
+    "probe=$(mktemp) && echo ok > $probe && cat $probe && rm -f $probe",
+]
 
 
-def hpcos_test(profile: Path, work: Path, *pytest_args: str, env: dict | None = None) -> tuple[float, RunResults]:
+def hpcos_test(
+    profile: Path, work: Path, *pytest_args: str, env: dict | None = None
+) -> tuple[float, RunResults]:
     results = work / "results.json"
-    argv = [sys.executable, "-m", "hpcos.cli", "test", "--cluster", str(profile), "--results", str(results),
-            "-q", "-p", "no:cacheprovider", *pytest_args]
+    argv = [
+        sys.executable,
+        "-m",
+        "hpcos.cli",
+        "test",
+        "--cluster",
+        str(profile),
+        "--results",
+        str(results),
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        *pytest_args,
+    ]
     started = time.perf_counter()
-    subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=3 * COMMAND_TIMEOUT,
-                   env={**os.environ, "XDG_CACHE_HOME": str(work / "cache"), "HPCOS_STORE": str(work / "store"),
-                        **(env or {})})
+    subprocess.run(
+        argv,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=3 * COMMAND_TIMEOUT,
+        env={
+            **os.environ,
+            "XDG_CACHE_HOME": str(work / "cache"),
+            "HPCOS_STORE": str(work / "store"),
+            **(env or {}),
+        },
+    )
     return time.perf_counter() - started, RunResults.read(results)
 
 
@@ -59,9 +87,23 @@ def clush(nodes: str, fanout: int, ssh_config: Path) -> tuple[float, int]:
     started = time.perf_counter()
     failed = 0
     for command in NODE_COMMANDS:
-        done = subprocess.run([str(clush_bin), "-w", nodes, "-f", str(fanout), "-b", "-S",
-                               "-o", f"-F {shlex.quote(str(ssh_config))} -oStrictHostKeyChecking=accept-new", command],
-                              capture_output=True, text=True, timeout=COMMAND_TIMEOUT)
+        done = subprocess.run(
+            [
+                str(clush_bin),
+                "-w",
+                nodes,
+                "-f",
+                str(fanout),
+                "-b",
+                "-S",
+                "-o",
+                f"-F {shlex.quote(str(ssh_config))} -oStrictHostKeyChecking=accept-new",
+                command,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_TIMEOUT,
+        )
         failed += done.returncode != 0
     return time.perf_counter() - started, failed
 
@@ -69,40 +111,57 @@ def clush(nodes: str, fanout: int, ssh_config: Path) -> tuple[float, int]:
 def launcher_fanout(profile: Path, nodes: str) -> tuple[float, int]:
     """The 4 commands through the ssh launcher's fan-out (what each node test does), from a process
     that imports the harness as pytest does."""
-    script = ("import sys, time\nfrom ClusterShell.NodeSet import NodeSet\n"
-              "from hpcos.cluster.launchers import launcher_for\nfrom hpcos.cluster.profiles import load_profile\n"
-              "launcher = launcher_for(load_profile(sys.argv[1])); nodes = NodeSet(sys.argv[2]); ok = 0\n"
-              "started = time.perf_counter()\n"
-              f"for command in {NODE_COMMANDS!r}:\n"
-              f"    ok += all(r.ok for r in launcher.run(command, nodes, timeout={COMMAND_TIMEOUT}).values())\n"
-              "print(time.perf_counter() - started, ok)\n")
-    done = subprocess.run([sys.executable, "-c", script, str(profile), nodes], cwd=REPO, capture_output=True,
-                          text=True, timeout=3 * COMMAND_TIMEOUT)
+    script = (
+        "import sys, time\nfrom ClusterShell.NodeSet import NodeSet\n"
+        "from hpcos.cluster.launchers import launcher_for\nfrom hpcos.cluster.profiles import load_profile\n"
+        "launcher = launcher_for(load_profile(sys.argv[1])); nodes = NodeSet(sys.argv[2]); ok = 0\n"
+        "started = time.perf_counter()\n"
+        f"for command in {NODE_COMMANDS!r}:\n"
+        f"    ok += all(r.ok for r in launcher.run(command, nodes, timeout={COMMAND_TIMEOUT}).values())\n"
+        "print(time.perf_counter() - started, ok)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(profile), nodes],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=3 * COMMAND_TIMEOUT,
+    )
     wall, ok = done.stdout.split()
     return float(wall), int(ok)
 
 
 def fanout_figures(count: int, fanout: int, multiplex: bool) -> None:
     nodes = f"node[0001-{count:04d}]"
-    print(f"1. {count} ssh node names, fanout {fanout}, {'with' if multiplex else 'without'} ssh multiplexing")
+    print(
+        f"1. {count} ssh node names, fanout {fanout}, {'with' if multiplex else 'without'} ssh multiplexing"
+    )
     with tempfile.TemporaryDirectory(prefix="hpcos-bench-hpcos-") as tmp:
         work = Path(tmp)
         sshd, proc = start_loopback_sshd(work, multiplex=multiplex)
         try:
             profile = work / "fanout.yaml"
-            profile.write_text(sshd.profile_yaml(nodes, fanout=fanout, command_timeout=COMMAND_TIMEOUT))
-            wall, run = hpcos_test(profile, work, "-m", "node", str(REPO / "integration_tests/test_nodes.py"))
+            profile.write_text(
+                sshd.profile_yaml(nodes, fanout=fanout, command_timeout=COMMAND_TIMEOUT)
+            )
+            wall, run = hpcos_test(
+                profile, work, "-m", "node", str(REPO / "integration_tests/test_nodes.py")
+            )
         finally:
             stop_loopback_sshd(sshd, proc)
     passed = sum(r.outcome == "passed" for r in run.results)
-    print(f"  hpcos test -m node:  {wall:7.1f} s wall  ({passed}/{len(run.results)} (test, node) passed; "
-          f"pre-flight + 4 fan-outs + versions; versions: {', '.join(sorted(run.versions)) or 'none'})")
+    print(
+        f"  hpcos test -m node:  {wall:7.1f} s wall  ({passed}/{len(run.results)} (test, node) passed; "
+        f"pre-flight + 4 fan-outs + versions; versions: {', '.join(sorted(run.versions)) or 'none'})"
+    )
     with tempfile.TemporaryDirectory(prefix="hpcos-bench-launcher-") as tmp:
         work = Path(tmp)
         sshd, proc = start_loopback_sshd(work, multiplex=multiplex)
         try:
             profile = work / "fanout.yaml"
-            profile.write_text(sshd.profile_yaml(nodes, fanout=fanout, command_timeout=COMMAND_TIMEOUT))
+            profile.write_text(
+                sshd.profile_yaml(nodes, fanout=fanout, command_timeout=COMMAND_TIMEOUT)
+            )
             wall_launcher, ok = launcher_fanout(profile, nodes)
         finally:
             stop_loopback_sshd(sshd, proc)
@@ -112,12 +171,18 @@ def fanout_figures(count: int, fanout: int, multiplex: bool) -> None:
             wall_clush, failed = clush(nodes, fanout, sshd.client_config)
         finally:
             stop_loopback_sshd(sshd, proc)
-    print(f"  clush (4 commands):  {wall_clush:7.1f} s wall  ({len(NODE_COMMANDS) - failed}/{len(NODE_COMMANDS)} "
-          "commands succeeded on every node)")
-    print(f"  the ssh launcher's fan-out alone (4 commands): {wall_launcher:7.1f} s wall ({ok}/{len(NODE_COMMANDS)} "
-          "commands succeeded on every node)")
+    print(
+        f"  clush (4 commands):  {wall_clush:7.1f} s wall  ({len(NODE_COMMANDS) - failed}/{len(NODE_COMMANDS)} "
+        "commands succeeded on every node)"
+    )
+    print(
+        f"  the ssh launcher's fan-out alone (4 commands): {wall_launcher:7.1f} s wall ({ok}/{len(NODE_COMMANDS)} "
+        "commands succeeded on every node)"
+    )
     print(f"  ratio fan-out / clush:          {wall_launcher / wall_clush:7.2f}")
-    print(f"  ratio hpcos test -m node / clush: {wall / wall_clush:7.2f}  (with the pre-flight round and pytest)")
+    print(
+        f"  ratio hpcos test -m node / clush: {wall / wall_clush:7.2f}  (with the pre-flight round and pytest)"
+    )
 
 
 def drained_figures() -> None:
@@ -132,15 +197,26 @@ def drained_figures() -> None:
                     cluster.wait_until({"drain"}, [drained])
                 profile = work / "slurm4.yaml"
                 profile.write_text(cluster.profile_yaml())
-                wall, run = hpcos_test(profile, work, "-k", "test_nodes or rank_count or ring",
-                                       str(REPO / "integration_tests/test_nodes.py"),
-                                       str(REPO / "integration_tests/test_mpi.py"), env=cluster.env)
+                wall, run = hpcos_test(
+                    profile,
+                    work,
+                    "-k",
+                    "test_nodes or rank_count or ring",
+                    str(REPO / "integration_tests/test_nodes.py"),
+                    str(REPO / "integration_tests/test_mpi.py"),
+                    env=cluster.env,
+                )
             finally:
                 stop_slurm_cluster(cluster)
-        outcomes = {o: sum(r.outcome == o for r in run.results) for o in ("passed", "failed", "error", "skipped")}
-        print(f"  {'n3 drained' if drained else 'none drained'}: {wall:6.1f} s wall; "
-              + ", ".join(f"{n} {o}" for o, n in outcomes.items() if n)
-              + f"; timeouts: {sum(r.failure_class == 'timeout' for r in run.results)}")
+        outcomes = {
+            o: sum(r.outcome == o for r in run.results)
+            for o in ("passed", "failed", "error", "skipped")
+        }
+        print(
+            f"  {'n3 drained' if drained else 'none drained'}: {wall:6.1f} s wall; "
+            + ", ".join(f"{n} {o}" for o, n in outcomes.items() if n)
+            + f"; timeouts: {sum(r.failure_class == 'timeout' for r in run.results)}"
+        )
 
 
 def main() -> int:

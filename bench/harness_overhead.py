@@ -70,14 +70,22 @@ def timed(argv: list[str], cwd: Path) -> tuple[float, float]:
     elapsed = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
-        sys.exit(f"failed ({done.returncode}): {' '.join(argv)}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+        sys.exit(
+            f"failed ({done.returncode}): {' '.join(argv)}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        )
     return elapsed, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reframe", default=DEFAULT_REFRAME, help=f"reframe executable (default: {DEFAULT_REFRAME})")
-    parser.add_argument("--repeat", type=int, default=3, help="runs of each; the median is reported")
+    parser.add_argument(
+        "--reframe",
+        default=DEFAULT_REFRAME,
+        help=f"reframe executable (default: {DEFAULT_REFRAME})",
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs of each; the median is reported"
+    )
     args = parser.parse_args()
     reframe = shutil.which(args.reframe) or (args.reframe if Path(args.reframe).is_file() else None)
     if not reframe:
@@ -91,25 +99,56 @@ def main() -> int:
         suite.mkdir()
         (suite / "test_overhead.py").write_text(HPCOS_CHECKS)
         (work / "checks.py").write_text(REFRAME_CHECKS)
-        hpcos_argv = [str(hpcos), "test", "--cluster", str(REPO / "integration_tests/clusters/local.yaml"),
-                      "--results", str(work / "results.json"), "--junitxml", str(work / "junit.xml"),
-                      "-q", "-p", "no:cacheprovider"]
-        reframe_argv = [reframe, "-c", str(work / "checks.py"), "-r", "--prefix", str(work / "reframe")]
+        hpcos_argv = [
+            str(hpcos),
+            "test",
+            "--cluster",
+            str(REPO / "integration_tests/clusters/local.yaml"),
+            "--results",
+            str(work / "results.json"),
+            "--junitxml",
+            str(work / "junit.xml"),
+            "-q",
+            "-p",
+            "no:cacheprovider",
+        ]
+        reframe_argv = [
+            reframe,
+            "-c",
+            str(work / "checks.py"),
+            "-r",
+            "--prefix",
+            str(work / "reframe"),
+        ]
         hpcos_times, reframe_times = [], []
         load = os.getloadavg()[0]
         for _ in range(args.repeat):
             hpcos_times.append(timed(hpcos_argv, work))
             reframe_times.append(timed(reframe_argv, work))
-        version = subprocess.run([reframe, "--version"], capture_output=True, text=True, timeout=60).stdout.strip()
+        version = subprocess.run(
+            [reframe, "--version"], capture_output=True, text=True, timeout=60
+        ).stdout.strip()
 
-    h, r = (statistics.median(t[0] for t in hpcos_times), statistics.median(t[0] for t in reframe_times))
-    hc, rc = (statistics.median(t[1] for t in hpcos_times), statistics.median(t[1] for t in reframe_times))
-    print(f"{CHECKS} trivial node checks (echo ok), local launcher, median of {args.repeat} runs, "
-          f"load average {load:.1f} before, {os.getloadavg()[0]:.1f} after, {os.cpu_count()} CPUs")
-    for label, times, wall, cpu in (("hpcos test", hpcos_times, h, hc),
-                                    (f"ReFrame {version}", reframe_times, r, rc)):
-        print(f"  {label:<18} {wall:6.2f} s wall, {cpu:5.2f} s CPU  "
-              f"(runs: {', '.join(f'{t[0]:.2f}' for t in times)})")
+    h, r = (
+        statistics.median(t[0] for t in hpcos_times),
+        statistics.median(t[0] for t in reframe_times),
+    )
+    hc, rc = (
+        statistics.median(t[1] for t in hpcos_times),
+        statistics.median(t[1] for t in reframe_times),
+    )
+    print(
+        f"{CHECKS} trivial node checks (echo ok), local launcher, median of {args.repeat} runs, "
+        f"load average {load:.1f} before, {os.getloadavg()[0]:.1f} after, {os.cpu_count()} CPUs"
+    )
+    for label, times, wall, cpu in (
+        ("hpcos test", hpcos_times, h, hc),
+        (f"ReFrame {version}", reframe_times, r, rc),
+    ):
+        print(
+            f"  {label:<18} {wall:6.2f} s wall, {cpu:5.2f} s CPU  "
+            f"(runs: {', '.join(f'{t[0]:.2f}' for t in times)})"
+        )
     print(f"  ratio hpcos/ReFrame: {h / r:.3f} wall, {hc / rc:.3f} CPU  (goal: <= 0.2)")
     return 0
 

@@ -30,36 +30,77 @@ HPCOS = str(Path(sys.executable).parent / "hpcos")
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--packages", type=int, default=248, help="overlay packages x 4 targets (248: 1,000 jobs)")
+    parser.add_argument(
+        "--packages", type=int, default=248, help="overlay packages x 4 targets (248: 1,000 jobs)"
+    )
     parser.add_argument("--delay", type=float, default=0.01)
     parser.add_argument("--workers", type=int, default=16)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="hpcos-bench-") as tmp:
         specs = write_site(Path(tmp, "specs"), args.packages)
         rendered = Path(tmp, "rendered")
-        subprocess.run([HPCOS, "--specs", str(specs), "jobs", "render", "-o", str(rendered)], check=True, timeout=300,
-                       stderr=subprocess.DEVNULL)
+        subprocess.run(
+            [HPCOS, "--specs", str(specs), "jobs", "render", "-o", str(rendered)],
+            check=True,
+            timeout=300,
+            stderr=subprocess.DEVNULL,
+        )
         jobs = len(list(rendered.rglob("config.xml")))
         token = secrets.token_urlsafe(12)  # the double's API token, new every run
         double = subprocess.Popen(
-            [sys.executable, "-m", "support.jenkins_double", "--seed", str(rendered),
-             "--delay", str(args.delay), "--user", "bench", "--token", token],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT / "tests")
+            [
+                sys.executable,
+                "-m",
+                "support.jenkins_double",
+                "--seed",
+                str(rendered),
+                "--delay",
+                str(args.delay),
+                "--user",
+                "bench",
+                "--token",
+                token,
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT / "tests",
+        )
         try:
             url = double.stdout.readline().strip()
-            env = dict(os.environ, HPCOS_JENKINS_USER="bench", HPCOS_JENKINS_TOKEN=token,
-                       XDG_CACHE_HOME=str(Path(tmp, "cache")))
+            env = dict(
+                os.environ,
+                HPCOS_JENKINS_USER="bench",
+                HPCOS_JENKINS_TOKEN=token,
+                XDG_CACHE_HOME=str(Path(tmp, "cache")),
+            )
             load = os.getloadavg()[0]
             timings = []
             for _ in ("cold", "warm"):
                 before = resource.getrusage(resource.RUSAGE_CHILDREN)
                 start = time.perf_counter()
-                run = subprocess.run([HPCOS, "--specs", str(specs), "jobs", "update", "--url", url,
-                                      "--workers", str(args.workers)], env=env, capture_output=True, text=True,
-                                     timeout=600)
+                run = subprocess.run(
+                    [
+                        HPCOS,
+                        "--specs",
+                        str(specs),
+                        "jobs",
+                        "update",
+                        "--url",
+                        url,
+                        "--workers",
+                        str(args.workers),
+                    ],
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    timeout=600,
+                )
                 wall = time.perf_counter() - start
                 after = resource.getrusage(resource.RUSAGE_CHILDREN)
-                timings.append((wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)))
+                timings.append(
+                    (wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime))
+                )
                 if run.returncode != 0:
                     break
             log, _ = double.communicate("", timeout=60)
@@ -73,12 +114,20 @@ def main() -> int:
         requests = json.loads(log)
         writes = [r for r in requests if r[0] == "POST"]
         print(f"load average before the run: {load:.1f} on {os.cpu_count()} CPUs")
-        print(f"jobs: {jobs}  delay per request: {args.delay * 1000:.0f} ms  workers: {args.workers}")
-        print(f"requests (both runs): {len(requests)}  config reads: "
-              f"{sum(r[1].endswith('/config.xml') for r in requests)}")
+        print(
+            f"jobs: {jobs}  delay per request: {args.delay * 1000:.0f} ms  workers: {args.workers}"
+        )
+        print(
+            f"requests (both runs): {len(requests)}  config reads: "
+            f"{sum(r[1].endswith('/config.xml') for r in requests)}"
+        )
         print(f"write requests: {len(writes)}  (goal: 0)")
-        for label, (wall, cpu) in zip(("empty digest cache", "warm digest cache"), timings, strict=False):
-            print(f"wall time of `hpcos jobs update`, {label}: {wall:.2f} s  (goal: < 2 s); CPU time: {cpu:.2f} s")
+        for label, (wall, cpu) in zip(
+            ("empty digest cache", "warm digest cache"), timings, strict=False
+        ):
+            print(
+                f"wall time of `hpcos jobs update`, {label}: {wall:.2f} s  (goal: < 2 s); CPU time: {cpu:.2f} s"
+            )
     return 0
 
 

@@ -35,27 +35,60 @@ def one_run(kill: bool) -> None:
             for name in ("test_mpi.py", "test_nodes.py", "conftest.py"):
                 (suite / name).write_text((REPO / "integration_tests" / name).read_text())
             pid_file = cluster.directory / "slurmd-n3.pid"
-            body = f"    os.kill(int(open({str(pid_file)!r}).read()), signal.SIGKILL)\n" if kill else "    pass\n"
-            (suite / "test_0_kill_n3.py").write_text(f"import os, signal\n\ndef test_kill_n3(mpi_nodes):\n{body}")
+            body = (
+                f"    os.kill(int(open({str(pid_file)!r}).read()), signal.SIGKILL)\n"
+                if kill
+                else "    pass\n"
+            )
+            (suite / "test_0_kill_n3.py").write_text(
+                f"import os, signal\n\ndef test_kill_n3(mpi_nodes):\n{body}"
+            )
             profile = work / "slurm4.yaml"
             profile.write_text(cluster.profile_yaml(command_timeout=30, mpi_timeout=60))
             results = work / "results.json"
             started = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "hpcos.cli", "test", "--cluster", str(profile), "--results",
-                            str(results), "-q", "-p", "no:cacheprovider", "-k", "kill or rank_count or test_nodes"],
-                           cwd=suite.parent, capture_output=True, text=True, timeout=1800,
-                           env={**os.environ, **cluster.env, "XDG_CACHE_HOME": str(work / "cache"),
-                                "HPCOS_STORE": str(work / "store")})
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "hpcos.cli",
+                    "test",
+                    "--cluster",
+                    str(profile),
+                    "--results",
+                    str(results),
+                    "-q",
+                    "-p",
+                    "no:cacheprovider",
+                    "-k",
+                    "kill or rank_count or test_nodes",
+                ],
+                cwd=suite.parent,
+                capture_output=True,
+                text=True,
+                timeout=1800,
+                env={
+                    **os.environ,
+                    **cluster.env,
+                    "XDG_CACHE_HOME": str(work / "cache"),
+                    "HPCOS_STORE": str(work / "store"),
+                },
+            )
             wall = time.perf_counter() - started
             run = RunResults.read(results)
         finally:
             stop_slurm_cluster(cluster)
     on_n3 = [r for r in run.results if r.node and "n3" in NodeSet(r.node)]
-    outcomes = {o: sum(r.outcome == o for r in run.results) for o in ("passed", "failed", "error", "skipped")}
-    print(f"  {'n3 slurmd killed' if kill else 'every node up    '}: {wall:6.1f} s wall; "
-          + ", ".join(f"{n} {o}" for o, n in outcomes.items() if n)
-          + f"; timeouts: {sum(r.failure_class == 'timeout' for r in run.results)}; "
-          f"time in results touching n3: {sum(r.duration for r in on_n3):.1f} s")
+    outcomes = {
+        o: sum(r.outcome == o for r in run.results)
+        for o in ("passed", "failed", "error", "skipped")
+    }
+    print(
+        f"  {'n3 slurmd killed' if kill else 'every node up    '}: {wall:6.1f} s wall; "
+        + ", ".join(f"{n} {o}" for o, n in outcomes.items() if n)
+        + f"; timeouts: {sum(r.failure_class == 'timeout' for r in run.results)}; "
+        f"time in results touching n3: {sum(r.duration for r in on_n3):.1f} s"
+    )
 
 
 def main() -> int:

@@ -47,33 +47,51 @@ def packages(count: int, changed: float, new: bool) -> list[tuple[str, str, str]
 def write_repo(repo: Path, pkgs: list[tuple[str, str, str]], advisories: bool) -> None:
     data = repo / "repodata"
     data.mkdir(parents=True)
-    primary = ['<?xml version="1.0" encoding="UTF-8"?>\n<metadata xmlns="http://linux.duke.edu/metadata/common" '
-               f'xmlns:rpm="http://linux.duke.edu/metadata/rpm" packages="{len(pkgs)}">']
-    other = ['<?xml version="1.0" encoding="UTF-8"?>\n<otherdata xmlns="http://linux.duke.edu/metadata/other" '
-             f'packages="{len(pkgs)}">']
+    primary = [
+        '<?xml version="1.0" encoding="UTF-8"?>\n<metadata xmlns="http://linux.duke.edu/metadata/common" '
+        f'xmlns:rpm="http://linux.duke.edu/metadata/rpm" packages="{len(pkgs)}">'
+    ]
+    other = [
+        '<?xml version="1.0" encoding="UTF-8"?>\n<otherdata xmlns="http://linux.duke.edu/metadata/other" '
+        f'packages="{len(pkgs)}">'
+    ]
     for name, ver, rel in pkgs:
         pkgid = hashlib.sha256(f"{name}-{ver}-{rel}".encode()).hexdigest()
-        primary.append(f'<package type="rpm"><name>{name}</name><arch>x86_64</arch>'
-                       f'<version epoch="0" ver="{ver}" rel="{rel}"/><checksum type="sha256" pkgid="YES">{pkgid}'
-                       f'</checksum><location href="Packages/{name}-{ver}-{rel}.x86_64.rpm"/></package>')
-        logs = "".join(f'<changelog author="Packager &lt;p@example.org&gt; - {ver}-{rel}" date="{1700000000 + k}">'
-                       f'- change {k} of {escape(name)}</changelog>' for k in range(3))
-        other.append(f'<package pkgid="{pkgid}" name="{name}" arch="x86_64"><version epoch="0" ver="{ver}" '
-                     f'rel="{rel}"/>{logs}</package>')
+        primary.append(
+            f'<package type="rpm"><name>{name}</name><arch>x86_64</arch>'
+            f'<version epoch="0" ver="{ver}" rel="{rel}"/><checksum type="sha256" pkgid="YES">{pkgid}'
+            f'</checksum><location href="Packages/{name}-{ver}-{rel}.x86_64.rpm"/></package>'
+        )
+        logs = "".join(
+            f'<changelog author="Packager &lt;p@example.org&gt; - {ver}-{rel}" date="{1700000000 + k}">'
+            f"- change {k} of {escape(name)}</changelog>"
+            for k in range(3)
+        )
+        other.append(
+            f'<package pkgid="{pkgid}" name="{name}" arch="x86_64"><version epoch="0" ver="{ver}" '
+            f'rel="{rel}"/>{logs}</package>'
+        )
     primary.append("</metadata>")
     other.append("</otherdata>")
-    files = {"primary": ("primary.xml.gz", "\n".join(primary)), "other": ("other.xml.gz", "\n".join(other))}
+    files = {
+        "primary": ("primary.xml.gz", "\n".join(primary)),
+        "other": ("other.xml.gz", "\n".join(other)),
+    }
     if advisories:
         updates = ['<?xml version="1.0" encoding="UTF-8"?>\n<updates>']
         for i, (name, ver, rel) in enumerate(p for p in pkgs if p[2] == "2.el9"):
             if i % 20 == 0:
-                updates.append(f'<update type="security"><id>RLSA-2026:{i:05d}</id><title>{name} update</title>'
-                               f'<severity>Important</severity><issued date="2026-11-29 00:00:00"/><pkglist>'
-                               f'<collection><package name="{name}" version="{ver}" release="{rel}" epoch="0" '
-                               f'arch="x86_64"/></collection></pkglist></update>')
+                updates.append(
+                    f'<update type="security"><id>RLSA-2026:{i:05d}</id><title>{name} update</title>'
+                    f'<severity>Important</severity><issued date="2026-11-29 00:00:00"/><pkglist>'
+                    f'<collection><package name="{name}" version="{ver}" release="{rel}" epoch="0" '
+                    f'arch="x86_64"/></collection></pkglist></update>'
+                )
         updates.append("</updates>")
         files["updateinfo"] = ("updateinfo.xml.gz", "\n".join(updates))
-    repomd = ['<?xml version="1.0" encoding="UTF-8"?>\n<repomd xmlns="http://linux.duke.edu/metadata/repo">']
+    repomd = [
+        '<?xml version="1.0" encoding="UTF-8"?>\n<repomd xmlns="http://linux.duke.edu/metadata/repo">'
+    ]
     for kind, (filename, text) in files.items():
         (data / filename).write_bytes(gzip.compress(text.encode(), compresslevel=1))
         repomd.append(f'<data type="{kind}"><location href="repodata/{filename}"/></data>')
@@ -106,26 +124,49 @@ harness: {{profile: {test}, production_profile: {prod}}}
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--packages", type=int, default=20000)
-    parser.add_argument("--changed", type=float, default=0.25, help="fraction of packages that change")
+    parser.add_argument(
+        "--changed", type=float, default=0.25, help="fraction of packages that change"
+    )
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="hpcos-bench-") as tmp:
         store, specs = Path(tmp, "store"), Path(tmp, "specs")
         specs.mkdir()
         clusters = ROOT / "integration_tests" / "clusters"
-        (specs / "site.yaml").write_text(SITE.format(store=store, test=clusters / "example-test-cluster.yaml",
-                                                     prod=clusters / "example-production.yaml"))
+        (specs / "site.yaml").write_text(
+            SITE.format(
+                store=store,
+                test=clusters / "example-test-cluster.yaml",
+                prod=clusters / "example-production.yaml",
+            )
+        )
         layout = StoreLayout(store)
         started = time.perf_counter()
         snapshot(layout, packages(args.packages, args.changed, new=False), False, "production")
         snapshot(layout, packages(args.packages, args.changed, new=True), True, "testing")
-        print(f"made two {args.packages}-package snapshots in {time.perf_counter() - started:.1f} s")
+        print(
+            f"made two {args.packages}-package snapshots in {time.perf_counter() - started:.1f} s"
+        )
         walls = []
         for _ in range(args.runs):
             start = time.perf_counter()
-            done = subprocess.run([HPCOS, "--specs", str(specs), "--store", str(store), "outage", "plan",
-                                   "--no-wiki", "-o", str(Path(tmp, "out"))], capture_output=True, text=True,
-                                  timeout=1800)
+            done = subprocess.run(
+                [
+                    HPCOS,
+                    "--specs",
+                    str(specs),
+                    "--store",
+                    str(store),
+                    "outage",
+                    "plan",
+                    "--no-wiki",
+                    "-o",
+                    str(Path(tmp, "out")),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=1800,
+            )
             walls.append(time.perf_counter() - start)
             if done.returncode:
                 print(done.stderr, file=sys.stderr)
@@ -134,8 +175,10 @@ def main() -> int:
         size = Path(tmp, "out", "plan.html").stat().st_size
         print(f"load average before the runs: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
         print(f"package changes in the plan: {changes}; plan.html {size / 1e6:.1f} MB")
-        print(f"`hpcos outage plan` wall time: median {statistics.median(walls):.2f} s over {args.runs} runs "
-              f"(min {min(walls):.2f} s, max {max(walls):.2f} s)")
+        print(
+            f"`hpcos outage plan` wall time: median {statistics.median(walls):.2f} s over {args.runs} runs "
+            f"(min {min(walls):.2f} s, max {max(walls):.2f} s)"
+        )
     return 0
 
 

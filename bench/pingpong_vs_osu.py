@@ -76,8 +76,10 @@ def refuse(message: str) -> NoReturn:
 def run(argv: list[str]) -> str:
     done = run_process(argv, timeout=TIMEOUT, env=ROOT_OK)
     if done.timed_out or done.exit_code != 0:
-        raise SystemExit(f"{shlex.join(argv)}: {'timed out' if done.timed_out else f'exit {done.exit_code}'}\n"
-                         f"{done.stderr[-2000:]}{done.stdout[-2000:]}")
+        raise SystemExit(
+            f"{shlex.join(argv)}: {'timed out' if done.timed_out else f'exit {done.exit_code}'}\n"
+            f"{done.stderr[-2000:]}{done.stdout[-2000:]}"
+        )
     return done.stdout
 
 
@@ -91,17 +93,25 @@ def osu_dirs(values: list[str], stacks: list[str]) -> dict[str, Path]:
         if stack not in STACKS:
             refuse(f"--osu-dir {value!r}: unknown MPI stack {stack!r} (known: {', '.join(STACKS)})")
         base = Path(directory)
-        candidates = [base / "osu_latency", base / "pt2pt" / "osu_latency", base / "mpi" / "pt2pt" / "osu_latency",
-                      *sorted(base.glob("**/pt2pt/**/osu_latency"))]
+        candidates = [
+            base / "osu_latency",
+            base / "pt2pt" / "osu_latency",
+            base / "mpi" / "pt2pt" / "osu_latency",
+            *sorted(base.glob("**/pt2pt/**/osu_latency")),
+        ]
         binary = next((c for c in candidates if c.is_file() and os.access(c, os.X_OK)), None)
         if binary is None:
-            refuse(f"--osu-dir {stack}={directory}: no executable osu_latency there "
-                          f"(looked in {', '.join(str(c.parent) for c in candidates[:3])})")
+            refuse(
+                f"--osu-dir {stack}={directory}: no executable osu_latency there "
+                f"(looked in {', '.join(str(c.parent) for c in candidates[:3])})"
+            )
         found[stack] = binary
     missing = [s for s in stacks if s not in found]
     if missing:
-        refuse(f"no --osu-dir for {', '.join(missing)}: each MPI stack needs OSU built with its own mpicc "
-                      f"(hpcos probes build-osu SRC --mpi {missing[0]})")
+        refuse(
+            f"no --osu-dir for {', '.join(missing)}: each MPI stack needs OSU built with its own mpicc "
+            f"(hpcos probes build-osu SRC --mpi {missing[0]})"
+        )
     return found
 
 
@@ -113,8 +123,10 @@ def exchanges(size: int, iters: int) -> int:
 
 def probe_latency(launcher: list[str], binary: Path, size: int, n: int) -> float:
     # One warm-up repetition and one timed repetition of n exchanges: OSU's -x n -i n.
-    out = probe.parse(run([*launcher, "2", str(binary), "-s", str(size), "-i", str(n), "-r", "1", "-w", "1"]),
-                      "pingpong")
+    out = probe.parse(
+        run([*launcher, "2", str(binary), "-s", str(size), "-i", str(n), "-r", "1", "-w", "1"]),
+        "pingpong",
+    )
     return out.median("latency_us", size)
 
 
@@ -136,25 +148,42 @@ def wtime_cost_ns(mpicc: str, launcher: list[str]) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--osu-dir", action="append", default=[], metavar="STACK=DIR",
-                        help="OSU Micro-Benchmarks built for STACK (once per stack)")
-    parser.add_argument("--mpi", default=None, help="stacks to compare (default: those given --osu-dir)")
+    parser.add_argument(
+        "--osu-dir",
+        action="append",
+        default=[],
+        metavar="STACK=DIR",
+        help="OSU Micro-Benchmarks built for STACK (once per stack)",
+    )
+    parser.add_argument(
+        "--mpi", default=None, help="stacks to compare (default: those given --osu-dir)"
+    )
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--sizes", default="8,1024,65536")
-    parser.add_argument("--iters", type=int, default=1000, help="timed exchanges per size (fewer above 8 KiB)")
+    parser.add_argument(
+        "--iters", type=int, default=1000, help="timed exchanges per size (fewer above 8 KiB)"
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     if any(s < 1 for s in sizes):
         refuse("--sizes: OSU's -m MIN:MAX needs sizes of at least 1 byte")
-    stacks = [s for s in (args.mpi or ",".join(v.partition("=")[0] for v in args.osu_dir)).split(",") if s]
+    stacks = [
+        s for s in (args.mpi or ",".join(v.partition("=")[0] for v in args.osu_dir)).split(",") if s
+    ]
     if not stacks:
-        refuse("give --osu-dir STACK=DIR for each MPI stack to compare (e.g. --osu-dir openmpi=/opt/omb)")
+        refuse(
+            "give --osu-dir STACK=DIR for each MPI stack to compare (e.g. --osu-dir openmpi=/opt/omb)"
+        )
     binaries = osu_dirs(args.osu_dir, stacks)
 
-    print(f"ping-pong probe vs osu_latency, 2 ranks on {os.uname().nodename}, {args.rounds} alternating rounds "
-          f"per size, medians over rounds; load average {os.getloadavg()[0]:.1f}")
-    print(f"{'stack':8} {'size B':>7} {'exchanges':>9} {'probe us':>9} {'osu us':>9} {'osu/probe':>9} "
-          f"{'osu-probe us':>12} {'Wtime/2 us':>10}")
+    print(
+        f"ping-pong probe vs osu_latency, 2 ranks on {os.uname().nodename}, {args.rounds} alternating rounds "
+        f"per size, medians over rounds; load average {os.getloadavg()[0]:.1f}"
+    )
+    print(
+        f"{'stack':8} {'size B':>7} {'exchanges':>9} {'probe us':>9} {'osu us':>9} {'osu/probe':>9} "
+        f"{'osu-probe us':>12} {'Wtime/2 us':>10}"
+    )
     for stack in stacks:
         mpicc, launcher = STACKS[stack]
         probe_binary = build_probe("pingpong", mpicc)
@@ -166,9 +195,13 @@ def main() -> int:
                 ours.append(probe_latency(launcher, probe_binary, size, n))
                 theirs.append(osu_latency(launcher, binaries[stack], size, n))
             a, b = statistics.median(ours), statistics.median(theirs)
-            print(f"{stack:8} {size:7d} {n:9d} {a:9.3f} {b:9.3f} {b / a:9.3f} {b - a:12.3f} {wtime / 2000:10.3f}")
-        print(f"{stack:8} MPI_Wtime costs {wtime:.1f} ns here: osu_latency's one-way latency carries about half "
-              "of one call per round trip")
+            print(
+                f"{stack:8} {size:7d} {n:9d} {a:9.3f} {b:9.3f} {b / a:9.3f} {b - a:12.3f} {wtime / 2000:10.3f}"
+            )
+        print(
+            f"{stack:8} MPI_Wtime costs {wtime:.1f} ns here: osu_latency's one-way latency carries about half "
+            "of one call per round trip"
+        )
     return 0
 
 

@@ -61,8 +61,10 @@ def fabricate(layout: StoreLayout, packages: int, size: int) -> str:
     (entry / "Packages").mkdir()
     (entry / "repodata").mkdir()
     blob = os.urandom(size)
-    lines = ['<?xml version="1.0"?>\n<metadata xmlns="http://linux.duke.edu/metadata/common" '
-             f'packages="{packages}">']
+    lines = [
+        '<?xml version="1.0"?>\n<metadata xmlns="http://linux.duke.edu/metadata/common" '
+        f'packages="{packages}">'
+    ]
     for i in range(packages):
         name = f"pkg{i:05d}-1.0-1.el9.x86_64.rpm"
         digest = f"{i:064x}"
@@ -70,14 +72,17 @@ def fabricate(layout: StoreLayout, packages: int, size: int) -> str:
         stored.parent.mkdir(parents=True, exist_ok=True)
         stored.write_bytes(blob[:-8] + i.to_bytes(8, "big"))
         os.link(stored, entry / "Packages" / name)
-        lines.append(f'<package type="rpm"><name>pkg{i:05d}</name><arch>x86_64</arch>'
-                     f'<version epoch="0" ver="1.0" rel="1.el9"/><checksum type="sha256">{digest}</checksum>'
-                     f'<location href="Packages/{name}"/></package>')
+        lines.append(
+            f'<package type="rpm"><name>pkg{i:05d}</name><arch>x86_64</arch>'
+            f'<version epoch="0" ver="1.0" rel="1.el9"/><checksum type="sha256">{digest}</checksum>'
+            f'<location href="Packages/{name}"/></package>'
+        )
     lines.append("</metadata>")
     (entry / "repodata" / "primary.xml.gz").write_bytes(gzip.compress("\n".join(lines).encode()))
     (entry / "repodata" / "repomd.xml").write_text(
         '<?xml version="1.0"?><repomd xmlns="http://linux.duke.edu/metadata/repo"><data type="primary">'
-        '<location href="repodata/primary.xml.gz"/></data></repomd>')
+        '<location href="repodata/primary.xml.gz"/></data></repomd>'
+    )
     snapshot = staging.commit()
     Environments(layout).environment("daily").switch(snapshot.id, "sync", reason="bench")
     return snapshot.id
@@ -100,13 +105,30 @@ def run(packages: int, size: int, workdir: Path) -> None:
         snapshot_id = fabricate(layout, packages, size)
         subprocess.run(["sync"], check=True)
         before = disk_usage(layout.root)
-        seconds, _ = timed(lambda: promotion.promote(spec_set, layout, "daily", "testing", reason="bench"))
+        seconds, _ = timed(
+            lambda: promotion.promote(spec_set, layout, "daily", "testing", reason="bench")
+        )
         promote_disk = disk_usage(layout.root) - before
-        argv = [sys.executable, "-m", "hpcos.cli", "--specs", str(specs), "--store", str(layout.root),
-                "repo", "promote", "daily", "testing"]
-        cli_seconds, _ = timed(lambda: subprocess.run(argv, check=True, capture_output=True, timeout=600))
-        rows = [("hpcos repo promote daily testing (in process)", seconds, promote_disk),
-                ("hpcos repo promote daily testing (CLI, incl. Python start-up)", cli_seconds, None)]
+        argv = [
+            sys.executable,
+            "-m",
+            "hpcos.cli",
+            "--specs",
+            str(specs),
+            "--store",
+            str(layout.root),
+            "repo",
+            "promote",
+            "daily",
+            "testing",
+        ]
+        cli_seconds, _ = timed(
+            lambda: subprocess.run(argv, check=True, capture_output=True, timeout=600)
+        )
+        rows = [
+            ("hpcos repo promote daily testing (in process)", seconds, promote_disk),
+            ("hpcos repo promote daily testing (CLI, incl. Python start-up)", cli_seconds, None),
+        ]
         source = layout.snapshots / snapshot_id
         for tool, cmd in (("cp -a", ["cp", "-a"]), ("rsync -a", ["rsync", "-a"])):
             if not shutil.which(cmd[0]):
@@ -114,10 +136,15 @@ def run(packages: int, size: int, workdir: Path) -> None:
                 continue
             dest = root / f"copy-{cmd[0]}"
             subprocess.run(["sync"], check=True)
-            copy_seconds, _ = timed(lambda cmd=cmd, dest=dest: subprocess.run(
-                [*cmd, f"{source}/", str(dest)], check=True, timeout=3600))
+            copy_seconds, _ = timed(
+                lambda cmd=cmd, dest=dest: subprocess.run(
+                    [*cmd, f"{source}/", str(dest)], check=True, timeout=3600
+                )
+            )
             rows.append((f"{tool} of the snapshot", copy_seconds, disk_usage(dest)))
-        print(f"\n{packages} packages of {size} bytes ({packages * size / 2**20:.0f} MiB of package data):")
+        print(
+            f"\n{packages} packages of {size} bytes ({packages * size / 2**20:.0f} MiB of package data):"
+        )
         for label, secs, disk in rows:
             shown_secs = f"{secs * 1000:9.1f} ms" if secs is not None else "        -   "
             shown_disk = f"{disk / 1024:12.1f} KiB extra disk" if disk is not None else ""
@@ -127,7 +154,9 @@ def run(packages: int, size: int, workdir: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--packages", default="1000,5000,20000")
     parser.add_argument("--package-size", type=int, default=4096)
     parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()))

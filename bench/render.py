@@ -30,7 +30,9 @@ def timed(cmd: list[str]) -> tuple[float, float]:
     """Wall time and CPU time (user + system, all processes of the command)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run(cmd, check=True, timeout=600, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        cmd, check=True, timeout=600, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -42,7 +44,9 @@ def tree(root: Path) -> dict[str, bytes]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--packages", type=int, default=248, help="overlay packages x 4 targets (248: 1,000 jobs)")
+    parser.add_argument(
+        "--packages", type=int, default=248, help="overlay packages x 4 targets (248: 1,000 jobs)"
+    )
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="hpcos-bench-") as tmp:
@@ -50,14 +54,40 @@ def main() -> int:
         specs = write_site(tmp / "specs", args.packages)
         jjb_yaml = tmp / "hpcos-jobs.yaml"
         with jjb_yaml.open("w") as out:
-            subprocess.run([BIN / "hpcos", "--specs", specs, "jobs", "yaml"], check=True, stdout=out, timeout=300)
-        ours_cmd = [str(BIN / "hpcos"), "--specs", str(specs), "jobs", "render", "-o", str(tmp / "hpcos")]
-        theirs_cmd = [str(BIN / "jenkins-jobs"), "--conf", str(JJB_CONFIG), "-l", "error", "test", "--config-xml",
-                      "-o", str(tmp / "jjb"), str(jjb_yaml)]
+            subprocess.run(
+                [BIN / "hpcos", "--specs", specs, "jobs", "yaml"],
+                check=True,
+                stdout=out,
+                timeout=300,
+            )
+        ours_cmd = [
+            str(BIN / "hpcos"),
+            "--specs",
+            str(specs),
+            "jobs",
+            "render",
+            "-o",
+            str(tmp / "hpcos"),
+        ]
+        theirs_cmd = [
+            str(BIN / "jenkins-jobs"),
+            "--conf",
+            str(JJB_CONFIG),
+            "-l",
+            "error",
+            "test",
+            "--config-xml",
+            "-o",
+            str(tmp / "jjb"),
+            str(jjb_yaml),
+        ]
         ours, theirs = [], []
         load = os.getloadavg()[0]
         for _ in range(args.rounds):
-            for times, cmd, out in ((ours, ours_cmd, tmp / "hpcos"), (theirs, theirs_cmd, tmp / "jjb")):
+            for times, cmd, out in (
+                (ours, ours_cmd, tmp / "hpcos"),
+                (theirs, theirs_cmd, tmp / "jjb"),
+            ):
                 shutil.rmtree(out, ignore_errors=True)
                 times.append(timed(cmd))
         hpcos_tree, jjb_tree = tree(tmp / "hpcos"), tree(tmp / "jjb")
@@ -66,11 +96,15 @@ def main() -> int:
         print(f"jobs: {len(jjb_tree)}  rounds: {args.rounds}")
         for label, times in (("hpcos jobs render", ours), ("jenkins-jobs test", theirs)):
             walls, cpus = [t[0] for t in times], [t[1] for t in times]
-            print(f"{label}:  wall median {statistics.median(walls):.2f} s (min {min(walls):.2f} s)  "
-                  f"CPU median {statistics.median(cpus):.2f} s")
+            print(
+                f"{label}:  wall median {statistics.median(walls):.2f} s (min {min(walls):.2f} s)  "
+                f"CPU median {statistics.median(cpus):.2f} s"
+            )
         wall_ratio = statistics.median(t[0] for t in ours) / statistics.median(t[0] for t in theirs)
         cpu_ratio = statistics.median(t[1] for t in ours) / statistics.median(t[1] for t in theirs)
-        print(f"ratio hpcos / jenkins-jobs: wall {wall_ratio:.2f}  (goal: <= 0.5), CPU {cpu_ratio:.2f}")
+        print(
+            f"ratio hpcos / jenkins-jobs: wall {wall_ratio:.2f}  (goal: <= 0.5), CPU {cpu_ratio:.2f}"
+        )
         print(f"XML byte-identical: {'yes' if identical else 'NO'}")
         return 0 if identical else 1
 

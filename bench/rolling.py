@@ -62,7 +62,9 @@ def main_bench() -> None:
         site, golden = site_with_golden_nodes(root, names)
         nodes_dir = root / "nodes"
         shutil.copytree(golden, nodes_dir, symlinks=True)
-        slurm = start_rolling_slurm(root / "slurm", names, nodes_dir, "/var/lib/hpcos/update-at-reboot")
+        slurm = start_rolling_slurm(
+            root / "slurm", names, nodes_dir, "/var/lib/hpcos/update-at-reboot"
+        )
         records = {}
         try:
             os.environ.update(slurm.env)
@@ -71,23 +73,40 @@ def main_bench() -> None:
                 shutil.rmtree(nodes_dir)
                 shutil.copytree(golden, nodes_dir, symlinks=True)
                 profile = root / f"{mode}.yaml"
-                profile.write_text(profile_yaml(nodes_dir, f"node[1-{args.nodes}]", batch_size=args.batch_size))
-                hpcos(site, "deploy", "testing", "--cluster", str(profile), "--tickets", "off",
-                      *(["--rolling"] if mode == "rolling" else []))
-                [records[mode]] = [r for r in deployments.records(StoreLayout(site.store)) if r.mode == mode]
+                profile.write_text(
+                    profile_yaml(nodes_dir, f"node[1-{args.nodes}]", batch_size=args.batch_size)
+                )
+                hpcos(
+                    site,
+                    "deploy",
+                    "testing",
+                    "--cluster",
+                    str(profile),
+                    "--tickets",
+                    "off",
+                    *(["--rolling"] if mode == "rolling" else []),
+                )
+                [records[mode]] = [
+                    r for r in deployments.records(StoreLayout(site.store)) if r.mode == mode
+                ]
                 slurm.wait_idle()
         finally:
             stop_slurm_nodes(slurm)
     p, b = args.project, args.batch_size
     batches, rolling = records["batches"], records["rolling"]
-    assert not batches.failed_nodes and not rolling.failed_nodes, (batches.failed_nodes, rolling.failed_nodes)
+    assert not batches.failed_nodes and not rolling.failed_nodes, (
+        batches.failed_nodes,
+        rolling.failed_nodes,
+    )
     t_batch = max(out_of_service(n) for n in batches.nodes.values())
     dl_batch = max(n.durations["download"] for n in batches.nodes.values())
     t_node = statistics.mean(out_of_service(n) for n in rolling.nodes.values())
     dl_node = statistics.mean(n.durations["download"] for n in rolling.nodes.values())
     window = math.ceil(p / b) * t_batch
-    print(f"{args.nodes} simulated nodes, A -> B (3 packages, kernel: every node reboots), batch size {b}; real Slurm, "
-          "RebootProgram-driven reboots for --rolling")
+    print(
+        f"{args.nodes} simulated nodes, A -> B (3 packages, kernel: every node reboots), batch size {b}; real Slurm, "
+        "RebootProgram-driven reboots for --rolling"
+    )
     print("| procedure | per node out of service (measured, s) | download in service (s) |")
     print("|---|---:|---:|")
     for mode, record in (("outage (batches)", batches), ("rolling", rolling)):
@@ -95,12 +114,16 @@ def main_bench() -> None:
         downloads = ", ".join(f"{n.durations['download']:.2f}" for n in record.nodes.values())
         print(f"| {mode} | {shown} | {downloads} |")
     print(f"projection to {p} nodes, batch size {b}:")
-    print(f"  outage:  P x ceil(P/b) x T_batch = {p} x {math.ceil(p / b)} x {t_batch:.2f} s = "
-          f"{p * window / 3600:,.1f} node-hours (window {window / 3600:.2f} h)")
+    print(
+        f"  outage:  P x ceil(P/b) x T_batch = {p} x {math.ceil(p / b)} x {t_batch:.2f} s = "
+        f"{p * window / 3600:,.1f} node-hours (window {window / 3600:.2f} h)"
+    )
     print(f"  rolling: P x t_node = {p} x {t_node:.2f} s = {p * t_node / 3600:,.2f} node-hours")
-    print(f"  download before drain saves: outage {p} x {math.ceil(p / b)} x {dl_batch:.2f} s = "
-          f"{p * math.ceil(p / b) * dl_batch / 3600:,.1f} node-hours ({math.ceil(p / b) * dl_batch / 60:.1f} min of "
-          f"window); rolling {p} x {dl_node:.2f} s = {p * dl_node / 3600:,.2f} node-hours")
+    print(
+        f"  download before drain saves: outage {p} x {math.ceil(p / b)} x {dl_batch:.2f} s = "
+        f"{p * math.ceil(p / b) * dl_batch / 3600:,.1f} node-hours ({math.ceil(p / b) * dl_batch / 60:.1f} min of "
+        f"window); rolling {p} x {dl_node:.2f} s = {p * dl_node / 3600:,.2f} node-hours"
+    )
 
 
 if __name__ == "__main__":

@@ -45,9 +45,15 @@ def run(packages: int, size: int, snapshots: int, workdir: Path) -> None:
         for _ in range(snapshots - 1):  # further syncs: the same packages, one more snapshot each
             staging = store.stage("sync")
             entry = staging.new_entry("baseos-el9-x86_64")
-            shutil.copytree(layout.snapshots / first / "baseos-el9-x86_64", entry, dirs_exist_ok=True,
-                            copy_function=os.link)
-            Environments(layout).environment("daily").switch(staging.commit().id, "sync", reason="bench")
+            shutil.copytree(
+                layout.snapshots / first / "baseos-el9-x86_64",
+                entry,
+                dirs_exist_ok=True,
+                copy_function=os.link,
+            )
+            Environments(layout).environment("daily").switch(
+                staging.commit().id, "sync", reason="bench"
+            )
         began = time.perf_counter()
         manifest = backup.backup(layout, root / "backups")
         backup_seconds = time.perf_counter() - began
@@ -55,9 +61,15 @@ def run(packages: int, size: int, snapshots: int, workdir: Path) -> None:
         backup.restore(StoreLayout(root / "restored"), root / "backups")
         restore_seconds = time.perf_counter() - began
         print(f"\n{packages} packages of {size} bytes, {snapshots} sync snapshots + testing:")
-        print(f"  files' apparent size (a copy that ignores hard links) {apparent_size(layout.root) / 2**20:10.1f} MiB")
-        print(f"  store's disk usage (each inode once)                  {disk_usage(layout.root) / 2**20:10.1f} MiB")
-        print(f"  backup archive                                        {manifest.size / 2**20:10.1f} MiB")
+        print(
+            f"  files' apparent size (a copy that ignores hard links) {apparent_size(layout.root) / 2**20:10.1f} MiB"
+        )
+        print(
+            f"  store's disk usage (each inode once)                  {disk_usage(layout.root) / 2**20:10.1f} MiB"
+        )
+        print(
+            f"  backup archive                                        {manifest.size / 2**20:10.1f} MiB"
+        )
         print(f"  hpcos store backup                                    {backup_seconds:10.2f} s")
         print(f"  hpcos store restore (sha256 check, extract, rename)   {restore_seconds:10.2f} s")
     finally:
@@ -65,7 +77,9 @@ def run(packages: int, size: int, snapshots: int, workdir: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--packages", type=int, default=2000)
     parser.add_argument("--package-size", type=int, default=65536)
     parser.add_argument("--snapshots", type=int, default=5)

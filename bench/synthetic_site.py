@@ -19,13 +19,17 @@ def write_site(dest: Path, packages: int) -> Path:
     overlays = sorted(site["overlays"])
     for i in range(packages):
         name = f"bench-pkg{i:04d}"
-        (dest / f"{name}.yaml").write_text(yaml.safe_dump({
-            "name": name,
-            "overlay": overlays[i % len(overlays)],
-            "upstream": {"mirror": sorted(site["mirrors"])[0]},
-            "release_tag": ".hpc1",
-            "targets": targets,
-            "owner": "hpc-sysadmin@example.org",
-            "tests": ["mpi"],
-        }))
+        (dest / f"{name}.yaml").write_text(
+            yaml.safe_dump(
+                {
+                    "name": name,
+                    "overlay": overlays[i % len(overlays)],
+                    "upstream": {"mirror": sorted(site["mirrors"])[0]},
+                    "release_tag": ".hpc1",
+                    "targets": targets,
+                    "owner": "hpc-sysadmin@example.org",
+                    "tests": ["mpi"],
+                }
+            )
+        )
     return dest

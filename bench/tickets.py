@@ -34,14 +34,26 @@ from hpcos.tickets.queue import TicketQueue  # noqa: E402
 from hpcos.tickets.state import TicketState  # noqa: E402
 
 DATA = ROOT / "tests" / "data" / "mpi_errors"
-OPENMPI = [(DATA / name).read_text() for name in (
-    "openmpi_btl_self.stderr", "openmpi_btl_self_noise_first.stderr", "openmpi_btl_self_noise_after.stderr",
-    "openmpi_btl_self_noise_only.stderr")]
+OPENMPI = [
+    (DATA / name).read_text()
+    for name in (
+        "openmpi_btl_self.stderr",
+        "openmpi_btl_self_noise_first.stderr",
+        "openmpi_btl_self_noise_after.stderr",
+        "openmpi_btl_self_noise_only.stderr",
+    )
+]
 IB = "ibv_devinfo exited 255\nFailed to get IB devices list: Function not implemented\n"
-TIME_LIMIT = ("slurmstepd: error: *** STEP {job}.0 ON {node} CANCELLED AT 2026-11-26T02:{minute:02d}:07 "
-              "DUE TO TIME LIMIT ***\nsrun: Job step aborted: Waiting up to 32 seconds for job step to finish.\n")
-TESTS = ["integration_tests/test_mpi.py::test_pingpong", "integration_tests/test_mpi.py::test_allreduce",
-         "integration_tests/test_osu.py::test_osu[osu_latency]", "integration_tests/test_osu.py::test_osu[osu_bw]"]
+TIME_LIMIT = (
+    "slurmstepd: error: *** STEP {job}.0 ON {node} CANCELLED AT 2026-11-26T02:{minute:02d}:07 "
+    "DUE TO TIME LIMIT ***\nsrun: Job step aborted: Waiting up to 32 seconds for job step to finish.\n"
+)
+TESTS = [
+    "integration_tests/test_mpi.py::test_pingpong",
+    "integration_tests/test_mpi.py::test_allreduce",
+    "integration_tests/test_osu.py::test_osu[osu_latency]",
+    "integration_tests/test_osu.py::test_osu[osu_bw]",
+]
 STACKS = ["openmpi", "mpich"]
 
 
@@ -61,11 +73,26 @@ def workload(run_id: str, total: int, day: int) -> RunResults:
             stderr = TIME_LIMIT.format(job=4000 + i + 1000 * day, node=node, minute=i % 60)
         command = f"{'mpirun.openmpi' if stack == 'openmpi' else 'mpiexec.mpich'} -np 2 ./pingpong"
         message = mpi_errors.explain(CommandResult(node, command, 1, "", stderr, 0.5))
-        results.append(TestResult(test, node, "failed", failure_class="error", message=message, command=command,
-                                  mpi=stack))
+        results.append(
+            TestResult(
+                test,
+                node,
+                "failed",
+                failure_class="error",
+                message=message,
+                command=command,
+                mpi=stack,
+            )
+        )
     started = f"2026-11-{day:02d}T02:00:00+00:00"
-    return RunResults(run_id, "test-cluster", started, started, build_url="https://jenkins.example.org/job/n/1/",
-                      results=results)
+    return RunResults(
+        run_id,
+        "test-cluster",
+        started,
+        started,
+        build_url="https://jenkins.example.org/job/n/1/",
+        results=results,
+    )
 
 
 def main() -> int:
@@ -83,7 +110,9 @@ def main() -> int:
         server = create_trac(base)
         server.start()
         try:
-            tracker = TracTracker(TracWebTransport(server.url, server.user, server.password), server.url)
+            tracker = TracTracker(
+                TracWebTransport(server.url, server.user, server.password), server.url
+            )
             spec = Tracker(backend="trac", url=server.url)
             state, queue = TicketState(base / "state.sqlite"), TicketQueue(base / "queue")
             for night in nights:
@@ -95,19 +124,31 @@ def main() -> int:
     created = sum(line.endswith(": created") for out in outcomes for line in out.done)
     commented = sum(line.endswith(": commented") for out in outcomes[1:] for line in out.done)
     tests = {r.test_id for r in nights[0].failures()}
-    print(f"failing (test, stack, node) results:  {len(nights[0].failures())} per night, 3 root causes, "
-          f"{len({t.rsplit('[', 1)[0] for t in tests})} tests x {len(STACKS)} stacks")
-    print(f"fingerprint groups:                   {len(groups)}  (grouping 1 night: {grouping * 1000:.0f} ms)")
+    print(
+        f"failing (test, stack, node) results:  {len(nights[0].failures())} per night, 3 root causes, "
+        f"{len({t.rsplit('[', 1)[0] for t in tests})} tests x {len(STACKS)} stacks"
+    )
+    print(
+        f"fingerprint groups:                   {len(groups)}  (grouping 1 night: {grouping * 1000:.0f} ms)"
+    )
     for group in groups:
-        print(f"    {len(group.results):>4} results, {len(group.tests)} test ids, stacks {','.join(group.stacks)}: "
-              f"{group.fingerprint.signature[:70]}")
-    print(f"night 1: tickets created:             {sum(': created' in d for d in outcomes[0].done)}  (goal: 3)"
-          f"  in {times[0]:.2f} s")
+        print(
+            f"    {len(group.results):>4} results, {len(group.tests)} test ids, stacks {','.join(group.stacks)}: "
+            f"{group.fingerprint.signature[:70]}"
+        )
+    print(
+        f"night 1: tickets created:             {sum(': created' in d for d in outcomes[0].done)}  (goal: 3)"
+        f"  in {times[0]:.2f} s"
+    )
     for n, (out, seconds) in enumerate(zip(outcomes[1:], times[1:], strict=True), 2):
-        print(f"night {n}: comments / new tickets:     {sum(': commented' in d for d in out.done)} / "
-              f"{sum(': created' in d for d in out.done)}  in {seconds:.2f} s")
-    print(f"over {args.nights} nights: tickets / comments:  {created} / {commented}  "
-          f"(goal: 3 / {3 * (args.nights - 1)})")
+        print(
+            f"night {n}: comments / new tickets:     {sum(': commented' in d for d in out.done)} / "
+            f"{sum(': created' in d for d in out.done)}  in {seconds:.2f} s"
+        )
+    print(
+        f"over {args.nights} nights: tickets / comments:  {created} / {commented}  "
+        f"(goal: 3 / {3 * (args.nights - 1)})"
+    )
     print(f"queued (tracker errors):              {sum(out.queued for out in outcomes)}")
     return 0 if (created, commented) == (3, 3 * (args.nights - 1)) else 1
 

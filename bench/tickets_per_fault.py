@@ -57,24 +57,60 @@ def profile(work: Path, name: str, stacks: dict, timeouts: dict | None = None) -
 def preload(work: Path, mpicc: str, body: str, name: str) -> str:
     source = work / f"{name}.c"
     source.write_text(PRELOAD % body)
-    subprocess.run([mpicc, "-shared", "-fPIC", "-o", str(work / f"{name}.so"), str(source)], check=True, timeout=120)
+    subprocess.run(
+        [mpicc, "-shared", "-fPIC", "-o", str(work / f"{name}.so"), str(source)],
+        check=True,
+        timeout=120,
+    )
     return str(work / f"{name}.so")
 
 
 def night(work: Path, specs: Path, store: Path, cluster: str, mpi: str, env: dict | None, n: int):
     results = work / f"night{n}.json"
-    argv = [HPCOS, "test", "--specs", str(specs), "--store", str(store), "--cluster", cluster, "--mpi", mpi,
-            "--results", str(results), "--tickets", "local", "integration_tests/test_mpi.py", "-p", "no:cacheprovider"]
-    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=1800,
-                          env={**os.environ, "HPCOS_PROBE_CACHE": str(work / "probes"), **(env or {})})
+    argv = [
+        HPCOS,
+        "test",
+        "--specs",
+        str(specs),
+        "--store",
+        str(store),
+        "--cluster",
+        cluster,
+        "--mpi",
+        mpi,
+        "--results",
+        str(results),
+        "--tickets",
+        "local",
+        "integration_tests/test_mpi.py",
+        "-p",
+        "no:cacheprovider",
+    ]
+    done = subprocess.run(
+        argv,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        env={**os.environ, "HPCOS_PROBE_CACHE": str(work / "probes"), **(env or {})},
+    )
     out = done.stdout + done.stderr
     line = next((x for x in out.splitlines() if x.startswith("hpcos tickets (local)")), "")
     created = int(m.group(1)) if (m := re.search(r"(\d+) created", line)) else 0
     commented = int(m.group(1)) if (m := re.search(r"(\d+) commented", line)) else 0
     run = RunResults.read(results) if results.exists() else None
     failing = len(run.failures()) if run else -1
-    lost = sum(1 for r in run.failures() if "ORTE_ERROR_LOG" in r.message and "reach each other" not in r.message
-               and "unreachable from" not in r.message) if run else 0
+    lost = (
+        sum(
+            1
+            for r in run.failures()
+            if "ORTE_ERROR_LOG" in r.message
+            and "reach each other" not in r.message
+            and "unreachable from" not in r.message
+        )
+        if run
+        else 0
+    )
     return created, commented, failing, lost, line
 
 
@@ -93,7 +129,9 @@ def summaries(store: Path) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", help="run one fault (its name in the table)")
-    parser.add_argument("--hang-timeout", type=int, default=8, help="timeouts.mpi of the hang fault (s)")
+    parser.add_argument(
+        "--hang-timeout", type=int, default=8, help="timeouts.mpi of the hang fault (s)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="hpcos-bench-faults-") as tmp:
         work = Path(tmp)
@@ -102,36 +140,159 @@ def main() -> int:
         hang_timeouts = {"command": 60, "mpi": args.hang_timeout}
         faults = [
             # name, expected tickets, [(cluster, mpi, night env)] per night
-            ("OMPI_MCA_btl=self, 2 nights", 1, [("local", "openmpi", {"OMPI_MCA_btl": "self"})] * 2),
+            (
+                "OMPI_MCA_btl=self, 2 nights",
+                1,
+                [("local", "openmpi", {"OMPI_MCA_btl": "self"})] * 2,
+            ),
             # Night 2 replays, through the profile's mpirun, a real night on which Open MPI lost the
             # explanation in every job (tests/data/mpi_failures/all-lost-stderr/): it must comment.
-            ("btl=self, then all explanations lost", 1,
-             [("local", "openmpi", {"OMPI_MCA_btl": "self"}),
-              (lambda: str(profile(work, "all-lost", {"openmpi": {"mpirun": replay_mpirun(
-                  work, ROOT / "tests" / "data" / "mpi_failures" / "all-lost-stderr")}})), "openmpi",
-               {"OMPI_MCA_btl": "self"})]),
-            ("mpirun path does not exist", 1,
-             [(lambda: str(profile(work, "missing", {"openmpi": {"mpirun": ["/opt/openmpi-5.0.3/bin/mpirun",
-                                                                             "--oversubscribe"]}})), "openmpi", None)]),
-            ("rank 1 hangs in MPI_Init", 1,
-             [(lambda: str(profile(work, "hang", {"openmpi": {"env": {**allow, "LD_PRELOAD": preload(
-                 work, "mpicc.openmpi", HANG, "hang")}}}, hang_timeouts)), "openmpi", None)]),
+            (
+                "btl=self, then all explanations lost",
+                1,
+                [
+                    ("local", "openmpi", {"OMPI_MCA_btl": "self"}),
+                    (
+                        lambda: str(
+                            profile(
+                                work,
+                                "all-lost",
+                                {
+                                    "openmpi": {
+                                        "mpirun": replay_mpirun(
+                                            work,
+                                            ROOT
+                                            / "tests"
+                                            / "data"
+                                            / "mpi_failures"
+                                            / "all-lost-stderr",
+                                        )
+                                    }
+                                },
+                            )
+                        ),
+                        "openmpi",
+                        {"OMPI_MCA_btl": "self"},
+                    ),
+                ],
+            ),
+            (
+                "mpirun path does not exist",
+                1,
+                [
+                    (
+                        lambda: str(
+                            profile(
+                                work,
+                                "missing",
+                                {
+                                    "openmpi": {
+                                        "mpirun": [
+                                            "/opt/openmpi-5.0.3/bin/mpirun",
+                                            "--oversubscribe",
+                                        ]
+                                    }
+                                },
+                            )
+                        ),
+                        "openmpi",
+                        None,
+                    )
+                ],
+            ),
+            (
+                "rank 1 hangs in MPI_Init",
+                1,
+                [
+                    (
+                        lambda: str(
+                            profile(
+                                work,
+                                "hang",
+                                {
+                                    "openmpi": {
+                                        "env": {
+                                            **allow,
+                                            "LD_PRELOAD": preload(
+                                                work, "mpicc.openmpi", HANG, "hang"
+                                            ),
+                                        }
+                                    }
+                                },
+                                hang_timeouts,
+                            )
+                        ),
+                        "openmpi",
+                        None,
+                    )
+                ],
+            ),
             ("MPICH with UCX_TLS=bogus", 1, [("local", "mpich", {"UCX_TLS": "bogus"})]),
-            ("Open MPI with too few slots", 1,
-             [(lambda: str(profile(work, "slots", {"openmpi": {"mpirun": ["mpirun.openmpi", "--host",
-                                                                           "localhost:1"]}})), "openmpi", None)]),
-            ("a segfaulting rank, both stacks", 2,
-             [(lambda: str(profile(work, "segv", {
-                 "openmpi": {"env": {**allow, "LD_PRELOAD": preload(work, "mpicc.openmpi", SEGV, "segv-ompi")}},
-                 "mpich": {"env": {"LD_PRELOAD": preload(work, "mpicc.mpich", SEGV, "segv-mpich")}}})),
-               "openmpi,mpich", None)]),
+            (
+                "Open MPI with too few slots",
+                1,
+                [
+                    (
+                        lambda: str(
+                            profile(
+                                work,
+                                "slots",
+                                {
+                                    "openmpi": {
+                                        "mpirun": ["mpirun.openmpi", "--host", "localhost:1"]
+                                    }
+                                },
+                            )
+                        ),
+                        "openmpi",
+                        None,
+                    )
+                ],
+            ),
+            (
+                "a segfaulting rank, both stacks",
+                2,
+                [
+                    (
+                        lambda: str(
+                            profile(
+                                work,
+                                "segv",
+                                {
+                                    "openmpi": {
+                                        "env": {
+                                            **allow,
+                                            "LD_PRELOAD": preload(
+                                                work, "mpicc.openmpi", SEGV, "segv-ompi"
+                                            ),
+                                        }
+                                    },
+                                    "mpich": {
+                                        "env": {
+                                            "LD_PRELOAD": preload(
+                                                work, "mpicc.mpich", SEGV, "segv-mpich"
+                                            )
+                                        }
+                                    },
+                                },
+                            )
+                        ),
+                        "openmpi,mpich",
+                        None,
+                    )
+                ],
+            ),
         ]
-        print(f"{'fault':<34} {'expected':>8} {'tickets':>7} {'comments':>8}  nights (failing results, "
-              f"Open MPI explanations lost)  load")
+        print(
+            f"{'fault':<34} {'expected':>8} {'tickets':>7} {'comments':>8}  nights (failing results, "
+            f"Open MPI explanations lost)  load"
+        )
         for name, expected, nights in faults:
             if args.only and args.only not in name:
                 continue
-            specs = site_with_tracker(work / name.replace(" ", "_").replace("/", "_"), ROOT, {"backend": "local"})
+            specs = site_with_tracker(
+                work / name.replace(" ", "_").replace("/", "_"), ROOT, {"backend": "local"}
+            )
             store = specs.parent / "store"
             created = commented = 0
             shown = []
@@ -142,8 +303,11 @@ def main() -> int:
                 created, commented = created + c, commented + m
                 shown.append(f"{failing} failing, {lost} lost")
             load = os.getloadavg()[0]
-            print(f"{name:<34} {expected:>8} {created:>7} {commented:>8}  {'; '.join(shown)}  "
-                  f"load {load:.1f} ({time.monotonic() - started:.0f} s)", flush=True)
+            print(
+                f"{name:<34} {expected:>8} {created:>7} {commented:>8}  {'; '.join(shown)}  "
+                f"load {load:.1f} ({time.monotonic() - started:.0f} s)",
+                flush=True,
+            )
             for summary in summaries(store):
                 print(f"    {summary}", flush=True)
     return 0

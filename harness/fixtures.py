@@ -56,12 +56,16 @@ def launcher(hpcos_session) -> Launcher:
 @pytest.fixture
 def node(request) -> str:
     # Replaced by the per-node parametrization (plugin.pytest_generate_tests); reaching this is a bug.
-    raise pytest.UsageError(f"{request.node.nodeid}: the node fixture is parametrized by the hpcos plugin")
+    raise pytest.UsageError(
+        f"{request.node.nodeid}: the node fixture is parametrized by the hpcos plugin"
+    )
 
 
 @pytest.fixture
 def mpi_stack(request) -> MpiStack:
-    raise pytest.UsageError(f"{request.node.nodeid}: the mpi_stack fixture is parametrized by the hpcos plugin")
+    raise pytest.UsageError(
+        f"{request.node.nodeid}: the mpi_stack fixture is parametrized by the hpcos plugin"
+    )
 
 
 def _state(request) -> ItemState:
@@ -78,11 +82,18 @@ def run(request, hpcos_session) -> Callable[..., CommandResult]:
     """
     state = _state(request)
 
-    def run(command: Command, *, node: str | None = None, timeout: float | None = None,
-            env: Mapping[str, str] | None = None) -> CommandResult:
+    def run(
+        command: Command,
+        *,
+        node: str | None = None,
+        timeout: float | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> CommandResult:
         target = node or state.node or (hpcos_session.available or hpcos_session.nodes)[0]
         if state.node and target == state.node:
-            result, launched = hpcos_session.run_on_node(state.test_id, command, target, timeout=timeout, env=env)
+            result, launched = hpcos_session.run_on_node(
+                state.test_id, command, target, timeout=timeout, env=env
+            )
             state.fanout_wall += launched
             state.fanout_own += result.duration
         else:
@@ -102,16 +113,26 @@ def mpi_run(request, hpcos_session) -> Callable[..., CommandResult]:
     says where the launcher put the ranks."""
     state = _state(request)
 
-    def mpi_run(binary: str, args: Sequence[str] = (), *, np: int = 2, stack: MpiStack | str,
-                timeout: float | None = None, env: Mapping[str, str] | None = None) -> CommandResult:
+    def mpi_run(
+        binary: str,
+        args: Sequence[str] = (),
+        *,
+        np: int = 2,
+        stack: MpiStack | str,
+        timeout: float | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> CommandResult:
         chosen = hpcos_session.stack(stack)
         nodes = hpcos_session.mpi_nodes(chosen)
         if not nodes:
-            pytest.skip(f"no node of {hpcos_session.nodes} is available for {chosen.name} jobs (each is reported once)")
+            pytest.skip(
+                f"no node of {hpcos_session.nodes} is available for {chosen.name} jobs (each is reported once)"
+            )
         argv = [str(a) for a in args]
         limit = timeout or hpcos_session.profile.timeouts.mpi
-        result = hpcos_session.launcher.mpi(str(binary), argv, np=np, stack=chosen, nodes=nodes, timeout=limit,
-                                            env=env)
+        result = hpcos_session.launcher.mpi(
+            str(binary), argv, np=np, stack=chosen, nodes=nodes, timeout=limit, env=env
+        )
         # A lost node is marked now, before the next job; a job that failed on nodes that all answer
         # is bisected to the node(s) it fails on alone, which this stack's next jobs leave out.
         if not result.ok and not hpcos_session.recheck([result], state.test_id):
@@ -120,8 +141,9 @@ def mpi_run(request, hpcos_session) -> Callable[..., CommandResult]:
         # What the job ran with, for the results and a ticket's reproduce command: a night's
         # OMPI_MCA_btl or LD_PRELOAD otherwise passes for whoever reruns it.
         night = launch_environment() if hpcos_session.launcher.inherits_environment else {}
-        state.env, state.profile_env = job_environment(night, {**chosen.env, **(env or {})},
-                                                       site(request.config).secrets)
+        state.env, state.profile_env = job_environment(
+            night, {**chosen.env, **(env or {})}, site(request.config).secrets
+        )
         return result
 
     return mpi_run
@@ -137,18 +159,27 @@ def measure(request, hpcos_session) -> Callable[..., Measurement]:
     """
     state = _state(request)
 
-    def measure(metric: str, value: float, unit: str, direction: Direction, size: int | None = None,
-                samples: Sequence[float] = (), reference_key: str | None = None) -> Measurement:
+    def measure(
+        metric: str,
+        value: float,
+        unit: str,
+        direction: Direction,
+        size: int | None = None,
+        samples: Sequence[float] = (),
+        reference_key: str | None = None,
+    ) -> Measurement:
         reference = hpcos_session.profile.reference(reference_key or metric, state.mpi, size)
-        measurement = Measurement(metric, float(value), unit, direction, size, [float(s) for s in samples],
-                                  reference)
+        measurement = Measurement(
+            metric, float(value), unit, direction, size, [float(s) for s in samples], reference
+        )
         state.measurements.append(measurement)
         if reference is not None and not reference.admits(measurement.value):
             lo, hi = reference.bounds()
             where = f" at {size} B" if size is not None else ""
             state.violations.append(
                 f"{metric}{where}: measured {measurement.value:g} {unit}, expected {reference.value:g} "
-                f"{reference.unit} ({_bound(lo)}..{_bound(hi)})")
+                f"{reference.unit} ({_bound(lo)}..{_bound(hi)})"
+            )
         return measurement
 
     return measure
@@ -167,7 +198,9 @@ def measure_repeatedly(request, hpcos_session) -> Callable[..., list[Measurement
     state = _state(request)
     profile = hpcos_session.profile
 
-    def rounds(run_once: Callable[[], Iterable[Reading]], n: int) -> dict[tuple[str, int | None], list[Reading]]:
+    def rounds(
+        run_once: Callable[[], Iterable[Reading]], n: int
+    ) -> dict[tuple[str, int | None], list[Reading]]:
         series: dict[tuple[str, int | None], list[Reading]] = {}
         for i in range(n):
             for reading in run_once():
@@ -175,30 +208,44 @@ def measure_repeatedly(request, hpcos_session) -> Callable[..., list[Measurement
             short = [k for k, v in series.items() if len(v) != i + 1]
             if short:
                 metric, size = short[0]
-                pytest.fail(f"run {i + 1} of {n} gave {metric}{'' if size is None else f' at {size} B'} "
-                            f"{len(series[short[0]])} times, expected once per run", pytrace=False)
+                pytest.fail(
+                    f"run {i + 1} of {n} gave {metric}{'' if size is None else f' at {size} B'} "
+                    f"{len(series[short[0]])} times, expected once per run",
+                    pytrace=False,
+                )
         return series
 
-    def measure_repeatedly(run_once: Callable[[], Iterable[Reading]], repeat: int | None = None) -> list[Measurement]:
+    def measure_repeatedly(
+        run_once: Callable[[], Iterable[Reading]], repeat: int | None = None
+    ) -> list[Measurement]:
         n = repeat or profile.repeat
         series = rounds(run_once, n)
         judgements = {}
         for (metric, size), readings in series.items():
             reference = profile.reference(metric, state.mpi, size)
-            judgements[metric, size] = judge([r.value for r in readings], readings[0].direction, reference)
+            judgements[metric, size] = judge(
+                [r.value for r in readings], readings[0].direction, reference
+            )
         suspects = [key for key, j in judgements.items() if j.needs_rerun]
         if suspects:  # one rerun of the whole benchmark, however many of its values are suspect
             again = rounds(run_once, n)
             for metric, size in suspects:
                 if (metric, size) not in again:
-                    pytest.fail(f"the rerun gave no {metric}{'' if size is None else f' at {size} B'}, which the "
-                                "first runs did", pytrace=False)
-                judgements[metric, size] = settle(judgements[metric, size], [r.value for r in again[metric, size]])
+                    pytest.fail(
+                        f"the rerun gave no {metric}{'' if size is None else f' at {size} B'}, which the "
+                        "first runs did",
+                        pytrace=False,
+                    )
+                judgements[metric, size] = settle(
+                    judgements[metric, size], [r.value for r in again[metric, size]]
+                )
         recorded = []
         for (metric, size), readings in series.items():
             first, j = readings[0], judgements[metric, size]
             samples = [s for r in readings for s in r.samples] or [r.value for r in readings]
-            m = Measurement(metric, j.median, first.unit, first.direction, size, samples, j.reference)
+            m = Measurement(
+                metric, j.median, first.unit, first.direction, size, samples, j.reference
+            )
             state.measurements.append(m)
             recorded.append(m)
             if j.reference is None:

@@ -41,15 +41,35 @@ MARKERS = {
     "ib": "needs InfiniBand (skipped when the profile expects none)",
     "perf": "measures performance against the profile's references",
 }
-HARNESS_FIXTURES = frozenset({"hpcos_session", "profile", "nodes", "mpi_nodes", "node", "mpi_stack", "launcher",
-                              "run", "mpi_run", "measure"})
+HARNESS_FIXTURES = frozenset(
+    {
+        "hpcos_session",
+        "profile",
+        "nodes",
+        "mpi_nodes",
+        "node",
+        "mpi_stack",
+        "launcher",
+        "run",
+        "mpi_run",
+        "measure",
+    }
+)
 SUMMARY_LINES = 12  # of a failure group in the terminal; results and JUnit keep the whole text
 # (option, ini name, help)
 OPTIONS = [
-    ("--cluster", "hpcos_cluster", f"cluster profile name or YAML path (default: {DEFAULT_CLUSTER})"),
+    (
+        "--cluster",
+        "hpcos_cluster",
+        f"cluster profile name or YAML path (default: {DEFAULT_CLUSTER})",
+    ),
     ("--nodes", "hpcos_nodes", "ClusterShell node set to test, within the profile's nodes"),
     ("--mpi", "hpcos_mpi", "MPI stack(s) to test, comma-separated (default: all of the profile's)"),
-    ("--hpcos-results", "hpcos_results", "write the run's results (JSON, hpcos.results.model) to this file"),
+    (
+        "--hpcos-results",
+        "hpcos_results",
+        "write the run's results (JSON, hpcos.results.model) to this file",
+    ),
 ]
 
 
@@ -63,13 +83,28 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         group.addoption(option, dest=ini, default=None, help=help_text)
         parser.addini(ini, help_text)
     # The site, as `hpcos --specs DIR --store DIR test` names it (the plugins read it from the stash).
-    group.addoption("--hpcos-specs", dest="hpcos_specs", metavar="DIR", default=None,
-                    help="overlay specs directory (default: $HPCOS_SPECS or ./overlay_specs)")
-    group.addoption("--hpcos-store", dest="hpcos_store", metavar="DIR", default=None,
-                    help="the site's store (default: $HPCOS_STORE or site.yaml store.root)")
+    group.addoption(
+        "--hpcos-specs",
+        dest="hpcos_specs",
+        metavar="DIR",
+        default=None,
+        help="overlay specs directory (default: $HPCOS_SPECS or ./overlay_specs)",
+    )
+    group.addoption(
+        "--hpcos-store",
+        dest="hpcos_store",
+        metavar="DIR",
+        default=None,
+        help="the site's store (default: $HPCOS_STORE or site.yaml store.root)",
+    )
     # harness/suite.py's collection: what a run would record (run_record), written out, nothing run.
-    group.addoption("--hpcos-collected", dest="hpcos_collected", metavar="FILE", default=None,
-                    help="write [test id, node, MPI stack] of every collected test to FILE (JSON)")
+    group.addoption(
+        "--hpcos-collected",
+        dest="hpcos_collected",
+        metavar="FILE",
+        default=None,
+        help="write [test id, node, MPI stack] of every collected test to FILE (JSON)",
+    )
 
 
 def _setting(config: pytest.Config, name: str) -> str | None:
@@ -80,9 +115,12 @@ def pytest_configure(config: pytest.Config) -> None:
     the_site = site(config)
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
-    selection = Selection(cluster=_setting(config, "hpcos_cluster") or DEFAULT_CLUSTER,
-                          nodes=_setting(config, "hpcos_nodes"), mpi=_setting(config, "hpcos_mpi"),
-                          explicit=bool(_setting(config, "hpcos_cluster") or _setting(config, "hpcos_results")))
+    selection = Selection(
+        cluster=_setting(config, "hpcos_cluster") or DEFAULT_CLUSTER,
+        nodes=_setting(config, "hpcos_nodes"),
+        mpi=_setting(config, "hpcos_mpi"),
+        explicit=bool(_setting(config, "hpcos_cluster") or _setting(config, "hpcos_results")),
+    )
     session = config.stash[SESSION_KEY] = HarnessSession(selection, Path(config.rootpath), the_site)
     if selection.explicit:
         # A wrong profile, node set or stack is the user's mistake: say so before collecting anything.
@@ -137,7 +175,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if harness_session(session.config).selection.explicit:
         run_record.collection_finished(session)
         if session.config.getoption("hpcos_collected", None):
-            run_record.write_collection(session.config, Path(session.config.getoption("hpcos_collected")))
+            run_record.write_collection(
+                session.config, Path(session.config.getoption("hpcos_collected"))
+            )
 
 
 def _is_harness_test(item: pytest.Item) -> bool:
@@ -159,7 +199,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         return
     session = harness_session(item.config)
     if item.get_closest_marker("ib") and not session.profile.infiniband.expected:
-        pytest.skip(f"profile {session.profile.name!r} expects no InfiniBand (infiniband.expected: false)")
+        pytest.skip(
+            f"profile {session.profile.name!r} expects no InfiniBand (infiniband.expected: false)"
+        )
     state = item_state(item)
     if state.node is None and not item.get_closest_marker("job"):
         return
@@ -172,15 +214,21 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if gone is None:
         return
     if gone.reported_by is None:
-        gone.reported_by = state.test_id  # no command runs on it: no timeout spent on a known-bad node
+        gone.reported_by = (
+            state.test_id
+        )  # no command runs on it: no timeout spent on a known-bad node
         raise NodeUnavailable(f"node unavailable: {gone.reason}")
     if gone.reported_by != state.test_id:
-        pytest.skip(f"node unavailable: {state.node} (reported once, by {gone.reported_by}): {gone.reason}")
+        pytest.skip(
+            f"node unavailable: {state.node} (reported once, by {gone.reported_by}): {gone.reason}"
+        )
 
 
 def _preflight_line(session: HarnessSession, found: dict[str, str]) -> str:
-    return (f"hpcos pre-flight: {len(found)} of {len(session.nodes)} node(s) unavailable "
-            f"({NodeSet.fromlist(found)}); MPI jobs run on {session.available or 'none'}")
+    return (
+        f"hpcos pre-flight: {len(found)} of {len(session.nodes)} node(s) unavailable "
+        f"({NodeSet.fromlist(found)}); MPI jobs run on {session.available or 'none'}"
+    )
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -191,8 +239,11 @@ def pytest_runtestloop(session: pytest.Session) -> None:
     if config.option.collectonly or not session.items:
         return
     harness = harness_session(config)
-    if not any(_is_harness_test(item) and (item_state(item).node is not None or item.get_closest_marker("job"))
-               for item in session.items):
+    if not any(
+        _is_harness_test(item)
+        and (item_state(item).node is not None or item.get_closest_marker("job"))
+        for item in session.items
+    ):
         return
     with _usage_errors():
         found = harness.preflight()
@@ -206,7 +257,9 @@ def pytest_runtestloop(session: pytest.Session) -> None:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report: pytest.TestReport = yield
     if call.excinfo is not None and isinstance(call.excinfo.value, NodeUnavailable):
-        report.longrepr = str(call.excinfo.value)  # one line: the node and why, not the plugin's source
+        report.longrepr = str(
+            call.excinfo.value
+        )  # one line: the node and why, not the plugin's source
     _mask_secrets(report, site(item.config).secrets)
     if not _is_harness_test(item):
         return report
@@ -214,7 +267,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     state = item_state(item)
     if report.when == "call" and report.passed and state.violations:
         report.outcome = "failed"
-        report.longrepr = "performance outside the profile's reference:\n" + "\n".join(state.violations)
+        report.longrepr = "performance outside the profile's reference:\n" + "\n".join(
+            state.violations
+        )
     if report.when == "call" and state.node is not None:
         # A fan-out's wall time belongs to every node, not to the item that launched it: each
         # (test, node) shows its own node's command time (JUnit's per-testcase time).
@@ -229,7 +284,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
                 report.sections.append(("hpcos rerun", rerun))
             state.result = _result(item, report, call, rerun)
             session.results.append(state.result)
-            item.user_properties.extend(_properties(state.result))  # junitxml reads them at teardown
+            item.user_properties.extend(
+                _properties(state.result)
+            )  # junitxml reads them at teardown
     return report
 
 
@@ -238,7 +295,9 @@ def _mask_secrets(report: pytest.TestReport, secrets: list[str]) -> None:
     the console, JUnit and the results (then the report, database and tickets) take it from there."""
     if not secrets:
         return
-    if isinstance(report.longrepr, tuple) and len(report.longrepr) == 3:  # a skip: (path, line, reason)
+    if (
+        isinstance(report.longrepr, tuple) and len(report.longrepr) == 3
+    ):  # a skip: (path, line, reason)
         path, line, reason = report.longrepr
         report.longrepr = (path, line, redact(reason, secrets))
     elif report.longrepr is not None:
@@ -264,7 +323,9 @@ def _rerun(session: HarnessSession, item: pytest.Item) -> str:
     return session.rerun_command(state.keyword, nodes, state.mpi)
 
 
-def _result(item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo, rerun: str) -> TestResult:
+def _result(
+    item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo, rerun: str
+) -> TestResult:
     session = harness_session(item.config)
     state = item_state(item)
     if report.skipped:
@@ -293,11 +354,19 @@ def _result(item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo,
         message = report.longrepr[2].removeprefix("Skipped: ")
     secrets = site(item.config).secrets
     return TestResult(
-        test_id=state.test_id, node=node, outcome=outcome, duration=report.duration,
-        failure_class=failure_class, message=redact(message, secrets),
+        test_id=state.test_id,
+        node=node,
+        outcome=outcome,
+        duration=report.duration,
+        failure_class=failure_class,
+        message=redact(message, secrets),
         command=redact(shown.command, secrets) if shown else "",
-        rerun=rerun, mpi=state.mpi, measurements=list(state.measurements), nodeid=item.nodeid,
-        env=dict(state.env), profile_env=dict(state.profile_env),
+        rerun=rerun,
+        mpi=state.mpi,
+        measurements=list(state.measurements),
+        nodeid=item.nodeid,
+        env=dict(state.env),
+        profile_env=dict(state.profile_env),
     )
 
 
@@ -379,7 +448,7 @@ def _write_highlighted(terminalreporter, line: str, hosts: list[str]) -> None:
     pattern = re.compile("|".join(rf"(?<![\w.-]){re.escape(w)}(?![\w-])" for w in words))
     at = 0
     for match in pattern.finditer(line):
-        terminalreporter.write(line[at:match.start()])
+        terminalreporter.write(line[at : match.start()])
         terminalreporter.write(match.group(), red=True, bold=True)
         at = match.end()
     terminalreporter.write(line[at:] + "\n")
@@ -437,8 +506,15 @@ def group_failures(failed: list[TestResult]) -> list[FailureGroup]:
     groups = []
     for (test_id, mpi, failure_class), tree in trees.items():
         for msg, keys in tree.walk():
-            groups.append(FailureGroup(test_id, mpi, failure_class, NodeSet.fromlist(keys),
-                                       bytes(msg).decode(errors="replace")))
+            groups.append(
+                FailureGroup(
+                    test_id,
+                    mpi,
+                    failure_class,
+                    NodeSet.fromlist(keys),
+                    bytes(msg).decode(errors="replace"),
+                )
+            )
     return groups
 
 
@@ -469,8 +545,10 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
             record = run_record.record(config, Path(target))
             reporter = config.pluginmanager.get_plugin("terminalreporter")
             if reporter:
-                reporter.write_line(f"hpcos: run {record.run_id} recorded for the production gate (signed, "
-                                    f"{site(config).layout.nightly_records})")
+                reporter.write_line(
+                    f"hpcos: run {record.run_id} recorded for the production gate (signed, "
+                    f"{site(config).layout.nightly_records})"
+                )
         except UserError as exc:
             problem = problem or UserError(f"run not recorded for the production gate: {exc}")
         except OSError as exc:

@@ -40,12 +40,24 @@ REGRESSIONS = pytest.StashKey[int]()
 
 def pytest_addoption(parser):
     group = parser.getgroup("hpcos-perf", "hpcos performance history")
-    group.addoption("--perf-db", metavar="FILE",
-                    help="results database (default: the store's site.harness.results_db; none: not recorded)")
-    group.addoption("--perf-charts", metavar="DIR", default="perf-charts",
-                    help="where trend charts of regressions go (default: ./perf-charts)")
-    group.addoption("--perf-rerun-timeout", type=float, default=900.0, metavar="SECONDS",
-                    help="time limit of the one rerun that confirms a suspected regression")
+    group.addoption(
+        "--perf-db",
+        metavar="FILE",
+        help="results database (default: the store's site.harness.results_db; none: not recorded)",
+    )
+    group.addoption(
+        "--perf-charts",
+        metavar="DIR",
+        default="perf-charts",
+        help="where trend charts of regressions go (default: ./perf-charts)",
+    )
+    group.addoption(
+        "--perf-rerun-timeout",
+        type=float,
+        default=900.0,
+        metavar="SECONDS",
+        help="time limit of the one rerun that confirms a suspected regression",
+    )
 
 
 def results_db(config: pytest.Config) -> Path | None:
@@ -105,8 +117,12 @@ def rerun_commands(results: Sequence[TestResult]) -> list[list[str]]:
     return commands
 
 
-def rerun_by_command(results: Sequence[TestResult], timeout: float, options: Sequence[str] = (),
-                     tests: Sequence[str] = ()) -> dict[tuple[str, str | None], TestResult]:
+def rerun_by_command(
+    results: Sequence[TestResult],
+    timeout: float,
+    options: Sequence[str] = (),
+    tests: Sequence[str] = (),
+) -> dict[tuple[str, str | None], TestResult]:
     """Run the suspects' own rerun commands once, together, as pytest sessions of the harness on
     ``tests`` (this session's ``--rootdir`` and test paths), and return their fresh results."""
     fresh: dict[tuple[str, str | None], TestResult] = {}
@@ -114,13 +130,26 @@ def rerun_by_command(results: Sequence[TestResult], timeout: float, options: Seq
     for argv in rerun_commands(results):
         with tempfile.TemporaryDirectory(prefix="hpcos-confirm-") as tmp:
             out = Path(tmp) / "results.json"
-            command = [sys.executable, "-m", "pytest", "--hpcos-results", str(out), *options, *argv[1:], *tests]
+            command = [
+                sys.executable,
+                "-m",
+                "pytest",
+                "--hpcos-results",
+                str(out),
+                *options,
+                *argv[1:],
+                *tests,
+            ]
             # The runner kills the whole rerun tree (mpirun, srun, the ranks) when it runs out of time.
-            done = runner.run(command, env={CONFIRMING: "1"}, timeout=timeout, base_env=launch_environment())
+            done = runner.run(
+                command, env={CONFIRMING: "1"}, timeout=timeout, base_env=launch_environment()
+            )
             if done.timed_out or not out.exists():
                 continue
             again = RunResults.read(out)
-        fresh.update({(r.test_id, r.node): r for r in again.results if (r.test_id, r.node) in wanted})
+        fresh.update(
+            {(r.test_id, r.node): r for r in again.results if (r.test_id, r.node) in wanted}
+        )
     return fresh
 
 
@@ -137,7 +166,9 @@ def pytest_hpcos_run_finished(config: pytest.Config, run: RunResults) -> None:
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if db is None:
         if reporter:
-            reporter.write_line("hpcos perf: no results database (--perf-db or a store); measurements not recorded")
+            reporter.write_line(
+                "hpcos perf: no results database (--perf-db or a store); measurements not recorded"
+            )
         return
     from hpcos.perf.judge import judge_run
     from hpcos.perf.store import ResultsStore
@@ -152,14 +183,20 @@ def pytest_hpcos_run_finished(config: pytest.Config, run: RunResults) -> None:
     if the_site.store_override is not None:
         quiet += ["--hpcos-store", str(the_site.store_override)]
     tests = ["--rootdir", str(config.rootpath), *session_paths(config)]
-    judgements = judge_run(ResultsStore(db), run, node_class(config, run),
-                           rerun=lambda results: rerun_by_command(results, timeout, quiet, tests),
-                           charts=Path(config.getoption("perf_charts")))
+    judgements = judge_run(
+        ResultsStore(db),
+        run,
+        node_class(config, run),
+        rerun=lambda results: rerun_by_command(results, timeout, quiet, tests),
+        charts=Path(config.getoption("perf_charts")),
+    )
     regressions = [j for j in judgements if j.assessment.verdict == "regression"]
     config.stash[REGRESSIONS] = len(regressions)
     if reporter:
-        reporter.write_line(f"hpcos perf: {len(judgements)} measurements recorded in {db}, "
-                            f"{len(regressions)} confirmed regressions")
+        reporter.write_line(
+            f"hpcos perf: {len(judgements)} measurements recorded in {db}, "
+            f"{len(regressions)} confirmed regressions"
+        )
 
 
 @pytest.hookimpl(trylast=True)

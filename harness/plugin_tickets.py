@@ -20,9 +20,15 @@ CHOICES = ("site", "dry-run", "off", *TRACKERS)
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("hpcos-tickets", "hpcos ticket filing")
-    group.addoption("--tickets", dest="hpcos_tickets", metavar="BACKEND|dry-run|off", choices=CHOICES,
-                    default=None, help="file tickets for failures at the end of the run: a backend name, "
-                                       "'site' (site.yaml's tracker), 'dry-run' (print only) or 'off'")
+    group.addoption(
+        "--tickets",
+        dest="hpcos_tickets",
+        metavar="BACKEND|dry-run|off",
+        choices=CHOICES,
+        default=None,
+        help="file tickets for failures at the end of the run: a backend name, "
+        "'site' (site.yaml's tracker), 'dry-run' (print only) or 'off'",
+    )
     parser.addini("hpcos_tickets", "default for --tickets", default="site")
 
 

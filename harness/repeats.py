@@ -27,7 +27,9 @@ from typing import TYPE_CHECKING
 
 from hpcos.results.model import Direction, Reference
 
-if TYPE_CHECKING:  # hpcos.perf pulls in scipy: imported when a judgement is made, not by every session
+if (
+    TYPE_CHECKING
+):  # hpcos.perf pulls in scipy: imported when a judgement is made, not by every session
     from hpcos.perf.decision import Assessment, DecisionPolicy
 
 
@@ -63,8 +65,12 @@ class RepeatedJudgement:
         return self.assessment.verdict == "suspect"
 
 
-def judge(repeats: Sequence[float], direction: Direction, reference: Reference | None,
-          policy: DecisionPolicy | None = None) -> RepeatedJudgement:
+def judge(
+    repeats: Sequence[float],
+    direction: Direction,
+    reference: Reference | None,
+    policy: DecisionPolicy | None = None,
+) -> RepeatedJudgement:
     """The verdict on one (metric, size) from its repeats: see the module text."""
     from hpcos.perf.decision import DEFAULT_POLICY, assess
     from hpcos.perf.statistics import noise_floor
@@ -81,8 +87,9 @@ def judge(repeats: Sequence[float], direction: Direction, reference: Reference |
     return RepeatedJudgement(values, reference, noise, first)
 
 
-def settle(suspect: RepeatedJudgement, rerun_repeats: Sequence[float],
-           policy: DecisionPolicy | None = None) -> RepeatedJudgement:
+def settle(
+    suspect: RepeatedJudgement, rerun_repeats: Sequence[float], policy: DecisionPolicy | None = None
+) -> RepeatedJudgement:
     """A suspect decided by its one rerun: a rerun median outside the reference confirms it."""
     from hpcos.perf.decision import confirm
 
@@ -100,9 +107,11 @@ def describe(metric: str, size: int | None, unit: str, judgement: RepeatedJudgem
     lo, hi = reference.bounds()
     where = f" at {size} B" if size is not None else ""
     runs = ", ".join(f"{v:g}" for v in judgement.repeats)
-    text = (f"{metric}{where}: measured {judgement.median:g} {unit}, expected {reference.value:g} {reference.unit} "
-            f"({_bound(lo)}..{_bound(hi)}); median of {len(judgement.repeats)} runs [{runs}], "
-            f"which disagree by {judgement.noise:.1%}")
+    text = (
+        f"{metric}{where}: measured {judgement.median:g} {unit}, expected {reference.value:g} {reference.unit} "
+        f"({_bound(lo)}..{_bound(hi)}); median of {len(judgement.repeats)} runs [{runs}], "
+        f"which disagree by {judgement.noise:.1%}"
+    )
     rerun = judgement.assessment.rerun
     if rerun is not None:
         state = "outside again" if judgement.fails else "inside: not confirmed"

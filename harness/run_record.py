@@ -49,8 +49,11 @@ def narrowed(config: pytest.Config) -> str:
     suite = (suite if suite.is_dir() else shipped.suite_dir()).resolve()
     reasons = []
     paths = [Path(str(arg).split("::", 1)[0]) for arg in config.args]
-    if not any("::" not in str(arg) and suite.is_relative_to(Path(config.invocation_params.dir, p).resolve())
-               for arg, p in zip(config.args, paths, strict=True)):
+    if not any(
+        "::" not in str(arg)
+        and suite.is_relative_to(Path(config.invocation_params.dir, p).resolve())
+        for arg, p in zip(config.args, paths, strict=True)
+    ):
         reasons.append(f"only {' '.join(str(a) for a in config.args)}")
     for option, flag in (("ignore", "--ignore"), ("ignore_glob", "--ignore-glob")):
         if config.getoption(option, None):
@@ -70,5 +73,10 @@ def narrowed(config: pytest.Config) -> str:
 
 def record(config: pytest.Config, results: Path) -> nightly.NightlyRecord:
     harness = harness_session(config)
-    return nightly.record_harness_run(site(config).layout, results, str(harness.nodes) if harness.used else "",
-                                      config.stash.get(COLLECTED_KEY, []), narrowed(config))
+    return nightly.record_harness_run(
+        site(config).layout,
+        results,
+        str(harness.nodes) if harness.used else "",
+        config.stash.get(COLLECTED_KEY, []),
+        narrowed(config),
+    )

@@ -33,8 +33,12 @@ from hpcos.results.model import RunResults, TestResult
 from hpcos.site import Site
 
 DEFAULT_CLUSTER = "local"
-BLAME_TIMEOUT = 30  # seconds for each bisecting run of a failed job (a hang there is the node's answer)
-BLAME_RUNS = 16  # bisecting runs per failed job at most (two per node to blame on 1,000 nodes: log2)
+BLAME_TIMEOUT = (
+    30  # seconds for each bisecting run of a failed job (a hang there is the node's answer)
+)
+BLAME_RUNS = (
+    16  # bisecting runs per failed job at most (two per node to blame on 1,000 nodes: log2)
+)
 
 
 @dataclass
@@ -50,7 +54,9 @@ class Selection:
 @dataclass
 class Unreachable:
     reason: str  # "drained: <Slurm's reason>", "unreachable: ssh: connect to host ...", ...
-    reported_by: str | None  # the test id whose result carries the failure; None until a test meets it
+    reported_by: (
+        str | None
+    )  # the test id whose result carries the failure; None until a test meets it
 
 
 @dataclass
@@ -60,7 +66,9 @@ class HarnessSession:
     site: Site
     results: list[TestResult] = field(default_factory=list)
     unreachable: dict[str, Unreachable] = field(default_factory=dict)
-    mpi_broken: dict[str, set[str]] = field(default_factory=dict)  # stack -> nodes its jobs failed on alone
+    mpi_broken: dict[str, set[str]] = field(
+        default_factory=dict
+    )  # stack -> nodes its jobs failed on alone
     started: str = field(default_factory=lambda: _now())
     _profile: Profile | None = None
     _launcher: Launcher | None = None
@@ -119,8 +127,15 @@ class HarnessSession:
     def stack(self, stack: MpiStack | str) -> MpiStack:
         return stack if isinstance(stack, MpiStack) else self.profile.stacks(stack)[0]
 
-    def run_on_node(self, test_id: str, command: Command, node: str, *, timeout: float | None,
-                    env: Mapping[str, str] | None) -> tuple[CommandResult, float]:
+    def run_on_node(
+        self,
+        test_id: str,
+        command: Command,
+        node: str,
+        *,
+        timeout: float | None,
+        env: Mapping[str, str] | None,
+    ) -> tuple[CommandResult, float]:
         """``command`` on ``node``, fanned out over every selected node the first time a test asks;
         with the wall time of the fan-out when this call launched it (0 when it read its share)."""
         timeout = timeout or self.profile.timeouts.command
@@ -140,8 +155,9 @@ class HarnessSession:
             return self._fanout[key][node], time.monotonic() - started
         return self._fanout[key][node], 0.0
 
-    def run_once(self, command: Command, node: str, *, timeout: float | None,
-                 env: Mapping[str, str] | None) -> CommandResult:
+    def run_once(
+        self, command: Command, node: str, *, timeout: float | None, env: Mapping[str, str] | None
+    ) -> CommandResult:
         timeout = timeout or self.profile.timeouts.command
         return self.launcher.run(command, NodeSet(node), timeout=timeout, env=env)[node]
 
@@ -165,7 +181,9 @@ class HarnessSession:
         lost: dict[str, str] = {}
         used = NodeSet()
         for result in failed:
-            nodes = (NodeSet.fromlist(result.placement) if result.placement else _node_set(result.node)) & self.nodes
+            nodes = (
+                NodeSet.fromlist(result.placement) if result.placement else _node_set(result.node)
+            ) & self.nodes
             candidates = nodes - known
             used.update(candidates)
             for host, line in mpi_errors.host_lines(result.stderr + "\n" + result.stdout).items():
@@ -178,10 +196,20 @@ class HarnessSession:
         if rest:
             for node, why in self.launcher.unavailable(rest).items():
                 lost.setdefault(node, f"lost during the run: {why}")
-        return {node: why for node, why in lost.items() if self.note_unreachable(node, why, test_id)}
+        return {
+            node: why for node, why in lost.items() if self.note_unreachable(node, why, test_id)
+        }
 
-    def blame(self, result: CommandResult, binary: str, args: list[str], stack: MpiStack, *,
-              timeout: float, env: Mapping[str, str] | None) -> None:
+    def blame(
+        self,
+        result: CommandResult,
+        binary: str,
+        args: list[str],
+        stack: MpiStack,
+        *,
+        timeout: float,
+        env: Mapping[str, str] | None,
+    ) -> None:
         """A multi-node job failed on nodes that all still answer: bisect it.  The same program runs on
         halves of the job's nodes, then on the halves of each half that fails, down to single nodes,
         each run bounded (``BLAME_TIMEOUT`` at most) and at most ``BLAME_RUNS`` runs; the nodes where it
@@ -195,13 +223,22 @@ class HarnessSession:
             nonlocal runs
             runs += 1
             np = sum(result.placement[n] for n in nodes)
-            return self.launcher.mpi(binary, args, np=np, stack=stack, nodes=NodeSet.fromlist(nodes),
-                                     timeout=bound, env=env)
+            return self.launcher.mpi(
+                binary,
+                args,
+                np=np,
+                stack=stack,
+                nodes=NodeSet.fromlist(nodes),
+                timeout=bound,
+                env=env,
+            )
 
         pending = [list(result.placement)]
         while pending and runs < BLAME_RUNS:
             nodes = pending.pop(0)
-            halves = [nodes] if len(nodes) == 1 else [nodes[:len(nodes) // 2], nodes[len(nodes) // 2:]]
+            halves = (
+                [nodes] if len(nodes) == 1 else [nodes[: len(nodes) // 2], nodes[len(nodes) // 2 :]]
+            )
             for half in halves:
                 if runs >= BLAME_RUNS:
                     break
@@ -249,9 +286,11 @@ class HarnessSession:
         for stack in self.stacks():
             probes[stack.name] = with_module(f"{shlex.join(stack.mpirun[:1])} --version", stack)
         # The first line with a version number: Open MPI prints it first, MPICH's hydra second.
-        script = "; ".join(f"echo {shlex.quote(name + '=')}\"$({cmd} 2>&1 | grep -m1 -E '[0-9]+[.][0-9]+' "
-                           f"| sed 's/^ *//')\""
-                           for name, cmd in probes.items())
+        script = "; ".join(
+            f"echo {shlex.quote(name + '=')}\"$({cmd} 2>&1 | grep -m1 -E '[0-9]+[.][0-9]+' "
+            f"| sed 's/^ *//')\""
+            for name, cmd in probes.items()
+        )
         result = self.run_once(script, first, timeout=self.profile.timeouts.command, env=None)
         versions = {}
         for line in result.stdout.splitlines():
@@ -279,7 +318,9 @@ def _why_alone(result: CommandResult) -> str:
             inside = not inside
         elif not inside and line.strip():
             lines.append(line.strip())
-    said = lines[0] if lines else _first_line(mpi_errors.summary(result.stderr).replace("-" * 74, ""))
+    said = (
+        lines[0] if lines else _first_line(mpi_errors.summary(result.stderr).replace("-" * 74, ""))
+    )
     return f"exit code {result.exit_code}" + (f": {said[:300]}" if said else "")
 
 
@@ -288,7 +329,11 @@ def _first_line(text: str) -> str:
 
 
 def with_module(command: str, stack: MpiStack) -> str:
-    return f"module load {shlex.quote(stack.module)} >/dev/null 2>&1; {command}" if stack.module else command
+    return (
+        f"module load {shlex.quote(stack.module)} >/dev/null 2>&1; {command}"
+        if stack.module
+        else command
+    )
 
 
 def _now() -> str:

@@ -42,8 +42,9 @@ def site(config: pytest.Config) -> Site:
     """The site of this run, built once in ``pytest_configure`` from --hpcos-specs/--hpcos-store and
     the environment, as the command line builds it."""
     if SITE_KEY not in config.stash:
-        config.stash[SITE_KEY] = Site.from_options(config.getoption("hpcos_specs", None),
-                                                   config.getoption("hpcos_store", None))
+        config.stash[SITE_KEY] = Site.from_options(
+            config.getoption("hpcos_specs", None), config.getoption("hpcos_store", None)
+        )
     return config.stash[SITE_KEY]
 
 
@@ -60,7 +61,9 @@ def item_state(item: pytest.Item) -> ItemState:
         item.stash[ITEM_KEY] = ItemState(
             test_id=f"{base}[{'-'.join(others)}]" if others else base,
             # The full item name selects exactly this (test, node) when -k accepts it as one word.
-            keyword=item.name if K_WORD.fullmatch(item.name) else getattr(item, "originalname", item.name),
+            keyword=item.name
+            if K_WORD.fullmatch(item.name)
+            else getattr(item, "originalname", item.name),
             node=params.get("node"),
             mpi=getattr(stack, "name", stack),
         )

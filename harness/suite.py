@@ -39,9 +39,26 @@ def collect(suite: Path, profile: Path) -> list[str]:
     with tempfile.TemporaryDirectory(prefix="hpcos-suite-") as work:
         written = Path(work) / "collected.json"
         # Only the plugin that parametrizes: the perf and ticket plugins would report on a run that ran nothing.
-        argv = [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
-                "-p", "no:hpcos-perf", "-p", "no:hpcos-tickets", "--hpcos-collected", str(written),
-                "--rootdir", str(suite.parent), "--cluster", str(profile), str(suite)]
+        argv = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--collect-only",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:hpcos-perf",
+            "-p",
+            "no:hpcos-tickets",
+            "--hpcos-collected",
+            str(written),
+            "--rootdir",
+            str(suite.parent),
+            "--cluster",
+            str(profile),
+            str(suite),
+        ]
         done = run(argv, timeout=COLLECT_TIMEOUT, cwd=suite.parent, env={"PYTEST_ADDOPTS": ""})
         try:
             collected = json.loads(written.read_text(encoding="utf-8"))
@@ -49,8 +66,12 @@ def collect(suite: Path, profile: Path) -> list[str]:
             collected = []
     ids = list(dict.fromkeys(selectable_id(test_id, mpi) for test_id, _node, mpi in collected))
     if done.exit_code != 0 or not ids:
-        last = next((line for line in reversed(done.output.splitlines()) if line.strip()), "no output")
-        raise UserError(f"collecting {suite} on profile {profile} failed (pytest exit {done.exit_code}): {last}")
+        last = next(
+            (line for line in reversed(done.output.splitlines()) if line.strip()), "no output"
+        )
+        raise UserError(
+            f"collecting {suite} on profile {profile} failed (pytest exit {done.exit_code}): {last}"
+        )
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
         tmp = cached.with_suffix(f".{os.getpid()}.tmp")
@@ -63,7 +84,11 @@ def collect(suite: Path, profile: Path) -> list[str]:
 
 def _cache_file(suite: Path, profile: Path) -> Path:
     digest = hashlib.sha256()
-    sources = sorted(suite.rglob("*.py")) + sorted(Path(harness.__file__).parent.rglob("*.py")) + [profile]
+    sources = (
+        sorted(suite.rglob("*.py"))
+        + sorted(Path(harness.__file__).parent.rglob("*.py"))
+        + [profile]
+    )
     for path in sources:
         digest.update(str(path).encode() + b"\0" + path.read_bytes() + b"\0")
     home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
@@ -75,10 +100,21 @@ def unselected(spec_set: SpecSet, ids: list[str], profile: Path) -> list[InputEr
     could never find the test it asks for, and would refuse every update of that package."""
     errors = []
     for path, doc in spec_set.docs.items():
-        tests = doc.data.get("tests") if isinstance(doc.data, dict) and Path(path).name != SITE_FILE else None
+        tests = (
+            doc.data.get("tests")
+            if isinstance(doc.data, dict) and Path(path).name != SITE_FILE
+            else None
+        )
         for index, expression in enumerate(tests if isinstance(tests, list) else []):
-            if isinstance(expression, str) and not any(matches(expression, test_id) for test_id in ids):
-                errors.append(doc.error(("tests", index), f"expected an expression that selects a test of the "
-                                                          f"suite; {expression!r} selects none of the {len(ids)} "
-                                                          f"tests collected on profile {profile.name}"))
+            if isinstance(expression, str) and not any(
+                matches(expression, test_id) for test_id in ids
+            ):
+                errors.append(
+                    doc.error(
+                        ("tests", index),
+                        f"expected an expression that selects a test of the "
+                        f"suite; {expression!r} selects none of the {len(ids)} "
+                        f"tests collected on profile {profile.name}",
+                    )
+                )
     return errors

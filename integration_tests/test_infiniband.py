@@ -39,10 +39,13 @@ def test_ibv_devinfo_ports(run, node, ib):
 
 
 @pytest.mark.perf
-@pytest.mark.parametrize("tool, key, unit, better, gbits", [
-    ("ib_write_bw", "bw_average_Gbps", "Gb/s", "higher", True),
-    ("ib_read_lat", "t_typical_us", "us", "lower", False),
-])
+@pytest.mark.parametrize(
+    "tool, key, unit, better, gbits",
+    [
+        ("ib_write_bw", "bw_average_Gbps", "Gb/s", "higher", True),
+        ("ib_read_lat", "t_typical_us", "us", "lower", False),
+    ],
+)
 def test_perftest(tool, key, unit, better, gbits, launcher, node, ib, measure, profile):
     if ib.perftest is None:
         pytest.skip("profile sets no infiniband.perftest (peer node for the server side)")
@@ -52,7 +55,9 @@ def test_perftest(tool, key, unit, better, gbits, launcher, node, ib, measure, p
     device = ib.perftest.device or (ib.devices[0] if ib.devices else None)
     extra = list(ib.perftest.extra_args) + (["--report_gbits"] if gbits else [])
     timeout = profile.timeouts.command
-    server_cmd = ib_checks.perftest_command(tool, device=device, server=None, extra=extra, json=False)
+    server_cmd = ib_checks.perftest_command(
+        tool, device=device, server=None, extra=extra, json=False
+    )
     client_cmd = ib_checks.perftest_command(tool, device=device, server=peer, extra=extra)
     # One client at a time against the peer, so the launcher is used directly: the ``run`` fixture
     # would fan the client out over every node at once.  The server must be listening while the
@@ -64,7 +69,9 @@ def test_perftest(tool, key, unit, better, gbits, launcher, node, ib, measure, p
     client.check()
     text, report = ib_checks.split_perftest_output(client.stdout)
     try:
-        parsed = perftest.parse_json(report, report_gbits=gbits) if report else perftest.parse_text(text)
+        parsed = (
+            perftest.parse_json(report, report_gbits=gbits) if report else perftest.parse_text(text)
+        )
     except ParseError as exc:
         pytest.fail(f"{exc}\n{client.describe()}\n{server_result.describe()}", pytrace=False)
     for row in parsed.rows:

@@ -27,7 +27,9 @@ ALLREDUCE_SIZES = [8, 1024, 65536]
 
 def sizes_to_measure(defaults: list[int], profile, stack: str, *metrics: str) -> list[int]:
     """The default sizes plus every size the profile has a reference for, so no reference goes unchecked."""
-    referenced = {size for metric in metrics for size in profile.references.get(metric, {}).get(stack, {})}
+    referenced = {
+        size for metric in metrics for size in profile.references.get(metric, {}).get(stack, {})
+    }
     return sorted(set(defaults) | referenced)
 
 
@@ -57,7 +59,9 @@ def run_probe(mpi_stack, mpi_run, mpi_nodes, profile):
         # (A job that succeeded may still print MPI warnings: those are not a failure.)
         problem = out.rank_problem(np) if out else None
         if not result.ok:
-            pytest.fail("\n".join(filter(None, [problem, mpi_errors.explain(result)])), pytrace=False)
+            pytest.fail(
+                "\n".join(filter(None, [problem, mpi_errors.explain(result)])), pytrace=False
+            )
         problem = problem or (out.placement_problem(result.placement) if out else None)
         if problem or unreadable:
             pytest.fail(f"{problem or unreadable}\n{result.describe()}", pytrace=False)
@@ -80,19 +84,31 @@ def test_rank_count(run_probe, mpi_nodes, profile, launcher):
 def test_ring(run_probe):
     out = run_probe("ring", ["-l", "10"])
     (lap,) = out.records
-    assert lap["ok"], f"ring token {lap['token']} after {lap['laps']} laps, expected {lap['expected']}"
+    assert lap["ok"], (
+        f"ring token {lap['token']} after {lap['laps']} laps, expected {lap['expected']}"
+    )
 
 
 def test_pingpong(run_probe, measure_repeatedly, profile, mpi_stack):
-    sizes = sizes_to_measure(PINGPONG_SIZES, profile, mpi_stack.name, "pingpong_latency", "pingpong_bandwidth")
+    sizes = sizes_to_measure(
+        PINGPONG_SIZES, profile, mpi_stack.name, "pingpong_latency", "pingpong_bandwidth"
+    )
 
     def once() -> list[Reading]:
-        out = run_probe("pingpong", ["-s", ",".join(map(str, sizes)), "-i", "500", "-r", "5", "-w", "1"], np=2)
+        out = run_probe(
+            "pingpong", ["-s", ",".join(map(str, sizes)), "-i", "500", "-r", "5", "-w", "1"], np=2
+        )
         assert out.sizes() == sizes
-        return [Reading(metric, out.median(key, size), unit, better, size, tuple(out.samples(key, size)))
-                for size in sizes
-                for metric, key, unit, better in (("pingpong_latency", "latency_us", "us", "lower"),
-                                                  ("pingpong_bandwidth", "bandwidth_MBps", "MB/s", "higher"))]
+        return [
+            Reading(
+                metric, out.median(key, size), unit, better, size, tuple(out.samples(key, size))
+            )
+            for size in sizes
+            for metric, key, unit, better in (
+                ("pingpong_latency", "latency_us", "us", "lower"),
+                ("pingpong_bandwidth", "bandwidth_MBps", "MB/s", "higher"),
+            )
+        ]
 
     measure_repeatedly(once)
 
@@ -101,11 +117,24 @@ def test_allreduce(run_probe, measure_repeatedly, profile, mpi_stack):
     sizes = sizes_to_measure(ALLREDUCE_SIZES, profile, mpi_stack.name, "allreduce_latency")
 
     def once() -> list[Reading]:
-        out = run_probe("allreduce", ["-s", ",".join(map(str, sizes)), "-i", "100", "-r", "5", "-w", "1"])
+        out = run_probe(
+            "allreduce", ["-s", ",".join(map(str, sizes)), "-i", "100", "-r", "5", "-w", "1"]
+        )
         wrong = [r for r in out.records if r["errors"]]
         assert not wrong, "MPI_Allreduce gave wrong sums: " + "; ".join(
-            f"{r['errors']} of {r['count']} elements at {r['size']} B (rep {r['rep']})" for r in wrong)
-        return [Reading("allreduce_latency", out.median("latency_us", size), "us", "lower", size,
-                        tuple(out.samples("latency_us", size))) for size in sizes]
+            f"{r['errors']} of {r['count']} elements at {r['size']} B (rep {r['rep']})"
+            for r in wrong
+        )
+        return [
+            Reading(
+                "allreduce_latency",
+                out.median("latency_us", size),
+                "us",
+                "lower",
+                size,
+                tuple(out.samples("latency_us", size)),
+            )
+            for size in sizes
+        ]
 
     measure_repeatedly(once)

@@ -23,8 +23,9 @@ def testing_versions(request, profile):
     if not config.environment:
         pytest.skip(f"profile {profile.name!r} sets no os_update.environment")
     try:
-        snapshot, versions = os_update.snapshot_versions(harness_site(request.config), profile,
-                                                         [config.kernel_package, *config.packages])
+        snapshot, versions = os_update.snapshot_versions(
+            harness_site(request.config), profile, [config.kernel_package, *config.packages]
+        )
     except UserError as exc:
         pytest.skip(f"no snapshot to compare the nodes with: {exc}")
     return snapshot, versions
@@ -44,7 +45,11 @@ def test_overlay_packages_are_installed(run, node, profile, testing_versions):
     packages = profile.os_update.packages
     # rpm -q exits with the number of packages not installed: the output says which, so no check().
     result = run(os_update.rpm_query_command(packages, os_update.node_root(profile, node)))
-    if result.timed_out or result.unreachable or (result.exit_code and "is not installed" not in result.stdout):
+    if (
+        result.timed_out
+        or result.unreachable
+        or (result.exit_code and "is not installed" not in result.stdout)
+    ):
         pytest.fail(result.describe(), pytrace=False)
     problems = os_update.package_problems(node, result.stdout, versions, packages)
     assert not problems, "; ".join(problems)

@@ -26,8 +26,14 @@ OSU_BENCHMARKS = {
     "osu_latency": ("pt2pt", 2, [("osu_latency", "latency_us", "us", "lower")]),
     "osu_bw": ("pt2pt", 2, [("osu_bandwidth", "bandwidth_MBps", "MB/s", "higher")]),
     "osu_allreduce": ("collective", None, [("osu_allreduce_latency", "latency_us", "us", "lower")]),
-    "osu_iallreduce": ("collective", None, [("osu_iallreduce_latency", "pure_comm_us", "us", "lower"),
-                                            ("osu_iallreduce_overlap", "overlap_pct", "%", "higher")]),
+    "osu_iallreduce": (
+        "collective",
+        None,
+        [
+            ("osu_iallreduce_latency", "pure_comm_us", "us", "lower"),
+            ("osu_iallreduce_overlap", "overlap_pct", "%", "higher"),
+        ],
+    ),
 }
 
 
@@ -35,8 +41,14 @@ def osu_binary(directory: str, name: str, subdir: str) -> str:
     base = Path(directory)
     # The profile may name the install root, its mpi/ directory, or one of pt2pt/ and collective/;
     # OMB 7 puts one more level below those (pt2pt/standard/, collective/blocking/).
-    patterns = [name, f"{subdir}/{name}", f"{subdir}/*/{name}", f"mpi/{subdir}/{name}", f"mpi/{subdir}/*/{name}",
-                f"libexec/osu-micro-benchmarks/mpi/{subdir}/*/{name}"]
+    patterns = [
+        name,
+        f"{subdir}/{name}",
+        f"{subdir}/*/{name}",
+        f"mpi/{subdir}/{name}",
+        f"mpi/{subdir}/*/{name}",
+        f"libexec/osu-micro-benchmarks/mpi/{subdir}/*/{name}",
+    ]
     for root in (base, base.parent):
         for pattern in patterns:
             found = sorted(p for p in root.glob(pattern) if p.is_file())
@@ -59,21 +71,30 @@ def run_osu(benchmark: str, binary: str, np: int, mpi_stack, mpi_run, profile) -
         parsed, unreadable = None, exc
     if parsed is not None and parsed.failed_validation:
         # OSU 7.4 stops at the first failing size and exits 1: the size is the diagnosis.
-        pytest.fail(f"{benchmark}: validation failed at sizes {parsed.failed_validation} "
-                    f"(exit code {result.exit_code})\n{result.describe()}", pytrace=False)
+        pytest.fail(
+            f"{benchmark}: validation failed at sizes {parsed.failed_validation} "
+            f"(exit code {result.exit_code})\n{result.describe()}",
+            pytrace=False,
+        )
     complaint = osu.too_few_ranks(result.stderr)
     if complaint and np > 1:
-        pytest.fail(f"{benchmark}: {np} ranks started with {launcher_name(profile, mpi_stack)}, but OSU says "
-                    f"{complaint!r}: every rank ran alone -- was {binary} built for another MPI than "
-                    f"{mpi_stack.name} (started by another MPI's launcher)?\n{result.describe()}", pytrace=False)
+        pytest.fail(
+            f"{benchmark}: {np} ranks started with {launcher_name(profile, mpi_stack)}, but OSU says "
+            f"{complaint!r}: every rank ran alone -- was {binary} built for another MPI than "
+            f"{mpi_stack.name} (started by another MPI's launcher)?\n{result.describe()}",
+            pytrace=False,
+        )
     if not result.ok:
         pytest.fail(mpi_errors.explain(result), pytrace=False)
     if unreadable is not None:
         pytest.fail(f"{unreadable}\n{result.describe()}", pytrace=False)
     # OSU prints no rank count; N single-rank copies of an old OSU each print their own table.
     if parsed.jobs != 1:
-        pytest.fail(f"{benchmark}: {parsed.jobs} separate tables, expected one job of {np} ranks: was it "
-                    f"started by another MPI's launcher ({launcher_name(profile, mpi_stack)})?", pytrace=False)
+        pytest.fail(
+            f"{benchmark}: {parsed.jobs} separate tables, expected one job of {np} ranks: was it "
+            f"started by another MPI's launcher ({launcher_name(profile, mpi_stack)})?",
+            pytrace=False,
+        )
     return parsed
 
 
@@ -84,19 +105,25 @@ def readings(parsed: osu.OsuResult, metrics: list[tuple[str, str, str, str]]) ->
     for i, series in enumerate(parsed.series):
         suffix = "" if i == 0 else f"_{(series.datatype or str(i)).lower().removeprefix('mpi_')}"
         for metric, column, unit, better in metrics:
-            out += [Reading(metric + suffix, value, unit, better, size=size)
-                    for size, value in series.column(column).items()]
+            out += [
+                Reading(metric + suffix, value, unit, better, size=size)
+                for size, value in series.column(column).items()
+            ]
     return out
 
 
 @pytest.mark.parametrize("benchmark", list(OSU_BENCHMARKS))
 def test_osu(benchmark, mpi_stack, mpi_run, nodes, profile, measure_repeatedly):
     if not mpi_stack.osu:
-        pytest.skip(f"profile names no OSU Micro-Benchmarks for {mpi_stack.name} (mpi.{mpi_stack.name}.osu)")
+        pytest.skip(
+            f"profile names no OSU Micro-Benchmarks for {mpi_stack.name} (mpi.{mpi_stack.name}.osu)"
+        )
     subdir, ranks, metrics = OSU_BENCHMARKS[benchmark]
     np = ranks or max(2, len(nodes))
     binary = osu_binary(mpi_stack.osu, benchmark, subdir)
-    measure_repeatedly(lambda: readings(run_osu(benchmark, binary, np, mpi_stack, mpi_run, profile), metrics))
+    measure_repeatedly(
+        lambda: readings(run_osu(benchmark, binary, np, mpi_stack, mpi_run, profile), metrics)
+    )
 
 
 def run_imb_pingpong(mpi_stack, mpi_run) -> list[Reading]:
@@ -110,11 +137,18 @@ def run_imb_pingpong(mpi_stack, mpi_run) -> list[Reading]:
         pytest.fail(f"{exc}\n{result.describe()}", pytrace=False)
     runs = [b for b in parsed.blocks if b.benchmark == "PingPong"]
     if len(runs) != 1 or block.processes != 2:
-        pytest.fail(f"IMB PingPong: {len(runs)} block(s), #processes {[b.processes for b in runs]}, "
-                    "expected one of 2 processes", pytrace=False)
-    return ([Reading("imb_pingpong_latency", v, "us", "lower", size=s) for s, v in block.column("t_usec").items()]
-            + [Reading("imb_pingpong_bandwidth", v, "MB/s", "higher", size=s)
-               for s, v in block.column("MBps").items()])
+        pytest.fail(
+            f"IMB PingPong: {len(runs)} block(s), #processes {[b.processes for b in runs]}, "
+            "expected one of 2 processes",
+            pytrace=False,
+        )
+    return [
+        Reading("imb_pingpong_latency", v, "us", "lower", size=s)
+        for s, v in block.column("t_usec").items()
+    ] + [
+        Reading("imb_pingpong_bandwidth", v, "MB/s", "higher", size=s)
+        for s, v in block.column("MBps").items()
+    ]
 
 
 def test_imb_pingpong(mpi_stack, mpi_run, measure_repeatedly):

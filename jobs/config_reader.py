@@ -28,7 +28,9 @@ class HttpStatus(HpcosError):
 
     def __init__(self, status: int, reason: str, text: str):
         super().__init__(f"{status} {reason}")
-        self.response = type("Response", (), {"status_code": status, "reason": reason, "text": text})()
+        self.response = type(
+            "Response", (), {"status_code": status, "reason": reason, "text": text}
+        )()
 
 
 def usable(url: str) -> bool:
@@ -63,21 +65,30 @@ class ConfigReader:
         self.timeout = timeout
         self.headers = {"Accept": "application/xml"}
         if user and token:
-            self.headers["Authorization"] = "Basic " + base64.b64encode(f"{user}:{token}".encode()).decode()
+            self.headers["Authorization"] = (
+                "Basic " + base64.b64encode(f"{user}:{token}".encode()).decode()
+            )
         self._local = threading.local()
         self._ssl = _context() if self.https else None
 
     def _connection(self, fresh: bool = False) -> http.client.HTTPConnection:
         if fresh or not hasattr(self._local, "connection"):
             if self.https:
-                self._local.connection = http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout,
-                                                                     context=self._ssl)
+                self._local.connection = http.client.HTTPSConnection(
+                    self.host, self.port, timeout=self.timeout, context=self._ssl
+                )
             else:
-                self._local.connection = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+                self._local.connection = http.client.HTTPConnection(
+                    self.host, self.port, timeout=self.timeout
+                )
         return self._local.connection
 
     def config(self, name: str) -> str:
-        path = self.prefix + "".join(f"job/{quote(part, safe='')}/" for part in name.split("/")) + "config.xml"
+        path = (
+            self.prefix
+            + "".join(f"job/{quote(part, safe='')}/" for part in name.split("/"))
+            + "config.xml"
+        )
         for attempt in (1, 2):
             connection = self._connection(fresh=attempt == 2)
             try:
@@ -87,7 +98,9 @@ class ConfigReader:
                 break
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
                 connection.close()
-                if attempt == 2:  # Jenkins closed a kept-alive connection: one new one, then give up
+                if (
+                    attempt == 2
+                ):  # Jenkins closed a kept-alive connection: one new one, then give up
                     raise
         if response.status != 200:
             raise HttpStatus(response.status, response.reason, body.decode("utf-8", "replace"))

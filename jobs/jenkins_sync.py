@@ -57,11 +57,15 @@ def connect(url: str, credentials: Credentials) -> Connection:
         host = parts.hostname or ""
         netloc = (f"[{host}]" if ":" in host else host) + (f":{parts.port}" if parts.port else "")
         if not credentials.secret:
-            credentials = Credentials(unquote(parts.username or ""), unquote(parts.password or "") or None)
+            credentials = Credentials(
+                unquote(parts.username or ""), unquote(parts.password or "") or None
+            )
         url = urlunsplit(parts._replace(netloc=netloc))
     if bool(credentials.user) != bool(credentials.secret):
-        raise UserError("set both HPCOS_JENKINS_USER and HPCOS_JENKINS_TOKEN (or a ~/.netrc entry), "
-                        "or neither for anonymous access")
+        raise UserError(
+            "set both HPCOS_JENKINS_USER and HPCOS_JENKINS_TOKEN (or a ~/.netrc entry), "
+            "or neither for anonymous access"
+        )
     return Connection(url, credentials.user, credentials.secret)
 
 
@@ -102,11 +106,15 @@ def explain(exc: Exception, url: str, what: str) -> str:
     if isinstance(exc, jenkins.TimeoutException | requests.exceptions.Timeout):
         return f"{what}: Jenkins at {url} did not answer within {TIMEOUT} s"
     if status == 401:
-        return (f"{what}: Jenkins at {url} rejected the credentials (401); check HPCOS_JENKINS_USER and "
-                "HPCOS_JENKINS_TOKEN, or the ~/.netrc entry for this host")
+        return (
+            f"{what}: Jenkins at {url} rejected the credentials (401); check HPCOS_JENKINS_USER and "
+            "HPCOS_JENKINS_TOKEN, or the ~/.netrc entry for this host"
+        )
     if status == 403 and "crumb" in body.lower():
-        return (f"{what}: Jenkins at {url} rejected the CSRF crumb (403); the crumb issuer may be behind a "
-                "proxy that drops the session, or the crumb expired")
+        return (
+            f"{what}: Jenkins at {url} rejected the CSRF crumb (403); the crumb issuer may be behind a "
+            "proxy that drops the session, or the crumb expired"
+        )
     if status == 403:
         return f"{what}: the Jenkins user lacks permission for this (403)"
     if status == 404 or isinstance(exc, jenkins.NotFoundException):
@@ -172,9 +180,18 @@ def read_live(connection: Connection, folders: list[str], workers: int = 16) -> 
     return LiveState(jobs, _read_configs(connection, main.crumb, names, workers), main.crumb)
 
 
-def sync(connection: Connection, jobs: list[RenderedJob], *, site: str, write: bool, prune: bool = False,
-         workers: int = 16, live: LiveState | None = None, progress=None,
-         digests: DigestCache | None = None) -> SyncReport:
+def sync(
+    connection: Connection,
+    jobs: list[RenderedJob],
+    *,
+    site: str,
+    write: bool,
+    prune: bool = False,
+    workers: int = 16,
+    live: LiveState | None = None,
+    progress=None,
+    digests: DigestCache | None = None,
+) -> SyncReport:
     """Compare every rendered job with its live config; with ``write``, make Jenkins match.
     ``progress(total) -> tick`` is told of every write (the CLI shows a bar); ``digests`` remembers
     normalised digests between runs (jobs are equal when their normalised forms are)."""
@@ -185,17 +202,23 @@ def sync(connection: Connection, jobs: list[RenderedJob], *, site: str, write: b
     live = live or read_live(connection, top_level, workers)
     wanted = {job.name: job for job in jobs}
 
-    missing_parents = sorted({p for job in jobs for p in _parents(job.name)} - set(wanted) - set(live.jobs))
+    missing_parents = sorted(
+        {p for job in jobs for p in _parents(job.name)} - set(wanted) - set(live.jobs)
+    )
     if missing_parents:
-        raise JenkinsError(f"folder {missing_parents[0]!r} does not exist on {url} and hpcos does not define it; "
-                           "create it in Jenkins or set jenkins.folder in site.yaml to an existing folder")
+        raise JenkinsError(
+            f"folder {missing_parents[0]!r} does not exist on {url} and hpcos does not define it; "
+            "create it in Jenkins or set jenkins.folder in site.yaml to an existing folder"
+        )
 
     # Jenkins cannot turn a job into a folder (or back) through config.xml: say so before writing anything.
     for job in jobs:
         if job.name in live.jobs and (live.jobs[job.name].kind == FOLDER_CLASS) != _is_folder(job):
-            raise JenkinsError(f"{job.name} exists on {url} as a {live.jobs[job.name].kind or 'item'}, but hpcos "
-                               f"defines it as a {'folder' if _is_folder(job) else 'job'}; rename or delete it "
-                               "in Jenkins, or choose another jenkins.folder")
+            raise JenkinsError(
+                f"{job.name} exists on {url} as a {live.jobs[job.name].kind or 'item'}, but hpcos "
+                f"defines it as a {'folder' if _is_folder(job) else 'job'}; rename or delete it "
+                "in Jenkins, or choose another jenkins.folder"
+            )
 
     unread = [job.name for job in jobs if job.name in live.jobs and job.name not in live.configs]
     live_configs = {**live.configs, **_read_configs(connection, live.crumb, unread, workers)}
@@ -213,15 +236,23 @@ def sync(connection: Connection, jobs: list[RenderedJob], *, site: str, write: b
             plan.append(("update", job))
             report.diffs.append(_diff(job.name, live_configs[job.name].text, job.xml))
     # Only the digests of what was just compared are kept: the cache stays the size of the site.
-    digests.save(keep={digests.key(c.text) for c in live_configs.values()} | {digests.key(j.xml) for j in jobs})
+    digests.save(
+        keep={digests.key(c.text) for c in live_configs.values()}
+        | {digests.key(j.xml) for j in jobs}
+    )
     # Folders before the jobs inside them: shallower names first, in name order within a level.
     plan.sort(key=lambda step: (step[1].name.count("/"), step[1].name))
 
     stale = []
     if prune:
-        stale = sorted((name for name, job in live.jobs.items()
-                        if name not in wanted and is_managed(job.description, site)),
-                       key=lambda name: (-name.count("/"), name))  # contents before their folder
+        stale = sorted(
+            (
+                name
+                for name, job in live.jobs.items()
+                if name not in wanted and is_managed(job.description, site)
+            ),
+            key=lambda name: (-name.count("/"), name),
+        )  # contents before their folder
         report.diffs.extend(f"--- {name}\n+++ (deleted by --prune)\n" for name in stale)
 
     if not write:
@@ -229,7 +260,9 @@ def sync(connection: Connection, jobs: list[RenderedJob], *, site: str, write: b
         return report
 
     writer = connection.client()
-    steps = [(action, job.name, job) for action, job in plan] + [("delete", name, None) for name in stale]
+    steps = [(action, job.name, job) for action, job in plan] + [
+        ("delete", name, None) for name in stale
+    ]
     tick = progress(len(steps)) if progress and steps else (lambda: None)
     for i, (action, name, job) in enumerate(steps):
         try:
@@ -245,16 +278,20 @@ def sync(connection: Connection, jobs: list[RenderedJob], *, site: str, write: b
             tick()
         except Exception as exc:
             report.failed[name] = explain(exc, url, f"{action} {name}")
-            report.not_attempted = [n for _, n, _ in steps[i + 1:]]
+            report.not_attempted = [n for _, n, _ in steps[i + 1 :]]
             break
     return report
 
 
-def _read_configs(connection: Connection, crumb, names: list[str], workers: int) -> dict[str, LiveConfig]:
+def _read_configs(
+    connection: Connection, crumb, names: list[str], workers: int
+) -> dict[str, LiveConfig]:
     if not names:
         return {}
     if config_reader.usable(connection.url):
-        reader = config_reader.ConfigReader(connection.url, connection.user, connection.token, TIMEOUT)
+        reader = config_reader.ConfigReader(
+            connection.url, connection.user, connection.token, TIMEOUT
+        )
         fetch = reader.config
     else:
         local = threading.local()
@@ -270,7 +307,9 @@ def _read_configs(connection: Connection, crumb, names: list[str], workers: int)
         try:
             return LiveConfig(fetch(name))
         except Exception as exc:
-            raise JenkinsError(explain(exc, connection.url, f"reading the config of {name}")) from None
+            raise JenkinsError(
+                explain(exc, connection.url, f"reading the config of {name}")
+            ) from None
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         return dict(zip(names, pool.map(read, names), strict=True))
@@ -279,5 +318,8 @@ def _read_configs(connection: Connection, crumb, names: list[str], workers: int)
 def _diff(name: str, live: str | None, rendered: bytes) -> str:
     before = pretty(live) if live is not None else []
     after = pretty(rendered)
-    return "".join(difflib.unified_diff(before, after, f"{name} (live)" if live is not None else "/dev/null",
-                                        f"{name} (specs)"))
+    return "".join(
+        difflib.unified_diff(
+            before, after, f"{name} (live)" if live is not None else "/dev/null", f"{name} (specs)"
+        )
+    )

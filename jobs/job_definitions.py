@@ -49,47 +49,96 @@ def project(spec_set: SpecSet) -> dict:
     for package in sorted(spec_set.packages.values(), key=lambda p: p.name):
         # One entry per target: each target's job runs on agents of its architecture.
         for target in package.targets:
-            jobs.append({"hpcos-rebuild": {
-                "package": package.name,
-                "target": target,
-                "build_label": spec_set.build_label(target),
-                "overlay": package.overlay,
-                "owner": package.owner,
-                "owner_email": owner_email(package.owner),
-                "poll": package.poll,
-            }})
+            jobs.append(
+                {
+                    "hpcos-rebuild": {
+                        "package": package.name,
+                        "target": target,
+                        "build_label": spec_set.build_label(target),
+                        "overlay": package.overlay,
+                        "owner": package.owner,
+                        "owner_email": owner_email(package.owner),
+                        "poll": package.poll,
+                    }
+                }
+            )
 
     for overlay_name in sorted(site.overlays):
-        rebuilds = [f"rebuild-{p.name}-{t}" for p in sorted(spec_set.overlay_packages(overlay_name),
-                                                             key=lambda p: p.name) for t in p.targets]
+        rebuilds = [
+            f"rebuild-{p.name}-{t}"
+            for p in sorted(spec_set.overlay_packages(overlay_name), key=lambda p: p.name)
+            for t in p.targets
+        ]
         # An overlay with no package yet has nothing to publish; its publish job appears with the first one.
         if rebuilds:
-            jobs.append({"hpcos-publish": {"overlay": overlay_name, "rebuild_jobs": ", ".join(rebuilds)}})
+            jobs.append(
+                {"hpcos-publish": {"overlay": overlay_name, "rebuild_jobs": ", ".join(rebuilds)}}
+            )
 
     for env_name, env in site.environments.items():
         if env.source is None:
-            jobs.append({"hpcos-mirror-sync": {"environment": env_name, "schedule": env.schedule or "H 1 * * *"}})
+            jobs.append(
+                {
+                    "hpcos-mirror-sync": {
+                        "environment": env_name,
+                        "schedule": env.schedule or "H 1 * * *",
+                    }
+                }
+            )
         elif env.gate == "nightly":
             # Configuration repositories move with the packages into the gated environment.
-            with_config = " --with-config" if site.config.repositories and env.source == "testing" else ""
-            jobs.append({"hpcos-promote-gated": {"source": env.source, "environment": env_name,
-                                                 "with_config": with_config}})
+            with_config = (
+                " --with-config" if site.config.repositories and env.source == "testing" else ""
+            )
+            jobs.append(
+                {
+                    "hpcos-promote-gated": {
+                        "source": env.source,
+                        "environment": env_name,
+                        "with_config": with_config,
+                    }
+                }
+            )
             # The nightly run tests what the gated promotion would take: the gate's source environment,
             # after each promotion into it and each fast path (which changes it too).
-            feeders = [f"promote-{e.source}-{name}" for name, e in site.environments.items()
-                       if name == env.source and e.source is not None]
+            feeders = [
+                f"promote-{e.source}-{name}"
+                for name, e in site.environments.items()
+                if name == env.source and e.source is not None
+            ]
             if feeders:
-                feeders += [f"fastpath-{o}" for o, overlay in sorted(site.overlays.items()) if overlay.fastpath]
+                feeders += [
+                    f"fastpath-{o}"
+                    for o, overlay in sorted(site.overlays.items())
+                    if overlay.fastpath
+                ]
             if feeders:
-                jobs.append({"hpcos-nightly": {"environment": env.source, "gated": env_name,
-                                               "after": ", ".join(feeders)}})
+                jobs.append(
+                    {
+                        "hpcos-nightly": {
+                            "environment": env.source,
+                            "gated": env_name,
+                            "after": ", ".join(feeders),
+                        }
+                    }
+                )
         else:
-            jobs.append({"hpcos-promote": {"source": env.source, "environment": env_name,
-                                           "schedule": env.schedule or "H 2 * * *"}})
+            jobs.append(
+                {
+                    "hpcos-promote": {
+                        "source": env.source,
+                        "environment": env_name,
+                        "schedule": env.schedule or "H 2 * * *",
+                    }
+                }
+            )
 
     # The fast path deploys production itself when the site names production's profile.
-    deploy_arg = (f" --deploy {shlex.quote(site.harness.production_profile)}"
-                  if site.harness.production_profile else "")
+    deploy_arg = (
+        f" --deploy {shlex.quote(site.harness.production_profile)}"
+        if site.harness.production_profile
+        else ""
+    )
     for overlay_name, overlay in sorted(site.overlays.items()):
         if overlay.fastpath:
             jobs.append({"hpcos-fastpath": {"overlay": overlay_name, "deploy_arg": deploy_arg}})
@@ -104,22 +153,34 @@ def project(spec_set: SpecSet) -> dict:
         jobs.append({"hpcos-config-promote": {}})
         jobs.append({"hpcos-config-merge-back": {}})
         for name, repository in sorted(site.config.repositories.items()):
-            jobs.append({"hpcos-config-validate": {"repository": name, "kind": repository.kind,
-                                                   "url": repository.url, "branch": repository.testing}})
+            jobs.append(
+                {
+                    "hpcos-config-validate": {
+                        "repository": name,
+                        "kind": repository.kind,
+                        "url": repository.url,
+                        "branch": repository.testing,
+                    }
+                }
+            )
 
-    return _escaped({"project": {
-        "name": site.name,
-        "site": site.name,
-        "folder": site.jenkins.folder,
-        "marker": marker(site.name),
-        "build_label": site.jenkins.build_label,
-        "test_label": site.jenkins.test_label,
-        "publish_label": site.jenkins.publish_label,
-        "profile": site.harness.profile,
-        # What the nightly shell step passes to `hpcos test --cluster`: one shell word, whatever the path.
-        "profile_arg": shlex.quote(site.harness.profile),
-        "jobs": jobs,
-    }})
+    return _escaped(
+        {
+            "project": {
+                "name": site.name,
+                "site": site.name,
+                "folder": site.jenkins.folder,
+                "marker": marker(site.name),
+                "build_label": site.jenkins.build_label,
+                "test_label": site.jenkins.test_label,
+                "publish_label": site.jenkins.publish_label,
+                "profile": site.harness.profile,
+                # What the nightly shell step passes to `hpcos test --cluster`: one shell word, whatever the path.
+                "profile_arg": shlex.quote(site.harness.profile),
+                "jobs": jobs,
+            }
+        }
+    )
 
 
 def _escaped(value):
@@ -142,7 +203,11 @@ def templates_text() -> str:
 def jjb_yaml(spec_set: SpecSet) -> str:
     """The whole JJB input for the site: templates, then the generated project.  Plain `jenkins-jobs`
     reads this and writes the same XML as `hpcos jobs render`."""
-    generated = yaml.safe_dump([project(spec_set)], sort_keys=False, default_flow_style=False, width=1000)
-    return (templates_text()
-            + f"\n# Generated by hpcos from the specs of site {spec_set.site.name}; do not edit.\n"
-            + generated)
+    generated = yaml.safe_dump(
+        [project(spec_set)], sort_keys=False, default_flow_style=False, width=1000
+    )
+    return (
+        templates_text()
+        + f"\n# Generated by hpcos from the specs of site {spec_set.site.name}; do not edit.\n"
+        + generated
+    )

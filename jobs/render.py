@@ -67,8 +67,12 @@ class _ProjectModules:
             group = XmlJobGenerator.entry_point_group
             found = next(iter(pkg_resources.iter_entry_points(group=group, name=kind)), None)
             if found is None:
-                known = ", ".join(sorted(ep.name for ep in pkg_resources.iter_entry_points(group=group)))
-                raise JenkinsJobsException(f"Unrecognized project-type: {kind} (supported types are: {known})")
+                known = ", ".join(
+                    sorted(ep.name for ep in pkg_resources.iter_entry_points(group=group))
+                )
+                raise JenkinsJobsException(
+                    f"Unrecognized project-type: {kind} (supported types are: {known})"
+                )
             self._modules[kind] = found.load()(self._registry)
         return self._modules[kind]
 
@@ -107,8 +111,12 @@ def _repeated_lookups_done_once():
 def _located(value, pos: Pos):
     """Plain data -> the position-carrying containers JJB's YAML loader builds."""
     if isinstance(value, dict):
-        return LocDict({k: _located(v, pos) for k, v in value.items()}, pos,
-                       key_pos=dict.fromkeys(value, pos), value_pos=dict.fromkeys(value, pos))
+        return LocDict(
+            {k: _located(v, pos) for k, v in value.items()},
+            pos,
+            key_pos=dict.fromkeys(value, pos),
+            value_pos=dict.fromkeys(value, pos),
+        )
     if isinstance(value, list):
         return LocList([_located(v, pos) for v in value], pos, value_pos=[pos] * len(value))
     return value
@@ -135,14 +143,24 @@ def render_pool(project: dict | None = None, workers: int | None = None):
         yield None
         return
     if project is not None:
-        first_of_each = list({next(iter(entry)): entry for entry in reversed(project["project"]["jobs"])}.values())
-        _render(templates_text(), [{"project": {**project["project"], "jobs": first_of_each}}], "warm-up")
+        first_of_each = list(
+            {next(iter(entry)): entry for entry in reversed(project["project"]["jobs"])}.values()
+        )
+        _render(
+            templates_text(),
+            [{"project": {**project["project"], "jobs": first_of_each}}],
+            "warm-up",
+        )
     with multiprocessing.get_context("fork").Pool(workers) as pool:
         yield RenderPool(pool, workers)
 
 
-def render(project: dict, source_name: str = "hpcos-jobs.yaml", pool: RenderPool | None = None,
-           out_dir: Path | None = None) -> list[RenderedJob]:
+def render(
+    project: dict,
+    source_name: str = "hpcos-jobs.yaml",
+    pool: RenderPool | None = None,
+    out_dir: Path | None = None,
+) -> list[RenderedJob]:
     """Render the templates instantiated by ``project`` (``jobs.job_definitions.project``), sorted by
     name, and write them under ``out_dir`` if given.  The same XML as `jenkins-jobs test` on
     ``jjb_yaml()``.
@@ -166,12 +184,20 @@ def _render_part(project: dict, source_name: str, out_dir: Path | None) -> list[
     return rendered
 
 
-def _render_split(project: dict, source_name: str, pool: RenderPool, out_dir: Path | None) -> list[RenderedJob]:
+def _render_split(
+    project: dict, source_name: str, pool: RenderPool, out_dir: Path | None
+) -> list[RenderedJob]:
     entries = project["project"]["jobs"]
-    projects = [{"project": {**project["project"], "jobs": entries[i::pool.size]}} for i in range(pool.size)]
-    rendered = sorted(itertools.chain.from_iterable(
-        pool.processes.starmap(_render_part, [(sub, source_name, out_dir) for sub in projects])),
-        key=lambda job: job.name)
+    projects = [
+        {"project": {**project["project"], "jobs": entries[i :: pool.size]}}
+        for i in range(pool.size)
+    ]
+    rendered = sorted(
+        itertools.chain.from_iterable(
+            pool.processes.starmap(_render_part, [(sub, source_name, out_dir) for sub in projects])
+        ),
+        key=lambda job: job.name,
+    )
     for before, after in itertools.pairwise(rendered):
         if before.name == after.name:  # what JJB's allow_duplicates=False refuses within one render
             raise RenderError(f"{source_name}: duplicate job name {after.name!r}")
@@ -193,7 +219,7 @@ def _render(yaml_text: str, items: list[dict], source_name: str) -> list[Rendere
             roots = Roots(config)
             load_files(config, roots, [stream])
             for item in items:
-                (kind, contents), = item.items()
+                ((kind, contents),) = item.items()
                 root_adders[kind](config, roots, _located(contents, pos), pos)
             registry = ModuleRegistry(config, config.builder["plugins_info"])
             registry.set_macros(roots.macros)
@@ -213,7 +239,9 @@ def _generate(registry: ModuleRegistry, jobs) -> list[RenderedJob]:
     for job in jobs:
         data = job.data
         try:
-            xml = project_modules[data.get(XmlJobGenerator.kind_attribute, XmlJobGenerator.kind_default)].root_xml(data)
+            xml = project_modules[
+                data.get(XmlJobGenerator.kind_attribute, XmlJobGenerator.kind_default)
+            ].root_xml(data)
             for module in generators:
                 module.gen_xml(xml, data)
         except JenkinsJobsException as exc:

@@ -54,9 +54,15 @@ class RenderCache:
             data = json.loads(gzip.decompress(self.path.read_bytes()))
         except (OSError, ValueError, EOFError):
             return None  # no cache, or a damaged one: render
-        if not isinstance(data, dict) or data.get("key") != key or not isinstance(data.get("jobs"), dict):
+        if (
+            not isinstance(data, dict)
+            or data.get("key") != key
+            or not isinstance(data.get("jobs"), dict)
+        ):
             return None
-        return [RenderedJob(name, xml.encode("utf-8")) for name, xml in sorted(data["jobs"].items())]
+        return [
+            RenderedJob(name, xml.encode("utf-8")) for name, xml in sorted(data["jobs"].items())
+        ]
 
     def save(self, key: str, jobs: list[RenderedJob]) -> None:
         if self.path is None:
@@ -64,6 +70,8 @@ class RenderCache:
         payload = {"key": key, "jobs": {job.name: job.xml.decode("utf-8") for job in jobs}}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            write_bytes_atomically(self.path, gzip.compress(json.dumps(payload).encode(), compresslevel=1))
+            write_bytes_atomically(
+                self.path, gzip.compress(json.dumps(payload).encode(), compresslevel=1)
+            )
         except OSError:
             pass  # a cache that cannot be written only costs time on the next run

@@ -85,7 +85,9 @@ class DigestCache:
 
     @staticmethod
     def key(config: str | bytes) -> str:
-        return hashlib.sha256(config.encode("utf-8") if isinstance(config, str) else config).hexdigest()
+        return hashlib.sha256(
+            config.encode("utf-8") if isinstance(config, str) else config
+        ).hexdigest()
 
     def digest(self, config: str | bytes) -> str | None:
         """Digest of the normalised config; None when it is not well-formed XML."""
@@ -104,7 +106,9 @@ class DigestCache:
         """Write the cache back, keeping only digests of ``keep`` raw-text keys when given."""
         if self.path is None or not self.changed:
             return
-        digests = self.digests if keep is None else {k: v for k, v in self.digests.items() if k in keep}
+        digests = (
+            self.digests if keep is None else {k: v for k, v in self.digests.items() if k in keep}
+        )
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             write_text_atomically(self.path, json.dumps({"rule": RULE_VERSION, "digests": digests}))

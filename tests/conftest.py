@@ -27,7 +27,9 @@ def require_tool(tool: str, debian_package: str) -> str:
     )
     if path:
         return path
-    message = f"{tool} not found: apt-get install {debian_package} (or run `bash .ci/setup env` as root)"
+    message = (
+        f"{tool} not found: apt-get install {debian_package} (or run `bash .ci/setup env` as root)"
+    )
     if IN_CI:
         pytest.fail(message, pytrace=False)
     pytest.skip(message)
@@ -40,8 +42,15 @@ def repo_root() -> Path:
 
 # Real services started by fixtures: sshd on loopback, Slurm (one node, four nodes), network namespaces
 # as nodes, a stock Trac, and the compiled MPI probes.
-pytest_plugins = ["pytester", "support.trac_fixture", "support.sshd_fixture", "support.slurm_fixture",
-                  "support.mpi_probe_fixture", "support.netns_fixture", "support.slurm_cluster_fixture"]
+pytest_plugins = [
+    "pytester",
+    "support.trac_fixture",
+    "support.sshd_fixture",
+    "support.slurm_fixture",
+    "support.mpi_probe_fixture",
+    "support.netns_fixture",
+    "support.slurm_cluster_fixture",
+]
 
 
 def process_alive(pid: int) -> bool:
@@ -54,8 +63,11 @@ def process_alive(pid: int) -> bool:
 
 
 def pytest_addoption(parser):
-    parser.addoption("--update-golden", action="store_true",
-                     help="rewrite tests/data/golden_jobs from the sample site instead of comparing")
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        help="rewrite tests/data/golden_jobs from the sample site instead of comparing",
+    )
 
 
 # The kind of every test, assigned here by module (one place, so no test file needs to move or change):
@@ -73,23 +85,77 @@ KINDS = {
 }
 E2E_MODULES = {"test_process_end_to_end", "test_probes_end_to_end", "test_outage"}
 INTEGRATION_MODULES = {
-    "test_architecture", "test_bad_input", "test_config_promotion", "test_config_puppet", "test_config_specs",
-    "test_config_validation_kinds", "test_config_with_packages", "test_deploy", "test_gate", "test_harness_cli",
-    "test_harness_plugin", "test_hung_processes", "test_ib_checks", "test_injection", "test_inventory",
-    "test_launcher_local", "test_launcher_slurm", "test_launcher_ssh", "test_monitoring_config",
-    "test_monitoring_nagios", "test_monitoring_store", "test_multinode_netns", "test_multinode_placement",
-    "test_multinode_slurm", "test_os_update", "test_osu_imb_stand_ins", "test_outage_wiki", "test_perf_plugin",
-    "test_probe_reference_repeats", "test_probes", "test_probes_build", "test_probes_build_osu",
-    "test_rebuild_build", "test_rebuild_export", "test_rebuild_immutable", "test_rebuild_kernel",
-    "test_rebuild_mock", "test_rebuild_mock_config", "test_rebuild_signing", "test_rebuild_tickets",
-    "test_rebuild_upstream_signatures", "test_repo_crash", "test_repo_crash_points", "test_repo_http",
-    "test_repo_lifecycle", "test_repo_locking", "test_repo_units", "test_report", "test_runner",
-    "test_specs_sample", "test_tickets_nights", "test_tickets_real_mpi", "test_tickets_trac",
-    "test_tickets_wiring", "test_secrets", "test_store_full_or_readonly", "test_specs_cli",
-    "test_perf_cli", "test_render",  # many `hpcos` processes; jenkins-jobs itself
+    "test_architecture",
+    "test_bad_input",
+    "test_config_promotion",
+    "test_config_puppet",
+    "test_config_specs",
+    "test_config_validation_kinds",
+    "test_config_with_packages",
+    "test_deploy",
+    "test_gate",
+    "test_harness_cli",
+    "test_harness_plugin",
+    "test_hung_processes",
+    "test_ib_checks",
+    "test_injection",
+    "test_inventory",
+    "test_launcher_local",
+    "test_launcher_slurm",
+    "test_launcher_ssh",
+    "test_monitoring_config",
+    "test_monitoring_nagios",
+    "test_monitoring_store",
+    "test_multinode_netns",
+    "test_multinode_placement",
+    "test_multinode_slurm",
+    "test_os_update",
+    "test_osu_imb_stand_ins",
+    "test_outage_wiki",
+    "test_perf_plugin",
+    "test_probe_reference_repeats",
+    "test_probes",
+    "test_probes_build",
+    "test_probes_build_osu",
+    "test_rebuild_build",
+    "test_rebuild_export",
+    "test_rebuild_immutable",
+    "test_rebuild_kernel",
+    "test_rebuild_mock",
+    "test_rebuild_mock_config",
+    "test_rebuild_signing",
+    "test_rebuild_tickets",
+    "test_rebuild_upstream_signatures",
+    "test_repo_crash",
+    "test_repo_crash_points",
+    "test_repo_http",
+    "test_repo_lifecycle",
+    "test_repo_locking",
+    "test_repo_units",
+    "test_report",
+    "test_runner",
+    "test_specs_sample",
+    "test_tickets_nights",
+    "test_tickets_real_mpi",
+    "test_tickets_trac",
+    "test_tickets_wiring",
+    "test_secrets",
+    "test_store_full_or_readonly",
+    "test_specs_cli",
+    "test_perf_cli",
+    "test_render",  # many `hpcos` processes; jenkins-jobs itself
 }
-SERVICE_FIXTURES = {"tracd", "local_slurm", "slurm_nodes", "slurm_cluster", "netns_cluster", "loopback_sshd",
-                    "pingpong", "rpm_factory", "pytester"}
+SERVICE_FIXTURES = {
+    "tracd",
+    "local_slurm",
+    "slurm_nodes",
+    "slurm_cluster",
+    "netns_cluster",
+    "loopback_sshd",
+    "pingpong",
+    "rpm_factory",
+    "pytester",
+}
 
 
 def kind_of(item) -> str:
@@ -106,13 +172,16 @@ def pytest_configure(config):
         config.addinivalue_line("markers", f"{kind}: {text}")
     # A suite stopped by SIGTERM (a CI timeout, `timeout 600 pytest ...`) runs its fixtures'
     # teardown as after Ctrl-C, so the daemons they started (munged, slurmd, sshd, tracd) stop too.
-    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) in (
-            signal.SIG_DFL, None):
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(
+        signal.SIGTERM
+    ) in (signal.SIG_DFL, None):
         signal.signal(signal.SIGTERM, functools.partial(_interrupt, os.getpid()))
 
 
 def _interrupt(main_pid, signum, frame):
-    if os.getpid() != main_pid:  # a forked worker (a render pool being terminated): die as it would have
+    if (
+        os.getpid() != main_pid
+    ):  # a forked worker (a render pool being terminated): die as it would have
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
         return
@@ -129,7 +198,10 @@ def nothing_left_running(tmp_path_factory):
     for pid_file in Path(base).rglob("*.pid"):
         try:
             pid = int(pid_file.read_text().split()[0])
-            with open(f"/proc/{pid}/cmdline", "rb") as cmdline, open(f"/proc/{pid}/environ", "rb") as environ:
+            with (
+                open(f"/proc/{pid}/cmdline", "rb") as cmdline,
+                open(f"/proc/{pid}/environ", "rb") as environ,
+            ):
                 mine = base.encode() in cmdline.read() + environ.read()  # not a reused pid
         except (OSError, ValueError, IndexError):
             continue
@@ -138,7 +210,9 @@ def nothing_left_running(tmp_path_factory):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
     if left:
-        pytest.fail(f"fixtures left processes running (now killed): {', '.join(left)}", pytrace=False)
+        pytest.fail(
+            f"fixtures left processes running (now killed): {', '.join(left)}", pytrace=False
+        )
 
 
 def pytest_collection_modifyitems(items):

@@ -15,9 +15,14 @@ LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
 def lint_imports(root: Path) -> subprocess.CompletedProcess:
     if not LINT_IMPORTS.exists():
         pytest.fail("lint-imports missing: pip install -e '.[test]'", pytrace=False)
-    return subprocess.run([str(LINT_IMPORTS), "--no-cache", str(root / "pyproject.toml")],
-                          cwd=root, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(root)},
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [str(LINT_IMPORTS), "--no-cache", str(root / "pyproject.toml")],
+        cwd=root,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.fixture
@@ -35,17 +40,20 @@ def test_the_tree_keeps_every_contract(repo_root):
     assert "0 broken" in done.stdout
 
 
-@pytest.mark.parametrize(("module", "line", "contract"), [
-    ("hpcos/core/errors.py", "import hpcos.site.specs", "Layers"),
-    ("hpcos/results/model.py", "import hpcos.tickets.grouping", "Layers"),
-    ("jobs/render.py", "import hpcos.cluster.profiles", "The Jenkins side"),
-    ("hpcos/repo/promotion.py", "import argparse", "Only the command line"),
-    # The split sibling layers: rebuild and repo meet only in hpcos.rpms; repo, tickets, perf are independent.
-    ("hpcos/rebuild/publish.py", "import hpcos.repo.publish", "The build side"),
-    ("hpcos/rpms/signing.py", "import hpcos.rebuild.release", "Layers"),
-    ("hpcos/tickets/lifecycle.py", "import hpcos.perf.store", "Layers"),
-    ("hpcos/rpms/signing.py", "import hpcos.probes.parsers", "Layers"),
-])
+@pytest.mark.parametrize(
+    ("module", "line", "contract"),
+    [
+        ("hpcos/core/errors.py", "import hpcos.site.specs", "Layers"),
+        ("hpcos/results/model.py", "import hpcos.tickets.grouping", "Layers"),
+        ("jobs/render.py", "import hpcos.cluster.profiles", "The Jenkins side"),
+        ("hpcos/repo/promotion.py", "import argparse", "Only the command line"),
+        # The split sibling layers: rebuild and repo meet only in hpcos.rpms; repo, tickets, perf are independent.
+        ("hpcos/rebuild/publish.py", "import hpcos.repo.publish", "The build side"),
+        ("hpcos/rpms/signing.py", "import hpcos.rebuild.release", "Layers"),
+        ("hpcos/tickets/lifecycle.py", "import hpcos.perf.store", "Layers"),
+        ("hpcos/rpms/signing.py", "import hpcos.probes.parsers", "Layers"),
+    ],
+)
 def test_an_upward_import_breaks_lint(tree_copy, module, line, contract):
     path = tree_copy / module
     path.write_text(path.read_text() + f"\n{line}  # the mistake this test makes on purpose\n")
@@ -58,16 +66,25 @@ def test_an_upward_import_breaks_lint(tree_copy, module, line, contract):
 
 def test_no_subprocess_outside_the_runner(repo_root):
     """ruff's banned-api rule (TID251) is what lint enforces; this says the same without ruff."""
-    offenders = [str(p.relative_to(repo_root)) for package in ("hpcos", "jobs", "harness")
-                 for p in (repo_root / package).rglob("*.py")
-                 if p.name != "runner.py" and any(line.startswith(("import subprocess", "from subprocess"))
-                                                   for line in p.read_text().splitlines())]
+    offenders = [
+        str(p.relative_to(repo_root))
+        for package in ("hpcos", "jobs", "harness")
+        for p in (repo_root / package).rglob("*.py")
+        if p.name != "runner.py"
+        and any(
+            line.startswith(("import subprocess", "from subprocess"))
+            for line in p.read_text().splitlines()
+        )
+    ]
     assert offenders == []
 
 
 def test_nothing_below_the_command_line_starts_it(repo_root):
     """A layer below hpcos.cli reaches it neither by import (the contract) nor as a process."""
-    offenders = [str(p.relative_to(repo_root)) for package in ("hpcos", "jobs", "harness")
-                 for p in (repo_root / package).rglob("*.py")
-                 if "cli" not in p.relative_to(repo_root).parts and '"hpcos.cli"' in p.read_text()]
+    offenders = [
+        str(p.relative_to(repo_root))
+        for package in ("hpcos", "jobs", "harness")
+        for p in (repo_root / package).rglob("*.py")
+        if "cli" not in p.relative_to(repo_root).parts and '"hpcos.cli"' in p.read_text()
+    ]
     assert offenders == []

@@ -33,37 +33,101 @@ from hpcos.site.specs import load_specs
 REPO = Path(__file__).resolve().parent.parent
 SPECS = REPO / "tests" / "data" / "specs_site"
 PROFILE = REPO / "integration_tests" / "clusters" / "local.yaml"
-FUZZ = settings(max_examples=60, deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 RESULTS = {
-    "schema_version": 1, "run_id": "local-20261201-abc", "cluster": "local", "started": "2026-12-01T02:00:00+00:00",
-    "finished": "2026-12-01T03:00:00+00:00", "versions": {"kernel": "5.14"}, "testing_snapshot": "snap-1",
+    "schema_version": 1,
+    "run_id": "local-20261201-abc",
+    "cluster": "local",
+    "started": "2026-12-01T02:00:00+00:00",
+    "finished": "2026-12-01T03:00:00+00:00",
+    "versions": {"kernel": "5.14"},
+    "testing_snapshot": "snap-1",
     "build_url": None,
-    "results": [{"test_id": "integration_tests/test_mpi.py::test_pingpong", "node": "node01", "outcome": "passed",
-                 "duration": 1.5, "failure_class": None, "message": "", "command": "mpirun", "rerun": "",
-                 "mpi": "openmpi",
-                 "measurements": [{"metric": "latency", "value": 1.2, "unit": "us", "direction": "lower", "size": 8,
-                                   "samples": [1.2, 1.3], "reference": None}]}],
+    "results": [
+        {
+            "test_id": "integration_tests/test_mpi.py::test_pingpong",
+            "node": "node01",
+            "outcome": "passed",
+            "duration": 1.5,
+            "failure_class": None,
+            "message": "",
+            "command": "mpirun",
+            "rerun": "",
+            "mpi": "openmpi",
+            "measurements": [
+                {
+                    "metric": "latency",
+                    "value": 1.2,
+                    "unit": "us",
+                    "direction": "lower",
+                    "size": 8,
+                    "samples": [1.2, 1.3],
+                    "reference": None,
+                }
+            ],
+        }
+    ],
 }
 
 TEXT = st.one_of(
     st.text(max_size=20),
-    st.sampled_from(["[/x]", "{folder}", "{", "%(touch PWNED)", "$(touch PWNED)", "; rm -rf /", "-oProxyCommand=x",
-                     "a\x00b", "\x1b[31m", "FAILED", "bogus", "fast", "NaN", "javascript:alert(1)", "../../etc/passwd",
-                     "H 1 * * *", "", " ", "\u202e"]),
+    st.sampled_from(
+        [
+            "[/x]",
+            "{folder}",
+            "{",
+            "%(touch PWNED)",
+            "$(touch PWNED)",
+            "; rm -rf /",
+            "-oProxyCommand=x",
+            "a\x00b",
+            "\x1b[31m",
+            "FAILED",
+            "bogus",
+            "fast",
+            "NaN",
+            "javascript:alert(1)",
+            "../../etc/passwd",
+            "H 1 * * *",
+            "",
+            " ",
+            "\u202e",
+        ]
+    ),
 )
-LEAF = st.one_of(st.none(), st.booleans(), st.integers(min_value=-2**70, max_value=2**70),
-                 st.floats(allow_nan=True, allow_infinity=True), TEXT)
-VALUE = st.recursive(LEAF, lambda inner: st.one_of(st.lists(inner, max_size=3),
-                                                   st.dictionaries(TEXT, inner, max_size=3)), max_leaves=8)
+LEAF = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    TEXT,
+)
+VALUE = st.recursive(
+    LEAF,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(TEXT, inner, max_size=3)),
+    max_leaves=8,
+)
 # YAML that PyYAML can produce but a spec must not contain, spliced in as raw text.
 YAML_TRAPS = [
-    "<<: *anchor", "key: !foo bar", "key: !!python/object/apply:os.system [touch PWNED]", "? [a, b]\n: 1",
-    "key: &r [*r]", "key: 2026-13-45",
+    "<<: *anchor",
+    "key: !foo bar",
+    "key: !!python/object/apply:os.system [touch PWNED]",
+    "? [a, b]\n: 1",
+    "key: &r [*r]",
+    "key: 2026-13-45",
     "a: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\n"
     "d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: [*e,*e,*e,*e,*e,*e,*e,*e,*e]",
-    "key: " + "[" * 200 + "]" * 200, "anchor: &anchor {x: 1}", "key: {unclosed", "\t- tab",
+    "key: " + "[" * 200 + "]" * 200,
+    "anchor: &anchor {x: 1}",
+    "key: {unclosed",
+    "\t- tab",
 ]
 
 
@@ -127,7 +191,11 @@ def yaml_text(draw, base):
     data = text.encode()
     if kind == "bytes":
         at = draw(st.integers(0, len(data)))
-        data = data[:at] + draw(st.sampled_from([b"\xff", b"\xc3", b"\xed\xa0\x80", b"\x00"])) + data[at:]
+        data = (
+            data[:at]
+            + draw(st.sampled_from([b"\xff", b"\xc3", b"\xed\xa0\x80", b"\x00"]))
+            + data[at:]
+        )
     return data
 
 
@@ -176,7 +244,10 @@ def test_fuzzed_package_spec_through_specs_check(tmp_path_factory, capsys, data)
     assert code in (0, 2), out.err
     assert "Traceback" not in out.err
     if code == 2:
-        assert all(line.startswith(("overlay_specs/", "hpcos:", str(root))) for line in out.err.splitlines()), out.err
+        assert all(
+            line.startswith(("overlay_specs/", "hpcos:", str(root)))
+            for line in out.err.splitlines()
+        ), out.err
 
 
 @FUZZ
@@ -191,12 +262,19 @@ def test_fuzzed_profile_is_accepted_or_refused_in_one_line_per_error(tmp_path_fa
         return
     # What is accepted is safe to put on a command line: no value with shell syntax survives.
     for name, stack in profile.mpi.items():
-        assert re.match(r"^[A-Za-z][A-Za-z0-9_.+-]*$", name) and all(re.match(r"^\w+$", k) for k in stack.env)
+        assert re.match(r"^[A-Za-z][A-Za-z0-9_.+-]*$", name) and all(
+            re.match(r"^\w+$", k) for k in stack.env
+        )
     assert all(not node.startswith("-") for node in profile.node_set)
 
 
-@settings(max_examples=10, deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=10,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(data=yaml_text(yaml.safe_load(PROFILE.read_text())))
 def test_fuzzed_profile_through_hpcos_test(tmp_path_factory, capsys, data):
     """`hpcos test --cluster FILE` refuses a broken profile before running anything: exit 2, one line each."""
@@ -205,7 +283,9 @@ def test_fuzzed_profile_through_hpcos_test(tmp_path_factory, capsys, data):
     try:
         load_profile(path)
     except InvalidInput:
-        code = main(["test", "--cluster", str(path), "--collect-only", "-q", "-p", "no:cacheprovider"])
+        code = main(
+            ["test", "--cluster", str(path), "--collect-only", "-q", "-p", "no:cacheprovider"]
+        )
         err = capsys.readouterr().err
         assert code == 2 and "Traceback" not in err, err
         lines = err.splitlines()
@@ -215,10 +295,14 @@ def test_fuzzed_profile_through_hpcos_test(tmp_path_factory, capsys, data):
 
 @FUZZ
 @given(data=broken(RESULTS), encoding=st.sampled_from(["json", "json", "bytes"]))
-def test_fuzzed_results_file_is_read_validated_or_refused_in_one_line(tmp_path_factory, data, encoding):
+def test_fuzzed_results_file_is_read_validated_or_refused_in_one_line(
+    tmp_path_factory, data, encoding
+):
     path = tmp_path_factory.mktemp("results") / "results.json"
-    text = json.dumps(data).encode()  # NaN and Infinity are written as JSON's non-standard constants
-    path.write_bytes(text if encoding == "json" else text[:len(text) // 2] + b"\xff")
+    text = json.dumps(
+        data
+    ).encode()  # NaN and Infinity are written as JSON's non-standard constants
+    path.write_bytes(text if encoding == "json" else text[: len(text) // 2] + b"\xff")
     try:
         run = RunResults.read(path)
     except InvalidInput as err:
@@ -226,19 +310,29 @@ def test_fuzzed_results_file_is_read_validated_or_refused_in_one_line(tmp_path_f
         return
     for result in run.results:
         assert result.outcome in ("passed", "failed", "error", "skipped")
-        assert all(isinstance(m.value, float) and math.isfinite(m.value) for m in result.measurements)
+        assert all(
+            isinstance(m.value, float) and math.isfinite(m.value) for m in result.measurements
+        )
 
 
-@settings(max_examples=15, deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=15,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(data=broken(RESULTS))
 def test_fuzzed_results_through_the_commands_that_read_them(tmp_path_factory, capsys, data):
     work = tmp_path_factory.mktemp("cmd")
     path = work / "results.json"
     path.write_text(json.dumps(data))
     store = work / "store"
-    for argv in (["repo", "record-run", str(path)], ["perf", "record", str(path)],
-                 ["tickets", "file", str(path), "--dry-run", "--backend", "local"]):
+    for argv in (
+        ["repo", "record-run", str(path)],
+        ["perf", "record", str(path)],
+        ["tickets", "file", str(path), "--dry-run", "--backend", "local"],
+    ):
         code = main(["--specs", str(SPECS), "--store", str(store), *argv])
         err = capsys.readouterr().err
         assert code in (0, 1, 2, 3) and "Traceback" not in err, (argv, err)
@@ -251,13 +345,22 @@ def test_fuzzed_results_through_the_commands_that_read_them(tmp_path_factory, ca
 # --- the issue's named cases -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("name: x\nbase: &b {a: 1}\nother:\n  <<: *b\n", "other.<<: expected plain YAML; merge keys"),
-    ("name: !foo x\n", "name: expected plain YAML; unknown tag '!foo'"),
-    ("? [a, b]\n: 1\n", "expected a plain key"),
-    ("name: &r [*r]\n", "name[0]: expected plain YAML; found an alias of a value that contains it"),
-    (YAML_TRAPS[6] + "\n", "expected at most 100000 values"),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "name: x\nbase: &b {a: 1}\nother:\n  <<: *b\n",
+            "other.<<: expected plain YAML; merge keys",
+        ),
+        ("name: !foo x\n", "name: expected plain YAML; unknown tag '!foo'"),
+        ("? [a, b]\n: 1\n", "expected a plain key"),
+        (
+            "name: &r [*r]\n",
+            "name[0]: expected plain YAML; found an alias of a value that contains it",
+        ),
+        (YAML_TRAPS[6] + "\n", "expected at most 100000 values"),
+    ],
+)
 def test_yaml_corners_are_one_line_errors(tmp_path, capsys, text, expected):
     root = tmp_path / "overlay_specs"
     root.mkdir()
@@ -273,7 +376,9 @@ def test_non_utf8_spec_names_file_and_line(tmp_path, capsys):
     root.mkdir()
     (root / "site.yaml").write_bytes(b"name: x\nowner: caf\xe9\n")
     assert main(["--specs", str(root), "specs", "check"]) == 2
-    assert "overlay_specs/site.yaml:2: expected UTF-8 text; found byte 0xe9" in capsys.readouterr().err
+    assert (
+        "overlay_specs/site.yaml:2: expected UTF-8 text; found byte 0xe9" in capsys.readouterr().err
+    )
 
 
 def _results(tmp_path, data, name="results.json") -> Path:
@@ -282,10 +387,13 @@ def _results(tmp_path, data, name="results.json") -> Path:
     return path
 
 
-@pytest.mark.parametrize(("data", "expected"), [
-    ([1, 2], "not an hpcos results file: no run_id"),
-    ("[" * 100_000 + "]" * 100_000, "not an hpcos results file: nested too deeply"),
-])
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ([1, 2], "not an hpcos results file: no run_id"),
+        ("[" * 100_000 + "]" * 100_000, "not an hpcos results file: nested too deeply"),
+    ],
+)
 def test_unreadable_results_are_one_line_errors(tmp_path, capsys, data, expected):
     store = tmp_path / "store"
     assert main(["--store", str(store), "repo", "record-run", str(_results(tmp_path, data))]) == 2
@@ -293,15 +401,24 @@ def test_unreadable_results_are_one_line_errors(tmp_path, capsys, data, expected
     assert expected in err and err.count("\n") == 1
 
 
-@pytest.mark.parametrize(("data", "expected"), [
-    (json.dumps(RESULTS).replace('"duration": 1.5', '"duration": NaN'),
-     "results[0].duration: expected a finite number"),
-    (_replace(RESULTS, ("results", 0, "outcome"), "FAILED"),
-     "results[0] (integration_tests/test_mpi.py::test_pingpong) has outcome 'FAILED'"),
-    (_replace(RESULTS, ("results", 0, "outcome"), "bogus"), "has outcome 'bogus'"),
-    (_replace(RESULTS, ("results", 0, "measurements", 0, "value"), "fast"),
-     "results[0].measurements[0].value: expected a valid number; found 'fast'"),
-])
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (
+            json.dumps(RESULTS).replace('"duration": 1.5', '"duration": NaN'),
+            "results[0].duration: expected a finite number",
+        ),
+        (
+            _replace(RESULTS, ("results", 0, "outcome"), "FAILED"),
+            "results[0] (integration_tests/test_mpi.py::test_pingpong) has outcome 'FAILED'",
+        ),
+        (_replace(RESULTS, ("results", 0, "outcome"), "bogus"), "has outcome 'bogus'"),
+        (
+            _replace(RESULTS, ("results", 0, "measurements", 0, "value"), "fast"),
+            "results[0].measurements[0].value: expected a valid number; found 'fast'",
+        ),
+    ],
+)
 def test_results_that_do_not_validate_never_open_the_gate(tmp_path, capsys, data, expected):
     """Recorded as invalid with the reason (the gate names it when it refuses the snapshot)."""
     from hpcos.repo import nightly
@@ -325,10 +442,15 @@ def test_rich_markup_in_a_reason_or_run_id_prints_as_itself(tmp_path, capsys, mo
     store = tmp_path / "store"
     layout = StoreLayout(store)
     (layout.snapshots / "snap-1").mkdir(parents=True)
-    (layout.snapshots / "snap-1" / META).write_text(json.dumps(
-        {"id": "snap-1", "kind": "daily", "created": "2026-12-01T00:00:00+00:00", "entries": {}}))
+    (layout.snapshots / "snap-1" / META).write_text(
+        json.dumps(
+            {"id": "snap-1", "kind": "daily", "created": "2026-12-01T00:00:00+00:00", "entries": {}}
+        )
+    )
     reason = "[/x] hotfix [bold] [gate overridden: no nightly run]"
-    Environments(layout).environment("testing").switch("snap-1", "promote", forced=True, reason=reason)
+    Environments(layout).environment("testing").switch(
+        "snap-1", "promote", forced=True, reason=reason
+    )
     data = _replace(RESULTS, ("run_id",), "[/x]run[bold]")
     assert main(["--store", str(store), "repo", "record-run", str(_results(tmp_path, data))]) == 0
     assert "run [/x]run[bold] on testing snapshot snap-1" in capsys.readouterr().err
@@ -354,15 +476,22 @@ def test_a_javascript_build_url_is_not_a_link(tmp_path, capsys):
     from hpcos.perf.report import render_report
     from hpcos.perf.store import ResultsStore
 
-    run = RunResults.from_dict(_replace(RESULTS, ("build_url",), "javascript:alert(document.cookie)"))
+    run = RunResults.from_dict(
+        _replace(RESULTS, ("build_url",), "javascript:alert(document.cookie)")
+    )
     store = ResultsStore(tmp_path / "results.sqlite")
     store.record(run, "default")
     files = render_report(store, run.run_id, tmp_path / "report")
     html = Path(files.page).read_text()
     assert "href='javascript" not in html and "javascript:alert(document.cookie)" in html
-    ok = RunResults.from_dict(_replace(RESULTS, ("run_id",), "r2") | {"build_url": "https://ci.example.org/1/"})
+    ok = RunResults.from_dict(
+        _replace(RESULTS, ("run_id",), "r2") | {"build_url": "https://ci.example.org/1/"}
+    )
     store.record(ok, "default")
-    assert "href='https://ci.example.org/1/'" in Path(render_report(store, "r2", tmp_path / "r2").page).read_text()
+    assert (
+        "href='https://ci.example.org/1/'"
+        in Path(render_report(store, "r2", tmp_path / "r2").page).read_text()
+    )
 
 
 def test_a_relative_store_is_resolved_against_the_working_directory(tmp_path, monkeypatch):
@@ -370,21 +499,48 @@ def test_a_relative_store_is_resolved_against_the_working_directory(tmp_path, mo
     from conftest import require_tool
     from support.rpm_fixtures import GOOD_PATCH, UpstreamPackage, make_site, site_patch
 
-    for tool, debian in (("rpmbuild", "rpm"), ("createrepo_c", "createrepo-c"), ("gcc", "gcc"), ("make", "make")):
+    for tool, debian in (
+        ("rpmbuild", "rpm"),
+        ("createrepo_c", "createrepo-c"),
+        ("gcc", "gcc"),
+        ("make", "make"),
+    ):
         require_tool(tool, debian)
     base = UpstreamPackage().build_srpm(tmp_path)
-    make_site(tmp_path / "specs", {"name": "hello", "upstream": {"srpm_path": str(base)},
-                                   "patches": [site_patch("0001-greet.patch")]}, {"0001-greet.patch": GOOD_PATCH})
+    make_site(
+        tmp_path / "specs",
+        {
+            "name": "hello",
+            "upstream": {"srpm_path": str(base)},
+            "patches": [site_patch("0001-greet.patch")],
+        },
+        {"0001-greet.patch": GOOD_PATCH},
+    )
     root_store_existed = Path("/store").exists()
     monkeypatch.chdir(tmp_path)
-    assert main(["--specs", "specs", "--store", "store", "build", "hello", "--target", "el9-x86_64",
-                 "--allow-foreign-host"]) == 0
+    assert (
+        main(
+            [
+                "--specs",
+                "specs",
+                "--store",
+                "store",
+                "build",
+                "hello",
+                "--target",
+                "el9-x86_64",
+                "--allow-foreign-host",
+            ]
+        )
+        == 0
+    )
     assert list((tmp_path / "store" / "builds" / "hello").rglob("hello-*.src.rpm"))
     assert list((tmp_path / "store" / "builds" / "hello").rglob("*.spec"))
     assert Path("/store").exists() == root_store_existed
 
 
 # --- issue 27: the low cases, each a one-line error (or refused), never a traceback -----------------
+
 
 def _one_line_error(capsys, code: int, expected: str) -> str:
     err = capsys.readouterr().err
@@ -393,23 +549,31 @@ def _one_line_error(capsys, code: int, expected: str) -> str:
     return err
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("timeouts: {command: .inf}\n", "timeouts.command: expected a finite number"),
-    ("timeouts: {mpi: 1e300}\n", "timeouts.mpi: expected less than or equal to 604800"),
-    ("~: 3\n", "expected keys should be strings"),
-    ("extra: !!timestamp 2001-12-14\n", "extra"),
-    ("nodes: \"n1\\n\"\n", "expected a node set on one line of printable text"),
-    ("nodes: \"n1\\u202e\"\n", "expected a node set on one line of printable text"),
-    ("nodes: n[1-100000]\n", "more than 65536 nodes in one node set"),
-    ("nodes: x[1-1000]y[1-1000]\n", "more than 65536 nodes in one node set"),
-    ("deploy: {repo_file: /etc/yum.repos.d/../../../root/x.repo}\n", "deploy.repo_file: expected an absolute path"),
-    ("deploy: {repo_file: etc/hpcos.repo}\n", "deploy.repo_file: expected an absolute path"),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("timeouts: {command: .inf}\n", "timeouts.command: expected a finite number"),
+        ("timeouts: {mpi: 1e300}\n", "timeouts.mpi: expected less than or equal to 604800"),
+        ("~: 3\n", "expected keys should be strings"),
+        ("extra: !!timestamp 2001-12-14\n", "extra"),
+        ('nodes: "n1\\n"\n', "expected a node set on one line of printable text"),
+        ('nodes: "n1\\u202e"\n', "expected a node set on one line of printable text"),
+        ("nodes: n[1-100000]\n", "more than 65536 nodes in one node set"),
+        ("nodes: x[1-1000]y[1-1000]\n", "more than 65536 nodes in one node set"),
+        (
+            "deploy: {repo_file: /etc/yum.repos.d/../../../root/x.repo}\n",
+            "deploy.repo_file: expected an absolute path",
+        ),
+        ("deploy: {repo_file: etc/hpcos.repo}\n", "deploy.repo_file: expected an absolute path"),
+    ],
+)
 def test_hostile_profile_values_are_one_line_errors(tmp_path, capsys, text, expected):
     base = "name: x\nlauncher: local\n" + ("nodes: n1\n" if not text.startswith("nodes") else "")
     profile = tmp_path / "p.yaml"
     profile.write_text(base + text)
-    _one_line_error(capsys, main(["--specs", str(SPECS), "test", "--cluster", str(profile)]), expected)
+    _one_line_error(
+        capsys, main(["--specs", str(SPECS), "test", "--cluster", str(profile)]), expected
+    )
 
 
 @pytest.mark.parametrize("char", ["\x1b", "\u202e", "\u200b", "\u2028", "\x85", "\u2066"])
@@ -427,15 +591,21 @@ def test_printable_one_line_means_str_isprintable(tmp_path, capsys, char):
     assert code == 2 and "owner" in err and char not in err, err
 
 
-@pytest.mark.parametrize("schedule", ["banana banana banana banana banana", "H 1 * * *\n", "H 1 * * * *",
-                                      "rm -rf / * * *"])
+@pytest.mark.parametrize(
+    "schedule",
+    ["banana banana banana banana banana", "H 1 * * *\n", "H 1 * * * *", "rm -rf / * * *"],
+)
 def test_the_cron_check_takes_only_cron(tmp_path, capsys, schedule):
     specs = tmp_path / "specs"
     specs.mkdir()
     for path in SPECS.iterdir():
         if path.is_file():
             (specs / path.name).write_text(path.read_text())
-    site = (specs / "site.yaml").read_text().replace('schedule: "H 1 * * *"', f"schedule: {json.dumps(schedule)}")
+    site = (
+        (specs / "site.yaml")
+        .read_text()
+        .replace('schedule: "H 1 * * *"', f"schedule: {json.dumps(schedule)}")
+    )
     (specs / "site.yaml").write_text(site)
     assert main(["--specs", str(specs), "specs", "check"]) == 2
     assert "a Jenkins cron spec" in capsys.readouterr().err
@@ -444,14 +614,27 @@ def test_the_cron_check_takes_only_cron(tmp_path, capsys, schedule):
 def test_an_empty_run_id_is_refused(tmp_path, capsys):
     for run_id in ("", " ", "a\nb", "x\u202e"):
         data = _replace(RESULTS, ("run_id",), run_id)
-        code = main(["--store", str(tmp_path / "store"), "repo", "record-run", str(_results(tmp_path, data))])
+        code = main(
+            [
+                "--store",
+                str(tmp_path / "store"),
+                "repo",
+                "record-run",
+                str(_results(tmp_path, data)),
+            ]
+        )
         _one_line_error(capsys, code, "run_id")
 
 
-@pytest.mark.parametrize("argv", [
-    ["repo", "record-run", "/dev/zero"], ["repo", "record-run", "/proc/self/status"],
-    ["tickets", "file", "/dev/zero"], ["perf", "record", "/dev/zero"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["repo", "record-run", "/dev/zero"],
+        ["repo", "record-run", "/proc/self/status"],
+        ["tickets", "file", "/dev/zero"],
+        ["perf", "record", "/dev/zero"],
+    ],
+)
 def test_a_results_file_that_never_ends_is_refused(tmp_path, capsys, argv):
     code = main(["--specs", str(SPECS), "--store", str(tmp_path / "store"), *argv])
     _one_line_error(capsys, code, "not a regular file")
@@ -469,20 +652,44 @@ def test_terminal_escapes_in_a_recorded_reason_are_shown_not_obeyed(tmp_path, ca
     store = tmp_path / "store"
     layout = StoreLayout(store)
     (layout.snapshots / "snap-1").mkdir(parents=True)
-    (layout.snapshots / "snap-1" / META).write_text(json.dumps(
-        {"id": "snap-1", "kind": "daily", "created": 1.0, "entries": {}}))
+    (layout.snapshots / "snap-1" / META).write_text(
+        json.dumps({"id": "snap-1", "kind": "daily", "created": 1.0, "entries": {}})
+    )
     # The CLI refuses such a --reason; a record written by hand (or an older hpcos) still holds one.
     evil = "ok\x1b]52;c;cm0gLXJmIH4=\x07\x1b[2J\u202eevil\u200b\u2028next"
     Environments(layout).environment("testing").switch("snap-1", "promote")
     with open(layout.environments / "testing.log", "a") as log:
-        log.write(json.dumps({"action": "promote", "snapshot": "snap-1", "previous": None, "user": "x",
-                              "time": "2026-12-01T00:00:00+00:00", "reason": evil}) + "\n")
+        log.write(
+            json.dumps(
+                {
+                    "action": "promote",
+                    "snapshot": "snap-1",
+                    "previous": None,
+                    "user": "x",
+                    "time": "2026-12-01T00:00:00+00:00",
+                    "reason": evil,
+                }
+            )
+            + "\n"
+        )
     for argv in (["repo", "status"], ["repo", "status", "testing"]):
         assert main(["--store", str(store), *argv]) == 0
         out = capsys.readouterr().out
         assert "\\x1b]52;c;" in out and "\\u202e" in out
         assert not any(c in out for c in ("\x1b", "\x07", "\u202e", "\u200b", "\u2028"))
-    code = main(["--specs", str(SPECS), "--store", str(store), "repo", "rollback", "testing", "--reason", evil])
+    code = main(
+        [
+            "--specs",
+            str(SPECS),
+            "--store",
+            str(store),
+            "repo",
+            "rollback",
+            "testing",
+            "--reason",
+            evil,
+        ]
+    )
     _one_line_error(capsys, code, "--reason: one line of printable text")
 
 

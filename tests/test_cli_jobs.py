@@ -52,7 +52,12 @@ def test_update_failure_exits_nonzero_with_a_report(double, capsys, specs):
     double.fail_next.append(("POST", r"/job/hpcos/createItem$", 503))
     code, out, err = hpcos(capsys, "--specs", specs, "jobs", "update", "--url", double.url)
     assert code == 1
-    assert "failed" in err and "503" in err and "not attempted 8" in err and "run `hpcos jobs update` again" in err
+    assert (
+        "failed" in err
+        and "503" in err
+        and "not attempted 8" in err
+        and "run `hpcos jobs update` again" in err
+    )
     code, _, err = hpcos(capsys, "--specs", specs, "jobs", "update", "--url", double.url)
     assert code == 0 and "created 9" in err
 

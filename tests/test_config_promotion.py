@@ -21,8 +21,11 @@ from hpcos.results.model import RunResults, TestResult
 def site(tmp_path, monkeypatch):
     require_tool("git", "git")
     repo = SiteRepo(tmp_path / "git", {"motd": "release 1\n", "ntp.conf": "server a\n"})
-    specs = write_site(tmp_path / "specs", tmp_path / "store",
-                       {"cm": {"url": f"file://{repo.remote}", "kind": "generic"}})
+    specs = write_site(
+        tmp_path / "specs",
+        tmp_path / "store",
+        {"cm": {"url": f"file://{repo.remote}", "kind": "generic"}},
+    )
     monkeypatch.setenv("HPCOS_SPECS", str(specs))
     monkeypatch.setenv("HPCOS_STORE", str(tmp_path / "store"))
     repo.tmp = tmp_path
@@ -37,14 +40,17 @@ def status(capsys) -> dict:
 
 
 def record_nightly(site, commit: str, passed: bool = True) -> None:
-    results = nightly_results(site.tmp / f"run{commit[:6]}.json", site.tmp / "specs", site.tmp / "store",
-                              passed=passed)
+    results = nightly_results(
+        site.tmp / f"run{commit[:6]}.json", site.tmp / "specs", site.tmp / "store", passed=passed
+    )
     assert main(["repo", "record-run", str(results), "--config-commit", f"cm={commit}"]) == 0
 
 
 def test_status_shows_both_directions(site, capsys):
     change = site.commit("testing", {"motd": "release 2\n"}, "motd: release 2")
-    hotfix = site.commit("production", {"ntp.conf": "server b\n"}, "ntp: server b during the outage")
+    hotfix = site.commit(
+        "production", {"ntp.conf": "server b\n"}, "ntp: server b during the outage"
+    )
     state = status(capsys)
     assert [c["sha"] for c in state["to_promote"]] == [change]
     assert [c["sha"] for c in state["hot_fixes"]] == [hotfix]
@@ -58,7 +64,9 @@ def test_promote_merges_the_tested_commit(site, capsys):
     old_production = site.head("production")
     tested = site.commit("testing", {"motd": "release 2\n"}, "motd: release 2")
     record_nightly(site, tested)
-    untested = site.commit("testing", {"motd": "release 3\n"}, "motd: release 3, pushed after the nightly run")
+    untested = site.commit(
+        "testing", {"motd": "release 3\n"}, "motd: release 3, pushed after the nightly run"
+    )
 
     assert main(["config", "promote", "--reason", "CHG-42 validated"]) == 0
 
@@ -80,9 +88,15 @@ def test_gate_refuses_without_a_passing_run_that_recorded_the_commit(site, capsy
     assert "no nightly run has been recorded by the harness" in capsys.readouterr().err
     # A results file written by hand names the commit and says passed: imported, it merges nothing.
     by_hand = site.tmp / "by-hand.json"
-    RunResults(run_id="by-hand", cluster="local", started="2099-01-01T00:00:00+00:00", testing_snapshot="snap-1",
-               results=[TestResult("integration_tests/test_nodes.py::test_hostname", "localhost", "passed")]
-               ).write(by_hand)
+    RunResults(
+        run_id="by-hand",
+        cluster="local",
+        started="2099-01-01T00:00:00+00:00",
+        testing_snapshot="snap-1",
+        results=[
+            TestResult("integration_tests/test_nodes.py::test_hostname", "localhost", "passed")
+        ],
+    ).write(by_hand)
     assert main(["repo", "record-run", str(by_hand), "--config-commit", f"cm={change}"]) == 0
     assert main(["config", "promote", "--reason", "x"]) == 2
     assert "no nightly run has been recorded by the harness" in capsys.readouterr().err
@@ -97,7 +111,9 @@ def test_gate_refuses_without_a_passing_run_that_recorded_the_commit(site, capsy
 
 
 def test_conflicting_hotfix_is_reported_by_file_and_nothing_changes(site, capsys):
-    tested = site.commit("testing", {"ntp.conf": "server c\n", "motd": "release 2\n"}, "ntp: server c")
+    tested = site.commit(
+        "testing", {"ntp.conf": "server c\n", "motd": "release 2\n"}, "ntp: server c"
+    )
     site.commit("production", {"ntp.conf": "server b\n"}, "hot-fix: ntp server b")
     record_nightly(site, tested)
     before = {b: site.head(b) for b in ("testing", "production")}
@@ -111,7 +127,9 @@ def test_conflicting_hotfix_is_reported_by_file_and_nothing_changes(site, capsys
     assert git(mirror, "rev-parse", "refs/heads/production") == before["production"]
     assert not (mirror / "MERGE_HEAD").exists()
 
-    assert main(["config", "merge-back", "--reason", "after outage"]) == 2  # same conflict, other way
+    assert (
+        main(["config", "merge-back", "--reason", "after outage"]) == 2
+    )  # same conflict, other way
     assert "conflicts in ntp.conf" in capsys.readouterr().err
     assert {b: site.head(b) for b in ("testing", "production")} == before
 

@@ -27,11 +27,19 @@ def control(tmp_path, monkeypatch):
     require_tool("puppet", "puppet")
     managed = tmp_path / "node"
     managed.mkdir()
-    (managed / "motd").write_text("release 1\n")  # the "node" already runs production's configuration
-    repo = SiteRepo(tmp_path / "git", {"manifests/site.pp": manifest(managed / "motd", "release 1")},
-                    testing="pre-prod")
-    specs = write_site(tmp_path / "specs", tmp_path / "store",
-                       {"control": {"url": str(repo.remote), "kind": "puppet", "testing": "pre-prod"}})
+    (managed / "motd").write_text(
+        "release 1\n"
+    )  # the "node" already runs production's configuration
+    repo = SiteRepo(
+        tmp_path / "git",
+        {"manifests/site.pp": manifest(managed / "motd", "release 1")},
+        testing="pre-prod",
+    )
+    specs = write_site(
+        tmp_path / "specs",
+        tmp_path / "store",
+        {"control": {"url": str(repo.remote), "kind": "puppet", "testing": "pre-prod"}},
+    )
     monkeypatch.setenv("HPCOS_SPECS", str(specs))
     monkeypatch.setenv("HPCOS_STORE", str(tmp_path / "store"))
     repo.tmp, repo.managed = tmp_path, managed
@@ -45,16 +53,26 @@ def test_branch_names_become_puppet_environment_names():
 
 
 def test_valid_change_shows_its_noop_change_count(control, capsys):
-    head = control.commit("pre-prod", {"manifests/site.pp": manifest(
-        control.managed / "motd", "release 2", extra=manifest(control.managed / "issue", "welcome"))},
-        "motd release 2, new issue file")
+    head = control.commit(
+        "pre-prod",
+        {
+            "manifests/site.pp": manifest(
+                control.managed / "motd",
+                "release 2",
+                extra=manifest(control.managed / "issue", "welcome"),
+            )
+        },
+        "motd release 2, new issue file",
+    )
     assert main(["config", "validate"]) == 0
     capsys.readouterr()
     assert main(["config", "status", "--json"]) == 0
     (state,) = json.loads(capsys.readouterr().out)["repositories"]
     assert state["validation"]["commit"] == head
     assert state["validation"]["ok"] is True
-    assert state["validation"]["changes"] == 2  # motd content and the new file: out of sync, not changed
+    assert (
+        state["validation"]["changes"] == 2
+    )  # motd content and the new file: out of sync, not changed
     assert (control.managed / "motd").read_text() == "release 1\n"
     assert not (control.managed / "issue").exists()
     assert main(["config", "status"]) == 0
@@ -63,9 +81,14 @@ def test_valid_change_shows_its_noop_change_count(control, capsys):
 
 def test_parse_error_blocks_promotion_and_files_a_ticket(control, capsys):
     before = control.head("production")
-    broken = control.commit("pre-prod", {"manifests/site.pp": "file { '/tmp/x': ensure => file,\n"},
-                            "motd: half-written resource")
-    results = nightly_results(control.tmp / "night.json", control.tmp / "specs", control.tmp / "store")
+    broken = control.commit(
+        "pre-prod",
+        {"manifests/site.pp": "file { '/tmp/x': ensure => file,\n"},
+        "motd: half-written resource",
+    )
+    results = nightly_results(
+        control.tmp / "night.json", control.tmp / "specs", control.tmp / "store"
+    )
     assert main(["repo", "record-run", str(results), "--config-commit", f"control={broken}"]) == 0
     capsys.readouterr()
 
@@ -76,7 +99,10 @@ def test_parse_error_blocks_promotion_and_files_a_ticket(control, capsys):
     assert "Facter" not in err  # the sandbox's permission noise is filtered
     assert control.head("production") == before
     # --force overrides the nightly gate, never a failed validation.
-    assert main(["config", "promote", "--force", "--reason", "CHG-44, in a hurry", "--no-tickets"]) == 2
+    assert (
+        main(["config", "promote", "--force", "--reason", "CHG-44, in a hurry", "--no-tickets"])
+        == 2
+    )
     assert "puppet-parser-validate failed" in capsys.readouterr().err
     assert control.head("production") == before
 

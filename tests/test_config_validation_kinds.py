@@ -11,8 +11,10 @@ from support.config_repos import SiteRepo, write_site
 
 from hpcos.cli import main
 
-NAGIOS_MAIN = ("cfg_file=timeperiods.cfg\ncfg_file=hosts.cfg\nnagios_user=root\nnagios_group=root\n"
-               "illegal_macro_output_chars=`~$&|'\"<>\n")
+NAGIOS_MAIN = (
+    "cfg_file=timeperiods.cfg\ncfg_file=hosts.cfg\nnagios_user=root\nnagios_group=root\n"
+    "illegal_macro_output_chars=`~$&|'\"<>\n"
+)
 TIMEPERIODS = """\
 define timeperiod {
     timeperiod_name 24x7
@@ -63,13 +65,17 @@ define service {{
 
 
 def playbook(target, content: str) -> str:
-    return (f"- hosts: all\n  gather_facts: false\n  tasks:\n    - name: motd\n      ansible.builtin.copy:\n"
-            f"        dest: {target}\n        content: \"{content}\\n\"\n")
+    return (
+        f"- hosts: all\n  gather_facts: false\n  tasks:\n    - name: motd\n      ansible.builtin.copy:\n"
+        f'        dest: {target}\n        content: "{content}\\n"\n'
+    )
 
 
 def site_with(tmp_path, monkeypatch, kind: str, files: dict[str, str]) -> SiteRepo:
     repo = SiteRepo(tmp_path / "git", files)
-    specs = write_site(tmp_path / "specs", tmp_path / "store", {"r": {"url": str(repo.remote), "kind": kind}})
+    specs = write_site(
+        tmp_path / "specs", tmp_path / "store", {"r": {"url": str(repo.remote), "kind": kind}}
+    )
     monkeypatch.setenv("HPCOS_SPECS", str(specs))
     monkeypatch.setenv("HPCOS_STORE", str(tmp_path / "store"))
     return repo
@@ -92,8 +98,11 @@ def test_ansible_check_counts_changes_and_syntax_errors_fail(tmp_path, monkeypat
     assert result["ok"] is True and result["changes"] == 1
     assert motd.read_text() == "release 1\n"  # --check changes nothing
 
-    repo.commit("testing", {"site.yml": "- hosts: all\n  tasks:\n    - name: x\n      bogus_module_xyz: {}\n"},
-                "a task with no module")
+    repo.commit(
+        "testing",
+        {"site.yml": "- hosts: all\n  tasks:\n    - name: x\n      bogus_module_xyz: {}\n"},
+        "a task with no module",
+    )
     assert main(["config", "validate", "--no-tickets"]) == 1
     assert "ansible-syntax-check" in capsys.readouterr().err
     assert validation(capsys)["ok"] is False
@@ -101,8 +110,12 @@ def test_ansible_check_counts_changes_and_syntax_errors_fail(tmp_path, monkeypat
 
 def test_nagios_configuration_errors_fail_validation(tmp_path, monkeypatch, capsys):
     require_tool("nagios4", "nagios4-core")
-    repo = site_with(tmp_path, monkeypatch, "nagios", {"nagios.cfg": NAGIOS_MAIN, "timeperiods.cfg": TIMEPERIODS,
-                                                       "hosts.cfg": hosts("n1")})
+    repo = site_with(
+        tmp_path,
+        monkeypatch,
+        "nagios",
+        {"nagios.cfg": NAGIOS_MAIN, "timeperiods.cfg": TIMEPERIODS, "hosts.cfg": hosts("n1")},
+    )
     assert main(["config", "validate", "--no-tickets"]) == 0
     assert validation(capsys)["ok"] is True
     repo.commit("testing", {"hosts.cfg": hosts("n2")}, "ping service on a host that does not exist")

@@ -19,7 +19,9 @@ def site(tmp_path):
     packages = make_site(RpmFactory(tmp_path / "rpms"), tmp_path / "site")
     config = SiteRepo(tmp_path / "git", {"motd": "release 1\n"})
     with open(packages.specs / "site.yaml", "a") as site_yaml:
-        site_yaml.write(f"config:\n  repositories:\n    cm: {{url: 'file://{config.remote}', kind: generic}}\n")
+        site_yaml.write(
+            f"config:\n  repositories:\n    cm: {{url: 'file://{config.remote}', kind: generic}}\n"
+        )
     base = ["--specs", str(packages.specs), "--store", str(packages.store)]
     assert main([*base, "repo", "sync"]) == 0
     assert main([*base, "repo", "promote", "daily", "testing"]) == 0
@@ -41,7 +43,9 @@ def night(base, tmp_path, testing: str, capsys) -> None:
     sha = gate_fixtures.write_test_cluster(tmp_path / "site" / "specs")
     gate_fixtures.deployed(tmp_path / "site" / "store", testing, sha)
     results = tmp_path / "results.json"
-    gate_fixtures.test_cluster_night(tmp_path / "site" / "specs", tmp_path / "site" / "store", testing, results)
+    gate_fixtures.test_cluster_night(
+        tmp_path / "site" / "specs", tmp_path / "site" / "store", testing, results
+    )
     assert main([*base, "repo", "record-run", str(results), "--config-heads", str(heads)]) == 0
 
 
@@ -51,7 +55,21 @@ def test_packages_and_configuration_promoted_together(site, capsys):
     testing = snapshot(base, "testing", capsys)
     night(base, tmp_path, testing, capsys)
 
-    assert main([*base, "repo", "promote", "testing", "production", "--with-config", "--reason", "CHG-50"]) == 0
+    assert (
+        main(
+            [
+                *base,
+                "repo",
+                "promote",
+                "testing",
+                "production",
+                "--with-config",
+                "--reason",
+                "CHG-50",
+            ]
+        )
+        == 0
+    )
 
     assert snapshot(base, "production", capsys) == testing
     merge = config.head("production")
@@ -68,7 +86,21 @@ def test_a_configuration_conflict_stops_the_packages_too(site, capsys):
     night(base, tmp_path, testing, capsys)
     before = config.head("production")
 
-    assert main([*base, "repo", "promote", "testing", "production", "--with-config", "--reason", "CHG-51"]) == 2
+    assert (
+        main(
+            [
+                *base,
+                "repo",
+                "promote",
+                "testing",
+                "production",
+                "--with-config",
+                "--reason",
+                "CHG-51",
+            ]
+        )
+        == 2
+    )
     assert "conflicts in motd" in capsys.readouterr().err
     assert snapshot(base, "production", capsys) is None  # the packages did not move either
     assert config.head("production") == before

@@ -28,8 +28,12 @@ from hpcos.repo import deployments
 
 NODES = ["node1", "node2", "node3"]
 PACKAGES = ["alpha", "openmpi", "kernel"]
-SNAPSHOT_B = {"alpha-0:1.1-1.noarch", "openmpi-0:4.1.2-1.hpc1.x86_64", "kernel-0:5.14.0-1.hpc1.x86_64",
-              "kernel-0:5.14.0-2.hpc1.x86_64"}
+SNAPSHOT_B = {
+    "alpha-0:1.1-1.noarch",
+    "openmpi-0:4.1.2-1.hpc1.x86_64",
+    "kernel-0:5.14.0-1.hpc1.x86_64",
+    "kernel-0:5.14.0-2.hpc1.x86_64",
+}
 
 
 def hpcos(site, *args: str) -> int:
@@ -40,14 +44,23 @@ def _snapshot(site, alpha: str, openmpi: str, kernel: str) -> None:
     site.set_upstream("base", [Rpm("alpha", alpha)])
     site.set_overlay("hpc-overlay", [Rpm("openmpi", openmpi, "1.hpc1", "x86_64")])
     site.set_overlay("kernel-overlay", [Rpm("kernel", "5.14.0", kernel, "x86_64")])
-    for step in (["sync"], ["publish", "hpc-overlay"], ["publish", "kernel-overlay"], ["promote", "daily", "testing"]):
+    for step in (
+        ["sync"],
+        ["publish", "hpc-overlay"],
+        ["publish", "kernel-overlay"],
+        ["promote", "daily", "testing"],
+    ):
         assert hpcos(site, "repo", *step) == 0, step
 
 
 @pytest.fixture
 def cluster(tmp_path, monkeypatch):
-    for tool, package in (("rpmbuild", "rpm"), ("createrepo_c", "createrepo-c"), ("dnf", "dnf"),
-                          ("sbatch", "slurm-wlm")):
+    for tool, package in (
+        ("rpmbuild", "rpm"),
+        ("createrepo_c", "createrepo-c"),
+        ("dnf", "dnf"),
+        ("sbatch", "slurm-wlm"),
+    ):
         require_tool(tool, package)
     site = make_site(RpmFactory(tmp_path / "rpmbuild"), tmp_path)
     _snapshot(site, "1.0", "4.1.1", "1.hpc1")
@@ -61,15 +74,21 @@ def cluster(tmp_path, monkeypatch):
     site.profile = tmp_path / "rolling.yaml"
     site.profile.write_text(profile_yaml(nodes_dir, "node[1-3]", batch_size=3))
     site.nodes_dir = nodes_dir
-    slurm = start_rolling_slurm(tmp_path / "slurm", NODES, nodes_dir, "/var/lib/hpcos/update-at-reboot")
+    slurm = start_rolling_slurm(
+        tmp_path / "slurm", NODES, nodes_dir, "/var/lib/hpcos/update-at-reboot"
+    )
     try:
         monkeypatch.setenv("SLURM_CONF", str(slurm.conf))
         slurm.wait_idle()
         site.slurm = slurm
         yield site
     finally:
-        subprocess.run(["scancel", "--full", "-u", "root"], capture_output=True, timeout=30,
-                       env={**os.environ, "SLURM_CONF": str(slurm.conf)})
+        subprocess.run(
+            ["scancel", "--full", "-u", "root"],
+            capture_output=True,
+            timeout=30,
+            env={**os.environ, "SLURM_CONF": str(slurm.conf)},
+        )
         stop_slurm_nodes(slurm)
 
 
@@ -82,12 +101,30 @@ def test_rolling_update_waits_for_the_running_job_and_verifies_every_node(cluste
     # The user's job on node1 runs until the idle nodes were rebooted (whatever the host's load makes
     # of the download's time), so "node1 waited for its job" is cause and effect, not a race.
     ended, release = tmp_path / "job-ended", tmp_path / "release-job"
-    job = subprocess.run(["sbatch", "--parsable", "-w", "node1", "-N1", "-t", "10", "-o", "/dev/null",
-                          "--wrap", f"while [ ! -e {release} ]; do sleep 0.2; done; date +%s.%N > {ended}"],
-                         capture_output=True, text=True, timeout=30, check=True).stdout.strip()
+    job = subprocess.run(
+        [
+            "sbatch",
+            "--parsable",
+            "-w",
+            "node1",
+            "-N1",
+            "-t",
+            "10",
+            "-o",
+            "/dev/null",
+            "--wrap",
+            f"while [ ! -e {release} ]; do sleep 0.2; done; date +%s.%N > {ended}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout.strip()
     deadline = time.monotonic() + 30
     while cluster.slurm.sinfo()["node1"][0] != "allocated":
-        assert time.monotonic() < deadline, f"job {job} did not start on node1: {cluster.slurm.sinfo()}"
+        assert time.monotonic() < deadline, (
+            f"job {job} did not start on node1: {cluster.slurm.sinfo()}"
+        )
         time.sleep(0.2)
 
     def release_after_the_idle_nodes_rebooted() -> None:
@@ -101,7 +138,9 @@ def test_rolling_update_waits_for_the_running_job_and_verifies_every_node(cluste
     releaser = threading.Thread(target=release_after_the_idle_nodes_rebooted, daemon=True)
     releaser.start()
     try:
-        assert hpcos(cluster, "deploy", "testing", "--cluster", str(cluster.profile), "--rolling") == 0
+        assert (
+            hpcos(cluster, "deploy", "testing", "--cluster", str(cluster.profile), "--rolling") == 0
+        )
     finally:
         release.touch()
         releaser.join(timeout=310)
@@ -114,7 +153,9 @@ def test_rolling_update_waits_for_the_running_job_and_verifies_every_node(cluste
         root = cluster.nodes_dir / node
         assert installed(root) == SNAPSHOT_B, node
         assert (root / "run" / "running-kernel").read_text().strip() == "5.14.0-2.hpc1.x86_64"
-        assert not (root / "var" / "lib" / "hpcos" / "update-at-reboot").exists(), "the hook ran once"
+        assert not (root / "var" / "lib" / "hpcos" / "update-at-reboot").exists(), (
+            "the hook ran once"
+        )
         durations = record.nodes[node].durations
         assert set(durations) == set(deployments.ROLLING_TASKS), durations
         assert record.nodes[node].rebooted
@@ -122,7 +163,9 @@ def test_rolling_update_waits_for_the_running_job_and_verifies_every_node(cluste
     # idle nodes did not wait for it.
     assert _reboot_time(cluster.nodes_dir / "node1") > job_end
     assert all(_reboot_time(cluster.nodes_dir / n) < job_end for n in ("node2", "node3"))
-    assert record.nodes["node1"].durations["jobs"] > max(record.nodes[n].durations["jobs"] for n in ("node2", "node3"))
+    assert record.nodes["node1"].durations["jobs"] > max(
+        record.nodes[n].durations["jobs"] for n in ("node2", "node3")
+    )
     # Downloaded while in service, installed from the cache at the reboot (the hook's dnf -C).
     log = (cluster.nodes_dir / "node1" / "var" / "log" / "hpcos-update-at-reboot.log").read_text()
     assert "Complete!" in log, log

@@ -57,22 +57,32 @@ def hpcos(site, *args: str) -> int:
 
 def example_profile(site, nodes_dir, public_key) -> str:
     """The shipped example test-cluster profile; only host names and paths substituted."""
-    profile = yaml.safe_load((REPO / "integration_tests" / "clusters" / "example-test-cluster.yaml").read_text())
+    profile = yaml.safe_load(
+        (REPO / "integration_tests" / "clusters" / "example-test-cluster.yaml").read_text()
+    )
     profile["nodes"] = "node[001-004]"
     profile["inventory"]["classes"]["hdr-epyc-7763"]["nodes"] = "node[001-004]"
-    profile["deploy"].update({
-        "root": f"{nodes_dir}/{{node}}",
-        "snapshots_url": StoreLayout(site.store).snapshots.resolve().as_uri(),
-        "gpgkey": public_key.resolve().as_uri(),
-        **node_commands(nodes_dir),
-    })
+    profile["deploy"].update(
+        {
+            "root": f"{nodes_dir}/{{node}}",
+            "snapshots_url": StoreLayout(site.store).snapshots.resolve().as_uri(),
+            "gpgkey": public_key.resolve().as_uri(),
+            **node_commands(nodes_dir),
+        }
+    )
     return yaml.safe_dump(profile)
 
 
 @pytest.fixture
 def cluster(tmp_path, monkeypatch):
-    for tool, package in (("rpmbuild", "rpm"), ("rpmsign", "rpm"), ("createrepo_c", "createrepo-c"), ("dnf", "dnf"),
-                          ("gpg", "gnupg"), ("srun", "slurm-wlm")):
+    for tool, package in (
+        ("rpmbuild", "rpm"),
+        ("rpmsign", "rpm"),
+        ("createrepo_c", "createrepo-c"),
+        ("dnf", "dnf"),
+        ("gpg", "gnupg"),
+        ("srun", "slurm-wlm"),
+    ):
         require_tool(tool, package)
     home = tmp_path / "gnupg"
     public = gpg_signing_key(home, f"HPC Site <{KEY_ID}>")
@@ -90,9 +100,13 @@ def cluster(tmp_path, monkeypatch):
         site.set_upstream("base", BASE)
         site.set_overlay("hpc-overlay", HPC)
         site.set_overlay("kernel-overlay", [KERNEL_1])
-        for step in (["sync"], ["publish", "hpc-overlay"], ["publish", "kernel-overlay"],
-                     ["promote", "daily", "testing"],
-                     ["promote", "testing", "production", "--force", "--reason", "first deployment"]):
+        for step in (
+            ["sync"],
+            ["publish", "hpc-overlay"],
+            ["publish", "kernel-overlay"],
+            ["promote", "daily", "testing"],
+            ["promote", "testing", "production", "--force", "--reason", "first deployment"],
+        ):
             assert hpcos(site, "repo", *step) == 0, step
         nodes_dir.mkdir()
         site.profile = tmp_path / "example-test-cluster.yaml"
@@ -103,18 +117,38 @@ def cluster(tmp_path, monkeypatch):
         stop_slurm_nodes(slurm)
         # dnf's repo_gpgcheck leaves one gpg-agent per repository and node behind (RECIPES section 4).
         for pubring in [*nodes_dir.glob("*/var/cache/dnf/*/pubring"), home]:
-            subprocess.run(["gpgconf", "--homedir", str(pubring), "--kill", "all"], capture_output=True, timeout=60)
+            subprocess.run(
+                ["gpgconf", "--homedir", str(pubring), "--kill", "all"],
+                capture_output=True,
+                timeout=60,
+            )
 
 
 def provision_nodes(site) -> None:
     """The nodes installed from production's snapshot with the .repo file hpcos writes for them."""
     repo = site.nodes_dir / "production.repo"
-    assert hpcos(site, "repo", "client-config", "production", "--pin", "--gpgkey", site.public.resolve().as_uri(),
-                 "-o", str(repo)) == 0
+    assert (
+        hpcos(
+            site,
+            "repo",
+            "client-config",
+            "production",
+            "--pin",
+            "--gpgkey",
+            site.public.resolve().as_uri(),
+            "-o",
+            str(repo),
+        )
+        == 0
+    )
     text = repo.read_text()
     # The overlays' metadata is signed by publish: the nodes check it (and dnf below accepts it).
-    overlay_sections = [block for block in text.split("\n\n") if "-overlay-" in block.splitlines()[0]]
-    assert len(overlay_sections) == 2 and all("repo_gpgcheck=1" in block for block in overlay_sections), text
+    overlay_sections = [
+        block for block in text.split("\n\n") if "-overlay-" in block.splitlines()[0]
+    ]
+    assert len(overlay_sections) == 2 and all(
+        "repo_gpgcheck=1" in block for block in overlay_sections
+    ), text
     for node in NODES:
         provision(site.nodes_dir / node, text, PACKAGES)
 
@@ -125,11 +159,16 @@ def states(site) -> dict[str, str]:
 
 def kernels(site, node: str) -> tuple[set[str], str, str]:
     root = site.nodes_dir / node
-    return ({p for p in installed(root) if p.startswith("kernel-")},
-            (root / "run" / "running-kernel").read_text().strip(), (root / "boot" / "sim-default").read_text().strip())
+    return (
+        {p for p in installed(root) if p.startswith("kernel-")},
+        (root / "run" / "running-kernel").read_text().strip(),
+        (root / "boot" / "sim-default").read_text().strip(),
+    )
 
 
-def test_kernel_fast_path_then_rollback_through_slurm_with_every_node_back_in_service(cluster, capsys):
+def test_kernel_fast_path_then_rollback_through_slurm_with_every_node_back_in_service(
+    cluster, capsys
+):
     provision_nodes(cluster)
     production_a = StoreLayout(cluster.store).environments.joinpath("production").resolve().name
 
@@ -137,17 +176,33 @@ def test_kernel_fast_path_then_rollback_through_slurm_with_every_node_back_in_se
     # through srun, on nodes that Slurm has out of service the whole time.
     cluster.set_overlay("kernel-overlay", [KERNEL_1, KERNEL_2])
     assert hpcos(cluster, "repo", "publish", "kernel-overlay") == 0
-    assert hpcos(cluster, "repo", "fastpath", "kernel-overlay", "--reason", "CVE-2026-0001",
-                 "--deploy", str(cluster.profile)) == 0
+    assert (
+        hpcos(
+            cluster,
+            "repo",
+            "fastpath",
+            "kernel-overlay",
+            "--reason",
+            "CVE-2026-0001",
+            "--deploy",
+            str(cluster.profile),
+        )
+        == 0
+    )
     shown = capsys.readouterr().err
     [record] = deployments.records(StoreLayout(cluster.store))
     assert record.environment == "production" and record.verified_nodes == NODES, shown
     for node in NODES:
-        assert kernels(cluster, node) == ({KERNEL_1.nevra, KERNEL_2.nevra}, "5.14.0-2.hpc1.x86_64",
-                                          "5.14.0-2.hpc1.x86_64"), node
+        assert kernels(cluster, node) == (
+            {KERNEL_1.nevra, KERNEL_2.nevra},
+            "5.14.0-2.hpc1.x86_64",
+            "5.14.0-2.hpc1.x86_64",
+        ), node
         [reboot] = (cluster.nodes_dir / node / "var" / "log" / "reboots").read_text().splitlines()
         # Rebooted through srun while in the deployment's maintenance reservation, not drained.
-        assert "drained: ;" in reboot and "reserved: Nodes=node[001-004] Flags=MAINT" in reboot, reboot
+        assert "drained: ;" in reboot and "reserved: Nodes=node[001-004] Flags=MAINT" in reboot, (
+            reboot
+        )
     assert set(states(cluster).values()) <= {"idle", "idle*"}, states(cluster)
     assert "in maintenance reservation hpcos-deploy-" in shown
     assert not _reservations(cluster), "the reservation ended with the batch"
@@ -156,25 +211,44 @@ def test_kernel_fast_path_then_rollback_through_slurm_with_every_node_back_in_se
     production_b = StoreLayout(cluster.store).environments.joinpath("production").resolve().name
     assert hpcos(cluster, "repo", "fastpath", "kernel-overlay", "--reason", "again") == 2
     assert "nothing new in kernel-overlay" in capsys.readouterr().err
-    assert StoreLayout(cluster.store).environments.joinpath("production").resolve().name == production_b
+    assert (
+        StoreLayout(cluster.store).environments.joinpath("production").resolve().name
+        == production_b
+    )
 
     # The rollback: production points at A again, and the deploy takes every node back to kernel 1.
-    assert hpcos(cluster, "repo", "rollback", "production", "--reason", "the fix breaks the HCA driver") == 0
-    assert StoreLayout(cluster.store).environments.joinpath("production").resolve().name == production_a
+    assert (
+        hpcos(
+            cluster, "repo", "rollback", "production", "--reason", "the fix breaks the HCA driver"
+        )
+        == 0
+    )
+    assert (
+        StoreLayout(cluster.store).environments.joinpath("production").resolve().name
+        == production_a
+    )
     assert hpcos(cluster, "deploy", "production", "--cluster", str(cluster.profile)) == 0
     shown = capsys.readouterr().err
     rollback = deployments.records(StoreLayout(cluster.store))[-1]
     assert rollback.snapshot == production_a and rollback.verified_nodes == NODES, shown
     for node in NODES:
-        assert kernels(cluster, node) == ({KERNEL_1.nevra}, "5.14.0-1.hpc1.x86_64", "5.14.0-1.hpc1.x86_64"), node
-        assert rollback.nodes[node].kernel == "5.14.0-1.hpc1.x86_64" and rollback.nodes[node].rebooted
+        assert kernels(cluster, node) == (
+            {KERNEL_1.nevra},
+            "5.14.0-1.hpc1.x86_64",
+            "5.14.0-1.hpc1.x86_64",
+        ), node
+        assert (
+            rollback.nodes[node].kernel == "5.14.0-1.hpc1.x86_64" and rollback.nodes[node].rebooted
+        )
     assert "boot default 5.14.0-2.hpc1.x86_64 -> 5.14.0-1.hpc1.x86_64" in shown
     assert "removing kernel-0:5.14.0-2.hpc1.x86_64" in shown
     assert set(states(cluster).values()) <= {"idle", "idle*"}, states(cluster)
     assert not _reservations(cluster)
 
 
-def test_a_node_that_slurm_cannot_reach_after_its_reboot_is_named_with_the_step_and_slurms_reason(cluster, capsys):
+def test_a_node_that_slurm_cannot_reach_after_its_reboot_is_named_with_the_step_and_slurms_reason(
+    cluster, capsys
+):
     """node004 comes back from its reboot drained by the site's health check (as NHC does when a check
     fails at boot): srun cannot start there, so the wait for its boot id ends at the reboot's bound, and
     the reason says which step could not reach the node and Slurm's own reason.  The node stays out of
@@ -183,21 +257,31 @@ def test_a_node_that_slurm_cannot_reach_after_its_reboot_is_named_with_the_step_
     cluster.set_overlay("kernel-overlay", [KERNEL_1, KERNEL_2])
     assert hpcos(cluster, "repo", "publish", "kernel-overlay") == 0
     assert hpcos(cluster, "repo", "fastpath", "kernel-overlay", "--reason", "CVE-2026-0001") == 0
-    assert ("next, to put it on the nodes: hpcos deploy production --cluster PROFILE"
-            in capsys.readouterr().err), "without --deploy the fast path names the next command"
+    assert (
+        "next, to put it on the nodes: hpcos deploy production --cluster PROFILE"
+        in capsys.readouterr().err
+    ), "without --deploy the fast path names the next command"
     data = yaml.safe_load(cluster.profile.read_text())
-    data["deploy"]["reboot"] += " && scontrol update nodename={node} state=drain reason='NHC: ib0 down'"
+    data["deploy"]["reboot"] += (
+        " && scontrol update nodename={node} state=drain reason='NHC: ib0 down'"
+    )
     data["deploy"]["reboot_timeout"] = 5
     stuck = cluster.profile.with_name("stuck.yaml")
     stuck.write_text(yaml.safe_dump(data))
-    assert hpcos(cluster, "deploy", "production", "--cluster", str(stuck), "--nodes", "node004") == 1
+    assert (
+        hpcos(cluster, "deploy", "production", "--cluster", str(stuck), "--nodes", "node004") == 1
+    )
     [record] = deployments.records(StoreLayout(cluster.store))
     reason = record.nodes["node004"].reason
-    assert reason.startswith("did not come back within 5 s of the reboot (reading its boot id: srun never started "
-                             "there within "), reason
+    assert reason.startswith(
+        "did not come back within 5 s of the reboot (reading its boot id: srun never started "
+        "there within "
+    ), reason
     assert "node004 is drained: NHC: ib0 down" in reason, reason
     state, slurm_reason = cluster.slurm.sinfo()["node004"]
-    assert not state.startswith("idle") and slurm_reason.startswith("hpcos deploy: did not come back"), state
+    assert not state.startswith("idle") and slurm_reason.startswith(
+        "hpcos deploy: did not come back"
+    ), state
     assert not _reservations(cluster)
     capsys.readouterr()
     assert hpcos(cluster, "tickets", "list", "--json") == 0
@@ -206,6 +290,14 @@ def test_a_node_that_slurm_cannot_reach_after_its_reboot_is_named_with_the_step_
 
 
 def _reservations(site) -> str:
-    return subprocess.run(["scontrol", "-o", "show", "reservation"], capture_output=True, text=True, timeout=30,
-                          env={**os.environ, **site.slurm.env}).stdout.strip().replace(
-        "No reservations in the system", "")
+    return (
+        subprocess.run(
+            ["scontrol", "-o", "show", "reservation"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env={**os.environ, **site.slurm.env},
+        )
+        .stdout.strip()
+        .replace("No reservations in the system", "")
+    )

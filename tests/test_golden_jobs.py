@@ -21,10 +21,28 @@ def test_sample_site_renders_exactly_the_golden_xml(repo_root, tmp_path, request
     if request.config.getoption("--update-golden"):
         shutil.rmtree(golden, ignore_errors=True)
         shutil.copytree(out, golden)
-    rendered = {p.relative_to(out).as_posix(): p.read_text() for p in sorted(out.rglob("config.xml"))}
-    kept = {p.relative_to(golden).as_posix(): p.read_text() for p in sorted(golden.rglob("config.xml"))}
-    assert sorted(rendered) == sorted(kept), "jobs added or removed: rerun with --update-golden and review"
-    diffs = ["".join(difflib.unified_diff(kept[name].splitlines(True), rendered[name].splitlines(True),
-                                          f"golden/{name}", f"rendered/{name}"))
-             for name in rendered if rendered[name] != kept[name]]
-    assert not diffs, "generated XML changed (rerun with --update-golden if intended):\n" + "\n".join(diffs)[:6000]
+    rendered = {
+        p.relative_to(out).as_posix(): p.read_text() for p in sorted(out.rglob("config.xml"))
+    }
+    kept = {
+        p.relative_to(golden).as_posix(): p.read_text() for p in sorted(golden.rglob("config.xml"))
+    }
+    assert sorted(rendered) == sorted(kept), (
+        "jobs added or removed: rerun with --update-golden and review"
+    )
+    diffs = [
+        "".join(
+            difflib.unified_diff(
+                kept[name].splitlines(True),
+                rendered[name].splitlines(True),
+                f"golden/{name}",
+                f"rendered/{name}",
+            )
+        )
+        for name in rendered
+        if rendered[name] != kept[name]
+    ]
+    assert not diffs, (
+        "generated XML changed (rerun with --update-golden if intended):\n"
+        + "\n".join(diffs)[:6000]
+    )

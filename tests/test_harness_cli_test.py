@@ -9,8 +9,15 @@ from hpcos.site import Site
 
 
 def args(*passthrough: str) -> Namespace:
-    return Namespace(cluster="local", nodes=None, mpi=None, results=None, junitxml=None, tickets=None,
-                     passthrough=list(passthrough))
+    return Namespace(
+        cluster="local",
+        nodes=None,
+        mpi=None,
+        results=None,
+        junitxml=None,
+        tickets=None,
+        passthrough=list(passthrough),
+    )
 
 
 def test_the_whole_suite_runs_unless_tests_are_named(tmp_path):
@@ -40,7 +47,9 @@ def test_global_specs_and_store_reach_the_plugins_on_the_command_line(monkeypatc
     assert "HPCOS_SPECS" not in os.environ and os.environ["HPCOS_STORE"] == "/var/lib/hpcos"
 
 
-def test_profile_path_is_relative_to_the_site_repository_when_not_in_the_workspace(tmp_path, monkeypatch):
+def test_profile_path_is_relative_to_the_site_repository_when_not_in_the_workspace(
+    tmp_path, monkeypatch
+):
     site = tmp_path / "site"
     (site / "clusters").mkdir(parents=True)
     (site / "clusters" / "test-cluster.yaml").write_text("name: x\n")
@@ -48,12 +57,18 @@ def test_profile_path_is_relative_to_the_site_repository_when_not_in_the_workspa
     workspace.mkdir()
     monkeypatch.chdir(workspace)
     the_site = Site.from_options(specs=site / "overlay_specs")
-    assert the_site.profile_path("clusters/test-cluster.yaml") == site / "clusters" / "test-cluster.yaml"
+    assert (
+        the_site.profile_path("clusters/test-cluster.yaml")
+        == site / "clusters" / "test-cluster.yaml"
+    )
     # An absolute path, a path the workspace has, or one nowhere: left as given.
     (workspace / "clusters").mkdir()
     (workspace / "clusters" / "test-cluster.yaml").write_text("name: y\n")
-    for cluster in (str(site / "clusters" / "test-cluster.yaml"), "clusters/test-cluster.yaml",
-                    "clusters/missing.yaml"):
+    for cluster in (
+        str(site / "clusters" / "test-cluster.yaml"),
+        "clusters/test-cluster.yaml",
+        "clusters/missing.yaml",
+    ):
         assert str(the_site.profile_path(cluster)) == cluster
     # A name: the workspace's own profiles first, then the ones hpcos ships.
     assert the_site.profile_path("test-cluster") == workspace / "clusters" / "test-cluster.yaml"

@@ -39,12 +39,20 @@ def cluster(pytester):
     return str(path)
 
 
-
 def _run(pytester, cluster, *args):
     results = pytester.path / "results.json"
     junit = pytester.path / "junit.xml"
-    outcome = pytester.runpytest("--cluster", cluster, "--hpcos-results", str(results), "--junitxml", str(junit),
-                                 "-p", "no:cacheprovider", *args)
+    outcome = pytester.runpytest(
+        "--cluster",
+        cluster,
+        "--hpcos-results",
+        str(results),
+        "--junitxml",
+        str(junit),
+        "-p",
+        "no:cacheprovider",
+        *args,
+    )
     return outcome, RunResults.read(results), ET.parse(junit).getroot()
 
 
@@ -57,7 +65,8 @@ def test_options_and_ini_settings_are_declared(pytester):
 
 
 def test_markers_are_registered(pytester):
-    pytester.makepyfile(test_m="""
+    pytester.makepyfile(
+        test_m="""
         import pytest
 
         @pytest.mark.node
@@ -67,7 +76,8 @@ def test_markers_are_registered(pytester):
         @pytest.mark.perf
         def test_marked():
             pass
-    """)
+    """
+    )
     markers = pytester.runpytest("--markers").stdout.str()
     for marker in ("node", "job", "mpi", "ib", "perf"):
         assert f"@pytest.mark.{marker}:" in markers
@@ -75,28 +85,38 @@ def test_markers_are_registered(pytester):
 
 
 def test_node_tests_give_one_result_and_one_testcase_per_node(pytester, cluster):
-    pytester.makepyfile(test_n="""
+    pytester.makepyfile(
+        test_n="""
         import pytest
 
         @pytest.mark.node
         def test_echo(run, node):
             assert run("echo $0 alive").check().node == node
-    """)
+    """
+    )
     outcome, run, junit = _run(pytester, cluster)
     outcome.assert_outcomes(passed=3)
     assert sorted(r.node for r in run.results) == ["n1", "n2", "n3"]
     assert {r.test_id for r in run.results} == {"test_n.py::test_echo"}
     cases = junit.findall(".//testcase")
-    assert sorted(c.get("name") for c in cases) == ["test_echo[n1]", "test_echo[n2]", "test_echo[n3]"]
-    props = {c.get("name"): {p.get("name"): p.get("value") for p in c.iter("property")} for c in cases}
+    assert sorted(c.get("name") for c in cases) == [
+        "test_echo[n1]",
+        "test_echo[n2]",
+        "test_echo[n3]",
+    ]
+    props = {
+        c.get("name"): {p.get("name"): p.get("value") for p in c.iter("property")} for c in cases
+    }
     assert props["test_echo[n2]"]["node"] == "n2"
 
 
 def test_nodes_and_mpi_options_select(pytester, cluster):
-    pytester.makepyfile(test_s="""
+    pytester.makepyfile(
+        test_s="""
         def test_pair(node, mpi_stack):
             pass
-    """)
+    """
+    )
     outcome, run, _ = _run(pytester, cluster)
     outcome.assert_outcomes(passed=6)
     outcome, run, _ = _run(pytester, cluster, "--nodes", "n[2-3]", "--mpi", "mpich")
@@ -106,10 +126,12 @@ def test_nodes_and_mpi_options_select(pytester, cluster):
 
 def test_ini_settings_choose_cluster_and_nodes(pytester, cluster):
     pytester.makeini(f"[pytest]\nhpcos_cluster = {cluster}\nhpcos_nodes = n3\n")
-    pytester.makepyfile(test_i="""
+    pytester.makepyfile(
+        test_i="""
         def test_where(node, profile):
             assert profile.name == "three" and node == "n3"
-    """)
+    """
+    )
     pytester.runpytest().assert_outcomes(passed=1)
 
 
@@ -117,15 +139,19 @@ def test_unknown_stack_is_a_usage_error(pytester, cluster):
     pytester.makepyfile(test_u="def test_x(mpi_stack): pass")
     outcome = pytester.runpytest("--cluster", cluster, "--mpi", "intelmpi")
     assert outcome.ret == pytest.ExitCode.USAGE_ERROR
-    assert "profile 'three' has no MPI stack intelmpi (it has: openmpi, mpich)" in outcome.stderr.str()
+    assert (
+        "profile 'three' has no MPI stack intelmpi (it has: openmpi, mpich)" in outcome.stderr.str()
+    )
     assert "Traceback" not in outcome.stderr.str()
 
 
 def test_failure_carries_tool_stderr_and_the_rerun_command(pytester, cluster):
-    pytester.makepyfile(test_f="""
+    pytester.makepyfile(
+        test_f="""
         def test_listing(run, node):
             run("ls /nonexistent-hpcos-dir").check()
-    """)
+    """
+    )
     outcome, run, junit = _run(pytester, cluster, "--nodes", "n[1-2]")
     outcome.assert_outcomes(failed=2)
     text = outcome.stdout.str()
@@ -142,15 +168,19 @@ def test_failure_carries_tool_stderr_and_the_rerun_command(pytester, cluster):
     assert "No such file or directory" in failure.get("message") + (failure.text or "")
 
 
-def test_hung_command_is_killed_reported_as_timeout_and_the_run_goes_on(pytester, cluster, tmp_path):
+def test_hung_command_is_killed_reported_as_timeout_and_the_run_goes_on(
+    pytester, cluster, tmp_path
+):
     pids = tmp_path / "pids"
-    pytester.makepyfile(test_t=f"""
+    pytester.makepyfile(
+        test_t=f"""
         def test_hangs(run):
             run("sleep 300 & echo $! > {pids}; sleep 300", timeout=0.5).check()
 
         def test_after(run):
             assert run("echo still here").check().stdout == "still here\\n"
-    """)
+    """
+    )
     outcome, run, _ = _run(pytester, cluster)
     outcome.assert_outcomes(failed=1, passed=1)
     hung = next(r for r in run.results if r.test_id.endswith("test_hangs"))
@@ -162,7 +192,8 @@ def test_hung_command_is_killed_reported_as_timeout_and_the_run_goes_on(pytester
 
 
 def test_measurements_are_checked_against_references_and_all_recorded(pytester, cluster):
-    pytester.makepyfile(test_p="""
+    pytester.makepyfile(
+        test_p="""
         import pytest
 
         @pytest.mark.perf
@@ -170,7 +201,8 @@ def test_measurements_are_checked_against_references_and_all_recorded(pytester, 
             measure("latency", 2.5 if mpi_stack.name == "mpich" else 1.2, "us", "lower", size=8,
                     samples=[1.2, 1.3, 2.5])
             measure("latency", 9.0, "us", "lower", size=1024)  # no reference at this size
-    """)
+    """
+    )
     outcome, run, _ = _run(pytester, cluster, "--nodes", "n1")
     outcome.assert_outcomes(passed=1, failed=1)
     by_stack = {r.mpi: r for r in run.results}
@@ -178,12 +210,16 @@ def test_measurements_are_checked_against_references_and_all_recorded(pytester, 
     slow = by_stack["mpich"]
     assert slow.failure_class == "performance regression"
     assert "latency at 8 B: measured 2.5 us, expected 1 us (..1.5)" in slow.message
-    assert [(m.size, m.value, m.reference is not None) for m in slow.measurements] == [(8, 2.5, True),
-                                                                                       (1024, 9.0, False)]
+    assert [(m.size, m.value, m.reference is not None) for m in slow.measurements] == [
+        (8, 2.5, True),
+        (1024, 9.0, False),
+    ]
     assert slow.measurements[0].samples == [1.2, 1.3, 2.5]
 
 
-def test_results_file_holds_run_metadata_after_the_run_finished_hook(pytester, cluster, monkeypatch):
+def test_results_file_holds_run_metadata_after_the_run_finished_hook(
+    pytester, cluster, monkeypatch
+):
     monkeypatch.setenv("HPCOS_TESTING_SNAPSHOT", "testing-20261126-01")
     monkeypatch.setenv("BUILD_URL", "https://jenkins.example.org/job/nightly/42/")
     results = pytester.path / "results.json"
@@ -207,7 +243,11 @@ def test_results_file_holds_run_metadata_after_the_run_finished_hook(pytester, c
     assert run.build_url == "https://jenkins.example.org/job/nightly/42/"
     assert run.cluster == "three" and run.started and run.finished
     assert run.results[0].message == "seen by the hook"
-    assert run.versions["kernel"] and "4.1" in run.versions["openmpi"] and "4.0" in run.versions["mpich"]
+    assert (
+        run.versions["kernel"]
+        and "4.1" in run.versions["openmpi"]
+        and "4.0" in run.versions["mpich"]
+    )
     assert json.loads(results.read_text())["schema_version"] == 1
 
 
@@ -219,7 +259,8 @@ def test_project_tests_are_left_alone(pytester):
 
 
 def test_mpi_run_starts_one_job_per_stack_and_a_hung_job_is_killed(pytester, cluster, pingpong):
-    pytester.makepyfile(test_mpi=f"""
+    pytester.makepyfile(
+        test_mpi=f"""
         import json
         import pytest
 
@@ -234,7 +275,8 @@ def test_mpi_run_starts_one_job_per_stack_and_a_hung_job_is_killed(pytester, clu
         @pytest.mark.job
         def test_deadlock(mpi_run, mpi_stack):
             mpi_run("sleep", ["300"], np=2, stack=mpi_stack, timeout=1).check()
-    """)
+    """
+    )
     outcome, run, junit = _run(pytester, cluster)
     outcome.assert_outcomes(passed=2, failed=2)
     hung = [r for r in run.results if r.test_id.endswith("test_deadlock")]
@@ -246,32 +288,46 @@ def test_mpi_run_starts_one_job_per_stack_and_a_hung_job_is_killed(pytester, clu
 
 
 def test_ib_tests_skip_with_a_reason_when_the_profile_expects_no_infiniband(pytester, cluster):
-    pytester.makepyfile(test_ib="""
+    pytester.makepyfile(
+        test_ib="""
         import pytest
 
         @pytest.mark.ib
         def test_port_state(run):
             raise AssertionError("must not run")
-    """)
+    """
+    )
     outcome, run, _ = _run(pytester, cluster)
     outcome.assert_outcomes(skipped=1)
-    assert run.results[0].message == "profile 'three' expects no InfiniBand (infiniband.expected: false)"
+    assert (
+        run.results[0].message
+        == "profile 'three' expects no InfiniBand (infiniband.expected: false)"
+    )
 
 
 def test_a_node_test_runs_each_command_once_per_node(pytester, cluster, tmp_path):
     """The first item fans a command out to every node; the others read their share.  A command
     that names its node runs on that node only, so neither kind runs N times per node."""
     log = tmp_path / "log"
-    pytester.makepyfile(test_once=f"""
+    pytester.makepyfile(
+        test_once=f"""
         def test_shared(run, node):
             run("echo shared >> {log}").check()
 
         def test_own(run, node):
             run(f"echo own-{{node}} >> {log}").check()
-    """)
+    """
+    )
     outcome, run, _ = _run(pytester, cluster)
     outcome.assert_outcomes(passed=6)
-    assert sorted(log.read_text().split()) == ["own-n1", "own-n2", "own-n3", "shared", "shared", "shared"]
+    assert sorted(log.read_text().split()) == [
+        "own-n1",
+        "own-n2",
+        "own-n3",
+        "shared",
+        "shared",
+        "shared",
+    ]
 
 
 def test_same_named_fixtures_of_other_suites_are_left_alone(pytester):

@@ -27,7 +27,11 @@ def _write(tmp_path, text, name="p.yaml"):
 
 def test_shipped_profiles_load(repo_root):
     local = load_profile(repo_root / "integration_tests/clusters/local.yaml")
-    assert (local.launcher, str(local.node_set), local.infiniband.expected) == ("local", "localhost", False)
+    assert (local.launcher, str(local.node_set), local.infiniband.expected) == (
+        "local",
+        "localhost",
+        False,
+    )
     assert [s.name for s in local.stacks()] == ["openmpi", "mpich"]
     assert local.mpi["mpich"].srun_mpi == "pmi2"
 
@@ -49,14 +53,32 @@ def test_reference_lookup_and_bounds(tmp_path):
     assert profile.reference("pingpong_latency", "openmpi", None) is None
 
 
-@pytest.mark.parametrize(("change", "line", "expected"), [
-    (("launcher: ssh", "launcher: pbs"), 2, "launcher: expected one of 'local', 'ssh', 'slurm'; found 'pbs'"),
-    (("nodes: node[01-04]", "nodes: node[04-"), 3, "nodes: expected a ClusterShell node set"),
-    (("  openmpi: {mpicc", "  openmpi: {mpcc: x, mpicc"), 5,
-     "mpi.openmpi.mpcc: unknown key 'mpcc'; did you mean 'mpicc'?"),
-    (("[1.0, -0.5, 0.5, us]", "[1.0, 0.5, us]"), 8, "references.pingpong_latency.openmpi[8]: expected [value, lower"),
-    (("[1.0, -0.5, 0.5, us]", "[1.0, 0.5, -0.5, us]"), 8, "lower bound 0.5 is above upper bound -0.5"),
-])
+@pytest.mark.parametrize(
+    ("change", "line", "expected"),
+    [
+        (
+            ("launcher: ssh", "launcher: pbs"),
+            2,
+            "launcher: expected one of 'local', 'ssh', 'slurm'; found 'pbs'",
+        ),
+        (("nodes: node[01-04]", "nodes: node[04-"), 3, "nodes: expected a ClusterShell node set"),
+        (
+            ("  openmpi: {mpicc", "  openmpi: {mpcc: x, mpicc"),
+            5,
+            "mpi.openmpi.mpcc: unknown key 'mpcc'; did you mean 'mpicc'?",
+        ),
+        (
+            ("[1.0, -0.5, 0.5, us]", "[1.0, 0.5, us]"),
+            8,
+            "references.pingpong_latency.openmpi[8]: expected [value, lower",
+        ),
+        (
+            ("[1.0, -0.5, 0.5, us]", "[1.0, 0.5, -0.5, us]"),
+            8,
+            "lower bound 0.5 is above upper bound -0.5",
+        ),
+    ],
+)
 def test_mistakes_name_file_line_and_field(tmp_path, change, line, expected):
     path = _write(tmp_path, GOOD.replace(*change))
     with pytest.raises(InvalidInput) as err:

@@ -21,7 +21,8 @@ def test_outside_with_runs_that_agree_fails_at_once():
     assert j.assessment.verdict == "outside reference" and j.fails and not j.needs_rerun
     assert describe("pingpong_latency", 8, "us", j) == (
         "pingpong_latency at 8 B: measured 3.61 us, expected 0.5 us (..2); median of 3 runs [3.61, 3.62, 3.6], "
-        "which disagree by 0.4%; the runs agree, so not rerun")
+        "which disagree by 0.4%; the runs agree, so not rerun"
+    )
 
 
 def test_outside_with_runs_that_disagree_is_a_suspect_the_rerun_decides():
@@ -30,10 +31,14 @@ def test_outside_with_runs_that_disagree_is_a_suspect_the_rerun_decides():
     confirmed = settle(j, [2.6, 3.0, 2.2])
     assert confirmed.fails and confirmed.assessment.verdict == "regression"
     assert "measured 2.4 us" in describe("pingpong_latency", 8, "us", confirmed)
-    assert describe("pingpong_latency", 8, "us", confirmed).endswith("rerun measured 2.6 us (outside again)")
+    assert describe("pingpong_latency", 8, "us", confirmed).endswith(
+        "rerun measured 2.6 us (outside again)"
+    )
     cleared = settle(j, [0.3, 0.25, 0.4])
     assert not cleared.fails and cleared.assessment.verdict == "not confirmed"
-    assert describe("pingpong_latency", 8, "us", cleared).endswith("rerun measured 0.3 us (inside: not confirmed)")
+    assert describe("pingpong_latency", 8, "us", cleared).endswith(
+        "rerun measured 0.3 us (inside: not confirmed)"
+    )
     with pytest.raises(ValueError, match="only a suspect"):
         settle(cleared, [3.0, 3.0, 3.0])
 

@@ -46,8 +46,14 @@ def test_a_hung_dnf_reposync_is_killed_with_its_tree(tmp_path, monkeypatch):
     hanging_program(bin_dir / "dnf", pids)
     monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
     monkeypatch.setattr(mirror, "REPOSYNC_TIMEOUT", 2.0)
-    job = mirror.MirrorJob(mirror="baseos", target="el9-x86_64", url="file:///nowhere", release=9,
-                           arches=["x86_64"], excludes=[])
+    job = mirror.MirrorJob(
+        mirror="baseos",
+        target="el9-x86_64",
+        url="file:///nowhere",
+        release=9,
+        arches=["x86_64"],
+        excludes=[],
+    )
     started = time.monotonic()
     with pytest.raises(UserError, match="timed out after 2 s; process tree killed"):
         mirror.reposync(job, tmp_path / "dest", tmp_path / "cache")
@@ -58,10 +64,17 @@ def test_a_hung_dnf_reposync_is_killed_with_its_tree(tmp_path, monkeypatch):
 
 def test_a_hung_confirming_rerun_is_killed_with_its_tree(tmp_path, monkeypatch):
     pids = tmp_path / "pids"
-    monkeypatch.setattr(plugin_perf.sys, "executable", str(hanging_program(tmp_path / "python", pids)))
-    suspect = TestResult(test_id="integration_tests/test_mpi.py::test_pingpong", node=None, mpi="openmpi",
-                         outcome="passed", duration=1.0,
-                         rerun="hpcos test --cluster local -k test_pingpong --mpi openmpi")
+    monkeypatch.setattr(
+        plugin_perf.sys, "executable", str(hanging_program(tmp_path / "python", pids))
+    )
+    suspect = TestResult(
+        test_id="integration_tests/test_mpi.py::test_pingpong",
+        node=None,
+        mpi="openmpi",
+        outcome="passed",
+        duration=1.0,
+        rerun="hpcos test --cluster local -k test_pingpong --mpi openmpi",
+    )
     started = time.monotonic()
     assert plugin_perf.rerun_by_command([suspect], timeout=2.0) == {}
     assert time.monotonic() - started < 2 + 4 + 2

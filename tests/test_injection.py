@@ -29,7 +29,9 @@ from jobs.job_definitions import project
 from jobs.render import render
 
 
-def _site(tmp_path: Path, site_changes: dict | None = None, package_changes: dict | None = None) -> Path:
+def _site(
+    tmp_path: Path, site_changes: dict | None = None, package_changes: dict | None = None
+) -> Path:
     root = write_site(tmp_path / "specs", [{**PACKAGES[0], **(package_changes or {})}])
     if site_changes:
         site = yaml.safe_load((root / "site.yaml").read_text())
@@ -51,29 +53,59 @@ def _shell_step(jobs, suffix: str) -> str:
     return _job(jobs, suffix).find(".//hudson.tasks.Shell/command").text
 
 
-@pytest.mark.parametrize(("field", "value", "expected"), [
-    ("harness.profile", "x.yaml; touch PWNED #", "harness.profile: expected a path"),
-    ("harness.profile", "{folder}.yaml", "harness.profile: expected a path"),
-    ("jenkins.test_label", "lab{folder}", "jenkins.test_label: expected a Jenkins label"),
-    ("jenkins.build_label", "rpm'; touch PWNED", "jenkins.build_label: expected a Jenkins label"),
-    ("environments.daily.schedule", "H 1 * * * {folder}", "environments.daily.schedule: expected a Jenkins cron"),
-    ("environments.daily.schedule", "H 1 * * *\nH 2 * * *", "environments.daily.schedule: expected a Jenkins cron"),
-    ("environments.testing.schedule", "every day", "environments.testing.schedule: expected a Jenkins cron"),
-    ("targets.el9-x86_64.mock_config", "rocky-9; touch PWNED", "mock_config: expected a path"),
-])
-def test_specs_check_refuses_shell_and_template_syntax_in_site_fields(tmp_path, capsys, field, value, expected):
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("harness.profile", "x.yaml; touch PWNED #", "harness.profile: expected a path"),
+        ("harness.profile", "{folder}.yaml", "harness.profile: expected a path"),
+        ("jenkins.test_label", "lab{folder}", "jenkins.test_label: expected a Jenkins label"),
+        (
+            "jenkins.build_label",
+            "rpm'; touch PWNED",
+            "jenkins.build_label: expected a Jenkins label",
+        ),
+        (
+            "environments.daily.schedule",
+            "H 1 * * * {folder}",
+            "environments.daily.schedule: expected a Jenkins cron",
+        ),
+        (
+            "environments.daily.schedule",
+            "H 1 * * *\nH 2 * * *",
+            "environments.daily.schedule: expected a Jenkins cron",
+        ),
+        (
+            "environments.testing.schedule",
+            "every day",
+            "environments.testing.schedule: expected a Jenkins cron",
+        ),
+        ("targets.el9-x86_64.mock_config", "rocky-9; touch PWNED", "mock_config: expected a path"),
+    ],
+)
+def test_specs_check_refuses_shell_and_template_syntax_in_site_fields(
+    tmp_path, capsys, field, value, expected
+):
     root = _site(tmp_path, {field: value})
     assert main(["--specs", str(root), "specs", "check"]) == 2
     err = capsys.readouterr().err
     assert expected in err and "Traceback" not in err
-    assert any(line.startswith("specs/site.yaml:") and expected in line for line in err.splitlines())
+    assert any(
+        line.startswith("specs/site.yaml:") and expected in line for line in err.splitlines()
+    )
 
 
-@pytest.mark.parametrize(("field", "value", "expected"), [
-    ("owner", "Admin\x07 <a@example.org>", "owner: expected printable text without control characters"),
-    ("poll", "H 3 * * *; touch PWNED", "poll: expected a Jenkins cron spec"),
-    ("poll", "{folder} 3 * * *", "poll: expected a Jenkins cron spec"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        (
+            "owner",
+            "Admin\x07 <a@example.org>",
+            "owner: expected printable text without control characters",
+        ),
+        ("poll", "H 3 * * *; touch PWNED", "poll: expected a Jenkins cron spec"),
+        ("poll", "{folder} 3 * * *", "poll: expected a Jenkins cron spec"),
+    ],
+)
 def test_specs_check_refuses_bad_package_fields(tmp_path, capsys, field, value, expected):
     root = _site(tmp_path, package_changes={field: value})
     assert main(["--specs", str(root), "specs", "check"]) == 2
@@ -95,8 +127,9 @@ def test_the_nightly_shell_step_passes_a_hostile_profile_as_one_word(tmp_path):
     root = _site(tmp_path)
     specs = load_specs(root)
     hostile = "x.yaml; touch PWNED #"
-    site = specs.site.model_copy(update={"harness": Harness.model_construct(profile=hostile,
-                                                                            results_db="results.sqlite")})
+    site = specs.site.model_copy(
+        update={"harness": Harness.model_construct(profile=hostile, results_db="results.sqlite")}
+    )
     jobs = render(project(SpecSet(specs.root, site, specs.packages)))
     script = _shell_step(jobs, "nightly-integration-tests")
 
@@ -105,13 +138,21 @@ def test_the_nightly_shell_step_passes_a_hostile_profile_as_one_word(tmp_path):
     bin_dir = work / "bin"
     bin_dir.mkdir(parents=True)
     fake = bin_dir / "hpcos"
-    fake.write_text('#!/bin/bash\nprintf "%s\\n" "$*" >> "$(dirname "$0")/../calls"\n'
-                    '[ "$1 $2" = "repo status" ] && echo snap-1\nexit 0\n')
+    fake.write_text(
+        '#!/bin/bash\nprintf "%s\\n" "$*" >> "$(dirname "$0")/../calls"\n'
+        '[ "$1 $2" = "repo status" ] && echo snap-1\nexit 0\n'
+    )
     fake.chmod(0o755)
     step = work / "step.sh"
     step.write_text(script)
-    proc = subprocess.run(["bash", str(step)], cwd=work, capture_output=True, text=True, timeout=60,
-                          env={"PATH": f"{bin_dir}:/usr/bin:/bin"})
+    proc = subprocess.run(
+        ["bash", str(step)],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": f"{bin_dir}:/usr/bin:/bin"},
+    )
     assert proc.returncode == 0, proc.stderr
     assert not (work / "PWNED").exists()
     calls = (work / "calls").read_text().splitlines()
@@ -135,16 +176,23 @@ infiniband:
 """
 
 
-@pytest.mark.parametrize(("old", "new", "field"), [
-    ("  openmpi: {", "  'openmpi;touch PWNED': {", "mpi"),
-    ("devices: [mlx5_0]", "devices: ['mlx5_0;touch PWNED']", "infiniband.devices[0]"),
-    ("peer: node01", "peer: 'node01;touch PWNED'", "infiniband.perftest.peer"),
-    ("peer: node01", "peer: -oProxyCommand=touch", "infiniband.perftest.peer"),
-    ("device: mlx5_0,", "device: '$(touch PWNED)',", "infiniband.perftest.device"),
-    ("extra_args: [-F,", "extra_args: ['-F; touch PWNED',", "infiniband.perftest.extra_args[0]"),
-    ("OMPI_MCA_x:", "'X=1; touch PWNED;':", "mpi.openmpi.env"),
-    ("nodes: localhost", "nodes: '-oProxyCommand=touch_PWNED'", "nodes"),
-])
+@pytest.mark.parametrize(
+    ("old", "new", "field"),
+    [
+        ("  openmpi: {", "  'openmpi;touch PWNED': {", "mpi"),
+        ("devices: [mlx5_0]", "devices: ['mlx5_0;touch PWNED']", "infiniband.devices[0]"),
+        ("peer: node01", "peer: 'node01;touch PWNED'", "infiniband.perftest.peer"),
+        ("peer: node01", "peer: -oProxyCommand=touch", "infiniband.perftest.peer"),
+        ("device: mlx5_0,", "device: '$(touch PWNED)',", "infiniband.perftest.device"),
+        (
+            "extra_args: [-F,",
+            "extra_args: ['-F; touch PWNED',",
+            "infiniband.perftest.extra_args[0]",
+        ),
+        ("OMPI_MCA_x:", "'X=1; touch PWNED;':", "mpi.openmpi.env"),
+        ("nodes: localhost", "nodes: '-oProxyCommand=touch_PWNED'", "nodes"),
+    ],
+)
 def test_profile_refuses_shell_syntax_in_node_side_fields(tmp_path, old, new, field):
     assert old in PROFILE
     path = tmp_path / "p.yaml"
@@ -168,10 +216,20 @@ def test_perftest_command_quotes_every_profile_value(tmp_path):
     tool = tmp_path / "ib_fake"
     tool.write_text('#!/bin/sh\nprintf "%s\\n" "$@"\n')
     tool.chmod(0o755)
-    line = ib_checks.perftest_command(str(tool), device=hostile, server=f"peer;touch {tmp_path}/PWNED2",
-                                      extra=[f"`touch {tmp_path}/PWNED3`"], json=False)
+    line = ib_checks.perftest_command(
+        str(tool),
+        device=hostile,
+        server=f"peer;touch {tmp_path}/PWNED2",
+        extra=[f"`touch {tmp_path}/PWNED3`"],
+        json=False,
+    )
     proc = subprocess.run(["sh", "-c", line], capture_output=True, text=True, timeout=30)
-    assert proc.stdout.splitlines() == ["-d", hostile, f"`touch {tmp_path}/PWNED3`", f"peer;touch {tmp_path}/PWNED2"]
+    assert proc.stdout.splitlines() == [
+        "-d",
+        hostile,
+        f"`touch {tmp_path}/PWNED3`",
+        f"peer;touch {tmp_path}/PWNED2",
+    ]
     assert not list(tmp_path.glob("PWNED*"))
 
 
@@ -187,7 +245,12 @@ def test_with_env_refuses_a_variable_name_that_is_shell_syntax(tmp_path):
 
 @pytest.fixture
 def rpm_tools():
-    for tool, debian in (("rpmbuild", "rpm"), ("createrepo_c", "createrepo-c"), ("gcc", "gcc"), ("make", "make")):
+    for tool, debian in (
+        ("rpmbuild", "rpm"),
+        ("createrepo_c", "createrepo-c"),
+        ("gcc", "gcc"),
+        ("make", "make"),
+    ):
         require_tool(tool, debian)
 
 
@@ -199,14 +262,33 @@ def test_rpm_macros_in_reason_upstream_and_owner_are_literal_text(tmp_path, rpm_
     marker = tmp_path / "PWNED"
     reason = f"Needed at 100% load: %(touch {marker}) and %{{?dist}} stay text."
     upstream = f"https://bugs.example.org/%(touch {marker}2)"
-    make_site(tmp_path / "specs", {"name": "hello", "upstream": {"srpm_path": str(base)},
-                                   "owner": "Ops%{_bindir} 100% <ops@example.org>",
-                                   "patches": [{"file": "0001-greet.patch", "reason": reason,
-                                                "upstream": upstream}]},
-              {"0001-greet.patch": GOOD_PATCH})
+    make_site(
+        tmp_path / "specs",
+        {
+            "name": "hello",
+            "upstream": {"srpm_path": str(base)},
+            "owner": "Ops%{_bindir} 100% <ops@example.org>",
+            "patches": [{"file": "0001-greet.patch", "reason": reason, "upstream": upstream}],
+        },
+        {"0001-greet.patch": GOOD_PATCH},
+    )
     store = tmp_path / "store"
-    assert main(["--specs", str(tmp_path / "specs"), "--store", str(store), "build", "hello",
-                 "--target", "el9-x86_64", "--allow-foreign-host"]) == 0
+    assert (
+        main(
+            [
+                "--specs",
+                str(tmp_path / "specs"),
+                "--store",
+                str(store),
+                "build",
+                "hello",
+                "--target",
+                "el9-x86_64",
+                "--allow-foreign-host",
+            ]
+        )
+        == 0
+    )
     assert not list(tmp_path.glob("PWNED*"))
     srpm = next(store.rglob("hello-*.src.rpm"))
     changelog = rpm_query(srpm, "[%{changelogtext}\n]")
@@ -215,8 +297,12 @@ def test_rpm_macros_in_reason_upstream_and_owner_are_literal_text(tmp_path, rpm_
 
 
 def test_a_patch_file_name_with_rpm_or_shell_syntax_is_refused(tmp_path, capsys):
-    root = _site(tmp_path, package_changes={"patches": [{"file": "%(touch PWNED).patch",
-                                                          "reason": "A reason long enough."}]})
+    root = _site(
+        tmp_path,
+        package_changes={
+            "patches": [{"file": "%(touch PWNED).patch", "reason": "A reason long enough."}]
+        },
+    )
     assert main(["--specs", str(root), "specs", "check"]) == 2
     assert "patches[0].file: expected a patch file name" in capsys.readouterr().err
 
@@ -238,9 +324,23 @@ def test_plain_jenkins_jobs_reads_the_escaped_values_back_as_written(tmp_path, c
     assert main(["--specs", str(root), "jobs", "yaml"]) == 0
     (tmp_path / "jobs.yaml").write_text(capsys.readouterr().out)
     jenkins_jobs = Path(sys.executable).parent / "jenkins-jobs"
-    done = subprocess.run([str(jenkins_jobs), "--conf", str(JJB_CONFIG), "-l", "error", "test", "--config-xml",
-                           "-o", str(tmp_path / "out"), str(tmp_path / "jobs.yaml")],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            str(jenkins_jobs),
+            "--conf",
+            str(JJB_CONFIG),
+            "-l",
+            "error",
+            "test",
+            "--config-xml",
+            "-o",
+            str(tmp_path / "out"),
+            str(tmp_path / "jobs.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     xml = next((tmp_path / "out").rglob("rebuild-openmpi-el9-x86_64/config.xml")).read_text()
     assert f"Owner: {owner.replace('<', '&lt;').replace('>', '&gt;')};" in xml

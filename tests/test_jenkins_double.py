@@ -10,14 +10,18 @@ import pytest
 import requests
 from support.jenkins_double import CRUMB_FIELD, FOLDER_CLASS, JENKINS_VERSION, JenkinsDouble
 
-JOB = "<project><description>d</description><publishers><hudson.tasks.junit.JUnitResultArchiver " \
-      'plugin="junit"><testResults>j.xml</testResults></hudson.tasks.junit.JUnitResultArchiver></publishers>' \
-      '<triggers class="vector"/></project>'
+JOB = (
+    "<project><description>d</description><publishers><hudson.tasks.junit.JUnitResultArchiver "
+    'plugin="junit"><testResults>j.xml</testResults></hudson.tasks.junit.JUnitResultArchiver></publishers>'
+    '<triggers class="vector"/></project>'
+)
 
 
 @pytest.fixture
 def double():
-    server = JenkinsDouble(users={"admin": "token-a", "viewer": "token-v"}, read_only={"viewer"}).start()
+    server = JenkinsDouble(
+        users={"admin": "token-a", "viewer": "token-v"}, read_only={"viewer"}
+    ).start()
     yield server
     server.stop()
 
@@ -53,9 +57,19 @@ def test_tree_queries_nest_and_keep_class(double, admin):
     admin.create_folder("f")
     admin.create_job("f/j", JOB)
     info = admin.get_info(query="?tree=jobs[name,description,jobs[name,description]]")
-    assert info == {"_class": "hudson.model.Hudson", "jobs": [
-        {"_class": FOLDER_CLASS, "name": "f", "description": "",
-         "jobs": [{"_class": "hudson.model.FreeStyleProject", "name": "j", "description": "d"}]}]}
+    assert info == {
+        "_class": "hudson.model.Hudson",
+        "jobs": [
+            {
+                "_class": FOLDER_CLASS,
+                "name": "f",
+                "description": "",
+                "jobs": [
+                    {"_class": "hudson.model.FreeStyleProject", "name": "j", "description": "d"}
+                ],
+            }
+        ],
+    }
     shallow = admin.get_info(query="?tree=jobs[name,jobs]")
     assert shallow["jobs"][0]["jobs"] == [{"_class": "hudson.model.FreeStyleProject"}]
 
@@ -86,22 +100,35 @@ def test_http_level_behaviour(double):
     crumb = session.get(double.url + "crumbIssuer/api/json", timeout=10).json()
     headers = {crumb["crumbRequestField"]: crumb["crumb"], "Content-Type": "application/xml"}
     assert crumb["crumbRequestField"] == CRUMB_FIELD
-    assert session.post(double.url + "createItem?name=x", data=JOB, headers=headers, timeout=10).status_code == 200
+    assert (
+        session.post(
+            double.url + "createItem?name=x", data=JOB, headers=headers, timeout=10
+        ).status_code
+        == 200
+    )
     again = session.post(double.url + "createItem?name=x", data=JOB, headers=headers, timeout=10)
     assert again.status_code == 400
-    missing = session.post(double.url + "job/nofolder/createItem?name=y", data=JOB, headers=headers, timeout=10)
+    missing = session.post(
+        double.url + "job/nofolder/createItem?name=y", data=JOB, headers=headers, timeout=10
+    )
     assert missing.status_code == 404
-    deleted = session.post(double.url + "job/x/doDelete", headers=headers, allow_redirects=False, timeout=10)
+    deleted = session.post(
+        double.url + "job/x/doDelete", headers=headers, allow_redirects=False, timeout=10
+    )
     assert deleted.status_code == 302 and deleted.headers["Location"] == double.url
     session.post(double.url + "createItem?name=x", data=JOB, headers=headers, timeout=10)
     build = session.post(double.url + "job/x/build", headers=headers, timeout=10)
-    assert build.status_code == 201 and build.headers["Location"].startswith(double.url + "queue/item/")
+    assert build.status_code == 201 and build.headers["Location"].startswith(
+        double.url + "queue/item/"
+    )
     assert double.writes()[-1] == ("POST", "/job/x/build")
 
 
 def test_auth_errors(double):
     assert raw(double, "admin", "wrong").get(double.url + "api/json", timeout=10).status_code == 401
-    assert requests.get(double.url + "api/json", timeout=10).status_code == 403  # anonymous, no read
+    assert (
+        requests.get(double.url + "api/json", timeout=10).status_code == 403
+    )  # anonymous, no read
     viewer = jenkins.Jenkins(double.url, "viewer", "token-v")
     assert viewer.get_all_jobs() == []
     with pytest.raises(jenkins.JenkinsException, match=r"\[403\]"):

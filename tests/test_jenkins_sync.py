@@ -55,7 +55,9 @@ def test_first_update_creates_folders_first_then_nothing_changes(double, conn, j
 def test_hand_edit_is_found_shown_and_put_back(double, conn, jobs):
     sync(conn, jobs, site=SITE, write=True)
     live = double.item("hpcos/mirror-sync").config
-    double.put("hpcos/mirror-sync", live.replace("hpcos repo sync", "hpcos repo sync --mirror epel"))
+    double.put(
+        "hpcos/mirror-sync", live.replace("hpcos repo sync", "hpcos repo sync --mirror epel")
+    )
 
     before = len(double.writes())
     diff = sync(conn, jobs, site=SITE, write=False)
@@ -78,9 +80,14 @@ def test_a_live_config_that_is_not_xml_is_rewritten(double, conn, jobs):
 
 def test_prune_deletes_only_this_sites_managed_jobs(double, conn, jobs):
     sync(conn, jobs, site=SITE, write=True)
-    double.put("hpcos/rebuild-gone-el8-x86_64", f"<project><description>{marker(SITE)}</description></project>")
+    double.put(
+        "hpcos/rebuild-gone-el8-x86_64",
+        f"<project><description>{marker(SITE)}</description></project>",
+    )
     double.put("hpcos/by-hand", "<project><description>made in the web UI</description></project>")
-    double.put("other-site", f"<project><description>{marker('other-site')}</description></project>")
+    double.put(
+        "other-site", f"<project><description>{marker('other-site')}</description></project>"
+    )
 
     assert sync(conn, jobs, site=SITE, write=True).deleted == []  # only with prune
     report = sync(conn, jobs, site=SITE, write=True, prune=True)
@@ -106,14 +113,19 @@ def test_failure_halfway_reports_and_a_rerun_finishes(double, conn, jobs):
 def test_job_vanishing_while_read_is_a_clear_404(double, conn, jobs):
     sync(conn, jobs, site=SITE, write=True)
     double.fail_next.append(("GET", r"/job/mirror-sync/config.xml$", 404))
-    with pytest.raises(JenkinsError, match="reading the config of hpcos/mirror-sync: not found .*404"):
+    with pytest.raises(
+        JenkinsError, match="reading the config of hpcos/mirror-sync: not found .*404"
+    ):
         sync(conn, jobs, site=SITE, write=False)
 
 
 def test_a_job_where_the_folder_should_be_is_refused_before_any_write(double, conn, jobs):
     double.put("hpcos", "<project><description>someone's job</description></project>")
-    with pytest.raises(JenkinsError, match="hpcos exists on .* as a hudson.model.FreeStyleProject, but hpcos "
-                                           "defines it as a folder"):
+    with pytest.raises(
+        JenkinsError,
+        match="hpcos exists on .* as a hudson.model.FreeStyleProject, but hpcos "
+        "defines it as a folder",
+    ):
         sync(conn, jobs, site=SITE, write=True)
     assert double.writes() == []
 
@@ -124,10 +136,13 @@ def test_missing_parent_folder_is_named(double, conn):
         sync(conn, [job], site=SITE, write=True)
 
 
-@pytest.mark.parametrize("user, token, expected", [
-    ("admin", "wrong", "rejected the credentials (401)"),
-    ("viewer", "view", "lacks permission for this (403)"),
-])
+@pytest.mark.parametrize(
+    "user, token, expected",
+    [
+        ("admin", "wrong", "rejected the credentials (401)"),
+        ("viewer", "view", "lacks permission for this (403)"),
+    ],
+)
 def test_auth_errors_are_clear_and_never_show_the_token(double, jobs, user, token, expected):
     report_or_error = None
     try:
@@ -181,8 +196,9 @@ def test_credentials_from_env_then_netrc(monkeypatch, tmp_path):
         jenkins_sync.connect(url, resolve("jenkins", url))
 
 
-def test_digest_cache_skips_parsing_unchanged_texts_but_never_misses_an_edit(double, conn, jobs, tmp_path,
-                                                                             monkeypatch):
+def test_digest_cache_skips_parsing_unchanged_texts_but_never_misses_an_edit(
+    double, conn, jobs, tmp_path, monkeypatch
+):
     from jobs import xml_normalise
     from jobs.xml_normalise import DigestCache
 
@@ -193,10 +209,14 @@ def test_digest_cache_skips_parsing_unchanged_texts_but_never_misses_an_edit(dou
     real = xml_normalise.normalise
     monkeypatch.setattr(xml_normalise, "normalise", lambda text: parsed.append(1) or real(text))
     again = sync(conn, jobs, site=SITE, write=False, digests=DigestCache(cache))
-    assert again.unchanged == [job.name for job in jobs] and parsed == [], "every text was parsed again"
+    assert again.unchanged == [job.name for job in jobs] and parsed == [], (
+        "every text was parsed again"
+    )
 
     live = double.item("hpcos/mirror-sync").config
-    double.put("hpcos/mirror-sync", live.replace("hpcos repo sync", "hpcos repo sync --mirror epel"))
+    double.put(
+        "hpcos/mirror-sync", live.replace("hpcos repo sync", "hpcos repo sync --mirror epel")
+    )
     edited = sync(conn, jobs, site=SITE, write=False, digests=DigestCache(cache))
     assert edited.not_attempted == ["hpcos/mirror-sync"]
     # The edited text once for its digest, then both sides for the readable diff; nothing else.
@@ -216,7 +236,9 @@ def test_configs_are_read_directly_unless_a_proxy_applies(double, conn, jobs, mo
     monkeypatch.setenv("http_proxy", "http://proxy.example.org:3128")
     monkeypatch.delenv("no_proxy", raising=False)
     monkeypatch.delenv("NO_PROXY", raising=False)
-    assert not config_reader.usable("http://jenkins.example.org/")  # requests applies the proxy rules there
+    assert not config_reader.usable(
+        "http://jenkins.example.org/"
+    )  # requests applies the proxy rules there
     monkeypatch.setenv("no_proxy", "jenkins.example.org")
     assert config_reader.usable("http://jenkins.example.org/")
     assert not config_reader.usable("ftp://jenkins.example.org/")
@@ -226,5 +248,7 @@ def test_a_missing_config_is_one_line_naming_the_job(double, conn, jobs):
     from jobs.jenkins_sync import _read_configs
 
     sync(conn, jobs, site=SITE, write=True)
-    with pytest.raises(JenkinsError, match=r"reading the config of hpcos/gone: not found on Jenkins at .* \(404\)"):
+    with pytest.raises(
+        JenkinsError, match=r"reading the config of hpcos/gone: not found on Jenkins at .* \(404\)"
+    ):
         _read_configs(conn, None, ["hpcos/mirror-sync", "hpcos/gone"], workers=2)

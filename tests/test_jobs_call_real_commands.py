@@ -25,14 +25,17 @@ from hpcos.site.specs import SpecSet, load_specs
 
 SPECS = REPO / "overlay_specs"
 # Sample values for what Jenkins or the script itself sets before a command runs.
-JENKINS_VARIABLES = {"REASON": "RHSA-2026:0001 kernel privilege escalation",
-                     "HPCOS_TESTING_SNAPSHOT": "20260101T010000Z-testing-abcdef"}
+JENKINS_VARIABLES = {
+    "REASON": "RHSA-2026:0001 kernel privilege escalation",
+    "HPCOS_TESTING_SNAPSHOT": "20260101T010000Z-testing-abcdef",
+}
 SHELL_KEYWORDS = {"if", "then", "else", "elif", "do", "!", "time"}
 ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 
 
 def substitute(script: str) -> str:
     """Known variables get their sample values ("$VAR" with its quotes becomes one quoted word)."""
+
     def value(match: re.Match) -> str:
         name = match["braced"] or match["name"]
         return shlex.quote(JENKINS_VARIABLES[name]) if name in JENKINS_VARIABLES else match[0]
@@ -54,7 +57,9 @@ def hpcos_invocations(script: str) -> list[list[str]]:
             while command and (command[0] in SHELL_KEYWORDS or ASSIGNMENT.match(command[0])):
                 command.pop(0)
             if command[:1] == ["hpcos"]:
-                assert not any("$" in word for word in command), f"no sample value for a variable in {line!r}"
+                assert not any("$" in word for word in command), (
+                    f"no sample value for a variable in {line!r}"
+                )
                 found.append(command[1:])
             command = []
     return found
@@ -65,9 +70,13 @@ def parse_like_main(argv: list[str], capsys) -> argparse.Namespace:
     try:
         args = parse(argv)
     except SystemExit:
-        pytest.fail(f"`hpcos {shlex.join(argv)}` is refused by the hpcos parser: {capsys.readouterr().err.strip()}",
-                    pytrace=False)
-    assert callable(getattr(args, "func", None)), f"`hpcos {shlex.join(argv)}` names no runnable command"
+        pytest.fail(
+            f"`hpcos {shlex.join(argv)}` is refused by the hpcos parser: {capsys.readouterr().err.strip()}",
+            pytrace=False,
+        )
+    assert callable(getattr(args, "func", None)), (
+        f"`hpcos {shlex.join(argv)}` names no runnable command"
+    )
     return args
 
 
@@ -89,7 +98,8 @@ def check_names(args: argparse.Namespace, spec_set: SpecSet) -> None:
     elif args.command == "test":
         # A job's workspace is a checkout of this repository: the profile path is relative to it.
         Site.from_options(specs=REPO / "overlay_specs").profile(
-            str(REPO / args.cluster) if "/" in args.cluster else args.cluster, root=REPO)
+            str(REPO / args.cluster) if "/" in args.cluster else args.cluster, root=REPO
+        )
 
 
 def job_scripts(out: Path) -> dict[str, list[str]]:
@@ -124,35 +134,84 @@ def test_every_hpcos_command_in_the_jobs_is_accepted(rendered, capsys):
             else:
                 seen.add(f"repo {args.repo_command}" if args.command == "repo" else args.command)
     # The job set calls every step of the process; a template that stopped calling one shows here.
-    assert seen >= {"build", "build --check-upstream", "repo sync", "repo publish", "repo promote", "repo status",
-                    "repo record-run", "repo fastpath", "test", "report", "config", "deploy", "outage"}, seen
-    outage = {argv[1] for script in sum(rendered.values(), []) for argv in hpcos_invocations(script)
-              if argv[0] == "outage"}
+    assert seen >= {
+        "build",
+        "build --check-upstream",
+        "repo sync",
+        "repo publish",
+        "repo promote",
+        "repo status",
+        "repo record-run",
+        "repo fastpath",
+        "test",
+        "report",
+        "config",
+        "deploy",
+        "outage",
+    }, seen
+    outage = {
+        argv[1]
+        for script in sum(rendered.values(), [])
+        for argv in hpcos_invocations(script)
+        if argv[0] == "outage"
+    }
     assert outage == {"plan", "run", "report"}, outage
-    config = {argv[1] for script in sum(rendered.values(), []) for argv in hpcos_invocations(script)
-              if argv[0] == "config"}
+    config = {
+        argv[1]
+        for script in sum(rendered.values(), [])
+        for argv in hpcos_invocations(script)
+        if argv[0] == "config"
+    }
     assert config == {"heads", "promote", "merge-back", "validate"}, config
 
 
 def test_the_nightly_job_runs_the_documented_sequence(rendered):
-    nightly = [argv for script in rendered["hpcos/nightly-integration-tests"] for argv in hpcos_invocations(script)]
-    assert [argv[:2] for argv in nightly] == [["repo", "status"], ["config", "heads"], ["deploy", "testing"],
-                                              ["test", "--cluster"], ["repo", "record-run"], ["repo", "status"],
-                                              ["repo", "diff"], ["report", "results.json"], ["report", "results.json"]]
+    nightly = [
+        argv
+        for script in rendered["hpcos/nightly-integration-tests"]
+        for argv in hpcos_invocations(script)
+    ]
+    assert [argv[:2] for argv in nightly] == [
+        ["repo", "status"],
+        ["config", "heads"],
+        ["deploy", "testing"],
+        ["test", "--cluster"],
+        ["repo", "record-run"],
+        ["repo", "status"],
+        ["repo", "diff"],
+        ["report", "results.json"],
+        ["report", "results.json"],
+    ]
     assert nightly[0] == ["repo", "status", "testing", "--id"]
     # The configuration heads are taken before the tests run, and recorded with the run.
     assert nightly[1] == ["config", "heads", "-o", "config-heads.json"]
     # The deployment puts the very snapshot the tests are told about on the same cluster profile.
-    assert nightly[2][nightly[2].index("--snapshot") + 1] == JENKINS_VARIABLES["HPCOS_TESTING_SNAPSHOT"]
-    assert nightly[2][nightly[2].index("--cluster") + 1] == nightly[3][nightly[3].index("--cluster") + 1]
+    assert (
+        nightly[2][nightly[2].index("--snapshot") + 1]
+        == JENKINS_VARIABLES["HPCOS_TESTING_SNAPSHOT"]
+    )
+    assert (
+        nightly[2][nightly[2].index("--cluster") + 1]
+        == nightly[3][nightly[3].index("--cluster") + 1]
+    )
     assert {"--junitxml", "--results"} <= set(nightly[3])
-    assert nightly[4] == ["repo", "record-run", "results.json", "--config-heads", "config-heads.json"]
+    assert nightly[4] == [
+        "repo",
+        "record-run",
+        "results.json",
+        "--config-heads",
+        "config-heads.json",
+    ]
     assert nightly[6] == ["repo", "diff", "production", "testing", "--json"]
     assert nightly[7][-2:] == ["--package-changes", "package-changes.json"]
 
 
 def test_gated_promotion_passes_the_reason_as_one_argument(rendered, capsys):
-    promote = [argv for script in rendered["hpcos/promote-testing-production"] for argv in hpcos_invocations(script)]
+    promote = [
+        argv
+        for script in rendered["hpcos/promote-testing-production"]
+        for argv in hpcos_invocations(script)
+    ]
     # The sample site has configuration repositories: they move with the packages.
     assert ["repo", "promote", "testing", "production", "--with-config"] in promote
     forced = next(argv for argv in promote if "--force" in argv)
@@ -161,7 +220,9 @@ def test_gated_promotion_passes_the_reason_as_one_argument(rendered, capsys):
 
 def test_the_checker_refuses_a_renamed_option(capsys):
     """The check can fail: a command line the parser does not know is reported, with argparse's words."""
-    argv = hpcos_invocations('hpcos repo promote testing production \\\n  --froce --reason "$REASON"')[0]
+    argv = hpcos_invocations(
+        'hpcos repo promote testing production \\\n  --froce --reason "$REASON"'
+    )[0]
     with pytest.raises(pytest.fail.Exception, match="unrecognized arguments: --froce"):
         parse_like_main(argv, capsys)
     with pytest.raises(pytest.fail.Exception, match="invalid choice: 'promot'"):
@@ -169,8 +230,10 @@ def test_the_checker_refuses_a_renamed_option(capsys):
 
 
 def test_reading_shell_lines():
-    assert hpcos_invocations('X=$(hpcos repo status testing --id) && hpcos repo fastpath k --reason ""') == \
-        [["repo", "status", "testing", "--id"], ["repo", "fastpath", "k", "--reason", ""]]
+    assert hpcos_invocations(
+        'X=$(hpcos repo status testing --id) && hpcos repo fastpath k --reason ""'
+    ) == [["repo", "status", "testing", "--id"], ["repo", "fastpath", "k", "--reason", ""]]
     script = 'if [ "$FORCE" = true ]; then\n  hpcos repo promote a b --force --reason "$REASON"\nfi'
-    assert hpcos_invocations(script) == [["repo", "promote", "a", "b", "--force", "--reason",
-                                          JENKINS_VARIABLES["REASON"]]]
+    assert hpcos_invocations(script) == [
+        ["repo", "promote", "a", "b", "--force", "--reason", JENKINS_VARIABLES["REASON"]]
+    ]

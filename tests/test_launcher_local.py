@@ -23,15 +23,25 @@ def launcher(tmp_path):
 
 
 def test_one_result_per_node_name(launcher):
-    results = launcher.run(["sh", "-c", "echo $HPCOS_X"], NodeSet("n[1-2]"), timeout=10, env={"HPCOS_X": "y"})
+    results = launcher.run(
+        ["sh", "-c", "echo $HPCOS_X"], NodeSet("n[1-2]"), timeout=10, env={"HPCOS_X": "y"}
+    )
     assert {node: (r.ok, r.stdout, r.command) for node, r in results.items()} == {
-        "n1": (True, "y\n", "sh -c 'echo $HPCOS_X'"), "n2": (True, "y\n", "sh -c 'echo $HPCOS_X'")}
+        "n1": (True, "y\n", "sh -c 'echo $HPCOS_X'"),
+        "n2": (True, "y\n", "sh -c 'echo $HPCOS_X'"),
+    }
 
 
 def test_mpi_job_gets_the_stack_environment_and_rank_count(launcher):
     stack = launcher.profile.mpi["mpich"]
-    result = launcher.mpi("sh", ["-c", "echo $HPCOS_STACK:$PMI_SIZE"], np=2, stack=stack, nodes=NodeSet("n[1-2]"),
-                          timeout=60)
+    result = launcher.mpi(
+        "sh",
+        ["-c", "echo $HPCOS_STACK:$PMI_SIZE"],
+        np=2,
+        stack=stack,
+        nodes=NodeSet("n[1-2]"),
+        timeout=60,
+    )
     assert result.ok, result.describe()
     assert result.stdout.split() == ["mpich:2", "mpich:2"]
     assert result.command == "mpiexec.mpich -np 2 sh -c 'echo $HPCOS_STACK:$PMI_SIZE'"

@@ -30,8 +30,13 @@ def launcher(slurm_env, tmp_path):
 
 
 def _squeue(slurm) -> str:
-    return subprocess.run(["squeue", "-h", "-o", "%j %T"], env={**slurm.env, "PATH": "/usr/bin:/bin"},
-                          capture_output=True, text=True, timeout=10).stdout.strip()
+    return subprocess.run(
+        ["squeue", "-h", "-o", "%j %T"],
+        env={**slurm.env, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=10,
+    ).stdout.strip()
 
 
 def test_node_command_runs_through_srun(launcher, slurm_env):
@@ -59,7 +64,9 @@ def test_pending_request_is_killed_at_its_timeout_and_cancelled(launcher, slurm_
 
 
 def test_sbatch_wait_returns_the_jobs_exit_code_and_output(launcher, slurm_env):
-    result = launcher.batch("echo batch on $(hostname); exit 3", nodes=NodeSet(slurm_env.node), timeout=30)
+    result = launcher.batch(
+        "echo batch on $(hostname); exit 3", nodes=NodeSet(slurm_env.node), timeout=30
+    )
     assert result.exit_code == 3
     assert result.stdout.strip() == f"batch on {slurm_env.node}"
 
@@ -67,8 +74,14 @@ def test_sbatch_wait_returns_the_jobs_exit_code_and_output(launcher, slurm_env):
 @pytest.mark.parametrize("stack", ["openmpi", "mpich"])
 def test_mpi_job_through_srun_with_the_stacks_pmi(launcher, pingpong, stack):
     chosen = launcher.profile.mpi[stack]
-    result = launcher.mpi(str(pingpong[stack]), ["-s", "8", "-i", "20", "-r", "1", "-w", "0"], np=2, stack=chosen,
-                          nodes=launcher.profile.node_set, timeout=60)
+    result = launcher.mpi(
+        str(pingpong[stack]),
+        ["-s", "8", "-i", "20", "-r", "1", "-w", "0"],
+        np=2,
+        stack=chosen,
+        nodes=launcher.profile.node_set,
+        timeout=60,
+    )
     assert result.ok, result.describe()
     header = json.loads(result.stdout.splitlines()[0])
     assert header["ranks"] == 2  # one two-rank job, not two single-rank ones
@@ -80,9 +93,24 @@ def test_integration_node_tests_pass_through_slurm(slurm_env, tmp_path):
     profile = tmp_path / "slurm.yaml"
     profile.write_text(slurm_env.profile_yaml())
     results = tmp_path / "results.json"
-    done = subprocess.run([sys.executable, "-m", "hpcos.cli", "test", "--cluster", str(profile),
-                           "--results", str(results), "-q", str(REPO / "integration_tests/test_nodes.py")],
-                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hpcos.cli",
+            "test",
+            "--cluster",
+            str(profile),
+            "--results",
+            str(results),
+            "-q",
+            str(REPO / "integration_tests/test_nodes.py"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     run = RunResults.read(results)
     assert run.cluster == "local-slurm"

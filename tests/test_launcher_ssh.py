@@ -28,8 +28,11 @@ def test_fanout_gathers_identical_output_and_names_the_unreachable_node(ssh_prof
     launcher = launcher_for(load_profile(ssh_profile))
     results = launcher.run("echo same; echo $((1 + 1)) >&2", NodeSet(NODES), timeout=20)
     assert set(results) == set(NodeSet(NODES))
-    bad = {node: r.describe() for node, r in results.items()
-           if node != "down01" and (r.ok, r.stdout, r.stderr) != (True, "same", "2")}
+    bad = {
+        node: r.describe()
+        for node, r in results.items()
+        if node != "down01" and (r.ok, r.stdout, r.stderr) != (True, "same", "2")
+    }
     assert not bad
     down = results["down01"]
     assert down.unreachable and not down.ok
@@ -45,7 +48,9 @@ def test_remote_command_is_killed_at_its_timeout(ssh_profile):
 
 def test_environment_reaches_the_remote_shell(ssh_profile):
     launcher = launcher_for(load_profile(ssh_profile))
-    result = launcher.run("echo $HPCOS_WORD", NodeSet("node007"), timeout=20, env={"HPCOS_WORD": "a b'c"})
+    result = launcher.run(
+        "echo $HPCOS_WORD", NodeSet("node007"), timeout=20, env={"HPCOS_WORD": "a b'c"}
+    )
     assert result["node007"].stdout == "a b'c"
 
 
@@ -54,7 +59,8 @@ def test_node_tests_fan_out_over_ssh(pytester, loopback_sshd):
     the first test on it reports it (no command, no timeout), the others skip pointing there."""
     ssh_profile = pytester.path / "ssh.yaml"
     ssh_profile.write_text(loopback_sshd.profile_yaml(NODES, fanout=32))
-    pytester.makepyfile(test_fleet="""
+    pytester.makepyfile(
+        test_fleet="""
         import pytest
 
         pytestmark = pytest.mark.node
@@ -67,21 +73,42 @@ def test_node_tests_fan_out_over_ssh(pytester, loopback_sshd):
 
         def test_after(run, node):
             run("true").check()
-    """)
+    """
+    )
     results = pytester.path / "results.json"
     junit = pytester.path / "junit.xml"
-    outcome = pytester.runpytest("--cluster", str(ssh_profile), "--hpcos-results", str(results), "-p",
-                                 "no:cacheprovider", "--junitxml", str(junit))
-    counts = {k: v for k, v in outcome.parseoutcomes().items() if k in ("passed", "failed", "skipped", "errors")}
-    assert counts == {"passed": 64, "failed": 32, "errors": 1, "skipped": 2}, outcome.stdout.str()[-4000:]
+    outcome = pytester.runpytest(
+        "--cluster",
+        str(ssh_profile),
+        "--hpcos-results",
+        str(results),
+        "-p",
+        "no:cacheprovider",
+        "--junitxml",
+        str(junit),
+    )
+    counts = {
+        k: v
+        for k, v in outcome.parseoutcomes().items()
+        if k in ("passed", "failed", "skipped", "errors")
+    }
+    assert counts == {"passed": 64, "failed": 32, "errors": 1, "skipped": 2}, outcome.stdout.str()[
+        -4000:
+    ]
     run = RunResults.read(results)
     unreachable = [r for r in run.results if r.failure_class == "node unreachable"]
     assert [(r.test_id, r.node) for r in unreachable] == [("test_fleet.py::test_kernel", "down01")]
-    assert unreachable[0].message.startswith("node unavailable: unreachable: ssh: connect to host 127.0.0.1 port")
+    assert unreachable[0].message.startswith(
+        "node unavailable: unreachable: ssh: connect to host 127.0.0.1 port"
+    )
     skipped = [r for r in run.results if r.outcome == "skipped"]
     assert {r.node for r in skipped} == {"down01"}
-    assert all(r.message.startswith("node unavailable: down01 (reported once, by test_fleet.py::test_kernel): ")
-               for r in skipped)
+    assert all(
+        r.message.startswith(
+            "node unavailable: down01 (reported once, by test_fleet.py::test_kernel): "
+        )
+        for r in skipped
+    )
     missing = [r for r in run.results if r.test_id.endswith("test_missing_tool") and r.failed]
     assert len(missing) == 32 and all("not found" in r.message for r in missing)
     assert run.versions.get("kernel")
@@ -97,38 +124,69 @@ def test_node_tests_fan_out_over_ssh(pytester, loopback_sshd):
 
 def test_failures_group_by_test_stack_class_and_text_with_node_names_set_aside():
     def failed(node, message, mpi=None, failure_class="error"):
-        return TestResult("t.py::test_x", node, "failed", failure_class=failure_class, message=message, mpi=mpi)
+        return TestResult(
+            "t.py::test_x", node, "failed", failure_class=failure_class, message=message, mpi=mpi
+        )
 
-    groups = group_failures([failed("n1", "exit 1 on n1: boom"), failed("n2", "exit 1 on n2: boom"),
-                             failed("n3", "exit 1 on n3: other"), failed("n[1-2]", "boom", mpi="openmpi"),
-                             failed("n[1-2]", "boom", mpi="mpich"),
-                             failed("n4", "exit 1 on n4: boom", None, "timeout")])
+    groups = group_failures(
+        [
+            failed("n1", "exit 1 on n1: boom"),
+            failed("n2", "exit 1 on n2: boom"),
+            failed("n3", "exit 1 on n3: other"),
+            failed("n[1-2]", "boom", mpi="openmpi"),
+            failed("n[1-2]", "boom", mpi="mpich"),
+            failed("n4", "exit 1 on n4: boom", None, "timeout"),
+        ]
+    )
     assert sorted((g.mpi or "", g.failure_class, str(g.nodes), g.text) for g in groups) == [
-        ("", "error", "n3", "exit 1 on <node>: other"), ("", "error", "n[1-2]", "exit 1 on <node>: boom"),
+        ("", "error", "n3", "exit 1 on <node>: other"),
+        ("", "error", "n[1-2]", "exit 1 on <node>: boom"),
         ("", "timeout", "n4", "exit 1 on <node>: boom"),
-        ("mpich", "error", "n[1-2]", "boom"), ("openmpi", "error", "n[1-2]", "boom")]
+        ("mpich", "error", "n[1-2]", "boom"),
+        ("openmpi", "error", "n[1-2]", "boom"),
+    ]
 
 
 def test_a_long_mpi_failure_shows_its_first_lines_and_the_line_naming_the_host():
     stderr = (DATA / "mpi_errors" / "openmpi_ssh_refused.stderr").read_text()
     message = "ring: something\n" + "\n".join(f"boilerplate {i}" for i in range(30)) + "\n" + stderr
-    (group,) = group_failures([TestResult("t.py::test_ring", "n[1-2]", "failed", failure_class="error",
-                                          message=message, mpi="openmpi")])
+    (group,) = group_failures(
+        [
+            TestResult(
+                "t.py::test_ring",
+                "n[1-2]",
+                "failed",
+                failure_class="error",
+                message=message,
+                mpi="openmpi",
+            )
+        ]
+    )
     assert group.hosts == ["n2"]
     shown = group.shown_lines()
     assert shown[0] == "ring: something" and len(shown) < 20
     assert shown[-1] == "ssh: connect to host n2 port 22: Connection refused"
 
 
-def test_mpi_job_gets_the_host_list_of_the_selection(ssh_profile, pingpong, loopback_sshd, tmp_path):
+def test_mpi_job_gets_the_host_list_of_the_selection(
+    ssh_profile, pingpong, loopback_sshd, tmp_path
+):
     # hydra reaches the other "node" through the same ssh config as the launcher (an agent script).
     agent = tmp_path / "ssh-agent"
     agent.write_text(f'#!/bin/sh\nexec ssh -F {loopback_sshd.client_config} "$@"\n')
     agent.chmod(0o755)
     profile = load_profile(ssh_profile)
-    stack = MpiStack(name="mpich", mpicc="mpicc.mpich", mpirun=["mpiexec.mpich", "-launcher-exec", str(agent)])
-    result = launcher_for(profile).mpi(str(pingpong["mpich"]), ["-s", "8", "-i", "10", "-r", "1", "-w", "0"],
-                                       np=2, stack=stack, nodes=NodeSet("node[001-002]"), timeout=60)
+    stack = MpiStack(
+        name="mpich", mpicc="mpicc.mpich", mpirun=["mpiexec.mpich", "-launcher-exec", str(agent)]
+    )
+    result = launcher_for(profile).mpi(
+        str(pingpong["mpich"]),
+        ["-s", "8", "-i", "10", "-r", "1", "-w", "0"],
+        np=2,
+        stack=stack,
+        nodes=NodeSet("node[001-002]"),
+        timeout=60,
+    )
     assert result.ok, result.describe()
     assert json.loads(result.stdout.splitlines()[0])["ranks"] == 2
     assert result.node == "node[001-002]"
@@ -143,13 +201,18 @@ def test_junit_times_are_each_nodes_own(pytester, loopback_sshd):
     profile = pytester.path / "ssh.yaml"
     profile.write_text(loopback_sshd.profile_yaml("node[001-003]", fanout=3))
     lock = pytester.path / "lock"
-    pytester.makepyfile(test_queue=f"""
+    pytester.makepyfile(
+        test_queue=f"""
         def test_queue(run, node):
             run("flock {lock} sleep 1").check()
-    """)
+    """
+    )
     junit = pytester.path / "junit.xml"
-    pytester.runpytest("--cluster", str(profile), "-p", "no:cacheprovider", "--junitxml", str(junit)) \
-        .assert_outcomes(passed=3)
+    pytester.runpytest(
+        "--cluster", str(profile), "-p", "no:cacheprovider", "--junitxml", str(junit)
+    ).assert_outcomes(passed=3)
     times = sorted(float(c.get("time")) for c in ElementTree.parse(junit).iter("testcase"))
-    assert times[0] >= 0.9, times  # the nodes that did not launch the fan-out still waited for their own node
+    assert times[0] >= 0.9, (
+        times
+    )  # the nodes that did not launch the fan-out still waited for their own node
     assert times[2] >= 2.9, times  # the last one waited for all three

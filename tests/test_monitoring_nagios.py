@@ -32,7 +32,9 @@ def node_tools(directory: Path, release: str, ibstat: str) -> Path:
     """What the node's tools say: ``uname -r`` its kernel, ``ibstat`` a captured HCA listing."""
     directory.mkdir(parents=True)
     uname = directory / "uname"
-    uname.write_text(f'#!/bin/sh\nif [ "$1" = "-r" ]; then echo {release}; else exec /usr/bin/uname "$@"; fi\n')
+    uname.write_text(
+        f'#!/bin/sh\nif [ "$1" = "-r" ]; then echo {release}; else exec /usr/bin/uname "$@"; fi\n'
+    )
     (directory / "ibstat").write_text(f"#!/bin/sh\ncat {DATA / ibstat}\n")
     for tool in ("uname", "ibstat"):
         (directory / tool).chmod(0o755)
@@ -42,32 +44,52 @@ def node_tools(directory: Path, release: str, ibstat: str) -> Path:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     """(profile path, work dir): nodes node1 (testing kernel) and node2 (older kernel) over ssh."""
-    for tool, package in (("rpmbuild", "rpm"), ("createrepo_c", "createrepo-c"), ("dnf", "dnf"),
-                          ("nagios4", "nagios4-core")):
+    for tool, package in (
+        ("rpmbuild", "rpm"),
+        ("createrepo_c", "createrepo-c"),
+        ("dnf", "dnf"),
+        ("nagios4", "nagios4-core"),
+    ):
         require_tool(tool, package)
     work = tmp_path_factory.mktemp("monitoring")
-    bins = {"node1": node_tools(work / "node1-bin", GOOD, "ibstat_hdr_two_hcas.txt"),
-            "node2": node_tools(work / "node2-bin", OLD, "ibstat_port_down.txt")}
+    bins = {
+        "node1": node_tools(work / "node1-bin", GOOD, "ibstat_hdr_two_hcas.txt"),
+        "node2": node_tools(work / "node2-bin", OLD, "ibstat_port_down.txt"),
+    }
     force = 'PATH={bin}:$PATH; export PATH; eval "$SSH_ORIGINAL_COMMAND"'
-    extra = ("ListenAddress 127.0.0.2\n"
-             f"Match LocalAddress 127.0.0.1\n    ForceCommand {force.format(bin=bins['node1'])}\n"
-             f"Match LocalAddress 127.0.0.2\n    ForceCommand {force.format(bin=bins['node2'])}\n")
+    extra = (
+        "ListenAddress 127.0.0.2\n"
+        f"Match LocalAddress 127.0.0.1\n    ForceCommand {force.format(bin=bins['node1'])}\n"
+        f"Match LocalAddress 127.0.0.2\n    ForceCommand {force.format(bin=bins['node2'])}\n"
+    )
     (work / "sshd").mkdir()
     sshd, proc = start_loopback_sshd(work / "sshd", multiplex=False, extra_config=extra)
     client = sshd.client_config.read_text()
     common = client.split("Port", 1)[1].split("\n", 1)[1].split("Host down*")[0]
     config = work / "ssh_config"
-    config.write_text("".join(f"Host {node}\n    HostName {address}\n    Port {sshd.port}\n{common}"
-                              for node, address in (("node1", "127.0.0.1"), ("node2", "127.0.0.2"))))
+    config.write_text(
+        "".join(
+            f"Host {node}\n    HostName {address}\n    Port {sshd.port}\n{common}"
+            for node, address in (("node1", "127.0.0.1"), ("node2", "127.0.0.2"))
+        )
+    )
     factory = RpmFactory(work / "rpms")
-    repo = make_repo(factory, work / "testing-repo", [Rpm("kernel", "5.14.0", "362.el9", "x86_64"),
-                                                       Rpm("kernel", "5.14.0", "427.el9", "x86_64")])
+    repo = make_repo(
+        factory,
+        work / "testing-repo",
+        [
+            Rpm("kernel", "5.14.0", "362.el9", "x86_64"),
+            Rpm("kernel", "5.14.0", "427.el9", "x86_64"),
+        ],
+    )
     profile = work / "production.yaml"
-    profile.write_text(f"name: production\nlauncher: ssh\nnodes: 'node[1-2]'\n"
-                       f"timeouts: {{command: 60, mpi: 60}}\n"
-                       f"ssh: {{fanout: 4, connect_timeout: 30, config: '{config}'}}\n"
-                       "os_update: {kernel_package: kernel}\n"
-                       "infiniband: {expected: true, devices: [mlx5_0], rate: 200}\n")
+    profile.write_text(
+        f"name: production\nlauncher: ssh\nnodes: 'node[1-2]'\n"
+        f"timeouts: {{command: 60, mpi: 60}}\n"
+        f"ssh: {{fanout: 4, connect_timeout: 30, config: '{config}'}}\n"
+        "os_update: {kernel_package: kernel}\n"
+        "infiniband: {expected: true, devices: [mlx5_0], rate: 200}\n"
+    )
     # The environment's repositories as a monitoring host reaches them (served, read with real dnf).
     (work / "repo-url").write_text(f"file://{repo}")
     yield profile, work
@@ -76,8 +98,12 @@ def cluster(tmp_path_factory):
 
 def check(profile: Path, node: str, name: str = "kernel") -> subprocess.CompletedProcess:
     repo = (profile.parent / "repo-url").read_text()
-    return subprocess.run([HPCOS, "check", name, "--cluster", str(profile), "--node", node, "--repo", repo],
-                          capture_output=True, text=True, timeout=180)
+    return subprocess.run(
+        [HPCOS, "check", name, "--cluster", str(profile), "--node", node, "--repo", repo],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
 
 
 def test_kernel_check_as_a_plugin(cluster):
@@ -89,7 +115,9 @@ def test_kernel_check_as_a_plugin(cluster):
     assert "| kernel_current=1;;1:;0;1 time=" in good.stdout
     bad = check(profile, "node2")
     assert bad.returncode == 2, bad.stdout + bad.stderr
-    assert bad.stdout.startswith(f"KERNEL CRITICAL - node2 runs kernel {OLD}; the testing repositories have {GOOD}")
+    assert bad.stdout.startswith(
+        f"KERNEL CRITICAL - node2 runs kernel {OLD}; the testing repositories have {GOOD}"
+    )
     assert "kernel_current=0;;1:;0;1" in bad.stdout
 
 
@@ -97,11 +125,15 @@ def test_infiniband_check_as_a_plugin(cluster):
     profile, _ = cluster
     good = check(profile, "node1", "ib-ports")
     assert good.returncode == 0, good.stdout + good.stderr
-    assert good.stdout == ("IB_PORTS OK - node1: 1 port(s) Active at 200 Gb/s "
-                           "| active_ports=1;;1:;0;1 mlx5_0_1_rate=200;;200:;0\n")
+    assert good.stdout == (
+        "IB_PORTS OK - node1: 1 port(s) Active at 200 Gb/s "
+        "| active_ports=1;;1:;0;1 mlx5_0_1_rate=200;;200:;0\n"
+    )
     bad = check(profile, "node2", "ib-ports")
     assert bad.returncode == 2, bad.stdout + bad.stderr
-    assert bad.stdout.startswith("IB_PORTS CRITICAL - node2: mlx5_0 port 1: state Down, expected Active")
+    assert bad.stdout.startswith(
+        "IB_PORTS CRITICAL - node2: mlx5_0 port 1: state Down, expected Active"
+    )
     assert "rate 10 Gb/s, expected 200 Gb/s" in bad.stdout
     assert "active_ports=0;;1:;0;1" in bad.stdout
 
@@ -112,10 +144,15 @@ def test_unreachable_node_is_unknown_not_critical(cluster, tmp_path):
     closed = tmp_path / "closed.yaml"
     (tmp_path / "repo-url").write_text((work / "repo-url").read_text())
     config = tmp_path / "ssh_config"
-    config.write_text((work / "ssh_config").read_text().replace("Host node2", "Host node2-old")
-                      + f"Host node3\n    HostName 127.0.0.1\n    Port {free_port()}\n    BatchMode yes\n")
-    closed.write_text(profile.read_text().replace("node[1-2]", "node[1-3]").replace(str(work / "ssh_config"),
-                                                                                      str(config)))
+    config.write_text(
+        (work / "ssh_config").read_text().replace("Host node2", "Host node2-old")
+        + f"Host node3\n    HostName 127.0.0.1\n    Port {free_port()}\n    BatchMode yes\n"
+    )
+    closed.write_text(
+        profile.read_text()
+        .replace("node[1-2]", "node[1-3]")
+        .replace(str(work / "ssh_config"), str(config))
+    )
     kernel = check(closed, "node3")
     assert kernel.returncode == 3, kernel.stdout + kernel.stderr
     assert kernel.stdout.startswith("KERNEL UNKNOWN - node3: unreachable")
@@ -148,16 +185,22 @@ def children(pid: int) -> list[int]:
 def run_nagios(nagios_dir: Path, hosts: set[str]) -> dict[str, dict[str, str]]:
     """Run the standalone Nagios until each of ``hosts`` has its service checked; its service blocks by host.
     Nagios is stopped by PID and its worker processes are waited for."""
-    nagios = subprocess.Popen(["nagios4", str(nagios_dir / "nagios.cfg")], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    nagios = subprocess.Popen(
+        ["nagios4", str(nagios_dir / "nagios.cfg")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     workers: set[int] = set()
     try:
         deadline = time.monotonic() + 150
         services: dict[str, dict[str, str]] = {}
         while time.monotonic() < deadline:
             workers.update(children(nagios.pid))
-            services = {b["host_name"]: b for b in status_blocks(nagios_dir / "var" / "status.dat")
-                        if b["kind"] == "servicestatus" and b.get("has_been_checked") == "1"}
+            services = {
+                b["host_name"]: b
+                for b in status_blocks(nagios_dir / "var" / "status.dat")
+                if b["kind"] == "servicestatus" and b.get("has_been_checked") == "1"
+            }
             if len(services) == len(hosts):
                 break
             assert nagios.poll() is None, (nagios_dir / "var" / "nagios.log").read_text()
@@ -178,16 +221,45 @@ def test_real_nagios_runs_the_checks(cluster):
     profile, work = cluster
     nagios_dir = work / "nagios"
     objects = nagios_dir / "hpcos-production.cfg"
-    done = subprocess.run([HPCOS, "monitoring", "config", "--cluster", str(profile), "-o", str(objects),
-                           "--check", "kernel", "--hpcos", HPCOS, "--standalone", str(nagios_dir),
-                           "--repo", (work / "repo-url").read_text(),
-                           "--interval-length", "1", "--check-interval", "30", "--retry-interval", "5"],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            HPCOS,
+            "monitoring",
+            "config",
+            "--cluster",
+            str(profile),
+            "-o",
+            str(objects),
+            "--check",
+            "kernel",
+            "--hpcos",
+            HPCOS,
+            "--standalone",
+            str(nagios_dir),
+            "--repo",
+            (work / "repo-url").read_text(),
+            "--interval-length",
+            "1",
+            "--check-interval",
+            "30",
+            "--retry-interval",
+            "5",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
-    verify = subprocess.run(["nagios4", "-v", str(nagios_dir / "nagios.cfg")], capture_output=True, text=True,
-                            timeout=60)
+    verify = subprocess.run(
+        ["nagios4", "-v", str(nagios_dir / "nagios.cfg")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert verify.returncode == 0, verify.stdout
-    assert re.search(r"Total Warnings:\s+0\n", verify.stdout) and re.search(r"Total Errors:\s+0\n", verify.stdout)
+    assert re.search(r"Total Warnings:\s+0\n", verify.stdout) and re.search(
+        r"Total Errors:\s+0\n", verify.stdout
+    )
 
     services = run_nagios(nagios_dir, {"node1", "node2"})
     node1, node2 = services["node1"], services["node2"]
@@ -214,41 +286,79 @@ def test_hung_node_is_unknown_within_the_timeout_under_nagios(cluster, tmp_path)
     pids = tmp_path / "remote-pids"
     hung = tmp_path / "hung-bin"
     hung.mkdir()
-    (hung / "uname").write_text(f"#!/bin/sh\necho $$ >> {pids}\nsleep 3600 &\necho $! >> {pids}\nwait\n")
+    (hung / "uname").write_text(
+        f"#!/bin/sh\necho $$ >> {pids}\nsleep 3600 &\necho $! >> {pids}\nwait\n"
+    )
     (hung / "uname").chmod(0o755)
     (tmp_path / "sshd").mkdir()
     force = f'PATH={hung}:$PATH; export PATH; eval "$SSH_ORIGINAL_COMMAND"'
-    sshd, proc = start_loopback_sshd(tmp_path / "sshd", multiplex=False,
-                                     extra_config=f"Match LocalAddress 127.0.0.1\n    ForceCommand {force}\n")
+    sshd, proc = start_loopback_sshd(
+        tmp_path / "sshd",
+        multiplex=False,
+        extra_config=f"Match LocalAddress 127.0.0.1\n    ForceCommand {force}\n",
+    )
     try:
         client = sshd.client_config.read_text()
         common = client.split("Port", 1)[1].split("\n", 1)[1].split("Host down*")[0]
         config = tmp_path / "ssh_config"
         config.write_text(f"Host node9\n    HostName 127.0.0.1\n    Port {sshd.port}\n{common}")
         profile = tmp_path / "hung.yaml"
-        profile.write_text(f"name: hung\nlauncher: ssh\nnodes: node9\ntimeouts: {{command: 300, mpi: 300}}\n"
-                           f"ssh: {{fanout: 4, connect_timeout: 30, config: '{config}'}}\n"
-                           "os_update: {kernel_package: kernel}\n")
+        profile.write_text(
+            f"name: hung\nlauncher: ssh\nnodes: node9\ntimeouts: {{command: 300, mpi: 300}}\n"
+            f"ssh: {{fanout: 4, connect_timeout: 30, config: '{config}'}}\n"
+            "os_update: {kernel_package: kernel}\n"
+        )
         nagios_dir = tmp_path / "nagios"
         objects = nagios_dir / "hpcos-hung.cfg"
-        done = subprocess.run([HPCOS, "monitoring", "config", "--cluster", str(profile), "-o", str(objects),
-                               "--check", "kernel", "--hpcos", HPCOS, "--standalone", str(nagios_dir),
-                               "--repo", (work / "repo-url").read_text(), "--check-timeout", str(CHECK_TIMEOUT),
-                               "--interval-length", "1", "--check-interval", "300", "--retry-interval", "300"],
-                              capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [
+                HPCOS,
+                "monitoring",
+                "config",
+                "--cluster",
+                str(profile),
+                "-o",
+                str(objects),
+                "--check",
+                "kernel",
+                "--hpcos",
+                HPCOS,
+                "--standalone",
+                str(nagios_dir),
+                "--repo",
+                (work / "repo-url").read_text(),
+                "--check-timeout",
+                str(CHECK_TIMEOUT),
+                "--interval-length",
+                "1",
+                "--check-interval",
+                "300",
+                "--retry-interval",
+                "300",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert done.returncode == 0, done.stderr
-        assert f"service_check_timeout={CHECK_TIMEOUT + 10}" in (nagios_dir / "nagios.cfg").read_text()
+        assert (
+            f"service_check_timeout={CHECK_TIMEOUT + 10}" in (nagios_dir / "nagios.cfg").read_text()
+        )
         service = run_nagios(nagios_dir, {"node9"})["node9"]
     finally:
         stop_loopback_sshd(sshd, proc)
     assert service["current_state"] == "3", service["plugin_output"]
     # Either the node command's own cut timeout or the plugin's timer answered; both say so.
-    assert re.match(r"KERNEL UNKNOWN - (node9: )?no answer within", service["plugin_output"]), service["plugin_output"]
+    assert re.match(r"KERNEL UNKNOWN - (node9: )?no answer within", service["plugin_output"]), (
+        service["plugin_output"]
+    )
     # The plugin's answer, not Nagios' timeout, and inside --timeout (Nagios measured it).
     assert float(service["check_execution_time"]) < CHECK_TIMEOUT, service
     started = [int(pid) for pid in pids.read_text().split()]
     assert len(started) == 2, "the hung uname and its child ran on the node"
-    assert not [pid for pid in started if process_alive(pid)], "the remote command's tree outlived the check"
+    assert not [pid for pid in started if process_alive(pid)], (
+        "the remote command's tree outlived the check"
+    )
 
 
 def test_plugin_timeout_kills_the_local_tree(cluster, tmp_path):
@@ -259,18 +369,39 @@ def test_plugin_timeout_kills_the_local_tree(cluster, tmp_path):
     pids = tmp_path / "pids"
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    (bin_dir / "uname").write_text(f"#!/bin/sh\necho $$ >> {pids}\nsleep 3600 &\necho $! >> {pids}\nwait\n")
+    (bin_dir / "uname").write_text(
+        f"#!/bin/sh\necho $$ >> {pids}\nsleep 3600 &\necho $! >> {pids}\nwait\n"
+    )
     (bin_dir / "uname").chmod(0o755)
     profile = tmp_path / "local.yaml"
-    profile.write_text("name: hang\nlauncher: local\nnodes: node1\ntimeouts: {command: 300, mpi: 300}\n"
-                       "os_update: {kernel_package: kernel}\n")
+    profile.write_text(
+        "name: hang\nlauncher: local\nnodes: node1\ntimeouts: {command: 300, mpi: 300}\n"
+        "os_update: {kernel_package: kernel}\n"
+    )
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
-    done = subprocess.run([HPCOS, "check", "kernel", "--cluster", str(profile), "--node", "node1",
-                           "--repo", (work / "repo-url").read_text(), "--timeout", "20"],
-                          capture_output=True, text=True, timeout=60, env=env)
+    done = subprocess.run(
+        [
+            HPCOS,
+            "check",
+            "kernel",
+            "--cluster",
+            str(profile),
+            "--node",
+            "node1",
+            "--repo",
+            (work / "repo-url").read_text(),
+            "--timeout",
+            "20",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     assert done.returncode == 3, done.stdout + done.stderr
-    assert done.stdout.count("\n") == 1 and re.match(r"KERNEL UNKNOWN - (node1: )?no answer within", done.stdout), \
-        done.stdout
+    assert done.stdout.count("\n") == 1 and re.match(
+        r"KERNEL UNKNOWN - (node1: )?no answer within", done.stdout
+    ), done.stdout
     left = [int(pid) for pid in pids.read_text().split()]
     assert len(left) == 2, "the hung uname and its child ran"
     assert not [pid for pid in left if process_alive(pid)], done.stdout

@@ -20,7 +20,12 @@ def test_kernel_and_packages_against_the_environments_snapshot(tmp_path, capsys)
     site.set_overlay("hpc-overlay", HPC)
     site.set_overlay("kernel-overlay", KERNEL)
     base = ["--specs", str(site.specs), "--store", str(site.store)]
-    for step in (["sync"], ["publish", "hpc-overlay"], ["publish", "kernel-overlay"], ["promote", "daily", "testing"]):
+    for step in (
+        ["sync"],
+        ["publish", "hpc-overlay"],
+        ["publish", "kernel-overlay"],
+        ["promote", "daily", "testing"],
+    ):
         assert main([*base, "repo", *step]) == 0
     repo = tmp_path / "node.repo"
     assert main([*base, "repo", "client-config", "testing", "--no-gpgcheck", "-o", str(repo)]) == 0
@@ -29,14 +34,33 @@ def test_kernel_and_packages_against_the_environments_snapshot(tmp_path, capsys)
     assert "openmpi-0:4.1.2-1.hpc1.x86_64" in installed(root)
     profile = tmp_path / "prod.yaml"
     for running, state in (("5.14.0-2.hpc1.x86_64", 0), ("5.14.0-1.el9.x86_64", 2)):
-        profile.write_text(yaml.safe_dump({
-            "name": "prod", "launcher": "local", "nodes": "node1",
-            "os_update": {"environment": "testing", "kernel_package": "kernel", "packages": ["openmpi"]},
-            "deploy": {"root": f"{tmp_path}/nodes/{{node}}", "running_kernel": f"echo {running}"}}))
+        profile.write_text(
+            yaml.safe_dump(
+                {
+                    "name": "prod",
+                    "launcher": "local",
+                    "nodes": "node1",
+                    "os_update": {
+                        "environment": "testing",
+                        "kernel_package": "kernel",
+                        "packages": ["openmpi"],
+                    },
+                    "deploy": {
+                        "root": f"{tmp_path}/nodes/{{node}}",
+                        "running_kernel": f"echo {running}",
+                    },
+                }
+            )
+        )
         capsys.readouterr()
-        code = _plugin(capsys, [*base, "check", "kernel", "--cluster", str(profile), "--node", "node1"])
+        code = _plugin(
+            capsys, [*base, "check", "kernel", "--cluster", str(profile), "--node", "node1"]
+        )
         assert code == state
-    assert _plugin(capsys, [*base, "check", "packages", "--cluster", str(profile), "--node", "node1"]) == 0
+    assert (
+        _plugin(capsys, [*base, "check", "packages", "--cluster", str(profile), "--node", "node1"])
+        == 0
+    )
 
 
 def _plugin(capsys, argv) -> int:

@@ -20,7 +20,9 @@ def wiki(tracd) -> TracWiki:
 
 
 def versions(tracd, page: str) -> int:
-    history = requests.get(f"{tracd.url}/wiki/{page}", params={"action": "history"}, timeout=30).text
+    history = requests.get(
+        f"{tracd.url}/wiki/{page}", params={"action": "history"}, timeout=30
+    ).text
     return len(set(re.findall(r"version=(\d+)", history)))
 
 
@@ -43,8 +45,14 @@ def test_page_is_created_updated_in_place_and_keeps_what_operators_wrote(tracd, 
     wiki.edit(page, lambda cur: with_section(cur, second, "trac"), "plan")
     text = wiki.read(page)
     assert versions(tracd, page) == before + 1
-    assert "second version" in text and "first version" not in text and "rack 12 power check first" in text
-    assert requests.get(f"{tracd.url}/wiki/Outages", timeout=30).status_code == 404, "no duplicate page"
+    assert (
+        "second version" in text
+        and "first version" not in text
+        and "rack 12 power check first" in text
+    )
+    assert requests.get(f"{tracd.url}/wiki/Outages", timeout=30).status_code == 404, (
+        "no duplicate page"
+    )
 
 
 def test_an_edit_collision_is_detected_and_the_edit_applied_to_the_newer_page(tracd, wiki):
@@ -71,7 +79,10 @@ def test_hostile_text_is_inert_in_trac_markdown_and_html(tracd, wiki):
     wiki.edit("Outages/hostile", lambda cur: with_section(cur, to_trac(doc), "trac"), "plan")
     rendered = page_html(tracd, "Outages/hostile")
     assert "evil.example" in rendered  # the text is shown ...
-    assert '<img src="http://evil.example' not in rendered and 'href="http://evil.example' not in rendered
+    assert (
+        '<img src="http://evil.example' not in rendered
+        and 'href="http://evil.example' not in rendered
+    )
     content = rendered.split('id="wikipage"', 1)[1].split('id="altlinks"', 1)[0]
     assert 'href="/wiki/WikiStart"' not in content and 'href="/ticket/1"' not in content
     assert "<b>x</b>" not in content  # ... as text, nothing else
@@ -82,11 +93,15 @@ def test_hostile_text_is_inert_in_trac_markdown_and_html(tracd, wiki):
 
 def test_wrong_credentials_and_bad_names_are_one_line_errors(tracd, tmp_path):
     with pytest.raises(WikiError, match="login as hpcos-bot failed|refused"):
-        TracWiki(tracd.url, Credentials(tracd.user, "wrong")).edit("Outages/x", lambda cur: "x", "x")
+        TracWiki(tracd.url, Credentials(tracd.user, "wrong")).edit(
+            "Outages/x", lambda cur: "x", "x"
+        )
     with pytest.raises(WikiError, match="wiki page name"):
         DirectoryWiki(tmp_path).edit("../../etc/passwd", lambda cur: "x", "x")
     with pytest.raises(WikiError, match="unreachable"):
-        TracWiki("http://127.0.0.1:9", Credentials("u", "p"), timeout=2).edit("P", lambda cur: "x", "x")
+        TracWiki("http://127.0.0.1:9", Credentials("u", "p"), timeout=2).edit(
+            "P", lambda cur: "x", "x"
+        )
 
 
 def test_directory_wiki_keeps_notes_around_the_generated_section(tmp_path):
@@ -102,14 +117,30 @@ def test_directory_wiki_keeps_notes_around_the_generated_section(tmp_path):
 def test_text_reads_as_text_and_tables_as_tables_on_trac(tracd, wiki):
     """Only the words that could be markup are verbatim: a sentence stays a sentence (it wraps in a
     table cell), a version or a node set is shown as typed."""
-    doc = Document("Plan").add(Para("the deploy left one node unverified"),
-                               Table(["package", "why"], [["openmpi.x86_64", "fixes a hang on connection refused"],
-                                                          ["node[1-4]", "see WikiStart"]]))
+    doc = Document("Plan").add(
+        Para("the deploy left one node unverified"),
+        Table(
+            ["package", "why"],
+            [
+                ["openmpi.x86_64", "fixes a hang on connection refused"],
+                ["node[1-4]", "see WikiStart"],
+            ],
+        ),
+    )
     text = to_trac(doc)
-    assert "the deploy left one node unverified" in text and "|| fixes a hang on connection refused ||" in text
+    assert (
+        "the deploy left one node unverified" in text
+        and "|| fixes a hang on connection refused ||" in text
+    )
     wiki.edit("Outages/readable", lambda cur: with_section(cur, text, "trac"), "plan")
-    content = page_html(tracd, "Outages/readable").split('id="wikipage"', 1)[1].split('id="altlinks"', 1)[0]
+    content = (
+        page_html(tracd, "Outages/readable")
+        .split('id="wikipage"', 1)[1]
+        .split('id="altlinks"', 1)[0]
+    )
     assert "<p>\nthe deploy left one node unverified\n</p>" in content, content
     assert re.search(r"<td>\s*fixes a hang on connection refused\s*</td>", content), content
-    assert re.search(r"<(tt|code)>node\[1-4\]</(tt|code)>", content) and "WikiStart</" in content, content
+    assert re.search(r"<(tt|code)>node\[1-4\]</(tt|code)>", content) and "WikiStart</" in content, (
+        content
+    )
     assert 'href="/wiki/WikiStart"' not in content

@@ -23,6 +23,7 @@ def corpus(name: str) -> osu.OsuResult:
 
 # --- the real OSU 7.4 corpus: one check per file, read by hand ---------------------------------
 
+
 def check_lat_tall(r):
     assert r.benchmark == "Latency" and r.version == "7.4"
     assert r.datatypes == ["MPI_CHAR", "MPI_INT", "MPI_FLOAT"]
@@ -87,17 +88,40 @@ def check_ialltoall(r):
     assert r.benchmark == "Non-blocking All-to-All Latency"
     assert r.columns == ["size", "overall_us", "compute_us", "pure_comm_us", "overlap_pct"]
     assert next(x for x in r.rows if x["size"] == 512) == {
-        "size": 512, "overall_us": 1024.12, "compute_us": 291.36, "pure_comm_us": 80.59, "overlap_pct": 0.0}
+        "size": 512,
+        "overall_us": 1024.12,
+        "compute_us": 291.36,
+        "pure_comm_us": 80.59,
+        "overlap_pct": 0.0,
+    }
 
 
 def check_iallreduce_f(r):
     assert r.benchmark == "Non-blocking Allreduce Latency"
-    assert r.columns == ["size", "overall_us", "compute_us", "coll_init_us", "mpi_test_us", "mpi_wait_us",
-                         "pure_comm_us", "min_comm_us", "max_comm_us", "overlap_pct"]
+    assert r.columns == [
+        "size",
+        "overall_us",
+        "compute_us",
+        "coll_init_us",
+        "mpi_test_us",
+        "mpi_wait_us",
+        "pure_comm_us",
+        "min_comm_us",
+        "max_comm_us",
+        "overlap_pct",
+    ]
     assert next(x for x in r.rows if x["size"] == 256) == {
-        "size": 256, "overall_us": 621.71, "compute_us": 167.36, "coll_init_us": 1.05, "mpi_test_us": 0.0,
-        "mpi_wait_us": 453.13, "pure_comm_us": 41.07, "min_comm_us": 1.02, "max_comm_us": 81.11,
-        "overlap_pct": 0.0}
+        "size": 256,
+        "overall_us": 621.71,
+        "compute_us": 167.36,
+        "coll_init_us": 1.05,
+        "mpi_test_us": 0.0,
+        "mpi_wait_us": 453.13,
+        "pure_comm_us": 41.07,
+        "min_comm_us": 1.02,
+        "max_comm_us": 81.11,
+        "overlap_pct": 0.0,
+    }
     assert min(r.column("overall_us")) == 4  # -m 4:65536
 
 
@@ -112,7 +136,9 @@ def check_barrier_f(r):
     # -f: full statistics beside the one value, and Iterations, a column without a unit.
     assert r.benchmark == "Barrier Latency"
     assert r.columns == ["latency_us", "min_latency_us", "max_latency_us", "iterations"]
-    assert r.rows == [{"latency_us": 0.51, "min_latency_us": 0.51, "max_latency_us": 0.51, "iterations": 500}]
+    assert r.rows == [
+        {"latency_us": 0.51, "min_latency_us": 0.51, "max_latency_us": 0.51, "iterations": 500}
+    ]
 
 
 def check_put_latency(r):
@@ -137,12 +163,23 @@ def check_hello(r):
 
 
 OSU_CORPUS = {
-    "lat_Tall.out": check_lat_tall, "allgather_Tall.out": check_allgather_tall, "lat_Dvect.out": check_lat_dvect,
-    "lat_c.out": check_lat_c, "lat_z.out": check_lat_z, "bibw.out": check_bibw, "bw_c.out": check_bw_c,
-    "mbw_mr.out": check_mbw_mr, "alltoall.out": check_alltoall, "ialltoall.out": check_ialltoall,
-    "iallreduce_f.out": check_iallreduce_f, "barrier.out": check_barrier,
-    "barrier_f.out": check_barrier_f, "put_latency.out": check_put_latency,
-    "acc_latency.out": check_acc_latency, "init.out": check_init, "hello.out": check_hello,
+    "lat_Tall.out": check_lat_tall,
+    "allgather_Tall.out": check_allgather_tall,
+    "lat_Dvect.out": check_lat_dvect,
+    "lat_c.out": check_lat_c,
+    "lat_z.out": check_lat_z,
+    "bibw.out": check_bibw,
+    "bw_c.out": check_bw_c,
+    "mbw_mr.out": check_mbw_mr,
+    "alltoall.out": check_alltoall,
+    "ialltoall.out": check_ialltoall,
+    "iallreduce_f.out": check_iallreduce_f,
+    "barrier.out": check_barrier,
+    "barrier_f.out": check_barrier_f,
+    "put_latency.out": check_put_latency,
+    "acc_latency.out": check_acc_latency,
+    "init.out": check_init,
+    "hello.out": check_hello,
 }
 
 
@@ -159,7 +196,9 @@ def test_the_corpus_has_no_file_without_a_hand_check():
 def test_minus_t_all_gives_three_series_never_merged():
     r = corpus("lat_Tall.out")
     assert len(r.series) == 3
-    with pytest.raises(KeyError, match=r"printed 3 tables \(MPI_CHAR, MPI_INT, MPI_FLOAT\): name the datatype"):
+    with pytest.raises(
+        KeyError, match=r"printed 3 tables \(MPI_CHAR, MPI_INT, MPI_FLOAT\): name the datatype"
+    ):
         r.column("latency_us")
 
 
@@ -171,7 +210,9 @@ def test_non_blocking_overlap_is_its_own_column():
 
 def test_rejected_option_is_one_line_naming_the_usage_text():
     # osu_latency 7.4 has no -f: it prints its usage on stdout and "Invalid option [-f]" on stderr.
-    with pytest.raises(ParseError, match=r"^osu: osu_latency printed its usage text instead of results"):
+    with pytest.raises(
+        ParseError, match=r"^osu: osu_latency printed its usage text instead of results"
+    ):
         corpus("lat_f.out")
     assert "Invalid option [-f]" in (CORPUS / "lat_f.err").read_text()
 
@@ -183,6 +224,7 @@ def test_failed_validation_is_the_size_osu_stopped_at():
 
 
 # --- older versions ------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     "name, version, datatype, latency_8, sizes",
@@ -202,7 +244,11 @@ def test_osu_latency_every_version_gives_the_same_keys(name, version, datatype, 
 
 def test_osu_bandwidth_skips_mpi_warnings_interleaved_with_the_table():
     result = osu.parse(osu_text("osu_bw_7.3_warnings.txt"))
-    assert result.benchmark == "Bandwidth" and result.version == "7.3" and result.datatype == "MPI_CHAR"
+    assert (
+        result.benchmark == "Bandwidth"
+        and result.version == "7.3"
+        and result.datatype == "MPI_CHAR"
+    )
     bw = result.column("bandwidth_MBps")
     assert len(bw) == 23 and bw[2048] == 4311.20 and bw[4194304] == 13036.41
 
@@ -215,14 +261,37 @@ def test_osu_bandwidth_5x():
 @pytest.mark.parametrize(
     "name, version, columns, first",
     [
-        ("osu_allreduce_5.6.3.txt", "5.6.3", ["size", "latency_us"], {"size": 4, "latency_us": 2.34}),
-        ("osu_allreduce_7.1_full.txt", "7.1",
-         ["size", "latency_us", "min_latency_us", "max_latency_us", "iterations"],
-         {"size": 4, "latency_us": 5.81, "min_latency_us": 4.12, "max_latency_us": 7.93, "iterations": 1000}),
-        ("osu_allreduce_7.4_validation.txt", "7.4",
-         ["size", "latency_us", "min_latency_us", "max_latency_us", "iterations", "validation"],
-         {"size": 4, "latency_us": 3.02, "min_latency_us": 2.71, "max_latency_us": 3.41, "iterations": 1000,
-          "validation": "Pass"}),
+        (
+            "osu_allreduce_5.6.3.txt",
+            "5.6.3",
+            ["size", "latency_us"],
+            {"size": 4, "latency_us": 2.34},
+        ),
+        (
+            "osu_allreduce_7.1_full.txt",
+            "7.1",
+            ["size", "latency_us", "min_latency_us", "max_latency_us", "iterations"],
+            {
+                "size": 4,
+                "latency_us": 5.81,
+                "min_latency_us": 4.12,
+                "max_latency_us": 7.93,
+                "iterations": 1000,
+            },
+        ),
+        (
+            "osu_allreduce_7.4_validation.txt",
+            "7.4",
+            ["size", "latency_us", "min_latency_us", "max_latency_us", "iterations", "validation"],
+            {
+                "size": 4,
+                "latency_us": 3.02,
+                "min_latency_us": 2.71,
+                "max_latency_us": 3.41,
+                "iterations": 1000,
+                "validation": "Pass",
+            },
+        ),
     ],
 )
 def test_osu_allreduce_variants(name, version, columns, first):
@@ -235,10 +304,18 @@ def test_osu_allreduce_variants(name, version, columns, first):
 
 def test_osu_header_split_keeps_multi_word_names():
     assert osu.split_header("# Size       Avg Latency(us)   P99.9 Tail Lat(us)  Iterations") == [
-        "Size", "Avg Latency(us)", "P99.9 Tail Lat(us)", "Iterations"]
+        "Size",
+        "Avg Latency(us)",
+        "P99.9 Tail Lat(us)",
+        "Iterations",
+    ]
     # A name as wide as OMB's 18-character field leaves one space: the unit still ends it.
     assert osu.split_header("# Size  Avg Latency(us) Min Latency(us)  Coll. Init(us)") == [
-        "Size", "Avg Latency(us)", "Min Latency(us)", "Coll. Init(us)"]
+        "Size",
+        "Avg Latency(us)",
+        "Min Latency(us)",
+        "Coll. Init(us)",
+    ]
     assert osu.canonical("P99.9 Tail Lat(us)") == "p99_9_us"
 
 
@@ -252,14 +329,22 @@ def test_osu_missing_column_names_what_exists():
     "text, message",
     [
         ("", "no '# OSU MPI ... Test vX' title line"),
-        ("# OSU MPI Latency Test v5.6.3\n# Size          Latency (us)\n",
-         "no result rows under the header ['size', 'latency_us'] in OSU Latency output"),
+        (
+            "# OSU MPI Latency Test v5.6.3\n# Size          Latency (us)\n",
+            "no result rows under the header ['size', 'latency_us'] in OSU Latency output",
+        ),
         ("# OSU MPI Barrier Latency Test v7.4\n", "no result rows in OSU Barrier Latency output"),
         ("# OSU MPI Latency Test v5.6.3\n0    0.21\n", "data row before the '# Size ...' header"),
-        ("# OSU MPI Latency Test v7.4\n# Size  Avg Latency(us)  Iterations\n8  1.63\n", "row has 2 cells for 3"),
+        (
+            "# OSU MPI Latency Test v7.4\n# Size  Avg Latency(us)  Iterations\n8  1.63\n",
+            "row has 2 cells for 3",
+        ),
         ("# OSU MPI Latency Test v7.4\n# Size  Latency (us)\n8  n/a\n", "'n/a' is not a number"),
         # Two tables glued together without their Datatype lines: refused, never merged.
-        ("# OSU MPI Latency Test v7.4\n# Size  Latency (us)\n4  0.4\n8  0.5\n4  0.6\n", "size 4 twice"),
+        (
+            "# OSU MPI Latency Test v7.4\n# Size  Latency (us)\n4  0.4\n8  0.5\n4  0.6\n",
+            "size 4 twice",
+        ),
     ],
 )
 def test_osu_malformed_output_raises_with_the_reason(text, message):
@@ -276,6 +361,7 @@ def test_osu_output_of_two_single_rank_jobs_is_counted():
 
 # --- IMB -----------------------------------------------------------------------------------------
 
+
 def test_imb_2021_11_pingpong_real():
     result = imb.parse((CORPUS / "imb_ok.txt").read_text())
     assert result.version == "2021.11"
@@ -287,11 +373,23 @@ def test_imb_2021_11_pingpong_real():
 
 def test_imb_2021_11_every_block_of_a_multi_benchmark_run():
     result = imb.parse((CORPUS / "imb_multi.txt").read_text())
-    assert [b.benchmark for b in result.blocks] == ["PingPong", "PingPing", "Sendrecv", "Exchange", "Allreduce",
-                                                     "Alltoall", "Bcast", "Barrier", "Uniband", "Biband"]
+    assert [b.benchmark for b in result.blocks] == [
+        "PingPong",
+        "PingPing",
+        "Sendrecv",
+        "Exchange",
+        "Allreduce",
+        "Alltoall",
+        "Bcast",
+        "Barrier",
+        "Uniband",
+        "Biband",
+    ]
     assert result.benchmark("Sendrecv").column("MBps")[1024] == 3567.91
     assert result.benchmark("Allreduce").column("t_max_usec")[128] == 0.81
-    assert min(result.benchmark("Allreduce").column("t_avg_usec")) == 0  # sizes 0, 4, 8 ...: no 1 or 2
+    assert (
+        min(result.benchmark("Allreduce").column("t_avg_usec")) == 0
+    )  # sizes 0, 4, 8 ...: no 1 or 2
     assert result.benchmark("Bcast").column("t_min_usec")[64] == 0.13
     barrier = result.benchmark("Barrier")  # no #bytes column: one value
     assert barrier.columns == ["repetitions", "t_min_usec", "t_max_usec", "t_avg_usec"]
@@ -314,21 +412,37 @@ def test_imb_2021_pingpong():
 def test_imb_4_several_blocks_and_process_counts():
     result = imb.parse((DATA / "imb" / "imb_4.0_pingpong_allreduce_npmin.txt").read_text())
     assert result.version == "4.0"
-    assert [(b.benchmark, b.processes) for b in result.blocks] == [("PingPong", 2), ("Allreduce", 2),
-                                                                  ("Allreduce", 4)]
+    assert [(b.benchmark, b.processes) for b in result.blocks] == [
+        ("PingPong", 2),
+        ("Allreduce", 2),
+        ("Allreduce", 4),
+    ]
     assert result.benchmark("Allreduce").processes == 4  # the largest count by default
     assert result.benchmark("Allreduce", processes=2).column("t_avg_usec")[8] == 4.31
     assert result.benchmark("pingpong").column("t_usec")[0] == 3.17
-    with pytest.raises(KeyError, match=r"no Alltoall block; has \['Allreduce/2', 'Allreduce/4', 'PingPong/2'\]"):
+    with pytest.raises(
+        KeyError, match=r"no Alltoall block; has \['Allreduce/2', 'Allreduce/4', 'PingPong/2'\]"
+    ):
         result.benchmark("Alltoall")
 
 
-@pytest.mark.parametrize("text, message", [
-    ("#    Intel(R) MPI Benchmarks 2021.3, MPI-1 part\n# Benchmarking PingPong\n", "no '# Benchmarking"),
-    ("# Benchmarking PingPong\n#bytes #repetitions t[usec] Mbytes/sec\n",
-     "no result rows under the header of PingPong"),
-    ("# Benchmarking PingPong\n#bytes #repetitions t[usec] Mbytes/sec\n0 1000 0.2\n", "row has 3 cells"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (
+            "#    Intel(R) MPI Benchmarks 2021.3, MPI-1 part\n# Benchmarking PingPong\n",
+            "no '# Benchmarking",
+        ),
+        (
+            "# Benchmarking PingPong\n#bytes #repetitions t[usec] Mbytes/sec\n",
+            "no result rows under the header of PingPong",
+        ),
+        (
+            "# Benchmarking PingPong\n#bytes #repetitions t[usec] Mbytes/sec\n0 1000 0.2\n",
+            "row has 3 cells",
+        ),
+    ],
+)
 def test_imb_malformed_output_raises_with_the_reason(text, message):
     with pytest.raises(ParseError, match=message.replace("[", r"\[")):
         imb.parse(text)

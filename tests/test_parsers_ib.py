@@ -20,7 +20,11 @@ def test_ibstat_two_hcas_infiniband_and_ethernet():
 
 def test_ibstat_port_down():
     (hca,) = ibstat.parse((DATA / "ib" / "ibstat_port_down.txt").read_text())
-    assert (hca.ports[0].state, hca.ports[0].physical_state, hca.ports[0].rate) == ("Down", "Polling", 10.0)
+    assert (hca.ports[0].state, hca.ports[0].physical_state, hca.ports[0].rate) == (
+        "Down",
+        "Polling",
+        10.0,
+    )
 
 
 def test_ibstat_empty_output_is_no_hca():
@@ -46,16 +50,34 @@ def test_ibv_devinfo_verbose_gives_rate_and_physical_state():
 
 def test_perftest_write_bw_json():
     result = perftest.parse_json((DATA / "perftest" / "ib_write_bw_4.5-0.20.json").read_text())
-    assert (result.test, result.device, result.bw_unit) == ("RDMA_Write BW Test", "mlx5_0", "MB/sec")
-    assert result.rows == [{"size": 65536, "iterations": 5000, "bw_peak_MBps": 23587.41,
-                            "bw_average_MBps": 23581.06, "msg_rate_Mpps": 0.377297}]
+    assert (result.test, result.device, result.bw_unit) == (
+        "RDMA_Write BW Test",
+        "mlx5_0",
+        "MB/sec",
+    )
+    assert result.rows == [
+        {
+            "size": 65536,
+            "iterations": 5000,
+            "bw_peak_MBps": 23587.41,
+            "bw_average_MBps": 23581.06,
+            "msg_rate_Mpps": 0.377297,
+        }
+    ]
 
 
 def test_perftest_read_lat_json_with_trailing_commas():
-    result = perftest.parse_json((DATA / "perftest" / "ib_read_lat_trailing_commas.json").read_text())
+    result = perftest.parse_json(
+        (DATA / "perftest" / "ib_read_lat_trailing_commas.json").read_text()
+    )
     assert result.test == "RDMA_Read Latency Test"
     (row,) = result.rows
-    assert row["size"] == 2 and row["t_typical_us"] == 1.98 and row["p99_us"] == 2.31 and row["p99_9_us"] == 4.87
+    assert (
+        row["size"] == 2
+        and row["t_typical_us"] == 1.98
+        and row["p99_us"] == 2.31
+        and row["p99_9_us"] == 4.87
+    )
 
 
 def test_perftest_text_matches_json():
@@ -67,20 +89,34 @@ def test_perftest_text_matches_json():
 
 def test_perftest_latency_text_with_percentile_columns():
     result = perftest.parse_text((DATA / "perftest" / "ib_read_lat.txt").read_text())
-    assert result.rows == [{"size": 2, "iterations": 1000, "t_min_us": 1.93, "t_max_us": 4.87,
-                            "t_typical_us": 1.98, "t_avg_us": 2.01, "t_stdev_us": 0.09, "p99_us": 2.31,
-                            "p99_9_us": 4.87}]
+    assert result.rows == [
+        {
+            "size": 2,
+            "iterations": 1000,
+            "t_min_us": 1.93,
+            "t_max_us": 4.87,
+            "t_typical_us": 1.98,
+            "t_avg_us": 2.01,
+            "t_stdev_us": 0.09,
+            "p99_us": 2.31,
+            "p99_9_us": 4.87,
+        }
+    ]
 
 
 def test_perftest_json_in_gbits_when_asked():
-    text = (DATA / "perftest" / "ib_write_bw_4.5-0.20.json").read_text().replace("23581.06", "188.65")
+    text = (
+        (DATA / "perftest" / "ib_write_bw_4.5-0.20.json").read_text().replace("23581.06", "188.65")
+    )
     result = perftest.parse_json(text, report_gbits=True)
     assert result.bw_unit == "Gb/sec" and result.rows[0]["bw_average_Gbps"] == 188.65
 
 
 def test_perftest_gbits_text_header():
-    text = (" #bytes     #iterations    BW peak[Gb/sec]    BW average[Gb/sec]   MsgRate[Mpps]\n"
-            " 65536      5000             188.70             188.65		   0.359810\n")
+    text = (
+        " #bytes     #iterations    BW peak[Gb/sec]    BW average[Gb/sec]   MsgRate[Mpps]\n"
+        " 65536      5000             188.70             188.65		   0.359810\n"
+    )
     result = perftest.parse_text(text)
     assert result.bw_unit == "Gb/sec" and result.rows[0]["bw_average_Gbps"] == 188.65
 

@@ -10,8 +10,10 @@ DATA = Path(__file__).parent / "data" / "mpi_errors"
 
 def test_open_mpi_unreachable_help_block_comes_first():
     text = mpi_errors.summary((DATA / "openmpi_btl_self.stderr").read_text())
-    assert text.splitlines()[:2] == [mpi_errors.HELP_RULE,
-                                     "At least one pair of MPI processes are unable to reach each other for"]
+    assert text.splitlines()[:2] == [
+        mpi_errors.HELP_RULE,
+        "At least one pair of MPI processes are unable to reach each other for",
+    ]
     assert "MPI_INIT has failed because at least one MPI process is unreachable" in text
     assert text.count("*** An error occurred in MPI_Init") == 1  # per-process repeats collapse
 
@@ -25,7 +27,10 @@ def test_open_mpi_lost_help_text_still_gives_mpi_own_lines():
 
 def test_mpich_failure():
     text = mpi_errors.summary((DATA / "mpich_abort.stderr").read_text())
-    assert "Abort(1) on node 1 (rank 1 in comm 0): application called MPI_Abort(MPI_COMM_WORLD, 1)" in text
+    assert (
+        "Abort(1) on node 1 (rank 1 in comm 0): application called MPI_Abort(MPI_COMM_WORLD, 1)"
+        in text
+    )
 
 
 def test_clean_stderr_has_no_summary():

@@ -16,7 +16,7 @@ from hpcos.results.model import Measurement, RunResults, TestResult
 TEST_ID = "integration_tests/test_fake_latency.py::test_latency"
 
 # The test measures what it is told, per invocation: the first run and the confirming rerun can differ.
-FAKE_TEST = '''
+FAKE_TEST = """
 import json, os, pathlib
 
 def test_latency(node, measure):
@@ -26,7 +26,7 @@ def test_latency(node, measure):
     levels = json.loads(os.environ["FAKE_LEVELS"])
     samples = [levels[min(n, len(levels) - 1)] * (1 + 0.002 * i) for i in range(7)]
     measure("latency", sorted(samples)[3], "us", "lower", size=8, samples=samples)
-'''
+"""
 
 
 @pytest.fixture
@@ -38,9 +38,19 @@ def site(tmp_path):
     store = ResultsStore(db)
     for day in range(1, 7):  # six accepted nights at 1.0 us, each a little different
         samples = [1.0 + 0.004 * (day % 3) + 0.002 * i for i in range(7)]
-        run = RunResults(f"night-{day}", "local", f"2026-11-0{day}T01:00:00+00:00", results=[
-            TestResult(TEST_ID, "localhost", "passed", measurements=[
-                Measurement("latency", samples[3], "us", "lower", 8, samples)])])
+        run = RunResults(
+            f"night-{day}",
+            "local",
+            f"2026-11-0{day}T01:00:00+00:00",
+            results=[
+                TestResult(
+                    TEST_ID,
+                    "localhost",
+                    "passed",
+                    measurements=[Measurement("latency", samples[3], "us", "lower", 8, samples)],
+                )
+            ],
+        )
         store.record(run, "workstation")
         store.accept(run.run_id)
     return work, db, store
@@ -48,11 +58,35 @@ def site(tmp_path):
 
 def hpcos_test(work, db, levels, tmp_path):
     results = tmp_path / "results.json"
-    env = {**os.environ, "FAKE_COUNTER": str(tmp_path / "counter"), "FAKE_LEVELS": json.dumps(levels)}
+    env = {
+        **os.environ,
+        "FAKE_COUNTER": str(tmp_path / "counter"),
+        "FAKE_LEVELS": json.dumps(levels),
+    }
     env.pop("HPCOS_PERF_CONFIRMING", None)
-    proc = subprocess.run([sys.executable, "-m", "hpcos.cli", "test", "--cluster", "local", "--results", str(results),
-                           "--perf-db", str(db), "--perf-charts", str(tmp_path / "charts"), "-p", "no:cacheprovider"],
-                          cwd=work, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hpcos.cli",
+            "test",
+            "--cluster",
+            "local",
+            "--results",
+            str(results),
+            "--perf-db",
+            str(db),
+            "--perf-charts",
+            str(tmp_path / "charts"),
+            "-p",
+            "no:cacheprovider",
+        ],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     runs = int((tmp_path / "counter").read_text())
     return proc, RunResults.read(results), runs
 
@@ -98,10 +132,23 @@ def test_one_rerun_per_test_and_node_however_many_suspects(tmp_path):
 
     def night(run_id, day, level):
         samples = [level * (1 + 0.002 * i) for i in range(7)]
-        return RunResults(run_id, "local", f"2026-11-{day:02d}T01:00:00+00:00", results=[
-            TestResult(TEST_ID, "localhost", "passed", rerun="hpcos test -k x", measurements=[
-                Measurement("latency", samples[3], "us", "lower", 8, samples),
-                Measurement("latency", samples[3], "us", "lower", 64, samples)])])
+        return RunResults(
+            run_id,
+            "local",
+            f"2026-11-{day:02d}T01:00:00+00:00",
+            results=[
+                TestResult(
+                    TEST_ID,
+                    "localhost",
+                    "passed",
+                    rerun="hpcos test -k x",
+                    measurements=[
+                        Measurement("latency", samples[3], "us", "lower", 8, samples),
+                        Measurement("latency", samples[3], "us", "lower", 64, samples),
+                    ],
+                )
+            ],
+        )
 
     store = ResultsStore(tmp_path / "results.sqlite")
     for day in range(1, 6):
@@ -124,12 +171,19 @@ def test_suspects_on_many_nodes_are_rerun_in_one_session():
     from harness.plugin_perf import rerun_commands
 
     def suspect(node, mpi="openmpi", cluster="big"):
-        return TestResult("t.py::test_pingpong", node, "passed", mpi=mpi,
-                          rerun=f"hpcos test --cluster {cluster} -k 'test_pingpong[{mpi}-{node}]' --nodes {node} "
-                                f"--mpi {mpi}")
+        return TestResult(
+            "t.py::test_pingpong",
+            node,
+            "passed",
+            mpi=mpi,
+            rerun=f"hpcos test --cluster {cluster} -k 'test_pingpong[{mpi}-{node}]' --nodes {node} "
+            f"--mpi {mpi}",
+        )
 
-    commands = rerun_commands([suspect(f"node{i:03d}") for i in range(1, 65)] + [suspect("node001", "mpich"),
-                                                                                 suspect("gpu01", cluster="gpu")])
+    commands = rerun_commands(
+        [suspect(f"node{i:03d}") for i in range(1, 65)]
+        + [suspect("node001", "mpich"), suspect("gpu01", cluster="gpu")]
+    )
     assert len(commands) == 2
     big = commands[0]
     assert big[:3] == ["test", "--cluster", "big"]
@@ -149,20 +203,45 @@ def test_a_regression_message_measures_the_value_that_is_stored(tmp_path):
 
     def night(run_id, day, runs):
         samples = [s for run in runs for s in run]
-        value = sorted(sorted(run)[len(run) // 2] for run in runs)[len(runs) // 2]  # the median run's median
-        return RunResults(run_id, "local", f"2026-11-{day:02d}T01:00:00+00:00", results=[
-            TestResult(TEST_ID, "localhost", "passed", rerun="hpcos test -k x", measurements=[
-                Measurement("latency", value, "us", "lower", 8, samples)])])
+        value = sorted(sorted(run)[len(run) // 2] for run in runs)[
+            len(runs) // 2
+        ]  # the median run's median
+        return RunResults(
+            run_id,
+            "local",
+            f"2026-11-{day:02d}T01:00:00+00:00",
+            results=[
+                TestResult(
+                    TEST_ID,
+                    "localhost",
+                    "passed",
+                    rerun="hpcos test -k x",
+                    measurements=[Measurement("latency", value, "us", "lower", 8, samples)],
+                )
+            ],
+        )
 
     store = ResultsStore(tmp_path / "results.sqlite")
     for day in range(1, 6):
-        judge_run(store, night(f"n{day}", day, [[1.0 + 0.001 * i for i in range(5)]] * 3), "workstation")
+        judge_run(
+            store, night(f"n{day}", day, [[1.0 + 0.001 * i for i in range(5)]] * 3), "workstation"
+        )
         store.accept(f"n{day}")
-    slow = [[2.0, 2.0, 2.0, 2.9, 2.9], [2.5, 2.5, 2.5, 2.9, 2.9], [2.6, 2.6, 2.6, 2.9, 2.9]]  # runs 2.0, 2.5, 2.6
+    slow = [
+        [2.0, 2.0, 2.0, 2.9, 2.9],
+        [2.5, 2.5, 2.5, 2.9, 2.9],
+        [2.6, 2.6, 2.6, 2.9, 2.9],
+    ]  # runs 2.0, 2.5, 2.6
     tonight = night("n6", 6, slow)
-    assert sorted(tonight.results[0].measurements[0].samples)[7] == 2.6  # the pooled samples' median
-    judgements = judge_run(store, tonight, "workstation",
-                           rerun=lambda results: {(TEST_ID, "localhost"): night("again", 6, slow).results[0]})
+    assert (
+        sorted(tonight.results[0].measurements[0].samples)[7] == 2.6
+    )  # the pooled samples' median
+    judgements = judge_run(
+        store,
+        tonight,
+        "workstation",
+        rerun=lambda results: {(TEST_ID, "localhost"): night("again", 6, slow).results[0]},
+    )
     assert judgements[0].assessment.verdict == "regression"
     [stored] = [m for m in store.run_measurements("n6")]
     assert f"measured {stored.value:.4g} us" in stored.detail and stored.value == 2.5

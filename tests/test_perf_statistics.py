@@ -7,7 +7,13 @@ import pytest
 
 from hpcos.perf.baselines import Baseline
 from hpcos.perf.decision import DecisionPolicy, assess, confirm
-from hpcos.perf.statistics import bootstrap_ratio_ci, mann_whitney_worse, median_ci, noise_floor, worse_ratio
+from hpcos.perf.statistics import (
+    bootstrap_ratio_ci,
+    mann_whitney_worse,
+    median_ci,
+    noise_floor,
+    worse_ratio,
+)
 from hpcos.perf.store import SeriesKey
 from hpcos.results.model import Reference
 
@@ -27,7 +33,9 @@ def test_median_ci_from_order_statistics():
 
 def test_median_ci_covers_the_true_median_as_often_as_it_claims():
     rng = np.random.default_rng(7)
-    hits = sum(ci.low <= 1.0 <= ci.high for ci in (median_ci(rng.lognormal(0, 1, 30)) for _ in range(400)))
+    hits = sum(
+        ci.low <= 1.0 <= ci.high for ci in (median_ci(rng.lognormal(0, 1, 30)) for _ in range(400))
+    )
     assert hits / 400 >= 0.93
 
 
@@ -64,8 +72,11 @@ def test_noise_floor_is_the_worst_run_to_run_worsening():
 
 
 def _baseline(rng, runs=10, per_run=7, spread=0.01):
-    return Baseline(KEY, tuple(f"r{i}" for i in range(runs)),
-                    tuple(tuple(rng.normal(1.0, spread, per_run)) for _ in range(runs)))
+    return Baseline(
+        KEY,
+        tuple(f"r{i}" for i in range(runs)),
+        tuple(tuple(rng.normal(1.0, spread, per_run)) for _ in range(runs)),
+    )
 
 
 def test_unchanged_software_is_ok_and_a_clear_slowdown_is_suspect():
@@ -84,7 +95,10 @@ def test_unchanged_software_is_ok_and_a_clear_slowdown_is_suspect():
 def test_significant_but_within_the_noise_floor_is_not_a_regression():
     rng = np.random.default_rng(5)
     # One run of unchanged software was 14% slower than the others; each run is very steady.
-    runs = tuple(tuple(rng.normal(level, 0.001, 7)) for level in (1.0, 0.97, 1.02, 0.99, 1.14, 1.0, 0.98, 1.01))
+    runs = tuple(
+        tuple(rng.normal(level, 0.001, 7))
+        for level in (1.0, 0.97, 1.02, 0.99, 1.14, 1.0, 0.98, 1.01)
+    )
     base = Baseline(KEY, tuple(f"r{i}" for i in range(len(runs))), runs)
     a = assess(rng.normal(1.10, 0.001, 7), "lower", base)
     assert a.p_value < 0.01  # the rank test alone would call it
@@ -126,7 +140,12 @@ def test_description_gives_effect_size_with_interval():
     rng = np.random.default_rng(9)
     base = _baseline(rng)
     text = assess(rng.normal(1.25, 0.01, 7), "lower", base).describe("us")
-    assert "effect +2" in text and "95% CI" in text and "noise floor" in text and "from 10 accepted runs" in text
+    assert (
+        "effect +2" in text
+        and "95% CI" in text
+        and "noise floor" in text
+        and "from 10 accepted runs" in text
+    )
 
 
 def test_effect_of_a_broken_stack_reads_as_a_factor():

@@ -14,35 +14,70 @@ TEST = "integration_tests/test_mpi.py::test_pingpong[openmpi]"
 KEY = SeriesKey("local", "workstation", TEST, "latency", 8)
 
 
-def make_run(run_id: str, started: str, latencies: list[float], *, nodes=("node001",), mpi="openmpi") -> RunResults:
+def make_run(
+    run_id: str, started: str, latencies: list[float], *, nodes=("node001",), mpi="openmpi"
+) -> RunResults:
     results = [
-        TestResult(TEST, node, "passed", mpi=mpi, measurements=[
-            Measurement("latency", sorted(latencies)[len(latencies) // 2], "us", "lower", 8, list(latencies)),
-            Measurement("bandwidth", 900.0, "MB/s", "higher", 1048576, [900.0, 910.0]),
-        ])
+        TestResult(
+            TEST,
+            node,
+            "passed",
+            mpi=mpi,
+            measurements=[
+                Measurement(
+                    "latency",
+                    sorted(latencies)[len(latencies) // 2],
+                    "us",
+                    "lower",
+                    8,
+                    list(latencies),
+                ),
+                Measurement("bandwidth", 900.0, "MB/s", "higher", 1048576, [900.0, 910.0]),
+            ],
+        )
         for node in nodes
     ]
-    return RunResults(run_id, "local", started, started, versions={"kernel": "5.14.0-427", "rdma-core": "48.0",
-                                                                    "openmpi": "4.1.4"},
-                      testing_snapshot=f"snap-{run_id}", results=results)
+    return RunResults(
+        run_id,
+        "local",
+        started,
+        started,
+        versions={"kernel": "5.14.0-427", "rdma-core": "48.0", "openmpi": "4.1.4"},
+        testing_snapshot=f"snap-{run_id}",
+        results=results,
+    )
 
 
 def test_every_measurement_and_sample_is_stored_with_its_context(tmp_path):
     store = ResultsStore(tmp_path / "sub" / "results.sqlite")
-    store.record(make_run("r1", "2026-11-01T01:00:00+00:00", [0.2, 0.21, 0.19], nodes=("node001", "node002")),
-                 "workstation")
+    store.record(
+        make_run(
+            "r1", "2026-11-01T01:00:00+00:00", [0.2, 0.21, 0.19], nodes=("node001", "node002")
+        ),
+        "workstation",
+    )
     rows = store.run_measurements("r1")
     assert len(rows) == 4
     lat = [r for r in rows if r.metric == "latency"]
     assert {r.node for r in lat} == {"node001", "node002"}
     m = lat[0]
     assert m.samples == (0.2, 0.21, 0.19)
-    assert (m.kernel, m.ofed, m.mpi_version, m.mpi, m.direction, m.unit) == \
-        ("5.14.0-427", "48.0", "4.1.4", "openmpi", "lower", "us")
+    assert (m.kernel, m.ofed, m.mpi_version, m.mpi, m.direction, m.unit) == (
+        "5.14.0-427",
+        "48.0",
+        "4.1.4",
+        "openmpi",
+        "lower",
+        "us",
+    )
     with sqlite3.connect(store.path) as db:
-        assert db.execute("SELECT testing_snapshot, node_class FROM measurements LIMIT 1").fetchone() == \
-            ("snap-r1", "workstation")
-    assert [(r["node"], r["outcome"]) for r in store.results("r1")] == [("node001", "passed"), ("node002", "passed")]
+        assert db.execute(
+            "SELECT testing_snapshot, node_class FROM measurements LIMIT 1"
+        ).fetchone() == ("snap-r1", "workstation")
+    assert [(r["node"], r["outcome"]) for r in store.results("r1")] == [
+        ("node001", "passed"),
+        ("node002", "passed"),
+    ]
     run = store.run("r1")
     assert run["versions"]["openmpi"] == "4.1.4" and run["accepted"] is False
 
@@ -65,7 +100,9 @@ def test_accepting_an_unknown_run_says_so(tmp_path):
 def test_baseline_uses_only_the_last_k_accepted_runs_before_the_candidate(tmp_path):
     store = ResultsStore(tmp_path / "results.sqlite")
     for day in range(1, 8):
-        store.record(make_run(f"r{day}", f"2026-11-0{day}T01:00:00+00:00", [float(day)] * 5), "workstation")
+        store.record(
+            make_run(f"r{day}", f"2026-11-0{day}T01:00:00+00:00", [float(day)] * 5), "workstation"
+        )
     for day in (1, 2, 3, 5, 6):  # r4 was never accepted (a bad night); r7 is the candidate
         store.accept(f"r{day}")
     store.accept("r7")
@@ -80,7 +117,10 @@ def test_baseline_uses_only_the_last_k_accepted_runs_before_the_candidate(tmp_pa
 
 def test_nodes_of_one_class_pool_into_one_baseline_run(tmp_path):
     store = ResultsStore(tmp_path / "results.sqlite")
-    store.record(make_run("r1", "2026-11-01T01:00:00+00:00", [1.0] * 5, nodes=("n1", "n2", "n3")), "workstation")
+    store.record(
+        make_run("r1", "2026-11-01T01:00:00+00:00", [1.0] * 5, nodes=("n1", "n2", "n3")),
+        "workstation",
+    )
     store.accept("r1")
     base = baseline_for(store, KEY)
     assert base.run_ids == ("r1",) and len(base.runs[0]) == 15
@@ -90,9 +130,12 @@ def test_series_is_oldest_first_and_verdicts_are_kept(tmp_path):
     store = ResultsStore(tmp_path / "results.sqlite")
     ids = {}
     for day in (3, 1, 2):
-        ids[day] = store.record(make_run(f"r{day}", f"2026-11-0{day}T01:00:00+00:00", [float(day)] * 5),
-                                "workstation")
-    store.set_verdicts({ids[2][(TEST, "node001", "latency", 8, "openmpi")]: ("regression", "effect +20%")})
+        ids[day] = store.record(
+            make_run(f"r{day}", f"2026-11-0{day}T01:00:00+00:00", [float(day)] * 5), "workstation"
+        )
+    store.set_verdicts(
+        {ids[2][(TEST, "node001", "latency", 8, "openmpi")]: ("regression", "effect +20%")}
+    )
     series = store.series(KEY)
     assert [m.run_id for m in series] == ["r1", "r2", "r3"]
     assert [m.verdict for m in series] == [None, "regression", None]

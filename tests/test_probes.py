@@ -16,7 +16,12 @@ from hpcos.probes.probe_build import build_probe
 DATA = Path(__file__).parent / "data" / "probe"
 ROOT_OK = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
 STACKS = {
-    "openmpi": ("mpicc.openmpi", "libopenmpi-dev", ["mpirun.openmpi", "--oversubscribe", "-np"], "openmpi-bin"),
+    "openmpi": (
+        "mpicc.openmpi",
+        "libopenmpi-dev",
+        ["mpirun.openmpi", "--oversubscribe", "-np"],
+        "openmpi-bin",
+    ),
     "mpich": ("mpicc.mpich", "libmpich-dev", ["mpiexec.mpich", "-n"], "mpich"),
 }
 
@@ -26,12 +31,19 @@ def cache(tmp_path_factory):
     return tmp_path_factory.mktemp("probe-cache")
 
 
-def launch(stack: str, binary: Path, np: int, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+def launch(
+    stack: str, binary: Path, np: int, *args: str, timeout: float = 60
+) -> subprocess.CompletedProcess:
     mpicc, dev, launcher, runtime = STACKS[stack]
     require_tool(launcher[0], runtime)
-    proc = subprocess.Popen([*launcher, str(np), str(binary), *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, **ROOT_OK},
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [*launcher, str(np), str(binary), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **ROOT_OK},
+        start_new_session=True,
+    )
     try:
         stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -74,14 +86,19 @@ def test_other_launcher_gives_single_rank_jobs_and_is_caught(cache):
     assert done.returncode == 0  # the trap: the launcher says all is well
     out = probe.parse(done.stdout, "hello")
     problem = out.rank_problem(2)
-    assert problem == ("hello: expected one MPI job of 2 ranks, got 2 separate jobs of 1 rank(s) each: "
-                       "was the binary started by another MPI's launcher?")
+    assert problem == (
+        "hello: expected one MPI job of 2 ranks, got 2 separate jobs of 1 rank(s) each: "
+        "was the binary started by another MPI's launcher?"
+    )
 
 
 def test_pingpong_exits_3_with_one_rank(cache):
     done = launch("openmpi", built("openmpi", "pingpong", cache), 1, "-s", "8")
     assert done.returncode == 3 and "needs at least 2 ranks, got 1" in done.stderr
-    assert probe.parse(done.stdout, "pingpong").rank_problem(2) == "pingpong: expected 2 ranks, MPI_Comm_size says 1"
+    assert (
+        probe.parse(done.stdout, "pingpong").rank_problem(2)
+        == "pingpong: expected 2 ranks, MPI_Comm_size says 1"
+    )
 
 
 def test_deadlocking_ring_hangs_until_killed(cache):
@@ -98,9 +115,11 @@ def test_parse_recorded_pingpong_output():
 
 
 def test_noise_lines_are_kept_apart_and_missing_header_is_an_error():
-    text = ("[vm:1234] mca_base_component_repository_open: unable to open mca_btl_openib\n"
-            '{"probe": "ring", "ranks": 2, "library": "MPICH Version: 4.0.2"}\n'
-            '{"laps": 1, "token": 3, "expected": 3, "ok": true, "lap_us": 2.0}\n')
+    text = (
+        "[vm:1234] mca_base_component_repository_open: unable to open mca_btl_openib\n"
+        '{"probe": "ring", "ranks": 2, "library": "MPICH Version: 4.0.2"}\n'
+        '{"laps": 1, "token": 3, "expected": 3, "ok": true, "lap_us": 2.0}\n'
+    )
     out = probe.parse(text)
     assert out.probe == "ring" and len(out.other_lines) == 1
     with pytest.raises(ParseError, match="output is from probe 'ring'"):

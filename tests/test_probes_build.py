@@ -22,7 +22,9 @@ def counting_mpicc(tmp_path):
     real = require_tool("mpicc.openmpi", "libopenmpi-dev")
     log = tmp_path / "compiles.log"
     wrapper = tmp_path / "mpicc-counting"
-    wrapper.write_text(f'#!/bin/sh\ncase "$*" in *" -o "*) echo "$*" >> {log};; esac\nexec {real} "$@"\n')
+    wrapper.write_text(
+        f'#!/bin/sh\ncase "$*" in *" -o "*) echo "$*" >> {log};; esac\nexec {real} "$@"\n'
+    )
     wrapper.chmod(0o755)
     return wrapper, log
 
@@ -68,14 +70,17 @@ def test_concurrent_builds_compile_once_and_agree(tmp_path, counting_mpicc):
         paths = set(pool.map(_build, [(str(mpicc), str(tmp_path / "cache"))] * 4))
     assert len(paths) == 1 and compiles(log) == 1
     assert [p.name for p in (tmp_path / "cache").iterdir() if not p.name.endswith(".lock")] == [
-        Path(paths.pop()).name]  # no temporary file left behind
+        Path(paths.pop()).name
+    ]  # no temporary file left behind
 
 
 def test_a_compile_error_carries_the_compiler_message(tmp_path):
     mpicc = require_tool("mpicc.mpich", "libmpich-dev")
     probes = tmp_path / "probes"
     probes.mkdir()
-    (probes / "broken.c").write_text("#include <mpi.h>\nint main(void) { return undefined_thing; }\n")
+    (probes / "broken.c").write_text(
+        "#include <mpi.h>\nint main(void) { return undefined_thing; }\n"
+    )
     with pytest.raises(ProbeBuildError, match="undefined_thing"):
         build_probe("broken", mpicc, cache_dir=tmp_path / "cache", probes_dir=probes)
 

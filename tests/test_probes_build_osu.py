@@ -71,8 +71,14 @@ def omb_tree(root: Path, configure: str = CONFIGURE) -> Path:
 
 
 def build_osu(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([HPCOS, "probes", "build-osu", *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=600, env={**os.environ, **ROOT_OK})
+    return subprocess.run(
+        [HPCOS, "probes", "build-osu", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **ROOT_OK},
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -90,43 +96,83 @@ def test_builds_osu_and_imb_with_the_stacks_wrappers_and_prints_the_profile_keys
     (imb / "Makefile").write_text(IMB_MAKEFILE)
     (imb / "imb.c").write_text(OSU_LATENCY_C)
     prefix = tmp_path / "prefix"
-    done = build_osu(str(tmp_path / "osu-micro-benchmarks-7.4.tar.gz"), "--mpi", "openmpi", "--cluster", "local",
-                     "--imb", str(imb), "--prefix", str(prefix), "-j", "2")
+    done = build_osu(
+        str(tmp_path / "osu-micro-benchmarks-7.4.tar.gz"),
+        "--mpi",
+        "openmpi",
+        "--cluster",
+        "local",
+        "--imb",
+        str(imb),
+        "--prefix",
+        str(prefix),
+        "-j",
+        "2",
+    )
     assert done.returncode == 0, done.stderr
     osu_dir = prefix / "libexec" / "osu-micro-benchmarks" / "mpi"
-    assert done.stdout == f"mpi:\n  openmpi:\n    osu: {osu_dir}\n    imb: {prefix / 'bin' / 'IMB-MPI1'}\n"
-    assert (prefix / "wrappers").read_text().split()[0] == "mpicc.openmpi"  # local.yaml's openmpi mpicc
+    assert (
+        done.stdout
+        == f"mpi:\n  openmpi:\n    osu: {osu_dir}\n    imb: {prefix / 'bin' / 'IMB-MPI1'}\n"
+    )
+    assert (prefix / "wrappers").read_text().split()[
+        0
+    ] == "mpicc.openmpi"  # local.yaml's openmpi mpicc
     assert "configure" in (prefix / "build.log").read_text()
     assert not (source / "Makefile").exists()  # built in a scratch copy, the source left alone
     # What was built is an Open MPI program: mpirun.openmpi runs it as one job of 2 ranks.
     for binary in (osu_dir / "pt2pt" / "standard" / "osu_latency", prefix / "bin" / "IMB-MPI1"):
-        run = subprocess.run(["mpirun.openmpi", "--oversubscribe", "-np", "2", str(binary)], capture_output=True,
-                             text=True, timeout=120, env={**os.environ, **ROOT_OK})
+        run = subprocess.run(
+            ["mpirun.openmpi", "--oversubscribe", "-np", "2", str(binary)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, **ROOT_OK},
+        )
         assert run.returncode == 0, run.stderr
         assert osu.parse(run.stdout).column("latency_us") == {8: 2.0}
 
 
-@pytest.mark.parametrize("name, message", [
-    ("missing", "missing: no such OSU Micro-Benchmarks source (a directory or a .tar.gz)"),
-    ("empty", "not an OSU Micro-Benchmarks source tree (no configure; a git checkout needs 'autoreconf -fi' first)"),
-    ("osu_latency.c", "neither a directory nor a tar archive of the OSU Micro-Benchmarks source"),
-])
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("missing", "missing: no such OSU Micro-Benchmarks source (a directory or a .tar.gz)"),
+        (
+            "empty",
+            "not an OSU Micro-Benchmarks source tree (no configure; a git checkout needs 'autoreconf -fi' first)",
+        ),
+        (
+            "osu_latency.c",
+            "neither a directory nor a tar archive of the OSU Micro-Benchmarks source",
+        ),
+    ],
+)
 def test_a_wrong_source_is_one_clear_line(tmp_path, name, message):
     (tmp_path / "empty").mkdir()
     (tmp_path / "osu_latency.c").write_text(OSU_LATENCY_C)
     prefix = tmp_path / "prefix"
     done = build_osu(str(tmp_path / name), "--mpi", "openmpi", "--prefix", str(prefix))
     assert done.returncode == 2
-    assert done.stderr.startswith("hpcos: ") and message in done.stderr and len(done.stderr.splitlines()) == 1
+    assert (
+        done.stderr.startswith("hpcos: ")
+        and message in done.stderr
+        and len(done.stderr.splitlines()) == 1
+    )
     assert not prefix.exists()  # nothing installed, nothing copied
 
 
 def test_a_failing_step_names_itself_its_output_and_the_log(tmp_path):
-    source = omb_tree(tmp_path / "src", configure="#!/bin/sh\necho 'configure: error: C compiler cannot create "
-                                                  "executables' >&2\nexit 77\n")
+    source = omb_tree(
+        tmp_path / "src",
+        configure="#!/bin/sh\necho 'configure: error: C compiler cannot create "
+        "executables' >&2\nexit 77\n",
+    )
     done = build_osu(str(source), "--mpi", "openmpi", "--prefix", str(tmp_path / "prefix"))
     assert done.returncode == 2
-    assert "configure failed (exit 77)" in done.stderr and "C compiler cannot create executables" in done.stderr
+    assert (
+        "configure failed (exit 77)" in done.stderr
+        and "C compiler cannot create executables" in done.stderr
+    )
     assert f"(log: {tmp_path / 'prefix' / 'build.log'})" in done.stderr
 
 

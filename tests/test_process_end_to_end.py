@@ -55,14 +55,27 @@ def site_yaml(store: Path, upstream: Path) -> dict:
         "name": "e2e-site",
         "store": {"root": str(store), "keep_snapshots": 20},
         "targets": {TARGET: {"release": 9, "arch": "x86_64", "mock_config": "rocky+epel-9-x86_64"}},
-        "mirrors": {"baseos": {"url": file_url(upstream / "base") + "/{release}/{arch}/",
-                               "source_url": file_url(upstream / "source") + "/{release}/"}},
-        "overlays": {"kernel-overlay": {"description": "site kernel", "fastpath": True},
-                     "hpc-overlay": {"description": "MPI stacks and friends"}},
-        "environments": {"daily": {"schedule": "H 1 * * *"}, "testing": {"source": "daily"},
-                         "production": {"source": "testing", "gate": "nightly"}},
-        "jenkins": {"url": "https://jenkins.example.org/", "folder": "hpcos", "build_label": "rpm",
-                    "test_label": "cluster"},
+        "mirrors": {
+            "baseos": {
+                "url": file_url(upstream / "base") + "/{release}/{arch}/",
+                "source_url": file_url(upstream / "source") + "/{release}/",
+            }
+        },
+        "overlays": {
+            "kernel-overlay": {"description": "site kernel", "fastpath": True},
+            "hpc-overlay": {"description": "MPI stacks and friends"},
+        },
+        "environments": {
+            "daily": {"schedule": "H 1 * * *"},
+            "testing": {"source": "daily"},
+            "production": {"source": "testing", "gate": "nightly"},
+        },
+        "jenkins": {
+            "url": "https://jenkins.example.org/",
+            "folder": "hpcos",
+            "build_label": "rpm",
+            "test_label": "cluster",
+        },
         "tracker": {"backend": "local"},
         # The nightly runs here select these (and the required suite must pass for the gate to open).
         "harness": {"profile": PROFILE, "required_tests": ["test_hostname", "test_rank_count"]},
@@ -70,9 +83,17 @@ def site_yaml(store: Path, upstream: Path) -> dict:
 
 
 def package_yaml(name: str, overlay: str, patches: list[dict]) -> dict:
-    return {"name": name, "overlay": overlay, "upstream": {"mirror": "baseos"}, "release_tag": ".hpc1",
-            "targets": [TARGET], "builder": "rpmbuild", "owner": "HPC Admins <hpc@example.org>",
-            "patches": patches, "tests": ["test_rank_count"]}
+    return {
+        "name": name,
+        "overlay": overlay,
+        "upstream": {"mirror": "baseos"},
+        "release_tag": ".hpc1",
+        "targets": [TARGET],
+        "builder": "rpmbuild",
+        "owner": "HPC Admins <hpc@example.org>",
+        "patches": patches,
+        "tests": ["test_rank_count"],
+    }
 
 
 class Site:
@@ -92,22 +113,41 @@ class Site:
         """The kernel overlay's working repository, as ``hpcos build kernel`` leaves it."""
         make_repo(self.factory, self.store / "overlays" / "kernel-overlay" / TARGET, [rpm])
 
-    def hpcos(self, *args: str, env: dict | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
+    def hpcos(
+        self, *args: str, env: dict | None = None, timeout: float = 180
+    ) -> subprocess.CompletedProcess:
         # Only what this test gives: the site comes from --specs/--store alone, and a variable from the
         # outer environment would leak into the results.
-        environ = {k: v for k, v in os.environ.items()
-                   if k not in ("BUILD_URL", "HPCOS_TESTING_SNAPSHOT", "HPCOS_SPECS", "HPCOS_STORE")}
+        environ = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("BUILD_URL", "HPCOS_TESTING_SNAPSHOT", "HPCOS_SPECS", "HPCOS_STORE")
+        }
         environ.update(env or {})
-        argv = [sys.executable, "-m", "hpcos.cli", "--specs", str(self.specs), "--store", str(self.store), *args]
-        return subprocess.run(argv, cwd=self.work, env=environ, capture_output=True, text=True, timeout=timeout)
+        argv = [
+            sys.executable,
+            "-m",
+            "hpcos.cli",
+            "--specs",
+            str(self.specs),
+            "--store",
+            str(self.store),
+            *args,
+        ]
+        return subprocess.run(
+            argv, cwd=self.work, env=environ, capture_output=True, text=True, timeout=timeout
+        )
 
     def ok(self, *args: str, env: dict | None = None) -> str:
         done = self.hpcos(*args, env=env)
-        assert done.returncode == 0, f"hpcos {' '.join(args)} exited {done.returncode}:\n{done.stderr}{done.stdout}"
+        assert done.returncode == 0, (
+            f"hpcos {' '.join(args)} exited {done.returncode}:\n{done.stderr}{done.stdout}"
+        )
         return done.stdout
 
-    def job(self, name: str, workspace: Path, part: str = ".//builders//command",
-            **variables: str) -> subprocess.CompletedProcess:
+    def job(
+        self, name: str, workspace: Path, part: str = ".//builders//command", **variables: str
+    ) -> subprocess.CompletedProcess:
         """The shell script of the rendered Jenkins job ``name``, run as Jenkins runs it: in an empty
         workspace, the site given through the agent's environment, ``hpcos`` on PATH, the job's
         parameters as environment variables.  ``part``: which script of the job's XML."""
@@ -116,16 +156,34 @@ class Site:
             self.ok("jobs", "render", "-o", str(jobs))
         script = ET.parse(jobs / "hpcos" / name / "config.xml").getroot().findtext(part)
         workspace.mkdir()
-        env = {k: v for k, v in os.environ.items() if k not in ("HPCOS_TESTING_SNAPSHOT", "PYTEST_ADDOPTS")}
-        env.update({"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "HPCOS_SPECS": str(self.specs),
-                    "HPCOS_STORE": str(self.store), **variables})
-        return subprocess.run(["bash", "-c", script], cwd=workspace, env=env, capture_output=True, text=True,
-                              timeout=300)
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("HPCOS_TESTING_SNAPSHOT", "PYTEST_ADDOPTS")
+        }
+        env.update(
+            {
+                "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+                "HPCOS_SPECS": str(self.specs),
+                "HPCOS_STORE": str(self.store),
+                **variables,
+            }
+        )
+        return subprocess.run(
+            ["bash", "-c", script],
+            cwd=workspace,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
 
     def job_ok(self, name: str, **variables: str) -> Path:
         workspace = self.work / f"{name}-{len(list(self.work.iterdir()))}"
         done = self.job(name, workspace, **variables)
-        assert done.returncode == 0, f"job {name} exited {done.returncode}:\n{done.stderr}{done.stdout}"
+        assert done.returncode == 0, (
+            f"job {name} exited {done.returncode}:\n{done.stderr}{done.stdout}"
+        )
         return workspace
 
     def env_url(self, env: str, repo: str) -> str:
@@ -134,8 +192,13 @@ class Site:
 
 @pytest.fixture
 def site(tmp_path: Path) -> Site:
-    for tool, package in (("rpmbuild", "rpm"), ("createrepo_c", "createrepo-c"), ("dnf", "dnf"),
-                          ("mpicc.openmpi", "libopenmpi-dev"), ("mpirun.openmpi", "openmpi-bin")):
+    for tool, package in (
+        ("rpmbuild", "rpm"),
+        ("createrepo_c", "createrepo-c"),
+        ("dnf", "dnf"),
+        ("mpicc.openmpi", "libopenmpi-dev"),
+        ("mpirun.openmpi", "openmpi-bin"),
+    ):
         require_tool(tool, package)
     site = Site(tmp_path)
     make_repo(site.factory, site.upstream / "base" / "9" / "x86_64", BASE)
@@ -144,17 +207,30 @@ def site(tmp_path: Path) -> Site:
 
     site.specs.mkdir()
     (site.specs / "site.yaml").write_text(yaml.safe_dump(site_yaml(site.store, site.upstream)))
-    patch = {"file": "0001-greet-the-site.patch", "reason": "Users must see which build they run.",
-             "upstream": "https://bugs.example.org/42"}
-    (site.specs / "hello.yaml").write_text(yaml.safe_dump(package_yaml("hello", "hpc-overlay", [patch])))
-    (site.specs / "kernel.yaml").write_text(yaml.safe_dump(package_yaml("kernel", "kernel-overlay", [])))
+    patch = {
+        "file": "0001-greet-the-site.patch",
+        "reason": "Users must see which build they run.",
+        "upstream": "https://bugs.example.org/42",
+    }
+    (site.specs / "hello.yaml").write_text(
+        yaml.safe_dump(package_yaml("hello", "hpc-overlay", [patch]))
+    )
+    (site.specs / "kernel.yaml").write_text(
+        yaml.safe_dump(package_yaml("kernel", "kernel-overlay", []))
+    )
     (site.specs / "patches" / "hello").mkdir(parents=True)
     (site.specs / "patches" / "hello" / patch["file"]).write_text(GOOD_PATCH)
 
     profile = yaml.safe_load((REPO / "integration_tests" / "clusters" / "local.yaml").read_text())
     profile["name"] = "e2e-cluster"
-    profile["mpi"] = {"openmpi": profile["mpi"]["openmpi"]}  # the nightly runs here are `--mpi openmpi`
-    profile["os_update"] = {"environment": "testing", "kernel_package": "kernel", "packages": ["hello"]}
+    profile["mpi"] = {
+        "openmpi": profile["mpi"]["openmpi"]
+    }  # the nightly runs here are `--mpi openmpi`
+    profile["os_update"] = {
+        "environment": "testing",
+        "kernel_package": "kernel",
+        "packages": ["hello"],
+    }
     # The test cluster's one node, "localhost", is a dnf install root (no Slurm on it: drain none).
     site.nodes = tmp_path / "nodes"
     site.nodes.mkdir()
@@ -164,11 +240,18 @@ def site(tmp_path: Path) -> Site:
     return site
 
 
-def nightly(site: Site, name: str, selection: str, **variables: str) -> tuple[subprocess.CompletedProcess, dict, Path]:
+def nightly(
+    site: Site, name: str, selection: str, **variables: str
+) -> tuple[subprocess.CompletedProcess, dict, Path]:
     """The rendered nightly job; only the test selection is added (through PYTEST_ADDOPTS), to keep this fast."""
     workspace = site.work / name
-    done = site.job("nightly-integration-tests", workspace, BUILD_URL=f"https://jenkins.example.org/{name}/",
-                    PYTEST_ADDOPTS=f"--mpi openmpi -k '{selection}' -p no:cacheprovider", **variables)
+    done = site.job(
+        "nightly-integration-tests",
+        workspace,
+        BUILD_URL=f"https://jenkins.example.org/{name}/",
+        PYTEST_ADDOPTS=f"--mpi openmpi -k '{selection}' -p no:cacheprovider",
+        **variables,
+    )
     run = json.loads((workspace / "results.json").read_text())
     assert run["testing_snapshot"] == site.ok("repo", "status", "testing", "--id").strip()
     assert run["build_url"] == f"https://jenkins.example.org/{name}/"
@@ -180,10 +263,14 @@ def nightly(site: Site, name: str, selection: str, **variables: str) -> tuple[su
 def test_one_night_and_the_next_morning(site: Site):
     # The day before: production runs the plain mirror (its first deployment, forced with a reason).
     site.job_ok("mirror-sync")
-    daily = repoquery_many({"base": site.env_url("daily", f"baseos-{TARGET}")}, site.root / "dnf")["base"]
+    daily = repoquery_many({"base": site.env_url("daily", f"baseos-{TARGET}")}, site.root / "dnf")[
+        "base"
+    ]
     assert daily == {"alpha-0:1.0-1.noarch"}, "the mirror leaves out what the overlays replace"
     site.job_ok("promote-daily-testing")
-    unforced = site.job("promote-testing-production", site.work / "unforced", FORCE="false", REASON="")
+    unforced = site.job(
+        "promote-testing-production", site.work / "unforced", FORCE="false", REASON=""
+    )
     assert unforced.returncode != 0 and "nightly" in unforced.stderr, unforced.stderr
     site.job_ok("promote-testing-production", FORCE="true", REASON="first deployment")
 
@@ -197,7 +284,12 @@ def test_one_night_and_the_next_morning(site: Site):
     assert due.returncode == 3, f"no overlay build yet: a rebuild is due\n{due.stderr}"
     build = site.job_ok(f"rebuild-hello-{TARGET}", **agent)
     junit = ET.parse(build / "build-junit.xml").getroot()
-    assert [c.get("name") for c in junit.iter("testcase")] == ["source", "patch", "build", "publish"]
+    assert [c.get("name") for c in junit.iter("testcase")] == [
+        "source",
+        "patch",
+        "build",
+        "publish",
+    ]
     assert junit.get("failures") == "0" and junit.get("errors") == "0"
     current = site.job(f"rebuild-hello-{TARGET}", site.work / "poll-2", part=trigger, **agent)
     assert current.returncode == 0, f"the overlay is current once built\n{current.stderr}"
@@ -205,7 +297,9 @@ def test_one_night_and_the_next_morning(site: Site):
     site.set_kernel_build(KERNEL_V1)
     site.job_ok("publish-kernel-overlay")
     site.job_ok("promote-daily-testing")
-    testing = repoquery_many({"o": site.env_url("testing", f"hpc-overlay-{TARGET}")}, site.root / "dnf")["o"]
+    testing = repoquery_many(
+        {"o": site.env_url("testing", f"hpc-overlay-{TARGET}")}, site.root / "dnf"
+    )["o"]
     assert OVERLAY_NEVRA in testing
     # The node is installed from testing as a provisioning system would (the kickstart's repositories),
     # with the kernel and without hello.
@@ -223,12 +317,17 @@ def test_one_night_and_the_next_morning(site: Site):
     assert failed == [(FAILING, "localhost")], outcomes
     assert outcomes[("test_rank_count", "localhost")] == "passed", outcomes
     failure = next(r for r in run["results"] if r["outcome"] == "failed")
-    assert "localhost: hello is not installed (testing has 1.0-1.el9.hpc1.x86_64)" in failure["message"]
+    assert (
+        "localhost: hello is not installed (testing has 1.0-1.el9.hpc1.x86_64)"
+        in failure["message"]
+    )
 
     # The job recorded the run: the gate refuses this testing snapshot, naming it.
     refused = site.hpcos("repo", "promote", "testing", "production")
     assert refused.returncode != 0
-    assert run["testing_snapshot"] in refused.stderr and "fail" in refused.stderr.lower(), refused.stderr
+    assert run["testing_snapshot"] in refused.stderr and "fail" in refused.stderr.lower(), (
+        refused.stderr
+    )
     assert "Traceback" not in refused.stderr
 
     [listed] = json.loads(site.ok("tickets", "list", "--json"))["tickets"]
@@ -236,9 +335,14 @@ def test_one_night_and_the_next_morning(site: Site):
     ticket = site.ok("tickets", "show", "1")
     assert "Nodes (1): localhost" in ticket and run["testing_snapshot"] in ticket, ticket
     assert "localhost: hello is not installed (testing has 1.0-1.el9.hpc1.x86_64)" in ticket, ticket
-    assert f"--cluster {site.profile}" in ticket, "the ticket's rerun command must work where the run's did"
+    assert f"--cluster {site.profile}" in ticket, (
+        "the ticket's rerun command must work where the run's did"
+    )
     # What the harness found on the node, under a heading that says so (not "in the testing repositories").
-    assert f"kernel: {os.uname().release}" in ticket and "Versions under test (kernel and MPI launchers" in ticket
+    assert (
+        f"kernel: {os.uname().release}" in ticket
+        and "Versions under test (kernel and MPI launchers" in ticket
+    )
 
     # The job's report: the failing run and what the testing snapshot changes against production.
     changes = json.loads((night1 / "package-changes.json").read_text())
@@ -257,13 +361,24 @@ def test_one_night_and_the_next_morning(site: Site):
     site.job_ok("promote-testing-production", FORCE="false", REASON="")
 
     # Production: dnf, through the production pointer, sees the site's build and not the base one.
-    seen = repoquery_many({"base": site.env_url("production", f"baseos-{TARGET}"),
-                           "overlay": site.env_url("production", f"hpc-overlay-{TARGET}")}, site.root / "dnf2")
+    seen = repoquery_many(
+        {
+            "base": site.env_url("production", f"baseos-{TARGET}"),
+            "overlay": site.env_url("production", f"hpc-overlay-{TARGET}"),
+        },
+        site.root / "dnf2",
+    )
     hellos = {n for repo in seen.values() for n in repo if n.startswith("hello-")}
     assert hellos == {OVERLAY_NEVRA}, seen
-    served = next((site.store / "environments" / "production" / f"hpc-overlay-{TARGET}").rglob("hello-*.x86_64.rpm"))
+    served = next(
+        (site.store / "environments" / "production" / f"hpc-overlay-{TARGET}").rglob(
+            "hello-*.x86_64.rpm"
+        )
+    )
     changelog = rpm_query(served, "[%{CHANGELOGTEXT}\n]")
-    assert "0001-greet-the-site.patch" in changelog and "https://bugs.example.org/42" in changelog, changelog
+    assert (
+        "0001-greet-the-site.patch" in changelog and "https://bugs.example.org/42" in changelog
+    ), changelog
 
     # Security fast path: the fixed kernel goes to testing and production the same day, reason on record.
     site.set_kernel_build(KERNEL_V2)
@@ -271,8 +386,10 @@ def test_one_night_and_the_next_morning(site: Site):
     site.job_ok("fastpath-kernel-overlay", REASON="CVE-2026-0001 in the kernel")
     status = site.ok("repo", "status", "production", env={"COLUMNS": "250"})
     assert "fastpath" in status and "kernel-overlay: CVE-2026-0001 in the kernel" in status, status
-    kernels = repoquery_many({env: site.env_url(env, f"kernel-overlay-{TARGET}") for env in ("testing", "production")},
-                             site.root / "dnf3")
+    kernels = repoquery_many(
+        {env: site.env_url(env, f"kernel-overlay-{TARGET}") for env in ("testing", "production")},
+        site.root / "dnf3",
+    )
     assert kernels == {"testing": {KERNEL_V2.nevra}, "production": {KERNEL_V2.nevra}}
     assert site.ok("repo", "status", "production", "--id").strip() != run2["testing_snapshot"]
 
@@ -282,12 +399,22 @@ def test_one_night_and_the_next_morning(site: Site):
     assert done.returncode == 1, done.stdout + done.stderr
     # The deployment put the fixed kernel on the node and rebooted it into it.
     assert "kernel-0:5.14.0-2.el9.hpc1.x86_64" in installed(site.nodes / "localhost")
-    assert (site.nodes / "localhost" / "run" / "running-kernel").read_text().strip() == "5.14.0-2.el9.hpc1.x86_64"
+    assert (
+        site.nodes / "localhost" / "run" / "running-kernel"
+    ).read_text().strip() == "5.14.0-2.el9.hpc1.x86_64"
     assert len((site.nodes / "localhost" / "var" / "log" / "reboots").read_text().splitlines()) == 1
     [slow] = run3["results"]
-    assert (slow["test_id"], slow["mpi"], slow["outcome"], slow["failure_class"]) == \
-        ("integration_tests/test_mpi.py::test_pingpong", "openmpi", "failed", "performance regression"), slow
+    assert (slow["test_id"], slow["mpi"], slow["outcome"], slow["failure_class"]) == (
+        "integration_tests/test_mpi.py::test_pingpong",
+        "openmpi",
+        "failed",
+        "performance regression",
+    ), slow
     assert "pingpong_latency at 8 B" in slow["message"]
     assert site.hpcos("repo", "promote", "testing", "production").returncode != 0
     ticket = site.ok("tickets", "show", "2")
-    assert "performance regression" in ticket and "pingpong_latency" in ticket and "Nodes (1): localhost" in ticket
+    assert (
+        "performance regression" in ticket
+        and "pingpong_latency" in ticket
+        and "Nodes (1): localhost" in ticket
+    )

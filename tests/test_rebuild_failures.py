@@ -94,7 +94,10 @@ def test_el8_autosetup_patch_failure_names_the_patch_and_file():
 def test_a_patch_for_a_missing_file_names_the_file():
     failure = classify(MISSING_FILE_PREP)
     assert failure.kind is FailureKind.PATCH
-    assert (failure.patch, failure.file) == ("hpcos-hpc1-0001-btl-tcp.patch", "opal/mca/btl/tcp/btl_tcp_component.c")
+    assert (failure.patch, failure.file) == (
+        "hpcos-hpc1-0001-btl-tcp.patch",
+        "opal/mca/btl/tcp/btl_tcp_component.c",
+    )
     assert failure.hunks == ["file to patch not found"]
 
 

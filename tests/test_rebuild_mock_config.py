@@ -27,14 +27,25 @@ TARGET = "el9-x86_64"
 def site(tmp_path: Path) -> tuple[Path, Path]:
     for tool, debian in (("rpmbuild", "rpm"), ("createrepo_c", "createrepo-c"), ("dnf", "dnf")):
         require_tool(tool, debian)
-    mirror = make_rpm_repo(RpmFactory(tmp_path / "rpmbuild"), tmp_path / "mirror" / "9" / "x86_64",
-                           [Rpm("alpha", "1.0")])
+    mirror = make_rpm_repo(
+        RpmFactory(tmp_path / "rpmbuild"),
+        tmp_path / "mirror" / "9" / "x86_64",
+        [Rpm("alpha", "1.0")],
+    )
     srpm = UpstreamPackage().build_srpm(tmp_path / "upstream")
     targets = {**SITE["targets"], TARGET: {**SITE["targets"][TARGET], "mock_repositories": "daily"}}
     mirrors = {"appstream": {"url": mirror.parent.parent.resolve().as_uri() + "/{release}/{arch}/"}}
-    make_site(tmp_path / "specs", {"name": "hello", "builder": "mock", "upstream": {"srpm_path": str(srpm)},
-                                   "patches": [site_patch("0001-greet.patch")]}, {"0001-greet.patch": GOOD_PATCH},
-              {"targets": targets, "mirrors": mirrors})
+    make_site(
+        tmp_path / "specs",
+        {
+            "name": "hello",
+            "builder": "mock",
+            "upstream": {"srpm_path": str(srpm)},
+            "patches": [site_patch("0001-greet.patch")],
+        },
+        {"0001-greet.patch": GOOD_PATCH},
+        {"targets": targets, "mirrors": mirrors},
+    )
     return tmp_path / "specs", tmp_path / "store"
 
 
@@ -54,7 +65,9 @@ def test_mock_builds_from_the_daily_snapshot(tmp_path, monkeypatch):
     assert config_path.name == f"{TARGET}.cfg" and config_path.is_file()
     included: list[str] = []
     config_opts: dict = {}
-    exec(config_path.read_text(), {"include": included.append, "config_opts": config_opts})  # as mock loads it
+    exec(
+        config_path.read_text(), {"include": included.append, "config_opts": config_opts}
+    )  # as mock loads it
     assert included == ["rocky+epel-9-x86_64.cfg"]
     assert config_opts["root"] == f"hpcos-{TARGET}"
     assert config_opts["use_bootstrap_image"] is False
@@ -65,21 +78,43 @@ def test_mock_builds_from_the_daily_snapshot(tmp_path, monkeypatch):
     # The snapshot by its own path: the config stays what it was when the daily pointer moves on.
     assert dnf_conf["hpcos-appstream"]["baseurl"] == (snapshot / f"appstream-{TARGET}").as_uri()
     assert snapshot.name in config_path.read_text()
-    assert (StoreLayout(store).overlay_repo("hpc-overlay", TARGET) / "hello-1.0-1.el9.hpc1.x86_64.rpm").is_file()
+    assert (
+        StoreLayout(store).overlay_repo("hpc-overlay", TARGET) / "hello-1.0-1.el9.hpc1.x86_64.rpm"
+    ).is_file()
 
 
 def test_daily_mock_repositories_need_a_daily_snapshot(tmp_path, capsys):
     specs, store = site(tmp_path)
-    assert main(["--specs", str(specs), "--store", str(store), "build", "hello", "--target", TARGET,
-                 "--builder", "mock"]) == 2
+    assert (
+        main(
+            [
+                "--specs",
+                str(specs),
+                "--store",
+                str(store),
+                "build",
+                "hello",
+                "--target",
+                TARGET,
+                "--builder",
+                "mock",
+            ]
+        )
+        == 2
+    )
     assert capsys.readouterr().err == (
         f"hpcos: mock_repositories: daily needs the daily environment; {StoreLayout(store).environments / 'daily'} "
-        "does not exist yet (run `hpcos repo sync` first)\n")
+        "does not exist yet (run `hpcos repo sync` first)\n"
+    )
 
 
 @pytest.mark.parametrize("value", ["daily", "config"])
 def test_the_setting_is_validated(tmp_path, value):
     targets = {**SITE["targets"], TARGET: {**SITE["targets"][TARGET], "mock_repositories": value}}
-    spec_set = make_site(tmp_path / "specs", {"name": "hello", "upstream": {"srpm_path": "/x.src.rpm"}}, {},
-                         {"targets": targets})
+    spec_set = make_site(
+        tmp_path / "specs",
+        {"name": "hello", "upstream": {"srpm_path": "/x.src.rpm"}},
+        {},
+        {"targets": targets},
+    )
     assert spec_set.site.targets[TARGET].mock_repositories == value

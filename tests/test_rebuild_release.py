@@ -6,19 +6,31 @@ from __future__ import annotations
 import pytest
 import rpm
 
-from hpcos.rebuild.release import Evr, base_of, next_counter, overlay_evr, overlay_release, site_build
+from hpcos.rebuild.release import (
+    Evr,
+    base_of,
+    next_counter,
+    overlay_evr,
+    overlay_release,
+    site_build,
+)
 
 
 def vercmp(a: str, b: str) -> int:
     ea, eb = Evr.parse(a), Evr.parse(b)
-    return rpm.labelCompare((str(ea.epoch), ea.version, ea.release), (str(eb.epoch), eb.version, eb.release))
+    return rpm.labelCompare(
+        (str(ea.epoch), ea.version, ea.release), (str(eb.epoch), eb.version, eb.release)
+    )
 
 
-@pytest.mark.parametrize("base, tag, overlay", [
-    ("1.el9", ".hpc1", "1.el9.hpc1"),
-    ("1.el9_3.1", ".hpc1", "1.el9_3.1.hpc1"),
-    ("5.module+el8.9.0+1234+abcd", ".hpc2", "5.module+el8.9.0+1234+abcd.hpc2"),
-])
+@pytest.mark.parametrize(
+    "base, tag, overlay",
+    [
+        ("1.el9", ".hpc1", "1.el9.hpc1"),
+        ("1.el9_3.1", ".hpc1", "1.el9_3.1.hpc1"),
+        ("5.module+el8.9.0+1234+abcd", ".hpc2", "5.module+el8.9.0+1234+abcd.hpc2"),
+    ],
+)
 def test_overlay_release_appends_the_site_tag(base, tag, overlay):
     assert overlay_release(base, tag) == overlay
 
@@ -29,13 +41,16 @@ def test_overlay_sorts_above_the_base_it_replaces(base):
     assert vercmp(str(overlay), f"4.1.1-{base}") == 1
 
 
-@pytest.mark.parametrize("update", [
-    "4.1.1-2.el9",        # next upstream release
-    "4.1.1-1.el9_3.1",    # z-stream update of the same release
-    "4.1.1-1.el9.1",      # a rebuild that appends a numeric segment
-    "4.1.2-1.el9",        # new upstream version
-    "1:4.1.0-1.el9",      # epoch bump
-])
+@pytest.mark.parametrize(
+    "update",
+    [
+        "4.1.1-2.el9",  # next upstream release
+        "4.1.1-1.el9_3.1",  # z-stream update of the same release
+        "4.1.1-1.el9.1",  # a rebuild that appends a numeric segment
+        "4.1.2-1.el9",  # new upstream version
+        "1:4.1.0-1.el9",  # epoch bump
+    ],
+)
 def test_any_upstream_update_sorts_above_the_overlay(update):
     overlay = overlay_evr(Evr.parse("4.1.1-1.el9"), ".hpc1")
     assert vercmp(update, str(overlay)) == 1
@@ -64,14 +79,21 @@ def test_evr_parse_rejects_text_without_version_and_release(text):
         Evr.parse(text)
 
 
-@pytest.mark.parametrize("release, tag, found", [
-    ("1.el9.hpc1", ".hpc1", ("1.el9", 1)),
-    ("1.el9.hpc1.2", ".hpc1", ("1.el9", 2)),
-    ("427.13.1.hpc1.el9_4", ".hpc1", ("427.13.1.el9_4", 1)),      # the kernel's buildid, before dist
-    ("427.13.1.hpc1.3.el9_4", ".hpc1", ("427.13.1.el9_4", 3)),
-    ("1.el9.hpc10", ".hpc1", None),
-    ("1.el9", ".hpc1", None),
-])
+@pytest.mark.parametrize(
+    "release, tag, found",
+    [
+        ("1.el9.hpc1", ".hpc1", ("1.el9", 1)),
+        ("1.el9.hpc1.2", ".hpc1", ("1.el9", 2)),
+        (
+            "427.13.1.hpc1.el9_4",
+            ".hpc1",
+            ("427.13.1.el9_4", 1),
+        ),  # the kernel's buildid, before dist
+        ("427.13.1.hpc1.3.el9_4", ".hpc1", ("427.13.1.el9_4", 3)),
+        ("1.el9.hpc10", ".hpc1", None),
+        ("1.el9", ".hpc1", None),
+    ],
+)
 def test_site_build_finds_base_and_counter_wherever_the_tag_is(release, tag, found):
     assert site_build(release, tag) == found
 

@@ -26,10 +26,28 @@ OWNER = "Jane Packager <jane@example.org>"
 
 
 def build(tmp_path: Path, srpm: Path, patch_text: str) -> int:
-    make_site(tmp_path / "specs", {"name": "hello", "owner": OWNER, "upstream": {"srpm_path": str(srpm)},
-                                   "patches": [site_patch("0001-greet.patch")]}, {"0001-greet.patch": patch_text})
-    return main(["--specs", str(tmp_path / "specs"), "--store", str(tmp_path / "store"), "build", "hello",
-                 "--target", TARGET])
+    make_site(
+        tmp_path / "specs",
+        {
+            "name": "hello",
+            "owner": OWNER,
+            "upstream": {"srpm_path": str(srpm)},
+            "patches": [site_patch("0001-greet.patch")],
+        },
+        {"0001-greet.patch": patch_text},
+    )
+    return main(
+        [
+            "--specs",
+            str(tmp_path / "specs"),
+            "--store",
+            str(tmp_path / "store"),
+            "build",
+            "hello",
+            "--target",
+            TARGET,
+        ]
+    )
 
 
 def tickets(tmp_path: Path) -> list[tuple]:
@@ -40,7 +58,9 @@ def tickets(tmp_path: Path) -> list[tuple]:
 
 def description(tmp_path: Path, ticket_id: int) -> str:
     tracker = LocalTracker(tmp_path / "store" / "tickets.sqlite")
-    return tracker.db.execute("SELECT description FROM tickets WHERE id = ?", (ticket_id,)).fetchone()[0]
+    return tracker.db.execute(
+        "SELECT description FROM tickets WHERE id = ?", (ticket_id,)
+    ).fetchone()[0]
 
 
 def test_failed_builds_file_one_ticket_to_the_owner_and_a_good_build_closes_it(tmp_path):
@@ -49,8 +69,10 @@ def test_failed_builds_file_one_ticket_to_the_owner_and_a_good_build_closes_it(t
     assert build(tmp_path, srpm, STALE_PATCH) == 1
     [(ticket, status, _, comments, summary)] = tickets(tmp_path)
     assert (status, comments) == ("new", 0)
-    assert summary == (f"hello::{TARGET} fails: patch-does-not-apply: hello for {TARGET} failed to build "
-                       f"(owner: {OWNER})")
+    assert summary == (
+        f"hello::{TARGET} fails: patch-does-not-apply: hello for {TARGET} failed to build "
+        f"(owner: {OWNER})"
+    )
     text = description(tmp_path, ticket)
     assert "site patch 0001-greet.patch no longer applies to hello.c: Hunk #1 FAILED at 1" in text
     assert f"hpcos build hello --target {TARGET}" in text

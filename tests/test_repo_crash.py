@@ -80,9 +80,19 @@ def environment_views(site, cache, verified: set) -> dict[str, dict[str, set[str
 
 def leftovers(store) -> list[str]:
     layout = StoreLayout(store)
-    places = [layout.snapshots, layout.environments, layout.environments / "published", *layout.content.iterdir()]
-    return [str(p) for place in places if place.is_dir()
-            for p in place.iterdir() if p.name.startswith((".tmp-", ".trash-"))]
+    places = [
+        layout.snapshots,
+        layout.environments,
+        layout.environments / "published",
+        *layout.content.iterdir(),
+    ]
+    return [
+        str(p)
+        for place in places
+        if place.is_dir()
+        for p in place.iterdir()
+        if p.name.startswith((".tmp-", ".trash-"))
+    ]
 
 
 def test_sigkill_during_sync_and_promote_never_breaks_an_environment(rpm_factory, tmp_path):  # noqa: F811
@@ -95,7 +105,14 @@ def test_sigkill_during_sync_and_promote_never_breaks_an_environment(rpm_factory
     operations = {
         "sync": ["sync", "--mirror", "base"],
         "promote daily testing": ["promote", "daily", "testing"],
-        "promote testing production": ["promote", "testing", "production", "--force", "--reason", "crash test"],
+        "promote testing production": [
+            "promote",
+            "testing",
+            "production",
+            "--force",
+            "--reason",
+            "crash test",
+        ],
     }
 
     def start(op) -> int:
@@ -133,9 +150,11 @@ def test_sigkill_during_sync_and_promote_never_breaks_an_environment(rpm_factory
             if phase == "anywhere":
                 return True
             new = set(os.listdir(snapshots)) - names
-            if ((phase == "staging" and any(n.startswith(".tmp-") for n in new))
-                    or (phase == "committed" and any(not n.startswith(".") for n in new))
-                    or (phase == "switched" and pointers() != targets)):
+            if (
+                (phase == "staging" and any(n.startswith(".tmp-") for n in new))
+                or (phase == "committed" and any(not n.startswith(".") for n in new))
+                or (phase == "switched" and pointers() != targets)
+            ):
                 return True
             if os.waitpid(pid, os.WNOHANG)[0]:
                 return False
@@ -172,9 +191,13 @@ def test_sigkill_during_sync_and_promote_never_breaks_an_environment(rpm_factory
             wait(pid)
         views = environment_views(site, tmp_path / "dnf-cache" / str(i), verified)
         for env, view in views.items():
-            assert view in states, (f"seed {seed}, step {i} ({history[-1]}): {env} is not a complete "
-                                    f"snapshot: {view}\nsteps: {history}")
-    print(f"seed {seed}: {len(history)} runs, {kills} killed, {len(verified)} distinct states checked with dnf")
+            assert view in states, (
+                f"seed {seed}, step {i} ({history[-1]}): {env} is not a complete "
+                f"snapshot: {view}\nsteps: {history}"
+            )
+    print(
+        f"seed {seed}: {len(history)} runs, {kills} killed, {len(verified)} distinct states checked with dnf"
+    )
     assert kills >= KILLS, f"seed {seed}: only {kills} runs were still going when killed"
     assert len(verified) >= 5, "dnf checked too few distinct states for the kills to mean much"
 

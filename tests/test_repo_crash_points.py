@@ -69,7 +69,10 @@ def packages(site, env: str, entry: str) -> set[str]:
     return {p.nevra for p in repodata.read_packages(site.store / "environments" / env / entry)}
 
 
-def test_rollback_killed_between_switch_and_record_is_recovered_as_the_rollback(rpm_factory, tmp_path):  # noqa: F811
+def test_rollback_killed_between_switch_and_record_is_recovered_as_the_rollback(
+    rpm_factory,  # noqa: F811
+    tmp_path,
+):
     site = synced_and_published(make_site(rpm_factory, tmp_path))
     assert hpcos(site, "promote", "daily", "testing") == 0
     good = pointing_at(site, "testing")
@@ -78,8 +81,10 @@ def test_rollback_killed_between_switch_and_record_is_recovered_as_the_rollback(
     bad = pointing_at(site, "testing")
     assert good != bad
 
-    killed_at("switch:rollback:testing:pointed",
-              lambda: main(site.argv("rollback", "testing", "--reason", "bad day-2 update")))
+    killed_at(
+        "switch:rollback:testing:pointed",
+        lambda: main(site.argv("rollback", "testing", "--reason", "bad day-2 update")),
+    )
     assert pointing_at(site, "testing") == good and records(site, "testing")[-1]["snapshot"] == bad
 
     # The operator runs the rollback again: it finds its interrupted self done and goes no further.
@@ -87,7 +92,11 @@ def test_rollback_killed_between_switch_and_record_is_recovered_as_the_rollback(
     assert pointing_at(site, "testing") == good
     last = records(site, "testing")[-1]
     assert (last["action"], last["snapshot"], last["previous"], last["reason"]) == (
-        "rollback", good, bad, "bad day-2 update")
+        "rollback",
+        good,
+        bad,
+        "bad day-2 update",
+    )
     assert not (site.store / "environments" / JOURNAL).exists()
     # And the record tells the truth: the bad snapshot is the one a further promotion would replace.
     assert Environments(StoreLayout(site.store)).environment("testing").history()[-1] == good
@@ -97,12 +106,18 @@ def test_rollback_killed_between_switch_and_record_is_recovered_as_the_rollback(
 def test_fastpath_killed_between_its_switches_is_completed_for_both(rpm_factory, tmp_path, moment):  # noqa: F811
     site = synced_and_published(make_site(rpm_factory, tmp_path))
     assert hpcos(site, "promote", "daily", "testing") == 0
-    assert hpcos(site, "promote", "testing", "production", "--force", "--reason", "first rollout") == 0
+    assert (
+        hpcos(site, "promote", "testing", "production", "--force", "--reason", "first rollout") == 0
+    )
     site.set_overlay("kernel-overlay", KERNEL_V2)
     assert hpcos(site, "publish", "kernel-overlay") == 0
 
-    killed_at(moment, lambda: main(site.argv("fastpath", "kernel-overlay", "--reason", "CVE-2026-0001")))
-    if moment.endswith("pointed"):  # the dangerous moment: testing on the new kernel, production not
+    killed_at(
+        moment, lambda: main(site.argv("fastpath", "kernel-overlay", "--reason", "CVE-2026-0001"))
+    )
+    if moment.endswith(
+        "pointed"
+    ):  # the dangerous moment: testing on the new kernel, production not
         assert packages(site, "testing", KERNEL) == nevras(KERNEL_V2)
         assert packages(site, "production", KERNEL) == nevras(KERNEL_V1)
 
@@ -129,9 +144,14 @@ def test_build_killed_while_copying_into_the_overlay_leaves_no_truncated_rpm(rpm
     built = [rpm_factory.path(KERNEL_V2[0])]
     log = tmp_path / "publish.log"
 
-    killed_at("publish:copied", lambda: publish(built, layout, "kernel-overlay", TARGET, keep=3, log=log) and 0)
+    killed_at(
+        "publish:copied",
+        lambda: publish(built, layout, "kernel-overlay", TARGET, keep=3, log=log) and 0,
+    )
     in_view = [p for p in repo.rglob("*.rpm") if not p.name.startswith(".")]
-    assert KERNEL_V2[0].filename not in {p.name for p in in_view}, "the half-copied package is not in view"
+    assert KERNEL_V2[0].filename not in {p.name for p in in_view}, (
+        "the half-copied package is not in view"
+    )
     assert list(repo.glob(".partial-*")), "the kill landed mid-copy"
     assert digests_ok(in_view)
 
@@ -145,8 +165,9 @@ def test_build_killed_while_copying_into_the_overlay_leaves_no_truncated_rpm(rpm
 
 
 def digests_ok(rpms: list[Path]) -> bool:
-    checked = subprocess.run(["rpm", "-K", "--nosignature", *map(str, rpms)], capture_output=True, text=True,
-                             timeout=60)
+    checked = subprocess.run(
+        ["rpm", "-K", "--nosignature", *map(str, rpms)], capture_output=True, text=True, timeout=60
+    )
     return bool(rpms) and checked.returncode == 0
 
 

@@ -14,7 +14,15 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from conftest import require_tool
-from support.rpm_repo_fixtures import BASE_DAY2, HPC_OVERLAY, KERNEL_V1, RpmFactory, make_site, nevras, repoquery
+from support.rpm_repo_fixtures import (
+    BASE_DAY2,
+    HPC_OVERLAY,
+    KERNEL_V1,
+    RpmFactory,
+    make_site,
+    nevras,
+    repoquery,
+)
 from test_repo_lifecycle import (  # noqa: F401
     BASE,
     DAILY1,
@@ -35,7 +43,9 @@ class QuietHandler(SimpleHTTPRequestHandler):
 @pytest.fixture
 def http_root(tmp_path):
     """An HTTP server on 127.0.0.1 serving ``tmp_path``; stopped at teardown."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(tmp_path)))
+    server = ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(tmp_path))
+    )
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
@@ -45,7 +55,9 @@ def http_root(tmp_path):
 
 
 def test_sync_from_http_and_serve_pointers_over_http(rpm_factory: RpmFactory, tmp_path, http_root):  # noqa: F811
-    site = synced_and_published(make_site(rpm_factory, tmp_path, upstream_url=f"{http_root}/upstream"))
+    site = synced_and_published(
+        make_site(rpm_factory, tmp_path, upstream_url=f"{http_root}/upstream")
+    )
     assert hpcos(site, "promote", "daily", "testing") == 0
     served = f"{http_root}/store/environments"
     for repo, expected in DAILY1.items():
@@ -73,7 +85,11 @@ def test_sync_refuses_a_package_that_fails_its_checksum(rpm_factory, tmp_path, c
     capsys.readouterr()
     assert hpcos(site, "sync") == 2
     err = capsys.readouterr().err
-    assert "delta-2.0-1.noarch.rpm" in err and "checksum doesn't match" in err and "Traceback" not in err, err
+    assert (
+        "delta-2.0-1.noarch.rpm" in err
+        and "checksum doesn't match" in err
+        and "Traceback" not in err
+    ), err
     assert (site.store / "environments" / "daily").readlink() == before
     assert repoquery(site.env_url("daily", BASE), tmp_path / "cache") == DAILY1[BASE]
     assert not [p for p in (site.store / "snapshots").iterdir() if p.name.startswith(".tmp-")]
@@ -100,13 +116,36 @@ def test_sync_keeps_upstream_groups_and_errata(rpm_factory, tmp_path):  # noqa: 
     for name, text in (("comps.xml", COMPS), ("updateinfo.xml", UPDATEINFO)):
         (tmp_path / name).write_text(text)
         mdtype = "group" if name == "comps.xml" else "updateinfo"
-        subprocess.run([require_tool("modifyrepo_c", "createrepo-c"), f"--mdtype={mdtype}", str(tmp_path / name),
-                        str(upstream / "repodata")], check=True, capture_output=True, timeout=60)
+        subprocess.run(
+            [
+                require_tool("modifyrepo_c", "createrepo-c"),
+                f"--mdtype={mdtype}",
+                str(tmp_path / name),
+                str(upstream / "repodata"),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
     assert hpcos(site, "sync") == 0
-    dnf = [require_tool("dnf", "dnf"), "--setopt=reposdir=/dev/null", f"--setopt=cachedir={tmp_path / 'c'}",
-           "--releasever=9", "-q", f"--repofrompath=d,{site.env_url('daily', BASE)}", "--repo", "d"]
-    group = subprocess.run([*dnf, "group", "info", "hpc-tools"], capture_output=True, text=True, timeout=120)
+    dnf = [
+        require_tool("dnf", "dnf"),
+        "--setopt=reposdir=/dev/null",
+        f"--setopt=cachedir={tmp_path / 'c'}",
+        "--releasever=9",
+        "-q",
+        f"--repofrompath=d,{site.env_url('daily', BASE)}",
+        "--repo",
+        "d",
+    ]
+    group = subprocess.run(
+        [*dnf, "group", "info", "hpc-tools"], capture_output=True, text=True, timeout=120
+    )
     assert "HPC tools" in group.stdout and "alpha" in group.stdout, group.stderr
-    advisory = subprocess.run([*dnf, "repoquery", "--advisory", "RLSA-2026:0001"],
-                              capture_output=True, text=True, timeout=120)
+    advisory = subprocess.run(
+        [*dnf, "repoquery", "--advisory", "RLSA-2026:0001"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert advisory.stdout.split() == ["alpha-0:1.0-1.noarch"], advisory.stderr

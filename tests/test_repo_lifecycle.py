@@ -70,8 +70,11 @@ def synced_and_published(site: RepoSite) -> RepoSite:
 def seen(site: RepoSite, env: str, cache: Path) -> dict[str, set[str]]:
     """What dnf sees through each repository of environment ``env``."""
     env_dir = site.store / "environments" / env
-    return {repo.name: repoquery(site.env_url(env, repo.name), cache / env / repo.name)
-            for repo in sorted(env_dir.iterdir()) if repo.is_dir()}
+    return {
+        repo.name: repoquery(site.env_url(env, repo.name), cache / env / repo.name)
+        for repo in sorted(env_dir.iterdir())
+        if repo.is_dir()
+    }
 
 
 def write_test_cluster(site: RepoSite) -> str:
@@ -82,12 +85,24 @@ def deployed(site: RepoSite, snapshot: str, profile_sha256: str) -> None:
     gate_fixtures.deployed(site.store, snapshot, profile_sha256)
 
 
-def run_results(path: Path, snapshot: str, outcome: str, run_id: str, night: int = 1, profile_sha256=None) -> Path:
-    results.RunResults(run_id=run_id, cluster="test", started=f"2026-11-{night:02d}T02:00:00+00:00",
-               finished=f"2026-11-{night:02d}T03:00:00+00:00", testing_snapshot=snapshot,
-               profile_sha256=profile_sha256,
-               results=[results.TestResult(test_id="integration_tests/test_mpi.py::test_pingpong", node="node001",
-                                   outcome=outcome)]).write(path)
+def run_results(
+    path: Path, snapshot: str, outcome: str, run_id: str, night: int = 1, profile_sha256=None
+) -> Path:
+    results.RunResults(
+        run_id=run_id,
+        cluster="test",
+        started=f"2026-11-{night:02d}T02:00:00+00:00",
+        finished=f"2026-11-{night:02d}T03:00:00+00:00",
+        testing_snapshot=snapshot,
+        profile_sha256=profile_sha256,
+        results=[
+            results.TestResult(
+                test_id="integration_tests/test_mpi.py::test_pingpong",
+                node="node001",
+                outcome=outcome,
+            )
+        ],
+    ).write(path)
     return path
 
 
@@ -133,7 +148,13 @@ def test_lifecycle_sync_publish_promote_diff_rollback(site, tmp_path, capsys):
     capsys.readouterr()
     assert hpcos(site, "status") == 0
     table = capsys.readouterr().out
-    for line in ("daily", "testing", "production", "published/hpc-overlay", "published/kernel-overlay"):
+    for line in (
+        "daily",
+        "testing",
+        "production",
+        "published/hpc-overlay",
+        "published/kernel-overlay",
+    ):
         assert line in table
     assert "nightly green" in table and "passed (1 results)" in table
 
@@ -162,7 +183,10 @@ def test_lifecycle_sync_publish_promote_diff_rollback(site, tmp_path, capsys):
     assert hpcos(site, "rollback", "testing", "--reason", "alpha 1.1 breaks the scheduler") == 0
     assert current(site, "testing") == testing_id
     assert seen(site, "testing", cache / "7") == testing1
-    log = [json.loads(line) for line in (site.store / "environments" / "testing.log").read_text().splitlines()]
+    log = [
+        json.loads(line)
+        for line in (site.store / "environments" / "testing.log").read_text().splitlines()
+    ]
     assert [r["action"] for r in log] == ["promote", "promote", "rollback"]
     assert log[-1]["snapshot"] == testing_id and log[-1]["previous"] == log[1]["snapshot"]
     assert log[-1]["reason"] == "alpha 1.1 breaks the scheduler" and log[-1]["user"]
@@ -192,7 +216,11 @@ def test_fastpath_puts_one_overlay_into_testing_and_production(site, tmp_path, c
     assert "not allowed the fast path" in capsys.readouterr().err
     assert hpcos(site, "fastpath", "kernel-overlay", "--reason", "CVE-2026-0001") == 0
     for env in ("testing", "production"):
-        assert seen(site, env, cache / env) == {**DAILY1, HPC: nevras(HPC_OVERLAY), KERNEL: nevras(KERNEL_V2)}
+        assert seen(site, env, cache / env) == {
+            **DAILY1,
+            HPC: nevras(HPC_OVERLAY),
+            KERNEL: nevras(KERNEL_V2),
+        }
         last = json.loads((site.store / "environments" / f"{env}.log").read_text().splitlines()[-1])
         assert last["action"] == "fastpath" and "CVE-2026-0001" in last["reason"]
 
@@ -234,7 +262,10 @@ def test_bad_input_gets_one_line_errors(site, tmp_path, capsys):
     assert hpcos(site, "status", "testing", "--id") == 2
     assert "points at nothing" in capsys.readouterr().err
     assert hpcos(site, "diff", "testing", "nosuch") == 2
-    assert "'testing' is neither an environment with a snapshot nor a snapshot id" in capsys.readouterr().err
+    assert (
+        "'testing' is neither an environment with a snapshot nor a snapshot id"
+        in capsys.readouterr().err
+    )
     assert hpcos(site, "sync", "--mirror", "nosuch") == 2
     assert "unknown mirror 'nosuch'; expected one of: base, tools" in capsys.readouterr().err
     assert hpcos(site, "promote", "daily", "production") == 2

@@ -20,19 +20,32 @@ def test_two_promotions_at_once_serialise(rpm_factory, tmp_path):  # noqa: F811
     # Hold the lock until both promotions say they are waiting for it, then let go.
     logs = [tmp_path / f"promote{i}.err" for i in range(2)]
     with store_lock(layout, "test holding the lock"):
-        procs = [subprocess.Popen([sys.executable, "-m", "hpcos.cli", *site.argv("promote", "daily", "testing",
-                                                                                 "--reason", f"run {i}")],
-                                  stdout=subprocess.DEVNULL, stderr=log.open("w"))
-                 for i, log in enumerate(logs)]
+        procs = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "hpcos.cli",
+                    *site.argv("promote", "daily", "testing", "--reason", f"run {i}"),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=log.open("w"),
+            )
+            for i, log in enumerate(logs)
+        ]
         deadline = time.monotonic() + 60
         while not all("waiting for test holding the lock" in log.read_text() for log in logs):
-            assert time.monotonic() < deadline and all(p.poll() is None for p in procs), \
-                [log.read_text() for log in logs]
+            assert time.monotonic() < deadline and all(p.poll() is None for p in procs), [
+                log.read_text() for log in logs
+            ]
             time.sleep(0.05)
     for p, log in zip(procs, logs, strict=True):
         assert p.wait(timeout=120) == 0, log.read_text()
     # Each promotion saw the other's result: the second's "previous" is the first's snapshot.
-    log = [json.loads(line) for line in (site.store / "environments" / "testing.log").read_text().splitlines()]
+    log = [
+        json.loads(line)
+        for line in (site.store / "environments" / "testing.log").read_text().splitlines()
+    ]
     assert [r["action"] for r in log] == ["promote", "promote"]
     assert log[0]["previous"] is None and log[1]["previous"] == log[0]["snapshot"]
     assert log[0]["snapshot"] != log[1]["snapshot"]
@@ -41,10 +54,21 @@ def test_two_promotions_at_once_serialise(rpm_factory, tmp_path):  # noqa: F811
 def test_no_wait_fails_at_once_naming_the_holder(rpm_factory, tmp_path, capsys):  # noqa: F811
     site = synced_and_published(make_site(rpm_factory, tmp_path))
     with store_lock(StoreLayout(site.store), "repo promote testing production"):
-        proc = subprocess.run([sys.executable, "-m", "hpcos.cli",
-                               *site.argv("promote", "daily", "testing", "--no-wait")],
-                              capture_output=True, text=True, timeout=60)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "hpcos.cli",
+                *site.argv("promote", "daily", "testing", "--no-wait"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     assert proc.returncode == 2
-    assert "locked by repo promote testing production (pid" in proc.stderr and "--no-wait" in proc.stderr
+    assert (
+        "locked by repo promote testing production (pid" in proc.stderr
+        and "--no-wait" in proc.stderr
+    )
     assert "Traceback" not in proc.stderr
     assert not (site.store / "environments" / "testing").exists()

@@ -29,8 +29,18 @@ def record(name, version, release="1", arch="noarch"):
 
 
 def test_diff_pairs_updates_per_name_and_arch():
-    old = [record("a", "1"), record("b", "1"), record("k", "5.14", "1", "x86_64"), record("k", "5.14", "2", "x86_64")]
-    new = [record("a", "2"), record("c", "1"), record("k", "5.14", "2", "x86_64"), record("k", "5.14", "3", "x86_64")]
+    old = [
+        record("a", "1"),
+        record("b", "1"),
+        record("k", "5.14", "1", "x86_64"),
+        record("k", "5.14", "2", "x86_64"),
+    ]
+    new = [
+        record("a", "2"),
+        record("c", "1"),
+        record("k", "5.14", "2", "x86_64"),
+        record("k", "5.14", "3", "x86_64"),
+    ]
     result = diff_packages(old, new)
     assert result.added == ["c-0:1-1.noarch"]
     assert result.removed == ["b-0:1-1.noarch"]
@@ -57,13 +67,19 @@ def test_pointer_history_rollback_and_recovery(tmp_path):
         log.write('{"action": "prom')
     Environments(layout).clean_leftovers()
     records = pointer.records()
-    assert records[-1].action == "recovered" and records[-1].snapshot == "s3" and records[-1].previous == "s2"
+    assert (
+        records[-1].action == "recovered"
+        and records[-1].snapshot == "s3"
+        and records[-1].previous == "s2"
+    )
     assert pointer.history() == ["s1", "s2", "s3"]
 
 
 @pytest.mark.parametrize("suffix", [".gz", ".xz", ".bz2", ".zst"])
 def test_primary_metadata_in_any_compression(rpm_factory, tmp_path, suffix):  # noqa: F811
-    repo = make_repo(rpm_factory, tmp_path / "repo", [Rpm("alpha", "1.0"), Rpm("gamma", "1.0", arch="x86_64")])
+    repo = make_repo(
+        rpm_factory, tmp_path / "repo", [Rpm("alpha", "1.0"), Rpm("gamma", "1.0", arch="x86_64")]
+    )
     gz_path = repodata.primary_location(repo)
     raw = gzip.decompress(gz_path.read_bytes())
     new_path = gz_path.with_name(gz_path.name.removesuffix(".gz") + suffix)
@@ -71,7 +87,9 @@ def test_primary_metadata_in_any_compression(rpm_factory, tmp_path, suffix):  # 
         zstd = require_tool("zstd", "zstd")
         subprocess.run([zstd, "-q", "-o", str(new_path), "-"], input=raw, check=True, timeout=60)
     else:
-        new_path.write_bytes({".gz": gzip.compress, ".xz": lzma.compress, ".bz2": bz2.compress}[suffix](raw))
+        new_path.write_bytes(
+            {".gz": gzip.compress, ".xz": lzma.compress, ".bz2": bz2.compress}[suffix](raw)
+        )
     repomd = repo / "repodata" / "repomd.xml"
     repomd.write_text(repomd.read_text().replace(gz_path.name, new_path.name))
     packages = repodata.read_packages(repo)
@@ -100,11 +118,16 @@ def test_checksum_verification_and_content_store(rpm_factory, tmp_path):  # noqa
 
 def test_a_run_without_results_does_not_open_the_gate(tmp_path):
     path = tmp_path / "results.json"
-    RunResults(run_id="empty", cluster="c", started="2026-11-26T02:00:00+00:00", testing_snapshot="s1").write(path)
+    RunResults(
+        run_id="empty", cluster="c", started="2026-11-26T02:00:00+00:00", testing_snapshot="s1"
+    ).write(path)
     layout = StoreLayout(tmp_path / "store")
     recorded = nightly.record_run(layout, path)
     assert not recorded.passed and recorded.outcome == "failed (no results)"
-    assert recorded.provenance == "imported" and "the harness recorded no run with this id" in recorded.verdict
+    assert (
+        recorded.provenance == "imported"
+        and "the harness recorded no run with this id" in recorded.verdict
+    )
     assert nightly.last_run_on(layout, "s1") == recorded
 
 
@@ -115,8 +138,13 @@ def test_two_runs_that_finish_in_the_same_second_keep_the_order_they_were_record
     ids = []
     for n in range(6):
         path = tmp_path / f"results-{n}.json"
-        RunResults(run_id=f"run-{n}", cluster="c", started="2026-11-26T02:00:00+00:00",
-                   finished="2026-11-26T02:00:01+00:00", testing_snapshot="s1").write(path)
+        RunResults(
+            run_id=f"run-{n}",
+            cluster="c",
+            started="2026-11-26T02:00:00+00:00",
+            finished="2026-11-26T02:00:01+00:00",
+            testing_snapshot="s1",
+        ).write(path)
         ids.append(nightly.record_run(layout, path).run_id)
     assert [r.run_id for r in nightly.runs_on(layout, "s1")] == ids
     assert nightly.last_run_on(layout, "s1").run_id == "run-5"

@@ -30,11 +30,18 @@ def test_timeout_kills_the_whole_process_tree(tmp_path):
 
 def test_output_and_exit_code_are_kept():
     result = run_process(["sh", "-c", "echo out; echo err >&2; exit 7"], timeout=10)
-    assert (result.exit_code, result.stdout, result.stderr, result.timed_out) == (7, "out\n", "err\n", False)
+    assert (result.exit_code, result.stdout, result.stderr, result.timed_out) == (
+        7,
+        "out\n",
+        "err\n",
+        False,
+    )
 
 
 def test_environment_is_added_to_the_callers():
-    result = run_process("echo $HPCOS_PROBE_VALUE:$PATH", timeout=10, env={"HPCOS_PROBE_VALUE": "x"})
+    result = run_process(
+        "echo $HPCOS_PROBE_VALUE:$PATH", timeout=10, env={"HPCOS_PROBE_VALUE": "x"}
+    )
     assert result.stdout.startswith("x:") and len(result.stdout) > 3
 
 
@@ -46,7 +53,9 @@ def test_a_missing_program_is_a_result_not_an_exception():
 
 def test_a_term_ignoring_process_is_killed(tmp_path):
     pid_file = tmp_path / "pid"
-    result = run_process(f"trap '' TERM; echo $$ > {pid_file}; while :; do sleep 0.1; done", timeout=0.3)
+    result = run_process(
+        f"trap '' TERM; echo $$ > {pid_file}; while :; do sleep 0.1; done", timeout=0.3
+    )
     assert result.timed_out
     assert not process_alive(int(pid_file.read_text()))
 
@@ -55,8 +64,13 @@ def test_lines_stream_as_they_come_and_go_to_the_log(tmp_path):
     seen: list[tuple[float, str]] = []
     started = time.monotonic()
     log = tmp_path / "logs" / "step.log"
-    result = run_process("echo first; sleep 1; echo second >&2", timeout=10, merge_stderr=True, log_file=log,
-                         on_line=lambda line: seen.append((time.monotonic() - started, line)))
+    result = run_process(
+        "echo first; sleep 1; echo second >&2",
+        timeout=10,
+        merge_stderr=True,
+        log_file=log,
+        on_line=lambda line: seen.append((time.monotonic() - started, line)),
+    )
     assert [line for _, line in seen] == ["first", "second"]
     assert seen[0][0] < seen[1][0] - 0.5, "the first line arrived only when the process ended"
     assert result.stdout == "first\nsecond\n" and result.stderr == ""
@@ -97,7 +111,10 @@ def test_an_interrupted_run_ends_the_command_and_what_it_started(tmp_path):
 
     def interrupt_once_started():
         deadline = time.monotonic() + 60
-        while not (pids.exists() and len(pids.read_text().split()) == 2) and time.monotonic() < deadline:
+        while (
+            not (pids.exists() and len(pids.read_text().split()) == 2)
+            and time.monotonic() < deadline
+        ):
             time.sleep(0.05)
         signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR1)
 

@@ -19,10 +19,12 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 TRACKER_PASSWORD = "tr4ck3r-Passw0rd-7Q"
 JENKINS_TOKEN = "j3nk1ns-T0ken-9Z"
-NETRC_PASSWORD = "n3trc-Passw0rd-4K"  # configured for the site's Jenkins host in ~/.netrc, not the environment
+NETRC_PASSWORD = (
+    "n3trc-Passw0rd-4K"  # configured for the site's Jenkins host in ~/.netrc, not the environment
+)
 OTHER_PASSWORD = "0ther-h0st-Pw-8M"  # ~/.netrc's password for a host hpcos is not configured for
 
-PRINTING_TESTS = '''
+PRINTING_TESTS = """
 import os
 import pytest
 
@@ -57,7 +59,7 @@ def test_in_process_print_of_the_environment(run):
     run("true")
     print(dict(os.environ))
     assert False, "tracker password is " + os.environ["HPCOS_TRACKER_PASSWORD"]
-'''
+"""
 
 
 def test_no_secret_in_console_results_junit_report_database_or_ticket(tmp_path):
@@ -70,28 +72,65 @@ def test_no_secret_in_console_results_junit_report_database_or_ticket(tmp_path):
     profile = yaml.safe_load((REPO / "integration_tests" / "clusters" / "local.yaml").read_text())
     (work / "cluster.yaml").write_text(yaml.safe_dump(profile))
     netrc = tmp_path / "netrc"
-    netrc.write_text(f"machine jenkins.example.org login hpcos password {NETRC_PASSWORD}\n"
-                     f"machine other.example.net login someone password {OTHER_PASSWORD}\n")
+    netrc.write_text(
+        f"machine jenkins.example.org login hpcos password {NETRC_PASSWORD}\n"
+        f"machine other.example.net login someone password {OTHER_PASSWORD}\n"
+    )
     netrc.chmod(0o600)
-    env = {**os.environ, "HPCOS_TRACKER_PASSWORD": TRACKER_PASSWORD, "HPCOS_JENKINS_TOKEN": JENKINS_TOKEN,
-           "HPCOS_TRACKER_USER": "hpcos", "PYTHONPATH": str(REPO), "COLUMNS": "200", "NETRC": str(netrc)}
+    env = {
+        **os.environ,
+        "HPCOS_TRACKER_PASSWORD": TRACKER_PASSWORD,
+        "HPCOS_JENKINS_TOKEN": JENKINS_TOKEN,
+        "HPCOS_TRACKER_USER": "hpcos",
+        "PYTHONPATH": str(REPO),
+        "COLUMNS": "200",
+        "NETRC": str(netrc),
+    }
     env.pop("PYTEST_ADDOPTS", None)
 
     def hpcos(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "hpcos.cli", "--specs", str(specs), "--store", str(store), *args],
-                              cwd=work, env=env, capture_output=True, text=True, timeout=300)
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "hpcos.cli",
+                "--specs",
+                str(specs),
+                "--store",
+                str(store),
+                *args,
+            ],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
 
     console = []
-    ran = hpcos("test", "--cluster", str(work / "cluster.yaml"), "--results", "results.json",
-                "--junitxml", "junit.xml", str(tests), "-p", "no:cacheprovider", "-rA")
+    ran = hpcos(
+        "test",
+        "--cluster",
+        str(work / "cluster.yaml"),
+        "--results",
+        "results.json",
+        "--junitxml",
+        "junit.xml",
+        str(tests),
+        "-p",
+        "no:cacheprovider",
+        "-rA",
+    )
     console.append(ran.stdout + ran.stderr)
     assert ran.returncode == 1, ran.stdout + ran.stderr
     assert "test_launched_command_sees_no_credentials" in ran.stdout and "1 passed" in ran.stdout
     assert "********" in ran.stdout, "the in-process print is masked, not dropped"
-    for step in (hpcos("report", "results.json", "-o", "report"),
-                 hpcos("perf", "record", "results.json"),
-                 hpcos("tickets", "file", "results.json", "--backend", "local"),
-                 hpcos("tickets", "list", "--all")):
+    for step in (
+        hpcos("report", "results.json", "-o", "report"),
+        hpcos("perf", "record", "results.json"),
+        hpcos("tickets", "file", "results.json", "--backend", "local"),
+        hpcos("tickets", "list", "--all"),
+    ):
         console.append(step.stdout + step.stderr)
         assert step.returncode in (0, 1), step.stderr
 
@@ -114,7 +153,12 @@ def test_jobs_update_never_prints_a_password_given_in_the_url(capsys, monkeypatc
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NETRC", "/nonexistent")
     url = f"http://admin:s3cr3t-in-url@127.0.0.1:{free_port()}/"
-    assert main(["--specs", str(REPO / "tests" / "data" / "specs_site"), "jobs", "update", "--url", url]) == 2
+    assert (
+        main(
+            ["--specs", str(REPO / "tests" / "data" / "specs_site"), "jobs", "update", "--url", url]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "s3cr3t-in-url" not in err and "Traceback" not in err
     assert f"cannot connect to Jenkins at http://127.0.0.1:{url.rsplit(':', 1)[1]}" in err

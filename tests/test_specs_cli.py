@@ -38,8 +38,14 @@ def broken_specs(repo_root, tmp_path) -> Path:
 def test_check_on_a_broken_tree_reports_every_error_one_line_each(broken_specs):
     """Run as the real command: exit 2, one `file:line: field: message` line per error, no traceback."""
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
-    proc = subprocess.run([sys.executable, "-m", "hpcos.cli", "--specs", str(broken_specs), "specs", "check"],
-                          capture_output=True, text=True, timeout=60, env=env, cwd=broken_specs.parent)
+    proc = subprocess.run(
+        [sys.executable, "-m", "hpcos.cli", "--specs", str(broken_specs), "specs", "check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=broken_specs.parent,
+    )
     assert proc.returncode == 2
     assert proc.stdout == ""
     assert "Traceback" not in proc.stderr
@@ -74,7 +80,9 @@ def sample(repo_root: Path, name: str):
     return sourced_yaml.load(repo_root / "overlay_specs" / name).data
 
 
-@pytest.mark.parametrize("name", ["kernel.yaml", "rdma-core.yaml", "ucx.yaml", "openmpi.yaml", "mpich.yaml"])
+@pytest.mark.parametrize(
+    "name", ["kernel.yaml", "rdma-core.yaml", "ucx.yaml", "openmpi.yaml", "mpich.yaml"]
+)
 def test_sample_packages_validate_against_the_package_schema(repo_root, capsys, name):
     schema = schema_of("package", capsys)
     jsonschema.Draft202012Validator.check_schema(schema)
@@ -93,8 +101,10 @@ def test_schema_rejects_a_typo_key_like_the_model_does(repo_root, capsys):
     package = sample(repo_root, "mpich.yaml")
     package["ownr"] = package.pop("owner")
     messages = sorted(e.message for e in validator.iter_errors(package))
-    assert messages == ["'owner' is a required property",
-                        "Additional properties are not allowed ('ownr' was unexpected)"]
+    assert messages == [
+        "'owner' is a required property",
+        "Additional properties are not allowed ('ownr' was unexpected)",
+    ]
 
     site_validator = jsonschema.Draft202012Validator(schema_of("site", capsys))
     site = sample(repo_root, "site.yaml")
@@ -108,12 +118,26 @@ def test_schema_carries_the_rules_an_editor_can_check(capsys):
     """Patterns and choices reach the schema, so an editor flags them while typing."""
     schema = schema_of("package", capsys)
     validator = jsonschema.Draft202012Validator(schema)
-    base = {"name": "mpich", "overlay": "hpc-overlay", "upstream": {"mirror": "appstream"},
-            "release_tag": ".hpc1", "targets": ["el9-x86_64"], "owner": "me", "tests": ["mpi"]}
+    base = {
+        "name": "mpich",
+        "overlay": "hpc-overlay",
+        "upstream": {"mirror": "appstream"},
+        "release_tag": ".hpc1",
+        "targets": ["el9-x86_64"],
+        "owner": "me",
+        "tests": ["mpi"],
+    }
     validator.validate(base)
-    for key, bad in [("release_tag", "hpc1"), ("name", "-mpich"), ("builder", "make"), ("tests", [])]:
+    for key, bad in [
+        ("release_tag", "hpc1"),
+        ("name", "-mpich"),
+        ("builder", "make"),
+        ("tests", []),
+    ]:
         assert list(validator.iter_errors(dict(base, **{key: bad}))), key
-    assert schema["properties"]["tests"]["description"].startswith("Integration tests (pytest -k expressions)")
+    assert schema["properties"]["tests"]["description"].startswith(
+        "Integration tests (pytest -k expressions)"
+    )
 
 
 def test_check_refuses_a_tests_expression_that_selects_no_test_of_the_suite(repo_root, tmp_path):
@@ -131,11 +155,25 @@ def test_check_refuses_a_tests_expression_that_selects_no_test_of_the_suite(repo
     bad = subprocess.run(argv, capture_output=True, text=True, timeout=300, env=env, cwd=repo_root)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     [line] = [x for x in bad.stderr.splitlines() if "mpich.yaml" in x]
-    assert line.startswith(f"{root / 'mpich.yaml'}:") or line.startswith("overlay_specs/mpich.yaml:"), line
-    assert "tests[1]: expected an expression that selects a test of the suite; 'mpi_rank_count' selects none of " \
-           "the" in line and "collected on profile example-test-cluster.yaml" in line, line
+    assert line.startswith(f"{root / 'mpich.yaml'}:") or line.startswith(
+        "overlay_specs/mpich.yaml:"
+    ), line
+    assert (
+        "tests[1]: expected an expression that selects a test of the suite; 'mpi_rank_count' selects none of "
+        "the"
+        in line
+        and "collected on profile example-test-cluster.yaml" in line
+    ), line
     # jobs render checks the same, so no job is rendered for a package the gate could never pass.
-    render = subprocess.run([*argv[:-2], "jobs", "render", "-o", str(tmp_path / "jobs")], capture_output=True,
-                            text=True, timeout=300, env=env, cwd=repo_root)
-    assert render.returncode == 2 and "'mpi_rank_count' selects none" in render.stderr, render.stderr
+    render = subprocess.run(
+        [*argv[:-2], "jobs", "render", "-o", str(tmp_path / "jobs")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=repo_root,
+    )
+    assert render.returncode == 2 and "'mpi_rank_count' selects none" in render.stderr, (
+        render.stderr
+    )
     assert not (tmp_path / "jobs").exists()

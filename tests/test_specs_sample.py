@@ -21,19 +21,37 @@ def test_sample_site_has_every_overlay_package(repo_root):
     assert sorted(spec_set.packages) == ["kernel", "mpich", "openmpi", "rdma-core", "ucx"]
     # The kernel sits alone in the fast-path overlay; everything else is in hpc-overlay.
     assert [p.name for p in spec_set.overlay_packages("kernel-overlay")] == ["kernel"]
-    assert sorted(p.name for p in spec_set.overlay_packages("hpc-overlay")) == ["mpich", "openmpi", "rdma-core",
-                                                                               "ucx"]
+    assert sorted(p.name for p in spec_set.overlay_packages("hpc-overlay")) == [
+        "mpich",
+        "openmpi",
+        "rdma-core",
+        "ucx",
+    ]
     for package in spec_set.packages.values():
-        assert package.patches and package.tests and package.owner and package.release_tag == ".hpc1"
+        assert (
+            package.patches and package.tests and package.owner and package.release_tag == ".hpc1"
+        )
         for patch in package.patches:
             assert spec_set.patch_path(package, patch).is_file()
 
 
 def test_sample_overlays_leave_the_base_mirror(repo_root):
     spec_set = load_specs(repo_root / "overlay_specs")
-    for binary in ["kernel", "kernel-core", "kernel-modules-extra", "perf", "bpftool", "rdma-core-devel",
-                   "libibverbs", "libibverbs-utils", "librdmacm-utils", "ibacm", "infiniband-diags",
-                   "ucx-ib", "mpich-devel"]:
+    for binary in [
+        "kernel",
+        "kernel-core",
+        "kernel-modules-extra",
+        "perf",
+        "bpftool",
+        "rdma-core-devel",
+        "libibverbs",
+        "libibverbs-utils",
+        "librdmacm-utils",
+        "ibacm",
+        "infiniband-diags",
+        "ucx-ib",
+        "mpich-devel",
+    ]:
         assert spec_set.is_excluded("baseos", binary), binary
     for binary in ["bash", "glibc", "kernel-firmware-tools-x", "perftest", "opensm"]:
         assert spec_set.is_excluded("baseos", binary) == binary.startswith("kernel-"), binary
@@ -47,16 +65,23 @@ def test_sample_patches_are_well_formed_unified_diffs(repo_root):
     patches = sorted((repo_root / "overlay_specs" / "patches").glob("*/*.patch"))
     assert len(patches) == 6
     for patch in patches:
-        proc = subprocess.run([git, "apply", "--numstat", str(patch)], capture_output=True, text=True, timeout=30)
+        proc = subprocess.run(
+            [git, "apply", "--numstat", str(patch)], capture_output=True, text=True, timeout=30
+        )
         assert proc.returncode == 0, f"{patch.name}: {proc.stderr}"
         added, removed, path = proc.stdout.split("\t")
         assert int(added) + int(removed) > 0 and path.strip()
         head = patch.read_text().splitlines()
-        assert head[0].startswith("From ") and head[1].startswith("From: ") and head[3].startswith("Subject: ")
+        assert (
+            head[0].startswith("From ")
+            and head[1].startswith("From: ")
+            and head[3].startswith("Subject: ")
+        )
 
 
 def test_urls_expand_per_target(repo_root):
     spec_set = load_specs(repo_root / "overlay_specs")
     assert spec_set.expand(spec_set.site.mirrors["baseos"].url, "el9-aarch64") == (
-        "https://dl.rockylinux.org/pub/rocky/9/BaseOS/aarch64/os/")
+        "https://dl.rockylinux.org/pub/rocky/9/BaseOS/aarch64/os/"
+    )
     assert spec_set.expand("/srv/{target}/{release}", "el8-x86_64") == "/srv/el8-x86_64/8"

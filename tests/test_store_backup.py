@@ -19,7 +19,15 @@ import time
 from pathlib import Path
 
 import pytest
-from support.rpm_repo_fixtures import BASE_DAY2, HPC_OVERLAY, KERNEL_V1, RpmFactory, make_site, nevras, repoquery
+from support.rpm_repo_fixtures import (
+    BASE_DAY2,
+    HPC_OVERLAY,
+    KERNEL_V1,
+    RpmFactory,
+    make_site,
+    nevras,
+    repoquery,
+)
 
 from hpcos.core import failpoints
 
@@ -32,8 +40,13 @@ def rpm_factory(tmp_path_factory) -> RpmFactory:
 
 
 def hpcos(specs: Path, store: Path, *args: str, env=None) -> subprocess.CompletedProcess:
-    return subprocess.run([HPCOS, "--specs", str(specs), "--store", str(store), *args], capture_output=True,
-                          text=True, timeout=300, env=env)
+    return subprocess.run(
+        [HPCOS, "--specs", str(specs), "--store", str(store), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
 
 
 def ok(done: subprocess.CompletedProcess) -> str:
@@ -59,10 +72,25 @@ def test_restore_of_a_backup_taken_during_a_promotion_gives_a_working_store(rpm_
     ok(hpcos(specs, store, "repo", "sync"))
 
     # A promotion stopped, holding the store lock, between its journal and its switch.
-    promotion = subprocess.Popen([HPCOS, "--specs", str(specs), "--store", str(store), "repo", "promote",
-                                  "daily", "testing", "--reason", "second"],
-                                 env={**os.environ, **failpoints.enable("switch:journaled")},
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    promotion = subprocess.Popen(
+        [
+            HPCOS,
+            "--specs",
+            str(specs),
+            "--store",
+            str(store),
+            "repo",
+            "promote",
+            "daily",
+            "testing",
+            "--reason",
+            "second",
+        ],
+        env={**os.environ, **failpoints.enable("switch:journaled")},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     backups = tmp_path / "backups"
     backup = None
     try:
@@ -71,8 +99,12 @@ def test_restore_of_a_backup_taken_during_a_promotion_gives_a_working_store(rpm_
             assert promotion.poll() is None and time.monotonic() < deadline, promotion.communicate()
             time.sleep(0.05)
         assert (store / "environments" / ".switches.json").exists()
-        backup = subprocess.Popen([HPCOS, "--specs", str(specs), "--store", str(store), "store", "backup",
-                                   str(backups)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        backup = subprocess.Popen(
+            [HPCOS, "--specs", str(specs), "--store", str(store), "store", "backup", str(backups)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         waiting = backup.stderr.readline()
         assert "waiting for repo promote daily testing" in waiting, waiting
         assert not list(backups.glob("*.tar")), "no archive while the promotion holds the lock"
@@ -90,11 +122,18 @@ def test_restore_of_a_backup_taken_during_a_promotion_gives_a_working_store(rpm_
     with tarfile.open(backups / manifest["archive"]) as tar:
         rpms = [m for m in tar.getmembers() if m.name.endswith(".rpm")]
     assert [m for m in rpms if m.islnk()] and len([m for m in rpms if m.isfile()]) == len(
-        {p.stat().st_ino for p in store.rglob("*.rpm") if p.is_file() and "downloads" not in p.parts})
+        {
+            p.stat().st_ino
+            for p in store.rglob("*.rpm")
+            if p.is_file() and "downloads" not in p.parts
+        }
+    )
 
     restored = tmp_path / "restored"
     assert "restored" in ok(hpcos(specs, restored, "store", "restore", str(backups)))
-    assert not (restored / "environments" / ".switches.json").exists(), "the backup waited for the switch"
+    assert not (restored / "environments" / ".switches.json").exists(), (
+        "the backup waited for the switch"
+    )
 
     original = json.loads(ok(hpcos(specs, store, "repo", "status", "--json")))
     again = json.loads(ok(hpcos(specs, restored, "repo", "status", "--json")))
@@ -105,14 +144,28 @@ def test_restore_of_a_backup_taken_during_a_promotion_gives_a_working_store(rpm_
     assert json.loads(diff)["repositories"], "daily and testing differ by the overlays"
     ok(hpcos(specs, restored, "tickets", "list"))
     ok(hpcos(specs, restored, "repo", "rollback", "testing", "--reason", "after restore"))
-    ok(hpcos(specs, restored, "repo", "promote", "daily", "testing", "--reason", "promoted in the restored store"))
+    ok(
+        hpcos(
+            specs,
+            restored,
+            "repo",
+            "promote",
+            "daily",
+            "testing",
+            "--reason",
+            "promoted in the restored store",
+        )
+    )
     testing = restored / "environments" / "testing"
     hpc = repoquery(f"file://{testing}/hpc-overlay-el9-x86_64", tmp_path / "dnf-cache")
     assert hpc == nevras(HPC_OVERLAY)
     # The restored snapshots still share one copy of each RPM with the content store.
     assert all(p.stat().st_nlink >= 2 for p in (restored / "snapshots").rglob("*.rpm"))
     # The original store was not touched by any of it.
-    assert json.loads(ok(hpcos(specs, store, "repo", "status", "--json")))["pointers"] == original["pointers"]
+    assert (
+        json.loads(ok(hpcos(specs, store, "repo", "status", "--json")))["pointers"]
+        == original["pointers"]
+    )
 
 
 def test_restore_refuses_a_store_that_is_not_empty_and_a_damaged_backup(rpm_factory, tmp_path):
@@ -121,7 +174,11 @@ def test_restore_refuses_a_store_that_is_not_empty_and_a_damaged_backup(rpm_fact
     backups = tmp_path / "backups"
     ok(hpcos(site.specs, site.store, "store", "backup", str(backups)))
     refused = hpcos(site.specs, site.store, "store", "restore", str(backups))
-    assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "is not empty" in refused.stderr
+    assert (
+        refused.returncode == 2
+        and refused.stderr.count("\n") == 1
+        and "is not empty" in refused.stderr
+    )
     inside = hpcos(site.specs, site.store, "store", "backup", str(site.store / "b"))
     assert inside.returncode == 2 and "inside the store" in inside.stderr
     archive = next(backups.glob("*.tar"))

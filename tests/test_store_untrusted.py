@@ -31,8 +31,9 @@ SPECS = REPO / "tests" / "data" / "specs_site"
 
 def snapshot(layout: StoreLayout, snapshot_id: str) -> None:
     (layout.snapshots / snapshot_id).mkdir(parents=True)
-    (layout.snapshots / snapshot_id / META).write_text(json.dumps(
-        {"id": snapshot_id, "kind": "daily", "created": 1.0, "entries": {}}))
+    (layout.snapshots / snapshot_id / META).write_text(
+        json.dumps({"id": snapshot_id, "kind": "daily", "created": 1.0, "entries": {}})
+    )
 
 
 @pytest.fixture
@@ -46,14 +47,34 @@ def store(tmp_path) -> StoreLayout:
 
 
 def record(snapshot_id: str = "snap-2", **changes) -> dict:
-    return {"action": "promote", "snapshot": snapshot_id, "previous": "snap-1", "user": "mallory",
-            "time": "2026-12-01T00:00:00+00:00", "reason": "", "forced": False, "build_url": None, **changes}
+    return {
+        "action": "promote",
+        "snapshot": snapshot_id,
+        "previous": "snap-1",
+        "user": "mallory",
+        "time": "2026-12-01T00:00:00+00:00",
+        "reason": "",
+        "forced": False,
+        "build_url": None,
+        **changes,
+    }
 
 
 def rollback(layout: StoreLayout) -> int:
     """A store-changing run (it completes the journal under the store lock first)."""
-    return main(["--specs", str(SPECS), "--store", str(layout.root), "repo", "rollback", "testing",
-                 "--reason", "test"])
+    return main(
+        [
+            "--specs",
+            str(SPECS),
+            "--store",
+            str(layout.root),
+            "repo",
+            "rollback",
+            "testing",
+            "--reason",
+            "test",
+        ]
+    )
 
 
 def quarantined(layout: StoreLayout) -> list[str]:
@@ -65,7 +86,9 @@ def test_a_journal_naming_a_folder_outside_the_store_touches_nothing_there(store
     outside.mkdir()
     (outside / "victim").write_text("precious")
     journal = store.environments / JOURNAL
-    journal.write_text(json.dumps([{"directory": str(outside), "name": "victim", "record": record()}]))
+    journal.write_text(
+        json.dumps([{"directory": str(outside), "name": "victim", "record": record()}])
+    )
     rollback(store)
     assert (outside / "victim").read_text() == "precious" and not (outside / "victim").is_symlink()
     assert sorted(p.name for p in outside.iterdir()) == ["victim"], "no .log written beside it"
@@ -75,17 +98,29 @@ def test_a_journal_naming_a_folder_outside_the_store_touches_nothing_there(store
     assert "names a folder that holds no pointers of this store" in line and "moved to" in line
 
 
-@pytest.mark.parametrize("entry, why", [
-    ({"directory": "", "name": "testing", "record": record("../../outside")}, "a snapshot id that is not one"),
-    ({"directory": "", "name": "testing", "record": record(previous="../x")}, "a snapshot id that is not one"),
-    ({"directory": "", "name": "../../x", "record": record()}, "not a pointer name"),
-    ({"directory": "", "name": "testing.log", "record": record()}, "not a pointer name"),
-    ({"directory": "../..", "name": "testing", "record": record()}, "names a folder"),
-    ({"directory": "", "name": "testing", "record": record(action="rm -rf")}, "unknown action"),
-    ({"directory": "", "name": "testing", "record": record(extra=1)}, "unknown field"),
-    ({"directory": "", "name": "testing", "record": {**record(), "forced": "yes"}}, "wrong type"),
-    ({"directory": "", "name": "testing"}, "not a switch"),
-])
+@pytest.mark.parametrize(
+    "entry, why",
+    [
+        (
+            {"directory": "", "name": "testing", "record": record("../../outside")},
+            "a snapshot id that is not one",
+        ),
+        (
+            {"directory": "", "name": "testing", "record": record(previous="../x")},
+            "a snapshot id that is not one",
+        ),
+        ({"directory": "", "name": "../../x", "record": record()}, "not a pointer name"),
+        ({"directory": "", "name": "testing.log", "record": record()}, "not a pointer name"),
+        ({"directory": "../..", "name": "testing", "record": record()}, "names a folder"),
+        ({"directory": "", "name": "testing", "record": record(action="rm -rf")}, "unknown action"),
+        ({"directory": "", "name": "testing", "record": record(extra=1)}, "unknown field"),
+        (
+            {"directory": "", "name": "testing", "record": {**record(), "forced": "yes"}},
+            "wrong type",
+        ),
+        ({"directory": "", "name": "testing"}, "not a switch"),
+    ],
+)
 def test_a_forged_journal_entry_is_quarantined_and_testing_stays(store, caplog, entry, why):
     (store.environments / JOURNAL).write_text(json.dumps([entry]))
     Environments(store).clean_leftovers()
@@ -97,7 +132,9 @@ def test_a_forged_journal_entry_is_quarantined_and_testing_stays(store, caplog, 
     assert len(lines) == 1 and why in lines[0] and "moved to" in lines[0]
 
 
-@pytest.mark.parametrize("content", ["", "{", "[1, 2]", '{"a": 1}', "\x00" * 10, "[" * 100000 + "]" * 100000])
+@pytest.mark.parametrize(
+    "content", ["", "{", "[1, 2]", '{"a": 1}', "\x00" * 10, "[" * 100000 + "]" * 100000]
+)
 def test_a_damaged_journal_is_quarantined_and_the_store_goes_on(store, caplog, content):
     (store.environments / JOURNAL).write_text(content)
     assert Environments(store).clean_leftovers() == []
@@ -120,8 +157,9 @@ def test_a_journal_that_is_a_symlink_or_a_directory_is_quarantined(store, tmp_pa
 def test_the_journal_hpcos_writes_is_still_completed(store):
     """The real thing still works: a journal of a killed switch is completed forward."""
     envs = Environments(store)
-    (store.environments / JOURNAL).write_text(json.dumps(
-        [{"directory": "", "name": "testing", "record": record()}]))
+    (store.environments / JOURNAL).write_text(
+        json.dumps([{"directory": "", "name": "testing", "record": record()}])
+    )
     done = envs.clean_leftovers()
     assert [(p.name, r.snapshot) for p, r in done] == [("testing", "snap-2")]
     assert envs.environment("testing").current() == "snap-2" and not quarantined(store)
@@ -142,8 +180,19 @@ def test_records_and_pointers_that_lead_outside_are_not_followed(store, tmp_path
     victim = tmp_path / "victim.txt"
     victim.write_text("precious\n")
     (store.environments / "production.log").symlink_to(victim)
-    assert main(["--specs", str(SPECS), "--store", str(store.root), "repo", "rollback", "testing",
-                 "--reason", "x"]) in (0, 2)
+    assert main(
+        [
+            "--specs",
+            str(SPECS),
+            "--store",
+            str(store.root),
+            "repo",
+            "rollback",
+            "testing",
+            "--reason",
+            "x",
+        ]
+    ) in (0, 2)
     assert victim.read_text() == "precious\n"
 
 
@@ -156,7 +205,10 @@ def test_symlinked_store_folders_are_refused(tmp_path, capsys):
         (store / folder).symlink_to(elsewhere)
         assert main(["--specs", str(SPECS), "--store", str(store), "repo", "status"]) == 2
         err = capsys.readouterr().err
-        assert err.count("\n") == 1 and f"{store / folder}: a store folder must not be a symbolic link" in err
+        assert (
+            err.count("\n") == 1
+            and f"{store / folder}: a store folder must not be a symbolic link" in err
+        )
         (store / folder).unlink()
     for bad in ("/proc", "/proc/self", "/dev/zero", "/sys/kernel"):
         assert main(["--specs", str(SPECS), "--store", bad, "repo", "status"]) == 2
@@ -178,16 +230,26 @@ def test_bad_nightly_and_deployment_records_are_quarantined(store, capsys):
 
 # --- the ticket queue ----------------------------------------------------------------------------
 
+
 def action(run_id: str = "run-1") -> Action:
-    return Action(kind="report", key="k" * 16, test_id="integration_tests/test_mpi.py::test_pingpong",
-                  run_id=run_id, day="2026-12-01", summary="pingpong fails on node01", description="d")
+    return Action(
+        kind="report",
+        key="k" * 16,
+        test_id="integration_tests/test_mpi.py::test_pingpong",
+        run_id=run_id,
+        day="2026-12-01",
+        summary="pingpong fails on node01",
+        description="d",
+    )
 
 
 def poison(queue_dir: Path, tmp_path: Path) -> list[str]:
     """One of each kind of file that is not a queued action."""
     (queue_dir / "0-bad.json").write_text("{")
     (queue_dir / "1-empty.json").write_text("")
-    (queue_dir / "2-unknown.json").write_text(json.dumps({**asdict(action("x")), "shell": "rm -rf /"}))
+    (queue_dir / "2-unknown.json").write_text(
+        json.dumps({**asdict(action("x")), "shell": "rm -rf /"})
+    )
     (queue_dir / "3-wrongtype.json").write_text(json.dumps({**asdict(action("x")), "close": "no"}))
     (queue_dir / "4-dir.json").mkdir()
     secret = tmp_path / "secret.json"
@@ -210,9 +272,18 @@ def test_a_poisoned_queue_is_quarantined_and_the_rest_is_filed(tmp_path, capsys,
         assert main([*argv, "flush"]) == 0
     else:
         results = tmp_path / "results.json"
-        results.write_text(json.dumps({
-            "schema_version": 1, "run_id": "run-2", "cluster": "local", "started": "2026-12-02T02:00:00+00:00",
-            "finished": "2026-12-02T03:00:00+00:00", "results": []}))
+        results.write_text(
+            json.dumps(
+                {
+                    "schema_version": 1,
+                    "run_id": "run-2",
+                    "cluster": "local",
+                    "started": "2026-12-02T02:00:00+00:00",
+                    "finished": "2026-12-02T03:00:00+00:00",
+                    "results": [],
+                }
+            )
+        )
         assert main([*argv, "file", str(results)]) == 0
     err = capsys.readouterr().err
     assert "Traceback" not in err
@@ -221,7 +292,9 @@ def test_a_poisoned_queue_is_quarantined_and_the_rest_is_filed(tmp_path, capsys,
     moved = quarantined(layout)
     assert all(any(name in m for m in moved) for name in bad)
     assert (tmp_path / "secret.json").exists(), "the link went to quarantine, not its target"
-    assert not list(layout.ticket_queue.glob("*.json")), "the good action was sent, the bad ones moved"
+    assert not list(layout.ticket_queue.glob("*.json")), (
+        "the good action was sent, the bad ones moved"
+    )
     assert main([*argv, "list", "--json"]) == 0
     listed = capsys.readouterr().out
     assert "pingpong fails on node01" in listed and "from-outside" not in listed
@@ -232,12 +305,15 @@ def test_a_poisoned_queue_is_quarantined_and_the_rest_is_filed(tmp_path, capsys,
 PASSWORD = "Pw-9zQ'x7"
 
 
-@pytest.mark.parametrize("netrc", [
-    f"machine jenkins.example.org login hpcos password {PASSWORD} bogus\n",
-    f"machine jenkins.example.org login hpcos password \"{PASSWORD}\n",
-    f"machine jenkins.example.org login hpcos\npassword {PASSWORD} macdef\n",
-    f"default login x password {PASSWORD} machine\n",
-])
+@pytest.mark.parametrize(
+    "netrc",
+    [
+        f"machine jenkins.example.org login hpcos password {PASSWORD} bogus\n",
+        f'machine jenkins.example.org login hpcos password "{PASSWORD}\n',
+        f"machine jenkins.example.org login hpcos\npassword {PASSWORD} macdef\n",
+        f"default login x password {PASSWORD} machine\n",
+    ],
+)
 def test_a_broken_netrc_never_prints_a_password(tmp_path, capsys, monkeypatch, netrc):
     path = tmp_path / "netrc"
     path.write_text(netrc)
@@ -252,15 +328,18 @@ def test_a_broken_netrc_never_prints_a_password(tmp_path, capsys, monkeypatch, n
         assert fragment not in err
 
 
-@pytest.mark.parametrize("url, why", [
-    ("admin:S3cr3t-PW@host:9", "needs a scheme"),
-    ("http://admin:S3cr3t-PW@host:99999/", "port out of range"),
-    ("http://admin:S3cr3t-PW@host:x/", "port could not be cast"),
-    ("http://admin:S3cr3t-PW@[::1:9/", "invalid ipv6 url"),
-    ("http://admin:S3cr3t-PW@/", "names no host"),
-    ("http://admin:S3cr3t-PW@host/\x1b[2J", "control characters"),
-    ("ftp://admin:S3cr3t-PW@host/", "needs a scheme"),
-])
+@pytest.mark.parametrize(
+    "url, why",
+    [
+        ("admin:S3cr3t-PW@host:9", "needs a scheme"),
+        ("http://admin:S3cr3t-PW@host:99999/", "port out of range"),
+        ("http://admin:S3cr3t-PW@host:x/", "port could not be cast"),
+        ("http://admin:S3cr3t-PW@[::1:9/", "invalid ipv6 url"),
+        ("http://admin:S3cr3t-PW@/", "names no host"),
+        ("http://admin:S3cr3t-PW@host/\x1b[2J", "control characters"),
+        ("ftp://admin:S3cr3t-PW@host/", "needs a scheme"),
+    ],
+)
 def test_a_bad_url_is_one_line_with_its_password_masked(capsys, monkeypatch, url, why):
     monkeypatch.setenv("NETRC", "/nonexistent")
     assert main(["--specs", str(SPECS), "jobs", "update", "--url", url]) == 2
@@ -273,9 +352,11 @@ def test_every_netrc_password_is_masked_whatever_its_host(tmp_path, monkeypatch)
     from hpcos.site import Site
 
     path = tmp_path / "netrc"
-    path.write_text("machine jenkins.example.org login a password first-PW\n"
-                    "machine unrelated.example.net login b password 'second PW'\n"
-                    "default login c password third-PW\n")
+    path.write_text(
+        "machine jenkins.example.org login a password first-PW\n"
+        "machine unrelated.example.net login b password 'second PW'\n"
+        "default login c password third-PW\n"
+    )
     path.chmod(0o600)
     site = Site.from_options(SPECS, tmp_path / "store", {"NETRC": str(path), "HOME": str(tmp_path)})
     assert {"first-PW", "second PW", "third-PW"} <= set(site.secrets)
@@ -291,7 +372,9 @@ def test_launched_commands_get_a_home_without_credentials(tmp_path, monkeypatch)
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("NETRC", str(home / ".netrc"))
     monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
-    done = runner.run('cat ~/.netrc "$NETRC"; echo "HOME=$HOME"', timeout=30, base_env=launch_environment())
+    done = runner.run(
+        'cat ~/.netrc "$NETRC"; echo "HOME=$HOME"', timeout=30, base_env=launch_environment()
+    )
     assert "home-PW" not in done.output
     assert re.search(r"HOME=\S+/hpcos/launch-home", done.stdout)
     assert not os.listdir(launch_environment()["HOME"])

@@ -32,8 +32,14 @@ def launch(binary) -> CommandResult:
     env = {**os.environ, **ROOT_OK, "OMPI_MCA_btl": "self"}
     started = time.monotonic()
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=LAUNCH_TIMEOUT)
-    return CommandResult("localhost", " ".join(argv), done.returncode, done.stdout, done.stderr,
-                         time.monotonic() - started)
+    return CommandResult(
+        "localhost",
+        " ".join(argv),
+        done.returncode,
+        done.stdout,
+        done.stderr,
+        time.monotonic() - started,
+    )
 
 
 def test_every_btl_self_launch_gets_the_same_fingerprint(pingpong):
@@ -41,25 +47,41 @@ def test_every_btl_self_launch_gets_the_same_fingerprint(pingpong):
     launches = [launch(pingpong["openmpi"]) for _ in range(LAUNCHES)]
     assert all(not result.ok for result in launches)
     # As the harness records them, each launch standing for one node of a 24-node night.
-    results = [TestResult(TEST_ID, f"node{i:03d}", "failed", failure_class="error", mpi="openmpi",
-                          message=mpi_errors.explain(result), command=result.command)
-               for i, result in enumerate(launches, 1)]
-    noise_first = sum(r.stderr.lstrip().startswith("[") and "ORTE_ERROR_LOG" in r.stderr.splitlines()[0]
-                      for r in launches)
+    results = [
+        TestResult(
+            TEST_ID,
+            f"node{i:03d}",
+            "failed",
+            failure_class="error",
+            mpi="openmpi",
+            message=mpi_errors.explain(result),
+            command=result.command,
+        )
+        for i, result in enumerate(launches, 1)
+    ]
+    noise_first = sum(
+        r.stderr.lstrip().startswith("[") and "ORTE_ERROR_LOG" in r.stderr.splitlines()[0]
+        for r in launches
+    )
     explained = [r for r in results if "unable to reach each other" in r.message]
-    print(f"{LAUNCHES} launches: {noise_first} printed ORTE_ERROR_LOG first, "
-          f"{LAUNCHES - len(explained)} lost the explanation")
+    print(
+        f"{LAUNCHES} launches: {noise_first} printed ORTE_ERROR_LOG first, "
+        f"{LAUNCHES - len(explained)} lost the explanation"
+    )
     assert explained, "no launch printed Open MPI's explanation at all"
 
     # Every launch that says why has one fingerprint, whatever came first; none is "a buffer bug".
     keys = {fingerprint(r.test_id, r.failure_class, r.message, r.mpi).key for r in explained}
     assert len(keys) == 1
-    assert {choose(r.message).line for r in explained} == \
-        {"At least one pair of MPI processes are unable to reach each other for MPI communications"}
+    assert {choose(r.message).line for r in explained} == {
+        "At least one pair of MPI processes are unable to reach each other for MPI communications"
+    }
     # The launches that lost it carry no cause of their own and join their siblings' cause.
     night = RunResults("real-mpi", "local", "2026-11-26T02:00:00+00:00", results=results)
     assert len({fp.key for _, fp, _, _ in assign(night)}) == 1
     [group] = group_failures(night)
     assert len(group.results) == LAUNCHES
-    assert content.summary(group) == ("[openmpi] test_pingpong[openmpi] fails on node[001-024]: At least one pair of "
-                                      "MPI processes are unable to reach each other for MPI communications")
+    assert content.summary(group) == (
+        "[openmpi] test_pingpong[openmpi] fails on node[001-024]: At least one pair of "
+        "MPI processes are unable to reach each other for MPI communications"
+    )

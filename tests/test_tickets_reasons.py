@@ -16,23 +16,37 @@ from hpcos.tickets.grouping import group_failures
 from hpcos.tickets.reasons import NOISE, SIGNATURES, choose, classify
 
 DATA = Path(__file__).parent / "data" / "mpi_errors"
-UNREACHABLE = "At least one pair of MPI processes are unable to reach each other for MPI communications"
+UNREACHABLE = (
+    "At least one pair of MPI processes are unable to reach each other for MPI communications"
+)
 
 
 def harness_message(stderr: str, node: str = "node001") -> str:
     """The failure text the harness records for a failed mpirun (integration_tests/test_osu.py)."""
-    return mpi_errors.explain(CommandResult(node, "mpirun.openmpi -np 2 ./pingpong", 1, "", stderr, 0.6))
+    return mpi_errors.explain(
+        CommandResult(node, "mpirun.openmpi -np 2 ./pingpong", 1, "", stderr, 0.6)
+    )
 
 
-@pytest.mark.parametrize("capture", ["openmpi_btl_self.stderr", "openmpi_btl_self_noise_first.stderr",
-                                     "openmpi_btl_self_noise_after.stderr"])
+@pytest.mark.parametrize(
+    "capture",
+    [
+        "openmpi_btl_self.stderr",
+        "openmpi_btl_self_noise_first.stderr",
+        "openmpi_btl_self_noise_after.stderr",
+    ],
+)
 def test_open_mpi_show_help_noise_never_hides_the_cause(capture):
     """Captured here: OMPI_MCA_btl=self mpirun, with the show_help.c relay errors before, after or not at all."""
     stderr = (DATA / capture).read_text()
     reason = choose(harness_message(stderr))
     assert (reason.line, reason.family, reason.specific) == (UNREACHABLE, "openmpi", True)
-    assert fingerprint("t::a", "error", harness_message(stderr)).key == \
-        fingerprint("t::b", "error", harness_message((DATA / "openmpi_btl_self.stderr").read_text(), "cn9")).key
+    assert (
+        fingerprint("t::a", "error", harness_message(stderr)).key
+        == fingerprint(
+            "t::b", "error", harness_message((DATA / "openmpi_btl_self.stderr").read_text(), "cn9")
+        ).key
+    )
 
 
 def test_noise_only_output_is_generic_not_a_buffer_bug():
@@ -43,31 +57,59 @@ def test_noise_only_output_is_generic_not_a_buffer_bug():
 
 def test_noise_only_launch_joins_the_cause_its_siblings_print():
     """One night, one test on 6 nodes: Open MPI lost the help text on two of them."""
-    stderr = {"full": (DATA / "openmpi_btl_self.stderr").read_text(),
-              "first": (DATA / "openmpi_btl_self_noise_first.stderr").read_text(),
-              "only": (DATA / "openmpi_btl_self_noise_only.stderr").read_text()}
+    stderr = {
+        "full": (DATA / "openmpi_btl_self.stderr").read_text(),
+        "first": (DATA / "openmpi_btl_self_noise_first.stderr").read_text(),
+        "only": (DATA / "openmpi_btl_self_noise_only.stderr").read_text(),
+    }
     kinds = ["full", "only", "first", "full", "only", "first"]
-    results = [TestResult("integration_tests/test_mpi.py::test_pingpong[openmpi]", f"node00{i}", "failed",
-                          failure_class="error", message=harness_message(stderr[kind], f"node00{i}"), mpi="openmpi")
-               for i, kind in enumerate(kinds, 1)]
+    results = [
+        TestResult(
+            "integration_tests/test_mpi.py::test_pingpong[openmpi]",
+            f"node00{i}",
+            "failed",
+            failure_class="error",
+            message=harness_message(stderr[kind], f"node00{i}"),
+            mpi="openmpi",
+        )
+        for i, kind in enumerate(kinds, 1)
+    ]
     [group] = group_failures(RunResults("n1", "c", "2026-11-26T02:00:00+00:00", results=results))
     assert str(group.nodes) == "node[001-006]" and content.reason(group) == UNREACHABLE
 
 
-@pytest.mark.parametrize(("text", "family", "specific"), [
-    ((DATA / "mpich_abort.stderr").read_text(), "mpich", True),
-    ("Fatal error in PMPI_Init: Other MPI error, error stack:\nMPIR_Init_thread(586): ...", "mpich", True),
-    (IBV_MISSING, "infiniband", True),
-    ("slurmstepd: error: *** JOB 81234 ON cn0123 CANCELLED AT 2026-11-26T02:13:07 DUE TO TIME LIMIT ***\n"
-     "srun: Job step aborted: Waiting up to 32 seconds for job step to finish.", "slurm", True),
-    ("srun: error: cn01: task 0: Exited with exit code 1\nsrun: launch/slurm: _step_signal: Terminating StepId=9.0",
-     "slurm", False),
-    ("kernel: Out of memory: Killed process 4242 (pingpong) total-vm:81234kB", "kernel", True),
-    ("E   AssertionError: rank count 1, expected 2\nE   assert 1 == 2", "assertion", True),
-    ("E   AssertionError\nE   assert False", "assertion", False),
-    ("exit code 1 on cn01: ./probe\n--- stderr\nBAD TERMINATION OF ONE OF YOUR APPLICATION PROCESSES",
-     "generic", False),
-])
+@pytest.mark.parametrize(
+    ("text", "family", "specific"),
+    [
+        ((DATA / "mpich_abort.stderr").read_text(), "mpich", True),
+        (
+            "Fatal error in PMPI_Init: Other MPI error, error stack:\nMPIR_Init_thread(586): ...",
+            "mpich",
+            True,
+        ),
+        (IBV_MISSING, "infiniband", True),
+        (
+            "slurmstepd: error: *** JOB 81234 ON cn0123 CANCELLED AT 2026-11-26T02:13:07 DUE TO TIME LIMIT ***\n"
+            "srun: Job step aborted: Waiting up to 32 seconds for job step to finish.",
+            "slurm",
+            True,
+        ),
+        (
+            "srun: error: cn01: task 0: Exited with exit code 1\n"
+            "srun: launch/slurm: _step_signal: Terminating StepId=9.0",
+            "slurm",
+            False,
+        ),
+        ("kernel: Out of memory: Killed process 4242 (pingpong) total-vm:81234kB", "kernel", True),
+        ("E   AssertionError: rank count 1, expected 2\nE   assert 1 == 2", "assertion", True),
+        ("E   AssertionError\nE   assert False", "assertion", False),
+        (
+            "exit code 1 on cn01: ./probe\n--- stderr\nBAD TERMINATION OF ONE OF YOUR APPLICATION PROCESSES",
+            "generic",
+            False,
+        ),
+    ],
+)
 def test_signature_table_picks_the_informative_line(text, family, specific):
     reason = choose(text)
     assert (reason.family, reason.specific) == (family, specific), reason
@@ -76,7 +118,7 @@ def test_signature_table_picks_the_informative_line(text, family, specific):
 def test_every_noise_row_is_noise_and_no_signature_is_shadowed():
     samples = {
         r"ORTE_ERROR_LOG": "[[4390,0],0] ORTE_ERROR_LOG: Data unpack would read past end of buffer in file "
-                           "../../../orte/util/show_help.c at line 501",
+        "../../../orte/util/show_help.c at line 501",
         r"help message": "1 more process has sent help message help-mca-bml-r2.txt / unreachable proc",
         r"BAD TERMINATION": "=   BAD TERMINATION OF ONE OF YOUR APPLICATION PROCESSES",
         r"_step_signal": "srun: launch/slurm: _step_signal: Terminating StepId=4242.0",
@@ -90,10 +132,23 @@ def four_tests_one_cause(stacks=("openmpi",), count=16) -> RunResults:
     stderr = (DATA / "openmpi_btl_self.stderr").read_text()
     results = []
     for stack in stacks:
-        for test in ("test_pingpong", "test_allreduce", "test_osu[osu_latency]", "test_osu[osu_bw]"):
+        for test in (
+            "test_pingpong",
+            "test_allreduce",
+            "test_osu[osu_latency]",
+            "test_osu[osu_bw]",
+        ):
             for node in nodes(count):
-                results.append(TestResult(f"integration_tests/test_mpi.py::{test}[{stack}]", node, "failed",
-                                          failure_class="error", message=harness_message(stderr, node), mpi=stack))
+                results.append(
+                    TestResult(
+                        f"integration_tests/test_mpi.py::{test}[{stack}]",
+                        node,
+                        "failed",
+                        failure_class="error",
+                        message=harness_message(stderr, node),
+                        mpi=stack,
+                    )
+                )
     return RunResults("n1", "c", "2026-11-26T02:00:00+00:00", results=results)
 
 
@@ -107,19 +162,35 @@ def test_one_cause_over_four_tests_is_one_group_and_one_readable_summary():
 
 def test_generic_failures_of_one_test_on_two_stacks_stay_apart_and_name_their_mpi():
     message = "exit code 1 on {node}: mpirun -np 2 ./pingpong\n--- stderr\npingpong: wrong answer"
-    results = [TestResult("integration_tests/test_mpi.py::test_pingpong", node, "failed", failure_class="error",
-                          message=message.format(node=node), mpi=stack)
-               for stack in ("openmpi", "mpich") for node in nodes(2)]
+    results = [
+        TestResult(
+            "integration_tests/test_mpi.py::test_pingpong",
+            node,
+            "failed",
+            failure_class="error",
+            message=message.format(node=node),
+            mpi=stack,
+        )
+        for stack in ("openmpi", "mpich")
+        for node in nodes(2)
+    ]
     night = RunResults("n1", "c", "2026-11-26T02:00:00+00:00", results=results)
     groups = group_failures(night)
     assert sorted(content.summary(g).split()[0] for g in groups) == ["[mpich]", "[openmpi]"]
-    assert sorted(content.reproduce_command(g, night).split()[-1] for g in groups) == ["mpich", "openmpi"]
+    assert sorted(content.reproduce_command(g, night).split()[-1] for g in groups) == [
+        "mpich",
+        "openmpi",
+    ]
 
 
 def test_a_line_no_table_knows_groups_across_tests_but_not_across_stacks():
     message = "pingpong: checksum mismatch after 8 bytes"
-    results = [TestResult(f"t::{test}", node, "failed", failure_class="error", message=message, mpi=stack)
-               for test in ("a", "b") for stack in ("openmpi", "mpich") for node in nodes(2)]
+    results = [
+        TestResult(f"t::{test}", node, "failed", failure_class="error", message=message, mpi=stack)
+        for test in ("a", "b")
+        for stack in ("openmpi", "mpich")
+        for node in nodes(2)
+    ]
     groups = group_failures(RunResults("n1", "c", "2026-11-26T02:00:00+00:00", results=results))
     assert sorted((g.stacks, len(g.tests)) for g in groups) == [(["mpich"], 2), (["openmpi"], 2)]
 
@@ -131,8 +202,9 @@ def test_performance_regressions_of_one_stack_group_by_stack_and_class():
         result.test_id = "integration_tests/test_osu.py::test_osu[osu_latency][openmpi]"
     night.results += other.results
     [group] = group_failures(night)
-    assert content.summary(group) == ("[openmpi] 2 MPI tests regress on node[001-002]: "
-                                      "latency outside the profile's reference")
+    assert content.summary(group) == (
+        "[openmpi] 2 MPI tests regress on node[001-002]: latency outside the profile's reference"
+    )
 
 
 def test_summary_is_cut_at_a_word_boundary():
@@ -146,38 +218,47 @@ def test_summary_is_cut_at_a_word_boundary():
     assert full.startswith(kept) and full[len(kept)] == " "  # a whole word, then the cut
 
 
-HOSTILE = ("}}}\n[[Image(http://evil.example/x.png)]] [http://evil.example click]\n{{{\n```\n<script>x</script>"
-           "\n{noformat}\n!http://evil.example/x.png!\n</pre><img src=x>")
+HOSTILE = (
+    "}}}\n[[Image(http://evil.example/x.png)]] [http://evil.example click]\n{{{\n```\n<script>x</script>"
+    "\n{noformat}\n!http://evil.example/x.png!\n</pre><img src=x>"
+)
 
 
 @pytest.mark.parametrize("markup", ["trac", "markdown", "jira", "textile", "plain"])
 def test_node_output_cannot_leave_its_block(markup):
     text = content.quote_block(HOSTILE, markup)
     if markup == "trac":
-        body = text[len("{{{\n"):-len("\n}}}")]
+        body = text[len("{{{\n") : -len("\n}}}")]
         assert "}}}" not in body and "{{{" not in body
     elif markup == "markdown":
         fence = text.split("\n", 1)[0].removesuffix("text")
-        assert len(fence) >= 4 and fence not in text[len(fence):-len(fence)]
+        assert len(fence) >= 4 and fence not in text[len(fence) : -len(fence)]
     elif markup == "jira":
         assert text.count("{noformat}") == 2
     elif markup == "textile":
-        assert "</pre>" not in text[:-len("</pre>")] and "<img" not in text and "<script>" not in text
+        assert (
+            "</pre>" not in text[: -len("</pre>")] and "<img" not in text and "<script>" not in text
+        )
     else:
         assert all(line.startswith("    ") for line in text.splitlines())
     inline = content.quote_inline("node[001-002]`}}} [[Image(x)]] *bold*", markup)
-    expected = {"trac": "{{{node[001-002]`}\u200b}} [[Image(x)]] *bold*}}}",
-                "markdown": "``node[001-002]`}}} [[Image(x)]] *bold*``",
-                "jira": "{{node\\[001\\-002\\]`\\}\\}\\} \\[\\[Image(x)\\]\\] \\*bold\\*}}",
-                "textile": "<code>node[001-002]`}}} [[Image(x)]] *bold*</code>",
-                "plain": "node[001-002]`}}} [[Image(x)]] *bold*"}
+    expected = {
+        "trac": "{{{node[001-002]`}\u200b}} [[Image(x)]] *bold*}}}",
+        "markdown": "``node[001-002]`}}} [[Image(x)]] *bold*``",
+        "jira": "{{node\\[001\\-002\\]`\\}\\}\\} \\[\\[Image(x)\\]\\] \\*bold\\*}}",
+        "textile": "<code>node[001-002]`}}} [[Image(x)]] *bold*</code>",
+        "plain": "node[001-002]`}}} [[Image(x)]] *bold*",
+    }
     assert inline == expected[markup]
 
 
 def test_terminal_control_sequences_are_stripped_by_tickets_show():
     from hpcos.cli.tickets import printable
 
-    assert printable("ok\x1b[2J\x1b]0;pwned\x07 \x1b[31mred\x1b[0m\r\nnext\tcol\x9b1A") == "ok red\nnext\tcol"
+    assert (
+        printable("ok\x1b[2J\x1b]0;pwned\x07 \x1b[31mred\x1b[0m\r\nnext\tcol\x9b1A")
+        == "ok red\nnext\tcol"
+    )
 
 
 def test_reasons_of_a_night_are_listed_in_the_description():
@@ -195,22 +276,44 @@ def test_either_open_mpi_help_message_names_the_same_cause():
     first_block_end = full.index(rule, full.index(rule) + 1) + len(rule) + 1
     second_only = full[first_block_end:]
     assert "unable to reach each other" not in second_only and "MPI_INIT has failed" in second_only
-    assert fingerprint("t::a", "error", harness_message(second_only)).key == \
-        fingerprint("t::b", "error", harness_message(full)).key
+    assert (
+        fingerprint("t::a", "error", harness_message(second_only)).key
+        == fingerprint("t::b", "error", harness_message(full)).key
+    )
 
 
 def test_noise_only_launch_joins_its_own_librarys_cause_not_another_cause_of_the_test():
     test_id = "integration_tests/test_mpi.py::test_pingpong[openmpi]"
-    stderr = {"full": (DATA / "openmpi_btl_self.stderr").read_text(),
-              "only": (DATA / "openmpi_btl_self_noise_only.stderr").read_text()}
-    messages = [harness_message(stderr["full"], "n1"), IBV_MISSING, IBV_MISSING, IBV_MISSING,
-                harness_message(stderr["only"], "n5")]
-    results = [TestResult(test_id, f"n{i}", "failed", failure_class="error", message=m, mpi="openmpi")
-               for i, m in enumerate(messages, 1)]
+    stderr = {
+        "full": (DATA / "openmpi_btl_self.stderr").read_text(),
+        "only": (DATA / "openmpi_btl_self_noise_only.stderr").read_text(),
+    }
+    messages = [
+        harness_message(stderr["full"], "n1"),
+        IBV_MISSING,
+        IBV_MISSING,
+        IBV_MISSING,
+        harness_message(stderr["only"], "n5"),
+    ]
+    results = [
+        TestResult(test_id, f"n{i}", "failed", failure_class="error", message=m, mpi="openmpi")
+        for i, m in enumerate(messages, 1)
+    ]
     groups = group_failures(RunResults("n1", "c", "2026-11-26T02:00:00+00:00", results=results))
     assert sorted((content.reason(g), str(g.nodes)) for g in groups) == [
-        (UNREACHABLE, "n[1,5]"), ("Failed to get IB devices list: Function not implemented", "n[2-4]")]
+        (UNREACHABLE, "n[1,5]"),
+        ("Failed to get IB devices list: Function not implemented", "n[2-4]"),
+    ]
     # A bare "exit code 1" without any MPI noise joins nothing.
-    bare = TestResult(test_id, "n6", "failed", failure_class="error", message="exit code 1 on n6: ./x", mpi="openmpi")
-    groups = group_failures(RunResults("n1", "c", "2026-11-26T02:00:00+00:00", results=[*results, bare]))
+    bare = TestResult(
+        test_id,
+        "n6",
+        "failed",
+        failure_class="error",
+        message="exit code 1 on n6: ./x",
+        mpi="openmpi",
+    )
+    groups = group_failures(
+        RunResults("n1", "c", "2026-11-26T02:00:00+00:00", results=[*results, bare])
+    )
     assert len(groups) == 3

@@ -10,7 +10,14 @@ from contextlib import closing
 
 import pytest
 import requests
-from support.tracker_doubles.runs import IBV_MISSING, OPENMPI_UNREACHABLE, SRUN_FAILED, nodes, run, site_with_tracker
+from support.tracker_doubles.runs import (
+    IBV_MISSING,
+    OPENMPI_UNREACHABLE,
+    SRUN_FAILED,
+    nodes,
+    run,
+    site_with_tracker,
+)
 
 from hpcos.site.credentials import Credentials, RedactingFilter
 from hpcos.site.specs import Tracker
@@ -23,31 +30,51 @@ pytest_plugins = ["pytester"]
 
 
 def backend(tracd) -> TracTracker:
-    return TracTracker(TracWebTransport(tracd.url, tracd.user, tracd.password, timeout=30), tracd.url)
+    return TracTracker(
+        TracWebTransport(tracd.url, tracd.user, tracd.password, timeout=30), tracd.url
+    )
 
 
 def trac_tickets(tracd, key: str) -> list[dict[str, str]]:
     """What Trac itself says, through an anonymous CSV query (independent of the backend under test)."""
-    response = requests.get(f"{tracd.url}/query", timeout=30, params=[
-        ("fingerprint", key), ("format", "csv"), ("col", "id"), ("col", "status"), ("col", "summary"),
-        ("col", "resolution"), ("max", "0")])
+    response = requests.get(
+        f"{tracd.url}/query",
+        timeout=30,
+        params=[
+            ("fingerprint", key),
+            ("format", "csv"),
+            ("col", "id"),
+            ("col", "status"),
+            ("col", "summary"),
+            ("col", "resolution"),
+            ("max", "0"),
+        ],
+    )
     return list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
 
 
 def ticket_text(tracd, ticket_id: str) -> str:
     """The ticket's description and comments exactly as Trac stored them (its own database)."""
     with closing(sqlite3.connect(tracd.env / "db" / "trac.db")) as db:
-        [(description,)] = db.execute("SELECT description FROM ticket WHERE id = ?", (int(ticket_id),))
-        comments = [row[0] for row in db.execute(
-            "SELECT newvalue FROM ticket_change WHERE ticket = ? AND field = 'comment' ORDER BY time",
-            (int(ticket_id),))]
+        [(description,)] = db.execute(
+            "SELECT description FROM ticket WHERE id = ?", (int(ticket_id),)
+        )
+        comments = [
+            row[0]
+            for row in db.execute(
+                "SELECT newvalue FROM ticket_change WHERE ticket = ? AND field = 'comment' ORDER BY time",
+                (int(ticket_id),),
+            )
+        ]
     return "\n".join([description, *comments])
 
 
 class Night:
     def __init__(self, tmp_path, tracker, **spec):
         self.tracker = tracker
-        self.spec = Tracker(backend="trac", url="http://unused", **{"close_after_passing_runs": 2, **spec})
+        self.spec = Tracker(
+            backend="trac", url="http://unused", **{"close_after_passing_runs": 2, **spec}
+        )
         self.state = TicketState(tmp_path / "state.sqlite")
         self.queue = TicketQueue(tmp_path / "queue")
 
@@ -58,14 +85,21 @@ class Night:
 def test_nights_one_ticket_comment_close_after_passing_and_reopen(tracd, tmp_path):
     test_id = "integration_tests/test_mpi.py::test_pingpong[openmpi]"
     night = Night(tmp_path, backend(tracd))
-    decided, out = night(run("night-1", {test_id: (OPENMPI_UNREACHABLE, nodes(300))},
-                             build_url="https://jenkins.example.org/job/hpcos/job/nightly/101/"))
+    decided, out = night(
+        run(
+            "night-1",
+            {test_id: (OPENMPI_UNREACHABLE, nodes(300))},
+            build_url="https://jenkins.example.org/job/hpcos/job/nightly/101/",
+        )
+    )
     key = decided.actions[0].key
     [ticket] = trac_tickets(tracd, key)
     assert out.done == [f"#{ticket['id']}: created"]
     assert ticket["Status"] == "new"
-    assert ticket["Summary"] == ("[openmpi] test_pingpong[openmpi] fails on node[001-300]: At least one pair "
-                                 "of MPI processes are unable to reach each other for MPI communications")
+    assert ticket["Summary"] == (
+        "[openmpi] test_pingpong[openmpi] fails on node[001-300]: At least one pair "
+        "of MPI processes are unable to reach each other for MPI communications"
+    )
     text = ticket_text(tracd, ticket["id"])
     assert " * Nodes (300): `node[001-300]`\n" in text
     assert f"  300  openmpi   node[001-300]  {test_id}" in text
@@ -75,13 +109,17 @@ def test_nights_one_ticket_comment_close_after_passing_and_reopen(tracd, tmp_pat
     _, out = night(run("night-2", {test_id: (OPENMPI_UNREACHABLE, nodes(120)[60:])}))
     assert out.done == [f"#{ticket['id']}: commented"]
     assert len(trac_tickets(tracd, key)) == 1
-    assert "Seen again in run `night-2` on 60 node(s), 1 test(s):\n\n * Nodes (60): `node[061-120]`" in \
-        ticket_text(tracd, ticket["id"])
+    assert (
+        "Seen again in run `night-2` on 60 node(s), 1 test(s):\n\n * Nodes (60): `node[061-120]`"
+        in ticket_text(tracd, ticket["id"])
+    )
 
     for n in (3, 4):
         _, out = night(run(f"night-{n}", {}, passing={test_id: nodes(300)}))
     assert out.done == [f"#{ticket['id']}: closed after passing runs"]
-    assert [(t["Status"], t["Resolution"]) for t in trac_tickets(tracd, key)] == [("closed", "fixed")]
+    assert [(t["Status"], t["Resolution"]) for t in trac_tickets(tracd, key)] == [
+        ("closed", "fixed")
+    ]
 
     _, out = night(run("night-5", {test_id: (OPENMPI_UNREACHABLE, ["node042"])}))
     assert out.done == [f"#{ticket['id']}: reopened"]
@@ -92,7 +130,9 @@ class StopsMidway(TracTracker):
     """Stops the real tracd right after the second ticket is created (the outage hits mid-run)."""
 
     def __init__(self, tracd):
-        super().__init__(TracWebTransport(tracd.url, tracd.user, tracd.password, timeout=30), tracd.url)
+        super().__init__(
+            TracWebTransport(tracd.url, tracd.user, tracd.password, timeout=30), tracd.url
+        )
         self.tracd = tracd
         self.created = 0
 
@@ -105,7 +145,9 @@ class StopsMidway(TracTracker):
 
 
 def test_tracd_stopped_mid_filing_queues_and_flush_files_each_exactly_once(tracd, tmp_path):
-    failing = {f"integration_tests/test_outage.py::test_{i}": (SRUN_FAILED, nodes(20)) for i in range(5)}
+    failing = {
+        f"integration_tests/test_outage.py::test_{i}": (SRUN_FAILED, nodes(20)) for i in range(5)
+    }
     night = Night(tmp_path, StopsMidway(tracd))
     try:
         decided, out = night(run("outage-1", failing))
@@ -152,9 +194,14 @@ def test_mid_air_collision_is_retried_with_a_fresh_view_time(tracd):
 
 def test_password_never_reaches_tickets_logs_or_queue(tracd, tmp_path, caplog):
     credentials = Credentials(tracd.user, tracd.password)
-    leaky = (f"curl -u {tracd.user}:{tracd.password} failed\n" + IBV_MISSING)
-    failing = {"integration_tests/test_ib.py::test_leaky": (leaky, nodes(3)),  # two causes: two tickets
-               "integration_tests/test_ib.py::test_leaky2": (leaky.replace(IBV_MISSING, SRUN_FAILED), nodes(2))}
+    leaky = f"curl -u {tracd.user}:{tracd.password} failed\n" + IBV_MISSING
+    failing = {
+        "integration_tests/test_ib.py::test_leaky": (leaky, nodes(3)),  # two causes: two tickets
+        "integration_tests/test_ib.py::test_leaky2": (
+            leaky.replace(IBV_MISSING, SRUN_FAILED),
+            nodes(2),
+        ),
+    }
     logger = logging.getLogger("hpcos.tickets")
     redacting = RedactingFilter(credentials.secrets)
     logger.addFilter(redacting)
@@ -173,7 +220,9 @@ def test_password_never_reaches_tickets_logs_or_queue(tracd, tmp_path, caplog):
     queued = [p.read_text() for p in (tmp_path / "queue").glob("*.json")]
     assert len(queued) == 1 and "********" in queued[0]
     flush(backend(tracd), night.state, night.spec, night.queue)
-    texts = [ticket_text(tracd, t["id"]) for a in decided.actions for t in trac_tickets(tracd, a.key)]
+    texts = [
+        ticket_text(tracd, t["id"]) for a in decided.actions for t in trac_tickets(tracd, a.key)
+    ]
     assert len(texts) == 2 and all("curl -u hpcos-bot:********" in text for text in texts)
     assert caplog.records and "********" in caplog.text
     for text in [*texts, *queued, caplog.text]:
@@ -187,7 +236,9 @@ def test_a_trac_without_the_custom_field_is_refused_not_answered_with_every_tick
     plain = backend(tracd)
     plain.create("someone else's ticket", "body", "hpcos-v1-stranger0000000")
     misconfigured = TracTracker(plain.transport, tracd.url, field="fingerprint_typo")
-    with pytest.raises(TrackerError, match=r"no ticket field 'fingerprint_typo': add `fingerprint_typo = text`"):
+    with pytest.raises(
+        TrackerError, match=r"no ticket field 'fingerprint_typo': add `fingerprint_typo = text`"
+    ):
         misconfigured.find("hpcos-v1-stranger0000000")
 
 
@@ -202,15 +253,22 @@ def pytest_sessionfinish(session):
 """
 
 
-def test_site_on_trac_end_to_end_plugin_queues_while_down_and_cli_flushes(tracd, tmp_path, pytester, monkeypatch,
-                                                                           repo_root, capsys):
+def test_site_on_trac_end_to_end_plugin_queues_while_down_and_cli_flushes(
+    tracd, tmp_path, pytester, monkeypatch, repo_root, capsys
+):
     """site.yaml names the real Trac; the nightly session ends while tracd is down, so the plugin
     queues; `hpcos tickets flush` sends once tracd is back; the next night only comments."""
     from hpcos.cli import main
 
-    specs = site_with_tracker(tmp_path, repo_root, {"backend": "trac", "url": tracd.url, "timeout": 30})
-    for name, value in {"HPCOS_SPECS": str(specs), "HPCOS_STORE": str(tmp_path / "store"),
-                        "HPCOS_TRACKER_USER": tracd.user, "HPCOS_TRACKER_PASSWORD": tracd.password}.items():
+    specs = site_with_tracker(
+        tmp_path, repo_root, {"backend": "trac", "url": tracd.url, "timeout": 30}
+    )
+    for name, value in {
+        "HPCOS_SPECS": str(specs),
+        "HPCOS_STORE": str(tmp_path / "store"),
+        "HPCOS_TRACKER_USER": tracd.user,
+        "HPCOS_TRACKER_PASSWORD": tracd.password,
+    }.items():
         monkeypatch.setenv(name, value)
     test_id = "integration_tests/test_ib.py::test_hca_present[e2e]"
     night1 = tmp_path / "night1.json"
@@ -227,7 +285,9 @@ def test_site_on_trac_end_to_end_plugin_queues_while_down_and_cli_flushes(tracd,
     finally:
         tracd.start()
     assert result.ret == 0
-    result.stdout.fnmatch_lines([f"hpcos tickets (trac): nothing sent, 1 queued (unreachable: Trac at {tracd.url} *"])
+    result.stdout.fnmatch_lines(
+        [f"hpcos tickets (trac): nothing sent, 1 queued (unreachable: Trac at {tracd.url} *"]
+    )
     queued = list((tmp_path / "store" / "tickets" / "queue").glob("*.json"))
     assert len(queued) == 1 and tracd.password not in queued[0].read_text()
 
@@ -236,14 +296,19 @@ def test_site_on_trac_end_to_end_plugin_queues_while_down_and_cli_flushes(tracd,
     monkeypatch.setenv("COLUMNS", "250")
     assert main(["tickets", "list"]) == 0
     listing = capsys.readouterr()
-    assert "test_hca_present[e2e]" in listing.out and "queued, waiting for the tracker: 0" in listing.err
+    assert (
+        "test_hca_present[e2e]" in listing.out
+        and "queued, waiting for the tracker: 0" in listing.err
+    )
     night2 = tmp_path / "night2.json"
     run("e2e-2", {test_id: (e2e_cause, nodes(8, "cn", 4))}).write(night2)
     monkeypatch.setenv("HPCOS_TEST_RUN", str(night2))
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.stdout.fnmatch_lines(["hpcos tickets (trac): 1 commented"])
     with closing(sqlite3.connect(tracd.env / "db" / "trac.db")) as db:
-        tickets = db.execute("SELECT id FROM ticket WHERE summary LIKE ?", ("%test_hca_present[e2e]%",)).fetchall()
+        tickets = db.execute(
+            "SELECT id FROM ticket WHERE summary LIKE ?", ("%test_hca_present[e2e]%",)
+        ).fetchall()
     [(ticket_id,)] = tickets
     text = ticket_text(tracd, str(ticket_id))
     assert " * Nodes (64): `cn[0001-0064]`" in text and " * Nodes (8): `cn[0001-0008]`" in text
@@ -253,8 +318,12 @@ def test_site_on_trac_end_to_end_plugin_queues_while_down_and_cli_flushes(tracd,
 def test_wrong_password_is_a_clear_error_that_does_not_quote_it(tracd):
     from hpcos.tickets.backends import TrackerError, TrackerUnavailable
 
-    wrong = TracTracker(TracWebTransport(tracd.url, tracd.user, "not-the-password", timeout=30), tracd.url)
-    with pytest.raises(TrackerError, match=r"refused /login \(401\): check HPCOS_TRACKER_USER") as raised:
+    wrong = TracTracker(
+        TracWebTransport(tracd.url, tracd.user, "not-the-password", timeout=30), tracd.url
+    )
+    with pytest.raises(
+        TrackerError, match=r"refused /login \(401\): check HPCOS_TRACKER_USER"
+    ) as raised:
         wrong.find("hpcos-v1-0000000000000000")
     assert not isinstance(raised.value, TrackerUnavailable)  # not worth queueing as "down"
     assert "not-the-password" not in str(raised.value)

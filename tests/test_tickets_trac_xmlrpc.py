@@ -29,8 +29,12 @@ def double():
 
 
 def backend_for(double, tmp_path):
-    spec = Tracker(backend="trac", url=double.url, trac_transport="xmlrpc", close_after_passing_runs=1)
-    credentials = resolve("tracker", spec.url, {"HPCOS_TRACKER_USER": USER, "HPCOS_TRACKER_PASSWORD": PASSWORD})
+    spec = Tracker(
+        backend="trac", url=double.url, trac_transport="xmlrpc", close_after_passing_runs=1
+    )
+    credentials = resolve(
+        "tracker", spec.url, {"HPCOS_TRACKER_USER": USER, "HPCOS_TRACKER_PASSWORD": PASSWORD}
+    )
     return spec, open_backend(spec, tmp_path, credentials)
 
 
@@ -51,7 +55,9 @@ def test_lifecycle_over_xmlrpc_with_digest_auth(double, tmp_path):
     assert (double.tickets[1]["status"], double.tickets[1]["resolution"]) == ("closed", "fixed")
     assert night(run("n4", {HCA: (IBV_MISSING, nodes(1))})) == ["#1: reopened"]
     assert double.tickets[1]["status"] == "reopened" and len(double.tickets) == 1
-    assert all(r.headers.get("authorization", "").startswith("Digest ") for r in double.requests[1:])
+    assert all(
+        r.headers.get("authorization", "").startswith("Digest ") for r in double.requests[1:]
+    )
 
 
 def test_stale_ts_is_a_mid_air_collision_and_is_retried(double, tmp_path):

@@ -40,24 +40,51 @@ def jira():
 
 def bugzilla():
     double = BugzillaDouble(TOKEN).start()
-    return double, {"backend": "bugzilla", "url": double.url, "project": "HPC cluster", "component": "nightly"}
+    return double, {
+        "backend": "bugzilla",
+        "url": double.url,
+        "project": "HPC cluster",
+        "component": "nightly",
+    }
 
 
 def redmine():
     double = RedmineDouble(TOKEN, field_id=7).start()
-    return double, {"backend": "redmine", "url": double.url, "project": "hpc", "fingerprint_field": "7"}
+    return double, {
+        "backend": "redmine",
+        "url": double.url,
+        "project": "hpc",
+        "fingerprint_field": "7",
+    }
 
 
-DOUBLES = {"github": github, "gitlab": gitlab, "jira": jira, "bugzilla": bugzilla, "redmine": redmine}
-CLOSED = {"github": "closed", "gitlab": "closed", "jira": "Done", "bugzilla": "RESOLVED", "redmine": "Closed"}
+DOUBLES = {
+    "github": github,
+    "gitlab": gitlab,
+    "jira": jira,
+    "bugzilla": bugzilla,
+    "redmine": redmine,
+}
+CLOSED = {
+    "github": "closed",
+    "gitlab": "closed",
+    "jira": "Done",
+    "bugzilla": "RESOLVED",
+    "redmine": "Closed",
+}
 
 
 @pytest.fixture(params=sorted(DOUBLES))
 def tracker(request, tmp_path):
     double, spec = DOUBLES[request.param]()
     spec = Tracker(**spec, close_after_passing_runs=2, timeout=30)
-    backend = open_backend(spec, tmp_path, resolve("tracker", spec.url, {"HPCOS_TRACKER_USER": "hpcos-bot",
-                                                              "HPCOS_TRACKER_TOKEN": TOKEN}))
+    backend = open_backend(
+        spec,
+        tmp_path,
+        resolve(
+            "tracker", spec.url, {"HPCOS_TRACKER_USER": "hpcos-bot", "HPCOS_TRACKER_TOKEN": TOKEN}
+        ),
+    )
     yield double, spec, backend
     double.stop()
 
@@ -70,20 +97,34 @@ def nights(tmp_path, spec, backend):
 def test_one_ticket_comment_close_after_passing_reopen(tracker, tmp_path):
     double, spec, backend = tracker
     night = nights(tmp_path, spec, backend)
-    out = night(run("night-1", {PINGPONG: (OPENMPI_UNREACHABLE, nodes(50))},
-                    build_url="https://jenkins.example.org/job/nightly/7/"))
+    out = night(
+        run(
+            "night-1",
+            {PINGPONG: (OPENMPI_UNREACHABLE, nodes(50))},
+            build_url="https://jenkins.example.org/job/nightly/7/",
+        )
+    )
     [ticket_id] = [line.split(":")[0].lstrip("#") for line in out.done]
     assert out.done == [f"#{ticket_id}: created"]
     description = double.ticket_texts(ticket_id)[0]
-    assert "node[001-050]" in description and "https://jenkins.example.org/job/nightly/7/" in description
-    assert night(run("night-2", {PINGPONG: (OPENMPI_UNREACHABLE, nodes(5))})).done == [f"#{ticket_id}: commented"]
+    assert (
+        "node[001-050]" in description
+        and "https://jenkins.example.org/job/nightly/7/" in description
+    )
+    assert night(run("night-2", {PINGPONG: (OPENMPI_UNREACHABLE, nodes(5))})).done == [
+        f"#{ticket_id}: commented"
+    ]
     comment = double.ticket_texts(ticket_id)[-1]
     assert "Seen again in run " in comment and "night" in comment and "on 5 node(s)" in comment
     assert "node[001-005]" in comment.replace("\\", "")  # Jira escapes brackets in inline code
     night(run("night-3", {}, passing={PINGPONG: nodes(50)}))
-    assert night(run("night-4", {}, passing={PINGPONG: nodes(50)})).done == [f"#{ticket_id}: closed after passing runs"]
+    assert night(run("night-4", {}, passing={PINGPONG: nodes(50)})).done == [
+        f"#{ticket_id}: closed after passing runs"
+    ]
     assert double.states() == [CLOSED[spec.backend]]
-    assert night(run("night-5", {PINGPONG: (OPENMPI_UNREACHABLE, ["node009"])})).done == [f"#{ticket_id}: reopened"]
+    assert night(run("night-5", {PINGPONG: (OPENMPI_UNREACHABLE, ["node009"])})).done == [
+        f"#{ticket_id}: reopened"
+    ]
     assert len(double.states()) == 1 and double.states() != ["closed"]
     assert all(TOKEN not in text for text in double.ticket_texts(ticket_id))
     # The token travels only in the authentication header or parameter, never in what is sent as content.
@@ -93,8 +134,10 @@ def test_one_ticket_comment_close_after_passing_reopen(tracker, tmp_path):
 def test_5xx_queues_and_flush_files_each_once(tracker, tmp_path):
     double, spec, backend = tracker
     night = nights(tmp_path, spec, backend)
-    failing = {PINGPONG: (OPENMPI_UNREACHABLE, nodes(8)), "integration_tests/test_ib.py::test_hca": (IBV_MISSING,
-                                                                                                    nodes(3))}
+    failing = {
+        PINGPONG: (OPENMPI_UNREACHABLE, nodes(8)),
+        "integration_tests/test_ib.py::test_hca": (IBV_MISSING, nodes(3)),
+    }
     double.fail_with = 503
     out = night(run("night-1", failing))
     assert out.queued == 2 and out.error.startswith("server error: ") and TOKEN not in out.error
@@ -113,8 +156,11 @@ KEY = "hpcos-v1-0123456789abcdef"
 FIND = {
     "github": ("/repos/site/cluster/issues", {"labels": [KEY], "state": ["all"]}, "/search/issues"),
     "gitlab": ("/api/v4/projects/hpc%2Fcluster/issues", {"labels": [KEY]}, None),
-    "jira": ("/rest/api/3/search/jql", {"jql": [f'project = "HPC" AND labels = "{KEY}" ORDER BY created DESC']},
-             "/rest/api/[23]/search"),
+    "jira": (
+        "/rest/api/3/search/jql",
+        {"jql": [f'project = "HPC" AND labels = "{KEY}" ORDER BY created DESC']},
+        "/rest/api/[23]/search",
+    ),
     "bugzilla": ("/rest/bug", {"whiteboard": [KEY], "product": ["HPC cluster"]}, None),
     "redmine": ("/issues.json", {"cf_7": [KEY], "status_id": ["*"], "project_id": ["hpc"]}, None),
 }
@@ -137,10 +183,17 @@ def test_a_slow_tracker_times_out_into_the_queue(tmp_path):
     double, spec = gitlab()
     try:
         spec = Tracker(**spec, timeout=0.5)
-        backend = open_backend(spec, tmp_path, resolve("tracker", spec.url, {"HPCOS_TRACKER_TOKEN": TOKEN}))
+        backend = open_backend(
+            spec, tmp_path, resolve("tracker", spec.url, {"HPCOS_TRACKER_TOKEN": TOKEN})
+        )
         double.delay = 1.5
-        out = nights(tmp_path, spec, backend)(run("night-1", {PINGPONG: (OPENMPI_UNREACHABLE, nodes(4))}))
-        assert out.queued == 1 and out.error == f"unreachable: GitLab at {spec.url} unreachable: ReadTimeout"
+        out = nights(tmp_path, spec, backend)(
+            run("night-1", {PINGPONG: (OPENMPI_UNREACHABLE, nodes(4))})
+        )
+        assert (
+            out.queued == 1
+            and out.error == f"unreachable: GitLab at {spec.url} unreachable: ReadTimeout"
+        )
     finally:
         double.delay = 0
         double.stop()
@@ -155,20 +208,42 @@ def test_a_comment_the_tracker_already_has_is_not_posted_again(name, tmp_path):
     double, spec = DOUBLES[name]()
     try:
         spec = Tracker(**spec)
-        backend = open_backend(spec, tmp_path, resolve("tracker", spec.url, {"HPCOS_TRACKER_USER": "hpcos-bot",
-                                                                  "HPCOS_TRACKER_TOKEN": TOKEN}))
+        backend = open_backend(
+            spec,
+            tmp_path,
+            resolve(
+                "tracker",
+                spec.url,
+                {"HPCOS_TRACKER_USER": "hpcos-bot", "HPCOS_TRACKER_TOKEN": TOKEN},
+            ),
+        )
         night = nights(tmp_path, spec, backend)
         [created] = night(run("night-1", {PINGPONG: (OPENMPI_UNREACHABLE, nodes(4))})).done
         ticket_id = created.split(":")[0].lstrip("#")
         later = run("night-2", {PINGPONG: (OPENMPI_UNREACHABLE, nodes(4))})
         [action] = plan(later, TicketState(tmp_path / "state.sqlite"), spec, backend.markup).actions
-        assert apply(action, backend, TicketState(tmp_path / "state.sqlite"), spec) == f"#{ticket_id}: commented"
-        forgetful = TicketState(tmp_path / "lost-state.sqlite")  # knows nothing of night-2's comment
-        assert apply(action, backend, forgetful, spec) == f"#{ticket_id}: already commented in run night-2"
+        assert (
+            apply(action, backend, TicketState(tmp_path / "state.sqlite"), spec)
+            == f"#{ticket_id}: commented"
+        )
+        forgetful = TicketState(
+            tmp_path / "lost-state.sqlite"
+        )  # knows nothing of night-2's comment
+        assert (
+            apply(action, backend, forgetful, spec)
+            == f"#{ticket_id}: already commented in run night-2"
+        )
         # And never "seen again" in the run that created the ticket.
-        [first] = plan(run("night-1", {PINGPONG: (OPENMPI_UNREACHABLE, nodes(4))}), forgetful, spec,
-                       backend.markup).actions
-        assert apply(first, backend, forgetful, spec) == f"#{ticket_id}: already commented in run night-1"
+        [first] = plan(
+            run("night-1", {PINGPONG: (OPENMPI_UNREACHABLE, nodes(4))}),
+            forgetful,
+            spec,
+            backend.markup,
+        ).actions
+        assert (
+            apply(first, backend, forgetful, spec)
+            == f"#{ticket_id}: already commented in run night-1"
+        )
         assert len(double.ticket_texts(ticket_id)) == 2  # description and night-2's comment
     finally:
         double.stop()

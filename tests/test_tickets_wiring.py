@@ -8,7 +8,13 @@ import subprocess
 import sys
 
 import pytest
-from support.tracker_doubles.runs import IBV_MISSING, OPENMPI_UNREACHABLE, nodes, run, site_with_tracker
+from support.tracker_doubles.runs import (
+    IBV_MISSING,
+    OPENMPI_UNREACHABLE,
+    nodes,
+    run,
+    site_with_tracker,
+)
 
 from hpcos.cli import main
 
@@ -46,7 +52,9 @@ def test_file_then_list_then_file_again_comments(site_env, capsys):
     assert capsys.readouterr().out == "#1: commented\n"
     assert main(["tickets", "show", "1"]) == 0
     shown = capsys.readouterr().out
-    assert shown.startswith("#1 [new] [openmpi] test_pingpong[openmpi] fails on node[001-300]: At least one pair")
+    assert shown.startswith(
+        "#1 [new] [openmpi] test_pingpong[openmpi] fails on node[001-300]: At least one pair"
+    )
     assert "--- comment 1\nSeen again in run n2 on 3 node(s), 1 test(s):" in shown
     assert main(["tickets", "show", "7"]) == 2
     assert "no local ticket #7" in capsys.readouterr().err
@@ -65,7 +73,10 @@ def test_bad_results_file_is_one_line_error(site_env, capsys):
     (site_env / "bad.json").write_text("{not json")
     assert main(["tickets", "file", str(site_env / "bad.json")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"hpcos: {site_env / 'bad.json'}: not an hpcos results file") and "Traceback" not in err
+    assert (
+        err.startswith(f"hpcos: {site_env / 'bad.json'}: not an hpcos results file")
+        and "Traceback" not in err
+    )
     assert main(["tickets", "file", str(site_env / "missing.json")]) == 2
     assert "results file not found" in capsys.readouterr().err
 
@@ -75,15 +86,28 @@ def test_unreachable_tracker_queues_then_flush_sends(site_env, capsys, monkeypat
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    specs = site_with_tracker(site_env, repo_root, {"backend": "trac", "url": f"http://127.0.0.1:{port}"})
+    specs = site_with_tracker(
+        site_env, repo_root, {"backend": "trac", "url": f"http://127.0.0.1:{port}"}
+    )
     monkeypatch.setenv("HPCOS_SPECS", str(specs))
     monkeypatch.setenv("HPCOS_TRACKER_USER", "bot")
     monkeypatch.setenv("HPCOS_TRACKER_PASSWORD", "hunter2-do-not-leak")
-    path = saved(site_env, run("n1", {PINGPONG: (OPENMPI_UNREACHABLE, nodes(4)),
-                                      "t::hca": (IBV_MISSING + "pw hunter2-do-not-leak", nodes(2))}))
+    path = saved(
+        site_env,
+        run(
+            "n1",
+            {
+                PINGPONG: (OPENMPI_UNREACHABLE, nodes(4)),
+                "t::hca": (IBV_MISSING + "pw hunter2-do-not-leak", nodes(2)),
+            },
+        ),
+    )
     assert main(["tickets", "file", path]) == 1
     err = capsys.readouterr().err
-    assert f"2 queued (unreachable: Trac at http://127.0.0.1:{port} unreachable: ConnectionError)" in err
+    assert (
+        f"2 queued (unreachable: Trac at http://127.0.0.1:{port} unreachable: ConnectionError)"
+        in err
+    )
     queue = list((site_env / "store" / "tickets" / "queue").glob("*.json"))
     assert len(queue) == 2 and all("hunter2" not in p.read_text() for p in queue)
     assert main(["tickets", "flush"]) == 1
@@ -93,7 +117,9 @@ def test_unreachable_tracker_queues_then_flush_sends(site_env, capsys, monkeypat
     assert main(["tickets", "flush"]) == 0
     printed = capsys.readouterr()
     assert printed.out == "#1: created\n#2: created\n"
-    assert "#1" not in printed.err and "#2" not in printed.err  # each line once, not again as a log line
+    assert (
+        "#1" not in printed.err and "#2" not in printed.err
+    )  # each line once, not again as a log line
     assert main(["tickets", "flush"]) == 0
     assert "queue empty" in capsys.readouterr().err
 
@@ -111,7 +137,9 @@ def pytest_sessionfinish(session):
 
 @pytest.mark.parametrize("mode", ["local", "dry-run", "off"])
 def test_plugin_files_at_the_end_of_the_session(pytester, site_env, monkeypatch, mode):
-    monkeypatch.setenv("HPCOS_TEST_RUN", saved(site_env, run("n1", {PINGPONG: (OPENMPI_UNREACHABLE, nodes(30))})))
+    monkeypatch.setenv(
+        "HPCOS_TEST_RUN", saved(site_env, run("n1", {PINGPONG: (OPENMPI_UNREACHABLE, nodes(30))}))
+    )
     pytester.makeconftest(CONFTEST)
     pytester.makepyfile("def test_nothing():\n    pass\n")
     result = pytester.runpytest_subprocess(f"--tickets={mode}", "-p", "no:cacheprovider")
@@ -136,6 +164,12 @@ def test_plugin_declares_option_and_ini(pytester):
 
 
 def test_hpcos_console_script_help():
-    out = subprocess.run([sys.executable, "-m", "hpcos.cli", "tickets", "file", "--help"], capture_output=True,
-                         text=True, timeout=60, env={**os.environ}, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "hpcos.cli", "tickets", "file", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ},
+        check=True,
+    ).stdout
     assert "--dry-run" in out and "--backend" in out

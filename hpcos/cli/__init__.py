@@ -52,11 +52,19 @@ def _site_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
     """--specs/--store, accepted before the subcommand and after it (``hpcos specs check --specs DIR``).
     After it they are SUPPRESSed by default, so an absent one does not undo one given before."""
     default = argparse.SUPPRESS if suppress else None
-    parser.add_argument("--specs", metavar="DIR", default=default,
-                        help="overlay specs directory (default: $HPCOS_SPECS or ./overlay_specs)")
-    parser.add_argument("--store", metavar="DIR", default=default,
-                        help="repository and state store (default: $HPCOS_STORE, site.yaml store.root if "
-                             "writable, else ~/.local/state/hpcos/store)")
+    parser.add_argument(
+        "--specs",
+        metavar="DIR",
+        default=default,
+        help="overlay specs directory (default: $HPCOS_SPECS or ./overlay_specs)",
+    )
+    parser.add_argument(
+        "--store",
+        metavar="DIR",
+        default=default,
+        help="repository and state store (default: $HPCOS_STORE, site.yaml store.root if "
+        "writable, else ~/.local/state/hpcos/store)",
+    )
 
 
 class _SubParsers(argparse._SubParsersAction):
@@ -81,7 +89,8 @@ def _command_in(argv: list[str]) -> str | None:
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser for ``command`` alone when it is known, else for every command (help, typos)."""
     parser = argparse.ArgumentParser(
-        prog="hpcos", description="Keep your own Linux OS on an HPC cluster: build, test, promote.")
+        prog="hpcos", description="Keep your own Linux OS on an HPC cluster: build, test, promote."
+    )
     parser.register("action", "parsers", _SubParsers)
     parser.add_argument("--version", action="version", version=f"hpcos {__version__}")
     _site_options(parser, suppress=False)
@@ -98,8 +107,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser = build_parser(command)
     # A command with its own way of saying a usage mistake (``hpcos check``: UNKNOWN, exit 3, as a
     # Nagios plugin must) says it for the options argparse does not know too.
-    usage_error = getattr(importlib.import_module(COMMANDS[command]), "usage_error", None) \
-        if command in COMMANDS else None
+    usage_error = (
+        getattr(importlib.import_module(COMMANDS[command]), "usage_error", None)
+        if command in COMMANDS
+        else None
+    )
     if usage_error is not None:
         parser.error = usage_error  # type: ignore[method-assign]
     args, extra = parser.parse_known_args(argv)
@@ -116,8 +128,21 @@ class PathError(UserError):
 
 
 # What the operating system says about a path a person chose; other errnos stay bugs, with a traceback.
-_PATH_ERRNOS = frozenset({errno.ENOTDIR, errno.EISDIR, errno.ENOENT, errno.EACCES, errno.EPERM, errno.EEXIST,
-                          errno.ELOOP, errno.ENAMETOOLONG, errno.EINVAL, errno.ENXIO, errno.ENODEV})
+_PATH_ERRNOS = frozenset(
+    {
+        errno.ENOTDIR,
+        errno.EISDIR,
+        errno.ENOENT,
+        errno.EACCES,
+        errno.EPERM,
+        errno.EEXIST,
+        errno.ELOOP,
+        errno.ENAMETOOLONG,
+        errno.EINVAL,
+        errno.ENXIO,
+        errno.ENODEV,
+    }
+)
 
 
 def path_problem(exc: BaseException) -> PathError | None:

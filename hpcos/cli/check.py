@@ -17,7 +17,9 @@ DEFAULT_TIMEOUT = 300
 def usage_error(message: str) -> None:
     """argparse's ``error`` the plugin way: a usage mistake (a typo in a check name, an unknown option,
     ``--timeout abc``) is UNKNOWN, exit 3, with one line on stdout, never CRITICAL (exit 2)."""
-    sys.stdout.write(f"UNKNOWN - hpcos check: {one_line(message, 300).replace('|', '/')} (see hpcos check --help)\n")
+    sys.stdout.write(
+        f"UNKNOWN - hpcos check: {one_line(message, 300).replace('|', '/')} (see hpcos check --help)\n"
+    )
     sys.exit(3)
 
 
@@ -31,20 +33,36 @@ def seconds(text: str) -> int:
 def register(sub) -> None:
     from hpcos.monitoring.checks import CHECKS
 
-    p = sub.add_parser("check", help="run one node check as a Nagios plugin (exit 0/1/2/3, status line, "
-                                     "performance data)")
+    p = sub.add_parser(
+        "check",
+        help="run one node check as a Nagios plugin (exit 0/1/2/3, status line, performance data)",
+    )
     p.error = usage_error
     p.add_argument("check", choices=sorted(CHECKS), metavar="CHECK", help=", ".join(sorted(CHECKS)))
-    p.add_argument("--cluster", metavar="PROFILE", default=DEFAULT_CLUSTER,
-                   help=f"cluster profile name or path (default: {DEFAULT_CLUSTER})")
+    p.add_argument(
+        "--cluster",
+        metavar="PROFILE",
+        default=DEFAULT_CLUSTER,
+        help=f"cluster profile name or path (default: {DEFAULT_CLUSTER})",
+    )
     p.add_argument("--node", help="the node to check (default: the profile's only node)")
-    p.add_argument("--repo", metavar="URL",
-                   help="the environment's served repositories for kernel/packages (default: the snapshot "
-                        "the profile's os_update.environment points at in the store)")
-    p.add_argument("--mpi", metavar="STACK", help="MPI stack for mpi-hello (default: the profile's first)")
-    p.add_argument("--timeout", type=seconds, default=DEFAULT_TIMEOUT, metavar="SECONDS",
-                   help="seconds the whole check may take, 1-86400; then it answers UNKNOWN and kills the "
-                        f"node command, local and remote (default: {DEFAULT_TIMEOUT})")
+    p.add_argument(
+        "--repo",
+        metavar="URL",
+        help="the environment's served repositories for kernel/packages (default: the snapshot "
+        "the profile's os_update.environment points at in the store)",
+    )
+    p.add_argument(
+        "--mpi", metavar="STACK", help="MPI stack for mpi-hello (default: the profile's first)"
+    )
+    p.add_argument(
+        "--timeout",
+        type=seconds,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help="seconds the whole check may take, 1-86400; then it answers UNKNOWN and kills the "
+        f"node command, local and remote (default: {DEFAULT_TIMEOUT})",
+    )
     p.set_defaults(func=check_command)
 
 
@@ -56,7 +74,9 @@ def _target(args):
     nodes = profile.select_nodes(args.node)
     if len(nodes) != 1:
         raise UserError(f"--node: one node, please (profile {profile.name!r} has {profile.nodes})")
-    return Target(profile, str(nodes), repo=args.repo, mpi=args.mpi, site=args.site, deadline=args.deadline)
+    return Target(
+        profile, str(nodes), repo=args.repo, mpi=args.mpi, site=args.site, deadline=args.deadline
+    )
 
 
 def check_command(args) -> int:

@@ -10,36 +10,66 @@ from hpcos.cli.repo import _stdout
 
 
 def register(sub) -> None:
-    config = sub.add_parser("config", help="configuration management and monitoring repositories: status, "
-                                           "promotion with the packages, merge-back, validation")
+    config = sub.add_parser(
+        "config",
+        help="configuration management and monitoring repositories: status, "
+        "promotion with the packages, merge-back, validation",
+    )
     actions = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
 
     def action(name, func, help):
         parser = actions.add_parser(name, help=help, description=help)
-        parser.add_argument("repositories", nargs="*", metavar="REPO",
-                            help="only these repositories (default: every one in site.yaml)")
+        parser.add_argument(
+            "repositories",
+            nargs="*",
+            metavar="REPO",
+            help="only these repositories (default: every one in site.yaml)",
+        )
         parser.set_defaults(func=func)
         return parser
 
-    p = action("status", status_command, "per repository: commits on testing not in production, hot-fixes on "
-                                         "production not in testing, the testing head's validation")
+    p = action(
+        "status",
+        status_command,
+        "per repository: commits on testing not in production, hot-fixes on "
+        "production not in testing, the testing head's validation",
+    )
     p.add_argument("--json", action="store_true", help="one JSON document on stdout")
 
-    p = action("promote", promote_command, "merge the tested testing commit into production (gated by the "
-                                           "nightly run, validated, conflicts refused)")
+    p = action(
+        "promote",
+        promote_command,
+        "merge the tested testing commit into production (gated by the "
+        "nightly run, validated, conflicts refused)",
+    )
     p.add_argument("--reason", default="", help="recorded in the merge commit")
-    p.add_argument("--force", action="store_true", help="override the nightly gate (needs --reason)")
-    p.add_argument("--no-tickets", action="store_true", help="do not report the validation to the tracker")
+    p.add_argument(
+        "--force", action="store_true", help="override the nightly gate (needs --reason)"
+    )
+    p.add_argument(
+        "--no-tickets", action="store_true", help="do not report the validation to the tracker"
+    )
 
-    p = action("merge-back", merge_back_command, "merge production's hot-fixes into testing (after an outage)")
+    p = action(
+        "merge-back",
+        merge_back_command,
+        "merge production's hot-fixes into testing (after an outage)",
+    )
     p.add_argument("--reason", default="", help="recorded in the merge commit")
 
-    p = action("validate", validate_command, "validate the testing branch's head per kind and record it "
-                                             "(failures file tickets)")
+    p = action(
+        "validate",
+        validate_command,
+        "validate the testing branch's head per kind and record it (failures file tickets)",
+    )
     p.add_argument("--no-tickets", action="store_true", help="do not report to the tracker")
 
-    p = action("heads", heads_command, "the testing branches' heads as JSON {repository: commit}: what the test "
-                                       "cluster runs tonight (`hpcos repo record-run --config-heads FILE`)")
+    p = action(
+        "heads",
+        heads_command,
+        "the testing branches' heads as JSON {repository: commit}: what the test "
+        "cluster runs tonight (`hpcos repo record-run --config-heads FILE`)",
+    )
     p.add_argument("-o", "--output", metavar="FILE", help="write the JSON here instead of stdout")
 
 
@@ -61,9 +91,14 @@ def _reporter(args):
     from hpcos.config.validation import file_tickets
 
     def report(validation) -> None:
-        done = file_tickets(validation, args.site.tracker(), args.site.store_root, args.site.environ)
-        console.print(f"{validation.repository}: validation {validation.summary()}; tickets: {done}",
-                      markup=False, soft_wrap=True)
+        done = file_tickets(
+            validation, args.site.tracker(), args.site.store_root, args.site.environ
+        )
+        console.print(
+            f"{validation.repository}: validation {validation.summary()}; tickets: {done}",
+            markup=False,
+            soft_wrap=True,
+        )
 
     return report
 
@@ -78,24 +113,37 @@ def status_command(args) -> int:
     out = _stdout()
     for s in states:
         out.print(f"{s.repository} ({s.kind}) {s.url}", markup=False)
-        out.print(f"  {s.testing} {s.testing_head[:12]}   {s.production} {s.production_head[:12]}", markup=False)
+        out.print(
+            f"  {s.testing} {s.testing_head[:12]}   {s.production} {s.production_head[:12]}",
+            markup=False,
+        )
         v = s.validation
-        out.print(f"  validation of {s.testing_head[:12]}: "
-                  + (v.summary() if v else "none recorded (hpcos config validate)"), markup=False)
+        out.print(
+            f"  validation of {s.testing_head[:12]}: "
+            + (v.summary() if v else "none recorded (hpcos config validate)"),
+            markup=False,
+        )
         out.print(f"  on {s.testing}, not in {s.production} ({len(s.to_promote)}):", markup=False)
         for c in s.to_promote:
-            out.print(f"    {c.short} {c.date[:10]} {_shown(c.author)}: {_shown(c.subject)}", markup=False)
-        out.print(f"  hot-fixes on {s.production}, not in {s.testing} ({len(s.hot_fixes)}):", markup=False)
+            out.print(
+                f"    {c.short} {c.date[:10]} {_shown(c.author)}: {_shown(c.subject)}", markup=False
+            )
+        out.print(
+            f"  hot-fixes on {s.production}, not in {s.testing} ({len(s.hot_fixes)}):", markup=False
+        )
         for c in s.hot_fixes:
-            out.print(f"    {c.short} {c.date[:10]} {_shown(c.author)}: {_shown(c.subject)}", markup=False)
+            out.print(
+                f"    {c.short} {c.date[:10]} {_shown(c.author)}: {_shown(c.subject)}", markup=False
+            )
     return 0
 
 
 def promote_command(args) -> int:
     from hpcos.config.promotion import promote
 
-    for prepared in promote(_repos(args), args.site.layout, args.reason, force=args.force,
-                            report=_reporter(args)):
+    for prepared in promote(
+        _repos(args), args.site.layout, args.reason, force=args.force, report=_reporter(args)
+    ):
         console.print(prepared.describe(), markup=False, soft_wrap=True)
     return 0
 
@@ -114,9 +162,13 @@ def validate_command(args) -> int:
     failed = 0
     for repo in _repos(args):
         result = validate_testing(repo, report=_reporter(args))
-        console.print(f"{repo.name} {result.commit[:12]}: {result.summary()}", markup=False, soft_wrap=True)
+        console.print(
+            f"{repo.name} {result.commit[:12]}: {result.summary()}", markup=False, soft_wrap=True
+        )
         for step in result.failures():
-            console.print(f"--- {step.name}: {step.command}\n{step.output}", markup=False, soft_wrap=True)
+            console.print(
+                f"--- {step.name}: {step.command}\n{step.output}", markup=False, soft_wrap=True
+            )
         failed += not result.ok
     return 1 if failed else 0
 
@@ -126,7 +178,9 @@ def heads_command(args) -> int:
     from hpcos.core.files import write_text_atomically
 
     heads = {}
-    if args.site.specs.site.config.repositories or args.repositories:  # none configured: an empty record
+    if (
+        args.site.specs.site.config.repositories or args.repositories
+    ):  # none configured: an empty record
         for repo in repositories(args.site.specs, args.site.layout, args.repositories or None):
             repo.fetch()
             heads[repo.name] = repo.git.rev(repo.branch_ref("testing"))
@@ -148,7 +202,9 @@ def with_config(args, promote_packages) -> int:
     if (args.source, args.dest) != ("testing", "production"):
         raise UserError("--with-config goes with `hpcos repo promote testing production`")
     repos = repositories(args.site.specs, args.site.layout)
-    prepared = prepare_promotion(repos, args.site.layout, args.reason, force=args.force, report=_reporter(args))
+    prepared = prepare_promotion(
+        repos, args.site.layout, args.reason, force=args.force, report=_reporter(args)
+    )
     code = promote_packages()
     publish(prepared)
     for one in prepared:

@@ -32,8 +32,11 @@ def _safe_console_class() -> type[Console]:
 
         def _render_buffer(self, buffer: Iterable[Segment]) -> str:
             return super()._render_buffer(
-                segment if segment.control else Segment(printable(segment.text, multi_line=True), segment.style)
-                for segment in buffer)
+                segment
+                if segment.control
+                else Segment(printable(segment.text, multi_line=True), segment.style)
+                for segment in buffer
+            )
 
     return SafeConsole
 
@@ -65,8 +68,11 @@ def stdout_console(**options: Any) -> Console:
 def emit(text: object = "", file=None, end: str = "\n") -> None:
     """``print`` for every plain line hpcos writes (stdout by default): through the sanitiser, every
     known secret masked.  Newlines and tabs are kept; everything else not printable is escaped."""
-    print(printable(redact(str(text), [*_secrets, *resolved_secrets()]), multi_line=True), file=file or sys.stdout,
-          end=end)
+    print(
+        printable(redact(str(text), [*_secrets, *resolved_secrets()]), multi_line=True),
+        file=file or sys.stdout,
+        end=end,
+    )
 
 
 class _ConsoleHandler(logging.Handler):
@@ -99,7 +105,9 @@ def progress_bar(label: str):
     from rich.progress import Progress
 
     with Progress(console=_console(), transient=True) as bar:
+
         def start(total: int):
             task = bar.add_task(escape(label), total=total)  # the bar's column reads markup
             return lambda: bar.advance(task)
+
         yield start

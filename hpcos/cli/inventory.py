@@ -12,15 +12,22 @@ from hpcos.cli.console import console, emit, stdout_console
 
 
 def register(sub) -> None:
-    inventory = sub.add_parser("inventory", help="measure the clusters' node classes and list how test and "
-                                                 "production differ")
+    inventory = sub.add_parser(
+        "inventory",
+        help="measure the clusters' node classes and list how test and production differ",
+    )
     actions = inventory.add_subparsers(dest="inventory_command", metavar="ACTION", required=True)
-    collect = actions.add_parser("collect", help="measure every node of the profile's inventory classes "
-                                                 "(uname, lscpu, ibv_devinfo, rpm) and keep it in the store")
+    collect = actions.add_parser(
+        "collect",
+        help="measure every node of the profile's inventory classes "
+        "(uname, lscpu, ibv_devinfo, rpm) and keep it in the store",
+    )
     collect.add_argument("--cluster", metavar="PROFILE", required=True)
     collect.add_argument("--json", action="store_true", help="print what was measured as JSON")
     collect.set_defaults(func=_collect)
-    diff = actions.add_parser("diff", help="every deviation of production from the test cluster, classed as risks")
+    diff = actions.add_parser(
+        "diff", help="every deviation of production from the test cluster, classed as risks"
+    )
     diff.add_argument("test", metavar="TEST_PROFILE")
     diff.add_argument("production", metavar="PRODUCTION_PROFILE")
     diff.add_argument("--json", action="store_true")
@@ -36,7 +43,14 @@ def _collect(args) -> int:
     if args.json:
         emit(measured.to_json())
         return 0
-    table = Table("class", "nodes", "fact", "value", "on", title=f"{profile.name}: measured {measured.collected}")
+    table = Table(
+        "class",
+        "nodes",
+        "fact",
+        "value",
+        "on",
+        title=f"{profile.name}: measured {measured.collected}",
+    )
     for name, seen in measured.classes.items():
         for fact, values in sorted(seen.facts.items()):
             for value, nodes in sorted(values.items()):
@@ -54,11 +68,18 @@ def _diff(args) -> int:
 
     test, production = args.site.profile(args.test), args.site.profile(args.production)
     directory = args.site.layout.inventories
-    deviations = diff(test, production, collect.load(directory, test.name), collect.load(directory, production.name))
+    deviations = diff(
+        test,
+        production,
+        collect.load(directory, test.name),
+        collect.load(directory, production.name),
+    )
     if args.json:
         emit(json.dumps([{**asdict(d), "class": KINDS[d.kind]} for d in deviations], indent=2))
         return 0
     for deviation in deviations:
         emit(deviation.line)
-    console.print(f"{len(deviations)} deviations of {production.name} from {test.name}", markup=False)
+    console.print(
+        f"{len(deviations)} deviations of {production.name} from {test.name}", markup=False
+    )
     return 0

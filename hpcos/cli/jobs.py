@@ -9,25 +9,42 @@ from hpcos.cli.console import console, progress_bar
 
 
 def register(sub) -> None:
-    jobs = sub.add_parser("jobs", help="generate the site's Jenkins jobs and keep Jenkins in step with them")
+    jobs = sub.add_parser(
+        "jobs", help="generate the site's Jenkins jobs and keep Jenkins in step with them"
+    )
     cmds = jobs.add_subparsers(dest="jobs_command", metavar="SUBCOMMAND", required=True)
 
-    render = cmds.add_parser("render", help="write each job's Jenkins XML to DIR/<folder>/<job>/config.xml")
+    render = cmds.add_parser(
+        "render", help="write each job's Jenkins XML to DIR/<folder>/<job>/config.xml"
+    )
     render.add_argument("-o", "--output", metavar="DIR", required=True, type=Path)
     render.set_defaults(func=_render)
 
-    yaml_cmd = cmds.add_parser("yaml", help="print the JJB YAML (templates and the site's project) for jenkins-jobs")
+    yaml_cmd = cmds.add_parser(
+        "yaml", help="print the JJB YAML (templates and the site's project) for jenkins-jobs"
+    )
     yaml_cmd.set_defaults(func=_yaml)
 
-    for name, helptext in (("update", "create or reconfigure the jobs whose live config differs"),
-                           ("diff", "show how the live jobs differ from the specs, without changing anything")):
+    for name, helptext in (
+        ("update", "create or reconfigure the jobs whose live config differs"),
+        ("diff", "show how the live jobs differ from the specs, without changing anything"),
+    ):
         cmd = cmds.add_parser(name, help=helptext)
         cmd.add_argument("--url", help="Jenkins URL (default: site.yaml jenkins.url)")
-        cmd.add_argument("--workers", type=int, default=16, metavar="N",
-                         help="live configs read concurrently (default: 16)")
-        cmd.add_argument("--prune", action="store_true",
-                         help="also delete hpcos-managed jobs of this site that the specs no longer define"
-                         if name == "update" else "also list the managed jobs that --prune would delete")
+        cmd.add_argument(
+            "--workers",
+            type=int,
+            default=16,
+            metavar="N",
+            help="live configs read concurrently (default: 16)",
+        )
+        cmd.add_argument(
+            "--prune",
+            action="store_true",
+            help="also delete hpcos-managed jobs of this site that the specs no longer define"
+            if name == "update"
+            else "also list the managed jobs that --prune would delete",
+        )
         cmd.set_defaults(func=_update if name == "update" else _diff)
 
 
@@ -81,9 +98,17 @@ def _sync(args, write: bool) -> int:
             with console.status(f"reading {connection.url} (jobs unchanged since the last render)"):
                 live_state = jenkins_sync.read_live(connection, [folder], args.workers)
         with progress_bar("writing to Jenkins") as progress:
-            report = jenkins_sync.sync(connection, jobs, site=spec_set.site.name, write=write, prune=args.prune,
-                                       workers=args.workers, live=live_state, progress=progress,
-                                       digests=DigestCache(args.site.cache_file("jenkins", url)))
+            report = jenkins_sync.sync(
+                connection,
+                jobs,
+                site=spec_set.site.name,
+                write=write,
+                prune=args.prune,
+                workers=args.workers,
+                live=live_state,
+                progress=progress,
+                digests=DigestCache(args.site.cache_file("jenkins", url)),
+            )
     if not write:
         for diff in report.diffs:
             sys.stdout.write(diff)
@@ -105,16 +130,26 @@ def print_report(report, write: bool) -> None:
         return shown + (f" and {len(items) - 5} more" if len(items) > 5 else "")
 
     if write:
-        for label, items in (("created", report.created), ("updated", report.updated),
-                             ("deleted", report.deleted)):
+        for label, items in (
+            ("created", report.created),
+            ("updated", report.updated),
+            ("deleted", report.deleted),
+        ):
             if items:
                 console.print(f"{label} {len(items)}: {names(items)}", markup=False)
         console.print(f"unchanged {len(report.unchanged)}")
         for name, message in report.failed.items():
             console.print(f"failed {name}: {message}", markup=False, style="red")
         if report.failed:
-            console.print(f"not attempted {len(report.not_attempted)}: {names(report.not_attempted)}", markup=False)
-            console.print("run `hpcos jobs update` again to finish: every job is compared with Jenkins again")
+            console.print(
+                f"not attempted {len(report.not_attempted)}: {names(report.not_attempted)}",
+                markup=False,
+            )
+            console.print(
+                "run `hpcos jobs update` again to finish: every job is compared with Jenkins again"
+            )
     else:
-        console.print(f"{len(report.not_attempted)} to change, {len(report.unchanged)} unchanged on {report.url}",
-                      markup=False)
+        console.print(
+            f"{len(report.not_attempted)} to change, {len(report.unchanged)} unchanged on {report.url}",
+            markup=False,
+        )

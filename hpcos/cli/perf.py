@@ -15,7 +15,9 @@ def _store(args):
 
     path = _results_db(args)
     if not path.exists() and args.perf_command != "record":
-        raise UserError(f"{path}: no results database yet (record a run first: hpcos perf record RESULTS.json)")
+        raise UserError(
+            f"{path}: no results database yet (record a run first: hpcos perf record RESULTS.json)"
+        )
     return ResultsStore(path)
 
 
@@ -25,7 +27,9 @@ def _accept(args) -> int:
     try:
         count = _store(args).accept(args.run)
     except UnknownRun:
-        raise UserError(f"run {args.run!r} is not in {_results_db(args)} (see hpcos perf history)") from None
+        raise UserError(
+            f"run {args.run!r} is not in {_results_db(args)} (see hpcos perf history)"
+        ) from None
     console.print(f"run {args.run} accepted as a baseline ({count} measurements)")
     return 0
 
@@ -34,23 +38,49 @@ def _history(args) -> int:
     from hpcos.perf.charts import trend_chart
 
     store = _store(args)
-    rows = store.series_of_test(args.test, metric=args.metric, size=args.size, node_class=args.node_class)
+    rows = store.series_of_test(
+        args.test, metric=args.metric, size=args.size, node_class=args.node_class
+    )
     if not rows:
-        raise UserError(f"no measurements of {args.test!r} match (metric={args.metric}, size={args.size}, "
-                        f"node class={args.node_class})")
+        raise UserError(
+            f"no measurements of {args.test!r} match (metric={args.metric}, size={args.size}, "
+            f"node class={args.node_class})"
+        )
     table = Table(title=f"history of {args.test}")
-    for column in ("run", "time", "node", "MPI", "metric", "size", "median", "samples", "accepted", "verdict"):
+    for column in (
+        "run",
+        "time",
+        "node",
+        "MPI",
+        "metric",
+        "size",
+        "median",
+        "samples",
+        "accepted",
+        "verdict",
+    ):
         table.add_column(column)
     for m in rows:
-        table.add_row(m.run_id, m.time, m.node or "-", m.mpi or "-", m.metric, "" if m.size is None else str(m.size),
-                      f"{m.value:.4g} {m.unit}", str(len(m.samples)), "yes" if m.accepted else "",
-                      m.verdict or "")
+        table.add_row(
+            m.run_id,
+            m.time,
+            m.node or "-",
+            m.mpi or "-",
+            m.metric,
+            "" if m.size is None else str(m.size),
+            f"{m.value:.4g} {m.unit}",
+            str(len(m.samples)),
+            "yes" if m.accepted else "",
+            m.verdict or "",
+        )
     stdout_console(width=200).print(table)  # the table is the command's output: stdout
     if args.chart:
         series = {(m.metric, m.size) for m in rows}
         if len(series) > 1:
-            raise UserError(f"--chart needs one series; pick one with --metric/--size "
-                            f"(found {sorted(series, key=str)})")
+            raise UserError(
+                f"--chart needs one series; pick one with --metric/--size "
+                f"(found {sorted(series, key=str)})"
+            )
         path = trend_chart(rows, args.chart, f"{args.test} {rows[0].metric}")
         console.print(f"chart: {path}")
     return 0
@@ -67,11 +97,19 @@ def _record(args) -> int:
 
     run = _read_results(args.results)
     judgements = judge_run(_store(args), run, args.node_class or run.cluster)
-    noteworthy = [j for j in judgements if j.assessment.verdict not in ("ok", "no baseline", "within reference")]
+    noteworthy = [
+        j
+        for j in judgements
+        if j.assessment.verdict not in ("ok", "no baseline", "within reference")
+    ]
     console.print(f"recorded run {run.run_id}: {len(judgements)} measurements")
     for j in noteworthy:
-        console.print(f"  {j.assessment.verdict}: {j.result.test_id} {j.result.node or ''} {j.measurement.metric}: "
-                      f"{j.assessment.describe(j.measurement.unit)}", markup=False, highlight=False)
+        console.print(
+            f"  {j.assessment.verdict}: {j.result.test_id} {j.result.node or ''} {j.measurement.metric}: "
+            f"{j.assessment.describe(j.measurement.unit)}",
+            markup=False,
+            highlight=False,
+        )
     return 0
 
 
@@ -87,10 +125,14 @@ def _report(args) -> int:
             raise UserError(f"{args.package_changes}: {exc.strerror}") from None
     args.perf_command = "report"
     run_id = args.run
-    if run_id.endswith(".json") and Path(run_id).is_file():  # the nightly job has the results file at hand
+    if (
+        run_id.endswith(".json") and Path(run_id).is_file()
+    ):  # the nightly job has the results file at hand
         run_id = _read_results(run_id).run_id
     try:
-        files = render_report(_store(args), run_id, args.output, changes, gate_notes=_gate_notes(args, run_id))
+        files = render_report(
+            _store(args), run_id, args.output, changes, gate_notes=_gate_notes(args, run_id)
+        )
     except UnknownRun:
         raise UserError(f"run {args.run!r} is not in {_results_db(args)}") from None
     console.print(f"report: {files.page} ({len(files.charts)} charts, {len(files.csvs)} CSV files)")
@@ -108,16 +150,23 @@ def _gate_notes(args, run_id: str) -> list[str]:
     for record in nightly.records(layout):
         if record.run_id == run_id:
             snapshots.add(record.testing_snapshot)
-            notes.append(f"run {run_id}: " + ("recorded by the harness (signed): counts for the production gate"
-                                              if record.from_harness else
-                                              f"imported by record-run ({record.imported_why}): does not count "
-                                              f"for the production gate"))
+            notes.append(
+                f"run {run_id}: "
+                + (
+                    "recorded by the harness (signed): counts for the production gate"
+                    if record.from_harness
+                    else f"imported by record-run ({record.imported_why}): does not count "
+                    f"for the production gate"
+                )
+            )
     envs = Environments(layout)
     for pointer in envs.all_pointers():
         for change in pointer.records():
             if change.forced and change.snapshot in snapshots:
-                notes.append(f"risk: {pointer.name} took {change.snapshot} with the gate overridden by {change.user} "
-                             f"on {change.time}: {change.reason}")
+                notes.append(
+                    f"risk: {pointer.name} took {change.snapshot} with the gate overridden by {change.user} "
+                    f"on {change.time}: {change.reason}"
+                )
     return notes
 
 
@@ -126,7 +175,9 @@ def register(sub) -> None:
     perf_sub = perf.add_subparsers(dest="perf_command", metavar="SUBCOMMAND", required=True)
 
     def with_db(parser):
-        parser.add_argument("--db", metavar="FILE", help="results database (default: the store's results_db)")
+        parser.add_argument(
+            "--db", metavar="FILE", help="results database (default: the store's results_db)"
+        )
         return parser
 
     p = with_db(perf_sub.add_parser("accept", help="make a run part of the baselines"))
@@ -141,17 +192,24 @@ def register(sub) -> None:
     p.add_argument("--chart", metavar="PNG", help="also draw the series as a trend chart")
     p.set_defaults(func=_history)
 
-    p = with_db(perf_sub.add_parser("record", help="store a results file's measurements and judge them"))
+    p = with_db(
+        perf_sub.add_parser("record", help="store a results file's measurements and judge them")
+    )
     p.add_argument("results", metavar="RESULTS.json")
     p.add_argument("--node-class", help="node class of the run's nodes (default: the cluster name)")
     p.set_defaults(func=_record)
 
-    p = with_db(sub.add_parser("report", help="static HTML report of a run, with CSV files for Jenkins' Plot plugin"))
+    p = with_db(
+        sub.add_parser(
+            "report", help="static HTML report of a run, with CSV files for Jenkins' Plot plugin"
+        )
+    )
     p.add_argument("run", metavar="RUN", help="run id, or the run's results JSON file")
     p.add_argument("-o", "--output", required=True, metavar="DIR")
-    p.add_argument("--package-changes", metavar="FILE", help="output of `hpcos repo diff` (JSON or text lines)")
+    p.add_argument(
+        "--package-changes", metavar="FILE", help="output of `hpcos repo diff` (JSON or text lines)"
+    )
     p.set_defaults(func=_report)
-
 
 
 def _results_db(args) -> Path:
@@ -161,4 +219,6 @@ def _results_db(args) -> Path:
     try:
         return args.site.results_db
     except UserError as exc:
-        raise UserError(f"cannot find the results database: pass --db FILE or --store DIR ({exc})") from None
+        raise UserError(
+            f"cannot find the results database: pass --db FILE or --store DIR ({exc})"
+        ) from None

@@ -32,48 +32,84 @@ def _stdout() -> Console:
 
 
 def register(sub) -> None:
-    repo = sub.add_parser("repo", help="mirror, snapshot, promote and roll back the site's repositories")
+    repo = sub.add_parser(
+        "repo", help="mirror, snapshot, promote and roll back the site's repositories"
+    )
     actions = repo.add_subparsers(dest="repo_command", metavar="ACTION", required=True)
 
     def action(name, func, help, locks=True):
         parser = actions.add_parser(name, help=help, description=help)
         if locks:
-            parser.add_argument("--no-wait", action="store_true",
-                                help="fail at once if another repository change holds the lock")
+            parser.add_argument(
+                "--no-wait",
+                action="store_true",
+                help="fail at once if another repository change holds the lock",
+            )
         parser.set_defaults(func=func)
         return parser
 
-    p = action("sync", sync_command, "mirror upstream (minus overlaid packages and excludes) into a new "
-                                     "snapshot and move the daily pointer to it")
-    p.add_argument("--mirror", action="append", metavar="NAME", help="only this mirror (repeatable)")
+    p = action(
+        "sync",
+        sync_command,
+        "mirror upstream (minus overlaid packages and excludes) into a new "
+        "snapshot and move the daily pointer to it",
+    )
+    p.add_argument(
+        "--mirror", action="append", metavar="NAME", help="only this mirror (repeatable)"
+    )
     p.add_argument("--target", action="append", metavar="T", help="only this target (repeatable)")
 
-    p = action("publish", publish_command, "snapshot an overlay's working repositories so promotions pick them up")
+    p = action(
+        "publish",
+        publish_command,
+        "snapshot an overlay's working repositories so promotions pick them up",
+    )
     p.add_argument("overlay")
     p.add_argument("--reason", default="")
 
-    p = action("promote", promote_command, "promote daily to testing (composes base + overlays) or "
-                                           "testing to production (gated by the nightly run)")
+    p = action(
+        "promote",
+        promote_command,
+        "promote daily to testing (composes base + overlays) or "
+        "testing to production (gated by the nightly run)",
+    )
     p.add_argument("source")
     p.add_argument("dest")
-    p.add_argument("--force", action="store_true", help="override the nightly gate (needs --reason)")
+    p.add_argument(
+        "--force", action="store_true", help="override the nightly gate (needs --reason)"
+    )
     p.add_argument("--reason", default="")
-    p.add_argument("--with-config", action="store_true",
-                   help="testing -> production: also promote the configuration repositories (hpcos config promote)")
+    p.add_argument(
+        "--with-config",
+        action="store_true",
+        help="testing -> production: also promote the configuration repositories (hpcos config promote)",
+    )
 
-    p = action("fastpath", fastpath_command, "security fast path: put one overlay's latest published "
-                                             "packages into testing and production at once")
+    p = action(
+        "fastpath",
+        fastpath_command,
+        "security fast path: put one overlay's latest published "
+        "packages into testing and production at once",
+    )
     p.add_argument("overlay")
     p.add_argument("--reason", required=True)
-    p.add_argument("--deploy", metavar="PROFILE", help="then deploy production onto this cluster profile (as "
-                                                       "`hpcos deploy production --cluster PROFILE`); without it "
-                                                       "the command prints that next command")
+    p.add_argument(
+        "--deploy",
+        metavar="PROFILE",
+        help="then deploy production onto this cluster profile (as "
+        "`hpcos deploy production --cluster PROFILE`); without it "
+        "the command prints that next command",
+    )
 
-    p = action("rollback", rollback_command, "return an environment to the snapshot it pointed at before")
+    p = action(
+        "rollback", rollback_command, "return an environment to the snapshot it pointed at before"
+    )
     p.add_argument("env")
     p.add_argument("--reason", default="")
 
-    p = action("diff", diff_command, "NEVRAs added, removed and updated per repository", locks=False)
+    p = action(
+        "diff", diff_command, "NEVRAs added, removed and updated per repository", locks=False
+    )
     p.add_argument("a", help="environment or snapshot id")
     p.add_argument("b", help="environment or snapshot id")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -81,45 +117,87 @@ def register(sub) -> None:
     p = action("status", status_command, "show every environment, or one in detail", locks=False)
     p.add_argument("env", nargs="?")
     p.add_argument("--id", action="store_true", help="print only the snapshot id ENV points at")
-    p.add_argument("--json", action="store_true", help="every pointer as one JSON document on stdout")
+    p.add_argument(
+        "--json", action="store_true", help="every pointer as one JSON document on stdout"
+    )
 
-    p = action("client-config", client_config_command, "write the dnf .repo file (or kickstart repo lines) that "
-               "puts a node on an environment", locks=False)
+    p = action(
+        "client-config",
+        client_config_command,
+        "write the dnf .repo file (or kickstart repo lines) that puts a node on an environment",
+        locks=False,
+    )
     p.add_argument("env")
     p.add_argument("--target", help="the node's target (default: the site's only one)")
-    p.add_argument("--url", help="where the web server serves the environments, e.g. "
-                                 "https://repo.example.org/hpcos (default: file:// of the store)")
-    p.add_argument("--snapshots-url", help="where it serves the snapshots, e.g. https://repo.example.org/hpcos-snapshots")
-    p.add_argument("--pin", action="store_true", help="point at the snapshot ENV names now, not at the pointer")
+    p.add_argument(
+        "--url",
+        help="where the web server serves the environments, e.g. "
+        "https://repo.example.org/hpcos (default: file:// of the store)",
+    )
+    p.add_argument(
+        "--snapshots-url",
+        help="where it serves the snapshots, e.g. https://repo.example.org/hpcos-snapshots",
+    )
+    p.add_argument(
+        "--pin", action="store_true", help="point at the snapshot ENV names now, not at the pointer"
+    )
     p.add_argument("--gpgkey", help="URL of the key that signs the overlay packages")
     p.add_argument("--no-gpgcheck", action="store_true", help="for unsigned test repositories only")
-    p.add_argument("--kickstart", action="store_true", help="kickstart `repo` lines instead of a .repo file")
+    p.add_argument(
+        "--kickstart", action="store_true", help="kickstart `repo` lines instead of a .repo file"
+    )
     p.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
 
-    p = action("record-run", record_run_command, "add a results file to the nightly records: the file the harness "
-               "recorded is confirmed (and gets the config commits), any other is imported and cannot open the "
-               "production gate", locks=False)
+    p = action(
+        "record-run",
+        record_run_command,
+        "add a results file to the nightly records: the file the harness "
+        "recorded is confirmed (and gets the config commits), any other is imported and cannot open the "
+        "production gate",
+        locks=False,
+    )
     p.add_argument("results", type=Path)
-    p.add_argument("--config-commit", action="append", default=[], metavar="REPO=COMMIT",
-                   help="the testing commit of a configuration repository the test cluster ran (repeatable)")
-    p.add_argument("--config-heads", type=Path, metavar="FILE",
-                   help="the same for every repository: the JSON `hpcos config heads -o FILE` wrote before the run")
+    p.add_argument(
+        "--config-commit",
+        action="append",
+        default=[],
+        metavar="REPO=COMMIT",
+        help="the testing commit of a configuration repository the test cluster ran (repeatable)",
+    )
+    p.add_argument(
+        "--config-heads",
+        type=Path,
+        metavar="FILE",
+        help="the same for every repository: the JSON `hpcos config heads -o FILE` wrote before the run",
+    )
 
-    p = action("out-of-service", out_of_service_command, "record nodes of the test cluster as out of service "
-               "(with a reason) or back in service; the gate does not require nodes out of service when a run "
-               "starts, and names them", locks=False)
-    p.add_argument("nodes", nargs="?", metavar="NODESET", help="ClusterShell node set (none: list the nodes out)")
+    p = action(
+        "out-of-service",
+        out_of_service_command,
+        "record nodes of the test cluster as out of service "
+        "(with a reason) or back in service; the gate does not require nodes out of service when a run "
+        "starts, and names them",
+        locks=False,
+    )
+    p.add_argument(
+        "nodes",
+        nargs="?",
+        metavar="NODESET",
+        help="ClusterShell node set (none: list the nodes out)",
+    )
     p.add_argument("--reason", default="", help="the fault or ticket (required to take nodes out)")
     p.add_argument("--back", action="store_true", help="the nodes are back in service")
 
 
 def _change(run):
     """A command that changes the store: ``run(spec_set, layout, args)`` with the site loaded."""
+
     def command(args) -> int:
         if getattr(args, "reason", None):
             checked_reason(args.reason)  # recorded and shown by `repo status`: one printable line
         run(args.site.specs, args.site.layout, args)
         return 0
+
     return command
 
 
@@ -127,16 +205,30 @@ def _layout(args) -> StoreLayout:
     return args.site.layout
 
 
-sync_command = _change(lambda s, layout, a: sync.sync(s, layout, a.mirror, a.target, wait=not a.no_wait))
-publish_command = _change(lambda s, layout, a: publish.publish(s, layout, a.overlay, reason=a.reason,
-                                                               wait=not a.no_wait))
+sync_command = _change(
+    lambda s, layout, a: sync.sync(s, layout, a.mirror, a.target, wait=not a.no_wait)
+)
+publish_command = _change(
+    lambda s, layout, a: publish.publish(s, layout, a.overlay, reason=a.reason, wait=not a.no_wait)
+)
 
 
 def _promote_packages(args) -> int:
     specs = args.site.specs
-    gated = args.dest in specs.site.environments and specs.site.environments[args.dest].gate == "nightly"
-    promotion.promote(specs, args.site.layout, args.source, args.dest, force=args.force, reason=args.reason,
-                      wait=not args.no_wait, site_profile=site_profile(args.site) if gated else None)
+    gated = (
+        args.dest in specs.site.environments
+        and specs.site.environments[args.dest].gate == "nightly"
+    )
+    promotion.promote(
+        specs,
+        args.site.layout,
+        args.source,
+        args.dest,
+        force=args.force,
+        reason=args.reason,
+        wait=not args.no_wait,
+        site_profile=site_profile(args.site) if gated else None,
+    )
     return 0
 
 
@@ -157,10 +249,13 @@ def site_profile(site) -> gate.SiteProfile | None:
         argument = site.specs.site.harness.profile
         path = site.profile_path(argument)
         profile = load_profile(path)
-        return gate.SiteProfile(profile.name, file_digest(path), nodes=profile.nodes, argument=str(argument))
+        return gate.SiteProfile(
+            profile.name, file_digest(path), nodes=profile.nodes, argument=str(argument)
+        )
     except (UserError, OSError) as exc:
         logging.getLogger("hpcos.repo").warning("site.yaml harness.profile: %s", exc)
         return None
+
 
 def fastpath_command(args) -> int:
     """The pointers move (or nothing, when the overlay has nothing new); then production is deployed,
@@ -170,34 +265,56 @@ def fastpath_command(args) -> int:
     specs = args.site.specs
     promotion.fastpath(specs, args.site.layout, args.overlay, args.reason, wait=not args.no_wait)
     promoted = [name for name, env in specs.site.environments.items() if env.source is not None]
-    dest = next((name for name in promoted if specs.site.environments[name].gate == "nightly"), promoted[-1])
+    dest = next(
+        (name for name in promoted if specs.site.environments[name].gate == "nightly"), promoted[-1]
+    )
     if args.deploy:
         from hpcos.cli.deploy import deploy_cluster
 
         record = deploy_cluster(args.site, dest, args.deploy)
         return 0 if not record.failed_nodes else 1
     cluster = specs.site.harness.production_profile or "PROFILE"
-    logging.getLogger("hpcos.repo").info("next, to put it on the nodes: hpcos deploy %s --cluster %s", dest,
-                                         shlex.quote(cluster))
+    logging.getLogger("hpcos.repo").info(
+        "next, to put it on the nodes: hpcos deploy %s --cluster %s", dest, shlex.quote(cluster)
+    )
     return 0
 
 
-rollback_command = _change(lambda s, layout, a: promotion.rollback(s, layout, a.env, reason=a.reason,
-                                                                   wait=not a.no_wait))
+rollback_command = _change(
+    lambda s, layout, a: promotion.rollback(s, layout, a.env, reason=a.reason, wait=not a.no_wait)
+)
 
 
 def client_config_command(args) -> int:
     from hpcos.site.credentials import checked_url
 
-    for option, url in (("--url", args.url), ("--snapshots-url", args.snapshots_url), ("--gpgkey", args.gpgkey)):
+    for option, url in (
+        ("--url", args.url),
+        ("--snapshots-url", args.snapshots_url),
+        ("--gpgkey", args.gpgkey),
+    ):
         if url is not None:
             checked_url(url, option, schemes=("http", "https", "file"))
-    found = client_config.sections(args.site.specs, _layout(args), args.env, target=args.target,
-                                   environments_url=args.url, snapshots_url=args.snapshots_url, pinned=args.pin,
-                                   gpgcheck=not args.no_gpgcheck, overlay_gpgkey=args.gpgkey)
-    text = (client_config.kickstart(found) if args.kickstart else
-            client_config.repo_file(found, header=f"hpcos: environment {args.env} of site {args.site.specs.site.name}; "
-                                                  "written by `hpcos repo client-config`"))
+    found = client_config.sections(
+        args.site.specs,
+        _layout(args),
+        args.env,
+        target=args.target,
+        environments_url=args.url,
+        snapshots_url=args.snapshots_url,
+        pinned=args.pin,
+        gpgcheck=not args.no_gpgcheck,
+        overlay_gpgkey=args.gpgkey,
+    )
+    text = (
+        client_config.kickstart(found)
+        if args.kickstart
+        else client_config.repo_file(
+            found,
+            header=f"hpcos: environment {args.env} of site {args.site.specs.site.name}; "
+            "written by `hpcos repo client-config`",
+        )
+    )
     if args.output:
         write_text_atomically(args.output, text)
     else:
@@ -211,19 +328,34 @@ def record_run_command(args) -> int:
         try:
             heads = json.loads(args.config_heads.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise UserError(f"--config-heads {args.config_heads}: not a JSON file of `hpcos config heads`: "
-                            f"{exc}") from None
+            raise UserError(
+                f"--config-heads {args.config_heads}: not a JSON file of `hpcos config heads`: "
+                f"{exc}"
+            ) from None
         pairs += list(heads.items()) if isinstance(heads, dict) else [("", heads)]
     commits = {}
     for name, commit in pairs:
-        if not name or not isinstance(commit, str) or not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", commit):
-            raise UserError(f"config commit {name}={commit!r}: expected REPO=COMMIT with a full commit id")
+        if (
+            not name
+            or not isinstance(commit, str)
+            or not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", commit)
+        ):
+            raise UserError(
+                f"config commit {name}={commit!r}: expected REPO=COMMIT with a full commit id"
+            )
         commits[name] = commit
     record = nightly.record_run(_layout(args), args.results, config_commits=commits)
-    how = ("recorded by the harness, signature verified" if record.from_harness
-           else "recorded as imported: it feeds reports and tickets, and cannot open the production gate")
-    console.print(f"run {record.run_id} on testing snapshot {record.testing_snapshot}: {record.verdict}; {how}",
-                  soft_wrap=True, markup=False, highlight=False)
+    how = (
+        "recorded by the harness, signature verified"
+        if record.from_harness
+        else "recorded as imported: it feeds reports and tickets, and cannot open the production gate"
+    )
+    console.print(
+        f"run {record.run_id} on testing snapshot {record.testing_snapshot}: {record.verdict}; {how}",
+        soft_wrap=True,
+        markup=False,
+        highlight=False,
+    )
     return 0
 
 
@@ -233,16 +365,25 @@ def out_of_service_command(args) -> int:
         raise UserError("site.yaml harness.profile: the test cluster's profile cannot be read")
     layout = _layout(args)
     if args.nodes:
-        outside = NodeSet(args.nodes) - NodeSet(profile.nodes) if _nodeset(args.nodes) else NodeSet()
+        outside = (
+            NodeSet(args.nodes) - NodeSet(profile.nodes) if _nodeset(args.nodes) else NodeSet()
+        )
         if outside:
             raise UserError(f"{outside} not in profile {profile.name!r} ({profile.nodes})")
-        change = out_of_service.mark(layout, profile.name, args.nodes, args.reason, out=not args.back)
-        console.print(f"{change.nodes}: {'out of' if change.out else 'back in'} service on {profile.name} "
-                      f"since {change.when} ({change.reason or 'no reason given'}, by {change.user})",
-                      markup=False, highlight=False)
+        change = out_of_service.mark(
+            layout, profile.name, args.nodes, args.reason, out=not args.back
+        )
+        console.print(
+            f"{change.nodes}: {'out of' if change.out else 'back in'} service on {profile.name} "
+            f"since {change.when} ({change.reason or 'no reason given'}, by {change.user})",
+            markup=False,
+            highlight=False,
+        )
         return 0
     out = out_of_service.out_at(layout, profile.name)
-    _stdout().print(f"out of service on {profile.name}: {out_of_service.describe(out) if out else 'none'}")
+    _stdout().print(
+        f"out of service on {profile.name}: {out_of_service.describe(out) if out else 'none'}"
+    )
     return 0
 
 
@@ -260,14 +401,25 @@ def diff_command(args) -> int:
     changes = diff.diff(a, b)
     out = _stdout()
     if args.json:
-        emit(json.dumps({"from": a.id, "to": b.id, "repositories": {k: asdict(v) for k, v in changes.items()}},
-                         indent=2, sort_keys=True))
+        emit(
+            json.dumps(
+                {
+                    "from": a.id,
+                    "to": b.id,
+                    "repositories": {k: asdict(v) for k, v in changes.items()},
+                },
+                indent=2,
+                sort_keys=True,
+            )
+        )
         return 0
     out.print(f"{args.a} ({a.id}) -> {args.b} ({b.id})")
     if not changes:
         out.print("no differences")
     for entry, change in changes.items():
-        label = {"added": " (new repository)", "removed": " (repository removed)"}.get(change.status, "")
+        label = {"added": " (new repository)", "removed": " (repository removed)"}.get(
+            change.status, ""
+        )
         out.print(Text(entry, style="bold") + Text(label))
         for nevra in change.added:
             out.print(f"  + {nevra}")
@@ -302,15 +454,33 @@ def status_command(args) -> int:
         name = f"published/{pointer.name}" if is_overlay else pointer.name
         if args.env and name != args.env:
             continue
-        rows.append((name, current, last.time if last else None, last.user if last else None,
-                     last.action if last else None, last.reason if last else None, run.verdict if run else None))
+        rows.append(
+            (
+                name,
+                current,
+                last.time if last else None,
+                last.user if last else None,
+                last.action if last else None,
+                last.reason if last else None,
+                run.verdict if run else None,
+            )
+        )
     if args.json:
-        emit(json.dumps({"store": str(layout.root), "pointers": [dict(zip(columns, r, strict=True)) for r in rows]},
-                         indent=2))
+        emit(
+            json.dumps(
+                {
+                    "store": str(layout.root),
+                    "pointers": [dict(zip(columns, r, strict=True)) for r in rows],
+                },
+                indent=2,
+            )
+        )
         return 0
     table = Table(*columns)
     for row in rows:
-        table.add_row(*(Text(str(v)) if v is not None else ("-" if i == 1 else "") for i, v in enumerate(row)))
+        table.add_row(
+            *(Text(str(v)) if v is not None else ("-" if i == 1 else "") for i, v in enumerate(row))
+        )
     out = _stdout()
     if not table.rows:
         out.print(f"no environments yet in {layout.root} (run `hpcos repo sync`)")
@@ -326,25 +496,46 @@ def _status_one(site, layout: StoreLayout, envs: Environments, name: str) -> int
         raise UserError(f"environment {name!r} points at nothing (store {layout.root})")
     snapshot = SnapshotStore(layout.snapshots).get(current)
     out = _stdout()
-    out.print(Text(name, style="bold") + Text(f" -> {snapshot.id}  (previous: {pointer.previous() or '-'})"))
+    out.print(
+        Text(name, style="bold")
+        + Text(f" -> {snapshot.id}  (previous: {pointer.previous() or '-'})")
+    )
     run = nightly.last_run_on(layout, snapshot.id)
-    out.print(f"last nightly run on it: {f'{run.run_id} {run.verdict}' if run else 'none recorded'}")
+    out.print(
+        f"last nightly run on it: {f'{run.run_id} {run.verdict}' if run else 'none recorded'}"
+    )
     for dest, env in site.specs.site.environments.items():
         if env.source == name and env.gate == "nightly":
             # What `promote NAME DEST` would say now: the run it judges, and why it is closed.
             dest_id = envs.environment(dest).current()
             store = SnapshotStore(layout.snapshots)
-            judged = gate.judge(site.specs, layout, snapshot, store.get(dest_id) if dest_id else None,
-                                site_profile(site))
-            out.print(f"gate to {dest}: " + (f"open: {judged.accepted}" if not judged.refusal
-                                             else f"closed: {judged.refusal}"))
+            judged = gate.judge(
+                site.specs,
+                layout,
+                snapshot,
+                store.get(dest_id) if dest_id else None,
+                site_profile(site),
+            )
+            out.print(
+                f"gate to {dest}: "
+                + (
+                    f"open: {judged.accepted}"
+                    if not judged.refusal
+                    else f"closed: {judged.refusal}"
+                )
+            )
     repos = Table("repository", "from snapshot", "baseurl (file://)")
     for entry, holder in sorted(snapshot.entries.items()):
         repos.add_row(entry, holder, f"file://{pointer.path}/{entry}")
     out.print(repos)
     history = Table("time", "action", "snapshot", "by", "reason", title="record (latest last)")
     for record in pointer.records()[-10:]:
-        history.add_row(record.time, record.action + (" (forced)" if record.forced else ""), record.snapshot,
-                        record.user, record.reason)
+        history.add_row(
+            record.time,
+            record.action + (" (forced)" if record.forced else ""),
+            record.snapshot,
+            record.user,
+            record.reason,
+        )
     out.print(history)
     return 0

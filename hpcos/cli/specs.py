@@ -17,7 +17,9 @@ def register(sub) -> None:
     specs_sub = specs.add_subparsers(dest="specs_command", metavar="ACTION", required=True)
     check = specs_sub.add_parser("check", help="validate site.yaml and every package spec")
     check.set_defaults(func=check_command)
-    schema = specs_sub.add_parser("schema", help="print a JSON Schema for site.yaml or a package spec")
+    schema = specs_sub.add_parser(
+        "schema", help="print a JSON Schema for site.yaml or a package spec"
+    )
     schema.add_argument("kind", choices=["site", "package"])
     schema.set_defaults(func=schema_command)
 
@@ -33,7 +35,13 @@ def check_suite(site) -> None:
     profile = site.profile_path(str(spec_set.site.harness.profile))
     if not profile.is_file():
         doc = spec_set.docs[str(spec_set.root / SITE_FILE)]
-        raise InvalidInput([doc.error(("harness", "profile"), f"expected a cluster profile file; found no {profile}")])
+        raise InvalidInput(
+            [
+                doc.error(
+                    ("harness", "profile"), f"expected a cluster profile file; found no {profile}"
+                )
+            ]
+        )
     errors = unselected(spec_set, collect(suite_dir(), profile), profile)
     if errors:
         raise InvalidInput(errors)
@@ -48,11 +56,17 @@ def check_command(args) -> int:
         for error in exc.errors:
             emit(error, file=sys.stderr)
         count = len(exc.errors)
-        emit(f"hpcos: {count} error{'s' if count != 1 else ''} in {args.site.specs_dir}", file=sys.stderr)
+        emit(
+            f"hpcos: {count} error{'s' if count != 1 else ''} in {args.site.specs_dir}",
+            file=sys.stderr,
+        )
         return InvalidInput.exit_code
-    console.print(f"{spec_set.root}: site {spec_set.site.name!r} and "
-                  f"{len(spec_set.packages)} overlay packages are valid; every tests: expression selects a test "
-                  f"of the suite", soft_wrap=True)
+    console.print(
+        f"{spec_set.root}: site {spec_set.site.name!r} and "
+        f"{len(spec_set.packages)} overlay packages are valid; every tests: expression selects a test "
+        f"of the suite",
+        soft_wrap=True,
+    )
     return 0
 
 

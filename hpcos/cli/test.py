@@ -24,17 +24,31 @@ HARNESS_PLUGINS = ("harness.plugin", "harness.plugin_perf", "harness.plugin_tick
 
 def register(sub) -> None:
     test = sub.add_parser(
-        "test", help="run the integration tests on a cluster profile",
+        "test",
+        help="run the integration tests on a cluster profile",
         description="Run integration_tests/ with the hpcos pytest plugin. Arguments not listed here "
-                    "(-k EXPR, -x, -m MARK, test paths) are passed to pytest.")
-    test.add_argument("--cluster", metavar="PROFILE", default=DEFAULT_CLUSTER,
-                      help=f"cluster profile name (integration_tests/clusters/NAME.yaml) or path (default: "
-                           f"{DEFAULT_CLUSTER})")
-    test.add_argument("--nodes", metavar="NODESET", help="test only these nodes (ClusterShell syntax)")
-    test.add_argument("--mpi", metavar="STACK", help="test only this MPI stack (comma-separated list)")
+        "(-k EXPR, -x, -m MARK, test paths) are passed to pytest.",
+    )
+    test.add_argument(
+        "--cluster",
+        metavar="PROFILE",
+        default=DEFAULT_CLUSTER,
+        help=f"cluster profile name (integration_tests/clusters/NAME.yaml) or path (default: "
+        f"{DEFAULT_CLUSTER})",
+    )
+    test.add_argument(
+        "--nodes", metavar="NODESET", help="test only these nodes (ClusterShell syntax)"
+    )
+    test.add_argument(
+        "--mpi", metavar="STACK", help="test only this MPI stack (comma-separated list)"
+    )
     test.add_argument("--results", metavar="FILE", help="write the results JSON here")
-    test.add_argument("--junitxml", metavar="FILE", help="write JUnit XML here (one testcase per test and node)")
-    test.add_argument("--tickets", metavar="BACKEND", help="file tickets for failures: a backend, dry-run or off")
+    test.add_argument(
+        "--junitxml", metavar="FILE", help="write JUnit XML here (one testcase per test and node)"
+    )
+    test.add_argument(
+        "--tickets", metavar="BACKEND", help="file tickets for failures: a backend, dry-run or off"
+    )
     # Arguments hpcos does not know go to pytest (hpcos.cli collects them into ``passthrough``).
     test.set_defaults(func=run_tests, passthrough=[])
 
@@ -59,15 +73,26 @@ def plugin_argv(profile_plugins: Sequence[str] = ()) -> list[str]:
 
 def pytest_argv(args, profile_plugins: Sequence[str] = ()) -> list[str]:
     suite = suite_dir()
-    argv = [*plugin_argv(profile_plugins), "--rootdir", str(suite.parent), "--cluster", args.cluster]
+    argv = [
+        *plugin_argv(profile_plugins),
+        "--rootdir",
+        str(suite.parent),
+        "--cluster",
+        args.cluster,
+    ]
     # The plugins build the same Site from these (kept in pytest's config stash).
     site = getattr(args, "site", None)
     if site is not None:
         argv += ["--hpcos-specs", str(site.specs_dir)]
         if site.store_override is not None:
             argv += ["--hpcos-store", str(site.store_override)]
-    for flag, value in (("--nodes", args.nodes), ("--mpi", args.mpi), ("--hpcos-results", args.results),
-                        ("--junitxml", args.junitxml), ("--tickets", args.tickets)):
+    for flag, value in (
+        ("--nodes", args.nodes),
+        ("--mpi", args.mpi),
+        ("--hpcos-results", args.results),
+        ("--junitxml", args.junitxml),
+        ("--tickets", args.tickets),
+    ):
         if value:
             argv += [flag, value]
     extra = list(args.passthrough)

@@ -16,22 +16,32 @@ def register(sub) -> None:
     tickets = sub.add_parser("tickets", help="file and list tickets for failing integration tests")
     actions = tickets.add_subparsers(dest="tickets_command", metavar="ACTION", required=True)
 
-    listing = actions.add_parser("list", help="tickets hpcos tracks (and the local tracker's tickets), queue size")
+    listing = actions.add_parser(
+        "list", help="tickets hpcos tracks (and the local tracker's tickets), queue size"
+    )
     listing.add_argument("--all", action="store_true", help="include closed tickets")
-    listing.add_argument("--json", action="store_true", help="one JSON document on stdout instead of a table")
+    listing.add_argument(
+        "--json", action="store_true", help="one JSON document on stdout instead of a table"
+    )
     listing.set_defaults(func=_list)
 
     filing = actions.add_parser("file", help="file tickets from a saved results file")
     filing.add_argument("results", metavar="RESULTS.json")
-    filing.add_argument("--dry-run", action="store_true", help="print what would be filed, send nothing")
+    filing.add_argument(
+        "--dry-run", action="store_true", help="print what would be filed, send nothing"
+    )
     filing.add_argument("--backend", help="override site.yaml's tracker.backend")
     filing.set_defaults(func=_file)
 
-    showing = actions.add_parser("show", help="one ticket of the local tracker: description and comments")
+    showing = actions.add_parser(
+        "show", help="one ticket of the local tracker: description and comments"
+    )
     showing.add_argument("ticket", metavar="ID")
     showing.set_defaults(func=_show)
 
-    flushing = actions.add_parser("flush", help="send the tickets queued while the tracker was unreachable")
+    flushing = actions.add_parser(
+        "flush", help="send the tickets queued while the tracker was unreachable"
+    )
     flushing.set_defaults(func=_flush)
 
 
@@ -87,8 +97,10 @@ def _report(what: str, session, outcome) -> int:
 # ESC sequences (CSI "ESC [ ... final", OSC "ESC ] ... BEL/ST", two-byte ESC x), then every other C0/C1
 # control but newline and tab: node output in a ticket must not move the cursor, retitle the terminal
 # or hide text when `hpcos tickets show` prints it.
-_TERMINAL_CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]?"
-                               r"|\x9b[0-?]*[ -/]*[@-~]|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_TERMINAL_CONTROL = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]?"
+    r"|\x9b[0-?]*[ -/]*[@-~]|[\x00-\x08\x0b-\x1f\x7f-\x9f]"
+)
 
 
 def printable(text: str) -> str:
@@ -99,7 +111,9 @@ def printable(text: str) -> str:
 def _show(args) -> int:
     with _session(args) as session:
         if session.spec.backend != "local":
-            raise UserError(f"`hpcos tickets show` reads the local tracker; this site uses {session.spec.backend}")
+            raise UserError(
+                f"`hpcos tickets show` reads the local tracker; this site uses {session.spec.backend}"
+            )
         found = session.backend.ticket(args.ticket) if args.ticket.isdigit() else None
         if found is None:
             raise UserError(f"no local ticket #{args.ticket}")
@@ -117,16 +131,31 @@ def _list(args) -> int:
         if session.spec.backend == "local":
             backend: LocalTracker = session.backend
             columns = ("id", "status", "comments", "updated", "summary")
-            rows = [(ticket_id, f"{status} {resolution}".strip(), comments, updated, summary)
-                    for ticket_id, status, resolution, comments, updated, summary in backend.tickets(args.all)]
+            rows = [
+                (ticket_id, f"{status} {resolution}".strip(), comments, updated, summary)
+                for ticket_id, status, resolution, comments, updated, summary in backend.tickets(
+                    args.all
+                )
+            ]
             title = "local tickets"
         else:
             columns = ("ticket", "test", "passing_runs", "fingerprint")
-            rows = [(ticket, test_id, streak, key) for key, test_id, ticket, streak in session.state.open_tickets()]
+            rows = [
+                (ticket, test_id, streak, key)
+                for key, test_id, ticket, streak in session.state.open_tickets()
+            ]
             title = f"open {session.spec.backend} tickets hpcos tracks"
         if args.json:
-            emit(json.dumps({"backend": session.spec.backend, "queued": len(session.queue),
-                              "tickets": [dict(zip(columns, row, strict=True)) for row in rows]}, indent=2))
+            emit(
+                json.dumps(
+                    {
+                        "backend": session.spec.backend,
+                        "queued": len(session.queue),
+                        "tickets": [dict(zip(columns, row, strict=True)) for row in rows],
+                    },
+                    indent=2,
+                )
+            )
             return 0
         table = Table(*(c.replace("_", " ") for c in columns), title=title)
         for row in rows:

@@ -13,11 +13,27 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from ClusterShell.NodeSet import NodeSet, NodeSetParseError
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 # Roles the seed names as dedicated hosts beside the compute nodes.
-ROLES = ("compute", "login", "service", "storage", "monitoring", "configuration-management", "scheduler",
-         "provisioning", "gpu")
+ROLES = (
+    "compute",
+    "login",
+    "service",
+    "storage",
+    "monitoring",
+    "configuration-management",
+    "scheduler",
+    "provisioning",
+    "gpu",
+)
 # A hardware or software description: printable, one line, no shell or markup specials needed.
 Description = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9 ._@:+/(),-]{1,120}$")]
 
@@ -57,7 +73,9 @@ class NodeClass(_Strict):
         try:
             parsed = NodeSet(value)
         except NodeSetParseError as exc:
-            raise ValueError(f"expected a ClusterShell node set such as node[001-016] ({exc})") from None
+            raise ValueError(
+                f"expected a ClusterShell node set such as node[001-016] ({exc})"
+            ) from None
         if not len(parsed) or any(name.startswith("-") for name in parsed):
             raise ValueError("expected node names (not empty, none starting with '-')")
         return value
@@ -66,8 +84,14 @@ class NodeClass(_Strict):
     def _sized(self) -> NodeClass:
         if self.nodes is None and self.count is None:
             raise ValueError("give the class's nodes or its count")
-        if self.nodes is not None and self.count is not None and self.count < len(NodeSet(self.nodes)):
-            raise ValueError(f"count {self.count} is smaller than the {len(NodeSet(self.nodes))} nodes listed")
+        if (
+            self.nodes is not None
+            and self.count is not None
+            and self.count < len(NodeSet(self.nodes))
+        ):
+            raise ValueError(
+                f"count {self.count} is smaller than the {len(NodeSet(self.nodes))} nodes listed"
+            )
         return self
 
     @property

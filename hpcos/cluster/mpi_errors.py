@@ -26,7 +26,9 @@ _KEY_LINE = re.compile(
 _HOST_NAMED = [
     re.compile(r"ssh: connect to host (?P<host>[^\s]+) port \d+"),
     re.compile(r"ssh: Could not resolve hostname (?P<host>[^\s:]+)"),
-    re.compile(r"Connection (?:closed|reset) by (?:authenticating user \S+ |invalid user \S+ )?(?P<host>[^\s]+) port"),
+    re.compile(
+        r"Connection (?:closed|reset) by (?:authenticating user \S+ |invalid user \S+ )?(?P<host>[^\s]+) port"
+    ),
     re.compile(r"unable to connect from \S+ to (?P<host>[^\s\"]+)"),
     # Open MPI: "ORTE has lost communication with a remote daemon." then "Remote daemon: [[x,0],1] on node n2"
     re.compile(r"Remote daemon\s*: \S+ on node (?P<host>[^\s]+)"),

@@ -36,29 +36,56 @@ _NODE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 # Profile values end up in shell command lines on the nodes (ssh, srun, perftest, the version probe).
 # Every such field takes only what its real values look like, and the launchers quote them as well.
-StackName = Annotated[str, DescribedPattern(
-    pattern=r"^[A-Za-z][A-Za-z0-9_.+-]*$",
-    meaning="an MPI stack name (letters, digits and _ . + -, starting with a letter)")]
-DeviceName = Annotated[str, DescribedPattern(
-    pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$",
-    meaning="an RDMA device name such as mlx5_0 (letters, digits and _ . : -)")]
-NodeName = Annotated[str, DescribedPattern(
-    pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
-    meaning="a node name (letters, digits and _ . -, not starting with - or .)")]
+StackName = Annotated[
+    str,
+    DescribedPattern(
+        pattern=r"^[A-Za-z][A-Za-z0-9_.+-]*$",
+        meaning="an MPI stack name (letters, digits and _ . + -, starting with a letter)",
+    ),
+]
+DeviceName = Annotated[
+    str,
+    DescribedPattern(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$",
+        meaning="an RDMA device name such as mlx5_0 (letters, digits and _ . : -)",
+    ),
+]
+NodeName = Annotated[
+    str,
+    DescribedPattern(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        meaning="a node name (letters, digits and _ . -, not starting with - or .)",
+    ),
+]
 # One command-line word: an option or its value, never shell syntax.
-Argument = Annotated[str, DescribedPattern(
-    pattern=r"^[A-Za-z0-9_./=:,+-]+$",
-    meaning="one command-line argument (letters, digits and _ . / = : , + -)")]
-EnvName = Annotated[str, DescribedPattern(
-    pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
-    meaning="an environment variable name (letters, digits and _, not starting with a digit)")]
+Argument = Annotated[
+    str,
+    DescribedPattern(
+        pattern=r"^[A-Za-z0-9_./=:,+-]+$",
+        meaning="one command-line argument (letters, digits and _ . / = : , + -)",
+    ),
+]
+EnvName = Annotated[
+    str,
+    DescribedPattern(
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        meaning="an environment variable name (letters, digits and _, not starting with a digit)",
+    ),
+]
 # A Python module path, as ``pytest -p`` takes it.
-PluginName = Annotated[str, DescribedPattern(
-    pattern=r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*$",
-    meaning="a Python module path such as site_checks.plugin")]
-UserName = Annotated[str, DescribedPattern(
-    pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$",
-    meaning="a user name (letters, digits and _ . -)")]
+PluginName = Annotated[
+    str,
+    DescribedPattern(
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*$",
+        meaning="a Python module path such as site_checks.plugin",
+    ),
+]
+UserName = Annotated[
+    str,
+    DescribedPattern(
+        pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", meaning="a user name (letters, digits and _ . -)"
+    ),
+]
 
 
 class Strict(BaseModel):
@@ -148,9 +175,11 @@ def _count_or_percentage(value: object) -> str:
         return str(value)
     text = value.strip() if isinstance(value, str) else ""
     number = text.removesuffix("%")
-    if text.isdigit() or (text.endswith("%") and number.replace(".", "", 1).isdigit() and float(number) <= 100):
+    if text.isdigit() or (
+        text.endswith("%") and number.replace(".", "", 1).isdigit() and float(number) <= 100
+    ):
         return text
-    raise ValueError(f"expected a count (2) or a percentage of the nodes (\"5%\"), found {value!r}")
+    raise ValueError(f'expected a count (2) or a percentage of the nodes ("5%"), found {value!r}')
 
 
 class Deploy(Strict):
@@ -170,7 +199,9 @@ class Deploy(Strict):
     # simulated node in hpcos's own tests.  dnf and rpm get --installroot/--root when it is not /.
     root: str = "/"
     repo_file: str = "/etc/yum.repos.d/hpcos.repo"  # under root
-    environments_url: str | None = None  # where the nodes reach the store's web server (docs/repositories.md)
+    environments_url: str | None = (
+        None  # where the nodes reach the store's web server (docs/repositories.md)
+    )
     snapshots_url: str | None = None
     gpgcheck: bool = True
     gpgkey: str | None = None  # URL of the key that signs the overlay packages
@@ -203,8 +234,15 @@ class Deploy(Strict):
         # Written on every node as root: it must stay under ``root`` ("../" would leave a simulated
         # node's tree, or put the file anywhere on a real one).
         parts = value.split("/")
-        if not value.startswith("/") or ".." in parts or not value.isprintable() or not value.endswith(".repo"):
-            raise ValueError("expected an absolute path ending in .repo, without '..' (it is written under root)")
+        if (
+            not value.startswith("/")
+            or ".." in parts
+            or not value.isprintable()
+            or not value.endswith(".repo")
+        ):
+            raise ValueError(
+                "expected an absolute path ending in .repo, without '..' (it is written under root)"
+            )
         return value
 
 
@@ -271,14 +309,18 @@ class Profile(Strict):
         try:
             parsed = NodeSet(value)
         except NodeSetParseError as exc:
-            raise ValueError(f"expected a ClusterShell node set such as node[001-016] ({exc})") from None
+            raise ValueError(
+                f"expected a ClusterShell node set such as node[001-016] ({exc})"
+            ) from None
         if not len(parsed):
             raise ValueError("expected at least one node")
         # ssh and srun would take "-oProxyCommand=..." as an option; real host names never look like that.
         bad = next((node for node in parsed if not _NODE_NAME.fullmatch(node)), None)
         if bad is not None:
-            raise ValueError(f"expected node names of letters, digits and _ . - (not starting with - or .); "
-                             f"found {bad!r}")
+            raise ValueError(
+                f"expected node names of letters, digits and _ . - (not starting with - or .); "
+                f"found {bad!r}"
+            )
         return value
 
     @model_validator(mode="after")
@@ -286,7 +328,9 @@ class Profile(Strict):
         for metric, per_stack in self.references.items():
             unknown = set(per_stack) - set(self.mpi)
             if unknown:
-                raise ValueError(f"references.{metric} names MPI stacks not in mpi: {', '.join(sorted(unknown))}")
+                raise ValueError(
+                    f"references.{metric} names MPI stacks not in mpi: {', '.join(sorted(unknown))}"
+                )
         return self
 
     @property
@@ -306,8 +350,10 @@ class Profile(Strict):
         names = [s.strip() for s in selected.split(",") if s.strip()]
         unknown = [n for n in names if n not in self.mpi]
         if unknown:
-            raise UserError(f"--mpi {selected}: profile {self.name!r} has no MPI stack "
-                            f"{', '.join(unknown)} (it has: {', '.join(self.mpi) or 'none'})")
+            raise UserError(
+                f"--mpi {selected}: profile {self.name!r} has no MPI stack "
+                f"{', '.join(unknown)} (it has: {', '.join(self.mpi) or 'none'})"
+            )
         return [self.mpi[n] for n in names]
 
     def select_nodes(self, selected: str | None = None) -> NodeSet:
@@ -322,7 +368,9 @@ class Profile(Strict):
             raise UserError(f"--nodes {selected}: not a node set ({exc})") from None
         outside = wanted - self.node_set
         if outside:
-            raise UserError(f"--nodes {selected}: {outside} not in profile {self.name!r} nodes {self.nodes}")
+            raise UserError(
+                f"--nodes {selected}: {outside} not in profile {self.name!r} nodes {self.nodes}"
+            )
         return wanted
 
 
@@ -339,9 +387,13 @@ def profile_path(name_or_path: str, search_dirs: list[Path]) -> Path:
         candidate = directory / f"{name_or_path}{PROFILE_SUFFIX}"
         if candidate.is_file():
             return candidate
-    known = sorted({p.stem for d in search_dirs if d.is_dir() for p in d.glob(f"*{PROFILE_SUFFIX}")})
-    raise UserError(f"no cluster profile {name_or_path!r} in {', '.join(str(d) for d in search_dirs)}"
-                    f" (known: {', '.join(known) or 'none'})")
+    known = sorted(
+        {p.stem for d in search_dirs if d.is_dir() for p in d.glob(f"*{PROFILE_SUFFIX}")}
+    )
+    raise UserError(
+        f"no cluster profile {name_or_path!r} in {', '.join(str(d) for d in search_dirs)}"
+        f" (known: {', '.join(known) or 'none'})"
+    )
 
 
 def load_profile(path: str | Path) -> Profile:

@@ -57,20 +57,32 @@ class Git:
         self.path = Path(path)
         self.author = author
 
-    def run(self, *args: str, check: bool = True, timeout: float = GIT_TIMEOUT,
-            env: dict[str, str] | None = None) -> runner.ProcessResult:
-        done = runner.run(["git", "-C", str(self.path), *args], timeout=timeout, env={**GIT_ENV, **(env or {})})
+    def run(
+        self,
+        *args: str,
+        check: bool = True,
+        timeout: float = GIT_TIMEOUT,
+        env: dict[str, str] | None = None,
+    ) -> runner.ProcessResult:
+        done = runner.run(
+            ["git", "-C", str(self.path), *args], timeout=timeout, env={**GIT_ENV, **(env or {})}
+        )
         if check and (done.exit_code != 0 or done.timed_out):
             why = "timed out" if done.timed_out else f"exit {done.exit_code}"
-            raise GitError(f"git {' '.join(args[:2])} in {self.path} {why}: "
-                           f"{(done.stderr or done.stdout).strip()[-2000:]}")
+            raise GitError(
+                f"git {' '.join(args[:2])} in {self.path} {why}: "
+                f"{(done.stderr or done.stdout).strip()[-2000:]}"
+            )
         return done
 
     def rev(self, ref: str) -> str:
         return self.run("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}").stdout.strip()
 
     def has(self, ref: str) -> bool:
-        return self.run("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False).exit_code == 0
+        return (
+            self.run("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False).exit_code
+            == 0
+        )
 
     def is_ancestor(self, a: str, b: str) -> bool:
         done = self.run("merge-base", "--is-ancestor", a, b, check=False)
@@ -81,12 +93,20 @@ class Git:
     def commits(self, exclude: str, include: str) -> list[Commit]:
         """Commits reachable from ``include`` and not from ``exclude``, newest first, merges left out
         (a promotion or merge-back commit carries no change of its own)."""
-        done = self.run("log", "--no-merges", "--format=%H%x1f%an%x1f%aI%x1f%s", f"{exclude}..{include}", "--")
-        return [Commit(*line.split("\x1f", 3)) for line in done.stdout.splitlines() if line.count("\x1f") == 3]
+        done = self.run(
+            "log", "--no-merges", "--format=%H%x1f%an%x1f%aI%x1f%s", f"{exclude}..{include}", "--"
+        )
+        return [
+            Commit(*line.split("\x1f", 3))
+            for line in done.stdout.splitlines()
+            if line.count("\x1f") == 3
+        ]
 
     def merge_tree(self, ours: str, theirs: str) -> MergeTree:
         """``git merge-tree --write-tree``: rc 0 clean, rc 1 conflicts (tree id, then the paths)."""
-        done = self.run("merge-tree", "--write-tree", "--name-only", "--no-messages", ours, theirs, check=False)
+        done = self.run(
+            "merge-tree", "--write-tree", "--name-only", "--no-messages", ours, theirs, check=False
+        )
         if done.exit_code not in (0, 1):
             raise GitError(f"git merge-tree {ours} {theirs} in {self.path}: {done.stderr.strip()}")
         lines = done.stdout.splitlines()
@@ -104,8 +124,12 @@ class Git:
         argv = ["commit-tree", tree]
         for parent in parents:
             argv += ["-p", parent]
-        done = runner.run(["git", "-C", str(self.path), *argv, "-F", "-"], timeout=GIT_TIMEOUT,
-                          env={**GIT_ENV, **env}, input=message.encode())
+        done = runner.run(
+            ["git", "-C", str(self.path), *argv, "-F", "-"],
+            timeout=GIT_TIMEOUT,
+            env={**GIT_ENV, **env},
+            input=message.encode(),
+        )
         if done.exit_code != 0:
             raise GitError(f"git commit-tree in {self.path}: {done.stderr.strip()}")
         return done.stdout.strip()

@@ -33,8 +33,10 @@ log = logging.getLogger("hpcos.config")
 class MergeConflict(UserError):
     def __init__(self, repo: str, into: str, files: list[str]):
         self.repo, self.files = repo, files
-        super().__init__(f"config repository {repo}: merging into {into} conflicts in "
-                         f"{', '.join(files)}; nothing was changed (resolve on the branches and retry)")
+        super().__init__(
+            f"config repository {repo}: merging into {into} conflicts in "
+            f"{', '.join(files)}; nothing was changed (resolve on the branches and retry)"
+        )
 
 
 class ValidationFailed(UserError):
@@ -56,13 +58,24 @@ class BranchStatus:
 
     def as_dict(self) -> dict:
         v = self.validation
-        return {"repository": self.repository, "kind": self.kind, "url": self.url,
-                "testing": {"branch": self.testing, "head": self.testing_head},
-                "production": {"branch": self.production, "head": self.production_head},
-                "to_promote": [c.__dict__ for c in self.to_promote],
-                "hot_fixes": [c.__dict__ for c in self.hot_fixes],
-                "validation": None if v is None else {"commit": v.commit, "ok": v.ok, "changes": v.changes,
-                                                      "summary": v.summary(), "checked": v.checked}}
+        return {
+            "repository": self.repository,
+            "kind": self.kind,
+            "url": self.url,
+            "testing": {"branch": self.testing, "head": self.testing_head},
+            "production": {"branch": self.production, "head": self.production_head},
+            "to_promote": [c.__dict__ for c in self.to_promote],
+            "hot_fixes": [c.__dict__ for c in self.hot_fixes],
+            "validation": None
+            if v is None
+            else {
+                "commit": v.commit,
+                "ok": v.ok,
+                "changes": v.changes,
+                "summary": v.summary(),
+                "checked": v.checked,
+            },
+        }
 
 
 def status(repo: Repository, fetch: bool = True) -> BranchStatus:
@@ -72,11 +85,22 @@ def status(repo: Repository, fetch: bool = True) -> BranchStatus:
     testing, production = repo.branch_ref("testing"), repo.branch_ref("production")
     for which, ref in (("testing", testing), ("production", production)):
         if not git.has(ref):
-            raise UserError(f"config repository {repo.name}: no branch {repo.branch(which)!r} in {repo.spec.url}")
+            raise UserError(
+                f"config repository {repo.name}: no branch {repo.branch(which)!r} in {repo.spec.url}"
+            )
     head = git.rev(testing)
-    return BranchStatus(repo.name, repo.spec.kind, repo.spec.url, repo.spec.testing, repo.spec.production,
-                        head, git.rev(production), git.commits(production, testing), git.commits(testing, production),
-                        checks.recorded(repo, head))
+    return BranchStatus(
+        repo.name,
+        repo.spec.kind,
+        repo.spec.url,
+        repo.spec.testing,
+        repo.spec.production,
+        head,
+        git.rev(production),
+        git.commits(production, testing),
+        git.commits(testing, production),
+        checks.recorded(repo, head),
+    )
 
 
 @dataclass
@@ -103,8 +127,11 @@ def _gate_run(layout: StoreLayout, force: bool) -> tuple[nightly.NightlyRecord |
     """The nightly run the gate reads (the last one the harness recorded on the testing snapshot) and why
     it fails, if it does.  An imported results file never names the commits to merge."""
     snapshot = Environments(layout).environment("testing").current()
-    runs = [r for r in nightly.records(layout)
-            if r.from_harness and (snapshot is None or r.testing_snapshot == snapshot)]
+    runs = [
+        r
+        for r in nightly.records(layout)
+        if r.from_harness and (snapshot is None or r.testing_snapshot == snapshot)
+    ]
     run = runs[-1] if runs else None
     if run is None:
         where = f"testing snapshot {snapshot}" if snapshot else "any testing snapshot"
@@ -138,33 +165,56 @@ def _publish(prepared: list[Prepared]) -> None:
         log.info("%s: %s %s -> %s", p.repo.name, p.repo.branch(p.into), p.old[:12], p.new[:12])
 
 
-def prepare_promotion(repos: list[Repository], layout: StoreLayout, reason: str, force: bool = False,
-                      report: Callable[[checks.Validation], None] | None = None) -> list[Prepared]:
+def prepare_promotion(
+    repos: list[Repository],
+    layout: StoreLayout,
+    reason: str,
+    force: bool = False,
+    report: Callable[[checks.Validation], None] | None = None,
+) -> list[Prepared]:
     """Every check of a promotion, for every repository, before anything is written.
 
     ``report`` receives each validation (the CLI files it with the tracker)."""
     if force and not reason.strip():
-        raise UserError("--force needs --reason TEXT: an override of the gate is recorded with its reason")
+        raise UserError(
+            "--force needs --reason TEXT: an override of the gate is recorded with its reason"
+        )
     run, closed = _gate_run(layout, force)
     prepared = []
     for repo in repos:
         repo.fetch()
         commit = run.config_commits.get(repo.name) if run else None
-        why = closed or ("" if commit else f"the nightly run {run.run_id} did not record which {repo.spec.testing} "
-                                           f"commit of {repo.name} the test cluster ran")
+        why = closed or (
+            ""
+            if commit
+            else f"the nightly run {run.run_id} did not record which {repo.spec.testing} "
+            f"commit of {repo.name} the test cluster ran"
+        )
         if why and not force:
-            raise GateClosed(f"refusing to promote {repo.name}: {why}; override with --force --reason TEXT")
+            raise GateClosed(
+                f"refusing to promote {repo.name}: {why}; override with --force --reason TEXT"
+            )
         if why:
             commit = repo.git.rev(repo.branch_ref("testing"))
-            log.warning("%s: gate overridden (%s); promoting %s head %s", repo.name, why, repo.spec.testing,
-                        commit[:12])
+            log.warning(
+                "%s: gate overridden (%s); promoting %s head %s",
+                repo.name,
+                why,
+                repo.spec.testing,
+                commit[:12],
+            )
         if not repo.git.has(commit) or not repo.git.is_ancestor(commit, repo.branch_ref("testing")):
-            raise UserError(f"config repository {repo.name}: the tested commit {commit[:12]} is not on "
-                            f"{repo.spec.testing} any more (rewritten history?); nothing was changed")
-        lines = [f"Promote {repo.spec.testing} into {repo.spec.production}: {reason.strip() or 'no reason given'}",
-                 "", f"Testing snapshot: {run.testing_snapshot if run else 'none'}",
-                 f"Nightly run: {f'{run.run_id} ({run.verdict})' if run else 'none'}",
-                 f"Tested commit: {commit}"]
+            raise UserError(
+                f"config repository {repo.name}: the tested commit {commit[:12]} is not on "
+                f"{repo.spec.testing} any more (rewritten history?); nothing was changed"
+            )
+        lines = [
+            f"Promote {repo.spec.testing} into {repo.spec.production}: {reason.strip() or 'no reason given'}",
+            "",
+            f"Testing snapshot: {run.testing_snapshot if run else 'none'}",
+            f"Nightly run: {f'{run.run_id} ({run.verdict})' if run else 'none'}",
+            f"Tested commit: {commit}",
+        ]
         if why:
             lines.append(f"Gate overridden: {why}")
         one = _prepare(repo, "production", commit, "\n".join(lines) + "\n")
@@ -175,14 +225,21 @@ def prepare_promotion(repos: list[Repository], layout: StoreLayout, reason: str,
                 report(one.validation)
             if not one.validation.ok:
                 failed = one.validation.failures()[0]
-                raise ValidationFailed(f"refusing to promote {repo.name}: {failed.name} failed on the merge of "
-                                       f"{commit[:12]}; nothing was changed:\n{failed.output[-1500:]}")
+                raise ValidationFailed(
+                    f"refusing to promote {repo.name}: {failed.name} failed on the merge of "
+                    f"{commit[:12]}; nothing was changed:\n{failed.output[-1500:]}"
+                )
         prepared.append(one)
     return prepared
 
 
-def promote(repos: list[Repository], layout: StoreLayout, reason: str, force: bool = False,
-            report: Callable[[checks.Validation], None] | None = None) -> list[Prepared]:
+def promote(
+    repos: list[Repository],
+    layout: StoreLayout,
+    reason: str,
+    force: bool = False,
+    report: Callable[[checks.Validation], None] | None = None,
+) -> list[Prepared]:
     prepared = prepare_promotion(repos, layout, reason, force, report)
     _publish(prepared)
     return prepared
@@ -199,21 +256,25 @@ def merge_back(repos: list[Repository], reason: str) -> list[Prepared]:
     for repo in repos:
         repo.fetch()
         head = repo.git.rev(repo.branch_ref("production"))
-        message = (f"Merge back {repo.spec.production} hot-fixes into {repo.spec.testing}: "
-                   f"{reason.strip() or 'no reason given'}\n\nProduction commit: {head}\n")
+        message = (
+            f"Merge back {repo.spec.production} hot-fixes into {repo.spec.testing}: "
+            f"{reason.strip() or 'no reason given'}\n\nProduction commit: {head}\n"
+        )
         prepared.append(_prepare(repo, "testing", head, message))
     _publish(prepared)
     return prepared
 
 
-def validate_testing(repo: Repository, report: Callable[[checks.Validation], None] | None = None,
-                     fetch: bool = True) -> checks.Validation:
+def validate_testing(
+    repo: Repository, report: Callable[[checks.Validation], None] | None = None, fetch: bool = True
+) -> checks.Validation:
     """Validate the testing branch's head (the job on every push to testing) and record it."""
     if fetch:
         repo.fetch()
     git = repo.git
-    result = checks.validate(repo, git.rev(repo.branch_ref("testing")),
-                             production=git.rev(repo.branch_ref("production")))
+    result = checks.validate(
+        repo, git.rev(repo.branch_ref("testing")), production=git.rev(repo.branch_ref("production"))
+    )
     checks.record(repo, result)
     if report:
         report(result)

@@ -49,25 +49,35 @@ class Repository:
         """Bring the mirror's two branches to where the site's repository has them."""
         if not (self.mirror / "HEAD").is_file():
             self.directory.mkdir(parents=True, exist_ok=True)
-            done = Git(self.directory).run("init", "--quiet", "--bare", str(self.mirror), check=False)
+            done = Git(self.directory).run(
+                "init", "--quiet", "--bare", str(self.mirror), check=False
+            )
             if done.exit_code != 0:
                 raise GitError(f"git init {self.mirror}: {done.stderr.strip()}")
             self.git.run("remote", "add", "origin", self.spec.url)
         self.git.run("remote", "set-url", "origin", self.spec.url)
-        refspecs = [f"+refs/heads/{b}:refs/heads/{b}" for b in (self.spec.testing, self.spec.production)]
+        refspecs = [
+            f"+refs/heads/{b}:refs/heads/{b}" for b in (self.spec.testing, self.spec.production)
+        ]
         done = self.git.run("fetch", "--quiet", "--no-tags", "origin", *refspecs, check=False)
         if done.exit_code != 0 or done.timed_out:
-            raise GitError(f"config repository {self.name}: cannot fetch {self.spec.testing} and "
-                           f"{self.spec.production} from {self.spec.url}: {_first_line(done.stderr)}")
+            raise GitError(
+                f"config repository {self.name}: cannot fetch {self.spec.testing} and "
+                f"{self.spec.production} from {self.spec.url}: {_first_line(done.stderr)}"
+            )
 
     def publish(self, which: str, new: str, old: str) -> None:
         """Push ``new`` to the branch (a fast-forward of ``old``), then move the mirror's ref."""
         branch = self.branch(which)
-        done = self.git.run("push", "--quiet", "--porcelain", "origin", f"{new}:refs/heads/{branch}", check=False)
+        done = self.git.run(
+            "push", "--quiet", "--porcelain", "origin", f"{new}:refs/heads/{branch}", check=False
+        )
         if done.exit_code != 0 or done.timed_out:
-            raise GitError(f"config repository {self.name}: push to {branch} refused, nothing changed "
-                           f"(did someone push to it meanwhile? run the command again): "
-                           f"{(done.stderr or done.stdout).strip()[-1000:]}")
+            raise GitError(
+                f"config repository {self.name}: push to {branch} refused, nothing changed "
+                f"(did someone push to it meanwhile? run the command again): "
+                f"{(done.stderr or done.stdout).strip()[-1000:]}"
+            )
         self.git.update_ref(self.branch_ref(which), new, old)
 
 
@@ -84,14 +94,23 @@ def _user() -> str:
         return "hpcos"
 
 
-def repositories(spec_set: SpecSet, layout: StoreLayout, names: list[str] | None = None) -> list[Repository]:
+def repositories(
+    spec_set: SpecSet, layout: StoreLayout, names: list[str] | None = None
+) -> list[Repository]:
     """The site's configuration repositories, or the ``names`` ones (each must exist)."""
     configured = spec_set.site.config.repositories
     if not configured:
-        raise UserError("site.yaml names no configuration repositories (config.repositories); "
-                        "see docs/configuration.md")
+        raise UserError(
+            "site.yaml names no configuration repositories (config.repositories); "
+            "see docs/configuration.md"
+        )
     unknown = [n for n in names or [] if n not in configured]
     if unknown:
-        raise UserError(f"unknown configuration repository {unknown[0]!r}; expected one of: "
-                        f"{', '.join(sorted(configured))}")
-    return [Repository(name, configured[name], layout.config_repos / name) for name in (names or sorted(configured))]
+        raise UserError(
+            f"unknown configuration repository {unknown[0]!r}; expected one of: "
+            f"{', '.join(sorted(configured))}"
+        )
+    return [
+        Repository(name, configured[name], layout.config_repos / name)
+        for name in (names or sorted(configured))
+    ]

@@ -73,7 +73,9 @@ class Validation:
             return self.note
         if not self.ok:
             return "failed: " + ", ".join(step.name for step in self.failures())
-        return "valid" + (f", dry run: {self.changes} change(s)" if self.changes is not None else "")
+        return "valid" + (
+            f", dry run: {self.changes} change(s)" if self.changes is not None else ""
+        )
 
 
 def environment_name(branch: str) -> str:
@@ -88,14 +90,20 @@ def _clean(text: str) -> str:
     return text[-OUTPUT_LIMIT:]
 
 
-def _run(argv: list[str], name: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> tuple[Step, str]:
+def _run(
+    argv: list[str], name: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> tuple[Step, str]:
     done = runner.run(argv, timeout=TOOL_TIMEOUT, env=env, cwd=cwd)
     output = _clean(done.stdout + ("\n" + done.stderr if done.stderr else ""))
     if done.timed_out:
         output += f"\ntimed out after {TOOL_TIMEOUT} s"
     elif done.exit_code == 127 and not done.stdout:
-        output = f"{argv[0]}: not found on this host (install it where `hpcos config` runs)\n{output}"
-    return Step(name, shlex.join(argv), done.exit_code == 0 and not done.timed_out, output), done.stdout
+        output = (
+            f"{argv[0]}: not found on this host (install it where `hpcos config` runs)\n{output}"
+        )
+    return Step(
+        name, shlex.join(argv), done.exit_code == 0 and not done.timed_out, output
+    ), done.stdout
 
 
 def _export(repo: Repository, commit: str, into: Path) -> None:
@@ -109,11 +117,15 @@ def _export(repo: Repository, commit: str, into: Path) -> None:
         raise GitError(f"cannot unpack {commit} of {repo.name}: {done.stderr.strip()}")
 
 
-def validate(repo: Repository, commit: str, production: str | None = None, tested: str = "") -> Validation:
+def validate(
+    repo: Repository, commit: str, production: str | None = None, tested: str = ""
+) -> Validation:
     """Validate ``commit`` as the repository's testing branch (``production``: the production branch's
     commit, laid out beside it as r10k would; ``tested``: the testing commit a promotion merges)."""
     kind = repo.spec.kind
-    result = Validation(repo.name, kind, commit, datetime.now(UTC).isoformat(timespec="seconds"), tested=tested)
+    result = Validation(
+        repo.name, kind, commit, datetime.now(UTC).isoformat(timespec="seconds"), tested=tested
+    )
     entry = repo.spec.entry or DEFAULT_ENTRY.get(kind)
     if entry is None:
         result.note = f"kind {kind}: no validator runs here; the test cluster's run is the check"
@@ -130,7 +142,9 @@ def validate(repo: Repository, commit: str, production: str | None = None, teste
             _export(repo, production, environments / production_env)
         checkout = environments / testing_env
         if not (checkout / entry).exists():
-            result.steps.append(Step(f"{kind}-entry", entry, False, f"{entry}: not in commit {commit[:12]}"))
+            result.steps.append(
+                Step(f"{kind}-entry", entry, False, f"{entry}: not in commit {commit[:12]}")
+            )
             return result
         if kind == "puppet":
             _puppet(result, checkout, entry, environments, testing_env, work_dir)
@@ -141,23 +155,53 @@ def validate(repo: Repository, commit: str, production: str | None = None, teste
     return result
 
 
-def _puppet(result: Validation, checkout: Path, entry: str, environments: Path, env: str, work: Path) -> None:
+def _puppet(
+    result: Validation, checkout: Path, entry: str, environments: Path, env: str, work: Path
+) -> None:
     manifests = sorted(str(p) for p in checkout.rglob("*.pp"))
     if not manifests:
-        result.steps.append(Step("puppet-parser-validate", "puppet parser validate", False,
-                                 f"no *.pp manifest in the {env} environment"))
+        result.steps.append(
+            Step(
+                "puppet-parser-validate",
+                "puppet parser validate",
+                False,
+                f"no *.pp manifest in the {env} environment",
+            )
+        )
         return
     # Private Puppet directories: nothing of the host's /etc/puppetlabs is read or written.
     state = work / "puppet"
     dirs = [f"--{d}dir={state / d}" for d in ("conf", "var", "code", "log", "run")]
-    step, _ = _run(["puppet", "parser", "validate", "--color=false", *dirs, f"--environmentpath={environments}",
-                    f"--environment={env}", *manifests], "puppet-parser-validate")
+    step, _ = _run(
+        [
+            "puppet",
+            "parser",
+            "validate",
+            "--color=false",
+            *dirs,
+            f"--environmentpath={environments}",
+            f"--environment={env}",
+            *manifests,
+        ],
+        "puppet-parser-validate",
+    )
     result.steps.append(step)
     if not step.ok:
         return
-    step, stdout = _run(["puppet", "apply", "--noop", "--summarize", "--color=false", *dirs,
-                         f"--environmentpath={environments}", f"--environment={env}", str(checkout / entry)],
-                        "puppet-apply-noop")
+    step, stdout = _run(
+        [
+            "puppet",
+            "apply",
+            "--noop",
+            "--summarize",
+            "--color=false",
+            *dirs,
+            f"--environmentpath={environments}",
+            f"--environment={env}",
+            str(checkout / entry),
+        ],
+        "puppet-apply-noop",
+    )
     errors = [line for line in step.output.splitlines() if line.startswith("Error:")]
     if errors:  # puppet apply may exit 0 with errors logged (a failed resource in noop)
         step.ok = False
@@ -167,15 +211,28 @@ def _puppet(result: Validation, checkout: Path, entry: str, environments: Path, 
 
 
 def _ansible(result: Validation, checkout: Path, entry: str, work: Path) -> None:
-    env = {"ANSIBLE_LOCAL_TEMP": str(work / "atmp"), "ANSIBLE_REMOTE_TEMP": str(work / "rtmp"),
-           "ANSIBLE_NOCOLOR": "1", "ANSIBLE_RETRY_FILES_ENABLED": "0", "ANSIBLE_HOME": str(work / "ansible")}
-    step, _ = _run(["ansible-playbook", "--syntax-check", "-i", "localhost,", entry], "ansible-syntax-check",
-                   env=env, cwd=checkout)
+    env = {
+        "ANSIBLE_LOCAL_TEMP": str(work / "atmp"),
+        "ANSIBLE_REMOTE_TEMP": str(work / "rtmp"),
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_RETRY_FILES_ENABLED": "0",
+        "ANSIBLE_HOME": str(work / "ansible"),
+    }
+    step, _ = _run(
+        ["ansible-playbook", "--syntax-check", "-i", "localhost,", entry],
+        "ansible-syntax-check",
+        env=env,
+        cwd=checkout,
+    )
     result.steps.append(step)
     if not step.ok:
         return
-    step, stdout = _run(["ansible-playbook", "--check", "-i", "localhost,", "-c", "local", entry],
-                        "ansible-check", env=env, cwd=checkout)
+    step, stdout = _run(
+        ["ansible-playbook", "--check", "-i", "localhost,", "-c", "local", entry],
+        "ansible-check",
+        env=env,
+        cwd=checkout,
+    )
     result.steps.append(step)
     # The PLAY RECAP lines of the default callback (ansible-core alone has no JSON callback).
     recap = re.findall(r"^\S+\s*:\s*ok=\d+\s+changed=(\d+)", stdout, re.MULTILINE)
@@ -203,7 +260,9 @@ def recorded(repo: Repository, commit: str) -> Validation | None:
     path = repo.validations / f"{commit}.json"
     try:
         # Read as untrusted: a record hpcos did not write is no validation (the gate then refuses).
-        validation = dataclass_from(Validation, read_json(path, what="validation record"), str(path))
+        validation = dataclass_from(
+            Validation, read_json(path, what="validation record"), str(path)
+        )
     except (OSError, BadStoreFile):
         return None
     validation.steps = [dataclass_from(Step, s, str(path)) for s in validation.steps]
@@ -213,15 +272,26 @@ def recorded(repo: Repository, commit: str) -> Validation | None:
 def as_run(validation: Validation) -> RunResults:
     """The validation in the results format, so tickets are filed exactly as for a nightly run."""
     now = datetime.now(UTC).isoformat(timespec="seconds")
-    results = [TestResult(test_id=f"config/{validation.repository}::{step.name}", node=None,
-                          outcome="passed" if step.ok else "failed",
-                          failure_class=None if step.ok else "error",
-                          message="" if step.ok else step.output,
-                          command=step.command, rerun=f"hpcos config validate {validation.repository}")
-               for step in validation.steps]
-    return RunResults(run_id=f"config-{validation.repository}-{validation.commit[:12]}-{now}",
-                      cluster=f"config:{validation.repository}", started=validation.checked, finished=now,
-                      versions={validation.repository: validation.tested or validation.commit}, results=results)
+    results = [
+        TestResult(
+            test_id=f"config/{validation.repository}::{step.name}",
+            node=None,
+            outcome="passed" if step.ok else "failed",
+            failure_class=None if step.ok else "error",
+            message="" if step.ok else step.output,
+            command=step.command,
+            rerun=f"hpcos config validate {validation.repository}",
+        )
+        for step in validation.steps
+    ]
+    return RunResults(
+        run_id=f"config-{validation.repository}-{validation.commit[:12]}-{now}",
+        cluster=f"config:{validation.repository}",
+        started=validation.checked,
+        finished=now,
+        versions={validation.repository: validation.tested or validation.commit},
+        results=results,
+    )
 
 
 def file_tickets(validation: Validation, tracker, store_root: Path, environ=None) -> str:

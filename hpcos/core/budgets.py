@@ -32,8 +32,9 @@ def node_count_bound(text: str) -> int:
     for pattern in patterns:
         size = 1
         for group in re.findall(r"\[([^\]]*)\]", pattern):
-            size *= sum(int(b) - int(a) + 1 if int(b) >= int(a) else 1 for a, b in _RANGE.findall(group)) \
-                + len([item for item in group.split(",") if item and not _RANGE.search(item)])
+            size *= sum(
+                int(b) - int(a) + 1 if int(b) >= int(a) else 1 for a, b in _RANGE.findall(group)
+            ) + len([item for item in group.split(",") if item and not _RANGE.search(item)])
         total += size
     return total
 

@@ -15,7 +15,9 @@ from pathlib import Path
 
 SERVICES = ("tracker", "jenkins")
 # Every variable that can hold a secret hpcos knows of: launched test commands never see them.
-CREDENTIAL_VARIABLES = frozenset(f"HPCOS_{s.upper()}_{k}" for s in SERVICES for k in ("PASSWORD", "TOKEN"))
+CREDENTIAL_VARIABLES = frozenset(
+    f"HPCOS_{s.upper()}_{k}" for s in SERVICES for k in ("PASSWORD", "TOKEN")
+)
 
 
 def without_credentials(environ: Mapping[str, str]) -> dict[str, str]:
@@ -41,5 +43,7 @@ def launch_environment() -> dict[str, str]:
     try:
         env["HOME"] = str(launch_home())
     except OSError:
-        env["HOME"] = "/nonexistent"  # no cache directory to be had: a HOME with nothing in it at all
+        env["HOME"] = (
+            "/nonexistent"  # no cache directory to be had: a HOME with nothing in it at all
+        )
     return env

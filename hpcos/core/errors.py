@@ -32,9 +32,13 @@ class Family:
 # whether it stops the work under way.  Exit 2 is the user's to fix, as argparse's own mistakes are;
 # 1 is "something failed" (also a build or a deploy that failed on its own terms).
 FAMILIES: dict[str, Family] = {
-    "user": Family(2, True, "a mistake in input, configuration or environment that a person can fix"),
+    "user": Family(
+        2, True, "a mistake in input, configuration or environment that a person can fix"
+    ),
     "store": Family(1, True, "the store (or another place hpcos writes) cannot take the write"),
-    "tracker": Family(1, False, "the ticket tracker or another web service refused a request or is out of reach"),
+    "tracker": Family(
+        1, False, "the ticket tracker or another web service refused a request or is out of reach"
+    ),
     "build": Family(1, False, "a package or probe build failed"),
     "parse": Family(1, False, "a tool's output or a file did not have the expected shape"),
     "node": Family(1, False, "a node cannot be used, or a command on it failed"),
@@ -71,8 +75,12 @@ class StoreError(UserError):
 
 # What a full or read-only file system says, as an OSError and through SQLite.
 STORE_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EFBIG})
-_SQLITE_STORE_MESSAGES = ("database or disk is full", "readonly database", "disk i/o error",
-                          "unable to open database file")
+_SQLITE_STORE_MESSAGES = (
+    "database or disk is full",
+    "readonly database",
+    "disk i/o error",
+    "unable to open database file",
+)
 
 
 def store_problem(exc: BaseException) -> StoreError | None:
@@ -82,6 +90,8 @@ def store_problem(exc: BaseException) -> StoreError | None:
     if isinstance(exc, OSError) and exc.errno in STORE_ERRNOS:
         where = f"{exc.filename}: " if exc.filename else ""
         return StoreError(f"{where}{exc.strerror or errno.errorcode.get(exc.errno, exc.errno)}")
-    if isinstance(exc, sqlite3.OperationalError) and any(m in str(exc).lower() for m in _SQLITE_STORE_MESSAGES):
+    if isinstance(exc, sqlite3.OperationalError) and any(
+        m in str(exc).lower() for m in _SQLITE_STORE_MESSAGES
+    ):
         return StoreError(f"results database: {exc}")
     return None

@@ -47,8 +47,11 @@ def reached(name: str) -> None:
         global _warned
         if not _warned:
             _warned = True
-            log.warning("%s is set but no test enabled it (%s must name the running test): ignored",
-                        VARIABLE, RUN_VARIABLE)
+            log.warning(
+                "%s is set but no test enabled it (%s must name the running test): ignored",
+                VARIABLE,
+                RUN_VARIABLE,
+            )
         return
     if wanted == name:
         os.kill(os.getpid(), signal.SIGSTOP)

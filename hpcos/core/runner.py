@@ -44,7 +44,9 @@ class ProcessResult:
     duration: float
     timed_out: bool
     stdout_bytes: bytes = b""
-    before_kill: str = ""  # what ``before_kill`` found in the timed-out tree (where a hung job's ranks were)
+    before_kill: str = (
+        ""  # what ``before_kill`` found in the timed-out tree (where a hung job's ranks were)
+    )
 
     @property
     def output(self) -> str:
@@ -52,10 +54,19 @@ class ProcessResult:
         return self.stdout + self.stderr
 
 
-def run(argv: Sequence[str] | str, *, timeout: float, env: Mapping[str, str] | None = None,
-        base_env: Mapping[str, str] | None = None, cwd: str | Path | None = None,
-        merge_stderr: bool = False, on_line: LineSink | None = None, log_file: Path | None = None,
-        input: bytes | None = None, before_kill: Callable[[int], str] | None = None) -> ProcessResult:
+def run(
+    argv: Sequence[str] | str,
+    *,
+    timeout: float,
+    env: Mapping[str, str] | None = None,
+    base_env: Mapping[str, str] | None = None,
+    cwd: str | Path | None = None,
+    merge_stderr: bool = False,
+    on_line: LineSink | None = None,
+    log_file: Path | None = None,
+    input: bytes | None = None,
+    before_kill: Callable[[int], str] | None = None,
+) -> ProcessResult:
     """Run ``argv`` (a string runs through ``/bin/sh -c``); never blocks longer than ``timeout`` + grace.
 
     ``base_env`` replaces ``os.environ`` as the environment ``env`` is added to (callers that must not
@@ -67,10 +78,16 @@ def run(argv: Sequence[str] | str, *, timeout: float, env: Mapping[str, str] | N
     name = argv if isinstance(argv, str) else argv[0]
     log = _open_log(log_file, argv)
     try:
-        proc = subprocess.Popen(argv, shell=isinstance(argv, str),
-                                stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
-                                env=full_env, cwd=cwd, start_new_session=_own_session)
+        proc = subprocess.Popen(
+            argv,
+            shell=isinstance(argv, str),
+            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
+            env=full_env,
+            cwd=cwd,
+            start_new_session=_own_session,
+        )
     except OSError as exc:
         if log:
             log.close()
@@ -84,14 +101,23 @@ def run(argv: Sequence[str] | str, *, timeout: float, env: Mapping[str, str] | N
             _LIVE.pop(proc.pid, None)
 
 
-def _collect(proc: subprocess.Popen, started: float, timeout: float, merge_stderr: bool,
-             on_line: LineSink | None, log: IO[bytes] | None, input: bytes | None,
-             before_kill: Callable[[int], str] | None) -> ProcessResult:
+def _collect(
+    proc: subprocess.Popen,
+    started: float,
+    timeout: float,
+    merge_stderr: bool,
+    on_line: LineSink | None,
+    log: IO[bytes] | None,
+    input: bytes | None,
+    before_kill: Callable[[int], str] | None,
+) -> ProcessResult:
     lock = threading.Lock()
     streams = [proc.stdout] + ([] if merge_stderr else [proc.stderr])
     chunks: list[list[bytes]] = [[] for _ in streams]
-    readers = [threading.Thread(target=_pump, args=(s, c, on_line, log, lock), daemon=True)
-               for s, c in zip(streams, chunks, strict=True)]
+    readers = [
+        threading.Thread(target=_pump, args=(s, c, on_line, log, lock), daemon=True)
+        for s, c in zip(streams, chunks, strict=True)
+    ]
     for reader in readers:
         reader.start()
     if input is not None:
@@ -126,8 +152,15 @@ def _collect(proc: subprocess.Popen, started: float, timeout: float, merge_stder
         # A grandchild that left the session still holds the pipes: stop reading, keep what we have.
         err += b"\n(output cut: a process outside the killed process group kept the pipes open)"
     code = proc.returncode if proc.returncode is not None else -signal.SIGKILL
-    return ProcessResult(code, out.decode(errors="replace"), err.decode(errors="replace"),
-                         time.monotonic() - started, timed_out, out, found)
+    return ProcessResult(
+        code,
+        out.decode(errors="replace"),
+        err.decode(errors="replace"),
+        time.monotonic() - started,
+        timed_out,
+        out,
+        found,
+    )
 
 
 def _open_log(log_file: Path | None, argv) -> IO[bytes] | None:
@@ -140,8 +173,13 @@ def _open_log(log_file: Path | None, argv) -> IO[bytes] | None:
     return log
 
 
-def _pump(stream: IO[bytes], into: list[bytes], on_line: LineSink | None, log: IO[bytes] | None,
-          lock: threading.Lock) -> None:
+def _pump(
+    stream: IO[bytes],
+    into: list[bytes],
+    on_line: LineSink | None,
+    log: IO[bytes] | None,
+    lock: threading.Lock,
+) -> None:
     for raw in iter(stream.readline, b""):
         into.append(raw)
         if log:
@@ -172,7 +210,9 @@ def _wait(proc: subprocess.Popen, readers: list[threading.Thread], deadline: flo
     for reader in readers:
         reader.join(timeout=max(0.0, deadline - time.monotonic()))
         if reader.is_alive():
-            return False  # a child of the child holds the output open: the tree gets the timeout too
+            return (
+                False  # a child of the child holds the output open: the tree gets the timeout too
+            )
     return True
 
 
@@ -206,7 +246,9 @@ def stop_all() -> None:
             _signal_group(proc.pid, sig)
             _signal_session(proc.pid, sig)
         end = time.monotonic() + TERM_GRACE
-        while time.monotonic() < end and any(_session_members(p.pid) or p.poll() is None for p in procs):
+        while time.monotonic() < end and any(
+            _session_members(p.pid) or p.poll() is None for p in procs
+        ):
             time.sleep(0.05)
 
 
@@ -321,9 +363,12 @@ def kill_descendants(spare: frozenset[int] = frozenset(), grace: float = TERM_GR
     inside a test) and reap them: what a plugin does before it answers, so nothing it started survives
     it (with ``become_subreaper``, orphans included)."""
     end = time.monotonic() + grace
-    while (found := [p for p in descendants(os.getpid(), living=True) if p not in spare]) \
-            and time.monotonic() < end:
-        _signal_pids(found, signal.SIGKILL)  # again on each pass: a forking parent may have added one
+    while (
+        found := [p for p in descendants(os.getpid(), living=True) if p not in spare]
+    ) and time.monotonic() < end:
+        _signal_pids(
+            found, signal.SIGKILL
+        )  # again on each pass: a forking parent may have added one
         time.sleep(0.05)
         _reap(found)
     _reap(found)

@@ -37,7 +37,9 @@ class InputError:
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
-        text = f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        text = (
+            f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        )
         return _printable(text)
 
 
@@ -97,21 +99,40 @@ def format_loc(loc: Sequence[str | int]) -> str:
 def load(path: str | Path, display_root: Path | None = None) -> SourcedDoc:
     """Parse one YAML file; a syntax error becomes an InvalidInput naming the line."""
     path = Path(path)
-    shown = path.relative_to(display_root) if display_root and path.is_relative_to(display_root) else path
+    shown = (
+        path.relative_to(display_root)
+        if display_root and path.is_relative_to(display_root)
+        else path
+    )
     try:
         size = path.stat().st_size
         if size > MAX_BYTES:
-            raise InvalidInput([InputError(str(shown), 0, "", f"expected at most {MAX_BYTES} bytes of YAML; "
-                                                               f"found {size}")])
+            raise InvalidInput(
+                [
+                    InputError(
+                        str(shown),
+                        0,
+                        "",
+                        f"expected at most {MAX_BYTES} bytes of YAML; found {size}",
+                    )
+                ]
+            )
         raw = path.read_bytes()
     except OSError as exc:
-        raise InvalidInput([InputError(str(shown), 0, "", f"cannot read: {exc.strerror}")]) from None
+        raise InvalidInput(
+            [InputError(str(shown), 0, "", f"cannot read: {exc.strerror}")]
+        ) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = raw[:exc.start].count(b"\n") + 1
-        raise InvalidInput([InputError(str(shown), line, "", f"expected UTF-8 text; found byte "
-                                                             f"0x{raw[exc.start]:02x}")]) from None
+        line = raw[: exc.start].count(b"\n") + 1
+        raise InvalidInput(
+            [
+                InputError(
+                    str(shown), line, "", f"expected UTF-8 text; found byte 0x{raw[exc.start]:02x}"
+                )
+            ]
+        ) from None
     return loads(text, shown)
 
 
@@ -122,8 +143,10 @@ MAX_BYTES = 1 << 20
 MAX_VALUES = 100_000
 MAX_DEPTH = 64
 # The tags the safe loader gives plain YAML values; any other tag (``!!python/...``, ``!foo``) is refused.
-_PLAIN_TAGS = {f"tag:yaml.org,2002:{name}" for name in
-               ("str", "int", "float", "bool", "null", "map", "seq", "timestamp")}
+_PLAIN_TAGS = {
+    f"tag:yaml.org,2002:{name}"
+    for name in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp")
+}
 
 
 # libyaml's composer keeps the same marks and is several times faster than the pure-Python one.
@@ -133,16 +156,33 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 def loads(text: str, path: str | Path = "<string>") -> SourcedDoc:
     doc = SourcedDoc(Path(path), None)
     if len(text) > MAX_BYTES:
-        raise InvalidInput([InputError(doc.name, 0, "", f"expected at most {MAX_BYTES} bytes of YAML; found more")])
+        raise InvalidInput(
+            [InputError(doc.name, 0, "", f"expected at most {MAX_BYTES} bytes of YAML; found more")]
+        )
     try:
         node = yaml.compose(text, Loader=_LOADER)
     except RecursionError:
-        raise InvalidInput([InputError(doc.name, 0, "", f"expected at most {MAX_DEPTH} levels of nesting; "
-                                                        f"found more")]) from None
-    except yaml.reader.ReaderError as exc:  # a character YAML does not allow (NUL, other control characters)
-        line = text[:exc.position].count("\n") + 1 if isinstance(exc.position, int) else 0
-        raise InvalidInput([InputError(doc.name, line, "", f"YAML syntax error: character {exc.character!r} is "
-                                                           f"not allowed ({exc.reason})")]) from None
+        raise InvalidInput(
+            [
+                InputError(
+                    doc.name, 0, "", f"expected at most {MAX_DEPTH} levels of nesting; found more"
+                )
+            ]
+        ) from None
+    except (
+        yaml.reader.ReaderError
+    ) as exc:  # a character YAML does not allow (NUL, other control characters)
+        line = text[: exc.position].count("\n") + 1 if isinstance(exc.position, int) else 0
+        raise InvalidInput(
+            [
+                InputError(
+                    doc.name,
+                    line,
+                    "",
+                    f"YAML syntax error: character {exc.character!r} is not allowed ({exc.reason})",
+                )
+            ]
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else 0
@@ -151,13 +191,21 @@ def loads(text: str, path: str | Path = "<string>") -> SourcedDoc:
         if context and context_mark and context_mark.line != getattr(mark, "line", None):
             # The mistake is often where the construct began (an unclosed bracket), not where it broke.
             problem += f" ({context} started on line {context_mark.line + 1})"
-        raise InvalidInput([InputError(doc.name, line, "", f"YAML syntax error: {problem}")]) from None
+        raise InvalidInput(
+            [InputError(doc.name, line, "", f"YAML syntax error: {problem}")]
+        ) from None
     if node is None:
         doc.data = {}
         return doc
     duplicates: list[InputError] = []
-    builder = _Builder(doc, lambda loc, line: duplicates.append(
-        InputError(doc.name, line, format_loc(loc), f"key given twice (first on line {doc.lines[loc]})")))
+    builder = _Builder(
+        doc,
+        lambda loc, line: duplicates.append(
+            InputError(
+                doc.name, line, format_loc(loc), f"key given twice (first on line {doc.lines[loc]})"
+            )
+        ),
+    )
     try:
         doc.data = builder.construct(node, (), doc.lines)
     except _Refused as refused:
@@ -181,7 +229,9 @@ class _Builder:
     def __init__(self, doc: SourcedDoc, duplicate):
         self.doc, self.duplicate = doc, duplicate
         self.values = 0
-        self.open: set[int] = set()  # nodes being built: meeting one again is an alias of its own ancestor
+        self.open: set[int] = (
+            set()
+        )  # nodes being built: meeting one again is an alias of its own ancestor
 
     def refuse(self, node: yaml.Node, loc: Loc, message: str):
         field = format_loc(loc) if len(loc) <= 6 else format_loc(loc[:6]) + "..."
@@ -191,23 +241,38 @@ class _Builder:
         lines[loc] = node.start_mark.line + 1
         self.values += 1
         if self.values > MAX_VALUES:
-            self.refuse(node, loc, f"expected at most {MAX_VALUES} values in one file (aliases count each "
-                                   f"time they are used); found more")
+            self.refuse(
+                node,
+                loc,
+                f"expected at most {MAX_VALUES} values in one file (aliases count each "
+                f"time they are used); found more",
+            )
         if len(loc) > MAX_DEPTH:
             self.refuse(node, loc, f"expected at most {MAX_DEPTH} levels of nesting; found more")
         if node.tag not in _PLAIN_TAGS:
-            what = "merge keys (<<) are not supported: write the keys out" \
-                if node.tag == "tag:yaml.org,2002:merge" else f"unknown tag {node.tag!r}: only plain YAML values"
+            what = (
+                "merge keys (<<) are not supported: write the keys out"
+                if node.tag == "tag:yaml.org,2002:merge"
+                else f"unknown tag {node.tag!r}: only plain YAML values"
+            )
             self.refuse(node, loc, f"expected plain YAML; {what}")
         if id(node) in self.open:
-            self.refuse(node, loc, "expected plain YAML; found an alias of a value that contains it (recursive)")
+            self.refuse(
+                node,
+                loc,
+                "expected plain YAML; found an alias of a value that contains it (recursive)",
+            )
         if isinstance(node, yaml.MappingNode):
             self.open.add(id(node))
             out: dict[Any, Any] = {}
             for key_node, value_node in node.value:
                 if not isinstance(key_node, yaml.ScalarNode):
-                    self.refuse(key_node, loc, "expected a plain key (text or a number); found a "
-                                               + ("list" if isinstance(key_node, yaml.SequenceNode) else "mapping"))
+                    self.refuse(
+                        key_node,
+                        loc,
+                        "expected a plain key (text or a number); found a "
+                        + ("list" if isinstance(key_node, yaml.SequenceNode) else "mapping"),
+                    )
                 key = self.construct(key_node, loc + (str(key_node.value),), {})
                 if key in out:
                     # PyYAML silently keeps the last one; a spec author almost never means that.
@@ -225,19 +290,26 @@ class _Builder:
         try:
             return _scalar_constructor.construct_object(node, deep=True)
         except (yaml.YAMLError, ValueError, OverflowError) as exc:
-            self.refuse(node, loc, f"expected a plain YAML value ({getattr(exc, 'problem', None) or exc})")
+            self.refuse(
+                node, loc, f"expected a plain YAML value ({getattr(exc, 'problem', None) or exc})"
+            )
 
 
 # Keys that hold secrets.  Specs and profiles live in git and are copied into Jenkins jobs and reports,
 # so a secret in them is a leak even before anything reads it.
 # A bare "key" is not among them: next to a URL it is usually a misspelt "gpgkey", which is public.
-CREDENTIAL_KEY = re.compile(r"(?i)^(user(name)?|login|pass(word|wd)?|secret|(api|auth|access)?[_-]?token"
-                            r"|(api|auth|access|secret|private)[_-]?key|credentials?|auth)$")
-_URL_USERINFO = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/@\s]*:[^/@\s]*)@")
+CREDENTIAL_KEY = re.compile(
+    r"(?i)^(user(name)?|login|pass(word|wd)?|secret|(api|auth|access)?[_-]?token"
+    r"|(api|auth|access|secret|private)[_-]?key|credentials?|auth)$"
+)
+_URL_USERINFO = re.compile(
+    r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/@\s]*:[^/@\s]*)@"
+)
 
 
-def strip_credentials(model: type[pydantic.BaseModel], doc: SourcedDoc,
-                      advice: Callable[[Loc], str]) -> list[InputError]:
+def strip_credentials(
+    model: type[pydantic.BaseModel], doc: SourcedDoc, advice: Callable[[Loc], str]
+) -> list[InputError]:
     """Find secrets in ``doc`` and take them out of ``doc.data`` before anything can echo them.
 
     A credential-looking key is reported unless ``model`` declares it (an ssh login ``user`` is fine),
@@ -252,8 +324,12 @@ def strip_credentials(model: type[pydantic.BaseModel], doc: SourcedDoc,
             out = {}
             for key, item in value.items():
                 if isinstance(key, str) and CREDENTIAL_KEY.match(key) and key not in known:
-                    errors.append(doc.error(loc + (key,), f"credentials do not belong in {doc.name}; "
-                                                          f"{advice(loc + (key,))}"))
+                    errors.append(
+                        doc.error(
+                            loc + (key,),
+                            f"credentials do not belong in {doc.name}; {advice(loc + (key,))}",
+                        )
+                    )
                     continue
                 out[key] = walk(item, loc + (key,))
             return out
@@ -261,14 +337,16 @@ def strip_credentials(model: type[pydantic.BaseModel], doc: SourcedDoc,
             return [walk(item, loc + (i,)) for i, item in enumerate(value)]
         if isinstance(value, str) and (match := _URL_USERINFO.match(value)):
             errors.append(doc.error(loc, f"URL contains a user name and password; {advice(loc)}"))
-            return match["scheme"] + value[match.end():]
+            return match["scheme"] + value[match.end() :]
         return value
 
     doc.data = walk(doc.data, ())
     return errors
 
 
-def validate(model: type[pydantic.BaseModel], doc: SourcedDoc, context: Mapping[str, Any] | None = None):
+def validate(
+    model: type[pydantic.BaseModel], doc: SourcedDoc, context: Mapping[str, Any] | None = None
+):
     """Validate ``doc`` against ``model``; every pydantic error becomes an InputError with file:line."""
     try:
         return model.model_validate(doc.data, context=dict(context or {}))
@@ -292,8 +370,9 @@ class DescribedPattern(pydantic.StringConstraints):
             _PATTERN_MEANINGS[str(self.pattern)] = self.meaning
 
 
-def explain(model: type[pydantic.BaseModel], doc: SourcedDoc,
-            errors: Iterable[Mapping[str, Any]]) -> list[InputError]:
+def explain(
+    model: type[pydantic.BaseModel], doc: SourcedDoc, errors: Iterable[Mapping[str, Any]]
+) -> list[InputError]:
     """pydantic errors -> one InputError per thing wrong.
 
     The models this reads have no unions (but Optional): pydantic's error locations are then the
@@ -301,10 +380,18 @@ def explain(model: type[pydantic.BaseModel], doc: SourcedDoc,
     """
     errors = list(errors)
     # "unknown key 'ownr'; did you mean 'owner'?" already says what "owner: required field is missing" would.
-    meant = {tuple(err["loc"][:-1]) + (hint,) for err in errors if err["type"] == "extra_forbidden"
-             for hint in [_closest_key(model, tuple(err["loc"]))] if hint}
-    return [_explain_one(model, doc, err) for err in errors
-            if not (err["type"] == "missing" and tuple(err["loc"]) in meant)]
+    meant = {
+        tuple(err["loc"][:-1]) + (hint,)
+        for err in errors
+        if err["type"] == "extra_forbidden"
+        for hint in [_closest_key(model, tuple(err["loc"]))]
+        if hint
+    }
+    return [
+        _explain_one(model, doc, err)
+        for err in errors
+        if not (err["type"] == "missing" and tuple(err["loc"]) in meant)
+    ]
 
 
 def _closest_key(model: type[pydantic.BaseModel], loc: Loc) -> str | None:
@@ -312,23 +399,32 @@ def _closest_key(model: type[pydantic.BaseModel], loc: Loc) -> str | None:
     return hint[0] if hint else None
 
 
-def _explain_one(model: type[pydantic.BaseModel], doc: SourcedDoc, err: Mapping[str, Any]) -> InputError:
+def _explain_one(
+    model: type[pydantic.BaseModel], doc: SourcedDoc, err: Mapping[str, Any]
+) -> InputError:
     loc = tuple(err["loc"])
-    if loc and loc[-1] == "[key]":  # pydantic's marker for a mapping key that failed: the key is the field
+    if (
+        loc and loc[-1] == "[key]"
+    ):  # pydantic's marker for a mapping key that failed: the key is the field
         loc = loc[:-1]
     kind = err["type"]
     found = err.get("input")
     if kind == "extra_forbidden":
         hint = _closest_key(model, tuple(err["loc"]))
         known = ", ".join(sorted(allowed_keys(model, tuple(err["loc"])[:-1])))
-        return doc.error(loc, f"unknown key {loc[-1]!r}; " + (f"did you mean {hint!r}?" if hint
-                                                                else f"expected one of: {known}"))
+        return doc.error(
+            loc,
+            f"unknown key {loc[-1]!r}; "
+            + (f"did you mean {hint!r}?" if hint else f"expected one of: {known}"),
+        )
     if kind == "missing":
         return doc.error(loc, "required field is missing")
     if kind in ("value_error", "assertion_error"):
         message = _validator_message(err["msg"])
         # A validator that says what it found (without echoing a whole mapping) is taken at its word.
-        return doc.error(loc, message if "; found " in message else f"{message}; found {_show(found)}")
+        return doc.error(
+            loc, message if "; found " in message else f"{message}; found {_show(found)}"
+        )
     hint = _did_you_mean(found, err["ctx"]["expected"]) if kind == "literal_error" else ""
     return doc.error(loc, f"expected {_expected(err)}; found {_show(found)}{hint}")
 

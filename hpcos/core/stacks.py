@@ -71,7 +71,13 @@ def rank_of(pid: int) -> int | None:
 
 def _program(pid: int) -> str:
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace").rsplit("/", 1)[-1]
+        return (
+            Path(f"/proc/{pid}/cmdline")
+            .read_bytes()
+            .split(b"\0")[0]
+            .decode(errors="replace")
+            .rsplit("/", 1)[-1]
+        )
     except OSError:
         return "?"
 
@@ -79,8 +85,20 @@ def _program(pid: int) -> str:
 def backtrace(pid: int, timeout: float) -> tuple[str, list[str]]:
     """(tool, frame lines by thread) for one process; gdb first, eu-stack when gdb is not installed."""
     if shutil.which("gdb"):
-        done = runner.run(["gdb", "-batch", "-nx", "-p", str(pid), "-ex", "set pagination off",
-                           "-ex", "thread apply all bt"], timeout=timeout)
+        done = runner.run(
+            [
+                "gdb",
+                "-batch",
+                "-nx",
+                "-p",
+                str(pid),
+                "-ex",
+                "set pagination off",
+                "-ex",
+                "thread apply all bt",
+            ],
+            timeout=timeout,
+        )
         frame, tool = _FRAME, "gdb"
     elif shutil.which("eu-stack"):
         done = runner.run(["eu-stack", "-p", str(pid)], timeout=timeout)
@@ -97,7 +115,11 @@ def backtrace(pid: int, timeout: float) -> tuple[str, list[str]]:
             lines.append(line.rstrip())
             shown += 1
     if not lines:
-        why = "timed out" if done.timed_out else (done.output.strip().splitlines() or ["no output"])[-1]
+        why = (
+            "timed out"
+            if done.timed_out
+            else (done.output.strip().splitlines() or ["no output"])[-1]
+        )
         lines = [f"({tool} could not read the stacks: {why})"]
     return tool, _main_thread_first(lines)
 
@@ -127,9 +149,11 @@ def where(lines: list[str]) -> str:
     main = next((t for t in threads if "main" in t), next((t for t in threads if t), []))
     if not main:
         return "unknown"
-    below_main = main[:main.index("main")] if "main" in main else main
+    below_main = main[: main.index("main")] if "main" in main else main
     calls = [fn for fn in below_main if _MPI_CALL.match(fn)]
-    innermost = next((fn for fn in main if fn != "??"), main[0])  # a frame without symbols names nothing
+    innermost = next(
+        (fn for fn in main if fn != "??"), main[0]
+    )  # a frame without symbols names nothing
     if calls:
         call = calls[-1].removeprefix("P")  # the profiling name is the call the program made
         return call if innermost == call else f"{call} ({innermost})"
@@ -141,7 +165,8 @@ def rank_stacks(pid: int, total: float = TOTAL) -> str:
     deadline = time.monotonic() + total
     below = descendants(pid)
     ranks: list[tuple[int | None, int]] = sorted(
-        (rank, child) for child in below if (rank := rank_of(child)) is not None)
+        (rank, child) for child in below if (rank := rank_of(child)) is not None
+    )
     if not ranks:  # no rank variable (another launcher): the leaves are the likeliest ranks
         parents = {int(p) for c in below for p in _ppid(c)}
         ranks = [(None, child) for child in below if child not in parents]
@@ -156,7 +181,9 @@ def rank_stacks(pid: int, total: float = TOTAL) -> str:
             continue
         tool, lines = backtrace(child, min(PER_RANK, left))
         places.append(f"{name} in {where(lines)}")
-        sections.append(f"--- {name} (pid {child}, {_program(child)}), {tool}:\n" + "\n".join(lines))
+        sections.append(
+            f"--- {name} (pid {child}, {_program(child)}), {tool}:\n" + "\n".join(lines)
+        )
     more = f" (and {len(ranks) - MAX_RANKS} more ranks)" if len(ranks) > MAX_RANKS else ""
     return "\n".join([f"{HEADLINE} {', '.join(places) or 'unknown'}{more}", *sections])
 

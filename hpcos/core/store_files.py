@@ -33,7 +33,9 @@ class BadStoreFile(UserError):
     """A store file that is not what hpcos writes there (the message says why, never its content)."""
 
 
-def read_bytes_limited(path: Path, budget: int = FILE_BUDGET, what: str = "file", follow: bool = False) -> bytes:
+def read_bytes_limited(
+    path: Path, budget: int = FILE_BUDGET, what: str = "file", follow: bool = False
+) -> bytes:
     """``path``'s bytes: a regular file (not a FIFO, a device or /proc's endless files), at most ``budget``
     bytes, and not through a symlink unless ``follow`` (a path a person gave, not one in the store)."""
     try:
@@ -51,7 +53,9 @@ def read_bytes_limited(path: Path, budget: int = FILE_BUDGET, what: str = "file"
         while chunk := os.read(fd, 1 << 20):
             size += len(chunk)
             if size > budget:
-                raise BadStoreFile(f"{path}: larger than {budget // (1024 * 1024)} MiB, not a {what}")
+                raise BadStoreFile(
+                    f"{path}: larger than {budget // (1024 * 1024)} MiB, not a {what}"
+                )
             chunks.append(chunk)
         return b"".join(chunks)
     finally:
@@ -90,7 +94,9 @@ def _matches(value, hint) -> bool:
         return isinstance(value, list) and all(_matches(v, item) for v in value)
     if origin is dict:
         key, item = typing.get_args(hint) or (typing.Any, typing.Any)
-        return isinstance(value, dict) and all(_matches(k, key) and _matches(v, item) for k, v in value.items())
+        return isinstance(value, dict) and all(
+            _matches(k, key) and _matches(v, item) for k, v in value.items()
+        )
     if hint is list or hint is dict:
         return isinstance(value, hint)
     if is_dataclass(hint):
@@ -147,6 +153,8 @@ def refuse_symlinked(folder: Path) -> Path:
     """``folder`` when it is not a symbolic link: a store folder that is one would send hpcos's writes
     (and its deletions) wherever the link points."""
     if folder.is_symlink():
-        raise BadStoreFile(f"{folder}: a store folder must not be a symbolic link; "
-                           f"replace it with the directory itself")
+        raise BadStoreFile(
+            f"{folder}: a store folder must not be a symbolic link; "
+            f"replace it with the directory itself"
+        )
     return folder

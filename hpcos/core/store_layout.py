@@ -12,9 +12,27 @@ from pathlib import Path
 from hpcos.core.store_files import BadStoreFile, refuse_symlinked
 
 # The folders hpcos writes under the root; none may be a symbolic link (``check``).
-FOLDERS = ("content", "snapshots", "environments", "environments/published", "nightly", "deployments",
-           "tickets", "tickets/queue", "inventory", "outages", "config", "locks", "overlays", "builds",
-           "quarantine", "downloads", "logs", "keys", "tmp")
+FOLDERS = (
+    "content",
+    "snapshots",
+    "environments",
+    "environments/published",
+    "nightly",
+    "deployments",
+    "tickets",
+    "tickets/queue",
+    "inventory",
+    "outages",
+    "config",
+    "locks",
+    "overlays",
+    "builds",
+    "quarantine",
+    "downloads",
+    "logs",
+    "keys",
+    "tmp",
+)
 # Kernel file systems: a store there is a typo, and writing into them can do harm.
 _NOT_A_STORE = (Path("/proc"), Path("/sys"), Path("/dev"))
 
@@ -127,7 +145,9 @@ class StoreLayout:
         send writes, and the content sweep's deletions, outside the store)."""
         resolved = self.root.resolve()
         if any(resolved == bad or bad in resolved.parents for bad in _NOT_A_STORE):
-            raise BadStoreFile(f"store {self.root}: {resolved} is a kernel file system, not a place for a store")
+            raise BadStoreFile(
+                f"store {self.root}: {resolved} is a kernel file system, not a place for a store"
+            )
         if self.root.exists() and not self.root.is_dir():
             raise BadStoreFile(f"store {self.root}: not a directory")
         for folder in FOLDERS:

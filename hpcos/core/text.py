@@ -23,7 +23,9 @@ def printable(text: str, multi_line: bool = False) -> str:
     ``multi_line``, newlines and tabs are kept."""
     if text.isprintable():
         return text  # the common case costs one scan
-    return "".join(c if c.isprintable() or (multi_line and c in _LAYOUT) else _escape(c) for c in text)
+    return "".join(
+        c if c.isprintable() or (multi_line and c in _LAYOUT) else _escape(c) for c in text
+    )
 
 
 def is_printable_line(text: str) -> bool:

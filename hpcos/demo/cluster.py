@@ -36,8 +36,10 @@ STOP_GRACE = 10
 # skip_if_unavailable=0: a broken repository must fail the node, not be skipped ("Nothing to do");
 # plugins=0: Debian's dnf enables the "local" plugin; metadata_expire=0: a re-created repository at
 # the same URL must be read again (RECIPES section 5).
-DNF_CONF = ("[main]\ngpgcheck=1\nskip_if_unavailable=0\nplugins=0\ninstall_weak_deps=0\nmetadata_expire=0\n"
-            "installonly_limit=3\n")
+DNF_CONF = (
+    "[main]\ngpgcheck=1\nskip_if_unavailable=0\nplugins=0\ninstall_weak_deps=0\nmetadata_expire=0\n"
+    "installonly_limit=3\n"
+)
 
 GRUBBY_SH = r"""#!/bin/sh
 # A simulated EL9 grubby for the node whose root is $1: --default-kernel, --set-default /boot/vmlinuz-V.
@@ -131,24 +133,60 @@ class Slurm:
         key.write_bytes(os.urandom(1024))
         key.chmod(0o400)
         sock = run_dir / "munge.socket"
-        _must(["munged", f"--socket={sock}", f"--key-file={key}", f"--pid-file={d / 'munged.pid'}",
-               f"--log-file={d / 'log' / 'munged.log'}", f"--seed-file={d / 'munge.seed'}", "--force",
-               "--num-threads=8"])
+        _must(
+            [
+                "munged",
+                f"--socket={sock}",
+                f"--key-file={key}",
+                f"--pid-file={d / 'munged.pid'}",
+                f"--log-file={d / 'log' / 'munged.log'}",
+                f"--seed-file={d / 'munge.seed'}",
+                "--force",
+                "--num-threads=8",
+            ]
+        )
         probe = _must(["slurmd", "-C"]).splitlines()[0]
-        hardware = " ".join(f for f in probe.split() if f.split("=")[0] in
-                            ("CPUs", "Boards", "SocketsPerBoard", "CoresPerSocket", "ThreadsPerCore"))
-        nodes = "".join(f"NodeName={n} NodeHostname=localhost NodeAddr=127.0.0.1 Port={_free_port()} {hardware} "
-                        f"RealMemory=1000 State=UNKNOWN\n" for n in self.nodes)
-        parts = "".join(f"PartitionName={p} Nodes={','.join(ns)} MaxTime=INFINITE State=UP\n"
-                        for p, ns in self.partitions.items())
-        write_slurm_conf(d, cluster="hpcos-demo", controller=socket.gethostname(), munge_socket=sock, nodes=nodes,
-                         partition=parts, spool=str(d / "spool" / "cur"), extra=f"TmpFS={d / 'spool' / 'cur'}\n")
+        hardware = " ".join(
+            f
+            for f in probe.split()
+            if f.split("=")[0]
+            in ("CPUs", "Boards", "SocketsPerBoard", "CoresPerSocket", "ThreadsPerCore")
+        )
+        nodes = "".join(
+            f"NodeName={n} NodeHostname=localhost NodeAddr=127.0.0.1 Port={_free_port()} {hardware} "
+            f"RealMemory=1000 State=UNKNOWN\n"
+            for n in self.nodes
+        )
+        parts = "".join(
+            f"PartitionName={p} Nodes={','.join(ns)} MaxTime=INFINITE State=UP\n"
+            for p, ns in self.partitions.items()
+        )
+        write_slurm_conf(
+            d,
+            cluster="hpcos-demo",
+            controller=socket.gethostname(),
+            munge_socket=sock,
+            nodes=nodes,
+            partition=parts,
+            spool=str(d / "spool" / "cur"),
+            extra=f"TmpFS={d / 'spool' / 'cur'}\n",
+        )
         _must(["slurmctld"], env=self.env)
         for node in self.nodes:
             spool = shlex.quote(str(d / "spool" / node))
             cur = shlex.quote(str(d / "spool" / "cur"))
-            _must(["unshare", "--mount", "--propagation", "private", "sh", "-c",
-                   f"mount --bind {spool} {cur} && exec slurmd -N {shlex.quote(node)}"], env=self.env)
+            _must(
+                [
+                    "unshare",
+                    "--mount",
+                    "--propagation",
+                    "private",
+                    "sh",
+                    "-c",
+                    f"mount --bind {spool} {cur} && exec slurmd -N {shlex.quote(node)}",
+                ],
+                env=self.env,
+            )
         self.wait_idle()
 
     def states(self) -> dict[str, str]:
@@ -162,18 +200,32 @@ class Slurm:
             if all(states.get(n) == "idle" for n in self.nodes):
                 return
             if time.monotonic() > deadline:
-                raise UserError(f"Slurm nodes not idle after {timeout:g} s: {states} "
-                                f"(logs in {self.directory / 'log'})")
+                raise UserError(
+                    f"Slurm nodes not idle after {timeout:g} s: {states} "
+                    f"(logs in {self.directory / 'log'})"
+                )
             time.sleep(0.2)
 
     def stop(self) -> None:
         d = self.directory
-        stop_pids([*(d / f"slurmd-{n}.pid" for n in self.nodes), d / "slurmctld.pid", d / "munged.pid"])
+        stop_pids(
+            [*(d / f"slurmd-{n}.pid" for n in self.nodes), d / "slurmctld.pid", d / "munged.pid"]
+        )
 
 
-def write_slurm_conf(d: Path, *, cluster: str, controller: str, munge_socket: Path, nodes: str, partition: str,
-                     spool: str, slurmd_pid: str = "slurmd-%n.pid", slurmd_log: str = "slurmd-%n.log",
-                     extra: str = "") -> Path:
+def write_slurm_conf(
+    d: Path,
+    *,
+    cluster: str,
+    controller: str,
+    munge_socket: Path,
+    nodes: str,
+    partition: str,
+    spool: str,
+    slurmd_pid: str = "slurmd-%n.pid",
+    slurmd_log: str = "slurmd-%n.log",
+    extra: str = "",
+) -> Path:
     """``d/slurm.conf`` of a Slurm private to ``d`` (state, spool, logs, pid files), munge through a
     private socket, no cgroups, no accounting: the one writer of the demo's and the tests' Slurms.
     ``nodes`` are the NodeName lines, ``partition`` the PartitionName lines, ``spool`` the
@@ -185,12 +237,12 @@ SlurmctldPort={_free_port()}
 {extra}AuthType=auth/munge
 AuthInfo=socket={munge_socket}
 SlurmUser=root
-StateSaveLocation={d / 'state'}
+StateSaveLocation={d / "state"}
 SlurmdSpoolDir={spool}
-SlurmctldPidFile={d / 'slurmctld.pid'}
+SlurmctldPidFile={d / "slurmctld.pid"}
 SlurmdPidFile={d / slurmd_pid}
-SlurmctldLogFile={d / 'log' / 'slurmctld.log'}
-SlurmdLogFile={d / 'log' / slurmd_log}
+SlurmctldLogFile={d / "log" / "slurmctld.log"}
+SlurmdLogFile={d / "log" / slurmd_log}
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/none
@@ -235,8 +287,9 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _must(argv: list[str], env: dict | None = None, timeout: float = 60,
-          base_env: dict | None = None) -> str:
+def _must(
+    argv: list[str], env: dict | None = None, timeout: float = 60, base_env: dict | None = None
+) -> str:
     done = run(argv, timeout=timeout, env=env, base_env=base_env)
     if done.exit_code != 0:
         raise UserError(f"{argv[0]} failed (exit {done.exit_code}): {done.output.strip()[-1000:]}")
@@ -265,10 +318,13 @@ def write_scripts(directory: Path) -> tuple[Path, Path]:
 def node_commands(nodes_dir: Path) -> dict[str, str]:
     """The ``deploy:`` commands that reach a simulated node's boot: the real ones' paths substituted."""
     script, grubby = write_scripts(nodes_dir)
-    return {"reboot": f"sh {script} {{root}}", "boot_id": "cat {root}/run/boot_id",
-            "running_kernel": "cat {root}/run/running-kernel",
-            "boot_default": f"sh {grubby} {{root}} --default-kernel",
-            "set_boot_default": f"sh {grubby} {{root}} --set-default /boot/vmlinuz-{{kernel}}"}
+    return {
+        "reboot": f"sh {script} {{root}}",
+        "boot_id": "cat {root}/run/boot_id",
+        "running_kernel": "cat {root}/run/running-kernel",
+        "boot_default": f"sh {grubby} {{root}} --default-kernel",
+        "set_boot_default": f"sh {grubby} {{root}} --set-default /boot/vmlinuz-{{kernel}}",
+    }
 
 
 def provision(root: Path, repo_text: str, packages: list[str]) -> None:
@@ -279,8 +335,11 @@ def provision(root: Path, repo_text: str, packages: list[str]) -> None:
     # With the HOME of hpcos's node commands: Debian's rpm keeps an install root's database under
     # ROOT$HOME/.rpmdb, and deploy must find the packages provisioning installed.
     node_env = launch_environment()
-    _must(["dnf", "-y", "-q", f"--installroot={root}", "--releasever=9", "install", *packages], timeout=300,
-          base_env=node_env)
+    _must(
+        ["dnf", "-y", "-q", f"--installroot={root}", "--releasever=9", "install", *packages],
+        timeout=300,
+        base_env=node_env,
+    )
     reboot, _grubby = write_scripts(root.parent)
     _must(["sh", str(reboot), str(root)], base_env=node_env)
     (root / "var" / "log" / "reboots").unlink()  # provisioning is not a deployment's reboot

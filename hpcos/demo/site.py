@@ -66,14 +66,19 @@ def build_upstream(specs: Path, root: Path) -> Upstream:
     # What the mirror carries besides the overlaid packages: the daily sync keeps these.
     base = UpstreamPackage(name="hello", autoreq=False).build_srpm(root / "build")
     binaries[next(iter(binaries))].extend(rebuild_binaries(base, root / "build", ".el9"))
-    rpmsign([*(p for ps in binaries.values() for p in ps), *(p for ps in sources.values() for p in ps)],
-            root / "gnupg", UPSTREAM_KEY)
+    rpmsign(
+        [*(p for ps in binaries.values() for p in ps), *(p for ps in sources.values() for p in ps)],
+        root / "gnupg",
+        UPSTREAM_KEY,
+    )
     for mirror in site["mirrors"]:
         for release in RELEASES:
             for arch in ARCHES:
                 here = release == 9 and arch == "x86_64"
                 make_repo(root / mirror / str(release) / arch, *(binaries[mirror] if here else []))
-            make_repo(root / mirror / "source" / str(release), *(sources[mirror] if release == 9 else []))
+            make_repo(
+                root / mirror / "source" / str(release), *(sources[mirror] if release == 9 else [])
+            )
     shutil.rmtree(root / "build")
     return upstream
 
@@ -89,14 +94,18 @@ def release_update(upstream: Upstream, specs: Path, name: str, release: str) -> 
     return srpm.name.removesuffix(".src.rpm")
 
 
-def _package(specs: Path, name: str, work: Path, release: str | None = None) -> tuple[str, Path, list[Path]]:
+def _package(
+    specs: Path, name: str, work: Path, release: str | None = None
+) -> tuple[str, Path, list[Path]]:
     """(mirror, SRPM, binary packages) of upstream's package for the spec ``specs/NAME.yaml``."""
     spec = yaml.safe_load((specs / f"{name}.yaml").read_text())
     patches = [(specs / "patches" / name / p["file"]).read_text() for p in spec.get("patches", [])]
     files = pre_image(patches)
     package: KernelPackage | TreePackage
     if name == "kernel":
-        package = KernelPackage(files={"Makefile": KERNEL_MAKEFILE, **files}, release=release or "427.13.1")
+        package = KernelPackage(
+            files={"Makefile": KERNEL_MAKEFILE, **files}, release=release or "427.13.1"
+        )
         dist = package.dist
     else:
         package = TreePackage(name, VERSIONS.get(name, "1.0"), files, release=int(release or 1))
@@ -105,8 +114,14 @@ def _package(specs: Path, name: str, work: Path, release: str | None = None) -> 
     return spec["upstream"]["mirror"], srpm, rebuild_binaries(srpm, work, dist)
 
 
-def write_specs(shipped: Path, dest: Path, upstream: Upstream, store: Path, profiles: dict[str, Path],
-                tracker: dict) -> Path:
+def write_specs(
+    shipped: Path,
+    dest: Path,
+    upstream: Upstream,
+    store: Path,
+    profiles: dict[str, Path],
+    tracker: dict,
+) -> Path:
     """``shipped`` copied to ``dest`` with only host names and paths substituted."""
     shutil.copytree(shipped, dest)
     site_file = dest / "site.yaml"
@@ -122,7 +137,9 @@ def write_specs(shipped: Path, dest: Path, upstream: Upstream, store: Path, prof
     site["tracker"] = {**site["tracker"], **tracker}
     site["harness"]["profile"] = str(profiles["test"])
     site["harness"]["production_profile"] = str(profiles["production"])
-    site.pop("config", None)  # the configuration repositories live on git.example.org: not part of this demo
+    site.pop(
+        "config", None
+    )  # the configuration repositories live on git.example.org: not part of this demo
     site_file.write_text(yaml.safe_dump(site, sort_keys=False))
     for path in dest.glob("*.yaml"):
         text = path.read_text()
@@ -134,21 +151,35 @@ def write_specs(shipped: Path, dest: Path, upstream: Upstream, store: Path, prof
 
 # The simulated clusters' host names, in place of the shipped profiles' (16 and 1,062 nodes).
 TEST_NODES = "node[001-004]"
-PRODUCTION_NODES = {"hdr-epyc-7763": "cn[0001-0004]", "gpu-a100": "gpu01", "login": "login01", "mgmt": "mgmt01"}
+PRODUCTION_NODES = {
+    "hdr-epyc-7763": "cn[0001-0004]",
+    "gpu-a100": "gpu01",
+    "login": "login01",
+    "mgmt": "mgmt01",
+}
 # Debian's names for the MPI wrappers the shipped profiles call by their EL9 names (paths).
-MPI_PATHS = {"openmpi": {"mpicc": "mpicc.openmpi", "mpirun": ["mpirun.openmpi"]},
-             "mpich": {"mpicc": "mpicc.mpich", "mpirun": ["mpiexec.mpich"]}}
+MPI_PATHS = {
+    "openmpi": {"mpicc": "mpicc.openmpi", "mpirun": ["mpirun.openmpi"]},
+    "mpich": {"mpicc": "mpicc.mpich", "mpirun": ["mpiexec.mpich"]},
+}
 
 
 def deploy_settings(nodes_dir: Path, signing_key: Path, store: Path, shipped: dict) -> dict:
     """The shipped ``deploy:`` section with its paths pointing at the simulated nodes and their boot
     (reboot, boot id, running kernel, grubby: ``node_commands``)."""
     # file:///PATH: dnf reads file://localhost/PATH as a relative path.
-    return {**shipped, "root": f"{nodes_dir}/{{node}}", "snapshots_url": (store / "snapshots").as_uri(),
-            "gpgkey": signing_key.as_uri(), **node_commands(nodes_dir)}
+    return {
+        **shipped,
+        "root": f"{nodes_dir}/{{node}}",
+        "snapshots_url": (store / "snapshots").as_uri(),
+        "gpgkey": signing_key.as_uri(),
+        **node_commands(nodes_dir),
+    }
 
 
-def write_profiles(shipped: Path, dest: Path, nodes_dir: Path, signing_key: Path, store: Path) -> dict[str, Path]:
+def write_profiles(
+    shipped: Path, dest: Path, nodes_dir: Path, signing_key: Path, store: Path
+) -> dict[str, Path]:
     """The shipped example profiles with only host names and paths substituted: node names, the MPI
     wrappers' Debian names (environment modules do not exist here: none is loaded), the deploy
     section's paths.  The production profile ships without a deploy section: it gets the test

@@ -32,6 +32,7 @@ def _tool(name: str) -> str:
     if candidate.exists():
         return str(candidate)
     from shutil import which
+
     found = which(name)
     if not found:
         raise UserError(f"{name} not found: pip install trac==1.6 (the project's `test` extra)")
@@ -57,8 +58,21 @@ class TracServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 90) -> None:
-        _must([_tool("tracd"), "-d", "-p", str(self.port), "-b", "127.0.0.1",
-               f"--auth=*,{self.env / 'htdigest'},{REALM}", "--pidfile", str(self.pidfile), "-s", str(self.env)])
+        _must(
+            [
+                _tool("tracd"),
+                "-d",
+                "-p",
+                str(self.port),
+                "-b",
+                "127.0.0.1",
+                f"--auth=*,{self.env / 'htdigest'},{REALM}",
+                "--pidfile",
+                str(self.pidfile),
+                "-s",
+                str(self.env),
+            ]
+        )
         try:
             self._wait(timeout)
         except BaseException:  # never leave a daemon behind a failed start
@@ -101,9 +115,13 @@ class TracServer:
 def create_trac(base: Path) -> TracServer:
     base.mkdir(parents=True, exist_ok=True)
     env = base / "trac-env"
-    _must([_tool("trac-admin"), str(env), "initenv", "hpcos-test", "sqlite:db/trac.db"], timeout=120)
+    _must(
+        [_tool("trac-admin"), str(env), "initenv", "hpcos-test", "sqlite:db/trac.db"], timeout=120
+    )
     ini = env / "conf" / "trac.ini"
-    ini.write_text(ini.read_text() + "\n[ticket-custom]\nfingerprint = text\nfingerprint.label = Fingerprint\n")
+    ini.write_text(
+        ini.read_text() + "\n[ticket-custom]\nfingerprint = text\nfingerprint.label = Fingerprint\n"
+    )
     _must([_tool("trac-admin"), str(env), "permission", "add", USER, "TRAC_ADMIN"])
     digest = hashlib.md5(f"{USER}:{REALM}:{PASSWORD}".encode()).hexdigest()
     (env / "htdigest").write_text(f"{USER}:{REALM}:{digest}\n")
@@ -113,4 +131,6 @@ def create_trac(base: Path) -> TracServer:
 def _must(argv: list[str], timeout: float = 60) -> None:
     done = run(argv, timeout=timeout)
     if done.exit_code != 0:
-        raise UserError(f"{Path(argv[0]).name} failed (exit {done.exit_code}): {done.output.strip()[-1000:]}")
+        raise UserError(
+            f"{Path(argv[0]).name} failed (exit {done.exit_code}): {done.output.strip()[-1000:]}"
+        )

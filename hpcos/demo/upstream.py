@@ -42,7 +42,9 @@ class UpstreamPackage:
     release: str = "1%{?dist}"
     dist: str = ".el9"
     epoch: int | None = None
-    prep: str = "setup"  # "setup" (explicit %patch lines), "autosetup", or "autosetup-N" (%autosetup -N)
+    prep: str = (
+        "setup"  # "setup" (explicit %patch lines), "autosetup", or "autosetup-N" (%autosetup -N)
+    )
     build_requires: list[str] = field(default_factory=list)
     # Upstream's own patches, applied in the style above; the site patches go after them.
     upstream_patches: dict[str, str] = field(default_factory=dict)
@@ -55,9 +57,13 @@ class UpstreamPackage:
         if self.prep == "autosetup":
             prep = "%autosetup -p1\n"
         elif self.prep == "autosetup-N":
-            prep = "%autosetup -N\n" + "".join(f"%patch -P {i} -p1\n" for i in range(len(self.upstream_patches)))
+            prep = "%autosetup -N\n" + "".join(
+                f"%patch -P {i} -p1\n" for i in range(len(self.upstream_patches))
+            )
         else:
-            prep = "%setup -q\n" + "".join(f"%patch -P {i} -p1\n" for i in range(len(self.upstream_patches)))
+            prep = "%setup -q\n" + "".join(
+                f"%patch -P {i} -p1\n" for i in range(len(self.upstream_patches))
+            )
         return textwrap.dedent("""\
             Name:           {name}
             {epoch}Version:        {version}
@@ -87,11 +93,15 @@ class UpstreamPackage:
             * Mon Jan 08 2024 Upstream Packager <packager@example.com> - {version}-1
             - Initial package
             """).format(
-            name=self.name, version=self.version, release=self.release, prep=prep,
+            name=self.name,
+            version=self.version,
+            release=self.release,
+            prep=prep,
             epoch=f"Epoch:          {self.epoch}\n" if self.epoch is not None else "",
             patch_tags=patch_tags,
             build_requires="".join(f"BuildRequires:  {br}\n" for br in self.build_requires)
-            + ("" if self.autoreq else "AutoReqProv:    no\n"))
+            + ("" if self.autoreq else "AutoReqProv:    no\n"),
+        )
 
     def tarball(self) -> bytes:
         buf = io.BytesIO()
@@ -113,7 +123,17 @@ class UpstreamPackage:
             (top / "SOURCES" / name).write_text(text)
         spec = top / f"{self.name}.spec"
         spec.write_text(self.spec_text())
-        _run(["rpmbuild", "--define", f"_topdir {top}", "--define", f"dist {self.dist}", "-bs", str(spec)])
+        _run(
+            [
+                "rpmbuild",
+                "--define",
+                f"_topdir {top}",
+                "--define",
+                f"dist {self.dist}",
+                "-bs",
+                str(spec),
+            ]
+        )
         return next((top / "SRPMS").glob("*.src.rpm"))
 
 
@@ -148,7 +168,9 @@ int main(void)
     return 0;
 }}
 """
-KERNEL_MAKEFILE = "vmlinuz: drivers/infiniband/core/ucma.c\n\t$(CC) -o vmlinuz drivers/infiniband/core/ucma.c\n"
+KERNEL_MAKEFILE = (
+    "vmlinuz: drivers/infiniband/core/ucma.c\n\t$(CC) -o vmlinuz drivers/infiniband/core/ucma.c\n"
+)
 # Red Hat's own patch (more than nine lines, so ApplyOptionalPatch applies it): adds the localversion file.
 REDHAT_PATCH = """\
 diff --git a/localversion-rhel b/localversion-rhel
@@ -284,8 +306,10 @@ class KernelPackage:
     def tarball(self) -> bytes:
         buf = io.BytesIO()
         top = f"linux-5.14.0-{self.release}.el9_4"
-        files = self.files or {"Makefile": KERNEL_MAKEFILE,
-                               "drivers/infiniband/core/ucma.c": UCMA_C.format(declaration=self.declaration)}
+        files = self.files or {
+            "Makefile": KERNEL_MAKEFILE,
+            "drivers/infiniband/core/ucma.c": UCMA_C.format(declaration=self.declaration),
+        }
         with tarfile.open(fileobj=buf, mode="w:gz") as tar:
             for name, text in files.items():
                 data = text.encode()
@@ -305,7 +329,17 @@ class KernelPackage:
         (sources / "linux-kernel-test.patch").write_text("")
         spec = top / "kernel.spec"
         spec.write_text(KERNEL_SPEC.replace("427.13.1", self.release))
-        _run(["rpmbuild", "--define", f"_topdir {top}", "--define", f"dist {self.dist}", "-bs", str(spec)])
+        _run(
+            [
+                "rpmbuild",
+                "--define",
+                f"_topdir {top}",
+                "--define",
+                f"dist {self.dist}",
+                "-bs",
+                str(spec),
+            ]
+        )
         return next((top / "SRPMS").glob("*.src.rpm"))
 
 
@@ -319,8 +353,10 @@ def el_host(home: Path, release: int = 9) -> dict[str, str]:
     # EL's /bin/sh is bash, and the kernel spec's %prep relies on it (${patch:0:8}); Debian's is dash.
     (home / ".rpmmacros").write_text(f"%dist .el{release}\n%_buildshell /bin/bash\n")
     os_release = home / "os-release"
-    os_release.write_text(f'NAME="Rocky Linux"\nID="rocky"\nID_LIKE="rhel centos fedora"\nVERSION_ID="{release}.4"\n'
-                          f'PRETTY_NAME="Rocky Linux {release}.4 (test stand-in)"\n')
+    os_release.write_text(
+        f'NAME="Rocky Linux"\nID="rocky"\nID_LIKE="rhel centos fedora"\nVERSION_ID="{release}.4"\n'
+        f'PRETTY_NAME="Rocky Linux {release}.4 (test stand-in)"\n'
+    )
     return {"SYSTEMD_OS_RELEASE": str(os_release), "HOME": str(home)}
 
 
@@ -329,7 +365,16 @@ def gpg_signing_key(home: Path, uid: str) -> Path:
     The caller stops the agent it leaves (``gpgconf --homedir HOME --kill all``)."""
     home.mkdir(parents=True, exist_ok=True)
     home.chmod(0o700)
-    gpg = ["gpg", "--homedir", str(home), "--batch", "--pinentry-mode", "loopback", "--passphrase", ""]
+    gpg = [
+        "gpg",
+        "--homedir",
+        str(home),
+        "--batch",
+        "--pinentry-mode",
+        "loopback",
+        "--passphrase",
+        "",
+    ]
     _run(gpg + ["--quick-gen-key", uid, "rsa2048", "sign", "never"])
     public = home / "public.asc"
     public.write_text(_run(gpg + ["--armor", "--export", uid]))
@@ -338,8 +383,19 @@ def gpg_signing_key(home: Path, uid: str) -> Path:
 
 def rpmsign(paths: list[Path], home: Path, key: str) -> None:
     """The real rpmsign (RECIPES: Debian's %__gpg names a gpg2 that does not exist)."""
-    _run(["rpmsign", "--define", f"_gpg_name {key}", "--define", f"_gpg_path {home}",
-          "--define", "__gpg /usr/bin/gpg", "--addsign", *map(str, paths)])
+    _run(
+        [
+            "rpmsign",
+            "--define",
+            f"_gpg_name {key}",
+            "--define",
+            f"_gpg_path {home}",
+            "--define",
+            "__gpg /usr/bin/gpg",
+            "--addsign",
+            *map(str, paths),
+        ]
+    )
 
 
 _HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+\d+(?:,\d+)? @@")
@@ -431,14 +487,39 @@ class TreePackage:
                 tar.addfile(info, io.BytesIO(data))
         (top / "SOURCES" / f"{self.name}-{self.version}.tar.gz").write_bytes(buf.getvalue())
         spec = top / f"{self.name}.spec"
-        spec.write_text(TREE_SPEC.format(name=self.name, version=self.version, release=self.release))
-        _run(["rpmbuild", "--define", f"_topdir {top}", "--define", f"dist {self.dist}", "-bs", str(spec)])
+        spec.write_text(
+            TREE_SPEC.format(name=self.name, version=self.version, release=self.release)
+        )
+        _run(
+            [
+                "rpmbuild",
+                "--define",
+                f"_topdir {top}",
+                "--define",
+                f"dist {self.dist}",
+                "-bs",
+                str(spec),
+            ]
+        )
         return next((top / "SRPMS").glob("*.src.rpm"))
 
 
 def rebuild_binaries(srpm: Path, workdir: Path, dist: str) -> list[Path]:
     """Upstream's binary packages of ``srpm`` (real ``rpmbuild --rebuild``; EL's bash as build shell)."""
     top = workdir / f"binary-{srpm.name}"
-    _run(["rpmbuild", "--define", f"_topdir {top}", "--define", f"dist {dist}", "--define", "_buildshell /bin/bash",
-          "--nocheck", "--rebuild", str(srpm)], timeout=300)
+    _run(
+        [
+            "rpmbuild",
+            "--define",
+            f"_topdir {top}",
+            "--define",
+            f"dist {dist}",
+            "--define",
+            "_buildshell /bin/bash",
+            "--nocheck",
+            "--rebuild",
+            str(srpm),
+        ],
+        timeout=300,
+    )
     return sorted((top / "RPMS").rglob("*.rpm"))

@@ -31,19 +31,35 @@ def as_run(record: DeploymentRecord) -> RunResults:
             results.append(TestResult(test_id(record.environment), name, "passed"))
             continue
         if node.skipped:  # the rollout stopped before it: nothing failed there
-            results.append(TestResult(test_id(record.environment), name, "skipped", message=record.stopped))
+            results.append(
+                TestResult(test_id(record.environment), name, "skipped", message=record.stopped)
+            )
             continue
         stopped = f"\nThe rollout {record.stopped}." if record.stopped else ""
-        rollback = f"\nRollback of the nodes it touched: {record.rollback}" if record.rollback else ""
-        results.append(TestResult(
-            test_id(record.environment), name, "error", failure_class="error",
-            message=f"{node.reason or 'not deployed'}\n(hpcos deploy {record.environment} of snapshot "
-                    f"{record.snapshot} on cluster {record.cluster}, deployment {record.deploy_id}){stopped}"
-                    f"{rollback}",
-            rerun=f"hpcos deploy {record.environment} --cluster {record.cluster} --nodes {name}"))
-    return RunResults(run_id=record.deploy_id, cluster=record.cluster, started=record.started,
-                      finished=record.finished, testing_snapshot=record.snapshot,
-                      profile_sha256=record.profile_sha256, results=results)
+        rollback = (
+            f"\nRollback of the nodes it touched: {record.rollback}" if record.rollback else ""
+        )
+        results.append(
+            TestResult(
+                test_id(record.environment),
+                name,
+                "error",
+                failure_class="error",
+                message=f"{node.reason or 'not deployed'}\n(hpcos deploy {record.environment} of snapshot "
+                f"{record.snapshot} on cluster {record.cluster}, deployment {record.deploy_id}){stopped}"
+                f"{rollback}",
+                rerun=f"hpcos deploy {record.environment} --cluster {record.cluster} --nodes {name}",
+            )
+        )
+    return RunResults(
+        run_id=record.deploy_id,
+        cluster=record.cluster,
+        started=record.started,
+        finished=record.finished,
+        testing_snapshot=record.snapshot,
+        profile_sha256=record.profile_sha256,
+        results=results,
+    )
 
 
 def file_tickets(site: Site, record: DeploymentRecord, backend: str | None = None) -> list[str]:

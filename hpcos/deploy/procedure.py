@@ -81,12 +81,21 @@ class Deployment:
         return self.profile.deploy.root.replace("{node}", node)
 
     def expand(self, template: str, node: str, kernel: str = "") -> str:
-        return (template.replace("{root}", shlex.quote(self.root(node))).replace("{node}", shlex.quote(node))
-                .replace("{kernel}", shlex.quote(kernel)))
+        return (
+            template.replace("{root}", shlex.quote(self.root(node)))
+            .replace("{node}", shlex.quote(node))
+            .replace("{kernel}", shlex.quote(kernel))
+        )
 
     def rpm_query(self, node: str) -> list[str]:
         root = self.root(node)
-        return ["rpm", *(["--root", root] if root != "/" else []), "-qa", "--qf", expectations.RPM_QUERY_FORMAT]
+        return [
+            "rpm",
+            *(["--root", root] if root != "/" else []),
+            "-qa",
+            "--qf",
+            expectations.RPM_QUERY_FORMAT,
+        ]
 
     def download(self, node: str) -> list[str]:
         root = self.root(node)
@@ -113,7 +122,9 @@ class Deployment:
         return self.profile.launcher == "slurm" and self.profile.deploy.drain == "slurm"
 
     def write_repo_file(self, node: str) -> str:
-        return _write_file(os.path.normpath(self.root(node) + "/" + self.profile.deploy.repo_file), self.repo_text)
+        return _write_file(
+            os.path.normpath(self.root(node) + "/" + self.profile.deploy.repo_file), self.repo_text
+        )
 
     def update_hook(self, node: str) -> str:
         """The command that leaves the node's update-at-reboot script: the site's RebootProgram runs it
@@ -122,19 +133,26 @@ class Deployment:
         root = self.root(node)
         path = os.path.normpath(root + "/" + self.profile.deploy.update_at_reboot)
         logfile = os.path.normpath(root + "/var/log/hpcos-update-at-reboot.log")
-        text = (f"#!/bin/sh\n# hpcos deploy {self.env}, snapshot {self.record.snapshot} "
-                f"(deployment {self.record.deploy_id}):\n# run by the RebootProgram before this node reboots; "
-                f"installs from the packages already in its dnf cache.\n"
-                f"rm -f -- {shlex.quote(path)}\n"
-                f"mkdir -p {shlex.quote(os.path.dirname(logfile))}\n"
-                f"exec >> {shlex.quote(logfile)} 2>&1\n"
-                f"{shlex.join(self.distro_sync(node))}\n")
+        text = (
+            f"#!/bin/sh\n# hpcos deploy {self.env}, snapshot {self.record.snapshot} "
+            f"(deployment {self.record.deploy_id}):\n# run by the RebootProgram before this node reboots; "
+            f"installs from the packages already in its dnf cache.\n"
+            f"rm -f -- {shlex.quote(path)}\n"
+            f"mkdir -p {shlex.quote(os.path.dirname(logfile))}\n"
+            f"exec >> {shlex.quote(logfile)} 2>&1\n"
+            f"{shlex.join(self.distro_sync(node))}\n"
+        )
         return _write_file(path, text)
 
     # -- fan-out ---------------------------------------------------------------------------------------
 
-    def on_nodes(self, command: Callable[[str], str | list[str]], nodes: NodeSet, timeout: float,
-                 launcher: Launcher | None = None) -> dict[str, CommandResult]:
+    def on_nodes(
+        self,
+        command: Callable[[str], str | list[str]],
+        nodes: NodeSet,
+        timeout: float,
+        launcher: Launcher | None = None,
+    ) -> dict[str, CommandResult]:
         """Run ``command(node)`` on every node: one fan-out per distinct command line (all nodes at once
         on a real cluster, where ``root`` is the same everywhere), the fan-outs side by side."""
         launcher = launcher or self.launcher
@@ -145,7 +163,10 @@ class Deployment:
             groups.setdefault(key, (cmd, NodeSet()))[1].add(node)
         results: dict[str, CommandResult] = {}
         with ThreadPoolExecutor(max_workers=max(1, min(len(groups), self.batch_size))) as pool:
-            futures = [pool.submit(launcher.run, cmd, group, timeout=timeout) for cmd, group in groups.values()]
+            futures = [
+                pool.submit(launcher.run, cmd, group, timeout=timeout)
+                for cmd, group in groups.values()
+            ]
             for future in futures:
                 results.update(future.result())
         return results
@@ -153,27 +174,51 @@ class Deployment:
 
 def _write_file(path: str, text: str) -> str:
     tmp = f"{path}.hpcos-tmp"
-    return (f"mkdir -p {shlex.quote(os.path.dirname(path))} && printf %s {shlex.quote(text)} "
-            f"> {shlex.quote(tmp)} && mv {shlex.quote(tmp)} {shlex.quote(path)}")
+    return (
+        f"mkdir -p {shlex.quote(os.path.dirname(path))} && printf %s {shlex.quote(text)} "
+        f"> {shlex.quote(tmp)} && mv {shlex.quote(tmp)} {shlex.quote(path)}"
+    )
 
 
-def deploy(spec_set: SpecSet, layout: StoreLayout, env: str, profile: Profile, profile_file: Path, *,
-           nodes: str | None = None, batch_size: int | None = None, snapshot_id: str | None = None,
-           cluster_ref: str | None = None, rolling: bool = False) -> DeploymentRecord:
+def deploy(
+    spec_set: SpecSet,
+    layout: StoreLayout,
+    env: str,
+    profile: Profile,
+    profile_file: Path,
+    *,
+    nodes: str | None = None,
+    batch_size: int | None = None,
+    snapshot_id: str | None = None,
+    cluster_ref: str | None = None,
+    rolling: bool = False,
+) -> DeploymentRecord:
     """``cluster_ref``: how the user named the profile (``--cluster``), for the rollback command.
     ``rolling``: through Slurm's reboot machinery, without an outage (``_rolling_reboot``)."""
     if env not in spec_set.site.environments:
-        raise UserError(f"unknown environment {env!r}; expected one of: {', '.join(spec_set.site.environments)}")
+        raise UserError(
+            f"unknown environment {env!r}; expected one of: {', '.join(spec_set.site.environments)}"
+        )
     settings = profile.deploy
     if rolling and (settings.drain != "slurm" or profile.launcher == "slurm"):
-        raise UserError(f"--rolling: profile {profile.name!r} needs deploy.drain: slurm (Slurm reboots the nodes) "
-                        "and a launcher other than slurm (hpcos checks each node while Slurm keeps it down, "
-                        "where srun cannot start)")
+        raise UserError(
+            f"--rolling: profile {profile.name!r} needs deploy.drain: slurm (Slurm reboots the nodes) "
+            "and a launcher other than slurm (hpcos checks each node while Slurm keeps it down, "
+            "where srun cannot start)"
+        )
     snapshot = client_config.snapshot_for(layout, env, snapshot_id)
-    sections = client_config.sections(spec_set, layout, env, target=settings.target, pinned=True,
-                                      snapshot_id=snapshot.id, environments_url=settings.environments_url,
-                                      snapshots_url=settings.snapshots_url, gpgcheck=settings.gpgcheck,
-                                      overlay_gpgkey=settings.gpgkey)
+    sections = client_config.sections(
+        spec_set,
+        layout,
+        env,
+        target=settings.target,
+        pinned=True,
+        snapshot_id=snapshot.id,
+        environments_url=settings.environments_url,
+        snapshots_url=settings.snapshots_url,
+        gpgcheck=settings.gpgcheck,
+        overlay_gpgkey=settings.gpgkey,
+    )
     target = settings.target or next(iter(spec_set.site.targets))
     selected = profile.select_nodes(nodes)
     size = batch_size or settings.batch_size
@@ -181,27 +226,46 @@ def deploy(spec_set: SpecSet, layout: StoreLayout, env: str, profile: Profile, p
         raise UserError(f"--batch-size {size}: expected at least 1")
     started = datetime.now(UTC)
     record = DeploymentRecord(
-        deploy_id=f"{started:%Y%m%dT%H%M%SZ}-{env}-{secrets.token_hex(3)}", environment=env, snapshot=snapshot.id,
-        cluster=profile.name, profile_sha256=file_digest(profile_file), started=started.isoformat(timespec="seconds"),
-        batch_size=size, user=os.environ.get("BUILD_USER_ID") or getpass.getuser(),
-        nodes={node: NodeDeployment(node) for node in selected}, mode="rolling" if rolling else "batches")
+        deploy_id=f"{started:%Y%m%dT%H%M%SZ}-{env}-{secrets.token_hex(3)}",
+        environment=env,
+        snapshot=snapshot.id,
+        cluster=profile.name,
+        profile_sha256=file_digest(profile_file),
+        started=started.isoformat(timespec="seconds"),
+        batch_size=size,
+        user=os.environ.get("BUILD_USER_ID") or getpass.getuser(),
+        nodes={node: NodeDeployment(node) for node in selected},
+        mode="rolling" if rolling else "batches",
+    )
     plan = Deployment(
-        env=env, profile=profile, launcher=launcher_for(profile), nodes=selected, batch_size=size,
-        repo_text=client_config.repo_file(sections, header=f"hpcos deploy {env}: snapshot {snapshot.id}"),
+        env=env,
+        profile=profile,
+        launcher=launcher_for(profile),
+        nodes=selected,
+        batch_size=size,
+        repo_text=client_config.repo_file(
+            sections, header=f"hpcos deploy {env}: snapshot {snapshot.id}"
+        ),
         expected=expectations.expected(snapshot, sections, profile.os_update.kernel_package),
-        releasever=str(spec_set.site.targets[target].release), record=record, layout=layout)
+        releasever=str(spec_set.site.targets[target].release),
+        record=record,
+        layout=layout,
+    )
     plan.cluster_ref = cluster_ref or profile.name
     batches = split_batches(list(selected), size, settings.canary or size)
     # Two deployments on one cluster at once would each take their own batches out: refuse the second.
     layout.locks.mkdir(parents=True, exist_ok=True)
     # The profile's name is untrusted text: only safe characters reach the file name.
-    lock_path = layout.locks / ("deploy-" + "".join(c if c.isalnum() or c in "-_." else "_" for c in profile.name)
-                                + ".lock")
+    lock_path = layout.locks / (
+        "deploy-" + "".join(c if c.isalnum() or c in "-_." else "_" for c in profile.name) + ".lock"
+    )
     lock = FileLock(str(lock_path))
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        raise UserError(f"another `hpcos deploy` on cluster {profile.name!r} is running ({lock_path})") from None
+        raise UserError(
+            f"another `hpcos deploy` on cluster {profile.name!r} is running ({lock_path})"
+        ) from None
     try:
         return _run(plan, batches)
     finally:
@@ -212,8 +276,14 @@ def split_batches(nodes: list[str], size: int, canary: int) -> list[NodeSet]:
     """The canary batch (``canary`` nodes), then batches of ``size``."""
     first = min(canary, len(nodes))
     rest = nodes[first:]
-    return [b for b in [NodeSet.fromlist(nodes[:first]),
-                        *(NodeSet.fromlist(rest[i:i + size]) for i in range(0, len(rest), size))] if b]
+    return [
+        b
+        for b in [
+            NodeSet.fromlist(nodes[:first]),
+            *(NodeSet.fromlist(rest[i : i + size]) for i in range(0, len(rest), size)),
+        ]
+        if b
+    ]
 
 
 def stop_reason(record: DeploymentRecord, batch: NodeSet, number: int, budget: int) -> str:
@@ -231,16 +301,29 @@ def _run(plan: Deployment, batches: list[NodeSet]) -> DeploymentRecord:
     record, layout, selected, size = plan.record, plan.layout, plan.nodes, plan.batch_size
     snapshot_id = record.snapshot
     budget = plan.profile.deploy.failure_budget(len(selected))
-    log.info("deploying %s snapshot %s to %s (%d nodes, canary %s, then %d at a time, %d batches; "
-             "stops after %d failed nodes)", plan.env, snapshot_id, selected, len(selected), batches[0], size,
-             len(batches), budget + 1)
+    log.info(
+        "deploying %s snapshot %s to %s (%d nodes, canary %s, then %d at a time, %d batches; "
+        "stops after %d failed nodes)",
+        plan.env,
+        snapshot_id,
+        selected,
+        len(selected),
+        batches[0],
+        size,
+        len(batches),
+        budget + 1,
+    )
     deployments.write(layout, record)
     for number, batch in enumerate(batches, 1):
-        log.info("batch %d/%d%s: %s", number, len(batches), " (canary)" if number == 1 else "", batch)
+        log.info(
+            "batch %d/%d%s: %s", number, len(batches), " (canary)" if number == 1 else "", batch
+        )
         _batch(plan, batch, number, ROLLING_STAGES if record.mode == "rolling" else STAGES)
         why = stop_reason(record, batch, number, budget)
         if why and number < len(batches):
-            stop(record, why, number, len(batches), [b for later in batches[number:] for b in later])
+            stop(
+                record, why, number, len(batches), [b for later in batches[number:] for b in later]
+            )
         record.rollback = rollback_command(plan)
         deployments.write(layout, record)
         if record.stopped:
@@ -267,8 +350,12 @@ def rollback_command(plan: Deployment) -> str:
     touched = [n for n, d in record.nodes.items() if d.durations]
     if not touched:
         return ""
-    earlier = deployments.node_states(plan.layout, record.cluster, record.profile_sha256,
-                                      before=deployments.parse_time(record.started))
+    earlier = deployments.node_states(
+        plan.layout,
+        record.cluster,
+        record.profile_sha256,
+        before=deployments.parse_time(record.started),
+    )
     known = {earlier[n][0] for n in touched if n in earlier and earlier[n][1]} - {record.snapshot}
     if len(known) == 1:
         previous = known.pop()
@@ -277,8 +364,19 @@ def rollback_command(plan: Deployment) -> str:
         previous = history[-2] if len(history) >= 2 and history[-1] == record.snapshot else ""
     if not previous:
         return ""
-    return shlex.join(["hpcos", "deploy", plan.env, "--cluster", plan.cluster_ref, "--snapshot", previous,
-                       "--nodes", str(NodeSet.fromlist(touched))])
+    return shlex.join(
+        [
+            "hpcos",
+            "deploy",
+            plan.env,
+            "--cluster",
+            plan.cluster_ref,
+            "--snapshot",
+            previous,
+            "--nodes",
+            str(NodeSet.fromlist(touched)),
+        ]
+    )
 
 
 def summary(record: DeploymentRecord) -> list[str]:
@@ -292,20 +390,29 @@ def summary(record: DeploymentRecord) -> list[str]:
         node = record.nodes[name]
         if node.skipped:
             continue
-        where = "left drained" if "drain" in node.durations else "failed before its drain, still in service"
+        where = (
+            "left drained"
+            if "drain" in node.durations
+            else "failed before its drain, still in service"
+        )
         by_reason.setdefault((where, node.reason or "not deployed"), NodeSet()).add(name)
     for (where, reason), nodes in sorted(by_reason.items(), key=lambda item: str(item[1])):
         lines.append(f"{nodes}: {where}: {reason}")
     skipped = NodeSet.fromlist(record.skipped_nodes)
     if skipped:
-        lines.append(f"{skipped}: not touched, still in service on their earlier snapshot ({len(skipped)} nodes)")
+        lines.append(
+            f"{skipped}: not touched, still in service on their earlier snapshot ({len(skipped)} nodes)"
+        )
     if record.stopped:
         lines.append(f"rollout {record.stopped}")
     touched = NodeSet.fromlist([n for n, d in record.nodes.items() if d.durations])
     if touched and (record.stopped or record.failed_nodes):
-        lines.append(f"rollback of {touched}: {record.rollback}" if record.rollback else
-                     f"rollback of {touched}: no earlier snapshot of these nodes is recorded: deploy the one they "
-                     f"ran with (hpcos deploy {record.environment} --snapshot ID --nodes {touched})")
+        lines.append(
+            f"rollback of {touched}: {record.rollback}"
+            if record.rollback
+            else f"rollback of {touched}: no earlier snapshot of these nodes is recorded: deploy the one they "
+            f"ran with (hpcos deploy {record.environment} --snapshot ID --nodes {touched})"
+        )
     return lines
 
 
@@ -330,8 +437,9 @@ class Batch:
         self.active = NodeSet(self.nodes)
         self.launcher = self.plan.launcher
 
-    def on_nodes(self, command: Callable[[str], str | list[str]], nodes: NodeSet,
-                 timeout: float) -> dict[str, CommandResult]:
+    def on_nodes(
+        self, command: Callable[[str], str | list[str]], nodes: NodeSet, timeout: float
+    ) -> dict[str, CommandResult]:
         return self.plan.on_nodes(command, nodes, timeout, self.launcher)
 
     def fail(self, node: str, reason: str) -> None:
@@ -387,21 +495,29 @@ def _in_reservation(profile: Profile, reservation: str) -> Profile:
     (the profile's own limit is for test jobs)."""
     settings = profile.deploy
     longest = max(settings.dnf_timeout, settings.reboot_timeout, profile.timeouts.command)
-    slurm = profile.slurm.model_copy(update={
-        "extra_args": [*profile.slurm.extra_args, f"--reservation={reservation}"],
-        "time_limit": str(math.ceil(longest / 60) + 1)})
+    slurm = profile.slurm.model_copy(
+        update={
+            "extra_args": [*profile.slurm.extra_args, f"--reservation={reservation}"],
+            "time_limit": str(math.ceil(longest / 60) + 1),
+        }
+    )
     return profile.model_copy(update={"slurm": slurm})
 
 
 def _repo_file(b: Batch) -> None:
-    b.check(b.on_nodes(b.plan.write_repo_file, b.active, b.plan.profile.timeouts.command),
-            "writing the .repo file")
+    b.check(
+        b.on_nodes(b.plan.write_repo_file, b.active, b.plan.profile.timeouts.command),
+        "writing the .repo file",
+    )
 
 
 def _download(b: Batch) -> None:
     """The snapshot's packages into the node's dnf cache while its jobs still run: the drained node
     then only installs."""
-    b.check(b.on_nodes(b.plan.download, b.active, b.plan.profile.deploy.dnf_timeout), "dnf --downloadonly")
+    b.check(
+        b.on_nodes(b.plan.download, b.active, b.plan.profile.deploy.dnf_timeout),
+        "dnf --downloadonly",
+    )
 
 
 def _distro_sync(b: Batch) -> None:
@@ -413,8 +529,12 @@ def _distro_sync(b: Batch) -> None:
     for node in list(b.active):
         bad = next((r for r in (b.before[node], synced[node], b.after[node]) if not r.ok), None)
         if bad is not None:
-            b.fail(node, f"dnf distro-sync failed: {b.why(bad)}" if bad is synced[node]
-                   else f"rpm -qa failed: {b.why(bad)}")
+            b.fail(
+                node,
+                f"dnf distro-sync failed: {b.why(bad)}"
+                if bad is synced[node]
+                else f"rpm -qa failed: {b.why(bad)}",
+            )
     log.info("  distro-sync done on %s", b.active or "no node")
 
 
@@ -423,8 +543,14 @@ def _reboot_where_needed(b: Batch) -> None:
     snapshot rolls the kernel back), a reboot where a reboot package changed or another kernel runs,
     then the kernels newer than the snapshot's removed (never the running one, so only after)."""
     plan, settings = b.plan, b.plan.profile.deploy
-    kernels = b.check(b.on_nodes(lambda n: plan.expand(settings.running_kernel, n), b.active,
-                                 plan.profile.timeouts.command), "reading the running kernel")
+    kernels = b.check(
+        b.on_nodes(
+            lambda n: plan.expand(settings.running_kernel, n),
+            b.active,
+            plan.profile.timeouts.command,
+        ),
+        "reading the running kernel",
+    )
     if plan.expected.kernel and b.active:
         _set_boot_default(b)
     needing = NodeSet()
@@ -434,9 +560,14 @@ def _reboot_where_needed(b: Batch) -> None:
         stale = plan.expected.kernel and kernels[node].stdout.strip() != plan.expected.kernel
         if listed or stale:
             needing.add(node)
-            log.info("  %s needs a reboot (%s)", node,
-                     ", ".join(sorted(listed)) + (" changed" if listed else "")
-                     + ("; " if listed and stale else "") + ("kernel is not the snapshot's" if stale else ""))
+            log.info(
+                "  %s needs a reboot (%s)",
+                node,
+                ", ".join(sorted(listed))
+                + (" changed" if listed else "")
+                + ("; " if listed and stale else "")
+                + ("kernel is not the snapshot's" if stale else ""),
+            )
     if needing:
         _reboot(b, needing)
     if plan.expected.kernel and b.active:
@@ -448,15 +579,25 @@ def _set_boot_default(b: Batch) -> None:
     default is the newer kernel the snapshot no longer has.  Set it to the snapshot's where it is not."""
     plan, settings, timeout = b.plan, b.plan.profile.deploy, b.plan.profile.timeouts.command
     kernel = plan.expected.kernel or ""
-    current = b.check(b.on_nodes(lambda n: plan.expand(settings.boot_default, n), b.active, timeout),
-                      "reading the boot default")
+    current = b.check(
+        b.on_nodes(lambda n: plan.expand(settings.boot_default, n), b.active, timeout),
+        "reading the boot default",
+    )
     wrong = NodeSet.fromlist([n for n in b.active if _boot_kernel(current[n].stdout) != kernel])
     if not wrong:
         return
-    log.info("  %s: boot default %s -> %s", wrong, ", ".join(sorted({_boot_kernel(current[n].stdout) or "none"
-                                                                     for n in wrong})), kernel)
-    b.check(b.on_nodes(lambda n: plan.expand(settings.set_boot_default, n, kernel=kernel), wrong, timeout),
-            f"setting the boot default to {kernel}")
+    log.info(
+        "  %s: boot default %s -> %s",
+        wrong,
+        ", ".join(sorted({_boot_kernel(current[n].stdout) or "none" for n in wrong})),
+        kernel,
+    )
+    b.check(
+        b.on_nodes(
+            lambda n: plan.expand(settings.set_boot_default, n, kernel=kernel), wrong, timeout
+        ),
+        f"setting the boot default to {kernel}",
+    )
 
 
 def _boot_kernel(text: str) -> str:
@@ -479,14 +620,18 @@ def _remove_newer_kernels(b: Batch) -> None:
     for node, packages in sorted(newer.items()):
         log.info("  %s: removing %s (newer than the snapshot's kernel)", node, ", ".join(packages))
     nodes = NodeSet.fromlist(list(newer))
-    b.check(b.on_nodes(lambda n: plan.remove(n, newer[n]), nodes, plan.profile.deploy.dnf_timeout),
-            "removing the kernels newer than the snapshot's")
+    b.check(
+        b.on_nodes(lambda n: plan.remove(n, newer[n]), nodes, plan.profile.deploy.dnf_timeout),
+        "removing the kernels newer than the snapshot's",
+    )
 
 
 def _verify(b: Batch) -> None:
     plan, settings, timeouts = b.plan, b.plan.profile.deploy, b.plan.profile.timeouts
     installed = b.on_nodes(plan.rpm_query, b.active, timeouts.command)
-    running = b.on_nodes(lambda n: plan.expand(settings.running_kernel, n), b.active, timeouts.command)
+    running = b.on_nodes(
+        lambda n: plan.expand(settings.running_kernel, n), b.active, timeouts.command
+    )
     for node in list(b.active):
         bad = next((r for r in (installed[node], running[node]) if not r.ok), None)
         if bad is not None:
@@ -494,7 +639,9 @@ def _verify(b: Batch) -> None:
             continue
         kernel = running[node].stdout.strip()
         plan.record.nodes[node].kernel = kernel
-        problems = plan.expected.problems(expectations.parse_installed(installed[node].stdout), kernel)
+        problems = plan.expected.problems(
+            expectations.parse_installed(installed[node].stdout), kernel
+        )
         if problems:
             b.fail(node, "verify: " + "; ".join(problems))
         else:
@@ -511,7 +658,9 @@ def _resume(b: Batch) -> None:
         for node in b.drained:
             if not record.nodes[node].verified:
                 scheduler.keep_drained(NodeSet(node), f"hpcos deploy: {record.nodes[node].reason}")
-        if b.reservation is not None:  # the failed nodes are drained again first: none slips into service
+        if (
+            b.reservation is not None
+        ):  # the failed nodes are drained again first: none slips into service
             scheduler.release(b.reservation)
             b.reservation = None
     if b.active:
@@ -525,7 +674,9 @@ def _abandon(b: Batch, error: BaseException) -> None:
     unverified = NodeSet.fromlist([n for n in b.drained if not record.nodes[n].verified])
     for node in unverified:
         if not record.nodes[node].reason:
-            record.nodes[node].reason = scheduler.one_line(f"deployment stopped: {error or type(error).__name__}")
+            record.nodes[node].reason = scheduler.one_line(
+                f"deployment stopped: {error or type(error).__name__}"
+            )
     if unverified:
         scheduler.keep_drained(unverified, f"hpcos deploy stopped: {error or type(error).__name__}")
     if b.reservation is not None:
@@ -536,9 +687,17 @@ def _abandon(b: Batch, error: BaseException) -> None:
 # The procedure, in order: each stage acts on the batch's nodes still active (a node that failed a
 # stage takes no further one); ``resume`` also runs when none is left, to keep the failed nodes drained.
 STAGES: tuple[tuple[str, Callable[[Batch], None]], ...] = (
-    ("repo_file", _repo_file), ("download", _download), ("drain", _drain), ("distro_sync", _distro_sync),
-    ("reboot", _reboot_where_needed), ("verify", _verify), ("resume", _resume))
-if tuple(name for name, _ in STAGES) != deployments.TASKS:  # the record and the plan name the same tasks
+    ("repo_file", _repo_file),
+    ("download", _download),
+    ("drain", _drain),
+    ("distro_sync", _distro_sync),
+    ("reboot", _reboot_where_needed),
+    ("verify", _verify),
+    ("resume", _resume),
+)
+if (
+    tuple(name for name, _ in STAGES) != deployments.TASKS
+):  # the record and the plan name the same tasks
     raise ImportError("hpcos.deploy.procedure.STAGES and hpcos.repo.deployments.TASKS disagree")
 
 
@@ -572,8 +731,10 @@ def _rolling_reboot(b: Batch) -> None:
     plan, settings, record = b.plan, b.plan.profile.deploy, b.plan.record
     timeout = plan.profile.timeouts.command
     b.check(b.on_nodes(plan.update_hook, b.active, timeout), "writing the update-at-reboot script")
-    boot_ids = b.check(b.on_nodes(lambda n: plan.expand(settings.boot_id, n), b.active, timeout),
-                       "reading the boot id")
+    boot_ids = b.check(
+        b.on_nodes(lambda n: plan.expand(settings.boot_id, n), b.active, timeout),
+        "reading the boot id",
+    )
     if not b.active:
         return
     started = time.monotonic()
@@ -587,26 +748,46 @@ def _rolling_reboot(b: Batch) -> None:
         for node in waiting:
             if node not in jobs_ended and not states.get(node, "").startswith(BUSY_STATES):
                 jobs_ended[node] = now
-        candidates = NodeSet.fromlist([n for n in waiting if n in jobs_ended and _back_in_slurm(states.get(n, ""))])
+        candidates = NodeSet.fromlist(
+            [n for n in waiting if n in jobs_ended and _back_in_slurm(states.get(n, ""))]
+        )
         if candidates:
             probes = b.on_nodes(lambda n: plan.expand(settings.boot_id, n), candidates, timeout)
             for node, probe in probes.items():
-                if probe.ok and probe.stdout.strip() and probe.stdout.strip() != boot_ids[node].stdout.strip():
+                if (
+                    probe.ok
+                    and probe.stdout.strip()
+                    and probe.stdout.strip() != boot_ids[node].stdout.strip()
+                ):
                     record.nodes[node].rebooted = True
                     record.nodes[node].durations["jobs"] = round(jobs_ended[node] - started, 3)
-                    record.nodes[node].durations["reboot"] = round(time.monotonic() - jobs_ended[node], 3)
+                    record.nodes[node].durations["reboot"] = round(
+                        time.monotonic() - jobs_ended[node], 3
+                    )
                     waiting.remove(node)
-                    log.info("  %s back after %.1f s out of service", node, record.nodes[node].durations["reboot"])
+                    log.info(
+                        "  %s back after %.1f s out of service",
+                        node,
+                        record.nodes[node].durations["reboot"],
+                    )
         for node in list(waiting):
             if node not in jobs_ended and now - started > settings.drain_timeout:
-                b.fail(node, f"its jobs did not end within {settings.drain_timeout:g} s of the reboot request")
+                b.fail(
+                    node,
+                    f"its jobs did not end within {settings.drain_timeout:g} s of the reboot request",
+                )
             elif node in jobs_ended and now - jobs_ended[node] > settings.reboot_timeout:
-                b.fail(node, f"did not come back within {settings.reboot_timeout:g} s of the reboot "
-                             f"(Slurm state {states.get(node, 'unknown')})")
+                b.fail(
+                    node,
+                    f"did not come back within {settings.reboot_timeout:g} s of the reboot "
+                    f"(Slurm state {states.get(node, 'unknown')})",
+                )
             else:
                 continue
             waiting.remove(node)
-            record.nodes[node].durations.setdefault("jobs", round(jobs_ended.get(node, now) - started, 3))
+            record.nodes[node].durations.setdefault(
+                "jobs", round(jobs_ended.get(node, now) - started, 3)
+            )
         if waiting:
             time.sleep(BOOT_POLL)
     stuck = NodeSet.fromlist([n for n in b.drained if n not in b.active])
@@ -624,7 +805,11 @@ BUSY_STATES = ("draining", "mixed", "allocated", "completing")
 def _back_in_slurm(state: str) -> bool:
     """The node registered again after its reboot: no reboot flag (``@`` asked, ``^`` issued), not
     "not responding" (``*``), not "reboot"."""
-    return bool(state) and not state.startswith("reboot") and not state.endswith(("@", "^", "*", "#", "~"))
+    return (
+        bool(state)
+        and not state.startswith("reboot")
+        and not state.endswith(("@", "^", "*", "#", "~"))
+    )
 
 
 def _reboot(b: Batch, nodes: NodeSet) -> None:
@@ -649,14 +834,23 @@ def _reboot(b: Batch, nodes: NodeSet) -> None:
         left = max(1.0, settings.reboot_timeout - (time.monotonic() - started))
         last = b.on_nodes(lambda n: plan.expand(settings.boot_id, n), waiting, min(timeout, left))
         for node, result in last.items():
-            if result.ok and result.stdout.strip() and result.stdout.strip() != boot_ids[node].stdout.strip():
+            if (
+                result.ok
+                and result.stdout.strip()
+                and result.stdout.strip() != boot_ids[node].stdout.strip()
+            ):
                 record.nodes[node].rebooted = True
                 waiting.remove(node)
         if waiting and time.monotonic() - started > settings.reboot_timeout:
             for node in waiting:
                 probe = last.get(node)
-                said = "" if probe is None or probe.ok else f" (reading its boot id: {b.why(probe)})"
-                b.fail(node, f"did not come back within {settings.reboot_timeout:g} s of the reboot{said}")
+                said = (
+                    "" if probe is None or probe.ok else f" (reading its boot id: {b.why(probe)})"
+                )
+                b.fail(
+                    node,
+                    f"did not come back within {settings.reboot_timeout:g} s of the reboot{said}",
+                )
             return
         if waiting:
             time.sleep(BOOT_POLL)
@@ -665,7 +859,9 @@ def _reboot(b: Batch, nodes: NodeSet) -> None:
 
 def _changed_names(before: str, after: str) -> set[str]:
     old, new = expectations.parse_installed(before), expectations.parse_installed(after)
-    return {key.rsplit(".", 1)[0] for key in old.keys() | new.keys() if old.get(key) != new.get(key)}
+    return {
+        key.rsplit(".", 1)[0] for key in old.keys() | new.keys() if old.get(key) != new.get(key)
+    }
 
 
 def _why(result: CommandResult) -> str:
@@ -675,20 +871,39 @@ def _why(result: CommandResult) -> str:
     if result.timed_out:
         # srun says "queued and waiting for resources" and, once the step starts, "has been allocated
         # resources": without the second line the command never ran on the node.
-        if "queued and waiting for resources" in result.stderr and "allocated resources" not in result.stderr:
-            said = next((line.strip() for line in result.stderr.splitlines() if line.startswith("srun: ")
-                         and "queued and waiting" not in line), "")
-            return (f"srun never started there within {result.duration:.0f} s"
-                    + (f" ({said.removeprefix('srun: ')})" if said else ""))
+        if (
+            "queued and waiting for resources" in result.stderr
+            and "allocated resources" not in result.stderr
+        ):
+            said = next(
+                (
+                    line.strip()
+                    for line in result.stderr.splitlines()
+                    if line.startswith("srun: ") and "queued and waiting" not in line
+                ),
+                "",
+            )
+            return f"srun never started there within {result.duration:.0f} s" + (
+                f" ({said.removeprefix('srun: ')})" if said else ""
+            )
         return f"timed out after {result.duration:.0f} s"
-    lines = [line.strip() for line in (result.stderr + "\n" + result.stdout).splitlines() if line.strip()]
-    errors = [line for line in lines if line.lower().startswith(("error", "file ", "problem", "  - "))
-              or "conflicts" in line]
+    lines = [
+        line.strip() for line in (result.stderr + "\n" + result.stdout).splitlines() if line.strip()
+    ]
+    errors = [
+        line
+        for line in lines
+        if line.lower().startswith(("error", "file ", "problem", "  - ")) or "conflicts" in line
+    ]
     text = " ".join((errors or lines[-1:])[:3])
     return f"exit {result.exit_code}: {text}" if text else f"exit {result.exit_code}"
 
 
 # ``--rolling``: no drain by hpcos; Slurm takes each node out when its jobs end (``_rolling_reboot``).
 ROLLING_STAGES: tuple[tuple[str, Callable[[Batch], None]], ...] = (
-    ("repo_file", _repo_file), ("download", _download), ("reboot", _rolling_reboot), ("verify", _verify),
-    ("resume", _resume))
+    ("repo_file", _repo_file),
+    ("download", _download),
+    ("reboot", _rolling_reboot),
+    ("verify", _verify),
+    ("resume", _resume),
+)

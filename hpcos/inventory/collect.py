@@ -28,18 +28,38 @@ from hpcos.probes.parsers import ParseError, ibv_devinfo
 log = logging.getLogger("hpcos.inventory")
 
 # Packages whose versions an outage cares about: the ones hpcos overlays, and what runs the jobs.
-PACKAGES = ("kernel", "kernel-core", "openmpi", "mpich", "rdma-core", "ucx", "libfabric", "slurm", "pmix",
-            "hwloc", "nvidia-driver", "lustre-client")
+PACKAGES = (
+    "kernel",
+    "kernel-core",
+    "openmpi",
+    "mpich",
+    "rdma-core",
+    "ucx",
+    "libfabric",
+    "slurm",
+    "pmix",
+    "hwloc",
+    "nvidia-driver",
+    "lustre-client",
+)
 SECTIONS = ("kernel", "cpu", "memory", "hca", "gpu", "packages")
-PROBE = "; ".join([
-    "echo @@kernel", "uname -r",
-    "echo @@cpu", "LC_ALL=C lscpu 2>/dev/null",
-    "echo @@memory", "grep MemTotal /proc/meminfo",
-    "echo @@hca", "ibv_devinfo 2>/dev/null",
-    "echo @@gpu", "nvidia-smi -L 2>/dev/null",
-    "echo @@packages", "rpm -qa --qf '%{NAME} %{VERSION}-%{RELEASE}\\n' 2>/dev/null",
-    "true",
-])
+PROBE = "; ".join(
+    [
+        "echo @@kernel",
+        "uname -r",
+        "echo @@cpu",
+        "LC_ALL=C lscpu 2>/dev/null",
+        "echo @@memory",
+        "grep MemTotal /proc/meminfo",
+        "echo @@hca",
+        "ibv_devinfo 2>/dev/null",
+        "echo @@gpu",
+        "nvidia-smi -L 2>/dev/null",
+        "echo @@packages",
+        "rpm -qa --qf '%{NAME} %{VERSION}-%{RELEASE}\\n' 2>/dev/null",
+        "true",
+    ]
+)
 COLLECT_TIMEOUT = 60.0
 
 
@@ -130,19 +150,30 @@ class Measured:
     @classmethod
     def from_json(cls, text: str) -> Measured:
         data = json.loads(text)
-        return cls(data["cluster"], data["collected"], {k: ClassFacts(**v) for k, v in data["classes"].items()})
+        return cls(
+            data["cluster"],
+            data["collected"],
+            {k: ClassFacts(**v) for k, v in data["classes"].items()},
+        )
 
 
 def _fact_values(facts: NodeFacts) -> dict[str, str]:
-    values = {"kernel": facts.kernel, "cpu_model": facts.cpu_model,
-              "memory_gb": str(facts.memory_gb) if facts.memory_gb else None, "hca_model": facts.hca_model,
-              "hca_firmware": facts.hca_firmware, "hca_rate": f"{facts.hca_rate:g}" if facts.hca_rate else None,
-              "gpus": ", ".join(facts.gpus) if facts.gpus else None}
+    values = {
+        "kernel": facts.kernel,
+        "cpu_model": facts.cpu_model,
+        "memory_gb": str(facts.memory_gb) if facts.memory_gb else None,
+        "hca_model": facts.hca_model,
+        "hca_firmware": facts.hca_firmware,
+        "hca_rate": f"{facts.hca_rate:g}" if facts.hca_rate else None,
+        "gpus": ", ".join(facts.gpus) if facts.gpus else None,
+    }
     values.update({f"package:{name}": version for name, version in facts.packages.items()})
     return {k: v for k, v in values.items() if v}
 
 
-def summarise(profile_name: str, inventory: ClusterInventory, per_node: list[NodeFacts]) -> Measured:
+def summarise(
+    profile_name: str, inventory: ClusterInventory, per_node: list[NodeFacts]
+) -> Measured:
     by_node = {f.node: f for f in per_node}
     classes = {}
     for name, node_class in inventory.classes.items():
@@ -155,9 +186,15 @@ def summarise(profile_name: str, inventory: ClusterInventory, per_node: list[Nod
                 continue
             for fact, value in _fact_values(facts).items():
                 grouped.setdefault(fact, {}).setdefault(value, []).append(node)
-        facts = {f: {v: str(NodeSet.fromlist(n)) for v, n in vs.items()} for f, vs in grouped.items()}
-        classes[name] = ClassFacts(name, node_class.nodes or "", facts,
-                                   str(NodeSet.fromlist(unreachable)) if unreachable else "")
+        facts = {
+            f: {v: str(NodeSet.fromlist(n)) for v, n in vs.items()} for f, vs in grouped.items()
+        }
+        classes[name] = ClassFacts(
+            name,
+            node_class.nodes or "",
+            facts,
+            str(NodeSet.fromlist(unreachable)) if unreachable else "",
+        )
     return Measured(profile_name, datetime.now(UTC).isoformat(timespec="seconds"), classes)
 
 
@@ -165,11 +202,15 @@ def collect(profile: Profile, timeout: float = COLLECT_TIMEOUT) -> Measured:
     """Run the probe on every node of every class of ``profile``'s inventory."""
     inventory = profile.inventory
     if not inventory.classes:
-        raise UserError(f"profile {profile.name!r} has no inventory.classes: describe the node classes first "
-                        "(docs/outage.md)")
+        raise UserError(
+            f"profile {profile.name!r} has no inventory.classes: describe the node classes first "
+            "(docs/outage.md)"
+        )
     nodes = NodeSet.fromlist([c.nodes for c in inventory.classes.values() if c.nodes])
     if not len(nodes):
-        raise UserError(f"profile {profile.name!r}: no class lists its nodes, so nothing can be measured")
+        raise UserError(
+            f"profile {profile.name!r}: no class lists its nodes, so nothing can be measured"
+        )
     log.info("measuring %d nodes of %s", len(nodes), profile.name)
     results = launcher_for(profile).run(PROBE, nodes, timeout=timeout)
     per_node = []
@@ -198,5 +239,6 @@ def load(directory: Path, cluster: str) -> Measured | None:
     except FileNotFoundError:
         return None
     except (ValueError, KeyError, TypeError) as exc:
-        raise UserError(f"{path}: not an inventory written by hpcos ({exc}); run `hpcos inventory collect` again") \
-            from None
+        raise UserError(
+            f"{path}: not an inventory written by hpcos ({exc}); run `hpcos inventory collect` again"
+        ) from None

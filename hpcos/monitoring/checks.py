@@ -53,9 +53,13 @@ class Finding:
 class Target:
     profile: Profile
     node: str
-    repo: str | None = None  # the environment's served repositories (kernel, packages); default: the store
+    repo: str | None = (
+        None  # the environment's served repositories (kernel, packages); default: the store
+    )
     mpi: str | None = None  # MPI stack for mpi-hello; default: the profile's first
-    site: Site | None = None  # the store the environment's snapshot is read from when no repo is given
+    site: Site | None = (
+        None  # the store the environment's snapshot is read from when no repo is given
+    )
     deadline: float | None = None  # time.monotonic() by which the plugin answers (its --timeout)
 
     def seconds(self, limit: float) -> float:
@@ -80,15 +84,19 @@ def _asked(result: CommandResult) -> Finding | None:
     """UNKNOWN when the node could not be asked at all (unreachable, timed out)."""
     if result.unreachable or result.timed_out:
         what = "unreachable" if result.unreachable else f"no answer within {result.duration:.0f} s"
-        return Finding(UNKNOWN, f"{result.node}: {what}: {_one_line(result.stderr or result.stdout)}",
-                       [Perf("time", round(result.duration, 3), "s", min=0)])
+        return Finding(
+            UNKNOWN,
+            f"{result.node}: {what}: {_one_line(result.stderr or result.stdout)}",
+            [Perf("time", round(result.duration, 3), "s", min=0)],
+        )
     return None
 
 
 def _run(target: Target, command) -> CommandResult:
     launcher = launcher_for(target.profile)
-    return launcher.run(command, NodeSet(target.node),
-                        timeout=target.seconds(target.profile.timeouts.command))[target.node]
+    return launcher.run(
+        command, NodeSet(target.node), timeout=target.seconds(target.profile.timeouts.command)
+    )[target.node]
 
 
 class RepoQueryFailed(UserError):
@@ -103,13 +111,31 @@ def newest_served(repo_url: str, packages: list[str], timeout: float) -> dict[st
     """Newest version of each package in a served repository (a monitoring host may have no store), read
     with real dnf: private cache, no system repositories, an unreachable repository is an error."""
     with tempfile.TemporaryDirectory(prefix="hpcos-dnf-") as cachedir:
-        done = runner.run(["dnf", "-q", "--setopt=reposdir=/dev/null", "--setopt=skip_if_unavailable=False",
-                           f"--setopt=cachedir={cachedir}", "--releasever=9", f"--repofrompath=env,{repo_url}",
-                           "--repo", "env", "repoquery", "--latest-limit", "1", "--qf", QUERY_FORMAT, *packages],
-                          timeout=timeout)
+        done = runner.run(
+            [
+                "dnf",
+                "-q",
+                "--setopt=reposdir=/dev/null",
+                "--setopt=skip_if_unavailable=False",
+                f"--setopt=cachedir={cachedir}",
+                "--releasever=9",
+                f"--repofrompath=env,{repo_url}",
+                "--repo",
+                "env",
+                "repoquery",
+                "--latest-limit",
+                "1",
+                "--qf",
+                QUERY_FORMAT,
+                *packages,
+            ],
+            timeout=timeout,
+        )
     if done.timed_out or done.exit_code != 0:
         why = "timed out" if done.timed_out else f"exit {done.exit_code}"
-        raise RepoQueryFailed(f"dnf repoquery on {repo_url} {why}: {done.stderr.strip() or done.stdout.strip()}")
+        raise RepoQueryFailed(
+            f"dnf repoquery on {repo_url} {why}: {done.stderr.strip() or done.stdout.strip()}"
+        )
     return os_update.parse_versions(done.stdout)
 
 
@@ -117,9 +143,13 @@ def _expected(target: Target, names: list[str]) -> tuple[str, dict[str, set[str]
     """(where from, per package the versions a node must have): the served repositories given with
     --repo, else the snapshot the profile's os_update.environment points at in the store."""
     if target.repo:
-        return target.repo, newest_served(target.repo, names, target.seconds(target.profile.timeouts.command))
+        return target.repo, newest_served(
+            target.repo, names, target.seconds(target.profile.timeouts.command)
+        )
     if target.site is None:
-        raise UserError("no store to read the environment's snapshot from: pass --store or --repo URL")
+        raise UserError(
+            "no store to read the environment's snapshot from: pass --store or --repo URL"
+        )
     snapshot_id, versions = os_update.snapshot_versions(target.site, target.profile, names)
     return f"snapshot {snapshot_id}", versions
 
@@ -129,7 +159,9 @@ def reachable(target: Target) -> Finding:
     result = _run(target, ["true"])
     perf = [Perf("time", round(result.duration, 3), "s", min=0)]
     if result.ok:
-        return Finding(OK, f"{target.node} answers through the {target.profile.launcher} launcher", perf)
+        return Finding(
+            OK, f"{target.node} answers through the {target.profile.launcher} launcher", perf
+        )
     return Finding(CRITICAL, f"{target.node}: {_one_line(result.describe())}", perf)
 
 
@@ -149,8 +181,10 @@ def kernel(target: Target) -> Finding:
     if not result.ok:
         return Finding(CRITICAL, f"{target.node}: {_one_line(result.describe())}")
     verdict = os_update.KernelVerdict(result.stdout.strip(), expected)
-    perf = [Perf("kernel_current", int(verdict.ok), critical="1:", min=0, max=1),
-            Perf("time", round(result.duration, 3), "s", min=0)]
+    perf = [
+        Perf("kernel_current", int(verdict.ok), critical="1:", min=0, max=1),
+        Perf("time", round(result.duration, 3), "s", min=0),
+    ]
     if verdict.ok:
         return Finding(OK, f"{target.node} runs kernel {verdict.running}, the environment's", perf)
     return Finding(CRITICAL, _one_line(verdict.message(target.node)), perf)
@@ -163,24 +197,32 @@ def packages(target: Target) -> Finding:
         _source, expected = _expected(target, names)
     except UserError as exc:
         return Finding(UNKNOWN, _one_line(str(exc)))
-    result = _run(target, os_update.rpm_query_command(names, os_update.node_root(target.profile, target.node)))
+    result = _run(
+        target, os_update.rpm_query_command(names, os_update.node_root(target.profile, target.node))
+    )
     if (unknown := _asked(result)) is not None:
         return unknown
     if result.exit_code and "is not installed" not in result.stdout:
         return Finding(CRITICAL, f"{target.node}: {_one_line(result.describe())}")
     problems = os_update.package_problems(target.node, result.stdout, expected, names)
-    perf = [Perf("outdated", len(problems), critical="0", min=0, max=len(names)),
-            Perf("time", round(result.duration, 3), "s", min=0)]
+    perf = [
+        Perf("outdated", len(problems), critical="0", min=0, max=len(names)),
+        Perf("time", round(result.duration, 3), "s", min=0),
+    ]
     if problems:
         return Finding(CRITICAL, _one_line("; ".join(problems)), perf)
-    return Finding(OK, f"{target.node}: {len(names)} overlay packages at the environment's versions", perf)
+    return Finding(
+        OK, f"{target.node}: {len(names)} overlay packages at the environment's versions", perf
+    )
 
 
 def ib_ports(target: Target) -> Finding:
     """InfiniBand ports: state, physical state, link layer and rate as the profile expects."""
     expected = target.profile.infiniband
     if not expected.expected:
-        return Finding(UNKNOWN, f"profile {target.profile.name!r} expects no InfiniBand (infiniband.expected)")
+        return Finding(
+            UNKNOWN, f"profile {target.profile.name!r} expects no InfiniBand (infiniband.expected)"
+        )
     result = _run(target, ["ibstat"])
     if (unknown := _asked(result)) is not None:
         return unknown
@@ -200,8 +242,12 @@ def ib_ports(target: Target) -> Finding:
     problems = ib_checks.port_problems(hcas, expected)
     if problems:
         return Finding(CRITICAL, _one_line(f"{target.node}: " + "; ".join(problems)), perf)
-    return Finding(OK, f"{target.node}: {len(ports)} port(s) {expected.port_state}"
-                       + (f" at {expected.rate:g} Gb/s" if expected.rate else ""), perf)
+    return Finding(
+        OK,
+        f"{target.node}: {len(ports)} port(s) {expected.port_state}"
+        + (f" at {expected.rate:g} Gb/s" if expected.rate else ""),
+        perf,
+    )
 
 
 def mpi_hello(target: Target) -> Finding:
@@ -215,8 +261,14 @@ def mpi_hello(target: Target) -> Finding:
     except ProbeBuildError as exc:
         return Finding(UNKNOWN, _one_line(str(exc)))
     np = 2
-    result = launcher_for(target.profile).mpi(str(binary), [], np=np, stack=stack, nodes=NodeSet(target.node),
-                                              timeout=target.seconds(target.profile.timeouts.mpi))
+    result = launcher_for(target.profile).mpi(
+        str(binary),
+        [],
+        np=np,
+        stack=stack,
+        nodes=NodeSet(target.node),
+        timeout=target.seconds(target.profile.timeouts.mpi),
+    )
     if (unknown := _asked(result)) is not None:
         return unknown
     try:
@@ -225,9 +277,14 @@ def mpi_hello(target: Target) -> Finding:
     except ParseError as exc:
         out, problem = None, str(exc)
     ranks = out.ranks if out else 0
-    perf = [Perf("ranks", ranks, critical=f"{np}:", min=0), Perf("time", round(result.duration, 3), "s", min=0)]
+    perf = [
+        Perf("ranks", ranks, critical=f"{np}:", min=0),
+        Perf("time", round(result.duration, 3), "s", min=0),
+    ]
     if not result.ok or problem:
-        return Finding(CRITICAL, _one_line(f"{target.node} {stack.name}: {problem or result.describe()}"), perf)
+        return Finding(
+            CRITICAL, _one_line(f"{target.node} {stack.name}: {problem or result.describe()}"), perf
+        )
     return Finding(OK, f"{target.node}: {stack.name} hello with {ranks} ranks", perf)
 
 

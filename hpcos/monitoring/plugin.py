@@ -30,8 +30,12 @@ from hpcos.core.errors import UserError
 from hpcos.core.text import one_line
 from hpcos.monitoring.checks import CRITICAL, OK, UNKNOWN, WARNING, Finding
 
-_STATES = {OK: nagiosplugin.Ok, WARNING: nagiosplugin.Warn, CRITICAL: nagiosplugin.Critical,
-           UNKNOWN: nagiosplugin.Unknown}
+_STATES = {
+    OK: nagiosplugin.Ok,
+    WARNING: nagiosplugin.Warn,
+    CRITICAL: nagiosplugin.Critical,
+    UNKNOWN: nagiosplugin.Unknown,
+}
 
 
 class _Node(nagiosplugin.Resource):
@@ -49,15 +53,23 @@ class _Node(nagiosplugin.Resource):
         for perf in self.finding.perfdata:
             # 200.0 Gb/s is printed as 200: graphers and people read the value as the tool said it.
             value = int(perf.value) if float(perf.value).is_integer() else perf.value
-            yield nagiosplugin.Metric(perf.label, value, uom=perf.uom or None, min=perf.min, max=perf.max,
-                                      context=perf.label)
+            yield nagiosplugin.Metric(
+                perf.label,
+                value,
+                uom=perf.uom or None,
+                min=perf.min,
+                max=perf.max,
+                context=perf.label,
+            )
 
 
 class _Verdict(nagiosplugin.Context):
     """The finding's own state and line (the checks decide, not thresholds on a number)."""
 
     def evaluate(self, metric, resource):
-        return nagiosplugin.Result(_STATES[resource.finding.state], resource.finding.summary, metric)
+        return nagiosplugin.Result(
+            _STATES[resource.finding.state], resource.finding.summary, metric
+        )
 
 
 class _PerfOnly(nagiosplugin.Context):
@@ -68,8 +80,15 @@ class _PerfOnly(nagiosplugin.Context):
         self.warning, self.critical = warning, critical
 
     def performance(self, metric, resource):
-        return nagiosplugin.Performance(metric.name, metric.value, metric.uom, self.warning, self.critical,
-                                        metric.min, metric.max)
+        return nagiosplugin.Performance(
+            metric.name,
+            metric.value,
+            metric.uom,
+            self.warning,
+            self.critical,
+            metric.min,
+            metric.max,
+        )
 
 
 class _Summary(nagiosplugin.Summary):
@@ -80,8 +99,9 @@ class _Summary(nagiosplugin.Summary):
         return str(results.first_significant)
 
 
-def plugin(check: str, run: Callable[[], Finding], perf_labels: list[tuple[str, str | None, str | None]]
-           ) -> nagiosplugin.Check:
+def plugin(
+    check: str, run: Callable[[], Finding], perf_labels: list[tuple[str, str | None, str | None]]
+) -> nagiosplugin.Check:
     """The Nagios plugin for one check; ``perf_labels``: (label, warning, critical) of its perfdata."""
     contexts = [_Verdict("verdict")] + [_PerfOnly(label, w, c) for label, w, c in perf_labels]
     return nagiosplugin.Check(_Node(check, run), *contexts, _Summary())
@@ -97,7 +117,9 @@ def answer_unknown(check: str, message: str) -> None:
     sys.stdout.flush()  # the answer first: the kill below may be slow on a loaded host
     if _spare is not None:
         runner.kill_descendants(_spare)
-    os._exit(3)  # from a signal handler too: no cleanup of the interrupted check may delay the answer
+    os._exit(
+        3
+    )  # from a signal handler too: no cleanup of the interrupted check may delay the answer
 
 
 # Inside ``plugin_process``: the processes that were running before it (none in a real plugin; a test's
@@ -136,7 +158,9 @@ def plugin_process(check: str, timeout: int, own_process: bool = True) -> Iterat
     deadline = time.monotonic() + timeout - (process_age() if own_process else 0.0)
 
     def expired(_signum, _frame) -> None:
-        answer_unknown(check, f"no answer within --timeout {timeout} s; the node command was killed")
+        answer_unknown(
+            check, f"no answer within --timeout {timeout} s; the node command was killed"
+        )
 
     previous = signal.signal(signal.SIGALRM, expired)
     keep = answer_time(timeout)
@@ -163,7 +187,9 @@ def run_plugin(check: str, run: Callable[[], Finding], timeout: int) -> None:
         if not finding_holder:
             try:
                 finding_holder.append(run())
-            except UserError as exc:  # a profile or option the plugin cannot work with: said in one line
+            except (
+                UserError
+            ) as exc:  # a profile or option the plugin cannot work with: said in one line
                 finding_holder.append(Finding(UNKNOWN, one_line(str(exc)).replace("|", "/")))
         return finding_holder[0]
 

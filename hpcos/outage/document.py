@@ -99,7 +99,9 @@ def to_markdown(doc: Document) -> str:
 # A word Trac could read as markup: brackets (links, macros), braces (verbatim), pipes (tables),
 # ^ ! # = \\ < > ` (superscript, escapes, ticket references, headings, line breaks, html, monospace),
 # doubled emphasis marks ('' ** __ ~~ ,, //), a CamelCase wiki name, a "scheme:" link, r123 changesets.
-_TRAC_RISKY = re.compile(r"""[\[\]{}|^!#=\\<>`]|''|\*\*|__|~~|,,|//|[A-Z][a-z0-9]+[A-Z]|[A-Za-z]:\S|^r\d+$""")
+_TRAC_RISKY = re.compile(
+    r"""[\[\]{}|^!#=\\<>`]|''|\*\*|__|~~|,,|//|[A-Z][a-z0-9]+[A-Z]|[A-Za-z]:\S|^r\d+$"""
+)
 
 
 def trac(text: str) -> str:
@@ -156,9 +158,15 @@ def to_html(doc: Document, css: str) -> str:
             body.append("<ul>" + "".join(f"<li>{h(item)}</li>" for item in block.items) + "</ul>")
         elif isinstance(block, Table):
             head = "".join(f"<th>{h(c)}</th>" for c in block.header)
-            rows = "".join("<tr>" + "".join(f"<td>{h(c)}</td>" for c in row) + "</tr>" for row in block.rows)
+            rows = "".join(
+                "<tr>" + "".join(f"<td>{h(c)}</td>" for c in row) + "</tr>" for row in block.rows
+            )
             body.append(f"<table><tr>{head}</tr>{rows}</table>")
         elif isinstance(block, Code):
             body.append(f"<pre>{h(block.text)}</pre>")
-    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{h(doc.title)}</title>"
-            f"<style>{css}</style></head>\n<body>\n<h1>{h(doc.title)}</h1>\n" + "\n".join(body) + "\n</body></html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{h(doc.title)}</title>'
+        f"<style>{css}</style></head>\n<body>\n<h1>{h(doc.title)}</h1>\n"
+        + "\n".join(body)
+        + "\n</body></html>\n"
+    )

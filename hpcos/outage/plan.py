@@ -130,10 +130,18 @@ class OutagePlan:
     @classmethod
     def from_json(cls, text: str) -> OutagePlan:
         data = json.loads(text)
+
         def change(c: dict) -> PackageChange:
-            return PackageChange(**{**c, "changelog": [errata.ChangelogEntry(**e) for e in c["changelog"]],
-                                    "advisories": [errata.Advisory(**{**a, "references": tuple(a["references"])})
-                                                   for a in c["advisories"]]})
+            return PackageChange(
+                **{
+                    **c,
+                    "changelog": [errata.ChangelogEntry(**e) for e in c["changelog"]],
+                    "advisories": [
+                        errata.Advisory(**{**a, "references": tuple(a["references"])})
+                        for a in c["advisories"]
+                    ],
+                }
+            )
 
         data["changes"] = [change(c) for c in data["changes"]]
         data["tasks"] = [TaskEstimate(**task) for task in data["tasks"]]
@@ -146,15 +154,21 @@ class OutagePlan:
         return sorted(seen.values(), key=lambda a: a.id)
 
 
-def package_changes(site: Site, old_env: str, new_env: str) -> tuple[list[PackageChange], str, str | None]:
+def package_changes(
+    site: Site, old_env: str, new_env: str
+) -> tuple[list[PackageChange], str, str | None]:
     """Every package that differs between production and testing, with changelog and advisories."""
     layout = site.layout
     new = repo_diff.resolve(layout, new_env)
     current = Environments(layout).environment(old_env).current()
     if current is None:
         old = None
-        per_repo = {entry: repo_diff.RepoDiff(added=[r.nevra for r in read_packages(new.entry_dir(entry))],
-                                              status="added") for entry in new.entries}
+        per_repo = {
+            entry: repo_diff.RepoDiff(
+                added=[r.nevra for r in read_packages(new.entry_dir(entry))], status="added"
+            )
+            for entry in new.entries
+        }
     else:
         old = SnapshotStore(layout.snapshots).get(current)
         per_repo = repo_diff.diff(old, new)
@@ -162,14 +176,21 @@ def package_changes(site: Site, old_env: str, new_env: str) -> tuple[list[Packag
     for entry, result in per_repo.items():
         had = _newest(old.entry_dir(entry)) if old is not None and entry in old.entries else {}
         has = _newest(new.entry_dir(entry)) if result.added or result.removed else {}
-        repo_changes = [PackageChange(entry, key, before, after) for key, before, after in result.updated]
+        repo_changes = [
+            PackageChange(entry, key, before, after) for key, before, after in result.updated
+        ]
         for nevra in result.added:
             # A newer build beside the older one (kept in the overlay): an update of what production runs.
             key = _name_arch(nevra)
-            repo_changes.append(PackageChange(entry, key, _evr_text(had[key]) if key in had else "", _evr(nevra)))
+            repo_changes.append(
+                PackageChange(entry, key, _evr_text(had[key]) if key in had else "", _evr(nevra))
+            )
         # An older build dropped while the package stays: the nodes' package does not change.
-        repo_changes += [PackageChange(entry, _name_arch(nevra), _evr(nevra), "") for nevra in result.removed
-                         if _name_arch(nevra) not in has]
+        repo_changes += [
+            PackageChange(entry, _name_arch(nevra), _evr(nevra), "")
+            for nevra in result.removed
+            if _name_arch(nevra) not in has
+        ]
         wanted = {c.package: c.new.split(", ")[-1] for c in repo_changes if c.new}
         logs = errata.changelogs(new.entry_dir(entry), wanted)
         for change in repo_changes:
@@ -208,11 +229,15 @@ def _evr_text(evr: Evr) -> str:
 def _evr(nevra: str) -> str:
     head = nevra.rpartition(".")[0]
     name = head.rsplit("-", 2)[0]
-    return head[len(name) + 1:]
+    return head[len(name) + 1 :]
 
 
-def estimate_tasks(records: list[deployments.DeploymentRecord], production_nodes: int, batch_size: int,
-                   tests_seconds: float | None) -> tuple[list[TaskEstimate], list[str], str | None]:
+def estimate_tasks(
+    records: list[deployments.DeploymentRecord],
+    production_nodes: int,
+    batch_size: int,
+    tests_seconds: float | None,
+) -> tuple[list[TaskEstimate], list[str], str | None]:
     """Per task: the test cluster's per-node durations of the last deploy, scaled to production.
 
     Within a batch the nodes work in parallel, so a batch takes as long as its slowest node: the test
@@ -230,27 +255,55 @@ def estimate_tasks(records: list[deployments.DeploymentRecord], production_nodes
     batches = math.ceil(production_nodes / batch_size) if production_nodes else 0
     tasks = []
     for task in DEPLOY_TASKS:
-        seconds = [n.durations[task] for n in (record.nodes.values() if record else []) if task in n.durations]
+        seconds = [
+            n.durations[task]
+            for n in (record.nodes.values() if record else [])
+            if task in n.durations
+        ]
         if seconds:
-            tasks.append(TaskEstimate(task, len(seconds), statistics.median(seconds), max(seconds),
-                                      max(seconds) * batches))
+            tasks.append(
+                TaskEstimate(
+                    task,
+                    len(seconds),
+                    statistics.median(seconds),
+                    max(seconds),
+                    max(seconds) * batches,
+                )
+            )
         elif record is not None and task == "reboot":
             # No node needed a reboot on the test cluster: nor will production, for the same packages.
             tasks.append(TaskEstimate(task, 0, 0.0, 0.0, 0.0))
         else:
             tasks.append(TaskEstimate(task, 0, None, None, None))
-    tasks.append(TaskEstimate(POST_OUTAGE, 1 if tests_seconds is not None else 0, tests_seconds, tests_seconds,
-                              tests_seconds))
+    tasks.append(
+        TaskEstimate(
+            POST_OUTAGE,
+            1 if tests_seconds is not None else 0,
+            tests_seconds,
+            tests_seconds,
+            tests_seconds,
+        )
+    )
     if tests_seconds is not None:
-        assumptions.append("the post-outage integration tests take as long on production as the last complete "
-                           "nightly run of this snapshot took on the test cluster")
+        assumptions.append(
+            "the post-outage integration tests take as long on production as the last complete "
+            "nightly run of this snapshot took on the test cluster"
+        )
     return tasks, assumptions, record.deploy_id if record else None
 
 
-def build_plan(site: Site, test: Profile, production: Profile, *, batch_size: int | None = None,
-               window_start: datetime | None = None, source: str = "testing", dest: str = "production",
-               test_measured: collect.Measured | None = None,
-               production_measured: collect.Measured | None = None) -> OutagePlan:
+def build_plan(
+    site: Site,
+    test: Profile,
+    production: Profile,
+    *,
+    batch_size: int | None = None,
+    window_start: datetime | None = None,
+    source: str = "testing",
+    dest: str = "production",
+    test_measured: collect.Measured | None = None,
+    production_measured: collect.Measured | None = None,
+) -> OutagePlan:
     spec_set = site.specs
     layout = site.layout
     changes, testing_id, production_id = package_changes(site, dest, source)
@@ -261,36 +314,67 @@ def build_plan(site: Site, test: Profile, production: Profile, *, batch_size: in
     # these); an inventory that declares more (a class with ``count:``) is stated, not counted.
     production_nodes = len(production.node_set)
     declared = production.inventory.total_nodes
-    records = [r for r in deployments.records(layout) if r.snapshot == testing_id and r.cluster == test.name]
-    tasks, assumptions, deploy_id = estimate_tasks(records, production_nodes, batch, _tests_seconds(site, testing_id))
-    risks = [Risk(KINDS[d.kind], d.line.split(": ", 1)[1])
-             for d in diff(test, production, test_measured, production_measured)]
+    records = [
+        r
+        for r in deployments.records(layout)
+        if r.snapshot == testing_id and r.cluster == test.name
+    ]
+    tasks, assumptions, deploy_id = estimate_tasks(
+        records, production_nodes, batch, _tests_seconds(site, testing_id)
+    )
+    risks = [
+        Risk(KINDS[d.kind], d.line.split(": ", 1)[1])
+        for d in diff(test, production, test_measured, production_measured)
+    ]
     if not records:
-        risks.insert(0, Risk("measurement", f"snapshot {testing_id} was never deployed on {test.name}: "
-                                            "task durations are unknown and the procedure was not practised"))
+        risks.insert(
+            0,
+            Risk(
+                "measurement",
+                f"snapshot {testing_id} was never deployed on {test.name}: "
+                "task durations are unknown and the procedure was not practised",
+            ),
+        )
     else:
         failed = records[-1].failed_nodes
         if failed:
-            risks.insert(0, Risk("measurement", f"the deploy of {testing_id} on {test.name} left "
-                                                f"{len(failed)} node(s) unverified: {', '.join(failed)}"))
+            risks.insert(
+                0,
+                Risk(
+                    "measurement",
+                    f"the deploy of {testing_id} on {test.name} left "
+                    f"{len(failed)} node(s) unverified: {', '.join(failed)}",
+                ),
+            )
     if declared and declared != production_nodes:
-        assumptions.append(f"the rollout touches the {production_nodes} nodes of profile {production.name} "
-                           f"({production.node_set}); its inventory declares {declared} nodes: the other "
-                           f"{declared - production_nodes} are not in the node set and are not updated")
+        assumptions.append(
+            f"the rollout touches the {production_nodes} nodes of profile {production.name} "
+            f"({production.node_set}); its inventory declares {declared} nodes: the other "
+            f"{declared - production_nodes} are not in the node set and are not updated"
+        )
     risks += _ticket_risks(site)
     risks += _gate_risks(site, source, dest, testing_id)
     risks += _out_of_service_risks(site, test)
     return OutagePlan(
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         window_start=window_start.isoformat(timespec="minutes") if window_start else None,
-        testing_snapshot=testing_id, production_snapshot=production_id,
-        test_cluster=test.name, production_cluster=production.name, production_nodes=production_nodes,
-        batch_size=batch, changes=changes, patches=_patches(spec_set),
+        testing_snapshot=testing_id,
+        production_snapshot=production_id,
+        test_cluster=test.name,
+        production_cluster=production.name,
+        production_nodes=production_nodes,
+        batch_size=batch,
+        changes=changes,
+        patches=_patches(spec_set),
         config_changes=config_changes(site),
-        tasks=tasks, assumptions=assumptions, risks=risks,
+        tasks=tasks,
+        assumptions=assumptions,
+        risks=risks,
         rollback=_rollback(dest, production, production_id, changes),
-        owners=_owners(spec_set), deploy_id=deploy_id,
-        cost=cost_lines(layout, test.name, production_nodes, batch, tasks))
+        owners=_owners(spec_set),
+        deploy_id=deploy_id,
+        cost=cost_lines(layout, test.name, production_nodes, batch, tasks),
+    )
 
 
 def config_changes(site: Site) -> list[str]:
@@ -304,32 +388,52 @@ def config_changes(site: Site) -> list[str]:
     lines = []
     for repo in repositories(site.specs, site.layout):
         branch = status(repo)
-        lines += [f"{repo.name} ({branch.kind}): {c.short} {c.subject} ({c.author})" for c in branch.to_promote]
-        lines += [f"{repo.name} ({branch.kind}): production hot-fix not yet merged back: {c.short} {c.subject}"
-                  for c in branch.hot_fixes]
+        lines += [
+            f"{repo.name} ({branch.kind}): {c.short} {c.subject} ({c.author})"
+            for c in branch.to_promote
+        ]
+        lines += [
+            f"{repo.name} ({branch.kind}): production hot-fix not yet merged back: {c.short} {c.subject}"
+            for c in branch.hot_fixes
+        ]
     return lines
 
 
-def cost_lines(layout, test_cluster: str, nodes: int, batch: int, tasks: list[TaskEstimate]) -> list[str]:
+def cost_lines(
+    layout, test_cluster: str, nodes: int, batch: int, tasks: list[TaskEstimate]
+) -> list[str]:
     """Node-hours out of service for the production nodes: as an outage (every node out for the whole
     window) and as a rolling update (each node out for its own reboot, the mean measured per node by the
     test cluster's last ``--rolling`` deployment)."""
-    inside = [t for t in tasks if t.task not in deployments.IN_SERVICE_TASKS and t.task != POST_OUTAGE]
+    inside = [
+        t for t in tasks if t.task not in deployments.IN_SERVICE_TASKS and t.task != POST_OUTAGE
+    ]
     lines = []
     if inside and all(t.known for t in inside):
         window = sum(t.production_seconds or 0.0 for t in inside)
-        lines.append(f"outage: {nodes} nodes x {window / 3600:.2f} h window (deploy tasks) = "
-                     f"{nodes * window / 3600:,.1f} node-hours out of service; every running job is stopped")
-    rolling = [r for r in deployments.records(layout) if r.mode == "rolling" and r.cluster == test_cluster
-               and r.verified_nodes]
+        lines.append(
+            f"outage: {nodes} nodes x {window / 3600:.2f} h window (deploy tasks) = "
+            f"{nodes * window / 3600:,.1f} node-hours out of service; every running job is stopped"
+        )
+    rolling = [
+        r
+        for r in deployments.records(layout)
+        if r.mode == "rolling" and r.cluster == test_cluster and r.verified_nodes
+    ]
     if rolling:
-        per_node = statistics.mean(rolling[-1].nodes[n].out_of_service_seconds for n in rolling[-1].verified_nodes)
-        lines.append(f"rolling (hpcos deploy --rolling): {nodes} nodes x {per_node:.1f} s per node (measured, "
-                     f"deployment {rolling[-1].deploy_id}) = {nodes * per_node / 3600:,.2f} node-hours out of "
-                     f"service; no job is stopped (each node waits for its own jobs, at most {batch} rebooting "
-                     f"at once)")
+        per_node = statistics.mean(
+            rolling[-1].nodes[n].out_of_service_seconds for n in rolling[-1].verified_nodes
+        )
+        lines.append(
+            f"rolling (hpcos deploy --rolling): {nodes} nodes x {per_node:.1f} s per node (measured, "
+            f"deployment {rolling[-1].deploy_id}) = {nodes * per_node / 3600:,.2f} node-hours out of "
+            f"service; no job is stopped (each node waits for its own jobs, at most {batch} rebooting "
+            f"at once)"
+        )
     else:
-        lines.append(f"rolling: not measured ({test_cluster} has no verified `hpcos deploy --rolling` record)")
+        lines.append(
+            f"rolling: not measured ({test_cluster} has no verified `hpcos deploy --rolling` record)"
+        )
     return lines
 
 
@@ -345,14 +449,23 @@ def _partial(run: nightly.NightlyRecord) -> bool:
 def _tests_seconds(site: Site, snapshot_id: str) -> float | None:
     """How long the last complete nightly run of this snapshot took (its results' start and finish).
     Complete: it ran every test any run of this snapshot ran (a rerun of four tests is not the suite)."""
-    runs = [r for r in nightly.records(site.layout) if r.testing_snapshot == snapshot_id and r.started
-            and r.finished and not r.invalid and not _partial(r)]
+    runs = [
+        r
+        for r in nightly.records(site.layout)
+        if r.testing_snapshot == snapshot_id
+        and r.started
+        and r.finished
+        and not r.invalid
+        and not _partial(r)
+    ]
     suite = {test for r in runs for test, *_rest in r.results}
     runs = [r for r in runs if {test for test, *_rest in r.results} >= suite]
     if not runs:
         return None
     try:
-        return (datetime.fromisoformat(runs[-1].finished) - datetime.fromisoformat(runs[-1].started)).total_seconds()
+        return (
+            datetime.fromisoformat(runs[-1].finished) - datetime.fromisoformat(runs[-1].started)
+        ).total_seconds()
     except (TypeError, ValueError):
         return None
 
@@ -365,8 +478,10 @@ def _ticket_risks(site: Site) -> list[Risk]:
         return []
     state = TicketState(path)
     try:
-        return [Risk("ticket", f"open ticket #{ticket} ({test_id})") for _key, test_id, ticket, _streak
-                in state.open_tickets()]
+        return [
+            Risk("ticket", f"open ticket #{ticket} ({test_id})")
+            for _key, test_id, ticket, _streak in state.open_tickets()
+        ]
     finally:
         state.close()
 
@@ -376,8 +491,16 @@ def _out_of_service_risks(site: Site, test: Profile) -> list[Risk]:
     from hpcos.repo import out_of_service
 
     out = out_of_service.out_at(site.layout, test.name)
-    return [Risk("gate", f"not tested on test-cluster node(s) out of service: {out_of_service.describe(out)}")] if out \
+    return (
+        [
+            Risk(
+                "gate",
+                f"not tested on test-cluster node(s) out of service: {out_of_service.describe(out)}",
+            )
+        ]
+        if out
         else []
+    )
 
 
 def _gate_risks(site: Site, source: str, dest: str, snapshot_id: str) -> list[Risk]:
@@ -386,15 +509,29 @@ def _gate_risks(site: Site, source: str, dest: str, snapshot_id: str) -> list[Ri
     for name in (source, dest):
         for record in envs.environment(name).records():
             if record.forced and record.snapshot == snapshot_id:
-                risks.append(Risk("gate", f"{name} took {snapshot_id} with the gate overridden by {record.user} "
-                                          f"on {record.time}: {record.reason}"))
+                risks.append(
+                    Risk(
+                        "gate",
+                        f"{name} took {snapshot_id} with the gate overridden by {record.user} "
+                        f"on {record.time}: {record.reason}",
+                    )
+                )
     return risks
 
 
 def _patches(spec_set) -> list[dict[str, str]]:
-    return [{"package": package.name, "overlay": package.overlay, "patch": patch.file, "reason": patch.reason,
-             "upstream": patch.upstream or "", "owner": package.owner}
-            for package in spec_set.packages.values() for patch in package.patches]
+    return [
+        {
+            "package": package.name,
+            "overlay": package.overlay,
+            "patch": patch.file,
+            "reason": patch.reason,
+            "upstream": patch.upstream or "",
+            "owner": package.owner,
+        }
+        for package in spec_set.packages.values()
+        for patch in package.patches
+    ]
 
 
 def _owners(spec_set) -> dict[str, list[str]]:
@@ -404,23 +541,33 @@ def _owners(spec_set) -> dict[str, list[str]]:
     return owners
 
 
-def _rollback(dest: str, production: Profile, previous: str | None, changes: list[PackageChange]) -> list[str]:
+def _rollback(
+    dest: str, production: Profile, previous: str | None, changes: list[PackageChange]
+) -> list[str]:
     """What the rollback does, command by command, as ``hpcos deploy`` will do it on production."""
     if previous is None:
-        return [f"{dest} pointed at nothing before this outage: there is no snapshot to return to; "
-                "reinstall from the previous provisioning image"]
+        return [
+            f"{dest} pointed at nothing before this outage: there is no snapshot to return to; "
+            "reinstall from the previous provisioning image"
+        ]
     cluster, settings = production.name, production.deploy
-    lines = [f"hpcos repo rollback {dest} --reason 'outage rollback'   # {dest} points at {previous} again",
-             f"hpcos deploy {dest} --cluster {cluster}   # per batch of {settings.batch_size}: drain, dnf distro-sync "
-             f"every node back to {previous}, reboot where the kernel or a reboot package changes, verify, resume"]
+    lines = [
+        f"hpcos repo rollback {dest} --reason 'outage rollback'   # {dest} points at {previous} again",
+        f"hpcos deploy {dest} --cluster {cluster}   # per batch of {settings.batch_size}: drain, dnf distro-sync "
+        f"every node back to {previous}, reboot where the kernel or a reboot package changes, verify, resume",
+    ]
     kernel = production.os_update.kernel_package
     for change in changes:
         if change.package.rsplit(".", 1)[0] != kernel or not change.old or not change.new:
             continue
-        lines.append(f"#   kernel {change.new} -> {change.old}: dnf leaves the newer kernel installed and the boot "
-                     f"default (EL9 makes each new kernel the default), so the deploy sets the boot default back "
-                     f"({settings.set_boot_default.replace('{kernel}', '<' + change.old + '>')}), reboots every "
-                     f"node into it, removes kernel {change.new}, verifies the running kernel and resumes the "
-                     "verified nodes; a node that fails any step stays drained with the reason and gets a ticket")
-    lines.append("hpcos test --cluster " + cluster + "   # the integration tests on the rolled-back cluster")
+        lines.append(
+            f"#   kernel {change.new} -> {change.old}: dnf leaves the newer kernel installed and the boot "
+            f"default (EL9 makes each new kernel the default), so the deploy sets the boot default back "
+            f"({settings.set_boot_default.replace('{kernel}', '<' + change.old + '>')}), reboots every "
+            f"node into it, removes kernel {change.new}, verifies the running kernel and resumes the "
+            "verified nodes; a node that fails any step stays drained with the reason and gets a ticket"
+        )
+    lines.append(
+        "hpcos test --cluster " + cluster + "   # the integration tests on the rolled-back cluster"
+    )
     return lines

@@ -24,7 +24,11 @@ def window_text(plan: OutagePlan) -> str:
 def write_files(plan: OutagePlan, *directories: Path) -> dict[str, Path]:
     """plan.md, plan.html and plan.json in each directory (rendered once); the first directory's paths."""
     doc = plan_document(plan)
-    texts = {"plan.md": to_markdown(doc), "plan.html": to_html(doc, CSS), "plan.json": plan.to_json()}
+    texts = {
+        "plan.md": to_markdown(doc),
+        "plan.html": to_html(doc, CSS),
+        "plan.json": plan.to_json(),
+    }
     for directory in directories:
         directory.mkdir(parents=True, exist_ok=True)
         for name, text in texts.items():
@@ -46,7 +50,9 @@ def wiki_for(site: Site):
     if not url:
         from hpcos.core.errors import UserError
 
-        raise UserError("wiki.backend is trac but neither wiki.url nor a Trac tracker.url is set in site.yaml")
+        raise UserError(
+            "wiki.backend is trac but neither wiki.url nor a Trac tracker.url is set in site.yaml"
+        )
     return TracWiki(url, site.credentials("tracker", url), timeout=tracker.timeout)
 
 
@@ -64,8 +70,11 @@ def to_wiki(site: Site, plan: OutagePlan) -> str | None:
     if wiki is None:
         return None
     text = _texts(wiki, plan_document(plan))
-    return wiki.edit(page_name(site, plan), lambda current: with_section(current, text, wiki.markup),
-                     f"hpcos outage plan for {plan.testing_snapshot}")
+    return wiki.edit(
+        page_name(site, plan),
+        lambda current: with_section(current, text, wiki.markup),
+        f"hpcos outage plan for {plan.testing_snapshot}",
+    )
 
 
 def append_to_wiki(site: Site, plan: OutagePlan, doc: Document) -> str | None:
@@ -73,5 +82,8 @@ def append_to_wiki(site: Site, plan: OutagePlan, doc: Document) -> str | None:
     if wiki is None:
         return None
     text = _texts(wiki, doc)
-    return wiki.edit(page_name(site, plan), lambda current: appended(current, text),
-                     f"hpcos outage actuals for {plan.testing_snapshot}")
+    return wiki.edit(
+        page_name(site, plan),
+        lambda current: appended(current, text),
+        f"hpcos outage actuals for {plan.testing_snapshot}",
+    )

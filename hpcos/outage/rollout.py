@@ -55,7 +55,7 @@ def task_times(record: deployments.DeploymentRecord) -> dict[str, float]:
     (the plan's model, now with the measured numbers)."""
     nodes = list(record.nodes.values())
     size = max(1, record.batch_size)
-    batches = [nodes[i:i + size] for i in range(0, len(nodes), size)]
+    batches = [nodes[i : i + size] for i in range(0, len(nodes), size)]
     times: dict[str, float] = {}
     for task in deployments.TASKS:
         spans = [max((n.durations.get(task, 0.0) for n in batch), default=0.0) for batch in batches]
@@ -68,18 +68,26 @@ def check_ready(site: Site, plan: OutagePlan, env: str, force_reason: str | None
     pointer = Environments(site.layout).environment(env)
     current = pointer.current()
     if current != plan.testing_snapshot:
-        raise UserError(f"the plan installs {plan.testing_snapshot} but {env} points at {current or 'nothing'}: "
-                        f"promote first (hpcos repo promote testing {env}), or plan again")
+        raise UserError(
+            f"the plan installs {plan.testing_snapshot} but {env} points at {current or 'nothing'}: "
+            f"promote first (hpcos repo promote testing {env}), or plan again"
+        )
     last = next((r for r in reversed(pointer.records()) if r.snapshot == current), None)
     if last is not None and last.forced and not force_reason:
-        raise UserError(f"{env} took {current} with the gate overridden ({last.reason}); the rollout needs "
-                        "--force --reason TEXT too")
+        raise UserError(
+            f"{env} took {current} with the gate overridden ({last.reason}); the rollout needs "
+            "--force --reason TEXT too"
+        )
     unaccepted = plan.unaccepted_risks()
     if unaccepted and not force_reason:
-        raise UserError(f"{len(unaccepted)} risk(s) of the plan were not accepted by a named person (first: "
-                        f"{unaccepted[0]}): `hpcos outage accept --by NAME`, or --force --reason TEXT")
+        raise UserError(
+            f"{len(unaccepted)} risk(s) of the plan were not accepted by a named person (first: "
+            f"{unaccepted[0]}): `hpcos outage accept --by NAME`, or --force --reason TEXT"
+        )
     if unaccepted:
-        log.warning("rolling out with %d unaccepted risk(s), forced: %s", len(unaccepted), force_reason)
+        log.warning(
+            "rolling out with %d unaccepted risk(s), forced: %s", len(unaccepted), force_reason
+        )
 
 
 def file_node_tickets(site: Site, record: deployments.DeploymentRecord) -> list[str]:
@@ -89,29 +97,55 @@ def file_node_tickets(site: Site, record: deployments.DeploymentRecord) -> list[
     return failures.file_tickets(site, record)
 
 
-def run(site: Site, plan: OutagePlan, production: Profile, profile_file: Path, *, env: str = "production",
-        batch_size: int | None = None, post_tests: Callable[[], int] | None = None,
-        force_reason: str | None = None) -> Actuals:
+def run(
+    site: Site,
+    plan: OutagePlan,
+    production: Profile,
+    profile_file: Path,
+    *,
+    env: str = "production",
+    batch_size: int | None = None,
+    post_tests: Callable[[], int] | None = None,
+    force_reason: str | None = None,
+) -> Actuals:
     check_ready(site, plan, env, force_reason)
     started = datetime.now(UTC)
-    record = deploy(site.specs, site.layout, env, production, profile_file,
-                    batch_size=batch_size or plan.batch_size, snapshot_id=plan.testing_snapshot)
+    record = deploy(
+        site.specs,
+        site.layout,
+        env,
+        production,
+        profile_file,
+        batch_size=batch_size or plan.batch_size,
+        snapshot_id=plan.testing_snapshot,
+    )
     tasks = task_times(record)
     tests_exit = None
     if post_tests is not None:
         began = datetime.now(UTC)
         tests_exit = post_tests()
         tasks[POST_OUTAGE] = (datetime.now(UTC) - began).total_seconds()
-    actuals = Actuals(run_id=f"outage-{record.deploy_id}", snapshot=plan.testing_snapshot, cluster=production.name,
-                      started=started.isoformat(timespec="seconds"),
-                      finished=datetime.now(UTC).isoformat(timespec="seconds"), deploy_id=record.deploy_id,
-                      tasks=tasks, failed={n: record.nodes[n].reason for n in record.failed_nodes},
-                      tests_exit=tests_exit)
+    actuals = Actuals(
+        run_id=f"outage-{record.deploy_id}",
+        snapshot=plan.testing_snapshot,
+        cluster=production.name,
+        started=started.isoformat(timespec="seconds"),
+        finished=datetime.now(UTC).isoformat(timespec="seconds"),
+        deploy_id=record.deploy_id,
+        tasks=tasks,
+        failed={n: record.nodes[n].reason for n in record.failed_nodes},
+        tests_exit=tests_exit,
+    )
     actuals.tickets = file_node_tickets(site, record)
     save(site, actuals)
     planned = plan.window_seconds
-    log.info("outage %s: %s planned, %s taken; %d node(s) failed", actuals.run_id,
-             "unknown" if planned is None else f"{planned:.0f} s", f"{sum(tasks.values()):.0f} s", len(actuals.failed))
+    log.info(
+        "outage %s: %s planned, %s taken; %d node(s) failed",
+        actuals.run_id,
+        "unknown" if planned is None else f"{planned:.0f} s",
+        f"{sum(tasks.values()):.0f} s",
+        len(actuals.failed),
+    )
     return actuals
 
 
@@ -134,4 +168,3 @@ def latest(site: Site, snapshot: str) -> Actuals | None:
         except FileNotFoundError:
             continue
     return None
-

@@ -34,17 +34,23 @@ class WikiError(UserError):
 
 def check_page_name(name: str) -> str:
     if not PAGE_NAME.fullmatch(name) or ".." in name:
-        raise WikiError(f"wiki page name {name!r}: expected letters, digits, '_', '-', '.', '/' (e.g. Outages/2026-12)")
+        raise WikiError(
+            f"wiki page name {name!r}: expected letters, digits, '_', '-', '.', '/' (e.g. Outages/2026-12)"
+        )
     return name
 
 
 # The generated part of a page sits between these lines, so that what operators write around it
 # (notes during the outage, the actuals appended afterwards) survives every regeneration.
 MARKS = {
-    "trac": ("{{{#!comment\nhpcos: generated plan begins; edit outside these marks\n}}}",
-             "{{{#!comment\nhpcos: generated plan ends\n}}}"),
-    "markdown": ("<!-- hpcos: generated plan begins; edit outside these marks -->",
-                 "<!-- hpcos: generated plan ends -->"),
+    "trac": (
+        "{{{#!comment\nhpcos: generated plan begins; edit outside these marks\n}}}",
+        "{{{#!comment\nhpcos: generated plan ends\n}}}",
+    ),
+    "markdown": (
+        "<!-- hpcos: generated plan begins; edit outside these marks -->",
+        "<!-- hpcos: generated plan ends -->",
+    ),
 }
 
 
@@ -109,7 +115,9 @@ class TracWiki:
             self.transport.login()
             return self.transport.request(method, path, **kwargs)
         except TrackerError as exc:
-            raise WikiError(f"{exc} (the wiki page needs WIKI_VIEW, WIKI_CREATE and WIKI_MODIFY)") from None
+            raise WikiError(
+                f"{exc} (the wiki page needs WIKI_VIEW, WIKI_CREATE and WIKI_MODIFY)"
+            ) from None
 
     def _page_path(self, name: str) -> str:
         return "/wiki/" + quote(check_page_name(name))
@@ -122,10 +130,16 @@ class TracWiki:
         response = self._request("GET", self._page_path(name), params={"action": "edit"})
         token, version = _TOKEN.search(response.text), _VERSION.search(response.text)
         if response.status_code != 200 or not token or not version:
-            raise WikiError(f"Trac at {self.url}: no edit form for wiki page {name} (HTTP {response.status_code}); "
-                            "is WIKI_CREATE/WIKI_MODIFY granted?")
+            raise WikiError(
+                f"Trac at {self.url}: no edit form for wiki page {name} (HTTP {response.status_code}); "
+                "is WIKI_CREATE/WIKI_MODIFY granted?"
+            )
         current = _TEXTAREA.search(response.text)
-        return token[1], version[1], html.unescape(current[1]).replace("\r\n", "\n") if current else ""
+        return (
+            token[1],
+            version[1],
+            html.unescape(current[1]).replace("\r\n", "\n") if current else "",
+        )
 
     def edit(self, name: str, change, comment: str) -> str:
         """Apply ``change(current text) -> new text`` to the page; on an edit collision (someone saved
@@ -136,14 +150,30 @@ class TracWiki:
             if new.strip() == current.strip():
                 log.info("wiki page %s unchanged (version %s)", name, version)
                 return self.url + self._page_path(name)
-            response = self._request("POST", self._page_path(name), data={
-                "__FORM_TOKEN": token, "action": "edit", "version": version, "text": new,
-                "comment": comment, "save": "Submit changes"})
+            response = self._request(
+                "POST",
+                self._page_path(name),
+                data={
+                    "__FORM_TOKEN": token,
+                    "action": "edit",
+                    "version": version,
+                    "text": new,
+                    "comment": comment,
+                    "save": "Submit changes",
+                },
+            )
             if response.status_code == 303:
                 log.info("wiki page %s saved (was version %s)", name, version)
                 return self.url + self._page_path(name)
             if "modified by somebody else" in response.text or "(collision)" in response.text:
-                log.warning("wiki page %s was changed by someone else meanwhile; applying the edit again", name)
+                log.warning(
+                    "wiki page %s was changed by someone else meanwhile; applying the edit again",
+                    name,
+                )
                 continue
-            raise WikiError(f"Trac at {self.url} did not save wiki page {name} (HTTP {response.status_code})")
-        raise WikiError(f"wiki page {name}: still colliding after {COLLISION_RETRIES} attempts; try again")
+            raise WikiError(
+                f"Trac at {self.url} did not save wiki page {name} (HTTP {response.status_code})"
+            )
+        raise WikiError(
+            f"wiki page {name}: still colliding after {COLLISION_RETRIES} attempts; try again"
+        )

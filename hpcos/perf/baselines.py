@@ -23,7 +23,9 @@ DEFAULT_RUNS = 10
 class Baseline:
     key: SeriesKey
     run_ids: tuple[str, ...]
-    runs: tuple[tuple[float, ...], ...]  # the samples of each accepted run, all nodes of the class pooled
+    runs: tuple[
+        tuple[float, ...], ...
+    ]  # the samples of each accepted run, all nodes of the class pooled
 
     @property
     def pooled(self) -> np.ndarray:
@@ -38,8 +40,14 @@ class Baseline:
         return [float(np.median(r)) for r in self.runs]
 
 
-def baseline_for(store: ResultsStore, key: SeriesKey, *, mpi: str | None = None, before: str | None = None,
-                 runs: int = DEFAULT_RUNS) -> Baseline | None:
+def baseline_for(
+    store: ResultsStore,
+    key: SeriesKey,
+    *,
+    mpi: str | None = None,
+    before: str | None = None,
+    runs: int = DEFAULT_RUNS,
+) -> Baseline | None:
     """The baseline from the newest ``runs`` accepted runs (older than ``before``), or None without history."""
     per_run: dict[str, list[float]] = {}
     for m in store.series(key, mpi=mpi, accepted_only=True, before=before):

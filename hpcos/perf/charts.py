@@ -18,13 +18,20 @@ from hpcos.perf.store import StoredMeasurement  # noqa: E402
 
 def chart_path(directory: Path, *parts) -> Path:
     """A file name for a series' chart that any file system and any browser accept."""
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", "-".join(str(p) for p in parts if p is not None)).strip("_")
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", "-".join(str(p) for p in parts if p is not None)).strip(
+        "_"
+    )
     return Path(directory) / f"{name[:120]}.png"
 
 
-def trend_chart(series: Sequence[StoredMeasurement], path: str | Path, title: str,
-                baseline: float | None = None, noise_floor: float | None = None,
-                highlight_run: str | None = None) -> Path:
+def trend_chart(
+    series: Sequence[StoredMeasurement],
+    path: str | Path,
+    title: str,
+    baseline: float | None = None,
+    noise_floor: float | None = None,
+    highlight_run: str | None = None,
+) -> Path:
     """One point per (run, node): the median, with the spread of its samples; accepted runs filled,
     regressions red, the run under report circled; the baseline with its noise band behind."""
     path = Path(path)
@@ -36,10 +43,18 @@ def trend_chart(series: Sequence[StoredMeasurement], path: str | Path, title: st
         if baseline is not None:
             ax.axhline(baseline, color="#2b6cb0", lw=1, label="baseline")
             if noise_floor:
-                worse = baseline * (1 + noise_floor) if series and series[0].direction == "lower" \
+                worse = (
+                    baseline * (1 + noise_floor)
+                    if series and series[0].direction == "lower"
                     else baseline / (1 + noise_floor)
-                ax.axhspan(min(baseline, worse), max(baseline, worse), color="#2b6cb0", alpha=0.12,
-                           label="noise floor")
+                )
+                ax.axhspan(
+                    min(baseline, worse),
+                    max(baseline, worse),
+                    color="#2b6cb0",
+                    alpha=0.12,
+                    label="noise floor",
+                )
         for m in series:
             x = x_of[m.run_id]
             failing = m.verdict in FAILING
@@ -47,9 +62,24 @@ def trend_chart(series: Sequence[StoredMeasurement], path: str | Path, title: st
             if m.samples:
                 lo, hi = np.min(m.samples), np.max(m.samples)
                 ax.vlines(x, lo, hi, color=color, lw=1, alpha=0.6)
-            ax.plot(x, m.value, "o", color=color, mfc=color if (m.accepted or failing) else "white", ms=6)
+            ax.plot(
+                x,
+                m.value,
+                "o",
+                color=color,
+                mfc=color if (m.accepted or failing) else "white",
+                ms=6,
+            )
             if m.run_id == highlight_run:
-                ax.plot(x, m.value, "o", ms=14, mfc="none", mec="#c53030" if failing else "#1a202c", mew=1.5)
+                ax.plot(
+                    x,
+                    m.value,
+                    "o",
+                    ms=14,
+                    mfc="none",
+                    mec="#c53030" if failing else "#1a202c",
+                    mew=1.5,
+                )
         values = [v for m in series for v in (m.value, *m.samples) if v > 0]
         if values and max(values) / min(values) > 20:
             ax.set_yscale("log")  # a broken stack next to healthy nights: both stay readable

@@ -28,7 +28,13 @@ from typing import Literal
 import numpy as np
 
 from hpcos.perf.baselines import Baseline
-from hpcos.perf.statistics import Interval, bootstrap_ratio_ci, mann_whitney_worse, median_ci, noise_floor
+from hpcos.perf.statistics import (
+    Interval,
+    bootstrap_ratio_ci,
+    mann_whitney_worse,
+    median_ci,
+    noise_floor,
+)
 from hpcos.results.model import Direction, Reference
 
 Verdict = Literal[
@@ -50,7 +56,9 @@ class DecisionPolicy:
     alpha: float = 0.01  # one-sided significance level of the rank test
     confidence: float = 0.95  # of the median and effect-size intervals
     min_repeats: int = 5
-    min_baseline_runs: int = 3  # fewer accepted runs: no noise floor can be learned, fixed references apply
+    min_baseline_runs: int = (
+        3  # fewer accepted runs: no noise floor can be learned, fixed references apply
+    )
     noise_quantile: float = 0.95
     min_noise_floor: float = 0.02  # below 2% nobody can act on a change anyway
     resamples: int = 2000
@@ -69,7 +77,9 @@ class Assessment:
     p_value: float | None = None
     noise_floor: float | None = None
     baseline_runs: int = 0
-    history_worst: float | None = None  # the worst of the accepted runs' medians: the history's spread
+    history_worst: float | None = (
+        None  # the worst of the accepted runs' medians: the history's spread
+    )
     rerun: Assessment | None = None
 
     @property
@@ -87,9 +97,11 @@ class Assessment:
         if self.effect is not None:
             e = self.effect
             worse = "(fell to 0)" if math.isinf(e.estimate) else "worse"
-            text += (f", effect {_effect(e.estimate)} {worse}"
-                     f" ({e.confidence:.0%} CI {_effect(e.low)}..{_effect(e.high)})"
-                     f", p={self.p_value:.2g}, noise floor {self.noise_floor:.1%}")
+            text += (
+                f", effect {_effect(e.estimate)} {worse}"
+                f" ({e.confidence:.0%} CI {_effect(e.low)}..{_effect(e.high)})"
+                f", p={self.p_value:.2g}, noise floor {self.noise_floor:.1%}"
+            )
         if self.rerun is not None and self.rerun.measured is not None:
             why: str = self.rerun.verdict
             if self.verdict == "not confirmed" and why == "suspect":
@@ -121,27 +133,48 @@ def assess(
     samples (a repeated benchmark records the median of its runs): the verdict's "measured" shows
     it, so the message and the store give the same number; the interval is still the samples'."""
     if len(samples) < policy.min_repeats:
-        return Assessment("too few samples", direction,
-                          _shown(median_ci(samples, policy.confidence), recorded) if len(samples) else None)
+        return Assessment(
+            "too few samples",
+            direction,
+            _shown(median_ci(samples, policy.confidence), recorded) if len(samples) else None,
+        )
     measured = _shown(median_ci(samples, policy.confidence), recorded)
     if baseline is None or len(baseline.runs) < policy.min_baseline_runs:
         if reference is None:
             return Assessment("no baseline", direction, measured)
-        held: Verdict = "within reference" if reference.admits(measured.estimate) else "outside reference"
+        held: Verdict = (
+            "within reference" if reference.admits(measured.estimate) else "outside reference"
+        )
         return Assessment(held, direction, measured, baseline=reference.value)
     pooled = baseline.pooled
-    effect = bootstrap_ratio_ci(samples, pooled, direction, policy.confidence, policy.resamples, rng)
-    floor = max(policy.min_noise_floor, noise_floor(baseline.run_medians, direction, policy.noise_quantile))
+    effect = bootstrap_ratio_ci(
+        samples, pooled, direction, policy.confidence, policy.resamples, rng
+    )
+    floor = max(
+        policy.min_noise_floor, noise_floor(baseline.run_medians, direction, policy.noise_quantile)
+    )
     p_worse = mann_whitney_worse(samples, pooled, direction)
     verdict: Verdict = "ok"
     if p_worse < policy.alpha and effect.estimate - 1 > floor:
         verdict = "suspect"
-    elif effect.estimate < 1 / (1 + floor) and mann_whitney_worse(pooled, samples, direction) < policy.alpha:
+    elif (
+        effect.estimate < 1 / (1 + floor)
+        and mann_whitney_worse(pooled, samples, direction) < policy.alpha
+    ):
         verdict = "improved"
     medians = baseline.run_medians
     worst = max(medians) if direction == "lower" else min(medians)
-    return Assessment(verdict, direction, measured, float(np.median(pooled)), effect, p_worse, floor,
-                      len(baseline.runs), worst)
+    return Assessment(
+        verdict,
+        direction,
+        measured,
+        float(np.median(pooled)),
+        effect,
+        p_worse,
+        floor,
+        len(baseline.runs),
+        worst,
+    )
 
 
 def _shown(interval: Interval, recorded: float | None) -> Interval:
@@ -161,8 +194,11 @@ def beyond_the_noise(a: Assessment) -> bool:
     interval beyond the noise floor, its median's interval beyond the worst accepted run."""
     if a.verdict != "suspect" or a.effect is None or a.measured is None or a.history_worst is None:
         return False
-    worse_than_history = (a.measured.low > a.history_worst if a.direction == "lower"
-                          else a.measured.high < a.history_worst)
+    worse_than_history = (
+        a.measured.low > a.history_worst
+        if a.direction == "lower"
+        else a.measured.high < a.history_worst
+    )
     return a.effect.low - 1 > (a.noise_floor or 0.0) and worse_than_history
 
 

@@ -26,7 +26,9 @@ class Interval:
     estimate: float
     low: float
     high: float
-    confidence: float  # the coverage actually achieved (order statistics only reach discrete levels)
+    confidence: (
+        float  # the coverage actually achieved (order statistics only reach discrete levels)
+    )
 
 
 def median_ci(samples: Sequence[float], confidence: float = 0.95) -> Interval:
@@ -62,14 +64,18 @@ def worse_ratio(candidate: float | np.ndarray, baseline: float | np.ndarray, dir
 
     A zero is a real measurement (a link that moved no data): against it the ratio is infinite,
     never a division error; two zeros are no change."""
-    numerator, denominator = (candidate, baseline) if direction == "lower" else (baseline, candidate)
+    numerator, denominator = (
+        (candidate, baseline) if direction == "lower" else (baseline, candidate)
+    )
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.true_divide(numerator, denominator)
     ratio = np.where(np.isnan(ratio), 1.0, ratio)
     return float(ratio) if ratio.ndim == 0 else ratio
 
 
-def mann_whitney_worse(candidate: Sequence[float], baseline: Sequence[float], direction: Direction) -> float:
+def mann_whitney_worse(
+    candidate: Sequence[float], baseline: Sequence[float], direction: Direction
+) -> float:
     """One-sided p-value of the Mann-Whitney U test that ``candidate`` is stochastically worse."""
     from scipy import stats
 
@@ -100,7 +106,9 @@ def bootstrap_ratio_ci(
     return Interval(estimate, float(low), float(high), confidence)
 
 
-def noise_floor(run_medians: Sequence[float], direction: Direction, quantile: float = 0.95) -> float:
+def noise_floor(
+    run_medians: Sequence[float], direction: Direction, quantile: float = 0.95
+) -> float:
     """How much worse unchanged software has already looked from one run to the next.
 
     Each accepted run's median is compared with the median of the other runs (leave one out); the

@@ -140,14 +140,26 @@ class ResultsStore:
         """
         ids: dict[tuple, int] = {}
         with self._db() as db:
-            previous = db.execute("SELECT accepted, accepted_at FROM runs WHERE run_id = ?", (run.run_id,)).fetchone()
+            previous = db.execute(
+                "SELECT accepted, accepted_at FROM runs WHERE run_id = ?", (run.run_id,)
+            ).fetchone()
             self._delete(db, run.run_id)
             db.execute(
                 "INSERT INTO runs (run_id, cluster, node_class, started, finished, testing_snapshot, build_url,"
                 " versions, accepted, accepted_at, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (run.run_id, run.cluster, node_class, run.started, run.finished or None, run.testing_snapshot,
-                 run.build_url, json.dumps(run.versions, sort_keys=True),
-                 previous[0] if previous else 0, previous[1] if previous else None, _now()),
+                (
+                    run.run_id,
+                    run.cluster,
+                    node_class,
+                    run.started,
+                    run.finished or None,
+                    run.testing_snapshot,
+                    run.build_url,
+                    json.dumps(run.versions, sort_keys=True),
+                    previous[0] if previous else 0,
+                    previous[1] if previous else None,
+                    _now(),
+                ),
             )
             when = run.finished or run.started
             self._insert_results(db, run)
@@ -158,13 +170,30 @@ class ResultsStore:
                         "INSERT INTO measurements (run_id, cluster, node_class, test_id, node, mpi, metric, size,"
                         " value, unit, direction, time, testing_snapshot, kernel, ofed, mpi_version)"
                         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (run.run_id, run.cluster, node_class, result.test_id, result.node, result.mpi, m.metric,
-                         m.size, m.value, m.unit, m.direction, when, run.testing_snapshot,
-                         _version(run.versions, "kernel"), _version(run.versions, "ofed", "rdma-core"), mpi_version),
+                        (
+                            run.run_id,
+                            run.cluster,
+                            node_class,
+                            result.test_id,
+                            result.node,
+                            result.mpi,
+                            m.metric,
+                            m.size,
+                            m.value,
+                            m.unit,
+                            m.direction,
+                            when,
+                            run.testing_snapshot,
+                            _version(run.versions, "kernel"),
+                            _version(run.versions, "ofed", "rdma-core"),
+                            mpi_version,
+                        ),
                     )
                     ids[(result.test_id, result.node, m.metric, m.size, result.mpi)] = cur.lastrowid
-                    db.executemany("INSERT INTO samples (measurement_id, idx, value) VALUES (?, ?, ?)",
-                                   [(cur.lastrowid, i, v) for i, v in enumerate(m.samples)])
+                    db.executemany(
+                        "INSERT INTO samples (measurement_id, idx, value) VALUES (?, ?, ?)",
+                        [(cur.lastrowid, i, v) for i, v in enumerate(m.samples)],
+                    )
         return ids
 
     def update_outcomes(self, run: RunResults) -> None:
@@ -175,15 +204,21 @@ class ResultsStore:
 
     @staticmethod
     def _insert_results(db: sqlite3.Connection, run: RunResults) -> None:
-        db.executemany("INSERT INTO results (run_id, test_id, node, mpi, outcome, failure_class, message)"
-                       " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                       [(run.run_id, r.test_id, r.node, r.mpi, r.outcome, r.failure_class, r.message)
-                        for r in run.results])
+        db.executemany(
+            "INSERT INTO results (run_id, test_id, node, mpi, outcome, failure_class, message)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (run.run_id, r.test_id, r.node, r.mpi, r.outcome, r.failure_class, r.message)
+                for r in run.results
+            ],
+        )
 
     @staticmethod
     def _delete(db: sqlite3.Connection, run_id: str) -> None:
-        db.execute("DELETE FROM samples WHERE measurement_id IN (SELECT id FROM measurements WHERE run_id = ?)",
-                   (run_id,))
+        db.execute(
+            "DELETE FROM samples WHERE measurement_id IN (SELECT id FROM measurements WHERE run_id = ?)",
+            (run_id,),
+        )
         db.execute("DELETE FROM measurements WHERE run_id = ?", (run_id,))
         db.execute("DELETE FROM results WHERE run_id = ?", (run_id,))
         db.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
@@ -191,22 +226,36 @@ class ResultsStore:
     def set_verdicts(self, verdicts: dict[int, tuple[str, str]]) -> None:
         """Record each measurement's (verdict, detail) once the decision is made."""
         with self._db() as db:
-            db.executemany("UPDATE measurements SET verdict = ?, detail = ? WHERE id = ?",
-                           [(v, d, i) for i, (v, d) in verdicts.items()])
+            db.executemany(
+                "UPDATE measurements SET verdict = ?, detail = ? WHERE id = ?",
+                [(v, d, i) for i, (v, d) in verdicts.items()],
+            )
 
     def results(self, run_id: str) -> list[dict]:
         """The run's (test, node) outcomes as recorded, in run order."""
         with self._db() as db:
             db.row_factory = sqlite3.Row
-            return [dict(r) for r in db.execute("SELECT * FROM results WHERE run_id = ? ORDER BY rowid", (run_id,))]
+            return [
+                dict(r)
+                for r in db.execute(
+                    "SELECT * FROM results WHERE run_id = ? ORDER BY rowid", (run_id,)
+                )
+            ]
 
     def accept(self, run_id: str) -> int:
         """Make a run part of the baselines; returns how many measurements it brings."""
         with self._db() as db:
-            if db.execute("UPDATE runs SET accepted = 1, accepted_at = ? WHERE run_id = ?",
-                          (_now(), run_id)).rowcount == 0:
+            if (
+                db.execute(
+                    "UPDATE runs SET accepted = 1, accepted_at = ? WHERE run_id = ?",
+                    (_now(), run_id),
+                ).rowcount
+                == 0
+            ):
                 raise UnknownRun(run_id)
-            return db.execute("SELECT count(*) FROM measurements WHERE run_id = ?", (run_id,)).fetchone()[0]
+            return db.execute(
+                "SELECT count(*) FROM measurements WHERE run_id = ?", (run_id,)
+            ).fetchone()[0]
 
     def run(self, run_id: str) -> dict:
         with self._db() as db:
@@ -214,17 +263,30 @@ class ResultsStore:
             row = db.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         if row is None:
             raise UnknownRun(run_id)
-        return {**dict(row), "versions": json.loads(row["versions"]), "accepted": bool(row["accepted"])}
+        return {
+            **dict(row),
+            "versions": json.loads(row["versions"]),
+            "accepted": bool(row["accepted"]),
+        }
 
-    def series(self, key: SeriesKey, *, mpi: str | None = None, accepted_only: bool = False,
-               before: str | None = None, limit: int | None = None) -> list[StoredMeasurement]:
+    def series(
+        self,
+        key: SeriesKey,
+        *,
+        mpi: str | None = None,
+        accepted_only: bool = False,
+        before: str | None = None,
+        limit: int | None = None,
+    ) -> list[StoredMeasurement]:
         """Measurements of one series, oldest first; ``limit`` keeps the newest ones.
 
         ``before`` excludes a run (and everything recorded after it started), so a run is never its
         own baseline.
         """
-        sql = ("SELECT m.*, r.accepted FROM measurements m JOIN runs r USING (run_id)"
-               " WHERE m.cluster = ? AND m.node_class = ? AND m.test_id = ? AND m.metric = ? AND m.size IS ?")
+        sql = (
+            "SELECT m.*, r.accepted FROM measurements m JOIN runs r USING (run_id)"
+            " WHERE m.cluster = ? AND m.node_class = ? AND m.test_id = ? AND m.metric = ? AND m.size IS ?"
+        )
         params: list = [key.cluster, key.node_class, key.test_id, key.metric, key.size]
         if mpi is not None:
             sql += " AND m.mpi = ?"
@@ -244,11 +306,19 @@ class ResultsStore:
             samples = self._samples(db, [r["id"] for r in rows])
         return [_stored(r, samples.get(r["id"], ())) for r in reversed(rows)]
 
-    def series_of_test(self, test: str, *, metric: str | None = None, size: int | None = None,
-                       node_class: str | None = None) -> list[StoredMeasurement]:
+    def series_of_test(
+        self,
+        test: str,
+        *,
+        metric: str | None = None,
+        size: int | None = None,
+        node_class: str | None = None,
+    ) -> list[StoredMeasurement]:
         """Every measurement of the tests whose id is ``test`` or contains it, oldest first."""
-        sql = ("SELECT m.*, r.accepted FROM measurements m JOIN runs r USING (run_id)"
-               " WHERE (m.test_id = ? OR instr(m.test_id, ?) > 0)")
+        sql = (
+            "SELECT m.*, r.accepted FROM measurements m JOIN runs r USING (run_id)"
+            " WHERE (m.test_id = ? OR instr(m.test_id, ?) > 0)"
+        )
         params: list = [test, test]
         for column, value in (("metric", metric), ("size", size), ("node_class", node_class)):
             if value is not None:
@@ -263,8 +333,11 @@ class ResultsStore:
     def run_measurements(self, run_id: str) -> list[StoredMeasurement]:
         with self._db() as db:
             db.row_factory = sqlite3.Row
-            rows = db.execute("SELECT m.*, r.accepted FROM measurements m JOIN runs r USING (run_id)"
-                              " WHERE m.run_id = ? ORDER BY m.id", (run_id,)).fetchall()
+            rows = db.execute(
+                "SELECT m.*, r.accepted FROM measurements m JOIN runs r USING (run_id)"
+                " WHERE m.run_id = ? ORDER BY m.id",
+                (run_id,),
+            ).fetchall()
             samples = self._samples(db, [r["id"] for r in rows])
         return [_stored(r, samples.get(r["id"], ())) for r in rows]
 
@@ -272,19 +345,35 @@ class ResultsStore:
     def _samples(db: sqlite3.Connection, ids: list[int]) -> dict[int, tuple[float, ...]]:
         out: dict[int, list[float]] = {}
         for chunk in range(0, len(ids), 500):
-            part = ids[chunk:chunk + 500]
+            part = ids[chunk : chunk + 500]
             marks = ",".join("?" * len(part))
             for mid, value in db.execute(
-                    f"SELECT measurement_id, value FROM samples WHERE measurement_id IN ({marks})"
-                    " ORDER BY measurement_id, idx", part):
+                f"SELECT measurement_id, value FROM samples WHERE measurement_id IN ({marks})"
+                " ORDER BY measurement_id, idx",
+                part,
+            ):
                 out.setdefault(mid, []).append(value)
         return {k: tuple(v) for k, v in out.items()}
 
 
 def _stored(row: sqlite3.Row, samples: tuple[float, ...]) -> StoredMeasurement:
     return StoredMeasurement(
-        id=row["id"], run_id=row["run_id"], test_id=row["test_id"], node=row["node"], mpi=row["mpi"],
-        metric=row["metric"], size=row["size"], value=row["value"], unit=row["unit"], direction=row["direction"],
-        time=row["time"], accepted=bool(row["accepted"]), verdict=row["verdict"], detail=row["detail"],
-        kernel=row["kernel"], ofed=row["ofed"], mpi_version=row["mpi_version"], samples=samples,
+        id=row["id"],
+        run_id=row["run_id"],
+        test_id=row["test_id"],
+        node=row["node"],
+        mpi=row["mpi"],
+        metric=row["metric"],
+        size=row["size"],
+        value=row["value"],
+        unit=row["unit"],
+        direction=row["direction"],
+        time=row["time"],
+        accepted=bool(row["accepted"]),
+        verdict=row["verdict"],
+        detail=row["detail"],
+        kernel=row["kernel"],
+        ofed=row["ofed"],
+        mpi_version=row["mpi_version"],
+        samples=samples,
     )

@@ -64,7 +64,9 @@ def _source_tree(source: Path, scratch: Path, what: str, marker: str) -> Path:
         raise BuildError(f"{source}: no such {what} source (a directory or a .tar.gz)")
     if source.is_file():
         if not tarfile.is_tarfile(source):
-            raise BuildError(f"{source}: neither a directory nor a tar archive of the {what} source")
+            raise BuildError(
+                f"{source}: neither a directory nor a tar archive of the {what} source"
+            )
         with tarfile.open(source) as archive:
             archive.extractall(scratch, filter="data")
         tops = [p for p in scratch.iterdir() if p.is_dir()]
@@ -72,28 +74,48 @@ def _source_tree(source: Path, scratch: Path, what: str, marker: str) -> Path:
     else:
         tree = source
     if not (tree / marker).is_file():
-        raise BuildError(f"{source}: not an {what} source tree (no {marker}"
-                         + ("; a git checkout needs 'autoreconf -fi' first)" if marker == "configure" else ")"))
+        raise BuildError(
+            f"{source}: not an {what} source tree (no {marker}"
+            + ("; a git checkout needs 'autoreconf -fi' first)" if marker == "configure" else ")")
+        )
     if tree == source:  # checked before copying: a wrong SRC must not copy a whole directory first
         tree = scratch / source.name
         shutil.copytree(source, tree, symlinks=True)
     return tree
 
 
-def _step(name: str, argv: list[str], *, cwd: Path, env: Mapping[str, str], module: str | None, timeout: float,
-          log_file: Path) -> None:
+def _step(
+    name: str,
+    argv: list[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    module: str | None,
+    timeout: float,
+    log_file: Path,
+) -> None:
     command = module_command(argv, module)
     log.info("%s: %s", name, shlex.join(command))
-    done = runner.run(command, cwd=cwd, env=env, timeout=timeout, merge_stderr=True, log_file=log_file)
+    done = runner.run(
+        command, cwd=cwd, env=env, timeout=timeout, merge_stderr=True, log_file=log_file
+    )
     if done.timed_out:
         raise BuildError(f"{name} did not finish within {timeout:.0f} s (log: {log_file})")
     if done.exit_code != 0:
         tail = "\n".join(done.stdout.strip().splitlines()[-15:])
-        raise BuildError(f"{name} failed (exit {done.exit_code}): {shlex.join(command)}\n{tail}\n(log: {log_file})")
+        raise BuildError(
+            f"{name} failed (exit {done.exit_code}): {shlex.join(command)}\n{tail}\n(log: {log_file})"
+        )
 
 
-def build_benchmarks(osu_source: Path, stack: MpiStack, prefix: Path, *, imb_source: Path | None = None,
-                     jobs: int | None = None) -> BuiltBenchmarks:
+def build_benchmarks(
+    osu_source: Path,
+    stack: MpiStack,
+    prefix: Path,
+    *,
+    imb_source: Path | None = None,
+    jobs: int | None = None,
+) -> BuiltBenchmarks:
     """Build OSU (and IMB) with ``stack``'s wrappers into ``prefix``; see the module text."""
     if shutil.which(stack.mpicc) is None and not stack.module:
         raise BuildError(f"{stack.mpicc}: not found (is the {stack.name} stack installed?)")
@@ -104,29 +126,82 @@ def build_benchmarks(osu_source: Path, stack: MpiStack, prefix: Path, *, imb_sou
         wrappers["CXX"] = cxx
     env = dict(stack.env)
     with tempfile.TemporaryDirectory(prefix="hpcos-osu-build-") as scratch:
-        tree = _source_tree(Path(osu_source), Path(scratch) / "osu", "OSU Micro-Benchmarks", "configure")
-        imb_tree = (_source_tree(Path(imb_source), Path(scratch) / "imb", "Intel MPI Benchmarks", "Makefile")
-                    if imb_source is not None else None)
+        tree = _source_tree(
+            Path(osu_source), Path(scratch) / "osu", "OSU Micro-Benchmarks", "configure"
+        )
+        imb_tree = (
+            _source_tree(
+                Path(imb_source), Path(scratch) / "imb", "Intel MPI Benchmarks", "Makefile"
+            )
+            if imb_source is not None
+            else None
+        )
         prefix.mkdir(parents=True, exist_ok=True)
         log_file = prefix / "build.log"
         log_file.write_text("")
-        configure = ["./configure", *(f"{k}={v}" for k, v in wrappers.items()), f"--prefix={prefix}"]
-        _step("configure", configure, cwd=tree, env=env, module=stack.module, timeout=CONFIGURE_TIMEOUT,
-              log_file=log_file)
-        _step("make", ["make", f"-j{jobs}"], cwd=tree, env=env, module=stack.module, timeout=MAKE_TIMEOUT,
-              log_file=log_file)
-        _step("make install", ["make", "install"], cwd=tree, env=env, module=stack.module, timeout=MAKE_TIMEOUT,
-              log_file=log_file)
+        configure = [
+            "./configure",
+            *(f"{k}={v}" for k, v in wrappers.items()),
+            f"--prefix={prefix}",
+        ]
+        _step(
+            "configure",
+            configure,
+            cwd=tree,
+            env=env,
+            module=stack.module,
+            timeout=CONFIGURE_TIMEOUT,
+            log_file=log_file,
+        )
+        _step(
+            "make",
+            ["make", f"-j{jobs}"],
+            cwd=tree,
+            env=env,
+            module=stack.module,
+            timeout=MAKE_TIMEOUT,
+            log_file=log_file,
+        )
+        _step(
+            "make install",
+            ["make", "install"],
+            cwd=tree,
+            env=env,
+            module=stack.module,
+            timeout=MAKE_TIMEOUT,
+            log_file=log_file,
+        )
         imb = None
         if imb_tree is not None:
             # IMB is C built with the C++ wrapper under -Werror; Open MPI's mpi.h then pulls in its C++
             # bindings, whose casts GCC 12 warns about.  IMB uses none of them: skip them (MPICH likewise).
-            imb_make = ["make", "IMB-MPI1", *(f"{k}={v}" for k, v in wrappers.items()), f"CPPFLAGS={SKIP_MPICXX}"]
-            _step("make IMB-MPI1", imb_make, cwd=imb_tree,
-                  env=env, module=stack.module, timeout=MAKE_TIMEOUT, log_file=log_file)
-            built = next((p for p in (imb_tree / "IMB-MPI1", imb_tree / "src_cpp" / "IMB-MPI1") if p.is_file()), None)
+            imb_make = [
+                "make",
+                "IMB-MPI1",
+                *(f"{k}={v}" for k, v in wrappers.items()),
+                f"CPPFLAGS={SKIP_MPICXX}",
+            ]
+            _step(
+                "make IMB-MPI1",
+                imb_make,
+                cwd=imb_tree,
+                env=env,
+                module=stack.module,
+                timeout=MAKE_TIMEOUT,
+                log_file=log_file,
+            )
+            built = next(
+                (
+                    p
+                    for p in (imb_tree / "IMB-MPI1", imb_tree / "src_cpp" / "IMB-MPI1")
+                    if p.is_file()
+                ),
+                None,
+            )
             if built is None:
-                raise BuildError(f"make IMB-MPI1 left no IMB-MPI1 binary in {imb_source} (log: {log_file})")
+                raise BuildError(
+                    f"make IMB-MPI1 left no IMB-MPI1 binary in {imb_source} (log: {log_file})"
+                )
             (prefix / "bin").mkdir(exist_ok=True)
             imb = prefix / "bin" / "IMB-MPI1"
             shutil.copy2(built, imb)
@@ -134,5 +209,8 @@ def build_benchmarks(osu_source: Path, stack: MpiStack, prefix: Path, *, imb_sou
     found = sorted(prefix.rglob("osu_latency"))
     if not found:
         raise BuildError(f"make install put no osu_latency under {prefix} (log: {log_file})")
-    osu = next((p for p in found[0].parents if p.name == "mpi" and p.is_relative_to(prefix)), found[0].parent)
+    osu = next(
+        (p for p in found[0].parents if p.name == "mpi" and p.is_relative_to(prefix)),
+        found[0].parent,
+    )
     return BuiltBenchmarks(prefix, osu, imb, log_file)

@@ -53,7 +53,9 @@ def module_command(argv: Sequence[str], module: str | None) -> list[str]:
     return ["bash", "-lc", f"module load {shlex.quote(module)} && {shlex.join(argv)}"]
 
 
-def _wrapper_command(mpicc: str | Sequence[str], module: str | None, args: Sequence[str]) -> list[str]:
+def _wrapper_command(
+    mpicc: str | Sequence[str], module: str | None, args: Sequence[str]
+) -> list[str]:
     base = [mpicc] if isinstance(mpicc, str) else list(mpicc)
     return module_command(base + list(args), module)
 
@@ -67,12 +69,15 @@ def _run(cmd: list[str], env: Mapping[str, str] | None, timeout: float) -> runne
     return done
 
 
-def compiler_identity(mpicc: str | Sequence[str], *, module: str | None = None,
-                      env: Mapping[str, str] | None = None) -> str:
+def compiler_identity(
+    mpicc: str | Sequence[str], *, module: str | None = None, env: Mapping[str, str] | None = None
+) -> str:
     """Everything about the compiler that changes the binary, as one text to hash."""
     show = _run(_wrapper_command(mpicc, module, ["-show"]), env, 30)
     if show.exit_code != 0:
-        raise ProbeBuildError(f"{mpicc} -show failed (exit {show.exit_code}): {show.stderr.strip()}")
+        raise ProbeBuildError(
+            f"{mpicc} -show failed (exit {show.exit_code}): {show.stderr.strip()}"
+        )
     version = _run(_wrapper_command(mpicc, module, ["--version"]), env, 30)
     first = mpicc if isinstance(mpicc, str) else mpicc[0]
     wrapper = shutil.which(first) or first
@@ -92,15 +97,24 @@ def source_digest(source: Path) -> str:
     return h.hexdigest()
 
 
-def build_probe(name: str, mpicc: str | Sequence[str], *, module: str | None = None,
-                env: Mapping[str, str] | None = None, cache_dir: Path | None = None,
-                probes_dir: Path = PROBES_DIR, cflags: Sequence[str] = ("-O2",)) -> Path:
+def build_probe(
+    name: str,
+    mpicc: str | Sequence[str],
+    *,
+    module: str | None = None,
+    env: Mapping[str, str] | None = None,
+    cache_dir: Path | None = None,
+    probes_dir: Path = PROBES_DIR,
+    cflags: Sequence[str] = ("-O2",),
+) -> Path:
     """Path of probe ``name`` (``integration_tests/probes/<name>.c``) built by ``mpicc``."""
     source = probes_dir / f"{name}.c"
     if not source.is_file():
         raise ProbeBuildError(f"no probe source {source}")
     key = hashlib.sha256(
-        "\n".join([source_digest(source), compiler_identity(mpicc, module=module, env=env), *cflags]).encode()
+        "\n".join(
+            [source_digest(source), compiler_identity(mpicc, module=module, env=env), *cflags]
+        ).encode()
     ).hexdigest()[:20]
     cache_dir = Path(cache_dir or default_cache_dir())
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -116,8 +130,10 @@ def build_probe(name: str, mpicc: str | Sequence[str], *, module: str | None = N
             cmd = _wrapper_command(mpicc, module, [*cflags, "-o", tmp, str(source)])
             done = _run(cmd, env, COMPILE_TIMEOUT)
             if done.exit_code != 0:
-                raise ProbeBuildError(f"{shlex.join(cmd)} failed (exit {done.exit_code}):\n"
-                                      f"{(done.stderr or done.stdout).strip()}")
+                raise ProbeBuildError(
+                    f"{shlex.join(cmd)} failed (exit {done.exit_code}):\n"
+                    f"{(done.stderr or done.stdout).strip()}"
+                )
             os.chmod(tmp, 0o755)
             os.replace(tmp, binary)
         finally:

@@ -32,26 +32,49 @@ def test_id(package: str, target: str) -> str:
     return f"build::{package}::{target}"
 
 
-def build_run(package: Package, target: str, build_id: str, failure=None, error: str | None = None,
-              build_dir: Path | None = None) -> RunResults:
+def build_run(
+    package: Package,
+    target: str,
+    build_id: str,
+    failure=None,
+    error: str | None = None,
+    build_dir: Path | None = None,
+) -> RunResults:
     """The build as a run of one test: failed with its class and details, or passed."""
     now = datetime.now(UTC).isoformat(timespec="seconds")
-    run = RunResults(run_id=f"build-{package.name}-{target}-{build_id}", cluster="overlay-builds", started=now,
-                     finished=now, build_url=os.environ.get("BUILD_URL"))
+    run = RunResults(
+        run_id=f"build-{package.name}-{target}-{build_id}",
+        cluster="overlay-builds",
+        started=now,
+        finished=now,
+        build_url=os.environ.get("BUILD_URL"),
+    )
     if failure is None and error is None:
         run.results.append(TestResult(test_id(package.name, target), None, "passed"))
         return run
     kind = failure.kind.value if failure is not None else "error"
     summary = failure.summary if failure is not None else error
     # First line: what the fingerprint reads (it takes the first error-like line), the same for one class.
-    lines = [f"{kind}: {package.name} for {target} failed to build (owner: {package.owner})", summary]
+    lines = [
+        f"{kind}: {package.name} for {target} failed to build (owner: {package.owner})",
+        summary,
+    ]
     if failure is not None:
         lines += failure.details
     if build_dir is not None:
         lines.append(f"logs: {build_dir}")
     command = f"hpcos build {package.name} --target {target}"
-    run.results.append(TestResult(test_id(package.name, target), None, "failed", failure_class="error",
-                                  message="\n".join(lines), command=command, rerun=command))
+    run.results.append(
+        TestResult(
+            test_id(package.name, target),
+            None,
+            "failed",
+            failure_class="error",
+            message="\n".join(lines),
+            command=command,
+            rerun=command,
+        )
+    )
     return run
 
 
@@ -65,13 +88,23 @@ def tracker_for_builds(spec: TrackerSpec, package: Package) -> TrackerSpec:
     return spec.model_copy(update={"close_after_passing_runs": 1, "close": True, "fields": fields})
 
 
-def file_build(spec: TrackerSpec, store_root: Path, package: Package, target: str, build_id: str,
-               failure=None, error: str | None = None, build_dir: Path | None = None,
-               environ: dict[str, str] | None = None) -> list[str]:
+def file_build(
+    spec: TrackerSpec,
+    store_root: Path,
+    package: Package,
+    target: str,
+    build_id: str,
+    failure=None,
+    error: str | None = None,
+    build_dir: Path | None = None,
+    environ: dict[str, str] | None = None,
+) -> list[str]:
     """File (or comment on, or close) the package's build ticket; returns what was done."""
     from hpcos.tickets.session import TicketSession
 
     run = build_run(package, target, build_id, failure, error, build_dir)
     with TicketSession(tracker_for_builds(spec, package), store_root, environ) as session:
         _, outcome = session.file(run)
-    return outcome.done + ([f"tracker: {outcome.error}; {outcome.queued} queued"] if outcome.error else [])
+    return outcome.done + (
+        [f"tracker: {outcome.error}; {outcome.queued} queued"] if outcome.error else []
+    )

@@ -83,7 +83,13 @@ class RpmbuildBuilder:
     test_build: bool = False
 
     def command(self, srpm: Path, result_dir: Path) -> list[str]:
-        return ["rpmbuild", "--define", f"_topdir {result_dir / 'rpmbuild'}", "--rebuild", str(srpm)]
+        return [
+            "rpmbuild",
+            "--define",
+            f"_topdir {result_dir / 'rpmbuild'}",
+            "--rebuild",
+            str(srpm),
+        ]
 
     def build(self, srpm: Path, result_dir: Path) -> BuildResult:
         result_dir.mkdir(parents=True, exist_ok=True)
@@ -128,32 +134,51 @@ class Host:
         ids = {fields.get("ID", "")} | set(fields.get("ID_LIKE", "").split())
         match = re.match(r"^\.el(\d+)", dist)
         el = int(match.group(1)) if match and ids & set(EL_IDS) else None
-        return cls(fields.get("PRETTY_NAME") or fields.get("ID") or "an unknown system", el, dist,
-                   platform.machine())
+        return cls(
+            fields.get("PRETTY_NAME") or fields.get("ID") or "an unknown system",
+            el,
+            dist,
+            platform.machine(),
+        )
 
     def foreign_to(self, target: Target) -> str | None:
         """Why rpmbuild here cannot build ``target``, or None."""
         if target.arch != self.arch:
             return f"its architecture is {target.arch}, this host's is {self.arch}"
         if self.el_release != target.release:
-            return (f"it is EL{target.release}, this host is {self.name} (rpm's %{{dist}} is "
-                    f"{self.dist or 'undefined'}): the RPMs would link against this host's libraries")
+            return (
+                f"it is EL{target.release}, this host is {self.name} (rpm's %{{dist}} is "
+                f"{self.dist or 'undefined'}): the RPMs would link against this host's libraries"
+            )
         return None
 
 
-def make_builder(kind: str, spec_set: SpecSet, package: Package, target: str, layout: StoreLayout,
-                 allow_foreign_host: bool = False, build_dir: Path | None = None) -> Builder:
+def make_builder(
+    kind: str,
+    spec_set: SpecSet,
+    package: Package,
+    target: str,
+    layout: StoreLayout,
+    allow_foreign_host: bool = False,
+    build_dir: Path | None = None,
+) -> Builder:
     if kind == "rpmbuild":
         why = Host.detect().foreign_to(spec_set.site.targets[target])
         if why and not allow_foreign_host:
             # Checked before anything is fetched: the build could only fail later, or worse, succeed.
-            raise UserError(f"the rpmbuild builder builds only for this host; not {target}: {why}. Build it with "
-                            "mock on a build host, or pass --allow-foreign-host for a test build that is "
-                            "never published")
+            raise UserError(
+                f"the rpmbuild builder builds only for this host; not {target}: {why}. Build it with "
+                "mock on a build host, or pass --allow-foreign-host for a test build that is "
+                "never published"
+            )
         return RpmbuildBuilder(test_build=bool(why))
     overlay_repo = layout.overlay_repo(package.overlay, target)
     # An empty overlay has no metadata yet; mock's dnf would refuse a repository without repomd.xml.
-    addrepos = [overlay_repo.resolve().as_uri()] if (overlay_repo / "repodata" / "repomd.xml").is_file() else []
+    addrepos = (
+        [overlay_repo.resolve().as_uri()]
+        if (overlay_repo / "repodata" / "repomd.xml").is_file()
+        else []
+    )
     config = spec_set.mock_config(package, target)
     if spec_set.site.targets[target].mock_repositories == "daily":
         from hpcos.rebuild.mock_config import write_daily_config
@@ -161,6 +186,8 @@ def make_builder(kind: str, spec_set: SpecSet, package: Package, target: str, la
         directory = build_dir or layout.build_dir(package.name, target).parent / f"mock-{target}"
         config = str(write_daily_config(spec_set, package, target, layout, directory))
     return MockBuilder(config=config, addrepos=addrepos)
+
+
 def default_builder_kind(package: Package) -> str:
     """The package's builder, falling back to rpmbuild where mock is not installed (and saying so)."""
     if package.builder == "mock" and shutil.which("mock") is None:

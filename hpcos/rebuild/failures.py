@@ -52,17 +52,23 @@ _NO_MATCH = [
 # Which patch rpm was applying: "Patch #1 (name.patch):" for %patch/%setup, or the file that
 # %autosetup/%autopatch pipes into patch(1) ("rpmuncompress .../name.patch", "cat .../name.patch").
 _PATCH_HEADER = re.compile(r"^(?:Patch #\d+ \((.+)\):|\+ Apply(?:Optional)?Patch (\S+).*)$")
-_PATCH_PIPE = re.compile(r"^\+ \S*(?:rpmuncompress|cat|gzip -dc|xz -dc|bzip2 -dc) .*?/([^/\s]+\.(?:patch|diff)\S*)")
+_PATCH_PIPE = re.compile(
+    r"^\+ \S*(?:rpmuncompress|cat|gzip -dc|xz -dc|bzip2 -dc) .*?/([^/\s]+\.(?:patch|diff)\S*)"
+)
 _PATCHING_FILE = re.compile(r"^patching file (.+)$")
 _HUNK_FAILED = re.compile(r"^(Hunk #\d+ FAILED at \d+.*)$")
 _HUNKS_SUMMARY = re.compile(r"^(\d+ out of \d+ hunks? FAILED) -- saving rejects to file (.+)\.rej$")
 _CANT_FIND = re.compile(r"^can't find file to patch at input line \d+")
 _PATCH_TARGET = re.compile(r"^\|?(?:---|\+\+\+) (?:a/|b/)?(\S+)")
 # A compiler or build tool error, in the order people read them.
-_ERROR_LINE = re.compile(r"(: (?:fatal )?error: |^make(?:\[\d+\])?: \*\*\* |undefined reference to |^ld: |"
-                         r"^CMake Error|^configure: error: |^Error: |^error: (?!Bad exit status))")
-_TEST_LINE = re.compile(r"(^FAIL\b|\bFAILED\b|^not ok\b|^ERROR\b|^# FAIL: *[1-9]|Error \d+$|: error: |"
-                        r"^make(?:\[\d+\])?: \*\*\* |Assertion .* failed|^Test .*\*\*\*Failed)")
+_ERROR_LINE = re.compile(
+    r"(: (?:fatal )?error: |^make(?:\[\d+\])?: \*\*\* |undefined reference to |^ld: |"
+    r"^CMake Error|^configure: error: |^Error: |^error: (?!Bad exit status))"
+)
+_TEST_LINE = re.compile(
+    r"(^FAIL\b|\bFAILED\b|^not ok\b|^ERROR\b|^# FAIL: *[1-9]|Error \d+$|: error: |"
+    r"^make(?:\[\d+\])?: \*\*\* |Assertion .* failed|^Test .*\*\*\*Failed)"
+)
 # state.log: "2026-11-26 10:00:01,234 - Start: build setup for x.src.rpm" (bootstrap phases say "Start(bootstrap)").
 _STATE = re.compile(r" - (Start|Finish)(?:\(bootstrap\))?: (.+)$")
 _COMPILER_CONTEXT = re.compile(r"^\s+\d*\s\|")
@@ -77,8 +83,12 @@ def classify(build_log: str, root_log: str = "", state_log: str = "") -> Failure
 
     missing = _missing_build_requires(lines) or _missing_build_requires(root_lines)
     if missing:
-        return Failure(FailureKind.BUILD_REQUIRES, f"missing BuildRequires: {', '.join(missing)}",
-                       details=[f"{name} is not available" for name in missing], missing=missing)
+        return Failure(
+            FailureKind.BUILD_REQUIRES,
+            f"missing BuildRequires: {', '.join(missing)}",
+            details=[f"{name} is not available" for name in missing],
+            missing=missing,
+        )
 
     section, section_lines = _failed_section(lines)
     if section == "%prep":
@@ -87,17 +97,26 @@ def classify(build_log: str, root_log: str = "", state_log: str = "") -> Failure
             return patch_failure
     if section == "%build":
         errors = _first(section_lines, _ERROR_LINE, context=True)
-        return Failure(FailureKind.COMPILE, f"compile failure in %build: {_head(errors)}", details=errors)
+        return Failure(
+            FailureKind.COMPILE, f"compile failure in %build: {_head(errors)}", details=errors
+        )
     if section == "%check":
         errors = _first(section_lines, _TEST_LINE) or _first(section_lines, _ERROR_LINE)
-        return Failure(FailureKind.CHECK, f"test failure in %check: {_head(errors)}", details=errors)
+        return Failure(
+            FailureKind.CHECK, f"test failure in %check: {_head(errors)}", details=errors
+        )
     if section == "%install":
         errors = _first(section_lines, _ERROR_LINE)
         return Failure(FailureKind.INSTALL, f"failure in %install: {_head(errors)}", details=errors)
     errors = _first(lines, _ERROR_LINE) or _first(root_lines, _ERROR_LINE) or lines[-FIRST_LINES:]
     phase = unfinished_phase(state_log)
     where = f" in {section}" if section else (f" during mock's {phase!r}" if phase else "")
-    return Failure(FailureKind.UNKNOWN, f"build failed{where}: {_head(errors)}", details=errors, section=section)
+    return Failure(
+        FailureKind.UNKNOWN,
+        f"build failed{where}: {_head(errors)}",
+        details=errors,
+        section=section,
+    )
 
 
 def unfinished_phase(state_log: str) -> str | None:
@@ -199,8 +218,14 @@ def _patch_failure(lines: list[str]) -> Failure | None:
     if not hunks:
         return None
     where = f" to {file}" if file else ""
-    return Failure(FailureKind.PATCH, f"patch {patch or '(unknown)'} does not apply{where}: {'; '.join(hunks)}",
-                   details=details, patch=patch, file=file, hunks=hunks)
+    return Failure(
+        FailureKind.PATCH,
+        f"patch {patch or '(unknown)'} does not apply{where}: {'; '.join(hunks)}",
+        details=details,
+        patch=patch,
+        file=file,
+        hunks=hunks,
+    )
 
 
 def _first(lines: list[str], pattern: re.Pattern, context: bool = False) -> list[str]:

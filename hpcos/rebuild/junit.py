@@ -20,17 +20,27 @@ class StageResult:
 
 
 def write(path: Path, package: str, target: str, stages: list[StageResult]) -> None:
-    suite = ET.Element("testsuite", {
-        "name": f"hpcos.build.{package}.{target}",
-        "tests": str(len(stages)),
-        "failures": str(sum(1 for s in stages if s.failure)),
-        "errors": "0",
-        "skipped": str(sum(1 for s in stages if s.skipped)),
-        "time": f"{sum(s.seconds for s in stages):.3f}",
-    })
+    suite = ET.Element(
+        "testsuite",
+        {
+            "name": f"hpcos.build.{package}.{target}",
+            "tests": str(len(stages)),
+            "failures": str(sum(1 for s in stages if s.failure)),
+            "errors": "0",
+            "skipped": str(sum(1 for s in stages if s.skipped)),
+            "time": f"{sum(s.seconds for s in stages):.3f}",
+        },
+    )
     for stage in stages:
-        case = ET.SubElement(suite, "testcase", {"classname": f"hpcos.build.{package}.{target}",
-                                                 "name": stage.name, "time": f"{stage.seconds:.3f}"})
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            {
+                "classname": f"hpcos.build.{package}.{target}",
+                "name": stage.name,
+                "time": f"{stage.seconds:.3f}",
+            },
+        )
         if stage.failure:
             kind, message, details = stage.failure
             ET.SubElement(case, "failure", {"type": kind, "message": message}).text = details

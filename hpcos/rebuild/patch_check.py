@@ -68,13 +68,27 @@ def find_tree(build_root: Path, files: list[str]) -> Path | None:
     return None
 
 
-def check(spec_set: SpecSet, package: Package, check_spec: Path, topdir: Path, log: Path) -> list[Verdict] | None:
+def check(
+    spec_set: SpecSet, package: Package, check_spec: Path, topdir: Path, log: Path
+) -> list[Verdict] | None:
     """Every site patch's verdict up to the first that fails; None when the tree could not be made."""
     work = topdir / "prep-check"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    proc = rpmtool.run(["rpmbuild", "--define", f"_topdir {topdir}", "--define", f"_builddir {work}",
-                        "--nodeps", "-bp", str(check_spec)], log, timeout=CHECK_TIMEOUT)
+    proc = rpmtool.run(
+        [
+            "rpmbuild",
+            "--define",
+            f"_topdir {topdir}",
+            "--define",
+            f"_builddir {work}",
+            "--nodeps",
+            "-bp",
+            str(check_spec),
+        ],
+        log,
+        timeout=CHECK_TIMEOUT,
+    )
     if proc.exit_code != 0:
         return None
     verdicts: list[Verdict] = []
@@ -84,16 +98,26 @@ def check(spec_set: SpecSet, package: Package, check_spec: Path, topdir: Path, l
         level = strip_level(path)
         tree = tree or find_tree(work, targets(path, level))
         if tree is None:
-            verdicts.append(Verdict(patch.file, False, file=(targets(path, level) or [None])[0],
-                                    hunks=["file to patch not found in the unpacked tree"]))
+            verdicts.append(
+                Verdict(
+                    patch.file,
+                    False,
+                    file=(targets(path, level) or [None])[0],
+                    hunks=["file to patch not found in the unpacked tree"],
+                )
+            )
             return verdicts
         base = ["patch", f"-p{level}", "--fuzz=0", "-i", str(path.resolve())]
-        forward = rpmtool.run(base + ["--forward", "--dry-run"], log, cwd=tree, timeout=CHECK_TIMEOUT)
+        forward = rpmtool.run(
+            base + ["--forward", "--dry-run"], log, cwd=tree, timeout=CHECK_TIMEOUT
+        )
         if forward.exit_code == 0:
             rpmtool.run(base + ["--forward", "--silent"], log, cwd=tree, timeout=CHECK_TIMEOUT)
             verdicts.append(Verdict(patch.file, True))
             continue
-        backward = rpmtool.run(base + ["-R", "--force", "--dry-run"], log, cwd=tree, timeout=CHECK_TIMEOUT)
+        backward = rpmtool.run(
+            base + ["-R", "--force", "--dry-run"], log, cwd=tree, timeout=CHECK_TIMEOUT
+        )
         lines = forward.stdout.splitlines()
         verdict = Verdict(patch.file, False, reversed=backward.exit_code == 0, output=lines)
         current = None
@@ -119,15 +143,33 @@ def explain(verdicts: list[Verdict] | None, failure: Failure, package: Package) 
         return failure
     last = verdicts[-1]
     if last.applies:
-        return Failure(failure.kind, failure.summary + " (every site patch applies with patch --dry-run in the "
-                       "unpacked tree after upstream's patches: the failure is elsewhere)", failure.details,
-                       failure.patch, failure.file, failure.hunks, failure.missing)
+        return Failure(
+            failure.kind,
+            failure.summary + " (every site patch applies with patch --dry-run in the "
+            "unpacked tree after upstream's patches: the failure is elsewhere)",
+            failure.details,
+            failure.patch,
+            failure.file,
+            failure.hunks,
+            failure.missing,
+        )
     where = f" to {last.file}" if last.file else ""
     if last.reversed:
-        summary = (f"site patch {last.patch} is already upstream: it applies reversed{where} "
-                   f"(patch -R --dry-run in the unpacked tree); drop it from {package.name}.yaml")
+        summary = (
+            f"site patch {last.patch} is already upstream: it applies reversed{where} "
+            f"(patch -R --dry-run in the unpacked tree); drop it from {package.name}.yaml"
+        )
     else:
-        summary = (f"site patch {last.patch} no longer applies{where}: {'; '.join(last.hunks) or 'rejected'} "
-                   f"(patch --dry-run in the unpacked tree); rebase it on the new upstream")
-    return Failure(FailureKind.PATCH, summary, last.output[:20] or failure.details, last.patch, last.file,
-                   last.hunks, reversed=last.reversed)
+        summary = (
+            f"site patch {last.patch} no longer applies{where}: {'; '.join(last.hunks) or 'rejected'} "
+            f"(patch --dry-run in the unpacked tree); rebase it on the new upstream"
+        )
+    return Failure(
+        FailureKind.PATCH,
+        summary,
+        last.output[:20] or failure.details,
+        last.patch,
+        last.file,
+        last.hunks,
+        reversed=last.reversed,
+    )

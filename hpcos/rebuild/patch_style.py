@@ -46,9 +46,11 @@ _SETUP = re.compile(r"^\s*%\{?setup\b")
 _AUTOSETUP = re.compile(r"^\s*%\{?autosetup\b(.*)$")
 _AUTOPATCH = re.compile(r"^\s*%\{?autopatch\b")
 _CD = re.compile(r"^\s*cd\s+\S+")
-_SECTION = re.compile(r"^%(?:package|description|prep|build|install|check|clean|files|changelog|pre|post|"
-                      r"preun|postun|pretrans|posttrans|triggerin|triggerun|triggerpostun|verifyscript|"
-                      r"generate_buildrequires|conf)\b")
+_SECTION = re.compile(
+    r"^%(?:package|description|prep|build|install|check|clean|files|changelog|pre|post|"
+    r"preun|postun|pretrans|posttrans|triggerin|triggerun|triggerpostun|verifyscript|"
+    r"generate_buildrequires|conf)\b"
+)
 # Ways of applying patches that hpcos cannot place its own patches beside.
 _OWN_LOOP = re.compile(r"(%\{?patches\}?|\$RPM_SOURCE_DIR/\*\.patch|\bgit\s+am\b|%\{?__scm_apply)")
 
@@ -69,7 +71,11 @@ def detect(lines: list[str]) -> PatchStyle:
     if kernel:
         test_patch = next((i for i in kernel if _KERNEL_TEST_PATCH.match(lines[i])), None)
         if test_patch is not None:
-            return PatchStyle("kernel", test_patch, "kernel spec: before ApplyOptionalPatch linux-kernel-test.patch")
+            return PatchStyle(
+                "kernel",
+                test_patch,
+                "kernel spec: before ApplyOptionalPatch linux-kernel-test.patch",
+            )
         return PatchStyle("kernel", kernel[-1] + 1, "kernel spec: after its last ApplyPatch")
 
     autosetup = [(i, _AUTOSETUP.match(lines[i])) for i in prep if _AUTOSETUP.match(lines[i])]
@@ -78,19 +84,23 @@ def detect(lines: list[str]) -> PatchStyle:
     setup = [i for i in prep if _SETUP.match(lines[i])]
     own = next((lines[i].strip() for i in prep if _OWN_LOOP.search(lines[i])), None)
     if own and not patch_lines and not autopatch:
-        raise UnknownPatchStyle(f"%prep applies patches its own way ({own!r}); hpcos cannot tell where a site "
-                                "patch belongs: apply it from the spec's own hook or convert the spec to "
-                                "%autosetup or %patch lines")
+        raise UnknownPatchStyle(
+            f"%prep applies patches its own way ({own!r}); hpcos cannot tell where a site "
+            "patch belongs: apply it from the spec's own hook or convert the spec to "
+            "%autosetup or %patch lines"
+        )
     if autopatch:
         return PatchStyle("autosetup", autopatch[-1] + 1, "%autopatch applies every Patch tag")
     if autosetup and not re.search(r"(^|\s)-N\b", autosetup[-1][1].group(1)):
         return PatchStyle("autosetup", autosetup[-1][0] + 1, "%autosetup applies every Patch tag")
     if patch_lines:
         return PatchStyle("explicit", patch_lines[-1] + 1, "after the spec's last %patch line")
-    unpack = (setup + [i for i, _ in autosetup])
+    unpack = setup + [i for i, _ in autosetup]
     if not unpack:
-        raise UnknownPatchStyle("%prep has no %setup, %autosetup or kernel ApplyPatch: hpcos does not know "
-                                "which directory the sources are unpacked into")
+        raise UnknownPatchStyle(
+            "%prep has no %setup, %autosetup or kernel ApplyPatch: hpcos does not know "
+            "which directory the sources are unpacked into"
+        )
     hook = max(unpack) + 1
     # A spec that unpacks and then changes into the tree (``cd linux-%{KVERREL}``) patches there.
     for i in range(hook, end):
@@ -101,5 +111,8 @@ def detect(lines: list[str]) -> PatchStyle:
         if not text or text.startswith("#") or re.match(r"^(mv|cp|ln|mkdir|chmod)\s", text):
             continue
         break
-    return PatchStyle("explicit", hook, "after %setup" + (" and the cd into the tree" if hook > max(unpack) + 1
-                                                          else ""))
+    return PatchStyle(
+        "explicit",
+        hook,
+        "after %setup" + (" and the cd into the tree" if hook > max(unpack) + 1 else ""),
+    )

@@ -68,8 +68,15 @@ def new_build_dir(layout: StoreLayout, package: str, target: str) -> Path:
     return path
 
 
-def run_build(spec_set: SpecSet, package: Package, target: str, layout: StoreLayout, builder: Builder,
-              source_repo: str | None = None, signer: publish.Signer | None = None) -> BuildReport:
+def run_build(
+    spec_set: SpecSet,
+    package: Package,
+    target: str,
+    layout: StoreLayout,
+    builder: Builder,
+    source_repo: str | None = None,
+    signer: publish.Signer | None = None,
+) -> BuildReport:
     build_dir = new_build_dir(layout, package.name, target)
     report = BuildReport(package.name, target, build_dir)
     _say(f"hpcos build {package.name} for {target} with {builder.name}; logs in {build_dir}")
@@ -106,39 +113,87 @@ def run_build(spec_set: SpecSet, package: Package, target: str, layout: StoreLay
             if in_prep and package.patches and report.patched.check_spec:
                 # Which site patch, and why: dry runs in the tree as far as the site patches.
                 _say("      a patch failed in %prep: checking each site patch with patch --dry-run")
-                verdicts = patch_check.check(spec_set, package, report.patched.check_spec, build_dir / "rpmbuild",
-                                             logs / "patch-check.log")
+                verdicts = patch_check.check(
+                    spec_set,
+                    package,
+                    report.patched.check_spec,
+                    build_dir / "rpmbuild",
+                    logs / "patch-check.log",
+                )
                 failure = patch_check.explain(verdicts, failure, package)
             raise BuildFailed(failure)
         return result
 
     def existing():
-        return publish.existing_builds(layout, package.overlay, target, package.upstream.srpm_name or package.name)
+        return publish.existing_builds(
+            layout, package.overlay, target, package.upstream.srpm_name or package.name
+        )
 
     logs = build_dir / "logs"
-    report.base = stage("source", logs / "source.log", lambda: source.fetch(
-        spec_set, package, target, layout, build_dir / "upstream", logs / "source.log", source_repo))
+    report.base = stage(
+        "source",
+        logs / "source.log",
+        lambda: source.fetch(
+            spec_set,
+            package,
+            target,
+            layout,
+            build_dir / "upstream",
+            logs / "source.log",
+            source_repo,
+        ),
+    )
     if report.ok:
         _say(f"      upstream {report.base.name}-{report.base.evr} from {report.base.origin}")
-        report.patched = stage("patch", logs / "patch.log", lambda: patching.prepare(
-            spec_set, package, report.base, build_dir / "rpmbuild", logs / "patch.log", existing()))
+        report.patched = stage(
+            "patch",
+            logs / "patch.log",
+            lambda: patching.prepare(
+                spec_set,
+                package,
+                report.base,
+                build_dir / "rpmbuild",
+                logs / "patch.log",
+                existing(),
+            ),
+        )
     if report.ok:
-        _say(f"      overlay {report.base.name}-{report.patched.evr} ({len(package.patches)} site patches, "
-             f"{report.patched.style}; build {report.patched.counter} of this base)")
+        _say(
+            f"      overlay {report.base.name}-{report.patched.evr} ({len(package.patches)} site patches, "
+            f"{report.patched.style}; build {report.patched.counter} of this base)"
+        )
         result = stage("build", build_dir / "result" / "build.log", build)
     if report.ok and builder.test_build:
         report.test_build = True
         _say(f"test build on a foreign host: not published; RPMs in {build_dir / 'result'}")
     elif report.ok:
-        report.published = stage("publish", logs / "publish.log", lambda: publish.publish(
-            [*result.rpms, report.patched.srpm], layout, package.overlay, target, spec_set.site.store.keep_builds,
-            logs / "publish.log", signer))
+        report.published = stage(
+            "publish",
+            logs / "publish.log",
+            lambda: publish.publish(
+                [*result.rpms, report.patched.srpm],
+                layout,
+                package.overlay,
+                target,
+                spec_set.site.store.keep_builds,
+                logs / "publish.log",
+                signer,
+            ),
+        )
     if report.ok and report.published:
-        _say(f"published {len(report.published.added)} RPMs to {report.published.repo}"
-             + (f", removed {len(report.published.removed)} old" if report.published.removed else ""))
-    for name in STAGES[len(report.stages):]:
-        report.stages.append(StageResult(name, 0.0, skipped=True,
-                                         reason="test build: never published" if report.test_build else None))
+        _say(
+            f"published {len(report.published.added)} RPMs to {report.published.repo}"
+            + (f", removed {len(report.published.removed)} old" if report.published.removed else "")
+        )
+    for name in STAGES[len(report.stages) :]:
+        report.stages.append(
+            StageResult(
+                name,
+                0.0,
+                skipped=True,
+                reason="test build: never published" if report.test_build else None,
+            )
+        )
     _write_record(report)
     prune_build_dirs(layout, package.name, target, spec_set.site.store.keep_builds)
     return report
@@ -164,20 +219,40 @@ def _write_record(report: BuildReport) -> None:
         "package": report.package,
         "target": report.target,
         "ok": report.ok,
-        "base": {"name": report.base.name, "evr": str(report.base.evr), "sha256": report.base.sha256,
-                 "origin": report.base.origin} if report.base else None,
+        "base": {
+            "name": report.base.name,
+            "evr": str(report.base.evr),
+            "sha256": report.base.sha256,
+            "origin": report.base.origin,
+        }
+        if report.base
+        else None,
         "overlay_evr": str(report.patched.evr) if report.patched else None,
         "test_build": report.test_build,
         "site_inputs": report.patched.inputs if report.patched else None,
         "patch_style": report.patched.style if report.patched else None,
         # Site patch file -> its Patch number in the overlay spec, to read rpmbuild's "Patch #N" lines.
         "site_patches": report.patched.patch_numbers if report.patched else {},
-        "failure": {"kind": report.failure.kind.value, "summary": report.failure.summary,
-                    "details": report.failure.details, "patch": report.failure.patch, "file": report.failure.file,
-                    "hunks": report.failure.hunks, "reversed": report.failure.reversed} if report.failure else None,
+        "failure": {
+            "kind": report.failure.kind.value,
+            "summary": report.failure.summary,
+            "details": report.failure.details,
+            "patch": report.failure.patch,
+            "file": report.failure.file,
+            "hunks": report.failure.hunks,
+            "reversed": report.failure.reversed,
+        }
+        if report.failure
+        else None,
         "error": str(report.error) if report.error else None,
         "published": [p.name for p in report.published.added] if report.published else [],
-        "stages": [{"name": s.name, "seconds": round(s.seconds, 3), "ok": s.failure is None and not s.skipped}
-                   for s in report.stages],
+        "stages": [
+            {
+                "name": s.name,
+                "seconds": round(s.seconds, 3),
+                "ok": s.failure is None and not s.skipped,
+            }
+            for s in report.stages
+        ],
     }
     (report.build_dir / "build.json").write_text(json.dumps(record, indent=2) + "\n")

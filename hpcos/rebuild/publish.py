@@ -28,7 +28,15 @@ from hpcos.rpms.content_store import held_with_other_content
 from hpcos.rpms.evr import Evr
 from hpcos.rpms.signing import Signer
 
-__all__ = ["ImmutableBuild", "Published", "Signer", "existing_builds", "publish", "prune", "refuse_replacing"]
+__all__ = [
+    "ImmutableBuild",
+    "Published",
+    "Signer",
+    "existing_builds",
+    "publish",
+    "prune",
+    "refuse_replacing",
+]
 
 PUBLISH_TIMEOUT = 900
 LOCK_TIMEOUT = 1800
@@ -42,8 +50,15 @@ class Published:
     removed: list[Path]
 
 
-def publish(rpms: list[Path], layout: StoreLayout, overlay: str, target: str, keep: int, log: Path,
-            signer: Signer | None = None) -> Published:
+def publish(
+    rpms: list[Path],
+    layout: StoreLayout,
+    overlay: str,
+    target: str,
+    keep: int,
+    log: Path,
+    signer: Signer | None = None,
+) -> Published:
     repo = layout.overlay_repo(overlay, target)
     layout.locks.mkdir(parents=True, exist_ok=True)
     if signer:
@@ -55,8 +70,12 @@ def publish(rpms: list[Path], layout: StoreLayout, overlay: str, target: str, ke
         clean_partial(repo)
         added = [_copy_in(path, repo) for path in rpms]
         removed = prune(repo, keep, {_source_name(p) for p in added})
-        rpmtool.check(["createrepo_c", "--update", str(repo)], log, what="createrepo_c --update",
-                      timeout=PUBLISH_TIMEOUT)
+        rpmtool.check(
+            ["createrepo_c", "--update", str(repo)],
+            log,
+            what="createrepo_c --update",
+            timeout=PUBLISH_TIMEOUT,
+        )
         if signer:
             signer.sign_metadata(repo, log)
     return Published(repo, added, removed)
@@ -95,8 +114,10 @@ def refuse_replacing(rpms: list[Path], repos: list[Path], layout: StoreLayout) -
                 clashes.append(f"{name} (in {repo})")
     clashes += held_with_other_content(layout, digests)
     if clashes:
-        raise ImmutableBuild(f"refusing to publish a different build under an existing name: {', '.join(clashes)}; "
-                             "a new build of the same base needs a new release (hpcos build counts up: .hpc1.2)")
+        raise ImmutableBuild(
+            f"refusing to publish a different build under an existing name: {', '.join(clashes)}; "
+            "a new build of the same base needs a new release (hpcos build counts up: .hpc1.2)"
+        )
 
 
 class ImmutableBuild(UserError):
@@ -129,10 +150,14 @@ def prune(repo: Path, keep: int, source_names: set[str]) -> list[Path]:
     for path in repo.glob("*.rpm"):
         name = _source_name(path)
         if name in source_names:
-            builds.setdefault(name, {}).setdefault(rpmtool.evr(rpmtool.header(path)), []).append(path)
+            builds.setdefault(name, {}).setdefault(rpmtool.evr(rpmtool.header(path)), []).append(
+                path
+            )
     removed = []
     for by_evr in builds.values():
-        newest_first = sorted(by_evr, key=functools.cmp_to_key(lambda a, b: a.compare(b)), reverse=True)
+        newest_first = sorted(
+            by_evr, key=functools.cmp_to_key(lambda a, b: a.compare(b)), reverse=True
+        )
         for evr in newest_first[keep:]:
             for path in by_evr[evr]:
                 path.unlink()

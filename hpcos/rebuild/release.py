@@ -57,7 +57,7 @@ def site_build(release: str, tag: str) -> tuple[str, int] | None:
     if not matches:
         return None
     match = matches[-1]
-    base = release[:match.start()] + release[match.end():]
+    base = release[: match.start()] + release[match.end() :]
     return (base, int(match.group(1) or 1)) if base else None
 
 
@@ -70,6 +70,11 @@ def base_of(overlay: Evr, tag: str) -> Evr | None:
 def next_counter(base: Evr, tag: str, existing: set[Evr] | list[Evr]) -> int:
     """The build counter for a new overlay build of ``base``: one past every build of it that any
     repository or snapshot already holds, so no NEVRA is ever published twice."""
-    counters = [found[1] for evr in existing if (evr.epoch, evr.version) == (base.epoch, base.version)
-                and (found := site_build(evr.release, tag)) and found[0] == base.release]
+    counters = [
+        found[1]
+        for evr in existing
+        if (evr.epoch, evr.version) == (base.epoch, base.version)
+        and (found := site_build(evr.release, tag))
+        and found[0] == base.release
+    ]
     return max(counters, default=0) + 1

@@ -35,8 +35,13 @@ class Srpm:
     origin: str
 
 
-def base_repos(spec_set: SpecSet, package: Package, target: str, layout: StoreLayout,
-               source_repo: str | None = None) -> list[str]:
+def base_repos(
+    spec_set: SpecSet,
+    package: Package,
+    target: str,
+    layout: StoreLayout,
+    source_repo: str | None = None,
+) -> list[str]:
     """Repositories that may hold the base build, in the order they are asked.
 
     ``--source-repo`` alone when given.  Otherwise the mirror's entry in the ``daily`` environment
@@ -59,8 +64,15 @@ def base_repos(spec_set: SpecSet, package: Package, target: str, layout: StoreLa
     return repos
 
 
-def fetch(spec_set: SpecSet, package: Package, target: str, layout: StoreLayout, dest: Path,
-          log: Path, source_repo: str | None = None) -> Srpm:
+def fetch(
+    spec_set: SpecSet,
+    package: Package,
+    target: str,
+    layout: StoreLayout,
+    dest: Path,
+    log: Path,
+    source_repo: str | None = None,
+) -> Srpm:
     """Put the package's upstream SRPM into ``dest``, verified."""
     upstream = package.upstream
     dest.mkdir(parents=True, exist_ok=True)
@@ -78,15 +90,23 @@ def fetch(spec_set: SpecSet, package: Package, target: str, layout: StoreLayout,
         srpm = dest / origin.rstrip("/").rsplit("/", 1)[-1]
         _download(origin, srpm)
     else:
-        srpm, origin = _dnf_download_source(base_repos(spec_set, package, target, layout, source_repo),
-                                            upstream.srpm_name or package.name,
-                                            spec_set.site.targets[target].release, dest, log)
+        srpm, origin = _dnf_download_source(
+            base_repos(spec_set, package, target, layout, source_repo),
+            upstream.srpm_name or package.name,
+            spec_set.site.targets[target].release,
+            dest,
+            log,
+        )
 
     digest = file_digest(srpm)
     if upstream.sha256 and digest != upstream.sha256:
-        raise SourceError(f"{package.name}: {srpm.name} sha256 is {digest}, upstream.sha256 expects "
-                          f"{upstream.sha256}")
-    key = upstream.gpgkey or (spec_set.site.mirrors[upstream.mirror].gpgkey if upstream.mirror else None)
+        raise SourceError(
+            f"{package.name}: {srpm.name} sha256 is {digest}, upstream.sha256 expects "
+            f"{upstream.sha256}"
+        )
+    key = upstream.gpgkey or (
+        spec_set.site.mirrors[upstream.mirror].gpgkey if upstream.mirror else None
+    )
     if key:
         verify_signature(srpm, spec_set.expand(key, target), dest / "keys", log, spec_set.root)
     hdr = rpmtool.header(srpm)
@@ -108,37 +128,62 @@ def verify_signature(path: Path, key: str, keyring_dir: Path, log: Path, specs_r
             raise SourceError(f"signing key not found: {local}")
         shutil.copyfile(local, key_file)
     with tempfile.TemporaryDirectory(dir=keyring_dir) as dbpath:
-        rpmtool.check(["rpmkeys", "--dbpath", dbpath, "--import", str(key_file)], log,
-                      what=f"importing signing key {key}", timeout=60)
-        proc = rpmtool.run(["rpmkeys", "--dbpath", dbpath, "--checksig", "-v", str(path)], log, timeout=60)
+        rpmtool.check(
+            ["rpmkeys", "--dbpath", dbpath, "--import", str(key_file)],
+            log,
+            what=f"importing signing key {key}",
+            timeout=60,
+        )
+        proc = rpmtool.run(
+            ["rpmkeys", "--dbpath", dbpath, "--checksig", "-v", str(path)], log, timeout=60
+        )
     # An unsigned package passes a bare digest check, so require a verified signature line.
-    verified = [line for line in proc.stdout.splitlines() if "Signature" in line and line.rstrip().endswith("OK")]
+    verified = [
+        line
+        for line in proc.stdout.splitlines()
+        if "Signature" in line and line.rstrip().endswith("OK")
+    ]
     if proc.exit_code != 0 or not verified:
-        bad = next((line.strip() for line in proc.stdout.splitlines() if "BAD" in line or "NOKEY" in line),
-                   "no signature made with the configured key")
+        bad = next(
+            (line.strip() for line in proc.stdout.splitlines() if "BAD" in line or "NOKEY" in line),
+            "no signature made with the configured key",
+        )
         raise SourceError(f"{path.name}: signature check failed against {key}: {bad}")
 
 
 def _download(url: str, dest: Path) -> None:
     try:
-        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as response, dest.open("wb") as f:
+        with (
+            urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as response,
+            dest.open("wb") as f,
+        ):
             shutil.copyfileobj(response, f)
     except (urllib.error.URLError, OSError, ValueError) as exc:
         raise SourceError(f"cannot download {url}: {getattr(exc, 'reason', exc)}") from None
 
 
-def _dnf_download_source(repos: list[str], name: str, releasever: int, dest: Path, log: Path) -> tuple[Path, str]:
+def _dnf_download_source(
+    repos: list[str], name: str, releasever: int, dest: Path, log: Path
+) -> tuple[Path, str]:
     """The newest ``name`` SRPM from the first repository that has it, and that repository."""
     tried = []
     for i, repo_url in enumerate(repos):
         before = set(dest.glob("*.src.rpm"))
-        cmd = ["dnf", "download", "--source",
-               *rpmtool.dnf_repo_args(repo_url, "base", releasever, dest / f"dnf-cache-{i}"), f"--destdir={dest}", name]
+        cmd = [
+            "dnf",
+            "download",
+            "--source",
+            *rpmtool.dnf_repo_args(repo_url, "base", releasever, dest / f"dnf-cache-{i}"),
+            f"--destdir={dest}",
+            name,
+        ]
         proc = rpmtool.run(cmd, log, timeout=DOWNLOAD_TIMEOUT)
         fetched = sorted(set(dest.glob("*.src.rpm")) - before)
         if proc.exit_code == 0 and fetched:
             return fetched[-1], repo_url
         last = next((line for line in reversed(proc.stdout.splitlines()) if line.strip()), "")
         tried.append(f"{repo_url} ({last.strip()})")
-    raise SourceError(f"no source package {name!r} in {'; '.join(tried)}; a binary-only repository has no "
-                      "SRPMs: pass --source-repo with the upstream source repository")
+    raise SourceError(
+        f"no source package {name!r} in {'; '.join(tried)}; a binary-only repository has no "
+        "SRPMs: pass --source-repo with the upstream source repository"
+    )

@@ -50,8 +50,10 @@ class UpstreamStatus:
         if self.upstream > self.overlay_base:
             return f"{name}: upstream {self.upstream} is newer than the base of overlay {self.overlay}: rebuild due"
         if self.inputs_changed:
-            return (f"{name}: the site patches or spec edits changed since overlay {self.overlay} "
-                    f"(site inputs {self.overlay_inputs or 'unknown'} -> {self.site_inputs}): rebuild due")
+            return (
+                f"{name}: the site patches or spec edits changed since overlay {self.overlay} "
+                f"(site inputs {self.overlay_inputs or 'unknown'} -> {self.site_inputs}): rebuild due"
+            )
         return f"{name}: overlay {self.overlay} is current (upstream {self.upstream})"
 
 
@@ -83,11 +85,19 @@ def recorded_inputs(overlay_repo: Path, name: str, evr: Evr) -> str | None:
 def newest(repo_url: str, name: str, releasever: int, arch: str | None, log: Path) -> Evr | None:
     """Newest EVR of ``name`` in a repository (binary or source packages), by rpm's order."""
     with tempfile.TemporaryDirectory(prefix="hpcos-repoquery-") as cache:
-        cmd = ["dnf", "repoquery", "--quiet", *rpmtool.dnf_repo_args(repo_url, "q", releasever, Path(cache)),
-               "--qf", "%{name}|%{epoch}|%{version}|%{release}|%{arch}"]
+        cmd = [
+            "dnf",
+            "repoquery",
+            "--quiet",
+            *rpmtool.dnf_repo_args(repo_url, "q", releasever, Path(cache)),
+            "--qf",
+            "%{name}|%{epoch}|%{version}|%{release}|%{arch}",
+        ]
         if arch:
             cmd += ["--arch", arch]
-        out = rpmtool.check(cmd + [name], log, what=f"dnf repoquery {name} in {repo_url}", timeout=QUERY_TIMEOUT)
+        out = rpmtool.check(
+            cmd + [name], log, what=f"dnf repoquery {name} in {repo_url}", timeout=QUERY_TIMEOUT
+        )
     found = []
     for line in out.splitlines():
         fields = line.strip().split("|")
@@ -96,11 +106,20 @@ def newest(repo_url: str, name: str, releasever: int, arch: str | None, log: Pat
     return max(found, key=functools.cmp_to_key(lambda a, b: a.compare(b))) if found else None
 
 
-def check(package: Package, base_repos: list[str], overlay_repo: Path, releasever: int, log: Path,
-          site_inputs: str | None = None) -> UpstreamStatus:
+def check(
+    package: Package,
+    base_repos: list[str],
+    overlay_repo: Path,
+    releasever: int,
+    log: Path,
+    site_inputs: str | None = None,
+) -> UpstreamStatus:
     """``base_repos`` in order (source.base_repos): the first that has the package answers."""
     name = package.upstream.srpm_name or package.name
-    upstream = next((evr for evr in (newest(url, name, releasever, None, log) for url in base_repos) if evr), None)
+    upstream = next(
+        (evr for evr in (newest(url, name, releasever, None, log) for url in base_repos) if evr),
+        None,
+    )
     if upstream is None:
         raise UserError(f"{package.name}: no package named {name!r} in {', '.join(base_repos)}")
     overlay = None

@@ -89,10 +89,18 @@ def _writers_stopped(layout: StoreLayout) -> Iterator[None]:
         held.enter_context(store_lock(layout, "store backup"))
         overlays = layout.root / "overlays"
         if overlays.is_dir():
-            for overlay in sorted(p for p in overlays.iterdir() if p.is_dir() and not p.is_symlink()):
-                for target in sorted(p for p in overlay.iterdir() if p.is_dir() and not p.is_symlink()):
-                    held.enter_context(FileLock(str(layout.overlay_repo_lock(overlay.name, target.name)),
-                                                timeout=LOCK_TIMEOUT))
+            for overlay in sorted(
+                p for p in overlays.iterdir() if p.is_dir() and not p.is_symlink()
+            ):
+                for target in sorted(
+                    p for p in overlay.iterdir() if p.is_dir() and not p.is_symlink()
+                ):
+                    held.enter_context(
+                        FileLock(
+                            str(layout.overlay_repo_lock(overlay.name, target.name)),
+                            timeout=LOCK_TIMEOUT,
+                        )
+                    )
         if layout.ticket_queue.is_dir():
             held.enter_context(FileLock(str(layout.ticket_queue_lock), timeout=LOCK_TIMEOUT))
         yield
@@ -126,15 +134,20 @@ def backup(layout: StoreLayout, directory: Path) -> Manifest:
         raise BackupError(f"store {root}: no such directory, nothing to back up")
     directory = directory.absolute()
     if directory == root or root in directory.parents:
-        raise BackupError(f"backup directory {directory} is inside the store {root}; choose a place outside it")
+        raise BackupError(
+            f"backup directory {directory} is inside the store {root}; choose a place outside it"
+        )
     directory.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     archive = directory / f"{PREFIX}{stamp}.tar"
     partial = directory / f".{archive.name}.partial-{os.getpid()}"
     members = 0
     try:
-        with _writers_stopped(layout), tempfile.TemporaryDirectory(prefix=".hpcos-backup-", dir=directory) as work, \
-                tarfile.open(partial, "w", format=tarfile.PAX_FORMAT) as tar:
+        with (
+            _writers_stopped(layout),
+            tempfile.TemporaryDirectory(prefix=".hpcos-backup-", dir=directory) as work,
+            tarfile.open(partial, "w", format=tarfile.PAX_FORMAT) as tar,
+        ):
             tar.add(root, arcname="store", recursive=False)
             for path in _walk(root):
                 name = "store/" + path.relative_to(root).as_posix()
@@ -154,19 +167,34 @@ def backup(layout: StoreLayout, directory: Path) -> Manifest:
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
-    manifest = Manifest(archive=archive.name, sha256=file_digest(archive), size=archive.stat().st_size,
-                        members=members, store=str(root), created=stamp, hpcos=__version__)
+    manifest = Manifest(
+        archive=archive.name,
+        sha256=file_digest(archive),
+        size=archive.stat().st_size,
+        members=members,
+        store=str(root),
+        created=stamp,
+        hpcos=__version__,
+    )
     # Written last: a backup is complete when its manifest is there.
-    write_text_atomically(directory / f"{PREFIX}{stamp}.json", json.dumps(asdict(manifest), indent=2))
+    write_text_atomically(
+        directory / f"{PREFIX}{stamp}.json", json.dumps(asdict(manifest), indent=2)
+    )
     fsync_dir(directory)
-    log.info("backed up %s: %d entries, %.1f MiB in %s", root, members, manifest.size / 2**20, archive)
+    log.info(
+        "backed up %s: %d entries, %.1f MiB in %s", root, members, manifest.size / 2**20, archive
+    )
     return manifest
 
 
 def _copy_sqlite(source: Path, dest: Path) -> None:
     """A consistent copy of a live SQLite database (its WAL included), through SQLite's backup API."""
-    with contextlib.closing(sqlite3.connect(f"file:{quote(str(source))}?mode=ro", uri=True, timeout=60)) as src, \
-            contextlib.closing(sqlite3.connect(dest)) as out:
+    with (
+        contextlib.closing(
+            sqlite3.connect(f"file:{quote(str(source))}?mode=ro", uri=True, timeout=60)
+        ) as src,
+        contextlib.closing(sqlite3.connect(dest)) as out,
+    ):
         src.backup(out)
 
 
@@ -180,18 +208,24 @@ def latest(directory: Path) -> Manifest:
         except BadStoreFile as exc:
             log.warning("skipped %s", exc)
             continue
-        if Path(manifest.archive).name != manifest.archive or not manifest.archive.startswith(PREFIX):
+        if Path(manifest.archive).name != manifest.archive or not manifest.archive.startswith(
+            PREFIX
+        ):
             log.warning("skipped %s: names an archive outside its directory", path)
             continue
         return manifest
-    raise BackupError(f"{directory}: no complete backup (an archive {PREFIX}*.tar with its .json manifest)")
+    raise BackupError(
+        f"{directory}: no complete backup (an archive {PREFIX}*.tar with its .json manifest)"
+    )
 
 
 def restore(layout: StoreLayout, directory: Path) -> Manifest:
     """Restore the newest complete backup of ``directory`` into the store, which must be empty or absent."""
     root = layout.root
     if root.is_symlink() or (root.exists() and (not root.is_dir() or any(root.iterdir()))):
-        raise BackupError(f"store {root} is not empty: restore into a new, empty store (--store DIR)")
+        raise BackupError(
+            f"store {root} is not empty: restore into a new, empty store (--store DIR)"
+        )
     manifest = latest(directory.absolute())
     archive = directory.absolute() / manifest.archive
     if not archive.is_file() or file_digest(archive) != manifest.sha256:
@@ -202,7 +236,9 @@ def restore(layout: StoreLayout, directory: Path) -> Manifest:
         with tarfile.open(archive, "r") as tar:
             for member in tar:
                 if member.name != "store" and not member.name.startswith("store/"):
-                    raise BackupError(f"{archive}: member {member.name[:100]!r} is not under store/")
+                    raise BackupError(
+                        f"{archive}: member {member.name[:100]!r} is not under store/"
+                    )
             # The data filter refuses absolute names, links that leave the tree, devices and setuid bits.
             tar.extractall(staging, filter="data")
         if root.exists():
@@ -213,5 +249,11 @@ def restore(layout: StoreLayout, directory: Path) -> Manifest:
         raise BackupError(f"{archive}: cannot be restored: {exc}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    log.info("restored %s from %s (%d entries, taken %s)", root, archive, manifest.members, manifest.created)
+    log.info(
+        "restored %s from %s (%d entries, taken %s)",
+        root,
+        archive,
+        manifest.members,
+        manifest.created,
+    )
     return manifest

@@ -61,45 +61,70 @@ def snapshot_for(layout: StoreLayout, env: str, snapshot_id: str | None = None) 
     return store.get(current)
 
 
-def sections(spec_set: SpecSet, layout: StoreLayout, env: str, *, target: str | None = None,
-             environments_url: str | None = None, snapshots_url: str | None = None, pinned: bool = False,
-             snapshot_id: str | None = None, gpgcheck: bool = True,
-             overlay_gpgkey: str | None = None) -> list[RepoSection]:
+def sections(
+    spec_set: SpecSet,
+    layout: StoreLayout,
+    env: str,
+    *,
+    target: str | None = None,
+    environments_url: str | None = None,
+    snapshots_url: str | None = None,
+    pinned: bool = False,
+    snapshot_id: str | None = None,
+    gpgcheck: bool = True,
+    overlay_gpgkey: str | None = None,
+) -> list[RepoSection]:
     """One section per mirror and overlay repository of ``env``'s snapshot for ``target``.
 
     ``environments_url``/``snapshots_url``: where the web server serves ``environments/`` and
     ``snapshots/`` (default: ``file://`` URLs of the store, for the repository host and tests)."""
     site = spec_set.site
     if env not in site.environments:
-        raise UserError(f"unknown environment {env!r}; expected one of: {', '.join(site.environments)}")
+        raise UserError(
+            f"unknown environment {env!r}; expected one of: {', '.join(site.environments)}"
+        )
     if target is None:
         if len(site.targets) != 1:
-            raise UserError(f"the site has several targets ({', '.join(site.targets)}): say which with --target")
+            raise UserError(
+                f"the site has several targets ({', '.join(site.targets)}): say which with --target"
+            )
         target = next(iter(site.targets))
     if target not in site.targets:
         raise UserError(f"unknown target {target!r}; expected one of: {', '.join(site.targets)}")
     snapshot = snapshot_for(layout, env, snapshot_id)
     if pinned or snapshot_id:
-        base = (snapshots_url or layout.snapshots.resolve().as_uri()).rstrip("/") + f"/{snapshot.id}"
+        base = (snapshots_url or layout.snapshots.resolve().as_uri()).rstrip(
+            "/"
+        ) + f"/{snapshot.id}"
     else:
         base = (environments_url or layout.environments.resolve().as_uri()).rstrip("/") + f"/{env}"
     found = []
-    for kind, names, priority in (("overlay", site.overlays, OVERLAY_PRIORITY),
-                                  ("mirror", site.mirrors, MIRROR_PRIORITY)):
+    for kind, names, priority in (
+        ("overlay", site.overlays, OVERLAY_PRIORITY),
+        ("mirror", site.mirrors, MIRROR_PRIORITY),
+    ):
         for name in sorted(names):
             entry = f"{name}-{target}"
             if entry not in snapshot.entries:
                 continue
             gpgkey = overlay_gpgkey if kind == "overlay" else site.mirrors[name].gpgkey
             signed = (snapshot.entry_dir(entry) / "repodata" / "repomd.xml.asc").is_file()
-            found.append(RepoSection(
-                repoid=f"{REPO_PREFIX}-{entry}", name=f"{site.name} {entry} ({env}, {kind})",
-                baseurl=_ini_value(f"{base}/{entry}/"), priority=priority, gpgcheck=gpgcheck,
-                gpgkey=_ini_value(gpgkey) if gpgkey else None,
-                # Without a key to check it with, dnf would refuse the repository outright.
-                repo_gpgcheck=gpgcheck and signed and bool(gpgkey)))
+            found.append(
+                RepoSection(
+                    repoid=f"{REPO_PREFIX}-{entry}",
+                    name=f"{site.name} {entry} ({env}, {kind})",
+                    baseurl=_ini_value(f"{base}/{entry}/"),
+                    priority=priority,
+                    gpgcheck=gpgcheck,
+                    gpgkey=_ini_value(gpgkey) if gpgkey else None,
+                    # Without a key to check it with, dnf would refuse the repository outright.
+                    repo_gpgcheck=gpgcheck and signed and bool(gpgkey),
+                )
+            )
     if not found:
-        raise UserError(f"snapshot {snapshot.id} of {env!r} has no repository for target {target!r}")
+        raise UserError(
+            f"snapshot {snapshot.id} of {env!r} has no repository for target {target!r}"
+        )
     return found
 
 
@@ -107,10 +132,19 @@ def repo_file(sections: list[RepoSection], header: str = "") -> str:
     """The dnf ``.repo`` file (``/etc/yum.repos.d/hpcos.repo``)."""
     lines = [f"# {line}" for line in header.splitlines()]
     for s in sections:
-        lines += ["", f"[{s.repoid}]", f"name={_ini_value(s.name)}", f"baseurl={s.baseurl}", "enabled=1",
-                  f"priority={s.priority}", f"gpgcheck={int(s.gpgcheck)}", f"repo_gpgcheck={int(s.repo_gpgcheck)}",
-                  # A pointer switch changes repomd.xml under the same URL: never trust a cached copy.
-                  "metadata_expire=0", "skip_if_unavailable=0"]
+        lines += [
+            "",
+            f"[{s.repoid}]",
+            f"name={_ini_value(s.name)}",
+            f"baseurl={s.baseurl}",
+            "enabled=1",
+            f"priority={s.priority}",
+            f"gpgcheck={int(s.gpgcheck)}",
+            f"repo_gpgcheck={int(s.repo_gpgcheck)}",
+            # A pointer switch changes repomd.xml under the same URL: never trust a cached copy.
+            "metadata_expire=0",
+            "skip_if_unavailable=0",
+        ]
         if s.gpgkey:
             lines.append(f"gpgkey={s.gpgkey}")
     return "\n".join(lines).lstrip("\n") + "\n"
@@ -119,5 +153,7 @@ def repo_file(sections: list[RepoSection], header: str = "") -> str:
 def kickstart(sections: list[RepoSection]) -> str:
     """Kickstart ``repo`` lines for provisioning (Cobbler, Warewulf, xCAT): ``--cost`` orders them as
     the priorities do, ``--install`` leaves the same repositories configured on the installed node."""
-    return "".join(f"repo --name={s.repoid} --baseurl={s.baseurl} --cost={s.priority} --install\n"
-                   for s in sections)
+    return "".join(
+        f"repo --name={s.repoid} --baseurl={s.baseurl} --cost={s.priority} --install\n"
+        for s in sections
+    )

@@ -86,7 +86,9 @@ class DeploymentRecord:
     def from_dict(cls, data: dict, where: str = "deployment record") -> DeploymentRecord:
         """A record read back from the store, validated field by field (``BadStoreFile`` when not one)."""
         record = dataclass_from(cls, data, where)
-        record.nodes = {name: dataclass_from(NodeDeployment, node, where) for name, node in record.nodes.items()}
+        record.nodes = {
+            name: dataclass_from(NodeDeployment, node, where) for name, node in record.nodes.items()
+        }
         return record
 
 
@@ -109,7 +111,9 @@ def records(layout: StoreLayout) -> list[DeploymentRecord]:
     found = []
     for path in layout.deployments.glob("*.json"):
         try:
-            found.append(DeploymentRecord.from_dict(read_json(path, what="deployment record"), str(path)))
+            found.append(
+                DeploymentRecord.from_dict(read_json(path, what="deployment record"), str(path))
+            )
         except BadStoreFile as exc:
             move_aside(path, layout.quarantine, f"deployment records: {exc}")
         except FileNotFoundError:
@@ -117,8 +121,9 @@ def records(layout: StoreLayout) -> list[DeploymentRecord]:
     return sorted(found, key=lambda r: (r.started, r.deploy_id))
 
 
-def node_states(layout: StoreLayout, cluster: str, profile_sha256: str,
-                before: datetime | None = None) -> dict[str, tuple[str, bool]]:
+def node_states(
+    layout: StoreLayout, cluster: str, profile_sha256: str, before: datetime | None = None
+) -> dict[str, tuple[str, bool]]:
     """Per node of this cluster profile: the snapshot its latest deployment (finished ``before``, when
     given) targeted and whether it was verified.  A later deployment to a node replaces what an earlier
     one proved about it."""

@@ -20,7 +20,9 @@ from hpcos.repo.snapshots import Snapshot, SnapshotStore
 class RepoDiff:
     added: list[str] = field(default_factory=list)  # NEVRAs
     removed: list[str] = field(default_factory=list)
-    updated: list[tuple[str, str, str]] = field(default_factory=list)  # (name.arch, old EVRs, new EVRs)
+    updated: list[tuple[str, str, str]] = field(
+        default_factory=list
+    )  # (name.arch, old EVRs, new EVRs)
     status: str = "changed"  # or "added" / "removed": the whole repository
 
     @property
@@ -33,8 +35,10 @@ def resolve(layout: StoreLayout, name: str) -> Snapshot:
     store = SnapshotStore(layout.snapshots)
     current = Environments(layout).environment(name).current()
     if current is None and not store.exists(name):
-        raise UserError(f"{name!r} is neither an environment with a snapshot nor a snapshot id "
-                        f"(see `hpcos repo status`)")
+        raise UserError(
+            f"{name!r} is neither an environment with a snapshot nor a snapshot id "
+            f"(see `hpcos repo status`)"
+        )
     return store.get(current or name)
 
 

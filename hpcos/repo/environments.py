@@ -30,7 +30,13 @@ from pathlib import Path
 from hpcos.core import failpoints
 from hpcos.core.errors import UserError
 from hpcos.core.files import fsync_dir, write_text_atomically
-from hpcos.core.store_files import BadStoreFile, dataclass_from, move_aside, read_bytes_limited, read_json
+from hpcos.core.store_files import (
+    BadStoreFile,
+    dataclass_from,
+    move_aside,
+    read_bytes_limited,
+    read_json,
+)
 from hpcos.core.store_layout import StoreLayout
 from hpcos.core.text import first_unprintable, is_printable_line, one_line
 
@@ -72,16 +78,20 @@ def _pointer_name(name: str, what: str) -> str:
     """A name given on the command line, checked before it becomes a path beside the pointers and their
     records (``daily.log`` is a record, ``../x`` is outside the store)."""
     if not _POINTER_NAME.fullmatch(name) or name.endswith(LOG_SUFFIX):
-        raise UserError(f"{name[:100]!r} is not an {what} name (letters, digits and _ . -, not ending in "
-                        f"{LOG_SUFFIX})")
+        raise UserError(
+            f"{name[:100]!r} is not an {what} name (letters, digits and _ . -, not ending in "
+            f"{LOG_SUFFIX})"
+        )
     return name
 
 
 def checked_reason(text: str) -> str:
     """A reason given on the command line: one line of printable text (``str.isprintable()``), bounded."""
     if not is_printable_line(text) or len(text) > REASON_LIMIT:
-        raise UserError(f"--reason: one line of printable text of at most {REASON_LIMIT} characters, please"
-                        + (f" (found {first_unprintable(text)})" if first_unprintable(text) else ""))
+        raise UserError(
+            f"--reason: one line of printable text of at most {REASON_LIMIT} characters, please"
+            + (f" (found {first_unprintable(text)})" if first_unprintable(text) else "")
+        )
     return text
 
 
@@ -95,13 +105,17 @@ def _valid_record(data: object, where: str) -> Record:
     record = dataclass_from(Record, data, where)
     if record.action not in ACTIONS:
         raise BadStoreFile(f"{where}: unknown action")
-    if not is_snapshot_id(record.snapshot) or not (record.previous is None or is_snapshot_id(record.previous)):
+    if not is_snapshot_id(record.snapshot) or not (
+        record.previous is None or is_snapshot_id(record.previous)
+    ):
         raise BadStoreFile(f"{where}: a snapshot id that is not one")
     return record
 
 
 class Pointer:
-    def __init__(self, directory: Path, name: str, snapshots_root: Path, journal: Path | None = None):
+    def __init__(
+        self, directory: Path, name: str, snapshots_root: Path, journal: Path | None = None
+    ):
         self.directory = directory
         self.name = name
         self.path = directory / name
@@ -118,7 +132,8 @@ class Pointer:
             return None
         snapshot = os.path.basename(target)
         if not is_snapshot_id(snapshot) or os.path.normpath(
-                os.path.join(self.directory, target)) != os.path.normpath(self.snapshots_root / snapshot):
+            os.path.join(self.directory, target)
+        ) != os.path.normpath(self.snapshots_root / snapshot):
             return None
         return snapshot
 
@@ -126,7 +141,11 @@ class Pointer:
         """The pointer's records; a line that is not a valid record is left out (a kill mid-append cuts
         the last line; a hand-edited line never becomes a snapshot to roll back to)."""
         try:
-            lines = read_bytes_limited(self.log_path, what="pointer record").decode("utf-8", "replace").splitlines()
+            lines = (
+                read_bytes_limited(self.log_path, what="pointer record")
+                .decode("utf-8", "replace")
+                .splitlines()
+            )
         except FileNotFoundError:
             return []
         out = []
@@ -152,7 +171,9 @@ class Pointer:
         stack = self.history()
         return stack[-2] if len(stack) >= 2 else None
 
-    def switch(self, snapshot_id: str, action: str, reason: str = "", forced: bool = False) -> Record:
+    def switch(
+        self, snapshot_id: str, action: str, reason: str = "", forced: bool = False
+    ) -> Record:
         return switch_together([(self, snapshot_id)], action, reason=reason, forced=forced)[0]
 
     def _point_at(self, snapshot_id: str) -> None:
@@ -171,11 +192,15 @@ class Pointer:
         # One write on an O_APPEND descriptor: records never interleave, and a kill cuts at most this line.
         # O_NOFOLLOW: a record that is a symlink never appends a line to a file outside the store.
         try:
-            fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644)
+            fd = os.open(
+                self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644
+            )
         except OSError as exc:
             if exc.errno == errno.ELOOP:
-                raise BadStoreFile(f"{self.log_path}: a symbolic link, not a pointer record; move it away "
-                                   f"and run again") from None
+                raise BadStoreFile(
+                    f"{self.log_path}: a symbolic link, not a pointer record; move it away "
+                    f"and run again"
+                ) from None
             raise
         try:
             if os.fstat(fd).st_size and not self._ends_with_newline():
@@ -196,32 +221,66 @@ class Pointer:
         stack = self.history()
         if current is None or (stack and stack[-1] == current):
             return None
-        record = Record(action="recovered", snapshot=current, previous=stack[-1] if stack else None,
-                        user=who(), time=datetime.now(UTC).isoformat(timespec="seconds"),
-                        reason="pointer was switched by a run that was killed before it wrote this record")
+        record = Record(
+            action="recovered",
+            snapshot=current,
+            previous=stack[-1] if stack else None,
+            user=who(),
+            time=datetime.now(UTC).isoformat(timespec="seconds"),
+            reason="pointer was switched by a run that was killed before it wrote this record",
+        )
         self._append(record)
         return record
 
 
-def switch_together(moves: list[tuple[Pointer, str]], action: str, reason: str = "",
-                    forced: bool = False) -> list[Record]:
+def switch_together(
+    moves: list[tuple[Pointer, str]], action: str, reason: str = "", forced: bool = False
+) -> list[Record]:
     """Move every pointer of ``moves`` to its snapshot as one transaction (see the module docstring).
 
     The caller holds the store lock and has committed every snapshot named."""
     if not moves:
         return []
-    reason = one_line(reason, REASON_LIMIT)  # the CLI refused a bad --reason; a gate's text is made fit here
+    reason = one_line(
+        reason, REASON_LIMIT
+    )  # the CLI refused a bad --reason; a gate's text is made fit here
     journal = moves[0][0].journal
     now, user = datetime.now(UTC).isoformat(timespec="seconds"), who()
-    planned = [(pointer, Record(action=action, snapshot=snapshot_id, previous=pointer.current(), user=user,
-                                time=now, reason=reason, forced=forced, build_url=os.environ.get("BUILD_URL")))
-               for pointer, snapshot_id in moves]
+    planned = [
+        (
+            pointer,
+            Record(
+                action=action,
+                snapshot=snapshot_id,
+                previous=pointer.current(),
+                user=user,
+                time=now,
+                reason=reason,
+                forced=forced,
+                build_url=os.environ.get("BUILD_URL"),
+            ),
+        )
+        for pointer, snapshot_id in moves
+    ]
     journal.parent.mkdir(parents=True, exist_ok=True)
     # The directory is written relative to the journal's own (``""`` or ``published``): a restored or
     # moved store completes its journal in place, and the reader accepts nothing else.
-    write_text_atomically(journal, json.dumps(
-        [{"directory": "" if p.directory == journal.parent else os.path.relpath(p.directory, journal.parent),
-          "name": p.name, "record": asdict(r)} for p, r in planned], indent=1))
+    write_text_atomically(
+        journal,
+        json.dumps(
+            [
+                {
+                    "directory": ""
+                    if p.directory == journal.parent
+                    else os.path.relpath(p.directory, journal.parent),
+                    "name": p.name,
+                    "record": asdict(r),
+                }
+                for p, r in planned
+            ],
+            indent=1,
+        ),
+    )
     fsync_dir(journal.parent)
     failpoints.reached("switch:journaled")
     for pointer, record in planned:
@@ -244,20 +303,33 @@ class Environments:
         return self.layout.environments / JOURNAL
 
     def environment(self, name: str) -> Pointer:
-        return Pointer(self.layout.environments, _pointer_name(name, "environment"), self.layout.snapshots,
-                       self.journal)
+        return Pointer(
+            self.layout.environments,
+            _pointer_name(name, "environment"),
+            self.layout.snapshots,
+            self.journal,
+        )
 
     def published(self, overlay: str) -> Pointer:
-        return Pointer(self.layout.environments / PUBLISHED_DIR, _pointer_name(overlay, "overlay"),
-                       self.layout.snapshots, self.journal)
+        return Pointer(
+            self.layout.environments / PUBLISHED_DIR,
+            _pointer_name(overlay, "overlay"),
+            self.layout.snapshots,
+            self.journal,
+        )
 
     def all_pointers(self) -> list[Pointer]:
         pointers = []
-        for directory, make in ((self.layout.environments, self.environment),
-                                (self.layout.environments / PUBLISHED_DIR, self.published)):
+        for directory, make in (
+            (self.layout.environments, self.environment),
+            (self.layout.environments / PUBLISHED_DIR, self.published),
+        ):
             if directory.is_dir():
-                pointers += [make(p.name) for p in sorted(directory.iterdir())
-                             if p.is_symlink() and not p.name.startswith(TMP_MARK)]
+                pointers += [
+                    make(p.name)
+                    for p in sorted(directory.iterdir())
+                    if p.is_symlink() and not p.name.startswith(TMP_MARK)
+                ]
         return pointers
 
     def clean_leftovers(self) -> list[tuple[Pointer, Record]]:
@@ -270,12 +342,19 @@ class Environments:
                         p.unlink(missing_ok=True)
         completed = self.complete_journal()
         for pointer, record in completed:
-            log.info("completed %s of %s to %s, which a killed run had begun", record.action, pointer.name,
-                     record.snapshot)
+            log.info(
+                "completed %s of %s to %s, which a killed run had begun",
+                record.action,
+                pointer.name,
+                record.snapshot,
+            )
         for pointer in self.all_pointers():
             if pointer.current() is None:
-                move_aside(pointer.path, self.layout.quarantine,
-                           f"{pointer.path}: a pointer that names no snapshot of this store")
+                move_aside(
+                    pointer.path,
+                    self.layout.quarantine,
+                    f"{pointer.path}: a pointer that names no snapshot of this store",
+                )
                 continue
             pointer.reconcile()
         return completed
@@ -286,7 +365,10 @@ class Environments:
         entries = read_json(self.journal, JOURNAL_BUDGET, "switch journal")
         if not isinstance(entries, list):
             raise BadStoreFile(f"{self.journal}: not a list of switches")
-        folders = {"": self.layout.environments, PUBLISHED_DIR: self.layout.environments / PUBLISHED_DIR}
+        folders = {
+            "": self.layout.environments,
+            PUBLISHED_DIR: self.layout.environments / PUBLISHED_DIR,
+        }
         # A journal of an older hpcos names the folder by its absolute path in this store.
         folders |= {str(path): path for path in list(folders.values())}
         moves = []
@@ -294,14 +376,24 @@ class Environments:
             where = f"{self.journal}: switch {index + 1}"
             if not isinstance(entry, dict) or set(entry) != {"directory", "name", "record"}:
                 raise BadStoreFile(f"{where}: not a switch (directory, name, record)")
-            directory = folders.get(entry["directory"]) if isinstance(entry["directory"], str) else None
+            directory = (
+                folders.get(entry["directory"]) if isinstance(entry["directory"], str) else None
+            )
             if directory is None:
                 raise BadStoreFile(f"{where}: names a folder that holds no pointers of this store")
             name = entry["name"]
-            if not isinstance(name, str) or not _POINTER_NAME.fullmatch(name) or name.endswith(LOG_SUFFIX):
+            if (
+                not isinstance(name, str)
+                or not _POINTER_NAME.fullmatch(name)
+                or name.endswith(LOG_SUFFIX)
+            ):
                 raise BadStoreFile(f"{where}: not a pointer name")
-            moves.append((Pointer(directory, name, self.layout.snapshots, self.journal),
-                          _valid_record(entry["record"], where)))
+            moves.append(
+                (
+                    Pointer(directory, name, self.layout.snapshots, self.journal),
+                    _valid_record(entry["record"], where),
+                )
+            )
         return moves
 
     def complete_journal(self) -> list[tuple[Pointer, Record]]:

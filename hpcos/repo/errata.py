@@ -40,7 +40,9 @@ class Advisory:
 
 @dataclass
 class Errata:
-    changelogs: dict[str, list[ChangelogEntry]] = field(default_factory=dict)  # "name.arch" -> newest first
+    changelogs: dict[str, list[ChangelogEntry]] = field(
+        default_factory=dict
+    )  # "name.arch" -> newest first
     advisories: dict[str, list[Advisory]] = field(default_factory=dict)  # "name.arch" -> advisories
 
 
@@ -48,7 +50,9 @@ def _metadata(repo_dir: Path, kind: str) -> Path | None:
     return locations(repo_dir).get(kind)
 
 
-def changelogs(repo_dir: Path, wanted: dict[str, str], limit: int = 3) -> dict[str, list[ChangelogEntry]]:
+def changelogs(
+    repo_dir: Path, wanted: dict[str, str], limit: int = 3
+) -> dict[str, list[ChangelogEntry]]:
     """The newest ``limit`` changelog entries of each wanted package: ``wanted`` maps "name.arch" to the
     "epoch:version-release" present in ``repo_dir``."""
     path = _metadata(repo_dir, "other")
@@ -62,11 +66,18 @@ def changelogs(repo_dir: Path, wanted: dict[str, str], limit: int = 3) -> dict[s
                     continue
                 key = f"{elem.get('name')}.{elem.get('arch')}"
                 version = elem.find(f"{OTHER_NS}version")
-                evr = "" if version is None else \
-                    f"{version.get('epoch') or '0'}:{version.get('ver')}-{version.get('rel')}"
+                evr = (
+                    ""
+                    if version is None
+                    else f"{version.get('epoch') or '0'}:{version.get('ver')}-{version.get('rel')}"
+                )
                 if wanted.get(key) == evr:
-                    entries = [ChangelogEntry(_day(c.get("date")), c.get("author") or "", (c.text or "").strip())
-                               for c in elem.findall(f"{OTHER_NS}changelog")]
+                    entries = [
+                        ChangelogEntry(
+                            _day(c.get("date")), c.get("author") or "", (c.text or "").strip()
+                        )
+                        for c in elem.findall(f"{OTHER_NS}changelog")
+                    ]
                     entries.sort(key=lambda e: e.date, reverse=True)
                     found[key] = entries[:limit]
                 elem.clear()
@@ -101,7 +112,9 @@ def advisories(repo_dirs: Iterable[Path], wanted: dict[str, str]) -> dict[str, l
                         new = wanted.get(key)
                         if new is None:
                             continue
-                        fixed = f"{pkg.get('epoch') or '0'}:{pkg.get('version')}-{pkg.get('release')}"
+                        fixed = (
+                            f"{pkg.get('epoch') or '0'}:{pkg.get('version')}-{pkg.get('release')}"
+                        )
                         if _evr_compare(fixed, new) <= 0:
                             found.setdefault(key, {})[advisory.id] = advisory
                     elem.clear()
@@ -113,16 +126,22 @@ def advisories(repo_dirs: Iterable[Path], wanted: dict[str, str]) -> dict[str, l
 def _advisory(elem: ET.Element) -> Advisory:
     issued = elem.find("issued")
     refs = tuple(ref.get("id") or ref.get("title") or "" for ref in elem.iter("reference"))
-    return Advisory(id=(elem.findtext("id") or "").strip(), kind=elem.get("type") or "",
-                    severity=(elem.findtext("severity") or "").strip(), title=(elem.findtext("title") or "").strip(),
-                    issued=(issued.get("date") if issued is not None else "") or "",
-                    references=tuple(r for r in refs if r))
+    return Advisory(
+        id=(elem.findtext("id") or "").strip(),
+        kind=elem.get("type") or "",
+        severity=(elem.findtext("severity") or "").strip(),
+        title=(elem.findtext("title") or "").strip(),
+        issued=(issued.get("date") if issued is not None else "") or "",
+        references=tuple(r for r in refs if r),
+    )
 
 
 def _evr_compare(a: str, b: str) -> int:
     """rpm's own ordering of two "epoch:version-release" strings."""
+
     def split(evr: str) -> tuple[str, str, str]:
         epoch, _, rest = evr.rpartition(":")
         version, _, release = rest.rpartition("-")
         return epoch or "0", version, release
+
     return rpm.labelCompare(split(a), split(b))

@@ -40,7 +40,9 @@ def store_lock(layout: StoreLayout, what: str, wait: bool = True) -> Iterator[No
     except Timeout:
         holder = _holder(layout)
         if not wait:
-            raise UserError(f"{what}: the repository store is locked by {holder}; not waiting (--no-wait)") from None
+            raise UserError(
+                f"{what}: the repository store is locked by {holder}; not waiting (--no-wait)"
+            ) from None
         log.info("%s: waiting for %s to finish ...", what, holder)
         lock.acquire()
     try:

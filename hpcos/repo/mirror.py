@@ -31,7 +31,11 @@ from hpcos.site.specs import SpecSet
 log = logging.getLogger("hpcos.repo")
 # A full mirror of a large upstream repository over a slow link; a hung dnf dies at this bound.
 REPOSYNC_TIMEOUT = 3600.0
-ARCHES = {"x86_64": ["x86_64", "i686", "noarch"], "aarch64": ["aarch64", "noarch"], "ppc64le": ["ppc64le", "noarch"]}
+ARCHES = {
+    "x86_64": ["x86_64", "i686", "noarch"],
+    "aarch64": ["aarch64", "noarch"],
+    "ppc64le": ["ppc64le", "noarch"],
+}
 
 
 @dataclass(frozen=True)
@@ -50,17 +54,31 @@ class MirrorJob:
         return f"{self.mirror}-{self.target}"
 
 
-def plan(spec_set: SpecSet, mirrors: list[str] | None = None, targets: list[str] | None = None) -> list[MirrorJob]:
+def plan(
+    spec_set: SpecSet, mirrors: list[str] | None = None, targets: list[str] | None = None
+) -> list[MirrorJob]:
     site = spec_set.site
-    for what, asked, known in (("mirror", mirrors, site.mirrors), ("target", targets, site.targets)):
+    for what, asked, known in (
+        ("mirror", mirrors, site.mirrors),
+        ("target", targets, site.targets),
+    ):
         for name in asked or []:
             if name not in known:
-                raise UserError(f"unknown {what} {name!r}; expected one of: {', '.join(sorted(known))}")
+                raise UserError(
+                    f"unknown {what} {name!r}; expected one of: {', '.join(sorted(known))}"
+                )
     return [
-        MirrorJob(mirror=m, target=t, url=spec_set.expand(site.mirrors[m].url, t),
-                  release=site.targets[t].release, arches=ARCHES[site.targets[t].arch],
-                  excludes=spec_set.mirror_excludes(m), gpgkey=_key_location(spec_set, m, t))
-        for m in (mirrors or site.mirrors) for t in (targets or site.targets)
+        MirrorJob(
+            mirror=m,
+            target=t,
+            url=spec_set.expand(site.mirrors[m].url, t),
+            release=site.targets[t].release,
+            arches=ARCHES[site.targets[t].arch],
+            excludes=spec_set.mirror_excludes(m),
+            gpgkey=_key_location(spec_set, m, t),
+        )
+        for m in (mirrors or site.mirrors)
+        for t in (targets or site.targets)
     ]
 
 
@@ -79,27 +97,53 @@ def download_dir(layout: StoreLayout, job: MirrorJob) -> Path:
 def reposync(job: MirrorJob, dest: Path, cache: Path) -> None:
     dnf = shutil.which("dnf")
     if not dnf:
-        raise UserError("dnf not found: apt-get install dnf dnf-plugins-core (or dnf install dnf-plugins-core)")
+        raise UserError(
+            "dnf not found: apt-get install dnf dnf-plugins-core (or dnf install dnf-plugins-core)"
+        )
     # metadata_expire=0: dnf would otherwise trust cached upstream metadata for 48 hours.
-    cmd = [dnf, "--setopt=reposdir=/dev/null", f"--setopt=cachedir={cache}", f"--releasever={job.release}",
-           "--setopt=metadata_expire=0", "--setopt=skip_if_unavailable=False",
-           f"--repofrompath=hpcos-sync,{job.url}", "--repo", "hpcos-sync",
-           "reposync", "--download-path", str(dest), "--norepopath", "--download-metadata", "--delete"]
+    cmd = [
+        dnf,
+        "--setopt=reposdir=/dev/null",
+        f"--setopt=cachedir={cache}",
+        f"--releasever={job.release}",
+        "--setopt=metadata_expire=0",
+        "--setopt=skip_if_unavailable=False",
+        f"--repofrompath=hpcos-sync,{job.url}",
+        "--repo",
+        "hpcos-sync",
+        "reposync",
+        "--download-path",
+        str(dest),
+        "--norepopath",
+        "--download-metadata",
+        "--delete",
+    ]
     cmd += [f"--arch={arch}" for arch in job.arches]
     cmd += [f"--exclude={glob}" for glob in job.excludes]
     # dnf prints one line per downloaded package when not on a terminal: pass them on as progress.
     # The timeout counts from the start: a dnf that hangs holding its output open is killed on time.
-    proc = runner.run(cmd, timeout=REPOSYNC_TIMEOUT, merge_stderr=True,
-                      on_line=lambda line: log.info("  %s %s", job.entry, line))
+    proc = runner.run(
+        cmd,
+        timeout=REPOSYNC_TIMEOUT,
+        merge_stderr=True,
+        on_line=lambda line: log.info("  %s %s", job.entry, line),
+    )
     if proc.timed_out:
-        raise UserError(f"dnf reposync of {job.url} timed out after {REPOSYNC_TIMEOUT:.0f} s; process tree killed")
+        raise UserError(
+            f"dnf reposync of {job.url} timed out after {REPOSYNC_TIMEOUT:.0f} s; process tree killed"
+        )
     if proc.exit_code:
         tail = [line for line in proc.stdout.splitlines() if line.strip()][-5:]
         raise UserError(f"dnf reposync of {job.url} failed: {' / '.join(tail)}")
 
 
-def sync_entry(job: MirrorJob, layout: StoreLayout, content: ContentStore, entry_dir: Path,
-               previous_entry: Path | None) -> int:
+def sync_entry(
+    job: MirrorJob,
+    layout: StoreLayout,
+    content: ContentStore,
+    entry_dir: Path,
+    previous_entry: Path | None,
+) -> int:
     """Fill ``entry_dir`` with the mirrored repository; returns the number of packages."""
     downloads = download_dir(layout, job)
     downloads.mkdir(parents=True, exist_ok=True)
@@ -138,20 +182,28 @@ def sync_entry(job: MirrorJob, layout: StoreLayout, content: ContentStore, entry
 
 
 def _wanted(job: MirrorJob, record: repodata.PackageRecord) -> bool:
-    return (record.arch in job.arches
-            and not any(fnmatch.fnmatchcase(record.name, glob) for glob in job.excludes))
+    return record.arch in job.arches and not any(
+        fnmatch.fnmatchcase(record.name, glob) for glob in job.excludes
+    )
 
 
-def check_signatures(job: MirrorJob, downloads: Path, records: list[repodata.PackageRecord],
-                     layout: StoreLayout) -> None:
+def check_signatures(
+    job: MirrorJob, downloads: Path, records: list[repodata.PackageRecord], layout: StoreLayout
+) -> None:
     """Every package the snapshot will hold must be signed by the mirror's ``gpgkey``: an unsigned or
     badly signed package (a compromised mirror, a repository signed by someone else) stops the sync."""
-    paths = [downloads / r.location for r in records if _wanted(job, r) and (downloads / r.location).is_file()]
+    paths = [
+        downloads / r.location
+        for r in records
+        if _wanted(job, r) and (downloads / r.location).is_file()
+    ]
     work = layout.root / "downloads" / ".keys" / job.entry
     key = signing.fetch_key(job.gpgkey, work / "RPM-GPG-KEY", Path("/"))
     log.info("%s: checking %d package signatures against %s", job.entry, len(paths), job.gpgkey)
     problems = signing.verify(paths, key, work, work / "checksig.log")
-    signing.refuse_unsigned(problems, f"{job.entry}: sync aborted, packages not signed by {job.gpgkey}")
+    signing.refuse_unsigned(
+        problems, f"{job.entry}: sync aborted, packages not signed by {job.gpgkey}"
+    )
 
 
 def verified_sha256(path: Path, record: repodata.PackageRecord) -> str:
@@ -159,9 +211,13 @@ def verified_sha256(path: Path, record: repodata.PackageRecord) -> str:
     # "sha" is what old createrepo wrote for sha1.
     expected_type = {"sha": "sha1"}.get(record.checksum_type, record.checksum_type)
     if not expected_type or not record.checksum:
-        raise UserError(f"{path.name}: upstream metadata gives no checksum; refusing an unverified package")
+        raise UserError(
+            f"{path.name}: upstream metadata gives no checksum; refusing an unverified package"
+        )
     actual = sha256 if expected_type == "sha256" else file_digest(path, expected_type)
     if actual != record.checksum:
-        raise UserError(f"{path.name}: checksum mismatch against upstream metadata "
-                        f"({expected_type} {record.checksum}, downloaded file has {actual}); sync aborted")
+        raise UserError(
+            f"{path.name}: checksum mismatch against upstream metadata "
+            f"({expected_type} {record.checksum}, downloaded file has {actual}); sync aborted"
+        )
     return sha256

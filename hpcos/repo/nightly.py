@@ -32,7 +32,13 @@ from hpcos.core.budgets import RESULTS_FILE_BUDGET, node_set_problem
 from hpcos.core.errors import UserError
 from hpcos.core.files import file_digest, write_text_atomically
 from hpcos.core.sourced_yaml import InvalidInput
-from hpcos.core.store_files import BadStoreFile, dataclass_from, move_aside, read_bytes_limited, read_json
+from hpcos.core.store_files import (
+    BadStoreFile,
+    dataclass_from,
+    move_aside,
+    read_bytes_limited,
+    read_json,
+)
 from hpcos.core.store_layout import StoreLayout
 from hpcos.repo import provenance
 from hpcos.results.model import Outcome, RunResults
@@ -98,33 +104,68 @@ class NightlyRecord:
             return f"passed ({self.tests} results)"
         if self.failures:
             return f"failed ({self.failures} of {self.tests} results failed)"
-        return f"failed (nothing ran: {self.tests} results, all skipped)" if self.tests else "failed (no results)"
+        return (
+            f"failed (nothing ran: {self.tests} results, all skipped)"
+            if self.tests
+            else "failed (no results)"
+        )
 
 
-SIGNED_FIELDS = ("run_id", "testing_snapshot", "passed", "failures", "tests", "finished", "build_url", "cluster",
-                 "profile_sha256", "started", "invalid", "results", "provenance", "results_sha256", "nodes",
-                 "collected", "narrowed")
+SIGNED_FIELDS = (
+    "run_id",
+    "testing_snapshot",
+    "passed",
+    "failures",
+    "tests",
+    "finished",
+    "build_url",
+    "cluster",
+    "profile_sha256",
+    "started",
+    "invalid",
+    "results",
+    "provenance",
+    "results_sha256",
+    "nodes",
+    "collected",
+    "narrowed",
+)
 
 
 def _record_from(run: RunResults, now: str) -> NightlyRecord:
     failures = len(run.failures())
     return NightlyRecord(
-        run_id=run.run_id, testing_snapshot=run.testing_snapshot or "",
+        run_id=run.run_id,
+        testing_snapshot=run.testing_snapshot or "",
         # A run in which nothing passed (no results, or every test skipped) proves nothing about the snapshot.
-        passed=failures == 0 and any(r.outcome == "passed" for r in run.results), failures=failures,
-        tests=len(run.results), finished=run.finished or run.started, recorded=now, build_url=run.build_url,
-        cluster=run.cluster, profile_sha256=run.profile_sha256 or "", started=run.started,
-        results=[[r.test_id, r.node, r.outcome, r.mpi] for r in run.results])
+        passed=failures == 0 and any(r.outcome == "passed" for r in run.results),
+        failures=failures,
+        tests=len(run.results),
+        finished=run.finished or run.started,
+        recorded=now,
+        build_url=run.build_url,
+        cluster=run.cluster,
+        profile_sha256=run.profile_sha256 or "",
+        started=run.started,
+        results=[[r.test_id, r.node, r.outcome, r.mpi] for r in run.results],
+    )
 
 
-def record_harness_run(layout: StoreLayout, results_path: Path, nodes: str, collected: list[list],
-                       narrowed: str) -> NightlyRecord:
+def record_harness_run(
+    layout: StoreLayout, results_path: Path, nodes: str, collected: list[list], narrowed: str
+) -> NightlyRecord:
     """The harness's own record of the run it just wrote to ``results_path``, signed.  Read back from
     the file, so the record says exactly what the file says."""
     run = RunResults.read(results_path)
     key = provenance.signing_key(layout.run_signing_key, create=True)
-    record = replace(_record_from(run, _now()), provenance=HARNESS, results_sha256=file_digest(results_path),
-                     nodes=nodes, collected=[list(c) for c in collected], narrowed=narrowed)
+    record = replace(
+        _record_from(run, _now()),
+        provenance=HARNESS,
+        results_sha256=file_digest(results_path),
+        nodes=nodes,
+        collected=[list(c) for c in collected],
+        narrowed=narrowed,
+    )
     record = replace(record, signature=provenance.sign(key, record.signed_payload()))
     _write(layout, record, _path(layout, record))
     return record
@@ -141,8 +182,9 @@ def signature_problem(layout: StoreLayout, record: NightlyRecord) -> str:
     return ""
 
 
-def record_run(layout: StoreLayout, results_path: Path,
-               config_commits: dict[str, str] | None = None) -> NightlyRecord:
+def record_run(
+    layout: StoreLayout, results_path: Path, config_commits: dict[str, str] | None = None
+) -> NightlyRecord:
     """Record a results file handed in by hand or by a job.  The very file the harness recorded (same
     run id, same sha256, a record whose signature verifies) confirms that record and adds the
     configuration commits; any other file is recorded as imported, with why.  A results file that does
@@ -159,15 +201,21 @@ def record_run(layout: StoreLayout, results_path: Path,
     if not isinstance(data, dict) or not isinstance(data.get("run_id"), str):
         raise UserError(f"{results_path}: not an hpcos results file: no run_id")
     if not data["run_id"].strip() or not data["run_id"].isprintable() or len(data["run_id"]) > 200:
-        raise UserError(f"{results_path}: run_id must be a non-empty printable line of at most 200 characters")
+        raise UserError(
+            f"{results_path}: run_id must be a non-empty printable line of at most 200 characters"
+        )
     if not data.get("testing_snapshot"):
-        raise UserError(f"{results_path}: testing_snapshot is empty; the nightly job must export "
-                        f"HPCOS_TESTING_SNAPSHOT=$(hpcos repo status testing --id) before `hpcos test`")
+        raise UserError(
+            f"{results_path}: testing_snapshot is empty; the nightly job must export "
+            f"HPCOS_TESTING_SNAPSHOT=$(hpcos repo status testing --id) before `hpcos test`"
+        )
     digest = hashlib.sha256(raw).hexdigest()
     harness = _harness_record(layout, data["run_id"])
     why = _mismatch(layout, harness, digest)
     if harness is not None and not why:
-        record = replace(harness, config_commits=dict(config_commits or {}) or harness.config_commits)
+        record = replace(
+            harness, config_commits=dict(config_commits or {}) or harness.config_commits
+        )
         _write(layout, record, _path(layout, record))
         return record
     invalid = validation_problem(data)
@@ -180,14 +228,31 @@ def record_run(layout: StoreLayout, results_path: Path,
             invalid = " ".join(str(exc).split())[:300] or type(exc).__name__
     now = _now()
     if run is None:
-        record = NightlyRecord(run_id=data["run_id"], testing_snapshot=str(data["testing_snapshot"]), passed=False,
-                               failures=0, tests=0, finished=str(data.get("finished") or data.get("started") or ""),
-                               recorded=now, invalid=invalid, cluster=str(data.get("cluster", "")))
+        record = NightlyRecord(
+            run_id=data["run_id"],
+            testing_snapshot=str(data["testing_snapshot"]),
+            passed=False,
+            failures=0,
+            tests=0,
+            finished=str(data.get("finished") or data.get("started") or ""),
+            recorded=now,
+            invalid=invalid,
+            cluster=str(data.get("cluster", "")),
+        )
     else:
         record = _record_from(run, now)
-    record = replace(record, provenance=IMPORTED, imported_why=why, results_sha256=digest,
-                     config_commits=dict(config_commits or {}))
-    _write(layout, record, layout.nightly_records / f"{_safe(record.run_id)}.imported-{digest[:12]}.json")
+    record = replace(
+        record,
+        provenance=IMPORTED,
+        imported_why=why,
+        results_sha256=digest,
+        config_commits=dict(config_commits or {}),
+    )
+    _write(
+        layout,
+        record,
+        layout.nightly_records / f"{_safe(record.run_id)}.imported-{digest[:12]}.json",
+    )
     return record
 
 
@@ -195,8 +260,10 @@ def _mismatch(layout: StoreLayout, harness: NightlyRecord | None, digest: str) -
     if harness is None:
         return "the harness recorded no run with this id"
     if harness.results_sha256 != digest:
-        return (f"the file's sha256 {digest[:12]} is not the {harness.results_sha256[:12]} the harness recorded "
-                f"(edited after the run?)")
+        return (
+            f"the file's sha256 {digest[:12]} is not the {harness.results_sha256[:12]} the harness recorded "
+            f"(edited after the run?)"
+        )
     return signature_problem(layout, harness)
 
 
@@ -237,8 +304,10 @@ def validation_problem(data: dict) -> str:
         outcome = result.get("outcome") if isinstance(result, dict) else None
         if outcome not in OUTCOMES:
             test = result.get("test_id", "?") if isinstance(result, dict) else "?"
-            return (f"results[{index}] ({test}) has outcome {outcome!r}, expected one of "
-                    f"{', '.join(sorted(OUTCOMES))}")
+            return (
+                f"results[{index}] ({test}) has outcome {outcome!r}, expected one of "
+                f"{', '.join(sorted(OUTCOMES))}"
+            )
     return ""
 
 
@@ -253,7 +322,9 @@ def records(layout: StoreLayout) -> list[NightlyRecord]:
     found = []
     for path in layout.nightly_records.glob("*.json"):
         try:
-            found.append(dataclass_from(NightlyRecord, read_json(path, what="nightly run record"), str(path)))
+            found.append(
+                dataclass_from(NightlyRecord, read_json(path, what="nightly run record"), str(path))
+            )
         except BadStoreFile as exc:
             # A record the gate cannot trust is no record: moved aside, never counted as a run.
             move_aside(path, layout.quarantine, f"nightly records: {exc}")

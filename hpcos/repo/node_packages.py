@@ -16,8 +16,16 @@ from hpcos.repo.client_config import RepoSection
 from hpcos.repo.snapshots import Snapshot
 
 # dnf keeps several versions of these side by side (installonlypkgs): the snapshot's must be among them.
-INSTALL_ONLY = frozenset({"kernel", "kernel-core", "kernel-modules", "kernel-modules-core",
-                          "kernel-modules-extra", "kernel-devel"})
+INSTALL_ONLY = frozenset(
+    {
+        "kernel",
+        "kernel-core",
+        "kernel-modules",
+        "kernel-modules-core",
+        "kernel-modules-extra",
+        "kernel-devel",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -30,8 +38,13 @@ class Evr:
         return f"{self.epoch}:{self.version}-{self.release}"
 
     def newer_than(self, other: Evr) -> bool:
-        return rpm.labelCompare((self.epoch, self.version, self.release),
-                                (other.epoch, other.version, other.release)) > 0
+        return (
+            rpm.labelCompare(
+                (self.epoch, self.version, self.release),
+                (other.epoch, other.version, other.release),
+            )
+            > 0
+        )
 
 
 @dataclass
@@ -50,18 +63,22 @@ class Expected:
             name = key.rsplit(".", 1)[0]
             ok = want in have if name in INSTALL_ONLY else have == {want}
             if not ok:
-                wrong.append(f"{key} {', '.join(sorted(map(str, have)))} installed, snapshot has {want}")
+                wrong.append(
+                    f"{key} {', '.join(sorted(map(str, have)))} installed, snapshot has {want}"
+                )
         newer = self.newer_install_only(installed)
         if newer:
             wrong.append(f"{', '.join(newer)} newer than the snapshot's kernel installed")
         found = []
         if wrong:
-            found.append(f"{len(wrong)} package(s) not at the snapshot's version: " + "; ".join(wrong[:3])
-                         + ("; ..." if len(wrong) > 3 else ""))
+            found.append(
+                f"{len(wrong)} package(s) not at the snapshot's version: "
+                + "; ".join(wrong[:3])
+                + ("; ..." if len(wrong) > 3 else "")
+            )
         if self.kernel and running_kernel != self.kernel:
             found.append(f"runs kernel {running_kernel or 'unknown'}, snapshot has {self.kernel}")
         return found
-
 
     def newer_install_only(self, installed: dict[str, set[Evr]]) -> list[str]:
         """Installed kernel packages (``name-EVR.arch``) newer than the snapshot's, which it does not carry:
@@ -72,7 +89,9 @@ class Expected:
             if want is None or key.rsplit(".", 1)[0] not in INSTALL_ONLY:
                 continue
             name, arch = key.rsplit(".", 1)
-            found += [f"{name}-{evr}.{arch}" for evr in sorted(have, key=str) if evr.newer_than(want)]
+            found += [
+                f"{name}-{evr}.{arch}" for evr in sorted(have, key=str) if evr.newer_than(want)
+            ]
         return found
 
 
@@ -88,7 +107,11 @@ def expected(snapshot: Snapshot, sections: list[RepoSection], kernel_package: st
             held = best.get(key)
             if held is None or (held[0] == section.priority and evr.newer_than(held[1])):
                 best[key] = (section.priority, evr, f"{p.version}-{p.release}.{p.arch}")
-    kernels = [(evr, uname) for key, (_prio, evr, uname) in best.items() if key.rsplit(".", 1)[0] == kernel_package]
+    kernels = [
+        (evr, uname)
+        for key, (_prio, evr, uname) in best.items()
+        if key.rsplit(".", 1)[0] == kernel_package
+    ]
     kernel = None
     for evr, uname in kernels:
         if kernel is None or evr.newer_than(kernel[0]):

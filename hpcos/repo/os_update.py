@@ -24,13 +24,16 @@ RPM_FORMAT = "%{NAME} %{VERSION}-%{RELEASE}.%{ARCH}\\n"
 _NOT_INSTALLED = re.compile(r"^package (?P<name>\S+) is not installed$")
 
 
-def snapshot_versions(site: Site, profile: Profile, packages: list[str]) -> tuple[str, dict[str, set[str]]]:
+def snapshot_versions(
+    site: Site, profile: Profile, packages: list[str]
+) -> tuple[str, dict[str, set[str]]]:
     """The snapshot under test and, per package name, the ``version-release.arch`` a node must have."""
     snapshot_id = os.environ.get("HPCOS_TESTING_SNAPSHOT") or None
     env = profile.os_update.environment or "testing"
     snapshot = client_config.snapshot_for(site.layout, env, snapshot_id)
-    sections = client_config.sections(site.specs, site.layout, env, target=profile.deploy.target,
-                                      snapshot_id=snapshot.id)
+    sections = client_config.sections(
+        site.specs, site.layout, env, target=profile.deploy.target, snapshot_id=snapshot.id
+    )
     expected = node_packages.expected(snapshot, sections, profile.os_update.kernel_package)
     versions: dict[str, set[str]] = {}
     for key, evr in expected.packages.items():
@@ -64,8 +67,9 @@ def rpm_query_command(packages: list[str], root: str = "/") -> list[str]:
 
 def running_kernel_command(profile: Profile, node: str) -> str:
     """The profile's way of reading a node's running kernel (``uname -r`` on an installed node)."""
-    return (profile.deploy.running_kernel.replace("{root}", shlex.quote(node_root(profile, node)))
-            .replace("{node}", shlex.quote(node)))
+    return profile.deploy.running_kernel.replace(
+        "{root}", shlex.quote(node_root(profile, node))
+    ).replace("{node}", shlex.quote(node))
 
 
 @dataclass
@@ -81,8 +85,9 @@ class KernelVerdict:
         return f"{node} runs kernel {self.running}; the testing repositories have {', '.join(sorted(self.expected))}"
 
 
-def package_problems(node: str, installed_text: str, expected: dict[str, set[str]],
-                     packages: list[str]) -> list[str]:
+def package_problems(
+    node: str, installed_text: str, expected: dict[str, set[str]], packages: list[str]
+) -> list[str]:
     """One line per overlay package that is not at the testing repo's version on ``node``."""
     installed = parse_versions(installed_text)
     missing = set(not_installed(installed_text))
@@ -92,8 +97,12 @@ def package_problems(node: str, installed_text: str, expected: dict[str, set[str
         if not want:
             problems.append(f"{name}: not in the testing repositories")
         elif name in missing or name not in installed:
-            problems.append(f"{node}: {name} is not installed (testing has {', '.join(sorted(want))})")
+            problems.append(
+                f"{node}: {name} is not installed (testing has {', '.join(sorted(want))})"
+            )
         elif not installed[name] & want:
-            problems.append(f"{node}: {name} {', '.join(sorted(installed[name]))} installed, "
-                            f"testing has {', '.join(sorted(want))}")
+            problems.append(
+                f"{node}: {name} {', '.join(sorted(installed[name]))} installed, "
+                f"testing has {', '.join(sorted(want))}"
+            )
     return problems

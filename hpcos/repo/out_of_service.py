@@ -36,18 +36,28 @@ class ServiceChange:
         return parse_time(self.time).isoformat(timespec="seconds")
 
 
-def mark(layout: StoreLayout, cluster: str, nodes: str, reason: str, out: bool = True) -> ServiceChange:
+def mark(
+    layout: StoreLayout, cluster: str, nodes: str, reason: str, out: bool = True
+) -> ServiceChange:
     try:
         NodeSet(nodes)
     except NodeSetParseError as exc:
         raise UserError(f"node set {nodes!r}: {exc}") from None
     reason = " ".join(reason.split())
     if out and not reason:
-        raise UserError("out-of-service needs --reason TEXT (the fault, the ticket): the gate shows it")
+        raise UserError(
+            "out-of-service needs --reason TEXT (the fault, the ticket): the gate shows it"
+        )
     # To the microsecond, as the harness records a run's start: the gate orders the two, and a node
     # marked in the second a run started must not count as out of service before it.
-    change = ServiceChange(datetime.now(UTC).isoformat(timespec="microseconds"), who(), cluster, str(NodeSet(nodes)),
-                           out, reason)
+    change = ServiceChange(
+        datetime.now(UTC).isoformat(timespec="microseconds"),
+        who(),
+        cluster,
+        str(NodeSet(nodes)),
+        out,
+        reason,
+    )
     layout.node_service.parent.mkdir(parents=True, exist_ok=True)
     with layout.node_service.open("a", encoding="utf-8") as log:  # one short line: appended whole
         log.write(json.dumps(asdict(change), sort_keys=True) + "\n")
@@ -68,7 +78,9 @@ def changes(layout: StoreLayout) -> list[ServiceChange]:
     return found
 
 
-def out_at(layout: StoreLayout, cluster: str, moment: datetime | None = None) -> dict[str, ServiceChange]:
+def out_at(
+    layout: StoreLayout, cluster: str, moment: datetime | None = None
+) -> dict[str, ServiceChange]:
     """node -> the change that took it out of service, for nodes of ``cluster`` out at ``moment``
     (now when None)."""
     state: dict[str, ServiceChange] = {}
@@ -88,5 +100,7 @@ def describe(out: dict[str, ServiceChange]) -> str:
     groups: dict[ServiceChange, NodeSet] = {}
     for node, change in out.items():
         groups.setdefault(change, NodeSet()).add(node)
-    return "; ".join(f"{nodes} ({change.reason}, by {change.user} on {change.when})"
-                     for change, nodes in sorted(groups.items(), key=lambda g: g[0].time))
+    return "; ".join(
+        f"{nodes} ({change.reason}, by {change.user} on {change.when})"
+        for change, nodes in sorted(groups.items(), key=lambda g: g[0].time)
+    )

@@ -35,8 +35,10 @@ class GateClosed(UserError):
 
 def _environment(spec_set: SpecSet, name: str) -> None:
     if name not in spec_set.site.environments:
-        raise UserError(f"unknown environment {name!r}; expected one of: "
-                        f"{', '.join(spec_set.site.environments)}")
+        raise UserError(
+            f"unknown environment {name!r}; expected one of: "
+            f"{', '.join(spec_set.site.environments)}"
+        )
 
 
 def _current(pointer: Pointer, store: SnapshotStore) -> Snapshot:
@@ -46,8 +48,9 @@ def _current(pointer: Pointer, store: SnapshotStore) -> Snapshot:
     return store.get(snapshot_id)
 
 
-def _compose(store: SnapshotStore, envs: Environments, base: Snapshot, kind: str,
-             overlays: list[str]) -> Snapshot:
+def _compose(
+    store: SnapshotStore, envs: Environments, base: Snapshot, kind: str, overlays: list[str]
+) -> Snapshot:
     """A new snapshot: ``base``'s repositories with ``overlays``' published repositories put on top."""
     layers = [base]
     for overlay in overlays:
@@ -68,18 +71,31 @@ def _compose(store: SnapshotStore, envs: Environments, base: Snapshot, kind: str
         raise
 
 
-def promote(spec_set: SpecSet, layout: StoreLayout, source: str, dest: str, force: bool = False,
-            reason: str = "", wait: bool = True, site_profile: gate.SiteProfile | None = None) -> Record:
+def promote(
+    spec_set: SpecSet,
+    layout: StoreLayout,
+    source: str,
+    dest: str,
+    force: bool = False,
+    reason: str = "",
+    wait: bool = True,
+    site_profile: gate.SiteProfile | None = None,
+) -> Record:
     """``site_profile``: the test cluster's profile (site.yaml ``harness.profile``) as the caller
     resolved it; a gated promotion refuses without it."""
     _environment(spec_set, source)
     _environment(spec_set, dest)
     expected = spec_set.site.environments[dest].source
     if expected != source:
-        raise UserError(f"{dest!r} is promoted from {expected!r}, not from {source!r}" if expected
-                        else f"{dest!r} is the mirror environment: `hpcos repo sync` moves it")
+        raise UserError(
+            f"{dest!r} is promoted from {expected!r}, not from {source!r}"
+            if expected
+            else f"{dest!r} is the mirror environment: `hpcos repo sync` moves it"
+        )
     if force and not reason.strip():
-        raise UserError("--force needs --reason TEXT: an override of the gate is recorded with its reason")
+        raise UserError(
+            "--force needs --reason TEXT: an override of the gate is recorded with its reason"
+        )
     store = SnapshotStore(layout.snapshots)
     envs = Environments(layout)
     with store_lock(layout, f"repo promote {source} {dest}", wait=wait):
@@ -89,11 +105,15 @@ def promote(spec_set: SpecSet, layout: StoreLayout, source: str, dest: str, forc
         forced = False
         if spec_set.site.environments[dest].gate == "nightly":
             dest_id = envs.environment(dest).current()
-            judged = gate.judge(spec_set, layout, snapshot, store.get(dest_id) if dest_id else None, site_profile)
+            judged = gate.judge(
+                spec_set, layout, snapshot, store.get(dest_id) if dest_id else None, site_profile
+            )
             if judged.refusal:
                 if not force:
-                    raise GateClosed(f"refusing to promote {source} to {dest}: {judged.refusal}; "
-                                     f"override with --force --reason TEXT")
+                    raise GateClosed(
+                        f"refusing to promote {source} to {dest}: {judged.refusal}; "
+                        f"override with --force --reason TEXT"
+                    )
                 forced = True
                 reason = f"{reason} [gate overridden: {judged.refusal}]"
             else:
@@ -107,12 +127,18 @@ def promote(spec_set: SpecSet, layout: StoreLayout, source: str, dest: str, forc
     return record
 
 
-def fastpath(spec_set: SpecSet, layout: StoreLayout, overlay: str, reason: str, wait: bool = True) -> list[Record]:
+def fastpath(
+    spec_set: SpecSet, layout: StoreLayout, overlay: str, reason: str, wait: bool = True
+) -> list[Record]:
     """Put ``overlay``'s latest published repositories into every promoted environment at once."""
     if overlay not in spec_set.site.overlays:
-        raise UserError(f"unknown overlay {overlay!r}; expected one of: {', '.join(sorted(spec_set.site.overlays))}")
+        raise UserError(
+            f"unknown overlay {overlay!r}; expected one of: {', '.join(sorted(spec_set.site.overlays))}"
+        )
     if not spec_set.site.overlays[overlay].fastpath:
-        raise UserError(f"overlay {overlay!r} is not allowed the fast path (site.yaml: overlays.{overlay}.fastpath)")
+        raise UserError(
+            f"overlay {overlay!r} is not allowed the fast path (site.yaml: overlays.{overlay}.fastpath)"
+        )
     if not reason.strip():
         raise UserError("fastpath needs --reason TEXT (e.g. the CVE it fixes)")
     store = SnapshotStore(layout.snapshots)
@@ -123,19 +149,25 @@ def fastpath(spec_set: SpecSet, layout: StoreLayout, overlay: str, reason: str, 
         envs.clean_leftovers()
         published_id = envs.published(overlay).current()
         if published_id is None:
-            raise UserError(f"overlay {overlay!r} has not been published yet (hpcos repo publish {overlay})")
+            raise UserError(
+                f"overlay {overlay!r} has not been published yet (hpcos repo publish {overlay})"
+            )
         published = store.get(published_id)
         bases = {name: _current(envs.environment(name), store) for name in promoted}
         if all(_carries(base, published) for base in bases.values()):
             # A build that failed publishes nothing: the fast path would move the pointers (and send the
             # nodes through an outage) for the very packages they already have.
-            raise UserError(f"nothing new in {overlay}: {', '.join(promoted)} already carry its last published "
-                            f"build ({published.id}); did `hpcos build` and `hpcos repo publish {overlay}` succeed?")
+            raise UserError(
+                f"nothing new in {overlay}: {', '.join(promoted)} already carry its last published "
+                f"build ({published.id}); did `hpcos build` and `hpcos repo publish {overlay}` succeed?"
+            )
         # Every environment's new snapshot is committed first; then all pointers move as one journaled
         # transaction, so a kill never leaves testing and production on different kernels for good.
         moves = []
         for name in promoted:
-            moves.append((envs.environment(name), _compose(store, envs, bases[name], name, [overlay]).id))
+            moves.append(
+                (envs.environment(name), _compose(store, envs, bases[name], name, [overlay]).id)
+            )
         records = switch_together(moves, "fastpath", reason=f"{overlay}: {reason}")
         for record, (pointer, _) in zip(records, moves, strict=True):
             log.info("%s -> %s (%s fast path)", pointer.name, record.snapshot, overlay)
@@ -155,10 +187,15 @@ def _carries(snapshot: Snapshot, published: Snapshot) -> bool:
 
 
 def _nevras(snapshot: Snapshot, entry: str) -> set[tuple]:
-    return {(p.name, p.epoch, p.version, p.release, p.arch) for p in repodata.read_packages(snapshot.entry_dir(entry))}
+    return {
+        (p.name, p.epoch, p.version, p.release, p.arch)
+        for p in repodata.read_packages(snapshot.entry_dir(entry))
+    }
 
 
-def rollback(spec_set: SpecSet, layout: StoreLayout, env: str, reason: str = "", wait: bool = True) -> Record:
+def rollback(
+    spec_set: SpecSet, layout: StoreLayout, env: str, reason: str = "", wait: bool = True
+) -> Record:
     _environment(spec_set, env)
     envs = Environments(layout)
     with store_lock(layout, f"repo rollback {env}", wait=wait):

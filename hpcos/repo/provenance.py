@@ -33,8 +33,10 @@ class KeyProblem(UserError):
 def _read(path: Path) -> bytes:
     info = path.stat()
     if stat.S_IMODE(info.st_mode) & 0o077:
-        raise KeyProblem(f"{path}: the run-signing key is readable by others (mode {stat.S_IMODE(info.st_mode):o}); "
-                         f"signatures made with it prove nothing: `chmod 600 {path}`, then rerun the nightly tests")
+        raise KeyProblem(
+            f"{path}: the run-signing key is readable by others (mode {stat.S_IMODE(info.st_mode):o}); "
+            f"signatures made with it prove nothing: `chmod 600 {path}`, then rerun the nightly tests"
+        )
     key = bytes.fromhex(path.read_text(encoding="ascii").strip())
     if len(key) < KEY_BYTES:
         raise KeyProblem(f"{path}: the run-signing key is shorter than {KEY_BYTES} bytes")
@@ -47,11 +49,15 @@ def signing_key(path: Path, create: bool = False) -> bytes:
         return _read(path)
     except FileNotFoundError:
         if not create:
-            raise KeyProblem(f"{path}: no run-signing key yet: the harness creates it with the first run it records "
-                             f"(`hpcos test` with HPCOS_TESTING_SNAPSHOT set)") from None
+            raise KeyProblem(
+                f"{path}: no run-signing key yet: the harness creates it with the first run it records "
+                f"(`hpcos test` with HPCOS_TESTING_SNAPSHOT set)"
+            ) from None
     except PermissionError:
-        raise KeyProblem(f"{path}: cannot read the run-signing key: only the store's owner can "
-                         f"(run this as the user that owns {path.parent.parent})") from None
+        raise KeyProblem(
+            f"{path}: cannot read the run-signing key: only the store's owner can "
+            f"(run this as the user that owns {path.parent.parent})"
+        ) from None
     except ValueError:
         raise KeyProblem(f"{path}: the run-signing key is not hex text") from None
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -81,4 +87,6 @@ def verify(key: bytes, payload: dict, signature: str) -> bool:
 
 def canonical(payload: dict) -> bytes:
     """One byte string per payload, whatever the order its keys were written in."""
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode(
+        "ascii"
+    )

@@ -34,14 +34,20 @@ LOCK_TIMEOUT = 1800
 DIGEST_TIMEOUT = 120
 
 
-def publish(spec_set: SpecSet, layout: StoreLayout, overlay: str, reason: str = "", wait: bool = True) -> Snapshot:
+def publish(
+    spec_set: SpecSet, layout: StoreLayout, overlay: str, reason: str = "", wait: bool = True
+) -> Snapshot:
     if overlay not in spec_set.site.overlays:
-        raise UserError(f"unknown overlay {overlay!r}; expected one of: {', '.join(sorted(spec_set.site.overlays))}")
+        raise UserError(
+            f"unknown overlay {overlay!r}; expected one of: {', '.join(sorted(spec_set.site.overlays))}"
+        )
     working = {t: layout.overlay_repo(overlay, t) for t in spec_set.site.targets}
     working = {t: path for t, path in working.items() if any(path.rglob("*.rpm"))}
     if not working:
-        raise UserError(f"overlay {overlay!r} has no built packages yet under {layout.root / 'overlays' / overlay} "
-                        f"(run `hpcos build PKG --target T` first)")
+        raise UserError(
+            f"overlay {overlay!r} has no built packages yet under {layout.root / 'overlays' / overlay} "
+            f"(run `hpcos build PKG --target T` first)"
+        )
     store = SnapshotStore(layout.snapshots)
     store.clean_leftovers()
     signer = signing.Signer.from_site(spec_set.site)
@@ -63,7 +69,9 @@ def publish(spec_set: SpecSet, layout: StoreLayout, overlay: str, reason: str = 
         with store_lock(layout, f"repo publish {overlay}", wait=wait):
             envs.clean_leftovers()
             snapshot = staging.commit(overlay=overlay)
-            pointer.switch(snapshot.id, "publish", reason=reason or f"published {', '.join(sorted(working))}")
+            pointer.switch(
+                snapshot.id, "publish", reason=reason or f"published {', '.join(sorted(working))}"
+            )
             retention.apply(spec_set, layout)
     except BaseException:
         staging.drop()
@@ -72,22 +80,32 @@ def publish(spec_set: SpecSet, layout: StoreLayout, overlay: str, reason: str = 
     return snapshot
 
 
-def _check_immutable_and_signed(spec_set: SpecSet, layout: StoreLayout, working: dict[str, Path],
-                                signer: signing.Signer | None) -> None:
+def _check_immutable_and_signed(
+    spec_set: SpecSet, layout: StoreLayout, working: dict[str, Path], signer: signing.Signer | None
+) -> None:
     """Before anything is staged: no RPM may take a name a snapshot holds with other bytes, and with
     a site key every RPM must carry a valid signature by it (an unsigned or tampered one is refused)."""
-    rpms = sorted(p for source in working.values() for p in source.rglob("*.rpm") if not p.name.endswith(".src.rpm"))
+    rpms = sorted(
+        p
+        for source in working.values()
+        for p in source.rglob("*.rpm")
+        if not p.name.endswith(".src.rpm")
+    )
     if signer:
         # First: a tampered package is refused as such, whatever its name.
         log_file = layout.root / "logs" / "publish-signing.log"
         log_file.parent.mkdir(parents=True, exist_ok=True)
         key = signing.publish_public_key(signer, layout, spec_set.site.name, log_file)
-        signing.refuse_unsigned(signing.verify(rpms, key, layout.root / "tmp", log_file),
-                                f"refusing to publish; signed by {signer.key} expected")
+        signing.refuse_unsigned(
+            signing.verify(rpms, key, layout.root / "tmp", log_file),
+            f"refusing to publish; signed by {signer.key} expected",
+        )
     clashes = held_with_other_content(layout, {p.name: file_digest(p) for p in rpms})
     if clashes:
-        raise UserError(f"refusing to publish a different build under an existing name: {', '.join(clashes)}; "
-                        "rebuild it (hpcos build gives a new build a new release) instead of replacing it")
+        raise UserError(
+            f"refusing to publish a different build under an existing name: {', '.join(clashes)}; "
+            "rebuild it (hpcos build gives a new build a new release) instead of replacing it"
+        )
 
 
 def _freeze(source: Path, packages_dir: Path, content: ContentStore) -> None:
@@ -106,5 +124,7 @@ def _check_digests(path: Path) -> None:
     done = runner.run(["rpm", "-K", "--nosignature", str(path)], timeout=DIGEST_TIMEOUT)
     if done.exit_code != 0:
         said = (done.stdout + done.stderr).strip().splitlines()
-        raise UserError(f"{path}: digests do not verify (rpm -K: {said[-1] if said else done.exit_code}); "
-                        f"rebuild it (hpcos build) before publishing")
+        raise UserError(
+            f"{path}: digests do not verify (rpm -K: {said[-1] if said else done.exit_code}); "
+            f"rebuild it (hpcos build) before publishing"
+        )

@@ -69,7 +69,9 @@ def open_compressed(path: Path) -> IO[bytes]:
         # No zstd in the standard library before 3.14; the zstd tool ships wherever createrepo_c does.
         zstd = shutil.which("zstd")
         if not zstd:
-            raise RepodataError(f"{path}: zstd-compressed metadata needs the zstd tool (apt-get install zstd)")
+            raise RepodataError(
+                f"{path}: zstd-compressed metadata needs the zstd tool (apt-get install zstd)"
+            )
         proc = runner.run([zstd, "-dc", str(path)], timeout=600)
         if proc.exit_code:
             raise RepodataError(f"{path}: zstd failed: {proc.stderr.strip()}")
@@ -88,8 +90,10 @@ def locations(repo_dir: Path) -> dict[str, Path]:
         root = ET.parse(repomd).getroot()
     except (OSError, ET.ParseError) as exc:
         raise RepodataError(f"{repomd}: cannot read repository metadata: {exc}") from None
-    return {data.get("type"): repo_dir / data.find(f"{REPO_NS}location").get("href")
-            for data in root.iter(f"{REPO_NS}data")}
+    return {
+        data.get("type"): repo_dir / data.find(f"{REPO_NS}location").get("href")
+        for data in root.iter(f"{REPO_NS}data")
+    }
 
 
 def carry_over(upstream_dir: Path, repo_dir: Path) -> list[str]:
@@ -100,13 +104,23 @@ def carry_over(upstream_dir: Path, repo_dir: Path) -> list[str]:
         if mdtype not in CARRIED_TYPES:
             continue
         if not modifyrepo:
-            raise UserError("modifyrepo_c not found: apt-get install createrepo-c (or dnf install createrepo_c)")
+            raise UserError(
+                "modifyrepo_c not found: apt-get install createrepo-c (or dnf install createrepo_c)"
+            )
         plain = repo_dir / f".{mdtype}.{'yaml' if mdtype == 'modules' else 'xml'}"
         with open_compressed(source) as stream:
             plain.write_bytes(stream.read())
         try:
-            proc = runner.run([modifyrepo, f"--mdtype={mdtype}", "--compress-type=gz", str(plain),
-                               str(repo_dir / "repodata")], timeout=600)
+            proc = runner.run(
+                [
+                    modifyrepo,
+                    f"--mdtype={mdtype}",
+                    "--compress-type=gz",
+                    str(plain),
+                    str(repo_dir / "repodata"),
+                ],
+                timeout=600,
+            )
         finally:
             plain.unlink()
         if proc.exit_code:
@@ -152,11 +166,15 @@ def create(repo_dir: Path, reuse_from: Path | None = None) -> None:
     """
     createrepo = shutil.which("createrepo_c")
     if not createrepo:
-        raise UserError("createrepo_c not found: apt-get install createrepo-c (or dnf install createrepo_c)")
+        raise UserError(
+            "createrepo_c not found: apt-get install createrepo-c (or dnf install createrepo_c)"
+        )
     cmd = [createrepo, "--quiet", "--no-database", "--general-compress-type=gz"]
     if reuse_from is not None and (reuse_from / "repodata" / "repomd.xml").is_file():
         cmd += ["--update", "--update-md-path", str(reuse_from)]
     cmd.append(str(repo_dir))
     proc = runner.run(cmd, timeout=3600)
     if proc.exit_code:
-        raise UserError(f"createrepo_c {repo_dir} failed: {proc.stderr.strip() or proc.stdout.strip()}")
+        raise UserError(
+            f"createrepo_c {repo_dir} failed: {proc.stderr.strip() or proc.stdout.strip()}"
+        )

@@ -31,7 +31,9 @@ def apply(spec_set: SpecSet, layout: StoreLayout, sweep_content: bool = False) -
     store = SnapshotStore(layout.snapshots)
     snapshots = store.all()
     by_id = {s.id: s for s in snapshots}
-    keep = {s.id for s in snapshots[-spec_set.site.store.keep_snapshots:]} | needed_by_pointers(layout)
+    keep = {s.id for s in snapshots[-spec_set.site.store.keep_snapshots :]} | needed_by_pointers(
+        layout
+    )
     pending = list(keep)
     while pending:
         snapshot = by_id.get(pending.pop())

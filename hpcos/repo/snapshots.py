@@ -79,8 +79,13 @@ class Staging:
         shutil.rmtree(self.path, ignore_errors=True)
 
     def commit(self, **details) -> Snapshot:
-        meta = {"id": self.id, "kind": self.kind, "created": time.time(), "entries": self.entries,
-                "details": details}
+        meta = {
+            "id": self.id,
+            "kind": self.kind,
+            "created": time.time(),
+            "entries": self.entries,
+            "details": details,
+        }
         meta_path = self.path / META
         with open(meta_path, "w", encoding="utf-8") as f:
             json.dump(meta, f, indent=2, sort_keys=True)
@@ -109,8 +114,14 @@ class SnapshotStore:
         if snapshot_id.startswith(".") or "/" in snapshot_id or not (path / META).is_file():
             raise UserError(f"no snapshot {snapshot_id!r} in {self.root}")
         meta = json.loads((path / META).read_text(encoding="utf-8"))
-        return Snapshot(id=meta["id"], path=path, kind=meta["kind"], created=meta["created"],
-                        entries=meta["entries"], details=meta.get("details", {}))
+        return Snapshot(
+            id=meta["id"],
+            path=path,
+            kind=meta["kind"],
+            created=meta["created"],
+            entries=meta["entries"],
+            details=meta.get("details", {}),
+        )
 
     def exists(self, snapshot_id: str) -> bool:
         return (self.root / snapshot_id / META).is_file()
@@ -119,8 +130,11 @@ class SnapshotStore:
         """Every committed snapshot, oldest first."""
         if not self.root.is_dir():
             return []
-        found = [self.get(p.name) for p in self.root.iterdir()
-                 if not p.name.startswith(".") and (p / META).is_file()]
+        found = [
+            self.get(p.name)
+            for p in self.root.iterdir()
+            if not p.name.startswith(".") and (p / META).is_file()
+        ]
         return sorted(found, key=lambda s: (s.created, s.id))
 
     def clean_leftovers(self) -> list[str]:
@@ -130,7 +144,9 @@ class SnapshotStore:
             return removed
         for path in self.root.iterdir():
             match = _TMP_NAME.fullmatch(path.name)
-            stale = (match and not process_alive(int(match["pid"]))) or path.name.startswith(TRASH_PREFIX)
+            stale = (match and not process_alive(int(match["pid"]))) or path.name.startswith(
+                TRASH_PREFIX
+            )
             if stale:
                 shutil.rmtree(path, ignore_errors=True)
                 removed.append(path.name)

@@ -25,13 +25,20 @@ def mirror_environment(spec_set: SpecSet) -> str:
     """The environment that sync moves: the one promoted from nowhere."""
     roots = [name for name, env in spec_set.site.environments.items() if env.source is None]
     if len(roots) != 1:
-        raise UserError(f"site.yaml: environments: expected exactly one environment without a source "
-                        f"(the daily mirror); found {roots or 'none'}")
+        raise UserError(
+            f"site.yaml: environments: expected exactly one environment without a source "
+            f"(the daily mirror); found {roots or 'none'}"
+        )
     return roots[0]
 
 
-def sync(spec_set: SpecSet, layout: StoreLayout, mirrors: list[str] | None = None,
-         targets: list[str] | None = None, wait: bool = True) -> Snapshot:
+def sync(
+    spec_set: SpecSet,
+    layout: StoreLayout,
+    mirrors: list[str] | None = None,
+    targets: list[str] | None = None,
+    wait: bool = True,
+) -> Snapshot:
     jobs = mirror.plan(spec_set, mirrors, targets)
     store = SnapshotStore(layout.snapshots)
     envs = Environments(layout)
@@ -42,9 +49,16 @@ def sync(spec_set: SpecSet, layout: StoreLayout, mirrors: list[str] | None = Non
     staging = store.stage("sync")
     try:
         for job in jobs:
-            previous_entry = base.entry_dir(job.entry) if base and job.entry in base.entries else None
-            mirror.sync_entry(job, layout, ContentStore(layout.content), staging.new_entry(job.entry),
-                              previous_entry)
+            previous_entry = (
+                base.entry_dir(job.entry) if base and job.entry in base.entries else None
+            )
+            mirror.sync_entry(
+                job,
+                layout,
+                ContentStore(layout.content),
+                staging.new_entry(job.entry),
+                previous_entry,
+            )
         with store_lock(layout, f"repo sync -> {pointer.name}", wait=wait):
             envs.clean_leftovers()
             current = pointer.current()
@@ -53,8 +67,9 @@ def sync(spec_set: SpecSet, layout: StoreLayout, mirrors: list[str] | None = Non
                 latest = store.get(current)
                 for name in sorted(set(latest.entries) - set(staging.entries)):
                     staging.link_entry(name, latest)
-            snapshot = staging.commit(mirrors=sorted({j.mirror for j in jobs}),
-                                      targets=sorted({j.target for j in jobs}))
+            snapshot = staging.commit(
+                mirrors=sorted({j.mirror for j in jobs}), targets=sorted({j.target for j in jobs})
+            )
             pointer.switch(snapshot.id, "sync", reason=f"synced {', '.join(j.entry for j in jobs)}")
             retention.apply(spec_set, layout, sweep_content=True)
     except BaseException:

@@ -117,16 +117,38 @@ class RunResults:
     def from_dict(cls, data: Any, source: str = "results") -> RunResults:
         """``data`` checked against the results schema (these dataclasses); InvalidInput names the field."""
         if not isinstance(data, dict):
-            raise InvalidInput([InputError(source, 0, "", f"not an hpcos results file: expected a JSON object; found "
-                                                       f"{type(data).__name__}")])
+            raise InvalidInput(
+                [
+                    InputError(
+                        source,
+                        0,
+                        "",
+                        f"not an hpcos results file: expected a JSON object; found "
+                        f"{type(data).__name__}",
+                    )
+                ]
+            )
         if data.get("schema_version") != SCHEMA_VERSION:
-            raise InvalidInput([InputError(source, 0, "", f"not an hpcos results file: schema_version expected "
-                                                          f"{SCHEMA_VERSION}; found {data.get('schema_version')!r}")])
+            raise InvalidInput(
+                [
+                    InputError(
+                        source,
+                        0,
+                        "",
+                        f"not an hpcos results file: schema_version expected "
+                        f"{SCHEMA_VERSION}; found {data.get('schema_version')!r}",
+                    )
+                ]
+            )
         try:
             return _SCHEMA.validate_python(data)
         except pydantic.ValidationError as exc:
-            raise InvalidInput([InputError(source, 0, format_loc(err["loc"]), _message(err))
-                                for err in exc.errors(include_url=False)]) from None
+            raise InvalidInput(
+                [
+                    InputError(source, 0, format_loc(err["loc"]), _message(err))
+                    for err in exc.errors(include_url=False)
+                ]
+            ) from None
 
     @classmethod
     def read(cls, path: str | Path) -> RunResults:
@@ -137,16 +159,22 @@ class RunResults:
             # Not a FIFO or /dev/zero, not through a budget: a results file is a regular file of MiBs.
             text = read_bytes_limited(path, RESULTS_FILE_BUDGET, "results file", follow=True)
         except BadStoreFile as exc:
-            raise InvalidInput([InputError(str(path), 0, "", str(exc).removeprefix(f"{path}: "))]) from None
+            raise InvalidInput(
+                [InputError(str(path), 0, "", str(exc).removeprefix(f"{path}: "))]
+            ) from None
         except FileNotFoundError:
             raise InvalidInput([InputError(str(path), 0, "", "results file not found")]) from None
         except OSError as exc:
-            raise InvalidInput([InputError(str(path), 0, "", f"cannot read: {exc.strerror}")]) from None
+            raise InvalidInput(
+                [InputError(str(path), 0, "", f"cannot read: {exc.strerror}")]
+            ) from None
         try:
             data = json.loads(text, parse_constant=_refuse_constant)
         except (ValueError, RecursionError) as exc:
             why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
-            raise InvalidInput([InputError(str(path), 0, "", f"not an hpcos results file: not JSON ({why})")]) from None
+            raise InvalidInput(
+                [InputError(str(path), 0, "", f"not an hpcos results file: not JSON ({why})")]
+            ) from None
         return cls.from_dict(data, str(path))
 
 

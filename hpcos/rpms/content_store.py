@@ -97,7 +97,9 @@ def held_with_other_content(layout: StoreLayout, digests: dict[str, str]) -> lis
     if not layout.snapshots.is_dir():
         return clashes
     content = ContentStore(layout.content)
-    for snapshot in sorted(p for p in layout.snapshots.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    for snapshot in sorted(
+        p for p in layout.snapshots.iterdir() if p.is_dir() and not p.name.startswith(".")
+    ):
         for entry in sorted(p for p in snapshot.iterdir() if p.is_dir() and not p.is_symlink()):
             for name, digest in digests.items():
                 held = entry / "Packages" / name

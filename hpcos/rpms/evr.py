@@ -25,7 +25,8 @@ class Evr:
     def compare(self, other: Evr) -> int:
         """-1, 0 or 1, by rpm's own rule."""
         return rpm.labelCompare(
-            (str(self.epoch), self.version, self.release), (str(other.epoch), other.version, other.release)
+            (str(self.epoch), self.version, self.release),
+            (str(other.epoch), other.version, other.release),
         )
 
     def __lt__(self, other: Evr) -> bool:
@@ -35,4 +36,8 @@ class Evr:
         return self.compare(other) > 0
 
     def __str__(self) -> str:
-        return f"{self.epoch}:{self.version}-{self.release}" if self.epoch else f"{self.version}-{self.release}"
+        return (
+            f"{self.epoch}:{self.version}-{self.release}"
+            if self.epoch
+            else f"{self.version}-{self.release}"
+        )

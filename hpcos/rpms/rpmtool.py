@@ -21,8 +21,13 @@ class ToolError(UserError):
     pass
 
 
-def run(cmd: list[str], log: Path | None = None, timeout: float = DEFAULT_TIMEOUT,
-        cwd: Path | None = None, env: dict | None = None) -> runner.ProcessResult:
+def run(
+    cmd: list[str],
+    log: Path | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    cwd: Path | None = None,
+    env: dict | None = None,
+) -> runner.ProcessResult:
     """Run ``cmd`` with stdout and stderr merged (in order, as a log reader expects), appended to ``log``.
     A timeout kills the whole tree (rpmbuild's shells, mock's chroot helpers) and is a ToolError."""
     if shutil.which(cmd[0]) is None:
@@ -30,10 +35,19 @@ def run(cmd: list[str], log: Path | None = None, timeout: float = DEFAULT_TIMEOU
     # rpmbuild runs the package's own %build and %check scripts: they get no credential variable of
     # hpcos's.  They keep the build user's HOME, unlike test commands: ~/.rpmmacros is where a build host
     # sets %dist, %_topdir and the signing key's name, and rpmbuild, rpmsign and rpm --eval read it there.
-    proc = runner.run(cmd, timeout=timeout, cwd=cwd, env=env, base_env=without_credentials(os.environ),
-                      merge_stderr=True, log_file=log)
+    proc = runner.run(
+        cmd,
+        timeout=timeout,
+        cwd=cwd,
+        env=env,
+        base_env=without_credentials(os.environ),
+        merge_stderr=True,
+        log_file=log,
+    )
     if proc.timed_out:
-        raise ToolError(f"{cmd[0]} timed out after {timeout:.0f} s" + (f"; see {log}" if log else ""))
+        raise ToolError(
+            f"{cmd[0]} timed out after {timeout:.0f} s" + (f"; see {log}" if log else "")
+        )
     return proc
 
 
@@ -42,8 +56,10 @@ def check(cmd: list[str], log: Path | None = None, what: str | None = None, **kw
     proc = run(cmd, log, **kwargs)
     if proc.exit_code != 0:
         last = next((line for line in reversed(proc.stdout.splitlines()) if line.strip()), "")
-        raise ToolError(f"{what or cmd[0]} failed (exit {proc.exit_code}): {last.strip()}"
-                        + (f"; see {log}" if log else ""))
+        raise ToolError(
+            f"{what or cmd[0]} failed (exit {proc.exit_code}): {last.strip()}"
+            + (f"; see {log}" if log else "")
+        )
     return proc.stdout
 
 
@@ -64,14 +80,23 @@ def header_text(hdr: rpm.hdr, tag: int) -> str:
 
 
 def evr(hdr: rpm.hdr) -> Evr:
-    return Evr(int(hdr[rpm.RPMTAG_EPOCH] or 0), header_text(hdr, rpm.RPMTAG_VERSION),
-               header_text(hdr, rpm.RPMTAG_RELEASE))
+    return Evr(
+        int(hdr[rpm.RPMTAG_EPOCH] or 0),
+        header_text(hdr, rpm.RPMTAG_VERSION),
+        header_text(hdr, rpm.RPMTAG_RELEASE),
+    )
 
 
 def dnf_repo_args(url: str, repo_id: str, releasever: int, cache_dir: Path) -> list[str]:
     """Point dnf at one repository and nothing else: no system repos, a private cache (never stale)."""
     # dnf download treats file://localhost/ as remote and then fails its own checksum check.
     if url.startswith("file://localhost/"):
-        url = "file:///" + url[len("file://localhost/"):]
-    return ["--setopt=reposdir=/dev/null", f"--setopt=cachedir={cache_dir}", "--setopt=metadata_expire=0",
-            f"--releasever={releasever}", f"--repofrompath={repo_id},{url}", f"--repo={repo_id}"]
+        url = "file:///" + url[len("file://localhost/") :]
+    return [
+        "--setopt=reposdir=/dev/null",
+        f"--setopt=cachedir={cache_dir}",
+        "--setopt=metadata_expire=0",
+        f"--releasever={releasever}",
+        f"--repofrompath={repo_id},{url}",
+        f"--repo={repo_id}",
+    ]

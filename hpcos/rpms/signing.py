@@ -50,7 +50,9 @@ class Signer:
     gnupg_home: str | None = None
 
     @classmethod
-    def from_site(cls, site, key: str | None = None, gnupg_home: str | None = None) -> Signer | None:
+    def from_site(
+        cls, site, key: str | None = None, gnupg_home: str | None = None
+    ) -> Signer | None:
         """``site.signing`` with command-line overrides; None when nothing names a key."""
         signing = getattr(site, "signing", None)
         key = key or (signing.key_id if signing else None)
@@ -67,25 +69,48 @@ class Signer:
         cmd = ["rpmsign", "--define", f"_gpg_name {self.key}", "--define", f"__gpg {_gpg()}"]
         if self.gnupg_home:
             cmd += ["--define", f"_gpg_path {self.gnupg_home}"]
-        rpmtool.check(cmd + ["--addsign", *map(str, rpms)], log, what="rpmsign --addsign", timeout=SIGN_TIMEOUT)
+        rpmtool.check(
+            cmd + ["--addsign", *map(str, rpms)],
+            log,
+            what="rpmsign --addsign",
+            timeout=SIGN_TIMEOUT,
+        )
 
     def sign_metadata(self, repo: Path, log: Path) -> Path:
         """``repodata/repomd.xml.asc``: what dnf's ``repo_gpgcheck`` verifies."""
         repomd = repo / "repodata" / "repomd.xml"
         signature = repomd.with_name("repomd.xml.asc")
-        rpmtool.check([*self._gpg_cmd(), "--local-user", self.key, "--armor", "--detach-sign",
-                       "--output", str(signature), str(repomd)], log, what="gpg --detach-sign repomd.xml",
-                      timeout=SIGN_TIMEOUT)
+        rpmtool.check(
+            [
+                *self._gpg_cmd(),
+                "--local-user",
+                self.key,
+                "--armor",
+                "--detach-sign",
+                "--output",
+                str(signature),
+                str(repomd),
+            ],
+            log,
+            what="gpg --detach-sign repomd.xml",
+            timeout=SIGN_TIMEOUT,
+        )
         return signature
 
     def export_public_key(self, dest: Path, log: Path | None = None) -> Path:
-        out = rpmtool.check([*self._gpg_cmd(), "--armor", "--export", self.key], log,
-                            what=f"gpg --export {self.key}", timeout=60)
+        out = rpmtool.check(
+            [*self._gpg_cmd(), "--armor", "--export", self.key],
+            log,
+            what=f"gpg --export {self.key}",
+            timeout=60,
+        )
         if "BEGIN PGP PUBLIC KEY BLOCK" not in out:
-            raise SignatureError(f"signing key {self.key!r} not found in the GnuPG home "
-                                 f"{self.gnupg_home or '$GNUPGHOME'} (site.yaml signing)")
+            raise SignatureError(
+                f"signing key {self.key!r} not found in the GnuPG home "
+                f"{self.gnupg_home or '$GNUPGHOME'} (site.yaml signing)"
+            )
         dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_text(out[out.index("-----BEGIN"):])
+        dest.write_text(out[out.index("-----BEGIN") :])
         return dest
 
 
@@ -96,7 +121,9 @@ def public_key_file(layout: StoreLayout, site_name: str) -> Path:
     return layout.root / "keys" / f"RPM-GPG-KEY-{site_name}"
 
 
-def publish_public_key(signer: Signer, layout: StoreLayout, site_name: str, log: Path | None = None) -> Path:
+def publish_public_key(
+    signer: Signer, layout: StoreLayout, site_name: str, log: Path | None = None
+) -> Path:
     return signer.export_public_key(public_key_file(layout, site_name), log)
 
 
@@ -105,10 +132,15 @@ def fetch_key(key: str, dest: Path, specs_root: Path) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     if "://" in key:
         try:
-            with urllib.request.urlopen(key, timeout=DOWNLOAD_TIMEOUT) as response, dest.open("wb") as f:
+            with (
+                urllib.request.urlopen(key, timeout=DOWNLOAD_TIMEOUT) as response,
+                dest.open("wb") as f,
+            ):
                 shutil.copyfileobj(response, f)
         except (urllib.error.URLError, OSError, ValueError) as exc:
-            raise SignatureError(f"cannot download signing key {key}: {getattr(exc, 'reason', exc)}") from None
+            raise SignatureError(
+                f"cannot download signing key {key}: {getattr(exc, 'reason', exc)}"
+            ) from None
         return dest
     local = specs_root / key
     if not local.is_file():
@@ -117,18 +149,27 @@ def fetch_key(key: str, dest: Path, specs_root: Path) -> Path:
     return dest
 
 
-def verify(paths: list[Path], key_file: Path, workdir: Path, log: Path | None = None) -> dict[Path, str]:
+def verify(
+    paths: list[Path], key_file: Path, workdir: Path, log: Path | None = None
+) -> dict[Path, str]:
     """Packages that are not validly signed by ``key_file``'s key, each with rpm's verdict."""
     workdir.mkdir(parents=True, exist_ok=True)
     problems: dict[Path, str] = {}
     with tempfile.TemporaryDirectory(dir=workdir, prefix="rpmdb-") as dbpath:
         dbpath = str(Path(dbpath).resolve())
-        rpmtool.check(["rpmkeys", "--dbpath", dbpath, "--import", str(key_file.resolve())], log,
-                      what=f"importing signing key {key_file.name}", timeout=60)
+        rpmtool.check(
+            ["rpmkeys", "--dbpath", dbpath, "--import", str(key_file.resolve())],
+            log,
+            what=f"importing signing key {key_file.name}",
+            timeout=60,
+        )
         for start in range(0, len(paths), CHECKSIG_BATCH):
-            batch = paths[start:start + CHECKSIG_BATCH]
-            proc = rpmtool.run(["rpmkeys", "--dbpath", dbpath, "--checksig", *map(str, batch)], log,
-                               timeout=SIGN_TIMEOUT)
+            batch = paths[start : start + CHECKSIG_BATCH]
+            proc = rpmtool.run(
+                ["rpmkeys", "--dbpath", dbpath, "--checksig", *map(str, batch)],
+                log,
+                timeout=SIGN_TIMEOUT,
+            )
             verdicts = {}
             for line in proc.stdout.splitlines():
                 name, sep, verdict = line.rpartition(": ")
@@ -143,6 +184,10 @@ def verify(paths: list[Path], key_file: Path, workdir: Path, log: Path | None = 
 
 def refuse_unsigned(problems: dict[Path, str], what: str) -> None:
     if problems:
-        shown = "; ".join(f"{path.name} ({verdict})" for path, verdict in sorted(problems.items())[:5])
+        shown = "; ".join(
+            f"{path.name} ({verdict})" for path, verdict in sorted(problems.items())[:5]
+        )
         more = f" and {len(problems) - 5} more" if len(problems) > 5 else ""
-        raise SignatureError(f"{what}: {len(problems)} package(s) not validly signed: {shown}{more}")
+        raise SignatureError(
+            f"{what}: {len(problems)} package(s) not validly signed: {shown}{more}"
+        )

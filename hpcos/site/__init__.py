@@ -20,7 +20,9 @@ from typing import TYPE_CHECKING
 from hpcos.core.errors import UserError
 from hpcos.core.store_layout import StoreLayout
 
-if TYPE_CHECKING:  # the spec model costs a third of a second to import; only commands that read it pay
+if (
+    TYPE_CHECKING
+):  # the spec model costs a third of a second to import; only commands that read it pay
     from hpcos.cluster.profiles import Profile
     from hpcos.site.specs import SpecSet, Tracker
 
@@ -32,13 +34,17 @@ STORE_VARIABLE = "HPCOS_STORE"
 def personal_store(environ: Mapping[str, str]) -> Path:
     """Where a developer's own store goes when the site's is not theirs to write: their XDG state
     directory, so local runs on a shared machine never mix into the site's store or each other's."""
-    state = environ.get("XDG_STATE_HOME") or str(Path(environ.get("HOME") or Path.home()) / ".local" / "state")
+    state = environ.get("XDG_STATE_HOME") or str(
+        Path(environ.get("HOME") or Path.home()) / ".local" / "state"
+    )
     return Path(state) / "hpcos" / "store"
 
 
 def personal_cache(environ: Mapping[str, str]) -> Path:
     """The user's cache directory for hpcos (XDG): what can be recomputed, never what must be kept."""
-    cache = environ.get("XDG_CACHE_HOME") or str(Path(environ.get("HOME") or Path.home()) / ".cache")
+    cache = environ.get("XDG_CACHE_HOME") or str(
+        Path(environ.get("HOME") or Path.home()) / ".cache"
+    )
     return Path(cache) / "hpcos"
 
 
@@ -62,8 +68,12 @@ class Site:
     """Things worth one line to the person running the command (the CLI prints them)."""
 
     @classmethod
-    def from_options(cls, specs: str | Path | None = None, store: str | Path | None = None,
-                     environ: Mapping[str, str] | None = None) -> Site:
+    def from_options(
+        cls,
+        specs: str | Path | None = None,
+        store: str | Path | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> Site:
         env = os.environ if environ is None else environ
         specs_dir = Path(specs or env.get(SPECS_VARIABLE) or DEFAULT_SPECS).absolute()
         explicit = store or env.get(STORE_VARIABLE)
@@ -88,8 +98,10 @@ class Site:
         if _writable(configured):
             return configured
         personal = personal_store(self.environ).absolute()
-        self.notices.append(f"store: {configured} is not writable by this user; using {personal} "
-                            f"(--store or ${STORE_VARIABLE} to choose)")
+        self.notices.append(
+            f"store: {configured} is not writable by this user; using {personal} "
+            f"(--store or ${STORE_VARIABLE} to choose)"
+        )
         return personal
 
     @cached_property
@@ -112,7 +124,11 @@ class Site:
     def cache_file(self, kind: str, key: str) -> Path:
         """A per-user cache file for ``kind`` ("jenkins", ...) and ``key`` (a URL): hashed into the name,
         so a URL with user info never becomes a file name."""
-        return personal_cache(self.environ) / kind / (hashlib.sha256(key.encode()).hexdigest()[:24] + ".json")
+        return (
+            personal_cache(self.environ)
+            / kind
+            / (hashlib.sha256(key.encode()).hexdigest()[:24] + ".json")
+        )
 
     def profile_path(self, name: str, root: Path | None = None) -> Path:
         """The one profile lookup, for every command and the harness: the file ``--cluster NAME`` means.

@@ -36,8 +36,10 @@ class Credentials:
     token: str | None = None
 
     def __repr__(self) -> str:  # never print a secret, even in a traceback's locals
-        return f"Credentials(user={self.user!r}, password={'set' if self.password else None}, " \
-               f"token={'set' if self.token else None})"
+        return (
+            f"Credentials(user={self.user!r}, password={'set' if self.password else None}, "
+            f"token={'set' if self.token else None})"
+        )
 
     @property
     def secrets(self) -> list[str]:
@@ -74,8 +76,13 @@ def known_secrets(environ: Mapping[str, str] | None = None) -> list[str]:
     configured for is still a password), and what ``resolve`` found in the keyring.  What must never
     leave hpcos."""
     env = os.environ if environ is None else environ
-    return list(dict.fromkeys([env[name] for name in CREDENTIAL_VARIABLES if env.get(name)]
-                              + netrc_secrets(env) + _resolved))
+    return list(
+        dict.fromkeys(
+            [env[name] for name in CREDENTIAL_VARIABLES if env.get(name)]
+            + netrc_secrets(env)
+            + _resolved
+        )
+    )
 
 
 # Password fields of a netrc file, and what a secret must be at least to be masked: masking "a" would
@@ -96,7 +103,11 @@ def netrc_secrets(environ: Mapping[str, str] | None = None) -> list[str]:
         tokens = shlex.split(text, comments=True)
     except ValueError:  # an unbalanced quote: fall back to white space
         tokens = text.split()
-    found = [tokens[i + 1].strip("\"'") for i, token in enumerate(tokens[:-1]) if token in _NETRC_SECRET_KEYS]
+    found = [
+        tokens[i + 1].strip("\"'")
+        for i, token in enumerate(tokens[:-1])
+        if token in _NETRC_SECRET_KEYS
+    ]
     # Tokens as written too (quoted, escaped): a message may quote the file's text.
     raw = text.split()
     found += [raw[i + 1] for i, token in enumerate(raw[:-1]) if token in _NETRC_SECRET_KEYS]
@@ -109,7 +120,9 @@ def masked_url(url: str) -> str:
     scheme, sep, rest = url.partition("://")
     if not sep:
         scheme, rest = "", url
-    cut = min((i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
+    cut = min(
+        (i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0), default=len(rest)
+    )
     authority, tail = rest[:cut], rest[cut:]
     if "@" in authority:
         userinfo, _, hostport = authority.rpartition("@")
@@ -124,14 +137,18 @@ def checked_url(url: str, what: str, schemes: tuple[str, ...] = ("http", "https"
     with its password masked."""
     shown = masked_url(url)[:200]
     if not url or not url.isprintable() or any(c.isspace() for c in url):
-        raise UserError(f"{what}: {shown!r} is not a URL: empty, or white space or control characters in it")
+        raise UserError(
+            f"{what}: {shown!r} is not a URL: empty, or white space or control characters in it"
+        )
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:  # "Invalid IPv6 URL", "Port out of range", "Port could not be cast"
         raise UserError(f"{what}: {shown!r} is not a URL: {str(exc).lower()}") from None
     if parts.scheme not in schemes or (not parts.netloc and parts.scheme != "file"):
-        raise UserError(f"{what}: {shown!r} needs a scheme, {' or '.join(s + '://' for s in schemes)}")
+        raise UserError(
+            f"{what}: {shown!r} needs a scheme, {' or '.join(s + '://' for s in schemes)}"
+        )
     if parts.scheme != "file" and not parts.hostname:
         raise UserError(f"{what}: {shown!r} names no host")
     if port == 0:
@@ -151,14 +168,18 @@ def _from_netrc(host: str, environ: Mapping[str, str]) -> Credentials | None:
         return None
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         # ssh, curl and Python's netrc refuse a netrc others can read; say so instead of silently ignoring it.
-        log.warning("%s is readable by others (mode %o): ignored; chmod 600 %s", path, mode & 0o777, path)
+        log.warning(
+            "%s is readable by others (mode %o): ignored; chmod 600 %s", path, mode & 0o777, path
+        )
         return None
     try:
         entry = netrc.netrc(str(path)).authenticators(host)
     except netrc.NetrcParseError as exc:
         # netrc's own message quotes the token it stumbled on, which may be a password: not shown.
-        raise UserError(f"{path}:{exc.lineno}: not a valid netrc file (fix the entry on that line; "
-                        f"its text is not shown, it may hold a password)") from None
+        raise UserError(
+            f"{path}:{exc.lineno}: not a valid netrc file (fix the entry on that line; "
+            f"its text is not shown, it may hold a password)"
+        ) from None
     except OSError:
         return None
     if not entry:
@@ -174,7 +195,9 @@ def _from_keyring(service: str, host: str, user: str | None) -> Credentials | No
     except ImportError:
         return None
     try:
-        password = keyring.get_password(KEYRING_SERVICE.format(service=service, host=host), user or "hpcos")
+        password = keyring.get_password(
+            KEYRING_SERVICE.format(service=service, host=host), user or "hpcos"
+        )
     except (KeyringError, RuntimeError):
         return None
     return Credentials(user=user, password=password) if password else None
@@ -191,7 +214,9 @@ def resolve(service: str, url: str | None, environ: Mapping[str, str] | None = N
     if host:
         found = _from_netrc(host, env) or _from_keyring(service, host, user)
         if found:
-            _resolved.extend(s for s in found.secrets if s not in _resolved and len(s) >= _MIN_SECRET)
+            _resolved.extend(
+                s for s in found.secrets if s not in _resolved and len(s) >= _MIN_SECRET
+            )
             return found
     return Credentials(user=user)
 
@@ -204,7 +229,10 @@ class RedactingFilter(logging.Filter):
         self.secrets = [s for s in secrets if s]
 
     def filter(self, record: logging.LogRecord) -> bool:
-        secrets = [*self.secrets, *_resolved]  # a keyring password resolved after the filter was made too
+        secrets = [
+            *self.secrets,
+            *_resolved,
+        ]  # a keyring password resolved after the filter was made too
         if secrets:
             record.msg = redact(record.getMessage(), secrets)
             record.args = ()
@@ -214,14 +242,17 @@ class RedactingFilter(logging.Filter):
 # What decides how an MPI job runs, and what a ticket must name to reproduce it: the MPI libraries'
 # own variables (Open MPI/PMIx/PRRTE, MPICH/hydra, Intel MPI, MVAPICH), the fabric libraries' (UCX,
 # libfabric, PSM/PSM2/PSM3) and the dynamic loader's (LD_PRELOAD, LD_LIBRARY_PATH).
-MPI_VARIABLES = re.compile(r"^(?:OMPI|OPAL|ORTE|PMIX|PRTE|MPICH|MPIR|MPIEXEC|HYDRA|I_MPI|MV2|UCX|FI|OFI|PSM[23]?"
-                           r"|HFI|LD)_\w+$")
+MPI_VARIABLES = re.compile(
+    r"^(?:OMPI|OPAL|ORTE|PMIX|PRTE|MPICH|MPIR|MPIEXEC|HYDRA|I_MPI|MV2|UCX|FI|OFI|PSM[23]?"
+    r"|HFI|LD)_\w+$"
+)
 # A name that says it holds a secret: its value is masked even though hpcos did not configure it.
 _SECRET_NAME = re.compile(r"PASSWORD|PASSWD|TOKEN|SECRET|CREDENTIAL|_KEY$|^KEY_", re.IGNORECASE)
 
 
-def job_environment(night: Mapping[str, str], job: Mapping[str, str],
-                    secrets: Iterable[str] = ()) -> tuple[dict[str, str], dict[str, str]]:
+def job_environment(
+    night: Mapping[str, str], job: Mapping[str, str], secrets: Iterable[str] = ()
+) -> tuple[dict[str, str], dict[str, str]]:
     """(inherited, set): the MPI_VARIABLES an MPI job ran with -- those it took from the night's
     environment ``night`` (what a reproduction must set again) and those ``job`` (the profile's stack,
     the test) set -- with secret-looking names and every known secret masked."""
@@ -230,7 +261,10 @@ def job_environment(night: Mapping[str, str], job: Mapping[str, str],
     def shown(name: str, value: str) -> str:
         return REDACTED if _SECRET_NAME.search(name) else redact(value, secrets)
 
-    inherited = {k: shown(k, v) for k, v in sorted(without_credentials(night).items())
-                 if MPI_VARIABLES.fullmatch(k) and k not in job}
+    inherited = {
+        k: shown(k, v)
+        for k, v in sorted(without_credentials(night).items())
+        if MPI_VARIABLES.fullmatch(k) and k not in job
+    }
     own = {k: shown(k, v) for k, v in sorted(job.items()) if MPI_VARIABLES.fullmatch(k)}
     return inherited, own

@@ -32,14 +32,20 @@ def _backtick_fence(text: str, least: int) -> str:
 
 def quote_block(text: str, markup: str) -> str:
     """``text`` as preformatted text that no line of it can end early."""
-    if markup == "trac":  # {{{ ... }}} nests in Trac: neutralise both so the block ends where we say
+    if (
+        markup == "trac"
+    ):  # {{{ ... }}} nests in Trac: neutralise both so the block ends where we say
         body = text.replace("{{{", "{" + _ZWSP + "{{").replace("}}}", "}" + _ZWSP + "}}")
         return f"{{{{{{\n{body}\n}}}}}}"
     if markup == "markdown":
         fence = _backtick_fence(text, 3)
         return f"{fence}text\n{text}\n{fence}"
     if markup == "jira":
-        return "{noformat}\n" + re.sub(r"(?i)\{noformat", "{" + _ZWSP + "noformat", text) + "\n{noformat}"
+        return (
+            "{noformat}\n"
+            + re.sub(r"(?i)\{noformat", "{" + _ZWSP + "noformat", text)
+            + "\n{noformat}"
+        )
     if markup == "textile":  # Redmine: <pre> with its content HTML-escaped
         return f"<pre>\n{html.escape(text, quote=False)}\n</pre>"
     return "\n".join("    " + line for line in text.splitlines())
@@ -96,7 +102,7 @@ def cut(text: str, limit: int = SUMMARY_MAX) -> str:
     if len(text) <= limit:
         return text
     head = text[: limit - 3]
-    if " " in head[limit // 2:]:
+    if " " in head[limit // 2 :]:
         head = head.rsplit(" ", 1)[0]
     return head.rstrip(" ,;:-") + "..."
 
@@ -110,7 +116,8 @@ def _scope(group: FailureGroup) -> str:
     one = len(tests) == 1
     who = short_test(tests[0]) if one else f"{len(tests)} {kind}"
     verb = {PERF_CLASS: ("regresses", "regress"), TIMEOUT_CLASS: ("times out", "time out")}.get(
-        group.fingerprint.failure_class, ("fails", "fail"))[0 if one else 1]
+        group.fingerprint.failure_class, ("fails", "fail")
+    )[0 if one else 1]
     nodes = group.nodes
     if not len(nodes):
         return f"{who} {verb}"
@@ -123,16 +130,24 @@ def _perf_reason(group: FailureGroup) -> str:
     metrics = []
     for result in group.results:
         for m in result.measurements:
-            if m.reference is not None and not m.reference.admits(m.value) and m.metric not in metrics:
+            if (
+                m.reference is not None
+                and not m.reference.admits(m.value)
+                and m.metric not in metrics
+            ):
                 metrics.append(m.metric)
     return f"{', '.join(metrics) or 'measurements'} outside the profile's reference"
 
 
 # What differs from launch to launch and means nothing to a reader: MPICH's abort code, Open MPI's
 # job ids, PIDs, addresses.
-_RANDOM = [(re.compile(r"\bAbort\(\d+\)"), "Abort"), (re.compile(r"\[\[\d+,\d+\],\d+\]\s*"), ""),
-           (re.compile(r"\s*\((?:pid|PID) \d+\)|\b(?:pid|PID)[ =:]\d+\s*"), " "),
-           (re.compile(r"=0x[0-9a-fA-F]+"), "=..."), (re.compile(r"\s+at address 0x[0-9a-fA-F]+"), "")]
+_RANDOM = [
+    (re.compile(r"\bAbort\(\d+\)"), "Abort"),
+    (re.compile(r"\[\[\d+,\d+\],\d+\]\s*"), ""),
+    (re.compile(r"\s*\((?:pid|PID) \d+\)|\b(?:pid|PID)[ =:]\d+\s*"), " "),
+    (re.compile(r"=0x[0-9a-fA-F]+"), "=..."),
+    (re.compile(r"\s+at address 0x[0-9a-fA-F]+"), ""),
+]
 
 
 def reason(group: FailureGroup) -> str:
@@ -142,7 +157,9 @@ def reason(group: FailureGroup) -> str:
     for pattern, replacement in _RANDOM:
         line = pattern.sub(replacement, line)
     line = " ".join(line.split())
-    if not line or (group.fingerprint.failure_class == TIMEOUT_CLASS and line.startswith("timed out after")):
+    if not line or (
+        group.fingerprint.failure_class == TIMEOUT_CLASS and line.startswith("timed out after")
+    ):
         return group.fingerprint.signature or group.fingerprint.failure_class
     return line
 
@@ -185,7 +202,14 @@ def reproduce_commands(group: FailureGroup, run: RunResults) -> list[str]:
         results = [r for r in group.results if r.test_id == test and (r.mpi or "") == stack]
         env = _night_env(results)
         words = [f"{k}={v}" for k, v in env.items()]
-        words += ["hpcos", "test", "--cluster", _cluster_argument(results, run), "-k", short_test(test)]
+        words += [
+            "hpcos",
+            "test",
+            "--cluster",
+            _cluster_argument(results, run),
+            "-k",
+            short_test(test),
+        ]
         if len(nodes):
             words += ["--nodes", str(nodes)]
         if stack:
@@ -223,9 +247,15 @@ def _rank_stacks(group: FailureGroup, limit: int = 60) -> str:
         if at >= 0:
             body = text[at:].split("\n", 1)[1]
             end = re.search(r"^--- (?:stderr|stdout)\b", body, re.MULTILINE)
-            lines = (body[:end.start()] if end else body).rstrip().splitlines()
-            more = [f"... ({len(lines) - limit} more lines in the results)"] if len(lines) > limit else []
-            return f"{short_test(result.test_id)} on {result.node}:\n" + "\n".join(lines[:limit] + more)
+            lines = (body[: end.start()] if end else body).rstrip().splitlines()
+            more = (
+                [f"... ({len(lines) - limit} more lines in the results)"]
+                if len(lines) > limit
+                else []
+            )
+            return f"{short_test(result.test_id)} on {result.node}:\n" + "\n".join(
+                lines[:limit] + more
+            )
     return ""
 
 
@@ -242,8 +272,10 @@ def _measurement_rows(results: list[TestResult]) -> list[str]:
             lo, hi = m.reference.bounds()
             size = f" {m.size} B" if m.size is not None else ""
             bounds = f"[{'-inf' if lo is None else f'{lo:.4g}'}, {'+inf' if hi is None else f'{hi:.4g}'}]"
-            rows.append(f"{result.node or '-'}: {m.metric}{size}: measured {m.value:.4g} {m.unit}, "
-                        f"expected {m.reference.value:.4g} {m.unit} within {bounds}")
+            rows.append(
+                f"{result.node or '-'}: {m.metric}{size}: measured {m.value:.4g} {m.unit}, "
+                f"expected {m.reference.value:.4g} {m.unit} within {bounds}"
+            )
     if len(rows) > MEASUREMENT_ROWS:
         rows = rows[:MEASUREMENT_ROWS] + [f"... and {len(rows) - MEASUREMENT_ROWS} more"]
     return rows
@@ -264,7 +296,9 @@ def _run_fields(run: RunResults, first: bool = True) -> list[tuple[str, str]]:
 
 
 def _nodes_field(nodes) -> tuple[str, str]:
-    return (f"Nodes ({len(nodes)})", str(nodes)) if len(nodes) else ("Nodes", "none (node-less test)")
+    return (
+        (f"Nodes ({len(nodes)})", str(nodes)) if len(nodes) else ("Nodes", "none (node-less test)")
+    )
 
 
 MATRIX_ROWS = 30
@@ -272,8 +306,10 @@ MATRIX_ROWS = 30
 
 def _matrix(group: FailureGroup) -> str:
     rows = group.matrix()
-    lines = [f"{count:>5}  {stack or '-':<8}  {nodes or '-'}  {test}"
-             for test, stack, nodes, count in rows[:MATRIX_ROWS]]
+    lines = [
+        f"{count:>5}  {stack or '-':<8}  {nodes or '-'}  {test}"
+        for test, stack, nodes, count in rows[:MATRIX_ROWS]
+    ]
     if len(rows) > MATRIX_ROWS:
         lines.append(f"... and {len(rows) - MATRIX_ROWS} more")
     return "\n".join(lines)
@@ -293,32 +329,56 @@ def description(group: FailureGroup, run: RunResults, markup: str) -> str:
     fp = group.fingerprint
     first = group.results[0]
     tests = group.tests
-    fields = [("Tests" if len(tests) > 1 else "Test", ", ".join(short_test(t) for t in tests[:10])
-               + (f" and {len(tests) - 10} more" if len(tests) > 10 else "")),
-              ("MPI stacks", ", ".join(group.stacks) or "none"), ("Failure class", fp.failure_class),
-              _nodes_field(group.nodes), *_run_fields(run)]
+    fields = [
+        (
+            "Tests" if len(tests) > 1 else "Test",
+            ", ".join(short_test(t) for t in tests[:10])
+            + (f" and {len(tests) - 10} more" if len(tests) > 10 else ""),
+        ),
+        ("MPI stacks", ", ".join(group.stacks) or "none"),
+        ("Failure class", fp.failure_class),
+        _nodes_field(group.nodes),
+        *_run_fields(run),
+    ]
     blamed = _blamed(group)
     if blamed:  # a bisected job: the node it fails on alone comes first
         fields.insert(0, ("Node to blame (the job fails there alone)", blamed))
-    blocks: list[Block] = [("text", "Reason (the most informative line of the failures' output):"),
-                           ("pre", reason(group)), ("fields", fields),
-                           ("text", "Failing results by test and MPI stack (count, stack, nodes, test):"),
-                           ("pre", _matrix(group))]
+    blocks: list[Block] = [
+        ("text", "Reason (the most informative line of the failures' output):"),
+        ("pre", reason(group)),
+        ("fields", fields),
+        ("text", "Failing results by test and MPI stack (count, stack, nodes, test):"),
+        ("pre", _matrix(group)),
+    ]
     if group.joined:
         blocks.append(("text", "Grouped with this cause (evidence from the same run):"))
-        blocks.append(("pre", "\n".join(f"grouped with {reason(group)!r} because {why}" for why in group.joined)))
+        blocks.append(
+            (
+                "pre",
+                "\n".join(f"grouped with {reason(group)!r} because {why}" for why in group.joined),
+            )
+        )
     stacks = _rank_stacks(group)
     if stacks:
         blocks.append(("text", "Where the ranks were when the timeout struck (before the kill):"))
         blocks.append(("pre", stacks))
     environment = _environment(group)
     if environment:
-        blocks.append(("text", "The jobs' environment (MPI, UCX, OFI, PSM, LD_* variables; secrets masked):"))
+        blocks.append(
+            ("text", "The jobs' environment (MPI, UCX, OFI, PSM, LD_* variables; secrets masked):")
+        )
         blocks.append(("pre", environment))
     by_message = group.nodes_by_message()
     if len(by_message) > 1 or by_message[0][0] != reason(group):
         blocks.append(("text", "Reason lines as printed (count, nodes, line):"))
-        blocks.append(("pre", "\n".join(f"{count:>5}  {ns or '-'}  {line}" for line, ns, count in by_message[:20])))
+        blocks.append(
+            (
+                "pre",
+                "\n".join(
+                    f"{count:>5}  {ns or '-'}  {line}" for line, ns, count in by_message[:20]
+                ),
+            )
+        )
     rows = _measurement_rows(group.results)
     if rows:
         blocks.append(("text", "Measured vs expected:"))
@@ -333,9 +393,16 @@ def description(group: FailureGroup, run: RunResults, markup: str) -> str:
     if first.command:
         commands.append(f"# what ran on {first.node or 'the node'}:\n{first.command}")
     blocks.append(("pre", "\n".join(commands)))
-    blocks.append(("fields", [("Normalised reason", fp.signature or fp.failure_class),
-                              ("Grouped by", "test" if fp.by_test else "root cause across tests"),
-                              ("Fingerprint algorithm", f"v{fp.version}")]))
+    blocks.append(
+        (
+            "fields",
+            [
+                ("Normalised reason", fp.signature or fp.failure_class),
+                ("Grouped by", "test" if fp.by_test else "root cause across tests"),
+                ("Fingerprint algorithm", f"v{fp.version}"),
+            ],
+        )
+    )
     blocks.append(("text", marker(group.key)))
     blocks.append(("text", run_marker(run.run_id, group.key, "report")))
     return render(blocks, markup)
@@ -344,10 +411,15 @@ def description(group: FailureGroup, run: RunResults, markup: str) -> str:
 def seen_again(group: FailureGroup, run: RunResults, markup: str) -> str:
     nodes = group.nodes
     tests = group.tests
-    blocks: list[Block] = [("text", f"Seen again in run {quote_inline(run.run_id, markup)} on {len(nodes)} node(s), "
-                                    f"{len(tests)} test(s):"),
-                           ("fields", [_nodes_field(nodes), *_run_fields(run, first=False)]),
-                           ("pre", _matrix(group))]
+    blocks: list[Block] = [
+        (
+            "text",
+            f"Seen again in run {quote_inline(run.run_id, markup)} on {len(nodes)} node(s), "
+            f"{len(tests)} test(s):",
+        ),
+        ("fields", [_nodes_field(nodes), *_run_fields(run, first=False)]),
+        ("pre", _matrix(group)),
+    ]
     first = group.results[0]
     blocks.append(("pre", _error_lines(first.message) or "(no output)"))
     if group.joined:
@@ -362,33 +434,55 @@ def seen_again(group: FailureGroup, run: RunResults, markup: str) -> str:
     return render(blocks, markup)
 
 
-def passing(tests: list[str], runs: int, run: RunResults, closing: bool, markup: str, key: str = "") -> str:
+def passing(
+    tests: list[str], runs: int, run: RunResults, closing: bool, markup: str, key: str = ""
+) -> str:
     text = f"Passed on all nodes for {runs} consecutive runs (last: {quote_inline(run.run_id, markup)})."
     if closing:
         text += " Closing; hpcos reopens this ticket if the failure comes back."
-    fields = [("Tests" if len(tests) > 1 else "Test", ", ".join(short_test(t) for t in tests)),
-              *_run_fields(run, first=False)]
-    return render([("text", text), ("fields", fields), ("text", run_marker(run.run_id, key, "resolve"))], markup)
+    fields = [
+        ("Tests" if len(tests) > 1 else "Test", ", ".join(short_test(t) for t in tests)),
+        *_run_fields(run, first=False),
+    ]
+    return render(
+        [("text", text), ("fields", fields), ("text", run_marker(run.run_id, key, "resolve"))],
+        markup,
+    )
 
 
 def carried_over(ticket_ref: str, key: str, markup: str) -> str:
     """Closing a ticket of an earlier fingerprint version whose failure now belongs to another ticket."""
-    return render([("text", f"hpcos now groups failures by root cause (fingerprint v{key.split('-')[1][1:]}); "
-                            f"this failure continues in {ticket_ref}. Closing as a duplicate.")], markup)
+    return render(
+        [
+            (
+                "text",
+                f"hpcos now groups failures by root cause (fingerprint v{key.split('-')[1][1:]}); "
+                f"this failure continues in {ticket_ref}. Closing as a duplicate.",
+            )
+        ],
+        markup,
+    )
 
 
-def run_wide(groups: list[FailureGroup], run: RunResults, cap: str, markup: str,
-             key: str = "run-wide") -> tuple[str, str]:
+def run_wide(
+    groups: list[FailureGroup], run: RunResults, cap: str, markup: str, key: str = "run-wide"
+) -> tuple[str, str]:
     """One ticket instead of hundreds when a run would exceed the caps (a broken repository...)."""
     nodes = sum(len(g.nodes) for g in groups)
     title = f"Run-wide failure: {len(groups)} new failure groups in run {run.run_id} ({cap})"
-    table = "\n".join(f"{len(g.nodes):>5}  {', '.join(short_test(t) for t in g.tests)}  "
-                      f"{g.fingerprint.failure_class}: {reason(g)}" for g in groups)
+    table = "\n".join(
+        f"{len(g.nodes):>5}  {', '.join(short_test(t) for t in g.tests)}  "
+        f"{g.fingerprint.failure_class}: {reason(g)}"
+        for g in groups
+    )
     blocks: list[Block] = [
         ("fields", _run_fields(run)),
-        ("text", f"This run would have filed {len(groups)} new tickets ({nodes} failing node results), "
-                 f"more than allowed ({cap}). Something common is probably broken (repository, "
-                 f"network, scheduler). New failure groups, by node count:"),
+        (
+            "text",
+            f"This run would have filed {len(groups)} new tickets ({nodes} failing node results), "
+            f"more than allowed ({cap}). Something common is probably broken (repository, "
+            f"network, scheduler). New failure groups, by node count:",
+        ),
         ("pre", table),
     ]
     if run.versions:

@@ -28,9 +28,17 @@ ALGORITHM_VERSION = 2
 # Order matters: specific shapes first (timestamps contain numbers, paths contain node names).
 _RULES: list[tuple[re.Pattern[str], str]] = [
     # ISO 8601 / syslog / `date` timestamps.
-    (re.compile(r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?"), "<time>"),
-    (re.compile(r"\b(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)?\s*(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
-                r"\s+\d{1,2}\s+\d{2}:\d{2}:\d{2}(?:\s+\w{3,4})?(?:\s+\d{4})?"), "<time>"),
+    (
+        re.compile(r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?"),
+        "<time>",
+    ),
+    (
+        re.compile(
+            r"\b(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)?\s*(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
+            r"\s+\d{1,2}\s+\d{2}:\d{2}:\d{2}(?:\s+\w{3,4})?(?:\s+\d{4})?"
+        ),
+        "<time>",
+    ),
     (re.compile(r"\b\d{2}:\d{2}:\d{2}(?:\.\d+)?\b"), "<time>"),
     # Temporary paths: pytest tmp dirs, mktemp names, Open MPI session dirs.
     (re.compile(r"(?:/var)?/tmp/[^\s:'\",;)]*"), "<tmp>"),
@@ -39,7 +47,10 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\b0x[0-9a-fA-F]+\b"), "<hex>"),
     (re.compile(r"\b[0-9a-f]{12,}\b"), "<hex>"),
     # Slurm: job and step ids.
-    (re.compile(r"\b(?:job|jobid|job_id|JobId|StepId|step)[ =:]*\d+(?:\.\d+)?", re.IGNORECASE), "job <job>"),
+    (
+        re.compile(r"\b(?:job|jobid|job_id|JobId|StepId|step)[ =:]*\d+(?:\.\d+)?", re.IGNORECASE),
+        "job <job>",
+    ),
     # Node lists in ClusterShell/Slurm notation, then single node names (letters followed by digits).
     (re.compile(r"\b[A-Za-z][A-Za-z-]*\[[\d,\-]+\][\w.-]*"), "<nodes>"),
     (re.compile(r"\b[A-Za-z][A-Za-z_-]*\d+(?:-[A-Za-z0-9]+)*(?:\.[A-Za-z][\w-]*)+\b"), "<host>"),
@@ -48,7 +59,10 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b"), "<ip>"),
     # PIDs and MPI ranks, so their word survives the number rule for readability.
     (re.compile(r"\b(pid|PID|process id)[ =:]*\d+"), r"\1 <n>"),
-    (re.compile(r"\b(rank|task|MPI_COMM_WORLD rank|proc|process)[ =:]*\d+", re.IGNORECASE), r"\1 <n>"),
+    (
+        re.compile(r"\b(rank|task|MPI_COMM_WORLD rank|proc|process)[ =:]*\d+", re.IGNORECASE),
+        r"\1 <n>",
+    ),
     (re.compile(r"\[\d+\]"), "[<n>]"),
     # Every remaining number.
     (re.compile(r"(?<![<\w])[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"), "<n>"),
@@ -148,11 +162,17 @@ def without_nodes(line: str, nodes: frozenset[str]) -> str:
     ``r1i2n3`` or ``sn042`` fit no general rule, but the run knows every node it tested."""
     if not nodes:
         return line
-    return _WORD.sub(lambda m: "<node>" if m.group() in nodes or m.group().split(".", 1)[0] in nodes
-                     else m.group(), line)
+    return _WORD.sub(
+        lambda m: (
+            "<node>" if m.group() in nodes or m.group().split(".", 1)[0] in nodes else m.group()
+        ),
+        line,
+    )
 
 
-def alias_v1(test_id: str, failure_class: str | None, message: str, nodes: frozenset[str] = frozenset()) -> str:
+def alias_v1(
+    test_id: str, failure_class: str | None, message: str, nodes: frozenset[str] = frozenset()
+) -> str:
     """The version-1 key of one failing result: how tickets filed before version 2 are found."""
     line = without_nodes(first_meaningful_line(message), nodes)
     return key_v1(test_id, failure_class or "error", _normalise_v1(line))
@@ -165,16 +185,27 @@ TIMEOUT_CLASS = "timeout"
 STACK_INDEPENDENT = frozenset({"infiniband", "slurm", "kernel", "launch"})
 
 
-def fingerprint(test_id: str, failure_class: str | None, message: str, stack: str | None = None,
-                nodes: frozenset[str] = frozenset(), where: str | None = None) -> Fingerprint:
+def fingerprint(
+    test_id: str,
+    failure_class: str | None,
+    message: str,
+    stack: str | None = None,
+    nodes: frozenset[str] = frozenset(),
+    where: str | None = None,
+) -> Fingerprint:
     """One failing result's fingerprint.  ``nodes``: every node name of the run, so they normalise
     whatever the site calls them; ``stack``: the result's MPI stack; ``where``: the result's node (set)."""
     return fingerprint_and_reason(test_id, failure_class, message, stack, nodes, where)[0]
 
 
-def fingerprint_and_reason(test_id: str, failure_class: str | None, message: str, stack: str | None = None,
-                           nodes: frozenset[str] = frozenset(),
-                           where: str | None = None) -> tuple[Fingerprint, Reason | None]:
+def fingerprint_and_reason(
+    test_id: str,
+    failure_class: str | None,
+    message: str,
+    stack: str | None = None,
+    nodes: frozenset[str] = frozenset(),
+    where: str | None = None,
+) -> tuple[Fingerprint, Reason | None]:
     failure_class = failure_class or "error"
     stack = stack or ""
     if failure_class == PERF_CLASS:

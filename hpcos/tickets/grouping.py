@@ -24,7 +24,13 @@ from dataclasses import dataclass, field
 from ClusterShell.NodeSet import NodeSet
 
 from hpcos.results.model import RunResults, TestResult
-from hpcos.tickets.fingerprint import CAUSE, TIMEOUT_CLASS, Fingerprint, alias_v1, fingerprint_and_reason
+from hpcos.tickets.fingerprint import (
+    CAUSE,
+    TIMEOUT_CLASS,
+    Fingerprint,
+    alias_v1,
+    fingerprint_and_reason,
+)
 from hpcos.tickets.reasons import Reason, choose
 
 
@@ -39,9 +45,13 @@ class FailureGroup:
     fingerprint: Fingerprint
     results: list[TestResult] = field(default_factory=list)
     aliases: set[str] = field(default_factory=set)  # version-1 keys of the results
-    lines: list[str] = field(default_factory=list)  # each result's reason line, when the grouping knew it
+    lines: list[str] = field(
+        default_factory=list
+    )  # each result's reason line, when the grouping knew it
     joined: list[str] = field(default_factory=list)  # why cause-less failures were grouped here
-    borrowed: set[str] = field(default_factory=set)  # reason lines only of results that joined the cause
+    borrowed: set[str] = field(
+        default_factory=set
+    )  # reason lines only of results that joined the cause
     # The key of an open ticket of an earlier night this group is filed under (a night on which the
     # MPI library lost every explanation continues the ticket of the cause it showed before).
     continues: str = ""
@@ -84,8 +94,11 @@ class FailureGroup:
         """
         if self._by_message is None:
             by_line: dict[str, list[TestResult]] = defaultdict(list)
-            lines = self.lines if len(self.lines) == len(self.results) else \
-                [choose(result.message).line for result in self.results]
+            lines = (
+                self.lines
+                if len(self.lines) == len(self.results)
+                else [choose(result.message).line for result in self.results]
+            )
             for result, line in zip(self.results, lines, strict=True):
                 by_line[line].append(result)
             rows = [(line, _nodes(results), len(results)) for line, results in by_line.items()]
@@ -98,7 +111,10 @@ class FailureGroup:
         cells: dict[tuple[str, str], list[TestResult]] = defaultdict(list)
         for result in self.results:
             cells[(result.test_id, result.mpi or "")].append(result)
-        return [(test, stack, _nodes(results), len(results)) for (test, stack), results in sorted(cells.items())]
+        return [
+            (test, stack, _nodes(results), len(results))
+            for (test, stack), results in sorted(cells.items())
+        ]
 
 
 def _nodes(results) -> NodeSet:
@@ -134,8 +150,12 @@ _CRASH = re.compile(r"Segmentation fault|Bus error|\bsegfault at\b")
 
 def _relay_crash(result: TestResult, reason: Reason | None) -> bool:
     """Whether ``reason`` is mpirun's help relay crashing (see _HELP_RELAY) rather than the job's cause."""
-    return (reason is not None and reason.family == "kernel" and bool(_CRASH.search(reason.line))
-            and bool(_HELP_RELAY.search(result.message)))
+    return (
+        reason is not None
+        and reason.family == "kernel"
+        and bool(_CRASH.search(reason.line))
+        and bool(_HELP_RELAY.search(result.message))
+    )
 
 
 def lost_explanation(fp: Fingerprint) -> str:
@@ -146,7 +166,12 @@ def lost_explanation(fp: Fingerprint) -> str:
 
 def cause_of_one_stack(fp: Fingerprint) -> bool:
     """A specific cause in one MPI library's own words (what a lost explanation may have been)."""
-    return fp.scope == CAUSE and bool(fp.stack) and not lost_explanation(fp) and fp.failure_class != TIMEOUT_CLASS
+    return (
+        fp.scope == CAUSE
+        and bool(fp.stack)
+        and not lost_explanation(fp)
+        and fp.failure_class != TIMEOUT_CLASS
+    )
 
 
 @dataclass
@@ -159,12 +184,16 @@ class _Cause:
     results: int = 0
 
 
-def assign(run: RunResults, names: frozenset[str] | None = None) -> list[tuple[TestResult, Fingerprint, str, str]]:
+def assign(
+    run: RunResults, names: frozenset[str] | None = None
+) -> list[tuple[TestResult, Fingerprint, str, str]]:
     """Each failure of ``run`` with the fingerprint it is filed under (the run-wide rule applied), its
     reason line as printed, and why it joined that cause ("" when its own output named it)."""
     names = run_nodes(run) if names is None else names
-    assigned = [(r, *fingerprint_and_reason(r.test_id, r.failure_class, r.message, r.mpi, names, r.node))
-                for r in run.failures()]
+    assigned = [
+        (r, *fingerprint_and_reason(r.test_id, r.failure_class, r.message, r.mpi, names, r.node))
+        for r in run.failures()
+    ]
     expanded: dict[str, frozenset[str]] = {"": frozenset()}
 
     def nodes_of(result: TestResult) -> frozenset[str]:
@@ -176,9 +205,16 @@ def assign(run: RunResults, names: frozenset[str] | None = None) -> list[tuple[T
     # The specific causes the run shows, per (MPI stack, class): where cause-less failures may go.
     causes: dict[tuple[str, str], dict[str, _Cause]] = defaultdict(dict)
     for result, fp, reason in assigned:
-        if result.mpi and not fp.by_test and reason is not None and reason.specific \
-                and not _relay_crash(result, reason):
-            cause = causes[(result.mpi, fp.failure_class)].setdefault(fp.key, _Cause(fp, reason.family, reason.line))
+        if (
+            result.mpi
+            and not fp.by_test
+            and reason is not None
+            and reason.specific
+            and not _relay_crash(result, reason)
+        ):
+            cause = causes[(result.mpi, fp.failure_class)].setdefault(
+                fp.key, _Cause(fp, reason.family, reason.line)
+            )
             cause.nodes |= nodes_of(result)
             cause.tests.add(result.test_id)
             cause.results += 1
@@ -187,31 +223,47 @@ def assign(run: RunResults, names: frozenset[str] | None = None) -> list[tuple[T
         line = reason.line if reason is not None else result.message.strip().split("\n", 1)[0]
         why = ""
         relay_crash = _relay_crash(result, reason)
-        if reason is not None and result.mpi and ((fp.by_test and reason.family in _JOINABLE) or relay_crash):
+        if (
+            reason is not None
+            and result.mpi
+            and ((fp.by_test and reason.family in _JOINABLE) or relay_crash)
+        ):
             mine = nodes_of(result)
             # Evidence: the cause on overlapping nodes (another test's job), or its own test on other nodes.
-            found = [c for c in causes.get((result.mpi, fp.failure_class), {}).values()
-                     if c.nodes & mine or (reason.noise and result.test_id in c.tests)]
+            found = [
+                c
+                for c in causes.get((result.mpi, fp.failure_class), {}).values()
+                if c.nodes & mine or (reason.noise and result.test_id in c.tests)
+            ]
             if found:
                 # The cause of the library whose launcher noise the failure carries first, then the commonest.
-                found.sort(key=lambda c: (c.family != reason.noise, not c.nodes & mine, -c.results,
-                                          c.fingerprint.key))
+                found.sort(
+                    key=lambda c: (
+                        c.family != reason.noise,
+                        not c.nodes & mine,
+                        -c.results,
+                        c.fingerprint.key,
+                    )
+                )
                 chosen = found[0]
                 overlap = NodeSet.fromlist(sorted(chosen.nodes & mine or chosen.nodes))
                 said = line.split(": ", 1)[0] if line.startswith("exit code") else line[:80]
                 noise = f" and {reason.noise}'s launcher noise" if reason.noise else ""
                 if relay_crash:
                     noise = " from mpirun's help relay, which crashed relaying it"
-                why = (f"{short_test(result.test_id)} on {result.node} printed no cause of its own (only "
-                       f"{said or 'no output'!r}{noise}); the same run shows this cause for {result.mpi} on {overlap}")
+                why = (
+                    f"{short_test(result.test_id)} on {result.node} printed no cause of its own (only "
+                    f"{said or 'no output'!r}{noise}); the same run shows this cause for {result.mpi} on {overlap}"
+                )
                 fp = chosen.fingerprint
             elif reason.noise in _LOSES_ITS_EXPLANATION:
                 # Noise only, and no test of the run says why: one group per stack and class, not one
                 # per test (Open MPI lost every explanation that night).
-                fp = Fingerprint(CAUSE, result.mpi, fp.failure_class,
-                                 f"{reason.noise}: {LOST}")
-                why = (f"{short_test(result.test_id)} on {result.node} printed only {reason.noise}'s launcher "
-                       f"noise, and no test of the run says why")
+                fp = Fingerprint(CAUSE, result.mpi, fp.failure_class, f"{reason.noise}: {LOST}")
+                why = (
+                    f"{short_test(result.test_id)} on {result.node} printed only {reason.noise}'s launcher "
+                    f"noise, and no test of the run says why"
+                )
         out.append((result, fp, line, why))
     return out
 
@@ -220,7 +272,9 @@ def group_failures(run: RunResults) -> list[FailureGroup]:
     """One group per fingerprint, in a stable order (first test, then key)."""
     names = run_nodes(run)
     groups: dict[str, FailureGroup] = {}
-    own: dict[str, set[str]] = defaultdict(set)  # per key, the lines of results that named the cause
+    own: dict[str, set[str]] = defaultdict(
+        set
+    )  # per key, the lines of results that named the cause
     for result, fp, line, why in assign(run, names):
         group = groups.setdefault(fp.key, FailureGroup(fp))
         group.results.append(result)

@@ -37,7 +37,13 @@ from hpcos.site.specs import Tracker as TrackerSpec
 from hpcos.tickets import content
 from hpcos.tickets.backends import Ticket, TrackerBackend, TrackerError
 from hpcos.tickets.fingerprint import ALGORITHM_VERSION
-from hpcos.tickets.grouping import FailureGroup, cause_of_one_stack, group_failures, lost_explanation, passing_tests
+from hpcos.tickets.grouping import (
+    FailureGroup,
+    cause_of_one_stack,
+    group_failures,
+    lost_explanation,
+    passing_tests,
+)
 from hpcos.tickets.state import TicketState
 
 log = logging.getLogger("hpcos.tickets")
@@ -58,7 +64,9 @@ class Action:
     comment: str = ""
     close: bool = False
     new: bool = False  # no ticket known for this fingerprint when planned (what the caps count)
-    aliases: list[str] = field(default_factory=list)  # keys of earlier fingerprint algorithms (or nights)
+    aliases: list[str] = field(
+        default_factory=list
+    )  # keys of earlier fingerprint algorithms (or nights)
     tests: list[str] = field(default_factory=list)  # every test the failure was seen in
     # What the state records of the ticket (``TicketState.track``): "cause" (a specific cause of one
     # MPI stack) or "lost" (its explanation lost), the stack, class and nodes the failure was seen on.
@@ -71,7 +79,9 @@ class Action:
 @dataclass
 class Plan:
     actions: list[Action] = field(default_factory=list)
-    streaks: dict[str, int] = field(default_factory=dict)  # passing streak per tracked key after this run
+    streaks: dict[str, int] = field(
+        default_factory=dict
+    )  # passing streak per tracked key after this run
     capped: str | None = None  # why a run-wide ticket replaced the new ones
 
 
@@ -106,8 +116,10 @@ def _across_nights(group: FailureGroup, state: TicketState) -> tuple[str, list[s
             return "lost", []
         key, ticket, shared = found[0]
         group.continues = key
-        group.joined.append(f"no explanation this night (every {fp.stack} job printed only {lost}'s launcher "
-                            f"noise); same stack and nodes ({shared}) as #{ticket}, open for this cause")
+        group.joined.append(
+            f"no explanation this night (every {fp.stack} job printed only {lost}'s launcher "
+            f"noise); same stack and nodes ({shared}) as #{ticket}, open for this cause"
+        )
         return "cause", []
     if not cause_of_one_stack(fp):
         return "", []
@@ -115,13 +127,20 @@ def _across_nights(group: FailureGroup, state: TicketState) -> tuple[str, list[s
         return "cause", []
     found = _overlapping(state.open_grouped("lost", fp.stack, fp.failure_class), group.nodes)
     for _key, ticket, shared in found:
-        group.joined.append(f"#{ticket} was filed on a night when every {fp.stack} job lost the explanation, on "
-                            f"the same stack and nodes ({shared}); this night names the cause")
+        group.joined.append(
+            f"#{ticket} was filed on a night when every {fp.stack} job lost the explanation, on "
+            f"the same stack and nodes ({shared}); this night names the cause"
+        )
     return "cause", [key for key, _, _ in found]
 
 
-def plan(run: RunResults, state: TicketState, spec: TrackerSpec, markup: str,
-         redact: Callable[[str], str] = lambda text: text) -> Plan:
+def plan(
+    run: RunResults,
+    state: TicketState,
+    spec: TrackerSpec,
+    markup: str,
+    redact: Callable[[str], str] = lambda text: text,
+) -> Plan:
     """What this run means for the tracker.  Reads ``state``, changes nothing."""
     day = _day(run)
     result = Plan()
@@ -131,28 +150,51 @@ def plan(run: RunResults, state: TicketState, spec: TrackerSpec, markup: str,
         grouping, earlier = _across_nights(group, state)
         aliases = sorted((group.aliases | set(earlier)) - {group.key})
         stack = group.fingerprint.stack
-        reports.append(Action(
-            "report", group.key, group.test_id, run.run_id, day,
-            summary=redact(content.summary(group)),
-            description=redact(content.description(group, run, markup)),
-            comment=redact(content.seen_again(group, run, markup)),
-            new=all(state.tracked(key) is None for key in (group.key, *aliases)),
-            aliases=aliases, tests=group.tests, grouping=grouping, stack=stack if grouping else "",
-            failure_class=group.fingerprint.failure_class if grouping else "",
-            nodes=str(group.nodes) if grouping else ""))
+        reports.append(
+            Action(
+                "report",
+                group.key,
+                group.test_id,
+                run.run_id,
+                day,
+                summary=redact(content.summary(group)),
+                description=redact(content.description(group, run, markup)),
+                comment=redact(content.seen_again(group, run, markup)),
+                new=all(state.tracked(key) is None for key in (group.key, *aliases)),
+                aliases=aliases,
+                tests=group.tests,
+                grouping=grouping,
+                stack=stack if grouping else "",
+                failure_class=group.fingerprint.failure_class if grouping else "",
+                nodes=str(group.nodes) if grouping else "",
+            )
+        )
     new = [a for a in reports if a.new]
     allowed_today = spec.max_new_per_day - state.created_on(day)
     if len(new) > spec.max_new_per_run or len(new) > allowed_today:
-        result.capped = (f"at most {spec.max_new_per_run} new per run, "
-                         f"{max(allowed_today, 0)} left of {spec.max_new_per_day} today")
+        result.capped = (
+            f"at most {spec.max_new_per_run} new per run, "
+            f"{max(allowed_today, 0)} left of {spec.max_new_per_day} today"
+        )
         new_keys = {a.key for a in new}
         reports = [a for a in reports if a.key not in new_keys]
-        summary, description = content.run_wide([g for g in groups if g.key in new_keys], run, result.capped,
-                                                markup, RUN_WIDE_KEY)
-        reports.append(Action("report", RUN_WIDE_KEY, RUN_WIDE_TEST, run.run_id, day,
-                              summary=redact(summary), description=redact(description),
-                              comment=redact(description), new=state.tracked(RUN_WIDE_KEY) is None,
-                              tests=[RUN_WIDE_TEST]))
+        summary, description = content.run_wide(
+            [g for g in groups if g.key in new_keys], run, result.capped, markup, RUN_WIDE_KEY
+        )
+        reports.append(
+            Action(
+                "report",
+                RUN_WIDE_KEY,
+                RUN_WIDE_TEST,
+                run.run_id,
+                day,
+                summary=redact(summary),
+                description=redact(description),
+                comment=redact(description),
+                new=state.tracked(RUN_WIDE_KEY) is None,
+                tests=[RUN_WIDE_TEST],
+            )
+        )
     result.actions.extend(reports)
 
     passing = passing_tests(run)
@@ -171,22 +213,41 @@ def plan(run: RunResults, state: TicketState, spec: TrackerSpec, markup: str,
         elif tests & ran and (tests & ran) <= passing:
             runs = streak + 1
         else:
-            runs = streak  # not run this time (deselected, skipped), or failing otherwise: no evidence
+            runs = (
+                streak  # not run this time (deselected, skipped), or failing otherwise: no evidence
+            )
         result.streaks[key] = runs
         # ">=": a close that was queued, or a ticket reopened by hand, still closes on a later clean run.
         if runs >= n and runs > streak and (spec.close or streak < n):
-            result.actions.append(Action(
-                "resolve", key, test_id, run.run_id, day, close=spec.close, tests=sorted(tests),
-                comment=redact(content.passing(sorted(tests), runs, run, spec.close, markup, key))))
+            result.actions.append(
+                Action(
+                    "resolve",
+                    key,
+                    test_id,
+                    run.run_id,
+                    day,
+                    close=spec.close,
+                    tests=sorted(tests),
+                    comment=redact(
+                        content.passing(sorted(tests), runs, run, spec.close, markup, key)
+                    ),
+                )
+            )
     return result
 
 
 def recurrence(spec: TrackerSpec, ticket: Ticket) -> str:
     by_status = {k.lower(): v for k, v in spec.recurrence_by_status.items()}
-    return by_status.get(ticket.resolution.lower()) or by_status.get(ticket.status.lower()) or spec.recurrence
+    return (
+        by_status.get(ticket.resolution.lower())
+        or by_status.get(ticket.status.lower())
+        or spec.recurrence
+    )
 
 
-def _find(action: Action, backend: TrackerBackend, state: TicketState, markup: str) -> tuple[Ticket | None, str]:
+def _find(
+    action: Action, backend: TrackerBackend, state: TicketState, markup: str
+) -> tuple[Ticket | None, str]:
     """The ticket for ``action`` and the key the tracker knows it by.
 
     Not found by its key: an earlier fingerprint version may have filed it (several tickets, when
@@ -207,7 +268,9 @@ def _find(action: Action, backend: TrackerBackend, state: TicketState, markup: s
     for other_alias, other in found[1:]:
         if other.id != ticket.id and not other.closed:
             backend.close(other, content.carried_over(ref, action.key, markup))
-            log.info("#%s: closed as a duplicate of #%s (fingerprint carried over)", other.id, ticket.id)
+            log.info(
+                "#%s: closed as a duplicate of #%s (fingerprint carried over)", other.id, ticket.id
+            )
         state.forget(other_alias)
     if backend.rekey(ticket, action.key):
         state.forget(alias)
@@ -224,8 +287,12 @@ class _Seen(TypedDict):
 
 def _seen(action: Action) -> _Seen:
     """What ``TicketState.track`` records of the failure the action reports."""
-    return {"grouping": action.grouping, "stack": action.stack, "failure_class": action.failure_class,
-            "nodes": action.nodes}
+    return {
+        "grouping": action.grouping,
+        "stack": action.stack,
+        "failure_class": action.failure_class,
+        "nodes": action.nodes,
+    }
 
 
 def apply(action: Action, backend: TrackerBackend, state: TicketState, spec: TrackerSpec) -> str:
@@ -249,7 +316,9 @@ def apply(action: Action, backend: TrackerBackend, state: TicketState, spec: Tra
 
     if ticket is not None and not ticket.closed:
         known = state.tracked(key) is not None
-        state.track(key, action.test_id, ticket.id, is_open=True, tests=tests, failing=True, **_seen(action))
+        state.track(
+            key, action.test_id, ticket.id, is_open=True, tests=tests, failing=True, **_seen(action)
+        )
         if state.touched(action.key, action.run_id) or backend.has_marker(ticket, said):
             # This run already told the ticket: it created it, or a reply was lost after the comment.
             state.touch(action.key, action.run_id)
@@ -264,24 +333,53 @@ def apply(action: Action, backend: TrackerBackend, state: TicketState, spec: Tra
         what = recurrence(spec, ticket)
         if what == "ignore":
             state.track(key, action.test_id, ticket.id, is_open=False, tests=tests, **_seen(action))
-            return f"#{ticket.id}: closed as {ticket.resolution or ticket.status}, ignored by policy"
+            return (
+                f"#{ticket.id}: closed as {ticket.resolution or ticket.status}, ignored by policy"
+            )
         if what == "reopen" and backend.can_reopen:
             if not backend.has_marker(ticket, said):
                 backend.reopen(ticket, action.comment)
-            state.track(key, action.test_id, ticket.id, is_open=True, tests=tests, failing=True, **_seen(action))
+            state.track(
+                key,
+                action.test_id,
+                ticket.id,
+                is_open=True,
+                tests=tests,
+                failing=True,
+                **_seen(action),
+            )
             done = f"#{ticket.id}: reopened"
         else:
-            earlier = f"This failure was tracked before in {ticket.url or '#' + ticket.id} " \
-                      f"(closed as {ticket.resolution or ticket.status})."
-            created = backend.create(action.summary, action.description + "\n" + earlier + "\n", action.key)
+            earlier = (
+                f"This failure was tracked before in {ticket.url or '#' + ticket.id} "
+                f"(closed as {ticket.resolution or ticket.status})."
+            )
+            created = backend.create(
+                action.summary, action.description + "\n" + earlier + "\n", action.key
+            )
             state.record_created(action.day, action.key, created.id)
-            state.track(action.key, action.test_id, created.id, is_open=True, tests=tests, failing=True,
-                        **_seen(action))
+            state.track(
+                action.key,
+                action.test_id,
+                created.id,
+                is_open=True,
+                tests=tests,
+                failing=True,
+                **_seen(action),
+            )
             done = f"#{created.id}: created (follows #{ticket.id})"
     else:
         created = backend.create(action.summary, action.description, action.key)
         state.record_created(action.day, action.key, created.id)
-        state.track(action.key, action.test_id, created.id, is_open=True, tests=tests, failing=True, **_seen(action))
+        state.track(
+            action.key,
+            action.test_id,
+            created.id,
+            is_open=True,
+            tests=tests,
+            failing=True,
+            **_seen(action),
+        )
         done = f"#{created.id}: created"
     state.touch(action.key, action.run_id)
     return done
@@ -291,12 +389,21 @@ def apply(action: Action, backend: TrackerBackend, state: TicketState, spec: Tra
 class Outcome:
     done: list[str] = field(default_factory=list)
     queued: int = 0
-    error: str | None = None  # why the tracker could not be reached: "<cause>: <message naming the URL>"
+    error: str | None = (
+        None  # why the tracker could not be reached: "<cause>: <message naming the URL>"
+    )
     dropped: int = 0  # actions not queued because the tracker settings are invalid
 
 
-def send(actions: list[Action], backend: TrackerBackend, state: TicketState, spec: TrackerSpec, queue,
-         outcome: Outcome, progress: Callable[[], None] = lambda: None) -> None:
+def send(
+    actions: list[Action],
+    backend: TrackerBackend,
+    state: TicketState,
+    spec: TrackerSpec,
+    queue,
+    outcome: Outcome,
+    progress: Callable[[], None] = lambda: None,
+) -> None:
     """Apply actions in order; from the first tracker failure on, queue the rest without trying."""
     for action in actions:
         if outcome.error is None:
@@ -334,9 +441,15 @@ def flush(backend: TrackerBackend, state: TicketState, spec: TrackerSpec, queue)
     return outcome
 
 
-def file_run(run: RunResults, backend: TrackerBackend, state: TicketState, spec: TrackerSpec, queue,
-             redact: Callable[[str], str] = lambda text: text,
-             progress: Callable[[int], Callable[[], None]] | None = None) -> tuple[Plan, Outcome]:
+def file_run(
+    run: RunResults,
+    backend: TrackerBackend,
+    state: TicketState,
+    spec: TrackerSpec,
+    queue,
+    redact: Callable[[str], str] = lambda text: text,
+    progress: Callable[[int], Callable[[], None]] | None = None,
+) -> tuple[Plan, Outcome]:
     """The end of a nightly run: send what earlier runs queued, then this run's actions."""
     earlier = flush(backend, state, spec, queue) if len(queue) else Outcome()
     decided = plan(run, state, spec, backend.markup, redact)

@@ -23,7 +23,13 @@ from pathlib import Path
 from filelock import FileLock
 
 from hpcos.core.files import write_text_atomically
-from hpcos.core.store_files import BadStoreFile, dataclass_from, move_aside, read_json, refuse_symlinked
+from hpcos.core.store_files import (
+    BadStoreFile,
+    dataclass_from,
+    move_aside,
+    read_json,
+    refuse_symlinked,
+)
 from hpcos.tickets.lifecycle import Action
 
 # An action is a summary, a description and a comment: far below this.
@@ -40,7 +46,9 @@ class TicketQueue:
 
     @staticmethod
     def _identity(action: Action) -> str:
-        return hashlib.sha256(f"{action.run_id}\x1f{action.key}\x1f{action.kind}".encode()).hexdigest()[:16]
+        return hashlib.sha256(
+            f"{action.run_id}\x1f{action.key}\x1f{action.kind}".encode()
+        ).hexdigest()[:16]
 
     def _files(self) -> list[Path]:
         return sorted(self.directory.glob("*.json"))
@@ -61,7 +69,9 @@ class TicketQueue:
     def _read(self, path: Path) -> Action | None:
         """The action in ``path``; None (and the file moved aside) when it is not one hpcos wrote."""
         try:
-            action = dataclass_from(Action, read_json(path, ENTRY_BUDGET, "queued ticket action"), str(path))
+            action = dataclass_from(
+                Action, read_json(path, ENTRY_BUDGET, "queued ticket action"), str(path)
+            )
             if action.kind not in KINDS or not action.key or not action.run_id:
                 raise BadStoreFile(f"{path}: not a queued ticket action (kind, key or run id)")
         except BadStoreFile as exc:
@@ -72,7 +82,9 @@ class TicketQueue:
         return action
 
     def _entries(self) -> list[tuple[Path, Action]]:
-        return [(path, action) for path in self._files() if (action := self._read(path)) is not None]
+        return [
+            (path, action) for path in self._files() if (action := self._read(path)) is not None
+        ]
 
     def peek(self) -> list[Action]:
         return [action for _, action in self._entries()]
@@ -81,9 +93,11 @@ class TicketQueue:
     def draining(self) -> Iterator[Iterator[tuple[Action, callable]]]:
         """Hold the lock and yield (action, done) pairs, oldest first; ``done()`` removes the action."""
         with self._lock:
+
             def items():
                 for path in self._files():
                     action = self._read(path)
                     if action is not None:
                         yield action, path.unlink
+
             yield items()

@@ -23,40 +23,57 @@ import re
 from dataclasses import dataclass, replace
 
 # (family, pattern): searched in each line with the "[host:pid] " / "E   " prefixes removed.
-NOISE: list[tuple[str, re.Pattern[str]]] = [(family, re.compile(pattern)) for family, pattern in [
-    # Open MPI 4.1: the help message relay from a rank to mpirun failed (show_help.c race).
-    ("openmpi", r"ORTE_ERROR_LOG: .* in file \S*show_help\.c"),
-    ("openmpi", r"ORTE_ERROR_LOG: (?:Data unpack would read past end of buffer|Out of resource)"),
-    ("openmpi", r"PMIX_ERROR .*in file"),
-    ("openmpi", r"more process(?:es)? ha(?:s|ve) sent help message"),
-    ("openmpi", r"Set MCA parameter \"orte_base_help_aggregate\""),
-    ("openmpi", r"Delaying for \d+ seconds? before aborting"),
-    # The MPI_ERRORS_ARE_FATAL banner around the call that failed: says where, not why.
-    ("openmpi", r"^\*\*\* (?:reported by process|on a NULL communicator|on communicator|Unknown error"
-                r"|MPI_ERRORS_ARE_FATAL|\s*and potentially your MPI job)"),
-    ("openmpi", r"^Primary job\s+terminated normally"),
-    ("openmpi", r"has detected an attempt to run as root"),
-    ("openmpi", r"Your MPI job is now going to abort; sorry"),
-    # MPICH hydra's cleanup banner.
-    ("mpich", r"BAD TERMINATION OF ONE OF YOUR APPLICATION PROCESSES"),
-    ("mpich", r"^(?:=\s*)?(?:PID \d+ RUNNING AT|EXIT CODE: \d+|CLEANING UP REMAINING PROCESSES"
-              r"|YOU CAN IGNORE THE BELOW CLEANUP MESSAGES)"),
-    # Slurm's step teardown after a task failed.
-    ("slurm", r"^srun: launch/slurm: _step_signal: Terminating"),
-    ("slurm", r"^srun: Job step aborted: Waiting up to"),
-    ("slurm", r"^srun: error: Timed out waiting for job step to complete"),
-    # The harness's own framing of a command's output.
-    ("harness", r"^--- (?:stderr|stdout)\b"),
-    ("harness", r"^(?:Traceback \(most recent call last\):|During handling of the above exception)"),
-    ("harness", r"^File \".*\", line \d+"),
-]]
+NOISE: list[tuple[str, re.Pattern[str]]] = [
+    (family, re.compile(pattern))
+    for family, pattern in [
+        # Open MPI 4.1: the help message relay from a rank to mpirun failed (show_help.c race).
+        ("openmpi", r"ORTE_ERROR_LOG: .* in file \S*show_help\.c"),
+        (
+            "openmpi",
+            r"ORTE_ERROR_LOG: (?:Data unpack would read past end of buffer|Out of resource)",
+        ),
+        ("openmpi", r"PMIX_ERROR .*in file"),
+        ("openmpi", r"more process(?:es)? ha(?:s|ve) sent help message"),
+        ("openmpi", r"Set MCA parameter \"orte_base_help_aggregate\""),
+        ("openmpi", r"Delaying for \d+ seconds? before aborting"),
+        # The MPI_ERRORS_ARE_FATAL banner around the call that failed: says where, not why.
+        (
+            "openmpi",
+            r"^\*\*\* (?:reported by process|on a NULL communicator|on communicator|Unknown error"
+            r"|MPI_ERRORS_ARE_FATAL|\s*and potentially your MPI job)",
+        ),
+        ("openmpi", r"^Primary job\s+terminated normally"),
+        ("openmpi", r"has detected an attempt to run as root"),
+        ("openmpi", r"Your MPI job is now going to abort; sorry"),
+        # MPICH hydra's cleanup banner.
+        ("mpich", r"BAD TERMINATION OF ONE OF YOUR APPLICATION PROCESSES"),
+        (
+            "mpich",
+            r"^(?:=\s*)?(?:PID \d+ RUNNING AT|EXIT CODE: \d+|CLEANING UP REMAINING PROCESSES"
+            r"|YOU CAN IGNORE THE BELOW CLEANUP MESSAGES)",
+        ),
+        # Slurm's step teardown after a task failed.
+        ("slurm", r"^srun: launch/slurm: _step_signal: Terminating"),
+        ("slurm", r"^srun: Job step aborted: Waiting up to"),
+        ("slurm", r"^srun: error: Timed out waiting for job step to complete"),
+        # The harness's own framing of a command's output.
+        ("harness", r"^--- (?:stderr|stdout)\b"),
+        (
+            "harness",
+            r"^(?:Traceback \(most recent call last\):|During handling of the above exception)",
+        ),
+        ("harness", r"^File \".*\", line \d+"),
+    ]
+]
 
 
 # "PATH: No such file or directory" (the runner, mpirun's exec), "sh: 1: PATH: not found" (a shell),
 # "env: 'PATH': Permission denied"; group "path" is what could not be executed.
-_CANNOT_EXECUTE = (r"^(?:(?:sh|bash|env|/bin/sh|/usr/bin/env)(?:: \d+)?: )?'?(?P<path>[\w.+/-]*/?[\w.+-]+)'?: "
-                   r"(?:No such file or directory|Permission denied|not found|command not found"
-                   r"|cannot execute(?: binary file)?(?:: .*)?|Exec format error)$")
+_CANNOT_EXECUTE = (
+    r"^(?:(?:sh|bash|env|/bin/sh|/usr/bin/env)(?:: \d+)?: )?'?(?P<path>[\w.+/-]*/?[\w.+-]+)'?: "
+    r"(?:No such file or directory|Permission denied|not found|command not found"
+    r"|cannot execute(?: binary file)?(?:: .*)?|Exec format error)$"
+)
 # The head line of a command that exited 126/127 (cannot execute / not found) when its output is lost.
 _EXIT_126_127 = re.compile(r"^exit code (?:126|127)(?: on \S+)?: (?P<path>\S+)")
 
@@ -78,15 +95,29 @@ def _sig(family: str, pattern: str, rank: int, specific: bool = True, cause: str
 
 SIGNATURES: list[Signature] = [
     # Open MPI: help-mca-bml-r2.txt, help-mpi-runtime.txt, orterun's own help blocks.
-    _sig("openmpi", r"unable to reach each other", 90, cause="openmpi: MPI processes unable to reach each other"),
+    _sig(
+        "openmpi",
+        r"unable to reach each other",
+        90,
+        cause="openmpi: MPI processes unable to reach each other",
+    ),
     _sig("openmpi", r"not enough slots available", 85),
     _sig("openmpi", r"noticed that process rank \d+ .* exited on signal", 80),
-    _sig("openmpi", r"MPI_INIT has failed because at least one MPI process is unreachable", 70,
-         cause="openmpi: MPI processes unable to reach each other"),
+    _sig(
+        "openmpi",
+        r"MPI_INIT has failed because at least one MPI process is unreachable",
+        70,
+        cause="openmpi: MPI processes unable to reach each other",
+    ),
     _sig("openmpi", r"MPI_INIT has failed because", 70),
     _sig("openmpi", r"^\*\*\* (?:MPI_ERR_\w+|Process received signal)", 60),
     _sig("openmpi", r"^\*\*\* An error occurred in MPI_\w+", 30, specific=False),  # where, not why
-    _sig("openmpi", r"detected that one or more processes exited with non-zero status", 8, specific=False),
+    _sig(
+        "openmpi",
+        r"detected that one or more processes exited with non-zero status",
+        8,
+        specific=False,
+    ),
     # MPICH / hydra.
     # MPICH's error stack, as its deepest line (``_candidates``): the call that actually failed.
     _sig("mpich", r"^MPI\w*\(\d+\)\.*:\s*\S", 86),
@@ -105,7 +136,9 @@ SIGNATURES: list[Signature] = [
     _sig("slurm", r"^srun: error: ", 65),
     # InfiniBand / RDMA.
     _sig("infiniband", r"Failed to get IB devices list|No IB devices found|No RDMA devices", 88),
-    _sig("infiniband", r"got completion with error|IBV_WC_\w+|transport retry counter exceeded", 85),
+    _sig(
+        "infiniband", r"got completion with error|IBV_WC_\w+|transport retry counter exceeded", 85
+    ),
     _sig("infiniband", r"(?:Port|port) \d+ (?:state: )?(?:DOWN|Down|INIT|POLLING)", 75),
     _sig("infiniband", r"ibv_\w+.*(?:failed|error|No such device)", 72),
     # Kernel and signals.
@@ -118,8 +151,12 @@ SIGNATURES: list[Signature] = [
     _sig("assertion", r"^AssertionError\s*$|^assert (?:False|0|None)\s*$", 5, specific=False),
     _sig("assertion", r"^assert .+", 40, specific=False),
     # What every failing command says: no cause of its own.
-    _sig("generic", r"^(?:exit code|exited with(?: exit)? (?:code|status)|returned non-zero exit status) ?-?\d+",
-         6, specific=False),
+    _sig(
+        "generic",
+        r"^(?:exit code|exited with(?: exit)? (?:code|status)|returned non-zero exit status) ?-?\d+",
+        6,
+        specific=False,
+    ),
     _sig("generic", r"^timed out after [\d.]+ s", 6, specific=False),
     # The program could not be started (the runner's, the shell's or env's words): a cause of its own,
     # keyed on the path (``classify``), whichever test ran it.
@@ -129,11 +166,14 @@ SIGNATURES: list[Signature] = [
 _ERRORISH = re.compile(
     r"error|fail|unable|cannot|can't|could not|abort|fatal|timed? ?out|refused|not found|no such|denied|"
     r"killed|signal|segmentation|unreachable|mismatch|expected|regression|not implemented|no devices",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 # pytest's "E   " and "Failed: " (before the first line of a ``pytest.fail`` text), Open MPI's
 # "[host:pid] ", UCX's "[timestamp] [host:pid:thread] file.c:line ".
-_PREFIX = re.compile(r"^(?:E\s+|>\s+)?(?:Failed:\s*)?(?:\[\d+\.\d+\]\s+\[[^\]]*\]\s+[\w.]+:\d+\s+)?"
-                     r"(?:\[[^\]\s]*:\d+\]\s*)?")
+_PREFIX = re.compile(
+    r"^(?:E\s+|>\s+)?(?:Failed:\s*)?(?:\[\d+\.\d+\]\s+\[[^\]]*\]\s+[\w.]+:\d+\s+)?"
+    r"(?:\[[^\]\s]*:\d+\]\s*)?"
+)
 _MPICH_STACK_LINE = re.compile(r"^\w+\(\d+\)\.*:")
 _RULE = re.compile(r"^\s*(?:-{20,}|={20,})\s*$")
 _SEPARATOR = re.compile(r"^[-=*_#~\s]{3,}$")  # a rule or banner line, not "*** An error ..."
@@ -210,7 +250,9 @@ def _candidates(message: str) -> list[str]:
 # One search per table first: most lines of a failure match no row (a thousand failures are a
 # few seconds of row-by-row searching otherwise).
 _ANY_NOISE = re.compile("|".join(f"(?:{pattern.pattern})" for _, pattern in NOISE))
-_ANY_SIGNATURE = re.compile("|".join(f"(?:{sig.pattern.pattern.replace('?P<path>', '')})" for sig in SIGNATURES))
+_ANY_SIGNATURE = re.compile(
+    "|".join(f"(?:{sig.pattern.pattern.replace('?P<path>', '')})" for sig in SIGNATURES)
+)
 
 
 def classify(line: str) -> Reason:

@@ -52,7 +52,9 @@ class TicketSession:
         self.queue = TicketQueue(layout.ticket_queue, layout.quarantine)
         # Every secret hpcos knows of (tracker, Jenkins...), not only the tracker's: node output may
         # quote any of them, and the tickets are read by everyone.
-        self.secrets = sorted({*self.credentials.secrets, *credentials.known_secrets(environ)}, key=len)
+        self.secrets = sorted(
+            {*self.credentials.secrets, *credentials.known_secrets(environ)}, key=len
+        )
         self._filter = credentials.RedactingFilter(self.secrets)
         log.addFilter(self._filter)
         self._backend: TrackerBackend | None = None
@@ -97,11 +99,16 @@ class TicketSession:
                 outcome.queued = sum(self.queue.put(action) for action in decided.actions)
             else:
                 outcome.dropped = len(decided.actions)
-            log.warning("tracker %s: %s; %s", self.spec.backend, outcome.error,
-                        "queueing" if exc.retry else "nothing queued")
+            log.warning(
+                "tracker %s: %s; %s",
+                self.spec.backend,
+                outcome.error,
+                "queueing" if exc.retry else "nothing queued",
+            )
             return decided, outcome
-        decided, outcome = lifecycle.file_run(run, backend, self.state, self.spec, self.queue,
-                                              self.redact, progress)
+        decided, outcome = lifecycle.file_run(
+            run, backend, self.state, self.spec, self.queue, self.redact, progress
+        )
         return decided, self._redacted(outcome)
 
     def flush(self) -> lifecycle.Outcome:
@@ -118,15 +125,21 @@ def describe(decided: lifecycle.Plan) -> str:
     """A dry run's report: every action with what would be sent."""
     lines = []
     if decided.capped:
-        lines.append(f"caps reached ({decided.capped}): one run-wide ticket instead of the new ones")
+        lines.append(
+            f"caps reached ({decided.capped}): one run-wide ticket instead of the new ones"
+        )
     for action in decided.actions:
         if action.kind == "report":
             verb = "new ticket" if action.new else "comment (or reopen) on the ticket"
-            lines += [f"== {verb} for {action.key}: {action.summary}",
-                      action.description if action.new else action.comment]
+            lines += [
+                f"== {verb} for {action.key}: {action.summary}",
+                action.description if action.new else action.comment,
+            ]
         else:
-            lines += [f"== {'close' if action.close else 'comment on'} ticket for {action.key} ({action.test_id})",
-                      action.comment]
+            lines += [
+                f"== {'close' if action.close else 'comment on'} ticket for {action.key} ({action.test_id})",
+                action.comment,
+            ]
     if not decided.actions:
         lines.append("nothing to file")
     return "\n".join(lines)
@@ -142,6 +155,8 @@ def summarise(outcome: lifecycle.Outcome) -> str:
     if outcome.queued:
         parts.append(f"{outcome.queued} queued")
     if outcome.dropped:
-        parts.append(f"{outcome.dropped} not queued (fix the tracker settings, then `hpcos tickets file`)")
+        parts.append(
+            f"{outcome.dropped} not queued (fix the tracker settings, then `hpcos tickets file`)"
+        )
     text = ", ".join(parts)
     return f"{text} ({outcome.error})" if outcome.error else text

@@ -59,8 +59,11 @@ class TicketState:
 
     def open_tickets(self) -> list[tuple[str, str, str, int]]:
         """(key, test_id, ticket, passing_runs) of every ticket hpcos believes open."""
-        with closing(self.db.execute(
-                "SELECT key, test_id, ticket, passing_runs FROM tracked WHERE open = 1 ORDER BY key")) as cur:
+        with closing(
+            self.db.execute(
+                "SELECT key, test_id, ticket, passing_runs FROM tracked WHERE open = 1 ORDER BY key"
+            )
+        ) as cur:
             return cur.fetchall()
 
     def tests(self, key: str) -> list[str]:
@@ -70,17 +73,33 @@ class TicketState:
             return []
         return sorted(set(filter(None, row[1].split("\n")))) or [row[0]]
 
-    def open_grouped(self, grouping: str, stack: str, failure_class: str) -> list[tuple[str, str, str, int]]:
+    def open_grouped(
+        self, grouping: str, stack: str, failure_class: str
+    ) -> list[tuple[str, str, str, int]]:
         """(key, ticket, nodes, passing_runs) of the open tickets recorded as ``grouping`` ("cause",
         "lost") for one MPI stack and failure class."""
-        with closing(self.db.execute(
+        with closing(
+            self.db.execute(
                 "SELECT key, ticket, nodes, passing_runs FROM tracked WHERE open = 1 AND grouping = ? "
-                "AND stack = ? AND failure_class = ? ORDER BY key", (grouping, stack, failure_class))) as cur:
+                "AND stack = ? AND failure_class = ? ORDER BY key",
+                (grouping, stack, failure_class),
+            )
+        ) as cur:
             return cur.fetchall()
 
-    def track(self, key: str, test_id: str, ticket: str, is_open: bool, tests: list[str] | None = None,
-              failing: bool = False, grouping: str = "", stack: str = "", failure_class: str = "",
-              nodes: str = "") -> None:
+    def track(
+        self,
+        key: str,
+        test_id: str,
+        ticket: str,
+        is_open: bool,
+        tests: list[str] | None = None,
+        failing: bool = False,
+        grouping: str = "",
+        stack: str = "",
+        failure_class: str = "",
+        nodes: str = "",
+    ) -> None:
         """Remember ``key``'s ticket.  ``failing``: the failure was seen now, so the passing streak
         starts again from zero (a reopened ticket closes after N clean runs again).  ``grouping``,
         ``stack``, ``failure_class``, ``nodes``: what the failure was seen as, when it was (kept
@@ -90,28 +109,37 @@ class TicketState:
             "INSERT INTO tracked (key, test_id, ticket, open, tests) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT (key) DO UPDATE SET ticket = excluded.ticket, open = excluded.open, "
             "passing_runs = CASE WHEN ? THEN 0 ELSE passing_runs END",
-            (key, test_id, ticket, int(is_open), joined, int(failing)))
+            (key, test_id, ticket, int(is_open), joined, int(failing)),
+        )
         if tests:  # the union of every night's tests
             known = set(self.tests(key)) | set(tests)
-            self.db.execute("UPDATE tracked SET tests = ? WHERE key = ?", ("\n".join(sorted(known)), key))
+            self.db.execute(
+                "UPDATE tracked SET tests = ? WHERE key = ?", ("\n".join(sorted(known)), key)
+            )
         if grouping:
             before = self._one("SELECT nodes FROM tracked WHERE key = ?", key)[0]
             union = str(NodeSet(before) | NodeSet(nodes)) if before else nodes
-            self.db.execute("UPDATE tracked SET grouping = ?, stack = ?, failure_class = ?, nodes = ? WHERE key = ?",
-                            (grouping, stack, failure_class, union, key))
+            self.db.execute(
+                "UPDATE tracked SET grouping = ?, stack = ?, failure_class = ?, nodes = ? WHERE key = ?",
+                (grouping, stack, failure_class, union, key),
+            )
 
     def forget(self, key: str) -> None:
         """A fingerprint carried over to a newer key (``lifecycle.apply``): the new key is tracked."""
         self.db.execute("DELETE FROM tracked WHERE key = ?", (key,))
 
     def touched(self, key: str, run_id: str) -> bool:
-        return self._one("SELECT 1 FROM touched WHERE key = ? AND run_id = ?", key, run_id) is not None
+        return (
+            self._one("SELECT 1 FROM touched WHERE key = ? AND run_id = ?", key, run_id) is not None
+        )
 
     def touch(self, key: str, run_id: str) -> None:
         self.db.execute("INSERT OR IGNORE INTO touched (key, run_id) VALUES (?, ?)", (key, run_id))
 
     def record_created(self, day: str, key: str, ticket: str) -> None:
-        self.db.execute("INSERT INTO created (day, key, ticket) VALUES (?, ?, ?)", (day, key, ticket))
+        self.db.execute(
+            "INSERT INTO created (day, key, ticket) VALUES (?, ?, ?)", (day, key, ticket)
+        )
 
     def created_on(self, day: str) -> int:
         return self._one("SELECT COUNT(*) FROM created WHERE day = ?", day)[0]

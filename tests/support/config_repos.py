@@ -7,13 +7,21 @@ import json
 import subprocess
 from pathlib import Path
 
-ENV = {"GIT_AUTHOR_NAME": "alice", "GIT_AUTHOR_EMAIL": "alice@example.org", "GIT_COMMITTER_NAME": "alice",
-       "GIT_COMMITTER_EMAIL": "alice@example.org", "GIT_CONFIG_NOSYSTEM": "1", "HOME": "/nonexistent",
-       "PATH": "/usr/local/bin:/usr/bin:/bin"}
+ENV = {
+    "GIT_AUTHOR_NAME": "alice",
+    "GIT_AUTHOR_EMAIL": "alice@example.org",
+    "GIT_COMMITTER_NAME": "alice",
+    "GIT_COMMITTER_EMAIL": "alice@example.org",
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "HOME": "/nonexistent",
+    "PATH": "/usr/local/bin:/usr/bin:/bin",
+}
 
 
 def git(cwd: Path, *args: str) -> str:
-    done = subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, text=True, env=ENV, timeout=60)
+    done = subprocess.run(
+        ["git", "-C", str(cwd), *args], capture_output=True, text=True, env=ENV, timeout=60
+    )
     assert done.returncode == 0, f"git {' '.join(args)}: {done.stderr}"
     return done.stdout.strip()
 
@@ -21,10 +29,18 @@ def git(cwd: Path, *args: str) -> str:
 class SiteRepo:
     """``remote`` (bare) and ``work`` (a clone); ``commit(branch, files, message)`` pushes at once."""
 
-    def __init__(self, root: Path, files: dict[str, str], testing: str = "testing", production: str = "production"):
+    def __init__(
+        self,
+        root: Path,
+        files: dict[str, str],
+        testing: str = "testing",
+        production: str = "production",
+    ):
         self.remote, self.work = root / "remote.git", root / "work"
         self.testing, self.production = testing, production
-        subprocess.run(["git", "init", "-q", "--bare", "-b", production, str(self.remote)], check=True, env=ENV)
+        subprocess.run(
+            ["git", "init", "-q", "--bare", "-b", production, str(self.remote)], check=True, env=ENV
+        )
         subprocess.run(["git", "init", "-q", "-b", production, str(self.work)], check=True, env=ENV)
         git(self.work, "remote", "add", "origin", str(self.remote))
         self.commit(production, files, "initial configuration")
@@ -32,7 +48,9 @@ class SiteRepo:
         git(self.work, "push", "-q", "origin", testing)
 
     def commit(self, branch: str, files: dict[str, str], message: str) -> str:
-        git(self.work, "checkout", "-q", branch) if git(self.work, "branch", "--list", branch) else None
+        git(self.work, "checkout", "-q", branch) if git(
+            self.work, "branch", "--list", branch
+        ) else None
         for name, text in files.items():
             path = self.work / name
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -71,14 +89,23 @@ config: {config}
     return specs
 
 
-def nightly_results(path: Path, specs: Path, store: Path, passed: bool = True,
-                    snapshot: str = "snap-20261201") -> Path:
+def nightly_results(
+    path: Path, specs: Path, store: Path, passed: bool = True, snapshot: str = "snap-20261201"
+) -> Path:
     """A nightly run on ``snapshot``, really run by the harness on the `local` profile (which records
     it, signed, into ``store``); a failing one fails test_tmp_writable with TMPDIR pointing nowhere."""
     from support.gate_fixtures import harness_night
 
     profile = Path(__file__).resolve().parents[2] / "integration_tests" / "clusters" / "local.yaml"
     select = "test_hostname" if passed else "test_hostname or test_tmp_writable"
-    harness_night(specs, store, profile, snapshot, path, "-k", select,
-                  env=None if passed else {"TMPDIR": str(path.parent / "no-such-directory")})
+    harness_night(
+        specs,
+        store,
+        profile,
+        snapshot,
+        path,
+        "-k",
+        select,
+        env=None if passed else {"TMPDIR": str(path.parent / "no-such-directory")},
+    )
     return path

@@ -22,7 +22,9 @@ import yaml
 from conftest import REPO
 
 from hpcos.core.environment import launch_environment
-from hpcos.demo.cluster import DNF_CONF, GRUBBY_SH, REBOOT_SH, make_node, node_commands, write_scripts  # noqa: F401
+
+# node_commands and write_scripts: the simulated boot's, re-exported for the deploy tests.
+from hpcos.demo.cluster import make_node, node_commands, write_scripts  # noqa: F401
 
 
 def provision(root: Path, repo_text: str, packages: list[str], env: dict | None = None) -> None:
@@ -31,40 +33,73 @@ def provision(root: Path, repo_text: str, packages: list[str], env: dict | None 
     make_node(root)
     (root / "etc" / "yum.repos.d" / "hpcos.repo").write_text(repo_text)
     environ = {**launch_environment(), **(env or {})}
-    done = subprocess.run(["dnf", "-y", "-q", f"--installroot={root}", "--releasever=9", "install", *packages],
-                          capture_output=True, text=True, timeout=300, env=environ)
+    done = subprocess.run(
+        ["dnf", "-y", "-q", f"--installroot={root}", "--releasever=9", "install", *packages],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=environ,
+    )
     assert done.returncode == 0, done.stderr
     boot(root, env)
 
 
 def boot(root: Path, env: dict | None = None) -> None:
     script, _ = write_scripts(root.parent)
-    subprocess.run(["sh", str(script), str(root)], check=True, capture_output=True, timeout=60,
-                   env={**launch_environment(), **(env or {})})
+    subprocess.run(
+        ["sh", str(script), str(root)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+        env={**launch_environment(), **(env or {})},
+    )
     (root / "var" / "log" / "reboots").unlink()  # provisioning is not a deployment's reboot
 
 
 def installed(root: Path, env: dict | None = None) -> set[str]:
     fmt = "%{NAME}-%{EPOCHNUM}:%{VERSION}-%{RELEASE}.%{ARCH}\n"
-    out = subprocess.run(["rpm", "--root", str(root), "-qa", "--qf", fmt],
-                         capture_output=True, text=True, timeout=60, check=True,
-                         env={**launch_environment(), **(env or {})}).stdout
+    out = subprocess.run(
+        ["rpm", "--root", str(root), "-qa", "--qf", fmt],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env={**launch_environment(), **(env or {})},
+    ).stdout
     return {line for line in out.splitlines() if line and not line.startswith("gpg-pubkey")}
 
 
 def deploy_settings(nodes_dir: Path, *, batch_size: int = 2, drain: str = "slurm") -> dict:
     """A profile's ``deploy:`` section for nodes that are the install roots ``nodes_dir/<node>``."""
-    return {"batch_size": batch_size, "root": f"{nodes_dir}/{{node}}", "gpgcheck": False, "drain": drain,
-            **node_commands(nodes_dir), "reboot_timeout": 60, "drain_timeout": 60}
+    return {
+        "batch_size": batch_size,
+        "root": f"{nodes_dir}/{{node}}",
+        "gpgcheck": False,
+        "drain": drain,
+        **node_commands(nodes_dir),
+        "reboot_timeout": 60,
+        "drain_timeout": 60,
+    }
 
 
-def profile_yaml(nodes_dir: Path, nodes: str, *, batch_size: int = 2, launcher: str = "local",
-                 drain: str = "slurm", extra: dict | None = None) -> str:
+def profile_yaml(
+    nodes_dir: Path,
+    nodes: str,
+    *,
+    batch_size: int = 2,
+    launcher: str = "local",
+    drain: str = "slurm",
+    extra: dict | None = None,
+) -> str:
     """A cluster profile whose nodes are the install roots ``nodes_dir/<node>``."""
     local = yaml.safe_load((REPO / "integration_tests" / "clusters" / "local.yaml").read_text())
     profile = {
-        "name": "sim-cluster", "launcher": launcher, "nodes": nodes, "node_class": "simulated",
-        "timeouts": {"command": 120, "mpi": 120}, "mpi": local["mpi"],
+        "name": "sim-cluster",
+        "launcher": launcher,
+        "nodes": nodes,
+        "node_class": "simulated",
+        "timeouts": {"command": 120, "mpi": 120},
+        "mpi": local["mpi"],
         "os_update": {"kernel_package": "kernel", "packages": ["openmpi"]},
         "deploy": deploy_settings(nodes_dir, batch_size=batch_size, drain=drain),
         **(extra or {}),

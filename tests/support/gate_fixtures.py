@@ -32,39 +32,89 @@ def require_suite(specs: Path) -> None:
     site_yaml = specs / "site.yaml"
     text = site_yaml.read_text()
     if "required_tests" not in text:
-        site_yaml.write_text(text.replace("harness: {profile: profile.yaml}",
-                                          f"harness: {{profile: profile.yaml, required_tests: [{REQUIRED}]}}"))
+        site_yaml.write_text(
+            text.replace(
+                "harness: {profile: profile.yaml}",
+                f"harness: {{profile: profile.yaml, required_tests: [{REQUIRED}]}}",
+            )
+        )
     for package in specs.glob("*.yaml"):
         if package.name != "site.yaml":
-            package.write_text(package.read_text().replace('tests: ["mpi"]', f"tests: [{REQUIRED}]"))
+            package.write_text(
+                package.read_text().replace('tests: ["mpi"]', f"tests: [{REQUIRED}]")
+            )
 
 
 def deployed(store: Path, snapshot: str, profile_sha256: str) -> None:
     """What `hpcos deploy` records when it verified ``snapshot`` on node001."""
-    deployments.write(StoreLayout(store), deployments.DeploymentRecord(
-        deploy_id=f"d-{snapshot}", environment="testing", snapshot=snapshot, cluster=CLUSTER,
-        profile_sha256=profile_sha256, started="2026-11-01T01:00:00+00:00", finished="2026-11-01T01:10:00+00:00",
-        batch_size=1, nodes={NODE: deployments.NodeDeployment(NODE, verified=True)}))
+    deployments.write(
+        StoreLayout(store),
+        deployments.DeploymentRecord(
+            deploy_id=f"d-{snapshot}",
+            environment="testing",
+            snapshot=snapshot,
+            cluster=CLUSTER,
+            profile_sha256=profile_sha256,
+            started="2026-11-01T01:00:00+00:00",
+            finished="2026-11-01T01:10:00+00:00",
+            batch_size=1,
+            nodes={NODE: deployments.NodeDeployment(NODE, verified=True)},
+        ),
+    )
 
 
 def test_cluster_night(specs: Path, store: Path, snapshot: str, results: Path, passed: bool = True):
     """The nightly tests on the test cluster ``write_test_cluster`` wrote, really run: the required suite
     passes, or (``passed=False``) test_tmp_writable fails, with TMPDIR pointing nowhere."""
     select = REQUIRED if passed else f"{REQUIRED} or test_tmp_writable"
-    return harness_night(specs, store, specs.parent / "profile.yaml", snapshot, results, "-k", select,
-                         env=None if passed else {"TMPDIR": str(results.parent / "no-such-directory")})
+    return harness_night(
+        specs,
+        store,
+        specs.parent / "profile.yaml",
+        snapshot,
+        results,
+        "-k",
+        select,
+        env=None if passed else {"TMPDIR": str(results.parent / "no-such-directory")},
+    )
 
 
-def harness_night(specs: Path, store: Path, profile: Path, snapshot: str, results: Path, *pytest_args: str,
-                  env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def harness_night(
+    specs: Path,
+    store: Path,
+    profile: Path,
+    snapshot: str,
+    results: Path,
+    *pytest_args: str,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess:
     """The nightly tests, really run: `hpcos test` on ``profile`` with HPCOS_TESTING_SNAPSHOT set, as the
     nightly job runs it.  The harness writes ``results`` and records the run, signed, into ``store``."""
-    argv = [sys.executable, "-m", "hpcos.cli", "--specs", str(specs), "--store", str(store), "test",
-            "--cluster", str(profile), "--results", str(results), "--tickets", "off", "-q", "-p", "no:cacheprovider",
-            *pytest_args]
+    argv = [
+        sys.executable,
+        "-m",
+        "hpcos.cli",
+        "--specs",
+        str(specs),
+        "--store",
+        str(store),
+        "test",
+        "--cluster",
+        str(profile),
+        "--results",
+        str(results),
+        "--tickets",
+        "off",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        *pytest_args,
+    ]
     environ = {**os.environ, "HPCOS_TESTING_SNAPSHOT": snapshot, **(env or {})}
     environ.pop("PYTEST_ADDOPTS", None)
-    done = subprocess.run(argv, env=environ, capture_output=True, text=True, timeout=600, check=False)
+    done = subprocess.run(
+        argv, env=environ, capture_output=True, text=True, timeout=600, check=False
+    )
     assert results.is_file(), done.stdout + done.stderr
     assert "recorded for the production gate" in done.stdout, done.stdout + done.stderr
     return done

@@ -41,7 +41,9 @@ class HttpDouble:
             def _serve(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                status, headers, payload = double.respond(self.command, self.path, self.headers, body)
+                status, headers, payload = double.respond(
+                    self.command, self.path, self.headers, body
+                )
                 self.send_response(status)
                 for name, value in {**double.server_header, **headers}.items():
                     self.send_header(name, value)
@@ -59,8 +61,12 @@ class HttpDouble:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                         name=type(self).__name__, daemon=True).start()
+        threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=type(self).__name__,
+            daemon=True,
+        ).start()
         return self
 
     def stop(self) -> None:

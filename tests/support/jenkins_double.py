@@ -62,8 +62,10 @@ PLUGIN_VERSIONS = {
     "scripttrigger": "1.2",
     "cloudbees-folder": "6.901.vb_4c7a_da_75da_3",
 }
-EMPTY_FOLDER = (f'<{FOLDER_CLASS} plugin="cloudbees-folder"><description/><properties/>'
-                f'<folderViews/><healthMetrics/></{FOLDER_CLASS}>')
+EMPTY_FOLDER = (
+    f'<{FOLDER_CLASS} plugin="cloudbees-folder"><description/><properties/>'
+    f"<folderViews/><healthMetrics/></{FOLDER_CLASS}>"
+)
 
 
 def jenkins_saved(config: str) -> str:
@@ -157,8 +159,13 @@ class JenkinsDouble(HttpDouble):
 
     server_header = {"X-Jenkins": JENKINS_VERSION}
 
-    def __init__(self, users: dict[str, str] | None = None, read_only: set[str] | None = None,
-                 delay: float = 0.0, require_crumb: bool = True):
+    def __init__(
+        self,
+        users: dict[str, str] | None = None,
+        read_only: set[str] | None = None,
+        delay: float = 0.0,
+        require_crumb: bool = True,
+    ):
         super().__init__()
         self.users = users or {}
         self.read_only = read_only or set()
@@ -237,10 +244,14 @@ class JenkinsDouble(HttpDouble):
         if method == "POST":
             if user is not None and user in self.read_only:
                 raise HttpError(403, f"{user} is missing the Job/Configure permission")
-            if self.require_crumb and headers.get(CRUMB_FIELD) != self.crumb_for(user or "anonymous"):
+            if self.require_crumb and headers.get(CRUMB_FIELD) != self.crumb_for(
+                user or "anonymous"
+            ):
                 raise HttpError(403, "No valid crumb was included in the request")
         query = parse_qs(parts.query)
-        segments = [unquote(s) for s in parts.path.strip("/").split("/")] if parts.path.strip("/") else []
+        segments = (
+            [unquote(s) for s in parts.path.strip("/").split("/")] if parts.path.strip("/") else []
+        )
         with self._lock:
             return self._route(method, segments, query, headers, body, user)
 
@@ -249,7 +260,9 @@ class JenkinsDouble(HttpDouble):
             return None
         auth = headers.get("Authorization", "")
         if not auth.startswith("Basic "):
-            raise HttpError(403, "Authentication required: anonymous is missing the Overall/Read permission")
+            raise HttpError(
+                403, "Authentication required: anonymous is missing the Overall/Read permission"
+            )
         try:
             user, _, token = base64.b64decode(auth[6:]).decode().partition(":")
         except (ValueError, UnicodeDecodeError):
@@ -270,14 +283,36 @@ class JenkinsDouble(HttpDouble):
         at_root = node is self.root
 
         if at_root and action == "crumbIssuer/api/json" and method == "GET":
-            return self._json({"_class": "hudson.security.csrf.DefaultCrumbIssuer",
-                               "crumb": self.crumb_for(user or "anonymous"), "crumbRequestField": CRUMB_FIELD})
+            return self._json(
+                {
+                    "_class": "hudson.security.csrf.DefaultCrumbIssuer",
+                    "crumb": self.crumb_for(user or "anonymous"),
+                    "crumbRequestField": CRUMB_FIELD,
+                }
+            )
         if at_root and action == "me/api/json":
-            return self._json({"_class": "hudson.model.User", "id": user or "anonymous",
-                               "fullName": user or "anonymous"})
+            return self._json(
+                {
+                    "_class": "hudson.model.User",
+                    "id": user or "anonymous",
+                    "fullName": user or "anonymous",
+                }
+            )
         if at_root and action == "pluginManager/api/json":
-            return self._json({"plugins": [{"shortName": n, "longName": n, "version": v, "active": True,
-                                            "enabled": True} for n, v in PLUGIN_VERSIONS.items()]})
+            return self._json(
+                {
+                    "plugins": [
+                        {
+                            "shortName": n,
+                            "longName": n,
+                            "version": v,
+                            "active": True,
+                            "enabled": True,
+                        }
+                        for n, v in PLUGIN_VERSIONS.items()
+                    ]
+                }
+            )
         queue_match = re.fullmatch(r"queue/item/(\d+)/api/json", action)
         if at_root and queue_match:
             entry = self.queue.get(int(queue_match.group(1)))
@@ -298,7 +333,11 @@ class JenkinsDouble(HttpDouble):
         if at_root:
             raise HttpError(404, "Not Found")
         if action == "config.xml" and method == "GET":
-            return 200, {"Content-Type": "application/xml;charset=utf-8"}, node.config.encode("utf-8")
+            return (
+                200,
+                {"Content-Type": "application/xml;charset=utf-8"},
+                node.config.encode("utf-8"),
+            )
         if action == "config.xml" and method == "POST":
             try:
                 node.save(jenkins_saved(body.decode("utf-8")))
@@ -325,18 +364,41 @@ class JenkinsDouble(HttpDouble):
 
     def _describe(self, node: Item, path: list[str], deep: bool) -> dict:
         if node is self.root:
-            data = {"_class": "hudson.model.Hudson", "mode": "NORMAL", "nodeDescription": "the Jenkins double",
-                    "url": self.url, "useCrumbs": self.require_crumb}
+            data = {
+                "_class": "hudson.model.Hudson",
+                "mode": "NORMAL",
+                "nodeDescription": "the Jenkins double",
+                "url": self.url,
+                "useCrumbs": self.require_crumb,
+            }
         else:
-            data = {"_class": node.kind, "name": node.name, "fullName": "/".join(path),
-                    "url": self._item_url(path), "description": node.description}
+            data = {
+                "_class": node.kind,
+                "name": node.name,
+                "fullName": "/".join(path),
+                "url": self._item_url(path),
+                "description": node.description,
+            }
             if not node.is_folder:
-                data.update({"color": "blue" if node.builds else "notbuilt", "buildable": True,
-                             "nextBuildNumber": len(node.builds) + 1,
-                             "builds": [{"_class": "hudson.model.FreeStyleBuild", "number": b["number"],
-                                         "url": b["url"]} for b in reversed(node.builds)]})
+                data.update(
+                    {
+                        "color": "blue" if node.builds else "notbuilt",
+                        "buildable": True,
+                        "nextBuildNumber": len(node.builds) + 1,
+                        "builds": [
+                            {
+                                "_class": "hudson.model.FreeStyleBuild",
+                                "number": b["number"],
+                                "url": b["url"],
+                            }
+                            for b in reversed(node.builds)
+                        ],
+                    }
+                )
         if node is self.root or node.is_folder:
-            data["jobs"] = [self._describe(child, path + [name], deep) for name, child in node.children.items()]
+            data["jobs"] = [
+                self._describe(child, path + [name], deep) for name, child in node.children.items()
+            ]
         return data
 
     def _create(self, folder: Item, query, headers, body):
@@ -368,22 +430,50 @@ class JenkinsDouble(HttpDouble):
             params.update({k: v[0] for k, v in parse_qs(body.decode("utf-8")).items()})
         number = len(node.builds) + 1
         build_url = f"{self._item_url(path)}{number}/"
-        node.builds.append({"_class": "hudson.model.FreeStyleBuild", "number": number, "url": build_url,
-                            "result": "SUCCESS", "building": False, "fullDisplayName": f"{'/'.join(path)} #{number}",
-                            "actions": [{"_class": "hudson.model.ParametersAction",
-                                         "parameters": [{"name": k, "value": v} for k, v in params.items()]}]})
+        node.builds.append(
+            {
+                "_class": "hudson.model.FreeStyleBuild",
+                "number": number,
+                "url": build_url,
+                "result": "SUCCESS",
+                "building": False,
+                "fullDisplayName": f"{'/'.join(path)} #{number}",
+                "actions": [
+                    {
+                        "_class": "hudson.model.ParametersAction",
+                        "parameters": [{"name": k, "value": v} for k, v in params.items()],
+                    }
+                ],
+            }
+        )
         queue_id = len(self.queue) + 1
-        self.queue[queue_id] = {"_class": "hudson.model.Queue$LeftItem", "id": queue_id, "blocked": False,
-                                "buildable": False, "cancelled": False, "why": None,
-                                "task": {"_class": ITEM_CLASSES["project"], "name": node.name,
-                                         "url": self._item_url(path)},
-                                "executable": {"_class": "hudson.model.FreeStyleBuild", "number": number,
-                                               "url": build_url}}
+        self.queue[queue_id] = {
+            "_class": "hudson.model.Queue$LeftItem",
+            "id": queue_id,
+            "blocked": False,
+            "buildable": False,
+            "cancelled": False,
+            "why": None,
+            "task": {
+                "_class": ITEM_CLASSES["project"],
+                "name": node.name,
+                "url": self._item_url(path),
+            },
+            "executable": {
+                "_class": "hudson.model.FreeStyleBuild",
+                "number": number,
+                "url": build_url,
+            },
+        }
         return 201, {"Location": f"{self.url}queue/item/{queue_id}/"}, b""
 
     @staticmethod
     def _json(data) -> tuple[int, dict, bytes]:
-        return 200, {"Content-Type": "application/json;charset=utf-8"}, json.dumps(data).encode("utf-8")
+        return (
+            200,
+            {"Content-Type": "application/json;charset=utf-8"},
+            json.dumps(data).encode("utf-8"),
+        )
 
 
 def seed_from_render(double: JenkinsDouble, rendered_dir: Path) -> int:
@@ -400,7 +490,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--delay", type=float, default=0.0, help="seconds added to every request")
     parser.add_argument("--user", help="require basic auth as this user (token from --token)")
     parser.add_argument("--token")
-    parser.add_argument("--seed", type=Path, help="directory written by `hpcos jobs render` to preload")
+    parser.add_argument(
+        "--seed", type=Path, help="directory written by `hpcos jobs render` to preload"
+    )
     args = parser.parse_args(argv)
     double = JenkinsDouble(users={args.user: args.token} if args.user else None)
     if args.seed:

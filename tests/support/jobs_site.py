@@ -27,15 +27,27 @@ SITE = {
         "testing": {"source": "daily", "schedule": "H 2 * * *"},
         "production": {"source": "testing", "gate": "nightly"},
     },
-    "jenkins": {"url": "https://jenkins.example.org/", "folder": "hpcos", "build_label": "rpm-build",
-                "test_label": "test-cluster"},
+    "jenkins": {
+        "url": "https://jenkins.example.org/",
+        "folder": "hpcos",
+        "build_label": "rpm-build",
+        "test_label": "test-cluster",
+    },
     "harness": {"profile": "integration_tests/clusters/example-test-cluster.yaml"},
 }
 
 
 def package(name: str, overlay: str, targets: list[str], poll: str = "H 3 * * *") -> dict:
-    return {"name": name, "overlay": overlay, "upstream": {"mirror": "appstream"}, "release_tag": ".hpc1",
-            "targets": targets, "owner": "hpc-sysadmin@example.org", "tests": ["mpi"], "poll": poll}
+    return {
+        "name": name,
+        "overlay": overlay,
+        "upstream": {"mirror": "appstream"},
+        "release_tag": ".hpc1",
+        "targets": targets,
+        "owner": "hpc-sysadmin@example.org",
+        "tests": ["mpi"],
+        "poll": poll,
+    }
 
 
 PACKAGES = [package("openmpi", "hpc-overlay", ["el8-x86_64", "el9-x86_64", "el9-aarch64"])]

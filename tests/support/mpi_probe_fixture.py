@@ -18,6 +18,16 @@ def pingpong(tmp_path_factory) -> dict[str, Path]:
     for stack, (mpicc, package) in STACKS.items():
         require_tool(mpicc, package)
         binaries[stack] = out / f"pingpong-{stack}"
-        subprocess.run([mpicc, "-O2", "-o", str(binaries[stack]), str(REPO / "integration_tests/probes/pingpong.c")],
-                       check=True, capture_output=True, timeout=120)
+        subprocess.run(
+            [
+                mpicc,
+                "-O2",
+                "-o",
+                str(binaries[stack]),
+                str(REPO / "integration_tests/probes/pingpong.c"),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
     return binaries

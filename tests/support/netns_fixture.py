@@ -47,28 +47,75 @@ class NetnsCluster:
     def inside(self, node: str, command: list[str]) -> list[str]:
         """argv that runs ``command`` on ``node``: in its network namespace, under its own hostname."""
         script = 'hostname "$0" && exec "$@"'
-        return ["ip", "netns", "exec", self.namespaces[node], "unshare", "--uts", "sh", "-c", script, node, *command]
+        return [
+            "ip",
+            "netns",
+            "exec",
+            self.namespaces[node],
+            "unshare",
+            "--uts",
+            "sh",
+            "-c",
+            script,
+            node,
+            *command,
+        ]
 
-    def profile_yaml(self, *, name: str = "netns", nodes: str = "n[1-2]", ranks_per_node: int = 1,
-                     openmpi_hosts: list[str] = (), command_timeout: float = 30, mpi_timeout: float = 90) -> str:
+    def profile_yaml(
+        self,
+        *,
+        name: str = "netns",
+        nodes: str = "n[1-2]",
+        ranks_per_node: int = 1,
+        openmpi_hosts: list[str] = (),
+        command_timeout: float = 30,
+        mpi_timeout: float = 90,
+    ) -> str:
         """An ssh profile for these two hosts with both MPI stacks, the settings that matter across
         hosts: --bind-to none (the "nodes" share this machine's cores), TCP for UCX (MPICH's UCX would
         otherwise use shared memory across namespaces), the ssh agent that reads our ssh config.
         ``openmpi_hosts``: extra host options on Open MPI's line (a site's own host list)."""
         root = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
-        openmpi = ["mpirun.openmpi", "--bind-to", "none", "--mca", "plm_rsh_agent", str(self.ssh_wrapper),
-                   "--mca", "btl", "self,tcp", "--mca", "btl_tcp_if_include", f"{SUBNET}.0/24",
-                   "--mca", "oob_tcp_if_include", f"{SUBNET}.0/24", *openmpi_hosts]
+        openmpi = [
+            "mpirun.openmpi",
+            "--bind-to",
+            "none",
+            "--mca",
+            "plm_rsh_agent",
+            str(self.ssh_wrapper),
+            "--mca",
+            "btl",
+            "self,tcp",
+            "--mca",
+            "btl_tcp_if_include",
+            f"{SUBNET}.0/24",
+            "--mca",
+            "oob_tcp_if_include",
+            f"{SUBNET}.0/24",
+            *openmpi_hosts,
+        ]
         mpich = ["mpiexec.mpich", "-launcher", "ssh", "-launcher-exec", str(self.ssh_wrapper)]
         profile = {
-            "name": name, "launcher": "ssh", "nodes": nodes, "node_class": "netns",
+            "name": name,
+            "launcher": "ssh",
+            "nodes": nodes,
+            "node_class": "netns",
             "ranks_per_node": ranks_per_node,
             "timeouts": {"command": command_timeout, "mpi": mpi_timeout},
             "ssh": {"fanout": 8, "connect_timeout": 10, "config": str(self.ssh_config)},
             "mpi": {
-                "openmpi": {"mpicc": "mpicc.openmpi", "mpirun": openmpi, "srun_mpi": "pmix", "env": root},
-                "mpich": {"mpicc": "mpicc.mpich", "mpirun": mpich, "srun_mpi": "pmi2",
-                          "env": {"UCX_TLS": "tcp,self"}},
+                "openmpi": {
+                    "mpicc": "mpicc.openmpi",
+                    "mpirun": openmpi,
+                    "srun_mpi": "pmix",
+                    "env": root,
+                },
+                "mpich": {
+                    "mpicc": "mpicc.mpich",
+                    "mpirun": mpich,
+                    "srun_mpi": "pmi2",
+                    "env": {"UCX_TLS": "tcp,self"},
+                },
             },
             "infiniband": {"expected": False},
         }
@@ -76,21 +123,46 @@ class NetnsCluster:
 
     def start_sshd(self, node: str) -> None:
         log = self.directory / f"sshd-{node}.log"
-        proc = subprocess.Popen(self.inside(node, [shutil.which("sshd") or "/usr/sbin/sshd", "-D", "-e",
-                                                   "-f", str(self.directory / f"sshd-{node}.config")]),
-                                stdout=subprocess.DEVNULL, stderr=open(log, "w"))
+        proc = subprocess.Popen(
+            self.inside(
+                node,
+                [
+                    shutil.which("sshd") or "/usr/sbin/sshd",
+                    "-D",
+                    "-e",
+                    "-f",
+                    str(self.directory / f"sshd-{node}.config"),
+                ],
+            ),
+            stdout=subprocess.DEVNULL,
+            stderr=open(log, "w"),
+        )
         self.sshd[node] = proc
         deadline = time.monotonic() + START_TIMEOUT
         while not self._answers(node):
             if proc.poll() is not None or time.monotonic() > deadline:
                 self.stop_sshd(node)
-                pytest.fail(f"sshd on {node} did not start: {log.read_text()[-2000:]}", pytrace=False)
+                pytest.fail(
+                    f"sshd on {node} did not start: {log.read_text()[-2000:]}", pytrace=False
+                )
             time.sleep(0.1)
 
     def _answers(self, node: str) -> bool:
         probe = "import socket,sys; s=socket.socket(); s.settimeout(0.3); sys.exit(s.connect_ex((sys.argv[1], 22)))"
-        done = subprocess.run(["ip", "netns", "exec", self.namespaces[node], "python3", "-c", probe,
-                               self.address(node)], capture_output=True, timeout=10)
+        done = subprocess.run(
+            [
+                "ip",
+                "netns",
+                "exec",
+                self.namespaces[node],
+                "python3",
+                "-c",
+                probe,
+                self.address(node),
+            ],
+            capture_output=True,
+            timeout=10,
+        )
         return done.returncode == 0
 
     def stop_sshd(self, node: str) -> None:
@@ -99,15 +171,21 @@ class NetnsCluster:
         proc = self.sshd.pop(node, None)
         if proc is None:
             return
-        subprocess.run(["ssh", "-F", str(self.ssh_config), "-O", "exit", node], capture_output=True, timeout=10)
+        subprocess.run(
+            ["ssh", "-F", str(self.ssh_config), "-O", "exit", node], capture_output=True, timeout=10
+        )
         proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
-        pids = subprocess.run(["ip", "netns", "pids", self.namespaces[node]], capture_output=True, text=True,
-                              timeout=10).stdout.split()
+        pids = subprocess.run(
+            ["ip", "netns", "pids", self.namespaces[node]],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.split()
         for pid in pids:
             with contextlib.suppress(ProcessLookupError, ValueError):
                 os.kill(int(pid), signal.SIGKILL)
@@ -122,15 +200,23 @@ class NetnsCluster:
                 self.start_sshd(node)
         for socket_path in self.control_dir.glob("*"):
             with contextlib.suppress(subprocess.SubprocessError, OSError):
-                subprocess.run(["ssh", "-S", str(socket_path), "-O", "exit", "n"], capture_output=True, timeout=10)
+                subprocess.run(
+                    ["ssh", "-S", str(socket_path), "-O", "exit", "n"],
+                    capture_output=True,
+                    timeout=10,
+                )
 
     def stop_command(self, node: str) -> list[str]:
         """argv that takes ``node`` off the network as a crash would, from anywhere (a test on n1): its
         ssh masters closed (by name and by alias), every process in its namespace (its sshd and
         sessions) killed."""
         config = shlex.quote(str(self.ssh_config))
-        return ["sh", "-c", f"ssh -F {config} -O exit {node} 2>/dev/null; ssh -F {config} -O exit {alias(node)} "
-                f"2>/dev/null; kill -KILL $(ip netns pids {self.namespaces[node]})"]
+        return [
+            "sh",
+            "-c",
+            f"ssh -F {config} -O exit {node} 2>/dev/null; ssh -F {config} -O exit {alias(node)} "
+            f"2>/dev/null; kill -KILL $(ip netns pids {self.namespaces[node]})",
+        ]
 
     def break_mpi(self, node: str) -> None:
         """``node``'s MPI library is broken (as a half-done update leaves it): its sshd restarts with
@@ -142,7 +228,9 @@ class NetnsCluster:
             (broken / lib).write_bytes(b"\x7fELF truncated")
         self.stop_sshd(node)
         config = self.directory / f"sshd-{node}.config"
-        config.write_text(config.read_text().replace("SetEnv HOME=", f"SetEnv LD_LIBRARY_PATH={broken} HOME="))
+        config.write_text(
+            config.read_text().replace("SetEnv HOME=", f"SetEnv LD_LIBRARY_PATH={broken} HOME=")
+        )
         self.start_sshd(node)
 
     def processes(self) -> list[str]:
@@ -151,21 +239,38 @@ class NetnsCluster:
         listeners = {proc.pid for proc in self.sshd.values()}
         left = []
         for ns in self.namespaces.values():
-            pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True, timeout=10).stdout
+            pids = subprocess.run(
+                ["ip", "netns", "pids", ns], capture_output=True, text=True, timeout=10
+            ).stdout
             for pid in pids.split():
                 try:
-                    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+                    cmdline = (
+                        Path(f"/proc/{pid}/cmdline")
+                        .read_bytes()
+                        .replace(b"\0", b" ")
+                        .decode()
+                        .strip()
+                    )
                 except OSError:
                     continue
-                if int(pid) in listeners or not cmdline or "[mux]" in cmdline or cmdline.startswith("sshd:"):
+                if (
+                    int(pid) in listeners
+                    or not cmdline
+                    or "[mux]" in cmdline
+                    or cmdline.startswith("sshd:")
+                ):
                     continue
                 left.append(f"{pid} {cmdline}")
         return left
 
     def ssh(self, node: str, command: str, *, timeout: float = 30) -> subprocess.CompletedProcess:
         """``command`` on ``node`` over ssh from n1 (what the harness does)."""
-        return subprocess.run(self.inside("n1", [str(self.ssh_wrapper), node, command]), capture_output=True,
-                              text=True, timeout=timeout)
+        return subprocess.run(
+            self.inside("n1", [str(self.ssh_wrapper), node, command]),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
 
 def alias(node: str) -> str:
@@ -179,15 +284,25 @@ def _ip(*args: str) -> None:
 
 def start_netns_cluster(directory: Path) -> NetnsCluster:
     """Make the namespaces, link and sshds; on any failure, undo what was made (then fail)."""
-    for tool, package in (("ip", "iproute2"), ("unshare", "util-linux"), ("sshd", "openssh-server"),
-                          ("ssh-keygen", "openssh-client")):
+    for tool, package in (
+        ("ip", "iproute2"),
+        ("unshare", "util-linux"),
+        ("sshd", "openssh-server"),
+        ("ssh-keygen", "openssh-client"),
+    ):
         require_tool(tool, package)
     if os.geteuid() != 0:
         pytest.skip("network namespaces need root")
     tag = f"{os.getpid()}"
     nodes = ["n1", "n2"]
-    cluster = NetnsCluster(directory, nodes, {n: f"hpcos{tag}-{n}" for n in nodes},
-                           directory / "ssh_config", directory / "ssh-agent", Path(tempfile.mkdtemp(prefix="hcm")))
+    cluster = NetnsCluster(
+        directory,
+        nodes,
+        {n: f"hpcos{tag}-{n}" for n in nodes},
+        directory / "ssh_config",
+        directory / "ssh-agent",
+        Path(tempfile.mkdtemp(prefix="hcm")),
+    )
     try:
         _make(cluster, tag)
     except BaseException:
@@ -203,8 +318,20 @@ def _make(cluster: NetnsCluster, tag: str) -> None:
         _ip("netns", "add", ns)
         _ip("-n", ns, "link", "set", "lo", "up")
     n1, n2 = cluster.nodes
-    _ip("link", "add", veth[n1], "netns", cluster.namespaces[n1], "type", "veth",
-        "peer", "name", veth[n2], "netns", cluster.namespaces[n2])
+    _ip(
+        "link",
+        "add",
+        veth[n1],
+        "netns",
+        cluster.namespaces[n1],
+        "type",
+        "veth",
+        "peer",
+        "name",
+        veth[n2],
+        "netns",
+        cluster.namespaces[n2],
+    )
     hosts = "127.0.0.1 localhost\n" + "".join(f"{cluster.address(n)} {n}\n" for n in cluster.nodes)
     for node, ns in cluster.namespaces.items():
         _ip("-n", ns, "addr", "add", f"{cluster.address(node)}/24", "dev", veth[node])
@@ -213,7 +340,9 @@ def _make(cluster: NetnsCluster, tag: str) -> None:
         (NETNS_ETC / ns / "hosts").write_text(hosts)
     keygen = shutil.which("ssh-keygen")
     for key in ("host_key", "client_key"):
-        subprocess.run([keygen, "-q", "-t", "ed25519", "-N", "", "-f", str(d / key)], check=True, timeout=30)
+        subprocess.run(
+            [keygen, "-q", "-t", "ed25519", "-N", "", "-f", str(d / key)], check=True, timeout=30
+        )
     (d / "authorized_keys").write_text((d / "client_key.pub").read_text())
     home = d / "home"
     home.mkdir(exist_ok=True)
@@ -223,18 +352,21 @@ def _make(cluster: NetnsCluster, tag: str) -> None:
             f"AuthorizedKeysFile {d / 'authorized_keys'}\nPidFile {d / f'sshd-{node}.pid'}\n"
             "StrictModes no\nUsePAM no\nMaxStartups 256\nMaxSessions 256\nPermitRootLogin yes\n"
             "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUseDNS no\nLogLevel ERROR\n"
-            f"SetEnv HOME={home}\n")
+            f"SetEnv HOME={home}\n"
+        )
     # n1, n2 have no HostName lines: ssh resolves them through /etc/netns/NS/hosts, as MPICH must too,
     # and its errors then name the node ("ssh: connect to host n2 port 22: ...").  c1, c2 are the same
     # hosts under ssh aliases (HostName ADDRESS), as many sites name their nodes for ssh.
-    aliases = "".join(f"Host {alias(n)}\n    HostName {cluster.address(n)}\n" for n in cluster.nodes)
+    aliases = "".join(
+        f"Host {alias(n)}\n    HostName {cluster.address(n)}\n" for n in cluster.nodes
+    )
     cluster.ssh_config.write_text(
-        aliases +
-        "Host n* c*\n"
+        aliases + "Host n* c*\n"
         f"    User root\n    IdentityFile {d / 'client_key'}\n    IdentitiesOnly yes\n"
         "    UserKnownHostsFile /dev/null\n    StrictHostKeyChecking no\n    LogLevel ERROR\n    BatchMode yes\n"
         "    ConnectTimeout 10\n    KexAlgorithms curve25519-sha256\n"
-        f"    ControlMaster auto\n    ControlPath {cluster.control_dir}/%C\n    ControlPersist 60\n")
+        f"    ControlMaster auto\n    ControlPath {cluster.control_dir}/%C\n    ControlPersist 60\n"
+    )
     cluster.ssh_wrapper.write_text(f'#!/bin/sh\nexec ssh -F {cluster.ssh_config} "$@"\n')
     cluster.ssh_wrapper.chmod(0o755)
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
@@ -245,7 +377,9 @@ def _make(cluster: NetnsCluster, tag: str) -> None:
 def stop_netns_cluster(cluster: NetnsCluster) -> None:
     for socket_path in cluster.control_dir.glob("*"):
         with contextlib.suppress(subprocess.SubprocessError, OSError):
-            subprocess.run(["ssh", "-S", str(socket_path), "-O", "exit", "n"], capture_output=True, timeout=10)
+            subprocess.run(
+                ["ssh", "-S", str(socket_path), "-O", "exit", "n"], capture_output=True, timeout=10
+            )
     shutil.rmtree(cluster.control_dir, ignore_errors=True)
     for node in list(cluster.sshd):
         cluster.stop_sshd(node)

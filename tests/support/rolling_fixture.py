@@ -88,35 +88,59 @@ echo "$(date +%s.%N) $node up"
 """
 
 
-def start_rolling_slurm(d: Path, nodes: list[str], nodes_dir: Path, hook: str,
-                        partition: str = "debug") -> SlurmNodes:
+def start_rolling_slurm(
+    d: Path, nodes: list[str], nodes_dir: Path, hook: str, partition: str = "debug"
+) -> SlurmNodes:
     """Slurm over ``nodes`` whose RebootProgram boots the install roots ``nodes_dir/<node>``, running
     ``<root><hook>`` first when it exists."""
     for tool, package in (("slurmctld", "slurm-wlm"), ("slurmd", "slurm-wlm"), ("gcc", "gcc")):
         require_tool(tool, package)
     for sub in ("state", "spool", "log", "boot"):
         (d / sub).mkdir(parents=True)
-    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(d / "shim.so"), "-x", "c", "-", "-ldl"],
-                   input=SHIM_C, text=True, check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        ["gcc", "-shared", "-fPIC", "-o", str(d / "shim.so"), "-x", "c", "-", "-ldl"],
+        input=SHIM_C,
+        text=True,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     write_scripts(nodes_dir)
     socket_path = start_munged(d)
     try:
-        host = subprocess.run(["hostname", "-s"], capture_output=True, text=True, timeout=10).stdout.strip()
-        node_lines = "".join(f"NodeName={n} NodeHostname=localhost NodeAddr=127.0.0.1 Port={free_port()} CPUs=1 "
-                             f"RealMemory=100 State=UNKNOWN\n" for n in nodes)
+        host = subprocess.run(
+            ["hostname", "-s"], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        node_lines = "".join(
+            f"NodeName={n} NodeHostname=localhost NodeAddr=127.0.0.1 Port={free_port()} CPUs=1 "
+            f"RealMemory=100 State=UNKNOWN\n"
+            for n in nodes
+        )
         reboot = d / "reboot-program.sh"
-        conf = write_slurm_conf(d, cluster="hpcos-rolling", controller=f"{host}(127.0.0.1)", munge_socket=socket_path,
-                                nodes=node_lines,
-                                partition=f"PartitionName={partition} Nodes={','.join(nodes)} Default=YES "
-                                          "MaxTime=INFINITE State=UP",
-                                spool=f"{d / 'spool'}/%n",
-                                # Pings every 10 s: a node marked not responding in a reboot's race is
-                                # seen again soon (tests/test_deploy_rolling.py).
-                                extra=f"RebootProgram={reboot}\nResumeTimeout=60\nSlurmdTimeout=30\n")
-        (d / "boot-node.sh").write_text(BOOT_NODE.format(
-            # Debian's rpm keeps an install root's database under $HOME: the same HOME as hpcos's node commands.
-            conf=shlex.quote(str(conf)), home=shlex.quote(launch_environment()["HOME"]),
-            path=shlex.quote(os.environ.get("PATH", "/usr/bin:/bin")), nodes=nodes_dir, d=d, hook=hook))
+        conf = write_slurm_conf(
+            d,
+            cluster="hpcos-rolling",
+            controller=f"{host}(127.0.0.1)",
+            munge_socket=socket_path,
+            nodes=node_lines,
+            partition=f"PartitionName={partition} Nodes={','.join(nodes)} Default=YES "
+            "MaxTime=INFINITE State=UP",
+            spool=f"{d / 'spool'}/%n",
+            # Pings every 10 s: a node marked not responding in a reboot's race is
+            # seen again soon (tests/test_deploy_rolling.py).
+            extra=f"RebootProgram={reboot}\nResumeTimeout=60\nSlurmdTimeout=30\n",
+        )
+        (d / "boot-node.sh").write_text(
+            BOOT_NODE.format(
+                # Debian's rpm keeps an install root's database under $HOME: the same HOME as hpcos's node commands.
+                conf=shlex.quote(str(conf)),
+                home=shlex.quote(launch_environment()["HOME"]),
+                path=shlex.quote(os.environ.get("PATH", "/usr/bin:/bin")),
+                nodes=nodes_dir,
+                d=d,
+                hook=hook,
+            )
+        )
         reboot.write_text(REBOOT_PROGRAM.format(boot_node=d / "boot-node.sh", log=d / "log"))
         reboot.chmod(0o755)
         env = {**os.environ, "SLURM_CONF": str(conf)}
@@ -126,10 +150,16 @@ def start_rolling_slurm(d: Path, nodes: list[str], nodes_dir: Path, hook: str,
             (d / "spool" / node).mkdir()
             boot = d / "boot" / node
             boot.touch()
-            os.utime(boot, (boot.stat().st_atime - 600, boot.stat().st_mtime - 600))  # booted ten minutes ago
-            subprocess.run(["slurmd", "-N", node], env={**env, "SIM_BOOT_FILE": str(boot),
-                                                        "LD_PRELOAD": str(d / "shim.so")},
-                           check=True, capture_output=True, timeout=30)
+            os.utime(
+                boot, (boot.stat().st_atime - 600, boot.stat().st_mtime - 600)
+            )  # booted ten minutes ago
+            subprocess.run(
+                ["slurmd", "-N", node],
+                env={**env, "SIM_BOOT_FILE": str(boot), "LD_PRELOAD": str(d / "shim.so")},
+                check=True,
+                capture_output=True,
+                timeout=30,
+            )
         return slurm
     except BaseException:  # a start that failed half-way: stop whatever wrote its pid file
         _stop([*d.glob("slurmd-*.pid"), d / "slurmctld.pid", d / "munged.pid"])

@@ -92,20 +92,36 @@ SITE = {
     },
     "mirrors": {"appstream": {"url": "file://localhost/nonexistent/{release}/{arch}/"}},
     "overlays": {"hpc-overlay": {"description": "test overlay"}},
-    "environments": {"daily": {}, "testing": {"source": "daily"}, "production": {"source": "testing"}},
-    "jenkins": {"url": "https://jenkins.example.org/", "folder": "hpcos", "build_label": "rpm",
-                "test_label": "test"},
+    "environments": {
+        "daily": {},
+        "testing": {"source": "daily"},
+        "production": {"source": "testing"},
+    },
+    "jenkins": {
+        "url": "https://jenkins.example.org/",
+        "folder": "hpcos",
+        "build_label": "rpm",
+        "test_label": "test",
+    },
     "harness": {"profile": "local.yaml"},
 }
 
 
-def make_site(root: Path, package: dict, patches: dict[str, str], site_changes: dict | None = None) -> SpecSet:
+def make_site(
+    root: Path, package: dict, patches: dict[str, str], site_changes: dict | None = None
+) -> SpecSet:
     """Write ``root/site.yaml``, ``root/<name>.yaml`` and its patches; load them with the real loader."""
     root.mkdir(parents=True, exist_ok=True)
     site = {**SITE, **(site_changes or {})}
     (root / "site.yaml").write_text(yaml.safe_dump(site))
-    defaults = {"overlay": "hpc-overlay", "release_tag": ".hpc1", "targets": ["el9-x86_64"], "builder": "rpmbuild",
-                "owner": "HPC Admins <hpc@example.org>", "tests": ["mpi"]}
+    defaults = {
+        "overlay": "hpc-overlay",
+        "release_tag": ".hpc1",
+        "targets": ["el9-x86_64"],
+        "builder": "rpmbuild",
+        "owner": "HPC Admins <hpc@example.org>",
+        "tests": ["mpi"],
+    }
     package = {**defaults, **package}
     (root / f"{package['name']}.yaml").write_text(yaml.safe_dump(package))
     patch_dir = root / "patches" / package["name"]
@@ -115,8 +131,11 @@ def make_site(root: Path, package: dict, patches: dict[str, str], site_changes: 
     return load_specs(root)
 
 
-def site_patch(file: str, reason: str = "Site needs this behaviour on compute nodes.",
-               upstream: str | None = "https://bugs.example.org/1234") -> dict:
+def site_patch(
+    file: str,
+    reason: str = "Site needs this behaviour on compute nodes.",
+    upstream: str | None = "https://bugs.example.org/1234",
+) -> dict:
     entry = {"file": file, "reason": reason}
     if upstream:
         entry["upstream"] = upstream
@@ -146,15 +165,35 @@ def file_url(path: Path) -> str:
 def repoquery(repo: Path, *args: str) -> list[str]:
     """Real ``dnf repoquery`` on a local repository (private cache, no system repos)."""
     proc = subprocess.run(
-        ["dnf", "--setopt=reposdir=/dev/null", f"--setopt=cachedir={repo.parent / '.dnf-cache'}",
-         "--setopt=metadata_expire=0", "--releasever=9", f"--repofrompath=r,{repo.resolve().as_uri()}", "--repo", "r",
-         "-q", "repoquery", *args], capture_output=True, text=True, timeout=120, check=True)
+        [
+            "dnf",
+            "--setopt=reposdir=/dev/null",
+            f"--setopt=cachedir={repo.parent / '.dnf-cache'}",
+            "--setopt=metadata_expire=0",
+            "--releasever=9",
+            f"--repofrompath=r,{repo.resolve().as_uri()}",
+            "--repo",
+            "r",
+            "-q",
+            "repoquery",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     return sorted(line for line in proc.stdout.splitlines() if line.strip())
 
 
 def rpm_query(path: Path, fmt: str) -> str:
-    return subprocess.run(["rpm", "-qp", "--qf", fmt, str(path)], capture_output=True, text=True, timeout=60,
-                          check=True).stdout
+    return subprocess.run(
+        ["rpm", "-qp", "--qf", fmt, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
 
 
 # The site patch: raise the backlog, in the tree the kernel spec cds into.
@@ -184,8 +223,16 @@ diff --git a/drivers/infiniband/core/ucma.c b/drivers/infiniband/core/ucma.c
 """.replace("\n~\n", "\n \n")  # blank context lines are one space in a diff
 
 
-EL9_BUILD_TOOLS = {"rpmbuild": "rpm", "rpmspec": "rpm", "createrepo_c": "createrepo-c", "dnf": "dnf", "gcc": "gcc",
-                   "make": "make", "patch": "patch", "git": "git"}
+EL9_BUILD_TOOLS = {
+    "rpmbuild": "rpm",
+    "rpmspec": "rpm",
+    "createrepo_c": "createrepo-c",
+    "dnf": "dnf",
+    "gcc": "gcc",
+    "make": "make",
+    "patch": "patch",
+    "git": "git",
+}
 
 
 @pytest.fixture

@@ -70,11 +70,21 @@ class RpmFactory:
         (top / "SPECS").mkdir(parents=True, exist_ok=True)
         spec = top / "SPECS" / f"{rpm.name}.spec"
         buildarch = "BuildArch: noarch" if rpm.arch == "noarch" else ""
-        spec.write_text(SPEC.format(name=rpm.name, version=rpm.version, release=rpm.release, buildarch=buildarch,
-                                conflicts=f"Conflicts: {rpm.conflicts}" if rpm.conflicts else "",
-                                changelog=(f"%changelog\n* Mon Nov 30 2026 HPC Team <hpc@example.org> - "
-                                           f"{rpm.version}-{rpm.release}\n- {rpm.changelog}\n")
-                                if rpm.changelog else ""))
+        spec.write_text(
+            SPEC.format(
+                name=rpm.name,
+                version=rpm.version,
+                release=rpm.release,
+                buildarch=buildarch,
+                conflicts=f"Conflicts: {rpm.conflicts}" if rpm.conflicts else "",
+                changelog=(
+                    f"%changelog\n* Mon Nov 30 2026 HPC Team <hpc@example.org> - "
+                    f"{rpm.version}-{rpm.release}\n- {rpm.changelog}\n"
+                )
+                if rpm.changelog
+                else "",
+            )
+        )
         cmd = [rpmbuild, "--define", f"_topdir {top}", "--nodeps", "-bb", str(spec)]
         if rpm.arch != "noarch":
             cmd[1:1] = ["--target", rpm.arch]
@@ -90,7 +100,9 @@ def make_repo(factory: RpmFactory, directory: Path, rpms: list[Rpm]) -> Path:
     (directory / "Packages").mkdir(parents=True)
     for rpm in rpms:
         shutil.copy2(factory.path(rpm), directory / "Packages" / rpm.filename)
-    subprocess.run([createrepo, "--quiet", str(directory)], check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [createrepo, "--quiet", str(directory)], check=True, capture_output=True, timeout=120
+    )
     return directory
 
 
@@ -102,7 +114,13 @@ def repoquery(baseurl: str, cachedir: Path) -> set[str]:
 def repoquery_many(baseurls: dict[str, str], cachedir: Path) -> dict[str, set[str]]:
     """NEVRAs per repository id that one real dnf run sees, each repository at its own baseurl."""
     dnf = require_tool("dnf", "dnf")
-    cmd = [dnf, "--setopt=reposdir=/dev/null", f"--setopt=cachedir={cachedir}", "--releasever=9", "-q"]
+    cmd = [
+        dnf,
+        "--setopt=reposdir=/dev/null",
+        f"--setopt=cachedir={cachedir}",
+        "--releasever=9",
+        "-q",
+    ]
     for repoid, url in baseurls.items():
         cmd += [f"--repofrompath={repoid},{url}", "--repo", repoid]
     cmd += ["repoquery", "--qf", "%{repoid} %{name}-%{epoch}:%{version}-%{release}.%{arch}"]
@@ -154,15 +172,29 @@ TARGET = "el9-x86_64"
 
 # Upstream on two days.  openmpi* and kernel* are overlaid (left out of the mirror), *-debuginfo is a
 # site exclude, legacy* a mirror exclude, zeta is another architecture.
-BASE_DAY1 = [Rpm("alpha", "1.0"), Rpm("beta", "1.0"), Rpm("gamma", "1.0", arch="x86_64"),
-             Rpm("openmpi", "4.1.1", arch="x86_64"), Rpm("openmpi-devel", "4.1.1", arch="x86_64"),
-             Rpm("kernel", "5.14.0", arch="x86_64"), Rpm("alpha-debuginfo", "1.0"),
-             Rpm("zeta", "1.0", arch="aarch64")]
-BASE_DAY2 = [Rpm("alpha", "1.1"), Rpm("gamma", "1.0", arch="x86_64"), Rpm("delta", "2.0"),
-             Rpm("openmpi", "4.1.2", arch="x86_64"), Rpm("kernel", "5.14.1", arch="x86_64"),
-             Rpm("alpha-debuginfo", "1.1")]
+BASE_DAY1 = [
+    Rpm("alpha", "1.0"),
+    Rpm("beta", "1.0"),
+    Rpm("gamma", "1.0", arch="x86_64"),
+    Rpm("openmpi", "4.1.1", arch="x86_64"),
+    Rpm("openmpi-devel", "4.1.1", arch="x86_64"),
+    Rpm("kernel", "5.14.0", arch="x86_64"),
+    Rpm("alpha-debuginfo", "1.0"),
+    Rpm("zeta", "1.0", arch="aarch64"),
+]
+BASE_DAY2 = [
+    Rpm("alpha", "1.1"),
+    Rpm("gamma", "1.0", arch="x86_64"),
+    Rpm("delta", "2.0"),
+    Rpm("openmpi", "4.1.2", arch="x86_64"),
+    Rpm("kernel", "5.14.1", arch="x86_64"),
+    Rpm("alpha-debuginfo", "1.1"),
+]
 TOOLS = [Rpm("tool", "3.0"), Rpm("legacy-tool", "0.1")]
-HPC_OVERLAY = [Rpm("openmpi", "4.1.1", "1.hpc1", "x86_64"), Rpm("openmpi-devel", "4.1.1", "1.hpc1", "x86_64")]
+HPC_OVERLAY = [
+    Rpm("openmpi", "4.1.1", "1.hpc1", "x86_64"),
+    Rpm("openmpi-devel", "4.1.1", "1.hpc1", "x86_64"),
+]
 KERNEL_V1 = [Rpm("kernel", "5.14.0", "1.hpc1", "x86_64")]
 KERNEL_V2 = [Rpm("kernel", "5.14.0", "2.hpc1", "x86_64")]
 
@@ -193,7 +225,9 @@ class RepoSite:
         return f"file://{self.store}/environments/{env}/{repo}"
 
 
-def make_site(factory: RpmFactory, root: Path, keep: int = 3, upstream_url: str | None = None) -> RepoSite:
+def make_site(
+    factory: RpmFactory, root: Path, keep: int = 3, upstream_url: str | None = None
+) -> RepoSite:
     """A site with two mirrors; ``upstream_url`` serves ``root/upstream`` (default: file://)."""
     specs = root / "specs"
     specs.mkdir(parents=True)

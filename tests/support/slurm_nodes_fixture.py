@@ -35,8 +35,14 @@ class SlurmNodes:
 
     def sinfo(self) -> dict[str, tuple[str, str]]:
         """Each node's (state, reason) as sinfo prints them."""
-        out = subprocess.run(["sinfo", "-h", "-N", "-o", "%N|%T|%E"], env={**os.environ, **self.env},
-                             capture_output=True, text=True, timeout=30, check=True).stdout
+        out = subprocess.run(
+            ["sinfo", "-h", "-N", "-o", "%N|%T|%E"],
+            env={**os.environ, **self.env},
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout
         found = {}
         for line in out.splitlines():
             node, state, reason = line.split("|", 2)
@@ -57,13 +63,23 @@ class SlurmNodes:
         """Put every node back to idle (between tests)."""
         for node, (state, _reason) in self.sinfo().items():
             if state.startswith(("drain", "down")):
-                subprocess.run(["scontrol", "update", f"nodename={node}", "state=resume"],
-                               env={**os.environ, **self.env}, capture_output=True, timeout=30)
+                subprocess.run(
+                    ["scontrol", "update", f"nodename={node}", "state=resume"],
+                    env={**os.environ, **self.env},
+                    capture_output=True,
+                    timeout=30,
+                )
         self.wait_idle()
 
 
-def start_slurm_nodes(d: Path, nodes: list[str], partition: str = "debug", *, munge_threads: int | None = None,
-                      extra_conf: str = "") -> SlurmNodes:
+def start_slurm_nodes(
+    d: Path,
+    nodes: list[str],
+    partition: str = "debug",
+    *,
+    munge_threads: int | None = None,
+    extra_conf: str = "",
+) -> SlurmNodes:
     """The daemons of ``nodes``; a start that fails half-way stops what it started (munged first).
     ``munge_threads`` and ``extra_conf`` (slurm.conf lines) for many nodes (bench/slurm_scale.py):
     munged needs more threads than its default for hundreds of slurmd."""
@@ -74,21 +90,33 @@ def start_slurm_nodes(d: Path, nodes: list[str], partition: str = "debug", *, mu
         raise
 
 
-def _start_slurm_nodes(d: Path, nodes: list[str], partition: str, munge_threads: int | None,
-                       extra_conf: str) -> SlurmNodes:
+def _start_slurm_nodes(
+    d: Path, nodes: list[str], partition: str, munge_threads: int | None, extra_conf: str
+) -> SlurmNodes:
     for tool in ("slurmctld", "slurmd", "sinfo", "scontrol"):
         require_tool(tool, "slurm-wlm")
     for sub in ("state", "spool", "log"):
         (d / sub).mkdir(parents=True)
     socket_path = start_munged(d, threads=munge_threads)
-    host = subprocess.run(["hostname", "-s"], capture_output=True, text=True, timeout=10).stdout.strip()
-    node_lines = "".join(f"NodeName={n} NodeHostname=localhost NodeAddr=127.0.0.1 Port={free_port()} CPUs=1 "
-                         f"RealMemory=100 State=UNKNOWN\n" for n in nodes)
-    conf = write_slurm_conf(d, cluster="hpcos-deploy", controller=f"{host}(127.0.0.1)", munge_socket=socket_path,
-                            nodes=node_lines,
-                            partition=f"PartitionName={partition} Nodes={','.join(nodes)} Default=YES MaxTime=INFINITE "
-                                      "State=UP",
-                            spool=f"{d / 'spool'}/%n", extra=extra_conf)
+    host = subprocess.run(
+        ["hostname", "-s"], capture_output=True, text=True, timeout=10
+    ).stdout.strip()
+    node_lines = "".join(
+        f"NodeName={n} NodeHostname=localhost NodeAddr=127.0.0.1 Port={free_port()} CPUs=1 "
+        f"RealMemory=100 State=UNKNOWN\n"
+        for n in nodes
+    )
+    conf = write_slurm_conf(
+        d,
+        cluster="hpcos-deploy",
+        controller=f"{host}(127.0.0.1)",
+        munge_socket=socket_path,
+        nodes=node_lines,
+        partition=f"PartitionName={partition} Nodes={','.join(nodes)} Default=YES MaxTime=INFINITE "
+        "State=UP",
+        spool=f"{d / 'spool'}/%n",
+        extra=extra_conf,
+    )
     env = {**os.environ, "SLURM_CONF": str(conf)}
     slurm = SlurmNodes(d, conf, nodes)
     subprocess.run(["slurmctld"], env=env, check=True, capture_output=True, timeout=30)
@@ -105,7 +133,9 @@ def stop_slurm_nodes(slurm: SlurmNodes) -> None:
 
 @pytest.fixture(scope="session")
 def slurm_nodes(tmp_path_factory) -> SlurmNodes:
-    slurm = start_slurm_nodes(tmp_path_factory.mktemp("slurm-nodes"), [f"node{i}" for i in range(1, 5)])
+    slurm = start_slurm_nodes(
+        tmp_path_factory.mktemp("slurm-nodes"), [f"node{i}" for i in range(1, 5)]
+    )
     try:
         slurm.wait_idle()
         yield slurm

@@ -43,7 +43,9 @@ class CommandResult:
     # A failed multi-node job, bisected: node -> how the job failed there alone; the nodes it passed on.
     blamed: dict[str, str] = field(default_factory=dict)
     passed_alone: list[str] = field(default_factory=list)
-    stacks: str = ""  # a timed-out MPI job: where its ranks were before the kill (hpcos.core.stacks)
+    stacks: str = (
+        ""  # a timed-out MPI job: where its ranks were before the kill (hpcos.core.stacks)
+    )
 
     @property
     def ok(self) -> bool:
@@ -55,7 +57,9 @@ class CommandResult:
         if self.unreachable:
             head = f"node unreachable{where}: {self.command}"
         elif self.timed_out:
-            head = f"timed out after {self.duration:.1f} s{where}, process tree killed: {self.command}"
+            head = (
+                f"timed out after {self.duration:.1f} s{where}, process tree killed: {self.command}"
+            )
         else:
             head = f"exit code {self.exit_code}{where}: {self.command}"
         parts = [head]
@@ -67,7 +71,9 @@ class CommandResult:
             lines = text.rstrip().splitlines()
             if lines:
                 cut = lines[-TAIL_LINES:]
-                more = f" (last {TAIL_LINES} of {len(lines)} lines)" if len(lines) > TAIL_LINES else ""
+                more = (
+                    f" (last {TAIL_LINES} of {len(lines)} lines)" if len(lines) > TAIL_LINES else ""
+                )
                 parts.append(f"--- {name}{more}\n" + "\n".join(cut))
         return "\n".join(parts)
 
@@ -122,8 +128,21 @@ def with_env(command: Command, env: Mapping[str, str] | None, module: str | None
 
 
 # mpirun options by which a profile's MPI line names its own hosts; the launcher then adds none.
-HOST_OPTIONS = frozenset({"--host", "-host", "-H", "--hostfile", "-hostfile", "--machinefile", "-machinefile",
-                          "--default-hostfile", "-hosts", "-f", "-machine"})
+HOST_OPTIONS = frozenset(
+    {
+        "--host",
+        "-host",
+        "-H",
+        "--hostfile",
+        "-hostfile",
+        "--machinefile",
+        "-machinefile",
+        "--default-hostfile",
+        "-hosts",
+        "-f",
+        "-machine",
+    }
+)
 
 
 def spread(np: int, nodes: NodeSet, ranks_per_node: int) -> dict[str, int]:
@@ -185,17 +204,33 @@ class Launcher(ABC):
         return next((node for node in nodes if node.split(".")[0] == short), None)
 
     @abstractmethod
-    def run(self, command: Command, nodes: NodeSet, *, timeout: float,
-            env: Mapping[str, str] | None = None) -> dict[str, CommandResult]:
+    def run(
+        self,
+        command: Command,
+        nodes: NodeSet,
+        *,
+        timeout: float,
+        env: Mapping[str, str] | None = None,
+    ) -> dict[str, CommandResult]:
         """Run ``command`` on every node of ``nodes`` (fanned out); one result per node."""
 
     @abstractmethod
-    def mpi(self, binary: str, args: Sequence[str], *, np: int, stack: MpiStack, nodes: NodeSet,
-            timeout: float, env: Mapping[str, str] | None = None) -> CommandResult:
+    def mpi(
+        self,
+        binary: str,
+        args: Sequence[str],
+        *,
+        np: int,
+        stack: MpiStack,
+        nodes: NodeSet,
+        timeout: float,
+        env: Mapping[str, str] | None = None,
+    ) -> CommandResult:
         """One MPI job of ``np`` ranks across ``nodes``."""
 
-    def batch(self, script: str, *, nodes: NodeSet, timeout: float,
-              env: Mapping[str, str] | None = None) -> CommandResult:
+    def batch(
+        self, script: str, *, nodes: NodeSet, timeout: float, env: Mapping[str, str] | None = None
+    ) -> CommandResult:
         """Run a batch script; without a batch scheduler it runs as a shell script on the first node."""
         first = NodeSet(nodes[0])
         return self.run(["sh", "-c", script], first, timeout=timeout, env=env)[str(first)]

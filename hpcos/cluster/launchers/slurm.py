@@ -51,13 +51,22 @@ _END = re.compile(r"^(?P<rest>.*)@hpcos-end (?P<code>\d+) (?P<start>[\d.]+) (?P<
 class SlurmLauncher(Launcher):
     name = "slurm"
 
-    def run(self, command: Command, nodes: NodeSet, *, timeout: float,
-            env: Mapping[str, str] | None = None) -> dict[str, CommandResult]:
+    def run(
+        self,
+        command: Command,
+        nodes: NodeSet,
+        *,
+        timeout: float,
+        env: Mapping[str, str] | None = None,
+    ) -> dict[str, CommandResult]:
         """One job step across ``nodes``, one task each, output labelled by task (``srun --label``): a
         thousand nodes cost slurmctld one job, not a thousand.  Each task says which node it is on and
         how its command ended, under a per-node timeout; ``--no-kill`` keeps the step going on the
         other nodes when one fails to launch, and srun's own error lines name that node."""
-        chunks = [NodeSet.fromlist(list(nodes)[i:i + STEP_NODES]) for i in range(0, len(nodes), STEP_NODES)]
+        chunks = [
+            NodeSet.fromlist(list(nodes)[i : i + STEP_NODES])
+            for i in range(0, len(nodes), STEP_NODES)
+        ]
         if len(chunks) == 1:
             return self._step(command, nodes, timeout, env)
         results: dict[str, CommandResult] = {}
@@ -66,63 +75,143 @@ class SlurmLauncher(Launcher):
                 results.update(part)
         return results
 
-    def _step(self, command: Command, nodes: NodeSet, timeout: float,
-              env: Mapping[str, str] | None) -> dict[str, CommandResult]:
+    def _step(
+        self, command: Command, nodes: NodeSet, timeout: float, env: Mapping[str, str] | None
+    ) -> dict[str, CommandResult]:
         text = command_text(command)
-        argv = ["-N", str(len(nodes)), "-n", str(len(nodes)), "--ntasks-per-node=1", "-w", str(nodes),
-                "--no-kill", "--kill-on-bad-exit=0", "--label",
-                "sh", "-c", STEP_SCRIPT, with_env(command, None), f"{timeout:g}", str(REMOTE_KILL_GRACE)]
-        done = self.srun(argv, node=str(nodes), shown=text, timeout=timeout + REMOTE_KILL_GRACE + STEP_GRACE,
-                         env=env)
+        argv = [
+            "-N",
+            str(len(nodes)),
+            "-n",
+            str(len(nodes)),
+            "--ntasks-per-node=1",
+            "-w",
+            str(nodes),
+            "--no-kill",
+            "--kill-on-bad-exit=0",
+            "--label",
+            "sh",
+            "-c",
+            STEP_SCRIPT,
+            with_env(command, None),
+            f"{timeout:g}",
+            str(REMOTE_KILL_GRACE),
+        ]
+        done = self.srun(
+            argv,
+            node=str(nodes),
+            shown=text,
+            timeout=timeout + REMOTE_KILL_GRACE + STEP_GRACE,
+            env=env,
+        )
         if len(nodes) > SPLIT_DOWN_TO and lost_every_task(done):
             half = len(nodes) // 2
-            return {**self._step(command, NodeSet.fromlist(list(nodes)[:half]), timeout, env),
-                    **self._step(command, NodeSet.fromlist(list(nodes)[half:]), timeout, env)}
+            return {
+                **self._step(command, NodeSet.fromlist(list(nodes)[:half]), timeout, env),
+                **self._step(command, NodeSet.fromlist(list(nodes)[half:]), timeout, env),
+            }
         return split_step(done, nodes, text)
 
-    def mpi(self, binary: str, args: Sequence[str], *, np: int, stack: MpiStack, nodes: NodeSet,
-            timeout: float, env: Mapping[str, str] | None = None) -> CommandResult:
+    def mpi(
+        self,
+        binary: str,
+        args: Sequence[str],
+        *,
+        np: int,
+        stack: MpiStack,
+        nodes: NodeSet,
+        timeout: float,
+        env: Mapping[str, str] | None = None,
+    ) -> CommandResult:
         placement = self.placement(np, nodes)
         used = NodeSet.fromlist(placement)
         program = [binary, *args]
         # Block distribution, as the placement says: ranks 0..k-1 on the first node of -w.
-        argv = [f"--mpi={stack.srun_mpi}", "-n", str(np), "-N", str(len(used)), "-w", str(used),
-                "--distribution=block", *(_shell(program, stack.module) if stack.module else program)]
-        result = self.srun(argv, node=str(used), shown=None, timeout=timeout, env={**stack.env, **(env or {})})
+        argv = [
+            f"--mpi={stack.srun_mpi}",
+            "-n",
+            str(np),
+            "-N",
+            str(len(used)),
+            "-w",
+            str(used),
+            "--distribution=block",
+            *(_shell(program, stack.module) if stack.module else program),
+        ]
+        result = self.srun(
+            argv, node=str(used), shown=None, timeout=timeout, env={**stack.env, **(env or {})}
+        )
         result.placement = placement
         return result
 
     def unavailable(self, nodes: NodeSet) -> dict[str, str]:
         """Slurm's own node states: a node srun cannot start on is the scheduler's to report."""
-        return slurm_scheduler.unavailable(nodes, self.profile.slurm.partition, self.profile.timeouts.command)
+        return slurm_scheduler.unavailable(
+            nodes, self.profile.slurm.partition, self.profile.timeouts.command
+        )
 
-    def srun(self, args: Sequence[str], *, node: str | None, shown: str | None, timeout: float,
-             env: Mapping[str, str] | None = None) -> CommandResult:
+    def srun(
+        self,
+        args: Sequence[str],
+        *,
+        node: str | None,
+        shown: str | None,
+        timeout: float,
+        env: Mapping[str, str] | None = None,
+    ) -> CommandResult:
         """``srun`` with the profile's partition, time limit and extra arguments, under a timeout."""
         name = _job_name()
         argv = ["srun", f"--job-name={name}", *self._allocation_args(), *args]
         done = runner.run(argv, timeout=timeout, env=env, base_env=launch_environment())
         if done.timed_out:
             self._cancel(name)
-        return CommandResult(node, shown or shlex.join(argv), done.exit_code, done.stdout, done.stderr,
-                             done.duration, done.timed_out)
+        return CommandResult(
+            node,
+            shown or shlex.join(argv),
+            done.exit_code,
+            done.stdout,
+            done.stderr,
+            done.duration,
+            done.timed_out,
+        )
 
-    def batch(self, script: str, *, nodes: NodeSet, timeout: float,
-              env: Mapping[str, str] | None = None) -> CommandResult:
+    def batch(
+        self, script: str, *, nodes: NodeSet, timeout: float, env: Mapping[str, str] | None = None
+    ) -> CommandResult:
         name = _job_name()
         # The job's output is written by slurmd on the node: the directory must be shared with this
         # host on a real cluster ($HPCOS_BATCH_DIR, e.g. in the Jenkins workspace).
-        with tempfile.TemporaryDirectory(prefix="hpcos-sbatch-", dir=os.environ.get("HPCOS_BATCH_DIR")) as tmp:
+        with tempfile.TemporaryDirectory(
+            prefix="hpcos-sbatch-", dir=os.environ.get("HPCOS_BATCH_DIR")
+        ) as tmp:
             output = Path(tmp) / "job.out"
             # --wait makes sbatch exit with the job's own exit code.
-            argv = ["sbatch", "--wait", f"--job-name={name}", *self._allocation_args(),
-                    "-N", "1", "-w", nodes[0], f"--output={output}", "--wrap", script]
+            argv = [
+                "sbatch",
+                "--wait",
+                f"--job-name={name}",
+                *self._allocation_args(),
+                "-N",
+                "1",
+                "-w",
+                nodes[0],
+                f"--output={output}",
+                "--wrap",
+                script,
+            ]
             done = runner.run(argv, timeout=timeout, env=env, base_env=launch_environment())
             if done.timed_out:
                 self._cancel(name)
             job_output = output.read_text(errors="replace") if output.exists() else ""
-        return CommandResult(nodes[0], f"sbatch --wait --wrap {shlex.quote(script)}", done.exit_code,
-                             job_output, done.stderr + done.stdout, done.duration, done.timed_out)
+        return CommandResult(
+            nodes[0],
+            f"sbatch --wait --wrap {shlex.quote(script)}",
+            done.exit_code,
+            job_output,
+            done.stderr + done.stdout,
+            done.duration,
+            done.timed_out,
+        )
 
     def _allocation_args(self) -> list[str]:
         slurm = self.profile.slurm
@@ -178,20 +267,40 @@ def split_step(done: CommandResult, nodes: NodeSet, text: str) -> dict[str, Comm
         stderr = "\n".join(out["stderr"]) + ("\n" if out["stderr"] else "")
         end = ends.get(task)
         if end is None:  # the step ended (its timeout, a node failure) before this task did
-            results[node] = CommandResult(node, text, done.exit_code, stdout, stderr + "\n".join(own), done.duration,
-                                          timed_out=done.timed_out)
+            results[node] = CommandResult(
+                node,
+                text,
+                done.exit_code,
+                stdout,
+                stderr + "\n".join(own),
+                done.duration,
+                timed_out=done.timed_out,
+            )
             continue
         code = int(end.group("code"))
-        results[node] = CommandResult(node, text, code, stdout, stderr,
-                                      max(0.0, float(end.group("end")) - float(end.group("start"))),
-                                      timed_out=code == TIMEOUT_EXIT)
+        results[node] = CommandResult(
+            node,
+            text,
+            code,
+            stdout,
+            stderr,
+            max(0.0, float(end.group("end")) - float(end.group("start"))),
+            timed_out=code == TIMEOUT_EXIT,
+        )
     srun_said = "\n".join(own)
     failed = set(mpi_errors.unreachable_hosts(srun_said))
     for node in nodes:
         if node not in results:
-            results[node] = CommandResult(node, text, done.exit_code if done.exit_code else -1, "", srun_said,
-                                          done.duration, timed_out=done.timed_out and node not in failed,
-                                          unreachable=node in failed)
+            results[node] = CommandResult(
+                node,
+                text,
+                done.exit_code if done.exit_code else -1,
+                "",
+                srun_said,
+                done.duration,
+                timed_out=done.timed_out and node not in failed,
+                unreachable=node in failed,
+            )
     return results
 
 

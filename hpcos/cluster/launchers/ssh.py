@@ -22,7 +22,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from hpcos.cluster import mpi_errors
 from hpcos.cluster.launchers import ssh_fanout
-from hpcos.cluster.launchers.base import Command, CommandResult, Launcher, command_text, host_arguments, with_env
+from hpcos.cluster.launchers.base import (
+    Command,
+    CommandResult,
+    Launcher,
+    command_text,
+    host_arguments,
+    with_env,
+)
 from hpcos.cluster.profiles import MpiStack
 from hpcos.core import runner
 from hpcos.core.environment import launch_environment
@@ -38,7 +45,7 @@ from hpcos.core.environment import launch_environment
 REMOTE_SCRIPT = (
     'exec 3<&0; read s _ </proc/uptime; setsid sh -c "$0" </dev/null 3<&- & c=$!; '
     '{ timeout --foreground "$1" cat >/dev/null; pkill -TERM -s "$c"; sleep "$2"; pkill -KILL -s "$c"; } '
-    '<&3 >/dev/null 2>&1 & w=$!; exec 3<&-; '
+    "<&3 >/dev/null 2>&1 & w=$!; exec 3<&-; "
     'wait "$c"; r=$?; kill "$w" 2>/dev/null; kill -KILL -"$c" 2>/dev/null; '
     'if [ "$r" -ge 128 ]; then pkill -KILL -s "$c"; read e _ </proc/uptime; '
     '[ $((${e%.*} - ${s%.*})) -ge "$3" ] && r=124; fi; exit "$r"'
@@ -63,21 +70,51 @@ class SshLauncher(Launcher):
         super().__init__(profile)
         self._resolved: dict[str, frozenset[str]] = {}  # node -> the addresses ssh reaches it at
 
-    def run(self, command: Command, nodes: NodeSet, *, timeout: float,
-            env: Mapping[str, str] | None = None) -> dict[str, CommandResult]:
+    def run(
+        self,
+        command: Command,
+        nodes: NodeSet,
+        *,
+        timeout: float,
+        env: Mapping[str, str] | None = None,
+    ) -> dict[str, CommandResult]:
         text = command_text(command)
-        remote = shlex.join(["sh", "-c", REMOTE_SCRIPT, with_env(command, env), f"{timeout:g}",
-                             str(REMOTE_KILL_GRACE), str(int(timeout))])
+        remote = shlex.join(
+            [
+                "sh",
+                "-c",
+                REMOTE_SCRIPT,
+                with_env(command, env),
+                f"{timeout:g}",
+                str(REMOTE_KILL_GRACE),
+                str(int(timeout)),
+            ]
+        )
         options = ["-oStrictHostKeyChecking=accept-new"]
         if self.profile.ssh.config:
             options = ["-F", self.profile.ssh.config, *options]
         per_node = timeout + REMOTE_KILL_GRACE + BACKSTOP + self.profile.ssh.connect_timeout
-        request = {"command": remote, "nodes": str(nodes), "fanout": self.profile.ssh.fanout,
-                   "connect_timeout": self.profile.ssh.connect_timeout, "ssh_options": shlex.join(options),
-                   "ssh_user": self.profile.ssh.user, "timeout": per_node}
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=PROGRESS, transient=True, disable=len(nodes) < PROGRESS_FROM) as progress:
-            bar = progress.add_task(escape(f"ssh {text[:40]}"), total=len(nodes))  # command text is not markup
+        request = {
+            "command": remote,
+            "nodes": str(nodes),
+            "fanout": self.profile.ssh.fanout,
+            "connect_timeout": self.profile.ssh.connect_timeout,
+            "ssh_options": shlex.join(options),
+            "ssh_user": self.profile.ssh.user,
+            "timeout": per_node,
+        }
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=PROGRESS,
+            transient=True,
+            disable=len(nodes) < PROGRESS_FROM,
+        ) as progress:
+            bar = progress.add_task(
+                escape(f"ssh {text[:40]}"), total=len(nodes)
+            )  # command text is not markup
 
             def advance(line: str) -> None:
                 if line.startswith(ssh_fanout.PROGRESS_PREFIX):
@@ -85,9 +122,13 @@ class SshLauncher(Launcher):
 
             # ClusterShell's per-node timeout starts when the node's turn comes, fanout nodes at a time.
             waves = -(-len(nodes) // self.profile.ssh.fanout)
-            done = runner.run([sys.executable, str(FANOUT_SCRIPT)], input=json.dumps(request).encode(),
-                              timeout=per_node * waves + FANOUT_GRACE, on_line=advance,
-                              base_env=launch_environment())
+            done = runner.run(
+                [sys.executable, str(FANOUT_SCRIPT)],
+                input=json.dumps(request).encode(),
+                timeout=per_node * waves + FANOUT_GRACE,
+                on_line=advance,
+                base_env=launch_environment(),
+            )
         try:
             reply = json.loads(done.stdout) if done.exit_code == 0 else {}
         except json.JSONDecodeError:
@@ -96,33 +137,63 @@ class SshLauncher(Launcher):
         for node in nodes:
             got = reply.get(node)
             if got is None:  # the fan-out process itself failed: every node says why
-                why = "\n".join(line for line in done.stderr.splitlines()
-                                if not line.startswith(ssh_fanout.PROGRESS_PREFIX))
-                results[node] = CommandResult(node, text, -1, "", f"ssh fan-out failed: {why[-2000:]}",
-                                              done.duration, timed_out=done.timed_out)
+                why = "\n".join(
+                    line
+                    for line in done.stderr.splitlines()
+                    if not line.startswith(ssh_fanout.PROGRESS_PREFIX)
+                )
+                results[node] = CommandResult(
+                    node,
+                    text,
+                    -1,
+                    "",
+                    f"ssh fan-out failed: {why[-2000:]}",
+                    done.duration,
+                    timed_out=done.timed_out,
+                )
                 continue
             code, err = got["code"], got["stderr"]
             results[node] = CommandResult(
-                node, text, code, got["stdout"], err, got["seconds"],  # each node's own time (JUnit shows it)
+                node,
+                text,
+                code,
+                got["stdout"],
+                err,
+                got["seconds"],  # each node's own time (JUnit shows it)
                 timed_out=got["timed_out"] or code == TIMEOUT_EXIT,
                 unreachable=code == SSH_FAILED and _is_ssh_error(err),
             )
         return results
 
-    def mpi(self, binary: str, args: Sequence[str], *, np: int, stack: MpiStack, nodes: NodeSet,
-            timeout: float, env: Mapping[str, str] | None = None) -> CommandResult:
+    def mpi(
+        self,
+        binary: str,
+        args: Sequence[str],
+        *,
+        np: int,
+        stack: MpiStack,
+        nodes: NodeSet,
+        timeout: float,
+        env: Mapping[str, str] | None = None,
+    ) -> CommandResult:
         # mpirun starts on the first node of the job and reaches the others itself (its own ssh or
         # the site's resource manager), with the host list of the selection.
         placement = self.placement(np, nodes)
         head = next(iter(placement))
         argv = [*stack.mpirun, *host_arguments(stack, placement), "-np", str(np), binary, *args]
         command = with_env(argv, None, stack.module)
-        result = self.run(command, NodeSet(head), timeout=timeout, env={**stack.env, **(env or {})})[head]
+        result = self.run(
+            command, NodeSet(head), timeout=timeout, env={**stack.env, **(env or {})}
+        )[head]
         result.placement = placement
         others = {node.split(".")[0] for node in placement if node != head}
-        if result.unreachable and others & {h.split(".")[0] for h in mpi_errors.unreachable_hosts(result.stderr)}:
+        if result.unreachable and others & {
+            h.split(".")[0] for h in mpi_errors.unreachable_hosts(result.stderr)
+        }:
             result.unreachable = False  # mpirun ran on the head; its own ssh to another node failed
-        if not result.unreachable:  # an unreachable head is that one node's problem, not the job's nodes'
+        if (
+            not result.unreachable
+        ):  # an unreachable head is that one node's problem, not the job's nodes'
             result.node = str(NodeSet.fromlist(placement))
         return result
 
@@ -138,15 +209,30 @@ class SshLauncher(Launcher):
         if found is not None:
             return found
         wanted = _addresses(host.strip("[]\"'"))
-        return next((node for node in nodes if wanted & self._addresses_of(node)), None) if wanted else None
+        return (
+            next((node for node in nodes if wanted & self._addresses_of(node)), None)
+            if wanted
+            else None
+        )
 
     def _addresses_of(self, node: str) -> frozenset[str]:
         if node not in self._resolved:
             # ssh -G prints the configuration ssh would use for the node, HostName included.
-            argv = ["ssh", "-G", *(["-F", self.profile.ssh.config] if self.profile.ssh.config else []), node]
+            argv = [
+                "ssh",
+                "-G",
+                *(["-F", self.profile.ssh.config] if self.profile.ssh.config else []),
+                node,
+            ]
             done = runner.run(argv, timeout=self.profile.ssh.connect_timeout)
-            hostname = next((line.split(None, 1)[1].strip() for line in done.stdout.splitlines()
-                             if line.startswith("hostname ")), node)
+            hostname = next(
+                (
+                    line.split(None, 1)[1].strip()
+                    for line in done.stdout.splitlines()
+                    if line.startswith("hostname ")
+                ),
+                node,
+            )
             self._resolved[node] = _addresses(hostname) | {hostname}
         return self._resolved[node]
 
@@ -155,7 +241,11 @@ def _why(result: CommandResult) -> str:
     if result.timed_out:
         return f"no answer to ssh within {result.duration:.0f} s"
     said = next((line.strip() for line in result.stderr.splitlines() if line.strip()), "")
-    return f"unreachable: {said}" if result.unreachable else f"ssh probe failed (exit {result.exit_code}): {said}"
+    return (
+        f"unreachable: {said}"
+        if result.unreachable
+        else f"ssh probe failed (exit {result.exit_code}): {said}"
+    )
 
 
 def _addresses(host: str) -> frozenset[str]:
@@ -167,7 +257,15 @@ def _addresses(host: str) -> frozenset[str]:
 
 def _is_ssh_error(stderr: str) -> bool:
     # ssh's own complaints, as opposed to a remote command that happens to exit 255.
-    markers = ("ssh: ", "Connection refused", "Connection timed out", "Permission denied",
-               "Could not resolve hostname", "kex_exchange_identification", "Connection closed by",
-               "No route to host", "Host key verification failed")
+    markers = (
+        "ssh: ",
+        "Connection refused",
+        "Connection timed out",
+        "Permission denied",
+        "Could not resolve hostname",
+        "kex_exchange_identification",
+        "Connection closed by",
+        "No route to host",
+        "Host key verification failed",
+    )
     return any(m in stderr for m in markers)

@@ -46,19 +46,37 @@ def fan_out(request: dict) -> dict:
     task.set_info("ssh_user", request["ssh_user"])
     started = time.monotonic()
     handler = _Finished(started)
-    worker = task.shell(request["command"], nodes=request["nodes"], stderr=True, handler=handler,
-                        timeout=request["timeout"])
+    worker = task.shell(
+        request["command"],
+        nodes=request["nodes"],
+        stderr=True,
+        handler=handler,
+        timeout=request["timeout"],
+    )
     task.run()
     duration = time.monotonic() - started
-    stdout = {node: bytes(buf).decode(errors="replace") for buf, ns in worker.iter_buffers() for node in ns}
-    stderr = {node: bytes(buf).decode(errors="replace") for buf, ns in worker.iter_errors() for node in ns}
+    stdout = {
+        node: bytes(buf).decode(errors="replace")
+        for buf, ns in worker.iter_buffers()
+        for node in ns
+    }
+    stderr = {
+        node: bytes(buf).decode(errors="replace") for buf, ns in worker.iter_errors() for node in ns
+    }
     codes = {node: rc for rc, ns in worker.iter_retcodes() for node in ns}
     lost = set(worker.iter_keys_timeout())
     nodes = set(codes) | lost | set(stdout) | set(stderr)
-    return {node: {"code": codes.get(node, -1), "stdout": stdout.get(node, ""), "stderr": stderr.get(node, ""),
-                   # A node that never answered gets the whole fan-out's time.
-                   "seconds": handler.finished.get(node, duration), "timed_out": node in lost}
-            for node in nodes}
+    return {
+        node: {
+            "code": codes.get(node, -1),
+            "stdout": stdout.get(node, ""),
+            "stderr": stderr.get(node, ""),
+            # A node that never answered gets the whole fan-out's time.
+            "seconds": handler.finished.get(node, duration),
+            "timed_out": node in lost,
+        }
+        for node in nodes
+    }
 
 
 def main() -> int:

@@ -40,7 +40,9 @@ def _scontrol(*args: str) -> None:
 
 def states(nodes: NodeSet) -> dict[str, str]:
     """Each node's state as ``sinfo`` prints it (``idle``, ``draining``, ``drained``, ``drained*``)."""
-    done = runner.run(["sinfo", "-h", "-N", "-n", str(nodes), "-o", "%N|%T"], timeout=COMMAND_TIMEOUT)
+    done = runner.run(
+        ["sinfo", "-h", "-N", "-n", str(nodes), "-o", "%N|%T"], timeout=COMMAND_TIMEOUT
+    )
     if done.exit_code != 0 or done.timed_out:
         raise SlurmFailed(f"sinfo -n {nodes}: {done.stderr.strip() or f'exit {done.exit_code}'}")
     found = {}
@@ -58,8 +60,11 @@ def unavailable(nodes: NodeSet, partition: str | None, timeout: float) -> dict[s
         argv.append(f"--partition={partition}")
     done = runner.run(argv, timeout=timeout)
     if done.exit_code != 0 or done.timed_out:
-        log.warning("pre-flight: sinfo failed (exit %s), assuming every node is up: %s",
-                    done.exit_code, done.stderr.strip()[:500])
+        log.warning(
+            "pre-flight: sinfo failed (exit %s), assuming every node is up: %s",
+            done.exit_code,
+            done.stderr.strip()[:500],
+        )
         return {}
     return node_problems(done.stdout, nodes)
 
@@ -80,12 +85,13 @@ def node_problems(sinfo: str, nodes: NodeSet) -> dict[str, str]:
         if base in USABLE_STATES and not state.strip().endswith(("*", "~", "#", "!", "%")):
             continue
         why = reason.strip() if reason.strip() and reason.strip() != "none" else "no reason given"
-        problems.setdefault(name, f"{base or 'unknown'}{' (not responding)' if state.endswith('*') else ''}: {why}")
+        problems.setdefault(
+            name, f"{base or 'unknown'}{' (not responding)' if state.endswith('*') else ''}: {why}"
+        )
     for node in nodes:
         if node not in listed:
             problems[node] = "unknown to Slurm: sinfo lists no such node"
     return problems
-
 
 
 def drain(nodes: NodeSet, reason: str, timeout: float) -> dict[str, float | str]:
@@ -102,7 +108,9 @@ def drain(nodes: NodeSet, reason: str, timeout: float) -> dict[str, float | str]
                 waiting.remove(node)
         if waiting and time.monotonic() - started > timeout:
             for node in waiting:
-                outcome[node] = f"not drained after {timeout:g} s (state {now.get(node, 'unknown')})"
+                outcome[node] = (
+                    f"not drained after {timeout:g} s (state {now.get(node, 'unknown')})"
+                )
             break
         if waiting:
             time.sleep(POLL)
@@ -130,15 +138,27 @@ def cancel_reboot(nodes: NodeSet) -> None:
 
 
 def reservation_name(deploy_id: str, batch: int) -> str:
-    return "hpcos-deploy-" + "".join(c if c.isalnum() or c in "-_." else "_" for c in deploy_id) + f"-b{batch}"
+    return (
+        "hpcos-deploy-"
+        + "".join(c if c.isalnum() or c in "-_." else "_" for c in deploy_id)
+        + f"-b{batch}"
+    )
 
 
 def reserve(nodes: NodeSet, name: str, user: str) -> None:
     """A maintenance reservation of ``nodes`` for ``user`` alone: users' jobs stay off the nodes while
     the deploying user's ``srun --reservation`` runs there.  No end: if the deployment dies, the nodes
     stay out of service (as drained nodes would) until an administrator deletes the reservation."""
-    _scontrol("create", "reservation", f"reservationname={name}", "starttime=now", "duration=UNLIMITED",
-              f"nodes={nodes}", f"users={user}", "flags=maint,ignore_jobs")
+    _scontrol(
+        "create",
+        "reservation",
+        f"reservationname={name}",
+        "starttime=now",
+        "duration=UNLIMITED",
+        f"nodes={nodes}",
+        f"users={user}",
+        "flags=maint,ignore_jobs",
+    )
 
 
 def release(name: str) -> None:

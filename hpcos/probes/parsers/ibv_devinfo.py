@@ -11,11 +11,22 @@ import re
 from hpcos.probes.parsers import ParseError
 from hpcos.probes.parsers.hca import Hca, Port
 
-_STATES = {"PORT_ACTIVE": "Active", "PORT_DOWN": "Down", "PORT_INIT": "Initializing", "PORT_ARMED": "Armed",
-           "PORT_ACTIVE_DEFER": "ActiveDefer"}
-_PHYS = {"LINK_UP": "LinkUp", "POLLING": "Polling", "DISABLED": "Disabled", "SLEEP": "Sleep",
-         "PORT_CONFIGURATION_TRAINING": "PortConfigurationTraining", "LINK_ERROR_RECOVERY": "LinkErrorRecovery",
-         "PHY_TEST": "PhyTest"}
+_STATES = {
+    "PORT_ACTIVE": "Active",
+    "PORT_DOWN": "Down",
+    "PORT_INIT": "Initializing",
+    "PORT_ARMED": "Armed",
+    "PORT_ACTIVE_DEFER": "ActiveDefer",
+}
+_PHYS = {
+    "LINK_UP": "LinkUp",
+    "POLLING": "Polling",
+    "DISABLED": "Disabled",
+    "SLEEP": "Sleep",
+    "PORT_CONFIGURATION_TRAINING": "PortConfigurationTraining",
+    "LINK_ERROR_RECOVERY": "LinkErrorRecovery",
+    "PHY_TEST": "PhyTest",
+}
 _LINE = re.compile(r"^(?P<key>[a-z_]+):\s*(?P<value>.*)$")
 
 

@@ -59,12 +59,19 @@ class ImbResult:
 
     def benchmark(self, name: str, processes: int | None = None) -> ImbBlock:
         """The block of ``name`` (at ``processes``, else the largest count run)."""
-        found = [b for b in self.blocks if b.benchmark.lower() == name.lower()
-                 and (processes is None or b.processes == processes)]
+        found = [
+            b
+            for b in self.blocks
+            if b.benchmark.lower() == name.lower()
+            and (processes is None or b.processes == processes)
+        ]
         if not found:
             ran = sorted({f"{b.benchmark}/{b.processes}" for b in self.blocks})
-            raise KeyError(f"IMB output has no {name} block" + (f" at {processes} processes" if processes else "")
-                           + f"; has {ran}")
+            raise KeyError(
+                f"IMB output has no {name} block"
+                + (f" at {processes} processes" if processes else "")
+                + f"; has {ran}"
+            )
         return max(found, key=lambda b: b.processes)
 
 
@@ -95,9 +102,13 @@ def parse(text: str) -> ImbResult:
         elif not stripped.startswith("#") and is_int(stripped.split()[0]) and current.columns:
             cells = stripped.split()
             if len(cells) != len(current.columns):
-                raise ParseError("IMB-MPI1", f"row has {len(cells)} cells for columns {current.columns}", line)
+                raise ParseError(
+                    "IMB-MPI1", f"row has {len(cells)} cells for columns {current.columns}", line
+                )
             try:
-                current.rows.append({k: number(c) for k, c in zip(current.columns, cells, strict=True)})
+                current.rows.append(
+                    {k: number(c) for k, c in zip(current.columns, cells, strict=True)}
+                )
             except ValueError:
                 raise ParseError("IMB-MPI1", "non-numeric cell", line) from None
     empty = [b.benchmark for b in blocks if b.columns and not b.rows]

@@ -30,18 +30,25 @@ from dataclasses import dataclass, field
 from hpcos.probes.parsers import ParseError, Table, number
 
 _TITLE = re.compile(
-    r"^#\s*OSU\s+(?:MPI(?:-\w+)?\s+|OpenSHMEM\s+|UPC\+*\s+)?(?P<name>.+?)\s+Test\s+v?(?P<version>\d[\w.]*)", re.I)
+    r"^#\s*OSU\s+(?:MPI(?:-\w+)?\s+|OpenSHMEM\s+|UPC\+*\s+)?(?P<name>.+?)\s+Test\s+v?(?P<version>\d[\w.]*)",
+    re.I,
+)
 _DATATYPE = re.compile(r"^#\s*Datatype:\s*(?P<dt>\S+?)\.?\s*$", re.I)
 _SETTING = re.compile(r"^#\s*(?P<key>[A-Za-z][\w ]*?):\s*(?P<value>\S.*?)\s*$")
 _BRACKETED = re.compile(r"\[\s*(?P<key>[^:\]]+?)\s*:\s*(?P<value>[^\]]+?)\s*\]")
 _VALIDATION_ERROR = re.compile(r"DATA VALIDATION ERROR:.*?message size\s+(?P<size>\d+)", re.I)
-_INIT = re.compile(r"^nprocs:\s*(?P<nprocs>\d+),\s*min:\s*(?P<min>[\d.]+)\s*ms,\s*max:\s*(?P<max>[\d.]+)\s*ms,"
-                   r"\s*avg:\s*(?P<avg>[\d.]+)\s*ms", re.I)
+_INIT = re.compile(
+    r"^nprocs:\s*(?P<nprocs>\d+),\s*min:\s*(?P<min>[\d.]+)\s*ms,\s*max:\s*(?P<max>[\d.]+)\s*ms,"
+    r"\s*avg:\s*(?P<avg>[\d.]+)\s*ms",
+    re.I,
+)
 _HELLO = re.compile(r"^This is a test with\s+(?P<n>\d+)\s+processes", re.I)
 _USAGE = re.compile(r"^Usage:\s*(?P<prog>\S+)")
 # What OSU says on stderr, and exits 1, when MPI_Comm_size is too small: every rank of a binary started
 # by another MPI's launcher is a single-rank job of its own.
-_TOO_FEW_RANKS = re.compile(r"^.*This test requires (?:exactly|at least) (?:two|\d+) process.*$", re.M | re.I)
+_TOO_FEW_RANKS = re.compile(
+    r"^.*This test requires (?:exactly|at least) (?:two|\d+) process.*$", re.M | re.I
+)
 _UNIT_END = re.compile(r"\)$")
 
 # Canonical keys, so tests and baselines don't care which version printed the table.
@@ -75,7 +82,9 @@ _TEXT_COLUMNS = {"validation"}
 class OsuSeries(Table):
     """One table: one (benchmark, datatype, variant) of one run, with every column it printed."""
 
-    benchmark: str  # "Latency", "MPI_Put Latency", "Non-blocking Allreduce Latency", "Barrier Latency"
+    benchmark: (
+        str  # "Latency", "MPI_Put Latency", "Non-blocking Allreduce Latency", "Barrier Latency"
+    )
     datatype: str | None  # "MPI_CHAR"; None before 7.x
     settings: dict[str, str]  # "Window creation": "MPI_Win_allocate", "pairs": "1", ...
     columns: list[str]  # canonical keys, in table order ("size" first when the table has sizes)
@@ -127,11 +136,15 @@ class OsuResult:
         if datatype is None:
             if len(self.series) == 1:
                 return self.series[0]
-            raise KeyError(f"OSU {self.benchmark} printed {len(self.series)} tables "
-                           f"({', '.join(map(str, self.datatypes))}): name the datatype")
+            raise KeyError(
+                f"OSU {self.benchmark} printed {len(self.series)} tables "
+                f"({', '.join(map(str, self.datatypes))}): name the datatype"
+            )
         found = [s for s in self.series if (s.datatype or "").lower() == datatype.lower()]
         if len(found) != 1:
-            raise KeyError(f"OSU {self.benchmark} has {len(found)} tables of {datatype}; has {self.datatypes}")
+            raise KeyError(
+                f"OSU {self.benchmark} has {len(found)} tables of {datatype}; has {self.datatypes}"
+            )
         return found[0]
 
     # The single-table view most callers want (one datatype, the default run).
@@ -169,7 +182,9 @@ def canonical(name: str) -> str:
     tail = _TAIL.match(squeezed)
     if tail:
         return f"p{tail['p']}_us".replace(".", "_")
-    key = re.sub(r"[^a-z0-9]+", "_", name.lower().replace("(us)", "_us").replace("(%)", "_pct")).strip("_")
+    key = re.sub(
+        r"[^a-z0-9]+", "_", name.lower().replace("(us)", "_us").replace("(%)", "_pct")
+    ).strip("_")
     return key
 
 
@@ -200,8 +215,9 @@ def _is_header(body: str) -> bool:
     if ":" in body or "=" in body or "[" in body:
         return False
     names = split_header(body)
-    return (any(_UNIT_END.search(n) for n in names)
-            and all(_UNIT_END.search(n) or canonical(n) in _UNITLESS for n in names))
+    return any(_UNIT_END.search(n) for n in names) and all(
+        _UNIT_END.search(n) or canonical(n) in _UNITLESS for n in names
+    )
 
 
 def _is_number(text: str) -> bool:
@@ -255,11 +271,17 @@ class _Reader:
         if s is None or not s.columns:
             raise ParseError("osu", "data row before the '# Size ...' header", line)
         if len(cells) != len(s.columns):
-            raise ParseError("osu", f"row has {len(cells)} cells for {len(s.columns)} columns {s.columns}", line)
+            raise ParseError(
+                "osu", f"row has {len(cells)} cells for {len(s.columns)} columns {s.columns}", line
+            )
         row = {key: _cell(key, cell, line) for key, cell in zip(s.columns, cells, strict=True)}
         if s.sized and any(r["size"] == row["size"] for r in s.rows):
-            raise ParseError("osu", f"size {row['size']} twice in the {s.datatype or 'one'} table "
-                                    "(two tables without a '# Datatype:' line between them?)", line)
+            raise ParseError(
+                "osu",
+                f"size {row['size']} twice in the {s.datatype or 'one'} table "
+                "(two tables without a '# Datatype:' line between them?)",
+                line,
+            )
         s.rows.append(row)
 
 
@@ -294,8 +316,13 @@ def parse(text: str) -> OsuResult:
             continue
         if m := _INIT.match(stripped):
             r.start(["nprocs", "min_ms", "max_ms", "avg_ms"], None).rows.append(
-                {"nprocs": int(m["nprocs"]), "min_ms": number(m["min"]), "max_ms": number(m["max"]),
-                 "avg_ms": number(m["avg"])})
+                {
+                    "nprocs": int(m["nprocs"]),
+                    "min_ms": number(m["min"]),
+                    "max_ms": number(m["max"]),
+                    "avg_ms": number(m["avg"]),
+                }
+            )
             continue
         if m := _HELLO.match(stripped):
             r.start(["processes"], None).rows.append({"processes": int(m["n"])})
@@ -306,8 +333,11 @@ def parse(text: str) -> OsuResult:
         r.row(cells, line)
     if r.benchmark is None:
         if usage:
-            raise ParseError("osu", f"{usage} printed its usage text instead of results: "
-                                    "it did not accept its options (see its stderr)")
+            raise ParseError(
+                "osu",
+                f"{usage} printed its usage text instead of results: "
+                "it did not accept its options (see its stderr)",
+            )
         raise ParseError("osu", "no '# OSU MPI ... Test vX' title line")
     series = [s for s in r.series if s.rows]
     if not series and r.validation_error is None:
@@ -330,4 +360,3 @@ def _cell(key: str, cell: str, line: str) -> float | int | str:
         return number(cell)
     except ValueError:
         raise ParseError("osu", f"column {key!r}: {cell!r} is not a number", line) from None
-

@@ -20,18 +20,30 @@ _TITLE = re.compile(r"^\s*(?P<title>\S.*?(?:BW|Latency) Test)\s*$")
 _DEVICE = re.compile(r"Device\s*:\s*(?P<dev>\S+)")
 
 _CANONICAL = {
-    "#bytes": "size", "msgsize": "size",
-    "#iterations": "iterations", "n_iterations": "iterations",
-    "bwpeak[mb/sec]": "bw_peak_MBps", "bwaverage[mb/sec]": "bw_average_MBps",
-    "bwpeak[gb/sec]": "bw_peak_Gbps", "bwaverage[gb/sec]": "bw_average_Gbps",
-    "msgrate[mpps]": "msg_rate_Mpps", "msgrate": "msg_rate_Mpps",
-    "t_min[usec]": "t_min_us", "t_min": "t_min_us",
-    "t_max[usec]": "t_max_us", "t_max": "t_max_us",
-    "t_typical[usec]": "t_typical_us", "t_typical": "t_typical_us",
-    "t_avg[usec]": "t_avg_us", "t_avg": "t_avg_us",
-    "t_stdev[usec]": "t_stdev_us", "t_stdev": "t_stdev_us",
-    "99%percentile[usec]": "p99_us", "99.9%percentile[usec]": "p99_9_us",
-    "percentile_99": "p99_us", "percentile_99.9": "p99_9_us",
+    "#bytes": "size",
+    "msgsize": "size",
+    "#iterations": "iterations",
+    "n_iterations": "iterations",
+    "bwpeak[mb/sec]": "bw_peak_MBps",
+    "bwaverage[mb/sec]": "bw_average_MBps",
+    "bwpeak[gb/sec]": "bw_peak_Gbps",
+    "bwaverage[gb/sec]": "bw_average_Gbps",
+    "msgrate[mpps]": "msg_rate_Mpps",
+    "msgrate": "msg_rate_Mpps",
+    "t_min[usec]": "t_min_us",
+    "t_min": "t_min_us",
+    "t_max[usec]": "t_max_us",
+    "t_max": "t_max_us",
+    "t_typical[usec]": "t_typical_us",
+    "t_typical": "t_typical_us",
+    "t_avg[usec]": "t_avg_us",
+    "t_avg": "t_avg_us",
+    "t_stdev[usec]": "t_stdev_us",
+    "t_stdev": "t_stdev_us",
+    "99%percentile[usec]": "p99_us",
+    "99.9%percentile[usec]": "p99_9_us",
+    "percentile_99": "p99_us",
+    "percentile_99.9": "p99_9_us",
     "tpsaverage": "tps_average",
 }
 
@@ -54,7 +66,9 @@ def parse_json(text: str, *, report_gbits: bool = False) -> PerftestResult:
     try:
         data = json.loads(_TRAILING_COMMA.sub(r"\1", text))
     except json.JSONDecodeError as exc:
-        raise ParseError("perftest", f"JSON report does not decode ({exc.msg} at line {exc.lineno})") from None
+        raise ParseError(
+            "perftest", f"JSON report does not decode ({exc.msg} at line {exc.lineno})"
+        ) from None
     info = data.get("test_info") or {}
     results = data.get("results")
     if not isinstance(results, dict | list) or not results:
@@ -68,7 +82,9 @@ def parse_json(text: str, *, report_gbits: bool = False) -> PerftestResult:
                 name += "_Gbps" if report_gbits else "_MBps"
             row[name] = value
         rows.append(row)
-    return PerftestResult(info.get("test"), info.get("Device"), rows, "Gb/sec" if report_gbits else "MB/sec")
+    return PerftestResult(
+        info.get("test"), info.get("Device"), rows, "Gb/sec" if report_gbits else "MB/sec"
+    )
 
 
 def parse_text(text: str) -> PerftestResult:
@@ -89,7 +105,9 @@ def parse_text(text: str) -> PerftestResult:
         cells = stripped.split()
         if columns and is_int(cells[0]):
             if len(cells) != len(columns):
-                raise ParseError("perftest", f"row has {len(cells)} cells for columns {columns}", line)
+                raise ParseError(
+                    "perftest", f"row has {len(cells)} cells for columns {columns}", line
+                )
             rows.append({k: number(c) for k, c in zip(columns, cells, strict=True)})
     if not rows:
         raise ParseError("perftest", "no result rows (header '#bytes ...' and numbers below it)")

@@ -40,8 +40,10 @@ class ProbeOutput:
             return None
         counts = sorted({h["ranks"] for h in self.headers})
         if jobs > 1:
-            return (f"{self.probe}: expected one MPI job of {expected} ranks, got {jobs} separate jobs of "
-                    f"{'/'.join(map(str, counts))} rank(s) each: was the binary started by another MPI's launcher?")
+            return (
+                f"{self.probe}: expected one MPI job of {expected} ranks, got {jobs} separate jobs of "
+                f"{'/'.join(map(str, counts))} rank(s) each: was the binary started by another MPI's launcher?"
+            )
         return f"{self.probe}: expected {expected} ranks, MPI_Comm_size says {self.ranks}"
 
     @property
@@ -56,11 +58,15 @@ class ProbeOutput:
         want = Counter({_short(host): ranks for host, ranks in expected.items()})
         if got == want:
             return None
-        message = (f"{self.probe}: ranks ran on {_tally(got) or 'no reported host'}, "
-                   f"expected {_tally(want)}")
+        message = (
+            f"{self.probe}: ranks ran on {_tally(got) or 'no reported host'}, "
+            f"expected {_tally(want)}"
+        )
         if len(got) == 1 and len(want) > 1:
-            message += (f": every rank ran on one node, {next(iter(got))} (does the profile's mpirun line "
-                        "name its own hosts, or ignore the host list?)")
+            message += (
+                f": every rank ran on one node, {next(iter(got))} (does the profile's mpirun line "
+                "name its own hosts, or ignore the host list?)"
+            )
         elif set(got) != set(want):
             message += f": the ranks span {len(got)} node(s), the job was given {len(want)}"
         else:
@@ -69,8 +75,11 @@ class ProbeOutput:
 
     def samples(self, key: str, size: int | None = None) -> list[float]:
         """Values of ``key`` from every timed repetition (warm-up dropped), optionally of one size."""
-        return [r[key] for r in self.records
-                if not r.get("warmup") and key in r and (size is None or r.get("size") == size)]
+        return [
+            r[key]
+            for r in self.records
+            if not r.get("warmup") and key in r and (size is None or r.get("size") == size)
+        ]
 
     def sizes(self) -> list[int]:
         return sorted({r["size"] for r in self.records if "size" in r})
@@ -88,7 +97,9 @@ def _short(host: str) -> str:
 
 
 def _tally(count: Mapping[str, int]) -> str:
-    return ", ".join(f"{host} ({ranks} rank{'s' * (ranks != 1)})" for host, ranks in sorted(count.items()))
+    return ", ".join(
+        f"{host} ({ranks} rank{'s' * (ranks != 1)})" for host, ranks in sorted(count.items())
+    )
 
 
 def parse(text: str, probe: str | None = None) -> ProbeOutput:

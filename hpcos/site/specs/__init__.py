@@ -20,5 +20,16 @@ from hpcos.site.specs.model import (
     Tracker,
 )
 
-__all__ = ["PATCH_DIR", "SITE_FILE", "ConfigRepository", "Harness", "Package", "Patch", "SiteSpec", "SpecSet",
-           "Target", "Tracker", "load_specs"]
+__all__ = [
+    "PATCH_DIR",
+    "SITE_FILE",
+    "ConfigRepository",
+    "Harness",
+    "Package",
+    "Patch",
+    "SiteSpec",
+    "SpecSet",
+    "Target",
+    "Tracker",
+    "load_specs",
+]

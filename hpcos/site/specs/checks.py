@@ -35,7 +35,9 @@ class SiteNames:
     def of(cls, data) -> SiteNames:
         def names(key) -> dict | None:
             value = _section(data, key)
-            return {str(k): _mapping(v) for k, v in value.items()} if isinstance(value, dict) else None
+            return (
+                {str(k): _mapping(v) for k, v in value.items()} if isinstance(value, dict) else None
+            )
 
         return cls(names("overlays"), names("mirrors"), names("targets"))
 
@@ -52,7 +54,11 @@ def _section(data, *path):
 
 def _one_of(found: str, known) -> str:
     known = sorted(map(str, known))
-    message = f"expected one of: {', '.join(known)}" if known else "expected a name defined in site.yaml (none are)"
+    message = (
+        f"expected one of: {', '.join(known)}"
+        if known
+        else "expected a name defined in site.yaml (none are)"
+    )
     message += f"; found {found!r}"
     hint = difflib.get_close_matches(found, known, n=1)
     return message + (f"; did you mean {hint[0]!r}?" if hint else "")
@@ -78,10 +84,15 @@ _CORE_PACKAGES = ("bash", "glibc", "systemd", "coreutils")
 
 def _too_broad(globs) -> list[tuple[int, str]]:
     """(index, message) for each glob that would empty a mirror."""
-    return [(i, f"expected a glob naming some packages (it would leave bash, glibc and systemd out of the "
-                f"mirror); found {glob!r}")
-            for i, glob in enumerate(globs if isinstance(globs, list) else [])
-            if isinstance(glob, str) and all(fnmatch.fnmatchcase(core, glob) for core in _CORE_PACKAGES)]
+    return [
+        (
+            i,
+            f"expected a glob naming some packages (it would leave bash, glibc and systemd out of the "
+            f"mirror); found {glob!r}",
+        )
+        for i, glob in enumerate(globs if isinstance(globs, list) else [])
+        if isinstance(glob, str) and all(fnmatch.fnmatchcase(core, glob) for core in _CORE_PACKAGES)
+    ]
 
 
 def _mapping(value) -> dict:
@@ -100,19 +111,34 @@ def site_checks(doc: SourcedDoc) -> list[InputError]:
             if source is None:
                 roots.append(name)
                 if _section(env, "gate") == "nightly":
-                    errors.append(doc.error(("environments", name, "gate"), "expected a source environment "
-                                            "for a nightly gate (the gate tests the source's snapshot); found "
-                                            "no source"))
+                    errors.append(
+                        doc.error(
+                            ("environments", name, "gate"),
+                            "expected a source environment "
+                            "for a nightly gate (the gate tests the source's snapshot); found "
+                            "no source",
+                        )
+                    )
             elif isinstance(source, str) and source not in environments:
-                errors.append(doc.error(("environments", name, "source"), _one_of(source, environments)))
+                errors.append(
+                    doc.error(("environments", name, "source"), _one_of(source, environments))
+                )
             elif source == name:
-                errors.append(doc.error(("environments", name, "source"),
-                                        f"expected another environment; found {name!r} itself"))
+                errors.append(
+                    doc.error(
+                        ("environments", name, "source"),
+                        f"expected another environment; found {name!r} itself",
+                    )
+                )
         if len(roots) > 1:
             for name in roots[1:]:
-                errors.append(doc.error(("environments", name),
-                                        f"expected a source: only one environment is filled by the mirror sync "
-                                        f"({roots[0]!r}), every other one is promoted from another; found none"))
+                errors.append(
+                    doc.error(
+                        ("environments", name),
+                        f"expected a source: only one environment is filled by the mirror sync "
+                        f"({roots[0]!r}), every other one is promoted from another; found none",
+                    )
+                )
         errors.extend(_cycle_errors(doc, environments))
 
     for name, mirror in _mapping(_section(data, "mirrors")).items():
@@ -128,12 +154,20 @@ def site_checks(doc: SourcedDoc) -> list[InputError]:
         release, arch = _section(target, "release"), _section(target, "arch")
         said = re.search(r"(?:el|rhel|rocky|alma|centos)(\d+)", str(name))
         if said and isinstance(release, int) and int(said[1]) != release:
-            errors.append(doc.error(("targets", name, "release"),
-                                    f"expected {said[1]}, as the target's name {name!r} says; found {release}"))
+            errors.append(
+                doc.error(
+                    ("targets", name, "release"),
+                    f"expected {said[1]}, as the target's name {name!r} says; found {release}",
+                )
+            )
         named_arch = next((a for a in ARCHES if a in str(name)), None)
         if named_arch and isinstance(arch, str) and arch != named_arch:
-            errors.append(doc.error(("targets", name, "arch"),
-                                    f"expected {named_arch!r}, as the target's name {name!r} says; found {arch!r}"))
+            errors.append(
+                doc.error(
+                    ("targets", name, "arch"),
+                    f"expected {named_arch!r}, as the target's name {name!r} says; found {arch!r}",
+                )
+            )
     return errors
 
 
@@ -149,13 +183,19 @@ def _cycle_errors(doc: SourcedDoc, environments: dict) -> list[InputError]:
         if current == start and len(seen) > 1 and not reported & set(seen):
             reported.update(seen)
             chain = " <- ".join(seen + [start])
-            errors.append(doc.error(("environments", start, "source"),
-                                    f"expected a chain that starts at the mirrored environment; found a cycle: "
-                                    f"{chain}"))
+            errors.append(
+                doc.error(
+                    ("environments", start, "source"),
+                    f"expected a chain that starts at the mirrored environment; found a cycle: "
+                    f"{chain}",
+                )
+            )
     return errors
 
 
-def package_checks(root: Path, names: SiteNames, doc: SourcedDoc, rejected: set[str]) -> list[InputError]:
+def package_checks(
+    root: Path, names: SiteNames, doc: SourcedDoc, rejected: set[str]
+) -> list[InputError]:
     """Checks that need the site and the file system (``rejected``: fields the model already refused)."""
     data = _mapping(doc.data)
     errors: list[InputError] = []
@@ -173,12 +213,18 @@ def package_checks(root: Path, names: SiteNames, doc: SourcedDoc, rejected: set[
         if isinstance(mirror, str) and names.mirrors is not None and mirror not in names.mirrors:
             add(("upstream", "mirror"), _one_of(mirror, names.mirrors))
         if upstream.get("srpm_name") and not mirror:
-            add(("upstream", "srpm_name"), "expected only with upstream.mirror (it names the source package "
-                                           "there); found it with " + (_given_source(upstream) or "no source"))
+            add(
+                ("upstream", "srpm_name"),
+                "expected only with upstream.mirror (it names the source package "
+                "there); found it with " + (_given_source(upstream) or "no source"),
+            )
         if upstream.get("sha256") and not (upstream.get("srpm_url") or upstream.get("srpm_path")):
-            add(("upstream", "sha256"), "expected only with srpm_url or srpm_path (a mirror's packages are "
-                                        "checked by their signature, see gpgkey); found it with "
-                                        + (_given_source(upstream) or "no source"))
+            add(
+                ("upstream", "sha256"),
+                "expected only with srpm_url or srpm_path (a mirror's packages are "
+                "checked by their signature, see gpgkey); found it with "
+                + (_given_source(upstream) or "no source"),
+            )
         for key in ("srpm_url", "srpm_path", "gpgkey"):
             if problem := _placeholder_problem(upstream.get(key)):
                 add(("upstream", key), problem)
@@ -196,8 +242,12 @@ def package_checks(root: Path, names: SiteNames, doc: SourcedDoc, rejected: set[
         seen_targets.add(target)
     for target in _mapping(data.get("mock_config")):
         if str(target) not in targets:
-            add(("mock_config", target), "expected one of the package's targets: " + ", ".join(map(str, targets))
-                + f"; found {target!r}")
+            add(
+                ("mock_config", target),
+                "expected one of the package's targets: "
+                + ", ".join(map(str, targets))
+                + f"; found {target!r}",
+            )
 
     srpm_path = upstream.get("srpm_path")
     if isinstance(srpm_path, str) and not Path(srpm_path).is_absolute():
@@ -215,10 +265,18 @@ def package_checks(root: Path, names: SiteNames, doc: SourcedDoc, rejected: set[
     # The patch directory and the replaced globs follow the name: only a valid one says where to look.
     name = data.get("name") if "name" not in rejected else None
     replaces = data.get("replaces")
-    if isinstance(name, str) and isinstance(replaces, list) and replaces and all(isinstance(g, str) for g in replaces):
+    if (
+        isinstance(name, str)
+        and isinstance(replaces, list)
+        and replaces
+        and all(isinstance(g, str) for g in replaces)
+    ):
         if not any(fnmatch.fnmatchcase(name, glob) for glob in replaces):
-            add(("replaces",), f"expected globs that cover the package's own name {name!r} (else the base "
-                               f"mirror keeps shipping it beside the overlay's build); found {replaces!r}")
+            add(
+                ("replaces",),
+                f"expected globs that cover the package's own name {name!r} (else the base "
+                f"mirror keeps shipping it beside the overlay's build); found {replaces!r}",
+            )
     for i, problem in _too_broad(replaces):
         add(("replaces", i), problem)
 
@@ -229,8 +287,11 @@ def package_checks(root: Path, names: SiteNames, doc: SourcedDoc, rejected: set[
         if not isinstance(file, str) or not isinstance(name, str):
             continue
         if file in seen_files:
-            add(("patches", i, "file"), f"expected each patch once; found {file!r} again "
-                                        f"(also patches[{seen_files[file]}])")
+            add(
+                ("patches", i, "file"),
+                f"expected each patch once; found {file!r} again "
+                f"(also patches[{seen_files[file]}])",
+            )
             continue
         seen_files[file] = i
         problem = _file_problem(root, root / PATCH_DIR / name / file, file, patch=True)
@@ -247,7 +308,11 @@ def _target_fields(site_targets: dict, target: str | None) -> dict[str, str]:
     if target is None:
         return {}
     spec = site_targets[target]
-    return {"release": str(spec.get("release", "")), "arch": str(spec.get("arch", "")), "target": target}
+    return {
+        "release": str(spec.get("release", "")),
+        "arch": str(spec.get("arch", "")),
+        "target": target,
+    }
 
 
 def _file_problem(root: Path, path: Path, given: str, patch: bool = False) -> str | None:

@@ -31,8 +31,14 @@ def load_specs(root: str | Path) -> SpecSet:
     names = SiteNames.of(site_doc.data if site_doc is not None else None)
 
     for path in sorted(root.glob("*.yml")):
-        errors.append(InputError(str(path.relative_to(display_root)), 0, "",
-                                 "not read: package specs are named NAME.yaml, not .yml"))
+        errors.append(
+            InputError(
+                str(path.relative_to(display_root)),
+                0,
+                "",
+                "not read: package specs are named NAME.yaml, not .yml",
+            )
+        )
 
     packages: dict[str, Package] = {}
     first_doc: dict[str, SourcedDoc] = {}
@@ -43,11 +49,18 @@ def load_specs(root: str | Path) -> SpecSet:
         if doc is None:
             continue
         docs[str(path)] = doc
-        errors.extend(_not_reported(package_checks(root, names, doc, _reported(errors, doc)), errors))
+        errors.extend(
+            _not_reported(package_checks(root, names, doc, _reported(errors, doc)), errors)
+        )
         name = doc.data.get("name") if isinstance(doc.data, dict) else None
         if isinstance(name, str) and name in first_doc:
-            errors.append(doc.error(("name",), f"expected a package name not used before; found {name!r}, "
-                                               f"already defined in {first_doc[name].name}"))
+            errors.append(
+                doc.error(
+                    ("name",),
+                    f"expected a package name not used before; found {name!r}, "
+                    f"already defined in {first_doc[name].name}",
+                )
+            )
             continue
         if isinstance(name, str):
             first_doc[name] = doc
@@ -86,9 +99,13 @@ def _parse(path: Path, model, display_root: Path, errors: list[InputError]):
 def _credential_advice(loc) -> str:
     section = loc[0] if loc else ""
     if section == "jenkins":
-        return ("give them as HPCOS_JENKINS_USER and HPCOS_JENKINS_TOKEN in the environment, "
-                "or as a `machine` entry for the Jenkins host in ~/.netrc")
+        return (
+            "give them as HPCOS_JENKINS_USER and HPCOS_JENKINS_TOKEN in the environment, "
+            "or as a `machine` entry for the Jenkins host in ~/.netrc"
+        )
     if section == "tracker":
-        return ("give them as HPCOS_TRACKER_USER and HPCOS_TRACKER_PASSWORD (or HPCOS_TRACKER_TOKEN) in the "
-                "environment, or as a `machine` entry for the tracker host in ~/.netrc")
+        return (
+            "give them as HPCOS_TRACKER_USER and HPCOS_TRACKER_PASSWORD (or HPCOS_TRACKER_TOKEN) in the "
+            "environment, or as a `machine` entry for the tracker host in ~/.netrc"
+        )
     return "give them as a `machine` entry for that host in ~/.netrc"

@@ -13,7 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from hpcos.core.sourced_yaml import DescribedPattern, SourcedDoc
 from hpcos.core.text import printable
@@ -25,23 +33,42 @@ PATCH_DIR = "patches"
 # RPM's own rule is loose; these are the names Fedora's packaging guidelines accept, which is what
 # a site overlay package should look like (and what survives createrepo_c, dnf and Jenkins job names).
 RPM_NAME = r"^[A-Za-z0-9][A-Za-z0-9._+-]*$"
-RpmName = Annotated[str, DescribedPattern(
-    pattern=RPM_NAME,
-    meaning="an RPM package name (letters, digits and . _ + -, not starting with a punctuation mark)")]
+RpmName = Annotated[
+    str,
+    DescribedPattern(
+        pattern=RPM_NAME,
+        meaning="an RPM package name (letters, digits and . _ + -, not starting with a punctuation mark)",
+    ),
+]
 # The site tag goes into Release after the upstream release (1.el9 -> 1.el9.hpc1); see jobs/release.py.
-ReleaseTag = Annotated[str, DescribedPattern(
-    pattern=r"^\.[A-Za-z][A-Za-z0-9_]*$",
-    meaning="a release tag: a dot, a letter, then letters, digits or _ (e.g. '.hpc1')")]
-Identifier = Annotated[str, DescribedPattern(
-    pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$",
-    meaning="a name of letters, digits and _ . - starting with a letter")]
+ReleaseTag = Annotated[
+    str,
+    DescribedPattern(
+        pattern=r"^\.[A-Za-z][A-Za-z0-9_]*$",
+        meaning="a release tag: a dot, a letter, then letters, digits or _ (e.g. '.hpc1')",
+    ),
+]
+Identifier = Annotated[
+    str,
+    DescribedPattern(
+        pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$",
+        meaning="a name of letters, digits and _ . - starting with a letter",
+    ),
+]
 # fnmatch globs over binary package names, as dnf's excludepkgs takes them.
-NameGlob = Annotated[str, DescribedPattern(
-    pattern=r"^[A-Za-z0-9._+*?\[\]-]+$",
-    meaning="a glob of RPM names (letters, digits, . _ + - and the wildcards * ? [ ])")]
-Sha256 = Annotated[str, DescribedPattern(
-    pattern=r"^[0-9a-f]{64}$",
-    meaning="a SHA-256 digest (64 lower-case hex digits)")]
+NameGlob = Annotated[
+    str,
+    DescribedPattern(
+        pattern=r"^[A-Za-z0-9._+*?\[\]-]+$",
+        meaning="a glob of RPM names (letters, digits, . _ + - and the wildcards * ? [ ])",
+    ),
+]
+Sha256 = Annotated[
+    str,
+    DescribedPattern(
+        pattern=r"^[0-9a-f]{64}$", meaning="a SHA-256 digest (64 lower-case hex digits)"
+    ),
+]
 # Placeholders that URLs and paths may use; they expand per build target.
 PLACEHOLDERS = ("release", "arch", "target")
 ARCHES = ("x86_64", "aarch64", "ppc64le")
@@ -58,19 +85,31 @@ _CRON_ATOM = rf"(?:\*|H(?:\([0-9]{{1,2}}-[0-9]{{1,2}}\))?|[0-9]{{1,2}}|(?i:{_CRO
 _CRON_ITEM = rf"{_CRON_ATOM}(?:-{_CRON_ATOM})?(?:/[0-9]{{1,2}})?"
 _CRON_FIELD = rf"{_CRON_ITEM}(?:,{_CRON_ITEM})*"
 CRON_SPEC = rf"^(?:{_CRON_FIELD}(?:[ \t]+{_CRON_FIELD}){{4}}|{'|'.join(CRON_ALIASES)})$"
-CronSpec = Annotated[str, DescribedPattern(
-    pattern=CRON_SPEC,
-    meaning="a Jenkins cron spec: five fields like 'H 3 * * *' (digits, H, names and * / , - ( )), or @daily, "
-            "@hourly, ...")]
+CronSpec = Annotated[
+    str,
+    DescribedPattern(
+        pattern=CRON_SPEC,
+        meaning="a Jenkins cron spec: five fields like 'H 3 * * *' (digits, H, names and * / , - ( )), or @daily, "
+        "@hourly, ...",
+    ),
+]
 # A relative or absolute path as a shell word needs no quoting: no spaces, quotes, $, ; or braces.
-SafePath = Annotated[str, DescribedPattern(
-    pattern=r"^[A-Za-z0-9_./+][A-Za-z0-9_./+-]*$",
-    meaning="a path of letters, digits and _ . / + - (not starting with -)")]
+SafePath = Annotated[
+    str,
+    DescribedPattern(
+        pattern=r"^[A-Za-z0-9_./+][A-Za-z0-9_./+-]*$",
+        meaning="a path of letters, digits and _ . / + - (not starting with -)",
+    ),
+]
 # The file's name goes into the spec's PatchNNNN: tag (after an hpcos- prefix): no % or spaces.  Where
 # it leads (outside the specs directory?) is checked against the file system below.
-PatchFile = Annotated[str, DescribedPattern(
-    pattern=r"^[A-Za-z0-9_.+-]+(/[A-Za-z0-9_.+-]+)*$",
-    meaning="a patch file name of letters, digits and _ . + - (subdirectories with /)")]
+PatchFile = Annotated[
+    str,
+    DescribedPattern(
+        pattern=r"^[A-Za-z0-9_.+-]+(/[A-Za-z0-9_.+-]+)*$",
+        meaning="a patch file name of letters, digits and _ . + - (subdirectories with /)",
+    ),
+]
 
 
 def _no_control_characters(multi_line: bool) -> AfterValidator:
@@ -81,8 +120,10 @@ def _no_control_characters(multi_line: bool) -> AfterValidator:
         # U+2028 are refused as well as escape sequences.
         bad = next((c for c in text if not c.isprintable() and c not in allowed), None)
         if bad is not None:
-            raise ValueError(f"expected printable text without control characters; found {printable(bad)!r} "
-                             f"in {printable(text)[:200]!r}")
+            raise ValueError(
+                f"expected printable text without control characters; found {printable(bad)!r} "
+                f"in {printable(text)[:200]!r}"
+            )
         return text
 
     return AfterValidator(check)
@@ -98,8 +139,11 @@ def _url_scheme(*schemes: str) -> AfterValidator:
     def check(url: str) -> str:
         # file:///path (empty host) is the usual form for local repositories, as dnf and createrepo_c write it.
         if not re.match(rf"^({'|'.join(schemes)})://[^/\s]", url) and not (
-                "file" in schemes and re.match(r"^file:///[^\s]", url)):
-            raise ValueError(f"expected a URL starting with {' or '.join(s + '://' for s in schemes)}")
+            "file" in schemes and re.match(r"^file:///[^\s]", url)
+        ):
+            raise ValueError(
+                f"expected a URL starting with {' or '.join(s + '://' for s in schemes)}"
+            )
         return url
 
     return AfterValidator(check)
@@ -131,16 +175,28 @@ class Strict(BaseModel):
 
 
 # A Jenkins label expression as a job's node: labels, && || ! and parentheses; no JJB braces.
-JenkinsLabel = Annotated[str, DescribedPattern(
-    pattern=r"^[A-Za-z0-9_.:-]+(?:\s*(?:&&|\|\|)\s*!?\(?[A-Za-z0-9_.:-]+\)?)*$",
-    meaning="a Jenkins label or label expression (e.g. 'rpm-build && aarch64')")]
+JenkinsLabel = Annotated[
+    str,
+    DescribedPattern(
+        pattern=r"^[A-Za-z0-9_.:-]+(?:\s*(?:&&|\|\|)\s*!?\(?[A-Za-z0-9_.:-]+\)?)*$",
+        meaning="a Jenkins label or label expression (e.g. 'rpm-build && aarch64')",
+    ),
+]
 # What rpmsign and gpg are given: no rpm macro (%), no newline, no shell quoting.
-GpgKeyId = Annotated[str, DescribedPattern(
-    pattern=r"^[A-Za-z0-9@._+<> -]+$",
-    meaning="a GnuPG key id, fingerprint or user id (letters, digits, @ . _ + < > - and spaces)")]
-GnupgHome = Annotated[str, DescribedPattern(
-    pattern=r"^/[A-Za-z0-9@._+/-]+$",
-    meaning="an absolute directory path (letters, digits, @ . _ + - /)")]
+GpgKeyId = Annotated[
+    str,
+    DescribedPattern(
+        pattern=r"^[A-Za-z0-9@._+<> -]+$",
+        meaning="a GnuPG key id, fingerprint or user id (letters, digits, @ . _ + < > - and spaces)",
+    ),
+]
+GnupgHome = Annotated[
+    str,
+    DescribedPattern(
+        pattern=r"^/[A-Za-z0-9@._+/-]+$",
+        meaning="an absolute directory path (letters, digits, @ . _ + - /)",
+    ),
+]
 
 
 class Target(Strict):
@@ -307,26 +363,38 @@ class Wiki(Strict):
     """Trac's base URL (default: tracker.url when the tracker is Trac). Credentials as for the tracker."""
     path: str | None = None
     """Directory of Markdown pages, for backend: directory (relative to the store root unless absolute)."""
-    page: Annotated[str, DescribedPattern(
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9_./{}-]{0,200}$",
-        meaning="a wiki page name such as Outages/{snapshot}")] = "Outages/{snapshot}"
+    page: Annotated[
+        str,
+        DescribedPattern(
+            pattern=r"^[A-Za-z0-9][A-Za-z0-9_./{}-]{0,200}$",
+            meaning="a wiki page name such as Outages/{snapshot}",
+        ),
+    ] = "Outages/{snapshot}"
     """Page name; {snapshot} becomes the testing snapshot's id."""
 
 
 def _check_branch(name: str) -> str:
     # Git branch names as `git check-ref-format --branch` accepts them, narrowed to what is also safe
     # on a command line and in a Jenkins job: no leading dash, no "..", no trailing "/" or ".lock".
-    if (not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9._/-]*", name) or ".." in name or "//" in name
-            or name.endswith(("/", ".", ".lock"))):
-        raise ValueError("expected a git branch name (letters, digits and . _ / -, no '..', not ending in / . "
-                         "or .lock)")
+    if (
+        not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9._/-]*", name)
+        or ".." in name
+        or "//" in name
+        or name.endswith(("/", ".", ".lock"))
+    ):
+        raise ValueError(
+            "expected a git branch name (letters, digits and . _ / -, no '..', not ending in / . "
+            "or .lock)"
+        )
     return name
 
 
 def _check_repo_path(path: str) -> str:
     # A path inside the repository: relative, no "..", no leading dash.
     if not re.fullmatch(r"[A-Za-z0-9_.][A-Za-z0-9._/+-]*", path) or ".." in path.split("/"):
-        raise ValueError("expected a relative path inside the repository (letters, digits and . _ / + -, no '..')")
+        raise ValueError(
+            "expected a relative path inside the repository (letters, digits and . _ / + -, no '..')"
+        )
     return path
 
 
@@ -340,12 +408,18 @@ def _check_git_url(url: str) -> str:
     # Never something git would read as an option (a leading dash), nor characters a shell, JJB's
     # {placeholders} or a Nagios/Jenkins field would read as syntax: a git URL needs none of them.
     if re.search(r"[{}'\"`$\\<>|;]", url):
-        raise ValueError("expected a git URL without { } ' \" ` $ \\ < > | ; (none is needed in a URL)")
-    if not (re.fullmatch(r"(https?|ssh|git|file)://[^\s]+", url)
-            or re.fullmatch(r"[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s-][^\s]*", url)
-            or re.fullmatch(r"/[^\s]*", url)):
-        raise ValueError("expected a git URL: https://, ssh://, git://, file://, user@host:path or an "
-                         "absolute path")
+        raise ValueError(
+            "expected a git URL without { } ' \" ` $ \\ < > | ; (none is needed in a URL)"
+        )
+    if not (
+        re.fullmatch(r"(https?|ssh|git|file)://[^\s]+", url)
+        or re.fullmatch(r"[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s-][^\s]*", url)
+        or re.fullmatch(r"/[^\s]*", url)
+    ):
+        raise ValueError(
+            "expected a git URL: https://, ssh://, git://, file://, user@host:path or an "
+            "absolute path"
+        )
     return url
 
 
@@ -371,7 +445,9 @@ class ConfigRepository(Strict):
     @model_validator(mode="after")
     def _two_branches(self) -> ConfigRepository:
         if self.testing == self.production:
-            raise ValueError(f"expected different testing and production branches; found {self.testing!r} twice")
+            raise ValueError(
+                f"expected different testing and production branches; found {self.testing!r} twice"
+            )
         return self
 
 
@@ -426,8 +502,10 @@ class Upstream(Strict):
     def _exactly_one_source(self) -> Upstream:
         given = [k for k in UPSTREAM_SOURCES if getattr(self, k)]
         if len(given) != 1:
-            raise ValueError(f"expected exactly one of {', '.join(UPSTREAM_SOURCES)}; found "
-                             f"{', '.join(given) or 'none'}")
+            raise ValueError(
+                f"expected exactly one of {', '.join(UPSTREAM_SOURCES)}; found "
+                f"{', '.join(given) or 'none'}"
+            )
         return self
 
 
@@ -439,7 +517,9 @@ class Patch(Strict):
 
     file: PatchFile
     """File name under patches/PACKAGE/ (a git format-patch or diff -u file)."""
-    reason: Annotated[str, StringConstraints(min_length=10), _no_control_characters(multi_line=True)]
+    reason: Annotated[
+        str, StringConstraints(min_length=10), _no_control_characters(multi_line=True)
+    ]
     """Why the site carries it: what breaks without it."""
     upstream: OneLine | None = None
     """Link to the upstream report, pull request or discussion."""
@@ -510,7 +590,11 @@ class SpecSet:
         """The Jenkins label that routes a rebuild for ``target`` to agents of its architecture."""
         spec = self.site.targets[target]
         jenkins = self.site.jenkins
-        return spec.build_label or jenkins.build_labels.get(spec.arch) or f"{jenkins.build_label} && {spec.arch}"
+        return (
+            spec.build_label
+            or jenkins.build_labels.get(spec.arch)
+            or f"{jenkins.build_label} && {spec.arch}"
+        )
 
     def overlay_packages(self, overlay: str) -> list[Package]:
         return [p for p in self.packages.values() if p.overlay == overlay]

@@ -118,10 +118,19 @@ def transport_error(exc: BaseException, what: str, url: str) -> TrackerError:
     import requests
 
     if isinstance(exc, requests.exceptions.JSONDecodeError):  # an answer, but not the tracker's API
-        return NotATracker(f"{what} at {url} answered something that is not its API (not JSON)", url)
-    if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
-                        requests.exceptions.InvalidSchema, requests.exceptions.URLRequired, ValueError)) \
-            and not isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        return NotATracker(
+            f"{what} at {url} answered something that is not its API (not JSON)", url
+        )
+    if isinstance(
+        exc,
+        (
+            requests.exceptions.InvalidURL,
+            requests.exceptions.MissingSchema,
+            requests.exceptions.InvalidSchema,
+            requests.exceptions.URLRequired,
+            ValueError,
+        ),
+    ) and not isinstance(exc, requests.exceptions.ChunkedEncodingError):
         return TrackerMisconfigured(f"{what} at {url}: unusable URL ({type(exc).__name__})", url)
     reason = type(exc).__name__
     if isinstance(exc, requests.exceptions.ChunkedEncodingError):
@@ -190,8 +199,12 @@ def open_backend(spec: TrackerSpec, store_root: Path, credentials: Credentials) 
 
 
 @contextmanager
-def translated(tracker: str, errors: tuple[type[BaseException], ...],
-               status: Callable[[BaseException], int | None], url: str = "") -> Iterator[None]:
+def translated(
+    tracker: str,
+    errors: tuple[type[BaseException], ...],
+    status: Callable[[BaseException], int | None],
+    url: str = "",
+) -> Iterator[None]:
     """Turn a client library's exceptions into classified tracker errors.
 
     ``status`` extracts the HTTP status from the library's exception; an unknown status counts as
@@ -221,6 +234,8 @@ def credential(credentials: Credentials, tracker: str) -> str:
     """The API token (or password used as one) a token-based tracker needs."""
     secret = credentials.token or credentials.password
     if not secret:
-        raise TrackerAuthError(f"{tracker} needs an API token: set HPCOS_TRACKER_TOKEN, a ~/.netrc entry "
-                               "or the keyring")
+        raise TrackerAuthError(
+            f"{tracker} needs an API token: set HPCOS_TRACKER_TOKEN, a ~/.netrc entry "
+            "or the keyring"
+        )
     return secret

@@ -35,9 +35,15 @@ class GitHubTracker(TrackerBackend):
     @classmethod
     def from_spec(cls, spec, store_root: Path, credentials) -> GitHubTracker:
         if not spec.project:
-            raise TrackerMisconfigured("tracker.project must name the GitHub repository (owner/name)")
-        client = Github(base_url=(spec.url or "https://api.github.com").rstrip("/"),
-                        auth=Auth.Token(credential(credentials, "GitHub")), timeout=int(spec.timeout), retry=None)
+            raise TrackerMisconfigured(
+                "tracker.project must name the GitHub repository (owner/name)"
+            )
+        client = Github(
+            base_url=(spec.url or "https://api.github.com").rstrip("/"),
+            auth=Auth.Token(credential(credentials, "GitHub")),
+            timeout=int(spec.timeout),
+            retry=None,
+        )
         return cls(client, spec.project)
 
     def _errors(self):
@@ -52,18 +58,28 @@ class GitHubTracker(TrackerBackend):
 
     def _ticket(self, issue, key: str) -> Ticket:
         self._issues[str(issue.number)] = issue
-        return Ticket(id=str(issue.number), key=key, status=issue.state, closed=issue.state == "closed",
-                      resolution=issue.state_reason or "", url=issue.html_url)
+        return Ticket(
+            id=str(issue.number),
+            key=key,
+            status=issue.state,
+            closed=issue.state == "closed",
+            resolution=issue.state_reason or "",
+            url=issue.html_url,
+        )
 
     def find(self, key: str) -> Ticket | None:
         with self._errors():
-            issues = self.repo.get_issues(state="all", labels=[key], sort="created", direction="desc")
+            issues = self.repo.get_issues(
+                state="all", labels=[key], sort="created", direction="desc"
+            )
             # The issues list includes pull requests; a PR never carries an hpcos fingerprint by design.
             return pick([self._ticket(i, key) for i in issues if i.pull_request is None])
 
     def create(self, summary: str, description: str, key: str) -> Ticket:
         with self._errors():
-            return self._ticket(self.repo.create_issue(title=summary, body=description, labels=[key]), key)
+            return self._ticket(
+                self.repo.create_issue(title=summary, body=description, labels=[key]), key
+            )
 
     def _issue(self, ticket: Ticket):
         if ticket.id not in self._issues:
@@ -79,7 +95,9 @@ class GitHubTracker(TrackerBackend):
         """The issue body, then its comments (GET /repos/O/R/issues/N/comments)."""
         with self._errors():
             issue = self._issue(ticket)
-            return marker in (issue.body or "") or any(marker in (c.body or "") for c in issue.get_comments())
+            return marker in (issue.body or "") or any(
+                marker in (c.body or "") for c in issue.get_comments()
+            )
 
     def reopen(self, ticket: Ticket, text: str) -> None:
         with self._errors():

@@ -31,9 +31,15 @@ class GitLabTracker(TrackerBackend):
     @classmethod
     def from_spec(cls, spec, store_root: Path, credentials) -> GitLabTracker:
         if not spec.url or not spec.project:
-            raise TrackerMisconfigured("tracker.url and tracker.project (group/name or id) are required for gitlab")
-        client = gitlab.Gitlab(spec.url, private_token=credential(credentials, "GitLab"), timeout=spec.timeout,
-                               retry_transient_errors=False)
+            raise TrackerMisconfigured(
+                "tracker.url and tracker.project (group/name or id) are required for gitlab"
+            )
+        client = gitlab.Gitlab(
+            spec.url,
+            private_token=credential(credentials, "GitLab"),
+            timeout=spec.timeout,
+            retry_transient_errors=False,
+        )
         return cls(client, spec.project)
 
     def _errors(self):
@@ -41,17 +47,26 @@ class GitLabTracker(TrackerBackend):
 
     def _ticket(self, issue, key: str) -> Ticket:
         self._issues[str(issue.iid)] = issue
-        return Ticket(id=str(issue.iid), key=key, status=issue.state, closed=issue.state == "closed",
-                      url=issue.web_url)
+        return Ticket(
+            id=str(issue.iid),
+            key=key,
+            status=issue.state,
+            closed=issue.state == "closed",
+            url=issue.web_url,
+        )
 
     def find(self, key: str) -> Ticket | None:
         with self._errors():
-            issues = self.project.issues.list(labels=[key], order_by="created_at", sort="desc", get_all=True)
+            issues = self.project.issues.list(
+                labels=[key], order_by="created_at", sort="desc", get_all=True
+            )
             return pick([self._ticket(issue, key) for issue in issues])
 
     def create(self, summary: str, description: str, key: str) -> Ticket:
         with self._errors():
-            issue = self.project.issues.create({"title": summary, "description": description, "labels": key})
+            issue = self.project.issues.create(
+                {"title": summary, "description": description, "labels": key}
+            )
             return self._ticket(issue, key)
 
     def _issue(self, ticket: Ticket):
@@ -68,8 +83,9 @@ class GitLabTracker(TrackerBackend):
         """The issue description, then its notes (GET /projects/P/issues/IID/notes)."""
         with self._errors():
             issue = self._issue(ticket)
-            return marker in (issue.description or "") or \
-                any(marker in (note.body or "") for note in issue.notes.list(get_all=True))
+            return marker in (issue.description or "") or any(
+                marker in (note.body or "") for note in issue.notes.list(get_all=True)
+            )
 
     def _transition(self, ticket: Ticket, event: str, text: str) -> None:
         with self._errors():

@@ -38,28 +38,42 @@ class LocalTracker(TrackerBackend):
         return cls(path if path.is_absolute() else store_root / path)
 
     def _ticket(self, row) -> Ticket:
-        return Ticket(id=str(row[0]), key=row[1], status=row[2], resolution=row[3], closed=row[2] == "closed")
+        return Ticket(
+            id=str(row[0]), key=row[1], status=row[2], resolution=row[3], closed=row[2] == "closed"
+        )
 
     def find(self, key: str) -> Ticket | None:
-        with closing(self.db.execute(
+        with closing(
+            self.db.execute(
                 "SELECT id, fingerprint, status, resolution FROM tickets WHERE fingerprint = ? ORDER BY id DESC",
-                (key,))) as cur:
+                (key,),
+            )
+        ) as cur:
             return pick([self._ticket(row) for row in cur])
 
     def create(self, summary: str, description: str, key: str) -> Ticket:
         now = _now()
         cur = self.db.execute(
             "INSERT INTO tickets (fingerprint, summary, description, status, created, updated) "
-            "VALUES (?, ?, ?, 'new', ?, ?)", (key, summary, description, now, now))
+            "VALUES (?, ?, ?, 'new', ?, ?)",
+            (key, summary, description, now, now),
+        )
         return Ticket(id=str(cur.lastrowid), key=key, status="new", closed=False)
 
-    def _update(self, ticket: Ticket, text: str, status: str | None = None, resolution: str = "") -> None:
+    def _update(
+        self, ticket: Ticket, text: str, status: str | None = None, resolution: str = ""
+    ) -> None:
         now = _now()
         self.db.execute("BEGIN")
-        self.db.execute("INSERT INTO comments (ticket, time, text) VALUES (?, ?, ?)", (int(ticket.id), now, text))
+        self.db.execute(
+            "INSERT INTO comments (ticket, time, text) VALUES (?, ?, ?)",
+            (int(ticket.id), now, text),
+        )
         if status:
-            self.db.execute("UPDATE tickets SET status = ?, resolution = ?, updated = ? WHERE id = ?",
-                            (status, resolution, now, int(ticket.id)))
+            self.db.execute(
+                "UPDATE tickets SET status = ?, resolution = ?, updated = ? WHERE id = ?",
+                (status, resolution, now, int(ticket.id)),
+            )
         else:
             self.db.execute("UPDATE tickets SET updated = ? WHERE id = ?", (now, int(ticket.id)))
         self.db.execute("COMMIT")
@@ -75,7 +89,9 @@ class LocalTracker(TrackerBackend):
 
     def has_marker(self, ticket: Ticket, marker: str) -> bool:
         summary, description, _ = self.ticket(ticket.id)
-        return marker in description or any(marker in text for text in self.comments(ticket.id)[-20:])
+        return marker in description or any(
+            marker in text for text in self.comments(ticket.id)[-20:]
+        )
 
     def rekey(self, ticket: Ticket, key: str) -> bool:
         self.db.execute("UPDATE tickets SET fingerprint = ? WHERE id = ?", (key, int(ticket.id)))
@@ -84,18 +100,27 @@ class LocalTracker(TrackerBackend):
     def tickets(self, include_closed: bool = False) -> list[tuple]:
         """(id, status, resolution, comments, updated, summary) for ``hpcos tickets list``."""
         where = "" if include_closed else "WHERE status != 'closed'"
-        with closing(self.db.execute(
+        with closing(
+            self.db.execute(
                 "SELECT t.id, t.status, t.resolution, (SELECT COUNT(*) FROM comments c WHERE c.ticket = t.id), "
-                f"t.updated, t.summary FROM tickets t {where} ORDER BY t.id")) as cur:
+                f"t.updated, t.summary FROM tickets t {where} ORDER BY t.id"
+            )
+        ) as cur:
             return cur.fetchall()
 
     def comments(self, ticket_id: str) -> list[str]:
-        with closing(self.db.execute("SELECT text FROM comments WHERE ticket = ? ORDER BY rowid",
-                                     (int(ticket_id),))) as cur:
+        with closing(
+            self.db.execute(
+                "SELECT text FROM comments WHERE ticket = ? ORDER BY rowid", (int(ticket_id),)
+            )
+        ) as cur:
             return [row[0] for row in cur]
 
     def ticket(self, ticket_id: str) -> tuple[str, str, str]:
         """(summary, description, status) of one ticket."""
-        with closing(self.db.execute("SELECT summary, description, status FROM tickets WHERE id = ?",
-                                     (int(ticket_id),))) as cur:
+        with closing(
+            self.db.execute(
+                "SELECT summary, description, status FROM tickets WHERE id = ?", (int(ticket_id),)
+            )
+        ) as cur:
             return cur.fetchone()

@@ -17,8 +17,14 @@ from hpcos.tickets.backends import (
     translated,
 )
 
-_STATUS = {exceptions.AuthError: 401, exceptions.ForbiddenError: 403, exceptions.ResourceNotFoundError: 404,
-           exceptions.ConflictError: 409, exceptions.ValidationError: 422, exceptions.ServerError: 500}
+_STATUS = {
+    exceptions.AuthError: 401,
+    exceptions.ForbiddenError: 403,
+    exceptions.ResourceNotFoundError: 404,
+    exceptions.ConflictError: 409,
+    exceptions.ValidationError: 422,
+    exceptions.ServerError: 500,
+}
 
 
 def _status(exc) -> int | None:
@@ -28,8 +34,15 @@ def _status(exc) -> int | None:
 class RedmineTracker(TrackerBackend):
     name = "redmine"
 
-    def __init__(self, client: Redmine, project: str, field_id: int, close_status: str | None = None,
-                 reopen_status: str | None = None, fields: dict[str, str] | None = None):
+    def __init__(
+        self,
+        client: Redmine,
+        project: str,
+        field_id: int,
+        close_status: str | None = None,
+        reopen_status: str | None = None,
+        fields: dict[str, str] | None = None,
+    ):
         self.client = client
         self.project = project
         self.field_id = field_id
@@ -41,13 +54,25 @@ class RedmineTracker(TrackerBackend):
     @classmethod
     def from_spec(cls, spec, store_root: Path, credentials) -> RedmineTracker:
         if not spec.url or not spec.project:
-            raise TrackerMisconfigured("tracker.url and tracker.project (identifier) are required for redmine")
+            raise TrackerMisconfigured(
+                "tracker.url and tracker.project (identifier) are required for redmine"
+            )
         if not spec.fingerprint_field.isdigit():
-            raise TrackerMisconfigured(f"tracker.fingerprint_field: {spec.fingerprint_field!r}: for redmine, "
-                                       "the id of a text issue custom field that holds the fingerprint")
-        client = Redmine(spec.url, key=credential(credentials, "Redmine"), requests={"timeout": spec.timeout})
-        return cls(client, spec.project, int(spec.fingerprint_field), spec.close_status, spec.reopen_status,
-                   dict(spec.fields))
+            raise TrackerMisconfigured(
+                f"tracker.fingerprint_field: {spec.fingerprint_field!r}: for redmine, "
+                "the id of a text issue custom field that holds the fingerprint"
+            )
+        client = Redmine(
+            spec.url, key=credential(credentials, "Redmine"), requests={"timeout": spec.timeout}
+        )
+        return cls(
+            client,
+            spec.project,
+            int(spec.fingerprint_field),
+            spec.close_status,
+            spec.reopen_status,
+            dict(spec.fields),
+        )
 
     def _errors(self):
         return translated("Redmine", (exceptions.BaseRedmineError,), _status, self.url)
@@ -57,9 +82,12 @@ class RedmineTracker(TrackerBackend):
             self._statuses = list(self.client.issue_status.all())
         for status in self._statuses:
             if (name and status.name.lower() == name.lower()) or (
-                    not name and bool(getattr(status, "is_closed", False)) == closed):
+                not name and bool(getattr(status, "is_closed", False)) == closed
+            ):
                 return status.id
-        raise TrackerError(f"Redmine has no {'closed' if closed else 'open'} status {name or ''}".rstrip())
+        raise TrackerError(
+            f"Redmine has no {'closed' if closed else 'open'} status {name or ''}".rstrip()
+        )
 
     def _closed(self, status_id: int) -> bool:
         self._status_id(None, False)  # loads the statuses
@@ -67,17 +95,40 @@ class RedmineTracker(TrackerBackend):
 
     def find(self, key: str) -> Ticket | None:
         with self._errors():
-            issues = self.client.issue.filter(project_id=self.project, status_id="*", sort="id:desc",
-                                              **{f"cf_{self.field_id}": key})
+            issues = self.client.issue.filter(
+                project_id=self.project,
+                status_id="*",
+                sort="id:desc",
+                **{f"cf_{self.field_id}": key},
+            )
             # Redmine ignores a filter on a custom field it does not have: check the value ourselves.
-            mine = [i for i in issues if any(f.id == self.field_id and f.value == key for f in i.custom_fields)]
-            return pick([Ticket(id=str(i.id), key=key, status=i.status.name, closed=self._closed(i.status.id),
-                                url=f"{self.client.url}/issues/{i.id}") for i in mine])
+            mine = [
+                i
+                for i in issues
+                if any(f.id == self.field_id and f.value == key for f in i.custom_fields)
+            ]
+            return pick(
+                [
+                    Ticket(
+                        id=str(i.id),
+                        key=key,
+                        status=i.status.name,
+                        closed=self._closed(i.status.id),
+                        url=f"{self.client.url}/issues/{i.id}",
+                    )
+                    for i in mine
+                ]
+            )
 
     def create(self, summary: str, description: str, key: str) -> Ticket:
         with self._errors():
-            issue = self.client.issue.create(project_id=self.project, subject=summary, description=description,
-                                             custom_fields=[{"id": self.field_id, "value": key}], **self.fields)
+            issue = self.client.issue.create(
+                project_id=self.project,
+                subject=summary,
+                description=description,
+                custom_fields=[{"id": self.field_id, "value": key}],
+                **self.fields,
+            )
         return Ticket(id=str(issue.id), key=key, status="New", closed=False)
 
     def comment(self, ticket: Ticket, text: str) -> None:
@@ -88,13 +139,18 @@ class RedmineTracker(TrackerBackend):
         """The description and every journal's notes (GET /issues/ID.json?include=journals)."""
         with self._errors():
             issue = self.client.issue.get(int(ticket.id), include=["journals"])
-            return marker in (issue.description or "") or \
-                any(marker in (getattr(journal, "notes", "") or "") for journal in issue.journals)
+            return marker in (issue.description or "") or any(
+                marker in (getattr(journal, "notes", "") or "") for journal in issue.journals
+            )
 
     def reopen(self, ticket: Ticket, text: str) -> None:
         with self._errors():
-            self.client.issue.update(int(ticket.id), notes=text, status_id=self._status_id(self.reopen_status, False))
+            self.client.issue.update(
+                int(ticket.id), notes=text, status_id=self._status_id(self.reopen_status, False)
+            )
 
     def close(self, ticket: Ticket, text: str) -> None:
         with self._errors():
-            self.client.issue.update(int(ticket.id), notes=text, status_id=self._status_id(self.close_status, True))
+            self.client.issue.update(
+                int(ticket.id), notes=text, status_id=self._status_id(self.close_status, True)
+            )

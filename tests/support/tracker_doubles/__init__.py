@@ -43,9 +43,11 @@ class Reply:
 
 def route(method: str, pattern: str):
     """Mark a double's method as the handler of ``method`` on paths matching ``pattern``."""
+
     def mark(fn):
         fn.route = (method, re.compile(pattern + r"$"))
         return fn
+
     return mark
 
 
@@ -55,8 +57,11 @@ class TrackerDouble(HttpDouble):
         self.requests: list[Request] = []
         self.fail_with: int | None = None
         self.delay = 0.0  # seconds before answering: a tracker that is up but too slow
-        self._routes = [getattr(self, name).route + (getattr(self, name),) for name in dir(type(self))
-                        if hasattr(getattr(type(self), name), "route")]
+        self._routes = [
+            getattr(self, name).route + (getattr(self, name),)
+            for name in dir(type(self))
+            if hasattr(getattr(type(self), name), "route")
+        ]
 
     # -- subclasses --
     def authorised(self, request: Request) -> bool:
@@ -90,12 +95,21 @@ class TrackerDouble(HttpDouble):
 
     def respond(self, method: str, path: str, headers, body: bytes) -> Response:
         parts = urlsplit(path)
-        request = Request(method, parts.path, parse_qs(parts.query, keep_blank_values=True),
-                          {k.lower(): v for k, v in headers.items()}, body)
+        request = Request(
+            method,
+            parts.path,
+            parse_qs(parts.query, keep_blank_values=True),
+            {k.lower(): v for k, v in headers.items()},
+            body,
+        )
         reply = self.dispatch(request)
         out = dict(reply.headers)
         if isinstance(reply.body, bytes):  # already encoded (XML-RPC); headers name its type
             return reply.status, out, reply.body
         if reply.body is None:
             return reply.status, out, b""
-        return reply.status, {"Content-Type": "application/json; charset=utf-8", **out}, json.dumps(reply.body).encode()
+        return (
+            reply.status,
+            {"Content-Type": "application/json; charset=utf-8", **out},
+            json.dumps(reply.body).encode(),
+        )

@@ -16,13 +16,13 @@ import threading
 ANSWERS = {
     "cutoff": b"HTTP/1.1 200 OK\r\nContent-Type: text/csv\r\nContent-Length: 4096\r\n\r\nid,status\r\n",
     "500": b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 21\r\nConnection: close\r\n\r\n"
-           b"Internal Server Error",
+    b"Internal Server Error",
     "404": b"HTTP/1.1 404 Not Found\r\nContent-Type: text/html\r\nContent-Length: 45\r\nConnection: close\r\n\r\n"
-           b"<html><body><h1>Not Found</h1></body></html>\n",
+    b"<html><body><h1>Not Found</h1></body></html>\n",
     "html": b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 52\r\nConnection: close\r\n\r\n"
-            b"<html><body><h1>Welcome to nginx!</h1></body></html>",
+    b"<html><body><h1>Welcome to nginx!</h1></body></html>",
     "sso": b"HTTP/1.1 302 Found\r\nLocation: https://sso.example.org/idp/login?service=trac\r\n"
-           b"Content-Length: 0\r\nConnection: close\r\n\r\n",
+    b"Content-Length: 0\r\nConnection: close\r\n\r\n",
 }
 
 
@@ -116,14 +116,22 @@ class ReplyDroppingProxy(_Listener):
                         self._armed = None
                 # One request per upstream connection keeps the forwarding simple: read until it closes.
                 head, _, body = request.partition(b"\r\n\r\n")
-                lines = [line for line in head.split(b"\r\n") if not line.lower().startswith(b"connection:")]
+                lines = [
+                    line
+                    for line in head.split(b"\r\n")
+                    if not line.lower().startswith(b"connection:")
+                ]
                 request = b"\r\n".join([*lines, b"Connection: close"]) + b"\r\n\r\n" + body
-                with socket.create_connection(("127.0.0.1", self.target_port), timeout=60) as upstream:
+                with socket.create_connection(
+                    ("127.0.0.1", self.target_port), timeout=60
+                ) as upstream:
                     upstream.sendall(request)
                     reply = b""
                     while chunk := upstream.recv(65536):
                         reply += chunk
-                if drop:  # the server has answered, so it has done the work: the client never learns
+                if (
+                    drop
+                ):  # the server has answered, so it has done the work: the client never learns
                     self.dropped += 1
                     return
                 conn.sendall(reply)

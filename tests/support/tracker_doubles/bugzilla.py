@@ -24,18 +24,30 @@ class BugzillaDouble(TrackerDouble):
     def authorised(self, request: Request) -> bool:
         if request.path == "/rest/version":
             return True
-        return self.api_key in (request.arg("Bugzilla_api_key"), request.headers.get("x-bugzilla-api-key"))
+        return self.api_key in (
+            request.arg("Bugzilla_api_key"),
+            request.headers.get("x-bugzilla-api-key"),
+        )
 
     @staticmethod
     def error(status: int, code: int, message: str) -> Reply:
-        return Reply(status, {"error": True, "code": code, "message": message,
-                              "documentation": "https://bugzilla.readthedocs.org/en/5.2/api/"})
+        return Reply(
+            status,
+            {
+                "error": True,
+                "code": code,
+                "message": message,
+                "documentation": "https://bugzilla.readthedocs.org/en/5.2/api/",
+            },
+        )
 
     def unauthorised(self) -> Reply:
         return self.error(401, 410, "You must log in before using this part of Bugzilla.")
 
     def not_found(self, request: Request) -> Reply:
-        return self.error(404, 32614, f"A REST API resource was not found for '{request.method} {request.path}'.")
+        return self.error(
+            404, 32614, f"A REST API resource was not found for '{request.method} {request.path}'."
+        )
 
     @route("GET", r"/rest/version")
     def version(self, request: Request) -> Reply:
@@ -47,9 +59,14 @@ class BugzillaDouble(TrackerDouble):
     @route("GET", r"/rest/bug")
     def search(self, request: Request) -> Reply:
         include = [f for value in request.query.get("include_fields", []) for f in value.split(",")]
-        found = [b for b in self.bugs.values()
-                 if all(request.arg(f) is None or request.arg(f) == b[f] for f in ("product", "component"))
-                 and (request.arg("whiteboard") is None or request.arg("whiteboard") in b["whiteboard"])]
+        found = [
+            b
+            for b in self.bugs.values()
+            if all(
+                request.arg(f) is None or request.arg(f) == b[f] for f in ("product", "component")
+            )
+            and (request.arg("whiteboard") is None or request.arg("whiteboard") in b["whiteboard"])
+        ]
         return Reply(200, {"bugs": [self._view(b, include) for b in found], "faults": []})
 
     @route("GET", r"/rest/bug/(?P<id>\d+)")
@@ -66,8 +83,16 @@ class BugzillaDouble(TrackerDouble):
         bug = self.bugs.get(int(request.params["id"]))
         if not bug:
             return self.error(404, 101, f"Bug #{request.params['id']} does not exist.")
-        comments = [{"id": 100 * bug["id"] + n, "bug_id": bug["id"], "count": n, "text": text, "is_private": False}
-                    for n, text in enumerate(self.comments[bug["id"]])]
+        comments = [
+            {
+                "id": 100 * bug["id"] + n,
+                "bug_id": bug["id"],
+                "count": n,
+                "text": text,
+                "is_private": False,
+            }
+            for n, text in enumerate(self.comments[bug["id"]])
+        ]
         return Reply(200, {"bugs": {str(bug["id"]): {"comments": comments}}, "comments": {}})
 
     @route("POST", r"/rest/bug")
@@ -77,13 +102,25 @@ class BugzillaDouble(TrackerDouble):
             if not data.get(field):
                 return self.error(400, 50, f"You must select/enter a {field}.")
         if data["product"] != self.product or data["component"] != self.component:
-            return self.error(400, 51, f"There is no component named '{data['component']}' in the "
-                                       f"'{data['product']}' product.")
+            return self.error(
+                400,
+                51,
+                f"There is no component named '{data['component']}' in the "
+                f"'{data['product']}' product.",
+            )
         bug_id = len(self.bugs) + 1
-        self.bugs[bug_id] = {"id": bug_id, "product": data["product"], "component": data["component"],
-                             "summary": data["summary"], "version": data["version"], "status": "CONFIRMED",
-                             "resolution": "", "is_open": True, "whiteboard": data.get("whiteboard", ""),
-                             "creation_time": "2026-11-26T02:00:00Z"}
+        self.bugs[bug_id] = {
+            "id": bug_id,
+            "product": data["product"],
+            "component": data["component"],
+            "summary": data["summary"],
+            "version": data["version"],
+            "status": "CONFIRMED",
+            "resolution": "",
+            "is_open": True,
+            "whiteboard": data.get("whiteboard", ""),
+            "creation_time": "2026-11-26T02:00:00Z",
+        }
         self.comments[bug_id] = [data.get("description", "")]
         return Reply(200, {"id": bug_id})
 
@@ -99,7 +136,9 @@ class BugzillaDouble(TrackerDouble):
             if status not in OPEN + CLOSED:
                 return self.error(400, 60, f"There is no status named '{status}'.")
             if status in CLOSED and not data.get("resolution"):
-                return self.error(400, 61, "A valid resolution is required to mark bugs as RESOLVED.")
+                return self.error(
+                    400, 61, "A valid resolution is required to mark bugs as RESOLVED."
+                )
             changes["status"] = {"removed": bug["status"], "added": status}
             bug["status"] = status
             bug["resolution"] = data.get("resolution", "") if status in CLOSED else ""

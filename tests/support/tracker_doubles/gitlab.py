@@ -41,9 +41,15 @@ class GitLabDouble(TrackerDouble):
             return self.not_found(request)
         state = request.arg("state", "all")
         labels = [label for label in (request.arg("labels") or "").split(",") if label]
-        found = [i for i in self.issues.values()
-                 if state in ("all", i["state"]) and all(label in i["labels"] for label in labels)]
-        found.sort(key=lambda i: i["created_at"] + f"{i['iid']:08d}", reverse=request.arg("sort", "desc") == "desc")
+        found = [
+            i
+            for i in self.issues.values()
+            if state in ("all", i["state"]) and all(label in i["labels"] for label in labels)
+        ]
+        found.sort(
+            key=lambda i: i["created_at"] + f"{i['iid']:08d}",
+            reverse=request.arg("sort", "desc") == "desc",
+        )
         return Reply(200, found, {"X-Total": str(len(found)), "X-Page": "1", "X-Total-Pages": "1"})
 
     @route("POST", PROJECT + r"/issues")
@@ -58,10 +64,20 @@ class GitLabDouble(TrackerDouble):
         iid = len(self.issues) + 1
         now = self._now()
         self.issues[iid] = {
-            "id": 900 + iid, "iid": iid, "project_id": 17, "title": data["title"],
-            "description": data.get("description"), "state": "opened", "labels": labels, "created_at": now,
-            "updated_at": now, "closed_at": None, "author": {"id": 5, "username": "hpcos-bot"},
-            "web_url": f"https://gitlab.example/{self.project}/-/issues/{iid}", "user_notes_count": 0}
+            "id": 900 + iid,
+            "iid": iid,
+            "project_id": 17,
+            "title": data["title"],
+            "description": data.get("description"),
+            "state": "opened",
+            "labels": labels,
+            "created_at": now,
+            "updated_at": now,
+            "closed_at": None,
+            "author": {"id": 5, "username": "hpcos-bot"},
+            "web_url": f"https://gitlab.example/{self.project}/-/issues/{iid}",
+            "user_notes_count": 0,
+        }
         self.notes[iid] = []
         return Reply(201, self.issues[iid])
 
@@ -93,8 +109,19 @@ class GitLabDouble(TrackerDouble):
         issue = self._issue(request)
         if not issue:
             return self.not_found(request)
-        return Reply(200, [{"id": 7001 + i, "body": body, "noteable_type": "Issue", "noteable_iid": issue["iid"],
-                            "system": False} for i, body in enumerate(self.notes[issue["iid"]])])
+        return Reply(
+            200,
+            [
+                {
+                    "id": 7001 + i,
+                    "body": body,
+                    "noteable_type": "Issue",
+                    "noteable_iid": issue["iid"],
+                    "system": False,
+                }
+                for i, body in enumerate(self.notes[issue["iid"]])
+            ],
+        )
 
     @route("POST", PROJECT + r"/issues/(?P<iid>\d+)/notes")
     def create_note(self, request: Request) -> Reply:
@@ -103,8 +130,16 @@ class GitLabDouble(TrackerDouble):
             return self.not_found(request)
         self.notes[issue["iid"]].append(request.json["body"])
         issue["user_notes_count"] += 1
-        return Reply(201, {"id": 7000 + len(self.notes[issue["iid"]]), "body": request.json["body"],
-                           "noteable_type": "Issue", "noteable_iid": issue["iid"], "system": False})
+        return Reply(
+            201,
+            {
+                "id": 7000 + len(self.notes[issue["iid"]]),
+                "body": request.json["body"],
+                "noteable_type": "Issue",
+                "noteable_iid": issue["iid"],
+                "system": False,
+            },
+        )
 
     def ticket_texts(self, ticket_id: str) -> list[str]:
         return [self.issues[int(ticket_id)]["description"], *self.notes[int(ticket_id)]]

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 from support.tracker_doubles import Reply, Request, TrackerDouble, route
 
-STATUSES = [{"id": 1, "name": "New", "is_closed": False}, {"id": 2, "name": "In Progress", "is_closed": False},
-            {"id": 5, "name": "Closed", "is_closed": True}, {"id": 6, "name": "Rejected", "is_closed": True}]
+STATUSES = [
+    {"id": 1, "name": "New", "is_closed": False},
+    {"id": 2, "name": "In Progress", "is_closed": False},
+    {"id": 5, "name": "Closed", "is_closed": True},
+    {"id": 6, "name": "Rejected", "is_closed": True},
+]
 
 
 class RedmineDouble(TrackerDouble):
@@ -43,17 +47,33 @@ class RedmineDouble(TrackerDouble):
     @route("GET", r"/issues\.json")
     def list_issues(self, request: Request) -> Reply:
         status = request.arg("status_id", "open")
-        found = [i for i in self.issues.values()
-                 if request.arg("project_id") in (None, self.project)
-                 and (status == "*" or (status == "open") != self._status(i["status"]["id"])["is_closed"])
-                 and all(value == [f["value"] for f in i["custom_fields"] if f"cf_{f['id']}" == name][:1][0]
-                         if any(f"cf_{f['id']}" == name for f in i["custom_fields"]) else False
-                         for name, [value] in request.query.items() if name.startswith("cf_"))]
+        found = [
+            i
+            for i in self.issues.values()
+            if request.arg("project_id") in (None, self.project)
+            and (
+                status == "*" or (status == "open") != self._status(i["status"]["id"])["is_closed"]
+            )
+            and all(
+                value == [f["value"] for f in i["custom_fields"] if f"cf_{f['id']}" == name][:1][0]
+                if any(f"cf_{f['id']}" == name for f in i["custom_fields"])
+                else False
+                for name, [value] in request.query.items()
+                if name.startswith("cf_")
+            )
+        ]
         if request.arg("sort") == "id:desc":
             found.sort(key=lambda i: -i["id"])
         offset, limit = int(request.arg("offset", "0")), int(request.arg("limit", "25"))
-        return Reply(200, {"issues": found[offset:offset + limit], "total_count": len(found), "offset": offset,
-                           "limit": limit})
+        return Reply(
+            200,
+            {
+                "issues": found[offset : offset + limit],
+                "total_count": len(found),
+                "offset": offset,
+                "limit": limit,
+            },
+        )
 
     @route("POST", r"/issues\.json")
     def create(self, request: Request) -> Reply:
@@ -61,21 +81,32 @@ class RedmineDouble(TrackerDouble):
 
     @route("POST", r"/projects/(?P<project>[^/]+)/issues\.json")
     def create_in_project(self, request: Request) -> Reply:
-        return self._create({"project_id": request.params["project"], **request.json.get("issue", {})})
+        return self._create(
+            {"project_id": request.params["project"], **request.json.get("issue", {})}
+        )
 
     def _create(self, data: dict) -> Reply:
-        errors = [f"{name} cannot be blank" for name in ("project_id", "subject") if not data.get(name)]
+        errors = [
+            f"{name} cannot be blank" for name in ("project_id", "subject") if not data.get(name)
+        ]
         if data.get("project_id") not in (None, self.project):
             errors.append("Project is invalid")
         if errors:
             return Reply(422, {"errors": errors})
         issue_id = len(self.issues) + 1
         self.issues[issue_id] = {
-            "id": issue_id, "project": {"id": 1, "name": self.project}, "tracker": {"id": 1, "name": "Bug"},
-            "status": {"id": 1, "name": "New", "is_closed": False}, "subject": data["subject"],
-            "description": data.get("description", ""), "created_on": "2026-11-26T02:00:00Z",
-            "custom_fields": [{"id": f["id"], "name": "Fingerprint", "value": f["value"]}
-                              for f in data.get("custom_fields", [])]}
+            "id": issue_id,
+            "project": {"id": 1, "name": self.project},
+            "tracker": {"id": 1, "name": "Bug"},
+            "status": {"id": 1, "name": "New", "is_closed": False},
+            "subject": data["subject"],
+            "description": data.get("description", ""),
+            "created_on": "2026-11-26T02:00:00Z",
+            "custom_fields": [
+                {"id": f["id"], "name": "Fingerprint", "value": f["value"]}
+                for f in data.get("custom_fields", [])
+            ],
+        }
         self.journals[issue_id] = []
         return Reply(201, {"issue": self.issues[issue_id]})
 
@@ -87,8 +118,13 @@ class RedmineDouble(TrackerDouble):
             return self.not_found(request)
         include = [f for value in request.query.get("include", []) for f in value.split(",")]
         if "journals" in include:
-            issue = {**issue, "journals": [{"id": 900 + i, "notes": notes, "details": []}
-                                           for i, notes in enumerate(self.journals[issue["id"]])]}
+            issue = {
+                **issue,
+                "journals": [
+                    {"id": 900 + i, "notes": notes, "details": []}
+                    for i, notes in enumerate(self.journals[issue["id"]])
+                ],
+            }
         return Reply(200, {"issue": issue})
 
     @route("PUT", r"/issues/(?P<id>\d+)\.json")

@@ -29,38 +29,80 @@ Your MPI job is now going to abort; sorry.
 [{node}:{pid}] *** An error occurred in MPI_Init
 """
 IBV_MISSING = "ibv_devinfo exited 255\nFailed to get IB devices list: Function not implemented\n"
-SRUN_FAILED = ("srun: error: {node}: task {rank}: Exited with exit code 1\n"
-               "srun: launch/slurm: _step_signal: Terminating StepId={jobid}.0\n")
+SRUN_FAILED = (
+    "srun: error: {node}: task {rank}: Exited with exit code 1\n"
+    "srun: launch/slurm: _step_signal: Terminating StepId={jobid}.0\n"
+)
 
 
-def run(run_id: str, failing: dict[str, tuple[str, list[str]]], passing: dict[str, list[str]] | None = None,
-        started: str = "2026-11-26T02:00:00+00:00", build_url: str | None = None) -> RunResults:
+def run(
+    run_id: str,
+    failing: dict[str, tuple[str, list[str]]],
+    passing: dict[str, list[str]] | None = None,
+    started: str = "2026-11-26T02:00:00+00:00",
+    build_url: str | None = None,
+) -> RunResults:
     """``failing``: test id -> (message template, nodes); the template sees node, pid, jobid, rank."""
     results = []
     for i, (test_id, (template, nodes)) in enumerate(failing.items()):
         for j, node in enumerate(nodes):
-            message = template.format(node=node, pid=4000 + 7 * j, jobid=10000 + 31 * i + j, rank=j % 4)
-            results.append(TestResult(
-                test_id=test_id, node=node, outcome="failed", failure_class="error", message=message,
-                command=f"mpirun.openmpi -np 2 --host {node} ./pingpong",
-                rerun=f"hpcos test -k {test_id.split('::')[-1]} --nodes {node}", mpi="openmpi"))
+            message = template.format(
+                node=node, pid=4000 + 7 * j, jobid=10000 + 31 * i + j, rank=j % 4
+            )
+            results.append(
+                TestResult(
+                    test_id=test_id,
+                    node=node,
+                    outcome="failed",
+                    failure_class="error",
+                    message=message,
+                    command=f"mpirun.openmpi -np 2 --host {node} ./pingpong",
+                    rerun=f"hpcos test -k {test_id.split('::')[-1]} --nodes {node}",
+                    mpi="openmpi",
+                )
+            )
     for test_id, nodes in (passing or {}).items():
         results += [TestResult(test_id=test_id, node=node, outcome="passed") for node in nodes]
-    return RunResults(run_id=run_id, cluster="test-cluster", started=started, finished=started,
-                      versions={"kernel": "5.14.0-427.el9.hpc1", "rdma-core": "48.0-1.el9.hpc1",
-                                "openmpi": "4.1.6-2.el9.hpc1"},
-                      testing_snapshot="2026-11-25T0100", build_url=build_url, results=results)
+    return RunResults(
+        run_id=run_id,
+        cluster="test-cluster",
+        started=started,
+        finished=started,
+        versions={
+            "kernel": "5.14.0-427.el9.hpc1",
+            "rdma-core": "48.0-1.el9.hpc1",
+            "openmpi": "4.1.6-2.el9.hpc1",
+        },
+        testing_snapshot="2026-11-25T0100",
+        build_url=build_url,
+        results=results,
+    )
 
 
 def latency_regression(run_id: str, nodes: list[str]) -> RunResults:
     results = run(run_id, {})
     for node in nodes:
-        results.results.append(TestResult(
-            test_id="integration_tests/test_pingpong.py::test_latency[openmpi]", node=node, outcome="failed",
-            failure_class="performance regression",
-            message=f"latency 8 B: 3.61 us on {node}, expected 0.17 us (+50%)", mpi="openmpi",
-            measurements=[Measurement("latency", 3.61, "us", "lower", size=8, samples=[3.6, 3.61, 3.62],
-                                      reference=Reference(0.17, None, 0.5, "us"))]))
+        results.results.append(
+            TestResult(
+                test_id="integration_tests/test_pingpong.py::test_latency[openmpi]",
+                node=node,
+                outcome="failed",
+                failure_class="performance regression",
+                message=f"latency 8 B: 3.61 us on {node}, expected 0.17 us (+50%)",
+                mpi="openmpi",
+                measurements=[
+                    Measurement(
+                        "latency",
+                        3.61,
+                        "us",
+                        "lower",
+                        size=8,
+                        samples=[3.6, 3.61, 3.62],
+                        reference=Reference(0.17, None, 0.5, "us"),
+                    )
+                ],
+            )
+        )
     return results
 
 

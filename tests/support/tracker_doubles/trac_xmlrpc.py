@@ -23,10 +23,20 @@ class TracXmlRpcDouble(TrackerDouble):
         super().__init__()
         self.basic = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
         self.user, self.password = user, password
-        self.fields = {"summary", "description", "type", "component", "status", "resolution", *custom_fields}
+        self.fields = {
+            "summary",
+            "description",
+            "type",
+            "component",
+            "status",
+            "resolution",
+            *custom_fields,
+        }
         self.tickets: dict[int, dict] = {}
         self.changes: dict[int, list[str]] = {}
-        self.on_get = None  # called after each ticket.get: lets a test change a ticket under the client
+        self.on_get = (
+            None  # called after each ticket.get: lets a test change a ticket under the client
+        )
 
     def authorised(self, request: Request) -> bool:
         header = request.headers.get("authorization", "")
@@ -35,13 +45,16 @@ class TracXmlRpcDouble(TrackerDouble):
             parts = {k: v.strip('"') for k, v in parts.items()}
             ha1 = hashlib.md5(f"{self.user}:{parts['realm']}:{self.password}".encode()).hexdigest()
             ha2 = hashlib.md5(f"{request.method}:{parts['uri']}".encode()).hexdigest()
-            expected = hashlib.md5(f"{ha1}:{parts['nonce']}:{parts['nc']}:{parts['cnonce']}:{parts['qop']}:{ha2}"
-                                   .encode()).hexdigest()
+            expected = hashlib.md5(
+                f"{ha1}:{parts['nonce']}:{parts['nc']}:{parts['cnonce']}:{parts['qop']}:{ha2}".encode()
+            ).hexdigest()
             return parts.get("username") == self.user and parts.get("response") == expected
         return header == self.basic
 
     def unauthorised(self) -> Reply:
-        return Reply(401, b"", {"WWW-Authenticate": 'Digest realm="trac", nonce="6e6f6e6365", qop="auth"'})
+        return Reply(
+            401, b"", {"WWW-Authenticate": 'Digest realm="trac", nonce="6e6f6e6365", qop="auth"'}
+        )
 
     @staticmethod
     def _xml(value) -> Reply:
@@ -50,25 +63,44 @@ class TracXmlRpcDouble(TrackerDouble):
 
     @staticmethod
     def _fault(message: str) -> Reply:
-        return Reply(200, xmlrpc.client.dumps(xmlrpc.client.Fault(1, message)).encode(), {"Content-Type": "text/xml"})
+        return Reply(
+            200,
+            xmlrpc.client.dumps(xmlrpc.client.Fault(1, message)).encode(),
+            {"Content-Type": "text/xml"},
+        )
 
     @route("POST", r"/login/rpc")
     def rpc(self, request: Request) -> Reply:
         params, method = xmlrpc.client.loads(request.body)
-        handler = {"ticket.query": self.query, "ticket.get": self.get, "ticket.create": self.create,
-                   "ticket.update": self.update, "ticket.getTicketFields": self.ticket_fields,
-                   "ticket.changeLog": self.change_log}.get(method)
+        handler = {
+            "ticket.query": self.query,
+            "ticket.get": self.get,
+            "ticket.create": self.create,
+            "ticket.update": self.update,
+            "ticket.getTicketFields": self.ticket_fields,
+            "ticket.changeLog": self.change_log,
+        }.get(method)
         if handler is None:
-            return self._fault(f"RPC method \"{method}\" not found")
+            return self._fault(f'RPC method "{method}" not found')
         return handler(*params)
 
     def _view(self, ticket_id: int) -> list:
         ticket = self.tickets[ticket_id]
-        return [ticket_id, ticket["_created"], ticket["_changed"],
-                {k: v for k, v in ticket.items() if not k.startswith("_")} | {"_ts": str(ticket["_ts"])}]
+        return [
+            ticket_id,
+            ticket["_created"],
+            ticket["_changed"],
+            {k: v for k, v in ticket.items() if not k.startswith("_")}
+            | {"_ts": str(ticket["_ts"])},
+        ]
 
     def ticket_fields(self) -> Reply:
-        return self._xml([{"name": name, "label": name.capitalize(), "type": "text"} for name in sorted(self.fields)])
+        return self._xml(
+            [
+                {"name": name, "label": name.capitalize(), "type": "text"}
+                for name in sorted(self.fields)
+            ]
+        )
 
     def query(self, qstr: str = "status!=closed") -> Reply:
         filters = [(k, v) for k, v in parse_qsl(qstr) if k in self.fields]
@@ -83,16 +115,27 @@ class TracXmlRpcDouble(TrackerDouble):
             self.on_get(ticket_id)
         return self._xml(view)
 
-    def create(self, summary: str, description: str, attributes: dict | None = None, notify: bool = False) -> Reply:
+    def create(
+        self, summary: str, description: str, attributes: dict | None = None, notify: bool = False
+    ) -> Reply:
         ticket_id = len(self.tickets) + 1
         now = xmlrpc.client.DateTime(datetime.now(UTC))
-        self.tickets[ticket_id] = {"summary": summary, "description": description, "status": "new",
-                                   "resolution": "", "_created": now, "_changed": now, "_ts": 1,
-                                   **{k: v for k, v in (attributes or {}).items() if k in self.fields}}
+        self.tickets[ticket_id] = {
+            "summary": summary,
+            "description": description,
+            "status": "new",
+            "resolution": "",
+            "_created": now,
+            "_changed": now,
+            "_ts": 1,
+            **{k: v for k, v in (attributes or {}).items() if k in self.fields},
+        }
         self.changes[ticket_id] = []
         return self._xml(ticket_id)
 
-    def update(self, ticket_id: int, comment: str, attributes: dict | None = None, notify: bool = False) -> Reply:
+    def update(
+        self, ticket_id: int, comment: str, attributes: dict | None = None, notify: bool = False
+    ) -> Reply:
         ticket = self.tickets.get(ticket_id)
         if ticket is None:
             return self._fault(f"Ticket {ticket_id} does not exist.")
@@ -104,9 +147,18 @@ class TracXmlRpcDouble(TrackerDouble):
             return self._fault(f"invalid action '{action}'")
         if WORKFLOW[action]:
             ticket["status"] = WORKFLOW[action]
-            ticket["resolution"] = attributes.get("action_resolve_resolve_resolution", "fixed") \
-                if action == "resolve" else ""
-        ticket.update({k: v for k, v in attributes.items() if k in self.fields and k not in ("status", "resolution")})
+            ticket["resolution"] = (
+                attributes.get("action_resolve_resolve_resolution", "fixed")
+                if action == "resolve"
+                else ""
+            )
+        ticket.update(
+            {
+                k: v
+                for k, v in attributes.items()
+                if k in self.fields and k not in ("status", "resolution")
+            }
+        )
         if comment:
             self.changes[ticket_id].append(comment)
         ticket["_ts"] += 1
@@ -116,7 +168,9 @@ class TracXmlRpcDouble(TrackerDouble):
         if ticket_id not in self.tickets:
             return self._fault(f"Ticket {ticket_id} does not exist.")
         now = xmlrpc.client.DateTime(datetime.now(UTC))
-        return self._xml([[now, self.user, "comment", "", text, 1] for text in self.changes[ticket_id]])
+        return self._xml(
+            [[now, self.user, "comment", "", text, 1] for text in self.changes[ticket_id]]
+        )
 
     def comment_by_someone_else(self, ticket_id: int) -> None:
         self.changes[ticket_id].append("a human was here")
