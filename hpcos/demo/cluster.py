@@ -261,6 +261,11 @@ def stop_pids(pid_files: list[Path], grace: float = STOP_GRACE) -> None:
     for pid_file in pid_files:
         with contextlib.suppress(OSError, ValueError):
             pids.append(int(pid_file.read_text().strip()))
+    stop_processes(pids, grace)
+
+
+def stop_processes(pids: list[int], grace: float = STOP_GRACE) -> None:
+    """TERM each of ``pids``, KILL what is still there after ``grace`` seconds."""
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
@@ -273,12 +278,28 @@ def stop_pids(pid_files: list[Path], grace: float = STOP_GRACE) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
+def processes() -> list[tuple[int, list[bytes]]]:
+    """Every process of this host (pid, command line), read from /proc; kernel threads left out."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:  # gone meanwhile
+            continue
+        if argv[0]:
+            found.append((int(entry.name), argv))
+    return found
+
+
 def _alive(pid: int) -> bool:
+    """True while ``pid`` runs; a zombie (dead, its parent not yet told) counts as gone."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
         return False
-    return True
 
 
 def _free_port() -> int:

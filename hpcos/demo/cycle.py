@@ -8,12 +8,10 @@ signing keys' gpg-agents (the only daemons of the phases built so far).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shlex
 import shutil
-import signal
 import sys
 import time
 import xml.etree.ElementTree as ET
@@ -188,29 +186,30 @@ def run_cycle(
         if cycle.slurm is not None:
             cycle.slurm.stop()
         homes = [cycle.root / "upstream" / "gnupg", cycle.root / "signing"]
-        homes += sorted(
-            cycle.nodes_dir.glob("*/var/cache/dnf/*/pubring")
-        )  # dnf's repo_gpgcheck leaves these
-        for home in homes:
-            stop_agents(home)
+        homes += sorted(cycle.nodes_dir.glob("*/var/cache/dnf/*/pubring"))  # dnf's repo_gpgcheck
+        stop_agents(cycle.root, homes)
     return cycle
 
 
-def stop_agents(home: Path) -> None:
-    """gpg leaves an agent per home it used.  ``gpgconf --kill`` finds it only where it would put the
-    socket now (/run/user/UID/gnupg once that exists, else the home): an agent started before that
-    directory appeared is found by its command line, which names this home, and stopped by its pid."""
-    if not home.is_dir():
-        return
-    run(["gpgconf", "--homedir", str(home), "--kill", "all"], timeout=30)
-    for proc in Path("/proc").iterdir():
-        try:
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:  # gone meanwhile, or not a process
-            continue
-        if argv and argv[0].endswith(b"gpg-agent") and str(home).encode() in argv:
-            with contextlib.suppress(OSError):
-                os.kill(int(proc.name), signal.SIGTERM)
+def stop_agents(root: Path, homes: list[Path]) -> None:
+    """gpg leaves an agent per home it used: the keys' homes, and dnf's pubring per repository in each
+    node's cache (a directory dnf may have removed since).  ``gpgconf --kill`` stops the agents of the
+    homes that still exist (it finds one only where it would put the socket now); every other
+    gpg-agent whose home lies under ``root`` is found by its command line and stopped by its pid."""
+    for home in homes:
+        if home.is_dir():
+            run(["gpgconf", "--homedir", str(home), "--kill", "all"], timeout=30)
+    under_root = str(root).encode() + b"/"
+    for _ in range(3):  # an agent may be forking into the background while we look
+        agents = [
+            pid
+            for pid, argv in cluster.processes()
+            if argv[0].endswith(b"gpg-agent") and any(arg.startswith(under_root) for arg in argv)
+        ]
+        if not agents:
+            return
+        # SIGTERM lets gpg-agent finish its pending requests first; KILL after the grace period.
+        cluster.stop_processes(agents, grace=5)
 
 
 def _phases(cycle: Cycle) -> None:
