@@ -123,18 +123,13 @@ class UpstreamPackage:
             (top / "SOURCES" / name).write_text(text)
         spec = top / f"{self.name}.spec"
         spec.write_text(self.spec_text())
-        _run(
-            [
-                "rpmbuild",
-                "--define",
-                f"_topdir {top}",
-                "--define",
-                f"dist {self.dist}",
-                "-bs",
-                str(spec),
-            ]
-        )
-        return next((top / "SRPMS").glob("*.src.rpm"))
+        return _source_rpm(top, spec, self.dist)
+
+
+def _source_rpm(top: Path, spec: Path, dist: str) -> Path:
+    """``rpmbuild -bs`` of ``spec`` in the tree ``top``: the SRPM it wrote."""
+    _run(["rpmbuild", "--define", f"_topdir {top}", "--define", f"dist {dist}", "-bs", str(spec)])
+    return next((top / "SRPMS").glob("*.src.rpm"))
 
 
 def make_repo(directory: Path, *rpms: Path) -> Path:
@@ -329,18 +324,7 @@ class KernelPackage:
         (sources / "linux-kernel-test.patch").write_text("")
         spec = top / "kernel.spec"
         spec.write_text(KERNEL_SPEC.replace("427.13.1", self.release))
-        _run(
-            [
-                "rpmbuild",
-                "--define",
-                f"_topdir {top}",
-                "--define",
-                f"dist {self.dist}",
-                "-bs",
-                str(spec),
-            ]
-        )
-        return next((top / "SRPMS").glob("*.src.rpm"))
+        return _source_rpm(top, spec, self.dist)
 
 
 def el_host(home: Path, release: int = 9) -> dict[str, str]:
@@ -490,18 +474,7 @@ class TreePackage:
         spec.write_text(
             TREE_SPEC.format(name=self.name, version=self.version, release=self.release)
         )
-        _run(
-            [
-                "rpmbuild",
-                "--define",
-                f"_topdir {top}",
-                "--define",
-                f"dist {self.dist}",
-                "-bs",
-                str(spec),
-            ]
-        )
-        return next((top / "SRPMS").glob("*.src.rpm"))
+        return _source_rpm(top, spec, self.dist)
 
 
 def rebuild_binaries(srpm: Path, workdir: Path, dist: str) -> list[Path]:
