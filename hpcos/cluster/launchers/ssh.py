@@ -102,6 +102,8 @@ class SshLauncher(Launcher):
             "ssh_options": shlex.join(options),
             "ssh_user": self.profile.ssh.user,
             "timeout": per_node,
+            "topology": self.profile.ssh.topology,
+            "gateway_python": self.profile.ssh.gateway_python,
         }
         with Progress(
             TextColumn("{task.description}"),
@@ -122,10 +124,14 @@ class SshLauncher(Launcher):
 
             # ClusterShell's per-node timeout starts when the node's turn comes, fanout nodes at a time.
             waves = -(-len(nodes) // self.profile.ssh.fanout)
+            # Tree mode: the gateways (ssh, then a Python start) come first, once per fan-out.
+            gateways = (
+                self.profile.ssh.connect_timeout + FANOUT_GRACE if self.profile.ssh.topology else 0
+            )
             done = runner.run(
                 [sys.executable, str(FANOUT_SCRIPT)],
                 input=json.dumps(request).encode(),
-                timeout=per_node * waves + FANOUT_GRACE,
+                timeout=per_node * waves + gateways + FANOUT_GRACE,
                 on_line=advance,
                 base_env=launch_environment(),
             )

@@ -9,18 +9,40 @@ cost what clush's do.
 Run as a script (``python ssh_fanout.py``, not ``-m``, which would import the harness package with
 it): a JSON request on stdin; a ``done NODE`` line on stderr as each node finishes (the caller's
 progress bar); the results, one JSON object, on stdout.
+
+With a topology (the profile's ``ssh.topology``) the fan-out runs in ClusterShell's tree mode: this
+host reaches the gateways of the topology's first level over ssh, starts ``PYTHON -m
+ClusterShell.Gateway -Bu`` on each, and each gateway runs the ssh clients of the nodes (or gateways)
+below it.  Results, per-node timeouts and progress come back through the gateways as they would
+directly.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sys
 import time
 
 from ClusterShell.Event import EventHandler
 from ClusterShell.Task import task_self
+from ClusterShell.Topology import TopologyError
 
 PROGRESS_PREFIX = "done "
+TOPOLOGY_REFUSED = 2  # this process's exit code when the topology has no place for this host
+# What ClusterShell copies from this process's environment onto every gateway's command line: a
+# local PYTHONPATH or log directory means nothing there, and the gateway's Python is the profile's.
+_GATEWAY_ENVIRONMENT = (
+    "PYTHONPATH",
+    "CLUSTERSHELL_GW_LOG_DIR",
+    "CLUSTERSHELL_GW_LOG_LEVEL",
+    "CLUSTERSHELL_GW_B64_LINE_LENGTH",
+)
+
+
+class TopologyRefused(Exception):
+    """The topology cannot route from this host (it is not the root of any route)."""
 
 
 class _Finished(EventHandler):
@@ -38,12 +60,29 @@ class _Finished(EventHandler):
 
 def fan_out(request: dict) -> dict:
     """``request``: command, nodes (a node set), fanout, connect_timeout, ssh_options, ssh_user, timeout
-    (ClusterShell's per-node backstop).  Returns node -> {code, stdout, stderr, seconds, timed_out}."""
+    (ClusterShell's per-node backstop), and for tree mode topology (a topology.conf path) and
+    gateway_python.  Returns node -> {code, stdout, stderr, seconds, timed_out}."""
     task = task_self()
     task.set_info("fanout", request["fanout"])
     task.set_info("connect_timeout", request["connect_timeout"])
+    # The gateways get these too (ClusterShell sends the task's info with the command): their ssh
+    # clients use the same options, user and connect timeout.
     task.set_info("ssh_options", request["ssh_options"])
     task.set_info("ssh_user", request["ssh_user"])
+    tree = bool(request.get("topology"))
+    if tree:
+        for name in _GATEWAY_ENVIRONMENT:
+            os.environ.pop(name, None)
+        os.environ["CLUSTERSHELL_GW_PYTHON_EXECUTABLE"] = request["gateway_python"]
+        # A site's defaults.conf may turn automatic tree mode off; here the profile has asked for it.
+        task.set_default("auto_tree", True)
+        try:
+            task.load_topology(request["topology"])
+        except TopologyError as exc:
+            host = socket.gethostname().split(".")[0]
+            raise TopologyRefused(
+                f"ssh.topology {request['topology']}: no route starts at this host ({host}): {exc}"
+            ) from None
     started = time.monotonic()
     handler = _Finished(started)
     worker = task.shell(
@@ -52,6 +91,8 @@ def fan_out(request: dict) -> dict:
         stderr=True,
         handler=handler,
         timeout=request["timeout"],
+        # Without a topology in the profile, never the one a site's /etc/clustershell may hold.
+        tree=tree,
     )
     task.run()
     duration = time.monotonic() - started
@@ -80,7 +121,12 @@ def fan_out(request: dict) -> dict:
 
 
 def main() -> int:
-    json.dump(fan_out(json.load(sys.stdin)), sys.stdout)
+    try:
+        results = fan_out(json.load(sys.stdin))
+    except TopologyRefused as exc:
+        print(exc, file=sys.stderr)
+        return TOPOLOGY_REFUSED
+    json.dump(results, sys.stdout)
     return 0
 
 
