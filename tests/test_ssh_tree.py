@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -79,20 +80,45 @@ def _profile(hosts: TreeHosts, tmp_path: Path, *, topology: bool) -> Path:
     return profile
 
 
-def _launch(hosts: TreeHosts, profile: Path, command: str, nodes: str, timeout: float) -> dict:
-    """``command`` on ``nodes`` through the ssh launcher, run inside h with a credential in its env."""
+def _start(hosts: TreeHosts, profile: Path, command: str, nodes: str, timeout: float):
+    """``command`` on ``nodes`` through the ssh launcher, started inside h with a credential in its
+    environment."""
     script = profile.parent / "launch.py"
     script.write_text(LAUNCH_SCRIPT)
     argv = [sys.executable, str(script), str(profile), command, nodes, str(timeout)]
-    done = subprocess.run(
+    return subprocess.Popen(
         hosts.inside("h", argv),
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=RUN_TIMEOUT,
         env={**os.environ, "HPCOS_TRACKER_PASSWORD": SECRET},
     )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout)
+
+
+def _finish(launch: subprocess.Popen) -> dict:
+    try:
+        out, err = launch.communicate(timeout=RUN_TIMEOUT)
+    finally:
+        if launch.poll() is None:
+            launch.kill()
+            launch.communicate()
+    assert launch.returncode == 0, err[-3000:]
+    return json.loads(out)
+
+
+def _launch(hosts: TreeHosts, profile: Path, command: str, nodes: str, timeout: float) -> dict:
+    return _finish(_start(hosts, profile, command, nodes, timeout))
+
+
+def _wait_for(hosts: TreeHosts, host: str, word: str) -> str:
+    """The first process on ``host`` whose command line holds ``word``, once there is one."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        found = [p for p in hosts.processes(host) if word in p]
+        if found:
+            return found[0]
+        time.sleep(0.2)
+    pytest.fail(f"no {word!r} on {host}: {hosts.processes(host)}", pytrace=False)
 
 
 def _gateway_logs(tmp_path: Path) -> list[str]:
@@ -164,6 +190,43 @@ def test_a_host_outside_the_topology_is_told_so(tree_hosts, tmp_path):
     got = _launch(tree_hosts, profile, "true", "t", 10)
     why = got["results"]["t"]["why"]
     assert "no route starts at this host (h)" in why and str(tmp_path / "topology.conf") in why
+
+
+def test_a_gateway_that_cannot_be_reached_fails_its_nodes_alone(tree_hosts, tmp_path):
+    """ClusterShell itself stops the whole fan-out when no gateway is left for a node; the launcher
+    reports that node as unreachable, saying which gateway and why, and the other nodes still run."""
+    profile = _profile(tree_hosts, tmp_path, topology=True)
+    (tmp_path / "topology.conf").write_text("[routes]\nh: g9\ng9: t\n")
+    got = _launch(tree_hosts, profile, "hostname", "g,t", 10)
+    assert got["results"]["g"]["stdout"] == "g"  # g is no gateway now: h reaches it directly
+    t = got["results"]["t"]
+    assert t["unreachable"] and t["code"] == 255, t
+    assert t["stderr"] == (
+        "ssh: ClusterShell gateway g9 (ssh: Could not resolve hostname g9: Temporary failure in name "
+        "resolution) unreachable, and no other gateway leads to t"
+    )
+
+
+def test_a_gateway_lost_mid_run_fails_its_nodes_and_leaves_nothing_behind(tree_hosts, tmp_path):
+    launch = _start(
+        tree_hosts,
+        _profile(tree_hosts, tmp_path, topology=True),
+        "sleep 300; echo finished",
+        "t",
+        250,
+    )
+    try:
+        _wait_for(tree_hosts, "t", "sleep 300")
+        gateway = _wait_for(tree_hosts, "g", "ClusterShell.Gateway")
+        os.kill(int(gateway.split()[0]), signal.SIGKILL)
+    finally:
+        got = _finish(launch)
+    t = got["results"]["t"]
+    assert t["unreachable"] and "finished" not in t["stdout"], t
+    assert t["stderr"] == "ssh: ClusterShell gateway g lost before it finished on t"
+    # The command on t ended with the gateway's ssh client (the watchdog saw its stdin close).
+    assert _wait_until_empty(tree_hosts, "t") == []
+    assert _wait_until_empty(tree_hosts, "g") == []
 
 
 # --- the profile's checks of the topology file ---------------------------------------------------

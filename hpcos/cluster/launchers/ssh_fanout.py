@@ -26,10 +26,14 @@ import sys
 import time
 
 from ClusterShell.Event import EventHandler
+from ClusterShell.NodeSet import NodeSet
+from ClusterShell.Propagation import RouteResolvingError
 from ClusterShell.Task import task_self
 from ClusterShell.Topology import TopologyError
+from ClusterShell.Worker.Tree import TreeWorker
 
 PROGRESS_PREFIX = "done "
+SSH_FAILED = 255  # what a node behind a failed gateway ends with: ssh's own "could not connect"
 TOPOLOGY_REFUSED = 2  # this process's exit code when the topology has no place for this host
 # What ClusterShell copies from this process's environment onto every gateway's command line: a
 # local PYTHONPATH or log directory means nothing there, and the gateway's Python is the profile's.
@@ -58,6 +62,44 @@ class _Finished(EventHandler):
         print(f"{PROGRESS_PREFIX}{node}", file=sys.stderr, flush=True)
 
 
+class _TreeWorker(TreeWorker):
+    """ClusterShell's tree worker, but a node left without a gateway fails alone, as ssh does.
+
+    ClusterShell reroutes the nodes of a gateway it could not start through another gateway; when
+    there is none left it raises RouteResolvingError out of its event loop, which ends the whole
+    fan-out and every other node's result with it.  Here each such node ends with ssh's exit code and
+    a line naming the gateway.  A gateway lost after it started (ClusterShell closes its nodes with
+    EX_PROTOCOL and no word) says so the same way."""
+
+    def _relaunch(self, previous_gateway):
+        for node in NodeSet.fromlist(self.gwtargets[previous_gateway]):
+            if not self._routable(node):
+                self._fail(node, previous_gateway, "unreachable, and no other gateway leads to")
+        if previous_gateway in self.gwtargets:  # some nodes have another way
+            super()._relaunch(previous_gateway)
+
+    def _gateway_abort(self, gateway):
+        for node in NodeSet.fromlist(self.gwtargets.get(gateway, ())):
+            self._fail(node, gateway, "lost before it finished on")
+
+    def _routable(self, node: str) -> bool:
+        try:
+            hop = self.router.next_hop(NodeSet(node))
+        except RouteResolvingError:
+            return False
+        if isinstance(hop, str):  # next_hop counted a connection to that gateway: not made yet
+            self.router.nodes_fanin[hop] -= 1
+        return True
+
+    def _fail(self, node: str, gateway: str, what: str) -> None:
+        # What the gateway's own ssh said (ClusterShell files it under the gateway's name).
+        said = bytes(self.node_error(gateway) or b"").decode(errors="replace").strip()
+        why = f" ({said.splitlines()[-1]})" if said else ""
+        line = f"ssh: ClusterShell gateway {gateway}{why} {what} {node}"
+        self._on_remote_node_msgline(node, line.encode(), "stderr", gateway)
+        self._on_remote_node_close(node, SSH_FAILED, gateway)
+
+
 def fan_out(request: dict) -> dict:
     """``request``: command, nodes (a node set), fanout, connect_timeout, ssh_options, ssh_user, timeout
     (ClusterShell's per-node backstop), and for tree mode topology (a topology.conf path) and
@@ -74,8 +116,6 @@ def fan_out(request: dict) -> dict:
         for name in _GATEWAY_ENVIRONMENT:
             os.environ.pop(name, None)
         os.environ["CLUSTERSHELL_GW_PYTHON_EXECUTABLE"] = request["gateway_python"]
-        # A site's defaults.conf may turn automatic tree mode off; here the profile has asked for it.
-        task.set_default("auto_tree", True)
         try:
             task.load_topology(request["topology"])
         except TopologyError as exc:
@@ -85,15 +125,25 @@ def fan_out(request: dict) -> dict:
             ) from None
     started = time.monotonic()
     handler = _Finished(started)
-    worker = task.shell(
-        request["command"],
-        nodes=request["nodes"],
-        stderr=True,
-        handler=handler,
-        timeout=request["timeout"],
-        # Without a topology in the profile, never the one a site's /etc/clustershell may hold.
-        tree=tree,
-    )
+    if tree:
+        worker = _TreeWorker(
+            NodeSet(request["nodes"]),
+            handler=handler,
+            timeout=request["timeout"],
+            command=request["command"],
+            stderr=True,
+        )
+        task.schedule(worker)
+    else:
+        worker = task.shell(
+            request["command"],
+            nodes=request["nodes"],
+            stderr=True,
+            handler=handler,
+            timeout=request["timeout"],
+            # Without a topology in the profile, never the one a site's /etc/clustershell may hold.
+            tree=False,
+        )
     task.run()
     duration = time.monotonic() - started
     stdout = {
