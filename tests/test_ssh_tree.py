@@ -189,7 +189,10 @@ def test_a_host_outside_the_topology_is_told_so(tree_hosts, tmp_path):
     (tmp_path / "topology.conf").write_text("[routes]\nadmin: g\ng: t\n")
     got = _launch(tree_hosts, profile, "true", "t", 10)
     why = got["results"]["t"]["why"]
-    assert "no route starts at this host (h)" in why and str(tmp_path / "topology.conf") in why
+    assert (
+        "ClusterShell cannot route from this host (h)" in why
+        and str(tmp_path / "topology.conf") in why
+    )
 
 
 def test_a_gateway_that_cannot_be_reached_fails_its_nodes_alone(tree_hosts, tmp_path):
@@ -262,6 +265,11 @@ def _load(tmp_path: Path, topology: str | None, *, name: str = "topology.conf") 
         (
             "[routes]\nh: g\ng: -oProxyCommand=x\n",
             "{dir}/topology.conf:3: routes.g: expected node names of letters, digits",
+        ),
+        (
+            "[routes]\nh: g  # the gateway\n",
+            "{dir}/topology.conf:2: routes.h: expected a node set; found 'g  # the gateway' (a "
+            "comment goes on a line of its own)",
         ),
         (
             "[routes]\nh: g\ng: h\n",

@@ -513,6 +513,8 @@ def topology_errors(path: Path, profile: SourcedDoc) -> list[InputError]:
 
 
 def _topology_node_set_problem(value: str) -> str | None:
+    if "#" in value or ";" in value:
+        return f"expected a node set; found {value!r} (a comment goes on a line of its own)"
     if (too_big := node_set_problem(value)) is not None:
         return f"expected a node set within budget; found {too_big}"
     parsed = NodeSet(value)

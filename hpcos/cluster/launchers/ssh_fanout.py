@@ -121,7 +121,8 @@ def fan_out(request: dict) -> dict:
         except TopologyError as exc:
             host = socket.gethostname().split(".")[0]
             raise TopologyRefused(
-                f"ssh.topology {request['topology']}: no route starts at this host ({host}): {exc}"
+                f"ssh.topology {request['topology']}: ClusterShell cannot route from this host "
+                f"({host}): {exc}"
             ) from None
     started = time.monotonic()
     handler = _Finished(started)
