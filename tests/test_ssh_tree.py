@@ -19,14 +19,17 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 from support.netns_tree_fixture import ADDRESSES, TreeHosts
 
 from hpcos.cli import main
 from hpcos.cluster.profiles import load_profile
 from hpcos.core.errors import UserError
+from hpcos.results.model import RunResults
 
 SECRET = "tree-secret-4f1c"  # a credential in hpcos's environment: never seen on g or t
 RUN_TIMEOUT = 300  # the whole launcher run inside h, on a loaded machine
+HPCOS_TEST_TIMEOUT = 600  # `hpcos test` inside h: pytest's start alone takes a while under load
 
 # Through the launcher itself, inside h.  The runner's line callback is wrapped to keep the fan-out
 # process's progress lines (what the progress bar reads).
@@ -230,6 +233,49 @@ def test_a_gateway_lost_mid_run_fails_its_nodes_and_leaves_nothing_behind(tree_h
     # The command on t ended with the gateway's ssh client (the watchdog saw its stdin close).
     assert _wait_until_empty(tree_hosts, "t") == []
     assert _wait_until_empty(tree_hosts, "g") == []
+
+
+def test_hpcos_test_runs_the_node_tests_through_the_gateway(tree_hosts, tmp_path):
+    """The whole harness in h: the pre-flight, four node tests and the versions probe, each (test,
+    node) its own result, t's through the gateway on g."""
+    profile = _profile(tree_hosts, tmp_path, topology=True)
+    results = tmp_path / "results.json"
+    argv = tree_hosts.inside(
+        "h",
+        [
+            "env",
+            f"XDG_CACHE_HOME={tmp_path / 'cache'}",
+            f"HPCOS_STORE={tmp_path / 'store'}",
+            sys.executable,
+            "-m",
+            "hpcos.cli",
+            "test",
+            "--cluster",
+            str(profile),
+            "--results",
+            str(results),
+            "-p",
+            "no:cacheprovider",
+            "-m",
+            "node",
+            str(REPO / "integration_tests/test_nodes.py"),
+        ],
+    )
+    done = subprocess.run(
+        argv, cwd=REPO, capture_output=True, text=True, timeout=HPCOS_TEST_TIMEOUT
+    )
+    output = done.stdout + done.stderr
+    assert results.exists(), output[-4000:]
+    run = RunResults.read(results)
+    assert sorted(
+        (r.test_id.split("::")[-1].split("[")[0], r.node, r.outcome) for r in run.results
+    ) == [
+        (test, node, "passed")
+        for test in ("test_hostname", "test_kernel_release", "test_tmp_writable", "test_uptime")
+        for node in ("g", "t")
+    ], output[-4000:]
+    assert done.returncode == 0, output[-4000:]
+    assert len(_gateway_logs(tmp_path)) >= 1
 
 
 # --- the profile's checks of the topology file ---------------------------------------------------
