@@ -7,6 +7,8 @@ launcher runs the node-side look (``hpcos.core.stacks_node``, sent as ``python3 
 on both nodes, then ends the job: the results and the ticket say which rank was where, on which node,
 and nothing of the job is left on either node.
 
+Under Slurm (four slurmd on this machine) the look is a step of the hung job.
+
 The node's answer is untrusted: it is read back from the real look run on this machine against a real
 process, then tampered with as a hostile or broken node would.
 """
@@ -22,10 +24,12 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import require_tool
+import yaml
+from conftest import REPO, require_tool
 from test_multinode_netns import MPI_TESTS, _hpcos_test, by_test
 
 from hpcos.core import stacks, stacks_node
+from hpcos.results.model import RunResults
 from hpcos.tickets.content import description, summary
 from hpcos.tickets.grouping import group_failures
 
@@ -40,10 +44,8 @@ int MPI_Init(int *argc, char ***argv) { int r = PMPI_Init(argc, argv), rank;
 MPI_TIMEOUT = 25
 
 
-def test_a_rank_hanging_on_the_other_node_is_shown_with_its_node_and_frames(
-    netns_cluster, tmp_path
-):
-    require_tool("gdb", "gdb")
+def build_hang(tmp_path: Path) -> Path:
+    """hang.so: preloaded into an Open MPI rank, rank 1 never returns from MPI_Init."""
     require_tool("mpicc.openmpi", "libopenmpi-dev")
     hang = tmp_path / "hang.so"
     (tmp_path / "hang.c").write_text(HANG)
@@ -52,6 +54,14 @@ def test_a_rank_hanging_on_the_other_node_is_shown_with_its_node_and_frames(
         check=True,
         timeout=120,
     )
+    return hang
+
+
+def test_a_rank_hanging_on_the_other_node_is_shown_with_its_node_and_frames(
+    netns_cluster, tmp_path
+):
+    require_tool("gdb", "gdb")
+    hang = build_hang(tmp_path)
     # Open MPI passes LD_PRELOAD on to the ranks on other nodes only when told (-x).
     profile = json.loads(
         netns_cluster.profile_yaml(mpi_timeout=MPI_TIMEOUT, openmpi_hosts=["-x", "LD_PRELOAD"])
@@ -90,6 +100,86 @@ def test_a_rank_hanging_on_the_other_node_is_shown_with_its_node_and_frames(
     while netns_cluster.processes() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert netns_cluster.processes() == []
+
+
+def test_under_slurm_the_look_is_a_step_of_the_hung_job(slurm_cluster, tmp_path):
+    """The same hang on the four-slurmd Slurm (tests/support/slurm_cluster_fixture.py): the look runs
+    as ``srun --jobid --overlap`` beside the hung step, each task on its node; the four slurmd share
+    this machine, so each task keeps the ranks its slurmd started (SLURMD_NODENAME)."""
+    require_tool("gdb", "gdb")
+    hang = build_hang(tmp_path)
+    profile = yaml.safe_load(slurm_cluster.profile_yaml(mpi_timeout=MPI_TIMEOUT))
+    profile["mpi"]["openmpi"]["env"] = {"LD_PRELOAD": str(hang)}
+    (tmp_path / "slurm4.yaml").write_text(yaml.safe_dump(profile))
+    results = tmp_path / "results.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hpcos.cli",
+            "test",
+            "--cluster",
+            str(tmp_path / "slurm4.yaml"),
+            "--results",
+            str(results),
+            "--mpi",
+            "openmpi",
+            "-k",
+            "test_ring",
+            "-p",
+            "no:cacheprovider",
+            MPI_TESTS,
+        ],
+        cwd=REPO,
+        env={
+            **os.environ,
+            **slurm_cluster.env,
+            "XDG_CACHE_HOME": str(tmp_path / "cache"),
+            "HPCOS_STORE": str(tmp_path / "store"),
+        },
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    output = done.stdout + done.stderr
+    assert results.exists(), output[-4000:]
+    run = RunResults.read(results)
+    (ring,) = by_test(run, "test_ring")
+    assert ring.failure_class == "timeout", output[-4000:]
+    section = ring.message[ring.message.index("--- where the ranks were before the kill\n") :]
+    headline = section.splitlines()[1]
+    assert "rank 1 on n2 in MPI_Init (" in headline and "rank 0 on n1 in " in headline, section[
+        :3000
+    ]
+    frames = section[section.index("--- rank 1 on n2 (pid ") :].split("\n--- ")[0]
+    assert "pause" in frames and "in MPI_Init ()" in frames, frames
+    # Nothing of the job is left: no process runs the probe, no job is in the queue.
+    probes = str(tmp_path / "cache")
+    deadline = time.monotonic() + 30
+    while (left := _running(probes)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert left == []
+    queue = subprocess.run(
+        ["squeue", "-h"],
+        env={**os.environ, **slurm_cluster.env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert queue.stdout.strip() == ""
+
+
+def _running(path: str) -> list[str]:
+    """The processes whose command line names ``path``."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            cmdline = proc.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if path in cmdline:
+            found.append(f"{proc.parent.name} {cmdline}")
+    return found
 
 
 @pytest.fixture
@@ -164,8 +254,9 @@ def test_a_node_without_python3_or_the_job_says_so_in_one_line(tmp_path):
 def test_a_hostile_answer_is_checked_cut_and_stripped(rank):
     require_tool("gdb", "gdb")
     real = look(rank.binary)
-    line = next(x for x in real.stdout.splitlines() if x.startswith(stacks_node.MARK))
-    report = json.loads(line[len(stacks_node.MARK) :])
+    lines = real.stdout.splitlines()
+    assert lines[0] == stacks_node.MARK and lines[-1] == stacks_node.END
+    report = json.loads("".join(lines[1:-1]))
     entry = report["ranks"][0]
     entry["program"] = "sleep; rm -rf /"
     entry["lines"] = [
@@ -174,18 +265,18 @@ def test_a_hostile_answer_is_checked_cut_and_stripped(rank):
         "rm -rf / # not a frame line",
     ] + ["#10 0x1 in x ()"] * 10_000
     entry["rank"] = "0; reboot"
-    noisy = "Last login: today\n" + stacks_node.MARK + json.dumps(report) + "\n"
+    noisy = "Last login: today\n" + stacks_node.answer(report) + "logout\n"
     text = stacks.node_stacks({"n1": stacks.NodeLook(0, noisy, "")})
     assert text.splitlines()[1] == "--- n1: no stacks: its answer could not be read", text
     entry["rank"] = 1
-    noisy = "Last login: today\n" + stacks_node.MARK + json.dumps(report) + "\n"
+    noisy = "Last login: today\n" + stacks_node.answer(report) + "logout\n"
     text = stacks.node_stacks({"n1": stacks.NodeLook(0, noisy, "")})
     assert f"--- rank 1 on n1 (pid {rank.pid}, ?), gdb:" in text  # the program name was not a name
     assert "\x1b" not in text and "#9  0x1 in evil () at ?[2J }}} <script>" in text
     assert "not a frame line" not in text
     assert len(text.splitlines()) < stacks.FRAMES * 64 + 10
-    huge = stacks_node.MARK + json.dumps({"ranks": [], "pad": "x" * (stacks.MAX_ANSWER + 1)})
+    huge = stacks_node.answer({"ranks": [], "pad": "x" * (stacks.MAX_ANSWER + 1)})
     assert stacks.node_stacks({"n1": stacks.NodeLook(0, huge, "")}).splitlines()[1] == (
-        "--- n1: no stacks: its answer could not be read"
+        "--- n1: no stacks: its answer could not be read (cut short)"
     )
     assert Path(stacks_node.__file__).read_text() == stacks.NODE_SCRIPT

@@ -8,6 +8,10 @@ process whose environment carries its MPI rank: Open MPI's ``OMPI_COMM_WORLD_RAN
 the frames.  Everything is bounded: ``TOTAL`` seconds for the whole look, ``MAX_RANKS`` ranks,
 ``FRAMES`` frames per thread.  The first line sums it up (``ranks hung: rank 0 in MPI_Barrier
 (poll), rank 1 in MPI_Init (pause)``) for a ticket's summary; no PID or address is in it.
+
+A launcher whose ranks run on other hosts (ssh) runs ``node_command`` on each node of the job (the
+node-side look, ``stacks_node``, sent as its source) and gives the answers to ``node_stacks``, which
+reads them as untrusted output and labels each rank with its node (``rank 1 on n2 in MPI_Init``).
 """
 
 from __future__ import annotations
@@ -177,47 +181,53 @@ def node_stacks(looks: Mapping[str, NodeLook]) -> str:
     by the one-line summary (``ranks hung: rank 0 on n1 in MPI_Recv (poll), ...``).  A node's answer
     is untrusted: read within ``MAX_ANSWER``, every field checked, only frame lines kept, control
     characters replaced."""
-    places: list[str] = []
-    sections: list[str] = []
+    ranks: list[tuple[int, str, str]] = []  # (rank, where, section): shown in rank order
+    notes: list[str] = []  # what a node could not show, in the nodes' order
     for node, look in looks.items():
         report, why = _answer(look)
         if report is None:
-            sections.append(f"--- {node}: no stacks: {why}")
+            notes.append(f"--- {node}: no stacks: {why}")
             continue
         for entry in report["ranks"]:
             name = f"rank {entry['rank']} on {node}"
             if entry["lines"]:
-                places.append(f"{name} in {where(entry['lines'])}")
-                sections.append(
+                section = (
                     f"--- {name} (pid {entry['pid']}, {entry['program']}), {entry['tool']}:\n"
                     + "\n".join(entry["lines"])
                 )
+                ranks.append((entry["rank"], f"{name} in {where(entry['lines'])}", section))
             else:
-                sections.append(f"--- {name} (pid {entry['pid']}): no stacks: {entry['why']}")
+                section = f"--- {name} (pid {entry['pid']}): no stacks: {entry['why']}"
+                ranks.append((entry["rank"], "", section))
         if report["more"]:
-            sections.append(f"--- {node}: {report['more']} more ranks not looked at")
+            notes.append(f"--- {node}: {report['more']} more ranks not looked at")
         if report["note"]:
-            sections.append(f"--- {node}: no stacks: {report['note']}")
+            notes.append(f"--- {node}: no stacks: {report['note']}")
+    ranks.sort(key=lambda r: r[0])
+    places = [place for _, place, _ in ranks if place]
     head = ", ".join(places) if places else "no rank of the job found on its nodes"
-    return "\n".join([f"{HEADLINE} {head}", *sections])
+    return "\n".join([f"{HEADLINE} {head}", *(s for _, _, s in ranks), *notes])
 
 
 def _answer(look: NodeLook) -> tuple[dict | None, str]:
     """(the node's report, checked), or (None, why there is none) in one line."""
-    out = look.stdout[:MAX_ANSWER]
-    line = next((x for x in reversed(out.splitlines()) if x.startswith(stacks_node.MARK)), None)
-    if line is None:
-        said = _clean((look.stderr.strip().splitlines() or [""])[-1], 200)
-        if look.timed_out:
-            return None, "the look timed out"
-        if look.exit_code == 127 or _NO_PYTHON.search(look.stderr[:MAX_ANSWER]):
-            return None, f"python3 is not installed there ({said})"
-        return None, f"the look failed (exit code {look.exit_code}){': ' + said if said else ''}"
-    try:
-        data = json.loads(line[len(stacks_node.MARK) :])
-        return _checked(data), ""
-    except (ValueError, TypeError, KeyError, AttributeError):
-        return None, "its answer could not be read"
+    lines = look.stdout[:MAX_ANSWER].splitlines()
+    begin = max((i for i, x in enumerate(lines) if x == stacks_node.MARK), default=None)
+    if begin is not None:
+        end = next((i for i in range(begin + 1, len(lines)) if lines[i] == stacks_node.END), None)
+        if end is None:
+            return None, "its answer could not be read (cut short)"
+        try:
+            # Joined without newlines: JSON has none inside its strings, and srun may cut a line.
+            return _checked(json.loads("".join(lines[begin + 1 : end]))), ""
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return None, "its answer could not be read"
+    said = _clean((look.stderr.strip().splitlines() or [""])[-1], 200)
+    if look.timed_out:
+        return None, "the look timed out"
+    if look.exit_code == 127 or _NO_PYTHON.search(look.stderr[:MAX_ANSWER]):
+        return None, f"python3 is not installed there ({said})"
+    return None, f"the look failed (exit code {look.exit_code}){': ' + said if said else ''}"
 
 
 def _checked(data: dict) -> dict:

@@ -4,14 +4,15 @@ This file is also a script: a launcher whose ranks run on other hosts (ssh) send
 node of the timed-out job as ``python3 -c SOURCE BINARY MAX_RANKS PER_RANK TOTAL FRAMES``, so the node
 needs python3 and gdb (else eu-stack), not hpcos.  It therefore imports the standard library only,
 runs on the python3 of older distributions (3.6: no annotations, no ``text=``), and starts gdb with
-``subprocess`` itself: ``hpcos.core.runner`` is not there.  It prints one line, ``HPCOS-STACKS``
-followed by JSON (what ``hpcos.core.stacks`` reads back, as untrusted output); a shell's login noise
-before it is ignored.
+``subprocess`` itself: ``hpcos.core.runner`` is not there.  It prints JSON between two marker lines
+(``answer``; what ``hpcos.core.stacks`` reads back, as untrusted output); a shell's login noise
+around it is ignored.
 
 A rank of the job is a process carrying an MPI rank variable (Open MPI's ``OMPI_COMM_WORLD_RANK``,
 PMIx's ``PMIX_RANK``, PMI's ``PMI_RANK``, Slurm's ``SLURM_PROCID``) whose program is the job's binary,
 in this node's network namespace (nodes simulated as namespaces of one machine see each other's
-processes; a real node sees only its own).  ``hpcos.core.stacks`` uses the same functions locally.
+processes; a real node sees only its own) and, under Slurm, of the same job and slurmd node name.
+``hpcos.core.stacks`` uses the same functions locally.
 """
 
 import json
@@ -22,7 +23,8 @@ import subprocess  # noqa: TID251 - runs on the node, where hpcos.core.runner is
 import sys
 import time
 
-MARK = "HPCOS-STACKS "
+MARK = "HPCOS-STACKS-BEGIN"
+END = "HPCOS-STACKS-END"
 RANK_VARIABLES = ("OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "SLURM_PROCID")
 # "#3  0x00007f... in MPI_Init () from ./hang.so", "#4  main (argc=1, argv=...) at hello.c:12"
 FRAME = re.compile(r"^#(?P<n>\d+)\s+(?:0x[0-9a-fA-F]+ in )?(?P<fn>[\w:.@<>~?]+)\s*\(")
@@ -31,14 +33,19 @@ THREAD = ("Thread ", "TID ")
 LINE = 300  # characters of one frame line kept
 
 
-def rank_of(pid):
-    """The MPI rank a process carries in its environment, if it is a rank."""
+def environment(pid):
+    """A process's environment (empty when it is gone or not ours to read)."""
     try:
         with open(f"/proc/{pid}/environ", "rb") as f:
             environ = f.read().split(b"\0")
     except OSError:
-        return None
-    values = dict(item.decode(errors="replace").split("=", 1) for item in environ if b"=" in item)
+        return {}
+    return dict(item.decode(errors="replace").split("=", 1) for item in environ if b"=" in item)
+
+
+def rank_of(pid, values=None):
+    """The MPI rank a process carries in its environment, if it is a rank."""
+    values = environment(pid) if values is None else values
     for name in RANK_VARIABLES:
         if values.get(name, "").isdigit():
             return int(values[name])
@@ -72,8 +79,10 @@ def _runs(pid, binary):
 
 
 def ranks_of(binary):
-    """(rank, pid) of every rank of ``binary`` on this node, by rank."""
+    """(rank, pid) of every rank of ``binary`` on this node, by rank.  Run as a Slurm step of the job
+    (``srun --jobid --overlap``), only the ranks of that job on this node (as slurmd names it)."""
     here = _netns("self")
+    mine = {k: os.environ[k] for k in ("SLURM_JOB_ID", "SLURMD_NODENAME") if os.environ.get(k)}
     found = []
     for name in os.listdir("/proc"):
         if not name.isdigit() or int(name) == os.getpid():
@@ -84,7 +93,10 @@ def ranks_of(binary):
         there = _netns(pid)
         if here is not None and there is not None and there != here:
             continue  # another node simulated on this machine
-        rank = rank_of(pid)
+        values = environment(pid)
+        if any(values.get(k, v) != v for k, v in mine.items()):
+            continue  # another job, or another slurmd of a simulated cluster
+        rank = rank_of(pid, values)
         if rank is not None:
             found.append((rank, pid))
     return sorted(found)
@@ -180,10 +192,16 @@ def look(binary, max_ranks, per_rank, total, frames):
     return report
 
 
+def answer(report):
+    """The report as printed: JSON between two marker lines, one value a line (srun --label cuts a
+    long line into labelled pieces; the reader joins the lines between the markers)."""
+    return "\n".join([MARK, json.dumps(report, indent=0), END]) + "\n"
+
+
 def main(args):
     binary, max_ranks, per_rank, total, frames = args
     report = look(binary, int(max_ranks), float(per_rank), float(total), int(frames))
-    sys.stdout.write(MARK + json.dumps(report) + "\n")
+    sys.stdout.write(answer(report))
     return 0
 
 

@@ -3,7 +3,8 @@
 The fan-out runs in a small process of its own (``ssh_fanout.py``), where forking the ssh clients is
 cheap.  Each remote command runs under coreutils ``timeout`` so a hung command dies on its node with
 its whole process group; ClusterShell's own per-node timeout, a little later, is the backstop for a
-node that stops answering altogether.
+node that stops answering altogether.  An MPI job's timeout is kept here instead, so that its ranks
+can be looked at on every node of the job before it ends (``rank_stacks``).
 """
 
 from __future__ import annotations
