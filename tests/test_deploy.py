@@ -341,6 +341,15 @@ def test_bad_input_gets_one_line(cluster, capsys):
     assert "--nodes node9: node9 not in profile 'sim-cluster'" in capsys.readouterr().err
     assert hpcos(cluster, "deploy", "staging", "--cluster", str(cluster.profile)) == 2
     assert "unknown environment 'staging'" in capsys.readouterr().err
+    # A rolling update through srun alone cannot verify a node Slurm keeps down: the refusal names the
+    # key that fixes it (the shipped production profile has launcher: slurm).
+    through_srun = cluster.profile.with_name("through-srun.yaml")
+    through_srun.write_text(
+        cluster.profile.read_text().replace("launcher: local", "launcher: slurm")
+    )
+    assert hpcos(cluster, "deploy", "testing", "--cluster", str(through_srun), "--rolling") == 2
+    err = capsys.readouterr().err
+    assert "set deploy.launcher (ssh) in the profile" in err and "Traceback" not in err, err
     broken = cluster.profile.with_name("broken.yaml")
     broken.write_text(cluster.profile.read_text().replace("batch_size: 2", "batch_size: -1"))
     assert hpcos(cluster, "deploy", "testing", "--cluster", str(broken)) == 2

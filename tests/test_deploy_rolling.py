@@ -16,6 +16,7 @@ import threading
 import time
 
 import pytest
+import yaml
 from conftest import require_tool
 from support.deploy_fixtures import installed, profile_yaml, provision
 from support.rolling_fixture import start_rolling_slurm
@@ -72,7 +73,11 @@ def cluster(tmp_path, monkeypatch):
         provision(nodes_dir / node, repo.read_text(), PACKAGES)
     _snapshot(site, "1.1", "4.1.2", "2.hpc1")
     site.profile = tmp_path / "rolling.yaml"
-    site.profile.write_text(profile_yaml(nodes_dir, "node[1-3]", batch_size=3))
+    # As in the shipped production profile, the tests' launcher is srun; deploy reaches the nodes its
+    # own way (deploy.launcher: ssh on a real site; the simulated nodes are directories here).
+    profile = yaml.safe_load(profile_yaml(nodes_dir, "node[1-3]", batch_size=3, launcher="slurm"))
+    profile["deploy"]["launcher"] = "local"
+    site.profile.write_text(yaml.safe_dump(profile))
     site.nodes_dir = nodes_dir
     slurm = start_rolling_slurm(
         tmp_path / "slurm", NODES, nodes_dir, "/var/lib/hpcos/update-at-reboot"

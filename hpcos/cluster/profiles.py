@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from ClusterShell.NodeSet import NodeSet, NodeSetParseError
 from pydantic import (
@@ -30,6 +30,11 @@ from hpcos.core.budgets import node_set_problem
 from hpcos.core.errors import UserError
 from hpcos.core.sourced_yaml import DescribedPattern
 from hpcos.results.model import Reference
+
+if TYPE_CHECKING:
+    LauncherName = str  # mypy cannot read a Literal built from the registry
+else:
+    LauncherName = Literal[tuple(LAUNCHERS)]  # the names validation accepts, written once
 
 PROFILE_SUFFIX = ".yaml"
 _NODE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -188,6 +193,10 @@ class Deploy(Strict):
     Commands run on each node through the profile's launcher; ``{node}`` and ``{root}`` in them are
     replaced by the node's name and ``root`` (both shell-quoted)."""
 
+    # How deploy reaches the nodes, when not through the tests' ``launcher``: an administrator's path
+    # such as ``ssh`` reaches a node whatever Slurm thinks of it, which ``--rolling`` needs while
+    # Slurm keeps each node down for its reboot (srun never starts there).
+    launcher: LauncherName | None = None
     batch_size: PositiveInt = 4  # the most nodes out of service at once
     # The first batch is the canary: any failure there stops the rollout (default: batch_size nodes).
     canary: PositiveInt | None = None
@@ -272,7 +281,7 @@ References = dict[str, dict[str, dict[int, ReferenceEntry]]]
 class Profile(Strict):
     name: str
     description: str = ""
-    launcher: Literal[tuple(LAUNCHERS)]
+    launcher: LauncherName
     nodes: str = "localhost"  # a ClusterShell node set
     node_class: str = "default"  # baselines key on it
     # MPI ranks a job places on each node it uses (the launchers' host lists say so, the probes check it).

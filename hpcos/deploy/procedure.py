@@ -200,11 +200,13 @@ def deploy(
             f"unknown environment {env!r}; expected one of: {', '.join(spec_set.site.environments)}"
         )
     settings = profile.deploy
+    if settings.launcher is not None:
+        profile = profile.model_copy(update={"launcher": settings.launcher})
     if rolling and (settings.drain != "slurm" or profile.launcher == "slurm"):
         raise UserError(
             f"--rolling: profile {profile.name!r} needs deploy.drain: slurm (Slurm reboots the nodes) "
-            "and a launcher other than slurm (hpcos checks each node while Slurm keeps it down, "
-            "where srun cannot start)"
+            "and a way in other than srun, which cannot start on a node Slurm keeps down for its "
+            "reboot: set deploy.launcher (ssh) in the profile"
         )
     snapshot = client_config.snapshot_for(layout, env, snapshot_id)
     sections = client_config.sections(
