@@ -1,8 +1,8 @@
 """Where a hung MPI job's ranks were, on the nodes they ran on: the ssh launcher's look before the kill.
 
 The real pair of hosts (tests/support/netns_fixture.py, sshd in each network namespace) runs
-``hpcos test`` inside n1 on an Open MPI job whose rank 1, on n2, never returns from ``MPI_Init`` (an
-``LD_PRELOAD``ed ``pause()``, as tests/test_tickets_real_nights.py does locally).  At the timeout the
+``hpcos test`` inside n1 on an Open MPI or an MPICH job whose rank 1, on n2, never returns from
+``MPI_Init`` (an ``LD_PRELOAD``ed ``pause()``, as tests/test_tickets_real_nights.py does locally).  At the timeout the
 launcher runs the node-side look (``hpcos.core.stacks_node``, sent as ``python3 -c``) over its own ssh
 on both nodes, then ends the job: the results and the ticket say which rank was where, on which node,
 and nothing of the job is left on either node.
@@ -44,35 +44,38 @@ int MPI_Init(int *argc, char ***argv) { int r = PMPI_Init(argc, argv), rank;
 MPI_TIMEOUT = 25
 
 
-def build_hang(tmp_path: Path) -> Path:
-    """hang.so: preloaded into an Open MPI rank, rank 1 never returns from MPI_Init."""
-    require_tool("mpicc.openmpi", "libopenmpi-dev")
+def build_hang(tmp_path: Path, stack: str = "openmpi") -> Path:
+    """hang.so: preloaded into a rank of ``stack``, rank 1 never returns from MPI_Init."""
+    mpicc = f"mpicc.{stack}"
+    require_tool(mpicc, f"lib{stack}-dev")
     hang = tmp_path / "hang.so"
     (tmp_path / "hang.c").write_text(HANG)
     subprocess.run(
-        ["mpicc.openmpi", "-shared", "-fPIC", "-o", str(hang), str(tmp_path / "hang.c")],
+        [mpicc, "-shared", "-fPIC", "-o", str(hang), str(tmp_path / "hang.c")],
         check=True,
         timeout=120,
     )
     return hang
 
 
+@pytest.mark.parametrize("stack", ["openmpi", "mpich"])
 def test_a_rank_hanging_on_the_other_node_is_shown_with_its_node_and_frames(
-    netns_cluster, tmp_path
+    netns_cluster, tmp_path, stack
 ):
     require_tool("gdb", "gdb")
-    hang = build_hang(tmp_path)
-    # Open MPI passes LD_PRELOAD on to the ranks on other nodes only when told (-x).
+    hang = build_hang(tmp_path, stack)
+    # Open MPI passes LD_PRELOAD on to the ranks on other nodes only when told (-x); hydra passes
+    # the whole environment.
     profile = json.loads(
         netns_cluster.profile_yaml(mpi_timeout=MPI_TIMEOUT, openmpi_hosts=["-x", "LD_PRELOAD"])
     )
-    profile["mpi"]["openmpi"]["env"]["LD_PRELOAD"] = str(hang)
+    profile["mpi"][stack]["env"]["LD_PRELOAD"] = str(hang)
     run, output, _ = _hpcos_test(
         netns_cluster,
         tmp_path,
         json.dumps(profile),
         "--mpi",
-        "openmpi",
+        stack,
         "-k",
         "test_ring",
         MPI_TESTS,
