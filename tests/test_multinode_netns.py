@@ -476,9 +476,9 @@ def test_mpi_broken_on_one_of_two_nodes_names_that_node(netns_cluster, tmp_path)
     output = done.stdout + done.stderr
     run = RunResults.read(results)
     failed = [r for r in run.results if r.failed]
-    assert [(r.test_id.split("::")[-1], r.node) for r in failed] == [("test_ring", "n2")], (
-        output[-4000:]
-    )
+    assert [(r.test_id.split("::")[-1], r.node) for r in failed] == [("test_ring", "n2")], output[
+        -4000:
+    ]
     (job,) = failed
     first = job.message.splitlines()[0]
     assert (
