@@ -110,6 +110,7 @@ INTEGRATION_MODULES = {
     "test_multinode_netns",
     "test_multinode_placement",
     "test_multinode_slurm",
+    "test_multinode_stacks",
     "test_os_update",
     "test_osu_imb_stand_ins",
     "test_outage_wiki",
