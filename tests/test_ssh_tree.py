@@ -278,6 +278,42 @@ def test_hpcos_test_runs_the_node_tests_through_the_gateway(tree_hosts, tmp_path
     assert len(_gateway_logs(tmp_path)) >= 1
 
 
+JOB_SCRIPT = """
+import json, sys
+from ClusterShell.NodeSet import NodeSet
+from hpcos.cluster.launchers import launcher_for
+from hpcos.cluster.profiles import MpiStack, load_profile
+
+launcher = launcher_for(load_profile(sys.argv[1]))
+# A job that hangs after its first line, started as the launcher starts mpirun: on the job's first node.
+stack = MpiStack(mpicc="cc", mpirun=["sh", "-c", "echo started; sleep 300; echo finished"])
+r = launcher.mpi("/bin/sleep", [], np=1, stack=stack, nodes=NodeSet("t"), timeout=float(sys.argv[2]))
+print(json.dumps({"stdout": r.stdout, "timed_out": r.timed_out, "unreachable": r.unreachable,
+                  "why": r.describe()}))
+"""
+
+
+def test_a_job_that_times_out_behind_the_gateway_is_a_timeout_and_ends(tree_hosts, tmp_path):
+    """A job's timeout is kept by the launcher (it looks at the ranks, then ends the fan-out's ssh
+    clients, here the gateway's): the job is a timeout, not an unreachable node, its output so far is
+    kept, and nothing of it is left on t or g."""
+    profile = _profile(tree_hosts, tmp_path, topology=True)
+    script = tmp_path / "job.py"
+    script.write_text(JOB_SCRIPT)
+    done = subprocess.run(
+        tree_hosts.inside("h", [sys.executable, str(script), str(profile), "5"]),
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    assert result["timed_out"] and not result["unreachable"], result
+    assert result["stdout"].splitlines()[:1] == ["started"] and "finished" not in result["stdout"]
+    assert _wait_until_empty(tree_hosts, "t") == []
+    assert _wait_until_empty(tree_hosts, "g") == []
+
+
 # --- the profile's checks of the topology file ---------------------------------------------------
 
 
