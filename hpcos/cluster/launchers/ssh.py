@@ -126,6 +126,8 @@ class SshLauncher(Launcher):
             "ssh_options": shlex.join(options),
             "ssh_user": self.profile.ssh.user,
             "timeout": per_node,
+            "topology": self.profile.ssh.topology,
+            "gateway_python": self.profile.ssh.gateway_python,
         }
         with Progress(
             TextColumn("{task.description}"),
@@ -146,10 +148,17 @@ class SshLauncher(Launcher):
 
             # ClusterShell's per-node timeout starts when the node's turn comes, fanout nodes at a time.
             waves = -(-len(nodes) // self.profile.ssh.fanout)
+            # Tree mode: the gateways (ssh, then a Python start) come first, once per fan-out; a
+            # job's timeout kept here allows for that second start.
+            tree = bool(self.profile.ssh.topology)
+            gateways = self.profile.ssh.connect_timeout + FANOUT_GRACE if tree else 0
+            starts = FANOUT_START * (2 if tree else 1)
             done = runner.run(
                 [sys.executable, str(FANOUT_SCRIPT)],
                 input=json.dumps(request).encode(),
-                timeout=timeout + FANOUT_START if before_kill else per_node * waves + FANOUT_GRACE,
+                timeout=timeout + starts
+                if before_kill
+                else per_node * waves + gateways + FANOUT_GRACE,
                 on_line=advance,
                 base_env=launch_environment(),
                 before_kill=before_kill,
