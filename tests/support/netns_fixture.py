@@ -40,6 +40,9 @@ class NetnsCluster:
     ssh_wrapper: Path  # `ssh -F ssh_config "$@"`: mpirun's and hydra's remote agent
     control_dir: Path  # ssh master sockets: a short path (a Unix socket path has ~100 characters)
     sshd: dict[str, subprocess.Popen] = field(default_factory=dict)
+    broken_mpi: set[str] = field(
+        default_factory=set
+    )  # nodes whose sshd sessions find a broken libmpi
 
     def address(self, node: str) -> str:
         return f"{SUBNET}.{self.nodes.index(node) + 1}"
@@ -191,8 +194,18 @@ class NetnsCluster:
                 os.kill(int(pid), signal.SIGKILL)
 
     def heal(self) -> None:
-        """Both nodes answering ssh again, with no master or session left from the test before: the
-        pair is shared by the session's tests, and some take a node off the network."""
+        """Both nodes answering ssh again with a working MPI, with no master or session left from the
+        test before: the pair is shared by the session's tests, and some take a node off the network
+        or break its MPI."""
+        for node in sorted(self.broken_mpi):  # a later test gets a working MPI there again
+            config = self.directory / f"sshd-{node}.config"
+            broken = self.directory / f"broken-lib-{node}"
+            config.write_text(
+                config.read_text().replace(f"SetEnv LD_LIBRARY_PATH={broken} HOME=", "SetEnv HOME=")
+            )
+            self.stop_sshd(node)
+            self.start_sshd(node)
+        self.broken_mpi.clear()
         for node in self.nodes:
             proc = self.sshd.get(node)
             if proc is None or proc.poll() is not None or not self._answers(node):
@@ -232,6 +245,7 @@ class NetnsCluster:
             config.read_text().replace("SetEnv HOME=", f"SetEnv LD_LIBRARY_PATH={broken} HOME=")
         )
         self.start_sshd(node)
+        self.broken_mpi.add(node)
 
     def processes(self) -> list[str]:
         """Every process in the namespaces but the sshd listeners and ssh's multiplexing masters, as
