@@ -706,3 +706,68 @@ def test_failpoints_are_inert_outside_a_test_that_enables_them(monkeypatch, capl
     failpoints.reached("switch:journaled")  # no test harness: never
     with pytest.raises(RuntimeError):
         failpoints.enable("x")
+
+
+# --- found by the hostile sweep after issue 27 -----------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero", "proc"])
+def test_a_profile_or_spec_that_is_not_a_regular_file_is_refused_not_read_forever(
+    tmp_path, capsys, kind
+):
+    """A FIFO blocked the read for good and /dev/zero (size 0 to stat) never ended."""
+    import os
+
+    profile = tmp_path / "profile.yaml"
+    if kind == "fifo":
+        os.mkfifo(profile)
+    elif kind == "dev-zero":
+        profile.symlink_to("/dev/zero")
+    else:
+        profile = Path("/proc/self/status")
+    code = main(["--specs", str(SPECS), "monitoring", "config", "--cluster", str(profile)])
+    _one_line_error(capsys, code, f"{profile}: cannot read: not a regular file")
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (specs / "site.yaml").write_text((SPECS / "site.yaml").read_text())
+    os.mkfifo(specs / "extra.yaml")
+    assert main(["--specs", str(specs), "jobs", "yaml"]) == 2
+    assert "extra.yaml: cannot read: not a regular file" in capsys.readouterr().err
+
+
+def test_config_heads_that_never_end_or_nest_too_deep_are_one_line(tmp_path, capsys):
+    results = _results(tmp_path, RESULTS)
+    deep = _results(tmp_path, "[" * 100_000 + "]" * 100_000, "deep.json")
+    for heads, expected in (("/dev/zero", "not a regular file"), (deep, "recursion")):
+        argv = ["repo", "record-run", str(results), "--config-heads", str(heads)]
+        code = main(["--store", str(tmp_path / "store"), *argv])
+        _one_line_error(capsys, code, expected)
+
+
+@pytest.mark.parametrize("ticket", ["99999999999999999999", "\u00b2", "\u0661"])
+def test_a_ticket_number_that_is_no_ascii_integer_is_no_ticket(tmp_path, capsys, ticket):
+    """'²'.isdigit() is true and int('²') a ValueError; 20 digits overflowed SQLite."""
+    code = main(
+        ["--specs", str(SPECS), "--store", str(tmp_path / "store"), "tickets", "show", ticket]
+    )
+    _one_line_error(capsys, code, "no local ticket #")
+
+
+@pytest.mark.parametrize(
+    ("node", "expected"),
+    [
+        ("] <script>", "results.0.node: expected a node name or ClusterShell node set"),
+        ("n[1-" + "9" * 5000 + "]", "a node number of more than 18 digits"),
+    ],
+)
+def test_a_result_node_that_is_no_node_set_is_refused_by_every_reader(
+    tmp_path, capsys, node, expected
+):
+    """``tickets file`` grouped the failed result's nodes with ClusterShell: a traceback."""
+    data = _replace(RESULTS, ("results", 0, "node"), node)
+    data = _replace(data, ("results", 0, "outcome"), "failed")
+    data = _replace(data, ("results", 0, "failure_class"), "error")
+    path = _results(tmp_path, data)
+    store = ["--specs", str(SPECS), "--store", str(tmp_path / "store")]
+    for argv in (["tickets", "file", "--dry-run", str(path)], ["perf", "record", str(path)]):
+        _one_line_error(capsys, main([*store, *argv]), expected)

@@ -19,6 +19,7 @@ from hpcos.cli.console import console, emit, stdout_console
 from hpcos.cluster.profiles import load_profile
 from hpcos.core.errors import UserError
 from hpcos.core.files import file_digest, write_text_atomically
+from hpcos.core.store_files import BadStoreFile, read_bytes_limited
 from hpcos.core.store_layout import StoreLayout
 from hpcos.repo import client_config, diff, gate, nightly, out_of_service, promotion, publish, sync
 from hpcos.repo.environments import Environments, checked_reason
@@ -326,8 +327,9 @@ def record_run_command(args) -> int:
     pairs = [item.partition("=")[::2] for item in args.config_commit]
     if args.config_heads:
         try:
-            heads = json.loads(args.config_heads.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
+            raw = read_bytes_limited(args.config_heads, what="config heads file", follow=True)
+            heads = json.loads(raw.decode("utf-8"))
+        except (OSError, ValueError, RecursionError, BadStoreFile) as exc:
             raise UserError(
                 f"--config-heads {args.config_heads}: not a JSON file of `hpcos config heads`: "
                 f"{exc}"

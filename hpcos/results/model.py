@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pydantic
+from ClusterShell.NodeSet import NodeSet, NodeSetParseError
 
-from hpcos.core.budgets import RESULTS_FILE_BUDGET
+from hpcos.core.budgets import RESULTS_FILE_BUDGET, node_set_problem
 from hpcos.core.files import write_text_atomically
 from hpcos.core.sourced_yaml import InputError, InvalidInput, format_loc
 from hpcos.core.store_files import BadStoreFile, read_bytes_limited
@@ -141,7 +142,7 @@ class RunResults:
                 ]
             )
         try:
-            return _SCHEMA.validate_python(data)
+            run = _SCHEMA.validate_python(data)
         except pydantic.ValidationError as exc:
             raise InvalidInput(
                 [
@@ -149,6 +150,9 @@ class RunResults:
                     for err in exc.errors(include_url=False)
                 ]
             ) from None
+        if errors := _node_errors(run, source):
+            raise InvalidInput(errors)
+        return run
 
     @classmethod
     def read(cls, path: str | Path) -> RunResults:
@@ -176,6 +180,28 @@ class RunResults:
                 [InputError(str(path), 0, "", f"not an hpcos results file: not JSON ({why})")]
             ) from None
         return cls.from_dict(data, str(path))
+
+
+def _node_errors(run: RunResults, source: str) -> list[InputError]:
+    """Every result's ``node`` that is not a ClusterShell node set within the budget: tickets, the
+    gate and reports expand them (a name with a stray bracket must not end in a traceback there)."""
+    errors, checked = [], {}
+    for i, result in enumerate(run.results):
+        if not result.node:
+            continue
+        if result.node not in checked:
+            found = repr(result.node)
+            found = found if len(found) <= 60 else found[:57] + "..."
+            why = node_set_problem(result.node)
+            if why is None:
+                try:
+                    NodeSet(result.node)
+                except NodeSetParseError:
+                    why = f"expected a node name or ClusterShell node set; found {found}"
+            checked[result.node] = why
+        if (why := checked[result.node]) is not None:
+            errors.append(InputError(source, 0, f"results.{i}.node", why))
+    return errors
 
 
 def _masked(value: Any, secrets: list[str]) -> Any:
