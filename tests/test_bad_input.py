@@ -771,3 +771,65 @@ def test_a_result_node_that_is_no_node_set_is_refused_by_every_reader(
     store = ["--specs", str(SPECS), "--store", str(tmp_path / "store")]
     for argv in (["tickets", "file", "--dry-run", str(path)], ["perf", "record", str(path)]):
         _one_line_error(capsys, main([*store, *argv]), expected)
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (None, "not a regular file"),
+        (b"caf\xe9\n", "expected UTF-8 text; found byte 0xe9"),
+        (b"[" * 100_000 + b"]" * 100_000, "JSON nested too deeply"),
+        (b'{"repositories": {"base": {"added": 5}}}', "not the output of `hpcos repo diff --json`"),
+        (b'{"repositories": {"base": {"updated": [["a"]]}}}', "not the output of"),
+        (b'{"repositories": {"base": ["x"]}}', "not the output of"),
+    ],
+)
+def test_package_changes_that_are_no_repo_diff_are_one_line(tmp_path, capsys, content, expected):
+    """``hpcos report --package-changes`` read /dev/zero until memory ran out, and a list where a
+    NEVRA goes ended in a traceback."""
+    results = _results(tmp_path, RESULTS)
+    store = ["--specs", str(SPECS), "--store", str(tmp_path / "store")]
+    assert main([*store, "perf", "record", str(results)]) in (0, 1)
+    capsys.readouterr()
+    changes = tmp_path / "changes.json"
+    if content is None:
+        changes.symlink_to("/dev/zero")
+    else:
+        changes.write_bytes(content)
+    argv = ["report", str(results), "-o", str(tmp_path / "r"), "--package-changes", str(changes)]
+    _one_line_error(capsys, main([*store, *argv]), expected)
+
+
+def test_a_db_that_is_not_a_results_database_is_one_line(tmp_path, capsys):
+    other = _results(tmp_path, "not a database\n" * 100, "other.db")
+    argv = ["perf", "record", str(_results(tmp_path, RESULTS)), "--db", str(other)]
+    code = main(["--specs", str(SPECS), "--store", str(tmp_path / "store"), *argv])
+    _one_line_error(capsys, code, f"{other}: not an hpcos results database")
+
+
+@pytest.mark.parametrize("output", ["/", ".", ".."])
+def test_an_output_file_that_is_a_directory_is_one_line(tmp_path, capsys, monkeypatch, output):
+    """``-o /`` ended in pathlib's ValueError ("has an empty name")."""
+    monkeypatch.chdir(tmp_path)
+    argv = ["monitoring", "config", "--cluster", str(PROFILE), "-o", output]
+    _one_line_error(capsys, main(["--specs", str(SPECS), *argv]), f"{output}: Is a directory")
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_an_output_file_that_is_a_device_or_fifo_is_never_replaced(tmp_path, capsys, kind):
+    """The atomic rename replaced whatever -o named: as root, ``-o /dev/null`` (or /dev/zero) left
+    the machine with a regular file there.  Shown on a FIFO and a null device made in tmp_path."""
+    import os
+    import stat
+
+    target = tmp_path / kind
+    if kind == "fifo":
+        os.mkfifo(target)
+    else:
+        if os.geteuid() != 0:
+            pytest.skip("mknod of a character device needs root")
+        os.mknod(target, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    before = target.lstat().st_mode
+    argv = ["monitoring", "config", "--cluster", str(PROFILE), "-o", str(target)]
+    _one_line_error(capsys, main(["--specs", str(SPECS), *argv]), "not a regular file")
+    assert target.lstat().st_mode == before

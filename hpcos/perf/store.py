@@ -128,8 +128,14 @@ class ResultsStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # The nightly job and an admin's `hpcos perf accept` may meet: wait for the lock, don't fail.
         with closing(sqlite3.connect(self.path, timeout=30)) as db:
-            db.execute("PRAGMA foreign_keys = ON")
-            db.executescript(SCHEMA)
+            try:
+                db.execute("PRAGMA foreign_keys = ON")
+                db.executescript(SCHEMA)
+            except sqlite3.DatabaseError as exc:
+                # --db naming another file (a typo, /etc/passwd) is the user's to fix.
+                if "not a database" not in str(exc):
+                    raise
+                raise UserError(f"{self.path}: not an hpcos results database") from None
             with db:
                 yield db
 
