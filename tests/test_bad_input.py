@@ -833,3 +833,49 @@ def test_an_output_file_that_is_a_device_or_fifo_is_never_replaced(tmp_path, cap
     argv = ["monitoring", "config", "--cluster", str(PROFILE), "-o", str(target)]
     _one_line_error(capsys, main(["--specs", str(SPECS), *argv]), "not a regular file")
     assert target.lstat().st_mode == before
+
+
+@pytest.mark.parametrize("option", [["--nodes", "a;touch PWNED"], ["--mpi", "no-such-stack"]])
+def test_a_usage_mistake_of_hpcos_test_exits_2_like_every_command(tmp_path, capsys, option):
+    """pytest says a usage error with 4; the nightly job and the docs know 2 for a user's mistake."""
+    argv = [
+        "test",
+        "--cluster",
+        str(PROFILE),
+        *option,
+        "--collect-only",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+    ]
+    code = main(["--specs", str(SPECS), "--store", str(tmp_path / "store"), *argv])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and option[1] in err, err
+
+
+@pytest.mark.parametrize(
+    ("source", "mpi", "expected"),
+    [
+        ("src", "", "--mpi '': name one MPI stack of profile 'local'"),
+        ("src", " ", "--mpi ' ': name one MPI stack"),
+        ("truncated.tar.gz", "openmpi", "cannot read the OSU Micro-Benchmarks archive"),
+    ],
+)
+def test_probes_build_osu_refuses_an_empty_stack_and_a_broken_archive(
+    tmp_path, capsys, source, mpi, expected
+):
+    """``--mpi ''`` selected every stack (a ValueError unpacking them); a truncated tarball or
+    /proc/self/mem (EIO) ended in a traceback from tarfile."""
+    import io
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        data = bytes(range(256)) * 400  # barely compressible: the cut falls inside the member
+        info = tarfile.TarInfo("osu/configure")
+        info.size = len(data)
+        archive.addfile(info, io.BytesIO(data))
+    (tmp_path / "truncated.tar.gz").write_bytes(buffer.getvalue()[:600])
+    argv = ["probes", "build-osu", str(tmp_path / source), "--mpi", mpi, "--cluster", str(PROFILE)]
+    argv += ["--prefix", str(tmp_path / "prefix")]
+    _one_line_error(capsys, main(["--specs", str(SPECS), *argv]), expected)

@@ -59,7 +59,13 @@ def _build_osu(args) -> int:
         raise UserError(
             f"--mpi {args.mpi}: build for one MPI stack at a time (each needs its own build)"
         )
-    (stack,) = profile.stacks(args.mpi)
+    stacks = profile.stacks(args.mpi) if args.mpi.strip() else []  # "" would select every stack
+    if len(stacks) != 1:
+        raise UserError(
+            f"--mpi {args.mpi!r}: name one MPI stack of profile {profile.name!r} "
+            f"(it has: {', '.join(profile.mpi) or 'none'})"
+        )
+    (stack,) = stacks
     if args.jobs is not None and args.jobs < 1:
         raise UserError(f"--jobs {args.jobs}: expected at least 1")
     default = Path.home() / ".local" / "share" / "hpcos" / "benchmarks" / stack.name
