@@ -133,7 +133,8 @@ def _usage_errors():
     try:
         yield
     except UserError as exc:
-        raise pytest.UsageError(str(exc)) from None
+        # pytest prints it as it is: a --mpi or --nodes from a Jenkins parameter may hold escapes.
+        raise pytest.UsageError(printable(str(exc))) from None
 
 
 def _ours(name2fixturedefs, name: str) -> bool:
