@@ -394,3 +394,40 @@ def test_the_content_sweep_never_follows_a_symlinked_shard(tmp_path):
     (content / "cd" / ("cd" + "0" * 62 + ".rpm")).write_text("unreferenced")
     assert ContentStore(content).collect_garbage() == 2
     assert (elsewhere / "precious.txt").read_text() == "one link only"
+
+
+@pytest.mark.parametrize(
+    ("meta", "why"),
+    [
+        ("", "empty, not a snapshot.json"),
+        ("[]", "not a JSON object"),
+        ({"id": "snap-2"}, "field 'kind' is missing"),
+        (
+            {"id": "snap-2", "kind": "daily", "created": 1.0, "entries": 5},
+            "field 'entries' has the wrong",
+        ),
+        ({"id": "../x", "kind": "daily", "created": 1.0, "entries": {}}, "names snapshot '../x'"),
+        (
+            {"id": "snap-2", "kind": "d", "created": 1.0, "entries": {"base": ".."}},
+            "entry 'base' is not one folder",
+        ),
+        (
+            {"id": "snap-2", "kind": "d", "created": 1e400, "entries": {}},
+            "field 'created' is not a time",
+        ),
+    ],
+)
+def test_a_damaged_snapshot_json_is_one_line_for_every_reader(store, capsys, meta, why):
+    """Snapshot metadata was read as trusted: a KeyError, a TypeError or rich's NotRenderableError."""
+    text = meta if isinstance(meta, str) else json.dumps(meta).replace("1e+400", "1e400")
+    (store.snapshots / "snap-2" / META).write_text(text)
+    Environments(store).environment("testing").switch("snap-2", "promote")
+    for argv in (
+        ["repo", "status", "testing"],
+        ["repo", "diff", "testing", "testing"],
+        ["repo", "promote", "testing", "production", "--force", "--reason", "x"],
+    ):
+        code = main(["--specs", str(SPECS), "--store", str(store.root), *argv])
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, (argv, err)
+        assert f"{META}: {why}" in err, (argv, err)
