@@ -881,3 +881,22 @@ def test_probes_build_osu_refuses_an_empty_stack_and_a_broken_archive(
     argv = ["probes", "build-osu", str(tmp_path / source), "--mpi", mpi, "--cluster", str(PROFILE)]
     argv += ["--prefix", str(tmp_path / "prefix")]
     _one_line_error(capsys, main(["--specs", str(SPECS), *argv]), expected)
+
+
+@pytest.mark.parametrize("snapshot", ["../../etc", "x\x1b]52;c;cHduZWQ=\x07", "$(touch PWNED)"])
+def test_a_testing_snapshot_that_is_no_snapshot_id_is_refused(
+    tmp_path, capsys, monkeypatch, snapshot
+):
+    """HPCOS_TESTING_SNAPSHOT went into the results and the harness-signed record as it was."""
+    data = _replace(RESULTS, ("testing_snapshot",), snapshot)
+    argv = ["repo", "record-run", str(_results(tmp_path, data))]
+    code = main(["--specs", str(SPECS), "--store", str(tmp_path / "store"), *argv])
+    _one_line_error(capsys, code, "is not a snapshot id")
+    monkeypatch.setenv("HPCOS_TESTING_SNAPSHOT", snapshot)
+    argv = ["test", "--cluster", str(PROFILE), "--results", str(tmp_path / "r.json")]
+    argv += ["--collect-only", "-q", "-p", "no:cacheprovider"]
+    code = main(["--specs", str(SPECS), "--store", str(tmp_path / "store"), *argv])
+    captured = capsys.readouterr()
+    err = captured.err + captured.out
+    assert code == 2 and "not a snapshot id" in err and "\x1b" not in err, err
+    assert not (tmp_path / "r.json").exists()
