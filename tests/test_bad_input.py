@@ -900,3 +900,12 @@ def test_a_testing_snapshot_that_is_no_snapshot_id_is_refused(
     err = captured.err + captured.out
     assert code == 2 and "not a snapshot id" in err and "\x1b" not in err, err
     assert not (tmp_path / "r.json").exists()
+
+
+@pytest.mark.parametrize("size", [2**64, -1])
+def test_a_message_size_sqlite_cannot_hold_is_refused_by_the_model(tmp_path, capsys, size):
+    """2**64 passed the model and ended ``hpcos perf record`` in SQLite's OverflowError."""
+    data = _replace(RESULTS, ("results", 0, "measurements", 0, "size"), size)
+    argv = ["perf", "record", str(_results(tmp_path, data))]
+    code = main(["--specs", str(SPECS), "--store", str(tmp_path / "store"), *argv])
+    _one_line_error(capsys, code, "results[0].measurements[0].size: expected")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import pydantic
 from ClusterShell.NodeSet import NodeSet, NodeSetParseError
@@ -27,6 +27,8 @@ Outcome = Literal["passed", "failed", "error", "skipped"]
 # The failure classes tickets group by.
 FailureClass = Literal["error", "timeout", "performance regression", "node unreachable"]
 Direction = Literal["lower", "higher"]
+# Bytes of one message: SQLite's integers are 64-bit (2**64 ended `hpcos perf record` in an OverflowError).
+MessageSize = Annotated[int, pydantic.Field(ge=0, le=2**62)]
 
 
 @dataclass
@@ -54,7 +56,7 @@ class Measurement:
     value: float  # the figure compared (median of samples after warm-up)
     unit: str
     direction: Direction  # which way is better
-    size: int | None = None  # message size in bytes, where it applies
+    size: MessageSize | None = None  # message size in bytes, where it applies
     samples: list[float] = field(default_factory=list)  # every repetition, warm-up already dropped
     reference: Reference | None = None
 
