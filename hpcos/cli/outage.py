@@ -6,6 +6,7 @@ from datetime import datetime
 from pathlib import Path
 
 from hpcos.cli.console import console, emit
+from hpcos.cli.options import COUNT
 from hpcos.core.errors import UserError
 from hpcos.core.store_files import read_bytes_limited
 
@@ -43,7 +44,7 @@ def register(sub) -> None:
     )
     plan.add_argument(
         "--batch-size",
-        type=int,
+        type=COUNT,
         metavar="N",
         help="most production nodes out at once (default: the production profile's, else 32)",
     )
@@ -69,7 +70,7 @@ def register(sub) -> None:
         help="written by `hpcos outage plan` (default: the store's plan for production's snapshot)",
     )
     run.add_argument("--production", metavar="PROFILE")
-    run.add_argument("--batch-size", type=int, metavar="N", help="default: the plan's")
+    run.add_argument("--batch-size", type=COUNT, metavar="N", help="default: the plan's")
     run.add_argument(
         "--no-tests", action="store_true", help="skip the post-outage integration tests"
     )

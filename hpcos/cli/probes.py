@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hpcos.cli.console import console, emit
+from hpcos.cli.options import bounded_int
 from hpcos.core.errors import UserError
 
 
@@ -45,7 +46,11 @@ def register(sub) -> None:
         help="install here (default: ~/.local/share/hpcos/benchmarks/STACK)",
     )
     build.add_argument(
-        "-j", "--jobs", type=int, default=None, help="parallel make jobs (default: CPU count)"
+        "-j",
+        "--jobs",
+        type=bounded_int(1, 1024),
+        default=None,
+        help="parallel make jobs (default: CPU count)",
     )
     build.set_defaults(func=_build_osu)
 
