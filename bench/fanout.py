@@ -12,10 +12,16 @@ running the same commands; and a four-node Slurm run with one drained node again
    two MPI job tests, once with every node idle, once with n3 drained.  Before the pre-flight, a
    drained node cost the command timeout on every node test.
 
+3. ``--tree G``: ClusterShell's tree mode, both tools with the same topology file: this host reaches
+   G gateways (``nodegwN``, more logins to the same sshd) and they reach every node.  The ssh
+   launcher's fan-out reads it from the profile's ``ssh.topology``, clush from
+   ``$CLUSTERSHELL_CFGDIR/topology.conf``; both start the gateways with this Python.
+
 All "nodes" share this machine's cores, so wall times are upper bounds, and vary with the load of
 whoever else uses the machine.
 
     .venv/bin/python bench/fanout.py [--nodes 1000] [--fanout 64] [--multiplex] [--skip-slurm]   # as root
+    .venv/bin/python bench/fanout.py --tree 4 --nodes 200 --skip-slurm [--multiplex]   # tree mode only
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import socket
 import subprocess
 import sys
 import tempfile
@@ -82,7 +89,7 @@ def hpcos_test(
     return time.perf_counter() - started, RunResults.read(results)
 
 
-def clush(nodes: str, fanout: int, ssh_config: Path) -> tuple[float, int]:
+def clush(nodes: str, fanout: int, ssh_config: Path, env: dict | None = None) -> tuple[float, int]:
     clush_bin = Path(sys.executable).parent / "clush"
     started = time.perf_counter()
     failed = 0
@@ -103,6 +110,7 @@ def clush(nodes: str, fanout: int, ssh_config: Path) -> tuple[float, int]:
             capture_output=True,
             text=True,
             timeout=COMMAND_TIMEOUT,
+            env={**os.environ, **(env or {})},
         )
         failed += done.returncode != 0
     return time.perf_counter() - started, failed
@@ -185,6 +193,56 @@ def fanout_figures(count: int, fanout: int, multiplex: bool) -> None:
     )
 
 
+def tree_figures(count: int, fanout: int, gateways: int, multiplex: bool) -> None:
+    nodes = f"node[0001-{count:04d}]"
+    gws = f"nodegw[1-{gateways}]"
+    print(
+        f"3. tree mode: {count} ssh node names behind {gateways} gateways, fanout {fanout}, "
+        f"{'with' if multiplex else 'without'} ssh multiplexing"
+    )
+    topology = f"[routes]\n{socket.gethostname().split('.')[0]}: {gws}\n{gws}: {nodes}\n"
+    with tempfile.TemporaryDirectory(prefix="hpcos-bench-tree-") as tmp:
+        work = Path(tmp)
+        (work / "topology.conf").write_text(topology)
+        sshd, proc = start_loopback_sshd(work, multiplex=multiplex)
+        try:
+            profile = work / "fanout.yaml"
+            profile.write_text(
+                sshd.profile_yaml(nodes, fanout=fanout, command_timeout=COMMAND_TIMEOUT).replace(
+                    "config: '",
+                    f"topology: topology.conf, gateway_python: '{sys.executable}', config: '",
+                )
+            )
+            wall_launcher, ok = launcher_fanout(profile, nodes)
+        finally:
+            stop_loopback_sshd(sshd, proc)
+    with tempfile.TemporaryDirectory(prefix="hpcos-bench-tree-clush-") as tmp:
+        work = Path(tmp)
+        (work / "topology.conf").write_text(topology)
+        sshd, proc = start_loopback_sshd(work, multiplex=multiplex)
+        try:
+            wall_clush, failed = clush(
+                nodes,
+                fanout,
+                sshd.client_config,
+                env={
+                    "CLUSTERSHELL_CFGDIR": str(work),
+                    "CLUSTERSHELL_GW_PYTHON_EXECUTABLE": sys.executable,
+                },
+            )
+        finally:
+            stop_loopback_sshd(sshd, proc)
+    print(
+        f"  clush (4 commands, tree):  {wall_clush:7.1f} s wall  "
+        f"({len(NODE_COMMANDS) - failed}/{len(NODE_COMMANDS)} commands succeeded on every node)"
+    )
+    print(
+        f"  the ssh launcher's fan-out (4 commands, tree): {wall_launcher:7.1f} s wall "
+        f"({ok}/{len(NODE_COMMANDS)} commands succeeded on every node)"
+    )
+    print(f"  ratio fan-out / clush:          {wall_launcher / wall_clush:7.2f}")
+
+
 def drained_figures() -> None:
     print("2. four-node Slurm, `hpcos test -k 'test_nodes or rank_count or ring'`")
     for drained in (None, "n3"):
@@ -225,9 +283,18 @@ def main() -> int:
     parser.add_argument("--fanout", type=int, default=64)
     parser.add_argument("--multiplex", action="store_true", help="ssh ControlMaster for both tools")
     parser.add_argument("--skip-slurm", action="store_true")
+    parser.add_argument(
+        "--tree",
+        type=int,
+        metavar="GATEWAYS",
+        help="only tree mode: the launcher's fan-out and clush through this many gateways",
+    )
     args = parser.parse_args()
     print(f"load average at start: {os.getloadavg()[0]:.1f}")
-    fanout_figures(args.nodes, args.fanout, args.multiplex)
+    if args.tree:
+        tree_figures(args.nodes, args.fanout, args.tree, args.multiplex)
+    else:
+        fanout_figures(args.nodes, args.fanout, args.multiplex)
     if not args.skip_slurm:
         drained_figures()
     print(f"load average at end: {os.getloadavg()[0]:.1f}")

@@ -218,11 +218,14 @@ class HarnessSession:
             return
         bound = min(timeout, BLAME_TIMEOUT)
         runs = 0
+        # A node alone gets at least two ranks, as a job on one node would: the probes that exchange
+        # messages (ring, pingpong) refuse one rank, which would blame every healthy node.
+        least = min(sum(result.placement.values()), 2)
 
         def alone(nodes: list[str]) -> CommandResult:
             nonlocal runs
             runs += 1
-            np = sum(result.placement[n] for n in nodes)
+            np = max(sum(result.placement[n] for n in nodes), least)
             return self.launcher.mpi(
                 binary,
                 args,

@@ -49,6 +49,7 @@ pytest_plugins = [
     "support.slurm_fixture",
     "support.mpi_probe_fixture",
     "support.netns_fixture",
+    "support.netns_tree_fixture",
     "support.slurm_cluster_fixture",
 ]
 
@@ -109,6 +110,7 @@ INTEGRATION_MODULES = {
     "test_multinode_netns",
     "test_multinode_placement",
     "test_multinode_slurm",
+    "test_multinode_stacks",
     "test_os_update",
     "test_osu_imb_stand_ins",
     "test_outage_wiki",
@@ -135,6 +137,7 @@ INTEGRATION_MODULES = {
     "test_report",
     "test_runner",
     "test_specs_sample",
+    "test_ssh_tree",
     "test_tickets_nights",
     "test_tickets_real_mpi",
     "test_tickets_trac",
@@ -151,6 +154,7 @@ SERVICE_FIXTURES = {
     "slurm_nodes",
     "slurm_cluster",
     "netns_cluster",
+    "tree_hosts",
     "loopback_sshd",
     "pingpong",
     "rpm_factory",

@@ -450,9 +450,9 @@ def test_sigterm_to_hpcos_test_ends_every_process_of_the_run(netns_cluster, tmp_
 
 
 def test_mpi_broken_on_one_of_two_nodes_names_that_node(netns_cluster, tmp_path):
-    """n2's libmpi is broken; both nodes answer ssh.  The failed job is bisected (the probe on each
-    node alone): the result names n2, the grouped report highlights it, and the stack's next job runs
-    on n1 only."""
+    """n2's libmpi is broken; both nodes answer ssh.  The failed ring job is bisected (the probe on
+    each node alone, with the two ranks it needs): the result names n2 and n2 only, the grouped report
+    highlights it, and the stack's next job runs on n1 only."""
     netns_cluster.break_mpi("n2")
     argv, results = _argv(
         netns_cluster,
@@ -461,7 +461,7 @@ def test_mpi_broken_on_one_of_two_nodes_names_that_node(netns_cluster, tmp_path)
         "--mpi",
         "openmpi",
         "-k",
-        "rank_count or ring or hostname",
+        "ring or pingpong or hostname",
         MPI_TESTS,
         NODE_TESTS,
     )
@@ -476,19 +476,19 @@ def test_mpi_broken_on_one_of_two_nodes_names_that_node(netns_cluster, tmp_path)
     output = done.stdout + done.stderr
     run = RunResults.read(results)
     failed = [r for r in run.results if r.failed]
-    assert [(r.test_id.split("::")[-1], r.node) for r in failed] == [("test_rank_count", "n2")], (
-        output[-4000:]
-    )
+    assert [(r.test_id.split("::")[-1], r.node) for r in failed] == [("test_ring", "n2")], output[
+        -4000:
+    ]
     (job,) = failed
     first = job.message.splitlines()[0]
     assert (
         "fails on n2 alone, passes on n1 alone (n2: exit code 127: " in first
         and "libmpi.so.40" in first
     ), job.message
-    assert "test_mpi.py::test_rank_count [openmpi] error on n2 (1 node):" in output
+    assert "test_mpi.py::test_ring [openmpi] error on n2 (1 node):" in output
     (group,) = group_failures(run)  # the ticket names n2 first, and in its summary
     assert "Node to blame (the job fails there alone): n2\n" in description(group, run, "plain")
-    assert "test_rank_count fails on n2: " in summary(group), summary(group)
-    (ring,) = by_test(run, "test_ring")
-    assert (ring.outcome, ring.node) == ("passed", "n1"), output[-4000:]
+    assert "test_ring fails on n2: " in summary(group), summary(group)
+    (pingpong,) = by_test(run, "test_pingpong")
+    assert (pingpong.outcome, pingpong.node) == ("passed", "n1"), output[-4000:]
     assert all(r.outcome == "passed" for r in by_test(run, "test_hostname"))

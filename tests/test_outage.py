@@ -11,24 +11,27 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import subprocess
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
 import yaml
 from conftest import require_tool
-from support.deploy_fixtures import deploy_settings, installed, provision
+from support.deploy_fixtures import deploy_settings, installed, profile_yaml, provision
 from support.gate_fixtures import harness_night
 from support.rpm_repo_fixtures import Rpm, RpmFactory, make_site
 from support.slurm_nodes_fixture import slurm_nodes  # noqa: F401  (fixture)
 
 from hpcos.cli import main
+from hpcos.cluster.profiles import load_profile
 from hpcos.core.environment import launch_environment
 from hpcos.core.store_layout import StoreLayout
 from hpcos.outage import rollout
-from hpcos.outage.plan import OutagePlan
+from hpcos.outage.plan import OutagePlan, jobs_lines
 from hpcos.repo import deployments
 from hpcos.results.model import RunResults, TestResult
 from hpcos.site import Site
@@ -370,6 +373,7 @@ def test_plan_rollout_and_report(site, tmp_path, capsys):
         and "node-hours out of service" in plan.cost[0]
     ), plan.cost
     assert plan.cost[1].startswith("rolling: not measured (test-cluster has no verified"), plan.cost
+    assert plan.cost[2] == "jobs: none running on production-cluster's nodes now", plan.cost
 
     # The page on Trac; a second plan (the outage moved a day) updates it in place: one new version,
     # no second page.
@@ -448,3 +452,68 @@ def test_a_plan_is_refused_for_a_rollout_when_production_points_elsewhere(site, 
     # Never deployed on the test cluster: the plan says the durations are unknown, as a risk.
     plan = OutagePlan.from_json((tmp_path / "plan" / "plan.json").read_text())
     assert plan.window_seconds is None and plan.risks[0].kind == "measurement"
+
+
+def _sbatch(slurm_env: dict, *args: str) -> str:
+    return subprocess.run(
+        ["sbatch", "--parsable", "-o", "/dev/null", *args, "--wrap", "sleep 600"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+        env=slurm_env,
+    ).stdout.strip()
+
+
+def test_the_cost_counts_the_jobs_an_outage_would_stop(slurm_nodes, tmp_path, monkeypatch):  # noqa: F811
+    # Users' jobs on a real Slurm, read through squeue as the plan reads production's.
+    require_tool("sbatch", "slurm-wlm")
+    monkeypatch.setenv("SLURM_CONF", str(slurm_nodes.conf))
+    slurm_env = {**os.environ, "SLURM_CONF": str(slurm_nodes.conf)}
+    slurm_nodes.resume_all()
+    profile = tmp_path / "prod.yaml"
+    profile.write_text(profile_yaml(tmp_path, "node[1-4]", extra={"name": "prod"}))
+    production = load_profile(profile)
+    assert jobs_lines(production, None) == ["jobs: none running on prod's nodes now"]
+    short = _sbatch(slurm_env, "-w", "node1", "-N1", "-t", "5")
+    long = _sbatch(slurm_env, "-w", "node[2-3]", "-N2", "-t", "60")
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            running = subprocess.run(
+                ["squeue", "-h", "-t", "RUNNING", "-o", "%i"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                env=slurm_env,
+            ).stdout.split()
+            if {short, long} <= set(running):
+                break
+            assert time.monotonic() < deadline, f"jobs {short}, {long} did not start: {running}"
+            time.sleep(0.5)
+        # An outage 20 minutes from now: the 5-minute job is over by then, the hour-long one is not.
+        window = datetime.now() + timedelta(minutes=20)
+        at_window, rolling = jobs_lines(production, window)
+        assert at_window == (
+            f"jobs: 2 running on prod's nodes now; an outage at the window start "
+            f"({window:%Y-%m-%d %H:%M}) stops 1 of them (2 nodes' work)"
+        ), at_window
+        assert rolling.startswith(
+            "jobs: rolling stops none; the last running job's time limit ends "
+        )
+        now, _ = jobs_lines(production, None)
+        assert now.endswith("an outage now stops 2 of them (3 nodes' work)"), now
+    finally:
+        subprocess.run(["scancel", short, long], timeout=30, env=slurm_env, check=False)
+        deadline = time.monotonic() + 60
+        while (
+            time.monotonic() < deadline
+            and subprocess.run(
+                ["squeue", "-h", "-o", "%i"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                env=slurm_env,
+            ).stdout.strip()
+        ):
+            time.sleep(0.5)

@@ -4,7 +4,8 @@ attaches gdb to real hung ranks."""
 
 from __future__ import annotations
 
-from hpcos.core.stacks import _main_thread_first, where
+from hpcos.core.stacks import where
+from hpcos.core.stacks_node import main_thread_first
 
 RANK0 = """\
 Thread 2 (Thread 0x7f6df9ea36c0 (LWP 28182) "ring-8a2ef47fa7"):
@@ -31,6 +32,6 @@ def test_where_names_the_mpi_call_main_made_and_the_innermost_named_frame():
 
 
 def test_the_main_thread_comes_first():
-    ordered = _main_thread_first(RANK0)
+    ordered = main_thread_first(RANK0)
     assert ordered[0].startswith("Thread 1 ") and ordered[-3].startswith("Thread 2 ")
     assert sorted(ordered) == sorted(RANK0)

@@ -8,11 +8,13 @@ Validated like the site specs, through ``hpcos.core.sourced_yaml``, so every err
 
 from __future__ import annotations
 
+import configparser
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
-from ClusterShell.NodeSet import NodeSet, NodeSetParseError
+from ClusterShell.NodeSet import NodeSet, NodeSetException, NodeSetParseError
+from ClusterShell.Topology import TopologyError, TopologyGraph
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -28,7 +30,7 @@ from hpcos.cluster.registry import LAUNCHERS
 from hpcos.core import sourced_yaml
 from hpcos.core.budgets import node_set_problem
 from hpcos.core.errors import UserError
-from hpcos.core.sourced_yaml import DescribedPattern
+from hpcos.core.sourced_yaml import DescribedPattern, InputError, InvalidInput, SourcedDoc
 from hpcos.results.model import Reference
 
 if TYPE_CHECKING:
@@ -85,6 +87,14 @@ PluginName = Annotated[
         meaning="a Python module path such as site_checks.plugin",
     ),
 ]
+# The gateways' Python: ClusterShell joins it into the gateway's command line unquoted.
+Executable = Annotated[
+    str,
+    DescribedPattern(
+        pattern=r"^[A-Za-z0-9_./+][A-Za-z0-9_./+-]*$",
+        meaning="a program name or path (letters, digits and _ . / + -, not starting with -)",
+    ),
+]
 UserName = Annotated[
     str,
     DescribedPattern(
@@ -114,6 +124,18 @@ class Ssh(Strict):
     connect_timeout: PositiveInt = 5
     user: UserName | None = None
     config: str | None = None  # an ssh client config file (ssh -F)
+    # ClusterShell's tree mode: a topology.conf (relative to the profile's file) whose [routes] say which
+    # gateways reach which nodes; load_profile checks it and keeps its absolute path here.
+    topology: str | None = None
+    # What the gateways run as ``PYTHON -m ClusterShell.Gateway``: a Python that imports ClusterShell.
+    gateway_python: Executable = "python3"
+
+    @field_validator("topology")
+    @classmethod
+    def _a_path(cls, value: str | None) -> str | None:
+        if value is not None and (not value or not value.isprintable()):
+            raise ValueError("expected the path of a topology file on one line of printable text")
+        return value
 
 
 class Slurm(Strict):
@@ -406,5 +428,125 @@ def profile_path(name_or_path: str, search_dirs: list[Path]) -> Path:
 
 
 def load_profile(path: str | Path) -> Profile:
-    """Load and validate one profile; errors name file:line and field (``hpcos.core.sourced_yaml``)."""
-    return sourced_yaml.validate(Profile, sourced_yaml.load(path))
+    """Load and validate one profile; errors name file:line and field (``hpcos.core.sourced_yaml``).
+    An ``ssh.topology`` file is checked too (``topology_errors``) and kept as an absolute path."""
+    doc = sourced_yaml.load(path)
+    profile = sourced_yaml.validate(Profile, doc)
+    if profile.ssh.topology is None:
+        return profile
+    topology = (Path(path).parent / profile.ssh.topology).absolute()
+    errors = topology_errors(topology, doc)
+    if errors:
+        raise InvalidInput(errors)
+    return profile.model_copy(
+        update={"ssh": profile.ssh.model_copy(update={"topology": str(topology)})}
+    )
+
+
+TOPOLOGY_MAX_BYTES = 1 << 20
+_TOPOLOGY_FIELD = ("ssh", "topology")
+
+
+def topology_errors(path: Path, profile: SourcedDoc) -> list[InputError]:
+    """What is wrong with a ClusterShell topology file, each naming its file, line and route.
+
+    Read as ClusterShell reads it (``configparser``, section ``[routes]``, ``gateways: nodes``), and
+    stricter: every node set parses, names only safe host names (a gateway's name goes on an ssh command
+    line) and stays within the node set budget, and the routes form a tree (ClusterShell refuses loops and
+    nodes reached two ways).  A file that cannot be read is the profile's ``ssh.topology`` error."""
+    try:
+        if not path.is_file():
+            raise FileNotFoundError(2, "no such file" if not path.exists() else "not a file")
+        if path.stat().st_size > TOPOLOGY_MAX_BYTES:
+            return [
+                profile.error(
+                    _TOPOLOGY_FIELD, f"{path}: expected at most {TOPOLOGY_MAX_BYTES} bytes"
+                )
+            ]
+        raw = path.read_bytes()
+    except OSError as exc:
+        return [profile.error(_TOPOLOGY_FIELD, f"cannot read {path}: {exc.strerror}")]
+    name = str(path)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        return [InputError(name, line, "", "expected UTF-8 text")]
+    parser = configparser.ConfigParser(interpolation=None, default_section="\0")
+    parser.optionxform = str  # type: ignore[assignment,method-assign]  # node names are case-sensitive
+    try:
+        parser.read_string(text, source=name)
+    except configparser.MissingSectionHeaderError as exc:
+        return [InputError(name, exc.lineno, "", "expected a [routes] section before any route")]
+    except configparser.ParsingError as exc:
+        return [
+            InputError(
+                name,
+                line,
+                "",
+                f"expected 'gateways: nodes' or a [section]; found {text.splitlines()[line - 1]!r}",
+            )
+            for line, _ in exc.errors
+        ]
+    except configparser.Error as exc:
+        line = getattr(exc, "lineno", 0) or 0
+        return [InputError(name, line, "", f"topology syntax error: {exc.message.splitlines()[0]}")]
+    if not parser.has_section("routes"):
+        return [InputError(name, 0, "", "expected a [routes] section of 'gateways: nodes' lines")]
+    lines = _route_lines(text)
+    errors: list[InputError] = []
+    graph = TopologyGraph()
+    routes = parser.items("routes")
+    if not routes:
+        return [InputError(name, lines.get("", 0), "routes", "expected at least one route")]
+    for source, targets in routes:
+        line, field = lines.get(source, 0), sourced_yaml.format_loc(("routes", source))
+        parsed = []
+        for value in (source, targets):
+            try:
+                problem = _topology_node_set_problem(value)
+            except NodeSetException as exc:
+                problem = (
+                    f"expected a ClusterShell node set such as gw[1-2]; found {value!r} ({exc})"
+                )
+            if problem:
+                errors.append(InputError(name, line, field, problem))
+                break
+            parsed.append(NodeSet(value))
+        else:
+            try:
+                graph.add_route(*parsed)
+            except TopologyError as exc:
+                errors.append(InputError(name, line, field, f"expected a tree of routes: {exc}"))
+    return errors
+
+
+def _topology_node_set_problem(value: str) -> str | None:
+    if "#" in value or ";" in value:
+        return f"expected a node set; found {value!r} (a comment goes on a line of its own)"
+    if (too_big := node_set_problem(value)) is not None:
+        return f"expected a node set within budget; found {too_big}"
+    parsed = NodeSet(value)
+    if not len(parsed):
+        return f"expected at least one node; {value!r} names none"
+    bad = next((node for node in parsed if not _NODE_NAME.fullmatch(node)), None)
+    if bad is not None:
+        return f"expected node names of letters, digits and _ . - (not starting with - or .); found {bad!r}"
+    return None
+
+
+def _route_lines(text: str) -> dict[str, int]:
+    """Route (its left side, as configparser keys it) -> its line in [routes]; "" -> the section's line."""
+    found: dict[str, int] = {}
+    section = None
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if stripped.startswith("[") and stripped.endswith("]"):
+            section = stripped[1:-1].strip()
+            if section == "routes":
+                found.setdefault("", number)
+        elif section == "routes" and line[:1] not in (" ", "\t") and stripped[:1] not in ("#", ";"):
+            key = re.split(r"[:=]", stripped, maxsplit=1)[0].strip()
+            if key:
+                found.setdefault(key, number)
+    return found

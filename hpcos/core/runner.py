@@ -383,6 +383,32 @@ def _reap(pids: list[int]) -> None:
             pass
 
 
+def signal_children(pid: int, sig: int) -> None:
+    """Signal the direct children of ``pid`` (a fan-out's ssh clients), not what they started."""
+    children: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            children += [int(c) for c in task.read_text().split()]
+        except (OSError, ValueError):
+            continue
+    _signal_pids(children, sig)
+
+
+def wait_exited(pid: int, timeout: float) -> bool:
+    """Wait until child ``pid`` has exited (a zombie, left for its ``Popen`` to reap); False when it
+    still runs after ``timeout`` s."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return True
+        if state in ("Z", "X"):
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def _signal_pids(pids: list[int], sig: int) -> None:
     for pid in pids:
         try:

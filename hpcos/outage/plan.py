@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from hpcos.cluster.profiles import Profile
+from hpcos.cluster.schedulers import slurm
 from hpcos.core.errors import UserError
 from hpcos.inventory import collect
 from hpcos.inventory.diff import KINDS, diff
@@ -373,7 +374,8 @@ def build_plan(
         rollback=_rollback(dest, production, production_id, changes),
         owners=_owners(spec_set),
         deploy_id=deploy_id,
-        cost=cost_lines(layout, test.name, production_nodes, batch, tasks),
+        cost=cost_lines(layout, test.name, production_nodes, batch, tasks)
+        + jobs_lines(production, window_start),
     )
 
 
@@ -433,6 +435,39 @@ def cost_lines(
     else:
         lines.append(
             f"rolling: not measured ({test_cluster} has no verified `hpcos deploy --rolling` record)"
+        )
+    return lines
+
+
+def jobs_lines(production: Profile, window_start: datetime | None) -> list[str]:
+    """The users' jobs the update touches, from production's Slurm now: those an outage would stop (still
+    running at the window start, by their time limits) and how long a rolling update waits for them."""
+    if production.deploy.drain != "slurm":
+        return [f"jobs: not known ({production.name} has deploy.drain: none, no scheduler to ask)"]
+    try:
+        jobs = slurm.running_jobs(production.node_set)
+    except slurm.SlurmFailed as exc:
+        return [f"jobs: not known ({exc})"]
+    if not jobs:
+        return [f"jobs: none running on {production.name}'s nodes now"]
+    start = (window_start or datetime.now()).astimezone()
+    stopped = [j for j in jobs if j.ends is None or j.ends > start]
+    when = f"at the window start ({window_start:%Y-%m-%d %H:%M})" if window_start else "now"
+    held = sum(j.nodes for j in stopped)
+    lines = [
+        f"jobs: {len(jobs)} running on {production.name}'s nodes now; an outage {when} stops "
+        f"{len(stopped)} of them ({held} nodes' work)"
+    ]
+    ends = [j.ends for j in jobs if j.ends is not None]
+    if len(ends) < len(jobs):
+        lines.append(
+            "jobs: rolling waits for each node's jobs; some have no time limit, so a node may wait "
+            "until its job ends or deploy.drain_timeout"
+        )
+    else:
+        lines.append(
+            f"jobs: rolling stops none; the last running job's time limit ends {max(ends):%Y-%m-%d %H:%M}, "
+            "the latest its node waits"
         )
     return lines
 

@@ -12,7 +12,7 @@ import re
 import shlex
 import tempfile
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -22,7 +22,7 @@ from hpcos.cluster import mpi_errors
 from hpcos.cluster.launchers.base import Command, CommandResult, Launcher, command_text, with_env
 from hpcos.cluster.profiles import MpiStack
 from hpcos.cluster.schedulers import slurm as slurm_scheduler
-from hpcos.core import runner
+from hpcos.core import runner, stacks
 from hpcos.core.environment import launch_environment
 
 SCANCEL_TIMEOUT = 10
@@ -79,26 +79,8 @@ class SlurmLauncher(Launcher):
         self, command: Command, nodes: NodeSet, timeout: float, env: Mapping[str, str] | None
     ) -> dict[str, CommandResult]:
         text = command_text(command)
-        argv = [
-            "-N",
-            str(len(nodes)),
-            "-n",
-            str(len(nodes)),
-            "--ntasks-per-node=1",
-            "-w",
-            str(nodes),
-            "--no-kill",
-            "--kill-on-bad-exit=0",
-            "--label",
-            "sh",
-            "-c",
-            STEP_SCRIPT,
-            with_env(command, None),
-            f"{timeout:g}",
-            str(REMOTE_KILL_GRACE),
-        ]
         done = self.srun(
-            argv,
+            _step_arguments(command, nodes, timeout),
             node=str(nodes),
             shown=text,
             timeout=timeout + REMOTE_KILL_GRACE + STEP_GRACE,
@@ -111,6 +93,41 @@ class SlurmLauncher(Launcher):
                 **self._step(command, NodeSet.fromlist(list(nodes)[half:]), timeout, env),
             }
         return split_step(done, nodes, text)
+
+    def rank_stacks(self, job_name: str, binary: str, nodes: NodeSet) -> str:
+        """Where the ranks of ``binary`` are on ``nodes``, in the running job ``job_name``: the
+        node-side look (``hpcos.core.stacks``) as a step of that job beside the hung one (``srun
+        --jobid --overlap``: the job's CPUs are all taken), one task per node, labelled output."""
+        found = runner.run(
+            ["squeue", "-h", f"--name={job_name}", "-o", "%A"],
+            timeout=SCANCEL_TIMEOUT,
+            base_env=launch_environment(),
+        )
+        ids = [word for word in found.stdout.split() if word.isdigit()]
+        if not ids:
+            said = (found.output.strip().splitlines() or ["no such job"])[-1][:200]
+            return f"{stacks.HEADLINE} not looked at: the job was not found ({said})"
+        command = stacks.node_command(binary)
+        argv = [
+            "srun",
+            f"--jobid={ids[0]}",
+            "--overlap",
+            *_step_arguments(command, nodes, stacks.NODE_TOTAL),
+        ]
+        done = runner.run(
+            argv,
+            timeout=stacks.NODE_TOTAL + REMOTE_KILL_GRACE + STEP_GRACE,
+            base_env=launch_environment(),
+        )
+        step = CommandResult(
+            None, "", done.exit_code, done.stdout, done.stderr, done.duration, done.timed_out
+        )
+        return stacks.node_stacks(
+            {
+                node: stacks.NodeLook(r.exit_code, r.stdout, r.stderr, r.timed_out)
+                for node, r in split_step(step, nodes, "").items()
+            }
+        )
 
     def mpi(
         self,
@@ -139,7 +156,12 @@ class SlurmLauncher(Launcher):
             *(_shell(program, stack.module) if stack.module else program),
         ]
         result = self.srun(
-            argv, node=str(used), shown=None, timeout=timeout, env={**stack.env, **(env or {})}
+            argv,
+            node=str(used),
+            shown=None,
+            timeout=timeout,
+            env={**stack.env, **(env or {})},
+            look=lambda name: self.rank_stacks(name, binary, used),
         )
         result.placement = placement
         return result
@@ -158,11 +180,19 @@ class SlurmLauncher(Launcher):
         shown: str | None,
         timeout: float,
         env: Mapping[str, str] | None = None,
+        look: Callable[[str], str] | None = None,
     ) -> CommandResult:
-        """``srun`` with the profile's partition, time limit and extra arguments, under a timeout."""
+        """``srun`` with the profile's partition, time limit and extra arguments, under a timeout;
+        ``look(job name)`` runs at the timeout, before the kill (where an MPI job's ranks are)."""
         name = _job_name()
         argv = ["srun", f"--job-name={name}", *self._allocation_args(), *args]
-        done = runner.run(argv, timeout=timeout, env=env, base_env=launch_environment())
+        done = runner.run(
+            argv,
+            timeout=timeout,
+            env=env,
+            base_env=launch_environment(),
+            before_kill=(lambda pid: look(name)) if look else None,
+        )
         if done.timed_out:
             self._cancel(name)
         return CommandResult(
@@ -173,6 +203,7 @@ class SlurmLauncher(Launcher):
             done.stderr,
             done.duration,
             done.timed_out,
+            stacks=done.before_kill,
         )
 
     def batch(
@@ -302,6 +333,29 @@ def split_step(done: CommandResult, nodes: NodeSet, text: str) -> dict[str, Comm
                 unreachable=node in failed,
             )
     return results
+
+
+def _step_arguments(command: Command, nodes: NodeSet, timeout: float) -> list[str]:
+    """srun's arguments for a node-command step: one task per node, labelled, each under
+    ``STEP_SCRIPT`` (names its node, ends its command at ``timeout``, says how it ended)."""
+    return [
+        "-N",
+        str(len(nodes)),
+        "-n",
+        str(len(nodes)),
+        "--ntasks-per-node=1",
+        "-w",
+        str(nodes),
+        "--no-kill",
+        "--kill-on-bad-exit=0",
+        "--label",
+        "sh",
+        "-c",
+        STEP_SCRIPT,
+        with_env(command, None),
+        f"{timeout:g}",
+        str(REMOTE_KILL_GRACE),
+    ]
 
 
 def _job_name() -> str:

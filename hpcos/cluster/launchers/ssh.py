@@ -3,16 +3,18 @@
 The fan-out runs in a small process of its own (``ssh_fanout.py``), where forking the ssh clients is
 cheap.  Each remote command runs under coreutils ``timeout`` so a hung command dies on its node with
 its whole process group; ClusterShell's own per-node timeout, a little later, is the backstop for a
-node that stops answering altogether.
+node that stops answering altogether.  An MPI job's timeout is kept here instead, so that its ranks
+can be looked at on every node of the job before it ends (``rank_stacks``).
 """
 
 from __future__ import annotations
 
 import json
 import shlex
+import signal
 import socket
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from ClusterShell.NodeSet import NodeSet
@@ -31,7 +33,7 @@ from hpcos.cluster.launchers.base import (
     with_env,
 )
 from hpcos.cluster.profiles import MpiStack
-from hpcos.core import runner
+from hpcos.core import runner, stacks
 from hpcos.core.environment import launch_environment
 
 # What runs on each node: the command ($0) in a session of its own, without stdin (as clush
@@ -60,6 +62,12 @@ PROGRESS_FROM = 64  # nodes; smaller fan-outs finish before a progress bar would
 # The fan-out runs in a small process of its own: forks from it are cheap (see ssh_fanout.py).
 FANOUT_SCRIPT = Path(ssh_fanout.__file__)
 FANOUT_GRACE = 30  # seconds for that process to start and report, beyond the nodes' own timeouts
+# A timed-out MPI job gets a look at its ranks before it is ended (``rank_stacks``): its timeout is
+# then counted here, from the fan-out's start (FANOUT_START more for the fan-out's own start and ssh's
+# connection), and the node's watchdog waits LOOK_ALLOWANCE more, for the look and the end.
+FANOUT_START = 3
+LOOK_ALLOWANCE = stacks.NODE_TOTAL + FANOUT_START + 20
+FANOUT_END = 15  # seconds for an ended fan-out to report the output so far
 
 
 class SshLauncher(Launcher):
@@ -78,22 +86,38 @@ class SshLauncher(Launcher):
         timeout: float,
         env: Mapping[str, str] | None = None,
     ) -> dict[str, CommandResult]:
+        return self._run(command, nodes, timeout=timeout, env=env)
+
+    def _run(
+        self,
+        command: Command,
+        nodes: NodeSet,
+        *,
+        timeout: float,
+        env: Mapping[str, str] | None = None,
+        before_kill: Callable[[int], str] | None = None,
+    ) -> dict[str, CommandResult]:
+        """``run``; with ``before_kill``, the timeout is kept here rather than on the nodes: at
+        ``timeout`` (plus the fan-out's start) ``before_kill(fan-out pid)`` looks, then ends the
+        command (``_end_fan_out``); the nodes' own watchdog strikes only ``LOOK_ALLOWANCE`` later,
+        as a backstop.  The results keep the output the command printed before."""
         text = command_text(command)
+        remote_timeout = timeout + (LOOK_ALLOWANCE if before_kill else 0)
         remote = shlex.join(
             [
                 "sh",
                 "-c",
                 REMOTE_SCRIPT,
                 with_env(command, env),
-                f"{timeout:g}",
+                f"{remote_timeout:g}",
                 str(REMOTE_KILL_GRACE),
-                str(int(timeout)),
+                str(int(remote_timeout)),
             ]
         )
         options = ["-oStrictHostKeyChecking=accept-new"]
         if self.profile.ssh.config:
             options = ["-F", self.profile.ssh.config, *options]
-        per_node = timeout + REMOTE_KILL_GRACE + BACKSTOP + self.profile.ssh.connect_timeout
+        per_node = remote_timeout + REMOTE_KILL_GRACE + BACKSTOP + self.profile.ssh.connect_timeout
         request = {
             "command": remote,
             "nodes": str(nodes),
@@ -102,6 +126,8 @@ class SshLauncher(Launcher):
             "ssh_options": shlex.join(options),
             "ssh_user": self.profile.ssh.user,
             "timeout": per_node,
+            "topology": self.profile.ssh.topology,
+            "gateway_python": self.profile.ssh.gateway_python,
         }
         with Progress(
             TextColumn("{task.description}"),
@@ -122,12 +148,20 @@ class SshLauncher(Launcher):
 
             # ClusterShell's per-node timeout starts when the node's turn comes, fanout nodes at a time.
             waves = -(-len(nodes) // self.profile.ssh.fanout)
+            # Tree mode: the gateways (ssh, then a Python start) come first, once per fan-out; a
+            # job's timeout kept here allows for that second start.
+            tree = bool(self.profile.ssh.topology)
+            gateways = self.profile.ssh.connect_timeout + FANOUT_GRACE if tree else 0
+            starts = FANOUT_START * (2 if tree else 1)
             done = runner.run(
                 [sys.executable, str(FANOUT_SCRIPT)],
                 input=json.dumps(request).encode(),
-                timeout=per_node * waves + FANOUT_GRACE,
+                timeout=timeout + starts
+                if before_kill
+                else per_node * waves + gateways + FANOUT_GRACE,
                 on_line=advance,
                 base_env=launch_environment(),
+                before_kill=before_kill,
             )
         try:
             reply = json.loads(done.stdout) if done.exit_code == 0 else {}
@@ -150,9 +184,12 @@ class SshLauncher(Launcher):
                     f"ssh fan-out failed: {why[-2000:]}",
                     done.duration,
                     timed_out=done.timed_out,
+                    stacks=done.before_kill,
                 )
                 continue
             code, err = got["code"], got["stderr"]
+            # Ended here after the look (unless it finished meanwhile): its ssh client was stopped.
+            ended = done.timed_out and code != 0
             results[node] = CommandResult(
                 node,
                 text,
@@ -160,8 +197,9 @@ class SshLauncher(Launcher):
                 got["stdout"],
                 err,
                 got["seconds"],  # each node's own time (JUnit shows it)
-                timed_out=got["timed_out"] or code == TIMEOUT_EXIT,
-                unreachable=code == SSH_FAILED and _is_ssh_error(err),
+                timed_out=got["timed_out"] or code == TIMEOUT_EXIT or ended,
+                unreachable=code == SSH_FAILED and _is_ssh_error(err) and not ended,
+                stacks=done.before_kill,
             )
         return results
 
@@ -182,8 +220,19 @@ class SshLauncher(Launcher):
         head = next(iter(placement))
         argv = [*stack.mpirun, *host_arguments(stack, placement), "-np", str(np), binary, *args]
         command = with_env(argv, None, stack.module)
-        result = self.run(
-            command, NodeSet(head), timeout=timeout, env={**stack.env, **(env or {})}
+
+        def look_then_end(pid: int) -> str:
+            # Before the job is killed: where its ranks are, on every node of the job.
+            found = self.rank_stacks(binary, NodeSet.fromlist(placement))
+            _end_fan_out(pid)
+            return found
+
+        result = self._run(
+            command,
+            NodeSet(head),
+            timeout=timeout,
+            env={**stack.env, **(env or {})},
+            before_kill=look_then_end,
         )[head]
         result.placement = placement
         others = {node.split(".")[0] for node in placement if node != head}
@@ -196,6 +245,17 @@ class SshLauncher(Launcher):
         ):  # an unreachable head is that one node's problem, not the job's nodes'
             result.node = str(NodeSet.fromlist(placement))
         return result
+
+    def rank_stacks(self, binary: str, nodes: NodeSet) -> str:
+        """Where the ranks of ``binary`` are on ``nodes``: the node-side look (``hpcos.core.stacks``)
+        over this launcher's own ssh, on every node at once, within ``stacks.NODE_TOTAL`` s."""
+        looks = self.run(stacks.node_command(binary), nodes, timeout=stacks.NODE_TOTAL)
+        return stacks.node_stacks(
+            {
+                node: stacks.NodeLook(r.exit_code, r.stdout, r.stderr, r.timed_out)
+                for node, r in looks.items()
+            }
+        )
 
     def unavailable(self, nodes: NodeSet) -> dict[str, str]:
         """A short ssh probe of every node: the ones that do not answer within the connect timeout."""
@@ -235,6 +295,14 @@ class SshLauncher(Launcher):
             )
             self._resolved[node] = _addresses(hostname) | {hostname}
         return self._resolved[node]
+
+
+def _end_fan_out(pid: int) -> None:
+    """End a running fan-out's commands as a stopped hpcos would: its ssh clients (its children)
+    get SIGTERM, so each node's watchdog, seeing its ssh session close, ends the command's session;
+    the fan-out then reports what the nodes printed so far.  Waits for it within FANOUT_END s."""
+    runner.signal_children(pid, signal.SIGTERM)
+    runner.wait_exited(pid, FANOUT_END)
 
 
 def _why(result: CommandResult) -> str:

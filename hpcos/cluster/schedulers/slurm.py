@@ -11,7 +11,10 @@ administrator.  With ``drain: none`` (a cluster without Slurm) every call here d
 from __future__ import annotations
 
 import logging
+import re
 import time
+from dataclasses import dataclass
+from datetime import datetime
 
 from ClusterShell.NodeSet import NodeSet
 
@@ -163,6 +166,49 @@ def reserve(nodes: NodeSet, name: str, user: str) -> None:
 
 def release(name: str) -> None:
     _scontrol("delete", f"reservationname={name}")
+
+
+# squeue's job ids: plain, array (123_4) and heterogeneous (123+0) jobs.
+_JOB_ID = re.compile(r"[0-9]+(?:[_+][0-9]+)?")
+
+
+@dataclass(frozen=True)
+class RunningJob:
+    """A job running on some of the nodes, as ``squeue`` sees it."""
+
+    job_id: str
+    nodes: int  # how many nodes it holds
+    ends: datetime | None  # when its time limit ends it (local time); None: no limit
+
+
+def running_jobs(nodes: NodeSet) -> list[RunningJob]:
+    """The jobs running (or completing) on any of ``nodes``, every user's."""
+    done = runner.run(
+        [
+            "squeue",
+            "--noheader",
+            "--states=RUNNING,COMPLETING",
+            f"--nodelist={nodes}",
+            "--format=%i|%D|%e",
+        ],
+        timeout=COMMAND_TIMEOUT,
+    )
+    if done.exit_code != 0 or done.timed_out:
+        raise SlurmFailed(
+            f"squeue --nodelist={nodes}: {one_line(done.stderr) or f'exit {done.exit_code}'}"
+        )
+    jobs = []
+    for line in done.stdout.splitlines():
+        job_id, _, rest = line.strip().partition("|")
+        count, _, end = rest.partition("|")
+        if not _JOB_ID.fullmatch(job_id) or not (count.isascii() and count.isdigit()):
+            continue  # not a job line (squeue's own notices go to stderr; be sure)
+        try:
+            ends = datetime.fromisoformat(end).astimezone()
+        except ValueError:
+            ends = None  # NONE, Unknown: no time limit
+        jobs.append(RunningJob(job_id, int(count), ends))
+    return jobs
 
 
 def one_line(text: str, limit: int = 200) -> str:
