@@ -444,7 +444,8 @@ def test_rich_markup_in_a_reason_or_run_id_prints_as_itself(tmp_path, capsys, mo
     (layout.snapshots / "snap-1").mkdir(parents=True)
     (layout.snapshots / "snap-1" / META).write_text(
         json.dumps(
-            {"id": "snap-1", "kind": "daily", "created": "2026-12-01T00:00:00+00:00", "entries": {}}
+            # created as Staging.commit writes it (time.time()); snapshot.json is validated on read
+            {"id": "snap-1", "kind": "daily", "created": 1764547200.0, "entries": {}}
         )
     )
     reason = "[/x] hotfix [bold] [gate overridden: no nightly run]"
