@@ -910,3 +910,21 @@ def test_a_message_size_sqlite_cannot_hold_is_refused_by_the_model(tmp_path, cap
     argv = ["perf", "record", str(_results(tmp_path, data))]
     code = main(["--specs", str(SPECS), "--store", str(tmp_path / "store"), *argv])
     _one_line_error(capsys, code, "results[0].measurements[0].size: expected")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["repo", "out-of-service", "node01", "--reason"],
+        ["repo", "fastpath", "kernel-overlay", "--reason"],
+        ["config", "promote", "--reason"],
+        ["config", "merge-back", "--reason"],
+        ["outage", "run", "--plan", "plan.json", "--force", "--reason"],
+    ],
+)
+def test_every_reason_is_one_printable_line(tmp_path, capsys, argv):
+    """``repo promote`` and ``rollback`` refused escapes in --reason; out-of-service, fastpath, the
+    configuration merges (a commit message) and the outage run recorded them."""
+    for reason in ("x\x1b]52;c;cHduZWQ=\x07", "a\nb", "r" * 5000):
+        code = main(["--specs", str(SPECS), "--store", str(tmp_path / "store"), *argv, reason])
+        _one_line_error(capsys, code, "--reason: one line of printable text")

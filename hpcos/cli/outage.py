@@ -9,6 +9,7 @@ from hpcos.cli.console import console, emit
 from hpcos.cli.options import COUNT
 from hpcos.core.errors import UserError
 from hpcos.core.store_files import read_bytes_limited
+from hpcos.repo.environments import checked_reason
 
 # A plan of 20,000 package changes with their changelogs is tens of MiB; /dev/zero is not a plan.
 PLAN_BUDGET = 512 * 1024 * 1024
@@ -234,6 +235,7 @@ def _run(args) -> int:
 
     if args.force and not args.reason:
         raise UserError("--force needs --reason")
+    checked_reason(args.reason)  # recorded with the rollout and put on the wiki page
     plan = _load_plan(args.plan, args.site)
     name = (
         args.production

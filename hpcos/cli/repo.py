@@ -263,6 +263,7 @@ def fastpath_command(args) -> int:
     or the exact command that deploys it is the last line."""
     import shlex
 
+    checked_reason(args.reason)  # recorded and shown: one printable line, as every --reason
     specs = args.site.specs
     promotion.fastpath(specs, args.site.layout, args.overlay, args.reason, wait=not args.no_wait)
     promoted = [name for name, env in specs.site.environments.items() if env.source is not None]
@@ -362,6 +363,7 @@ def record_run_command(args) -> int:
 
 
 def out_of_service_command(args) -> int:
+    checked_reason(args.reason)  # shown by the gate and `repo status`: one printable line
     profile = site_profile(args.site)
     if profile is None:
         raise UserError("site.yaml harness.profile: the test cluster's profile cannot be read")
