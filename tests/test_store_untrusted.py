@@ -431,3 +431,27 @@ def test_a_damaged_snapshot_json_is_one_line_for_every_reader(store, capsys, met
         err = capsys.readouterr().err
         assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, (argv, err)
         assert f"{META}: {why}" in err, (argv, err)
+
+
+def test_bad_lines_of_the_node_service_log_are_skipped_with_a_warning(tmp_path, capsys):
+    """nodes/service.jsonl was read on trust: a node set ClusterShell refuses or a list ended the gate
+    and `repo out-of-service` in a traceback; n[1-99999999] ran for minutes."""
+    from hpcos.repo import out_of_service
+
+    layout = StoreLayout(tmp_path / "store")
+    out_of_service.mark(layout, "example-test-cluster", "node002", "fan failure")
+    good = layout.node_service.read_text()
+    line = json.loads(good)
+    bad = [
+        {**line, "nodes": "n]]"},
+        {**line, "nodes": ["node003"], "reason": {"a": 1}},
+        {**line, "nodes": "n[1-99999999]"},
+        {**line, "time": "yesterday"},
+    ]
+    layout.node_service.write_text("".join(json.dumps(b) + "\n" for b in bad) + "[]\n" + good)
+    argv = ["--specs", str(REPO / "overlay_specs"), "--store", str(layout.root)]
+    assert main([*argv, "repo", "out-of-service"]) == 0
+    captured = capsys.readouterr()
+    assert "node002 (fan failure" in captured.out + captured.err
+    assert captured.err.count("not a node service change; ignored") == 5, captured.err
+    assert "Traceback" not in captured.err
