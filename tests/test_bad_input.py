@@ -802,10 +802,19 @@ def test_package_changes_that_are_no_repo_diff_are_one_line(tmp_path, capsys, co
 
 
 def test_a_db_that_is_not_a_results_database_is_one_line(tmp_path, capsys):
+    """SQLite's "file is not a database" was a traceback; a --db through a symlink to a device
+    opened the device and left its journal beside it (/dev/zero-journal).  Shown on a FIFO."""
+    import os
+
     other = _results(tmp_path, "not a database\n" * 100, "other.db")
-    argv = ["perf", "record", str(_results(tmp_path, RESULTS)), "--db", str(other)]
-    code = main(["--specs", str(SPECS), "--store", str(tmp_path / "store"), *argv])
-    _one_line_error(capsys, code, f"{other}: not an hpcos results database")
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "link").symlink_to(tmp_path / "fifo")
+    for db in (other, tmp_path / "link", tmp_path):
+        argv = ["perf", "record", str(_results(tmp_path, RESULTS)), "--db", str(db)]
+        code = main(["--specs", str(SPECS), "--store", str(tmp_path / "store"), *argv])
+        err = _one_line_error(capsys, code, f"{db}: not ")
+        assert "hpcos results database" in err, err
+    assert not (tmp_path / "fifo-journal").exists()
 
 
 @pytest.mark.parametrize("output", ["/", ".", ".."])
