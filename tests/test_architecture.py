@@ -65,6 +65,11 @@ def test_an_upward_import_breaks_lint(tree_copy, module, line, contract):
     assert module.removesuffix(".py").replace("/", ".") in done.stdout
 
 
+# Sent to the nodes as its source and run there by python3, where hpcos (and so its runner) is not
+# installed; hpcos itself calls only its parsing functions (hpcos.core.stacks runs gdb via the runner).
+NODE_SIDE = {"hpcos/core/stacks_node.py"}
+
+
 def test_no_subprocess_outside_the_runner(repo_root):
     """ruff's banned-api rule (TID251) is what lint enforces; this says the same without ruff."""
     offenders = [
@@ -72,6 +77,7 @@ def test_no_subprocess_outside_the_runner(repo_root):
         for package in ("hpcos", "jobs", "harness")
         for p in (repo_root / package).rglob("*.py")
         if p.name != "runner.py"
+        and str(p.relative_to(repo_root)) not in NODE_SIDE
         and any(
             line.startswith(("import subprocess", "from subprocess"))
             for line in p.read_text().splitlines()
