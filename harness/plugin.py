@@ -11,6 +11,7 @@ tickets), then to the ``--hpcos-results`` file.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import sqlite3
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from hpcos.cluster.launchers import CommandFailed, CommandResult
 from hpcos.cluster.launchers.base import blamed_hosts
 from hpcos.core.errors import HpcosError, StoreError, UserError, store_problem
 from hpcos.core.text import printable
+from hpcos.repo.environments import is_snapshot_id
 from hpcos.results.model import TestResult
 from hpcos.site.credentials import redact
 
@@ -122,6 +124,14 @@ def pytest_configure(config: pytest.Config) -> None:
         explicit=bool(_setting(config, "hpcos_cluster") or _setting(config, "hpcos_results")),
     )
     session = config.stash[SESSION_KEY] = HarnessSession(selection, Path(config.rootpath), the_site)
+    testing = os.environ.get("HPCOS_TESTING_SNAPSHOT")
+    if testing and not is_snapshot_id(testing):
+        # It goes into the results and the run's signed record: a snapshot id or nothing.
+        with _usage_errors():
+            raise UserError(
+                f"HPCOS_TESTING_SNAPSHOT={testing!r}: not a snapshot id "
+                "(`hpcos repo status testing --id` prints one)"
+            )
     if selection.explicit:
         # A wrong profile, node set or stack is the user's mistake: say so before collecting anything.
         with _usage_errors():
@@ -133,7 +143,8 @@ def _usage_errors():
     try:
         yield
     except UserError as exc:
-        raise pytest.UsageError(str(exc)) from None
+        # pytest prints it as it is: a --mpi or --nodes from a Jenkins parameter may hold escapes.
+        raise pytest.UsageError(printable(str(exc))) from None
 
 
 def _ours(name2fixturedefs, name: str) -> bool:

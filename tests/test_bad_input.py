@@ -444,7 +444,8 @@ def test_rich_markup_in_a_reason_or_run_id_prints_as_itself(tmp_path, capsys, mo
     (layout.snapshots / "snap-1").mkdir(parents=True)
     (layout.snapshots / "snap-1" / META).write_text(
         json.dumps(
-            {"id": "snap-1", "kind": "daily", "created": "2026-12-01T00:00:00+00:00", "entries": {}}
+            # created as Staging.commit writes it (time.time()); snapshot.json is validated on read
+            {"id": "snap-1", "kind": "daily", "created": 1764547200.0, "entries": {}}
         )
     )
     reason = "[/x] hotfix [bold] [gate overridden: no nightly run]"
@@ -706,3 +707,233 @@ def test_failpoints_are_inert_outside_a_test_that_enables_them(monkeypatch, capl
     failpoints.reached("switch:journaled")  # no test harness: never
     with pytest.raises(RuntimeError):
         failpoints.enable("x")
+
+
+# --- found by the hostile sweep after issue 27 -----------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero", "proc"])
+def test_a_profile_or_spec_that_is_not_a_regular_file_is_refused_not_read_forever(
+    tmp_path, capsys, kind
+):
+    """A FIFO blocked the read for good and /dev/zero (size 0 to stat) never ended."""
+    import os
+
+    profile = tmp_path / "profile.yaml"
+    if kind == "fifo":
+        os.mkfifo(profile)
+    elif kind == "dev-zero":
+        profile.symlink_to("/dev/zero")
+    else:
+        profile = Path("/proc/self/status")
+    code = main(["--specs", str(SPECS), "monitoring", "config", "--cluster", str(profile)])
+    _one_line_error(capsys, code, f"{profile}: cannot read: not a regular file")
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (specs / "site.yaml").write_text((SPECS / "site.yaml").read_text())
+    os.mkfifo(specs / "extra.yaml")
+    assert main(["--specs", str(specs), "jobs", "yaml"]) == 2
+    assert "extra.yaml: cannot read: not a regular file" in capsys.readouterr().err
+
+
+def test_config_heads_that_never_end_or_nest_too_deep_are_one_line(tmp_path, capsys):
+    results = _results(tmp_path, RESULTS)
+    deep = _results(tmp_path, "[" * 100_000 + "]" * 100_000, "deep.json")
+    for heads, expected in (("/dev/zero", "not a regular file"), (deep, "recursion")):
+        argv = ["repo", "record-run", str(results), "--config-heads", str(heads)]
+        code = main(["--store", str(tmp_path / "store"), *argv])
+        _one_line_error(capsys, code, expected)
+
+
+@pytest.mark.parametrize("ticket", ["99999999999999999999", "\u00b2", "\u0661"])
+def test_a_ticket_number_that_is_no_ascii_integer_is_no_ticket(tmp_path, capsys, ticket):
+    """'²'.isdigit() is true and int('²') a ValueError; 20 digits overflowed SQLite."""
+    code = main(
+        ["--specs", str(SPECS), "--store", str(tmp_path / "store"), "tickets", "show", ticket]
+    )
+    _one_line_error(capsys, code, "no local ticket #")
+
+
+@pytest.mark.parametrize(
+    ("node", "expected"),
+    [
+        ("] <script>", "results.0.node: expected a node name or ClusterShell node set"),
+        ("n[1-" + "9" * 5000 + "]", "a node number of more than 18 digits"),
+    ],
+)
+def test_a_result_node_that_is_no_node_set_is_refused_by_every_reader(
+    tmp_path, capsys, node, expected
+):
+    """``tickets file`` grouped the failed result's nodes with ClusterShell: a traceback."""
+    data = _replace(RESULTS, ("results", 0, "node"), node)
+    data = _replace(data, ("results", 0, "outcome"), "failed")
+    data = _replace(data, ("results", 0, "failure_class"), "error")
+    path = _results(tmp_path, data)
+    store = ["--specs", str(SPECS), "--store", str(tmp_path / "store")]
+    for argv in (["tickets", "file", "--dry-run", str(path)], ["perf", "record", str(path)]):
+        _one_line_error(capsys, main([*store, *argv]), expected)
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (None, "not a regular file"),
+        (b"caf\xe9\n", "expected UTF-8 text; found byte 0xe9"),
+        (b"[" * 100_000 + b"]" * 100_000, "JSON nested too deeply"),
+        (b'{"repositories": {"base": {"added": 5}}}', "not the output of `hpcos repo diff --json`"),
+        (b'{"repositories": {"base": {"updated": [["a"]]}}}', "not the output of"),
+        (b'{"repositories": {"base": ["x"]}}', "not the output of"),
+    ],
+)
+def test_package_changes_that_are_no_repo_diff_are_one_line(tmp_path, capsys, content, expected):
+    """``hpcos report --package-changes`` read /dev/zero until memory ran out, and a list where a
+    NEVRA goes ended in a traceback."""
+    results = _results(tmp_path, RESULTS)
+    store = ["--specs", str(SPECS), "--store", str(tmp_path / "store")]
+    assert main([*store, "perf", "record", str(results)]) in (0, 1)
+    capsys.readouterr()
+    changes = tmp_path / "changes.json"
+    if content is None:
+        changes.symlink_to("/dev/zero")
+    else:
+        changes.write_bytes(content)
+    argv = ["report", str(results), "-o", str(tmp_path / "r"), "--package-changes", str(changes)]
+    _one_line_error(capsys, main([*store, *argv]), expected)
+
+
+def test_a_db_that_is_not_a_results_database_is_one_line(tmp_path, capsys):
+    """SQLite's "file is not a database" was a traceback; a --db through a symlink to a device
+    opened the device and left its journal beside it (/dev/zero-journal).  Shown on a FIFO."""
+    import os
+
+    other = _results(tmp_path, "not a database\n" * 100, "other.db")
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "link").symlink_to(tmp_path / "fifo")
+    for db in (other, tmp_path / "link", tmp_path):
+        argv = ["perf", "record", str(_results(tmp_path, RESULTS)), "--db", str(db)]
+        code = main(["--specs", str(SPECS), "--store", str(tmp_path / "store"), *argv])
+        err = _one_line_error(capsys, code, f"{db}: not ")
+        assert "hpcos results database" in err, err
+    assert not (tmp_path / "fifo-journal").exists()
+
+
+@pytest.mark.parametrize("output", ["/", ".", ".."])
+def test_an_output_file_that_is_a_directory_is_one_line(tmp_path, capsys, monkeypatch, output):
+    """``-o /`` ended in pathlib's ValueError ("has an empty name")."""
+    monkeypatch.chdir(tmp_path)
+    argv = ["monitoring", "config", "--cluster", str(PROFILE), "-o", output]
+    _one_line_error(capsys, main(["--specs", str(SPECS), *argv]), f"{output}: Is a directory")
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_an_output_file_that_is_a_device_or_fifo_is_never_replaced(tmp_path, capsys, kind):
+    """The atomic rename replaced whatever -o named: as root, ``-o /dev/null`` (or /dev/zero) left
+    the machine with a regular file there.  Shown on a FIFO and a null device made in tmp_path."""
+    import os
+    import stat
+
+    target = tmp_path / kind
+    if kind == "fifo":
+        os.mkfifo(target)
+    else:
+        if os.geteuid() != 0:
+            pytest.skip("mknod of a character device needs root")
+        os.mknod(target, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    before = target.lstat().st_mode
+    argv = ["monitoring", "config", "--cluster", str(PROFILE), "-o", str(target)]
+    _one_line_error(capsys, main(["--specs", str(SPECS), *argv]), "not a regular file")
+    assert target.lstat().st_mode == before
+
+
+@pytest.mark.parametrize(
+    ("option", "shown"),
+    [
+        (["--nodes", "a;touch PWNED"], "a;touch PWNED"),
+        (["--mpi", "no-such-stack"], "no-such-stack"),
+        (["--mpi", "x\x1b]52;c;cHduZWQ=\x07\u202e"], "x\\x1b]52;c;cHduZWQ=\\x07\\u202e"),
+    ],
+)
+def test_a_usage_mistake_of_hpcos_test_exits_2_like_every_command(tmp_path, capsys, option, shown):
+    """pytest says a usage error with 4; the nightly job and the docs know 2 for a user's mistake.
+    pytest prints the harness's message as it is: making it printable is the harness's job."""
+    argv = ["test", "--cluster", str(PROFILE), *option, "--collect-only", "-q"]
+    argv += ["-p", "no:cacheprovider"]
+    code = main(["--specs", str(SPECS), "--store", str(tmp_path / "store"), *argv])
+    captured = capsys.readouterr()
+    err = captured.err + captured.out
+    assert code == 2 and "Traceback" not in err and shown in err, err
+    assert not any(c in err for c in "\x1b\x07\u202e"), err
+
+
+@pytest.mark.parametrize(
+    ("source", "mpi", "expected"),
+    [
+        ("src", "", "--mpi '': name one MPI stack of profile 'local'"),
+        ("src", " ", "--mpi ' ': name one MPI stack"),
+        ("truncated.tar.gz", "openmpi", "cannot read the OSU Micro-Benchmarks archive"),
+    ],
+)
+def test_probes_build_osu_refuses_an_empty_stack_and_a_broken_archive(
+    tmp_path, capsys, source, mpi, expected
+):
+    """``--mpi ''`` selected every stack (a ValueError unpacking them); a truncated tarball or
+    /proc/self/mem (EIO) ended in a traceback from tarfile."""
+    import io
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        data = bytes(range(256)) * 400  # barely compressible: the cut falls inside the member
+        info = tarfile.TarInfo("osu/configure")
+        info.size = len(data)
+        archive.addfile(info, io.BytesIO(data))
+    (tmp_path / "truncated.tar.gz").write_bytes(buffer.getvalue()[:600])
+    argv = ["probes", "build-osu", str(tmp_path / source), "--mpi", mpi, "--cluster", str(PROFILE)]
+    argv += ["--prefix", str(tmp_path / "prefix")]
+    _one_line_error(capsys, main(["--specs", str(SPECS), *argv]), expected)
+
+
+@pytest.mark.parametrize("snapshot", ["../../etc", "x\x1b]52;c;cHduZWQ=\x07", "$(touch PWNED)"])
+def test_a_testing_snapshot_that_is_no_snapshot_id_is_refused(
+    tmp_path, capsys, monkeypatch, snapshot
+):
+    """HPCOS_TESTING_SNAPSHOT went into the results and the harness-signed record as it was."""
+    data = _replace(RESULTS, ("testing_snapshot",), snapshot)
+    argv = ["repo", "record-run", str(_results(tmp_path, data))]
+    code = main(["--specs", str(SPECS), "--store", str(tmp_path / "store"), *argv])
+    _one_line_error(capsys, code, "is not a snapshot id")
+    monkeypatch.setenv("HPCOS_TESTING_SNAPSHOT", snapshot)
+    argv = ["test", "--cluster", str(PROFILE), "--results", str(tmp_path / "r.json")]
+    argv += ["--collect-only", "-q", "-p", "no:cacheprovider"]
+    code = main(["--specs", str(SPECS), "--store", str(tmp_path / "store"), *argv])
+    captured = capsys.readouterr()
+    err = captured.err + captured.out
+    assert code == 2 and "not a snapshot id" in err and "\x1b" not in err, err
+    assert not (tmp_path / "r.json").exists()
+
+
+@pytest.mark.parametrize("size", [2**64, -1])
+def test_a_message_size_sqlite_cannot_hold_is_refused_by_the_model(tmp_path, capsys, size):
+    """2**64 passed the model and ended ``hpcos perf record`` in SQLite's OverflowError."""
+    data = _replace(RESULTS, ("results", 0, "measurements", 0, "size"), size)
+    argv = ["perf", "record", str(_results(tmp_path, data))]
+    code = main(["--specs", str(SPECS), "--store", str(tmp_path / "store"), *argv])
+    _one_line_error(capsys, code, "results[0].measurements[0].size: expected")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["repo", "out-of-service", "node01", "--reason"],
+        ["repo", "fastpath", "kernel-overlay", "--reason"],
+        ["config", "promote", "--reason"],
+        ["config", "merge-back", "--reason"],
+        ["outage", "run", "--plan", "plan.json", "--force", "--reason"],
+    ],
+)
+def test_every_reason_is_one_printable_line(tmp_path, capsys, argv):
+    """``repo promote`` and ``rollback`` refused escapes in --reason; out-of-service, fastpath, the
+    configuration merges (a commit message) and the outage run recorded them."""
+    for reason in ("x\x1b]52;c;cHduZWQ=\x07", "a\nb", "r" * 5000):
+        code = main(["--specs", str(SPECS), "--store", str(tmp_path / "store"), *argv, reason])
+        _one_line_error(capsys, code, "--reason: one line of printable text")

@@ -169,3 +169,30 @@ def test_bad_inventories_are_refused(tmp_path, classes):
     with pytest.raises(InvalidInput):
         profile(tmp_path, "bad", "n1", classes)
     assert ClusterInventory().total_nodes == 0
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"classes": None},
+        {"classes": {"workstation": {"name": "w", "nodes": "n1", "facts": []}}},
+        {"classes": {"workstation": {"name": "w", "nodes": "n1", "facts": {"kernel": None}}}},
+        {"classes": {"workstation": {"name": "w", "nodes": "n1", "facts": {"kernel": {"6": 5}}}}},
+        {
+            "classes": {
+                "workstation": {"name": "w", "nodes": "n1", "facts": {"kernel": {"6": "]x"}}}
+            }
+        },
+        {"classes": {"workstation": {"name": "w", "nodes": "n[1-99999999]", "facts": {}}}},
+    ],
+)
+def test_a_kept_inventory_of_another_shape_is_one_line(repo_root, tmp_path, capsys, change):
+    """The store's inventory was read back on trust: None, a list or a stray bracket where a node set
+    goes ended `hpcos inventory diff` in an AttributeError, a TypeError or ClusterShell's error."""
+    kept = {"cluster": "local", "collected": "2026-12-01T00:00:00+00:00", "classes": {}, **change}
+    (tmp_path / "inventory").mkdir()
+    (tmp_path / "inventory" / "local.json").write_text(json.dumps(kept))
+    argv = ["--specs", str(repo_root / "overlay_specs"), "--store", str(tmp_path)]
+    assert main([*argv, "inventory", "diff", "local", "local"]) == 2
+    err = capsys.readouterr().err
+    assert "not an inventory written by hpcos" in err and err.count("\n") == 1, err

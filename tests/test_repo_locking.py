@@ -72,3 +72,19 @@ def test_no_wait_fails_at_once_naming_the_holder(rpm_factory, tmp_path, capsys):
     )
     assert "Traceback" not in proc.stderr
     assert not (site.store / "environments" / "testing").exists()
+
+
+def test_a_holder_file_of_another_shape_names_no_holder(tmp_path):
+    """The holder file is a store file like any: a list, or a text where the time goes, raised a
+    TypeError while another run held the lock."""
+    from hpcos.core.errors import UserError
+
+    layout = StoreLayout(tmp_path / "store")
+    for holder in ("[]", json.dumps({"what": "x", "pid": 1, "since": "noon"}), "1e400"):
+        with store_lock(layout, "the first run"):
+            (layout.locks / "repo.lock.holder").write_text(holder)
+            try:
+                with store_lock(layout, "the second run", wait=False):
+                    raise AssertionError("the lock was taken twice")
+            except UserError as exc:
+                assert "another hpcos repo command" in str(exc)

@@ -394,3 +394,64 @@ def test_the_content_sweep_never_follows_a_symlinked_shard(tmp_path):
     (content / "cd" / ("cd" + "0" * 62 + ".rpm")).write_text("unreferenced")
     assert ContentStore(content).collect_garbage() == 2
     assert (elsewhere / "precious.txt").read_text() == "one link only"
+
+
+@pytest.mark.parametrize(
+    ("meta", "why"),
+    [
+        ("", "empty, not a snapshot.json"),
+        ("[]", "not a JSON object"),
+        ({"id": "snap-2"}, "field 'kind' is missing"),
+        (
+            {"id": "snap-2", "kind": "daily", "created": 1.0, "entries": 5},
+            "field 'entries' has the wrong",
+        ),
+        ({"id": "../x", "kind": "daily", "created": 1.0, "entries": {}}, "names snapshot '../x'"),
+        (
+            {"id": "snap-2", "kind": "d", "created": 1.0, "entries": {"base": ".."}},
+            "entry 'base' is not one folder",
+        ),
+        (
+            {"id": "snap-2", "kind": "d", "created": 1e400, "entries": {}},
+            "field 'created' is not a time",
+        ),
+    ],
+)
+def test_a_damaged_snapshot_json_is_one_line_for_every_reader(store, capsys, meta, why):
+    """Snapshot metadata was read as trusted: a KeyError, a TypeError or rich's NotRenderableError."""
+    text = meta if isinstance(meta, str) else json.dumps(meta).replace("1e+400", "1e400")
+    (store.snapshots / "snap-2" / META).write_text(text)
+    Environments(store).environment("testing").switch("snap-2", "promote")
+    for argv in (
+        ["repo", "status", "testing"],
+        ["repo", "diff", "testing", "testing"],
+        ["repo", "promote", "testing", "production", "--force", "--reason", "x"],
+    ):
+        code = main(["--specs", str(SPECS), "--store", str(store.root), *argv])
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, (argv, err)
+        assert f"{META}: {why}" in err, (argv, err)
+
+
+def test_bad_lines_of_the_node_service_log_are_skipped_with_a_warning(tmp_path, capsys):
+    """nodes/service.jsonl was read on trust: a node set ClusterShell refuses or a list ended the gate
+    and `repo out-of-service` in a traceback; n[1-99999999] ran for minutes."""
+    from hpcos.repo import out_of_service
+
+    layout = StoreLayout(tmp_path / "store")
+    out_of_service.mark(layout, "example-test-cluster", "node002", "fan failure")
+    good = layout.node_service.read_text()
+    line = json.loads(good)
+    bad = [
+        {**line, "nodes": "n]]"},
+        {**line, "nodes": ["node003"], "reason": {"a": 1}},
+        {**line, "nodes": "n[1-99999999]"},
+        {**line, "time": "yesterday"},
+    ]
+    layout.node_service.write_text("".join(json.dumps(b) + "\n" for b in bad) + "[]\n" + good)
+    argv = ["--specs", str(REPO / "overlay_specs"), "--store", str(layout.root)]
+    assert main([*argv, "repo", "out-of-service"]) == 0
+    captured = capsys.readouterr()
+    assert "node002 (fan failure" in captured.out + captured.err
+    assert captured.err.count("not a node service change; ignored") == 5, captured.err
+    assert "Traceback" not in captured.err

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from hpcos.cli.console import console, emit
 from hpcos.cli.repo import _stdout
+from hpcos.repo.environments import checked_reason
 
 
 def register(sub) -> None:
@@ -141,6 +142,7 @@ def status_command(args) -> int:
 def promote_command(args) -> int:
     from hpcos.config.promotion import promote
 
+    checked_reason(args.reason)  # it goes into the merge commit's message
     for prepared in promote(
         _repos(args), args.site.layout, args.reason, force=args.force, report=_reporter(args)
     ):
@@ -151,6 +153,7 @@ def promote_command(args) -> int:
 def merge_back_command(args) -> int:
     from hpcos.config.promotion import merge_back
 
+    checked_reason(args.reason)  # it goes into the merge commit's message
     for prepared in merge_back(_repos(args), args.reason):
         console.print(prepared.describe(), markup=False, soft_wrap=True)
     return 0

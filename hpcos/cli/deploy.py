@@ -6,6 +6,7 @@ import json
 from dataclasses import asdict
 
 from hpcos.cli.console import emit
+from hpcos.cli.options import COUNT
 from hpcos.cluster.profiles import load_profile
 from hpcos.site.trackers import TRACKERS
 
@@ -28,7 +29,7 @@ def register(sub) -> None:
     )
     p.add_argument(
         "--batch-size",
-        type=int,
+        type=COUNT,
         help="most nodes out at once (default: the profile's deploy.batch_size)",
     )
     p.add_argument(

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from hpcos.cli.console import console, progress_bar
+from hpcos.cli.options import COUNT
 
 
 def register(sub) -> None:
@@ -33,7 +34,7 @@ def register(sub) -> None:
         cmd.add_argument("--url", help="Jenkins URL (default: site.yaml jenkins.url)")
         cmd.add_argument(
             "--workers",
-            type=int,
+            type=COUNT,
             default=16,
             metavar="N",
             help="live configs read concurrently (default: 16)",

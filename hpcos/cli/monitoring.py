@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from hpcos.cli.console import console, emit
+from hpcos.cli.options import COUNT, bounded_int
 from hpcos.cli.test import DEFAULT_CLUSTER
 
 
@@ -55,12 +56,12 @@ def register(sub) -> None:
         "--contact-group", default="admins", help="contact group the objects use (default: admins)"
     )
     p.add_argument(
-        "--check-interval", type=int, default=5, help="in interval_length units (default: 5)"
+        "--check-interval", type=COUNT, default=5, help="in interval_length units (default: 5)"
     )
-    p.add_argument("--retry-interval", type=int, default=1)
+    p.add_argument("--retry-interval", type=COUNT, default=1)
     p.add_argument(
         "--check-timeout",
-        type=int,
+        type=bounded_int(1, 86400),  # what `hpcos check --timeout` takes
         default=50,
         metavar="SECONDS",
         help="`hpcos check --timeout` in the commands: keep it below Nagios' service_check_timeout "
@@ -73,7 +74,7 @@ def register(sub) -> None:
         "around the objects: `nagios4 -v DIR/nagios.cfg`",
     )
     p.add_argument(
-        "--interval-length", type=int, default=60, help="--standalone: seconds per interval unit"
+        "--interval-length", type=COUNT, default=60, help="--standalone: seconds per interval unit"
     )
     p.add_argument(
         "--nrpe-output",

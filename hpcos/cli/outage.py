@@ -6,8 +6,10 @@ from datetime import datetime
 from pathlib import Path
 
 from hpcos.cli.console import console, emit
+from hpcos.cli.options import COUNT
 from hpcos.core.errors import UserError
 from hpcos.core.store_files import read_bytes_limited
+from hpcos.repo.environments import checked_reason
 
 # A plan of 20,000 package changes with their changelogs is tens of MiB; /dev/zero is not a plan.
 PLAN_BUDGET = 512 * 1024 * 1024
@@ -43,7 +45,7 @@ def register(sub) -> None:
     )
     plan.add_argument(
         "--batch-size",
-        type=int,
+        type=COUNT,
         metavar="N",
         help="most production nodes out at once (default: the production profile's, else 32)",
     )
@@ -69,7 +71,7 @@ def register(sub) -> None:
         help="written by `hpcos outage plan` (default: the store's plan for production's snapshot)",
     )
     run.add_argument("--production", metavar="PROFILE")
-    run.add_argument("--batch-size", type=int, metavar="N", help="default: the plan's")
+    run.add_argument("--batch-size", type=COUNT, metavar="N", help="default: the plan's")
     run.add_argument(
         "--no-tests", action="store_true", help="skip the post-outage integration tests"
     )
@@ -233,6 +235,7 @@ def _run(args) -> int:
 
     if args.force and not args.reason:
         raise UserError("--force needs --reason")
+    checked_reason(args.reason)  # recorded with the rollout and put on the wiki page
     plan = _load_plan(args.plan, args.site)
     name = (
         args.production

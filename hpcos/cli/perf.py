@@ -7,6 +7,7 @@ from pathlib import Path
 from rich.table import Table
 
 from hpcos.cli.console import console, stdout_console
+from hpcos.cli.options import MESSAGE_SIZE
 from hpcos.core.errors import UserError
 
 
@@ -187,7 +188,7 @@ def register(sub) -> None:
     p = with_db(perf_sub.add_parser("history", help="the measurements of one test over time"))
     p.add_argument("test", metavar="TEST", help="test id, or a substring of it")
     p.add_argument("--metric")
-    p.add_argument("--size", type=int)
+    p.add_argument("--size", type=MESSAGE_SIZE)
     p.add_argument("--node-class")
     p.add_argument("--chart", metavar="PNG", help="also draw the series as a trend chart")
     p.set_defaults(func=_history)

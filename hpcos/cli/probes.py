@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hpcos.cli.console import console, emit
+from hpcos.cli.options import bounded_int
 from hpcos.core.errors import UserError
 
 
@@ -45,7 +46,11 @@ def register(sub) -> None:
         help="install here (default: ~/.local/share/hpcos/benchmarks/STACK)",
     )
     build.add_argument(
-        "-j", "--jobs", type=int, default=None, help="parallel make jobs (default: CPU count)"
+        "-j",
+        "--jobs",
+        type=bounded_int(1, 1024),
+        default=None,
+        help="parallel make jobs (default: CPU count)",
     )
     build.set_defaults(func=_build_osu)
 
@@ -59,7 +64,13 @@ def _build_osu(args) -> int:
         raise UserError(
             f"--mpi {args.mpi}: build for one MPI stack at a time (each needs its own build)"
         )
-    (stack,) = profile.stacks(args.mpi)
+    stacks = profile.stacks(args.mpi) if args.mpi.strip() else []  # "" would select every stack
+    if len(stacks) != 1:
+        raise UserError(
+            f"--mpi {args.mpi!r}: name one MPI stack of profile {profile.name!r} "
+            f"(it has: {', '.join(profile.mpi) or 'none'})"
+        )
+    (stack,) = stacks
     if args.jobs is not None and args.jobs < 1:
         raise UserError(f"--jobs {args.jobs}: expected at least 1")
     default = Path.home() / ".local" / "share" / "hpcos" / "benchmarks" / stack.name

@@ -19,6 +19,7 @@ from hpcos.cli.console import console, emit, stdout_console
 from hpcos.cluster.profiles import load_profile
 from hpcos.core.errors import UserError
 from hpcos.core.files import file_digest, write_text_atomically
+from hpcos.core.store_files import BadStoreFile, read_bytes_limited
 from hpcos.core.store_layout import StoreLayout
 from hpcos.repo import client_config, diff, gate, nightly, out_of_service, promotion, publish, sync
 from hpcos.repo.environments import Environments, checked_reason
@@ -262,6 +263,7 @@ def fastpath_command(args) -> int:
     or the exact command that deploys it is the last line."""
     import shlex
 
+    checked_reason(args.reason)  # recorded and shown: one printable line, as every --reason
     specs = args.site.specs
     promotion.fastpath(specs, args.site.layout, args.overlay, args.reason, wait=not args.no_wait)
     promoted = [name for name, env in specs.site.environments.items() if env.source is not None]
@@ -326,8 +328,9 @@ def record_run_command(args) -> int:
     pairs = [item.partition("=")[::2] for item in args.config_commit]
     if args.config_heads:
         try:
-            heads = json.loads(args.config_heads.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
+            raw = read_bytes_limited(args.config_heads, what="config heads file", follow=True)
+            heads = json.loads(raw.decode("utf-8"))
+        except (OSError, ValueError, RecursionError, BadStoreFile) as exc:
             raise UserError(
                 f"--config-heads {args.config_heads}: not a JSON file of `hpcos config heads`: "
                 f"{exc}"
@@ -360,6 +363,7 @@ def record_run_command(args) -> int:
 
 
 def out_of_service_command(args) -> int:
+    checked_reason(args.reason)  # shown by the gate and `repo status`: one printable line
     profile = site_profile(args.site)
     if profile is None:
         raise UserError("site.yaml harness.profile: the test cluster's profile cannot be read")

@@ -114,7 +114,10 @@ def _show(args) -> int:
             raise UserError(
                 f"`hpcos tickets show` reads the local tracker; this site uses {session.spec.backend}"
             )
-        found = session.backend.ticket(args.ticket) if args.ticket.isdigit() else None
+        # ASCII digits within SQLite's integer: str.isdigit() also takes '²' and '١', and a longer
+        # number overflows the query.
+        ascii_id = re.fullmatch(r"[0-9]{1,18}", args.ticket)
+        found = session.backend.ticket(args.ticket) if ascii_id else None
         if found is None:
             raise UserError(f"no local ticket #{args.ticket}")
         summary, description, status = found

@@ -43,6 +43,9 @@ def node_set_problem(text: str) -> str | None:
     """Why ``text`` is over the node budget, or None: checked before ClusterShell expands it."""
     if len(text) > MAX_NODE_SET_TEXT:
         return f"a node set of more than {MAX_NODE_SET_TEXT} characters"
+    # int() refuses more than 4,300 digits (ValueError), and no node is numbered past 18.
+    if re.search(r"\d{19}", text):
+        return "a node number of more than 18 digits in a node set"
     if node_count_bound(text) > MAX_NODES:
         return f"more than {MAX_NODES} nodes in one node set (the budget for untrusted input)"
     return None

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import stat
 from pathlib import Path
 
 
@@ -21,6 +23,17 @@ def write_text_atomically(path: Path, text: str) -> None:
 
 def write_bytes_atomically(path: Path, data: bytes) -> None:
     """``write_text_atomically`` for bytes; the temporary file is removed if the write fails."""
+    try:
+        kind: int | None = os.stat(path).st_mode  # through a symlink: -o /dev/stdout is one
+    except (FileNotFoundError, NotADirectoryError):
+        kind = None
+    if not path.name or (kind is not None and stat.S_ISDIR(kind)):
+        # "/", ".", "..": with_name raised ValueError, the rename ENOTEMPTY
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+    if kind is not None and not stat.S_ISREG(kind):
+        # The rename would replace a device or a FIFO with a regular file: as root, `-o /dev/null`
+        # left the system without /dev/null.
+        raise FileExistsError(errno.EEXIST, "exists and is not a regular file", str(path))
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "wb") as out:

@@ -21,6 +21,7 @@ import pydantic
 import yaml
 
 from hpcos.core.errors import UserError
+from hpcos.core.store_files import BadStoreFile, read_bytes_limited
 from hpcos.core.text import printable
 
 Loc = tuple[str | int, ...]
@@ -117,11 +118,15 @@ def load(path: str | Path, display_root: Path | None = None) -> SourcedDoc:
                     )
                 ]
             )
-        raw = path.read_bytes()
+        # Read as untrusted: a FIFO would block forever and /dev/zero (st_size 0) never ends.
+        raw = read_bytes_limited(path, MAX_BYTES, "YAML file", follow=True)
     except OSError as exc:
         raise InvalidInput(
             [InputError(str(shown), 0, "", f"cannot read: {exc.strerror}")]
         ) from None
+    except BadStoreFile as exc:
+        why = str(exc).removeprefix(f"{path}: ")
+        raise InvalidInput([InputError(str(shown), 0, "", f"cannot read: {why}")]) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -15,14 +15,15 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ClusterShell.NodeSet import NodeSet
+from ClusterShell.NodeSet import NodeSet, NodeSetParseError
 
 from hpcos.cluster.inventory import ClusterInventory
 from hpcos.cluster.launchers import launcher_for
 from hpcos.cluster.profiles import Profile
+from hpcos.core.budgets import node_set_problem
 from hpcos.core.errors import UserError
 from hpcos.core.files import write_text_atomically
-from hpcos.core.store_files import read_bytes_limited
+from hpcos.core.store_files import BadStoreFile, dataclass_from, read_bytes_limited
 from hpcos.probes.parsers import ParseError, ibv_devinfo
 
 log = logging.getLogger("hpcos.inventory")
@@ -149,12 +150,28 @@ class Measured:
 
     @classmethod
     def from_json(cls, text: str) -> Measured:
-        data = json.loads(text)
-        return cls(
-            data["cluster"],
-            data["collected"],
-            {k: ClassFacts(**v) for k, v in data["classes"].items()},
-        )
+        """Read back as untrusted (a store file): every field of its type and every node set one that
+        ClusterShell takes within the node budget (a list or a stray bracket ended `inventory diff`
+        in a traceback)."""
+        data = dataclass_from(Measured, json.loads(text), "inventory")
+        classes = {}
+        for name, value in data.classes.items():
+            facts = ClassFacts(**value) if isinstance(value, dict) else value
+            for nodes in (
+                facts.nodes,
+                facts.unreachable,
+                *(n for values in facts.facts.values() for n in values.values()),
+            ):
+                if nodes and node_set_problem(nodes) is not None:
+                    raise BadStoreFile(f"class {name[:40]!r}: a node set over the node budget")
+                try:
+                    NodeSet(nodes)
+                except NodeSetParseError:
+                    raise BadStoreFile(
+                        f"class {name[:40]!r}: {nodes[:40]!r} is not a node set"
+                    ) from None
+            classes[name] = facts
+        return cls(data.cluster, data.collected, classes)
 
 
 def _fact_values(facts: NodeFacts) -> dict[str, str]:
@@ -238,7 +255,8 @@ def load(directory: Path, cluster: str) -> Measured | None:
         return Measured.from_json(read_bytes_limited(path, what="inventory").decode("utf-8"))
     except FileNotFoundError:
         return None
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError, BadStoreFile) as exc:
+        why = " ".join(str(exc).split())[:200]
         raise UserError(
-            f"{path}: not an inventory written by hpcos ({exc}); run `hpcos inventory collect` again"
+            f"{path}: not an inventory written by hpcos ({why}); run `hpcos inventory collect` again"
         ) from None

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 from ClusterShell.NodeSet import NodeSet
 
+from hpcos.core.errors import UserError
+from hpcos.core.store_files import BadStoreFile, read_bytes_limited
 from hpcos.perf.baselines import baseline_for
 from hpcos.perf.charts import chart_path, trend_chart
 from hpcos.perf.decision import FAILING
@@ -42,16 +44,51 @@ def read_package_changes(path: str | Path) -> list[dict[str, str]] | list[str]:
     ``--json`` output becomes one row per package change; the text output, or any other JSON
     list, is shown as it is.
     """
-    text = Path(path).read_text(encoding="utf-8")
+    # Untrusted like any file a person names: a regular file within a budget, UTF-8, and a JSON
+    # diff of the right shape (a FIFO, /dev/zero or a list where a NEVRA goes ended in a traceback).
+    try:
+        raw = read_bytes_limited(Path(path), what="package changes file", follow=True)
+        text = raw.decode("utf-8")
+    except BadStoreFile as exc:
+        raise UserError(f"--package-changes {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(
+            f"--package-changes {path}: expected UTF-8 text; found byte 0x{raw[exc.start]:02x}"
+        ) from None
     try:
         data = json.loads(text)
+    except RecursionError:
+        raise UserError(f"--package-changes {path}: JSON nested too deeply") from None
     except json.JSONDecodeError:
         return [line for line in text.splitlines() if line.strip()]
     if isinstance(data, dict) and isinstance(data.get("repositories"), dict):
+        if not _is_repo_diff(data["repositories"]):
+            raise UserError(
+                f"--package-changes {path}: not the output of `hpcos repo diff --json` (each "
+                "repository's added and removed are lists of NEVRAs, updated of [name, from, to])"
+            )
         return _repo_diff_rows(data)
     if isinstance(data, dict):
         data = next((v for v in data.values() if isinstance(v, list)), [])
     return [d if isinstance(d, dict) else str(d) for d in data]
+
+
+def _is_repo_diff(repositories: dict) -> bool:
+    def strings(items, length=None) -> bool:
+        return isinstance(items, list) and all(
+            isinstance(i, str)
+            if length is None
+            else isinstance(i, list) and len(i) == length and all(isinstance(x, str) for x in i)
+            for i in items
+        )
+
+    return all(
+        isinstance(change, dict)
+        and strings(change.get("added", []))
+        and strings(change.get("removed", []))
+        and strings(change.get("updated", []), 3)
+        for change in repositories.values()
+    )
 
 
 def _repo_diff_rows(data: dict) -> list[dict[str, str]]:

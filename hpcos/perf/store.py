@@ -126,10 +126,20 @@ class ResultsStore:
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.exists() and not self.path.is_file():
+            # --db naming a device, a FIFO or a directory (through a symlink too): SQLite would open
+            # it and leave its journal beside the target (/dev/zero-journal).
+            raise UserError(f"{self.path}: not a regular file, not an hpcos results database")
         # The nightly job and an admin's `hpcos perf accept` may meet: wait for the lock, don't fail.
         with closing(sqlite3.connect(self.path, timeout=30)) as db:
-            db.execute("PRAGMA foreign_keys = ON")
-            db.executescript(SCHEMA)
+            try:
+                db.execute("PRAGMA foreign_keys = ON")
+                db.executescript(SCHEMA)
+            except sqlite3.DatabaseError as exc:
+                # --db naming another file (a typo, /etc/passwd) is the user's to fix.
+                if "not a database" not in str(exc):
+                    raise
+                raise UserError(f"{self.path}: not an hpcos results database") from None
             with db:
                 yield db
 

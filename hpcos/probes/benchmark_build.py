@@ -24,6 +24,7 @@ import shlex
 import shutil
 import tarfile
 import tempfile
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,12 +64,17 @@ def _source_tree(source: Path, scratch: Path, what: str, marker: str) -> Path:
     if not source.exists():
         raise BuildError(f"{source}: no such {what} source (a directory or a .tar.gz)")
     if source.is_file():
-        if not tarfile.is_tarfile(source):
-            raise BuildError(
-                f"{source}: neither a directory nor a tar archive of the {what} source"
-            )
-        with tarfile.open(source) as archive:
-            archive.extractall(scratch, filter="data")
+        try:
+            if not tarfile.is_tarfile(source):
+                raise BuildError(
+                    f"{source}: neither a directory nor a tar archive of the {what} source"
+                )
+            with tarfile.open(source) as archive:
+                archive.extractall(scratch, filter="data")
+        except (OSError, EOFError, zlib.error, tarfile.TarError) as exc:
+            # /proc/self/mem (EIO), a truncated or corrupt archive: the user's file, not a bug
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise BuildError(f"{source}: cannot read the {what} archive ({why})") from None
         tops = [p for p in scratch.iterdir() if p.is_dir()]
         tree = tops[0] if len(tops) == 1 else scratch
     else:

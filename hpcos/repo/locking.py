@@ -27,7 +27,8 @@ def _holder(layout: StoreLayout) -> str:
     try:
         info = json.loads((layout.locks / f"{LOCK_NAME}.holder").read_text(encoding="utf-8"))
         return f"{info['what']} (pid {info['pid']}, since {time.strftime('%H:%M:%S', time.localtime(info['since']))})"
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, TypeError, OverflowError):
+        # a holder file of another shape (a list, a string for "since"): untrusted like every store file
         return "another hpcos repo command"
 
 

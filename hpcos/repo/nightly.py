@@ -41,6 +41,7 @@ from hpcos.core.store_files import (
 )
 from hpcos.core.store_layout import StoreLayout
 from hpcos.repo import provenance
+from hpcos.repo.environments import is_snapshot_id
 from hpcos.results.model import Outcome, RunResults
 
 HARNESS, IMPORTED = "harness", "imported"
@@ -208,6 +209,11 @@ def record_run(
         raise UserError(
             f"{results_path}: testing_snapshot is empty; the nightly job must export "
             f"HPCOS_TESTING_SNAPSHOT=$(hpcos repo status testing --id) before `hpcos test`"
+        )
+    if not is_snapshot_id(data["testing_snapshot"]):
+        raise UserError(
+            f"{results_path}: testing_snapshot {str(data['testing_snapshot'])[:80]!r} is not a "
+            "snapshot id (`hpcos repo status testing --id` prints one)"
         )
     digest = hashlib.sha256(raw).hexdigest()
     harness = _harness_record(layout, data["run_id"])

@@ -10,15 +10,20 @@ long as someone said so, and why, before the run.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 from ClusterShell.NodeSet import NodeSet, NodeSetParseError
 
+from hpcos.core.budgets import node_set_problem
 from hpcos.core.errors import UserError
+from hpcos.core.store_files import BadStoreFile, dataclass_from, read_bytes_limited
 from hpcos.core.store_layout import StoreLayout
 from hpcos.repo.deployments import parse_time
 from hpcos.repo.environments import who
+
+log = logging.getLogger("hpcos.repo")
 
 
 @dataclass(frozen=True)
@@ -66,15 +71,29 @@ def mark(
 
 def changes(layout: StoreLayout) -> list[ServiceChange]:
     try:
-        lines = layout.node_service.read_text(encoding="utf-8").splitlines()
+        raw = read_bytes_limited(layout.node_service, what="node service log")
     except FileNotFoundError:
         return []
     found = []
-    for line in lines:
+    for number, line in enumerate(raw.decode("utf-8", "replace").splitlines(), 1):
+        # Untrusted like every store file: a line of the wrong shape, a node set ClusterShell refuses
+        # or one over the node budget ended the gate, `repo out-of-service` and the outage plan in a
+        # traceback (or ran for minutes).  Skipping it leaves the node required: the safe side.
         try:
-            found.append(ServiceChange(**json.loads(line)))
-        except (ValueError, TypeError):
-            continue  # a line cut short by a full disk: the gate then requires the node, the safe side
+            change = dataclass_from(
+                ServiceChange, json.loads(line), f"{layout.node_service}:{number}"
+            )
+            if node_set_problem(change.nodes) is not None:
+                raise BadStoreFile("over the node budget")
+            NodeSet(change.nodes)
+            parse_time(change.time)
+        except (ValueError, RecursionError, BadStoreFile, NodeSetParseError):
+            if line.strip():
+                log.warning(
+                    "%s:%d: not a node service change; ignored", layout.node_service, number
+                )
+            continue
+        found.append(change)
     return found
 
 

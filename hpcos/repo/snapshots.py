@@ -13,6 +13,7 @@ links only ever point at snapshots that were already renamed into place.  Leftov
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import secrets
@@ -25,6 +26,7 @@ from pathlib import Path
 from hpcos.core.errors import UserError
 from hpcos.core.files import fsync_dir
 from hpcos.core.runner import process_alive
+from hpcos.core.store_files import BadStoreFile, dataclass_from, read_json
 
 META = "snapshot.json"
 TMP_PREFIX = ".tmp-"
@@ -97,6 +99,22 @@ class Staging:
         return self.store.get(self.id)
 
 
+@dataclass(frozen=True)
+class _Meta:
+    """``snapshot.json`` as ``Staging.commit`` writes it."""
+
+    id: str
+    kind: str
+    created: float
+    entries: dict[str, str]
+    details: dict = field(default_factory=dict)
+
+
+def _component(name: str) -> bool:
+    """One path component that is not hidden, ``.`` or ``..``."""
+    return bool(name) and "/" not in name and "\0" not in name and not name.startswith(".")
+
+
 class SnapshotStore:
     def __init__(self, root: Path):
         self.root = root
@@ -113,14 +131,24 @@ class SnapshotStore:
         path = self.root / snapshot_id
         if snapshot_id.startswith(".") or "/" in snapshot_id or not (path / META).is_file():
             raise UserError(f"no snapshot {snapshot_id!r} in {self.root}")
-        meta = json.loads((path / META).read_text(encoding="utf-8"))
+        # Untrusted like every store file: a hand-edited or damaged snapshot.json ended in a KeyError,
+        # and an entry naming ../ would have led a promotion's links out of the store.
+        where = str(path / META)
+        meta = dataclass_from(_Meta, read_json(path / META, what="snapshot.json"), where)
+        if meta.id != snapshot_id:
+            raise BadStoreFile(f"{where}: names snapshot {meta.id[:80]!r}, not {snapshot_id!r}")
+        if not math.isfinite(meta.created):
+            raise BadStoreFile(f"{where}: field 'created' is not a time")
+        for name, holder in meta.entries.items():
+            if not (_component(name) and _component(holder)):
+                raise BadStoreFile(f"{where}: entry {name[:80]!r} is not one folder of a snapshot")
         return Snapshot(
-            id=meta["id"],
+            id=meta.id,
             path=path,
-            kind=meta["kind"],
-            created=meta["created"],
-            entries=meta["entries"],
-            details=meta.get("details", {}),
+            kind=meta.kind,
+            created=meta.created,
+            entries=meta.entries,
+            details=meta.details,
         )
 
     def exists(self, snapshot_id: str) -> bool:

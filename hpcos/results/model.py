@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import pydantic
+from ClusterShell.NodeSet import NodeSet, NodeSetParseError
 
-from hpcos.core.budgets import RESULTS_FILE_BUDGET
+from hpcos.core.budgets import RESULTS_FILE_BUDGET, node_set_problem
 from hpcos.core.files import write_text_atomically
 from hpcos.core.sourced_yaml import InputError, InvalidInput, format_loc
 from hpcos.core.store_files import BadStoreFile, read_bytes_limited
@@ -26,6 +27,8 @@ Outcome = Literal["passed", "failed", "error", "skipped"]
 # The failure classes tickets group by.
 FailureClass = Literal["error", "timeout", "performance regression", "node unreachable"]
 Direction = Literal["lower", "higher"]
+# Bytes of one message: SQLite's integers are 64-bit (2**64 ended `hpcos perf record` in an OverflowError).
+MessageSize = Annotated[int, pydantic.Field(ge=0, le=2**62)]
 
 
 @dataclass
@@ -53,7 +56,7 @@ class Measurement:
     value: float  # the figure compared (median of samples after warm-up)
     unit: str
     direction: Direction  # which way is better
-    size: int | None = None  # message size in bytes, where it applies
+    size: MessageSize | None = None  # message size in bytes, where it applies
     samples: list[float] = field(default_factory=list)  # every repetition, warm-up already dropped
     reference: Reference | None = None
 
@@ -141,7 +144,7 @@ class RunResults:
                 ]
             )
         try:
-            return _SCHEMA.validate_python(data)
+            run = _SCHEMA.validate_python(data)
         except pydantic.ValidationError as exc:
             raise InvalidInput(
                 [
@@ -149,6 +152,9 @@ class RunResults:
                     for err in exc.errors(include_url=False)
                 ]
             ) from None
+        if errors := _node_errors(run, source):
+            raise InvalidInput(errors)
+        return run
 
     @classmethod
     def read(cls, path: str | Path) -> RunResults:
@@ -176,6 +182,28 @@ class RunResults:
                 [InputError(str(path), 0, "", f"not an hpcos results file: not JSON ({why})")]
             ) from None
         return cls.from_dict(data, str(path))
+
+
+def _node_errors(run: RunResults, source: str) -> list[InputError]:
+    """Every result's ``node`` that is not a ClusterShell node set within the budget: tickets, the
+    gate and reports expand them (a name with a stray bracket must not end in a traceback there)."""
+    errors, checked = [], {}
+    for i, result in enumerate(run.results):
+        if not result.node:
+            continue
+        if result.node not in checked:
+            found = repr(result.node)
+            found = found if len(found) <= 60 else found[:57] + "..."
+            why = node_set_problem(result.node)
+            if why is None:
+                try:
+                    NodeSet(result.node)
+                except NodeSetParseError:
+                    why = f"expected a node name or ClusterShell node set; found {found}"
+            checked[result.node] = why
+        if (why := checked[result.node]) is not None:
+            errors.append(InputError(source, 0, f"results.{i}.node", why))
+    return errors
 
 
 def _masked(value: Any, secrets: list[str]) -> Any:
