@@ -177,21 +177,8 @@ class NetnsCluster:
         subprocess.run(
             ["ssh", "-F", str(self.ssh_config), "-O", "exit", node], capture_output=True, timeout=10
         )
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        pids = subprocess.run(
-            ["ip", "netns", "pids", self.namespaces[node]],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.split()
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError, ValueError):
-                os.kill(int(pid), signal.SIGKILL)
+        stop(proc)
+        kill_inside(self.namespaces[node])
 
     def heal(self) -> None:
         """Both nodes answering ssh again with a working MPI, with no master or session left from the
@@ -292,12 +279,12 @@ def alias(node: str) -> str:
     return "c" + node[1:]
 
 
-def _ip(*args: str) -> None:
+def ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True, timeout=30)
 
 
-def start_netns_cluster(directory: Path) -> NetnsCluster:
-    """Make the namespaces, link and sshds; on any failure, undo what was made (then fail)."""
+def require_namespaces() -> None:
+    """What hosts made of network namespaces need: the tools (a failure in CI, else a skip), and root."""
     for tool, package in (
         ("ip", "iproute2"),
         ("unshare", "util-linux"),
@@ -307,6 +294,37 @@ def start_netns_cluster(directory: Path) -> NetnsCluster:
         require_tool(tool, package)
     if os.geteuid() != 0:
         pytest.skip("network namespaces need root")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL if it has not ended within 10 s."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def kill_inside(namespace: str) -> None:
+    """SIGKILL to every process in ``namespace`` (all of them started by these fixtures)."""
+    pids = subprocess.run(
+        ["ip", "netns", "pids", namespace], capture_output=True, text=True, timeout=30
+    ).stdout.split()
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.kill(int(pid), signal.SIGKILL)
+
+
+def delete_namespace(namespace: str) -> None:
+    # Deleting a namespace deletes its end of a veth pair, and with it the other end.
+    subprocess.run(["ip", "netns", "delete", namespace], capture_output=True, timeout=30)
+    shutil.rmtree(NETNS_ETC / namespace, ignore_errors=True)
+
+
+def start_netns_cluster(directory: Path) -> NetnsCluster:
+    """Make the namespaces, link and sshds; on any failure, undo what was made (then fail)."""
+    require_namespaces()
     tag = f"{os.getpid()}"
     nodes = ["n1", "n2"]
     cluster = NetnsCluster(
@@ -329,10 +347,10 @@ def _make(cluster: NetnsCluster, tag: str) -> None:
     d = cluster.directory
     veth = {n: f"hv{tag}{n}"[-15:] for n in cluster.nodes}  # interface names: at most 15 characters
     for ns in cluster.namespaces.values():
-        _ip("netns", "add", ns)
-        _ip("-n", ns, "link", "set", "lo", "up")
+        ip("netns", "add", ns)
+        ip("-n", ns, "link", "set", "lo", "up")
     n1, n2 = cluster.nodes
-    _ip(
+    ip(
         "link",
         "add",
         veth[n1],
@@ -348,8 +366,8 @@ def _make(cluster: NetnsCluster, tag: str) -> None:
     )
     hosts = "127.0.0.1 localhost\n" + "".join(f"{cluster.address(n)} {n}\n" for n in cluster.nodes)
     for node, ns in cluster.namespaces.items():
-        _ip("-n", ns, "addr", "add", f"{cluster.address(node)}/24", "dev", veth[node])
-        _ip("-n", ns, "link", "set", veth[node], "up")
+        ip("-n", ns, "addr", "add", f"{cluster.address(node)}/24", "dev", veth[node])
+        ip("-n", ns, "link", "set", veth[node], "up")
         (NETNS_ETC / ns).mkdir(parents=True, exist_ok=True)
         (NETNS_ETC / ns / "hosts").write_text(hosts)
     keygen = shutil.which("ssh-keygen")
@@ -398,9 +416,7 @@ def stop_netns_cluster(cluster: NetnsCluster) -> None:
     for node in list(cluster.sshd):
         cluster.stop_sshd(node)
     for ns in cluster.namespaces.values():
-        # Deleting a namespace deletes its end of the veth pair, and with it the other end.
-        subprocess.run(["ip", "netns", "delete", ns], capture_output=True, timeout=30)
-        shutil.rmtree(NETNS_ETC / ns, ignore_errors=True)
+        delete_namespace(ns)
 
 
 @pytest.fixture(scope="session")

@@ -10,17 +10,23 @@ sshds are stopped by PID and the namespaces deleted at teardown, also when the s
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import require_tool
+
+from support.netns_fixture import (
+    NETNS_ETC,
+    delete_namespace,
+    ip,
+    kill_inside,
+    require_namespaces,
+    stop,
+)
 
 START_TIMEOUT = 30  # seconds for an sshd to answer, on a loaded machine
 NETS = {("h", "g"): "192.168.81", ("g", "t"): "192.168.82"}  # private, only inside these namespaces
@@ -29,7 +35,6 @@ ADDRESSES = {
     "g": ["192.168.81.2", "192.168.82.2"],
     "t": ["192.168.82.3"],
 }
-NETNS_ETC = Path("/etc/netns")
 
 
 @dataclass
@@ -107,18 +112,14 @@ class TreeHosts:
             time.sleep(0.2)
 
 
-def _ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=30)
-
-
 def _make(hosts: TreeHosts, tag: str) -> None:
     d = hosts.directory
     for ns in hosts.namespaces.values():
-        _ip("netns", "add", ns)
-        _ip("-n", ns, "link", "set", "lo", "up")
+        ip("netns", "add", ns)
+        ip("-n", ns, "link", "set", "lo", "up")
     for (left, right), net in NETS.items():
         ends = {host: f"ht{tag}{left}{right}{host}"[-15:] for host in (left, right)}
-        _ip(
+        ip(
             "link",
             "add",
             ends[left],
@@ -135,8 +136,8 @@ def _make(hosts: TreeHosts, tag: str) -> None:
         for host in (left, right):
             address = next(a for a in ADDRESSES[host] if a.startswith(net + "."))
             ns = hosts.namespaces[host]
-            _ip("-n", ns, "addr", "add", f"{address}/24", "dev", ends[host])
-            _ip("-n", ns, "link", "set", ends[host], "up")
+            ip("-n", ns, "addr", "add", f"{address}/24", "dev", ends[host])
+            ip("-n", ns, "link", "set", ends[host], "up")
     # Every host knows every name (h resolves t, and still cannot reach it); a name resolves to the
     # address on the link the asking host shares with it, else its last one.
     for host, ns in hosts.namespaces.items():
@@ -178,36 +179,17 @@ def _make(hosts: TreeHosts, tag: str) -> None:
 
 def stop_tree_hosts(hosts: TreeHosts) -> None:
     for proc in list(hosts.sshd.values()):
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop(proc)
     for ns in hosts.namespaces.values():
         # What a test left in a namespace (it asserts there is nothing) must not outlive the session.
-        pids = subprocess.run(
-            ["ip", "netns", "pids", ns], capture_output=True, text=True, timeout=30
-        ).stdout.split()
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError, ValueError):
-                os.kill(int(pid), signal.SIGKILL)
-        subprocess.run(["ip", "netns", "delete", ns], capture_output=True, timeout=30)
-        shutil.rmtree(NETNS_ETC / ns, ignore_errors=True)
+        kill_inside(ns)
+        delete_namespace(ns)
 
 
 @pytest.fixture(scope="module")
 def tree_hosts(tmp_path_factory) -> TreeHosts:
     """h -- g -- t, made once for the module."""
-    for tool, package in (
-        ("ip", "iproute2"),
-        ("unshare", "util-linux"),
-        ("sshd", "openssh-server"),
-        ("ssh-keygen", "openssh-client"),
-    ):
-        require_tool(tool, package)
-    if os.geteuid() != 0:
-        pytest.skip("network namespaces need root")
+    require_namespaces()
     tag = str(os.getpid())
     directory = tmp_path_factory.mktemp("netns-tree")
     hosts = TreeHosts(
