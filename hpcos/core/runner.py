@@ -336,6 +336,12 @@ def become_subreaper(on: bool = True) -> bool:
         return False
 
 
+def _stat_after_name(stat: Path) -> list[str]:
+    """The fields of a /proc/PID/stat after the command name (which may hold spaces and ')'): state,
+    parent pid, ...  Raises OSError for a process that is gone."""
+    return stat.read_text().rsplit(")", 1)[1].split()
+
+
 def descendants(pid: int, living: bool = False) -> list[int]:
     """Every process below ``pid`` (children, their children...), read from /proc; with ``living``,
     without the zombies (dead, waiting to be reaped)."""
@@ -343,7 +349,7 @@ def descendants(pid: int, living: bool = False) -> list[int]:
     zombies = set()
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            state, ppid = stat.read_text().rsplit(")", 1)[1].split()[:2]
+            state, ppid = _stat_after_name(stat)[:2]
             child = int(stat.parent.name)
         except (OSError, ValueError):
             continue
@@ -400,7 +406,7 @@ def wait_exited(pid: int, timeout: float) -> bool:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            state = _stat_after_name(Path(f"/proc/{pid}/stat"))[0]
         except (OSError, IndexError):
             return True
         if state in ("Z", "X"):
