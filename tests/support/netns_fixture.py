@@ -322,6 +322,20 @@ def delete_namespace(namespace: str) -> None:
     shutil.rmtree(NETNS_ETC / namespace, ignore_errors=True)
 
 
+def make_keys(d: Path) -> Path:
+    """In ``d``: a host key the sshds share, a client key they accept (authorized_keys) and the HOME
+    their sessions get, which is returned."""
+    keygen = shutil.which("ssh-keygen")
+    for key in ("host_key", "client_key"):
+        subprocess.run(
+            [keygen, "-q", "-t", "ed25519", "-N", "", "-f", str(d / key)], check=True, timeout=30
+        )
+    (d / "authorized_keys").write_text((d / "client_key.pub").read_text())
+    home = d / "home"
+    home.mkdir(exist_ok=True)
+    return home
+
+
 def start_netns_cluster(directory: Path) -> NetnsCluster:
     """Make the namespaces, link and sshds; on any failure, undo what was made (then fail)."""
     require_namespaces()
@@ -370,14 +384,7 @@ def _make(cluster: NetnsCluster, tag: str) -> None:
         ip("-n", ns, "link", "set", veth[node], "up")
         (NETNS_ETC / ns).mkdir(parents=True, exist_ok=True)
         (NETNS_ETC / ns / "hosts").write_text(hosts)
-    keygen = shutil.which("ssh-keygen")
-    for key in ("host_key", "client_key"):
-        subprocess.run(
-            [keygen, "-q", "-t", "ed25519", "-N", "", "-f", str(d / key)], check=True, timeout=30
-        )
-    (d / "authorized_keys").write_text((d / "client_key.pub").read_text())
-    home = d / "home"
-    home.mkdir(exist_ok=True)
+    home = make_keys(d)
     for node in cluster.nodes:
         (d / f"sshd-{node}.config").write_text(
             f"Port 22\nListenAddress {cluster.address(node)}\nHostKey {d / 'host_key'}\n"

@@ -24,6 +24,7 @@ from support.netns_fixture import (
     delete_namespace,
     ip,
     kill_inside,
+    make_keys,
     require_namespaces,
     stop,
 )
@@ -148,14 +149,7 @@ def _make(hosts: TreeHosts, tag: str) -> None:
             lines.append(f"{(shared or addresses)[-1]} {other}")
         (NETNS_ETC / ns).mkdir(parents=True, exist_ok=True)
         (NETNS_ETC / ns / "hosts").write_text("\n".join(lines) + "\n")
-    keygen = shutil.which("ssh-keygen")
-    for key in ("host_key", "client_key"):
-        subprocess.run(
-            [keygen, "-q", "-t", "ed25519", "-N", "", "-f", str(d / key)], check=True, timeout=30
-        )
-    (d / "authorized_keys").write_text((d / "client_key.pub").read_text())
-    home = d / "home"
-    home.mkdir(exist_ok=True)
+    home = make_keys(d)
     for host in ("g", "t"):
         listen = "".join(f"ListenAddress {a}\n" for a in ADDRESSES[host])
         (d / f"sshd-{host}.config").write_text(
