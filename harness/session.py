@@ -18,6 +18,7 @@ import shlex
 import time
 import uuid
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -213,18 +214,19 @@ class HarnessSession:
         """A multi-node job failed on nodes that all still answer: bisect it.  The same program runs on
         halves of the job's nodes, then on the halves of each half that fails, down to single nodes,
         each run bounded (``BLAME_TIMEOUT`` at most) and at most ``BLAME_RUNS`` runs; the nodes where it
-        fails alone are named first in the failure (``result.blamed``) and become the result's node."""
+        fails alone are named first in the failure (``result.blamed``) and become the result's node.
+
+        The runs of one level share no node, so they run at once: a hang costs the bound once per
+        level, not once per run.  They are not looked at when they time out: only pass or fail
+        counts here, and the failed job's own look already says where its ranks were."""
         if result.ok or len(result.placement) < 2:
             return
         bound = min(timeout, BLAME_TIMEOUT)
-        runs = 0
         # A node alone gets at least two ranks, as a job on one node would: the probes that exchange
         # messages (ring, pingpong) refuse one rank, which would blame every healthy node.
         least = min(sum(result.placement.values()), 2)
 
         def alone(nodes: list[str]) -> CommandResult:
-            nonlocal runs
-            runs += 1
             np = max(sum(result.placement[n] for n in nodes), least)
             return self.launcher.mpi(
                 binary,
@@ -234,18 +236,18 @@ class HarnessSession:
                 nodes=NodeSet.fromlist(nodes),
                 timeout=bound,
                 env=env,
+                look=False,
             )
 
+        runs = 0
         pending = [list(result.placement)]
         while pending and runs < BLAME_RUNS:
-            nodes = pending.pop(0)
-            halves = (
-                [nodes] if len(nodes) == 1 else [nodes[: len(nodes) // 2], nodes[len(nodes) // 2 :]]
-            )
-            for half in halves:
-                if runs >= BLAME_RUNS:
-                    break
-                got = alone(half)
+            level = [half for nodes in pending for half in _halves(nodes)][: BLAME_RUNS - runs]
+            runs += len(level)
+            with ThreadPoolExecutor(max_workers=len(level)) as pool:
+                answers = list(pool.map(alone, level))
+            pending = []
+            for half, got in zip(level, answers, strict=True):
                 if got.ok:
                     result.passed_alone.extend(half)
                 elif len(half) == 1:
@@ -308,6 +310,14 @@ def _node_set(text: str | None) -> NodeSet:
         return NodeSet(text or "")
     except NodeSetParseError:
         return NodeSet()
+
+
+def _halves(nodes: list[str]) -> list[list[str]]:
+    """A bisecting step: a single node is run alone, more are split in two."""
+    if len(nodes) == 1:
+        return [nodes]
+    middle = len(nodes) // 2
+    return [nodes[:middle], nodes[middle:]]
 
 
 def _why_alone(result: CommandResult) -> str:

@@ -20,6 +20,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -115,7 +116,66 @@ def test_under_slurm_the_look_is_a_step_of_the_hung_job(slurm_cluster, tmp_path)
     profile["mpi"]["openmpi"]["env"] = {"LD_PRELOAD": str(hang)}
     (tmp_path / "slurm4.yaml").write_text(yaml.safe_dump(profile))
     results = tmp_path / "results.json"
-    done = subprocess.run(
+    # Slurm's queue, watched while the run goes on: how many of the run's jobs run at once.
+    at_once: list[int] = []
+    watching = threading.Event()
+
+    def watch() -> None:
+        while not watching.wait(0.5):
+            queue = subprocess.run(
+                ["squeue", "-h", "-t", "R", "-o", "%j"],
+                env={**os.environ, **slurm_cluster.env},
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+            at_once.append(sum(name.startswith("hpcos-") for name in queue.stdout.split()))
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        done = _hpcos_slurm_run(slurm_cluster, tmp_path, results)
+    finally:
+        watching.set()
+        watcher.join()
+    output = done.stdout + done.stderr
+    assert results.exists(), output[-4000:]
+    run = RunResults.read(results)
+    (ring,) = by_test(run, "test_ring")
+    assert ring.failure_class == "timeout", output[-4000:]
+    section = ring.message[ring.message.index("--- where the ranks were before the kill\n") :]
+    headline = section.splitlines()[1]
+    assert "rank 1 on n2 in MPI_Init (" in headline and "rank 0 on n1 in " in headline, section[
+        :3000
+    ]
+    frames = section[section.index("--- rank 1 on n2 (pid ") :].split("\n--- ")[0]
+    assert "pause" in frames and "in MPI_Init ()" in frames, frames
+    # The preloaded hang strikes wherever rank 1 runs, so every half and every node alone hangs: the
+    # bisect names all four, and the runs of each level (both halves, then the four nodes) ran at
+    # once rather than one after the other, each costing the bound.
+    assert ring.node == "n[1-4]", ring.message[:2000]
+    assert max(at_once) == 4, at_once
+    # The bisect's runs are not looked at: the only look is the failed job's own.
+    assert ring.message.count("--- where the ranks were before the kill") == 1
+    # Nothing of the job is left: no process runs the probe, no job is in the queue.
+    probes = str(tmp_path / "cache")
+    deadline = time.monotonic() + 30
+    while (left := _running(probes)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert left == []
+    queue = subprocess.run(
+        ["squeue", "-h"],
+        env={**os.environ, **slurm_cluster.env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert queue.stdout.strip() == ""
+
+
+def _hpcos_slurm_run(slurm_cluster, tmp_path: Path, results: Path) -> subprocess.CompletedProcess:
+    """``hpcos test`` of the Open MPI ring on the four-slurmd profile written to slurm4.yaml."""
+    return subprocess.run(
         [
             sys.executable,
             "-m",
@@ -144,32 +204,6 @@ def test_under_slurm_the_look_is_a_step_of_the_hung_job(slurm_cluster, tmp_path)
         text=True,
         timeout=600,
     )
-    output = done.stdout + done.stderr
-    assert results.exists(), output[-4000:]
-    run = RunResults.read(results)
-    (ring,) = by_test(run, "test_ring")
-    assert ring.failure_class == "timeout", output[-4000:]
-    section = ring.message[ring.message.index("--- where the ranks were before the kill\n") :]
-    headline = section.splitlines()[1]
-    assert "rank 1 on n2 in MPI_Init (" in headline and "rank 0 on n1 in " in headline, section[
-        :3000
-    ]
-    frames = section[section.index("--- rank 1 on n2 (pid ") :].split("\n--- ")[0]
-    assert "pause" in frames and "in MPI_Init ()" in frames, frames
-    # Nothing of the job is left: no process runs the probe, no job is in the queue.
-    probes = str(tmp_path / "cache")
-    deadline = time.monotonic() + 30
-    while (left := _running(probes)) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert left == []
-    queue = subprocess.run(
-        ["squeue", "-h"],
-        env={**os.environ, **slurm_cluster.env},
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert queue.stdout.strip() == ""
 
 
 def _running(path: str) -> list[str]:

@@ -225,8 +225,11 @@ class Launcher(ABC):
         nodes: NodeSet,
         timeout: float,
         env: Mapping[str, str] | None = None,
+        look: bool = True,
     ) -> CommandResult:
-        """One MPI job of ``np`` ranks across ``nodes``."""
+        """One MPI job of ``np`` ranks across ``nodes``.  At the timeout, before the kill, the job's
+        ranks are looked at (``CommandResult.stacks``) unless ``look`` is false: a bisecting run
+        needs only to pass or fail, and a look costs up to ``stacks.NODE_TOTAL`` s per run."""
 
     def batch(
         self, script: str, *, nodes: NodeSet, timeout: float, env: Mapping[str, str] | None = None

@@ -41,6 +41,7 @@ class LocalLauncher(Launcher):
         nodes: NodeSet,
         timeout: float,
         env: Mapping[str, str] | None = None,
+        look: bool = True,
     ) -> CommandResult:
         argv = [*stack.mpirun, "-np", str(np), binary, *args]
         command = with_env(argv, None, stack.module) if stack.module else argv
@@ -49,7 +50,7 @@ class LocalLauncher(Launcher):
             node=str(nodes),
             timeout=timeout,
             env={**stack.env, **(env or {})},
-            before_kill=rank_stacks,
+            before_kill=rank_stacks if look else None,
         )
         result.placement = self.placement(np, nodes)
         return result

@@ -139,6 +139,7 @@ class SlurmLauncher(Launcher):
         nodes: NodeSet,
         timeout: float,
         env: Mapping[str, str] | None = None,
+        look: bool = True,
     ) -> CommandResult:
         placement = self.placement(np, nodes)
         used = NodeSet.fromlist(placement)
@@ -161,7 +162,7 @@ class SlurmLauncher(Launcher):
             shown=None,
             timeout=timeout,
             env={**stack.env, **(env or {})},
-            look=lambda name: self.rank_stacks(name, binary, used),
+            look=(lambda name: self.rank_stacks(name, binary, used)) if look else None,
         )
         result.placement = placement
         return result

@@ -213,6 +213,7 @@ class SshLauncher(Launcher):
         nodes: NodeSet,
         timeout: float,
         env: Mapping[str, str] | None = None,
+        look: bool = True,
     ) -> CommandResult:
         # mpirun starts on the first node of the job and reaches the others itself (its own ssh or
         # the site's resource manager), with the host list of the selection.
@@ -223,7 +224,7 @@ class SshLauncher(Launcher):
 
         def look_then_end(pid: int) -> str:
             # Before the job is killed: where its ranks are, on every node of the job.
-            found = self.rank_stacks(binary, NodeSet.fromlist(placement))
+            found = self.rank_stacks(binary, NodeSet.fromlist(placement)) if look else ""
             _end_fan_out(pid)
             return found
 
