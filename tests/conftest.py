@@ -11,6 +11,7 @@ import functools
 import os
 import shutil
 import signal
+import sys
 import threading
 from pathlib import Path
 
@@ -84,16 +85,24 @@ KINDS = {
     "integration": "real services or tools: Slurm, sshd, netns, Trac, rpmbuild/createrepo_c/dnf, MPI, ...",
     "e2e": "a whole build -> test -> production process through the real tools",
 }
-E2E_MODULES = {"test_process_end_to_end", "test_probes_end_to_end", "test_outage"}
+E2E_MODULES = {
+    "test_process_end_to_end",
+    "test_probes_end_to_end",
+    "test_outage",
+    "test_demo_cycle",
+}
 INTEGRATION_MODULES = {
     "test_architecture",
     "test_bad_input",
+    "test_cli_jobs",  # the render pool forks
     "test_config_promotion",
     "test_config_puppet",
     "test_config_specs",
     "test_config_validation_kinds",
     "test_config_with_packages",
     "test_deploy",
+    "test_deploy_rolling",
+    "test_deploy_slurm",
     "test_gate",
     "test_harness_cli",
     "test_harness_plugin",
@@ -114,6 +123,7 @@ INTEGRATION_MODULES = {
     "test_os_update",
     "test_osu_imb_stand_ins",
     "test_outage_wiki",
+    "test_perf_cli",
     "test_perf_plugin",
     "test_probe_reference_repeats",
     "test_probes",
@@ -128,6 +138,7 @@ INTEGRATION_MODULES = {
     "test_rebuild_signing",
     "test_rebuild_tickets",
     "test_rebuild_upstream_signatures",
+    "test_render",  # many `hpcos` processes; jenkins-jobs itself
     "test_repo_crash",
     "test_repo_crash_points",
     "test_repo_http",
@@ -136,17 +147,18 @@ INTEGRATION_MODULES = {
     "test_repo_units",
     "test_report",
     "test_runner",
+    "test_secrets",
+    "test_site",
+    "test_specs_cli",
     "test_specs_sample",
     "test_ssh_tree",
+    "test_store_full_or_readonly",
+    "test_store_untrusted",
     "test_tickets_nights",
     "test_tickets_real_mpi",
+    "test_tickets_real_nights",
     "test_tickets_trac",
     "test_tickets_wiring",
-    "test_secrets",
-    "test_store_full_or_readonly",
-    "test_specs_cli",
-    "test_perf_cli",
-    "test_render",  # many `hpcos` processes; jenkins-jobs itself
 }
 SERVICE_FIXTURES = {
     "tracd",
@@ -222,3 +234,57 @@ def nothing_left_running(tmp_path_factory):
 def pytest_collection_modifyitems(items):
     for item in items:
         item.add_marker(kind_of(item))
+
+
+# The unit kind is held to its word: a unit test (its fixtures' set-up included) that starts a
+# process fails and says where it belongs.  CPython reports every process start as an audit event,
+# whoever starts it (hpcos's runner, subprocess, multiprocessing, os.system).
+_PROCESS_EVENTS = {
+    "subprocess.Popen",
+    "os.posix_spawn",
+    "os.fork",
+    "os.forkpty",
+    "os.exec",
+    "os.system",
+}
+_started: list[str] = []
+
+
+def _note_process(event: str, args: tuple) -> None:
+    if event in _PROCESS_EVENTS and not _finding_a_library(sys._getframe(1)):
+        _started.append(f"{event} {str(args[:2])[:200]}")
+
+
+def _finding_a_library(frame) -> bool:
+    """ctypes.util.find_library runs ldconfig and gcc when a module that loads a C library is first
+    imported (keyring's backends): the interpreter finding a library, not the test starting a tool."""
+    while frame is not None:
+        if frame.f_code.co_filename.endswith(os.path.join("ctypes", "util.py")):
+            return True
+        frame = frame.f_back
+    return False
+
+
+sys.addaudithook(_note_process)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item):
+    return (yield from _unit_starts_nothing(item, "set-up"))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    return (yield from _unit_starts_nothing(item, "call"))
+
+
+def _unit_starts_nothing(item, phase: str):
+    before = len(_started)
+    result = yield
+    if item.get_closest_marker("unit") and len(_started) > before:
+        pytest.fail(
+            f"a unit test started a process in its {phase} ({_started[before]}): add "
+            f"{item.module.__name__.rsplit('.', 1)[-1]} to INTEGRATION_MODULES in tests/conftest.py",
+            pytrace=False,
+        )
+    return result
