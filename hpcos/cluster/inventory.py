@@ -39,7 +39,7 @@ Description = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9 ._@:+/(),-]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class Hca(_Strict):

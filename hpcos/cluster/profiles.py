@@ -105,7 +105,7 @@ UserName = Annotated[
 
 class Strict(BaseModel):
     # A misspelled key in a profile would silently turn a check off; refuse it instead.
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 MAX_TIMEOUT = 7 * 24 * 3600

@@ -171,7 +171,9 @@ PytestExpression = Annotated[str, AfterValidator(_check_pytest_expression)]
 class Strict(BaseModel):
     # Unknown keys are errors: JJB itself silently ignores a misspelled component, so we must not.
     # Attribute docstrings become the JSON Schema's descriptions, which editors show on hover.
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, use_attribute_docstrings=True, defer_build=True
+    )
 
 
 # A Jenkins label expression as a job's node: labels, && || ! and parentheses; no JJB braces.
