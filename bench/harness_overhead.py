@@ -15,24 +15,21 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from timing import timed  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 CHECKS = 20
 DEFAULT_REFRAME = "/tmp/hpcos-bench-reframe/bin/reframe"
 RUN_TIMEOUT = 600
-# Both tools run from compiled bytecode, as installed software does (pip compiles ReFrame's at
-# install): an editable hpcos under PYTHONDONTWRITEBYTECODE would compile 55 modules from source on
-# every run (60 ms).  The first, unmeasured run of each writes what is missing.
-BYTECODE_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 HPCOS_CHECKS = textwrap.dedent(f"""\
     import pytest
@@ -63,23 +60,6 @@ REFRAME_CHECKS = textwrap.dedent(f"""\
         def validate(self):
             return sn.assert_found(r"ok", self.stdout)
 """)
-
-
-def timed(argv: list[str], cwd: Path) -> tuple[float, float]:
-    """Wall time, and CPU time (user + system of the command's processes): on a loaded machine the
-    wall time measures the neighbours too, the CPU time much less so."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    done = subprocess.run(
-        argv, cwd=cwd, env=BYTECODE_ENV, capture_output=True, text=True, timeout=RUN_TIMEOUT
-    )
-    elapsed = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if done.returncode != 0:
-        sys.exit(
-            f"failed ({done.returncode}): {' '.join(argv)}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-        )
-    return elapsed, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def main() -> int:
