@@ -17,7 +17,7 @@ import multiprocessing
 import multiprocessing.pool
 import os
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pkg_resources
@@ -33,6 +33,7 @@ from jenkins_jobs.xml_config import XmlJobGenerator
 from hpcos.core.errors import UserError
 from jobs.job_definitions import TEMPLATES_DIR, templates_text
 from jobs.rendered import RenderedJob
+from jobs.xml_normalise import normalised_digest
 from jobs.xml_pretty import job_xml_bytes
 
 JJB_CONFIG = TEMPLATES_DIR / "jenkins_jobs.ini"
@@ -165,6 +166,7 @@ def render(
     source_name: str = "hpcos-jobs.yaml",
     pool: RenderPool | None = None,
     out_dir: Path | None = None,
+    digests: bool = False,
 ) -> list[RenderedJob]:
     """Render the templates instantiated by ``project`` (``jobs.job_definitions.project``), sorted by
     name, and write them under ``out_dir`` if given.  The same XML as `jenkins-jobs test` on
@@ -172,25 +174,30 @@ def render(
 
     The project is handed to JJB as data, because parsing its YAML text would be a sixth of the work;
     a large project is split into one sub-project per worker process of ``pool`` (or of a pool made
-    here), since every job expands, renders and is written independently of the others."""
+    here), since every job expands, renders and is written independently of the others.  With
+    ``digests``, each job carries the digest of its normalised form (``RenderedJob.digest``)."""
     if len(project["project"]["jobs"]) >= PARALLEL_MIN_ENTRIES:
         if pool is not None:
-            return _render_split(project, source_name, pool, out_dir)
+            return _render_split(project, source_name, pool, out_dir, digests)
         with render_pool(project) as own_pool:
             if own_pool is not None:
-                return _render_split(project, source_name, own_pool, out_dir)
-    return _render_part(project, source_name, out_dir)
+                return _render_split(project, source_name, own_pool, out_dir, digests)
+    return _render_part(project, source_name, out_dir, digests)
 
 
-def _render_part(project: dict, source_name: str, out_dir: Path | None) -> list[RenderedJob]:
+def _render_part(
+    project: dict, source_name: str, out_dir: Path | None, digests: bool = False
+) -> list[RenderedJob]:
     rendered = _render(templates_text(), [project], source_name)
     if out_dir is not None:
         write_jobs(rendered, out_dir)
+    if digests:
+        rendered = [replace(job, digest=normalised_digest(job.xml)) for job in rendered]
     return rendered
 
 
 def _render_split(
-    project: dict, source_name: str, pool: RenderPool, out_dir: Path | None
+    project: dict, source_name: str, pool: RenderPool, out_dir: Path | None, digests: bool
 ) -> list[RenderedJob]:
     entries = project["project"]["jobs"]
     projects = [
@@ -199,7 +206,9 @@ def _render_split(
     ]
     rendered = sorted(
         itertools.chain.from_iterable(
-            pool.processes.starmap(_render_part, [(sub, source_name, out_dir) for sub in projects])
+            pool.processes.starmap(
+                _render_part, [(sub, source_name, out_dir, digests) for sub in projects]
+            )
         ),
         key=lambda job: job.name,
     )

@@ -26,6 +26,9 @@ _RENDERING_SOURCES = ("render.py", "xml_pretty.py", "job_definitions.py", "templ
 class RenderedJob:
     name: str  # full name: folder/job
     xml: bytes  # byte for byte what `jenkins-jobs test --config-xml` writes
+    # The digest of its normalised form (jobs.xml_normalise), when the render was asked for it: the
+    # render's worker processes compute it in parallel rather than the update's one thread after.
+    digest: str | None = None
 
 
 def render_key(project: dict) -> str:

@@ -24,6 +24,14 @@ class NotXml(HpcosError, ValueError):
     family = "parse"
 
 
+def normalised_digest(config: str | bytes) -> str | None:
+    """sha256 of ``normalise(config)``; None when it is not well-formed XML."""
+    try:
+        return hashlib.sha256(normalise(config).encode("utf-8")).hexdigest()
+    except NotXml:
+        return None
+
+
 def normalise(config: str | bytes) -> str:
     """Canonical text of a job config: no declaration, no plugin attributes, no indentation
     whitespace, attributes sorted."""
@@ -89,14 +97,14 @@ class DigestCache:
             config.encode("utf-8") if isinstance(config, str) else config
         ).hexdigest()
 
-    def digest(self, config: str | bytes) -> str | None:
-        """Digest of the normalised config; None when it is not well-formed XML."""
+    def digest(self, config: str | bytes, known: str | None = None) -> str | None:
+        """Digest of the normalised config (``known`` when it was computed elsewhere); None when it
+        is not well-formed XML.  Safe from several threads: one dict read and one write."""
         key = self.key(config)
         found = self.digests.get(key)
         if found is None:
-            try:
-                found = hashlib.sha256(normalise(config).encode("utf-8")).hexdigest()
-            except NotXml:
+            found = known or normalised_digest(config)
+            if found is None:
                 return None
             self.digests[key] = found
             self.changed = True

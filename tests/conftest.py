@@ -251,15 +251,17 @@ _started: list[str] = []
 
 
 def _note_process(event: str, args: tuple) -> None:
-    if event in _PROCESS_EVENTS and not _finding_a_library(sys._getframe(1)):
+    if event in _PROCESS_EVENTS and not _importing(sys._getframe(1)):
         _started.append(f"{event} {str(args[:2])[:200]}")
 
 
-def _finding_a_library(frame) -> bool:
-    """ctypes.util.find_library runs ldconfig and gcc when a module that loads a C library is first
-    imported (keyring's backends): the interpreter finding a library, not the test starting a tool."""
+def _importing(frame) -> bool:
+    """A process started while a module is being imported is the module's, once per interpreter
+    (rpm's shim asks the system python for its site-packages; ctypes.util.find_library runs
+    ldconfig and gcc when keyring loads): not the test starting a tool, and which test pays for it
+    depends only on the order."""
     while frame is not None:
-        if frame.f_code.co_filename.endswith(os.path.join("ctypes", "util.py")):
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
             return True
         frame = frame.f_back
     return False

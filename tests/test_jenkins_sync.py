@@ -223,6 +223,29 @@ def test_digest_cache_skips_parsing_unchanged_texts_but_never_misses_an_edit(
     assert len(parsed) == 3
 
 
+def test_the_reading_threads_learn_each_live_digest_and_the_comparison_reuses_them(
+    double, conn, jobs, monkeypatch
+):
+    from jobs import xml_normalise
+    from jobs.jenkins_sync import read_live
+    from jobs.xml_normalise import DigestCache
+
+    sync(conn, jobs, site=SITE, write=True)
+    digests = DigestCache(None)
+    live = read_live(conn, ["hpcos"], workers=4, digests=digests)
+    assert live.configs and all(
+        digests.digests[digests.key(c.text)] == xml_normalise.normalised_digest(c.text)
+        for c in live.configs.values()
+    )
+    parsed = []
+    real = xml_normalise.normalise
+    monkeypatch.setattr(xml_normalise, "normalise", lambda text: parsed.append(1) or real(text))
+    report = sync(conn, jobs, site=SITE, write=False, live=live, digests=digests)
+    assert report.unchanged == [job.name for job in jobs]
+    # Only the rendered side is parsed here: the live side was digested while it was read.
+    assert len(parsed) == len(jobs)
+
+
 def test_configs_are_read_directly_unless_a_proxy_applies(double, conn, jobs, monkeypatch):
     from jobs import config_reader
 

@@ -19,10 +19,12 @@ from jobs.render import (
     JJB_CONFIG,
     PARALLEL_MIN_ENTRIES,
     RenderError,
+    _render_part,
     render,
     render_pool,
     render_yaml,
 )
+from jobs.xml_normalise import normalised_digest
 from jobs.xml_pretty import job_xml_bytes
 
 JENKINS_JOBS = Path(sys.executable).parent / "jenkins-jobs"
@@ -269,6 +271,19 @@ def test_split_render_equals_one_process_and_refuses_duplicates(many_site):
         }
         with pytest.raises(RenderError, match="duplicate job name 'hpcos/fastpath-kernel-overlay'"):
             render(twice, pool=pool)
+
+
+def test_the_workers_digests_are_the_digests_of_the_jobs_they_render(many_site):
+    """`jobs update` takes each job's normalised digest from the worker that rendered it; it must
+    be the digest the update would compute itself, split over the pool or not."""
+    data = project(load_specs(many_site))
+    with render_pool(data, workers=2) as pool:
+        split = render(data, pool=pool, digests=True)
+    alone = _render_part(data, "hpcos-jobs.yaml", None, digests=True)
+    assert [(j.name, j.xml) for j in split] == [(j.name, j.xml) for j in alone]
+    for job in (*split, *alone):
+        assert job.digest is not None and job.digest == normalised_digest(job.xml), job.name
+    assert all(job.digest is None for job in render(data))  # not asked for: not computed
 
 
 def test_jjb_errors_become_one_line_user_errors():

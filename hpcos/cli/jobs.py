@@ -82,6 +82,7 @@ def _sync(args, write: bool) -> int:
     jobs_data = project(spec_set)
     folder = spec_set.site.jenkins.folder
     cache = RenderCache(args.site.cache_file("render", str(spec_set.root)))
+    digests = DigestCache(args.site.cache_file("jenkins", url))
     key = render_key(jobs_data)
     jobs = cache.load(key)
     with ThreadPoolExecutor(max_workers=1) as background:
@@ -90,14 +91,16 @@ def _sync(args, write: bool) -> int:
 
             # Jenkins is read while the jobs render; the render workers fork before the reading threads start.
             with render_pool(jobs_data) as pool:
-                live = background.submit(jenkins_sync.read_live, connection, [folder], args.workers)
+                live = background.submit(
+                    jenkins_sync.read_live, connection, [folder], args.workers, digests
+                )
                 with console.status(f"rendering the jobs and reading {connection.url}"):
-                    jobs = render(jobs_data, pool=pool)
+                    jobs = render(jobs_data, pool=pool, digests=True)
                     live_state = live.result()
             cache.save(key, jobs)
         else:
             with console.status(f"reading {connection.url} (jobs unchanged since the last render)"):
-                live_state = jenkins_sync.read_live(connection, [folder], args.workers)
+                live_state = jenkins_sync.read_live(connection, [folder], args.workers, digests)
         with progress_bar("writing to Jenkins") as progress:
             report = jenkins_sync.sync(
                 connection,
@@ -108,7 +111,7 @@ def _sync(args, write: bool) -> int:
                 workers=args.workers,
                 live=live_state,
                 progress=progress,
-                digests=DigestCache(args.site.cache_file("jenkins", url)),
+                digests=digests,
             )
     if not write:
         for diff in report.diffs:
