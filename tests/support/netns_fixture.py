@@ -26,6 +26,8 @@ from pathlib import Path
 import pytest
 from conftest import require_tool
 
+from support.processes import stop
+
 START_TIMEOUT = 15
 SUBNET = "192.168.77"  # private; only ever configured inside the namespaces made here
 NETNS_ETC = Path("/etc/netns")
@@ -294,16 +296,6 @@ def require_namespaces() -> None:
         require_tool(tool, package)
     if os.geteuid() != 0:
         pytest.skip("network namespaces need root")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    """SIGTERM, then SIGKILL if it has not ended within 10 s."""
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
 
 
 def kill_inside(namespace: str) -> None:

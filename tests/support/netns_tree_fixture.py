@@ -26,8 +26,8 @@ from support.netns_fixture import (
     kill_inside,
     make_keys,
     require_namespaces,
-    stop,
 )
+from support.processes import stop
 
 START_TIMEOUT = 30  # seconds for an sshd to answer, on a loaded machine
 NETS = {("h", "g"): "192.168.81", ("g", "t"): "192.168.82"}  # private, only inside these namespaces

@@ -8,7 +8,6 @@ to node[001-032] and meets a genuinely unreachable node.  Stopped by its PID at 
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import time
@@ -17,6 +16,8 @@ from pathlib import Path
 
 import pytest
 from conftest import require_tool
+
+from support.processes import stop
 
 START_TIMEOUT = 10
 
@@ -119,12 +120,7 @@ def stop_loopback_sshd(sshd: LoopbackSshd, proc: subprocess.Popen) -> None:
         subprocess.run(
             ["ssh", "-S", str(socket_path), "-O", "exit", "node"], capture_output=True, timeout=10
         )
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
+    stop(proc)
 
 
 @pytest.fixture(scope="session")
